@@ -1,0 +1,1 @@
+"""Entry points: the entraide CLI (and later the HTTP API)."""

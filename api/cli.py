@@ -1,0 +1,277 @@
+"""The `entraide` command line (typer + rich). Every command calls the service layer; errors are one line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.bootstrap import Context, Settings, open_context
+from ledger.adapters.keystore import KeyStoreError
+from ledger.domain.checkpoint import NoteError
+from ledger.domain.errors import LedgerError
+from ledger.service_layer import audit, keys, simulation
+from ledger.service_layer.keys import now_us
+from ledger.simulate import DAY_US, Simulator
+
+app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
+ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL or SQLite path [default: the data directory's]")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env ENTRAIDE_DATA_DIR]")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Known failures become one clear line and exit status 2."""
+    try:
+        yield
+    except (LedgerError, KeyStoreError, NoteError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _context(db: str | None, data_dir: Path | None, **kw) -> Context:
+    return open_context(Settings.load(db, data_dir), **kw)
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int | None) -> Iterator:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _report_verification(report: dict, source: str) -> None:
+    if not report["ok"]:
+        e = report["error"]
+        raise _fail(f"{source}: ledger {e['ledger']}, sequence {e['sequence']}: {e['code']}: {e['detail']}", code=1)
+    table = Table(title=f"{source}: intact", show_lines=False)
+    for column in ("ledger", "entries", "head", "open holds"):
+        table.add_column(column, justify="right" if column != "ledger" else "left")
+    for name, chain in sorted(report["ledgers"].items()):
+        table.add_row(name, f"{chain['entries']:,}", chain["head_hash"][:16], str(chain["open_holds"]))
+    out.print(table)
+    out.print(f"{report['entries']:,} entries verified: hashes, chain, signatures, two-phase rules, balances, zero sum.")
+
+
+# --- ledger commands ----------------------------------------------------------------------------
+
+
+@ledger_app.command()
+def simulate(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    transfers: Annotated[int, typer.Option(min=1, max=50_000_000, help="How many transfers to simulate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same activity")] = 1,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of activity, ending now")] = 120,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Transfers per database transaction")] = 1000,
+) -> None:
+    """Simulate realistic multi-city activity (deterministic for a seed)."""
+    with _errors():
+        start_us = now_us() - days * DAY_US
+        sim = Simulator(seed, start_us, days)
+        ctx = _context(db, data_dir, clock=sim.clock, key_from_us=start_us)
+        started = time.perf_counter()
+        with _progress("simulating", transfers) as advance:
+            stats = simulation.run(ctx.ledger, sim, transfers, batch_size, advance, ctx.keystore)
+        seconds = time.perf_counter() - started
+    refused = ", ".join(f"{code} {n:,}" for code, n in stats.rejected.most_common()) or "none"
+    out.print(f"{stats.transfers:,} transfers in {seconds:.1f} s ({stats.transfers / seconds:,.0f}/s): "
+              f"{stats.committed:,} committed, refused: {refused}; {stats.expired_holds:,} holds expired at the end; "
+              f"keys rotated to {', '.join(stats.rotated_keys) or '-'}")  # fmt: skip
+
+
+@ledger_app.command()
+def verify(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Verify a JSONL export instead of a database")] = None,
+    keys_file: Annotated[Path | None, typer.Option("--keys", help="Public keys file (with --export)")] = None,
+) -> None:
+    """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry."""
+    with _errors():
+        if export is not None:
+            if keys_file is None:
+                raise ValueError("--export needs --keys (the public keys file)")
+            report = audit.verify_export(export, keys_file)
+            source = str(export)
+        else:
+            ctx = _context(db, data_dir)
+            with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
+                report = audit.verify_database(ctx.engine, advance)
+            source = "database"
+    _report_verification(report, source)
+
+
+@ledger_app.command("export")
+def export_(
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file to write")],
+    keys_out: Annotated[Path | None, typer.Option("--keys-out", help="Write the public keys file here")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Export every ledger as JSON Lines (ledger, then sequence) with the public keys."""
+    with _errors():
+        ctx = _context(db, data_dir)
+        with _progress("exporting", audit.entry_count(ctx.engine)) as advance:
+            written = audit.export(ctx.engine, out_file, keys_out, advance)
+    out.print(f"{written:,} entries written to {out_file}" + (f", keys to {keys_out}" if keys_out else ""))
+
+
+@ledger_app.command()
+def checkpoint(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the signed notes to this file")] = None,
+) -> None:
+    """Sign a checkpoint (tree size, Merkle root, time) of every ledger."""
+    with _errors():
+        ctx = _context(db, data_dir)
+        made = audit.make_checkpoints(ctx.engine, ctx.signer)
+        if out_file is not None:
+            out_file.write_text(json.dumps({"checkpoints": [c["note"] for c in made]}, indent=2) + "\n", encoding="utf-8")
+    for cp in made:
+        out.print(f"{cp['ledger']}: size {cp['tree_size']:,}, root {cp['root_hash'][:16]}…")
+
+
+@ledger_app.command()
+def prove(
+    ledger: Annotated[str, typer.Option(help="Ledger (city id)")],
+    out_file: Annotated[Path, typer.Option("--out", help="Proof file to write")],
+    sequence: Annotated[int | None, typer.Option(help="Entry to prove included in the latest checkpoint")] = None,
+    from_size: Annotated[int | None, typer.Option("--from", help="Older checkpoint's tree size")] = None,
+    to_size: Annotated[int | None, typer.Option("--to", help="Newer checkpoint's tree size")] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write an inclusion proof (--sequence) or a consistency proof (--from/--to)."""
+    with _errors():
+        ctx = _context(db, data_dir)
+        if sequence is not None and from_size is None and to_size is None:
+            proof = audit.prove_inclusion(ctx.engine, ledger, sequence)
+        elif sequence is None and from_size is not None and to_size is not None:
+            proof = audit.prove_consistency(ctx.engine, ledger, from_size, to_size)
+        else:
+            raise ValueError("give either --sequence, or both --from and --to")
+        out_file.write_text(json.dumps(proof, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.print(f"{proof['type']} proof written to {out_file}")
+
+
+@ledger_app.command("verify-proof")
+def verify_proof(
+    proof_file: Annotated[Path, typer.Argument(help="Proof file from `entraide ledger prove`")],
+    keys_file: Annotated[Path, typer.Option("--keys", help="Public keys file")],
+) -> None:
+    """Check a proof offline, with public keys only."""
+    with _errors():
+        if proof_file.stat().st_size > audit.MAX_PROOF_BYTES:
+            raise ValueError("proof file is too large")
+        try:
+            proof = json.loads(proof_file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{proof_file} is not JSON: {exc}") from None
+        keys_doc = audit.load_keys_document(keys_file)
+        try:
+            summary = audit.verify_proof(proof, keys_doc)
+        except (ValueError, NoteError) as exc:
+            raise _fail(f"proof does not verify: {exc}", code=1) from None
+    out.print(f"[green]valid:[/] {summary}")
+
+
+@ledger_app.command("keys")
+def keys_(
+    rotate: Annotated[bool, typer.Option("--rotate", help="Retire the active key and start a new one")] = False,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List the signing keys (and rotate them with --rotate)."""
+    with _errors():
+        ctx = _context(db, data_dir)
+        if rotate:
+            old, new = keys.rotate(ctx.engine, ctx.keystore)
+            out.print(f"rotated: {old} retired, {new} active")
+        listed = keys.list_keys(ctx.engine)
+    table = Table(title="signing keys")
+    for column in ("key id", "public key", "valid from (µs)", "valid until (µs)"):
+        table.add_column(column)
+    for k in listed:
+        table.add_row(k["key_id"], k["public_key"][:16] + "…", str(k["valid_from_us"]), str(k["valid_until_us"] or "active"))
+    out.print(table)
+
+
+@ledger_app.command("expire-holds")
+def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Release every hold past its expiry (an `expire` entry each)."""
+    with _errors():
+        ctx = _context(db, data_dir)
+        count = ctx.ledger.expire_holds()
+    out.print(f"{count:,} holds expired")
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    transfers: Annotated[int, typer.Option(min=100, max=5_000_000, help="Transfers of simulated activity")] = 30_000,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Months of activity, in days, up to today")] = 120,
+) -> None:
+    """Seed the eleven communities with a few months of activity, checkpoint, verify, and summarize."""
+    with _errors():
+        start_us = now_us() - days * DAY_US
+        sim = Simulator(seed, start_us, days)
+        ctx = _context(db, data_dir, clock=sim.clock, key_from_us=start_us)
+        out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
+        with _progress("seeding activity", transfers) as advance:
+            stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore)
+        made = audit.make_checkpoints(ctx.engine, ctx.signer)
+        with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
+            report = audit.verify_database(ctx.engine, advance)
+        _report_verification(report, "database")
+        _summary(ctx, report, len(made), stats)
+
+
+def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.SimulationStats) -> None:
+    table = Table(title="communities")
+    for column in ("ledger", "entries", "budget used", "wallets hold", "redeemed at merchants", "breakage"):
+        table.add_column(column, justify="right" if column != "ledger" else "left")
+    for name, chain in sorted(report["ledgers"].items()):
+        balances = chain["balances"]
+        posted = {a: c[1] - c[0] for a, c in balances.items()}
+        budget = balances.get("program:budget", (0, 0, 0, 0))
+        wallets = sum(v for a, v in posted.items() if a.startswith("citizen:"))
+        redeemed = sum(v for a, v in posted.items() if a.endswith(":redeemed"))
+        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get('breakage', 0):,}")
+    out.print(table)
+    refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"
+    out.print(f"{stats.committed:,} transfers committed ({refused} refused), {checkpoints} checkpoints signed, "
+              f"{len(keys.list_keys(ctx.engine))} signing keys.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The Entraide signed ledger."""

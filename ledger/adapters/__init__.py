@@ -1,0 +1,1 @@
+"""Adapters at the edge of the ledger: database, keys on disk."""

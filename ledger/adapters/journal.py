@@ -1,0 +1,242 @@
+"""Reading and writing the journal and its projections, inside a caller's transaction.
+
+Every function takes an open SQLAlchemy Connection; the service layer owns the transaction, so one
+batch of transfers is appended, projected and committed all at once or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+
+from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
+from ledger.domain.accounts import Balance, is_non_negative
+from ledger.domain.transfers import Hold, Original
+
+IN_CHUNK = 400  # bound on the pairs of one IN (...) clause
+
+J = JournalRow.__table__
+A = AccountRow.__table__
+H = HoldRow.__table__
+L = LedgerRow.__table__
+K = SigningKeyRow.__table__
+C = CheckpointRow.__table__
+
+ENTRY_COLUMNS = (
+    J.c.ledger, J.c.sequence, J.c.transfer_id, J.c.kind, J.c.phase, J.c.debit_account, J.c.credit_account,
+    J.c.amount, J.c.ref, J.c.group_id, J.c.expires_at_us, J.c.time_us, J.c.prev_hash, J.c.hash, J.c.key_id,
+    J.c.signature,
+)  # fmt: skip  (the Entry16 layout of docs/ledger-format.md)
+
+
+@dataclass
+class Head:
+    sequence: int
+    hash: str
+    time_us: int
+
+
+def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def create_ledger(conn: Connection, name: str, genesis_hash: str, now_us: int) -> bool:
+    """Create the ledger if it does not exist; True if it was created."""
+    if conn.execute(select(L.c.name).where(L.c.name == name)).first():
+        return False
+    conn.execute(insert(L).values(name=name, head_sequence=0, head_hash=genesis_hash, head_time_us=0, created_at_us=now_us))
+    return True
+
+
+def ledger_names(conn: Connection) -> list[str]:
+    return list(conn.scalars(select(L.c.name).order_by(L.c.name)))
+
+
+def heads(conn: Connection) -> dict[str, Head]:
+    rows = conn.execute(select(L.c.name, L.c.head_sequence, L.c.head_hash, L.c.head_time_us))
+    return {r.name: Head(r.head_sequence, r.head_hash, r.head_time_us) for r in rows}
+
+
+def lock_ledgers(conn: Connection, names: Iterable[str]) -> dict[str, Head]:
+    """Lock the ledgers' head rows, in name order so that two writers never deadlock.
+
+    On PostgreSQL this is a row lock per chain, so cities append in parallel. SQLite has already
+    taken its single write lock at BEGIN IMMEDIATE.
+    """
+    query = select(L.c.name, L.c.head_sequence, L.c.head_hash, L.c.head_time_us).where(L.c.name.in_(sorted(names)))
+    query = query.order_by(L.c.name).with_for_update()
+    return {r.name: Head(r.head_sequence, r.head_hash, r.head_time_us) for r in conn.execute(query)}
+
+
+def set_heads(conn: Connection, new_heads: dict[str, Head]) -> None:
+    for name, head in new_heads.items():
+        conn.execute(
+            update(L).where(L.c.name == name).values(head_sequence=head.sequence, head_hash=head.hash, head_time_us=head.time_us)
+        )
+
+
+def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Journal rows by (ledger, transfer_id), with the request fingerprint."""
+    found: dict[tuple[str, str], dict] = {}
+    for chunk in _chunks(sorted(set(pairs))):
+        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(tuple_(J.c.ledger, J.c.transfer_id).in_(chunk)))
+        for row in rows:
+            found[(row.ledger, row.transfer_id)] = row._asdict()
+    return found
+
+
+def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
+    found: dict[tuple[str, str], Balance] = {}
+    for chunk in _chunks(sorted(set(pairs))):
+        query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
+        for r in conn.execute(query.where(tuple_(A.c.ledger, A.c.name).in_(chunk))):
+            found[(r.ledger, r.name)] = Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
+    return found
+
+
+def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
+    query = select(A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
+    rows = conn.execute(query.where(A.c.ledger == ledger))
+    return {r.name: Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending) for r in rows}
+
+
+def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance], existing: set[tuple[str, str]]) -> None:
+    updates, inserts = [], []
+    for (ledger, name), b in changed.items():
+        values = dict(debits_posted=b.debits_posted, credits_posted=b.credits_posted,
+                      debits_pending=b.debits_pending, credits_pending=b.credits_pending)  # fmt: skip
+        if (ledger, name) in existing:
+            updates.append({"k_ledger": ledger, "k_name": name, **values})
+        else:
+            inserts.append({"ledger": ledger, "name": name, "non_negative": is_non_negative(name), **values})
+    if inserts:
+        conn.execute(insert(A), inserts)
+    if updates:
+        stmt = update(A).where(and_(A.c.ledger == bindparam("k_ledger"), A.c.name == bindparam("k_name")))
+        conn.execute(stmt, updates)
+
+
+def _hold(row) -> Hold:
+    return Hold(row.ledger, row.transfer_id, row.kind, row.debit_account, row.credit_account, row.amount, row.expires_at_us)
+
+
+def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
+    found = {}
+    for chunk in _chunks(sorted(set(pairs))):
+        for row in conn.execute(select(H).where(tuple_(H.c.ledger, H.c.transfer_id).in_(chunk))):
+            found[(row.ledger, row.transfer_id)] = _hold(row)
+    return found
+
+
+def due_holds(conn: Connection, ledgers: Iterable[str], now_us: int, limit: int) -> list[Hold]:
+    """Open holds past their expiry, oldest first, at most `limit`."""
+    query = select(H).where(H.c.ledger.in_(sorted(ledgers)), H.c.expires_at_us <= now_us)
+    return [_hold(r) for r in conn.execute(query.order_by(H.c.expires_at_us, H.c.ledger, H.c.transfer_id).limit(limit))]
+
+
+def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
+    return {r.transfer_id: _hold(r) for r in conn.execute(select(H).where(H.c.ledger == ledger))}
+
+
+def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str]]) -> None:
+    if opened:
+        conn.execute(insert(H), [vars(h) for h in opened])
+    for chunk in _chunks(sorted(closed)):
+        conn.execute(delete(H).where(tuple_(H.c.ledger, H.c.transfer_id).in_(chunk)))
+
+
+def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """How closed holds were closed: (ledger, hold id) -> post, void or expire."""
+    found = {}
+    for chunk in _chunks(sorted(set(holds))):
+        query = select(J.c.ledger, J.c.ref, J.c.phase).where(
+            tuple_(J.c.ledger, J.c.ref).in_(chunk), J.c.phase.in_(("post", "void", "expire"))
+        )
+        found.update({(r.ledger, r.ref): r.phase for r in conn.execute(query)})
+    return found
+
+
+def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
+    """Posted transfers that may be refunded, with what previous compensations left of them."""
+    found: dict[tuple[str, str], Original] = {}
+    for chunk in _chunks(sorted(set(pairs))):
+        refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
+        query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
+        for r in conn.execute(query.where(tuple_(J.c.ledger, J.c.transfer_id).in_(chunk), refundable)):
+            found[(r.ledger, r.transfer_id)] = Original(r.debit_account, r.credit_account, r.amount)
+        spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).where(
+            tuple_(J.c.ledger, J.c.ref).in_(chunk), J.c.phase == "single"
+        )
+        for r in conn.execute(spent.group_by(J.c.ledger, J.c.ref)):
+            original = found.get((r.ledger, r.ref))
+            if original is not None:
+                original.remaining -= int(r.total)
+    return found
+
+
+def append(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(insert(J), rows)
+
+
+def stream_entries(conn: Connection, ledger: str | None = None, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:
+    """Entry16 tuples ordered by ledger then sequence, in chunks (server-side cursor on PostgreSQL)."""
+    query = select(*ENTRY_COLUMNS).order_by(J.c.ledger, J.c.sequence)
+    if ledger is not None:
+        query = query.where(J.c.ledger == ledger)
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+    for partition in result.partitions(chunk_rows):
+        yield [tuple(row) for row in partition]
+
+
+def leaf_hashes(conn: Connection, ledger: str, tree_size: int) -> bytes:
+    """Raw entry hashes of sequences 1..tree_size, concatenated (the Merkle leaves)."""
+    query = select(J.c.hash).where(J.c.ledger == ledger, J.c.sequence <= tree_size).order_by(J.c.sequence)
+    return b"".join(bytes.fromhex(h) for h in conn.scalars(query.execution_options(yield_per=50_000)))
+
+
+def entry(conn: Connection, ledger: str, sequence: int) -> tuple | None:
+    row = conn.execute(select(*ENTRY_COLUMNS).where(J.c.ledger == ledger, J.c.sequence == sequence)).first()
+    return None if row is None else tuple(row)
+
+
+# --- keys and checkpoints -----------------------------------------------------------------------
+
+
+def signing_keys(conn: Connection) -> list[dict]:
+    rows = conn.execute(select(K).order_by(K.c.valid_from_us, K.c.key_id))
+    return [r._asdict() for r in rows]
+
+
+def active_key(conn: Connection) -> dict | None:
+    row = conn.execute(select(K).where(K.c.valid_until_us.is_(None))).first()
+    return None if row is None else row._asdict()
+
+
+def add_key(conn: Connection, key_id: str, public_key_hex: str, valid_from_us: int) -> None:
+    conn.execute(insert(K).values(key_id=key_id, algorithm="ed25519", public_key=public_key_hex, valid_from_us=valid_from_us))
+
+
+def retire_key(conn: Connection, key_id: str, valid_until_us: int) -> None:
+    conn.execute(update(K).where(K.c.key_id == key_id, K.c.valid_until_us.is_(None)).values(valid_until_us=valid_until_us))
+
+
+def add_checkpoint(conn: Connection, ledger: str, tree_size: int, root_hex: str, time_us: int, note: str) -> None:
+    conn.execute(insert(C).values(ledger=ledger, tree_size=tree_size, root_hash=root_hex, time_us=time_us, note=note))
+
+
+def checkpoint(conn: Connection, ledger: str, tree_size: int | None = None) -> dict | None:
+    """The checkpoint of that size, or the latest one."""
+    query = select(C).where(C.c.ledger == ledger)
+    query = query.where(C.c.tree_size == tree_size) if tree_size is not None else query.order_by(C.c.tree_size.desc())
+    row = conn.execute(query.limit(1)).first()
+    return None if row is None else row._asdict()
+
+
+def latest_checkpoints(conn: Connection) -> list[dict]:
+    latest = select(C.c.ledger, func.max(C.c.tree_size).label("size")).group_by(C.c.ledger).subquery()
+    query = select(C).join(latest, and_(C.c.ledger == latest.c.ledger, C.c.tree_size == latest.c.size))
+    return [r._asdict() for r in conn.execute(query.order_by(C.c.ledger))]

@@ -1,0 +1,58 @@
+"""Domain errors. Each has a stable code; the API maps codes to RFC 9457 problem types in one place."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """A request the ledger refuses. Nothing was written."""
+
+    code = "ledger_error"
+
+    def __init__(self, detail: str, **context: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class InvalidRequest(LedgerError):
+    code = "invalid_request"
+
+
+class InvalidAccount(InvalidRequest):
+    code = "invalid_account"
+
+
+class UnknownLedger(LedgerError):
+    code = "unknown_ledger"
+
+
+class InsufficientFunds(LedgerError):
+    code = "insufficient_funds"
+
+
+class BudgetExceeded(InsufficientFunds):
+    code = "budget_exceeded"
+
+
+class IdempotencyConflict(LedgerError):
+    code = "idempotency_conflict"
+
+
+class UnknownTransfer(LedgerError):
+    code = "unknown_transfer"
+
+
+class HoldNotOpen(LedgerError):
+    """The hold was already posted, voided or expired: a hold resolves at most once."""
+
+    code = "hold_not_open"
+
+
+class HoldExpired(LedgerError):
+    code = "hold_expired"
+
+
+class ExceedsOriginal(LedgerError):
+    """A post above its hold, or refunds above the original transfer."""
+
+    code = "exceeds_original"

@@ -1,0 +1,448 @@
+"""The pure-Python reference of the ledger core (docs/ledger-format.md).
+
+This module is the test oracle: small, sequential, written for reading rather than speed. The Rust
+core (`ledger._core`) implements the same functions with the same signatures and must agree with it
+on every input (tests/test_core_parity.py). Production code calls the Rust core through
+`ledger.core`; nothing here touches a database or a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ledger.domain.accounts import is_non_negative
+
+FORMAT_VERSION = 1
+GENESIS_HASH = "0" * 64
+MAX_AMOUNT = 2**53 - 1
+PHASES = ("single", "pending", "post", "void", "expire")
+RESOLVING_PHASES = ("post", "void", "expire")
+
+# Tuple layouts shared with the Rust core (ledger/_core.pyi).
+ENTRY_FIELDS = (
+    "ledger", "sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account",
+    "amount", "ref", "group", "expires_at_us", "time_us", "prev_hash",
+)  # fmt: skip
+SEAL_FIELDS = ("hash", "key_id", "signature")
+
+Entry12 = tuple  # ENTRY_FIELDS[:12]
+Entry13 = tuple  # ENTRY_FIELDS
+Entry16 = tuple  # ENTRY_FIELDS + SEAL_FIELDS
+Counters = tuple[int, int, int, int]  # debits_posted, credits_posted, debits_pending, credits_pending
+
+
+# --- canonical encoding and hashing -------------------------------------------------------------
+
+
+def entry_object(entry: Entry13) -> dict:
+    """The 14-field object that is canonicalized and hashed."""
+    obj = dict(zip(ENTRY_FIELDS, entry[:13], strict=True))
+    obj["v"] = FORMAT_VERSION
+    return obj
+
+
+def jcs(obj: dict) -> bytes:
+    """RFC 8785 for objects of strings, integers and nulls: sorted keys, minimal escapes, UTF-8.
+
+    json.dumps with ensure_ascii=False escapes exactly what JCS escapes, in lowercase hex; keys here
+    are ASCII, so sorting by code point equals JCS's UTF-16 ordering. A lone surrogate cannot be
+    encoded to UTF-8 and raises, as the format requires.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def canonical_bytes(entry: Entry13) -> bytes:
+    return jcs(entry_object(entry))
+
+
+def entry_hash(entry: Entry13) -> str:
+    return hashlib.sha256(canonical_bytes(entry)).hexdigest()
+
+
+# --- keys and signatures ------------------------------------------------------------------------
+
+
+def public_key(seed: bytes) -> bytes:
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def key_id(public_key_bytes: bytes) -> str:
+    return hashlib.sha256(public_key_bytes).hexdigest()[:16]
+
+
+def sign_hashes(hashes: Sequence[str], seed: bytes) -> list[str]:
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    return [key.sign(bytes.fromhex(h)).hex() for h in hashes]
+
+
+def seal(entries: Sequence[Entry12], prev_hash: str, seed: bytes) -> list[tuple[str, str, str]]:
+    """Chain the entries from prev_hash and sign each hash: (prev_hash, hash, signature) per entry."""
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    sealed = []
+    for entry in entries:
+        digest = entry_hash((*entry[:12], prev_hash))
+        sealed.append((prev_hash, digest, key.sign(bytes.fromhex(digest)).hex()))
+        prev_hash = digest
+    return sealed
+
+
+def _signature_ok(hash_hex: str, signature_hex: str, public_key_bytes: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key_bytes).verify(bytes.fromhex(signature_hex), bytes.fromhex(hash_hex))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify_signatures(items: Sequence[tuple[str, str, bytes]]) -> int | None:
+    """Index of the first (hash, signature, public key) that does not verify, or None."""
+    for index, (hash_hex, signature_hex, public_key_bytes) in enumerate(items):
+        if not _signature_ok(hash_hex, signature_hex, public_key_bytes):
+            return index
+    return None
+
+
+# --- Merkle tree (RFC 9162) ---------------------------------------------------------------------
+
+
+def _leaf(entry_hash_bytes: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry_hash_bytes).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly below n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _leaves(leaves: bytes) -> list[bytes]:
+    if len(leaves) % 32:
+        raise ValueError("leaves must be a concatenation of 32-byte hashes")
+    return [leaves[i : i + 32] for i in range(0, len(leaves), 32)]
+
+
+def _mth(items: list[bytes]) -> bytes:
+    if not items:
+        return hashlib.sha256(b"").digest()
+    if len(items) == 1:
+        return _leaf(items[0])
+    k = _split(len(items))
+    return _node(_mth(items[:k]), _mth(items[k:]))
+
+
+def merkle_root(leaves: bytes) -> bytes:
+    return _mth(_leaves(leaves))
+
+
+def _path(index: int, items: list[bytes]) -> list[bytes]:
+    if len(items) <= 1:
+        return []
+    k = _split(len(items))
+    if index < k:
+        return _path(index, items[:k]) + [_mth(items[k:])]
+    return _path(index - k, items[k:]) + [_mth(items[:k])]
+
+
+def inclusion_proof(leaves: bytes, index: int) -> list[bytes]:
+    items = _leaves(leaves)
+    if not 0 <= index < len(items):
+        raise ValueError("index out of range")
+    return _path(index, items)
+
+
+def _subproof(m: int, items: list[bytes], complete: bool) -> list[bytes]:
+    n = len(items)
+    if m == n:
+        return [] if complete else [_mth(items)]
+    k = _split(n)
+    if m <= k:
+        return _subproof(m, items[:k], complete) + [_mth(items[k:])]
+    return _subproof(m - k, items[k:], False) + [_mth(items[:k])]
+
+
+def consistency_proof(leaves: bytes, old_size: int) -> list[bytes]:
+    items = _leaves(leaves)
+    if not 0 <= old_size <= len(items):
+        raise ValueError("old_size out of range")
+    if old_size == 0:
+        return []
+    return _subproof(old_size, items, True)
+
+
+def verify_inclusion(entry_hash_bytes: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2."""
+    if not 0 <= index < tree_size:
+        return False
+    fn, sn, r = index, tree_size - 1, _leaf(entry_hash_bytes)
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2."""
+    if not 0 <= old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return old_root == new_root and not path
+    if old_size == 0:
+        return not path  # the empty tree is consistent with every tree
+    if not path:
+        return False
+    path = list(path)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is the first node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = _node(c, fr)
+            sr = _node(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
+
+
+# --- balances -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Hold:
+    debit_account: str
+    credit_account: str
+    amount: int
+    expires_at_us: int
+
+
+class ReplayError(ValueError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass
+class LedgerState:
+    """Balances and open holds of one ledger; `apply` is the replay rule of the format."""
+
+    counters: dict[str, list[int]] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
+
+    def _account(self, name: str) -> list[int]:
+        counters = self.counters.get(name)
+        if counters is None:
+            counters = self.counters[name] = [0, 0, 0, 0]
+        return counters
+
+    def check(self, entry: Entry13) -> None:
+        """Raise ReplayError if the entry is out of its domain or breaks a two-phase rule."""
+        _, _, _, _, phase, debit, credit, amount, ref, _, expires_at_us, time_us = entry[:12]
+        if not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT:
+            raise ReplayError("invalid_entry", f"amount {amount!r} is not in [1, 2^53-1]")
+        if debit == credit:
+            raise ReplayError("invalid_entry", "debit and credit accounts are the same")
+        if phase not in PHASES:
+            raise ReplayError("invalid_entry", f"unknown phase {phase!r}")
+        if (phase == "pending") != (expires_at_us is not None):
+            raise ReplayError("invalid_entry", "expires_at_us is required on pending entries only")
+        if phase in RESOLVING_PHASES and ref is None:
+            raise ReplayError("invalid_entry", f"a {phase} entry needs a ref")
+        if phase not in RESOLVING_PHASES:
+            return
+        hold = self.holds.get(ref)
+        if hold is None:
+            raise ReplayError("bad_reference", f"{phase} of {ref}, which is not an open hold")
+        if (hold.debit_account, hold.credit_account) != (debit, credit):
+            raise ReplayError("bad_reference", f"{phase} accounts differ from hold {ref}")
+        if phase == "post" and (amount > hold.amount or time_us >= hold.expires_at_us):
+            raise ReplayError("bad_reference", f"post exceeds hold {ref} or comes after its expiry")
+        if phase in ("void", "expire") and amount != hold.amount:
+            raise ReplayError("bad_reference", f"{phase} amount differs from hold {ref}")
+        if phase == "expire" and time_us < hold.expires_at_us:
+            raise ReplayError("bad_reference", f"hold {ref} expired before its expiry time")
+
+    def apply(self, entry: Entry13) -> None:
+        """Apply a valid entry to the counters (the replay table of the format)."""
+        transfer_id, _, phase, debit, credit, amount, ref, _, expires_at_us = entry[2:11]
+        d, c = self._account(debit), self._account(credit)
+        if phase in RESOLVING_PHASES:
+            hold = self.holds.pop(ref)
+            d[2] -= hold.amount
+            c[3] -= hold.amount
+            if phase != "post":
+                return
+        if phase == "pending":
+            d[2] += amount
+            c[3] += amount
+            self.holds[transfer_id] = Hold(debit, credit, amount, expires_at_us)
+        else:
+            d[0] += amount
+            c[1] += amount
+
+    def overdrawn(self, account: str) -> bool:
+        dp, cp, dpend, _ = self.counters[account]
+        return is_non_negative(account) and dp + dpend > cp
+
+    def zero_sum(self) -> bool:
+        posted = sum(c[1] - c[0] for c in self.counters.values())
+        pending = sum(c[3] - c[2] for c in self.counters.values())
+        return posted == 0 and pending == 0
+
+    def balances(self) -> dict[str, Counters]:
+        return {name: tuple(c) for name, c in self.counters.items()}
+
+
+def replay(entries: Iterable[Entry13]) -> dict[str, dict[str, Counters]]:
+    """Balances of every account of every ledger, from entries in stream order."""
+    states: dict[str, LedgerState] = {}
+    for entry in entries:
+        state = states.setdefault(entry[0], LedgerState())
+        if entry[4] in RESOLVING_PHASES and entry[8] not in state.holds:
+            raise ReplayError("bad_reference", f"{entry[0]} #{entry[1]}: {entry[8]} is not an open hold")
+        state.apply(entry)
+    return {ledger: state.balances() for ledger, state in states.items()}
+
+
+# --- chain verification -------------------------------------------------------------------------
+
+
+@dataclass
+class _Chain:
+    state: LedgerState = field(default_factory=LedgerState)
+    expected: int = 1
+    prev_hash: str = GENESIS_HASH
+    entries: int = 0
+
+
+@dataclass
+class _Anomaly:
+    ledger: str
+    expected: int
+    seen_later: bool = False
+
+
+class ChainVerifier:
+    """Streaming verifier of sealed entries (Entry16) in export order; see the format's checks 1-8."""
+
+    def __init__(self, keys: Iterable[tuple[str, bytes, int, int | None]]) -> None:
+        self._keys = {kid: (pub, start, end) for kid, pub, start, end in keys}
+        self._chains: dict[str, _Chain] = {}
+        self._error: dict | None = None
+        self._anomaly: _Anomaly | None = None
+        self._checked = 0
+
+    def feed(self, rows: Iterable[Entry16]) -> None:
+        for row in rows:
+            if self._anomaly is not None:
+                if row[0] == self._anomaly.ledger and row[1] == self._anomaly.expected:
+                    self._anomaly.seen_later = True
+                continue
+            if self._error is not None:
+                return
+            self._check(row)
+
+    def _fail(self, ledger: str, sequence: int, code: str, detail: str) -> None:
+        self._error = {"ledger": ledger, "sequence": sequence, "code": code, "detail": detail}
+
+    def _check(self, row: Entry16) -> None:
+        ledger, sequence = row[0], row[1]
+        chain = self._chains.setdefault(ledger, _Chain())
+        if sequence != chain.expected:
+            if isinstance(sequence, int) and sequence < chain.expected:
+                self._fail(ledger, sequence, "duplicate", f"sequence {sequence} appears again")
+            else:
+                self._anomaly = _Anomaly(ledger, chain.expected)
+            return
+        problem = self._entry_problem(chain, row)
+        if problem is not None:
+            self._fail(ledger, sequence, *problem)
+            return
+        chain.state.apply(row[:13])
+        if chain.state.overdrawn(row[5]):
+            self._fail(ledger, sequence, "overdraft", f"{row[5]} would go below zero")
+            return
+        chain.expected += 1
+        chain.prev_hash = row[13]
+        chain.entries += 1
+        self._checked += 1
+
+    def _entry_problem(self, chain: _Chain, row: Entry16) -> tuple[str, str] | None:
+        prev_hash, stored_hash, kid, signature = row[12:16]
+        if prev_hash != chain.prev_hash:
+            return "chain_break", f"prev_hash {prev_hash} is not the previous entry's hash {chain.prev_hash}"
+        computed = entry_hash(row[:13])
+        if computed != stored_hash:
+            return "hash_mismatch", f"stored hash {stored_hash}, computed {computed}"
+        key = self._keys.get(kid)
+        if key is None:
+            return "unknown_key", f"key {kid} is not in the keys file"
+        pub, start, end = key
+        if not (start <= row[11] and (end is None or row[11] < end)):
+            return "key_not_valid", f"key {kid} was not valid at time_us {row[11]}"
+        if not _signature_ok(stored_hash, signature, pub):
+            return "bad_signature", f"signature does not verify with key {kid}"
+        try:
+            chain.state.check(row[:13])
+        except ReplayError as exc:
+            return exc.code, exc.detail
+        return None
+
+    def finish(self) -> dict:
+        if self._anomaly is not None:
+            a = self._anomaly
+            code = "reordered" if a.seen_later else "gap"
+            detail = f"entry {a.expected} is out of order" if a.seen_later else f"entry {a.expected} is missing"
+            self._fail(a.ledger, a.expected, code, detail)
+            self._anomaly = None
+        if self._error is None:
+            for ledger, chain in sorted(self._chains.items()):
+                if not chain.state.zero_sum():
+                    self._fail(ledger, chain.expected - 1, "zero_sum", "balances do not sum to zero")
+                    break
+        return {
+            "ok": self._error is None,
+            "entries": self._checked,
+            "error": self._error,
+            "ledgers": {
+                ledger: {
+                    "entries": chain.entries,
+                    "head_sequence": chain.expected - 1,
+                    "head_hash": chain.prev_hash,
+                    "balances": chain.state.balances(),
+                    "open_holds": len(chain.state.holds),
+                }
+                for ledger, chain in self._chains.items()
+            },
+        }

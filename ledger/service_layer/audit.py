@@ -1,0 +1,232 @@
+"""Verification, export, checkpoints and proofs: what an auditor (or the public) runs.
+
+Verification of an export needs public data only: the JSONL entries and the keys file. The Rust
+core does the heavy part (canonical encoding, hashing, batch signature checks, replay); this module
+streams data to it and compares its replay with the database's projections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from ledger import core
+from ledger.adapters import journal
+from ledger.adapters.tables import JournalRow
+from ledger.domain import checkpoint as notes
+from ledger.service_layer.keys import Signer, now_us
+
+KEYS_FORMAT = "entraide.keys/1"
+PROOF_FORMAT = "entraide.proof/1"
+ENTRY_KEYS = (
+    "ledger", "sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account", "amount", "ref",
+    "group", "expires_at_us", "time_us", "prev_hash", "hash", "key_id", "signature",
+)  # fmt: skip  (Entry16)
+MAX_PROOF_BYTES = 1 << 20
+
+Progress = Callable[[int], None]
+
+
+def _noop(_: int) -> None:
+    pass
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def keys_document(engine: Engine) -> dict:
+    with engine.begin() as conn:
+        keys = journal.signing_keys(conn)
+    return {"format": KEYS_FORMAT, "keys": [
+        {"key_id": k["key_id"], "algorithm": k["algorithm"], "public_key": k["public_key"],
+         "valid_from_us": k["valid_from_us"], "valid_until_us": k["valid_until_us"]} for k in keys]}  # fmt: skip
+
+
+def load_keys_document(path: Path) -> dict:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read keys file {path}: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != KEYS_FORMAT or not isinstance(doc.get("keys"), list):
+        raise ValueError(f"{path} is not an {KEYS_FORMAT} keys file")
+    return doc
+
+
+def verifier_keys(doc: dict) -> list[tuple[str, bytes, int, int | None]]:
+    try:
+        return [
+            (k["key_id"], bytes.fromhex(k["public_key"]), int(k["valid_from_us"]),
+             None if k["valid_until_us"] is None else int(k["valid_until_us"]))
+            for k in doc["keys"] if k.get("algorithm") == "ed25519"
+        ]  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed key entry: {exc}") from None
+
+
+def _note_keys(doc: dict) -> dict[str, tuple[bytes, int, int | None]]:
+    return {kid: (pub, start, end) for kid, pub, start, end in verifier_keys(doc)}
+
+
+# --- export and verification --------------------------------------------------------------------
+
+
+def entry_count(engine: Engine) -> int:
+    with engine.begin() as conn:
+        return conn.scalar(select(func.count()).select_from(JournalRow)) or 0
+
+
+def entry_object(row: tuple) -> dict:
+    obj = dict(zip(ENTRY_KEYS, row, strict=True))
+    obj["v"] = core.FORMAT_VERSION
+    return obj
+
+
+def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress = _noop) -> int:
+    """Write the journal as JSON Lines (ledger, then sequence) and the public keys; returns entries."""
+    written = 0
+    tmp = Path(f"{out}.partial")
+    with engine.begin() as conn, tmp.open("w", encoding="utf-8") as handle:
+        for chunk in journal.stream_entries(conn):
+            handle.writelines(json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in chunk)
+            written += len(chunk)
+            progress(len(chunk))
+    os.replace(tmp, out)
+    if keys_out is not None:
+        Path(keys_out).write_text(json.dumps(keys_document(engine), indent=2) + "\n", encoding="utf-8")
+    return written
+
+
+def verify_export(path: Path, keys_path: Path) -> dict:
+    """Verify a JSONL export with public keys only (no database)."""
+    return core.verify_export(str(path), verifier_keys(load_keys_document(keys_path)))
+
+
+def verify_database(engine: Engine, progress: Progress = _noop) -> dict:
+    """Verify every chain in the database and check the projections against the replay."""
+    verifier = core.ChainVerifier(verifier_keys(keys_document(engine)))
+    with engine.begin() as conn:
+        for chunk in journal.stream_entries(conn):
+            verifier.feed(chunk)
+            progress(len(chunk))
+        report = verifier.finish()
+        if report["ok"]:
+            report["error"] = _projection_error(conn, report["ledgers"])
+            report["ok"] = report["error"] is None
+    return report
+
+
+def _projection_error(conn, replayed: dict) -> dict | None:
+    for name, head in sorted(journal.heads(conn).items()):
+        chain = replayed.get(name, {"head_sequence": 0, "head_hash": core.GENESIS_HASH, "balances": {}, "open_holds": 0})
+        if (head.sequence, head.hash) != (chain["head_sequence"], chain["head_hash"]):
+            return _error(name, chain["head_sequence"], "head_mismatch",
+                          f"stored head is #{head.sequence} {head.hash[:12]}, the chain ends at #{chain['head_sequence']}")  # fmt: skip
+        stored = {a: b.as_tuple() for a, b in journal.all_balances(conn, name).items()}
+        replay = {a: tuple(c) for a, c in chain["balances"].items()}
+        if stored != replay:
+            account = sorted(a for a in stored.keys() | replay.keys() if stored.get(a) != replay.get(a))[0]
+            return _error(name, head.sequence, "projection_mismatch",
+                          f"stored balance of {account} is {stored.get(account)}, replay gives {replay.get(account)}")  # fmt: skip
+        if len(journal.open_holds(conn, name)) != chain["open_holds"]:
+            return _error(name, head.sequence, "projection_mismatch", "stored open holds differ from the replay")
+    return None
+
+
+def _error(ledger: str, sequence: int, code: str, detail: str) -> dict:
+    return {"ledger": ledger, "sequence": sequence, "code": code, "detail": detail}
+
+
+# --- checkpoints and proofs ---------------------------------------------------------------------
+
+
+def make_checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int] = now_us) -> list[dict]:
+    """Sign a checkpoint of every ledger's current head (skipping ledgers already checkpointed there)."""
+    made = []
+    with engine.begin() as conn:
+        key_id, seed, _ = signer.active(conn)
+        for name, head in sorted(journal.heads(conn).items()):
+            latest = journal.checkpoint(conn, name)
+            if latest is not None and latest["tree_size"] == head.sequence:
+                made.append(latest)
+                continue
+            root = core.merkle_root(journal.leaf_hashes(conn, name, head.sequence))
+            time_us = max(clock(), head.time_us)
+            note = notes.sign(name, head.sequence, root, time_us, key_id, seed)
+            journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)
+            made.append(journal.checkpoint(conn, name, head.sequence))
+    return made
+
+
+def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> dict:
+    with engine.begin() as conn:
+        cp = journal.checkpoint(conn, ledger)
+        if cp is None:
+            raise ValueError(f"ledger {ledger!r} has no checkpoint yet; run `entraide ledger checkpoint`")
+        if not 1 <= sequence <= cp["tree_size"]:
+            raise ValueError(f"sequence {sequence} is not in the latest checkpoint (size {cp['tree_size']})")
+        row = journal.entry(conn, ledger, sequence)
+        leaves = journal.leaf_hashes(conn, ledger, cp["tree_size"])
+    path = core.inclusion_proof(leaves, sequence - 1)
+    return {"format": PROOF_FORMAT, "type": "inclusion", "ledger": ledger, "checkpoint": cp["note"],
+            "entry": entry_object(row), "index": sequence - 1, "tree_size": cp["tree_size"],
+            "path": [p.hex() for p in path]}  # fmt: skip
+
+
+def prove_consistency(engine: Engine, ledger: str, old_size: int, new_size: int) -> dict:
+    with engine.begin() as conn:
+        old, new = journal.checkpoint(conn, ledger, old_size), journal.checkpoint(conn, ledger, new_size)
+        if old is None or new is None:
+            raise ValueError(f"ledger {ledger!r} has no checkpoint of size {old_size if old is None else new_size}")
+        if old_size > new_size:
+            raise ValueError("--from must not be larger than --to")
+        leaves = journal.leaf_hashes(conn, ledger, new_size)
+    path = core.consistency_proof(leaves, old_size)
+    return {"format": PROOF_FORMAT, "type": "consistency", "ledger": ledger, "old_checkpoint": old["note"],
+            "new_checkpoint": new["note"], "path": [p.hex() for p in path]}  # fmt: skip
+
+
+def verify_proof(proof: dict, keys_doc: dict) -> str:
+    """Check a proof file offline; returns a one-line summary or raises ValueError."""
+    keys = _note_keys(keys_doc)
+    if not isinstance(proof, dict) or proof.get("format") != PROOF_FORMAT:
+        raise ValueError(f"not an {PROOF_FORMAT} proof")
+    try:
+        path = [bytes.fromhex(p) for p in proof["path"]]
+        if proof["type"] == "inclusion":
+            return _verify_inclusion_proof(proof, path, keys)
+        if proof["type"] == "consistency":
+            return _verify_consistency_proof(proof, path, keys)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed proof: missing or mistyped {exc}") from None
+    raise ValueError(f"unknown proof type {proof.get('type')!r}")
+
+
+def _verify_inclusion_proof(proof: dict, path: list[bytes], keys: dict) -> str:
+    cp = notes.open_note(proof["checkpoint"], keys)
+    entry = proof["entry"]
+    row = tuple(entry[k] for k in ENTRY_KEYS)
+    if entry.get("v") != core.FORMAT_VERSION or core.entry_hash(row[:13]) != entry["hash"]:
+        raise ValueError("the entry's hash does not match its content")
+    pub = keys.get(entry["key_id"])
+    if pub is None or core.verify_signatures([(entry["hash"], entry["signature"], pub[0])]) is not None:
+        raise ValueError("the entry's signature does not verify with the published keys")
+    index, size = proof["index"], cp.tree_size
+    if entry["ledger"] != cp.ledger or entry["sequence"] != index + 1 or proof["tree_size"] != size:
+        raise ValueError("the entry, index and checkpoint do not belong together")
+    if not core.verify_inclusion(bytes.fromhex(entry["hash"]), index, size, path, cp.root):
+        raise ValueError("the inclusion path does not lead to the checkpoint's root")
+    return f"entry {cp.ledger}#{entry['sequence']} is included in the checkpoint of size {size} signed by {cp.key_id}"
+
+
+def _verify_consistency_proof(proof: dict, path: list[bytes], keys: dict) -> str:
+    old = notes.open_note(proof["old_checkpoint"], keys)
+    new = notes.open_note(proof["new_checkpoint"], keys)
+    if old.ledger != new.ledger:
+        raise ValueError("the two checkpoints are of different ledgers")
+    if not core.verify_consistency(old.tree_size, new.tree_size, old.root, new.root, path):
+        raise ValueError(f"checkpoint {new.tree_size} is not an append-only extension of checkpoint {old.tree_size}")
+    return f"{new.ledger}: checkpoint {new.tree_size} extends checkpoint {old.tree_size} (append-only)"

@@ -1,0 +1,241 @@
+"""Appending transfers: one database transaction per batch (group commit).
+
+A batch is a list of linked groups. Inside one transaction the service locks the chains it
+touches, expires due holds, loads the balances and holds the batch needs, lets the domain plan
+every group (each group all-or-nothing), seals the new entries with the Rust core (hash chain and
+batch signatures), and writes journal, projections and heads. Either the whole transaction commits
+or nothing of it exists; a caller is told a transfer happened only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from ledger import core
+from ledger.adapters import journal
+from ledger.domain.accounts import Balance, check_ledger_name
+from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerError, UnknownLedger
+from ledger.domain.transfers import (
+    MAX_GROUP_SIZE,
+    BookView,
+    Hold,
+    PlannedEntry,
+    TransferRequest,
+    plan_expiry,
+    plan_group,
+)
+from ledger.service_layer.keys import Signer, now_us
+
+MAX_BATCH_GROUPS = 10_000
+MAX_EXPIRIES_PER_BATCH = 1_000
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """A committed journal entry, as returned to the caller (and again, identically, on a retry)."""
+
+    ledger: str
+    sequence: int
+    transfer_id: str
+    kind: str
+    phase: str
+    debit_account: str
+    credit_account: str
+    amount: int
+    ref: str | None
+    group: str | None
+    expires_at_us: int | None
+    time_us: int
+    hash: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one linked group: its committed transfers, or the error that refused it."""
+
+    transfers: tuple[TransferResult, ...] = ()
+    error: LedgerError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _result(row: dict, replayed: bool) -> TransferResult:
+    return TransferResult(
+        row["ledger"], row["sequence"], row["transfer_id"], row["kind"], row["phase"], row["debit_account"],
+        row["credit_account"], row["amount"], row["ref"], row["group_id"], row["expires_at_us"], row["time_us"],
+        row["hash"], replayed,
+    )  # fmt: skip
+
+
+class LedgerService:
+    def __init__(self, engine: Engine, signer: Signer, clock: Callable[[], int] = now_us) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.clock = clock
+
+    # --- ledgers and reads ----------------------------------------------------------------------
+
+    def create_ledger(self, name: str) -> bool:
+        check_ledger_name(name)
+        with self.engine.begin() as conn:
+            return journal.create_ledger(conn, name, core.GENESIS_HASH, self.clock())
+
+    def balance(self, ledger: str, account: str) -> Balance:
+        with self.engine.begin() as conn:
+            return journal.balances(conn, [(ledger, account)]).get((ledger, account), Balance())
+
+    # --- appending ------------------------------------------------------------------------------
+
+    def transfer(self, *requests: TransferRequest) -> tuple[TransferResult, ...]:
+        """Commit one linked group or raise its error."""
+        (outcome,) = self.submit([list(requests)])
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.transfers
+
+    def expire_holds(self, ledgers: Sequence[str] | None = None) -> int:
+        """Write `expire` entries for every hold past its expiry; returns how many."""
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                names = list(ledgers) if ledgers is not None else journal.ledger_names(conn)
+                expired = self._append(conn, names, [], [])
+            total += expired
+            if expired < MAX_EXPIRIES_PER_BATCH:
+                return total
+
+    def submit(self, groups: Sequence[Sequence[TransferRequest]]) -> list[Outcome]:
+        """Plan and commit a batch of linked groups in one transaction; one Outcome per group."""
+        if len(groups) > MAX_BATCH_GROUPS:
+            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch")
+        outcomes: list[Outcome | None] = [None] * len(groups)
+        valid = []
+        for index, group in enumerate(groups):
+            try:
+                if not 1 <= len(group) <= MAX_GROUP_SIZE:
+                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers")
+                for request in group:
+                    request.validate()
+                valid.append(index)
+            except LedgerError as exc:
+                outcomes[index] = Outcome(error=exc)
+        if valid:
+            names = sorted({r.ledger for i in valid for r in groups[i]})
+            with self.engine.begin() as conn:
+                self._append(conn, names, [(i, list(groups[i])) for i in valid], outcomes)
+        return outcomes  # type: ignore[return-value]
+
+    def _append(self, conn, names: list[str], groups: list[tuple[int, list[TransferRequest]]], outcomes: list) -> int:
+        """The body of one append transaction; fills `outcomes` and returns the number of expiries."""
+        heads = journal.lock_ledgers(conn, names)
+        key_id, seed, key_from_us = self.signer.active(conn)
+        now = max([self.clock(), key_from_us] + [h.time_us for h in heads.values()])
+
+        due = journal.due_holds(conn, heads.keys(), now, MAX_EXPIRIES_PER_BATCH)
+        requests = [r for _, g in groups for r in g]
+        existing = journal.transfers(conn, [(r.ledger, r.transfer_id) for r in requests])
+        view = self._load_view(conn, requests, due)
+        stored_balances = set(view.balances)
+        holds_before = set(view.holds)
+
+        planned: list[PlannedEntry] = [plan_expiry(view, hold) for hold in due]
+        placed: dict[int, list[int]] = {}  # group index -> positions in `planned`
+        in_batch: dict[tuple[str, str], tuple[str, int, int]] = {}  # transfer -> (request hash, group, position)
+        for index, group in groups:
+            if any(r.ledger not in heads for r in group):
+                missing = next(r.ledger for r in group if r.ledger not in heads)
+                outcomes[index] = Outcome(error=UnknownLedger(f"no ledger named {missing!r}", ledger=missing))
+                continue
+            replay = self._replay(group, existing, in_batch)
+            if isinstance(replay, Outcome):
+                outcomes[index] = replay
+                continue
+            if replay is not None:  # a duplicate of a group earlier in this very batch
+                placed[index] = replay
+                continue
+            try:
+                entries = plan_group(view, group, now)
+            except LedgerError as exc:
+                outcomes[index] = Outcome(error=exc)
+                continue
+            start = len(planned)
+            planned.extend(entries)
+            placed[index] = list(range(start, len(planned)))
+            for position, request in zip(placed[index], group, strict=True):
+                in_batch[(request.ledger, request.transfer_id)] = (request.request_hash, index, position)
+
+        rows = self._seal(planned, heads, now, key_id, seed)
+        journal.append(conn, rows)
+        journal.save_balances(conn, {k: view.balances[k] for k in view.changed}, stored_balances)
+        opened = [h for key, h in view.holds.items() if key not in holds_before]
+        journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
+        journal.set_heads(conn, heads)
+        first_claim: dict[int, int] = {}
+        for index, positions in placed.items():
+            first_claim.setdefault(positions[0], index)
+        for index, positions in placed.items():
+            replayed = first_claim.get(positions[0]) != index
+            outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
+        return len(due)
+
+    @staticmethod
+    def _replay(group, existing, in_batch) -> Outcome | list[int] | None:
+        """For a retried group: the original Outcome (or its positions in this batch), a conflict, or None."""
+        keys = [(r.ledger, r.transfer_id) for r in group]
+        stored = [existing.get(k) for k in keys]
+        earlier = [in_batch.get(k) for k in keys]
+        if not any(stored) and not any(earlier):
+            return None
+        hashes = [r.request_hash for r in group]
+        if all(stored) and all(s["request_hash"] == h for s, h in zip(stored, hashes)):
+            return Outcome(tuple(_result(s, replayed=True) for s in stored))
+        if all(earlier) and all(e[0] == h for e, h in zip(earlier, hashes)) and len({e[1] for e in earlier}) == 1:
+            return [e[2] for e in earlier]
+        key = group[0].idempotency_key
+        return Outcome(error=IdempotencyConflict(f"idempotency key {key!r} was used for another request", key=key))
+
+    @staticmethod
+    def _load_view(conn, requests: list[TransferRequest], due: list[Hold]) -> BookView:
+        hold_refs = [(r.ledger, r.ref) for r in requests if r.phase in ("post", "void")]
+        holds = journal.holds(conn, hold_refs)
+        holds.update({(h.ledger, h.transfer_id): h for h in due})
+        missing = [ref for ref in hold_refs if ref not in holds]
+        resolved = journal.resolutions(conn, missing) if missing else {}
+        comp_refs = [(r.ledger, r.ref) for r in requests if r.phase == "single" and r.ref is not None]
+        originals = journal.originals(conn, comp_refs) if comp_refs else {}
+        accounts = {(r.ledger, a) for r in requests if r.phase in ("single", "pending") for a in (r.debit_account, r.credit_account)}
+        accounts |= {(h.ledger, a) for h in holds.values() for a in (h.debit_account, h.credit_account)}
+        return BookView(balances=journal.balances(conn, accounts), holds=holds, originals=originals, resolved=resolved)
+
+    @staticmethod
+    def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[dict]:
+        """Number the entries per chain, hash-chain and sign them (Rust core), and build journal rows."""
+        by_ledger: dict[str, list[int]] = {}
+        for position, entry in enumerate(planned):
+            by_ledger.setdefault(entry.ledger, []).append(position)
+        rows: list[dict | None] = [None] * len(planned)
+        for ledger, positions in by_ledger.items():
+            head = heads[ledger]
+            e12 = []
+            for offset, p in enumerate(positions, start=1):
+                e = planned[p]
+                e12.append((ledger, head.sequence + offset, e.transfer_id, e.kind, e.phase, e.debit_account,
+                            e.credit_account, e.amount, e.ref, e.group, e.expires_at_us, now))  # fmt: skip
+            sealed = core.seal(e12, head.hash, seed)
+            for p, fields, (prev_hash, digest, signature) in zip(positions, e12, sealed, strict=True):
+                rows[p] = {
+                    "ledger": ledger, "sequence": fields[1], "transfer_id": fields[2], "kind": fields[3],
+                    "phase": fields[4], "debit_account": fields[5], "credit_account": fields[6], "amount": fields[7],
+                    "ref": fields[8], "group_id": fields[9], "expires_at_us": fields[10], "time_us": now,
+                    "prev_hash": prev_hash, "hash": digest, "key_id": key_id, "signature": signature,
+                    "request_hash": planned[p].request_hash,
+                }  # fmt: skip
+            assert rows[positions[-1]]["sequence"] == head.sequence + len(positions)
+            heads[ledger] = journal.Head(head.sequence + len(positions), sealed[-1][1], now)
+        return rows  # type: ignore[return-value]

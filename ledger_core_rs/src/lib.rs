@@ -1,0 +1,16 @@
+//! Entraide ledger core: canonical encoding, hashing, signing, chain verification, replay and
+//! RFC 9162 Merkle proofs. See `docs/ledger-format.md` (the spec this crate follows).
+
+pub mod batch;
+pub mod canonical;
+pub mod crypto;
+pub mod merkle;
+pub mod replay;
+pub mod util;
+pub mod verify;
+
+#[cfg(feature = "python")]
+mod py;
+
+/// Format version written in every entry (`v`).
+pub const FORMAT_VERSION: i64 = 1;

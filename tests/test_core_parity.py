@@ -1,0 +1,202 @@
+"""Property tests: the Rust core agrees with the Python oracle on every function (invariant 6)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import core, oracle
+
+SEEDS = [hashlib.sha256(f"parity key {i}".encode()).digest() for i in range(2)]
+T0 = 1_767_225_600_000_000
+PARITY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
+entry13 = st.tuples(
+    text, st.integers(1, 2**53 - 1), text, text, st.sampled_from(oracle.PHASES), text, text,
+    st.integers(-(2**53), 2**53 - 1), st.none() | text, st.none() | text, st.none() | st.integers(0, 2**62),
+    st.integers(0, 2**62), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)  # fmt: skip
+
+
+@PARITY
+@given(entry13)
+def test_canonical_encoding_and_hash_agree(entry):
+    assert core.canonical_bytes(entry) == oracle.canonical_bytes(entry)
+    assert core.entry_hash(entry) == oracle.entry_hash(entry)
+
+
+# --- random valid journals ----------------------------------------------------------------------
+
+op = st.one_of(
+    st.tuples(st.just("earn"), st.integers(0, 3), st.integers(1, 500)),
+    st.tuples(st.just("spend"), st.integers(0, 3), st.integers(1, 300)),
+    st.tuples(st.just("hold"), st.integers(0, 3), st.integers(1, 300), st.integers(1, 100)),
+    st.tuples(st.just("post"), st.integers(0, 50), st.integers(1, 300)),
+    st.tuples(st.just("void"), st.integers(0, 50)),
+    st.tuples(st.just("expire"), st.integers(0, 50)),
+)
+ledger_ops = st.lists(op, min_size=1, max_size=60)
+
+
+def build_journal(per_ledger: list[list[tuple]]) -> list[tuple]:
+    """Sealed Entry16 rows of valid chains, one per ledger, from random operations."""
+    rows = []
+    for number, ops in enumerate(per_ledger):
+        ledger = f"city-{number}"
+        state = oracle.LedgerState()
+        e12s, time_us = [], T0
+        for n, operation in enumerate(ops):
+            time_us += 1_000_000
+            entry = _entry(ledger, len(e12s) + 1, n, operation, state, time_us)
+            if entry is not None:
+                state.check(entry + ("",))
+                state.apply(entry + ("",))
+                e12s.append(entry)
+        seed = SEEDS[number % 2]
+        kid = oracle.key_id(oracle.public_key(seed))
+        sealed = oracle.seal(e12s, oracle.GENESIS_HASH, seed)
+        rows += [e12 + s[:2] + (kid, s[2]) for e12, s in zip(e12s, sealed, strict=True)]
+    return rows
+
+
+def _entry(ledger, seq, n, operation, state, time_us):
+    tid = f"{seq:032x}"
+    kind = operation[0]
+    wallet = lambda r: f"citizen:r{r}:wallet"  # noqa: E731
+    if kind == "earn":
+        return (ledger, seq, tid, "earn_civic", "single", "program:funding", wallet(operation[1]), operation[2], None, None, None, time_us)
+    if kind in ("spend", "hold"):
+        account = wallet(operation[1])
+        dp, cp, dpend, _ = state.counters.get(account, [0, 0, 0, 0])
+        if cp - dp - dpend < operation[2]:
+            return None
+        if kind == "spend":
+            return (ledger, seq, tid, "service", "single", account, "services:revenue", operation[2], None, None, None, time_us)
+        expires = time_us + operation[3] * 1_000_000
+        return (ledger, seq, tid, "redeem", "pending", account, "merchant:m1:redeemed", operation[2], None, None, expires, time_us)
+    holds = sorted(state.holds.items())
+    if not holds:
+        return None
+    ref, hold = holds[operation[1] % len(holds)]
+    if kind == "post":
+        if time_us >= hold.expires_at_us:
+            return None
+        amount = min(operation[2], hold.amount)
+    elif kind == "expire":
+        time_us = max(time_us, hold.expires_at_us)
+        amount = hold.amount
+    else:
+        amount = hold.amount
+    return (ledger, seq, tid, "redeem", kind, hold.debit_account, hold.credit_account, amount, ref, None, None, time_us)
+
+
+def verifier_keys():
+    return [(oracle.key_id(oracle.public_key(s)), oracle.public_key(s), 0, None) for s in SEEDS]
+
+
+def reports_agree(rows: list[tuple]) -> dict:
+    reports = []
+    for impl in (core, oracle):
+        verifier = impl.ChainVerifier(verifier_keys())
+        half = len(rows) // 2
+        verifier.feed(rows[:half])  # streaming: two chunks
+        verifier.feed(rows[half:])
+        reports.append(verifier.finish())
+    rust, py = reports
+    assert rust["ok"] == py["ok"]
+    if not py["ok"]:
+        assert {k: rust["error"][k] for k in ("code", "ledger", "sequence")} == {k: py["error"][k] for k in ("code", "ledger", "sequence")}
+    else:
+        for ledger, chain in py["ledgers"].items():
+            r = rust["ledgers"][ledger]
+            assert (r["head_sequence"], r["head_hash"], r["open_holds"]) == (chain["head_sequence"], chain["head_hash"], chain["open_holds"])
+            assert {a: tuple(c) for a, c in r["balances"].items()} == chain["balances"]
+    return py
+
+
+@PARITY
+@given(st.lists(ledger_ops, min_size=1, max_size=3))
+def test_seal_replay_and_verify_agree(per_ledger):
+    rows = build_journal(per_ledger)
+    for number in range(len(per_ledger)):
+        ledger_rows = [r for r in rows if r[0] == f"city-{number}"]
+        e12s = [r[:12] for r in ledger_rows]
+        seed = SEEDS[number % 2]
+        assert core.seal(e12s, oracle.GENESIS_HASH, seed) == [(r[12], r[13], r[15]) for r in ledger_rows]
+    assert core.EntryBatch(rows).replay() == oracle.replay(r[:13] for r in rows)
+    assert reports_agree(rows)["ok"]
+
+
+TAMPERS = ("amount", "drop", "swap", "duplicate", "prev_hash", "resign", "key_id", "phase", "accounts")
+
+
+@PARITY
+@given(st.lists(ledger_ops, min_size=1, max_size=2), st.sampled_from(TAMPERS), st.integers(0, 10_000))
+def test_tampered_journals_get_the_same_verdict(per_ledger, tamper, where):
+    rows = build_journal(per_ledger)
+    if len(rows) < 2:
+        return
+    i = where % (len(rows) - 1)
+    row = list(rows[i])
+    if tamper == "amount":
+        row[7] += 1
+    elif tamper == "prev_hash":
+        row[12] = "f" * 64
+    elif tamper == "phase":
+        row[4] = "single" if row[4] != "single" else "pending"
+    elif tamper == "accounts":
+        row[5], row[6] = row[6], row[5]
+    elif tamper == "key_id":
+        row[14] = "0" * 16
+    elif tamper == "resign":  # an insider with a valid key rewrites the entry and re-hashes it
+        row[7] += 1
+        row[13] = oracle.entry_hash(tuple(row[:13]))
+        row[15] = oracle.sign_hashes([row[13]], SEEDS[0] if row[14] == oracle.key_id(oracle.public_key(SEEDS[0])) else SEEDS[1])[0]
+    rows = list(rows)
+    if tamper == "drop":
+        del rows[i]
+    elif tamper == "swap":
+        rows[i], rows[i + 1] = rows[i + 1], rows[i]
+    elif tamper == "duplicate":
+        rows.insert(i + 1, rows[i])
+    else:
+        rows[i] = tuple(row)
+    report = reports_agree(rows)
+    if tamper not in ("resign", "swap"):  # a swap across two ledgers' boundary is not a tamper
+        assert not report["ok"]
+
+
+@PARITY
+@given(st.integers(0, 70), st.data())
+def test_merkle_agrees(size, data):
+    leaves = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size))
+    root = oracle.merkle_root(leaves)
+    assert core.merkle_root(leaves) == root
+    if size:
+        index = data.draw(st.integers(0, size - 1))
+        path = oracle.inclusion_proof(leaves, index)
+        assert core.inclusion_proof(leaves, index) == path
+        assert core.verify_inclusion(leaves[32 * index : 32 * index + 32], index, size, path, root)
+        old = data.draw(st.integers(1, size))
+        proof = oracle.consistency_proof(leaves, old)
+        assert core.consistency_proof(leaves, old) == proof
+        old_root = oracle.merkle_root(leaves[: 32 * old])
+        assert core.verify_consistency(old, size, old_root, root, proof) == oracle.verify_consistency(old, size, old_root, root, proof)
+        assert oracle.verify_consistency(old, size, old_root, root, proof)
+
+
+@PARITY
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=20), st.integers(0, 19))
+def test_signature_checks_agree(hashes, bad):
+    seed = SEEDS[0]
+    public = oracle.public_key(seed)
+    items = [(h.hex(), s, public) for h, s in zip(hashes, oracle.sign_hashes([h.hex() for h in hashes], seed), strict=True)]
+    assert core.verify_signatures(items) is None and oracle.verify_signatures(items) is None
+    if items:
+        bad %= len(items)
+        h, s, p = items[bad]
+        items[bad] = (h, s[:-2] + ("00" if s[-2:] != "00" else "01"), p)
+        assert core.verify_signatures(items) == oracle.verify_signatures(items) == bad

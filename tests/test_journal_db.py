@@ -1,0 +1,102 @@
+"""The journal in the database: append-only triggers, projections equal to the replay, determinism."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from api.bootstrap import Settings, open_context
+from ledger import oracle
+from ledger.adapters import journal
+from ledger.service_layer import audit, simulation
+from ledger.simulate import Simulator
+
+START_US = 1_767_225_600_000_000
+
+
+def simulated(ctx, clock, transfers: int = 1500, seed: int = 7):
+    sim = Simulator(seed, START_US, days=30)
+    ctx.ledger.clock = sim.clock
+    return simulation.run(ctx.ledger, sim, transfers, batch_size=250, keystore=ctx.keystore)
+
+
+HISTORY_CHANGES = [
+    "UPDATE journal SET amount = amount + 1 WHERE sequence = 1",
+    "UPDATE journal SET signature = 'x'",
+    "DELETE FROM journal WHERE sequence = 2",
+    "DELETE FROM journal",
+    "UPDATE checkpoints SET root_hash = 'x'",
+    "DELETE FROM checkpoints",
+]
+POSTGRES_ONLY = ["TRUNCATE journal", "TRUNCATE checkpoints"]  # SQLite has no TRUNCATE
+
+
+def test_database_refuses_to_change_history(ctx, clock):
+    simulated(ctx, clock, transfers=50)
+    audit.make_checkpoints(ctx.engine, ctx.signer, clock)
+    before = audit.entry_count(ctx.engine)
+    statements = HISTORY_CHANGES + (POSTGRES_ONLY if ctx.engine.dialect.name == "postgresql" else [])
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="append-only"):
+            with ctx.engine.begin() as conn:
+                conn.execute(text(statement))
+    assert audit.entry_count(ctx.engine) == before
+    assert audit.verify_database(ctx.engine)["ok"]
+
+
+def test_projection_equals_the_oracle_replay_of_the_journal(ctx, clock):
+    stats = simulated(ctx, clock)
+    assert stats.committed > 1000 and stats.rotated_keys
+    with ctx.engine.begin() as conn:
+        rows = [row for chunk in journal.stream_entries(conn) for row in chunk]
+        replayed = oracle.replay(row[:13] for row in rows)
+        for ledger, accounts in replayed.items():
+            stored = {name: b.as_tuple() for name, b in journal.all_balances(conn, ledger).items()}
+            assert stored == accounts
+            posted = sum(c[1] - c[0] for c in accounts.values())
+            pending = sum(c[3] - c[2] for c in accounts.values())
+            assert posted == 0 and pending == 0
+            for name, (dp, cp, dpend, _) in accounts.items():
+                if oracle.is_non_negative(name):
+                    assert dp + dpend <= cp, name
+    verifier = oracle.ChainVerifier(audit.verifier_keys(audit.keys_document(ctx.engine)))
+    verifier.feed(rows)
+    assert verifier.finish()["ok"]
+
+
+def test_tampering_in_the_database_is_found(ctx, clock, tmp_path):
+    """Someone with database superpowers drops the trigger and edits an amount."""
+    simulated(ctx, clock, transfers=200)
+    assert audit.verify_database(ctx.engine)["ok"]
+    with ctx.engine.begin() as conn:
+        if ctx.engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE journal DISABLE TRIGGER journal_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER journal_no_update"))
+        conn.execute(text("UPDATE journal SET amount = amount + 1 WHERE ledger = 'magog' AND sequence = 5"))
+    report = audit.verify_database(ctx.engine)
+    assert not report["ok"]
+    assert (report["error"]["ledger"], report["error"]["sequence"], report["error"]["code"]) == ("magog", 5, "hash_mismatch")
+
+
+def test_projection_tampering_is_found(ctx, clock):
+    simulated(ctx, clock, transfers=200)
+    with ctx.engine.begin() as conn:
+        conn.execute(text("UPDATE accounts SET credits_posted = credits_posted + 5 WHERE name = 'program:funding' AND ledger = 'brossard'"))
+    report = audit.verify_database(ctx.engine)
+    assert report["error"]["code"] == "projection_mismatch" and report["error"]["ledger"] == "brossard"
+
+
+def test_same_seed_gives_the_same_journal(clock, tmp_path):
+    heads = []
+    for run in range(2):
+        run_settings = Settings(tmp_path / f"run{run}", str(tmp_path / f"run{run}.db"), tmp_path / "shared-keys")
+        ctx = open_context(run_settings, clock=clock, key_from_us=START_US)
+        sim = Simulator(11, START_US, days=10)
+        ctx.ledger.clock = sim.clock
+        simulation.run(ctx.ledger, sim, 400, batch_size=100)
+        with ctx.engine.begin() as conn:
+            heads.append({name: (h.sequence, h.hash) for name, h in journal.heads(conn).items()})
+        ctx.engine.dispose()
+    assert heads[0] == heads[1] and sum(seq for seq, _ in heads[0].values()) > 400
