@@ -258,7 +258,7 @@ def demo(
 
 def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.SimulationStats) -> None:
     table = Table(title="communities")
-    for column in ("ledger", "entries", "budget used", "wallets hold", "redeemed at merchants", "breakage"):
+    for column in ("ledger", "entries", "budget used", "wallets hold", "redeemed at merchants", "services paid"):
         table.add_column(column, justify="right" if column != "ledger" else "left")
     for name, chain in sorted(report["ledgers"].items()):
         balances = chain["balances"]
@@ -266,7 +266,7 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.Sim
         budget = balances.get("program:budget", (0, 0, 0, 0))
         wallets = sum(v for a, v in posted.items() if a.startswith("citizen:"))
         redeemed = sum(v for a, v in posted.items() if a.endswith(":redeemed"))
-        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get('breakage', 0):,}")
+        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get('services:revenue', 0):,}")
     out.print(table)
     refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"
     out.print(f"{stats.committed:,} transfers committed ({refused} refused), {checkpoints} checkpoints signed, "

@@ -129,4 +129,5 @@ class ChainVerifier:
         """Check the batch's rows as the next rows of the stream."""
 
     def finish(self) -> Report:
-        """The report; `gap` vs `reordered` is decided here. Can be called more than once."""
+        """The report. `gap` vs `reordered` is decided and `zero_sum` checked here; the outcome
+        is then final (rows fed afterwards are ignored). Can be called more than once."""

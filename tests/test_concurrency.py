@@ -163,3 +163,28 @@ def test_killed_writer_loses_no_acknowledged_transfer(settings, tmp_path):
     report = audit.verify_database(ctx.engine)
     assert report["ok"], report["error"]
     assert (audit.entry_count(ctx.engine) - 2) % 50 == 0  # whole batches only
+
+
+def test_group_commit_coalesces_concurrent_callers(settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.service_layer.committer import GroupCommitter
+
+    _prepare(settings, ["brossard"])
+    ctx = open_context(settings)
+    committer = GroupCommitter(ctx.ledger)
+    calls = 120
+
+    def earn(n: int):
+        return committer.transfer(T("brossard", f"gc-{n}", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1))
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = [r[0] for r in pool.map(earn, range(calls))]
+    committer.close()
+    assert sorted(r.sequence for r in results) == list(range(3, 3 + calls))
+    assert committer.batches_committed < calls  # shared transactions, not one per caller
+    assert ctx.ledger.balance("brossard", "citizen:r3:wallet").posted == calls
+    again = GroupCommitter(ctx.ledger)
+    assert again.transfer(T("brossard", "gc-0", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1))[0].replayed
+    again.close()
+    assert audit.verify_database(ctx.engine)["ok"]

@@ -140,6 +140,8 @@ def test_tampered_journals_get_the_same_verdict(per_ledger, tamper, where):
     if len(rows) < 2:
         return
     i = where % (len(rows) - 1)
+    # Dropping a chain's last entry is a truncation: only a checkpoint or the stored head reveals it.
+    truncation = tamper == "drop" and rows[i + 1][0] != rows[i][0]
     row = list(rows[i])
     if tamper == "amount":
         row[7] += 1
@@ -165,7 +167,7 @@ def test_tampered_journals_get_the_same_verdict(per_ledger, tamper, where):
     else:
         rows[i] = tuple(row)
     report = reports_agree(rows)
-    if tamper not in ("resign", "swap"):  # a swap across two ledgers' boundary is not a tamper
+    if tamper not in ("resign", "swap") and not truncation:  # a swap across two ledgers' boundary is not a tamper
         assert not report["ok"]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
 from ledger.domain.accounts import Balance, is_non_negative
@@ -41,6 +41,17 @@ class Head:
 def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _by_ledger(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """(ledger, chunk of ids): `ledger = ? AND id IN (...)` uses the primary or unique index on both
+    databases, where SQLite would scan the whole table for a row-value `(ledger, id) IN (...)`."""
+    grouped: dict[str, set[str]] = {}
+    for ledger, key in pairs:
+        grouped.setdefault(ledger, set()).add(key)
+    for ledger, keys in sorted(grouped.items()):
+        for chunk in _chunks(sorted(keys)):
+            yield ledger, chunk
 
 
 def create_ledger(conn: Connection, name: str, genesis_hash: str, now_us: int) -> bool:
@@ -81,8 +92,8 @@ def set_heads(conn: Connection, new_heads: dict[str, Head]) -> None:
 def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Journal rows by (ledger, transfer_id), with the request fingerprint."""
     found: dict[tuple[str, str], dict] = {}
-    for chunk in _chunks(sorted(set(pairs))):
-        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(tuple_(J.c.ledger, J.c.transfer_id).in_(chunk)))
+    for ledger, chunk in _by_ledger(pairs):
+        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(J.c.ledger == ledger, J.c.transfer_id.in_(chunk)))
         for row in rows:
             found[(row.ledger, row.transfer_id)] = row._asdict()
     return found
@@ -90,9 +101,9 @@ def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
 
 def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
     found: dict[tuple[str, str], Balance] = {}
-    for chunk in _chunks(sorted(set(pairs))):
+    for ledger, chunk in _by_ledger(pairs):
         query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
-        for r in conn.execute(query.where(tuple_(A.c.ledger, A.c.name).in_(chunk))):
+        for r in conn.execute(query.where(A.c.ledger == ledger, A.c.name.in_(chunk))):
             found[(r.ledger, r.name)] = Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
     return found
 
@@ -125,8 +136,8 @@ def _hold(row) -> Hold:
 
 def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
     found = {}
-    for chunk in _chunks(sorted(set(pairs))):
-        for row in conn.execute(select(H).where(tuple_(H.c.ledger, H.c.transfer_id).in_(chunk))):
+    for ledger, chunk in _by_ledger(pairs):
+        for row in conn.execute(select(H).where(H.c.ledger == ledger, H.c.transfer_id.in_(chunk))):
             found[(row.ledger, row.transfer_id)] = _hold(row)
     return found
 
@@ -144,16 +155,16 @@ def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
 def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str]]) -> None:
     if opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    for chunk in _chunks(sorted(closed)):
-        conn.execute(delete(H).where(tuple_(H.c.ledger, H.c.transfer_id).in_(chunk)))
+    for ledger, chunk in _by_ledger(closed):
+        conn.execute(delete(H).where(H.c.ledger == ledger, H.c.transfer_id.in_(chunk)))
 
 
 def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """How closed holds were closed: (ledger, hold id) -> post, void or expire."""
     found = {}
-    for chunk in _chunks(sorted(set(holds))):
+    for ledger, chunk in _by_ledger(holds):
         query = select(J.c.ledger, J.c.ref, J.c.phase).where(
-            tuple_(J.c.ledger, J.c.ref).in_(chunk), J.c.phase.in_(("post", "void", "expire"))
+            J.c.ledger == ledger, J.c.ref.in_(chunk), J.c.phase.in_(("post", "void", "expire"))
         )
         found.update({(r.ledger, r.ref): r.phase for r in conn.execute(query)})
     return found
@@ -162,13 +173,13 @@ def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tupl
 def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
     """Posted transfers that may be refunded, with what previous compensations left of them."""
     found: dict[tuple[str, str], Original] = {}
-    for chunk in _chunks(sorted(set(pairs))):
+    for ledger, chunk in _by_ledger(pairs):
         refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
         query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
-        for r in conn.execute(query.where(tuple_(J.c.ledger, J.c.transfer_id).in_(chunk), refundable)):
+        for r in conn.execute(query.where(J.c.ledger == ledger, J.c.transfer_id.in_(chunk), refundable)):
             found[(r.ledger, r.transfer_id)] = Original(r.debit_account, r.credit_account, r.amount)
         spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).where(
-            tuple_(J.c.ledger, J.c.ref).in_(chunk), J.c.phase == "single"
+            J.c.ledger == ledger, J.c.ref.in_(chunk), J.c.phase == "single"
         )
         for r in conn.execute(spent.group_by(J.c.ledger, J.c.ref)):
             original = found.get((r.ledger, r.ref))

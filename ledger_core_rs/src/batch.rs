@@ -7,6 +7,7 @@
 //! The canonical hash of every entry is computed (in parallel) when it is added.
 
 use std::borrow::Cow;
+use std::io::Read;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer};
@@ -29,11 +30,23 @@ pub const F_HASH_OK: u8 = 16;
 
 const CHUNK: usize = 1 << 16;
 
+
+
 /// A transfer id (or a `ref`): null, 32 lowercase hex as 16 bytes, or an interned string.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
 pub struct Tid {
     pub tag: u8,
     pub bytes: [u8; 16],
+}
+
+impl std::hash::Hash for Tid {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let lo = u64::from_le_bytes(self.bytes[..8].try_into().unwrap());
+        let hi = u64::from_le_bytes(self.bytes[8..].try_into().unwrap());
+        state.write_u64(lo ^ self.tag as u64);
+        state.write_u64(hi);
+    }
 }
 
 impl Tid {
@@ -84,32 +97,32 @@ pub fn is_non_negative(name: &str) -> bool {
     name == "program:budget" || name.starts_with("org:") || (name.starts_with("citizen:") && name.ends_with(":wallet"))
 }
 
-/// One compact entry.
+/// One compact entry (~232 bytes).
 #[derive(Clone, Debug)]
 pub struct CEntry {
-    pub v: i64,
-    pub sequence: i64,
     pub amount: i64,
-    pub time_us: i64,
-    /// Meaningful when `flags & F_EXP`.
-    pub expires_at_us: i64,
     pub ledger: u32,
-    pub kind: u32,
-    pub phase_str: u32,
     /// Slot of the debit account.
     pub debit: u32,
     /// Slot of the credit account.
     pub credit: u32,
+    pub phase: Phase,
+    pub flags: u8,
+    pub transfer_id: Tid,
+    pub ref_: Tid,
+    pub sequence: i64,
+    pub v: i64,
+    pub time_us: i64,
+    /// Meaningful when `flags & F_EXP`.
+    pub expires_at_us: i64,
+    pub kind: u32,
+    pub phase_str: u32,
     pub key_id: u32,
     /// Interned group or `NULL_ID`.
     pub group: u32,
-    pub transfer_id: Tid,
-    pub ref_: Tid,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
     pub signature: [u8; 64],
-    pub phase: Phase,
-    pub flags: u8,
 }
 
 /// An account of one ledger.
@@ -431,53 +444,111 @@ impl EntryBatch {
         Ok(out)
     }
 
-    /// Parses a JSONL export (see `docs/ledger-format.md`, "Export"). Blank lines are skipped.
-    /// Errors name the 1-based line number.
-    pub fn from_jsonl_bytes(data: &[u8]) -> Result<Self, String> {
-        let mut batch = Self::new();
-        let mut lines: Vec<(usize, &[u8])> = Vec::new();
-        let flush = |lines: &mut Vec<(usize, &[u8])>, batch: &mut Self| -> Result<(), String> {
-            let t0 = std::time::Instant::now();
-            let parsed: Vec<Result<(JsonEntry<'_>, Prep), String>> = lines
+    /// Parses and appends the lines of `block` (the first is line `first_line`); returns the
+    /// number of newlines seen. Blank lines are skipped. Errors name the 1-based line number.
+    fn push_jsonl_block<'b>(&mut self, block: &'b [u8], first_line: usize) -> Result<usize, String> {
+        let mut lines: Vec<(usize, &'b [u8])> = Vec::with_capacity(block.len() / 400 + 1);
+        let mut start = 0;
+        let mut no = first_line;
+        let mut add = |line: &'b [u8], no: usize| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.iter().all(|b| b.is_ascii_whitespace()) {
+                lines.push((no, line));
+            }
+        };
+        for nl in memchr::memchr_iter(b'\n', block) {
+            add(&block[start..nl], no);
+            start = nl + 1;
+            no += 1;
+        }
+        add(&block[start..], no);
+        let newlines = no - first_line;
+        for chunk in lines.chunks(CHUNK) {
+            let parsed: Vec<Result<(JsonEntry<'_>, Prep), String>> = chunk
                 .par_iter()
                 .with_min_len(256)
                 .map_init(
                     || Vec::with_capacity(512),
                     |buf, (no, line)| {
-                        let je: JsonEntry<'_> =
-                            serde_json::from_slice(line).map_err(|e| format!("line {no}: malformed entry: {e}"))?;
+                        let je: JsonEntry<'_> = serde_json::from_slice(line).map_err(|e| {
+                            // serde's position is within the line: report it as a column.
+                            let msg = e.to_string();
+                            let msg = match msg.rfind(" at line ") {
+                                Some(i) => &msg[..i],
+                                None => &msg,
+                            };
+                            format!("line {no}: malformed entry (column {}): {msg}", e.column())
+                        })?;
                         let p = prepare(&je.as_ref(), buf);
                         Ok((je, p))
                     },
                 )
                 .collect();
-            let t1 = std::time::Instant::now();
-            batch.entries.reserve(parsed.len());
+            self.entries.reserve(parsed.len());
             for r in parsed {
                 let (je, p) = r?;
-                batch.push(&je.as_ref(), &p);
-            }
-            lines.clear();
-            if std::env::var("LT").is_ok() { eprintln!("par {:?} seq {:?}", t1 - t0, t1.elapsed()); }
-            Ok(())
-        };
-        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            lines.push((i + 1, line));
-            if lines.len() == CHUNK {
-                flush(&mut lines, &mut batch)?;
+                self.push(&je.as_ref(), &p);
             }
         }
-        flush(&mut lines, &mut batch)?;
+        Ok(newlines)
+    }
+
+    /// Parses a JSONL export (see `docs/ledger-format.md`, "Export"). Blank lines are skipped.
+    /// Errors name the 1-based line number.
+    pub fn from_jsonl_bytes(data: &[u8]) -> Result<Self, String> {
+        let mut batch = Self::new();
+        batch.push_jsonl_block(data, 1)?;
+        Ok(batch)
+    }
+
+    /// Reads a JSONL export from `r` in blocks (bounded memory besides the batch itself).
+    pub fn from_jsonl_reader<R: Read>(r: R) -> Result<Self, JsonlError> {
+        Self::from_jsonl_reader_blocks(r, 16 << 20)
+    }
+
+    /// `from_jsonl_reader` reading `block` bytes at a time (exposed for tests).
+    #[doc(hidden)]
+    pub fn from_jsonl_reader_blocks<R: Read>(mut r: R, block: usize) -> Result<Self, JsonlError> {
+        let block = block.max(1);
+        let mut batch = Self::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(block);
+        let mut line_no = 1usize;
+        let mut eof = false;
+        while !eof {
+            // Read up to `block` more bytes after the carried-over partial line.
+            let start = buf.len();
+            buf.resize(start + block, 0);
+            let mut filled = start;
+            while filled < buf.len() {
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(JsonlError::Io(e)),
+                }
+            }
+            buf.truncate(filled);
+            let end = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(p) => p + 1,
+                    // No complete line yet: read more.
+                    None => continue,
+                }
+            };
+            line_no += batch.push_jsonl_block(&buf[..end], line_no).map_err(JsonlError::Parse)?;
+            buf.drain(..end);
+        }
         Ok(batch)
     }
 
     pub fn from_jsonl_path(path: &str) -> Result<Self, JsonlError> {
-        let data = std::fs::read(path).map_err(JsonlError::Io)?;
-        Self::from_jsonl_bytes(&data).map_err(JsonlError::Parse)
+        let f = std::fs::File::open(path).map_err(JsonlError::Io)?;
+        Self::from_jsonl_reader(f)
     }
 }
 

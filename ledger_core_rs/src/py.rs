@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::batch::{EntryBatch as CoreBatch, JsonlError};
 use crate::canonical::{canonical_bytes as core_canonical, entry_hash as core_entry_hash, Entry, SealedEntry};
@@ -60,7 +60,7 @@ impl Row<'_, '_> {
     }
     fn int(&self, i: usize) -> PyResult<i64> {
         let item = self.t.get_borrowed_item(i)?;
-        if item.is_instance_of::<PyString>() {
+        if item.is_instance_of::<PyString>() || item.is_instance_of::<PyBool>() {
             return Err(self.err(i, "expected int"));
         }
         item.extract::<i64>().map_err(|e| self.err(i, e))
@@ -142,8 +142,27 @@ fn int_obj(py: Python<'_>, v: i128) -> PyResult<Bound<'_, PyAny>> {
     })
 }
 
+/// `(dp, cp, dpend, cpend)` as a Python tuple. Balances dicts can hold ~10^5 of these, so the
+/// tuple is built directly and untracked by the cycle GC (a tuple of ints cannot be part of a
+/// cycle; CPython untracks such tuples itself, but only at the next collection).
 fn counters_obj<'py>(py: Python<'py>, c: &Counters) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, [int_obj(py, c[0])?, int_obj(py, c[1])?, int_obj(py, c[2])?, int_obj(py, c[3])?])
+    let ints = [int_obj(py, c[0])?, int_obj(py, c[1])?, int_obj(py, c[2])?, int_obj(py, c[3])?];
+    // SAFETY: a fresh 4-tuple is filled with 4 owned references (stolen by PyTuple_SetItem)
+    // before it is exposed; untracking an object that is tracked is always allowed.
+    unsafe {
+        let t = pyo3::ffi::PyTuple_New(4);
+        if t.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let t = Bound::from_owned_ptr(py, t);
+        for (i, o) in ints.into_iter().enumerate() {
+            if pyo3::ffi::PyTuple_SetItem(t.as_ptr(), i as pyo3::ffi::Py_ssize_t, o.into_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        pyo3::ffi::PyObject_GC_UnTrack(t.as_ptr().cast());
+        Ok(t.cast_into_unchecked())
+    }
 }
 
 fn leaves_of(leaves: &[u8]) -> PyResult<Vec<[u8; 32]>> {
@@ -454,15 +473,17 @@ impl PyEntryBatch {
 
     /// Pure balance replay: ledger -> account -> (dp, cp, dpend, cpend).
     fn replay<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let inner = &self.inner;
-        let balances = py.detach(|| replay::replay(inner)).map_err(value_error)?;
+        let b = &self.inner;
+        let counters = py.detach(|| replay::replay_slots(b)).map_err(value_error)?;
         let out = PyDict::new(py);
-        for (ledger, accounts) in &balances {
+        let mut dicts: FxHashMap<u32, Bound<'py, PyDict>> = FxHashMap::default();
+        for &l in &b.ledgers {
             let d = PyDict::new(py);
-            for (name, c) in accounts {
-                d.set_item(name, counters_obj(py, c)?)?;
-            }
-            out.set_item(ledger, d)?;
+            out.set_item(b.str(l), &d)?;
+            dicts.insert(l, d);
+        }
+        for (slot, c) in b.slots.iter().zip(&counters) {
+            dicts[&slot.ledger].set_item(b.str(slot.account), counters_obj(py, c)?)?;
         }
         Ok(out)
     }
@@ -517,7 +538,7 @@ impl PyChainVerifier {
         py.detach(move || inner.feed_batch(b));
     }
 
-    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         report_obj(py, &self.inner.finish())
     }
 }

@@ -15,6 +15,22 @@ pub type Balances = Vec<(String, Vec<(String, Counters)>)>;
 /// `void`/`expire` that is its own amount) and a `post` then posts its own amount. Like the
 /// oracle, any phase other than `pending`/`post`/`void`/`expire` posts like `single`.
 pub fn replay(b: &EntryBatch) -> Result<Balances, String> {
+    let bal = replay_slots(b)?;
+    let mut per_ledger: FxHashMap<u32, usize> = FxHashMap::default();
+    let mut out: Balances = Vec::with_capacity(b.ledgers.len());
+    for &l in &b.ledgers {
+        per_ledger.insert(l, out.len());
+        out.push((b.str(l).to_string(), Vec::new()));
+    }
+    for (slot, counters) in b.slots.iter().zip(bal) {
+        let i = per_ledger[&slot.ledger];
+        out[i].1.push((b.str(slot.account).to_string(), counters));
+    }
+    Ok(out)
+}
+
+/// The replay itself: the counters of every slot of `b` (see `EntryBatch::slots`).
+pub fn replay_slots(b: &EntryBatch) -> Result<Vec<Counters>, String> {
     let mut bal: Vec<Counters> = vec![[0; 4]; b.slots.len()];
     let mut holds: FxHashMap<(u32, Tid), i64> = FxHashMap::default();
     for e in &b.entries {
@@ -45,15 +61,5 @@ pub fn replay(b: &EntryBatch) -> Result<Balances, String> {
             }
         }
     }
-    let mut per_ledger: FxHashMap<u32, usize> = FxHashMap::default();
-    let mut out: Balances = Vec::with_capacity(b.ledgers.len());
-    for &l in &b.ledgers {
-        per_ledger.insert(l, out.len());
-        out.push((b.str(l).to_string(), Vec::new()));
-    }
-    for (slot, counters) in b.slots.iter().zip(bal) {
-        let i = per_ledger[&slot.ledger];
-        out[i].1.push((b.str(slot.account).to_string(), counters));
-    }
-    Ok(out)
+    Ok(bal)
 }

@@ -72,14 +72,22 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
-#[inline]
-fn nibble_lower(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+const fn lower_hex_table() -> [u8; 256] {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
 }
+
+static LOWER_HEX: [u8; 256] = lower_hex_table();
 
 /// Parses exactly `2*N` lowercase hex digits (the only form the format ever writes).
 /// Anything else (uppercase, wrong length, other characters) gives `None`.
@@ -90,10 +98,14 @@ pub fn parse_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (nibble_lower(b[2 * i])? << 4) | nibble_lower(b[2 * i + 1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let hi = LOWER_HEX[pair[0] as usize];
+        let lo = LOWER_HEX[pair[1] as usize];
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
 /// Parses hex of any case into exactly `N` bytes (used for inputs such as hashes passed to

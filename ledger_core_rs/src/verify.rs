@@ -457,18 +457,18 @@ impl ChainVerifier {
         Ok(())
     }
 
-    /// The report (may be called more than once; later feeds are still taken into account).
-    pub fn finish(&self) -> Report {
-        let mut error = self.error.clone();
-        if let Some(g) = &self.gap {
+    /// The report. Decides `gap` vs `reordered` and checks `zero_sum`; the outcome is then final
+    /// (as in the oracle, rows fed afterwards are ignored). May be called more than once.
+    pub fn finish(&mut self) -> Report {
+        if let Some(g) = self.gap.take() {
             let (code, detail) = if g.seen {
                 ("reordered", format!("entry {} is out of order", g.expected))
             } else {
                 ("gap", format!("entry {} is missing", g.expected))
             };
-            error = Some(VerifyError { ledger: g.ledger.clone(), sequence: g.expected, code, detail });
+            self.error = Some(VerifyError { ledger: g.ledger, sequence: g.expected, code, detail });
         }
-        if error.is_none() {
+        if self.error.is_none() {
             let mut order: Vec<&LedgerState> = self.ledgers.iter().collect();
             order.sort_by(|a, b| a.name.cmp(&b.name));
             for l in order {
@@ -479,7 +479,7 @@ impl ChainVerifier {
                     pending += a.bal[3] - a.bal[2];
                 }
                 if posted != 0 || pending != 0 {
-                    error = Some(VerifyError {
+                    self.error = Some(VerifyError {
                         ledger: l.name.clone(),
                         sequence: l.head_sequence,
                         code: "zero_sum",
@@ -489,6 +489,7 @@ impl ChainVerifier {
                 }
             }
         }
+        let error = self.error.clone();
         Report {
             ok: error.is_none(),
             entries: self.entries,

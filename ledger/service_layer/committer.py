@@ -1,0 +1,81 @@
+"""Group commit for callers that arrive one at a time (API workers, terminals).
+
+Many threads hand single linked groups to one writer thread per process, which drains whatever has
+queued up into one `LedgerService.submit` call: while a transaction commits, the next batch fills.
+Under load N concurrent requests cost one transaction instead of N; alone, a request waits for no
+timer. The queue is bounded: when it is full the caller is told to back off instead of piling up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from ledger.domain.errors import LedgerError
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.transfers import Outcome, TransferResult
+
+MAX_BATCH_GROUPS = 1_000
+MAX_QUEUED_GROUPS = 20_000
+
+
+class Overloaded(LedgerError):
+    code = "overloaded"
+
+
+class GroupCommitter:
+    def __init__(self, service, max_batch_groups: int = MAX_BATCH_GROUPS, max_queued: int = MAX_QUEUED_GROUPS) -> None:
+        self.service = service
+        self.max_batch_groups = max_batch_groups
+        self._queue: queue.Queue[tuple[list[TransferRequest], Future] | None] = queue.Queue(maxsize=max_queued)
+        self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
+        self.batches_committed = 0
+        self._thread.start()
+
+    def submit(self, group: Sequence[TransferRequest]) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        try:
+            self._queue.put_nowait((list(group), future))
+        except queue.Full:
+            raise Overloaded("the ledger is busy; retry with the same idempotency key") from None
+        return future
+
+    def transfer(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
+        outcome = self.submit(requests).result(timeout=timeout_seconds)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.transfers
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch_groups:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[list[TransferRequest], Future]]) -> None:
+        try:
+            outcomes = self.service.submit([group for group, _ in batch])
+        except Exception as exc:  # the transaction failed as a whole: every caller learns it
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        self.batches_committed += 1
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            future.set_result(outcome)
