@@ -247,8 +247,12 @@ def demo(
         sim = Simulator(seed, start_us, days)
         ctx = _context(db, data_dir, clock=sim.clock, key_from_us=start_us)
         out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
-        with _progress("seeding activity", transfers) as advance:
-            stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore)
+        stats = simulation.SimulationStats()
+        if audit.entry_count(ctx.engine):
+            out.print("already seeded: verifying and summarizing what is there")
+        else:
+            with _progress("seeding activity", transfers) as advance:
+                stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
             report = audit.verify_database(ctx.engine, advance)
@@ -268,8 +272,11 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.Sim
         redeemed = sum(v for a, v in posted.items() if a.endswith(":redeemed"))
         table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get('services:revenue', 0):,}")
     out.print(table)
-    refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"
-    out.print(f"{stats.committed:,} transfers committed ({refused} refused), {checkpoints} checkpoints signed, "
+    if stats.transfers:
+        refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"
+        out.print(f"simulated {stats.transfers:,} transfers: {stats.committed:,} committed, refused as the ledger "
+                  f"should: {refused}")  # fmt: skip
+    out.print(f"{report['entries']:,} entries in {len(report['ledgers'])} ledgers, {checkpoints} checkpoints signed, "
               f"{len(keys.list_keys(ctx.engine))} signing keys.")  # fmt: skip
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
 from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
 
-IN_CHUNK = 400  # bound on the pairs of one IN (...) clause
+IN_CHUNK = 2_000  # bound on the ids of one IN (...) clause (SQLite allows 32,766 parameters)
 
 J = JournalRow.__table__
 A = AccountRow.__table__
@@ -41,6 +44,14 @@ class Head:
 def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _in(conn: Connection, column, values: list[str]):
+    """`column IN values`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands, so the
+    driver neither re-parses nor re-prepares a statement for every list length."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
 
 
 def _by_ledger(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
@@ -93,7 +104,7 @@ def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
     """Journal rows by (ledger, transfer_id), with the request fingerprint."""
     found: dict[tuple[str, str], dict] = {}
     for ledger, chunk in _by_ledger(pairs):
-        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(J.c.ledger == ledger, J.c.transfer_id.in_(chunk)))
+        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(J.c.ledger == ledger, _in(conn, J.c.transfer_id, chunk)))
         for row in rows:
             found[(row.ledger, row.transfer_id)] = row._asdict()
     return found
@@ -103,7 +114,7 @@ def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[s
     found: dict[tuple[str, str], Balance] = {}
     for ledger, chunk in _by_ledger(pairs):
         query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
-        for r in conn.execute(query.where(A.c.ledger == ledger, A.c.name.in_(chunk))):
+        for r in conn.execute(query.where(A.c.ledger == ledger, _in(conn, A.c.name, chunk))):
             found[(r.ledger, r.name)] = Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
     return found
 
@@ -114,20 +125,19 @@ def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
     return {r.name: Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending) for r in rows}
 
 
-def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance], existing: set[tuple[str, str]]) -> None:
-    updates, inserts = [], []
-    for (ledger, name), b in changed.items():
-        values = dict(debits_posted=b.debits_posted, credits_posted=b.credits_posted,
-                      debits_pending=b.debits_pending, credits_pending=b.credits_pending)  # fmt: skip
-        if (ledger, name) in existing:
-            updates.append({"k_ledger": ledger, "k_name": name, **values})
-        else:
-            inserts.append({"ledger": ledger, "name": name, "non_negative": is_non_negative(name), **values})
-    if inserts:
-        conn.execute(insert(A), inserts)
-    if updates:
-        stmt = update(A).where(and_(A.c.ledger == bindparam("k_ledger"), A.c.name == bindparam("k_name")))
-        conn.execute(stmt, updates)
+def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> None:
+    """Write changed balances in one multi-row upsert (insertmanyvalues) instead of one UPDATE each."""
+    if not changed:
+        return
+    insert_ = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {"ledger": ledger, "name": name, "non_negative": is_non_negative(name), "debits_posted": b.debits_posted,
+         "credits_posted": b.credits_posted, "debits_pending": b.debits_pending, "credits_pending": b.credits_pending}
+        for (ledger, name), b in sorted(changed.items())
+    ]  # fmt: skip
+    stmt = insert_(A)
+    counters = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+    conn.execute(stmt.on_conflict_do_update(index_elements=[A.c.ledger, A.c.name], set_={c: stmt.excluded[c] for c in counters}), rows)
 
 
 def _hold(row) -> Hold:
@@ -137,7 +147,7 @@ def _hold(row) -> Hold:
 def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
     found = {}
     for ledger, chunk in _by_ledger(pairs):
-        for row in conn.execute(select(H).where(H.c.ledger == ledger, H.c.transfer_id.in_(chunk))):
+        for row in conn.execute(select(H).where(H.c.ledger == ledger, _in(conn, H.c.transfer_id, chunk))):
             found[(row.ledger, row.transfer_id)] = _hold(row)
     return found
 
@@ -156,7 +166,7 @@ def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str
     if opened:
         conn.execute(insert(H), [vars(h) for h in opened])
     for ledger, chunk in _by_ledger(closed):
-        conn.execute(delete(H).where(H.c.ledger == ledger, H.c.transfer_id.in_(chunk)))
+        conn.execute(delete(H).where(H.c.ledger == ledger, _in(conn, H.c.transfer_id, chunk)))
 
 
 def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -164,7 +174,7 @@ def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tupl
     found = {}
     for ledger, chunk in _by_ledger(holds):
         query = select(J.c.ledger, J.c.ref, J.c.phase).where(
-            J.c.ledger == ledger, J.c.ref.in_(chunk), J.c.phase.in_(("post", "void", "expire"))
+            J.c.ledger == ledger, _in(conn, J.c.ref, chunk), J.c.phase.in_(("post", "void", "expire"))
         )
         found.update({(r.ledger, r.ref): r.phase for r in conn.execute(query)})
     return found
@@ -176,10 +186,10 @@ def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
     for ledger, chunk in _by_ledger(pairs):
         refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
         query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
-        for r in conn.execute(query.where(J.c.ledger == ledger, J.c.transfer_id.in_(chunk), refundable)):
+        for r in conn.execute(query.where(J.c.ledger == ledger, _in(conn, J.c.transfer_id, chunk), refundable)):
             found[(r.ledger, r.transfer_id)] = Original(r.debit_account, r.credit_account, r.amount)
         spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).where(
-            J.c.ledger == ledger, J.c.ref.in_(chunk), J.c.phase == "single"
+            J.c.ledger == ledger, _in(conn, J.c.ref, chunk), J.c.phase == "single"
         )
         for r in conn.execute(spent.group_by(J.c.ledger, J.c.ref)):
             original = found.get((r.ledger, r.ref))
@@ -188,9 +198,20 @@ def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
     return found
 
 
+JOURNAL_COLUMNS = tuple(c.name for c in J.columns)
+
+
 def append(conn: Connection, rows: list[dict]) -> None:
-    if rows:
+    """Insert journal rows; on PostgreSQL with COPY, several times faster than a multi-row INSERT."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
         conn.execute(insert(J), rows)
+        return
+    cursor = conn.connection.driver_connection.cursor()  # the same transaction as `conn`
+    with cursor.copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(row[c] for c in JOURNAL_COLUMNS))
 
 
 def stream_entries(conn: Connection, ledger: str | None = None, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:

@@ -141,7 +141,6 @@ class LedgerService:
         requests = [r for _, g in groups for r in g]
         existing = journal.transfers(conn, [(r.ledger, r.transfer_id) for r in requests])
         view = self._load_view(conn, requests, due)
-        stored_balances = set(view.balances)
         holds_before = set(view.holds)
 
         planned: list[PlannedEntry] = [plan_expiry(view, hold) for hold in due]
@@ -172,7 +171,7 @@ class LedgerService:
 
         rows = self._seal(planned, heads, now, key_id, seed)
         journal.append(conn, rows)
-        journal.save_balances(conn, {k: view.balances[k] for k in view.changed}, stored_balances)
+        journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
         opened = [h for key, h in view.holds.items() if key not in holds_before]
         journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
         journal.set_heads(conn, heads)
