@@ -26,7 +26,7 @@ from api.bootstrap import Settings, open_context
 from ledger import core, oracle
 from ledger.adapters.database import make_engine, normalize_url
 from ledger.service_layer import audit
-from ledger.simulate import DAY_US, Simulator
+from ledger.simulate import Simulator
 
 ENTRIES = int(os.environ.get("ENTRAIDE_BENCH_ENTRIES", "1000000"))
 SMALL = 20_000  # per-entry crypto in pure Python is slow; its ratios need no million
@@ -80,7 +80,7 @@ def synthetic_journal(n: int) -> list[tuple]:
 
 def bench_core(rows: list[tuple]) -> None:
     print(f"\n1. Rust core vs Python oracle (same inputs; {SMALL:,} entries, replay on {len(rows):,})")
-    small = [r for r in rows[:SMALL]]
+    small = rows[:SMALL]
     e13 = [r[:13] for r in small]
     r_s, _ = timed(lambda: [core.canonical_bytes(e) for e in e13], 3)
     p_s, _ = timed(lambda: [oracle.canonical_bytes(e) for e in e13], 3)

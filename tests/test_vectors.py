@@ -22,7 +22,7 @@ def e16(obj: dict) -> tuple:
     return e13(obj) + (obj["hash"], obj["key_id"], obj["signature"])
 
 
-def keys(impl) -> list[tuple]:
+def verifier_keys() -> list[tuple]:
     return [(k["key_id"], bytes.fromhex(k["public_key"]), k["valid_from_us"], k["valid_until_us"]) for k in VECTORS["keys"]]
 
 
@@ -92,7 +92,7 @@ def test_replay_of_the_intact_chain():
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", VECTORS["verify"], ids=lambda c: c["name"])
 def test_verification_cases(impl, case):
-    verifier = impl.ChainVerifier(keys(impl))
+    verifier = impl.ChainVerifier(verifier_keys())
     verifier.feed([e16(line) for line in case["lines"]])
     report = verifier.finish()
     assert report["ok"] is (case["error"] is None)
