@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, any_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -100,21 +100,37 @@ def set_heads(conn: Connection, new_heads: dict[str, Head]) -> None:
         )
 
 
+def _pairs_in(conn: Connection, ledger_col, id_col, pairs: Iterable[tuple[str, str]]):
+    """Filters matching (ledger, id) pairs: on PostgreSQL one statement joining two arrays (one
+    round trip for the whole batch); elsewhere one `ledger = ? AND id IN (...)` per ledger chunk."""
+    if conn.dialect.name == "postgresql":
+        pairs = sorted(set(pairs))
+        for start in range(0, len(pairs), 10 * IN_CHUNK):
+            chunk = pairs[start : start + 10 * IN_CHUNK]
+            keys = select(
+                func.unnest(bindparam(None, [p[0] for p in chunk], type_=ARRAY(String))).label("l"),
+                func.unnest(bindparam(None, [p[1] for p in chunk], type_=ARRAY(String))).label("i"),
+            ).subquery()
+            yield tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i))
+        return
+    for ledger, chunk in _by_ledger(pairs):
+        yield and_(ledger_col == ledger, id_col.in_(chunk))
+
+
 def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Journal rows by (ledger, transfer_id), with the request fingerprint."""
     found: dict[tuple[str, str], dict] = {}
-    for ledger, chunk in _by_ledger(pairs):
-        rows = conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(J.c.ledger == ledger, _in(conn, J.c.transfer_id, chunk)))
-        for row in rows:
+    for where in _pairs_in(conn, J.c.ledger, J.c.transfer_id, pairs):
+        for row in conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(where)):
             found[(row.ledger, row.transfer_id)] = row._asdict()
     return found
 
 
 def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
     found: dict[tuple[str, str], Balance] = {}
-    for ledger, chunk in _by_ledger(pairs):
-        query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
-        for r in conn.execute(query.where(A.c.ledger == ledger, _in(conn, A.c.name, chunk))):
+    query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
+    for where in _pairs_in(conn, A.c.ledger, A.c.name, pairs):
+        for r in conn.execute(query.where(where)):
             found[(r.ledger, r.name)] = Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
     return found
 
