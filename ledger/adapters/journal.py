@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,6 +19,7 @@ from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
 
 IN_CHUNK = 2_000  # bound on the ids of one IN (...) clause (SQLite allows 32,766 parameters)
+ARRAY_CHUNK = 20_000  # bound on the pairs of one PostgreSQL array lookup
 
 J = JournalRow.__table__
 A = AccountRow.__table__
@@ -44,14 +45,6 @@ class Head:
 def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _in(conn: Connection, column, values: list[str]):
-    """`column IN values`; on PostgreSQL `= ANY(array)`, one parameter instead of thousands, so the
-    driver neither re-parses nor re-prepares a statement for every list length."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    return column.in_(values)
 
 
 def _by_ledger(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
@@ -105,8 +98,7 @@ def _pairs_in(conn: Connection, ledger_col, id_col, pairs: Iterable[tuple[str, s
     round trip for the whole batch); elsewhere one `ledger = ? AND id IN (...)` per ledger chunk."""
     if conn.dialect.name == "postgresql":
         pairs = sorted(set(pairs))
-        for start in range(0, len(pairs), 10 * IN_CHUNK):
-            chunk = pairs[start : start + 10 * IN_CHUNK]
+        for chunk in _chunks(pairs, ARRAY_CHUNK):
             keys = select(
                 func.unnest(bindparam(None, [p[0] for p in chunk], type_=ARRAY(String))).label("l"),
                 func.unnest(bindparam(None, [p[1] for p in chunk], type_=ARRAY(String))).label("i"),
@@ -162,8 +154,8 @@ def _hold(row) -> Hold:
 
 def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
     found = {}
-    for ledger, chunk in _by_ledger(pairs):
-        for row in conn.execute(select(H).where(H.c.ledger == ledger, _in(conn, H.c.transfer_id, chunk))):
+    for where in _pairs_in(conn, H.c.ledger, H.c.transfer_id, pairs):
+        for row in conn.execute(select(H).where(where)):
             found[(row.ledger, row.transfer_id)] = _hold(row)
     return found
 
@@ -181,17 +173,15 @@ def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
 def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str]]) -> None:
     if opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    for ledger, chunk in _by_ledger(closed):
-        conn.execute(delete(H).where(H.c.ledger == ledger, _in(conn, H.c.transfer_id, chunk)))
+    for where in _pairs_in(conn, H.c.ledger, H.c.transfer_id, closed):
+        conn.execute(delete(H).where(where))
 
 
 def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """How closed holds were closed: (ledger, hold id) -> post, void or expire."""
     found = {}
-    for ledger, chunk in _by_ledger(holds):
-        query = select(J.c.ledger, J.c.ref, J.c.phase).where(
-            J.c.ledger == ledger, _in(conn, J.c.ref, chunk), J.c.phase.in_(("post", "void", "expire"))
-        )
+    for where in _pairs_in(conn, J.c.ledger, J.c.ref, holds):
+        query = select(J.c.ledger, J.c.ref, J.c.phase).where(where, J.c.phase.in_(("post", "void", "expire")))
         found.update({(r.ledger, r.ref): r.phase for r in conn.execute(query)})
     return found
 
@@ -199,18 +189,15 @@ def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tupl
 def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
     """Posted transfers that may be refunded, with what previous compensations left of them."""
     found: dict[tuple[str, str], Original] = {}
-    for ledger, chunk in _by_ledger(pairs):
-        refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
-        query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
-        for r in conn.execute(query.where(J.c.ledger == ledger, _in(conn, J.c.transfer_id, chunk), refundable)):
+    refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
+    query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
+    for where in _pairs_in(conn, J.c.ledger, J.c.transfer_id, pairs):
+        for r in conn.execute(query.where(where, refundable)):
             found[(r.ledger, r.transfer_id)] = Original(r.debit_account, r.credit_account, r.amount)
-        spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).where(
-            J.c.ledger == ledger, _in(conn, J.c.ref, chunk), J.c.phase == "single"
-        )
-        for r in conn.execute(spent.group_by(J.c.ledger, J.c.ref)):
-            original = found.get((r.ledger, r.ref))
-            if original is not None:
-                original.remaining -= int(r.total)
+    spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).group_by(J.c.ledger, J.c.ref)
+    for where in _pairs_in(conn, J.c.ledger, J.c.ref, found):
+        for r in conn.execute(spent.where(where, J.c.phase == "single")):
+            found[(r.ledger, r.ref)].remaining -= int(r.total)
     return found
 
 
