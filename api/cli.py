@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from api.bootstrap import Context, Settings, open_context
-from ledger.adapters.keystore import KeyStoreError
+from api import demo as demo_seed
+from api.bootstrap import Context
+from api.cli_admin import admin_app
+from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
 from ledger.domain.checkpoint import NoteError
-from ledger.domain.errors import LedgerError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
@@ -26,32 +26,7 @@ from ledger.simulate import DAY_US, Simulator
 app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL or SQLite path [default: the data directory's]")]
-DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env ENTRAIDE_DATA_DIR]")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures become one clear line and exit status 2."""
-    try:
-        yield
-    except (LedgerError, KeyStoreError, NoteError, ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _fail(f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-
-
-def _context(db: str | None, data_dir: Path | None, **kw) -> Context:
-    return open_context(Settings.load(db, data_dir), **kw)
+app.add_typer(admin_app, name="admin")
 
 
 @contextlib.contextmanager
@@ -66,7 +41,7 @@ def _progress(description: str, total: int | None) -> Iterator:
 def _report_verification(report: dict, source: str) -> None:
     if not report["ok"]:
         e = report["error"]
-        raise _fail(f"{source}: ledger {e['ledger']}, sequence {e['sequence']}: {e['code']}: {e['detail']}", code=1)
+        raise fail(f"{source}: ledger {e['ledger']}, sequence {e['sequence']}: {e['code']}: {e['detail']}", code=1)
     table = Table(title=f"{source}: intact", show_lines=False)
     for column in ("ledger", "entries", "head", "open holds"):
         table.add_column(column, justify="right" if column != "ledger" else "left")
@@ -89,10 +64,10 @@ def simulate(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Transfers per database transaction")] = 1000,
 ) -> None:
     """Simulate realistic multi-city activity (deterministic for a seed)."""
-    with _errors():
+    with errors():
         start_us = now_us() - days * DAY_US
         sim = Simulator(seed, start_us, days)
-        ctx = _context(db, data_dir, clock=sim.clock, key_from_us=start_us)
+        ctx = context(db, data_dir, clock=sim.clock, key_from_us=start_us)
         started = time.perf_counter()
         with _progress("simulating", transfers) as advance:
             stats = simulation.run(ctx.ledger, sim, transfers, batch_size, advance, ctx.keystore)
@@ -111,14 +86,14 @@ def verify(
     keys_file: Annotated[Path | None, typer.Option("--keys", help="Public keys file (with --export)")] = None,
 ) -> None:
     """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry."""
-    with _errors():
+    with errors():
         if export is not None:
             if keys_file is None:
                 raise ValueError("--export needs --keys (the public keys file)")
             report = audit.verify_export(export, keys_file)
             source = str(export)
         else:
-            ctx = _context(db, data_dir)
+            ctx = context(db, data_dir)
             with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
                 report = audit.verify_database(ctx.engine, advance)
             source = "database"
@@ -133,8 +108,8 @@ def export_(
     data_dir: DataDirOption = None,
 ) -> None:
     """Export every ledger as JSON Lines (ledger, then sequence) with the public keys."""
-    with _errors():
-        ctx = _context(db, data_dir)
+    with errors():
+        ctx = context(db, data_dir)
         with _progress("exporting", audit.entry_count(ctx.engine)) as advance:
             written = audit.export(ctx.engine, out_file, keys_out, advance)
     out.print(f"{written:,} entries written to {out_file}" + (f", keys to {keys_out}" if keys_out else ""))
@@ -147,8 +122,8 @@ def checkpoint(
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the signed notes to this file")] = None,
 ) -> None:
     """Sign a checkpoint (tree size, Merkle root, time) of every ledger."""
-    with _errors():
-        ctx = _context(db, data_dir)
+    with errors():
+        ctx = context(db, data_dir)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         if out_file is not None:
             out_file.write_text(json.dumps({"checkpoints": [c["note"] for c in made]}, indent=2) + "\n", encoding="utf-8")
@@ -167,8 +142,8 @@ def prove(
     data_dir: DataDirOption = None,
 ) -> None:
     """Write an inclusion proof (--sequence) or a consistency proof (--from/--to)."""
-    with _errors():
-        ctx = _context(db, data_dir)
+    with errors():
+        ctx = context(db, data_dir)
         if sequence is not None and from_size is None and to_size is None:
             proof = audit.prove_inclusion(ctx.engine, ledger, sequence)
         elif sequence is None and from_size is not None and to_size is not None:
@@ -185,7 +160,7 @@ def verify_proof(
     keys_file: Annotated[Path, typer.Option("--keys", help="Public keys file")],
 ) -> None:
     """Check a proof offline, with public keys only."""
-    with _errors():
+    with errors():
         if proof_file.stat().st_size > audit.MAX_PROOF_BYTES:
             raise ValueError("proof file is too large")
         try:
@@ -196,7 +171,7 @@ def verify_proof(
         try:
             summary = audit.verify_proof(proof, keys_doc)
         except (ValueError, NoteError) as exc:
-            raise _fail(f"proof does not verify: {exc}", code=1) from None
+            raise fail(f"proof does not verify: {exc}", code=1) from None
     out.print(f"[green]valid:[/] {summary}")
 
 
@@ -207,8 +182,8 @@ def keys_(
     data_dir: DataDirOption = None,
 ) -> None:
     """List the signing keys (and rotate them with --rotate)."""
-    with _errors():
-        ctx = _context(db, data_dir)
+    with errors():
+        ctx = context(db, data_dir)
         if rotate:
             old, new = keys.rotate(ctx.engine, ctx.keystore)
             out.print(f"rotated: {old} retired, {new} active")
@@ -224,13 +199,33 @@ def keys_(
 @ledger_app.command("expire-holds")
 def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Release every hold past its expiry (an `expire` entry each)."""
-    with _errors():
-        ctx = _context(db, data_dir)
+    with errors():
+        ctx = context(db, data_dir)
         count = ctx.ledger.expire_holds()
     out.print(f"{count:,} holds expired")
 
 
-# --- demo ---------------------------------------------------------------------------------------
+# --- serving and the demo -----------------------------------------------------------------------
+
+HostOption = Annotated[str, typer.Option(help="Address to listen on")]
+PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")]
+
+
+def _serve(ctx: Context, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
+    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the HTTP API (POS, wallet, organizations, admin)."""
+    with errors():
+        ctx = context(db, data_dir)
+    _serve(ctx, host, port)
 
 
 @app.command()
@@ -240,24 +235,44 @@ def demo(
     transfers: Annotated[int, typer.Option(min=100, max=5_000_000, help="Transfers of simulated activity")] = 30_000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Months of activity, in days, up to today")] = 120,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API once seeded")] = True,
+    credentials_out: Annotated[Path | None, typer.Option("--credentials-out", help="Write the demo accounts' credentials here")] = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
 ) -> None:
-    """Seed the eleven communities with a few months of activity, checkpoint, verify, and summarize."""
-    with _errors():
+    """Seed the eleven communities (programs, merchants, residents, months of activity), verify, then serve."""
+    with errors():
         start_us = now_us() - days * DAY_US
-        sim = Simulator(seed, start_us, days)
-        ctx = _context(db, data_dir, clock=sim.clock, key_from_us=start_us)
+        running: list[Simulator] = []
+        ctx = context(db, data_dir, clock=lambda: running[0].now_us if running else start_us, key_from_us=start_us)
         out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
         stats = simulation.SimulationStats()
+        creds_file = demo_seed.credentials_path(ctx)
         if audit.entry_count(ctx.engine):
+            if not creds_file.exists():
+                raise ValueError(f"this database was seeded elsewhere: {creds_file} is missing")
+            creds = json.loads(creds_file.read_text(encoding="utf-8"))
             out.print("already seeded: verifying and summarizing what is there")
         else:
+            with _progress("enrolling members", demo_seed.member_count()) as advance:
+                creds = demo_seed.seed_members(ctx, advance, random.Random(seed))
+            demo_seed.write_credentials(creds, creds_file)
+            running.append(demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US))
+            running[0].now_us = start_us
             with _progress("seeding activity", transfers) as advance:
-                stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore)
+                stats = simulation.run(ctx.ledger, running[0], transfers, 1000, advance, ctx.keystore, fund=False)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
             report = audit.verify_database(ctx.engine, advance)
         _report_verification(report, "database")
         _summary(ctx, report, len(made), stats)
+        if credentials_out is not None:
+            demo_seed.write_credentials(creds, credentials_out)
+            out.print(f"credentials of {len(creds['merchants'])} terminals, {len(creds['residents'])} residents, "
+                      f"{len(creds['organizations'])} organizations and {len(creds['staff'])} city staff: {credentials_out}")  # fmt: skip
+        ctx.engine.dispose()
+    if serve_api:
+        _serve(context(db, data_dir), host, port)
 
 
 def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.SimulationStats) -> None:

@@ -58,18 +58,48 @@ ACTIONS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Members:
+    """The ids of a city's residents, merchants and organizations, when they exist outside the ledger
+    (the demo enrols real ones); without them the simulator makes up `r<n>`, `m<n>` and `o<n>`."""
+
+    residents: tuple[str, ...]
+    merchants: tuple[str, ...]
+    orgs: tuple[str, ...]
+
+
 @dataclass
 class _City:
     community: Community
     residents: int
     merchants: int
     orgs: int
+    members: Members | None = None
     wallets: dict[int, int] = field(default_factory=dict)  # resident -> points the simulator believes available
     refundable: deque = field(default_factory=deque)  # (transfer_id, debit, credit, amount)
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def wallet(self, resident: int) -> str:
+        return f"citizen:{self.members.residents[resident] if self.members else f'r{resident}'}:wallet"
+
+    def merchant(self, merchant: int, side: str) -> str:
+        return f"merchant:{self.members.merchants[merchant] if self.members else f'm{merchant}'}:{side}"
+
+    def org(self, org: int) -> str:
+        return f"org:{self.members.orgs[org] if self.members else f'o{org}'}"
+
+    def resident_of(self, wallet: str) -> int:
+        name = wallet.split(":")[1]
+        if self.members is None:
+            return int(name[1:])
+        if not self._index:
+            self._index.update({rid: i for i, rid in enumerate(self.members.residents)})
+        return self._index[name]
 
 
 class Simulator:
-    def __init__(self, seed: int, start_us: int, days: int = 120, scale: int = 1) -> None:
+    def __init__(self, seed: int, start_us: int, days: int = 120, scale: int = 1,
+                 members: dict[str, Members] | None = None) -> None:  # fmt: skip
         self.rng = random.Random(seed)
         self.seed = seed
         self.start_us = start_us
@@ -81,6 +111,8 @@ class Simulator:
         self.cities = [
             _City(c, residents=max(20, scale * c.population // 200), merchants=max(5, scale * c.population // 2500),
                   orgs=max(2, c.population // 10_000))
+            if members is None else
+            _City(c, len(members[c.id].residents), len(members[c.id].merchants), len(members[c.id].orgs), members[c.id])
             for c in COMMUNITIES
         ]  # fmt: skip
         self._weights = [c.population for c in COMMUNITIES]
@@ -119,7 +151,7 @@ class Simulator:
                 if group:
                     batch.append(group)
                     made += len(group)
-                self.now_us += step_us
+                self.now_us = min(self.now_us + step_us, self.start_us + self.span_us)  # never past the span's end
                 self._steps += 1
             yield batch
 
@@ -131,7 +163,7 @@ class Simulator:
             for request in group:
                 city = self._city(request.ledger)
                 if request.phase == "pending" and city is not None:
-                    self._credit(city, _resident_of(request.debit_account), request.amount_points)
+                    self._credit(city, city.resident_of(request.debit_account), request.amount_points)
 
     # --- the actions --------------------------------------------------------------------------
 
@@ -174,7 +206,7 @@ class Simulator:
         dollars = self.rng.choice((4, 9, 12, 18, 25, 40, 65, 120, 250))
         points = dollars * PURCHASE_POINTS_PER_DOLLAR
         self._credit(city, resident, points)
-        request = self._req(city, "earn_purchase", "single", f"merchant:m{merchant}:issued", f"citizen:r{resident}:wallet", points)
+        request = self._req(city, "earn_purchase", "single", city.merchant(merchant, "issued"), city.wallet(resident), points)
         self._remember(city, request.transfer_id, request.debit_account, request.credit_account, points)
         return [request]
 
@@ -182,13 +214,13 @@ class Simulator:
         resident = self._resident(city)
         points = self.rng.choice((50, 100, 150, 250, 500))
         self._credit(city, resident, points)
-        return [self._req(city, "earn_civic", "single", "program:budget", f"citizen:r{resident}:wallet", points)]
+        return [self._req(city, "earn_civic", "single", "program:budget", city.wallet(resident), points)]
 
     def _earn_volunteer(self, city: _City) -> list[TransferRequest]:
         resident = self._resident(city)
         points = 100 * self.rng.randint(1, 6)
         self._credit(city, resident, points)
-        return [self._req(city, "earn_volunteer", "single", "program:budget", f"citizen:r{resident}:wallet", points)]
+        return [self._req(city, "earn_volunteer", "single", "program:budget", city.wallet(resident), points)]
 
     def _hold(self, city: _City) -> list[TransferRequest] | None:
         resident, merchant = self._resident(city), self.rng.randrange(city.merchants)
@@ -199,7 +231,7 @@ class Simulator:
         # simulated clock may run coarser than minutes: holds then last past the next batch.
         coarse_us = self.batch_span_us + 2 * MAX_RESOLUTION_DELAY_STEPS * self.step_us
         timeout = max(self.rng.choice((300, 900, 1800)), coarse_us // 1_000_000)
-        request = self._req(city, "redeem", "pending", f"citizen:r{resident}:wallet", f"merchant:m{merchant}:redeemed",
+        request = self._req(city, "redeem", "pending", city.wallet(resident), city.merchant(merchant, "redeemed"),
                             points, timeout_seconds=timeout)  # fmt: skip
         if self.rng.randrange(100) < ABANDONED_HOLDS_PERCENT or len(self._scheduled) >= MAX_SCHEDULED_HOLDS:
             self._credit(city, resident, points)  # the believed balance returns when the ledger expires it
@@ -216,7 +248,7 @@ class Simulator:
         captured = points if roll < 0.85 else max(1, points * self.rng.randint(1, 9) // 10)
         self._credit(city, resident, points - captured)
         request = self._req(city, "redeem", "post", "", "", captured, ref=hold_id)
-        self._remember(city, request.transfer_id, f"citizen:r{resident}:wallet", f"merchant:m{merchant}:redeemed", captured)
+        self._remember(city, request.transfer_id, city.wallet(resident), city.merchant(merchant, "redeemed"), captured)
         return [request]
 
     def _service(self, city: _City) -> list[TransferRequest] | None:
@@ -224,7 +256,7 @@ class Simulator:
         points = self._spend(city, resident, self.rng.choice((300, 500, 1200, 2500)))
         if not points:
             return None
-        return [self._req(city, "service", "single", f"citizen:r{resident}:wallet", "services:revenue", points)]
+        return [self._req(city, "service", "single", city.wallet(resident), "services:revenue", points)]
 
     def _donation(self, city: _City) -> list[TransferRequest] | None:
         resident = self._resident(city)
@@ -232,7 +264,7 @@ class Simulator:
         if not points:
             return None
         org = self.rng.randrange(city.orgs)
-        return [self._req(city, "donation", "single", f"citizen:r{resident}:wallet", f"org:o{org}", points)]
+        return [self._req(city, "donation", "single", city.wallet(resident), city.org(org), points)]
 
     def _refund(self, city: _City) -> list[TransferRequest] | None:
         if not city.refundable:
@@ -240,10 +272,10 @@ class Simulator:
         original, debit, credit, amount = city.refundable[self.rng.randrange(len(city.refundable))]
         refund = max(1, amount // self.rng.choice((1, 2, 4)))
         if debit.endswith(":issued"):  # a purchase returned: the points it earned go back
-            if self._spend(city, _resident_of(credit), refund) < refund:
+            if self._spend(city, city.resident_of(credit), refund) < refund:
                 return None
         else:  # a redemption refunded: the points return to the wallet
-            self._credit(city, _resident_of(debit), refund)
+            self._credit(city, city.resident_of(debit), refund)
         return [self._req(city, "refund", "single", credit, debit, refund, ref=original)]
 
     def _cross_city(self, city: _City) -> list[TransferRequest] | None:
@@ -255,11 +287,8 @@ class Simulator:
         merchant = self.rng.randrange(other.merchants)
         home, away = city.community.id, other.community.id
         return [
-            self._req(city, "interop_redeem", "single", f"citizen:r{resident}:wallet", f"interop:{away}", points),
+            self._req(city, "interop_redeem", "single", city.wallet(resident), f"interop:{away}", points),
             TransferRequest(away, self._key(), "interop_redeem", "single", f"interop:{home}",
-                            f"merchant:m{merchant}:redeemed", points),
+                            other.merchant(merchant, "redeemed"), points),
         ]  # fmt: skip
 
-
-def _resident_of(wallet: str) -> int:
-    return int(wallet.split(":")[1][1:])

@@ -275,3 +275,30 @@ def latest_checkpoints(conn: Connection) -> list[dict]:
     latest = select(C.c.ledger, func.max(C.c.tree_size).label("size")).group_by(C.c.ledger).subquery()
     query = select(C).join(latest, and_(C.c.ledger == latest.c.ledger, C.c.tree_size == latest.c.size))
     return [r._asdict() for r in conn.execute(query.order_by(C.c.ledger))]
+
+
+# --- reads for wallets and statements -----------------------------------------------------------
+
+
+def account_entries(conn: Connection, ledger: str, accounts: list[str], *, before_sequence: int | None = None,
+                    since_us: int | None = None, until_us: int | None = None, limit: int = 50) -> list[dict]:  # fmt: skip
+    """Entries that touch any of `accounts`, newest first: one page of a history or statement.
+
+    Keyset paging on the sequence (pass the last page's smallest one) stays fast on any page.
+    """
+    query = select(*ENTRY_COLUMNS).where(
+        J.c.ledger == ledger, or_(J.c.debit_account.in_(accounts), J.c.credit_account.in_(accounts))
+    )
+    if before_sequence is not None:
+        query = query.where(J.c.sequence < before_sequence)
+    if since_us is not None:
+        query = query.where(J.c.time_us >= since_us)
+    if until_us is not None:
+        query = query.where(J.c.time_us < until_us)
+    return [r._asdict() for r in conn.execute(query.order_by(J.c.sequence.desc()).limit(limit))]
+
+
+def linked_entries(conn: Connection, group_id: str) -> list[dict]:
+    """Every entry of one linked group, on every ledger (both halves of a cross-city transfer)."""
+    query = select(*ENTRY_COLUMNS).where(J.c.group_id == group_id).order_by(J.c.ledger, J.c.sequence)
+    return [r._asdict() for r in conn.execute(query)]

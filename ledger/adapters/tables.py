@@ -7,7 +7,7 @@ reproduces (balances, open holds) or metadata (ledgers' heads, public keys, chec
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -51,6 +51,9 @@ class JournalRow(Base):
         UniqueConstraint("ledger", "transfer_id", name="uq_journal_transfer"),
         Index("ix_journal_ref", "ledger", "ref"),
         Index("ix_journal_time", "ledger", "time_us"),
+        Index("ix_journal_debit", "ledger", "debit_account", "sequence"),
+        Index("ix_journal_credit", "ledger", "credit_account", "sequence"),
+        Index("ix_journal_group", "group_id", sqlite_where=text("group_id IS NOT NULL"), postgresql_where=text("group_id IS NOT NULL")),
     )
 
 

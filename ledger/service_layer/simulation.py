@@ -23,8 +23,9 @@ class SimulationStats:
 
 
 def run(service: LedgerService, sim: Simulator, transfers: int, batch_size: int = 1000,
-        progress: Progress = lambda _: None, keystore=None) -> SimulationStats:  # fmt: skip
-    """Create the ledgers, fund them, then play `transfers` transfers in batches.
+        progress: Progress = lambda _: None, keystore=None, fund: bool = True) -> SimulationStats:  # fmt: skip
+    """Create the ledgers, fund them (unless their programs already were), then play `transfers`
+    transfers in batches.
 
     With a keystore, the signing key is rotated halfway, as a city would on schedule, so that every
     simulated journal exercises verification across a key rotation.
@@ -32,7 +33,8 @@ def run(service: LedgerService, sim: Simulator, transfers: int, batch_size: int 
     stats = SimulationStats()
     for name in sim.ledgers():
         service.create_ledger(name)
-    _submit(service, sim, sim.funding(), stats)
+    if fund:
+        _submit(service, sim, sim.funding(), stats)
     rotate_at = transfers // 2 if keystore is not None else -1
     for batch in sim.batches(transfers, batch_size):
         if 0 <= rotate_at <= stats.transfers:

@@ -10,9 +10,10 @@ or nothing of it exists; a caller is told a transfer happened only after the com
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ledger import core
 from ledger.adapters import journal
@@ -110,8 +111,12 @@ class LedgerService:
             if expired < MAX_EXPIRIES_PER_BATCH:
                 return total
 
-    def submit(self, groups: Sequence[Sequence[TransferRequest]]) -> list[Outcome]:
-        """Plan and commit a batch of linked groups in one transaction; one Outcome per group."""
+    def submit(self, groups: Sequence[Sequence[TransferRequest]], conn: Connection | None = None) -> list[Outcome]:
+        """Plan and commit a batch of linked groups in one transaction; one Outcome per group.
+
+        With `conn`, the batch joins the caller's transaction instead (which then owns the commit), so
+        that records kept beside the journal, such as an award's explanation, commit with it.
+        """
         if len(groups) > MAX_BATCH_GROUPS:
             raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch")
         outcomes: list[Outcome | None] = [None] * len(groups)
@@ -127,7 +132,7 @@ class LedgerService:
                 outcomes[index] = Outcome(error=exc)
         if valid:
             names = sorted({r.ledger for i in valid for r in groups[i]})
-            with self.engine.begin() as conn:
+            with nullcontext(conn) if conn is not None else self.engine.begin() as conn:
                 self._append(conn, names, [(i, list(groups[i])) for i in valid], outcomes)
         return outcomes  # type: ignore[return-value]
 

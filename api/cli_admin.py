@@ -1,0 +1,141 @@
+"""`entraide admin`: the city staff's commands, calling the same services as `/v1/admin`, audited as `cli:<user>`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from api.cli_support import DataDirOption as DataDir
+from api.cli_support import DbOption as Db
+from api.cli_support import context as _ctx
+from api.cli_support import errors
+from community.domain.program import Program
+
+admin_app = typer.Typer(help="City program administration: programs, budgets, residents, merchants, tokens, audit.",
+                        no_args_is_help=True)  # fmt: skip
+
+City = Annotated[str, typer.Option("--city", help="City (ledger) id, e.g. brossard")]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _print(value: object) -> None:
+    typer.echo(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False, sort_keys=True))
+
+
+@admin_app.command("program-show")
+def program_show(city: City, db: Db = None, data_dir: DataDir = None) -> None:
+    """Print a city's program as JSON (the format program-set takes)."""
+    with errors():
+        _print(_ctx(db, data_dir).programs.get(city))
+
+
+@admin_app.command("program-set")
+def program_set(city: City, file: Annotated[Path, typer.Option("--file", help="Program JSON")], db: Db = None,
+                data_dir: DataDir = None) -> None:  # fmt: skip
+    """Create or replace a city's program from a JSON file (validated and audited)."""
+    with errors():
+        try:
+            program = msgspec.json.decode(file.read_bytes(), type=Program, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{file}: {exc}") from None
+        if program.city != city:
+            raise ValueError(f"{file} is the program of {program.city!r}, not {city!r}")
+        _, version = _ctx(db, data_dir).programs.configure(program, _actor())
+    typer.echo(f"{city}: program version {version}")
+
+
+@admin_app.command("fund-budget")
+def fund_budget(city: City, points: Annotated[int, typer.Option(min=1)], key: Annotated[str, typer.Option(help="Idempotency key")],
+                db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """Allocate points to the program budget (program:funding → program:budget)."""
+    with errors():
+        _print(_ctx(db, data_dir).programs.fund_budget(city, points, key, _actor()))
+
+
+@admin_app.command("enrol")
+def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str | None, typer.Option()] = None,
+          level: Annotated[str, typer.Option(help="basic, verified or checked")] = "basic", db: Db = None,
+          data_dir: DataDir = None) -> None:  # fmt: skip
+    """Enrol a resident (valid one year) and print their id and card."""
+    with errors():
+        ctx = _ctx(db, data_dir)
+        personal = {"name": name} | ({"email": email} if email else {})
+        resident = ctx.residents.enroll(city, personal, level, _actor())
+        _print(resident | {"card": ctx.residents.current_card(resident["id"])["token"]})
+
+
+@admin_app.command("merchant-add")
+def merchant_add(city: City, merchant_id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option()],
+                 category: Annotated[str, typer.Option()], approve: bool = False, db: Db = None,
+                 data_dir: DataDir = None) -> None:  # fmt: skip
+    """Add a merchant (pending unless --approve)."""
+    with errors():
+        ctx = _ctx(db, data_dir)
+        row = ctx.merchants.add(city, merchant_id, name, _actor(), category=category)
+        if approve:
+            row = ctx.merchants.set_status(merchant_id, "approved", _actor(), city)
+        _print(row)
+
+
+@admin_app.command("terminal-add")
+def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchant")],
+                 public_key: Annotated[Path, typer.Option("--public-key", help="Ed25519 public key, PEM")], db: Db = None,
+                 data_dir: DataDir = None) -> None:  # fmt: skip
+    """Register a terminal's public key; prints the key id it signs with."""
+    with errors():
+        key_id = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), _actor(), city)
+    typer.echo(key_id)
+
+
+@admin_app.command("org-add")
+def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option()],
+            approve: bool = False, db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """Add a community organization (pending unless --approve)."""
+    with errors():
+        ctx = _ctx(db, data_dir)
+        row = ctx.organizations.add(city, org_id, name, _actor())
+        if approve:
+            row = ctx.organizations.set_status(org_id, "approved", _actor(), city)
+        _print(row)
+
+
+@admin_app.command("token")
+def token(city: City, role: Annotated[str, typer.Option(help="staff, finance, auditor or org")],
+          subject: Annotated[str, typer.Option()], org: Annotated[str | None, typer.Option()] = None,
+          ttl_seconds: Annotated[int, typer.Option(min=60, max=90 * 86_400)] = 3_600, db: Db = None,
+          data_dir: DataDir = None) -> None:  # fmt: skip
+    """Issue a bearer token from the built-in issuer (the embedded default's identity provider)."""
+    with errors():
+        if role not in ("staff", "finance", "auditor", "org") or (role == "org") != (org is not None):
+            raise ValueError("role is staff, finance, auditor, or org with --org")
+        ctx = _ctx(db, data_dir)
+        if org is not None:
+            ctx.organizations.get(org, city)
+        claims = {"sub": subject, "role": role, "city": city} | ({"org": org} if org else {})
+        typer.echo(ctx.tokens.issue(claims, ttl_seconds, ctx.clock() // 1_000_000))
+
+
+@admin_app.command("audit")
+def audit_export(city: City, out: Annotated[Path | None, typer.Option("--out", help="JSON Lines file [default: stdout]")] = None,
+                 db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """Export the audit trail of a city (who, what, when, before, after) as JSON Lines."""
+    with errors():
+        ctx = _ctx(db, data_dir)
+        lines, after = [], 0
+        while page := ctx.programs.audit_log(city, after, 1_000):
+            lines += [json.dumps(entry, ensure_ascii=False, sort_keys=True) for entry in page]
+            after = page[-1]["id"]
+        text = "\n".join(lines) + ("\n" if lines else "")
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.write_text(text, encoding="utf-8")
+            typer.echo(f"{len(lines)} audit entries written to {out}")

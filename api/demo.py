@@ -1,0 +1,134 @@
+"""Seeding the demo: the eleven communities with programs, merchants and their terminals, organizations,
+residents with cards, and months of activity up to today; plus the credentials to act as any of them.
+
+Everything goes through the same services the API uses. Terminal private keys exist only in the
+credentials file (the server keeps public keys); the file is written 0600 into the data directory,
+so that a second `entraide demo` on the same data serves the same accounts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from api.bootstrap import Context
+from community.domain.program import CATEGORIES, Campaign, Program
+from ledger.service_layer import simulation
+from ledger.simulate import COMMUNITIES, DAY_US, Members, Simulator
+
+ACTOR = "staff:demo-seeder"
+TOKEN_TTL_SECONDS = 30 * 86_400
+SHOPS = {
+    "food": ("Boulangerie", "Épicerie", "Fromagerie", "Café"),
+    "retail": ("Librairie", "Quincaillerie", "Boutique"),
+    "services": ("Cordonnerie", "Salon"),
+    "culture": ("Théâtre", "Galerie"),
+    "sports": ("Vélo", "Centre sportif"),
+    "tourism": ("Auberge", "Croisières"),
+}
+FIRST_NAMES = ("Léa", "Noah", "Emma", "Liam", "Alice", "William", "Chloé", "Thomas", "Zoé", "Félix", "Maya", "Jacob")
+LAST_NAMES = ("Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Gauthier", "Morin", "Lavoie", "Fortin", "Sioui")
+Progress = Callable[[int], None]
+
+
+def credentials_path(ctx: Context) -> Path:
+    return ctx.settings.data_dir / "demo-credentials.json"
+
+
+def plan_sizes() -> dict[str, tuple[int, int, int]]:
+    """(residents, merchants, organizations) per community, in proportion to its population."""
+    return {c.id: (max(8, c.population // 1_500), max(3, c.population // 6_000), 2) for c in COMMUNITIES}
+
+
+def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
+    """Programs, budgets, merchants with terminals, organizations, residents with cards; returns credentials.
+
+    Members join at the context's clock (the start of the simulated months); their tokens are dated
+    from the real time, so that they work when the demo serves.
+    """
+    now_s = int(time.time())
+    today = dt.date.fromtimestamp(now_s)
+    creds: dict = {"staff": [], "organizations": [], "merchants": [], "residents": []}
+    campaign = Campaign(id="achat-local", starts_on=today - dt.timedelta(days=30), ends_on=today + dt.timedelta(days=30),
+                        multiplier_percent=200, category="food")  # fmt: skip
+    for community in COMMUNITIES:  # every city first: residents opt in to their neighbours
+        ctx.programs.configure(Program(city=community.id, campaigns=(campaign,)), ACTOR)
+        ctx.programs.fund_budget(community.id, community.population * 400, f"demo-{today.year}", ACTOR)
+    for community in COMMUNITIES:
+        city = community.id
+        staff = ctx.tokens.issue({"sub": f"staff-{city}", "role": "staff", "city": city}, TOKEN_TTL_SECONDS, now_s)
+        creds["staff"].append({"city": city, "token": staff})
+        residents, merchants, orgs = plan_sizes()[city]
+        for n in range(merchants):
+            category = CATEGORIES[n % len(CATEGORIES)]
+            merchant_id = f"{city}-{category}-{n}"[:48]
+            shop = SHOPS[category][n % len(SHOPS[category])]
+            ctx.merchants.add(city, merchant_id, f"{shop} {community.name} {n}", ACTOR, category=category)
+            ctx.merchants.set_status(merchant_id, "approved", ACTOR, city)
+            private = Ed25519PrivateKey.generate()
+            public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+            key_id = ctx.terminals.register(merchant_id, public_pem, ACTOR, city)
+            private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+            creds["merchants"].append({"city": city, "merchant_id": merchant_id, "category": category,
+                                       "terminal_key_id": key_id, "private_key_pem": private_pem})  # fmt: skip
+            progress(1)
+        for n in range(orgs):
+            org_id = f"{city}-org-{n}"
+            ctx.organizations.add(city, org_id, f"Centre communautaire {community.name} {n}", ACTOR)
+            ctx.organizations.set_status(org_id, "approved", ACTOR, city)
+            token = ctx.tokens.issue({"sub": f"coordo-{org_id}", "role": "org", "city": city, "org": org_id}, TOKEN_TTL_SECONDS, now_s)
+            creds["organizations"].append({"city": city, "org_id": org_id, "token": token})
+            progress(1)
+        for _ in range(residents):
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            level = rng.choice(("basic", "basic", "verified", "checked"))
+            resident = ctx.residents.enroll(city, {"name": name, "language": rng.choice(("fr", "fr", "en"))}, level, ACTOR)
+            if rng.random() < 0.15:
+                ctx.residents.opt_in(resident["id"], rng.choice([c.id for c in COMMUNITIES if c.id != city]))
+            token = ctx.tokens.issue({"sub": resident["id"], "role": "resident", "city": city}, TOKEN_TTL_SECONDS, now_s)
+            card = ctx.residents.current_card(resident["id"])
+            creds["residents"].append({"city": city, "resident_id": resident["id"], "level": level, "token": token,
+                                       "card": card["token"], "card_id": card["id"]})  # fmt: skip
+            progress(1)
+    return creds
+
+
+def member_count() -> int:
+    return sum(sum(sizes) for sizes in plan_sizes().values())
+
+
+def members_by_city(creds: dict) -> dict[str, Members]:
+    by_city = {}
+    for community in COMMUNITIES:
+        city = community.id
+        by_city[city] = Members(
+            residents=tuple(r["resident_id"] for r in creds["residents"] if r["city"] == city),
+            merchants=tuple(m["merchant_id"] for m in creds["merchants"] if m["city"] == city),
+            orgs=tuple(o["org_id"] for o in creds["organizations"] if o["city"] == city),
+        )
+    return by_city
+
+
+def simulate_activity(ctx: Context, creds: dict, sim: Simulator, transfers: int, progress: Progress) -> simulation.SimulationStats:
+    """Months of earning, redeeming, refunds and cross-city redemptions between the seeded members."""
+    return simulation.run(ctx.ledger, sim, transfers, 1_000, progress, ctx.keystore, fund=False)
+
+
+def write_credentials(creds: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(creds, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+def new_simulator(seed: int, days: int, creds: dict, end_us: int) -> Simulator:
+    return Simulator(seed, end_us - days * DAY_US, days, members=members_by_city(creds))

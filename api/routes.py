@@ -1,0 +1,397 @@
+"""The HTTP endpoints, grouped as the product names them: /pos, /wallet, /orgs, /admin, /transparency.
+
+Handlers are thin: they check role and tenant on the Principal, call one service, and shape the
+answer. Blocking service calls run in litestar's thread pool (`sync_to_thread=True`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import segno
+from litestar import Response, Router, get, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from api import schemas
+from api.auth import Principal, bearer_principal, terminal_principal
+from api.bootstrap import Context
+from community.adapters.secrets import public_jwks
+from community.domain.errors import Forbidden, UnknownProgram
+from community.domain.program import Program
+from community.service_layer.residents import wallet_account
+from ledger.adapters import journal
+from ledger.service_layer import audit
+from ledger.domain.errors import InvalidRequest
+from merchants.service_layer.pos import Terminal
+
+MAX_PAGE = 200
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=128)]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
+Ctx = NamedDependency[Context]
+Who = NamedDependency[Principal]
+
+
+def _key(value: str | None) -> str:
+    if not value or not value.isprintable() or " " in value:
+        raise IdempotencyKeyRequired("an Idempotency-Key header is required")
+    return value
+
+
+class IdempotencyKeyRequired(InvalidRequest):
+    code = "idempotency_key_required"
+
+
+def _page(rows: list[dict], limit: int) -> dict:
+    return {"entries": rows, "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}
+
+
+def _entry_view(row: dict) -> dict:
+    return {k: row[k] for k in ("sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account", "amount",
+                                "ref", "time_us", "hash")}  # fmt: skip
+
+
+# --- /v1/pos: signed terminal requests ----------------------------------------------------------
+
+
+def _terminal(principal: Principal) -> Terminal:
+    assert principal.terminal is not None
+    return principal.terminal
+
+
+@post("/identify", sync_to_thread=True, status_code=200)
+def identify(data: JSONBody[schemas.CardBody], principal: Who, ctx: Ctx) -> dict:
+    """Who holds this card, and how many points they can spend here."""
+    return ctx.pos.identify(_terminal(principal), data.card)
+
+
+@post("/awards", sync_to_thread=True, status_code=201)
+def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    """Award merchant-funded points for a purchase; the answer explains the computation."""
+    return ctx.pos.award(_terminal(principal), _key(idempotency_key), data.card, data.purchase_cents)
+
+
+@post("/holds", sync_to_thread=True, status_code=201)
+def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    """Reserve points for a redemption; capture or void it, or it expires."""
+    return ctx.pos.hold(_terminal(principal), _key(idempotency_key), data.card, data.points)
+
+
+@post("/holds/{hold_id:str}/capture", sync_to_thread=True, status_code=200)
+def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    return ctx.pos.resolve(_terminal(principal), _key(idempotency_key), hold_id, "post", data.points)
+
+
+@post("/holds/{hold_id:str}/void", sync_to_thread=True, status_code=200)
+def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey, data: JSONBody[schemas.VoidBody | None] = None) -> dict:
+    return ctx.pos.resolve(_terminal(principal), _key(idempotency_key), hold_id, "void", None)
+
+
+@post("/refunds", sync_to_thread=True, status_code=201)
+def refund(data: JSONBody[schemas.RefundBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    """Refund a purchase's points or a captured redemption, never more than is left of it."""
+    return ctx.pos.refund(_terminal(principal), _key(idempotency_key), data.transfer_id, data.points)
+
+
+@post("/offline", sync_to_thread=True, status_code=200)
+def offline(data: JSONBody[schemas.OfflineBatch], principal: Who, ctx: Ctx) -> dict:
+    """Redemptions and purchases recorded offline; each item is idempotent and gets its own result."""
+    items = [schemas.msgspec.structs.asdict(item) for item in data.items]
+    return {"results": ctx.pos.offline(_terminal(principal), items)}
+
+
+@get("/statement", sync_to_thread=True)
+def statement(principal: Who, ctx: Ctx, since_us: FromQuery[int] = 0, until_us: FromQuery[int] = 2**62,
+              before_sequence: FromQuery[int | None] = None, limit: PageLimit = 100) -> dict:  # fmt: skip
+    terminal = _terminal(principal)
+    return ctx.pos.statement(terminal.merchant_id, terminal.city, since_us, until_us, before_sequence, limit)
+
+
+@get("/cards/keys", sync_to_thread=True)
+def card_keys(principal: Who, ctx: Ctx) -> dict:
+    """The card public keys of every city, for checking cards offline."""
+    with ctx.engine.connect() as conn:
+        cities = journal.ledger_names(conn)
+    return ctx.residents.card_keys(cities)
+
+
+@get("/cards/revocations", sync_to_thread=True)
+def revocations(principal: Who, ctx: Ctx, since_us: FromQuery[int] = 0) -> dict:
+    """Cards of the terminal's city revoked since `since_us`: what an offline terminal must refuse."""
+    rows = ctx.residents.revocations(_terminal(principal).city, since_us)
+    return {"city": principal.city, "revoked": rows}
+
+
+pos = Router("/v1/pos", route_handlers=[identify, award, hold, capture, void, refund, offline, statement, card_keys, revocations],
+             dependencies={"principal": Provide(terminal_principal)}, tags=["pos"])  # fmt: skip
+
+
+# --- /v1/wallet: the resident -------------------------------------------------------------------
+
+
+def _resident(principal: Principal) -> str:
+    return principal.require("resident").subject
+
+
+@get("/balance", sync_to_thread=True)
+def balance(principal: Who, ctx: Ctx) -> dict:
+    b = ctx.ledger.balance(principal.city, wallet_account(_resident(principal)))
+    return {"available": b.available, "posted": b.posted, "pending": -b.pending, "city": principal.city}
+
+
+@get("/history", sync_to_thread=True)
+def history(principal: Who, ctx: Ctx, before_sequence: FromQuery[int | None] = None, limit: PageLimit = 50) -> dict:
+    with ctx.engine.connect() as conn:
+        rows = journal.account_entries(conn, principal.city, [wallet_account(_resident(principal))],
+                                       before_sequence=before_sequence, limit=limit)  # fmt: skip
+    return _page([_entry_view(r) for r in rows], limit)
+
+
+@get("/card", sync_to_thread=True)
+def card(principal: Who, ctx: Ctx) -> dict:
+    found = ctx.residents.current_card(_resident(principal))
+    return {"card_id": found["id"], "city": found["city"], "expires_at_us": found["expires_at_us"], "token": found["token"]}
+
+
+@get("/card/qr.svg", sync_to_thread=True, media_type="image/svg+xml")
+def card_qr(principal: Who, ctx: Ctx) -> Response[bytes]:
+    """The card as a QR code (SVG) to show at the till."""
+    token = ctx.residents.current_card(_resident(principal))["token"]
+    return Response(segno.make(token, error="m").svg_inline(scale=4).encode(), media_type="image/svg+xml")
+
+
+@post("/card/replace", sync_to_thread=True, status_code=201)
+def replace_card(principal: Who, ctx: Ctx) -> dict:
+    """Report the card lost: every card of the resident is revoked and a new one issued."""
+    found = ctx.residents.replace_card(_resident(principal), principal.actor)
+    return {"card_id": found["id"], "city": found["city"], "expires_at_us": found["expires_at_us"], "token": found["token"]}
+
+
+@get("/opt-ins", sync_to_thread=True)
+def list_opt_ins(principal: Who, ctx: Ctx) -> dict:
+    return {"home": principal.city, "opt_ins": ctx.residents.opt_ins(_resident(principal))}
+
+
+@post("/opt-ins", sync_to_thread=True, status_code=200)
+def opt_in(data: JSONBody[schemas.OptInBody], principal: Who, ctx: Ctx) -> dict:
+    return {"home": principal.city, "opt_ins": ctx.residents.opt_in(_resident(principal), data.city)}
+
+
+@get("/export", sync_to_thread=True)
+def export(principal: Who, ctx: Ctx) -> dict:
+    """Everything held about the resident, in JSON."""
+    return ctx.residents.export(_resident(principal))
+
+
+@post("/erasure", sync_to_thread=True, status_code=202)
+def erasure(principal: Who, ctx: Ctx) -> dict:
+    """Erase the resident's personal data (their key is destroyed); the ledger keeps opaque entries."""
+    ctx.residents.erase(_resident(principal), principal.actor)
+    return {"status": "erased"}
+
+
+wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure],
+                dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
+
+
+# --- /v1/orgs: community organizations ------------------------------------------------------------
+
+
+@post("/attestations", sync_to_thread=True, status_code=201)
+def attest(data: JSONBody[schemas.AttestationBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    """Attest a civic activity: city-funded points, gated by the resident's level, within the budget."""
+    principal.require("org")
+    if principal.org_id is None:
+        raise Forbidden("the token names no organization")
+    return ctx.attestations.attest(principal.org_id, _key(idempotency_key), data.card, data.activity, data.units)
+
+
+orgs = Router("/v1/orgs", route_handlers=[attest], dependencies={"principal": Provide(bearer_principal)}, tags=["orgs"])
+
+
+# --- /v1/admin: city program staff ----------------------------------------------------------------
+
+
+def _staff(principal: Principal, city: str) -> Principal:
+    principal.require("staff").require_city(city)
+    return principal
+
+
+@get("/programs/{city:str}", sync_to_thread=True)
+def get_program(city: FromPath[str], principal: Who, ctx: Ctx) -> Program:
+    _staff(principal, city)
+    return ctx.programs.get(city)
+
+
+@put("/programs/{city:str}", sync_to_thread=True)
+def put_program(city: FromPath[str], data: JSONBody[Program], principal: Who, ctx: Ctx) -> dict:
+    _staff(principal, city)
+    if data.city != city:
+        raise InvalidRequest("the program's city must be the one in the path", message="city")
+    program, version = ctx.programs.configure(data, principal.actor)
+    return {"version": version, "program": program}
+
+
+@post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201)
+def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+    _staff(principal, city)
+    return ctx.programs.fund_budget(city, data.points, _key(idempotency_key), principal.actor)
+
+
+@get("/audit/{city:str}", sync_to_thread=True)
+def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_id: FromQuery[int] = 0, limit: PageLimit = 100) -> dict:
+    principal.require("staff", "finance", "auditor").require_city(city)
+    rows = ctx.programs.audit_log(city, after_id, limit)
+    return {"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@post("/residents/{city:str}", sync_to_thread=True, status_code=201)
+def enrol(city: FromPath[str], data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx) -> dict:
+    _staff(principal, city)
+    personal = {k: v for k, v in schemas.msgspec.structs.asdict(data.personal).items() if v is not None}
+    return ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject)
+
+
+@post("/residents/{city:str}/{resident_id:str}/renew", sync_to_thread=True, status_code=200)
+def renew(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    return ctx.residents.renew(resident_id, _staff(principal, city).actor, city)
+
+
+@put("/residents/{city:str}/{resident_id:str}/level", sync_to_thread=True)
+def set_level(city: FromPath[str], resident_id: FromPath[str], data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> dict:
+    return ctx.residents.set_level(resident_id, data.level, _staff(principal, city).actor, city)
+
+
+@post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200)
+def erase(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    ctx.residents.erase(resident_id, _staff(principal, city).actor, city)
+    return {"status": "erased"}
+
+
+@post("/cards/{city:str}/{card_id:str}/revoke", sync_to_thread=True, status_code=200)
+def revoke_card(city: FromPath[str], card_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    ctx.residents.revoke_card(card_id, _staff(principal, city).actor, city)
+    return {"status": "revoked"}
+
+
+@get("/merchants/{city:str}", sync_to_thread=True)
+def list_merchants(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    _staff(principal, city)
+    return {"merchants": [m | {"terminals": ctx.terminals.list(m["id"])} for m in ctx.merchants.list(city)]}
+
+
+@get("/organizations/{city:str}", sync_to_thread=True)
+def list_organizations(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    _staff(principal, city)
+    return {"organizations": ctx.organizations.list(city)}
+
+
+@get("/residents/{city:str}/{resident_id:str}", sync_to_thread=True)
+def get_resident(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    """A resident's record (no personal data: that is the resident's own export)."""
+    _staff(principal, city)
+    return ctx.residents.get(resident_id, city) | {"opt_ins": ctx.residents.opt_ins(resident_id)}
+
+
+@post("/merchants/{city:str}", sync_to_thread=True, status_code=201)
+def add_merchant(city: FromPath[str], data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx) -> dict:
+    return ctx.merchants.add(city, data.id, data.name, _staff(principal, city).actor, category=data.category)
+
+
+@post("/organizations/{city:str}", sync_to_thread=True, status_code=201)
+def add_organization(city: FromPath[str], data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx) -> dict:
+    return ctx.organizations.add(city, data.id, data.name, _staff(principal, city).actor)
+
+
+@post("/merchants/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
+def merchant_status(city: FromPath[str], member_id: FromPath[str], data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
+    """Approve, suspend or reinstate a merchant."""
+    return ctx.merchants.set_status(member_id, data.status, _staff(principal, city).actor, city)
+
+
+@post("/organizations/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
+def organization_status(city: FromPath[str], member_id: FromPath[str], data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
+    """Approve, suspend or reinstate a community organization."""
+    return ctx.organizations.set_status(member_id, data.status, _staff(principal, city).actor, city)
+
+
+@post("/merchants/{city:str}/{merchant_id:str}/terminals", sync_to_thread=True, status_code=201)
+def add_terminal(city: FromPath[str], merchant_id: FromPath[str], data: JSONBody[schemas.TerminalBody], principal: Who, ctx: Ctx) -> dict:
+    key_id = ctx.terminals.register(merchant_id, data.public_key_pem, _staff(principal, city).actor, city)
+    return {"terminal_key_id": key_id, "merchant_id": merchant_id}
+
+
+@post("/terminals/{city:str}/{key_id:str}/revoke", sync_to_thread=True, status_code=200)
+def revoke_terminal(city: FromPath[str], key_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    ctx.terminals.revoke(key_id, _staff(principal, city).actor, city)
+    return {"status": "revoked"}
+
+
+@post("/tokens/{city:str}", sync_to_thread=True, status_code=201)
+def issue_token(city: FromPath[str], data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx) -> dict:
+    """Tokens for the city's staff and organizations from the built-in issuer."""
+    _staff(principal, city)
+    if data.role == "org":
+        if data.org_id is None:
+            raise InvalidRequest("an organization token names its organization", message="org_id")
+        ctx.organizations.get(data.org_id, city)
+    claims: dict[str, Any] = {"sub": data.subject, "role": data.role, "city": city}
+    if data.org_id is not None:
+        claims["org"] = data.org_id
+    return {"token": ctx.tokens.issue(claims, data.ttl_seconds, ctx.clock() // 1_000_000)}
+
+
+admin = Router(
+    "/v1/admin",
+    route_handlers=[get_program, put_program, fund, audit_log, enrol, get_resident, renew, set_level, erase, revoke_card,
+                    list_merchants, add_merchant, merchant_status, add_terminal, revoke_terminal, list_organizations,
+                    add_organization, organization_status, issue_token],
+    dependencies={"principal": Provide(bearer_principal)},
+    tags=["admin"],
+)  # fmt: skip
+
+
+# --- /v1/transparency: what anyone needs to check the ledger and the cards ---------------------
+
+
+@get("/keys", sync_to_thread=True)
+def public_keys(ctx: Ctx) -> dict:
+    """Ledger signing keys (current and retired), city card keys and the token issuer's key."""
+    with ctx.engine.connect() as conn:
+        cities = journal.ledger_names(conn)
+    return {
+        "ledger": audit.keys_document(ctx.engine),
+        "cards": ctx.residents.card_keys([c for c in cities if _has_program(ctx, c)]),
+        "token_issuer": public_jwks([ctx.keys.issuer_key()]),
+    }
+
+
+@get("/checkpoints", sync_to_thread=True)
+def checkpoints(ctx: Ctx) -> dict:
+    """The latest signed checkpoint of every ledger (C2SP signed notes), to check history only grows."""
+    with ctx.engine.connect() as conn:
+        latest = journal.latest_checkpoints(conn)
+    return {"checkpoints": [{k: c[k] for k in ("ledger", "tree_size", "root_hash", "time_us", "note")} for c in latest]}
+
+
+def _has_program(ctx: Context, city: str) -> bool:
+    try:
+        ctx.programs.get(city)
+    except UnknownProgram:
+        return False
+    return True
+
+
+transparency = Router("/v1/transparency", route_handlers=[public_keys, checkpoints], tags=["transparency"])
+
+
+# --- public ---------------------------------------------------------------------------------------
+
+
+@get("/v1/health", sync_to_thread=False, tags=["meta"])
+def health() -> dict:
+    """Liveness; also the trivial endpoint that benchmarks compare against."""
+    return {"status": "ok"}
+
+
+ROUTERS = [pos, wallet, orgs, admin, transparency, health]

@@ -1,0 +1,149 @@
+"""Request bodies (msgspec structs): types and bounds are checked before any handler runs.
+
+Unknown fields are refused, so a typo in a field name is an error rather than a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException, ValidationException
+
+from community.domain.program import CATEGORIES
+
+Points = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+Cents = Annotated[int, msgspec.Meta(ge=1, le=10**9)]
+Card = Annotated[str, msgspec.Meta(min_length=16, max_length=4096)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+TransferId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+CityName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Level = Annotated[str, msgspec.Meta(pattern=r"^(basic|verified|checked)$")]
+Status = Annotated[str, msgspec.Meta(pattern=r"^(pending|approved|suspended)$")]
+Category = Annotated[str, msgspec.Meta(pattern="^(" + "|".join(CATEGORIES) + ")$")]
+
+
+class Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class CardBody(Struct):
+    card: Card
+
+
+class AwardBody(Struct):
+    card: Card
+    purchase_cents: Cents
+
+
+class HoldBody(Struct):
+    card: Card
+    points: Points
+
+
+class CaptureBody(Struct):
+    points: Points | None = None  # None captures the whole hold
+
+
+class VoidBody(Struct):
+    pass
+
+
+class RefundBody(Struct):
+    transfer_id: TransferId
+    points: Points | None = None  # None refunds all that is left
+
+
+class OfflineItem(Struct):
+    """A redemption (`points`) or a purchase to award (`purchase_cents`) recorded while offline."""
+
+    idempotency_key: Key
+    card: Card
+    points: Points | None = None
+    purchase_cents: Cents | None = None
+
+
+class OfflineBatch(Struct):
+    items: Annotated[list[OfflineItem], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class AttestationBody(Struct):
+    card: Card
+    activity: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    units: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+
+
+class OptInBody(Struct):
+    city: CityName
+
+
+class PersonalData(Struct):
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    address: Annotated[str, msgspec.Meta(max_length=400)] | None = None
+    language: Annotated[str, msgspec.Meta(pattern=r"^(fr|en|es)$")] | None = None
+
+
+class EnrolBody(Struct):
+    personal: PersonalData
+    level: Level = "basic"
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+
+
+class LevelBody(Struct):
+    level: Level
+
+
+class MemberBody(Struct):
+    id: MemberId
+    name: Name
+
+
+class MerchantBody(Struct):
+    id: MemberId
+    name: Name
+    category: Category
+
+
+class StatusBody(Struct):
+    status: Status
+
+
+class TerminalBody(Struct):
+    public_key_pem: Annotated[str, msgspec.Meta(min_length=40, max_length=1_000)]
+
+
+class FundingBody(Struct):
+    points: Points
+
+
+class TokenBody(Struct):
+    role: Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor)$")]
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    org_id: MemberId | None = None
+    ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=90 * 86_400)] = 3_600
+
+
+async def check_body_strictly(request: Request) -> None:
+    """Decode the JSON body strictly against the handler's `data` type.
+
+    litestar converts loosely (it must, for query strings), which would take `"10"` for 10; a money
+    endpoint must refuse a string where an integer belongs. Called by the authentication
+    dependencies, once the caller is known, so a stranger learns nothing about the schema.
+    """
+    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if parameter is None:
+        return
+    raw = await request.body()
+    if not raw and parameter.is_optional:
+        return
+    try:
+        msgspec.json.decode(raw, type=parameter.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(str(exc), extra=[{"message": str(exc)}]) from None
+    except msgspec.DecodeError:
+        raise ClientException("malformed JSON") from None

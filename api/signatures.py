@@ -1,0 +1,265 @@
+"""RFC 9421 HTTP Message Signatures for merchant POS terminals.
+
+Each terminal signs its requests with its own Ed25519 key, over the method, the path and an
+RFC 9530 Content-Digest of the body, with a creation time and a nonce. A captured request can then
+be neither altered (the signature or the digest breaks) nor replayed (it goes stale after
+`max_age_seconds`, and the caller refuses a nonce it has already stored). The server keeps only
+public keys: a leak of its key table lets nobody sign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any, Literal, cast
+
+import http_sf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from http_message_signatures import (
+    HTTPMessageSignaturesException,
+    HTTPMessageSigner,
+    HTTPMessageVerifier,
+    MappingKeyResolver,
+)
+from http_message_signatures.algorithms import ED25519
+
+LABEL = "pos"
+COVERED_COMPONENTS = ("@method", "@path", "content-digest")
+MAX_FIELD_LENGTH = 4096
+# The library parses absolute URLs; @authority and @scheme are not covered, so any host will do.
+_ORIGIN = "https://pos.invalid"
+_NONCE = re.compile(r"[A-Za-z0-9_-]{8,128}")
+
+Reason = Literal[
+    "missing_signature",
+    "malformed_signature",
+    "missing_component",
+    "digest_mismatch",
+    "unknown_key",
+    "expired",
+    "missing_nonce",
+    "bad_signature",
+]
+
+
+class SignatureRejected(Exception):
+    """The request is refused; `reason` is stable, `key_id` is the claimed (unverified) key id."""
+
+    def __init__(self, reason: Reason, key_id: str | None = None) -> None:
+        super().__init__(reason, key_id)
+        self.reason = reason
+        self.key_id = key_id
+
+    def __str__(self) -> str:
+        return self.reason if self.key_id is None else f"{self.reason} (keyid {self.key_id!r})"
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    key_id: str
+    created: int
+    nonce: str
+
+
+@dataclass
+class _Message:
+    """The request shape the library's component resolver reads."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+def _message(method: str, path: str, headers: dict[str, str]) -> _Message:
+    # Without the leading slash the path would be read as part of the host, and @path would be "/".
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/': {path!r}")
+    return _Message(method, _ORIGIN + path, headers)
+
+
+# --- client ---------------------------------------------------------------------------------------
+
+# No key resolver: requests are signed with cached key objects, so PEM is parsed once per key.
+_SIGNER = HTTPMessageSigner(signature_algorithm=ED25519)
+
+
+@lru_cache(maxsize=256)
+def _private_key(pem: bytes) -> Ed25519PrivateKey:
+    key = load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError("POS request signing needs an Ed25519 private key")
+    return key
+
+
+def sign_request(
+    method: str,
+    path: str,
+    body: bytes,
+    key_id: str,
+    private_key_pem: bytes | str,
+    *,
+    created: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """Return the Content-Digest, Signature-Input and Signature headers to add to the request.
+
+    `path` is the request target as sent (percent-encoded), optionally with a query string, which
+    is not signed. `method` must be uppercase.
+    """
+    pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
+    message = _message(method, path, {})
+    prepared = _SIGNER.prepare(
+        message,
+        key_id=key_id,
+        created=None if created is None else datetime.fromtimestamp(created, tz=timezone.utc),
+        nonce=secrets.token_urlsafe(16) if nonce is None else nonce,
+        label=LABEL,
+        covered_component_ids=COVERED_COMPONENTS,
+        body=body,  # adds Content-Digest, also for an empty body
+    )
+    signature = _private_key(pem).sign(prepared.signature_base)
+    # Not _SIGNER.apply(): it resolves every component again, to catch a message changed during a
+    # remote signing round trip, which cannot happen here; that doubled the cost of signing.
+    message.headers["Signature-Input"] = f"{LABEL}={prepared.signature_params}"
+    message.headers["Signature"] = http_sf.ser({LABEL: (signature, {})})
+    return message.headers
+
+
+# --- server ---------------------------------------------------------------------------------------
+
+
+class _CallerClockVerifier(HTTPMessageVerifier):
+    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
+        """Skip the library's check: it reads the wall clock, and `_check_freshness` has already
+        judged the same parameters against the caller's `now`."""
+
+
+@lru_cache(maxsize=1024)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    # The library would read bytes as PEM; our key table stores raw 32-byte keys.
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def _reject_duplicate(key: str, context: str) -> None:
+    # http_sf keeps the last duplicate by default, which would hide a second signature.
+    raise ValueError(f"duplicate {context} key {key!r}")
+
+
+def _parse_dictionary(value: str, key_id: str | None = None) -> dict[str, Any]:
+    try:
+        parsed = http_sf.parse(value.encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicate)
+    except ValueError:  # also UnicodeEncodeError
+        raise SignatureRejected("malformed_signature", key_id) from None
+    return cast(dict[str, Any], parsed)
+
+
+def _combined_fields(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lowercase names; repeated field lines joined as RFC 9110 combines them, so that a second
+    Signature line counts as a second signature instead of being silently dropped. Give the raw
+    (name, value) pairs of the request to see repeated lines; a mapping has already merged them."""
+    fields: dict[str, str] = {}
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def _signature_input(fields: dict[str, str]) -> tuple[list[Any], dict[str, Any]]:
+    """The covered components and parameters of the one signature in the request."""
+    sig_input, signature = fields.get("signature-input"), fields.get("signature")
+    if not sig_input or not signature:
+        raise SignatureRejected("missing_signature")
+    # ASGI servers decode field values as Latin-1, so one character is one byte on the wire.
+    if max(len(sig_input), len(signature), len(fields.get("content-digest", ""))) > MAX_FIELD_LENGTH:
+        raise SignatureRejected("malformed_signature")
+    inputs, signatures = _parse_dictionary(sig_input), _parse_dictionary(signature)
+    if len(inputs) != 1 or inputs.keys() != signatures.keys():
+        raise SignatureRejected("malformed_signature")
+    (components, params), (sig_value, _) = next(iter(inputs.values())), next(iter(signatures.values()))
+    if not isinstance(components, list) or not isinstance(sig_value, bytes):
+        raise SignatureRejected("malformed_signature")
+    return components, params
+
+
+def _check_params(params: dict[str, Any]) -> str:
+    """Return the claimed key id once the parameters are well formed."""
+    key_id = params.get("keyid")
+    if not isinstance(key_id, str) or not key_id:
+        raise SignatureRejected("malformed_signature")
+    unknown = set(params) - HTTPMessageVerifier.signature_metadata_parameters
+    # `type(...) is int`, since a Structured Field Boolean parses to a Python bool.
+    bad_times = type(params.get("created")) is not int or type(params.get("expires", 0)) is not int
+    if unknown or bad_times or params.get("alg", ED25519.algorithm_id) != ED25519.algorithm_id:
+        raise SignatureRejected("malformed_signature", key_id)
+    nonce = params.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise SignatureRejected("missing_nonce", key_id)
+    return key_id
+
+
+def _check_coverage(components: list[Any], key_id: str) -> None:
+    # Exact, parameterless items: "content-digest";sf or "@method";req would sign other values.
+    if any((name, {}) not in components for name in COVERED_COMPONENTS):
+        raise SignatureRejected("missing_component", key_id)
+
+
+def _check_freshness(params: dict[str, Any], now: int, max_age: int, max_skew: int, key_id: str) -> None:
+    created, expires = params["created"], params.get("expires")
+    if now - created > max_age or created - now > max_skew or (expires is not None and expires < now):
+        raise SignatureRejected("expired", key_id)
+
+
+def _check_digest(fields: dict[str, str], body: bytes, key_id: str) -> None:
+    value = fields.get("content-digest")
+    if value is None:
+        raise SignatureRejected("missing_component", key_id)
+    member = _parse_dictionary(value, key_id).get("sha-256")
+    digest = member[0] if member is not None else None
+    if not isinstance(digest, bytes) or not hmac.compare_digest(digest, hashlib.sha256(body).digest()):
+        raise SignatureRejected("digest_mismatch", key_id)
+
+
+def _check_signature(method: str, path: str, fields: dict[str, str], key_id: str, public_key: bytes) -> None:
+    resolver = MappingKeyResolver(public_keys={key_id: _public_key(public_key)}, private_keys={})
+    verifier = _CallerClockVerifier(signature_algorithm=ED25519, key_resolver=resolver)
+    try:
+        verifier.verify(_message(method, path, fields), max_age=None)
+    except HTTPMessageSignaturesException:
+        raise SignatureRejected("bad_signature", key_id) from None
+
+
+def verify_request(
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    resolve_key: Callable[[str], bytes | None],
+    now: int,
+    max_age_seconds: int = 300,
+    max_skew_seconds: int = 30,
+) -> VerifiedSignature:
+    """Check the request's signature, or raise SignatureRejected.
+
+    `path` is the raw request target (percent-encoded, query optional); `resolve_key` maps a key id
+    to its raw 32-byte Ed25519 public key, or None if unknown or revoked. The caller must still
+    refuse a nonce it has seen within `max_age_seconds + max_skew_seconds`.
+    """
+    # Checks that need no key lookup nor Ed25519 verification come first: junk is cheap to refuse.
+    fields = _combined_fields(headers)
+    components, params = _signature_input(fields)
+    key_id = _check_params(params)
+    _check_coverage(components, key_id)
+    _check_freshness(params, now, max_age_seconds, max_skew_seconds, key_id)
+    _check_digest(fields, body, key_id)
+    public_key = resolve_key(key_id)
+    if public_key is None:
+        raise SignatureRejected("unknown_key", key_id)
+    _check_signature(method, path, fields, key_id, public_key)
+    return VerifiedSignature(key_id, params["created"], params["nonce"])

@@ -1,0 +1,1 @@
+"""Programs, residents, citizen cards and community organizations: who earns, under which rules."""

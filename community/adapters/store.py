@@ -1,0 +1,156 @@
+"""Reading and writing the community tables, inside a caller's transaction (like ledger.adapters.journal)."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from community.adapters.tables import AuditRow, AwardRow, CardRow, OptInRow, OrganizationRow, ProgramRow, ResidentRow, UsageRow
+
+P = ProgramRow.__table__
+AU = AuditRow.__table__
+R = ResidentRow.__table__
+O = OptInRow.__table__
+CA = CardRow.__table__
+U = UsageRow.__table__
+ORG = OrganizationRow.__table__
+AW = AwardRow.__table__
+MAX_AUDIT_PAGE = 1_000
+
+
+def _one(conn: Connection, query) -> dict | None:
+    row = conn.execute(query).first()
+    return None if row is None else row._asdict()
+
+
+def _upsert(conn: Connection, table):
+    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+# --- programs and the audit log -----------------------------------------------------------------
+
+
+def program(conn: Connection, city: str) -> dict | None:
+    return _one(conn, select(P).where(P.c.city == city))
+
+
+def save_program(conn: Connection, city: str, config_json: str, now_us: int) -> int:
+    stmt = _upsert(conn, P).values(city=city, config=config_json, version=1, updated_at_us=now_us)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[P.c.city], set_={"config": config_json, "version": P.c.version + 1, "updated_at_us": now_us}
+    )
+    conn.execute(stmt)
+    return conn.scalar(select(P.c.version).where(P.c.city == city))
+
+
+def audit(conn: Connection, *, actor: str, action: str, city: str, target: str, before: object, after: object,
+          now_us: int) -> None:  # fmt: skip
+    dump = lambda value: None if value is None else json.dumps(value, sort_keys=True, default=str)  # noqa: E731
+    conn.execute(insert(AU).values(at_us=now_us, actor=actor, action=action, city=city, target=target,
+                                   before=dump(before), after=dump(after)))  # fmt: skip
+
+
+def audit_entries(conn: Connection, city: str, after_id: int = 0, limit: int = 100) -> list[dict]:
+    query = select(AU).where(AU.c.city == city, AU.c.id > after_id).order_by(AU.c.id).limit(min(limit, MAX_AUDIT_PAGE))
+    return [
+        r._asdict() | {"before": r.before and json.loads(r.before), "after": r.after and json.loads(r.after)}
+        for r in conn.execute(query)
+    ]
+
+
+# --- residents, opt-ins and cards ---------------------------------------------------------------
+
+
+def add_resident(conn: Connection, **values) -> None:
+    conn.execute(insert(R).values(**values))
+
+
+def resident(conn: Connection, resident_id: str, for_update: bool = False) -> dict | None:
+    query = select(R).where(R.c.id == resident_id)
+    return _one(conn, query.with_for_update() if for_update else query)
+
+
+def resident_by_subject(conn: Connection, city: str | None, subject: str) -> dict | None:
+    query = select(R).where(R.c.subject == subject)
+    if city is not None:
+        query = query.where(R.c.city == city)
+    return _one(conn, query.limit(1))
+
+
+def update_resident(conn: Connection, resident_id: str, **values) -> None:
+    conn.execute(update(R).where(R.c.id == resident_id).values(**values))
+
+
+def opt_ins(conn: Connection, resident_id: str) -> list[str]:
+    return list(conn.scalars(select(O.c.city).where(O.c.resident_id == resident_id).order_by(O.c.city)))
+
+
+def add_opt_in(conn: Connection, resident_id: str, city: str, now_us: int) -> None:
+    conn.execute(_upsert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing())
+
+
+def add_card(conn: Connection, **values) -> None:
+    conn.execute(insert(CA).values(**values))
+
+
+def card(conn: Connection, card_id: str) -> dict | None:
+    return _one(conn, select(CA).where(CA.c.id == card_id))
+
+
+def cards_of(conn: Connection, resident_id: str) -> list[dict]:
+    return [r._asdict() for r in conn.execute(select(CA).where(CA.c.resident_id == resident_id).order_by(CA.c.issued_at_us))]
+
+
+def revoke_cards(conn: Connection, now_us: int, *, card_id: str | None = None, resident_id: str | None = None) -> int:
+    query = update(CA).where(CA.c.revoked_at_us.is_(None))
+    query = query.where(CA.c.id == card_id) if card_id is not None else query.where(CA.c.resident_id == resident_id)
+    return conn.execute(query.values(revoked_at_us=now_us)).rowcount
+
+
+def revoked_cards(conn: Connection, city: str, since_us: int, limit: int) -> list[dict]:
+    query = select(CA.c.id, CA.c.revoked_at_us, CA.c.expires_at_us).where(CA.c.city == city, CA.c.revoked_at_us >= since_us)
+    return [r._asdict() for r in conn.execute(query.order_by(CA.c.revoked_at_us, CA.c.id).limit(limit))]
+
+
+# --- earning: cap usage and award records -------------------------------------------------------
+
+
+def usage(conn: Connection, resident_id: str, buckets: list[str]) -> dict[str, int]:
+    query = select(U.c.bucket, U.c.points).where(U.c.resident_id == resident_id, U.c.bucket.in_(buckets))
+    return {r.bucket: r.points for r in conn.execute(query)}
+
+
+def add_usage(conn: Connection, resident_id: str, increments: dict[str, int]) -> None:
+    for bucket, points in sorted(increments.items()):
+        stmt = _upsert(conn, U).values(resident_id=resident_id, bucket=bucket, points=points)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[U.c.resident_id, U.c.bucket], set_={"points": U.c.points + points}))
+
+
+def award(conn: Connection, ledger: str, transfer_id: str) -> dict | None:
+    return _one(conn, select(AW).where(AW.c.ledger == ledger, AW.c.transfer_id == transfer_id))
+
+
+def add_award(conn: Connection, **values) -> None:
+    conn.execute(insert(AW).values(**values))
+
+
+# --- organizations and merchants: members a city approves -------------------------------------
+
+
+def member(conn: Connection, table: Table, member_id: str) -> dict | None:
+    return _one(conn, select(table).where(table.c.id == member_id))
+
+
+def add_member(conn: Connection, table: Table, **values) -> None:
+    conn.execute(insert(table).values(**values))
+
+
+def set_member_status(conn: Connection, table: Table, member_id: str, status: str) -> None:
+    conn.execute(update(table).where(table.c.id == member_id).values(status=status))
+
+
+def members(conn: Connection, table: Table, city: str) -> list[dict]:
+    return [r._asdict() for r in conn.execute(select(table).where(table.c.city == city).order_by(table.c.id))]

@@ -1,0 +1,108 @@
+"""Tables of programs, residents, cards and organizations (same database and metadata as the ledger).
+
+Personal data lives only in `residents.personal`, encrypted with the resident's own key, which is
+stored wrapped by the city's key; the journal only ever sees opaque ids (invariant 7).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.adapters.tables import Base
+
+BIG = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ProgramRow(Base):
+    __tablename__ = "programs"
+    city: Mapped[str] = mapped_column(String(63), primary_key=True)
+    config: Mapped[str] = mapped_column(Text)  # the Program struct as JSON
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at_us: Mapped[int] = mapped_column(BIG)
+
+
+class AuditRow(Base):
+    """Who changed what, when, with the state before and after (admin and finance actions)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BIG, primary_key=True, autoincrement=True)
+    at_us: Mapped[int] = mapped_column(BIG)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    city: Mapped[str] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(String(160))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_audit_city_time", "city", "at_us"),)
+
+
+class ResidentRow(Base):
+    __tablename__ = "residents"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    subject: Mapped[str] = mapped_column(String(255))  # the identity provider's `sub`
+    level: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active | erased
+    valid_until_us: Mapped[int] = mapped_column(BIG)
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once erased
+    personal: Mapped[bytes | None] = mapped_column(LargeBinary)
+    __table_args__ = (UniqueConstraint("city", "subject", name="uq_residents_subject"),)
+
+
+class OptInRow(Base):
+    """Another participating city a resident opted in to (their wallet stays in their home city)."""
+
+    __tablename__ = "resident_opt_ins"
+    resident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63), primary_key=True)
+    at_us: Mapped[int] = mapped_column(BIG)
+
+
+class CardRow(Base):
+    __tablename__ = "cards"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(63))
+    issued_at_us: Mapped[int] = mapped_column(BIG)
+    expires_at_us: Mapped[int] = mapped_column(BIG)
+    revoked_at_us: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (Index("ix_cards_resident", "resident_id"), Index("ix_cards_revoked", "city", "revoked_at_us"))
+
+
+class UsageRow(Base):
+    """Points a resident earned per cap bucket (`day:…`, `month:…`, `campaign:…`)."""
+
+    __tablename__ = "award_usage"
+    resident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(80), primary_key=True)
+    points: Mapped[int] = mapped_column(BIG)
+
+
+class OrganizationRow(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | suspended
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_organizations_city", "city"),)
+
+
+class AwardRow(Base):
+    """Points earned (a purchase at a merchant, an attested civic activity) and how they were computed.
+
+    Kept beside the journal entry it produced: a retry returns the same explanation, and a refund of
+    the purchase knows what to reverse.
+    """
+
+    __tablename__ = "awards"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    transfer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # purchase | civic
+    actor_id: Mapped[str] = mapped_column(String(64))  # the merchant or the organization
+    resident_id: Mapped[str] = mapped_column(String(32))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str] = mapped_column(Text)  # the JSON answered, returned again on a retry
+    time_us: Mapped[int] = mapped_column(BIG)

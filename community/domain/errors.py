@@ -1,0 +1,70 @@
+"""Refusals of the community layer. Like the ledger's, each has a stable code, mapped to an RFC 9457
+problem in one place (api/problems.py); raising one means nothing was written."""
+
+from __future__ import annotations
+
+from ledger.domain.errors import LedgerError
+
+
+class Unauthorized(LedgerError):
+    code = "unauthorized"
+
+
+class TokenExpired(LedgerError):
+    code = "token_expired"
+
+
+class Forbidden(LedgerError):
+    code = "forbidden"
+
+
+class WrongTenant(LedgerError):
+    code = "wrong_tenant"
+
+
+class NotFound(LedgerError):
+    code = "not_found"
+
+
+class Conflict(LedgerError):
+    code = "conflict"
+
+
+class UnknownProgram(LedgerError):
+    code = "unknown_program"
+
+
+class UnknownResident(LedgerError):
+    code = "unknown_resident"
+
+
+class ResidentExpired(LedgerError):
+    code = "resident_expired"
+
+
+class ResidentErased(LedgerError):
+    code = "resident_erased"
+
+
+class UnknownCard(LedgerError):
+    code = "unknown_card"
+
+
+class CardRevoked(LedgerError):
+    code = "card_revoked"
+
+
+class CardExpired(LedgerError):
+    code = "card_expired"
+
+
+class NotOptedIn(LedgerError):
+    code = "not_opted_in"
+
+
+class UnknownOrganization(LedgerError):
+    code = "unknown_organization"
+
+
+class OrganizationNotApproved(LedgerError):
+    code = "organization_not_approved"

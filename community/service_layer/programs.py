@@ -1,0 +1,70 @@
+"""Configuring a city's program: every change is validated, versioned and audited (who, when, before, after)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from sqlalchemy import Connection, Engine
+
+from community.adapters import store
+from community.domain.errors import UnknownProgram
+from community.domain.program import Program
+from ledger.domain.accounts import check_ledger_name
+from ledger.domain.errors import InvalidRequest
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.transfers import LedgerService
+
+MAX_FUNDING_POINTS = 10**12
+
+
+class Programs:
+    def __init__(self, engine: Engine, ledger: LedgerService, clock: Callable[[], int]) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.clock = clock
+
+    def get(self, city: str, conn: Connection | None = None) -> Program:
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self.get(city, conn)
+        row = store.program(conn, city)
+        if row is None:
+            raise UnknownProgram(f"no program for {city!r}", city=city)
+        return msgspec.json.decode(row["config"], type=Program)
+
+    def configure(self, program: Program, actor: str) -> tuple[Program, int]:
+        """Create or replace a city's program (its ledger too, the first time); returns it and its version."""
+        check_ledger_name(program.city)
+        program.validate()
+        self.ledger.create_ledger(program.city)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            before = store.program(conn, program.city)
+            config = msgspec.json.encode(program).decode()
+            version = store.save_program(conn, program.city, config, now)
+            store.audit(conn, actor=actor, action="program.configure", city=program.city, target=f"program:{program.city}",
+                        before=before and msgspec.json.decode(before["config"]), after=msgspec.to_builtins(program),
+                        now_us=now)  # fmt: skip
+        return program, version
+
+    def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> dict:
+        """Allocate city funds to the program budget: program:funding → program:budget, audited."""
+        if type(points) is not int or not 0 < points <= MAX_FUNDING_POINTS:
+            raise InvalidRequest("points must be a positive integer", message="points")
+        self.get(city)
+        request = TransferRequest(city, f"budget:{idempotency_key}", "budget_funding", "single", "program:funding",
+                                  "program:budget", points)  # fmt: skip
+        with self.engine.begin() as conn:
+            (outcome,) = self.ledger.submit([[request]], conn)
+            if outcome.error is not None:
+                raise outcome.error
+            (result,) = outcome.transfers
+            if not result.replayed:
+                store.audit(conn, actor=actor, action="program.fund_budget", city=city, target="program:budget",
+                            before=None, after={"points": points, "transfer_id": result.transfer_id}, now_us=self.clock())  # fmt: skip
+        return {"transfer_id": result.transfer_id, "points": points, "replayed": result.replayed}
+
+    def audit_log(self, city: str, after_id: int = 0, limit: int = 100) -> list[dict]:
+        with self.engine.connect() as conn:
+            return store.audit_entries(conn, city, after_id, limit)

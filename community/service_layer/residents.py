@@ -1,0 +1,285 @@
+"""Residents: enrolment by their city, renewal, verification levels, opt-ins, citizen cards, export and erasure.
+
+Personal data is encrypted with the resident's own key, wrapped by the city's key; the ledger sees
+only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key: the data can
+no longer be read, and the ledger, which never held it, still verifies.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import Connection, Engine
+
+from community.adapters import secrets as crypto
+from community.adapters import store
+from community.domain.errors import (
+    CardExpired,
+    CardRevoked,
+    Conflict,
+    NotOptedIn,
+    ResidentErased,
+    ResidentExpired,
+    UnknownCard,
+    UnknownProgram,
+    UnknownResident,
+    WrongTenant,
+)
+from community.domain.program import LEVELS
+from ledger.adapters import journal
+from ledger.domain.accounts import LEDGER_NAME
+from ledger.domain.errors import InvalidRequest
+
+YEAR_US = 365 * 86_400 * 1_000_000
+PERSONAL_FIELDS = {"name": 200, "email": 254, "phone": 40, "address": 400, "language": 8}
+MAX_EXPORT_ENTRIES = 100_000
+
+
+def wallet_account(resident_id: str) -> str:
+    return f"citizen:{resident_id}:wallet"
+
+
+def check_personal(personal: dict) -> dict:
+    """Only known fields, as bounded strings: what a city needs to reach a resident, nothing more."""
+    if not isinstance(personal, dict) or set(personal) - set(PERSONAL_FIELDS):
+        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", message="personal")
+    for name, value in personal.items():
+        if not isinstance(value, str) or len(value) > PERSONAL_FIELDS[name]:
+            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", message=name)
+    return personal
+
+
+@dataclass(frozen=True)
+class CardHolder:
+    """Who a presented card belongs to, after every check a terminal relies on."""
+
+    card_id: str
+    resident_id: str
+    city: str  # the resident's home city, where their wallet is
+    level: str
+    opt_ins: tuple[str, ...]
+
+    @property
+    def wallet(self) -> str:
+        return wallet_account(self.resident_id)
+
+    def require_city(self, city: str) -> None:
+        """A merchant of `city` may serve this resident only in their home city or one they opted in to."""
+        if city != self.city and city not in self.opt_ins:
+            raise NotOptedIn(f"the resident has not opted in to {city}", city=city)
+
+
+class Residents:
+    def __init__(self, engine: Engine, keys: crypto.CommunityKeys, clock: Callable[[], int]) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.clock = clock
+
+    # --- enrolment ------------------------------------------------------------------------------
+
+    def enroll(self, city: str, personal: dict, level: str, actor: str, subject: str | None = None) -> dict:
+        """Enrol a resident (valid one year) and issue their first card; returns their record."""
+        check_personal(personal)
+        _check_level(level)
+        resident_id = "r" + secrets.token_hex(10)
+        now = self.clock()
+        data_key = crypto.new_data_key()
+        with self.engine.begin() as conn:
+            _require_program(conn, city)
+            if subject is not None and store.resident_by_subject(conn, city, subject):
+                raise Conflict(f"a resident of {city} already has that subject", message="subject")
+            store.add_resident(conn, id=resident_id, city=city, subject=subject or resident_id, level=level,
+                               status="active", valid_until_us=now + YEAR_US, created_at_us=now,
+                               wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
+                               personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
+            self._issue_card(conn, resident_id, city, now + YEAR_US, now)
+            store.audit(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
+                        after={"level": level}, now_us=now)  # fmt: skip
+            return self._public(store.resident(conn, resident_id))
+
+    def renew(self, resident_id: str, actor: str, city: str) -> dict:
+        """Extend the city-issued identifier by a year (from its end, or from today if it lapsed)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
+            valid_until = max(row["valid_until_us"], now) + YEAR_US
+            store.update_resident(conn, resident_id, valid_until_us=valid_until)
+            store.revoke_cards(conn, now, resident_id=resident_id)
+            self._issue_card(conn, resident_id, row["city"], valid_until, now)
+            store.audit(conn, actor=actor, action="resident.renew", city=row["city"], target=resident_id,
+                        before={"valid_until_us": row["valid_until_us"]}, after={"valid_until_us": valid_until}, now_us=now)  # fmt: skip
+            return self._public(store.resident(conn, resident_id))
+
+    def set_level(self, resident_id: str, level: str, actor: str, city: str) -> dict:
+        _check_level(level)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
+            store.update_resident(conn, resident_id, level=level)
+            store.audit(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
+                        before={"level": row["level"]}, after={"level": level}, now_us=now)  # fmt: skip
+            return self._public(store.resident(conn, resident_id))
+
+    def get(self, resident_id: str, city: str | None = None) -> dict:
+        with self.engine.connect() as conn:
+            return self._public(self._active(conn, resident_id, city, allow_lapsed=True))
+
+    def by_subject(self, subject: str, city: str | None) -> dict:
+        with self.engine.connect() as conn:
+            row = store.resident_by_subject(conn, city, subject)
+            if row is None:
+                raise UnknownResident("no resident for this token")
+            return self._public(self._active(conn, row["id"], None, allow_lapsed=True))
+
+    def opt_in(self, resident_id: str, city: str) -> list[str]:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, None)
+            _require_program(conn, city)
+            if city != row["city"]:
+                store.add_opt_in(conn, resident_id, city, now)
+            return store.opt_ins(conn, resident_id)
+
+    def opt_ins(self, resident_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return store.opt_ins(conn, resident_id)
+
+    # --- cards ----------------------------------------------------------------------------------
+
+    def _issue_card(self, conn: Connection, resident_id: str, city: str, expires_at_us: int, now: int) -> str:
+        card_id = "c" + secrets.token_hex(10)
+        store.add_card(conn, id=card_id, resident_id=resident_id, city=city, issued_at_us=now, expires_at_us=expires_at_us)
+        return card_id
+
+    def card_token(self, card: dict) -> str:
+        """The card as a compact JWS: card id, city and expiry, no personal data; signed by the city."""
+        claims = {"sub": card["id"], "city": card["city"], "exp": card["expires_at_us"] // 1_000_000}
+        return crypto.sign_token(self.keys.card_key(card["city"]), claims)
+
+    def current_card(self, resident_id: str) -> dict:
+        with self.engine.connect() as conn:
+            cards = [c for c in store.cards_of(conn, resident_id) if c["revoked_at_us"] is None]
+        if not cards:
+            raise UnknownCard("the resident has no valid card")
+        return cards[-1] | {"token": self.card_token(cards[-1])}
+
+    def replace_card(self, resident_id: str, actor: str, city: str | None = None) -> dict:
+        """Revoke every card of the resident (lost or stolen) and issue a new one."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, city, for_update=True)
+            store.revoke_cards(conn, now, resident_id=resident_id)
+            self._issue_card(conn, resident_id, row["city"], row["valid_until_us"], now)
+            store.audit(conn, actor=actor, action="card.replace", city=row["city"], target=resident_id, before=None,
+                        after=None, now_us=now)  # fmt: skip
+        return self.current_card(resident_id)
+
+    def revoke_card(self, card_id: str, actor: str, city: str) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            card = store.card(conn, card_id)
+            if card is None or card["city"] != city:
+                raise UnknownCard("no such card in this city")
+            store.revoke_cards(conn, now, card_id=card_id)
+            store.audit(conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now)
+
+    def revocations(self, city: str, since_us: int, limit: int = 10_000) -> list[dict]:
+        with self.engine.connect() as conn:
+            return store.revoked_cards(conn, city, since_us, limit)
+
+    def card_keys(self, cities: list[str]) -> dict:
+        """The cities' card public keys (JWKS): what a terminal needs to check cards offline."""
+        return crypto.public_jwks([self.keys.card_key(city) for city in cities])
+
+    def resolve_card(self, token: str, conn: Connection | None = None) -> CardHolder:
+        """Check a presented card (signature, expiry, revocation) and its holder (active, valid)."""
+        if conn is None:
+            with self.engine.connect() as conn:
+                return self.resolve_card(token, conn)
+        city = _card_city(token)
+        if not LEDGER_NAME.fullmatch(city) or store.program(conn, city) is None:
+            raise UnknownCard("unknown card")  # and no key is ever made for a city named by a stranger
+        try:
+            claims = crypto.verify_token(token, KeySet([self.keys.card_key(city)]), self.clock() // 1_000_000, city=city)
+        except crypto.TokenRejected as exc:
+            raise (CardExpired("the card has expired") if exc.reason == "expired" else UnknownCard("unknown card")) from None
+        card = store.card(conn, claims["sub"])
+        if card is None or card["city"] != city:
+            raise UnknownCard("unknown card")
+        if card["revoked_at_us"] is not None:
+            raise CardRevoked("the card was revoked")
+        row = self._active(conn, card["resident_id"], None)
+        return CardHolder(card["id"], row["id"], row["city"], row["level"], tuple(store.opt_ins(conn, row["id"])))
+
+    # --- the resident's own data ----------------------------------------------------------------
+
+    def export(self, resident_id: str) -> dict:
+        """Everything held about the resident: profile (decrypted), cards, opt-ins and wallet history."""
+        with self.engine.connect() as conn:
+            row = self._active(conn, resident_id, None, allow_lapsed=True)
+            data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
+            history = journal.account_entries(conn, row["city"], [wallet_account(resident_id)], limit=MAX_EXPORT_ENTRIES)
+            return {
+                "resident": self._public(row),
+                "personal": crypto.open_personal(data_key, row["personal"], resident_id),
+                "opt_ins": store.opt_ins(conn, resident_id),
+                "cards": [{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")} for c in store.cards_of(conn, resident_id)],
+                "history": history,
+            }
+
+    def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
+        """Destroy the resident's key (crypto-erasure) and revoke their cards; the journal is untouched."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
+            store.update_resident(conn, resident_id, status="erased", wrapped_key=None)
+            store.revoke_cards(conn, now, resident_id=resident_id)
+            store.audit(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
+                        after=None, now_us=now)  # fmt: skip
+
+    # --- checks ---------------------------------------------------------------------------------
+
+    def _active(self, conn: Connection, resident_id: str, city: str | None, for_update: bool = False,
+                allow_lapsed: bool = False) -> dict:  # fmt: skip
+        """The resident's row, refused if unknown, of another city, erased, or (unless allowed) lapsed."""
+        row = store.resident(conn, resident_id, for_update) if isinstance(resident_id, str) else None
+        if row is None:
+            raise UnknownResident("unknown resident")
+        if city is not None and row["city"] != city:
+            raise WrongTenant("the resident belongs to another city")
+        if row["status"] == "erased":
+            raise ResidentErased("the resident's data was erased")
+        if not allow_lapsed and row["valid_until_us"] <= self.clock():
+            raise ResidentExpired("the resident's identifier has lapsed", valid_until=row["valid_until_us"])
+        return row
+
+    @staticmethod
+    def _public(row: dict) -> dict:
+        return {k: row[k] for k in ("id", "city", "level", "status", "valid_until_us", "created_at_us")}
+
+
+def _require_program(conn: Connection, city: str) -> None:
+    """Residents belong to, and opt in to, cities that run a program (not bare ledgers)."""
+    if not isinstance(city, str) or store.program(conn, city) is None:
+        raise UnknownProgram(f"no program for {city!r}", city=city)
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise InvalidRequest(f"level must be one of {LEVELS}", message="level")
+
+
+def _card_city(token: str) -> str:
+    """The city named by the card's key id; the signature check that follows is what trusts it."""
+    try:
+        kid = jws.extract_compact(token.encode()).protected.get("kid", "") if isinstance(token, str) else ""
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        kid = ""
+    if not isinstance(kid, str) or not kid.startswith("card-"):
+        raise UnknownCard("unknown card")
+    return kid.removeprefix("card-").split(".")[0]

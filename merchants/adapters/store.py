@@ -1,0 +1,49 @@
+"""Terminal keys and request nonces (merchants themselves are city members: community.adapters.store)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from merchants.adapters.tables import MerchantRow, NonceRow, TerminalRow
+
+M = MerchantRow.__table__
+T = TerminalRow.__table__
+N = NonceRow.__table__
+
+
+def add_terminal(conn: Connection, **values) -> None:
+    conn.execute(insert(T).values(**values))
+
+
+def terminal(conn: Connection, key_id: str) -> dict | None:
+    """The terminal with its merchant's city, name and status: one indexed join per signed request."""
+    query = select(T, M.c.city, M.c.status.label("merchant_status"), M.c.name.label("merchant_name")).join(
+        M, M.c.id == T.c.merchant_id
+    )
+    row = conn.execute(query.where(T.c.key_id == key_id)).first()
+    return None if row is None else row._asdict()
+
+
+def terminals_of(conn: Connection, merchant_id: str) -> list[dict]:
+    query = select(T.c.key_id, T.c.status, T.c.created_at_us).where(T.c.merchant_id == merchant_id)
+    return [r._asdict() for r in conn.execute(query.order_by(T.c.created_at_us))]
+
+
+def revoke_terminal(conn: Connection, key_id: str) -> int:
+    return conn.execute(update(T).where(T.c.key_id == key_id, T.c.status == "active").values(status="revoked")).rowcount
+
+
+def claim_nonce(conn: Connection, key_id: str, nonce: str, created_s: int) -> bool:
+    """Record a signature nonce; False if it was seen before (a replay). The primary key decides."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(N).values(key_id=key_id, nonce=nonce, created_s=created_s))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_nonces(conn: Connection, older_than_s: int) -> int:
+    """Nonces older than the freshness window cannot be replayed anyway (their signature expired)."""
+    return conn.execute(delete(N).where(N.c.created_s < older_than_s)).rowcount

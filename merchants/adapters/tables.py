@@ -1,0 +1,41 @@
+"""Tables of merchants, terminals (public keys only), request and request nonces."""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from community.adapters.tables import BIG
+from ledger.adapters.tables import Base
+
+
+class MerchantRow(Base):
+    __tablename__ = "merchants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | suspended
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_merchants_city", "city"),)
+
+
+class TerminalRow(Base):
+    """A POS terminal's Ed25519 public key; the private key never leaves the terminal."""
+
+    __tablename__ = "terminals"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))  # active | revoked
+    created_at_us: Mapped[int] = mapped_column(BIG)
+
+
+class NonceRow(Base):
+    """Signature nonces seen within the freshness window: a captured request cannot be replayed."""
+
+    __tablename__ = "request_nonces"
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_s: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_nonces_created", "created_s"),)

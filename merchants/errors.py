@@ -1,0 +1,17 @@
+"""Refusals specific to merchants and their terminals (codes mapped in api/problems.py)."""
+
+from __future__ import annotations
+
+from ledger.domain.errors import LedgerError
+
+
+class UnknownMerchant(LedgerError):
+    code = "unknown_merchant"
+
+
+class MerchantNotApproved(LedgerError):
+    code = "merchant_not_approved"
+
+
+class FloorLimitExceeded(LedgerError):
+    code = "floor_limit_exceeded"

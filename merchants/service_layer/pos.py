@@ -1,0 +1,297 @@
+"""The point of sale: terminals, identification, awards, redemption holds, refunds, offline batches, statements.
+
+Every money-moving call carries the terminal's idempotency key, scoped to its merchant
+(`pos:<merchant>:<key>`), so a retry names the same ledger transfer and two merchants never collide.
+Redemption at a merchant of another city that the resident opted in to is one linked group on both
+ledgers (wallet → interop:B at home, interop:A → merchant at B): all or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+from sqlalchemy import Engine
+
+from community.domain.errors import Conflict, WrongTenant
+from community.domain.program import purchase_award
+from community.adapters import store as community_store
+from community.service_layer.awards import AwardRequest, Awards, body_hash
+from community.service_layer.organizations import Members
+from community.service_layer.programs import Programs
+from community.service_layer.residents import CardHolder, Residents
+from ledger.adapters import journal
+from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.committer import GroupCommitter
+from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
+from merchants.adapters import store
+from merchants.adapters.tables import MerchantRow
+from merchants.errors import FloorLimitExceeded, MerchantNotApproved, UnknownMerchant
+
+MAX_OFFLINE_ITEMS = 500
+MAX_STATEMENT_PAGE = 500
+SIGNATURE_WINDOW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Terminal:
+    key_id: str
+    merchant_id: str
+    city: str
+
+    @property
+    def redeemed(self) -> str:
+        return f"merchant:{self.merchant_id}:redeemed"
+
+    @property
+    def issued(self) -> str:
+        return f"merchant:{self.merchant_id}:issued"
+
+    def key(self, idempotency_key: str) -> str:
+        return f"pos:{self.merchant_id}:{idempotency_key}"
+
+
+def merchants(engine: Engine, clock: Callable[[], int]) -> Members:
+    return Members(engine, MerchantRow.__table__, "merchant", UnknownMerchant, MerchantNotApproved, clock)
+
+
+def terminal_key_id(public_key: bytes) -> str:
+    return "t-" + hashlib.sha256(public_key).hexdigest()[:20]
+
+
+class Terminals:
+    """Terminal public keys, and the check every signed POS request passes before anything else."""
+
+    def __init__(self, engine: Engine, members: Members, clock: Callable[[], int]) -> None:
+        self.engine, self.members, self.clock = engine, members, clock
+        self._claims = 0
+
+    def register(self, merchant_id: str, public_key_pem: str, actor: str, city: str) -> str:
+        self.members.get(merchant_id, city)
+        try:
+            key = load_pem_public_key(public_key_pem.encode())
+        except (ValueError, TypeError, AttributeError):
+            key = None
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", message="public_key_pem")
+        raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        key_id, now = terminal_key_id(raw), self.clock()
+        with self.engine.begin() as conn:
+            if store.terminal(conn, key_id) is not None:
+                raise Conflict("this key is already registered", message="public_key_pem")
+            store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
+            community_store.audit(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
+                                  after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
+        return key_id
+
+    def revoke(self, key_id: str, actor: str, city: str) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = store.terminal(conn, key_id)
+            if row is None or row["city"] != city:
+                raise UnknownMerchant("no such terminal in this city")
+            store.revoke_terminal(conn, key_id)
+            community_store.audit(conn, actor=actor, action="terminal.revoke", city=city, target=key_id, before=None,
+                                  after=None, now_us=now)  # fmt: skip
+
+    def list(self, merchant_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            return store.terminals_of(conn, merchant_id)
+
+    def public_key(self, key_id: str) -> tuple[bytes, dict] | None:
+        """The key of an active terminal of an approved merchant, with its row; None for anything else."""
+        with self.engine.connect() as conn:
+            row = store.terminal(conn, key_id)
+        if row is None or row["status"] != "active":
+            return None
+        return row["public_key"], row
+
+    def admit(self, row: dict, nonce: str, created_s: int) -> Terminal | None:
+        """Record the request's nonce; None if it was seen before (a replay). Old nonces are swept."""
+        if row["merchant_status"] != "approved":
+            raise MerchantNotApproved("the merchant is not approved")
+        now_s = self.clock() // 1_000_000
+        with self.engine.begin() as conn:
+            if not store.claim_nonce(conn, row["key_id"], nonce, created_s):
+                return None
+            self._claims += 1
+            if self._claims % 1_000 == 0:
+                store.forget_nonces(conn, now_s - 2 * SIGNATURE_WINDOW_SECONDS)
+        return Terminal(row["key_id"], row["merchant_id"], row["city"])
+
+
+def _result_view(result: TransferResult) -> dict:
+    return {
+        "transfer_id": result.transfer_id, "city": result.ledger, "sequence": result.sequence, "phase": result.phase,
+        "points": result.amount, "time_us": result.time_us, "replayed": result.replayed,
+    }  # fmt: skip
+
+
+class PointOfSale:
+    def __init__(self, engine: Engine, ledger: LedgerService, committer: GroupCommitter, programs: Programs,
+                 residents: Residents, members: Members, awards: Awards, clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.ledger, self.committer, self.programs = engine, ledger, committer, programs
+        self.residents, self.members, self.awards, self.clock = residents, members, awards, clock
+
+    def _commit(self, group: list[TransferRequest]) -> tuple[TransferResult, ...]:
+        return self.committer.transfer(*group)
+
+    # --- identify and award -----------------------------------------------------------------------
+
+    def identify(self, terminal: Terminal, card: str) -> dict:
+        holder = self.residents.resolve_card(card)
+        holder.require_city(terminal.city)
+        balance = self.ledger.balance(holder.city, holder.wallet)
+        return {"card_id": holder.card_id, "city": holder.city, "level": holder.level, "available_points": balance.available}
+
+    def award(self, terminal: Terminal, idempotency_key: str, card: str, purchase_cents: int) -> dict:
+        holder = self.residents.resolve_card(card)
+        holder.require_city(terminal.city)
+        merchant = self.members.get(terminal.merchant_id)
+        body = {"card": card, "purchase_cents": purchase_cents}
+        return self.awards.grant(AwardRequest(
+            city=terminal.city, holder=holder, source="purchase", actor_id=terminal.merchant_id,
+            idempotency_key=terminal.key(idempotency_key), kind="earn_purchase", debit_account=terminal.issued,
+            body_hash=body_hash(body),
+            compute=lambda program, usage, now: purchase_award(program, purchase_cents=purchase_cents,
+                                                               category=merchant["category"], merchant_id=terminal.merchant_id,
+                                                               time_us=now, usage=usage),
+        ))  # fmt: skip
+
+    # --- redemption: hold, capture, void --------------------------------------------------------
+
+    def _redemption(self, terminal: Terminal, holder: CardHolder, key: str, phase: str, points: int,
+                    timeout_seconds: int | None) -> list[TransferRequest]:  # fmt: skip
+        """The transfers of a redemption at this merchant: one ledger, or two linked across cities."""
+        city = terminal.city
+        if holder.city == city:
+            return [TransferRequest(city, key, "redeem", phase, holder.wallet, terminal.redeemed, points, None, timeout_seconds)]
+        return [
+            TransferRequest(holder.city, key, "redeem", phase, holder.wallet, f"interop:{city}", points, None, timeout_seconds),
+            TransferRequest(city, key, "redeem", phase, f"interop:{holder.city}", terminal.redeemed, points, None, timeout_seconds),
+        ]  # fmt: skip
+
+    def hold(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> dict:
+        holder = self.residents.resolve_card(card)
+        holder.require_city(terminal.city)
+        program = self.programs.get(terminal.city)
+        group = self._redemption(terminal, holder, terminal.key(idempotency_key), "pending", points, program.hold_timeout_seconds)
+        results = self._commit(group)
+        mine = results[-1]  # the merchant's side names the hold
+        return _result_view(mine) | {"hold_id": mine.transfer_id, "status": "pending", "expires_at_us": mine.expires_at_us}
+
+    def _own_hold(self, terminal: Terminal, hold_id: str) -> list[dict]:
+        """The hold's entries (both halves when cross-city), refused unless it is this merchant's."""
+        with self.engine.connect() as conn:
+            found = journal.transfers(conn, [(terminal.city, hold_id)]) if isinstance(hold_id, str) else {}
+            entry = found.get((terminal.city, hold_id))
+            if entry is None or entry["phase"] != "pending":
+                raise UnknownTransfer("no such hold", transfer_id=hold_id)
+            if entry["credit_account"] != terminal.redeemed:
+                raise WrongTenant("the hold belongs to another merchant")
+            if entry["group_id"] is None:
+                return [entry]
+            return journal.linked_entries(conn, entry["group_id"])
+
+    def resolve(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str, points: int | None) -> dict:
+        """Capture (post, in full or in part) or void a hold; both halves together when cross-city."""
+        entries = self._own_hold(terminal, hold_id)
+        key = terminal.key(idempotency_key)
+        group = [TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"]) for e in entries]
+        results = self._commit(group)
+        mine = next(r for r in results if r.ledger == terminal.city)
+        return _result_view(mine) | {"hold_id": hold_id, "status": "captured" if phase == "post" else "voided"}
+
+    # --- refunds --------------------------------------------------------------------------------
+
+    def refund(self, terminal: Terminal, idempotency_key: str, transfer_id: str, points: int | None) -> dict:
+        """Reverse an award or a captured redemption of this merchant, never beyond what is left of it."""
+        with self.engine.connect() as conn:
+            found = journal.transfers(conn, [(terminal.city, transfer_id)]) if isinstance(transfer_id, str) else {}
+            entry = found.get((terminal.city, transfer_id))
+            if entry is None or entry["phase"] not in ("single", "post") or entry["ref"] is not None and entry["phase"] == "single":
+                raise UnknownTransfer("no refundable transfer with that id", transfer_id=transfer_id)
+            if terminal.merchant_id not in (_merchant_of(entry["debit_account"]), _merchant_of(entry["credit_account"])):
+                raise WrongTenant("the transfer belongs to another merchant")
+            entries = journal.linked_entries(conn, entry["group_id"]) if entry["group_id"] else [entry]
+            left = journal.originals(conn, [(e["ledger"], e["transfer_id"]) for e in entries])
+        amount = points if points is not None else min((o.remaining for o in left.values()), default=0)
+        if amount == 0:
+            raise ExceedsOriginal("nothing is left to refund", transfer_id=transfer_id, remaining_points=0, requested_points=0)
+        key = terminal.key(idempotency_key)
+        group = [TransferRequest(e["ledger"], key, "refund", "single", e["credit_account"], e["debit_account"], amount, e["transfer_id"])
+                 for e in entries]  # fmt: skip
+        results = self._commit(group)
+        mine = next(r for r in results if r.ledger == terminal.city)
+        return _result_view(mine) | {"refunded_transfer_id": transfer_id}
+
+    # --- offline batches ------------------------------------------------------------------------
+
+    def offline(self, terminal: Terminal, items: list[dict]) -> list[dict]:
+        """What a terminal recorded while offline: redemptions (`points`) and purchases (`purchase_cents`).
+
+        Each item is idempotent (its own key) and gets its own result; none is half-applied.
+        Redemptions are accepted up to the program's floor limit and all go to the ledger in one
+        batch, each decided on its own; purchase awards go one by one, as online.
+        """
+        if not 1 <= len(items) <= MAX_OFFLINE_ITEMS:
+            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", message="items")
+        floor = self.programs.get(terminal.city).offline_floor_points
+        results: list[dict | None] = [None] * len(items)
+        groups, positions = [], []
+        for index, item in enumerate(items):
+            try:
+                if (item.get("points") is None) == (item.get("purchase_cents") is None):
+                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)")
+                if item.get("purchase_cents") is not None:
+                    award = self.award(terminal, item["idempotency_key"], item["card"], item["purchase_cents"])
+                    results[index] = {"status": "accepted"} | award
+                    continue
+                if item["points"] > floor:
+                    raise FloorLimitExceeded("above the offline floor limit", points=item["points"], floor_limit_points=floor)
+                holder = self.residents.resolve_card(item["card"])
+                holder.require_city(terminal.city)
+                groups.append(self._redemption(terminal, holder, terminal.key(item["idempotency_key"]), "single", item["points"], None))
+                positions.append(index)
+            except LedgerError as exc:
+                results[index] = _item_error(exc)
+        for index, outcome in zip(positions, self.ledger.submit(groups) if groups else [], strict=True):
+            results[index] = _item_outcome(outcome, terminal.city)
+        return [r | {"idempotency_key": item["idempotency_key"]} for r, item in zip(results, items, strict=True)]  # type: ignore[operator]
+
+    # --- statements -----------------------------------------------------------------------------
+
+    def statement(self, merchant_id: str, city: str, since_us: int, until_us: int, before_sequence: int | None,
+                  limit: int) -> dict:  # fmt: skip
+        """The merchant's own transfers in a period, newest first, one keyset page at a time."""
+        if not 1 <= limit <= MAX_STATEMENT_PAGE:
+            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", message="limit")
+        accounts = [f"merchant:{merchant_id}:issued", f"merchant:{merchant_id}:redeemed"]
+        with self.engine.connect() as conn:
+            rows = journal.account_entries(conn, city, accounts, before_sequence=before_sequence, since_us=since_us,
+                                           until_us=until_us, limit=limit)  # fmt: skip
+        entries = [{k: r[k] for k in ("sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account",
+                                      "amount", "ref", "time_us", "hash")} for r in rows]  # fmt: skip
+        cursor = entries[-1]["sequence"] if len(entries) == limit else None
+        return {"entries": entries, "next_before_sequence": cursor}
+
+
+def _merchant_of(account: str) -> str | None:
+    parts = account.split(":")
+    return parts[1] if parts[0] == "merchant" and len(parts) == 3 else None
+
+
+def _item_error(exc: LedgerError) -> dict:
+    return {"status": "rejected", "code": exc.code, "detail": exc.detail}
+
+
+def _item_outcome(outcome: Outcome, city: str) -> dict:
+    if outcome.error is not None:
+        return _item_error(outcome.error)
+    mine = next(r for r in outcome.transfers if r.ledger == city)
+    return {"status": "accepted"} | _result_view(mine)
+

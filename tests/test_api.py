@@ -1,0 +1,460 @@
+"""End-to-end tests of the HTTP API (POS, wallet, organizations, admin), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import MAX_BODY_BYTES, create_app
+from ledger.adapters import journal
+from ledger.service_layer import audit
+from ledger.service_layer.audit import verify_database
+from tests.world import World, standard_world
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def world(ctx) -> World:
+    app = create_app(ctx, terminal_rate_per_second=1_000, resident_rate_per_second=1_000)
+    with TestClient(app) as client:
+        yield standard_world(ctx, client)
+
+
+def entry_count(world: World) -> int:
+    with world.ctx.engine.connect() as conn:
+        return sum(h.sequence for h in journal.heads(conn).values())
+
+
+def assert_problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["code"] == code and body["status"] == status
+    assert body["type"].endswith(f":problem:{code}") and body["title"] and body["detail"]
+    return body
+
+
+# --- awards -------------------------------------------------------------------------------------
+
+
+def test_award_is_explained_capped_and_idempotent(world: World) -> None:
+    alice = world.residents["alice"]
+    before = world.available("alice")
+    first = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1")
+    assert first.status_code == 201, first.text
+    award = first.json()
+    assert award["points"] == 4_250 * 5 // 100 == 212
+    assert sum(line["points"] for line in award["lines"]) == award["points"]
+    assert world.available("alice") == before + 212
+
+    again = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1")
+    assert again.status_code == 201 and again.json() == award | {"replayed": True}
+    assert world.available("alice") == before + 212
+
+    other_body = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 99}, key="sale-1")
+    assert_problem(other_body, 409, "idempotency_conflict")
+
+    # The daily cap of 300 points leaves 88 for the next purchase; the explanation says so.
+    capped = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 10_000}, key="sale-2").json()
+    assert capped["points"] == 88
+    assert {"rule": "cap:daily", "points": 88 - 500} in capped["lines"]
+    assert sum(line["points"] for line in capped["lines"]) == 88
+    assert world.available("alice") == before + 300
+
+
+def test_same_idempotency_key_at_two_merchants_names_two_transfers(world: World) -> None:
+    card = world.residents["alice"].card
+    a = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 1_000}, key="k").json()
+    b = world.pos("librairie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 1_000}, key="k").json()
+    assert a["transfer_id"] != b["transfer_id"] and not b["replayed"]
+
+
+# --- redemption ---------------------------------------------------------------------------------
+
+
+def test_hold_capture_in_part_and_void(world: World) -> None:
+    card = world.residents["alice"].card
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 300}, key="h1")
+    assert hold.status_code == 201, hold.text
+    hold_id = hold.json()["hold_id"]
+    assert world.available("alice") == 700
+    balance = world.bearer("alice", "GET", "/v1/wallet/balance").json()
+    assert balance == {"available": 700, "posted": 1_000, "pending": 300, "city": "brossard"}
+
+    captured = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {"points": 120}, key="c1")
+    assert captured.status_code == 200 and captured.json()["points"] == 120 and captured.json()["status"] == "captured"
+    assert world.available("alice") == 880
+    again = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {"points": 120}, key="c2")
+    assert_problem(again, 409, "hold_not_open")
+
+    second = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 200}, key="h2").json()
+    voided = world.pos("boulangerie", "POST", f"/v1/pos/holds/{second['hold_id']}/void", None, key="v1")
+    assert voided.status_code == 200 and voided.json()["status"] == "voided"
+    assert world.available("alice") == 880
+
+
+def test_hold_beyond_balance_is_refused_and_writes_nothing(world: World) -> None:
+    before = entry_count(world)
+    refused = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 51}, key="h")
+    body = assert_problem(refused, 422, "insufficient_funds")
+    assert body["available_points"] == 50 and body["requested_points"] == 51
+    assert entry_count(world) == before
+
+
+def test_expired_hold_cannot_be_captured(world: World, clock) -> None:
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["alice"].card, "points": 100}, key="h").json()
+    clock.advance(901)  # the program's hold timeout is 900 s
+    late = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c")
+    assert_problem(late, 409, "hold_expired")
+    assert world.available("alice") == 1_000
+
+
+def test_refunds_never_exceed_the_original(world: World) -> None:
+    card = world.residents["alice"].card
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 400}, key="h").json()
+    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c").json()
+    assert world.available("alice") == 600
+    part = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 150}, key="r1")
+    assert part.status_code == 201 and world.available("alice") == 750
+    too_much = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 251}, key="r2")
+    assert_problem(too_much, 422, "exceeds_original")
+    rest = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"]}, key="r3")
+    assert rest.status_code == 201 and rest.json()["points"] == 250 and world.available("alice") == 1_000
+
+    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 2_000}, key="a").json()
+    returned = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": award["transfer_id"]}, key="r4")
+    assert returned.status_code == 201 and returned.json()["points"] == 100 and world.available("alice") == 1_000
+
+
+def test_cross_city_redemption_is_linked_on_both_ledgers(world: World) -> None:
+    alice = world.residents["alice"]
+    refused = world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice.card, "points": 100}, key="x0")
+    assert_problem(refused, 403, "not_opted_in")
+
+    assert world.bearer("alice", "POST", "/v1/wallet/opt-ins", {"city": "delson"}).json()["opt_ins"] == ["delson"]
+    hold = world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice.card, "points": 100}, key="x1")
+    assert hold.status_code == 201 and hold.json()["city"] == "delson"
+    assert world.available("alice") == 900
+    captured = world.pos("cafe-delson", "POST", f"/v1/pos/holds/{hold.json()['hold_id']}/capture", {"points": 80}, key="x2")
+    assert captured.status_code == 200
+    ledger = world.ctx.ledger
+    assert world.available("alice") == 920
+    assert ledger.balance("brossard", "interop:delson").posted == 80
+    assert ledger.balance("delson", "merchant:cafe-delson:redeemed").posted == 80
+    assert ledger.balance("delson", "interop:brossard").posted == -80
+
+    refund = world.pos("cafe-delson", "POST", "/v1/pos/refunds", {"transfer_id": captured.json()["transfer_id"]}, key="x3")
+    assert refund.status_code == 201 and world.available("alice") == 1_000
+    assert ledger.balance("brossard", "interop:delson").posted == 0
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+def test_cross_city_hold_fails_as_a_whole(world: World) -> None:
+    bob = world.residents["bob"]
+    world.bearer("bob", "POST", "/v1/wallet/opt-ins", {"city": "delson"})
+    before = entry_count(world)
+    refused = world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": bob.card, "points": 60}, key="x")
+    assert_problem(refused, 422, "insufficient_funds")
+    assert entry_count(world) == before
+    assert world.ctx.ledger.balance("delson", "interop:brossard").pending == 0
+
+
+def test_offline_batch_each_item_its_own_result(world: World) -> None:
+    alice, bob = world.residents["alice"], world.residents["bob"]
+    items = [
+        {"idempotency_key": "o1", "card": alice.card, "points": 100},
+        {"idempotency_key": "o2", "card": bob.card, "points": 60},  # more than bob has
+        {"idempotency_key": "o3", "card": alice.card, "points": 2_001},  # above the floor limit
+        {"idempotency_key": "o4", "card": alice.card[:-4] + "AAAA", "points": 10},  # altered card
+        {"idempotency_key": "o5", "card": bob.card, "points": 50},
+        {"idempotency_key": "o6", "card": alice.card, "purchase_cents": 1_000},  # a purchase: 50 points earned
+        {"idempotency_key": "o7", "card": alice.card, "points": 5, "purchase_cents": 100},  # both: which is it?
+    ]
+    results = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items}).json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "rejected", "accepted", "accepted", "rejected"]
+    assert [r.get("code") for r in results] == [None, "insufficient_funds", "floor_limit_exceeded", "unknown_card", None, None,
+                                                "invalid_request"]  # fmt: skip
+    assert [r["idempotency_key"] for r in results] == [f"o{n}" for n in range(1, 8)]
+    assert world.available("alice") == 950 and world.available("bob") == 0
+
+    again = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items[:1]}).json()["results"]
+    assert again[0]["status"] == "accepted" and again[0]["replayed"] and world.available("alice") == 950
+
+
+def test_statement_pages_cover_the_merchants_own_transfers(world: World) -> None:
+    card = world.residents["alice"].card
+    for n in range(5):
+        world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 500}, key=f"s{n}")
+    world.pos("librairie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 500}, key="other")
+    page = world.pos("boulangerie", "GET", "/v1/pos/statement?limit=3").json()
+    assert len(page["entries"]) == 3 and page["next_before_sequence"] is not None
+    rest = world.pos("boulangerie", "GET", f"/v1/pos/statement?limit=3&before_sequence={page['next_before_sequence']}").json()
+    entries = page["entries"] + rest["entries"]
+    assert len(entries) == 5 and rest["next_before_sequence"] is None
+    assert all("boulangerie" in e["debit_account"] + e["credit_account"] for e in entries)
+
+
+def test_identify_shows_available_points_and_refuses_revoked_cards(world: World) -> None:
+    alice = world.residents["alice"]
+    found = world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": alice.card}).json()
+    assert found["available_points"] == 1_000 and found["city"] == "brossard" and "name" not in json.dumps(found)
+    replaced = world.bearer("alice", "POST", "/v1/wallet/card/replace").json()
+    assert_problem(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": alice.card}), 403, "card_revoked")
+    assert world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": replaced["token"]}).status_code == 200
+    revoked = world.pos("boulangerie", "GET", "/v1/pos/cards/revocations").json()["revoked"]
+    assert [r["id"] for r in revoked] == [found["card_id"]]
+    keys = world.pos("boulangerie", "GET", "/v1/pos/cards/keys").json()["keys"]
+    assert {k["kid"] for k in keys} >= {world.ctx.keys.card_key(city).kid for city in ("brossard", "delson")}
+
+
+# --- signed requests ----------------------------------------------------------------------------
+
+
+def test_replayed_and_altered_requests_are_refused_and_write_nothing(world: World) -> None:
+    body = json.dumps({"card": world.residents["alice"].card, "points": 10}).encode()
+    headers = world.signed_headers("boulangerie", "POST", "/v1/pos/holds", body, key="h")
+    assert world.client.post("/v1/pos/holds", content=body, headers=headers).status_code == 201
+    before = entry_count(world)
+
+    assert_problem(world.client.post("/v1/pos/holds", content=body, headers=headers), 401, "replayed_request")
+    altered = body.replace(b'"points": 10', b'"points": 99')
+    assert_problem(world.client.post("/v1/pos/holds", content=altered, headers=headers), 401, "invalid_signature")
+    fresh = world.signed_headers("boulangerie", "POST", "/v1/pos/holds", body, key="h2")
+    moved = world.client.post("/v1/pos/holds/x/void", content=body, headers=fresh)
+    assert_problem(moved, 401, "invalid_signature")
+    unsigned = {k: v for k, v in fresh.items() if k not in ("Signature", "Signature-Input")}
+    assert_problem(world.client.post("/v1/pos/holds", content=body, headers=unsigned), 401, "invalid_signature")
+    assert entry_count(world) == before
+
+
+def test_old_unknown_and_revoked_keys_are_refused(world: World, clock) -> None:
+    body = json.dumps({"card": world.residents["alice"].card}).encode()
+    stale = world.signed_headers("boulangerie", "POST", "/v1/pos/identify", body)
+    clock.advance(301)
+    assert_problem(world.client.post("/v1/pos/identify", content=body, headers=stale), 401, "signature_expired")
+
+    world.ctx.terminals.revoke(world.terminals["boulangerie"].key_id, "staff:test", "brossard")
+    assert_problem(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}), 401, "unknown_key")
+    assert world.pos("boulangerie#1", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}).status_code == 200
+
+    world.ctx.merchants.set_status("boulangerie", "suspended", "staff:test", "brossard")
+    suspended = world.pos("boulangerie#1", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card})
+    assert_problem(suspended, 403, "merchant_not_approved")
+
+
+# --- tenants ------------------------------------------------------------------------------------
+
+
+def test_cross_tenant_matrix(world: World) -> None:
+    alice_card = world.residents["alice"].card
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": alice_card, "points": 100}, key="h").json()
+    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice_card, "purchase_cents": 1_000}, key="a").json()
+    before = entry_count(world)
+    refusals = [
+        (world.pos("librairie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c"), 403, "wrong_tenant"),
+        (world.pos("librairie", "POST", f"/v1/pos/holds/{hold['hold_id']}/void", None, key="v"), 403, "wrong_tenant"),
+        (world.pos("librairie", "POST", "/v1/pos/refunds", {"transfer_id": award["transfer_id"]}, key="r"), 403, "wrong_tenant"),
+        (world.pos("cafe-delson", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c"), 404, "unknown_transfer"),
+        (world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice_card, "points": 1}, key="d"), 403, "not_opted_in"),
+        (world.bearer("alice", "POST", "/v1/pos/holds", {"card": alice_card, "points": 1}, key="b"), 401, "invalid_signature"),
+        (world.bearer("staff-delson", "GET", "/v1/admin/programs/brossard"), 403, "wrong_tenant"),
+        (world.bearer("staff-brossard", "POST", "/v1/admin/residents/delson", {"personal": {}}), 403, "wrong_tenant"),
+        (world.bearer("staff-delson", "POST", f"/v1/admin/residents/delson/{world.residents['alice'].id}/renew"), 403, "wrong_tenant"),
+        (world.bearer("alice", "GET", "/v1/admin/programs/brossard"), 403, "forbidden"),
+        (world.bearer("entraide-jeunesse", "PUT", "/v1/admin/programs/brossard", {"city": "brossard"}), 403, "forbidden"),
+        (world.bearer("finance-brossard", "POST", "/v1/admin/merchants/brossard", {"id": "x", "name": "x", "category": "food"}), 403, "forbidden"),
+        (world.bearer("staff-brossard", "GET", "/v1/wallet/balance"), 403, "forbidden"),
+        (world.bearer("alice", "POST", "/v1/orgs/attestations", {"card": alice_card, "activity": "volunteer_hour", "units": 1}, key="o"), 403, "forbidden"),
+        (world.client.get("/v1/wallet/balance"), 401, "unauthorized"),
+        (world.client.get("/v1/wallet/balance", headers={"Authorization": "Bearer nonsense.token.here"}), 401, "unauthorized"),
+    ]  # fmt: skip
+    for response, status, code in refusals:
+        assert_problem(response, status, code)
+    assert entry_count(world) == before
+    # A resident sees only their own wallet, whatever they ask for.
+    history = world.bearer("bob", "GET", "/v1/wallet/history").json()["entries"]
+    assert all(world.residents["bob"].id in e["debit_account"] + e["credit_account"] for e in history)
+
+
+# --- wallet -------------------------------------------------------------------------------------
+
+
+def test_wallet_history_card_qr_export_and_erasure(world: World) -> None:
+    card = world.residents["alice"].card
+    for n in range(4):
+        world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 100}, key=f"a{n}")
+    page = world.bearer("alice", "GET", "/v1/wallet/history?limit=3").json()
+    more = world.bearer("alice", "GET", f"/v1/wallet/history?limit=3&before_sequence={page['next_before_sequence']}").json()
+    assert len(page["entries"]) == 3 and len(more["entries"]) == 2 and more["next_before_sequence"] is None
+
+    mine = world.bearer("alice", "GET", "/v1/wallet/card").json()
+    assert mine["token"] == card
+    qr = world.bearer("alice", "GET", "/v1/wallet/card/qr.svg")
+    assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml") and b"<svg" in qr.content
+
+    exported = world.bearer("alice", "GET", "/v1/wallet/export").json()
+    assert exported["personal"] == {"name": "Alice", "email": "alice@example.org"}
+    assert len(exported["history"]) == 5 and exported["resident"]["id"] == world.residents["alice"].id
+
+    assert world.bearer("alice", "POST", "/v1/wallet/erasure").status_code == 202
+    assert_problem(world.bearer("alice", "GET", "/v1/wallet/export"), 410, "resident_erased")
+    assert_problem(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": card}), 403, "card_revoked")
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+# --- organizations ------------------------------------------------------------------------------
+
+
+def test_attestation_follows_level_budget_and_caps(world: World) -> None:
+    card = world.residents["alice"].card
+    made = world.bearer("entraide-jeunesse", "POST", "/v1/orgs/attestations",
+                        {"card": card, "activity": "volunteer_hour", "units": 2}, key="v1")  # fmt: skip
+    assert made.status_code == 201 and made.json()["points"] == 200
+    children = world.bearer("entraide-jeunesse", "POST", "/v1/orgs/attestations",
+                            {"card": card, "activity": "volunteer_hour_children", "units": 1}, key="v2")  # fmt: skip
+    body = assert_problem(children, 403, "level_required")
+    assert body["required_level"] == "checked" and body["level"] == "basic"
+    capped = world.bearer("entraide-jeunesse", "POST", "/v1/orgs/attestations",
+                          {"card": card, "activity": "volunteer_hour", "units": 5}, key="v3").json()  # fmt: skip
+    assert capped["points"] == 100  # 300-point daily cap, 200 already earned today
+    assert world.ctx.ledger.balance("brossard", "program:budget").posted == 1_000_000 - 1_000 - 50 - 300
+
+
+def test_budget_cannot_be_exceeded(world: World) -> None:
+    world.city("magog", daily_cap_points=10**9, monthly_cap_points=10**9)
+    world.resident("denis", "magog")
+    world.organization("club-magog", "magog")
+    spend = world.ctx.ledger.balance("magog", "program:budget").available
+    civic = {"card": world.residents["denis"].card, "activity": "volunteer_hour", "units": 12}
+    while spend >= 1_200:
+        assert world.bearer("club-magog", "POST", "/v1/orgs/attestations", civic, key=f"k{spend}").status_code == 201
+        spend -= 1_200
+    assert_problem(world.bearer("club-magog", "POST", "/v1/orgs/attestations", civic, key="last"), 422, "budget_exceeded")
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+
+def test_program_changes_are_validated_and_audited(world: World) -> None:
+    program = world.bearer("staff-brossard", "GET", "/v1/admin/programs/brossard").json()
+    program["merchant_points_per_dollar"] = 10
+    saved = world.bearer("staff-brossard", "PUT", "/v1/admin/programs/brossard", program)
+    assert saved.status_code == 200 and saved.json()["version"] == 2
+    bad = dict(program, redemption_rate_percent=120)
+    assert_problem(world.bearer("staff-brossard", "PUT", "/v1/admin/programs/brossard", bad), 422, "invalid_program")
+    typo = dict(program, merchant_points_per_dolar=3)
+    assert_problem(world.bearer("staff-brossard", "PUT", "/v1/admin/programs/brossard", typo), 400, "validation_error")
+    log = world.bearer("staff-brossard", "GET", "/v1/admin/audit/brossard").json()["entries"]
+    change = [e for e in log if e["action"] == "program.configure"][-1]
+    assert change["actor"] == "staff:s-brossard"
+    assert change["before"]["merchant_points_per_dollar"] == 5 and change["after"]["merchant_points_per_dollar"] == 10
+
+
+def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> None:
+    staff = "staff-brossard"
+    made = world.bearer(staff, "POST", "/v1/admin/residents/brossard", {"personal": {"name": "Émile"}, "level": "verified"})
+    assert made.status_code == 201
+    resident = made.json()
+    clock.advance(10)
+    renewed = world.bearer(staff, "POST", f"/v1/admin/residents/brossard/{resident['id']}/renew").json()
+    assert renewed["valid_until_us"] == resident["valid_until_us"] + 365 * 86_400 * 1_000_000
+    level = world.bearer(staff, "PUT", f"/v1/admin/residents/brossard/{resident['id']}/level", {"level": "checked"})
+    assert level.json()["level"] == "checked"
+
+    created = world.bearer(staff, "POST", "/v1/admin/merchants/brossard", {"id": "fleuriste", "name": "Fleuriste", "category": "retail"})
+    assert created.status_code == 201 and created.json()["status"] == "pending"
+    approved = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/status", {"status": "approved"})
+    assert approved.json()["status"] == "approved"
+    bad_key = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50})
+    assert_problem(bad_key, 400, "invalid_request")
+
+    token = world.bearer(staff, "POST", "/v1/admin/tokens/brossard", {"role": "org", "subject": "x", "org_id": "entraide-jeunesse"})
+    assert token.status_code == 201
+    world.tokens["new-org"] = token.json()["token"]
+    attested = world.bearer("new-org", "POST", "/v1/orgs/attestations",
+                            {"card": world.residents["bob"].card, "activity": "civic_participation", "units": 1}, key="t")  # fmt: skip
+    assert attested.status_code == 201 and attested.json()["points"] == 50
+    actions = {e["action"] for e in world.bearer(staff, "GET", "/v1/admin/audit/brossard?limit=200").json()["entries"]}
+    assert {"resident.enroll", "resident.renew", "resident.set_level", "merchant.add", "merchant.set_status"} <= actions
+
+
+# --- errors and limits --------------------------------------------------------------------------
+
+
+def test_bad_input_gets_localized_problems(world: World) -> None:
+    card = world.residents["alice"].card
+    raw = b'{"card": '
+    headers = world.signed_headers("boulangerie", "POST", "/v1/pos/holds", raw, key="m")
+    assert_problem(world.client.post("/v1/pos/holds", content=raw, headers=headers), 400, "malformed_json")
+    wrong_type = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": "10"}, key="t", lang="en")
+    body = assert_problem(wrong_type, 400, "validation_error")
+    assert wrong_type.headers["content-language"] == "en" and body["title"] == "Invalid data"
+    float_points = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 1.5}, key="f")
+    assert_problem(float_points, 400, "validation_error")
+    negative = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": -5}, key="n")
+    assert_problem(negative, 400, "validation_error")
+    no_key = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 5})
+    assert_problem(no_key, 400, "idempotency_key_required")
+    french = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 500}, key="fr")
+    spanish = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 500}, key="es", lang="es")
+    assert french.headers["content-language"] == "fr" and spanish.headers["content-language"] == "es"
+    assert french.json()["title"] != spanish.json()["title"]
+    assert_problem(world.client.get("/v1/nothing-here"), 404, "not_found")
+    assert_problem(world.client.delete("/v1/health"), 405, "method_not_allowed")
+    assert world.available("alice") == 1_000 and world.available("bob") == 50
+
+
+def test_body_size_is_limited(world: World) -> None:
+    big = json.dumps({"card": "x" * (MAX_BODY_BYTES + 10), "points": 1}).encode()
+    headers = world.signed_headers("boulangerie", "POST", "/v1/pos/holds", big, key="big")
+    assert_problem(world.client.post("/v1/pos/holds", content=big, headers=headers), 413, "body_too_large")
+
+
+def test_rate_limit_answers_429_with_retry_after(ctx) -> None:
+    with TestClient(create_app(ctx, terminal_rate_per_second=1, resident_rate_per_second=1)) as client:
+        world = standard_world(ctx, client)
+        codes = [world.bearer("alice", "GET", "/v1/wallet/balance").status_code for _ in range(6)]
+        assert codes[:4] == [200] * 4 and codes[-1] == 429
+        limited = world.bearer("alice", "GET", "/v1/wallet/balance")
+        assert_problem(limited, 429, "rate_limited")
+        assert int(limited.headers["retry-after"]) >= 1
+        terminal_codes = [world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}).status_code
+                          for _ in range(6)]  # fmt: skip
+        assert terminal_codes[-1] == 429
+
+
+def test_openapi_document_lists_every_endpoint(world: World) -> None:
+    document = world.client.get("/schema/openapi.json").json()
+    paths = set(document["paths"])
+    routes = {re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path) for route in world.client.app.routes}
+    for expected in ("/v1/pos/holds", "/v1/pos/holds/{hold_id}/capture", "/v1/pos/holds/{hold_id}/void", "/v1/pos/awards",
+                     "/v1/pos/refunds", "/v1/pos/offline", "/v1/pos/statement", "/v1/wallet/balance", "/v1/wallet/history",
+                     "/v1/wallet/card", "/v1/wallet/export", "/v1/wallet/erasure", "/v1/orgs/attestations",
+                     "/v1/admin/programs/{city}", "/v1/health"):  # fmt: skip
+        assert expected in paths
+    assert {r for r in routes if not r.startswith("/schema")} == paths
+    hold = document["paths"]["/v1/pos/holds"]["post"]
+    assert "requestBody" in hold and any(p["name"] == "Idempotency-Key" for p in hold["parameters"])
+
+
+def test_listings_and_transparency(world: World) -> None:
+    merchants = world.bearer("staff-brossard", "GET", "/v1/admin/merchants/brossard").json()["merchants"]
+    assert {m["id"] for m in merchants} == {"boulangerie", "librairie"}
+    assert len(next(m for m in merchants if m["id"] == "boulangerie")["terminals"]) == 2
+    orgs = world.bearer("staff-brossard", "GET", "/v1/admin/organizations/brossard").json()["organizations"]
+    assert [o["id"] for o in orgs] == ["entraide-jeunesse"]
+    alice = world.residents["alice"]
+    record = world.bearer("staff-brossard", "GET", f"/v1/admin/residents/brossard/{alice.id}").json()
+    assert record["id"] == alice.id and "personal" not in record and record["opt_ins"] == []
+    assert_problem(world.bearer("staff-delson", "GET", f"/v1/admin/residents/delson/{alice.id}"), 403, "wrong_tenant")
+
+    audit.make_checkpoints(world.ctx.engine, world.ctx.signer, world.ctx.clock)
+    keys = world.client.get("/v1/transparency/keys").json()
+    assert keys["ledger"]["keys"] and {k["kid"] for k in keys["cards"]["keys"]} >= {world.ctx.keys.card_key("brossard").kid}
+    notes = world.client.get("/v1/transparency/checkpoints").json()["checkpoints"]
+    assert {n["ledger"] for n in notes} == {"brossard", "delson"}
+    assert all(n["note"].startswith(f"entraide/{n['ledger']}\n") for n in notes)

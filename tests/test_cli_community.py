@@ -1,0 +1,79 @@
+"""`entraide demo` (seeding and credentials) and `entraide admin`, end to end, on both databases."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import stat
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.bootstrap import Settings, open_context
+from api.signatures import sign_request
+from tests.test_cli import run
+
+
+def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
+    creds_file = tmp_path / "creds.json"
+    args = ("demo", "--db", db_url, "--data-dir", str(tmp_path), "--no-serve", "--transfers", "3000", "--days", "60")
+    output = run(*args, "--credentials-out", str(creds_file))
+    assert "entries verified" in output and "credentials of" in output
+    assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    creds = json.loads(creds_file.read_text())
+    assert len({m["city"] for m in creds["merchants"]}) == 11 and len({r["city"] for r in creds["residents"]}) == 11
+    assert all({"city", "terminal_key_id", "private_key_pem"} <= set(m) for m in creds["merchants"])
+    assert all({"city", "token", "card"} <= set(r) for r in creds["residents"])
+
+    ctx = open_context(Settings.load(db_url, tmp_path))
+    resident = max(creds["residents"], key=lambda r: ctx.ledger.balance(r["city"], f"citizen:{r['resident_id']}:wallet").available)
+    merchant = next(m for m in creds["merchants"] if m["city"] == resident["city"])
+    with TestClient(create_app(ctx)) as client:
+        balance = client.get("/v1/wallet/balance", headers={"Authorization": f"Bearer {resident['token']}"}).json()
+        assert balance["available"] > 0
+        body = json.dumps({"card": resident["card"], "points": 1}).encode()
+        headers = sign_request("POST", "/v1/pos/holds", body, merchant["terminal_key_id"], merchant["private_key_pem"])
+        hold = client.post("/v1/pos/holds", content=body, headers=headers | {"Idempotency-Key": "demo-1", "Content-Type": "application/json"})
+        assert hold.status_code == 201, hold.text
+        history = client.get("/v1/wallet/history", headers={"Authorization": f"Bearer {resident['token']}"}).json()
+        assert history["entries"][0]["transfer_id"] == hold.json()["hold_id"] and len(history["entries"]) > 1
+    ctx.engine.dispose()
+
+    again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
+    assert "already seeded" in again
+    assert json.loads((tmp_path / "again.json").read_text()) == creds
+
+
+def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
+    base = ("--db", db_url, "--data-dir", str(tmp_path))
+    program = {"city": "magog", "merchant_points_per_dollar": 3, "daily_cap_points": 400}
+    (tmp_path / "program.json").write_text(json.dumps(program))
+    assert "version 1" in run("admin", "program-set", "--city", "magog", "--file", str(tmp_path / "program.json"), *base)
+    shown = json.loads(run("admin", "program-show", "--city", "magog", *base))
+    assert shown["merchant_points_per_dollar"] == 3 and shown["expiry_days"] == 730
+    funded = json.loads(run("admin", "fund-budget", "--city", "magog", "--points", "5000", "--key", "2026", *base))
+    assert funded["points"] == 5000 and not funded["replayed"]
+    resident = json.loads(run("admin", "enrol", "--city", "magog", "--name", "Zoé", "--level", "verified", *base))
+    assert resident["level"] == "verified" and resident["card"].count(".") == 2
+    assert json.loads(run("admin", "merchant-add", "--city", "magog", "--id", "velo", "--name", "Vélo", "--category", "sports",
+                          "--approve", *base))["status"] == "approved"  # fmt: skip
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "terminal.pem").write_bytes(public)
+    assert run("admin", "terminal-add", "--city", "magog", "--merchant", "velo", "--public-key", str(tmp_path / "terminal.pem"), *base).startswith("t-")
+    run("admin", "org-add", "--city", "magog", "--id", "club", "--name", "Club", "--approve", *base)
+    assert run("admin", "token", "--city", "magog", "--role", "org", "--subject", "x", "--org", "club", *base).count(".") == 2
+
+    audit_file = tmp_path / "audit.jsonl"
+    run("admin", "audit", "--city", "magog", "--out", str(audit_file), *base)
+    entries = [json.loads(line) for line in audit_file.read_text().splitlines()]
+    assert {"program.configure", "program.fund_budget", "resident.enroll", "merchant.add", "merchant.set_status",
+            "terminal.register", "organization.add"} <= {e["action"] for e in entries}  # fmt: skip
+    assert {e["actor"] for e in entries} == {f"cli:{getpass.getuser()}"}
+
+    (tmp_path / "bad.json").write_text(json.dumps(program | {"funding_rate_percent": 150}))
+    output = run("admin", "program-set", "--city", "magog", "--file", str(tmp_path / "bad.json"), *base, code=2)
+    assert "funding_rate_percent" in output and "Traceback" not in output
+    output = run("admin", "enrol", "--city", "atlantis", "--name", "X", *base, code=2)
+    assert "no program" in output

@@ -1,0 +1,175 @@
+"""A small world for API tests: two cities, merchants with terminals, residents with cards, an organization.
+
+Built through the services (the admin endpoints have their own tests); requests then go through
+HTTP: every POS call is signed with RFC 9421 by the terminal's own key, every other call carries a
+bearer token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from litestar.testing import TestClient
+
+from api.bootstrap import Context
+from api.signatures import sign_request
+from community.domain.program import Program
+from ledger.domain.transfers import TransferRequest
+
+
+@dataclass
+class TerminalCreds:
+    merchant_id: str
+    city: str
+    key_id: str
+    private_key_pem: bytes
+
+
+@dataclass
+class ResidentCreds:
+    id: str
+    city: str
+    token: str
+    card: str
+
+    @property
+    def wallet(self) -> str:
+        return f"citizen:{self.id}:wallet"
+
+
+@dataclass
+class World:
+    ctx: Context
+    client: httpx.Client | TestClient
+    terminals: dict[str, TerminalCreds] = field(default_factory=dict)
+    residents: dict[str, ResidentCreds] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)  # staff and organization tokens by name
+
+    def now_s(self) -> int:
+        return self.ctx.clock() // 1_000_000
+
+    def signed_headers(self, terminal: str, method: str, path: str, body: bytes, key: str | None = None) -> dict:
+        t = self.terminals[terminal]
+        headers = sign_request(method, path, body, t.key_id, t.private_key_pem, created=self.now_s())
+        headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return headers
+
+    def pos(self, terminal: str, method: str, path: str, body: dict | None = None, key: str | None = None,
+            lang: str | None = None) -> httpx.Response:  # fmt: skip
+        raw = b"" if body is None else json.dumps(body).encode()
+        headers = self.signed_headers(terminal, method, path, raw, key)
+        if lang:
+            headers["Accept-Language"] = lang
+        return self.client.request(method, path, content=raw, headers=headers)
+
+    def bearer(self, who: str, method: str, path: str, body: dict | None = None, key: str | None = None,
+               lang: str | None = None) -> httpx.Response:  # fmt: skip
+        token = self.residents[who].token if who in self.residents else self.tokens[who]
+        headers = {"Authorization": f"Bearer {token}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if lang:
+            headers["Accept-Language"] = lang
+        return self.client.request(method, path, json=body, headers=headers)
+
+    def available(self, resident: str) -> int:
+        r = self.residents[resident]
+        return self.ctx.ledger.balance(r.city, r.wallet).available
+
+    # --- building ------------------------------------------------------------------------------
+
+    def city(self, city: str, **program) -> None:
+        self.ctx.programs.configure(Program(city=city, **program), "staff:test")
+        self.ctx.programs.fund_budget(city, 1_000_000, f"fund-{city}", "staff:test")
+        self.tokens[f"staff-{city}"] = self.ctx.tokens.issue({"sub": f"s-{city}", "role": "staff", "city": city}, 86_400 * 400, self.now_s())
+
+    def merchant(self, name: str, city: str, category: str = "food", terminals: int = 1) -> None:
+        self.ctx.merchants.add(city, name, f"Commerce {name}", "staff:test", category=category)
+        self.ctx.merchants.set_status(name, "approved", "staff:test", city)
+        for n in range(terminals):
+            private = Ed25519PrivateKey.generate()
+            public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+            key_id = self.ctx.terminals.register(name, public_pem, "staff:test", city)
+            pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            self.terminals[name if n == 0 else f"{name}#{n}"] = TerminalCreds(name, city, key_id, pem)
+
+    def resident(self, name: str, city: str, points: int = 0, level: str = "basic") -> ResidentCreds:
+        row = self.ctx.residents.enroll(city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test")
+        token = self.ctx.tokens.issue({"sub": row["id"], "role": "resident", "city": city}, 86_400 * 400, self.now_s())
+        card = self.ctx.residents.current_card(row["id"])["token"]
+        self.residents[name] = creds = ResidentCreds(row["id"], city, token, card)
+        if points:
+            self.ctx.ledger.transfer(TransferRequest(city, f"seed-{name}", "earn_civic", "single", "program:budget", creds.wallet, points))
+        return creds
+
+    def organization(self, org_id: str, city: str) -> None:
+        self.ctx.organizations.add(city, org_id, f"Organisme {org_id}", "staff:test")
+        self.ctx.organizations.set_status(org_id, "approved", "staff:test", city)
+        claims = {"sub": f"coordo-{org_id}", "role": "org", "city": city, "org": org_id}
+        self.tokens[org_id] = self.ctx.tokens.issue(claims, 86_400 * 400, self.now_s())
+
+
+def standard_world(ctx: Context, client) -> World:
+    world = World(ctx, client)
+    world.city("brossard", daily_cap_points=300, monthly_cap_points=1_000)
+    world.city("delson")
+    world.merchant("boulangerie", "brossard", "food", terminals=2)
+    world.merchant("librairie", "brossard", "retail")
+    world.merchant("cafe-delson", "delson", "food")
+    world.resident("alice", "brossard", points=1_000)
+    world.resident("bob", "brossard", points=50)
+    world.resident("carole", "delson", points=500)
+    world.organization("entraide-jeunesse", "brossard")
+    world.tokens["finance-brossard"] = ctx.tokens.issue({"sub": "f1", "role": "finance", "city": "brossard"}, 86_400, world.now_s())
+    return world
+
+
+# --- a real server process, for crash and concurrency tests -------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server_process(db_url: str, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`entraide serve` in its own process; yields its base URL and the process (tests may kill it)."""
+    port = free_port()
+    command = [sys.executable, "-m", "api.cli", "serve", "--db", db_url, "--data-dir", str(data_dir), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
