@@ -11,6 +11,7 @@ Longer tuples are accepted (extra items are ignored). A tuple whose items have t
 raises ValueError naming the row and field. Heavy work runs with the GIL released.
 """
 
+from collections.abc import Iterable
 from typing import TypedDict
 
 Entry12 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int]
@@ -22,6 +23,14 @@ Counters = tuple[int, int, int, int]
 """(debits_posted, credits_posted, debits_pending, credits_pending)"""
 VerifierKey = tuple[str, bytes, int, int | None]
 """(key_id, public_key, valid_from_us, valid_until_us)"""
+Posting = tuple[str, str, str, int, str, int]
+"""(ledger, debit_account, credit_account, amount, phase, time_us)"""
+Movement = tuple[str, str, int, int]
+"""(ledger, account, debits_points, credits_points)"""
+Obligation = tuple[str, str, int]
+"""(debtor_city, creditor_city, amount)"""
+LotEvent = tuple[str, int, int]
+"""(account, time_us, delta_points)"""
 
 class VerifyError(TypedDict):
     ledger: str
@@ -92,6 +101,26 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
 
 def verify_export(jsonl_path: str, keys: list[VerifierKey]) -> Report:
     """`EntryBatch.from_jsonl` + `ChainVerifier(keys).feed_batch` + `finish`, GIL released."""
+
+def movements(entries: Iterable[Posting], since_us: int, until_us: int) -> list[Movement]:
+    """Posted debits and credits per (ledger, account) of the entries with since_us <= time_us <
+    until_us, sorted by (ledger, account). Only `single` and `post` count (`pending`, `void` and
+    `expire` do not move posted balances). ValueError for an amount outside [1, 2^53-1] or an
+    unknown phase (on any entry, in the period or not), or since_us > until_us."""
+
+def net_positions(obligations: Iterable[Obligation]) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
+    """`(positions, transfers)`: each city's net position (positive: it is owed; they sum to zero),
+    sorted by city, and one `(payer, payee, amount)` per unordered pair of cities whose
+    obligations do not cancel out (bilateral netting), sorted. ValueError for a negative amount
+    (0 is allowed) or a city owing itself."""
+
+def expire_lots(events: Iterable[LotEvent], cutoff_us: int) -> list[tuple[str, int]]:
+    """Per account (sorted; zeros omitted), the points left of its lots dated before cutoff_us.
+    A positive delta is a lot dated time_us; a negative one (spend, open reservation, earlier
+    breakage) consumes the oldest lots first. Accounts may be interleaved; each account's events
+    must be in journal order. ValueError for a delta of 0 or beyond ±(2^53-1), a lot dated before
+    the account's previous lot, or a consumption larger than what the account has left (the
+    message names the account)."""
 
 class EntryBatch:
     """Sealed entries in compact Rust memory (their canonical hashes computed on insertion)."""

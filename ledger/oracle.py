@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -446,3 +447,79 @@ class ChainVerifier:
                 for ledger, chain in self._chains.items()
             },
         }
+
+
+# --- settlement and expiry ----------------------------------------------------------------------
+
+POSTING_PHASES = ("single", "post")  # a pending only reserves; void and expire release a reservation
+
+
+def movements(entries: Iterable[tuple], since_us: int, until_us: int) -> list[tuple[str, str, int, int]]:
+    """(ledger, account, debits, credits) posted by the entries (ledger, debit, credit, amount,
+    phase, time_us) with since_us <= time_us < until_us, sorted. Every entry is validated."""
+    if since_us > until_us:
+        raise ValueError(f"since_us {since_us} is after until_us {until_us}")
+    sums: dict[tuple[str, str], list[int]] = {}
+    for index, (ledger, debit, credit, amount, phase, time_us) in enumerate(entries):
+        if not 1 <= amount <= MAX_AMOUNT:
+            raise ValueError(f"entry {index}: amount {amount} is not in [1, 2^53-1]")
+        if phase not in PHASES:
+            raise ValueError(f"entry {index}: unknown phase {phase!r}")
+        if phase in POSTING_PHASES and since_us <= time_us < until_us:
+            sums.setdefault((ledger, debit), [0, 0])[0] += amount
+            sums.setdefault((ledger, credit), [0, 0])[1] += amount
+    return [(ledger, account, debits, credits) for (ledger, account), (debits, credits) in sorted(sums.items())]
+
+
+def net_positions(obligations: Iterable[tuple[str, str, int]]) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
+    """Each city's net position (positive: it is owed) and one transfer per pair of cities whose
+    (debtor, creditor, amount) obligations do not cancel out, from the pair's net debtor."""
+    positions: dict[str, int] = {}
+    owed: dict[tuple[str, str], int] = {}
+    for index, (debtor, creditor, amount) in enumerate(obligations):
+        if amount < 0:
+            raise ValueError(f"obligation {index}: amount {amount} is negative")
+        if debtor == creditor:
+            raise ValueError(f"obligation {index}: {debtor!r} cannot owe itself")
+        positions[debtor] = positions.get(debtor, 0) - amount
+        positions[creditor] = positions.get(creditor, 0) + amount
+        owed[debtor, creditor] = owed.get((debtor, creditor), 0) + amount
+    assert sum(positions.values()) == 0
+    transfers = []
+    for a, b in {(min(pair), max(pair)) for pair in owed}:
+        net = owed.get((a, b), 0) - owed.get((b, a), 0)
+        if net:
+            transfers.append((a, b, net) if net > 0 else (b, a, -net))
+    return sorted(positions.items()), sorted(transfers)
+
+
+def expire_lots(events: Iterable[tuple[str, int, int]], cutoff_us: int) -> list[tuple[str, int]]:
+    """Per account, the points left of its lots dated before cutoff_us, after the (account,
+    time_us, delta) events: a positive delta is a lot, a negative one consumes the oldest lots."""
+    lots: dict[str, deque[list[int]]] = {}  # [time_us, points_left], oldest first
+    left: dict[str, int] = {}
+    newest_us: dict[str, int] = {}
+    for index, (account, time_us, delta) in enumerate(events):
+        if delta == 0 or abs(delta) > MAX_AMOUNT:
+            raise ValueError(f"event {index}: delta {delta} is 0 or beyond ±(2^53-1)")
+        queue = lots.setdefault(account, deque())
+        if delta > 0:
+            if account in newest_us and time_us < newest_us[account]:
+                raise ValueError(f"event {index}: {account!r} earns a lot dated {time_us} after one dated "
+                                 f"{newest_us[account]}; events must be in journal order")  # fmt: skip
+            newest_us[account] = time_us
+            queue.append([time_us, delta])
+            left[account] = left.get(account, 0) + delta
+            continue
+        points = -delta
+        if points > left.get(account, 0):
+            raise ValueError(f"event {index}: {account!r} consumes {points} points but only {left.get(account, 0)} remain")
+        left[account] -= points
+        while points:
+            taken = min(queue[0][1], points)
+            queue[0][1] -= taken
+            points -= taken
+            if queue[0][1] == 0:
+                queue.popleft()
+    expired = {account: sum(p for t, p in queue if t < cutoff_us) for account, queue in lots.items()}
+    return sorted((account, points) for account, points in expired.items() if points)

@@ -1,11 +1,14 @@
-//! Entraide ledger core: canonical encoding, hashing, signing, chain verification, replay and
-//! RFC 9162 Merkle proofs. See `docs/ledger-format.md` (the spec this crate follows).
+//! Entraide ledger core: canonical encoding, hashing, signing, chain verification, replay,
+//! RFC 9162 Merkle proofs, settlement netting and expiry. See `docs/ledger-format.md` (the spec
+//! this crate follows).
 
 pub mod batch;
 pub mod canonical;
 pub mod crypto;
+pub mod expiry;
 pub mod merkle;
 pub mod replay;
+pub mod settlement;
 pub mod util;
 pub mod verify;
 

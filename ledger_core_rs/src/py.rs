@@ -3,13 +3,15 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::batch::{EntryBatch as CoreBatch, JsonlError};
 use crate::canonical::{canonical_bytes as core_canonical, entry_hash as core_entry_hash, Entry, SealedEntry};
 use crate::crypto::{self, SigCheck};
+use crate::expiry;
 use crate::merkle;
 use crate::replay::{self, Counters};
+use crate::settlement::{self, Posting};
 use crate::util::{py_fromhex, to_hex, FxHashMap};
 use crate::verify::{self, KeySpec, Report};
 
@@ -427,6 +429,104 @@ fn verify_export<'py>(py: Python<'py>, jsonl_path: &str, keys: &Bound<'py, PyAny
     report_obj(py, &report)
 }
 
+// --- settlement and expiry ---------------------------------------------------------------------
+
+/// The tuples of `rows`, each of `len` items. The caller keeps them while the GIL is released,
+/// which keeps valid the strings borrowed from them (a tuple and its strs are immutable).
+fn tuples_of<'py>(rows: &Bound<'py, PyAny>, what: &str, len: usize) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let mut out = Vec::with_capacity(rows.len().unwrap_or(0));
+    for (i, row) in rows.try_iter()?.enumerate() {
+        let t = row?.cast_into::<PyTuple>().map_err(|_| value_error(format!("{what} {i}: expected a tuple")))?;
+        if t.len() != len {
+            return Err(value_error(format!("{what} {i}: expected a tuple of {len} items, got {}", t.len())));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Item `field` of row `index`, a str borrowed from the tuple.
+fn str_item<'a>(t: &'a Bound<'_, PyTuple>, what: &str, index: usize, field: usize, name: &str) -> PyResult<&'a str> {
+    t.get_borrowed_item(field)?.extract::<&'a str>().map_err(|_| value_error(format!("{what} {index}: {name} must be str")))
+}
+
+fn int_item(t: &Bound<'_, PyTuple>, what: &str, index: usize, field: usize, name: &str) -> PyResult<i64> {
+    let item = t.get_borrowed_item(field)?;
+    if !item.is_instance_of::<PyInt>() || item.is_instance_of::<PyBool>() {
+        return Err(value_error(format!("{what} {index}: {name} must be int")));
+    }
+    item.extract::<i64>().map_err(|_| value_error(format!("{what} {index}: {name} is beyond 64 bits")))
+}
+
+/// Posted debits and credits per (ledger, account) of the entries in [since_us, until_us).
+#[pyfunction]
+fn movements<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>, since_us: i64, until_us: i64) -> PyResult<Bound<'py, PyList>> {
+    let rows = tuples_of(entries, "entry", 6)?;
+    let mut postings = Vec::with_capacity(rows.len());
+    for (i, t) in rows.iter().enumerate() {
+        let text = |field, name| str_item(t, "entry", i, field, name);
+        postings.push(Posting {
+            ledger: text(0, "ledger")?,
+            debit_account: text(1, "debit_account")?,
+            credit_account: text(2, "credit_account")?,
+            amount_points: int_item(t, "entry", i, 3, "amount")?,
+            phase: text(4, "phase")?,
+            time_us: int_item(t, "entry", i, 5, "time_us")?,
+        });
+    }
+    let out = py.detach(|| settlement::movements(&postings, since_us, until_us)).map_err(value_error)?;
+    let mut items = Vec::with_capacity(out.len());
+    // Sorted by ledger: one str per ledger, not one per row.
+    let mut last: Option<(&str, Bound<'py, PyString>)> = None;
+    for (ledger, account, debits, credits) in out {
+        let ledger = match &last {
+            Some((name, obj)) if *name == ledger => obj.clone(),
+            _ => last.insert((ledger, PyString::new(py, ledger))).1.clone(),
+        };
+        items.push((ledger, account, int_obj(py, debits)?, int_obj(py, credits)?).into_pyobject(py)?);
+    }
+    PyList::new(py, items)
+}
+
+/// Net position per city and bilateral settlement transfers of (debtor, creditor, amount).
+#[pyfunction]
+fn net_positions<'py>(py: Python<'py>, obligations: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let rows = tuples_of(obligations, "obligation", 3)?;
+    let mut parsed = Vec::with_capacity(rows.len());
+    for (i, t) in rows.iter().enumerate() {
+        let debtor = str_item(t, "obligation", i, 0, "debtor_city")?;
+        let creditor = str_item(t, "obligation", i, 1, "creditor_city")?;
+        parsed.push((debtor, creditor, int_item(t, "obligation", i, 2, "amount")?));
+    }
+    let (positions, transfers) = settlement::net_positions(&parsed).map_err(value_error)?;
+    let mut cities = Vec::with_capacity(positions.len());
+    for (city, net) in positions {
+        cities.push((city, int_obj(py, net)?).into_pyobject(py)?);
+    }
+    let mut payments = Vec::with_capacity(transfers.len());
+    for (payer, payee, amount) in transfers {
+        payments.push((payer, payee, int_obj(py, amount)?).into_pyobject(py)?);
+    }
+    Ok((PyList::new(py, cities)?, PyList::new(py, payments)?))
+}
+
+/// Per account, the unspent points of its lots dated before `cutoff_us`, oldest lot first.
+#[pyfunction]
+fn expire_lots<'py>(py: Python<'py>, events: &Bound<'py, PyAny>, cutoff_us: i64) -> PyResult<Bound<'py, PyList>> {
+    let rows = tuples_of(events, "event", 3)?;
+    let mut parsed = Vec::with_capacity(rows.len());
+    for (i, t) in rows.iter().enumerate() {
+        let account = str_item(t, "event", i, 0, "account")?;
+        parsed.push((account, int_item(t, "event", i, 1, "time_us")?, int_item(t, "event", i, 2, "delta")?));
+    }
+    let out = py.detach(|| expiry::expire_lots(&parsed, cutoff_us)).map_err(value_error)?;
+    let mut items = Vec::with_capacity(out.len());
+    for (account, points) in out {
+        items.push((account, int_obj(py, points)?).into_pyobject(py)?);
+    }
+    PyList::new(py, items)
+}
+
 // --- classes ------------------------------------------------------------------------------------
 
 /// Sealed entries held in compact Rust memory.
@@ -559,6 +659,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(verify_consistency, m)?)?;
     m.add_function(wrap_pyfunction!(verify_export, m)?)?;
+    m.add_function(wrap_pyfunction!(movements, m)?)?;
+    m.add_function(wrap_pyfunction!(net_positions, m)?)?;
+    m.add_function(wrap_pyfunction!(expire_lots, m)?)?;
     m.add_class::<PyEntryBatch>()?;
     m.add_class::<PyChainVerifier>()?;
     Ok(())
