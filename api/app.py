@@ -18,6 +18,8 @@ from api.auth import Limits, RateLimiter
 from api.bootstrap import Context
 from api.problems import PROBLEMS, negotiate_locale, problem_document
 from api.routes import ROUTERS
+from api.routes_finance import FINANCE_ROUTERS
+from api.routes_marketplace import MARKETPLACE_ROUTERS
 from ledger.domain.errors import LedgerError
 
 MAX_BODY_BYTES = 256 * 1024
@@ -72,7 +74,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4)),
     )
     return Litestar(
-        route_handlers=ROUTERS,
+        route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
                       "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False)},  # fmt: skip
         exception_handlers={

@@ -128,26 +128,21 @@ async def bearer_principal(request: Request, ctx: NamedDependency[Context], limi
 
 
 def _admit_terminal(ctx: Context, request_line: tuple[str, str], headers: list[tuple[str, str]], body: bytes) -> Terminal:
-    rows: dict[str, dict] = {}
-
-    def resolve(key_id: str) -> bytes | None:
-        found = ctx.terminals.public_key(key_id)
-        if found is None:
-            return None
-        rows[key_id] = found[1]
-        return found[0]
-
     method, path = request_line
+
+    def verify(resolve) -> tuple[str, str, int]:
+        checked = verify_request(method, path, headers, body, resolve, ctx.clock() // 1_000_000,
+                                 max_age_seconds=SIGNATURE_WINDOW_SECONDS)  # fmt: skip
+        return checked.key_id, checked.nonce, checked.created
+
     try:
-        verified = verify_request(method, path, headers, body, resolve, ctx.clock() // 1_000_000,
-                                  max_age_seconds=SIGNATURE_WINDOW_SECONDS)  # fmt: skip
+        terminal = ctx.terminals.admit(verify)
     except SignatureRejected as exc:
         if exc.reason == "unknown_key":
             raise UnknownKey("unknown or revoked terminal key", key_id=exc.key_id) from None
         if exc.reason == "expired":
             raise SignatureExpired("the signature is too old or from the future") from None
         raise InvalidSignature("the request signature was refused", reason=exc.reason) from None
-    terminal = ctx.terminals.admit(rows[verified.key_id], verified.nonce, verified.created)
     if terminal is None:
         raise ReplayedRequest("this signed request was already received")
     return terminal

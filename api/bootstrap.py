@@ -15,11 +15,26 @@ from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.programs import Programs
 from community.service_layer.residents import Residents
+from finance.adapters.stripe_connect import StripeConnect
+from finance.service_layer.expiry import Expiry
+from finance.service_layer.exports import Exports
+from finance.service_layer.payouts import Payouts
+from finance.service_layer.reporting import Reports
+from finance.service_layer.settlement import Settlement
 from ledger.adapters.database import make_engine, upgrade
 from ledger.adapters.keystore import KeyStore
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.keys import Signer, ensure_key, now_us
 from ledger.service_layer.transfers import LedgerService
+from marketplace.adapters.payments_stripe import StripeCardPayments
+from marketplace.adapters.search_embedded import EmbeddedSearch
+from marketplace.adapters.search_meilisearch import MeilisearchBackend
+from marketplace.domain.search import SearchBackend
+from marketplace.service_layer.catalog import Catalog
+from marketplace.service_layer.indexing import SearchIndexer
+from marketplace.service_layer.payments import PaymentEvents
+from marketplace.service_layer.redemptions import Redemptions
+from marketplace.service_layer.search import CatalogSearch
 from merchants.service_layer.pos import PointOfSale, Terminals, merchants
 
 
@@ -32,6 +47,14 @@ class Settings:
     oidc_jwks_url: str | None = None
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
+    # Stripe: card payments and payouts are off in the embedded default (no key).
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None  # a local emulator in tests
+    stripe_webhook_secret: str | None = None  # the payments endpoint's signing secret
+    stripe_connect_webhook_secret: str | None = None  # the Connect (payouts) endpoint's signing secret
+    # Catalog search: a Meilisearch server when a URL is set, else the embedded index in <data_dir>/search.
+    meili_url: str | None = None
+    meili_key: str | None = None
 
     @classmethod
     def load(cls, database_url: str | None = None, data_dir: Path | None = None) -> Settings:
@@ -40,7 +63,9 @@ class Settings:
         url = database_url or os.environ.get("ENTRAIDE_DATABASE_URL") or str(data / "entraide.db")
         keys = Path(os.environ.get("ENTRAIDE_KEYS_DIR") or data / "keys")
         env = os.environ.get
-        return cls(data, url, keys, env("ENTRAIDE_OIDC_JWKS_URL"), env("ENTRAIDE_OIDC_ISSUER"), env("ENTRAIDE_OIDC_AUDIENCE"))
+        return cls(data, url, keys, env("ENTRAIDE_OIDC_JWKS_URL"), env("ENTRAIDE_OIDC_ISSUER"), env("ENTRAIDE_OIDC_AUDIENCE"),
+                   env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"), env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"),
+                   env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"), env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"))  # fmt: skip
 
 
 @dataclass
@@ -98,6 +123,59 @@ class Context:
     def pos(self) -> PointOfSale:
         return PointOfSale(self.engine, self.ledger, self.committer, self.programs, self.residents, self.merchants,
                            self.awards, self.clock)  # fmt: skip
+
+    @cached_property
+    def settlement(self) -> Settlement:
+        return Settlement(self.engine, self.ledger, self.programs, self.clock)
+
+    @cached_property
+    def payouts(self) -> Payouts:
+        s = self.settings
+        gateway = StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
+        return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.clock)
+
+    @cached_property
+    def exports(self) -> Exports:
+        return Exports(self.engine, self.settlement, self.programs, self.clock)
+
+    @cached_property
+    def expiry(self) -> Expiry:
+        return Expiry(self.engine, self.ledger, self.programs, self.clock)
+
+    @cached_property
+    def reports(self) -> Reports:
+        return Reports(self.engine, self.programs, self.clock)
+
+    @cached_property
+    def search_backend(self) -> SearchBackend:
+        s = self.settings
+        return MeilisearchBackend(s.meili_url, s.meili_key) if s.meili_url else EmbeddedSearch(s.data_dir / "search")
+
+    @cached_property
+    def search_indexer(self) -> SearchIndexer:
+        return SearchIndexer(self.engine, self.search_backend, self.clock)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.engine, self.search_indexer, self.clock)
+
+    @cached_property
+    def catalog_search(self) -> CatalogSearch:
+        return CatalogSearch(self.engine, self.search_backend, self.residents, self.clock)
+
+    @cached_property
+    def card_payments(self) -> StripeCardPayments | None:
+        s = self.settings  # card payments are off without a Stripe key (the embedded default)
+        return StripeCardPayments(s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base) if s.stripe_api_key else None
+
+    @cached_property
+    def redemptions(self) -> Redemptions:
+        return Redemptions(self.engine, self.committer, self.programs, self.residents, self.search_indexer, self.card_payments,
+                           self.clock)  # fmt: skip
+
+    @cached_property
+    def payment_events(self) -> PaymentEvents:
+        return PaymentEvents(self.engine, self.card_payments, self.redemptions, self.clock)
 
 
 def open_context(settings: Settings, clock: Callable[[], int] = now_us, key_from_us: int | None = None) -> Context:

@@ -15,9 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api import demo as demo_seed
+from api.demo_catalog import seed_catalog
 from api.bootstrap import Context
 from api.cli_admin import admin_app
+from api.cli_search import search_app
+from api.cli_finance import expiry_app, opendata_app, settlement_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
+from finance.domain.settlement import cents_text
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
@@ -27,6 +31,10 @@ app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_hel
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
+app.add_typer(search_app, name="search")
+app.add_typer(settlement_app, name="settlement")
+app.add_typer(expiry_app, name="expiry")
+app.add_typer(opendata_app, name="opendata")
 
 
 @contextlib.contextmanager
@@ -243,8 +251,10 @@ def demo(
     """Seed the eleven communities (programs, merchants, residents, months of activity), verify, then serve."""
     with errors():
         start_us = now_us() - days * DAY_US
-        running: list[Simulator] = []
-        ctx = context(db, data_dir, clock=lambda: running[0].now_us if running else start_us, key_from_us=start_us)
+        # Members join at the start of the simulated months, activity follows the simulator's clock,
+        # and closing last month happens today.
+        clock = {"now": lambda: start_us}
+        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us)
         out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
         stats = simulation.SimulationStats()
         creds_file = demo_seed.credentials_path(ctx)
@@ -257,10 +267,16 @@ def demo(
             with _progress("enrolling members", demo_seed.member_count()) as advance:
                 creds = demo_seed.seed_members(ctx, advance, random.Random(seed))
             demo_seed.write_credentials(creds, creds_file)
-            running.append(demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US))
-            running[0].now_us = start_us
+            items = seed_catalog(ctx, creds, random.Random(seed))
+            out.print(f"catalog: {items} offers, municipal services and events, indexed for search")
+            sim = demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US)
+            clock["now"] = sim.clock
             with _progress("seeding activity", transfers) as advance:
-                stats = simulation.run(ctx.ledger, running[0], transfers, 1000, advance, ctx.keystore, fund=False)
+                stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore, fund=False)
+            clock["now"] = now_us
+            closed = demo_seed.close_last_month(ctx)
+            net = sum(c["statement"]["totals"]["net_cents"] for c in closed)
+            out.print(f"closed {closed[0]['period']} in {len(closed)} cities: merchants net {cents_text(net)} $")
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
             report = audit.verify_database(ctx.engine, advance)

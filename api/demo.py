@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from api.bootstrap import Context
-from community.domain.program import CATEGORIES, Campaign, Program
+from community.domain.program import CATEGORIES, Campaign, Program, Treasury
 from ledger.service_layer import simulation
 from ledger.simulate import COMMUNITIES, DAY_US, Members, Simulator
 
@@ -59,8 +59,10 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
     creds: dict = {"staff": [], "organizations": [], "merchants": [], "residents": []}
     campaign = Campaign(id="achat-local", starts_on=today - dt.timedelta(days=30), ends_on=today + dt.timedelta(days=30),
                         multiplier_percent=200, category="food")  # fmt: skip
-    for community in COMMUNITIES:  # every city first: residents opt in to their neighbours
-        ctx.programs.configure(Program(city=community.id, campaigns=(campaign,)), ACTOR)
+    for n, community in enumerate(COMMUNITIES):  # every city first: residents opt in to their neighbours
+        treasury = Treasury(name=f"Ville de {community.name}"[:140], institution="815", transit=f"{30000 + n:05d}",
+                            account_number=f"{4400000 + n:07d}")  # fmt: skip
+        ctx.programs.configure(Program(city=community.id, campaigns=(campaign,), treasury=treasury), ACTOR)
         ctx.programs.fund_budget(community.id, community.population * 400, f"demo-{today.year}", ACTOR)
     for community in COMMUNITIES:
         city = community.id
@@ -77,6 +79,9 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
             key_id = ctx.terminals.register(merchant_id, public_pem, ACTOR, city)
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+            ctx.payouts.set_account(city, merchant_id, {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
+                                    "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"},
+                                    ACTOR)  # fmt: skip
             creds["merchants"].append({"city": city, "merchant_id": merchant_id, "category": category,
                                        "terminal_key_id": key_id, "private_key_pem": private_pem})  # fmt: skip
             progress(1)
@@ -132,3 +137,10 @@ def write_credentials(creds: dict, path: Path) -> None:
 
 def new_simulator(seed: int, days: int, creds: dict, end_us: int) -> Simulator:
     return Simulator(seed, end_us - days * DAY_US, days, members=members_by_city(creds))
+
+
+def close_last_month(ctx: Context) -> list[dict]:
+    """Close the last complete month in every city, as finance would on the first of the month."""
+    today = dt.date.fromtimestamp(time.time())
+    last_month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    return [ctx.settlement.close(c.id, last_month, ACTOR) | {"city": c.id, "period": last_month} for c in COMMUNITIES]

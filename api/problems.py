@@ -86,6 +86,18 @@ PROBLEMS: dict[str, int] = {
     "internal_error": 500,
     "unknown_program": 404,
     "invalid_program": 422,
+    "invalid_period": 400,
+    "period_open": 409,
+    "payments_disabled": 503,
+    "invalid_webhook": 400,
+    "export_unavailable": 422,
+    "unknown_item": 404,
+    "item_unavailable": 409,
+    "sold_out": 409,
+    "resident_limit_reached": 409,
+    "invalid_item": 422,
+    "unknown_redemption": 404,
+    "redemption_not_pending": 409,
 }
 
 FALLBACK_CODE = "internal_error"

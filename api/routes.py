@@ -6,16 +6,17 @@ answer. Blocking service calls run in litestar's thread pool (`sync_to_thread=Tr
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import segno
 from litestar import Response, Router, get, post, put
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api import schemas
 from api.auth import Principal, bearer_principal, terminal_principal
 from api.bootstrap import Context
+from api.params import Ctx, IdempotencyKey, PageLimit, Who, idempotency_key
 from community.adapters.secrets import public_jwks
 from community.domain.errors import Forbidden, UnknownProgram
 from community.domain.program import Program
@@ -24,23 +25,6 @@ from ledger.adapters import journal
 from ledger.service_layer import audit
 from ledger.domain.errors import InvalidRequest
 from merchants.service_layer.pos import Terminal
-
-MAX_PAGE = 200
-IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=128)]
-PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
-Ctx = NamedDependency[Context]
-Who = NamedDependency[Principal]
-
-
-def _key(value: str | None) -> str:
-    if not value or not value.isprintable() or " " in value:
-        raise IdempotencyKeyRequired("an Idempotency-Key header is required")
-    return value
-
-
-class IdempotencyKeyRequired(InvalidRequest):
-    code = "idempotency_key_required"
-
 
 def _page(rows: list[dict], limit: int) -> dict:
     return {"entries": rows, "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}
@@ -66,31 +50,31 @@ def identify(data: JSONBody[schemas.CardBody], principal: Who, ctx: Ctx) -> dict
 
 
 @post("/awards", sync_to_thread=True, status_code=201)
-def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     """Award merchant-funded points for a purchase; the answer explains the computation."""
-    return ctx.pos.award(_terminal(principal), _key(idempotency_key), data.card, data.purchase_cents)
+    return ctx.pos.award(_terminal(principal), idempotency_key(key), data.card, data.purchase_cents)
 
 
 @post("/holds", sync_to_thread=True, status_code=201)
-def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     """Reserve points for a redemption; capture or void it, or it expires."""
-    return ctx.pos.hold(_terminal(principal), _key(idempotency_key), data.card, data.points)
+    return ctx.pos.hold(_terminal(principal), idempotency_key(key), data.card, data.points)
 
 
 @post("/holds/{hold_id:str}/capture", sync_to_thread=True, status_code=200)
-def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
-    return ctx.pos.resolve(_terminal(principal), _key(idempotency_key), hold_id, "post", data.points)
+def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
+    return ctx.pos.resolve(_terminal(principal), idempotency_key(key), hold_id, "post", data.points)
 
 
 @post("/holds/{hold_id:str}/void", sync_to_thread=True, status_code=200)
-def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey, data: JSONBody[schemas.VoidBody | None] = None) -> dict:
-    return ctx.pos.resolve(_terminal(principal), _key(idempotency_key), hold_id, "void", None)
+def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, key: IdempotencyKey, data: JSONBody[schemas.VoidBody | None] = None) -> dict:
+    return ctx.pos.resolve(_terminal(principal), idempotency_key(key), hold_id, "void", None)
 
 
 @post("/refunds", sync_to_thread=True, status_code=201)
-def refund(data: JSONBody[schemas.RefundBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+def refund(data: JSONBody[schemas.RefundBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     """Refund a purchase's points or a captured redemption, never more than is left of it."""
-    return ctx.pos.refund(_terminal(principal), _key(idempotency_key), data.transfer_id, data.points)
+    return ctx.pos.refund(_terminal(principal), idempotency_key(key), data.transfer_id, data.points)
 
 
 @post("/offline", sync_to_thread=True, status_code=200)
@@ -198,12 +182,12 @@ wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, r
 
 
 @post("/attestations", sync_to_thread=True, status_code=201)
-def attest(data: JSONBody[schemas.AttestationBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+def attest(data: JSONBody[schemas.AttestationBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     """Attest a civic activity: city-funded points, gated by the resident's level, within the budget."""
     principal.require("org")
     if principal.org_id is None:
         raise Forbidden("the token names no organization")
-    return ctx.attestations.attest(principal.org_id, _key(idempotency_key), data.card, data.activity, data.units)
+    return ctx.attestations.attest(principal.org_id, idempotency_key(key), data.card, data.activity, data.units)
 
 
 orgs = Router("/v1/orgs", route_handlers=[attest], dependencies={"principal": Provide(bearer_principal)}, tags=["orgs"])
@@ -233,9 +217,9 @@ def put_program(city: FromPath[str], data: JSONBody[Program], principal: Who, ct
 
 
 @post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201)
-def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, idempotency_key: IdempotencyKey) -> dict:
+def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     _staff(principal, city)
-    return ctx.programs.fund_budget(city, data.points, _key(idempotency_key), principal.actor)
+    return ctx.programs.fund_budget(city, data.points, idempotency_key(key), principal.actor)
 
 
 @get("/audit/{city:str}", sync_to_thread=True)

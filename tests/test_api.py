@@ -325,7 +325,7 @@ def test_attestation_follows_level_budget_and_caps(world: World) -> None:
 
 
 def test_budget_cannot_be_exceeded(world: World) -> None:
-    world.city("magog", daily_cap_points=10**9, monthly_cap_points=10**9)
+    world.city("magog", budget_points=6_000, daily_cap_points=10**9, monthly_cap_points=10**9)
     world.resident("denis", "magog")
     world.organization("club-magog", "magog")
     spend = world.ctx.ledger.balance("magog", "program:budget").available

@@ -67,6 +67,18 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("internal_error", 500, ""),
         ("unknown_program", 404, "city"),
         ("invalid_program", 422, "message"),
+        ("invalid_period", 400, "period"),
+        ("period_open", 409, "period"),
+        ("payments_disabled", 503, ""),
+        ("invalid_webhook", 400, ""),
+        ("export_unavailable", 422, "message"),
+        ("unknown_item", 404, "item_id"),
+        ("item_unavailable", 409, "item_id"),
+        ("sold_out", 409, "item_id"),
+        ("resident_limit_reached", 409, "limit"),
+        ("invalid_item", 422, "message"),
+        ("unknown_redemption", 404, ""),
+        ("redemption_not_pending", 409, "status"),
     ]
 }
 
@@ -96,7 +108,7 @@ def test_codes_and_statuses_match_the_contract():
 
 def test_statuses_are_client_errors_except_internal_error_and_overloaded():
     for code, status in PROBLEMS.items():
-        if code in {"internal_error", "overloaded"}:
+        if code in {"internal_error", "overloaded", "payments_disabled"}:
             assert 500 <= status <= 599, code
         else:
             assert 400 <= status <= 499, code

@@ -92,9 +92,9 @@ class World:
 
     # --- building ------------------------------------------------------------------------------
 
-    def city(self, city: str, **program) -> None:
+    def city(self, city: str, budget_points: int = 1_000_000, **program) -> None:
         self.ctx.programs.configure(Program(city=city, **program), "staff:test")
-        self.ctx.programs.fund_budget(city, 1_000_000, f"fund-{city}", "staff:test")
+        self.ctx.programs.fund_budget(city, budget_points, f"fund-{city}", "staff:test")
         self.tokens[f"staff-{city}"] = self.ctx.tokens.issue({"sub": f"s-{city}", "role": "staff", "city": city}, 86_400 * 400, self.now_s())
 
     def merchant(self, name: str, city: str, category: str = "food", terminals: int = 1) -> None:
@@ -134,7 +134,7 @@ def standard_world(ctx: Context, client) -> World:
     world.resident("bob", "brossard", points=50)
     world.resident("carole", "delson", points=500)
     world.organization("entraide-jeunesse", "brossard")
-    world.tokens["finance-brossard"] = ctx.tokens.issue({"sub": "f1", "role": "finance", "city": "brossard"}, 86_400, world.now_s())
+    world.tokens["finance-brossard"] = ctx.tokens.issue({"sub": "f1", "role": "finance", "city": "brossard"}, 86_400 * 400, world.now_s())
     return world
 
 

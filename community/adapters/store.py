@@ -8,7 +8,17 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from community.adapters.tables import AuditRow, AwardRow, CardRow, OptInRow, OrganizationRow, ProgramRow, ResidentRow, UsageRow
+from community.adapters.tables import (
+    AuditRow,
+    AwardRow,
+    CardRow,
+    OptInRow,
+    OrganizationRow,
+    ProgramRow,
+    ResidentRow,
+    UsageRow,
+)
+from ledger.adapters.database import first_row
 
 P = ProgramRow.__table__
 AU = AuditRow.__table__
@@ -21,10 +31,6 @@ AW = AwardRow.__table__
 MAX_AUDIT_PAGE = 1_000
 
 
-def _one(conn: Connection, query) -> dict | None:
-    row = conn.execute(query).first()
-    return None if row is None else row._asdict()
-
 
 def _upsert(conn: Connection, table):
     return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
@@ -34,7 +40,7 @@ def _upsert(conn: Connection, table):
 
 
 def program(conn: Connection, city: str) -> dict | None:
-    return _one(conn, select(P).where(P.c.city == city))
+    return first_row(conn, select(P).where(P.c.city == city))
 
 
 def save_program(conn: Connection, city: str, config_json: str, now_us: int) -> int:
@@ -70,14 +76,14 @@ def add_resident(conn: Connection, **values) -> None:
 
 def resident(conn: Connection, resident_id: str, for_update: bool = False) -> dict | None:
     query = select(R).where(R.c.id == resident_id)
-    return _one(conn, query.with_for_update() if for_update else query)
+    return first_row(conn, query.with_for_update() if for_update else query)
 
 
 def resident_by_subject(conn: Connection, city: str | None, subject: str) -> dict | None:
     query = select(R).where(R.c.subject == subject)
     if city is not None:
         query = query.where(R.c.city == city)
-    return _one(conn, query.limit(1))
+    return first_row(conn, query.limit(1))
 
 
 def update_resident(conn: Connection, resident_id: str, **values) -> None:
@@ -97,7 +103,18 @@ def add_card(conn: Connection, **values) -> None:
 
 
 def card(conn: Connection, card_id: str) -> dict | None:
-    return _one(conn, select(CA).where(CA.c.id == card_id))
+    return first_row(conn, select(CA).where(CA.c.id == card_id))
+
+
+def card_and_holder(conn: Connection, card_id: str) -> tuple[dict, dict] | None:
+    """A card and its resident, in one indexed join (every presented card asks for both)."""
+    resident = R.alias("holder")
+    row = conn.execute(select(CA, resident).join(resident, resident.c.id == CA.c.resident_id).where(CA.c.id == card_id)).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    card_columns = len(CA.columns)
+    return dict(zip(CA.columns.keys(), values[:card_columns])), dict(zip(R.columns.keys(), values[card_columns:]))
 
 
 def cards_of(conn: Connection, resident_id: str) -> list[dict]:
@@ -130,7 +147,7 @@ def add_usage(conn: Connection, resident_id: str, increments: dict[str, int]) ->
 
 
 def award(conn: Connection, ledger: str, transfer_id: str) -> dict | None:
-    return _one(conn, select(AW).where(AW.c.ledger == ledger, AW.c.transfer_id == transfer_id))
+    return first_row(conn, select(AW).where(AW.c.ledger == ledger, AW.c.transfer_id == transfer_id))
 
 
 def add_award(conn: Connection, **values) -> None:
@@ -141,7 +158,7 @@ def add_award(conn: Connection, **values) -> None:
 
 
 def member(conn: Connection, table: Table, member_id: str) -> dict | None:
-    return _one(conn, select(table).where(table.c.id == member_id))
+    return first_row(conn, select(table).where(table.c.id == member_id))
 
 
 def add_member(conn: Connection, table: Table, **values) -> None:

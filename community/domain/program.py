@@ -60,6 +60,25 @@ class CivicActivity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_units: int = 12  # per attestation
 
 
+class Treasury(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The city's bank account that pays merchants (the debtor of pain.001 credit transfers)."""
+
+    name: str
+    institution: str  # CPA institution number, 3 digits
+    transit: str  # branch transit number, 5 digits
+    account_number: str  # 7 to 12 digits
+
+    def validate(self) -> None:
+        if not (1 <= len(self.name) <= 140 and is_bank_account(self.institution, self.transit, self.account_number)):
+            raise _invalid("treasury: a name, a 3-digit institution, a 5-digit transit and a 7-12 digit account")
+
+
+def is_bank_account(institution: object, transit: object, account_number: object) -> bool:
+    """A Canadian account: CPA institution (3 digits), branch transit (5), account number (7 to 12)."""
+    return all(isinstance(v, str) and re.fullmatch(p, v) for v, p in
+               ((institution, r"\d{3}"), (transit, r"\d{5}"), (account_number, r"\d{7,12}")))  # fmt: skip
+
+
 def _default_activities() -> dict[str, CivicActivity]:
     return {
         "volunteer_hour": CivicActivity(points_per_unit=100),
@@ -84,12 +103,14 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     hold_timeout_seconds: int = 900
     redemption_rate_percent: int = 100  # share of a redeemed point's value the program reimburses
     funding_rate_percent: int = 100  # share of an issued point's value the merchant pays
+    settlement_fee_cents: int = 0  # charged per period to each merchant with activity
+    treasury: Treasury | None = None  # needed to export pain.001 credit transfers
 
     def validate(self) -> Program:
         """Raise InvalidProgram on any value a city could not have meant."""
         _positive_ints(self, ("point_value_cents_per_100_points", "expiry_days", "hold_timeout_seconds"))
         _non_negative_ints(self, ("merchant_points_per_dollar", "daily_cap_points", "monthly_cap_points",
-                                  "yearly_budget_points", "offline_floor_points"))  # fmt: skip
+                                  "yearly_budget_points", "offline_floor_points", "settlement_fee_cents"))  # fmt: skip
         for name in ("redemption_rate_percent", "funding_rate_percent"):
             if not 0 <= getattr(self, name) <= 100:
                 raise _invalid(f"{name} must be between 0 and 100")
@@ -103,6 +124,8 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
             raise _invalid(f"at most {MAX_CAMPAIGNS} campaigns, with distinct ids")
         for campaign in self.campaigns:
             _check_campaign(campaign)
+        if self.treasury is not None:
+            self.treasury.validate()
         for name, activity in self.civic_activities.items():
             if not _ID.fullmatch(name) or activity.min_level not in LEVELS:
                 raise _invalid(f"invalid civic activity {name!r}")

@@ -79,6 +79,7 @@ class Residents:
         self.engine = engine
         self.keys = keys
         self.clock = clock
+        self._card_cities: set[str] = set()  # cities known to run a program (programs are never removed)
 
     # --- enrolment ------------------------------------------------------------------------------
 
@@ -202,18 +203,21 @@ class Residents:
             with self.engine.connect() as conn:
                 return self.resolve_card(token, conn)
         city = _card_city(token)
-        if not LEDGER_NAME.fullmatch(city) or store.program(conn, city) is None:
-            raise UnknownCard("unknown card")  # and no key is ever made for a city named by a stranger
+        if city not in self._card_cities:
+            if not LEDGER_NAME.fullmatch(city) or store.program(conn, city) is None:
+                raise UnknownCard("unknown card")  # and no key is ever made for a city named by a stranger
+            self._card_cities.add(city)
         try:
             claims = crypto.verify_token(token, KeySet([self.keys.card_key(city)]), self.clock() // 1_000_000, city=city)
         except crypto.TokenRejected as exc:
             raise (CardExpired("the card has expired") if exc.reason == "expired" else UnknownCard("unknown card")) from None
-        card = store.card(conn, claims["sub"])
-        if card is None or card["city"] != city:
+        found = store.card_and_holder(conn, claims["sub"])
+        if found is None or found[0]["city"] != city:
             raise UnknownCard("unknown card")
+        card, row = found
         if card["revoked_at_us"] is not None:
             raise CardRevoked("the card was revoked")
-        row = self._active(conn, card["resident_id"], None)
+        self._checked(row, None, allow_lapsed=False)
         return CardHolder(card["id"], row["id"], row["city"], row["level"], tuple(store.opt_ins(conn, row["id"])))
 
     # --- the resident's own data ----------------------------------------------------------------
@@ -248,6 +252,9 @@ class Residents:
                 allow_lapsed: bool = False) -> dict:  # fmt: skip
         """The resident's row, refused if unknown, of another city, erased, or (unless allowed) lapsed."""
         row = store.resident(conn, resident_id, for_update) if isinstance(resident_id, str) else None
+        return self._checked(row, city, allow_lapsed)
+
+    def _checked(self, row: dict | None, city: str | None, allow_lapsed: bool) -> dict:
         if row is None:
             raise UnknownResident("unknown resident")
         if city is not None and row["city"] != city:

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = "ledger:migrations"
@@ -57,3 +59,20 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+# --- small helpers every adapter's queries share ------------------------------------------------
+
+
+def first_row(conn, query) -> dict | None:
+    """The first row of a query as a dict, or None."""
+    row = conn.execute(query).first()
+    return None if row is None else row._asdict()
+
+
+def insert_once(conn, table, **values) -> bool:
+    """Insert a row unless its key exists (False then). The unique index decides, so of two racing
+    writers exactly one succeeds, and the caller's transaction stays usable either way."""
+    insert_ = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement).first() is not None

@@ -9,12 +9,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
+from ledger.adapters.tables import (
+    AccountRow,
+    CheckpointRow,
+    HoldRow,
+    JournalRow,
+    LedgerRow,
+    SigningKeyRow,
+)
 from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
 
@@ -217,14 +236,20 @@ def append(conn: Connection, rows: list[dict]) -> None:
             copy.write_row(tuple(row[c] for c in JOURNAL_COLUMNS))
 
 
+def _streamed(conn: Connection, query, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:
+    """Rows in chunks (a server-side cursor on PostgreSQL). The options go on the statement, not the
+    connection, where they would stay on for the caller's later statements."""
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=chunk_rows))
+    for partition in result.partitions(chunk_rows):
+        yield [tuple(row) for row in partition]
+
+
 def stream_entries(conn: Connection, ledger: str | None = None, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:
-    """Entry16 tuples ordered by ledger then sequence, in chunks (server-side cursor on PostgreSQL)."""
+    """Entry16 tuples ordered by ledger then sequence, in chunks."""
     query = select(*ENTRY_COLUMNS).order_by(J.c.ledger, J.c.sequence)
     if ledger is not None:
         query = query.where(J.c.ledger == ledger)
-    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-    for partition in result.partitions(chunk_rows):
-        yield [tuple(row) for row in partition]
+    return _streamed(conn, query, chunk_rows)
 
 
 def leaf_hashes(conn: Connection, ledger: str, tree_size: int) -> bytes:
@@ -302,3 +327,37 @@ def linked_entries(conn: Connection, group_id: str) -> list[dict]:
     """Every entry of one linked group, on every ledger (both halves of a cross-city transfer)."""
     query = select(*ENTRY_COLUMNS).where(J.c.group_id == group_id).order_by(J.c.ledger, J.c.sequence)
     return [r._asdict() for r in conn.execute(query)]
+
+
+def period_entries(conn: Connection, ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...] = ()) -> Iterator[list[tuple]]:
+    """(ledger, debit, credit, amount, phase, time_us) of a period's entries, in chunks, in journal order."""
+    query = select(J.c.ledger, J.c.debit_account, J.c.credit_account, J.c.amount, J.c.phase, J.c.time_us).where(
+        J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us
+    )
+    if exclude_kinds:
+        query = query.where(J.c.kind.not_in(exclude_kinds))
+    return _streamed(conn, query.order_by(J.c.sequence))
+
+
+def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int, int]]]:
+    """(wallet, time_us, ±points) of every posted wallet movement of a ledger, in journal order."""
+    query = select(J.c.debit_account, J.c.credit_account, J.c.amount, J.c.time_us).where(
+        J.c.ledger == ledger, J.c.phase.in_(("single", "post")),
+        or_(J.c.debit_account.like("citizen:%"), J.c.credit_account.like("citizen:%")),
+    )  # fmt: skip
+    for chunk in _streamed(conn, query.order_by(J.c.sequence)):
+        events = []
+        for debit, credit, amount, time_us in chunk:
+            if credit.startswith("citizen:"):
+                events.append((credit, time_us, amount))
+            if debit.startswith("citizen:"):
+                events.append((debit, time_us, -amount))
+        yield events
+
+
+def period_rows(conn: Connection, ledger: str, since_us: int, until_us: int, columns: tuple[str, ...]) -> list[tuple]:
+    """Selected columns of a period's posted entries (single and post), for reports."""
+    query = select(*(J.c[name] for name in columns)).where(
+        J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us, J.c.phase.in_(("single", "post"))
+    )
+    return [tuple(row) for row in conn.execute(query)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
+from ledger.adapters.database import insert_once
 from merchants.adapters.tables import MerchantRow, NonceRow, TerminalRow
 
 M = MerchantRow.__table__
@@ -36,12 +36,7 @@ def revoke_terminal(conn: Connection, key_id: str) -> int:
 
 def claim_nonce(conn: Connection, key_id: str, nonce: str, created_s: int) -> bool:
     """Record a signature nonce; False if it was seen before (a replay). The primary key decides."""
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(N).values(key_id=key_id, nonce=nonce, created_s=created_s))
-    except IntegrityError:
-        return False
-    return True
+    return insert_once(conn, N, key_id=key_id, nonce=nonce, created_s=created_s)
 
 
 def forget_nonces(conn: Connection, older_than_s: int) -> int:

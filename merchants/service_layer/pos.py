@@ -102,25 +102,32 @@ class Terminals:
         with self.engine.connect() as conn:
             return store.terminals_of(conn, merchant_id)
 
-    def public_key(self, key_id: str) -> tuple[bytes, dict] | None:
-        """The key of an active terminal of an approved merchant, with its row; None for anything else."""
-        with self.engine.connect() as conn:
-            row = store.terminal(conn, key_id)
-        if row is None or row["status"] != "active":
-            return None
-        return row["public_key"], row
+    def admit(self, verify: Callable[[Callable[[str], bytes | None]], tuple[str, str, int]]) -> Terminal | None:
+        """Check a signed request in one transaction: look up its key, verify, record its nonce.
 
-    def admit(self, row: dict, nonce: str, created_s: int) -> Terminal | None:
-        """Record the request's nonce; None if it was seen before (a replay). Old nonces are swept."""
-        if row["merchant_status"] != "approved":
-            raise MerchantNotApproved("the merchant is not approved")
-        now_s = self.clock() // 1_000_000
+        `verify(resolve)` checks the signature with the key `resolve(key_id)` returns (None for an
+        unknown or revoked terminal) and returns (key_id, nonce, created_s), or raises. Returns None
+        if the nonce was seen before (a replay). Nonces older than twice the window are swept.
+        """
+        rows: dict[str, dict] = {}
         with self.engine.begin() as conn:
-            if not store.claim_nonce(conn, row["key_id"], nonce, created_s):
+
+            def resolve(key_id: str) -> bytes | None:
+                row = store.terminal(conn, key_id)
+                if row is None or row["status"] != "active":
+                    return None
+                rows[key_id] = row
+                return row["public_key"]
+
+            key_id, nonce, created_s = verify(resolve)
+            row = rows[key_id]
+            if row["merchant_status"] != "approved":
+                raise MerchantNotApproved("the merchant is not approved")
+            if not store.claim_nonce(conn, key_id, nonce, created_s):
                 return None
             self._claims += 1
             if self._claims % 1_000 == 0:
-                store.forget_nonces(conn, now_s - 2 * SIGNATURE_WINDOW_SECONDS)
+                store.forget_nonces(conn, self.clock() // 1_000_000 - 2 * SIGNATURE_WINDOW_SECONDS)
         return Terminal(row["key_id"], row["merchant_id"], row["city"])
 
 

@@ -1,0 +1,1 @@
+"""Finance: period close and settlement, exports, payouts, expiry, reporting and open data."""

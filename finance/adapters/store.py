@@ -1,0 +1,107 @@
+"""Reading and writing the finance tables, inside a caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from finance.adapters.tables import (
+    AdjustmentRow,
+    CloseRow,
+    PayoutAccountRow,
+    PayoutRow,
+)
+from ledger.adapters.database import first_row, insert_once
+from marketplace.adapters.store import claim_payment_event
+
+CL = CloseRow.__table__
+AD = AdjustmentRow.__table__
+PA = PayoutAccountRow.__table__
+PO = PayoutRow.__table__
+
+
+
+# --- closes and adjustments ---------------------------------------------------------------------
+
+
+def close(conn: Connection, city: str, period: str) -> dict | None:
+    return first_row(conn, select(CL).where(CL.c.city == city, CL.c.period == period))
+
+
+def closes(conn: Connection, city: str) -> list[dict]:
+    query = select(CL.c.period, CL.c.closed_at_us, CL.c.closed_by, CL.c.statement_sha256).where(CL.c.city == city)
+    return [r._asdict() for r in conn.execute(query.order_by(CL.c.period))]
+
+
+def add_close(conn: Connection, **values) -> None:
+    conn.execute(insert(CL).values(**values))
+
+
+def add_adjustment(conn: Connection, **values) -> int:
+    return conn.execute(insert(AD).values(**values).returning(AD.c.id)).scalar_one()
+
+
+def open_adjustments(conn: Connection, city: str) -> list[dict]:
+    query = select(AD).where(AD.c.city == city, AD.c.applied_period.is_(None)).order_by(AD.c.id)
+    return [r._asdict() for r in conn.execute(query)]
+
+
+def apply_adjustments(conn: Connection, ids: list[int], period: str) -> None:
+    if ids:
+        conn.execute(update(AD).where(AD.c.id.in_(ids)).values(applied_period=period))
+
+
+# --- payout accounts and payouts ----------------------------------------------------------------
+
+
+def set_payout_account(conn: Connection, **values) -> None:
+    conn.execute(PA.delete().where(PA.c.merchant_id == values["merchant_id"]))
+    conn.execute(insert(PA).values(**values))
+
+
+def payout_accounts(conn: Connection, merchant_ids: list[str]) -> dict[str, dict]:
+    rows = conn.execute(select(PA).where(PA.c.merchant_id.in_(merchant_ids))) if merchant_ids else []
+    return {r.merchant_id: r._asdict() for r in rows}
+
+
+def add_payout(conn: Connection, **values) -> bool:
+    """Queue a payout; False if it is already queued (a payout id names one merchant's period)."""
+    return insert_once(conn, PO, **values)
+
+
+def payout(conn: Connection, payout_id: str, for_update: bool = False) -> dict | None:
+    query = select(PO).where(PO.c.id == payout_id)
+    return first_row(conn, query.with_for_update() if for_update else query)
+
+
+def payouts(conn: Connection, city: str, period: str) -> list[dict]:
+    query = select(PO).where(PO.c.city == city, PO.c.period == period).order_by(PO.c.merchant_id)
+    return [r._asdict() for r in conn.execute(query)]
+
+
+def claim_payout(conn: Connection, now_us: int, lease_us: int) -> dict | None:
+    """Take the next payout that is due (queued, or claimed by a worker whose lease ran out).
+
+    PostgreSQL's SKIP LOCKED lets several workers claim different payouts at once; SQLite's single
+    writer makes the claim exclusive anyway.
+    """
+    due = PO.c.status.in_(("queued", "transferred"))
+    query = select(PO).where(due, PO.c.lease_until_us <= now_us).order_by(PO.c.lease_until_us, PO.c.id).limit(1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = first_row(conn, query)
+    if row is None:
+        return None
+    conn.execute(update(PO).where(PO.c.id == row["id"]).values(lease_until_us=now_us + lease_us, attempts=PO.c.attempts + 1,
+                                                               updated_at_us=now_us))  # fmt: skip
+    return row | {"attempts": row["attempts"] + 1}
+
+
+def update_payout(conn: Connection, payout_id: str, now_us: int, **values) -> None:
+    conn.execute(update(PO).where(PO.c.id == payout_id).values(updated_at_us=now_us, **values))
+
+
+def payout_by_stripe_payout(conn: Connection, stripe_payout_id: str) -> dict | None:
+    return first_row(conn, select(PO).where(PO.c.stripe_payout_id == stripe_payout_id))
+
+
+record_event = claim_payment_event  # one table of applied Stripe events, payments and payouts alike

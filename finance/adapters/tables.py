@@ -1,0 +1,71 @@
+"""Tables of period closes, adjustments, payout accounts and the payout queue (applied Stripe events share
+the marketplace's `payment_events`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from community.adapters.tables import BIG
+from ledger.adapters.tables import Base
+
+
+class CloseRow(Base):
+    """A closed period: the statement as written, and its hash (closing again returns this row)."""
+
+    __tablename__ = "period_closes"
+    city: Mapped[str] = mapped_column(String(63), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at_us: Mapped[int] = mapped_column(BIG)
+    closed_by: Mapped[str] = mapped_column(String(160))
+    statement: Mapped[str] = mapped_column(Text)
+    statement_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class AdjustmentRow(Base):
+    """A correction in cents for a merchant, referencing the period it corrects; applied by the next close."""
+
+    __tablename__ = "adjustments"
+    id: Mapped[int] = mapped_column(BIG, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(63))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BIG)
+    reason: Mapped[str] = mapped_column(String(500))
+    ref_period: Mapped[str] = mapped_column(String(7))
+    applied_period: Mapped[str | None] = mapped_column(String(7))
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    created_by: Mapped[str] = mapped_column(String(160))
+    __table_args__ = (Index("ix_adjustments_open", "city", "applied_period"),)
+
+
+class PayoutAccountRow(Base):
+    """Where a merchant is paid: a Canadian bank account (for pain.001) and a Stripe connected account."""
+
+    __tablename__ = "payout_accounts"
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder_name: Mapped[str] = mapped_column(String(140))
+    institution: Mapped[str] = mapped_column(String(3))  # CPA institution number
+    transit: Mapped[str] = mapped_column(String(5))  # branch transit number
+    account_number: Mapped[str] = mapped_column(String(12))
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PayoutRow(Base):
+    """One merchant's payout for one closed period: a durable queue entry and its state machine."""
+
+    __tablename__ = "payouts"
+    id: Mapped[str] = mapped_column(String(140), primary_key=True)  # <city>:<period>:<merchant>
+    city: Mapped[str] = mapped_column(String(63))
+    period: Mapped[str] = mapped_column(String(7))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BIG)
+    status: Mapped[str] = mapped_column(String(16))  # queued | transferred | in_transit | paid | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until_us: Mapped[int] = mapped_column(BIG)  # a claimed payout is left alone until then
+    stripe_transfer_id: Mapped[str | None] = mapped_column(String(64))
+    stripe_payout_id: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    updated_at_us: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_payouts_due", "status", "lease_until_us"), Index("ix_payouts_period", "city", "period"))
+

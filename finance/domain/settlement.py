@@ -1,0 +1,127 @@
+"""Settlement arithmetic: from a period's ledger movements to each merchant's statement. Pure, integer.
+
+Rounding rule, stated once: a value in cents is rounded toward zero at the merchant-line level, so
+nobody ever pays a fraction of a cent; the difference (under one cent per line) stays with the payer.
+A period whose refunds outweigh its redemptions gives negative points and cents: the merchant owes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from community.domain.program import Program
+from ledger.domain.errors import LedgerError
+
+PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+SETTLEMENT_KINDS = ("settlement", "settlement_interop")  # written by closing; never part of a period's activity
+
+
+class InvalidPeriod(LedgerError):
+    code = "invalid_period"
+
+
+class PeriodOpen(LedgerError):
+    """The period has not ended yet: closing it now could leave out transfers that still belong to it."""
+
+    code = "period_open"
+
+
+def period_bounds_us(period: str, timezone: str) -> tuple[int, int]:
+    """[start, end) of a calendar month in the city's time zone, in µs since the epoch."""
+    match = PERIOD.fullmatch(period) if isinstance(period, str) else None
+    if match is None:
+        raise InvalidPeriod(f"a period is YYYY-MM, not {period!r}", period=str(period)[:20])
+    year, month = int(match[1]), int(match[2])
+    zone = ZoneInfo(timezone)
+    start = dt.datetime(year, month, 1, tzinfo=zone)
+    end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+    return _us(start), _us(end)
+
+
+def _us(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000
+
+
+def points_to_cents(points: int, program: Program, rate_percent: int) -> int:
+    """Value of points at a rate, rounded toward zero: points × (cents per 100 points) × rate% / 10 000."""
+    assert 0 <= rate_percent <= 100
+    cents = abs(points) * program.point_value_cents_per_100_points * rate_percent // 10_000
+    return cents if points >= 0 else -cents
+
+
+class MerchantStatement(msgspec.Struct, frozen=True, kw_only=True):
+    merchant_id: str
+    redeemed_points: int  # redeemed at the merchant in the period, net of refunds
+    issued_points: int  # points the merchant funded in the period, net of refunds
+    reimbursement_cents: int
+    funding_cents: int
+    fees_cents: int
+    adjustments_cents: int
+    net_cents: int  # positive: the program pays the merchant; negative: the merchant owes
+
+
+class CityPosition(msgspec.Struct, frozen=True):
+    """What one city owes another for the period's cross-city redemptions, after bilateral netting."""
+
+    payer: str
+    payee: str
+    points: int
+    cents: int
+
+
+class Statement(msgspec.Struct, frozen=True, kw_only=True):
+    city: str
+    period: str
+    since_us: int
+    until_us: int
+    currency: str
+    merchants: tuple[MerchantStatement, ...]
+    interop: tuple[CityPosition, ...]
+    totals: dict[str, int]
+
+
+def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, int]],
+                   adjustments_cents: dict[str, int], fees_cents: dict[str, int]) -> list[MerchantStatement]:  # fmt: skip
+    """One line per merchant with any movement or adjustment, from (ledger, account, debits, credits)."""
+    redeemed: dict[str, int] = {}
+    issued: dict[str, int] = {}
+    for _, account, debits, credits in movements:
+        parts = account.split(":")
+        if parts[0] != "merchant" or len(parts) != 3:
+            continue
+        if parts[2] == "redeemed":
+            redeemed[parts[1]] = redeemed.get(parts[1], 0) + credits - debits
+        else:
+            issued[parts[1]] = issued.get(parts[1], 0) + debits - credits
+    lines = []
+    for merchant in sorted(set(redeemed) | set(issued) | set(adjustments_cents) | set(fees_cents)):
+        r, i = redeemed.get(merchant, 0), issued.get(merchant, 0)
+        reimbursement = points_to_cents(r, program, program.redemption_rate_percent)
+        funding = points_to_cents(i, program, program.funding_rate_percent)
+        fee, adjustment = fees_cents.get(merchant, 0), adjustments_cents.get(merchant, 0)
+        lines.append(MerchantStatement(
+            merchant_id=merchant, redeemed_points=r, issued_points=i, reimbursement_cents=reimbursement,
+            funding_cents=funding, fees_cents=fee, adjustments_cents=adjustment,
+            net_cents=reimbursement - funding - fee + adjustment,
+        ))  # fmt: skip
+    return lines
+
+
+def totals(lines: list[MerchantStatement]) -> dict[str, int]:
+    fields = ("redeemed_points", "issued_points", "reimbursement_cents", "funding_cents", "fees_cents",
+              "adjustments_cents", "net_cents")  # fmt: skip
+    result = {f: sum(getattr(line, f) for line in lines) for f in fields}
+    result["payable_cents"] = sum(line.net_cents for line in lines if line.net_cents > 0)
+    result["receivable_cents"] = -sum(line.net_cents for line in lines if line.net_cents < 0)
+    return result
+
+
+def cents_text(cents: int) -> str:
+    """Cents as a decimal amount (`12345` → `123.45`), integers only: formatting happens at the edge."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"

@@ -1,0 +1,67 @@
+"""Expiry: points unused after the program's expiry period move from wallets to `breakage`, oldest first.
+
+Each earning is a lot dated by its entry; each spend consumes the oldest lots (FIFO), and open holds
+reserve the oldest points too; the expiry of a lot takes only what is left of it, never a balance
+already spent or reserved. The Rust core computes it (`expire_lots`), the oracle checks it. A refund
+returned to a wallet is a new lot, dated when it was refunded (the resident's favour).
+
+The breakage transfers are idempotent per city, account and cutoff day, so running expiry twice the
+same day writes nothing; a later run finds the expired lots consumed by the breakage entries and
+expires only what aged since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from community.adapters import store as community_store
+from community.service_layer.programs import Programs
+from ledger import core
+from ledger.adapters import journal
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.transfers import LedgerService
+
+DAY_US = 86_400_000_000
+BATCH_GROUPS = 1_000
+
+
+class Expiry:
+    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, clock: Callable[[], int]) -> None:
+        self.engine, self.ledger, self.programs, self.clock = engine, ledger, programs, clock
+
+    def due(self, city: str, cutoff_us: int) -> list[tuple[str, int]]:
+        """(wallet, points) that expire at `cutoff_us`: what is left of lots dated before it."""
+        with self.engine.connect() as conn:
+            events = [e for chunk in journal.wallet_events(conn, city) for e in chunk]
+            # Open holds reserve the oldest points: they come last, as spends, in each wallet's order.
+            events += [(h.debit_account, h.expires_at_us, -h.amount) for h in journal.open_holds(conn, city).values()
+                       if h.debit_account.startswith("citizen:")]  # fmt: skip
+        return core.expire_lots(events, cutoff_us)
+
+    def run(self, cities: list[str] | None = None, actor: str = "system:expiry") -> dict[str, dict]:
+        """Expire due points in every city with a program (or the given ones); returns what moved."""
+        report = {}
+        now = self.clock()
+        with self.engine.connect() as conn:
+            names = cities or [c for c in journal.ledger_names(conn) if community_store.program(conn, c) is not None]
+        for city in names:
+            program = self.programs.get(city)
+            cutoff = now - program.expiry_days * DAY_US
+            day = dt.datetime.fromtimestamp(cutoff / 1_000_000, dt.UTC).date().isoformat()
+            groups = [[TransferRequest(city, f"expiry:{day}:{account}", "expiry", "single", account, "breakage", points)]
+                      for account, points in self.due(city, cutoff)]  # fmt: skip
+            moved = refused = 0
+            for start in range(0, len(groups), BATCH_GROUPS):
+                for group, outcome in zip(groups[start:start + BATCH_GROUPS], self.ledger.submit(groups[start:start + BATCH_GROUPS]), strict=True):
+                    if outcome.ok and not outcome.transfers[0].replayed:
+                        moved += group[0].amount_points
+                    elif not outcome.ok:
+                        refused += 1  # spent or held since it was computed: the next run sees it
+            report[city] = {"cutoff_us": cutoff, "accounts": len(groups), "points": moved, "refused": refused}
+            with self.engine.begin() as conn:
+                community_store.audit(conn, actor=actor, action="expiry.run", city=city, target="breakage", before=None,
+                                      after=report[city], now_us=now)  # fmt: skip
+        return report

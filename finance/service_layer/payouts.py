@@ -1,0 +1,199 @@
+"""Paying merchants from a durable queue, exactly once, and reconciling statements, payouts and bank file.
+
+A payout is one merchant's positive net for one closed period. Its state moves
+`queued → transferred → in_transit → paid | failed`; each step is one Stripe call under a fixed
+idempotency key, recorded in the database only after Stripe answered. A worker claims a payout with
+a lease: if it crashes mid-call or Stripe times out, the lease runs out, another attempt makes the
+same call with the same key, and Stripe answers with the object it already made. Webhooks (payout
+paid or failed), verified on the raw body, finish the state machine; redelivered events change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from xml.etree import ElementTree as ET
+
+import stripe
+from sqlalchemy import Engine
+
+from community.adapters import store as community_store
+from community.domain.errors import NotFound
+from community.domain.program import is_bank_account
+from finance.adapters import store
+from finance.adapters.exports import PAIN_NAMESPACE
+from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, verified_event
+from finance.service_layer.settlement import Settlement
+from ledger.domain.errors import InvalidRequest, LedgerError
+from merchants.adapters.tables import MerchantRow
+
+LEASE_SECONDS = 120  # longer than a Stripe call may take
+MAX_ATTEMPTS = 8
+BACKOFF_SECONDS = (5, 30, 120, 600, 1_800, 3_600, 3_600, 3_600)
+MAX_PAYOUTS_PER_RUN = 1_000
+
+
+class PaymentsDisabled(LedgerError):
+    code = "payments_disabled"
+
+
+class InvalidWebhook(LedgerError):
+    code = "invalid_webhook"
+
+
+class Payouts:
+    def __init__(self, engine: Engine, settlement: Settlement, gateway: StripeConnect | None, webhook_secret: str | None,
+                 clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.settlement, self.gateway, self.webhook_secret, self.clock = (
+            engine, settlement, gateway, webhook_secret, clock)  # fmt: skip
+
+    def set_account(self, city: str, merchant_id: str, account: dict, actor: str) -> dict:
+        """Record where a merchant is paid (bank account for pain.001, Stripe connected account); audited."""
+        if not is_bank_account(account.get("institution"), account.get("transit"), account.get("account_number")):
+            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", message="account")
+        stripe_account = account.get("stripe_account_id")
+        if stripe_account is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,60}", stripe_account):
+            raise InvalidRequest("stripe_account_id looks like acct_…", message="stripe_account_id")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
+            if merchant is None or merchant["city"] != city:
+                raise NotFound(f"no merchant {merchant_id!r} in {city}")
+            row = {"merchant_id": merchant_id, "holder_name": str(account.get("holder_name") or merchant["name"])[:140],
+                   "institution": account["institution"], "transit": account["transit"],
+                   "account_number": account["account_number"], "stripe_account_id": stripe_account}  # fmt: skip
+            store.set_payout_account(conn, **row)
+            masked = row | {"account_number": "…" + row["account_number"][-3:]}
+            community_store.audit(conn, actor=actor, action="payouts.set_account", city=city, target=merchant_id,
+                                  before=None, after=masked, now_us=now)  # fmt: skip
+        return masked
+
+    def queue(self, city: str, period: str, actor: str) -> dict:
+        """Queue a payout for every merchant the closed statement owes; queuing again adds nothing."""
+        statement = self.settlement.closed_statement(city, period)
+        owed = [line for line in statement.merchants if line.net_cents > 0]
+        now = self.clock()
+        with self.engine.begin() as conn:
+            accounts = store.payout_accounts(conn, [line.merchant_id for line in owed])
+            queued, without_account = 0, []
+            for line in owed:
+                if not (accounts.get(line.merchant_id) or {}).get("stripe_account_id"):
+                    without_account.append(line.merchant_id)
+                    continue
+                queued += store.add_payout(conn, id=f"{city}:{period}:{line.merchant_id}", city=city, period=period,
+                                           merchant_id=line.merchant_id, amount_cents=line.net_cents, status="queued",
+                                           attempts=0, lease_until_us=now, created_at_us=now, updated_at_us=now)  # fmt: skip
+            community_store.audit(conn, actor=actor, action="payouts.queue", city=city, target=period, before=None,
+                                  after={"queued": queued, "without_account": without_account}, now_us=now)  # fmt: skip
+        return {"queued": queued, "without_account": without_account}
+
+    # --- the worker -----------------------------------------------------------------------------
+
+    def run(self, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
+        """Advance due payouts one Stripe call at a time; returns how many steps ended how."""
+        if self.gateway is None:
+            raise PaymentsDisabled("card payments and payouts are off (no Stripe key configured)")
+        counts = {"advanced": 0, "retry_later": 0, "failed": 0}
+        for _ in range(max_payouts):
+            with self.engine.begin() as conn:
+                payout = store.claim_payout(conn, self.clock(), LEASE_SECONDS * 1_000_000)
+                account = store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
+            if payout is None:
+                break
+            counts[self._advance(payout, account["stripe_account_id"])] += 1
+        return counts
+
+    def _advance(self, payout: dict, stripe_account: str) -> str:
+        """One Stripe call for this payout, then its new state; the call is repeated safely after a crash."""
+        metadata = {"entraide_payout_id": payout["id"], "city": payout["city"], "period": payout["period"]}
+        key = f"entraide-payout-{payout['id']}"
+        try:
+            if payout["status"] == "queued":
+                transfer_id = self.gateway.transfer(payout["amount_cents"], "CAD", stripe_account, f"{key}-transfer", metadata)
+                return self._update(payout, status="transferred", stripe_transfer_id=transfer_id, lease_until_us=self.clock())
+            payout_id = self.gateway.payout(payout["amount_cents"], "CAD", stripe_account, f"{key}-payout", metadata)
+            return self._update(payout, status="in_transit", stripe_payout_id=payout_id)
+        except RETRYABLE as exc:
+            if payout["attempts"] >= MAX_ATTEMPTS:
+                return self._update(payout, status="failed", last_error=f"gave up: {exc}"[:500], result="failed")
+            delay = BACKOFF_SECONDS[min(payout["attempts"], len(BACKOFF_SECONDS)) - 1]
+            return self._update(payout, last_error=str(exc)[:500], lease_until_us=self.clock() + delay * 1_000_000,
+                                result="retry_later")  # fmt: skip
+        except stripe.StripeError as exc:  # refused for good (bad account, invalid request): a person must look
+            return self._update(payout, status="failed", last_error=str(exc)[:500], result="failed")
+
+    def _update(self, payout: dict, result: str = "advanced", **values) -> str:
+        with self.engine.begin() as conn:
+            store.update_payout(conn, payout["id"], self.clock(), **values)
+        return result
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    def webhook(self, payload: bytes, signature_header: str | None) -> dict:
+        """Apply a Stripe Connect event (payout.paid, payout.failed) once; anything else is acknowledged."""
+        if self.webhook_secret is None:
+            raise PaymentsDisabled("payout webhooks are off (no webhook secret configured)")
+        try:
+            event = verified_event(payload, signature_header or "", self.webhook_secret)
+        except (stripe.SignatureVerificationError, ValueError):
+            raise InvalidWebhook("the webhook signature does not verify") from None
+        if event.type not in ("payout.paid", "payout.failed"):
+            return {"event": event.id, "applied": False}
+        obj = event.data.object.to_dict()
+        with self.engine.begin() as conn:
+            if not store.record_event(conn, event.id, event.type, self.clock()):
+                return {"event": event.id, "applied": False, "duplicate": True}
+            payout = store.payout(conn, (obj.get("metadata") or {}).get("entraide_payout_id", ""), for_update=True)
+            if payout is None or payout["stripe_payout_id"] not in (None, obj.get("id")):
+                return {"event": event.id, "applied": False}
+            status = "paid" if event.type == "payout.paid" else "failed"
+            error = None if status == "paid" else str(obj.get("failure_message") or obj.get("failure_code") or "failed")[:500]
+            store.update_payout(conn, payout["id"], self.clock(), status=status, stripe_payout_id=obj.get("id"), last_error=error)
+        return {"event": event.id, "applied": True, "payout": payout["id"], "status": status}
+
+    def list(self, city: str, period: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            return store.payouts(conn, city, period)
+
+    # --- reconciliation -------------------------------------------------------------------------
+
+    def reconcile(self, city: str, period: str, bank_file: bytes | None = None) -> dict:
+        """Statement vs payouts vs bank file (pain.001), merchant by merchant; lists every difference."""
+        statement = self.settlement.closed_statement(city, period)
+        owed = {line.merchant_id: line.net_cents for line in statement.merchants if line.net_cents > 0}
+        paid = {p["merchant_id"]: p for p in self.list(city, period)}
+        bank = _bank_transfers(bank_file, period) if bank_file is not None else None
+        differences = []
+        for merchant in sorted(set(owed) | set(paid) | set(bank or {})):
+            expected, payout = owed.get(merchant), paid.get(merchant)
+            if expected is None:
+                differences.append({"merchant_id": merchant, "issue": "paid_without_statement"})
+            elif payout is not None and payout["amount_cents"] != expected:
+                differences.append({"merchant_id": merchant, "issue": "payout_amount", "statement_cents": expected,
+                                    "payout_cents": payout["amount_cents"]})  # fmt: skip
+            elif payout is not None and payout["status"] == "failed":
+                differences.append({"merchant_id": merchant, "issue": "payout_failed", "error": payout["last_error"]})
+            elif payout is None and bank is None:
+                differences.append({"merchant_id": merchant, "issue": "not_paid", "statement_cents": expected})
+            if bank is not None and expected is not None and bank.get(merchant) != expected:
+                differences.append({"merchant_id": merchant, "issue": "bank_file_amount", "statement_cents": expected,
+                                    "bank_cents": bank.get(merchant)})  # fmt: skip
+        return {
+            "city": city, "period": period, "statement_cents": sum(owed.values()),
+            "payouts_cents": sum(p["amount_cents"] for p in paid.values() if p["status"] != "failed"),
+            "paid_cents": sum(p["amount_cents"] for p in paid.values() if p["status"] == "paid"),
+            "bank_file_cents": None if bank is None else sum(bank.values()),
+            "differences": differences,
+        }  # fmt: skip
+
+
+def _bank_transfers(xml: bytes, period: str) -> dict[str, int]:
+    """Merchant → cents from a pain.001 file (end-to-end ids are `<period>-<merchant>`)."""
+    ns = {"p": PAIN_NAMESPACE}
+    found: dict[str, int] = {}
+    for transaction in ET.fromstring(xml).iterfind(".//p:CdtTrfTxInf", ns):
+        end_to_end = transaction.findtext("p:PmtId/p:EndToEndId", "", ns)
+        units, _, fraction = transaction.findtext("p:Amt/p:InstdAmt", "0", ns).partition(".")
+        merchant = end_to_end.removeprefix(f"{period}-")
+        found[merchant] = found.get(merchant, 0) + int(units) * 100 + int((fraction + "00")[:2])
+    return found

@@ -1,0 +1,122 @@
+"""What a city and the public see: budget and liability, redemption by merchant and category, and
+anonymous monthly open data in which any cell counting fewer than 10 residents is suppressed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from community.adapters import store as community_store
+from community.service_layer.programs import Programs
+from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
+from ledger.adapters import journal
+from merchants.adapters.tables import MerchantRow
+
+MIN_RESIDENTS_PER_CELL = 10
+OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed")
+
+
+def _merchant(account: str) -> str | None:
+    parts = account.split(":")
+    return parts[1] if parts[0] == "merchant" and len(parts) == 3 else None
+
+
+class Reports:
+    def __init__(self, engine: Engine, programs: Programs, clock: Callable[[], int]) -> None:
+        self.engine, self.programs, self.clock = engine, programs, clock
+
+    def budget(self, city: str) -> dict:
+        """Budget funded, consumed and remaining; points outstanding in wallets (the liability); breakage."""
+        program = self.programs.get(city)
+        with self.engine.connect() as conn:
+            balances = journal.all_balances(conn, city)
+        budget = balances.get("program:budget")
+        wallets = [b for name, b in balances.items() if name.startswith("citizen:")]
+        outstanding = sum(b.posted for b in wallets)
+        return {
+            "city": city, "yearly_budget_points": program.yearly_budget_points,
+            "funded_points": budget.credits_posted if budget else 0, "consumed_points": budget.debits_posted if budget else 0,
+            "remaining_points": budget.available if budget else 0,
+            "outstanding_points": outstanding, "outstanding_cents": program.points_to_cents(outstanding),
+            "reserved_points": sum(-b.pending for b in wallets),
+            "breakage_points": balances["breakage"].posted if "breakage" in balances else 0,
+        }  # fmt: skip
+
+    def redemptions(self, city: str, period: str) -> dict:
+        """Points redeemed in the period, by merchant and by category (net of refunds)."""
+        program = self.programs.get(city)
+        since, until = period_bounds_us(period, program.timezone)
+        with self.engine.connect() as conn:
+            rows = journal.period_rows(conn, city, since, until, ("kind", "debit_account", "credit_account", "amount"))
+            categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+        by_merchant: dict[str, int] = {}
+        for kind, debit, credit, amount in rows:
+            if kind in SETTLEMENT_KINDS:
+                continue
+            for account, sign in ((credit, 1), (debit, -1)):
+                merchant = _merchant(account)
+                if merchant is not None and account.endswith(":redeemed"):
+                    by_merchant[merchant] = by_merchant.get(merchant, 0) + sign * amount
+        by_category: dict[str, int] = {}
+        for merchant, points in by_merchant.items():
+            category = categories.get(merchant, "unknown")
+            by_category[category] = by_category.get(category, 0) + points
+        return {"city": city, "period": period, "by_merchant": dict(sorted(by_merchant.items())),
+                "by_category": dict(sorted(by_category.items()))}  # fmt: skip
+
+    def open_data(self, city: str, period: str) -> list[dict]:
+        """Anonymous aggregates: earnings by kind, redemptions by category, active residents and merchants."""
+        program = self.programs.get(city)
+        since, until = period_bounds_us(period, program.timezone)
+        with self.engine.connect() as conn:
+            rows = journal.period_rows(conn, city, since, until, ("kind", "debit_account", "credit_account", "amount"))
+            categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+        earned: dict[str, tuple[int, set]] = {}
+        redeemed: dict[str, tuple[int, set]] = {}
+        residents: set[str] = set()
+        merchants: set[str] = set()
+        for kind, debit, credit, amount in rows:
+            if kind in SETTLEMENT_KINDS:
+                continue
+            for account in (debit, credit):
+                if account.startswith("citizen:"):
+                    residents.add(account)
+                elif _merchant(account):
+                    merchants.add(_merchant(account))
+            if credit.startswith("citizen:") and kind.startswith("earn"):
+                _add(earned, kind, amount, credit)
+            elif debit.startswith("citizen:") and credit.endswith(":redeemed"):
+                _add(redeemed, categories.get(_merchant(credit), "unknown"), amount, debit)
+            elif credit.startswith("citizen:") and debit.endswith(":redeemed"):  # a refunded redemption
+                _add(redeemed, categories.get(_merchant(debit), "unknown"), -amount, credit)
+        cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
+        cells += [_cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())]
+        cells.append(_cell(city, period, "active_residents", "all", None, len(residents)))
+        cells.append({"city": city, "period": period, "metric": "active_merchants", "dimension": "all", "points": None,
+                      "residents": None, "merchants": len(merchants), "suppressed": False})  # fmt: skip
+        return cells
+
+
+def _add(table: dict[str, tuple[int, set]], key: str, amount: int, resident: str) -> None:
+    points, who = table.get(key, (0, set()))
+    who.add(resident)
+    table[key] = (points + amount, who)
+
+
+def _cell(city: str, period: str, metric: str, dimension: str, points: int | None, residents: int) -> dict:
+    """A cell of fewer than 10 residents could point at someone: its figures are withheld."""
+    hidden = residents < MIN_RESIDENTS_PER_CELL
+    return {"city": city, "period": period, "metric": metric, "dimension": dimension,
+            "points": None if hidden else points, "residents": None if hidden else residents, "suppressed": hidden}  # fmt: skip
+
+
+def open_data_csv(cells: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow((*OPEN_DATA_COLUMNS, "merchants"))
+    for cell in cells:
+        writer.writerow([("" if cell.get(c) is None else cell.get(c)) for c in (*OPEN_DATA_COLUMNS, "merchants")])
+    return out.getvalue()

@@ -1,0 +1,176 @@
+"""Closing a period: statements computed from the ledger, and settlement transfers written into it.
+
+Closing locks the city's chain, computes each merchant's statement from the period's movements
+(Rust core), nets inter-city positions across the consortium (Rust core), and in the same database
+transaction appends the settlement transfers that move the period's redeemed and issued points and
+the interop balances to `settlement:clearing`, and stores the statement. So a statement always
+equals the ledger, closing again returns the stored statement and writes nothing, and a crash leaves
+either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import msgspec
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from community.adapters import store as community_store
+from community.domain.errors import Conflict, NotFound
+from community.service_layer.programs import Programs
+from finance.adapters import store
+from finance.domain.settlement import (
+    SETTLEMENT_KINDS,
+    CityPosition,
+    PeriodOpen,
+    Statement,
+    merchant_lines,
+    period_bounds_us,
+    points_to_cents,
+    totals,
+)
+from ledger import core
+from ledger.adapters import journal
+from ledger.adapters.tables import JournalRow
+from ledger.domain.errors import InvalidRequest
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.transfers import LedgerService
+from merchants.adapters.tables import MerchantRow
+
+J = JournalRow.__table__
+MAX_ADJUSTMENT_CENTS = 10**11
+
+
+class Settlement:
+    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, clock: Callable[[], int]) -> None:
+        self.engine, self.ledger, self.programs, self.clock = engine, ledger, programs, clock
+
+    # --- statements ---------------------------------------------------------------------------
+
+    def compute(self, conn: Connection, city: str, period: str) -> Statement:
+        """The statement of a period as the ledger stands, without writing anything."""
+        return self._compute(conn, city, period)[0]
+
+    def _compute(self, conn: Connection, city: str, period: str) -> tuple[Statement, list[tuple[str, str, int, int]]]:
+        program = self.programs.get(city, conn)
+        since, until = period_bounds_us(period, program.timezone)
+        entries = [e for chunk in journal.period_entries(conn, city, since, until, SETTLEMENT_KINDS) for e in chunk]
+        movements = core.movements(entries, since, until)
+        adjustments: dict[str, int] = {}
+        for adjustment in store.open_adjustments(conn, city):
+            adjustments[adjustment["merchant_id"]] = adjustments.get(adjustment["merchant_id"], 0) + adjustment["amount_cents"]
+        active = {a.split(":")[1] for _, a, _, _ in movements if a.startswith("merchant:")}
+        fees = {m: program.settlement_fee_cents for m in active if program.settlement_fee_cents}
+        lines = merchant_lines(program, movements, adjustments, fees)
+        interop = self._interop(conn, city, since, until)
+        statement = Statement(city=city, period=period, since_us=since, until_us=until, currency=program.currency,
+                              merchants=tuple(lines), interop=tuple(interop), totals=totals(lines))  # fmt: skip
+        return statement, movements
+
+    def _interop(self, conn: Connection, city: str, since: int, until: int) -> list[CityPosition]:
+        """Consortium-wide netting of the period's cross-city obligations; the pairs that involve `city`.
+
+        Each ledger's credits to `interop:<other>` are what its city owes the other (its residents'
+        redemptions there, the other's merchants' awards here are credited on the other ledger), so
+        every obligation is counted once. Obligations are valued at the debtor city's point value.
+        """
+        query = (
+            select(J.c.ledger, J.c.credit_account, func.sum(J.c.amount).label("points"))
+            .where(and_(J.c.time_us >= since, J.c.time_us < until, J.c.credit_account.like("interop:%"),
+                        J.c.phase.in_(("single", "post")), J.c.kind.not_in(SETTLEMENT_KINDS)))  # fmt: skip
+            .group_by(J.c.ledger, J.c.credit_account)
+        )
+        gross_points = {(r.ledger, r.credit_account.split(":", 1)[1]): int(r.points) for r in conn.execute(query)}
+        obligations = [
+            (debtor, creditor, points_to_cents(points, self.programs.get(debtor, conn), 100))
+            for (debtor, creditor), points in sorted(gross_points.items())
+        ]
+        _, transfers = core.net_positions(obligations)
+        net_points = lambda a, b: gross_points.get((a, b), 0) - gross_points.get((b, a), 0)  # noqa: E731
+        return [CityPosition(payer, payee, net_points(payer, payee), cents) for payer, payee, cents in transfers
+                if city in (payer, payee)]  # fmt: skip
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def close(self, city: str, period: str, actor: str) -> dict:
+        """Close a period once: statement, settlement transfers and audit in one transaction."""
+        program = self.programs.get(city)
+        _, until = period_bounds_us(period, program.timezone)
+        if self.clock() < until:
+            raise PeriodOpen(f"{period} is not over in {city}", period=period)
+        with self.engine.begin() as conn:
+            journal.lock_ledgers(conn, [city])  # one closer at a time; transfers wait behind the close
+            existing = store.close(conn, city, period)
+            if existing is not None:
+                return self._closed(existing, replayed=True)
+            statement, movements = self._compute(conn, city, period)
+            groups = self._settlement_transfers(statement, movements)
+            for outcome in self.ledger.submit(groups, conn) if groups else []:
+                if outcome.error is not None:
+                    raise outcome.error
+            document = msgspec.json.encode(statement)
+            row = {"city": city, "period": period, "closed_at_us": self.clock(), "closed_by": actor,
+                   "statement": document.decode(), "statement_sha256": hashlib.sha256(document).hexdigest()}  # fmt: skip
+            store.add_close(conn, **row)
+            store.apply_adjustments(conn, [a["id"] for a in store.open_adjustments(conn, city)], period)
+            community_store.audit(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
+                                  after={"totals": statement.totals, "statement_sha256": row["statement_sha256"]},
+                                  now_us=row["closed_at_us"])  # fmt: skip
+            return self._closed(row, replayed=False)
+
+    @staticmethod
+    def _settlement_transfers(statement: Statement, movements: list[tuple[str, str, int, int]]) -> list[list[TransferRequest]]:
+        """Transfers that move the period's merchant and interop movements to `settlement:clearing`."""
+        city, period = statement.city, statement.period
+        moves: list[tuple[str, int, str]] = []  # (account, points owed to the clearing, kind)
+        for line in statement.merchants:
+            moves.append((f"merchant:{line.merchant_id}:redeemed", line.redeemed_points, "settlement"))
+            moves.append((f"merchant:{line.merchant_id}:issued", -line.issued_points, "settlement"))
+        for _, account, debits, credits in movements:
+            if account.startswith("interop:"):
+                moves.append((account, credits - debits, "settlement_interop"))
+        groups = []
+        for account, points, kind in moves:
+            if points == 0:
+                continue
+            debit, credit = (account, "settlement:clearing") if points > 0 else ("settlement:clearing", account)
+            key = f"settlement:{period}:{account}"
+            groups.append([TransferRequest(city, key, kind, "single", debit, credit, abs(points))])
+        return groups
+
+    @staticmethod
+    def _closed(row: dict, replayed: bool) -> dict:
+        return {"statement": msgspec.json.decode(row["statement"]), "statement_sha256": row["statement_sha256"],
+                "closed_at_us": row["closed_at_us"], "closed_by": row["closed_by"], "replayed": replayed}  # fmt: skip
+
+    def closed(self, city: str, period: str) -> dict:
+        with self.engine.connect() as conn:
+            row = store.close(conn, city, period)
+        if row is None:
+            raise NotFound(f"{period} is not closed in {city}")
+        return self._closed(row, replayed=False)
+
+    def closed_statement(self, city: str, period: str) -> Statement:
+        return msgspec.convert(self.closed(city, period)["statement"], Statement)
+
+    # --- adjustments --------------------------------------------------------------------------
+
+    def adjust(self, city: str, merchant_id: str, amount_cents: int, reason: str, ref_period: str, actor: str) -> int:
+        """Record a correction of a closed period; the next close applies it (a closed period never changes)."""
+        if type(amount_cents) is not int or not 0 < abs(amount_cents) <= MAX_ADJUSTMENT_CENTS:
+            raise InvalidRequest("amount_cents must be a non-zero integer", message="amount_cents")
+        if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
+            raise InvalidRequest("a reason of 1 to 500 characters is required", message="reason")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if store.close(conn, city, ref_period) is None:
+                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", message="ref_period")
+            merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
+            if merchant is None or merchant["city"] != city:
+                raise NotFound(f"no merchant {merchant_id!r} in {city}")
+            adjustment_id = store.add_adjustment(conn, city=city, merchant_id=merchant_id, amount_cents=amount_cents,
+                                                 reason=reason, ref_period=ref_period, created_at_us=now, created_by=actor)  # fmt: skip
+            community_store.audit(conn, actor=actor, action="settlement.adjust", city=city, target=merchant_id, before=None,
+                                  after={"amount_cents": amount_cents, "ref_period": ref_period, "reason": reason}, now_us=now)  # fmt: skip
+        return adjustment_id

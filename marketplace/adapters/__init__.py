@@ -1,0 +1,1 @@
+"""Tables and queries, the search backends (tantivy, Meilisearch) and Stripe."""

@@ -1,0 +1,1 @@
+"""Pure rules of the marketplace: catalog items, availability, pricing, the search contract."""

@@ -1,0 +1,1 @@
+"""Catalog management, redemption with stock, payments, the search outbox worker and reindexing."""

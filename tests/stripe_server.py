@@ -1,0 +1,91 @@
+"""A local HTTP server that answers the `stripe` library like Stripe does, and records exactly what it sent.
+
+It is not a fake of our code: our code calls the real `stripe` library, which makes real HTTP
+requests here. The server checks the API key and the form body, requires an `Idempotency-Key` on
+every POST and, like Stripe, answers a repeated key with the object it already made. It can hold a
+request for a while before answering (to let a client time out or a worker be killed mid-call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API_KEY = "sk_test_entraide"
+WEBHOOK_SECRET = "whsec_entraide_test"
+OBJECTS = {"/v1/transfers": ("transfer", "tr"), "/v1/payouts": ("payout", "po")}
+
+
+class StripeServer:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []  # every POST as received: path, form, headers
+        self.created: dict[str, dict] = {}  # idempotency key -> object
+        self.delay_seconds = 0.0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                status, answer = server.handle(self.path, dict(self.headers), urllib.parse.parse_qs(body))
+                if server.delay_seconds:
+                    time.sleep(server.delay_seconds)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> StripeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def handle(self, path: str, headers: dict, form: dict[str, list[str]]) -> tuple[int, dict]:
+        with self._lock:
+            self.requests.append({"path": path, "form": {k: v[0] for k, v in form.items()}, "headers": headers})
+            if headers.get("Authorization") != f"Bearer {API_KEY}":
+                return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+            key = headers.get("Idempotency-Key")
+            if path not in OBJECTS or not key:
+                return 400, {"error": {"type": "invalid_request_error", "message": f"unexpected {path} / missing key"}}
+            if key in self.created:
+                return 200, self.created[key]
+            kind, prefix = OBJECTS[path]
+            obj = {"id": f"{prefix}_{len(self.created) + 1:06d}", "object": kind, "amount": int(form["amount"][0]),
+                   "currency": form["currency"][0], "livemode": False,
+                   "metadata": {k[9:-1]: v[0] for k, v in form.items() if k.startswith("metadata[")}}  # fmt: skip
+            if kind == "transfer":
+                obj["destination"] = form["destination"][0]
+            else:
+                obj["status"] = "pending"
+                obj["stripe_account"] = headers.get("Stripe-Account")
+            self.created[key] = obj
+            return 200, obj
+
+    def made(self, kind: str) -> list[dict]:
+        return [o for o in self.created.values() if o["object"] == kind]
+
+
+def signed_event(event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> tuple[bytes, str]:
+    """A webhook body and its `Stripe-Signature` header, made the way Stripe makes them."""
+    payload = json.dumps(event).encode()
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return payload, f"t={timestamp},v1={signature}"

@@ -1,0 +1,371 @@
+"""Finance end to end on SQLite and PostgreSQL: close, statements equal the ledger, exports, payouts,
+reconciliation, expiry, reporting and open data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from xml.etree import ElementTree as ET
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import create_app
+from api.bootstrap import Settings, open_context
+from community.domain.program import Program, Treasury
+from finance.adapters.exports import PAIN_NAMESPACE, pain001_schema
+from finance.adapters.stripe_connect import StripeConnect
+from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen
+from ledger.adapters import journal
+from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit import verify_database
+from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
+from tests.test_api import assert_problem, entry_count
+from tests.world import World, standard_world
+
+DAY = 86_400
+JAN, FEB = "2026-01", "2026-02"
+TREASURY = Treasury(name="Ville de Brossard", institution="001", transit="12345", account_number="1234567")
+
+
+@pytest.fixture
+def world(ctx, clock) -> World:
+    app = create_app(ctx, terminal_rate_per_second=1_000, resident_rate_per_second=1_000)
+    with TestClient(app) as client:
+        world = standard_world(ctx, client)
+        clock.advance(DAY)  # into January in Montréal time (the fixture clock starts at midnight UTC)
+        january_activity(world)
+        yield world
+
+
+def january_activity(world: World) -> None:
+    alice = world.residents["alice"].card
+    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 4_250}, key="a1").json()
+    assert award["points"] == 212
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": alice, "points": 300}, key="h1").json()
+    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 200}, key="c1").json()
+    world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 50}, key="r1")
+    hold = world.pos("librairie", "POST", "/v1/pos/holds", {"card": alice, "points": 100}, key="h2").json()
+    world.pos("librairie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c2")
+    world.bearer("alice", "POST", "/v1/wallet/opt-ins", {"city": "delson"})
+    hold = world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice, "points": 80}, key="h3").json()
+    assert world.pos("cafe-delson", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c3").status_code == 200
+
+
+def end_of_january(clock) -> None:
+    clock.now_us = 1_769_922_000_000_000 + 3_600 * 1_000_000  # 2026-02-01 06:00 UTC: January is over in Montréal
+
+
+def lines(statement: dict) -> dict[str, dict]:
+    return {line["merchant_id"]: line for line in statement["merchants"]}
+
+
+def test_close_writes_statements_that_equal_the_ledger_once(world: World, clock) -> None:
+    settlement = world.ctx.settlement
+    with pytest.raises(PeriodOpen):
+        settlement.close("brossard", JAN, "finance:test")
+    end_of_january(clock)
+    closed = settlement.close("brossard", JAN, "finance:test")
+    by_merchant = lines(closed["statement"])
+    assert (by_merchant["boulangerie"]["redeemed_points"], by_merchant["boulangerie"]["issued_points"]) == (150, 212)
+    assert by_merchant["boulangerie"]["net_cents"] == 150 - 212
+    assert (by_merchant["librairie"]["redeemed_points"], by_merchant["librairie"]["net_cents"]) == (100, 100)
+    assert closed["statement"]["interop"] == [{"payer": "brossard", "payee": "delson", "points": 80, "cents": 80}]
+
+    # The settlement transfers in the ledger carry exactly the statement's points.
+    with world.ctx.engine.connect() as conn:
+        rows = journal.period_rows(conn, "brossard", 0, 2**62, ("kind", "debit_account", "credit_account", "amount"))
+    settled = defaultdict(int)
+    for kind, debit, credit, amount in rows:
+        if kind in SETTLEMENT_KINDS:
+            settled[debit] += amount
+            settled[credit] -= amount
+    assert settled["merchant:boulangerie:redeemed"] == 150 and settled["merchant:boulangerie:issued"] == -212
+    assert settled["merchant:librairie:redeemed"] == 100 and settled["interop:delson"] == 80
+    assert world.ctx.ledger.balance("brossard", "merchant:librairie:redeemed").posted == 0
+
+    before = entry_count(world)
+    again = settlement.close("brossard", JAN, "finance:other")
+    assert again["replayed"] and again["statement"] == closed["statement"] and entry_count(world) == before
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+def test_late_transfers_and_corrections_belong_to_the_next_period(world: World, clock) -> None:
+    end_of_january(clock)
+    january = world.ctx.settlement.close("brossard", JAN, "finance:test")
+    alice = world.residents["alice"].card
+    world.pos("librairie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 2_000}, key="late")
+    world.ctx.settlement.adjust("brossard", "librairie", -25, "damaged goods refunded by the city", JAN, "finance:test")
+    with pytest.raises(Exception, match="not closed"):
+        world.ctx.settlement.adjust("brossard", "librairie", 10, "x", FEB, "finance:test")
+    clock.now_us += 30 * DAY * 1_000_000
+    february = world.ctx.settlement.close("brossard", FEB, "finance:test")
+    line = lines(february["statement"])["librairie"]
+    assert (line["issued_points"], line["adjustments_cents"], line["net_cents"]) == (100, -25, -125)
+    assert world.ctx.settlement.closed("brossard", JAN)["statement"] == january["statement"]
+
+
+def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
+    carole = world.residents["carole"]
+    world.ctx.residents.opt_in(carole.id, "brossard")
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": carole.card, "points": 30}, key="x").json()
+    world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="y")
+    end_of_january(clock)
+    brossard = world.ctx.settlement.close("brossard", JAN, "finance:test")["statement"]
+    delson = world.ctx.settlement.close("delson", JAN, "finance:test")["statement"]
+    assert brossard["interop"] == delson["interop"] == [{"payer": "brossard", "payee": "delson", "points": 50, "cents": 50}]
+    with world.ctx.engine.connect() as conn:
+        for city in ("brossard", "delson"):
+            assert sum(b.posted for b in journal.all_balances(conn, city).values()) == 0
+
+
+def test_exports_validate_and_balance(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    for merchant in ("boulangerie", "librairie"):
+        world.ctx.payouts.set_account("brossard", merchant, {"holder_name": merchant.title(), "institution": "003",
+                                      "transit": "00011", "account_number": "7654321"}, "finance:test")  # fmt: skip
+    exports = world.ctx.exports
+    rows = list(csv.DictReader(io.StringIO(exports.render("brossard", JAN, "csv")[0].decode())))
+    assert {r["merchant_id"]: int(r["net_cents"]) for r in rows} == {"boulangerie": -62, "librairie": 100}
+    document = json.loads(exports.render("brossard", JAN, "json")[0])
+    assert document["totals"]["payable_cents"] == 100 and document["totals"]["receivable_cents"] == 62
+
+    xml = exports.render("brossard", JAN, "pain001")[0]
+    assert pain001_schema().is_valid(xml.decode())
+    ns = {"p": PAIN_NAMESPACE}
+    root = ET.fromstring(xml)
+    assert root.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs", namespaces=ns) == "1"  # only positive nets are paid
+    assert root.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum", namespaces=ns) == "1.00"
+    amount = root.find(".//p:CdtTrfTxInf/p:Amt/p:InstdAmt", ns)
+    assert amount.get("Ccy") == "CAD" and amount.text == "1.00"
+    broken = xml.replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>one</NbOfTxs>", 1)
+    assert not pain001_schema().is_valid(broken.decode())
+
+    erp = list(csv.DictReader(io.StringIO(exports.render("brossard", JAN, "erp")[0].decode())))
+    cents = lambda text: int(text.replace(".", "")) if text else 0  # noqa: E731
+    assert sum(cents(r["debit"]) for r in erp) == sum(cents(r["credit"]) for r in erp) > 0
+    for reference in {r["reference"] for r in erp}:
+        pair = [r for r in erp if r["reference"] == reference]
+        assert sum(cents(r["debit"]) for r in pair) == sum(cents(r["credit"]) for r in pair)
+
+
+def test_pain001_needs_a_treasury_and_bank_accounts(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    token = world.tokens["finance-brossard"]
+    response = world.client.get(f"/v1/finance/brossard/periods/{JAN}/export?format=pain001", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(response, 422, "export_unavailable")
+
+
+# --- payouts ------------------------------------------------------------------------------------
+
+
+def payout_world(world: World, server: StripeServer) -> None:
+    world.ctx.settings = world.ctx.settings.__class__(**{**vars(world.ctx.settings), "stripe_api_key": API_KEY,
+                                                         "stripe_api_base": server.url,
+                                                         "stripe_connect_webhook_secret": WEBHOOK_SECRET})  # fmt: skip
+    world.ctx.__dict__.pop("payouts", None)
+    for merchant, acct in (("boulangerie", "acct_boulangerie"), ("librairie", "acct_librairie")):
+        world.ctx.payouts.set_account("brossard", merchant, {"holder_name": merchant, "institution": "003", "transit": "00011",
+                                      "account_number": "7654321", "stripe_account_id": acct}, "finance:test")  # fmt: skip
+
+
+def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    with StripeServer() as server:
+        payout_world(world, server)
+        assert world.ctx.payouts.queue("brossard", JAN, "finance:test") == {"queued": 1, "without_account": []}
+        assert world.ctx.payouts.queue("brossard", JAN, "finance:test")["queued"] == 0
+        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 0, "failed": 0}
+        (transfer,) = server.made("transfer")
+        (payout,) = server.made("payout")
+        assert (transfer["amount"], transfer["currency"], transfer["destination"]) == (100, "cad", "acct_librairie")
+        assert payout["stripe_account"] == "acct_librairie" and payout["metadata"]["entraide_payout_id"] == f"brossard:{JAN}:librairie"
+        assert all(r["headers"].get("Idempotency-Key", "").startswith("entraide-payout-") for r in server.requests)
+
+    event = {"id": "evt_1", "object": "event", "type": "payout.paid", "data": {"object": payout | {"status": "paid"}}}
+    payload, signature = signed_event(event)
+    webhook = lambda body, sig: world.client.post("/v1/finance/stripe/webhook", content=body, headers={"Stripe-Signature": sig})  # noqa: E731
+    assert_problem(webhook(payload, signature.replace("v1=", "v1=0")), 400, "invalid_webhook")
+    assert webhook(payload, signature).json()["status"] == "paid"
+    assert webhook(payload, signature).json() == {"event": "evt_1", "applied": False, "duplicate": True}
+    (row,) = world.ctx.payouts.list("brossard", JAN)
+    assert row["status"] == "paid" and row["stripe_transfer_id"] == transfer["id"]
+    report = world.ctx.payouts.reconcile("brossard", JAN)
+    assert report["differences"] == [] and report["paid_cents"] == report["statement_cents"] == 100
+
+
+def test_a_stripe_timeout_is_retried_under_the_same_key(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    with StripeServer() as server:
+        payout_world(world, server)
+        world.ctx.payouts.gateway = StripeConnect(API_KEY, server.url, timeout_seconds=0.3)
+        world.ctx.payouts.queue("brossard", JAN, "finance:test")
+        server.delay_seconds = 1.0  # Stripe makes the transfer but answers too late
+        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 1, "failed": 0}
+        assert world.ctx.payouts.run()["advanced"] == 0  # backing off: not due yet
+        server.delay_seconds = 0
+        clock.advance(60)
+        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert len(server.made("transfer")) == 1 and len([r for r in server.requests if r["path"] == "/v1/transfers"]) == 2
+
+
+def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, tmp_path) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    with StripeServer() as server:
+        payout_world(world, server)
+        world.ctx.payouts.queue("brossard", JAN, "finance:test")
+        server.delay_seconds = 30
+        env = os.environ | {"ENTRAIDE_STRIPE_API_KEY": API_KEY, "ENTRAIDE_STRIPE_API_BASE": server.url}
+        command = [sys.executable, "-m", "api.cli", "settlement", "payouts", "--city", "brossard", "--period", JAN, "--pay",
+                   "--db", db_url, "--data-dir", str(tmp_path)]  # fmt: skip
+        worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not server.made("transfer") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)  # Stripe made the transfer; the worker never learns it
+        worker.wait()
+        server.delay_seconds = 0
+        (row,) = world.ctx.payouts.list("brossard", JAN)
+        assert row["status"] == "queued" and row["attempts"] == 1
+        world.ctx.payouts.run()
+        assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "queued"  # its lease has not run out
+        clock.now_us = time.time_ns() // 1_000 + 10 * 60 * 1_000_000  # the worker's lease (real time) ran out
+        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert len(server.made("transfer")) == 1 and len(server.made("payout")) == 1
+        assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "in_transit"
+
+
+def test_reconciliation_lists_differences(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    with StripeServer() as server:
+        payout_world(world, server)
+        bank = world.ctx.exports.render("brossard", JAN, "pain001")[0]
+        assert world.ctx.payouts.reconcile("brossard", JAN, bank)["differences"] == []
+        altered = bank.replace(b">1.00<", b">1.01<")
+        issues = {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN, altered)["differences"]}
+        assert issues == {"bank_file_amount"}
+        assert {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN)["differences"]} == {"not_paid"}
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+def test_expiry_takes_only_what_is_left_of_old_lots(ctx, clock) -> None:
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    world.city("magog", expiry_days=30)
+    alice = world.resident("alice", "magog", points=500)  # lot 1: 500, on day 0
+    clock.advance(10 * DAY)
+    world.ctx.ledger.transfer(*[_t("magog", "lot2", "program:budget", alice.wallet, 300)])  # lot 2: 300, on day 10
+    world.ctx.ledger.transfer(*[_t("magog", "spend", alice.wallet, "services:revenue", 350)])  # takes 350 of lot 1
+    clock.advance(25 * DAY)  # day 35: lot 1 is past 30 days, lot 2 is not
+    report = world.ctx.expiry.run(["magog"])
+    assert report["magog"]["points"] == 150
+    assert world.ctx.ledger.balance("magog", "breakage").posted == 150
+    assert world.ctx.expiry.run(["magog"])["magog"]["points"] == 0
+    clock.advance(DAY)
+    assert world.ctx.expiry.run(["magog"])["magog"]["points"] == 0  # a new day: still nothing new to expire
+    clock.advance(10 * DAY)  # day 46: lot 2 expires, minus what a hold reserves
+    hold = world.ctx.ledger.transfer(_t("magog", "hold", alice.wallet, "services:revenue", 100, phase="pending", timeout_seconds=3_600))
+    assert world.ctx.expiry.run(["magog"])["magog"]["points"] == 200
+    assert world.ctx.ledger.balance("magog", alice.wallet).available == 0
+    assert hold[0].amount == 100 and verify_database(world.ctx.engine)["ok"]
+
+
+def _t(city: str, key: str, debit: str, credit: str, points: int, phase: str = "single",
+       timeout_seconds: int | None = None) -> TransferRequest:  # fmt: skip
+    return TransferRequest(city, key, "test_move", phase, debit, credit, points, None, timeout_seconds)
+
+
+# --- reporting and open data --------------------------------------------------------------------
+
+
+def test_budget_report_and_redemptions(world: World) -> None:
+    report = world.ctx.reports.budget("brossard")
+    assert report["funded_points"] == 1_000_000 and report["consumed_points"] == 1_000 + 50
+    assert report["remaining_points"] == 1_000_000 - 1_050
+    with world.ctx.engine.connect() as conn:
+        balances = journal.all_balances(conn, "brossard")
+    assert report["outstanding_points"] == sum(b.posted for n, b in balances.items() if n.startswith("citizen:"))
+    redemptions = world.ctx.reports.redemptions("brossard", JAN)
+    assert redemptions["by_merchant"] == {"boulangerie": 150, "librairie": 100}
+    assert redemptions["by_category"] == {"food": 150, "retail": 100}
+
+
+def test_open_data_suppresses_cells_under_ten_residents(world: World) -> None:
+    cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
+    assert cells[("redeemed_points_by_category", "food")]["suppressed"]
+    assert cells[("redeemed_points_by_category", "food")]["points"] is None
+    for n in range(12):
+        world.resident(f"r{n}", "brossard", points=100)
+        hold_id = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents[f"r{n}"].card, "points": 10}, key=f"o{n}").json()["hold_id"]
+        world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {}, key=f"p{n}")
+    cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
+    food = cells[("redeemed_points_by_category", "food")]
+    assert not food["suppressed"] and food["residents"] == 13 and food["points"] == 150 + 120
+    assert cells[("redeemed_points_by_category", "retail")]["suppressed"]
+    public = world.client.get(f"/v1/transparency/open-data/brossard/{JAN}?format=csv")
+    assert public.status_code == 200 and "redeemed_points_by_category,food,270,13,False" in public.text
+    assert world.residents["alice"].id not in public.text
+
+
+# --- the HTTP API -------------------------------------------------------------------------------
+
+
+def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) -> None:
+    end_of_january(clock)
+    closed = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close")
+    assert closed.status_code == 200 and not closed.json()["replayed"]
+    statement = world.bearer("finance-brossard", "GET", f"/v1/finance/brossard/periods/{JAN}/statement").json()
+    assert statement["statement"] == closed.json()["statement"]
+    exported = world.bearer("finance-brossard", "GET", f"/v1/finance/brossard/periods/{JAN}/export?format=csv")
+    assert exported.headers["content-type"].startswith("text/csv") and "librairie" in exported.text
+    assert_problem(world.bearer("staff-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close"), 403, "forbidden")
+    assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/close"), 403, "wrong_tenant")
+    assert_problem(world.bearer("finance-brossard", "POST", "/v1/finance/brossard/periods/2026-13/close"), 400, "invalid_period")
+    assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open")
+    budget = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").json()
+    assert budget["funded_points"] == 1_000_000
+    actions = [e["action"] for e in world.ctx.programs.audit_log("brossard", 0, 1_000)]
+    assert "settlement.close" in actions
+
+
+def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock) -> None:
+    end_of_january(clock)
+    statement = world.ctx.settlement.close("brossard", JAN, "finance:test")["statement"]
+    since, until = statement["since_us"], statement["until_us"]
+    with world.ctx.engine.connect() as conn:
+        rows = journal.period_rows(conn, "brossard", since, until, ("kind", "debit_account", "credit_account", "amount"))
+    expected = defaultdict(lambda: [0, 0])
+    for kind, debit, credit, amount in rows:
+        if kind in SETTLEMENT_KINDS:
+            continue
+        for account, sign in ((credit, 1), (debit, -1)):
+            if account.startswith("merchant:"):
+                _, merchant, side = account.split(":")
+                expected[merchant][0 if side == "redeemed" else 1] += sign * amount if side == "redeemed" else -sign * amount
+    assert {m: [line["redeemed_points"], line["issued_points"]] for m, line in lines(statement).items()} == dict(expected)
+    assert statement["totals"]["net_cents"] == sum(line["net_cents"] for line in statement["merchants"])
+
+
+def test_open_context_reads_stripe_settings(settings, monkeypatch) -> None:
+    monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
+    loaded = Settings.load(settings.database_url, settings.data_dir)
+    ctx = open_context(loaded)
+    assert ctx.payouts.gateway is not None and ctx.payouts.gateway.api_key == API_KEY
+    ctx.engine.dispose()
