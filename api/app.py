@@ -7,9 +7,12 @@ document in the caller's language. The OpenAPI document is served at `/schema/op
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from litestar import Litestar, Request, Response
+from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
@@ -68,7 +71,19 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return _problem(request, "internal_error", {})
 
 
+HANDLER_THREADS = 64  # blocking handlers wait on the group commit; too few threads starve the batches
+
+
+def _handler_threads() -> None:
+    """Run sync handlers on a pool large enough to fill group commits (asyncio's default has cores + 4
+    threads, and each waiting POS request holds one). Set once, before any event loop runs."""
+    if get_asyncio_executor() is None:
+        with contextlib.suppress(RuntimeError):  # created inside a running loop: keep the loop's default
+            set_asyncio_executor(ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="entraide-api"))
+
+
 def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10) -> Litestar:
+    _handler_threads()
     limits = Limits(
         bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4)),
         terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4)),

@@ -15,12 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api import demo as demo_seed
-from api.demo_catalog import seed_catalog
 from api.bootstrap import Context
 from api.cli_admin import admin_app
-from api.cli_search import search_app
 from api.cli_finance import expiry_app, opendata_app, settlement_app
+from api.cli_search import search_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
+from api.demo_catalog import seed_catalog
 from finance.domain.settlement import cents_text
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import segno
+from anyio import to_thread
 from litestar import Response, Router, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -22,9 +23,10 @@ from community.domain.errors import Forbidden, UnknownProgram
 from community.domain.program import Program
 from community.service_layer.residents import wallet_account
 from ledger.adapters import journal
-from ledger.service_layer import audit
 from ledger.domain.errors import InvalidRequest
+from ledger.service_layer import audit
 from merchants.service_layer.pos import Terminal
+
 
 def _page(rows: list[dict], limit: int) -> dict:
     return {"entries": rows, "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}
@@ -55,20 +57,30 @@ def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, key: Idem
     return ctx.pos.award(_terminal(principal), idempotency_key(key), data.card, data.purchase_cents)
 
 
-@post("/holds", sync_to_thread=True, status_code=201)
-def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
+async def _committed(ctx: Context, prepare, *args) -> dict:
+    """Prepare on a thread (lookups), then await the group commit without holding one: concurrent
+    terminals then share batches instead of queueing for threads."""
+    group, view = await to_thread.run_sync(prepare, *args)
+    return view(await ctx.committer.transfer_async(*group))
+
+
+@post("/holds", status_code=201)
+async def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     """Reserve points for a redemption; capture or void it, or it expires."""
-    return ctx.pos.hold(_terminal(principal), idempotency_key(key), data.card, data.points)
+    return await _committed(ctx, ctx.pos.hold_operation, _terminal(principal), idempotency_key(key), data.card, data.points)
 
 
-@post("/holds/{hold_id:str}/capture", sync_to_thread=True, status_code=200)
-def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
-    return ctx.pos.resolve(_terminal(principal), idempotency_key(key), hold_id, "post", data.points)
+@post("/holds/{hold_id:str}/capture", status_code=200)
+async def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx,
+                  key: IdempotencyKey) -> dict:  # fmt: skip
+    return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "post",
+                            data.points)  # fmt: skip
 
 
-@post("/holds/{hold_id:str}/void", sync_to_thread=True, status_code=200)
-def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, key: IdempotencyKey, data: JSONBody[schemas.VoidBody | None] = None) -> dict:
-    return ctx.pos.resolve(_terminal(principal), idempotency_key(key), hold_id, "void", None)
+@post("/holds/{hold_id:str}/void", status_code=200)
+async def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, key: IdempotencyKey,
+               data: JSONBody[schemas.VoidBody | None] = None) -> dict:  # fmt: skip
+    return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "void", None)
 
 
 @post("/refunds", sync_to_thread=True, status_code=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -16,6 +17,7 @@ from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.transfers import LedgerService
 
 MAX_FUNDING_POINTS = 10**12
+CACHE_SECONDS = 5
 
 
 class Programs:
@@ -23,6 +25,15 @@ class Programs:
         self.engine = engine
         self.ledger = ledger
         self.clock = clock
+        self._cache: dict[str, tuple[float, Program]] = {}
+
+    def current(self, city: str) -> Program:
+        """The program, read at most every few seconds per process: for the hot POS path, where a
+        change may take CACHE_SECONDS to apply (a hold's timeout, the offline floor)."""
+        cached = self._cache.get(city)
+        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+            cached = self._cache[city] = (time.monotonic(), self.get(city))
+        return cached[1]
 
     def get(self, city: str, conn: Connection | None = None) -> Program:
         if conn is None:

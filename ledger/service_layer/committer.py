@@ -8,6 +8,7 @@ timer. The queue is bounded: when it is full the caller is told to back off inst
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Sequence
@@ -44,6 +45,13 @@ class GroupCommitter:
 
     def transfer(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
         outcome = self.submit(requests).result(timeout=timeout_seconds)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.transfers
+
+    async def transfer_async(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
+        """As `transfer`, awaited: an API handler waits for its batch without holding a thread."""
+        outcome = await asyncio.wait_for(asyncio.wrap_future(self.submit(requests)), timeout_seconds)
         if outcome.error is not None:
             raise outcome.error
         return outcome.transfers

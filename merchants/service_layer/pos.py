@@ -13,18 +13,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
 from sqlalchemy import Engine
 
+from community.adapters import store as community_store
 from community.domain.errors import Conflict, WrongTenant
 from community.domain.program import purchase_award
-from community.adapters import store as community_store
 from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
 from ledger.adapters import journal
-from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
+from ledger.domain.errors import (
+    ExceedsOriginal,
+    InvalidRequest,
+    LedgerError,
+    UnknownTransfer,
+)
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
@@ -35,6 +44,7 @@ from merchants.errors import FloorLimitExceeded, MerchantNotApproved, UnknownMer
 MAX_OFFLINE_ITEMS = 500
 MAX_STATEMENT_PAGE = 500
 SIGNATURE_WINDOW_SECONDS = 300
+Operation = tuple[list[TransferRequest], Callable[[tuple[TransferResult, ...]], dict]]
 
 
 @dataclass(frozen=True)
@@ -183,13 +193,22 @@ class PointOfSale:
         ]  # fmt: skip
 
     def hold(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> dict:
+        group, view = self.hold_operation(terminal, idempotency_key, card, points)
+        return view(self._commit(group))
+
+    def hold_operation(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> Operation:
+        """The hold's transfers and how to present their result; the caller commits them (the API
+        awaits the group commit without holding a thread)."""
         holder = self.residents.resolve_card(card)
         holder.require_city(terminal.city)
-        program = self.programs.get(terminal.city)
+        program = self.programs.current(terminal.city)
         group = self._redemption(terminal, holder, terminal.key(idempotency_key), "pending", points, program.hold_timeout_seconds)
-        results = self._commit(group)
-        mine = results[-1]  # the merchant's side names the hold
-        return _result_view(mine) | {"hold_id": mine.transfer_id, "status": "pending", "expires_at_us": mine.expires_at_us}
+
+        def view(results: tuple[TransferResult, ...]) -> dict:
+            mine = results[-1]  # the merchant's side names the hold
+            return _result_view(mine) | {"hold_id": mine.transfer_id, "status": "pending", "expires_at_us": mine.expires_at_us}
+
+        return group, view
 
     def _own_hold(self, terminal: Terminal, hold_id: str) -> list[dict]:
         """The hold's entries (both halves when cross-city), refused unless it is this merchant's."""
@@ -205,13 +224,21 @@ class PointOfSale:
             return journal.linked_entries(conn, entry["group_id"])
 
     def resolve(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str, points: int | None) -> dict:
+        group, view = self.resolve_operation(terminal, idempotency_key, hold_id, phase, points)
+        return view(self._commit(group))
+
+    def resolve_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str,
+                          points: int | None) -> Operation:  # fmt: skip
         """Capture (post, in full or in part) or void a hold; both halves together when cross-city."""
         entries = self._own_hold(terminal, hold_id)
         key = terminal.key(idempotency_key)
         group = [TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"]) for e in entries]
-        results = self._commit(group)
-        mine = next(r for r in results if r.ledger == terminal.city)
-        return _result_view(mine) | {"hold_id": hold_id, "status": "captured" if phase == "post" else "voided"}
+
+        def view(results: tuple[TransferResult, ...]) -> dict:
+            mine = next(r for r in results if r.ledger == terminal.city)
+            return _result_view(mine) | {"hold_id": hold_id, "status": "captured" if phase == "post" else "voided"}
+
+        return group, view
 
     # --- refunds --------------------------------------------------------------------------------
 
@@ -247,7 +274,7 @@ class PointOfSale:
         """
         if not 1 <= len(items) <= MAX_OFFLINE_ITEMS:
             raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", message="items")
-        floor = self.programs.get(terminal.city).offline_floor_points
+        floor = self.programs.current(terminal.city).offline_floor_points
         results: list[dict | None] = [None] * len(items)
         groups, positions = [], []
         for index, item in enumerate(items):
