@@ -3,17 +3,22 @@
 1. Rust core vs the Python oracle: encode, hash, seal (hash chain + sign), verify signatures, replay.
 2. Our append on PostgreSQL (group commit through LedgerService) vs a raw INSERT of the same rows.
 3. Verifying a 1M-entry JSONL export vs bare batch verification of the same 1M signatures.
+4. Hold + capture over HTTP by 200 signed terminals vs the same server's GET /v1/health (bench/http.py).
+5. Settlement: period movements and oldest-first expiry over 1M entries, Rust core vs the oracle.
 
 Timings are wall-clock on a shared machine: the ratios, measured side by side, are what to read.
-Set ENTRAIDE_BENCH_ENTRIES (default 1,000,000) to scale 1 and 3 down.
+Set ENTRAIDE_BENCH_ENTRIES (default 1,000,000) to scale 1, 3 and 5 down; `--only http` runs 4 alone,
+`--only settlement` runs 5 alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import hashlib
 import json
 import os
+import random
 import tempfile
 import time
 import uuid
@@ -23,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from api.bootstrap import Settings, open_context
+from bench.http import bench_http
 from ledger import core, oracle
 from ledger.adapters.database import make_engine, normalize_url
 from ledger.service_layer import audit
@@ -161,13 +167,108 @@ def bench_append(pg_url: str, workdir: Path, transfers: int = 20_000) -> None:
         admin.dispose()
 
 
+def settlement_journal(n: int) -> list[tuple]:
+    """n (ledger, debit, credit, amount, phase, time_us) entries over 11 cities, in journal order,
+    one every 2.5 s (a month for 1M): earnings (city- or merchant-funded), redemptions (single, or
+    a hold then posted, voided or expired), municipal services, donations and cross-city
+    redemptions (both halves). Wallets never go negative. Ledger and account names are new str
+    objects per entry, as a database driver returns them (shared ones would flatter both maps)."""
+    rng = random.Random(6)
+    balance: dict[str, int] = {}
+    out: list[tuple] = []
+    time_us = T0
+    while len(out) < n:
+        time_us += 2_500_000
+        city = f"city-{rng.randrange(11)}"
+        wallet = f"citizen:{city}-r{rng.randrange(30_000)}:wallet"
+        merchant = f"merchant:{city}-m{rng.randrange(1_000)}"
+        issued, redeemed = f"{merchant}:issued", f"{merchant}:redeemed"
+        have, r = balance.get(wallet, 0), rng.random()
+        if r < 0.45 or have == 0:
+            amount = rng.randint(10, 500)
+            out.append((city, "program:budget" if r < 0.15 else issued, wallet, amount, "single", time_us))
+            balance[wallet] = have + amount
+            continue
+        amount = rng.randint(1, have)
+        if r < 0.65:
+            out.append((city, wallet, redeemed, amount, "single", time_us))
+        elif r < 0.80:
+            out.append((city, wallet, redeemed, amount, "pending", time_us))
+            phase = rng.choice(("post", "post", "post", "void", "expire"))
+            if phase != "post":
+                out.append((city, wallet, redeemed, amount, phase, time_us + 1))
+                continue  # released: the wallet keeps its points
+            amount = rng.randint(1, amount)
+            out.append((city, wallet, redeemed, amount, "post", time_us + 1))
+        elif r < 0.88:
+            out.append((city, wallet, "services:revenue", amount, "single", time_us))
+        elif r < 0.92:
+            out.append((city, wallet, f"org:o{rng.randrange(200)}", amount, "single", time_us))
+        else:
+            other = f"city-{(int(city[5:]) + rng.randrange(1, 11)) % 11}"
+            out.append((city, wallet, f"interop:{other}", amount, "single", time_us))
+            out.append((other, f"interop:{city}", f"merchant:{other}-m{rng.randrange(1_000)}:redeemed", amount, "single", time_us))
+        balance[wallet] = have - amount
+    return out[:n]
+
+
+def wallet_events(entries: list[tuple]) -> list[tuple[str, int, int]]:
+    """(wallet, time_us, delta) of the posted entries that touch a wallet: what expiry reads."""
+    events = []
+    for _, debit, credit, amount, phase, time_us in entries:
+        if phase not in oracle.POSTING_PHASES:
+            continue
+        if credit.endswith(":wallet"):
+            events.append((credit, time_us, amount))
+        elif debit.endswith(":wallet"):
+            events.append((debit, time_us, -amount))
+    return events
+
+
+def bench_settlement(n: int) -> None:
+    print(f"\n5. Settlement: Rust core vs Python oracle on {n:,} entries (11 cities, 330,000 wallets, 11,000 merchants)")
+    started = time.perf_counter()
+    entries = settlement_journal(n)
+    events = wallet_events(entries)
+    print(f"  (generated in {time.perf_counter() - started:.1f} s, not timed; {len(events):,} wallet events for expiry)")
+    since_us, until_us = T0, entries[-1][5] + 1
+    r_s, rust = timed(lambda: core.movements(entries, since_us, until_us), 3)
+    p_s, py = timed(lambda: oracle.movements(entries, since_us, until_us))
+    assert rust == py
+    row(f"movements -> {len(rust):,} accounts", r_s, p_s, n)
+    # An empty period still reads and validates every tuple: the conversion share of the call.
+    read_s, _ = timed(lambda: core.movements(entries, since_us, since_us), 3)
+    print(f"     of which reading + validating the Python tuples: {read_s:.3f} s of {r_s:.3f} s"
+          f" (ratio without it {p_s / max(r_s - read_s, 1e-9):.0f}x)")  # fmt: skip
+    cutoff_us = (since_us + until_us) // 2
+    r_s, rust = timed(lambda: core.expire_lots(events, cutoff_us), 3)
+    p_s, py = timed(lambda: oracle.expire_lots(events, cutoff_us))
+    assert rust == py
+    row(f"expire_lots -> {len(rust):,} wallets", r_s, p_s, len(events))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", choices=["http", "settlement"], help="run one section")
+    only = parser.parse_args().only
     print(f"Entraide ledger benchmarks ({os.cpu_count()} cores)")
+    pg_url = os.environ.get("ENTRAIDE_BENCH_PG_URL")
+    if only is None:
+        run_ledger_sections(pg_url)
+    if only in (None, "http"):
+        if pg_url:
+            bench_http(pg_url)
+        else:
+            print("\n4. skipped: set ENTRAIDE_BENCH_PG_URL (make bench starts PostgreSQL)")
+    if only in (None, "settlement"):
+        bench_settlement(ENTRIES)
+
+
+def run_ledger_sections(pg_url: str | None) -> None:
     started = time.perf_counter()
     rows = synthetic_journal(ENTRIES)
     print(f"(built and sealed a synthetic {len(rows):,}-entry journal in {time.perf_counter() - started:.1f} s)")
     bench_core(rows)
-    pg_url = os.environ.get("ENTRAIDE_BENCH_PG_URL")
     with tempfile.TemporaryDirectory() as tmp:
         if pg_url:
             bench_append(pg_url, Path(tmp))
