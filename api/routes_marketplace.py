@@ -18,12 +18,7 @@ from api.auth import Principal, bearer_principal, terminal_principal
 from api.params import Ctx, IdempotencyKey, Who, idempotency_key
 from api.schemas import Struct
 from ledger.domain.errors import InvalidRequest
-from marketplace.domain.catalog import (
-    MAX_UNITS_PER_REDEMPTION,
-    ItemPatch,
-    ItemSpec,
-    Location,
-)
+from marketplace.domain.catalog import MAX_UNITS_PER_REDEMPTION, ItemPatch, ItemSpec, Location
 from marketplace.domain.search import MAX_OFFSET, MAX_PAGE, MAX_QUERY_CHARS
 from marketplace.service_layer.catalog import Owner
 from marketplace.service_layer.search import SearchRequest

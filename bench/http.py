@@ -179,12 +179,7 @@ def _recreate_database(pg_url: str, drop_only: bool = False) -> None:
 def _seed(db_url: str, data_dir: Path, terminals: int) -> dict:
     """One city, terminals/4 approved merchants with 4 terminals each, 2 funded residents per terminal."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-        PublicFormat,
-    )
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
     from api.bootstrap import Settings, open_context
     from community.domain.program import Program

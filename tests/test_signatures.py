@@ -14,12 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from litestar.datastructures import Headers
 
-from api.signatures import (
-    SignatureRejected,
-    VerifiedSignature,
-    sign_request,
-    verify_request,
-)
+from api.signatures import SignatureRejected, VerifiedSignature, sign_request, verify_request
 
 NOW = 1_767_225_600
 KEY_ID = "pos-1"

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from finance.adapters.tables import (
-    AdjustmentRow,
-    CloseRow,
-    PayoutAccountRow,
-    PayoutRow,
-)
+from finance.adapters.tables import AdjustmentRow, CloseRow, PayoutAccountRow, PayoutRow
 from ledger.adapters.database import first_row, insert_once
 from marketplace.adapters.store import claim_payment_event
 

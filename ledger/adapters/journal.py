@@ -9,31 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    Connection,
-    String,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ledger.adapters.tables import (
-    AccountRow,
-    CheckpointRow,
-    HoldRow,
-    JournalRow,
-    LedgerRow,
-    SigningKeyRow,
-)
+from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
 from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
 
@@ -152,19 +132,42 @@ def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
     return {r.name: Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending) for r in rows}
 
 
+BALANCE_COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+_UPSERT_BALANCES_FROM_ARRAYS = text(
+    "INSERT INTO accounts (ledger, name, non_negative, debits_posted, credits_posted, debits_pending, credits_pending) "
+    "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:names AS text[]), CAST(:non_negative AS boolean[]), "
+    "CAST(:debits_posted AS bigint[]), CAST(:credits_posted AS bigint[]), CAST(:debits_pending AS bigint[]), "
+    "CAST(:credits_pending AS bigint[])) "
+    "ON CONFLICT (ledger, name) DO UPDATE SET debits_posted = excluded.debits_posted, "
+    "credits_posted = excluded.credits_posted, debits_pending = excluded.debits_pending, "
+    "credits_pending = excluded.credits_pending"
+)
+
+
 def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> None:
-    """Write changed balances in one multi-row upsert (insertmanyvalues) instead of one UPDATE each."""
+    """Write changed balances in one upsert instead of one UPDATE each.
+
+    On PostgreSQL the rows travel as seven arrays (one statement, seven parameters, whatever the
+    batch size), which costs a third of a multi-row VALUES list; SQLite takes the multi-row upsert.
+    """
     if not changed:
         return
-    insert_ = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    keys = sorted(changed)
+    if conn.dialect.name == "postgresql":
+        columns = {"ledgers": [k[0] for k in keys], "names": [k[1] for k in keys],
+                   "non_negative": [is_non_negative(k[1]) for k in keys]}  # fmt: skip
+        for counter in BALANCE_COUNTERS:
+            columns[counter] = [getattr(changed[k], counter) for k in keys]
+        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, columns)
+        return
     rows = [
-        {"ledger": ledger, "name": name, "non_negative": is_non_negative(name), "debits_posted": b.debits_posted,
-         "credits_posted": b.credits_posted, "debits_pending": b.debits_pending, "credits_pending": b.credits_pending}
-        for (ledger, name), b in sorted(changed.items())
-    ]  # fmt: skip
-    stmt = insert_(A)
-    counters = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
-    conn.execute(stmt.on_conflict_do_update(index_elements=[A.c.ledger, A.c.name], set_={c: stmt.excluded[c] for c in counters}), rows)
+        {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}
+        | {c: getattr(changed[(ledger, name)], c) for c in BALANCE_COUNTERS}
+        for ledger, name in keys
+    ]
+    stmt = sqlite_insert(A)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[A.c.ledger, A.c.name],
+                                            set_={c: stmt.excluded[c] for c in BALANCE_COUNTERS}), rows)  # fmt: skip
 
 
 def _hold(row) -> Hold:

@@ -12,11 +12,7 @@ from dataclasses import dataclass
 
 import stripe
 
-from marketplace.domain.errors import (
-    CardPaymentsUnavailable,
-    InvalidWebhook,
-    PaymentProviderUnavailable,
-)
+from marketplace.domain.errors import CardPaymentsUnavailable, InvalidWebhook, PaymentProviderUnavailable
 
 TIMEOUT_SECONDS = 10
 NETWORK_RETRIES = 2

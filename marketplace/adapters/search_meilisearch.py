@@ -25,14 +25,7 @@ import meilisearch
 from meilisearch.errors import MeilisearchApiError
 
 from marketplace.domain.catalog import distance_m
-from marketplace.domain.search import (
-    FACETS,
-    MAX_OFFSET,
-    MAX_PAGE,
-    STOP_WORDS,
-    SearchQuery,
-    SearchResult,
-)
+from marketplace.domain.search import FACETS, MAX_OFFSET, MAX_PAGE, STOP_WORDS, SearchQuery, SearchResult
 
 INDEX_UID = "catalog"
 TIMEOUT_SECONDS = 5

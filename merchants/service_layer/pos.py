@@ -13,11 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from sqlalchemy import Engine
 
 from community.adapters import store as community_store
@@ -28,12 +24,7 @@ from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
 from ledger.adapters import journal
-from ledger.domain.errors import (
-    ExceedsOriginal,
-    InvalidRequest,
-    LedgerError,
-    UnknownTransfer,
-)
+from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
