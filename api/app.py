@@ -19,6 +19,7 @@ from litestar.openapi import OpenAPIConfig
 
 from api.auth import Limits, RateLimiter
 from api.bootstrap import Context
+from api.maintenance import Maintenance
 from api.problems import PROBLEMS, negotiate_locale, problem_document
 from api.routes import ROUTERS
 from api.routes_finance import FINANCE_ROUTERS
@@ -82,8 +83,11 @@ def _handler_threads() -> None:
             set_asyncio_executor(ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="entraide-api"))
 
 
-def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10) -> Litestar:
+def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10,
+               maintenance_seconds: float | None = None) -> Litestar:  # fmt: skip
+    """The app; with `maintenance_seconds`, it also runs the background upkeep (`entraide serve` does)."""
     _handler_threads()
+    maintenance = Maintenance(ctx, maintenance_seconds) if maintenance_seconds else None
     limits = Limits(
         bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4)),
         terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4)),
@@ -100,5 +104,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
         request_max_body_size=MAX_BODY_BYTES,
-        on_shutdown=[lambda: ctx.committer.close() if "committer" in vars(ctx) else None],
+        on_startup=[maintenance.start] if maintenance else [],
+        on_shutdown=[*([maintenance.stop] if maintenance else []),
+                     lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip
     )

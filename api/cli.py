@@ -215,6 +215,7 @@ def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
 
 # --- serving and the demo -----------------------------------------------------------------------
 
+MAINTENANCE_SECONDS = 30  # expire holds, deliver the search outbox, settle abandoned redemptions
 HostOption = Annotated[str, typer.Option(help="Address to listen on")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")]
 
@@ -225,7 +226,7 @@ def _serve(ctx: Context, host: str, port: int) -> None:
     from api.app import create_app
 
     out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
-    uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(ctx, maintenance_seconds=MAINTENANCE_SECONDS), host=host, port=port, log_level="warning")
 
 
 @app.command()
