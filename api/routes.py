@@ -19,23 +19,13 @@ from api.auth import Principal, bearer_principal, terminal_principal
 from api.bootstrap import Context
 from api.params import Ctx, IdempotencyKey, PageLimit, Who, idempotency_key
 from community.adapters.secrets import public_jwks
-from community.domain.errors import Forbidden, UnknownProgram
+from community.domain.errors import Forbidden
 from community.domain.program import Program
 from community.service_layer.residents import wallet_account
 from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer import audit
 from merchants.service_layer.pos import Terminal
-
-
-def _page(rows: list[dict], limit: int) -> dict:
-    return {"entries": rows, "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}
-
-
-def _entry_view(row: dict) -> dict:
-    return {k: row[k] for k in ("sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account", "amount",
-                                "ref", "time_us", "hash")}  # fmt: skip
-
 
 # --- /v1/pos: signed terminal requests ----------------------------------------------------------
 
@@ -106,9 +96,7 @@ def statement(principal: Who, ctx: Ctx, since_us: FromQuery[int] = 0, until_us: 
 @get("/cards/keys", sync_to_thread=True)
 def card_keys(principal: Who, ctx: Ctx) -> dict:
     """The card public keys of every city, for checking cards offline."""
-    with ctx.engine.connect() as conn:
-        cities = journal.ledger_names(conn)
-    return ctx.residents.card_keys(cities)
+    return ctx.residents.card_keys(ctx.programs.cities())
 
 
 @get("/cards/revocations", sync_to_thread=True)
@@ -140,7 +128,7 @@ def history(principal: Who, ctx: Ctx, before_sequence: FromQuery[int | None] = N
     with ctx.engine.connect() as conn:
         rows = journal.account_entries(conn, principal.city, [wallet_account(_resident(principal))],
                                        before_sequence=before_sequence, limit=limit)  # fmt: skip
-    return _page([_entry_view(r) for r in rows], limit)
+    return journal.entry_page(rows, limit)
 
 
 @get("/card", sync_to_thread=True)
@@ -353,11 +341,9 @@ admin = Router(
 @get("/keys", sync_to_thread=True)
 def public_keys(ctx: Ctx) -> dict:
     """Ledger signing keys (current and retired), city card keys and the token issuer's key."""
-    with ctx.engine.connect() as conn:
-        cities = journal.ledger_names(conn)
     return {
         "ledger": audit.keys_document(ctx.engine),
-        "cards": ctx.residents.card_keys([c for c in cities if _has_program(ctx, c)]),
+        "cards": ctx.residents.card_keys(ctx.programs.cities()),
         "token_issuer": public_jwks([ctx.keys.issuer_key()]),
     }
 
@@ -368,14 +354,6 @@ def checkpoints(ctx: Ctx) -> dict:
     with ctx.engine.connect() as conn:
         latest = journal.latest_checkpoints(conn)
     return {"checkpoints": [{k: c[k] for k in ("ledger", "tree_size", "root_hash", "time_us", "note")} for c in latest]}
-
-
-def _has_program(ctx: Context, city: str) -> bool:
-    try:
-        ctx.programs.get(city)
-    except UnknownProgram:
-        return False
-    return True
 
 
 transparency = Router("/v1/transparency", route_handlers=[public_keys, checkpoints], tags=["transparency"])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Connection, Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from community.adapters.tables import (
     AuditRow,
@@ -18,7 +16,7 @@ from community.adapters.tables import (
     ResidentRow,
     UsageRow,
 )
-from ledger.adapters.database import first_row
+from ledger.adapters.database import dialect_insert, first_row
 
 P = ProgramRow.__table__
 AU = AuditRow.__table__
@@ -32,10 +30,6 @@ MAX_AUDIT_PAGE = 1_000
 
 
 
-def _upsert(conn: Connection, table):
-    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
 # --- programs and the audit log -----------------------------------------------------------------
 
 
@@ -43,8 +37,12 @@ def program(conn: Connection, city: str) -> dict | None:
     return first_row(conn, select(P).where(P.c.city == city))
 
 
+def program_cities(conn: Connection) -> list[str]:
+    return list(conn.scalars(select(P.c.city).order_by(P.c.city)))
+
+
 def save_program(conn: Connection, city: str, config_json: str, now_us: int) -> int:
-    stmt = _upsert(conn, P).values(city=city, config=config_json, version=1, updated_at_us=now_us)
+    stmt = dialect_insert(conn, P).values(city=city, config=config_json, version=1, updated_at_us=now_us)
     stmt = stmt.on_conflict_do_update(
         index_elements=[P.c.city], set_={"config": config_json, "version": P.c.version + 1, "updated_at_us": now_us}
     )
@@ -95,7 +93,7 @@ def opt_ins(conn: Connection, resident_id: str) -> list[str]:
 
 
 def add_opt_in(conn: Connection, resident_id: str, city: str, now_us: int) -> None:
-    conn.execute(_upsert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing())
+    conn.execute(dialect_insert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing())
 
 
 def add_card(conn: Connection, **values) -> None:
@@ -142,7 +140,7 @@ def usage(conn: Connection, resident_id: str, buckets: list[str]) -> dict[str, i
 
 def add_usage(conn: Connection, resident_id: str, increments: dict[str, int]) -> None:
     for bucket, points in sorted(increments.items()):
-        stmt = _upsert(conn, U).values(resident_id=resident_id, bucket=bucket, points=points)
+        stmt = dialect_insert(conn, U).values(resident_id=resident_id, bucket=bucket, points=points)
         conn.execute(stmt.on_conflict_do_update(index_elements=[U.c.resident_id, U.c.bucket], set_={"points": U.c.points + points}))
 
 

@@ -44,6 +44,11 @@ class Programs:
             raise UnknownProgram(f"no program for {city!r}", city=city)
         return msgspec.json.decode(row["config"], type=Program)
 
+    def cities(self) -> list[str]:
+        """The cities that run a program (a bare ledger, as simulations make, is not one)."""
+        with self.engine.connect() as conn:
+            return store.program_cities(conn)
+
     def configure(self, program: Program, actor: str) -> tuple[Program, int]:
         """Create or replace a city's program (its ledger too, the first time); returns it and its version."""
         check_ledger_name(program.city)

@@ -45,9 +45,7 @@ class Expiry:
         """Expire due points in every city with a program (or the given ones); returns what moved."""
         report = {}
         now = self.clock()
-        with self.engine.connect() as conn:
-            names = cities or [c for c in journal.ledger_names(conn) if community_store.program(conn, c) is not None]
-        for city in names:
+        for city in cities or self.programs.cities():
             program = self.programs.get(city)
             cutoff = now - program.expiry_days * DAY_US
             day = dt.datetime.fromtimestamp(cutoff / 1_000_000, dt.UTC).date().isoformat()
@@ -55,7 +53,8 @@ class Expiry:
                       for account, points in self.due(city, cutoff)]  # fmt: skip
             moved = refused = 0
             for start in range(0, len(groups), BATCH_GROUPS):
-                for group, outcome in zip(groups[start:start + BATCH_GROUPS], self.ledger.submit(groups[start:start + BATCH_GROUPS]), strict=True):
+                batch = groups[start : start + BATCH_GROUPS]
+                for group, outcome in zip(batch, self.ledger.submit(batch), strict=True):
                     if outcome.ok and not outcome.transfers[0].replayed:
                         moved += group[0].amount_points
                     elif not outcome.ok:

@@ -45,17 +45,21 @@ class Reports:
             "breakage_points": balances["breakage"].posted if "breakage" in balances else 0,
         }  # fmt: skip
 
-    def redemptions(self, city: str, period: str) -> dict:
-        """Points redeemed in the period, by merchant and by category (net of refunds)."""
+    def _activity(self, city: str, period: str) -> tuple[list[tuple], dict[str, str]]:
+        """The period's posted entries (kind, debit, credit, amount) without settlements, and merchant categories."""
         program = self.programs.get(city)
         since, until = period_bounds_us(period, program.timezone)
+        columns = ("kind", "debit_account", "credit_account", "amount")
         with self.engine.connect() as conn:
-            rows = journal.period_rows(conn, city, since, until, ("kind", "debit_account", "credit_account", "amount"))
+            rows = journal.period_rows(conn, city, since, until, columns, SETTLEMENT_KINDS)
             categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+        return rows, categories
+
+    def redemptions(self, city: str, period: str) -> dict:
+        """Points redeemed in the period, by merchant and by category (net of refunds)."""
+        rows, categories = self._activity(city, period)
         by_merchant: dict[str, int] = {}
-        for kind, debit, credit, amount in rows:
-            if kind in SETTLEMENT_KINDS:
-                continue
+        for _, debit, credit, amount in rows:
             for account, sign in ((credit, 1), (debit, -1)):
                 merchant = _merchant(account)
                 if merchant is not None and account.endswith(":redeemed"):
@@ -69,18 +73,12 @@ class Reports:
 
     def open_data(self, city: str, period: str) -> list[dict]:
         """Anonymous aggregates: earnings by kind, redemptions by category, active residents and merchants."""
-        program = self.programs.get(city)
-        since, until = period_bounds_us(period, program.timezone)
-        with self.engine.connect() as conn:
-            rows = journal.period_rows(conn, city, since, until, ("kind", "debit_account", "credit_account", "amount"))
-            categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+        rows, categories = self._activity(city, period)
         earned: dict[str, tuple[int, set]] = {}
         redeemed: dict[str, tuple[int, set]] = {}
         residents: set[str] = set()
         merchants: set[str] = set()
         for kind, debit, credit, amount in rows:
-            if kind in SETTLEMENT_KINDS:
-                continue
             for account in (debit, credit):
                 if account.startswith("citizen:"):
                     residents.add(account)

@@ -76,9 +76,13 @@ def first_row(conn, query) -> dict | None:
     return None if row is None else row._asdict()
 
 
+def dialect_insert(conn, table):
+    """An INSERT that knows `ON CONFLICT` (upserts), for the connection's database."""
+    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
 def insert_once(conn, table, **values) -> bool:
     """Insert a row unless its key exists (False then). The unique index decides, so of two racing
     writers exactly one succeeds, and the caller's transaction stays usable either way."""
-    insert_ = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert_(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    statement = dialect_insert(conn, table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
     return conn.execute(statement).first() is not None

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ledger.adapters.database import dialect_insert
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
 from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
@@ -165,7 +165,7 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
         | {c: getattr(changed[(ledger, name)], c) for c in BALANCE_COUNTERS}
         for ledger, name in keys
     ]
-    stmt = sqlite_insert(A)
+    stmt = dialect_insert(conn, A)
     conn.execute(stmt.on_conflict_do_update(index_elements=[A.c.ledger, A.c.name],
                                             set_={c: stmt.excluded[c] for c in BALANCE_COUNTERS}), rows)  # fmt: skip
 
@@ -326,20 +326,31 @@ def account_entries(conn: Connection, ledger: str, accounts: list[str], *, befor
     return [r._asdict() for r in conn.execute(query.order_by(J.c.sequence.desc()).limit(limit))]
 
 
+PAGE_FIELDS = ("sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account", "amount", "ref",
+               "time_us", "hash")  # fmt: skip
+
+
+def entry_page(rows: list[dict], limit: int) -> dict:
+    """A page of `account_entries` as callers see it, with the cursor of the next page (None at the end)."""
+    return {"entries": [{k: r[k] for k in PAGE_FIELDS} for r in rows],
+            "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}  # fmt: skip
+
+
 def linked_entries(conn: Connection, group_id: str) -> list[dict]:
     """Every entry of one linked group, on every ledger (both halves of a cross-city transfer)."""
     query = select(*ENTRY_COLUMNS).where(J.c.group_id == group_id).order_by(J.c.ledger, J.c.sequence)
     return [r._asdict() for r in conn.execute(query)]
 
 
+def _in_period(columns: tuple[str, ...], ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...]):
+    query = select(*(J.c[name] for name in columns)).where(J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us)
+    return query.where(J.c.kind.not_in(exclude_kinds)) if exclude_kinds else query
+
+
 def period_entries(conn: Connection, ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...] = ()) -> Iterator[list[tuple]]:
     """(ledger, debit, credit, amount, phase, time_us) of a period's entries, in chunks, in journal order."""
-    query = select(J.c.ledger, J.c.debit_account, J.c.credit_account, J.c.amount, J.c.phase, J.c.time_us).where(
-        J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us
-    )
-    if exclude_kinds:
-        query = query.where(J.c.kind.not_in(exclude_kinds))
-    return _streamed(conn, query.order_by(J.c.sequence))
+    columns = ("ledger", "debit_account", "credit_account", "amount", "phase", "time_us")
+    return _streamed(conn, _in_period(columns, ledger, since_us, until_us, exclude_kinds).order_by(J.c.sequence))
 
 
 def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int, int]]]:
@@ -358,9 +369,8 @@ def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int
         yield events
 
 
-def period_rows(conn: Connection, ledger: str, since_us: int, until_us: int, columns: tuple[str, ...]) -> list[tuple]:
+def period_rows(conn: Connection, ledger: str, since_us: int, until_us: int, columns: tuple[str, ...],
+                exclude_kinds: tuple[str, ...] = ()) -> list[tuple]:  # fmt: skip
     """Selected columns of a period's posted entries (single and post), for reports."""
-    query = select(*(J.c[name] for name in columns)).where(
-        J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us, J.c.phase.in_(("single", "post"))
-    )
+    query = _in_period(columns, ledger, since_us, until_us, exclude_kinds).where(J.c.phase.in_(("single", "post")))
     return [tuple(row) for row in conn.execute(query)]

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Connection, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ledger.adapters.database import first_row, insert_once
+from ledger.adapters.database import dialect_insert, first_row, insert_once
 from marketplace.adapters.tables import (
     CatalogItemRow,
     PaymentEventRow,
@@ -32,10 +30,6 @@ OB = SearchOutboxRow.__table__
 PE = PaymentEventRow.__table__
 M = MerchantRow.__table__
 
-
-
-def _insert(conn: Connection, table):
-    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def _item(row: dict | None) -> dict | None:
@@ -97,7 +91,7 @@ def shop(conn: Connection, merchant_id: str | None) -> dict | None:
 
 
 def save_shop(conn: Connection, merchant_id: str, **values) -> None:
-    stmt = _insert(conn, S).values(merchant_id=merchant_id, **values)
+    stmt = dialect_insert(conn, S).values(merchant_id=merchant_id, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=[S.c.merchant_id], set_=values))
 
 
@@ -136,7 +130,7 @@ def take_allowance(conn: Connection, item_id: str, resident_id: str, units: int,
     """Count `units` against the resident's limit for the item; False when that would exceed it."""
     if units > limit:
         return False
-    stmt = _insert(conn, RC).values(item_id=item_id, resident_id=resident_id, units=units)
+    stmt = dialect_insert(conn, RC).values(item_id=item_id, resident_id=resident_id, units=units)
     stmt = stmt.on_conflict_do_update(index_elements=[RC.c.item_id, RC.c.resident_id], set_={"units": RC.c.units + units},
                                       where=RC.c.units + units <= limit)  # fmt: skip
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT.

@@ -299,10 +299,7 @@ class PointOfSale:
         with self.engine.connect() as conn:
             rows = journal.account_entries(conn, city, accounts, before_sequence=before_sequence, since_us=since_us,
                                            until_us=until_us, limit=limit)  # fmt: skip
-        entries = [{k: r[k] for k in ("sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account",
-                                      "amount", "ref", "time_us", "hash")} for r in rows]  # fmt: skip
-        cursor = entries[-1]["sequence"] if len(entries) == limit else None
-        return {"entries": entries, "next_before_sequence": cursor}
+        return journal.entry_page(rows, limit)
 
 
 def _merchant_of(account: str) -> str | None:
