@@ -1,7 +1,8 @@
 """Ledger benchmarks: ratios measured in one run (`make bench`, or `python -m bench`).
 
 1. Rust core vs the Python oracle: encode, hash, seal (hash chain + sign), verify signatures, replay.
-2. Our append on PostgreSQL (group commit through LedgerService) vs a raw INSERT of the same rows.
+2. Our append on PostgreSQL (group commit through LedgerService) vs a raw INSERT of the same rows,
+   in rounds that alternate the two, each from a checkpoint; the best of each is compared.
 3. Verifying a 1M-entry JSONL export vs bare batch verification of the same 1M signatures.
 4. Hold + capture over HTTP by 200 signed terminals vs the same server's GET /v1/health (bench/http.py).
 5. Settlement: period movements and oldest-first expiry over 1M entries, Rust core vs the oracle.
@@ -79,7 +80,7 @@ def synthetic_journal(n: int) -> list[tuple]:
     kid = core.key_id(core.public_key(SEED))
     rows = []
     for name in ledgers:
-        sealed = core.seal(per_ledger[name], oracle.GENESIS_HASH, SEED)
+        sealed = core.seal(per_ledger[name], {name: oracle.GENESIS_HASH}, SEED)
         rows += [e + s[:2] + (kid, s[2]) for e, s in zip(per_ledger[name], sealed, strict=True)]
     return rows
 
@@ -95,8 +96,8 @@ def bench_core(rows: list[tuple]) -> None:
     p_s, _ = timed(lambda: [oracle.entry_hash(e) for e in e13], 3)
     row("hash (per call)", r_s, p_s, len(e13))
     one = [r[:12] for r in small if r[0] == small[0][0]]
-    r_s, _ = timed(lambda: core.seal(one, oracle.GENESIS_HASH, SEED), 3)
-    p_s, _ = timed(lambda: oracle.seal(one, oracle.GENESIS_HASH, SEED))
+    r_s, _ = timed(lambda: core.seal(one, {one[0][0]: oracle.GENESIS_HASH}, SEED), 3)
+    p_s, _ = timed(lambda: oracle.seal(one, {one[0][0]: oracle.GENESIS_HASH}, SEED))
     row("seal: chain + sign (batch)", r_s, p_s, len(one))
     public = core.public_key(SEED)
     items = [(r[13], r[15], public) for r in small]
@@ -128,8 +129,9 @@ def bench_export(rows: list[tuple], workdir: Path) -> None:
     print(f"  ratio full/bare {full_s / bare_s:.2f}x   (goal <= 2x -> {'met' if full_s / bare_s <= 2 else 'NOT met'})")
 
 
-def bench_append(pg_url: str, workdir: Path, transfers: int = 20_000) -> None:
-    print(f"\n2. Append on PostgreSQL: LedgerService (group commit) vs raw INSERT of the same rows ({transfers:,} transfers)")
+def bench_append(pg_url: str, workdir: Path, transfers: int = 20_000, rounds: int = 3) -> None:
+    print(f"\n2. Append on PostgreSQL: LedgerService (group commit) vs raw INSERT of the same rows"
+          f" ({rounds} rounds of {transfers:,} transfers, 1,000 per batch)")  # fmt: skip
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = make_engine(pg_url)
     with admin.begin() as conn:
@@ -142,26 +144,48 @@ def bench_append(pg_url: str, workdir: Path, transfers: int = 20_000) -> None:
         for name in sim.ledgers():
             ctx.ledger.create_ledger(name)
         ctx.ledger.submit(sim.funding())
-        batches = list(sim.batches(transfers, 1000))
-        ours_s, _ = timed(lambda: [ctx.ledger.submit(b) for b in batches])
+        batches = list(sim.batches(transfers * rounds, 1000))
+        # The pre-built input of every round stays in memory; the collector need not scan it again
+        # at each of the collections the appends trigger (a server holds no such pile).
+        gc.collect()
+        gc.freeze()
         with ctx.engine.begin() as conn:
             conn.execute(text("CREATE TABLE raw_journal (LIKE journal INCLUDING ALL)"))
-            rows = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM journal ORDER BY ledger, sequence"))]
-        columns = list(rows[0].keys())
-        insert = text(f"INSERT INTO raw_journal ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
+        ours: list[tuple[int, float]] = []
+        raw: list[float] = []
+        per_round = len(batches) // rounds
+        for r in range(rounds):
+            mine = batches[r * per_round : (r + 1) * per_round if r < rounds - 1 else None]
+            with ctx.engine.begin() as conn:
+                heads = dict(conn.execute(text("SELECT name, head_sequence FROM ledgers")).all())
+                conn.execute(text("CHECKPOINT"))  # both sides start with no dirty pages to flush
+            ours_s, _ = timed(lambda: [ctx.ledger.submit(b) for b in mine])  # noqa: B023
+            with ctx.engine.begin() as conn:
+                rows = [dict(row._mapping) for row in conn.execute(text("SELECT * FROM journal ORDER BY ledger, sequence"))
+                        if row.sequence > heads[row.ledger]]  # fmt: skip
+                conn.execute(text("CHECKPOINT"))
+            columns = list(rows[0].keys())
+            insert = text(f"INSERT INTO raw_journal ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
 
-        def raw() -> None:
-            for i in range(0, len(rows), 1000):
-                with ctx.engine.begin() as conn:
-                    conn.execute(insert, rows[i : i + 1000])
+            def raw_insert() -> None:
+                for i in range(0, len(rows), 1000):
+                    with ctx.engine.begin() as conn:
+                        conn.execute(insert, rows[i : i + 1000])  # noqa: B023
 
-        raw_s, _ = timed(raw)
-        n = len(rows)
-        print(f"  ours {n / ours_s:>10,.0f} entries/s   raw INSERT {n / raw_s:>10,.0f} rows/s   ratio {raw_s / ours_s:.2f}"
-              f"   (goal >= 0.5 -> {'met' if raw_s / ours_s >= 0.5 else 'NOT met'})")  # fmt: skip
+            raw_s, _ = timed(raw_insert)
+            ours.append((len(rows), ours_s))
+            raw.append(raw_s / len(rows))
+            print(f"  round {r + 1}: ours {len(rows) / ours_s:>8,.0f} entries/s   raw INSERT {len(rows) / raw_s:>8,.0f} rows/s"
+                  f"   ratio {raw_s / ours_s:.2f}")  # fmt: skip
+        ours_best = min(s / n for n, s in ours)
+        raw_best = min(raw)
+        ratio = raw_best / ours_best
+        print(f"  best of {rounds}: ours {1 / ours_best:>8,.0f} entries/s   raw INSERT {1 / raw_best:>8,.0f} rows/s   ratio {ratio:.2f}"
+              f"   (goal >= 0.5 -> {'met' if ratio >= 0.5 else 'NOT met'})")  # fmt: skip
         print("  ours = validate, lock chain, load balances and holds, plan, hash-chain, sign, insert, project, commit")
         ctx.engine.dispose()
     finally:
+        gc.unfreeze()
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

@@ -11,7 +11,7 @@ Longer tuples are accepted (extra items are ignored). A tuple whose items have t
 raises ValueError naming the row and field. Heavy work runs with the GIL released.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypedDict
 
 Entry12 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int]
@@ -69,9 +69,11 @@ def public_key(seed: bytes) -> bytes:
 def key_id(public_key: bytes) -> str:
     """`sha256(public_key).hexdigest()[:16]`."""
 
-def seal(entries: list[Entry12], prev_hash: str, seed: bytes) -> list[tuple[str, str, str]]:
-    """Chain the entries in order from `prev_hash` (entry i's prev_hash is the hash of entry
-    i-1) and sign each hash: `(prev_hash, hash, signature_hex)` per entry."""
+def seal(entries: list[Entry12], prev_hashes: Mapping[str, str], seed: bytes) -> list[tuple[str, str, str]]:
+    """Chain the entries in order, each on its ledger's chain from `prev_hashes[ledger]` (an
+    entry's prev_hash is the hash of the previous entry of its ledger), and sign each hash:
+    `(prev_hash, hash, signature_hex)` per entry, in input order. ValueError for an entry whose
+    ledger has no starting hash."""
 
 def sign_hashes(hashes: list[str], seed: bytes) -> list[str]:
     """Hex Ed25519 signatures of the raw bytes of each hex hash (decoded like bytes.fromhex;

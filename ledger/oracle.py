@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -83,14 +83,19 @@ def sign_hashes(hashes: Sequence[str], seed: bytes) -> list[str]:
     return [key.sign(bytes.fromhex(h)).hex() for h in hashes]
 
 
-def seal(entries: Sequence[Entry12], prev_hash: str, seed: bytes) -> list[tuple[str, str, str]]:
-    """Chain the entries from prev_hash and sign each hash: (prev_hash, hash, signature) per entry."""
+def seal(entries: Sequence[Entry12], prev_hashes: Mapping[str, str], seed: bytes) -> list[tuple[str, str, str]]:
+    """Chain the entries, each ledger from `prev_hashes[ledger]`, and sign each hash:
+    (prev_hash, hash, signature) per entry, in input order."""
     key = Ed25519PrivateKey.from_private_bytes(seed)
+    heads = dict(prev_hashes)
     sealed = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
+        if entry[0] not in heads:
+            raise ValueError(f"entry {index}: no prev_hash for ledger {json.dumps(entry[0])}")
+        prev_hash = heads[entry[0]]
         digest = entry_hash((*entry[:12], prev_hash))
         sealed.append((prev_hash, digest, key.sign(bytes.fromhex(digest)).hex()))
-        prev_hash = digest
+        heads[entry[0]] = digest
     return sealed
 
 

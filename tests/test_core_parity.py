@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +58,7 @@ def build_journal(per_ledger: list[list[tuple]]) -> list[tuple]:
                 e12s.append(entry)
         seed = SEEDS[number % 2]
         kid = oracle.key_id(oracle.public_key(seed))
-        sealed = oracle.seal(e12s, oracle.GENESIS_HASH, seed)
+        sealed = oracle.seal(e12s, {ledger: oracle.GENESIS_HASH}, seed)
         rows += [e12 + s[:2] + (kid, s[2]) for e12, s in zip(e12s, sealed, strict=True)]
     return rows
 
@@ -125,9 +126,25 @@ def test_seal_replay_and_verify_agree(per_ledger):
         ledger_rows = [r for r in rows if r[0] == f"city-{number}"]
         e12s = [r[:12] for r in ledger_rows]
         seed = SEEDS[number % 2]
-        assert core.seal(e12s, oracle.GENESIS_HASH, seed) == [(r[12], r[13], r[15]) for r in ledger_rows]
+        assert core.seal(e12s, {f"city-{number}": oracle.GENESIS_HASH}, seed) == [(r[12], r[13], r[15]) for r in ledger_rows]
+    # One call for every chain, entries of the ledgers interleaved as a batch has them: each chain
+    # as if sealed alone (with one key here), and the same from both implementations.
+    mixed = sorted((r[:12] for r in rows), key=lambda e: (e[1], e[0]))
+    heads = {f"city-{n}": oracle.GENESIS_HASH for n in range(len(per_ledger))}
+    together = core.seal(mixed, heads, SEEDS[0])
+    assert together == oracle.seal(mixed, heads, SEEDS[0])
+    for name in heads:
+        alone = [e for e in mixed if e[0] == name]
+        assert core.seal(alone, {name: oracle.GENESIS_HASH}, SEEDS[0]) == [s for e, s in zip(mixed, together, strict=True) if e[0] == name]
     assert core.EntryBatch(rows).replay() == oracle.replay(r[:13] for r in rows)
     assert reports_agree(rows)["ok"]
+
+
+@pytest.mark.parametrize("impl", [core, oracle], ids=["rust", "oracle"])
+def test_seal_refuses_an_entry_of_a_ledger_without_a_starting_hash(impl):
+    entry = ("city-0", 1, "0" * 32, "earn_civic", "single", "program:funding", "citizen:r1:wallet", 5, None, None, None, T0)
+    with pytest.raises(ValueError, match='entry 1: no prev_hash for ledger "city-1"'):
+        impl.seal([entry, ("city-1",) + entry[1:]], {"city-0": oracle.GENESIS_HASH}, SEEDS[0])
 
 
 TAMPERS = ("amount", "drop", "swap", "duplicate", "prev_hash", "resign", "key_id", "phase", "accounts")

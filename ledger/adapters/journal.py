@@ -8,11 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
-from sqlalchemy import Connection, String, and_, bindparam, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from ledger.adapters.database import dialect_insert
+from ledger.adapters.database import dialect_insert, text_array
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
 from ledger.domain.accounts import Balance, is_non_negative
 from ledger.domain.transfers import Hold, Original
@@ -41,7 +57,7 @@ class Head:
     time_us: int
 
 
-def _chunks(items: list, size: int = IN_CHUNK) -> Iterator[list]:
+def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -53,7 +69,7 @@ def _by_ledger(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str
     for ledger, key in pairs:
         grouped.setdefault(ledger, set()).add(key)
     for ledger, keys in sorted(grouped.items()):
-        for chunk in _chunks(sorted(keys)):
+        for chunk in _chunks(sorted(keys), IN_CHUNK):
             yield ledger, chunk
 
 
@@ -80,50 +96,81 @@ def lock_ledgers(conn: Connection, names: Iterable[str]) -> dict[str, Head]:
     On PostgreSQL this is a row lock per chain, so cities append in parallel. SQLite has already
     taken its single write lock at BEGIN IMMEDIATE.
     """
-    query = select(L.c.name, L.c.head_sequence, L.c.head_hash, L.c.head_time_us).where(L.c.name.in_(sorted(names)))
-    query = query.order_by(L.c.name).with_for_update()
-    return {r.name: Head(r.head_sequence, r.head_hash, r.head_time_us) for r in conn.execute(query)}
+    rows = conn.execute(_LOCK_LEDGERS, {"names": sorted(names)})
+    return {name: Head(sequence, head_hash, time_us) for name, sequence, head_hash, time_us in rows}
+
+
+# The statements every append runs are built once (see PairLookup).
+_LOCK_LEDGERS = (
+    select(L.c.name, L.c.head_sequence, L.c.head_hash, L.c.head_time_us)
+    .where(L.c.name.in_(bindparam("names", expanding=True)))
+    .order_by(L.c.name)
+    .with_for_update()
+)
+
+
+_SET_HEAD = update(L).where(L.c.name == bindparam("b_name")).values(
+    head_sequence=bindparam("b_sequence"), head_hash=bindparam("b_hash"), head_time_us=bindparam("b_time_us")
+)
 
 
 def set_heads(conn: Connection, new_heads: dict[str, Head]) -> None:
-    for name, head in new_heads.items():
-        conn.execute(
-            update(L).where(L.c.name == name).values(head_sequence=head.sequence, head_hash=head.hash, head_time_us=head.time_us)
-        )
+    """One executemany (pipelined on PostgreSQL: one round trip) for every chain of the batch."""
+    if new_heads:
+        conn.execute(_SET_HEAD, [{"b_name": name, "b_sequence": h.sequence, "b_hash": h.hash, "b_time_us": h.time_us}
+                                 for name, h in new_heads.items()])  # fmt: skip
 
 
-def _pairs_in(conn: Connection, ledger_col, id_col, pairs: Iterable[tuple[str, str]]):
-    """Filters matching (ledger, id) pairs: on PostgreSQL one statement joining two arrays (one
-    round trip for the whole batch); elsewhere one `ledger = ? AND id IN (...)` per ledger chunk."""
-    if conn.dialect.name == "postgresql":
-        pairs = sorted(set(pairs))
-        for chunk in _chunks(pairs, ARRAY_CHUNK):
-            keys = select(
-                func.unnest(bindparam(None, [p[0] for p in chunk], type_=ARRAY(String))).label("l"),
-                func.unnest(bindparam(None, [p[1] for p in chunk], type_=ARRAY(String))).label("i"),
-            ).subquery()
-            yield tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i))
-        return
-    for ledger, chunk in _by_ledger(pairs):
-        yield and_(ledger_col == ledger, id_col.in_(chunk))
+class PairLookup:
+    """One query over many (ledger, id) pairs, built once in both shapes and reused.
+
+    - PostgreSQL: one statement per batch, the pairs travelling as two text arrays that the server
+      unnests and joins (one round trip, parameters sent as single strings: see `text_array`).
+    - SQLite: `ledger = ? AND id IN (...)` per ledger chunk, which uses the primary or unique index,
+      where SQLite would scan the whole table for a row-value `(ledger, id) IN (...)`.
+
+    The statements are module constants: building a SQLAlchemy select and its cache key costs more
+    than running it for the one-pair lookups of a POS request.
+    """
+
+    def __init__(self, build, ledger_col, id_col) -> None:
+        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))  # noqa: E731
+        keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
+        self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
+        self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
+
+    def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
+        """The results, one per statement executed (none for no pairs)."""
+        if conn.dialect.name == "postgresql":
+            for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK):
+                params = {"pair_ledgers": text_array(p[0] for p in chunk), "pair_ids": text_array(p[1] for p in chunk)}
+                yield conn.execute(self.postgresql, params)
+            return
+        for ledger, chunk in _by_ledger(pairs):
+            yield conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
+
+    def rows(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
+        for result in self.run(conn, pairs):
+            yield from result
+
+
+_TRANSFERS = PairLookup(lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).where(where), J.c.ledger, J.c.transfer_id)
 
 
 def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Journal rows by (ledger, transfer_id), with the request fingerprint."""
-    found: dict[tuple[str, str], dict] = {}
-    for where in _pairs_in(conn, J.c.ledger, J.c.transfer_id, pairs):
-        for row in conn.execute(select(*ENTRY_COLUMNS, J.c.request_hash).where(where)):
-            found[(row.ledger, row.transfer_id)] = row._asdict()
-    return found
+    return {(row.ledger, row.transfer_id): row._asdict() for row in _TRANSFERS.rows(conn, pairs)}
+
+
+_BALANCES = PairLookup(
+    lambda where: select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending,
+                         A.c.credits_pending).where(where),
+    A.c.ledger, A.c.name,
+)  # fmt: skip
 
 
 def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
-    found: dict[tuple[str, str], Balance] = {}
-    query = select(A.c.ledger, A.c.name, A.c.debits_posted, A.c.credits_posted, A.c.debits_pending, A.c.credits_pending)
-    for where in _pairs_in(conn, A.c.ledger, A.c.name, pairs):
-        for r in conn.execute(query.where(where)):
-            found[(r.ledger, r.name)] = Balance(r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending)
-    return found
+    return {(ledger, name): Balance(*counters) for ledger, name, *counters in _BALANCES.rows(conn, pairs)}
 
 
 def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
@@ -154,10 +201,10 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
         return
     keys = sorted(changed)
     if conn.dialect.name == "postgresql":
-        columns = {"ledgers": [k[0] for k in keys], "names": [k[1] for k in keys],
-                   "non_negative": [is_non_negative(k[1]) for k in keys]}  # fmt: skip
+        columns = {"ledgers": text_array(k[0] for k in keys), "names": text_array(k[1] for k in keys),
+                   "non_negative": text_array(is_non_negative(k[1]) for k in keys)}  # fmt: skip
         for counter in BALANCE_COUNTERS:
-            columns[counter] = [getattr(changed[k], counter) for k in keys]
+            columns[counter] = text_array(getattr(changed[k], counter) for k in keys)
         conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, columns)
         return
     rows = [
@@ -174,56 +221,89 @@ def _hold(row) -> Hold:
     return Hold(row.ledger, row.transfer_id, row.kind, row.debit_account, row.credit_account, row.amount, row.expires_at_us)
 
 
+_HOLDS = PairLookup(lambda where: select(H).where(where), H.c.ledger, H.c.transfer_id)
+_DELETE_HOLDS = PairLookup(lambda where: delete(H).where(where), H.c.ledger, H.c.transfer_id)
+
+
 def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
-    found = {}
-    for where in _pairs_in(conn, H.c.ledger, H.c.transfer_id, pairs):
-        for row in conn.execute(select(H).where(where)):
-            found[(row.ledger, row.transfer_id)] = _hold(row)
-    return found
+    return {(row.ledger, row.transfer_id): _hold(row) for row in _HOLDS.rows(conn, pairs)}
 
 
 def due_holds(conn: Connection, ledgers: Iterable[str], now_us: int, limit: int) -> list[Hold]:
     """Open holds past their expiry, oldest first, at most `limit`."""
-    query = select(H).where(H.c.ledger.in_(sorted(ledgers)), H.c.expires_at_us <= now_us)
-    return [_hold(r) for r in conn.execute(query.order_by(H.c.expires_at_us, H.c.ledger, H.c.transfer_id).limit(limit))]
+    rows = conn.execute(_DUE_HOLDS, {"ledgers": sorted(ledgers), "now_us": now_us, "limit": limit})
+    return [_hold(r) for r in rows]
+
+
+_DUE_HOLDS = (
+    select(H)
+    .where(H.c.ledger.in_(bindparam("ledgers", expanding=True)), H.c.expires_at_us <= bindparam("now_us"))
+    .order_by(H.c.expires_at_us, H.c.ledger, H.c.transfer_id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
     return {r.transfer_id: _hold(r) for r in conn.execute(select(H).where(H.c.ledger == ledger))}
 
 
+_INSERT_HOLDS_FROM_ARRAYS = text(
+    "INSERT INTO holds (ledger, transfer_id, kind, debit_account, credit_account, amount, expires_at_us) "
+    "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:ids AS text[]), CAST(:kinds AS text[]), "
+    "CAST(:debits AS text[]), CAST(:credits AS text[]), CAST(:amounts AS bigint[]), CAST(:expiries AS bigint[]))"
+)
+
+
 def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str]]) -> None:
-    if opened:
+    """Insert the holds a batch opened and delete those it closed (on PostgreSQL the new rows
+    travel as arrays, one statement, as balances do)."""
+    if opened and conn.dialect.name == "postgresql":
+        conn.execute(_INSERT_HOLDS_FROM_ARRAYS, {
+            "ledgers": text_array(h.ledger for h in opened), "ids": text_array(h.transfer_id for h in opened),
+            "kinds": text_array(h.kind for h in opened), "debits": text_array(h.debit_account for h in opened),
+            "credits": text_array(h.credit_account for h in opened), "amounts": text_array(h.amount for h in opened),
+            "expiries": text_array(h.expires_at_us for h in opened),
+        })  # fmt: skip
+    elif opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    for where in _pairs_in(conn, H.c.ledger, H.c.transfer_id, closed):
-        conn.execute(delete(H).where(where))
+    for _ in _DELETE_HOLDS.run(conn, closed):
+        pass
+
+
+_RESOLUTIONS = PairLookup(
+    lambda where: select(J.c.ledger, J.c.ref, J.c.phase).where(where, J.c.phase.in_(("post", "void", "expire"))),
+    J.c.ledger, J.c.ref,
+)  # fmt: skip
 
 
 def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """How closed holds were closed: (ledger, hold id) -> post, void or expire."""
-    found = {}
-    for where in _pairs_in(conn, J.c.ledger, J.c.ref, holds):
-        query = select(J.c.ledger, J.c.ref, J.c.phase).where(where, J.c.phase.in_(("post", "void", "expire")))
-        found.update({(r.ledger, r.ref): r.phase for r in conn.execute(query)})
-    return found
+    return {(r.ledger, r.ref): r.phase for r in _RESOLUTIONS.rows(conn, holds)}
+
+
+_REFUNDABLE = PairLookup(
+    lambda where: select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
+    .where(where, or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))),
+    J.c.ledger, J.c.transfer_id,
+)  # fmt: skip
+_COMPENSATED = PairLookup(
+    lambda where: select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total"))
+    .where(where, J.c.phase == "single").group_by(J.c.ledger, J.c.ref),
+    J.c.ledger, J.c.ref,
+)  # fmt: skip
 
 
 def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
     """Posted transfers that may be refunded, with what previous compensations left of them."""
-    found: dict[tuple[str, str], Original] = {}
-    refundable = or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))
-    query = select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
-    for where in _pairs_in(conn, J.c.ledger, J.c.transfer_id, pairs):
-        for r in conn.execute(query.where(where, refundable)):
-            found[(r.ledger, r.transfer_id)] = Original(r.debit_account, r.credit_account, r.amount)
-    spent = select(J.c.ledger, J.c.ref, func.sum(J.c.amount).label("total")).group_by(J.c.ledger, J.c.ref)
-    for where in _pairs_in(conn, J.c.ledger, J.c.ref, found):
-        for r in conn.execute(spent.where(where, J.c.phase == "single")):
-            found[(r.ledger, r.ref)].remaining -= int(r.total)
+    found = {(r.ledger, r.transfer_id): Original(r.debit_account, r.credit_account, r.amount)
+             for r in _REFUNDABLE.rows(conn, pairs)}  # fmt: skip
+    for r in _COMPENSATED.rows(conn, found):
+        found[(r.ledger, r.ref)].remaining -= int(r.total)
     return found
 
 
 JOURNAL_COLUMNS = tuple(c.name for c in J.columns)
+_journal_values = itemgetter(*JOURNAL_COLUMNS)
 
 
 def append(conn: Connection, rows: list[dict]) -> None:
@@ -236,7 +316,7 @@ def append(conn: Connection, rows: list[dict]) -> None:
     cursor = conn.connection.driver_connection.cursor()  # the same transaction as `conn`
     with cursor.copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row(tuple(row[c] for c in JOURNAL_COLUMNS))
+            copy.write_row(_journal_values(row))
 
 
 def _streamed(conn: Connection, query, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:
@@ -274,8 +354,11 @@ def signing_keys(conn: Connection) -> list[dict]:
     return [r._asdict() for r in rows]
 
 
+_ACTIVE_KEY = select(K).where(K.c.valid_until_us.is_(None))
+
+
 def active_key(conn: Connection) -> dict | None:
-    row = conn.execute(select(K).where(K.c.valid_until_us.is_(None))).first()
+    row = conn.execute(_ACTIVE_KEY).first()
     return None if row is None else row._asdict()
 
 

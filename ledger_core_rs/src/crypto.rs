@@ -4,7 +4,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::util::to_hex;
+use crate::util::{to_hex, FxHashMap};
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -30,26 +30,40 @@ pub fn sign_hash(key: &SigningKey, hash: &[u8]) -> [u8; 64] {
     key.sign(hash).to_bytes()
 }
 
-/// Signs many hashes in parallel.
+/// Below this many signatures, signing stays on the calling thread: waking the pool's threads
+/// (which then spin a while before sleeping again) costs more CPU than it saves time.
+const PARALLEL_SIGN_MIN: usize = 128;
+
+/// Signs many hashes, in parallel when there are enough of them.
 pub fn sign_many<H: AsRef<[u8]> + Sync>(key: &SigningKey, hashes: &[H]) -> Vec<[u8; 64]> {
-    hashes.par_iter().with_min_len(64).map(|h| sign_hash(key, h.as_ref())).collect()
+    if hashes.len() < PARALLEL_SIGN_MIN {
+        return hashes.iter().map(|h| sign_hash(key, h.as_ref())).collect();
+    }
+    hashes.par_iter().with_min_len(PARALLEL_SIGN_MIN / 2).map(|h| sign_hash(key, h.as_ref())).collect()
 }
 
-/// Chains `entries` in order from `prev_hash` (each entry's `prev_hash` is set to the previous
-/// entry's hash, in place) and signs every hash. Returns `(prev_hash, hash, signature)` per entry.
-/// Hashing is sequential (each hash depends on the previous one); signing is parallel.
-pub fn seal(entries: &mut [crate::canonical::Entry], prev_hash: &str, key: &SigningKey) -> Vec<(String, [u8; 32], [u8; 64])> {
-    let mut prev = prev_hash.to_string();
+/// Chains `entries` in order, each on its own ledger's chain starting from `prev_hashes[ledger]`
+/// (each entry's `prev_hash` is set, in place, to the hash of the previous entry of its ledger),
+/// and signs every hash. Returns `(prev_hash, hash, signature)` per entry, or the index of the
+/// first entry whose ledger has no starting hash. Hashing is sequential (each hash depends on the
+/// previous one of its chain); signing, most of the cost, is parallel over the whole batch.
+pub fn seal(
+    entries: &mut [crate::canonical::Entry],
+    prev_hashes: &FxHashMap<String, String>,
+    key: &SigningKey,
+) -> Result<Vec<(String, [u8; 32], [u8; 64])>, usize> {
+    let mut heads: FxHashMap<&str, String> = prev_hashes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let mut buf = Vec::with_capacity(512);
     let mut hashes = Vec::with_capacity(entries.len());
-    for e in entries.iter_mut() {
-        e.prev_hash = std::mem::take(&mut prev);
+    for (i, e) in entries.iter_mut().enumerate() {
+        let head = heads.get_mut(e.ledger.as_str()).ok_or(i)?;
+        e.prev_hash = std::mem::take(head);
         let h = crate::canonical::entry_hash_with(&e.fields(), &mut buf);
-        prev = to_hex(&h);
+        *head = to_hex(&h);
         hashes.push(h);
     }
     let sigs = sign_many(key, &hashes);
-    entries.iter().zip(hashes).zip(sigs).map(|((e, h), s)| (e.prev_hash.clone(), h, s)).collect()
+    Ok(entries.iter().zip(hashes).zip(sigs).map(|((e, h), s)| (e.prev_hash.clone(), h, s)).collect())
 }
 
 /// Decodes a public key; `None` when the bytes are not a valid curve point encoding.

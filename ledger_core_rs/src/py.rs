@@ -270,22 +270,26 @@ fn key_id(public_key: &[u8]) -> String {
     crypto::key_id(public_key)
 }
 
-/// Chains Entry12s from `prev_hash` and signs them: `(prev_hash, hash, signature)` per entry.
+/// Chains Entry12s, each ledger from its `prev_hashes[ledger]`, and signs them:
+/// `(prev_hash, hash, signature)` per entry, in input order.
 #[pyfunction]
-fn seal(py: Python<'_>, entries: &Bound<'_, PyAny>, prev_hash: &str, seed: &[u8]) -> PyResult<Vec<(String, String, String)>> {
+fn seal(
+    py: Python<'_>,
+    entries: &Bound<'_, PyAny>,
+    prev_hashes: FxHashMap<String, String>,
+    seed: &[u8],
+) -> PyResult<Vec<(String, String, String)>> {
     let seed = seed32(seed)?;
     let mut es = Vec::with_capacity(entries.len().unwrap_or(0));
     for (i, e) in entries.try_iter()?.enumerate() {
         es.push(extract_entry(&e?, "entry", i, false)?);
     }
-    let prev = prev_hash.to_string();
-    Ok(py.detach(move || {
+    let sealed = py.detach(|| {
         let key = crypto::signing_key(&seed);
-        crypto::seal(&mut es, &prev, &key)
-            .into_iter()
-            .map(|(p, h, s)| (p, to_hex(&h), to_hex(&s)))
-            .collect()
-    }))
+        crypto::seal(&mut es, &prev_hashes, &key)
+            .map(|v| v.into_iter().map(|(p, h, s)| (p, to_hex(&h), to_hex(&s))).collect::<Vec<_>>())
+    });
+    sealed.map_err(|i| value_error(format!("entry {i}: no prev_hash for ledger {:?}", es[i].ledger)))
 }
 
 /// Signs hex hashes (decoded like `bytes.fromhex`) with the seed's key; hex signatures.

@@ -4,7 +4,7 @@ use ledger_core_rs::batch::EntryBatch;
 use ledger_core_rs::canonical::{Entry, SealedEntry};
 use ledger_core_rs::crypto::{key_id, public_key, seal, sign_hash, signing_key};
 use ledger_core_rs::replay::replay;
-use ledger_core_rs::util::to_hex;
+use ledger_core_rs::util::{to_hex, FxHashMap};
 use ledger_core_rs::verify::{ChainVerifier, KeySpec, Report};
 
 const SEED: [u8; 32] = [42; 32];
@@ -47,7 +47,8 @@ fn chain(specs: Vec<Entry>, seed: &[u8; 32]) -> Vec<SealedEntry> {
     }).collect();
     let sk = signing_key(seed);
     let kid = key_id(&public_key(seed));
-    let sealed = seal(&mut es, &"0".repeat(64), &sk);
+    let heads: FxHashMap<String, String> = es.iter().map(|x| (x.ledger.clone(), "0".repeat(64))).collect();
+    let sealed = seal(&mut es, &heads, &sk).expect("every ledger has a head");
     es.into_iter()
         .zip(sealed)
         .map(|(entry, (_, h, s))| SealedEntry { entry, hash: to_hex(&h), key_id: kid.clone(), signature: to_hex(&s) })
@@ -244,4 +245,27 @@ fn jsonl_errors_name_the_line() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn interleaved_ledgers_chain_as_if_sealed_apart() {
+    let seed = [7u8; 32];
+    let sk = signing_key(&seed);
+    let mut a = base();
+    let mut b = base();
+    for x in b.iter_mut() {
+        x.ledger = "other".into();
+    }
+    let mut mixed: Vec<Entry> = a.iter().cloned().zip(b.iter().cloned()).flat_map(|(x, y)| [x, y]).collect();
+    let genesis = "0".repeat(64);
+    let heads = |names: &[&str]| -> FxHashMap<String, String> { names.iter().map(|n| (n.to_string(), genesis.clone())).collect() };
+    let name = a[0].ledger.clone();
+    let together = seal(&mut mixed, &heads(&[&name, "other"]), &sk).unwrap();
+    let apart_a = seal(&mut a, &heads(&[&name]), &sk).unwrap();
+    let apart_b = seal(&mut b, &heads(&["other"]), &sk).unwrap();
+    let interleaved: Vec<_> = apart_a.into_iter().zip(apart_b).flat_map(|(x, y)| [x, y]).collect();
+    assert_eq!(together, interleaved);
+    // A ledger without a starting hash is refused, naming the first such entry.
+    let mut lone = base();
+    assert_eq!(seal(&mut lone, &heads(&["other"]), &sk), Err(0));
 }

@@ -49,7 +49,7 @@ def seal_chain(ledger: str, specs: list[tuple], seed_for=None) -> list[dict]:
     for seq, (n, kind, phase, debit, credit, amount, ref, group, expires, time_us) in enumerate(specs, start=1):
         e12 = (ledger, seq, tid(n), kind, phase, debit, credit, amount, ref, group, expires, time_us)
         seed = (seed_for or (lambda t: SEEDS[key_for(t)]))(time_us)
-        (prev_hash, digest, signature), = oracle.seal([e12], prev, seed)
+        (prev_hash, digest, signature), = oracle.seal([e12], {ledger: prev}, seed)
         line = dict(zip(oracle.ENTRY_FIELDS, (*e12, prev_hash), strict=True))
         line.update(v=1, hash=digest, key_id=oracle.key_id(oracle.public_key(seed)), signature=signature)
         lines.append(line)
