@@ -8,6 +8,7 @@ document in the caller's language. The OpenAPI document is served at `/schema/op
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,6 +84,14 @@ def _handler_threads() -> None:
             set_asyncio_executor(ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="entraide-api"))
 
 
+def _freeze_startup_heap() -> None:
+    """Move everything alive at startup (libraries, the app, SQLAlchemy's tables) out of the cyclic
+    collector's reach. Each full collection walked those ~180,000 objects again: pauses of 100 to 250
+    ms that every request in flight waited out, the whole POS p99 under a light load."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10,
                maintenance_seconds: float | None = None) -> Litestar:  # fmt: skip
     """The app; with `maintenance_seconds`, it also runs the background upkeep (`entraide serve` does)."""
@@ -104,7 +113,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[maintenance.start] if maintenance else [],
+        on_startup=[_freeze_startup_heap, *([maintenance.start] if maintenance else [])],
         on_shutdown=[*([maintenance.stop] if maintenance else []),
                      lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip
     )

@@ -1,11 +1,18 @@
 """HTTP benchmark: hold + capture by many signed POS terminals against PostgreSQL, vs GET /v1/health.
 
 The API runs under uvicorn in its own process(es); the load comes from another process: asyncio,
-one keep-alive HTTP/1.1 connection per terminal. Each terminal loops: sign and send a hold, then sign
-and send its capture. The same number of connections then loops on the trivial endpoint of the same
-server for the same time, in the same run. What to read are the ratios (POS requests/s over health
-requests/s; health p50/p99 over POS p50/p99), the POS p99 itself, and the CPU each request costs
-the server and PostgreSQL (from /proc), which explains the ratios.
+one keep-alive HTTP/1.1 connection per terminal. Three phases, in the same run, on the same server:
+
+1. capacity of the trivial endpoint: every connection loops on GET /v1/health (closed loop);
+2. capacity of the POS: each terminal loops, signing and sending a hold, then its capture;
+3. latency at 200 terminals: each terminal starts one hold + capture every 5 s (a busy till; the
+   offered load is well below capacity, so what is measured is the time a request takes, not the
+   queue in front of it, which in a closed loop is terminals / throughput by Little's law).
+
+What to read: the throughput ratio (2 over 1), the p99 of phase 3, the CPU each request costs the
+server and PostgreSQL (from /proc), and the floor: what the checks every signed POS request needs
+(RFC 9421 signature, card token) and the terminals' own signing cost in CPU, measured in this
+process, and so how many cores the goal's throughput needs before any database work.
 
     ENTRAIDE_BENCH_PG_URL=postgresql://... python -m bench.http   (section 4 of `python -m bench`)
 
@@ -13,7 +20,7 @@ Environment (defaults): ENTRAIDE_BENCH_HTTP_TERMINALS (200); ENTRAIDE_BENCH_HTTP
 measured per phase) after ENTRAIDE_BENCH_HTTP_WARMUP (2); ENTRAIDE_BENCH_HTTP_WORKERS (uvicorn
 workers: 2 where there are 2 cores; on a 2-core machine they served ~1.5x the POS requests of
 one worker, whose single GIL caps it below one core); ENTRAIDE_BENCH_HTTP_CLIENTS (load processes, 1); ENTRAIDE_BENCH_HTTP_CLIENT (raw,
-or httpx); ENTRAIDE_BENCH_HTTP_PACE_MS (0: closed loop). The benchmark drops and recreates its own
+or httpx); ENTRAIDE_BENCH_HTTP_PACE_MS (5000: the period of each terminal in phase 3). The benchmark drops and recreates its own
 database, entraide_bench_http, on the server of ENTRAIDE_BENCH_PG_URL, and drops it at the end.
 """
 
@@ -50,9 +57,8 @@ WARMUP = float(os.environ.get("ENTRAIDE_BENCH_HTTP_WARMUP", "2"))
 WORKERS = int(os.environ.get("ENTRAIDE_BENCH_HTTP_WORKERS", str(min(2, os.cpu_count() or 1))))
 CLIENTS = int(os.environ.get("ENTRAIDE_BENCH_HTTP_CLIENTS", "1"))
 CLIENT = os.environ.get("ENTRAIDE_BENCH_HTTP_CLIENT", "raw")  # or "httpx", one client per terminal
-# 0: closed loop, each terminal starts its next operation as soon as the last one ends (throughput).
-# N: each terminal starts one operation every N ms (an offered load, for latency below saturation).
-PACE_MS = float(os.environ.get("ENTRAIDE_BENCH_HTTP_PACE_MS", "0"))
+# Phase 3: each terminal starts one operation every N ms (an offered load, for latency below saturation).
+PACE_MS = float(os.environ.get("ENTRAIDE_BENCH_HTTP_PACE_MS", "5000"))
 GOAL_RATIO, GOAL_P99_MS = 0.3, 50.0
 
 # Read by make_app in the server process(es).
@@ -403,7 +409,7 @@ def _load_main(args: argparse.Namespace) -> None:
 # --- orchestration --------------------------------------------------------------------------------
 
 
-def _run_phase(base: str, mode: str, seed_path: Path, workdir: Path, clients: int, probe) -> dict:
+def _run_phase(base: str, mode: str, seed_path: Path, workdir: Path, clients: int, probe, pace_ms: float = 0.0) -> dict:
     """All client processes on one absolute schedule; their in-window samples merged, with what
     `probe()` reads at the start and the end of the measured window."""
     start = time.time() + 3  # time for the clients to import and connect
@@ -411,11 +417,11 @@ def _run_phase(base: str, mode: str, seed_path: Path, workdir: Path, clients: in
     procs, outs = [], []
     try:
         for part in range(clients):
-            out = workdir / f"{mode}-{part}.json"
+            out = workdir / f"{mode}-{pace_ms:g}-{part}.json"
             outs.append(out)
             command = [sys.executable, "-m", "bench.http", "load", "--base", base, "--mode", mode, "--seed", str(seed_path),
                        "--slice", f"{part}/{clients}", "--start", repr(start), "--warmup", repr(WARMUP),
-                       "--seconds", repr(SECONDS), "--out", str(out), "--client", CLIENT, "--pace-ms", repr(PACE_MS)]  # fmt: skip
+                       "--seconds", repr(SECONDS), "--out", str(out), "--client", CLIENT, "--pace-ms", repr(pace_ms)]  # fmt: skip
             procs.append(subprocess.Popen(command, cwd=ROOT, start_new_session=True))
         time.sleep(max(0.0, window[0] - time.time()))
         before = probe()
@@ -542,11 +548,56 @@ def _terminate(signum: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _floor(seed: dict, keys_dir: Path, n: int = 1_000) -> dict[str, float]:
+    """CPU milliseconds, measured in this process, of what every POS request needs whatever the
+    server does around it: the terminal signing it (RFC 9421, http-message-signatures), the server
+    checking that signature and the resident's card token (JWS, joserfc). Nothing of ours is in it."""
+    from joserfc.jwk import KeySet
+
+    from api.signatures import sign_request, verify_request
+    from community.adapters import secrets
+
+    terminal = seed["terminals"][0]
+    key_id, pem, card = terminal["key_id"], terminal["private_key_pem"].encode(), terminal["cards"][0]
+    body = json.dumps({"card": card, "points": HOLD_POINTS}).encode()
+    public = _raw_public_key(pem)
+    started = time.process_time()
+    signed = [sign_request("POST", "/v1/pos/holds", body, key_id, pem) for _ in range(n)]
+    sign_ms = (time.process_time() - started) / n * 1000
+    now = int(time.time())
+    started = time.process_time()
+    for headers in signed:
+        verify_request("POST", "/v1/pos/holds", list(headers.items()), body, lambda _: public, now)
+    verify_ms = (time.process_time() - started) / n * 1000
+    keys = KeySet([secrets.CommunityKeys(keys_dir).card_key(CITY)])
+    started = time.process_time()
+    for _ in range(n):
+        secrets.verify_token(card, keys, now, city=CITY)
+    card_ms = (time.process_time() - started) / n * 1000
+    return {"sign": sign_ms, "verify": verify_ms, "card": card_ms}
+
+
+def _raw_public_key(pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
+
+    return load_pem_private_key(pem, password=None).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _report_cpu(label: str, usage: dict, requests: int) -> bool:
+    """One line of cores busy during a phase; True if other processes took a noticeable share."""
+    if usage["machine_cpu"] is None:
+        return False
+    others = max(0.0, usage["machine_cpu"] - usage["server_cpu"] - usage["postgres_cpu"] - usage["load_cpu"]) / SECONDS
+    print(f"  cores busy in the {label + ' phase:':<16} server {usage['server_cpu'] / SECONDS:4.2f}"
+          f"  PostgreSQL {usage['postgres_cpu'] / SECONDS:4.2f}  load {usage['load_cpu'] / SECONDS:4.2f}"
+          f"  other processes {others:4.2f}   (of {os.cpu_count() or 1}; {requests / SECONDS:,.0f} req/s)")  # fmt: skip
+    return others > 0.2
+
+
 def bench_http(pg_url: str, terminals: int = TERMINALS, workers: int = WORKERS, clients: int = CLIENTS) -> None:
     print(f"\n4. HTTP on PostgreSQL: hold + capture by {terminals} signed terminals vs GET /v1/health, same server, same run")
-    load = f"each starts one operation every {PACE_MS:g} ms" if PACE_MS else "closed loop, no think time"
-    print(f"  uvicorn {workers} worker(s); {clients} load process(es) ({CLIENT} client), {terminals} keep-alive connections"
-          f" ({load}); {WARMUP:g} s warm-up + {SECONDS:g} s measured per phase")  # fmt: skip
+    print(f"  uvicorn {workers} worker(s); {clients} load process(es) ({CLIENT} client), {terminals} keep-alive connections;"
+          f" {WARMUP:g} s warm-up + {SECONDS:g} s measured per phase")  # fmt: skip
     db_url = _database_url(pg_url, BENCH_DB)
     _recreate_database(pg_url)
     server = None
@@ -571,58 +622,59 @@ def bench_http(pg_url: str, terminals: int = TERMINALS, workers: int = WORKERS, 
             health = _run_phase(base, "health", seed_path, workdir, clients, probe)
             pos = _run_phase(base, "pos", seed_path, workdir, clients, probe)
             entries, batches = _journal_in_window(db_url, pos["window"])
+            paced = _run_phase(base, "pos", seed_path, workdir, clients, probe, PACE_MS)
             server_alive = server.poll() is None
             _stop(server)
             server = None
             server_log = _tail(log)
+            floor = _floor(seed, workdir / "data" / "keys")
 
         h = health["latencies"].get("health", [])
         holds, captures = pos["latencies"].get("hold", []), pos["latencies"].get("capture", [])
         pos_all = holds + captures
+        print("  capacity (closed loop: each connection sends its next request as soon as the last is answered)")
         print(_line("GET  /v1/health", h))
         print(_line("POST /v1/pos/holds", holds))
         print(_line("POST /v1/pos/holds/{id}/capture", captures))
         print(_line("POS requests (hold or capture)", pos_all))
-        print(f"  hold + capture operations      {len(captures) / SECONDS:>9,.0f} op/s")
-        h_rps = len(h) / SECONDS
-        ratio = len(pos_all) / SECONDS / h_rps if h_rps else float("nan")
-        verdict = f"goal >= {GOAL_RATIO} -> {'met' if ratio >= GOAL_RATIO else 'NOT met'}" if not PACE_MS else "paced: not a capacity"
-        print(f"  throughput ratio POS req/s / health req/s     {ratio:6.2f}   ({verdict})")
-        for label, values in (("hold", holds), ("capture", captures), ("POS", pos_all)):
-            print(f"  latency ratio health/{label:<8} p50 {_pct(h, 0.5) / _pct(values, 0.5):5.2f}   p99 {_pct(h, 0.99) / _pct(values, 0.99):5.2f}")
-        worst = max(_pct(holds, 0.99), _pct(captures, 0.99))
-        met = worst < GOAL_P99_MS
-        print(f"  POS p99 at {terminals} terminals: {worst:.1f} ms   (goal < {GOAL_P99_MS:g} ms -> {'met' if met else 'NOT met'})")
-        if not PACE_MS:
-            print(f"  (closed loop: mean latency = {terminals} / req/s, so under {GOAL_P99_MS:g} ms takes over"
-                  f" {terminals / GOAL_P99_MS * 1000:,.0f} req/s; ENTRAIDE_BENCH_HTTP_PACE_MS sets an offered load instead)")  # fmt: skip
-        hu, pu = health["usage"], pos["usage"]
+        h_rps, p_rps = len(h) / SECONDS, len(pos_all) / SECONDS
+        ratio = p_rps / h_rps if h_rps else float("nan")
+        print(f"  throughput ratio POS req/s / health req/s     {ratio:6.2f}   (goal >= {GOAL_RATIO} -> {'met' if ratio >= GOAL_RATIO else 'NOT met'})")
+        print(f"  latency ratio health/POS in the closed loop  p50 {_pct(h, 0.5) / _pct(pos_all, 0.5):5.2f}   p99"
+              f" {_pct(h, 0.99) / _pct(pos_all, 0.99):5.2f}   (each is {terminals} / req/s by Little's law: a queue, not a service time)")  # fmt: skip
+        p_holds, p_captures = paced["latencies"].get("hold", []), paced["latencies"].get("capture", [])
+        print(f"  latency at {terminals} terminals, each starting one hold + capture every {PACE_MS / 1000:g} s"
+              f" ({2 * terminals / PACE_MS * 1000:,.0f} req/s offered)")  # fmt: skip
+        print(_line("POST /v1/pos/holds", p_holds))
+        print(_line("POST /v1/pos/holds/{id}/capture", p_captures))
+        worst = max(_pct(p_holds, 0.99), _pct(p_captures, 0.99))
+        print(f"  POS p99 at {terminals} terminals: {worst:.1f} ms   (goal < {GOAL_P99_MS:g} ms -> {'met' if worst < GOAL_P99_MS else 'NOT met'})")
+        hu, pu, qu = health["usage"], pos["usage"], paced["usage"]
         if h and pos_all and hu["server_cpu"] is not None:
             h_ms, p_ms = hu["server_cpu"] / len(h) * 1000, pu["server_cpu"] / len(pos_all) * 1000
-            print(f"  server CPU per request: health {h_ms:.3f} ms, POS {p_ms:.2f} ms ({p_ms / h_ms:.0f}x);"
+            print(f"  server CPU per request (closed loops): health {h_ms:.3f} ms, POS {p_ms:.2f} ms ({p_ms / h_ms:.0f}x);"
                   f" PostgreSQL CPU per POS request {pu['postgres_cpu'] / len(pos_all) * 1000:.2f} ms")  # fmt: skip
-            cores, noisy = os.cpu_count() or 1, False
-            for label, u in (("health", hu), ("POS", pu)):
-                if u["machine_cpu"] is None:
-                    continue
-                others = max(0.0, u["machine_cpu"] - u["server_cpu"] - u["postgres_cpu"] - u["load_cpu"]) / SECONDS
-                noisy = noisy or others > 0.2
-                print(f"  cores busy in the {label + ' phase:':<14} server {u['server_cpu'] / SECONDS:4.2f}"
-                      f"  PostgreSQL {u['postgres_cpu'] / SECONDS:4.2f}  load {u['load_cpu'] / SECONDS:4.2f}"
-                      f"  other processes {others:4.2f}   (of {cores})")  # fmt: skip
+            noisy = _report_cpu("health", hu, len(h))
+            noisy = _report_cpu("POS", pu, len(pos_all)) or noisy
+            noisy = _report_cpu("paced POS", qu, len(p_holds) + len(p_captures)) or noisy
             if noisy:
                 print("  WARNING: other processes took CPU during the measurement: these figures are not clean")
+            need = GOAL_RATIO * h_rps * (h_ms + floor["verify"] + floor["card"] + floor["sign"]) / 1000
+            print(f"  floor, measured here: the terminal signs a request in {floor['sign']:.2f} ms of CPU, the server checks its"
+                  f" RFC 9421 signature in {floor['verify']:.2f} ms and the card token in {floor['card']:.2f} ms;"
+                  f" {GOAL_RATIO} x {h_rps:,.0f} = {GOAL_RATIO * h_rps:,.0f} POS req/s would need {need:.1f} cores for these"
+                  f" and the health request's own handling alone, before any database work, of {os.cpu_count()} cores here")  # fmt: skip
         if pos_all and pu["commits"] is not None:
-            print(f"  ledger: {entries:,} entries in {batches:,} group commits ({entries / max(batches, 1):.1f} per commit);"
+            print(f"  ledger (closed loop): {entries:,} entries in {batches:,} group commits ({entries / max(batches, 1):.1f} per commit);"
                   f" PostgreSQL ~{pu['commits'] / len(pos_all):.1f} commits + {pu['rollbacks'] / len(pos_all):.1f}"
                   f" rollbacks per POS request; {pu['sessions'] - 1:,} new PostgreSQL sessions in the window")  # fmt: skip
-        errors = health["errors"] + pos["errors"]
-        late = max(health["late_start_s"], pos["late_start_s"])
+        errors = health["errors"] + pos["errors"] + paced["errors"]
+        late = max(health["late_start_s"], pos["late_start_s"], paced["late_start_s"])
         if late > WARMUP:
             print(f"  WARNING: a load process started {late:.1f} s late, after the warm-up")
         if errors or not server_alive:
             print(f"  ERRORS in the measured windows: {dict(errors)}{'' if server_alive else '; the server died'}")
-            for sample in (health["samples"] + pos["samples"])[:5]:
+            for sample in (health["samples"] + pos["samples"] + paced["samples"])[:5]:
                 print(f"    {sample}")
             if server_log:
                 print("  server log (tail):\n" + "\n".join("    " + s for s in server_log.splitlines()))

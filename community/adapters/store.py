@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from community.adapters.tables import (
     AuditRow,
@@ -88,8 +88,11 @@ def update_resident(conn: Connection, resident_id: str, **values) -> None:
     conn.execute(update(R).where(R.c.id == resident_id).values(**values))
 
 
+_OPT_INS = select(O.c.city).where(O.c.resident_id == bindparam("resident_id")).order_by(O.c.city)
+
+
 def opt_ins(conn: Connection, resident_id: str) -> list[str]:
-    return list(conn.scalars(select(O.c.city).where(O.c.resident_id == resident_id).order_by(O.c.city)))
+    return list(conn.scalars(_OPT_INS, {"resident_id": resident_id}))
 
 
 def add_opt_in(conn: Connection, resident_id: str, city: str, now_us: int) -> None:
@@ -104,10 +107,13 @@ def card(conn: Connection, card_id: str) -> dict | None:
     return first_row(conn, select(CA).where(CA.c.id == card_id))
 
 
+_HOLDER = R.alias("holder")
+_CARD_AND_HOLDER = select(CA, _HOLDER).join(_HOLDER, _HOLDER.c.id == CA.c.resident_id).where(CA.c.id == bindparam("card_id"))
+
+
 def card_and_holder(conn: Connection, card_id: str) -> tuple[dict, dict] | None:
     """A card and its resident, in one indexed join (every presented card asks for both)."""
-    resident = R.alias("holder")
-    row = conn.execute(select(CA, resident).join(resident, resident.c.id == CA.c.resident_id).where(CA.c.id == card_id)).first()
+    row = conn.execute(_CARD_AND_HOLDER, {"card_id": card_id}).first()
     if row is None:
         return None
     values = tuple(row)

@@ -32,6 +32,7 @@ from community.domain.errors import (
 )
 from community.domain.program import LEVELS
 from ledger.adapters import journal
+from ledger.adapters.database import autocommit
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
 
@@ -77,6 +78,7 @@ class CardHolder:
 class Residents:
     def __init__(self, engine: Engine, keys: crypto.CommunityKeys, clock: Callable[[], int]) -> None:
         self.engine = engine
+        self.reads = autocommit(engine)  # cards are checked on every redemption
         self.keys = keys
         self.clock = clock
         self._card_cities: set[str] = set()  # cities known to run a program (programs are never removed)
@@ -200,7 +202,7 @@ class Residents:
     def resolve_card(self, token: str, conn: Connection | None = None) -> CardHolder:
         """Check a presented card (signature, expiry, revocation) and its holder (active, valid)."""
         if conn is None:
-            with self.engine.connect() as conn:
+            with self.reads.connect() as conn:
                 return self.resolve_card(token, conn)
         city = _card_city(token)
         if city not in self._card_cities:

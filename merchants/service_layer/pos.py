@@ -24,6 +24,7 @@ from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
 from ledger.adapters import journal
+from ledger.adapters.database import autocommit
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.committer import GroupCommitter
@@ -69,6 +70,7 @@ class Terminals:
 
     def __init__(self, engine: Engine, members: Members, clock: Callable[[], int]) -> None:
         self.engine, self.members, self.clock = engine, members, clock
+        self.reads = autocommit(engine)  # lookups and the nonce claim of every signed request
         self._claims = 0
 
     def register(self, merchant_id: str, public_key_pem: str, actor: str, city: str) -> str:
@@ -104,14 +106,15 @@ class Terminals:
             return store.terminals_of(conn, merchant_id)
 
     def admit(self, verify: Callable[[Callable[[str], bytes | None]], tuple[str, str, int]]) -> Terminal | None:
-        """Check a signed request in one transaction: look up its key, verify, record its nonce.
+        """Check a signed request: look up its key, verify, record its nonce (each statement its
+        own transaction on PostgreSQL: the claim is one atomic insert, durable once it returns).
 
         `verify(resolve)` checks the signature with the key `resolve(key_id)` returns (None for an
         unknown or revoked terminal) and returns (key_id, nonce, created_s), or raises. Returns None
         if the nonce was seen before (a replay). Nonces older than twice the window are swept.
         """
         rows: dict[str, dict] = {}
-        with self.engine.begin() as conn:
+        with self.reads.begin() as conn:
 
             def resolve(key_id: str) -> bytes | None:
                 row = store.terminal(conn, key_id)
@@ -143,6 +146,7 @@ class PointOfSale:
     def __init__(self, engine: Engine, ledger: LedgerService, committer: GroupCommitter, programs: Programs,
                  residents: Residents, members: Members, awards: Awards, clock: Callable[[], int]) -> None:  # fmt: skip
         self.engine, self.ledger, self.committer, self.programs = engine, ledger, committer, programs
+        self.reads = autocommit(engine)
         self.residents, self.members, self.awards, self.clock = residents, members, awards, clock
 
     def _commit(self, group: list[TransferRequest]) -> tuple[TransferResult, ...]:
@@ -203,7 +207,7 @@ class PointOfSale:
 
     def _own_hold(self, terminal: Terminal, hold_id: str) -> list[dict]:
         """The hold's entries (both halves when cross-city), refused unless it is this merchant's."""
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             found = journal.transfers(conn, [(terminal.city, hold_id)]) if isinstance(hold_id, str) else {}
             entry = found.get((terminal.city, hold_id))
             if entry is None or entry["phase"] != "pending":
