@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -402,6 +403,12 @@ def _load_main(args: argparse.Namespace) -> None:
     seed = json.loads(Path(args.seed).read_text())
     part, parts = (int(x) for x in args.slice.split("/"))
     mine = seed["terminals"][part::parts]
+    import api.signatures  # noqa: F401  (imported before the freeze, like the server's libraries)
+
+    # The client's own collector pauses would be counted as server latency: keep its startup heap
+    # out of the collections, as the server does (api.app._freeze_startup_heap).
+    gc.collect()
+    gc.freeze()
     result = asyncio.run(_load(args.base, args.mode, mine, args.start, args.warmup, args.seconds, args.client, args.pace_ms / 1000))
     Path(args.out).write_text(json.dumps(result))
 
