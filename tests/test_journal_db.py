@@ -9,8 +9,10 @@ from sqlalchemy.exc import DBAPIError
 from api.bootstrap import Settings, open_context
 from ledger import oracle
 from ledger.adapters import journal
+from ledger.adapters.database import text_array
 from ledger.service_layer import audit, simulation
 from ledger.simulate import Simulator
+from tests.conftest import BACKENDS
 
 START_US = 1_767_225_600_000_000
 
@@ -102,12 +104,11 @@ def test_same_seed_gives_the_same_journal(clock, tmp_path):
     assert heads[0] == heads[1] and sum(seq for seq, _ in heads[0].values()) > 400
 
 
+@pytest.mark.parametrize("db_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
 def test_array_literals_round_trip_through_postgresql(ctx):
     """Batches send their keys to PostgreSQL as array literals (`text_array`): quotes, backslashes,
-    commas, braces, spaces, the word NULL and non-ASCII text come back exactly."""
-    if ctx.engine.dialect.name != "postgresql":
-        pytest.skip("array literals are PostgreSQL's; SQLite takes the keys as bound parameters")
-    from ledger.adapters.database import text_array
+    commas, braces, spaces, the word NULL and non-ASCII text come back exactly. (SQLite takes the
+    keys as bound parameters: this runs on PostgreSQL only.)"""
 
     cases = [
         (["plain", 'a"b', "c\\d", "x,y", "{z}", " pad ", "NULL", "", "é€"], "text[]"),
