@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ledger.domain.accounts import Balance, check_account_name, check_ledger_name, is_non_negative
 from ledger.domain.errors import (
@@ -125,9 +125,9 @@ class Original:
     remaining: int
 
 
-@dataclass(frozen=True)
-class PlannedEntry:
-    """A journal entry before sealing: Entry12 of docs/ledger-format.md without the sequence."""
+class PlannedEntry(NamedTuple):
+    """A journal entry before sealing: Entry12 of docs/ledger-format.md without the sequence and
+    the time (a named tuple: a batch plans one per entry)."""
 
     ledger: str
     transfer_id: str

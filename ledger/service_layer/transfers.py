@@ -71,12 +71,9 @@ class Outcome:
         return self.error is None
 
 
-def _result(row: dict, replayed: bool) -> TransferResult:
-    return TransferResult(
-        row["ledger"], row["sequence"], row["transfer_id"], row["kind"], row["phase"], row["debit_account"],
-        row["credit_account"], row["amount"], row["ref"], row["group_id"], row["expires_at_us"], row["time_us"],
-        row["hash"], replayed,
-    )  # fmt: skip
+def _result(row: tuple, replayed: bool) -> TransferResult:
+    """From a journal row in `journal.JOURNAL_COLUMNS` order: the Entry12 fields, then the hash."""
+    return TransferResult(*row[:12], row[13], replayed)
 
 
 class LedgerService:
@@ -207,7 +204,7 @@ class LedgerService:
             return None
         hashes = [r.request_hash for r in group]
         if all(stored) and all(s["request_hash"] == h for s, h in zip(stored, hashes)):
-            return Outcome(tuple(_result(s, replayed=True) for s in stored))
+            return Outcome(tuple(_result(journal.row_values(s), replayed=True) for s in stored))
         if all(earlier) and all(e[0] == h for e, h in zip(earlier, hashes)) and len({e[1] for e in earlier}) == 1:
             return [e[2] for e in earlier]
         key = group[0].idempotency_key
@@ -227,9 +224,10 @@ class LedgerService:
         return BookView(balances=journal.balances(conn, accounts), holds=holds, originals=originals, resolved=resolved)
 
     @staticmethod
-    def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[dict]:
+    def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[tuple]:
         """Number the entries per chain, hash-chain and sign them (one Rust call for every chain of
-        the batch, its signing spread over the cores), and build journal rows."""
+        the batch, its signing spread over the cores), and build journal rows: tuples in
+        `journal.JOURNAL_COLUMNS` order, the Entry12 followed by what sealing adds."""
         next_sequence = {ledger: head.sequence for ledger, head in heads.items()}
         e12 = []
         for e in planned:
@@ -237,13 +235,9 @@ class LedgerService:
             e12.append((e.ledger, next_sequence[e.ledger], e.transfer_id, e.kind, e.phase, e.debit_account,
                         e.credit_account, e.amount, e.ref, e.group, e.expires_at_us, now))  # fmt: skip
         sealed = core.seal(e12, {ledger: head.hash for ledger, head in heads.items()}, seed)
-        rows = [
-            {"ledger": f[0], "sequence": f[1], "transfer_id": f[2], "kind": f[3], "phase": f[4], "debit_account": f[5],
-             "credit_account": f[6], "amount": f[7], "ref": f[8], "group_id": f[9], "expires_at_us": f[10], "time_us": now,
-             "prev_hash": prev_hash, "hash": digest, "key_id": key_id, "signature": signature, "request_hash": e.request_hash}
-            for e, f, (prev_hash, digest, signature) in zip(planned, e12, sealed, strict=True)
-        ]  # fmt: skip
-        last: dict[str, dict] = {row["ledger"]: row for row in rows}
+        rows = [f + (prev_hash, digest, key_id, signature, e.request_hash)
+                for e, f, (prev_hash, digest, signature) in zip(planned, e12, sealed, strict=True)]  # fmt: skip
+        last = {row[0]: row for row in rows}
         for ledger, row in last.items():
-            heads[ledger] = journal.Head(next_sequence[ledger], row["hash"], now)
+            heads[ledger] = journal.Head(next_sequence[ledger], row[13], now)
         return rows
