@@ -151,7 +151,7 @@ class PairLookup:
 
     def rows(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
         for result in self.run(conn, pairs):
-            yield from result
+            yield from result.all()  # fetched at once: row by row costs a driver call per row
 
 
 _TRANSFERS = PairLookup(lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).where(where), J.c.ledger, J.c.transfer_id)
@@ -201,11 +201,9 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
         return
     keys = sorted(changed)
     if conn.dialect.name == "postgresql":
-        columns = {"ledgers": text_array(k[0] for k in keys), "names": text_array(k[1] for k in keys),
-                   "non_negative": text_array(is_non_negative(k[1]) for k in keys)}  # fmt: skip
-        for counter in BALANCE_COUNTERS:
-            columns[counter] = text_array(getattr(changed[k], counter) for k in keys)
-        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, columns)
+        values = zip(*[(ledger, name, is_non_negative(name), *changed[(ledger, name)].as_tuple()) for ledger, name in keys])
+        names = ("ledgers", "names", "non_negative", *BALANCE_COUNTERS)  # as_tuple() is in BALANCE_COUNTERS order
+        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, {name: text_array(column) for name, column in zip(names, values, strict=True)})
         return
     rows = [
         {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal, NamedTuple
 
 from ledger.domain.accounts import Balance, check_account_name, check_ledger_name, is_non_negative
@@ -30,6 +30,11 @@ MAX_HOLD_SECONDS = 30 * 24 * 3600
 MAX_GROUP_SIZE = 16
 MAX_KEY_LENGTH = 128
 KIND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@lru_cache(maxsize=1024)  # a program uses a handful of kinds
+def _valid_kind(kind: str) -> bool:
+    return 1 <= len(kind) <= 32 and set(kind) <= KIND_CHARS and kind[0].isalpha()
 
 Phase = Literal["single", "pending", "post", "void"]
 REQUEST_PHASES = ("single", "pending", "post", "void")
@@ -78,7 +83,7 @@ class TransferRequest:
         check_ledger_name(self.ledger)
         if not isinstance(self.idempotency_key, str) or not 1 <= len(self.idempotency_key) <= MAX_KEY_LENGTH:
             raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key")
-        if not isinstance(self.kind, str) or not 1 <= len(self.kind) <= 32 or not set(self.kind) <= KIND_CHARS or not self.kind[0].isalpha():
+        if not isinstance(self.kind, str) or not _valid_kind(self.kind):
             raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind")
         if self.phase not in REQUEST_PHASES:
             raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase")
