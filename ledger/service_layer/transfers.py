@@ -33,10 +33,11 @@ from ledger.domain.transfers import (
 from ledger.service_layer.keys import Signer, now_us
 
 MAX_BATCH_GROUPS = 10_000
-# Sealing runs beside the writes of its own batch; a few threads serve every service of the process.
-_SEALER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ledger-seal")
-SEAL_ASIDE_MIN = 256
 MAX_EXPIRIES_PER_BATCH = 1_000
+# A batch of SEAL_ASIDE_MIN entries or more is sealed on one of these threads while its own
+# projections are written; a few threads serve every service of the process.
+SEAL_ASIDE_MIN = 256
+_SEALER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ledger-seal")
 
 
 class TransferResult(NamedTuple):
@@ -177,8 +178,8 @@ class LedgerService:
                 in_batch[(request.ledger, request.transfer_id)] = (request.request_hash, index, position)
 
         # The Rust core hashes and signs (without the GIL) while this thread writes the projections,
-        # which need no hash: the database and the signing cores work at the same time.
-        # A small batch is sealed in place: handing it to a thread would cost more than it saves.
+        # which need no hash: the database and the signing cores work at the same time. A small
+        # batch is sealed in place: handing it to a thread would cost more than it saves.
         sealing = _SEALER.submit(self._seal, planned, heads, now, key_id, seed) if len(planned) >= SEAL_ASIDE_MIN else None
         journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
         opened = [h for key, h in view.holds.items() if key not in holds_before]
