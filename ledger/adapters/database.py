@@ -88,16 +88,19 @@ def first_row(conn, query) -> dict | None:
     return None if row is None else row._asdict()
 
 
+def _dialect_insert(dialect: str, table):
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
 def dialect_insert(conn, table):
     """An INSERT that knows `ON CONFLICT` (upserts), for the connection's database."""
-    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+    return _dialect_insert(conn.dialect.name, table)
 
 
 @lru_cache(maxsize=256)
 def _insert_once_statement(dialect: str, table, columns: tuple[str, ...]):
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     values = {column: bindparam(f"v_{column}") for column in columns}
-    return insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return _dialect_insert(dialect, table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def insert_once(conn, table, **values) -> bool:

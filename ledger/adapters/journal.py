@@ -139,15 +139,14 @@ class PairLookup:
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
         self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
 
-    def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
-        """The results, one per statement executed (none for no pairs)."""
+    def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> list:
+        """Execute for every pair: the results, one per statement (none for no pairs)."""
         if conn.dialect.name == "postgresql":
-            for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK):
-                params = {"pair_ledgers": text_array(p[0] for p in chunk), "pair_ids": text_array(p[1] for p in chunk)}
-                yield conn.execute(self.postgresql, params)
-            return
-        for ledger, chunk in _by_ledger(pairs):
-            yield conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
+            return [conn.execute(self.postgresql, {"pair_ledgers": text_array(p[0] for p in chunk),
+                                                   "pair_ids": text_array(p[1] for p in chunk)})
+                    for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK)]  # fmt: skip
+        return [conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
+                for ledger, chunk in _by_ledger(pairs)]  # fmt: skip
 
     def rows(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
         for result in self.run(conn, pairs):
@@ -180,6 +179,11 @@ def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
 
 
 BALANCE_COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+
+
+def _array_params(names: tuple[str, ...], rows: list[tuple]) -> dict[str, str]:
+    """Rows (at least one) as one array literal per column: the parameters of an `unnest` insert."""
+    return {name: text_array(column) for name, column in zip(names, zip(*rows), strict=True)}
 _UPSERT_BALANCES_FROM_ARRAYS = text(
     "INSERT INTO accounts (ledger, name, non_negative, debits_posted, credits_posted, debits_pending, credits_pending) "
     "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:names AS text[]), CAST(:non_negative AS boolean[]), "
@@ -201,9 +205,9 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
         return
     keys = sorted(changed)
     if conn.dialect.name == "postgresql":
-        values = zip(*[(ledger, name, is_non_negative(name), *changed[(ledger, name)].as_tuple()) for ledger, name in keys])
+        rows = [(ledger, name, is_non_negative(name), *changed[(ledger, name)].as_tuple()) for ledger, name in keys]
         names = ("ledgers", "names", "non_negative", *BALANCE_COUNTERS)  # as_tuple() is in BALANCE_COUNTERS order
-        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, {name: text_array(column) for name, column in zip(names, values, strict=True)})
+        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, _array_params(names, rows))
         return
     rows = [
         {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}
@@ -256,16 +260,13 @@ def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str
     """Insert the holds a batch opened and delete those it closed (on PostgreSQL the new rows
     travel as arrays, one statement, as balances do)."""
     if opened and conn.dialect.name == "postgresql":
-        conn.execute(_INSERT_HOLDS_FROM_ARRAYS, {
-            "ledgers": text_array(h.ledger for h in opened), "ids": text_array(h.transfer_id for h in opened),
-            "kinds": text_array(h.kind for h in opened), "debits": text_array(h.debit_account for h in opened),
-            "credits": text_array(h.credit_account for h in opened), "amounts": text_array(h.amount for h in opened),
-            "expiries": text_array(h.expires_at_us for h in opened),
-        })  # fmt: skip
+        rows = [(h.ledger, h.transfer_id, h.kind, h.debit_account, h.credit_account, h.amount, h.expires_at_us)
+                for h in opened]  # fmt: skip
+        names = ("ledgers", "ids", "kinds", "debits", "credits", "amounts", "expiries")
+        conn.execute(_INSERT_HOLDS_FROM_ARRAYS, _array_params(names, rows))
     elif opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    for _ in _DELETE_HOLDS.run(conn, closed):
-        pass
+    _DELETE_HOLDS.run(conn, closed)
 
 
 _RESOLUTIONS = PairLookup(

@@ -36,6 +36,7 @@ KIND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 def _valid_kind(kind: str) -> bool:
     return 1 <= len(kind) <= 32 and set(kind) <= KIND_CHARS and kind[0].isalpha()
 
+
 Phase = Literal["single", "pending", "post", "void"]
 REQUEST_PHASES = ("single", "pending", "post", "void")
 
