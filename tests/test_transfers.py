@@ -20,6 +20,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.transfers import TransferRequest as T
 from ledger.service_layer import audit
+from tests.conftest import BACKENDS
 
 WALLET = "citizen:r1:wallet"
 SHOP = "merchant:m1:redeemed"
@@ -252,3 +253,77 @@ def test_bad_input_is_refused_and_changes_nothing(ctx, request_, error):
     with pytest.raises(error):
         ctx.ledger.transfer(request_)
     assert audit.entry_count(ctx.engine) == 2
+
+
+def slicing_batch() -> list[list[T]]:
+    """Groups on two ledgers and across them, with refusals and a duplicate, for the sealing tests."""
+    groups: list[list[T]] = []
+    for i in range(60):
+        ledger = ("brossard", "wendake")[i % 2]
+        groups.append([T(ledger, f"s{i}", "service", "single", WALLET, "services:revenue", 7 + i % 5)])
+        if i % 9 == 0:  # more than the wallet holds: refused, nothing planned
+            groups.append([T(ledger, f"big{i}", "service", "single", WALLET, "services:revenue", 10_000)])
+        if i % 13 == 0:
+            groups.append([T("brossard", f"x{i}", "interop_redeem", "single", WALLET, "interop:wendake", 3),
+                           T("wendake", f"y{i}", "interop_redeem", "single", "interop:brossard", SHOP, 3)])  # fmt: skip
+    groups.append(list(groups[4]))  # a retry inside the batch
+    return groups
+
+
+@pytest.mark.parametrize("db_url", [b for b in BACKENDS if b == "postgresql"], indirect=True)
+def test_a_batch_sealed_in_slices_is_the_batch_sealed_at_once(ctx, clock, tmp_path, monkeypatch):
+    """PostgreSQL seals and copies a batch slice by slice while it is planned; the chains, hashes and
+    outcomes are those of the same batch sealed at once (SQLite, which never slices)."""
+    from api.bootstrap import Settings, open_context
+    from ledger.service_layer import transfers
+
+    whole = open_context(Settings(tmp_path / "whole", str(tmp_path / "whole.db"), tmp_path / "whole-keys"),
+                         clock=clock, key_from_us=clock())  # fmt: skip
+    for context in (ctx, whole):
+        for ledger in ("brossard", "wendake"):
+            context.ledger.create_ledger(ledger)
+            context.ledger.transfer(T(ledger, "fund", "budget_funding", "single", "program:funding", "program:budget", 10_000))
+            context.ledger.transfer(T(ledger, "earn", "earn_civic", "single", "program:budget", WALLET, 600))
+    monkeypatch.setattr(transfers, "SEAL_SLICE", 5)
+    sliced_outcomes = ctx.ledger.submit(slicing_batch())
+    whole_outcomes = whole.ledger.submit(slicing_batch())
+
+    def view(outcome):
+        return [(t.ledger, t.sequence, t.hash, t.replayed) for t in outcome.transfers] if outcome.ok else type(outcome.error)
+
+    assert [view(o) for o in sliced_outcomes] == [view(o) for o in whole_outcomes]
+    assert sum(len(o.transfers) for o in sliced_outcomes) > 60 and not all(o.ok for o in sliced_outcomes)
+    assert_verifies(ctx)
+    for ledger in ("brossard", "wendake"):
+        for account in (WALLET, SHOP, "services:revenue", "interop:wendake"):
+            assert ctx.ledger.balance(ledger, account) == whole.ledger.balance(ledger, account)
+    whole.engine.dispose()
+
+
+def test_a_crash_while_planning_writes_nothing(ctx, monkeypatch):
+    """An unexpected error in the middle of a batch, after slices were already copied into the
+    journal on PostgreSQL: the transaction rolls back whole, and the next batch appends normally."""
+    from ledger.service_layer import transfers
+
+    funded(ctx, "brossard", wallet=600)
+    funded(ctx, "wendake", wallet=600)
+    before = audit.entry_count(ctx.engine)
+    monkeypatch.setattr(transfers, "SEAL_SLICE", 5)
+    planned = itertools.count()
+    real_plan_group = transfers.plan_group
+
+    def failing_plan_group(*args):
+        if next(planned) == 40:
+            raise RuntimeError("planner crashed")
+        return real_plan_group(*args)
+
+    monkeypatch.setattr(transfers, "plan_group", failing_plan_group)
+    with pytest.raises(RuntimeError, match="planner crashed"):
+        ctx.ledger.submit(slicing_batch())
+    assert audit.entry_count(ctx.engine) == before
+    assert ctx.ledger.balance("brossard", WALLET).posted == 600
+    monkeypatch.setattr(transfers, "plan_group", real_plan_group)
+    outcomes = ctx.ledger.submit(slicing_batch())
+    assert outcomes[0].transfers[0].sequence == 3  # the chain goes on from where it was
+    assert audit.entry_count(ctx.engine) == before + sum(len(o.transfers) for o in outcomes if o.ok) - 1  # the retry
+    assert_verifies(ctx)

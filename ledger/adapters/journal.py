@@ -6,7 +6,8 @@ batch of transfers is appended, projected and committed all at once or not at al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -303,21 +304,26 @@ def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
 
 JOURNAL_COLUMNS = tuple(c.name for c in J.columns)
 assert JOURNAL_COLUMNS[:16] == tuple(c.name for c in ENTRY_COLUMNS) and JOURNAL_COLUMNS[16:] == ("request_hash",)
-row_values = itemgetter(*JOURNAL_COLUMNS)  # a journal row as a dict -> the tuple `append` takes
+row_values = itemgetter(*JOURNAL_COLUMNS)  # a journal row as a dict -> the tuple `appending` writes
 
 
-def append(conn: Connection, rows: list[tuple]) -> None:
-    """Insert journal rows, tuples in JOURNAL_COLUMNS order (the Entry16 layout, then the request
-    fingerprint); on PostgreSQL with COPY, several times faster than a multi-row INSERT."""
-    if not rows:
-        return
+@contextmanager
+def appending(conn: Connection) -> Iterator[Callable[[list[tuple]], None]]:
+    """A writer of journal rows (tuples in JOURNAL_COLUMNS order: the Entry16 layout, then the
+    request fingerprint), for the slices of one batch. On PostgreSQL it is one COPY, several times
+    faster than a multi-row INSERT, open until the block ends: the server ingests each slice while
+    the caller prepares the next, and no other statement may run on the connection meanwhile."""
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(J), [dict(zip(JOURNAL_COLUMNS, row)) for row in rows])
+        yield lambda rows: conn.execute(insert(J), [dict(zip(JOURNAL_COLUMNS, row)) for row in rows])
         return
     cursor = conn.connection.driver_connection.cursor()  # the same transaction as `conn`
     with cursor.copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+
+        def write(rows: list[tuple]) -> None:
+            for row in rows:
+                copy.write_row(row)
+
+        yield write
 
 
 def _streamed(conn: Connection, query, chunk_rows: int = 20_000) -> Iterator[list[tuple]]:

@@ -9,10 +9,11 @@ or nothing of it exists; a caller is told a transfer happened only after the com
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine
@@ -34,10 +35,9 @@ from ledger.service_layer.keys import Signer, now_us
 
 MAX_BATCH_GROUPS = 10_000
 MAX_EXPIRIES_PER_BATCH = 1_000
-# A batch of SEAL_ASIDE_MIN entries or more is sealed on one of these threads while its own
-# projections are written; a few threads serve every service of the process.
-SEAL_ASIDE_MIN = 256
-_SEALER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ledger-seal")
+# On PostgreSQL a batch is sealed and copied into the journal SEAL_SLICE entries at a time while
+# the rest of it is planned (see _Sealing).
+SEAL_SLICE = 256
 
 
 class TransferResult(NamedTuple):
@@ -151,7 +151,31 @@ class LedgerService:
         view = self._load_view(conn, requests, due)
         holds_before = set(view.holds)
 
-        planned: list[PlannedEntry] = [plan_expiry(view, hold) for hold in due]
+        sealing = _Sealing(conn, heads, now, key_id, seed)
+        try:
+            placed = self._plan(view, heads, groups, due, existing, now, sealing, outcomes)
+        except BaseException:
+            sealing.abandon()
+            raise
+        rows = sealing.close()
+        journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
+        opened = [h for key, h in view.holds.items() if key not in holds_before]
+        journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
+        journal.set_heads(conn, heads)
+        first_claim: dict[int, int] = {}
+        for index, positions in placed.items():
+            first_claim.setdefault(positions[0], index)
+        for index, positions in placed.items():
+            replayed = first_claim.get(positions[0]) != index
+            outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
+        return len(due)
+
+    def _plan(self, view: BookView, heads, groups, due: list[Hold], existing, now: int, sealing: _Sealing,
+              outcomes: list) -> dict[int, list[int]]:
+        """Plan expiries, then every group, handing the entries to `sealing` as they come; fills the
+        refused groups' outcomes and returns, per planned group, its positions among the entries."""
+        planned = sealing.planned
+        sealing.extend([plan_expiry(view, hold) for hold in due])
         placed: dict[int, list[int]] = {}  # group index -> positions in `planned`
         in_batch: dict[tuple[str, str], tuple[str, int, int]] = {}  # transfer -> (request hash, group, position)
         for index, group in groups:
@@ -172,28 +196,11 @@ class LedgerService:
                 outcomes[index] = Outcome(error=exc)
                 continue
             start = len(planned)
-            planned.extend(entries)
+            sealing.extend(entries)
             placed[index] = list(range(start, len(planned)))
             for position, request in zip(placed[index], group, strict=True):
                 in_batch[(request.ledger, request.transfer_id)] = (request.request_hash, index, position)
-
-        # The Rust core hashes and signs (without the GIL) while this thread writes the projections,
-        # which need no hash: the database and the signing cores work at the same time. A small
-        # batch is sealed in place: handing it to a thread would cost more than it saves.
-        sealing = _SEALER.submit(self._seal, planned, heads, now, key_id, seed) if len(planned) >= SEAL_ASIDE_MIN else None
-        journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
-        opened = [h for key, h in view.holds.items() if key not in holds_before]
-        journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
-        rows = sealing.result() if sealing is not None else self._seal(planned, heads, now, key_id, seed)
-        journal.append(conn, rows)
-        journal.set_heads(conn, heads)
-        first_claim: dict[int, int] = {}
-        for index, positions in placed.items():
-            first_claim.setdefault(positions[0], index)
-        for index, positions in placed.items():
-            replayed = first_claim.get(positions[0]) != index
-            outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
-        return len(due)
+        return placed
 
     @staticmethod
     def _replay(group, existing, in_batch) -> Outcome | list[int] | None:
@@ -224,21 +231,66 @@ class LedgerService:
         accounts |= {(h.ledger, a) for h in holds.values() for a in (h.debit_account, h.credit_account)}
         return BookView(balances=journal.balances(conn, accounts), holds=holds, originals=originals, resolved=resolved)
 
-    @staticmethod
-    def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[tuple]:
-        """Number the entries per chain, hash-chain and sign them (one Rust call for every chain of
-        the batch, its signing spread over the cores), and build journal rows: tuples in
-        `journal.JOURNAL_COLUMNS` order, the Entry12 followed by what sealing adds."""
-        next_sequence = {ledger: head.sequence for ledger, head in heads.items()}
-        e12 = []
-        for e in planned:
-            next_sequence[e.ledger] += 1
-            e12.append((e.ledger, next_sequence[e.ledger], e.transfer_id, e.kind, e.phase, e.debit_account,
-                        e.credit_account, e.amount, e.ref, e.group, e.expires_at_us, now))  # fmt: skip
-        sealed = core.seal(e12, {ledger: head.hash for ledger, head in heads.items()}, seed)
-        rows = [f + (prev_hash, digest, key_id, signature, e.request_hash)
-                for e, f, (prev_hash, digest, signature) in zip(planned, e12, sealed, strict=True)]  # fmt: skip
-        last = {row[0]: row for row in rows}
-        for ledger, row in last.items():
-            heads[ledger] = journal.Head(next_sequence[ledger], row[13], now)
-        return rows
+
+class _Sealing:
+    """The batch's journal rows: numbered, hash-chained, signed and written as planning goes.
+
+    On PostgreSQL the batch is sealed every SEAL_SLICE planned entries, each slice continuing the
+    chains of the one before, and the rows go at once into one COPY that stays open until planning
+    ends: the server ingests them while the rest of the batch is planned (the planner does not
+    touch the connection meanwhile). On SQLite, and for the last slice, the entries are sealed and
+    written when planning ends.
+    """
+
+    def __init__(self, conn: Connection, heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> None:
+        self.planned: list[PlannedEntry] = []
+        self.rows: list[tuple] = []
+        self._seal = partial(_seal, heads=heads, now=now, key_id=key_id, seed=seed)
+        self._stream = conn.dialect.name == "postgresql"
+        self._conn = conn
+        self._copy = ExitStack()
+        self._write: Callable[[list[tuple]], None] | None = None
+
+    def extend(self, entries: list[PlannedEntry]) -> None:
+        self.planned.extend(entries)
+        if self._stream and len(self.planned) - len(self.rows) >= SEAL_SLICE:
+            self._seal_rest()
+
+    def close(self) -> list[tuple]:
+        """Every row, in planned order, once all are in the journal."""
+        self._seal_rest()
+        self._copy.close()  # the end of the COPY: the server has every row
+        return self.rows
+
+    def abandon(self) -> None:
+        """Planning failed: abort the COPY, so that the caller's rollback finds the connection free."""
+        self._copy.__exit__(*sys.exc_info())
+
+    def _seal_rest(self) -> None:
+        if len(self.planned) == len(self.rows):
+            return
+        rows = self._seal(self.planned[len(self.rows) :])
+        self.rows.extend(rows)
+        if self._write is None:
+            self._write = self._copy.enter_context(journal.appending(self._conn))
+        self._write(rows)
+
+
+def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[tuple]:
+    """Number the entries per chain, hash-chain and sign them (one Rust call for every chain of
+    the batch, its signing spread over the cores), and build journal rows: tuples in
+    `journal.JOURNAL_COLUMNS` order, the Entry12 followed by what sealing adds. `heads` move on to
+    the last entry of each chain."""
+    next_sequence = {ledger: head.sequence for ledger, head in heads.items()}
+    e12 = []
+    for e in planned:
+        next_sequence[e.ledger] += 1
+        e12.append((e.ledger, next_sequence[e.ledger], e.transfer_id, e.kind, e.phase, e.debit_account,
+                    e.credit_account, e.amount, e.ref, e.group, e.expires_at_us, now))  # fmt: skip
+    sealed = core.seal(e12, {ledger: head.hash for ledger, head in heads.items()}, seed)
+    rows = [f + (prev_hash, digest, key_id, signature, e.request_hash)
+            for e, f, (prev_hash, digest, signature) in zip(planned, e12, sealed, strict=True)]  # fmt: skip
+    last = {row[0]: row for row in rows}
+    for ledger, row in last.items():
+        heads[ledger] = journal.Head(next_sequence[ledger], row[13], now)
+    return rows
