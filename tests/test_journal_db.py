@@ -132,3 +132,26 @@ def test_pair_lookups_find_every_pair_across_ledgers_and_chunks(ctx, clock, monk
         found = journal.transfers(conn, wanted)
     assert set(found) == set(stored[::3])
     assert all(found[key]["transfer_id"] == key[1] for key in found)
+
+
+def test_batch_reads_sent_together_equal_the_lookups_one_by_one(ctx, clock, monkeypatch):
+    """The lookups an append sends together (pipelined on PostgreSQL) read what each reads alone,
+    past one chunk too, and the connection goes on working after the pipeline."""
+    monkeypatch.setattr(journal, "IN_CHUNK", 7)
+    monkeypatch.setattr(journal, "ARRAY_CHUNK", 7)
+    simulated(ctx, clock, transfers=400)
+    with ctx.engine.begin() as conn:
+        rows = [row for chunk in journal.stream_entries(conn) for row in chunk]
+        ids = [(r[0], r[2]) for r in rows[::5]] + [("nowhere", "0" * 32)]
+        holds = [(r[0], r[2]) for r in rows if r[4] == "pending"] + [(r[0], r[8]) for r in rows if r[4] == "post"][:5]
+        refunds = [(r[0], r[2]) for r in rows if r[4] in ("post", "single")][::4] + [(r[0], r[8]) for r in rows if r[8]][:5]
+        accounts = {(r[0], a) for r in rows[::3] for a in (r[5], r[6])} | {("brossard", "citizen:nobody:wallet")}
+        read = journal.batch_reads(conn, ids, holds, refunds, accounts)
+        assert read.transfers == journal.transfers(conn, ids) and len(read.transfers) == len(ids) - 1
+        assert read.holds == journal.holds(conn, holds) and read.holds
+        assert read.resolutions == journal.resolutions(conn, holds) and read.resolutions
+        assert read.originals == journal.originals(conn, refunds) and read.originals
+        amounts = {(r[0], r[2]): r[7] for r in rows}
+        assert any(o.remaining < amounts[key] for key, o in read.originals.items())  # some were partly refunded
+        assert read.balances == journal.balances(conn, accounts) and len(read.balances) == len(accounts) - 1
+        assert conn.execute(text("SELECT count(*) FROM journal")).scalar() == len(rows)

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     Connection,
     Integer,
@@ -126,7 +128,9 @@ class PairLookup:
     """One query over many (ledger, id) pairs, built once in both shapes and reused.
 
     - PostgreSQL: one statement per batch, the pairs travelling as two text arrays that the server
-      unnests and joins (one round trip, parameters sent as single strings: see `text_array`).
+      unnests and joins (one round trip, parameters sent as single strings: see `text_array`). It
+      runs on a cursor of the driver, the same transaction as `conn`, so that inside `pipelined`
+      it is only queued and several lookups share one round trip.
     - SQLite: `ledger = ? AND id IN (...)` per ledger chunk, which uses the primary or unique index,
       where SQLite would scan the whole table for a row-value `(ledger, id) IN (...)`.
 
@@ -139,19 +143,45 @@ class PairLookup:
         keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
         self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
+        self._sql: str | None = None
+        self._constants: dict = {}  # the values the statement itself binds, such as a phase
 
     def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> list:
-        """Execute for every pair: the results, one per statement (none for no pairs)."""
+        """Execute (or, in a pipeline, queue) for every pair: one cursor or result per statement,
+        none for no pairs. `fetch` reads and closes them."""
         if conn.dialect.name == "postgresql":
-            return [conn.execute(self.postgresql, {"pair_ledgers": text_array(p[0] for p in chunk),
-                                                   "pair_ids": text_array(p[1] for p in chunk)})
+            if self._sql is None:
+                compiled = self.postgresql.compile(dialect=conn.dialect)
+                self._sql, self._constants = str(compiled), compiled.params
+                assert "POSTCOMPILE" not in self._sql, "a constant condition must be a comparison, not IN (list)"
+            driver = conn.connection.driver_connection
+            return [driver.cursor(row_factory=namedtuple_row).execute(self._sql, self._constants | {
+                        "pair_ledgers": text_array(p[0] for p in chunk), "pair_ids": text_array(p[1] for p in chunk)})
                     for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK)]  # fmt: skip
         return [conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
                 for ledger, chunk in _by_ledger(pairs)]  # fmt: skip
 
     def rows(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> Iterator:
-        for result in self.run(conn, pairs):
-            yield from result.all()  # fetched at once: row by row costs a driver call per row
+        return fetch(self.run(conn, pairs))
+
+
+def fetch(results: list) -> Iterator:
+    """The rows of what `PairLookup.run` sent, each result fetched at once (row by row costs a
+    driver call per row) and closed."""
+    for result in results:
+        yield from result.fetchall()
+        result.close()
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the lookups run inside go out together (psycopg's pipeline mode): the
+    server runs each while the caller reads the one before. Elsewhere, nothing changes."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with conn.connection.driver_connection.pipeline():
+        yield
 
 
 _TRANSFERS = PairLookup(lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).where(where), J.c.ledger, J.c.transfer_id)
@@ -159,7 +189,11 @@ _TRANSFERS = PairLookup(lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).w
 
 def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Journal rows by (ledger, transfer_id), with the request fingerprint."""
-    return {(row.ledger, row.transfer_id): row._asdict() for row in _TRANSFERS.rows(conn, pairs)}
+    return _transfers(_TRANSFERS.rows(conn, pairs))
+
+
+def _transfers(rows: Iterable) -> dict[tuple[str, str], dict]:
+    return {(row.ledger, row.transfer_id): row._asdict() for row in rows}
 
 
 _BALANCES = PairLookup(
@@ -170,7 +204,11 @@ _BALANCES = PairLookup(
 
 
 def balances(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Balance]:
-    return {(ledger, name): Balance(*counters) for ledger, name, *counters in _BALANCES.rows(conn, pairs)}
+    return _balances(_BALANCES.rows(conn, pairs))
+
+
+def _balances(rows: Iterable) -> dict[tuple[str, str], Balance]:
+    return {(ledger, name): Balance(*counters) for ledger, name, *counters in rows}
 
 
 def all_balances(conn: Connection, ledger: str) -> dict[str, Balance]:
@@ -229,7 +267,11 @@ _DELETE_HOLDS = PairLookup(lambda where: delete(H).where(where), H.c.ledger, H.c
 
 
 def holds(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Hold]:
-    return {(row.ledger, row.transfer_id): _hold(row) for row in _HOLDS.rows(conn, pairs)}
+    return _holds(_HOLDS.rows(conn, pairs))
+
+
+def _holds(rows: Iterable) -> dict[tuple[str, str], Hold]:
+    return {(row.ledger, row.transfer_id): _hold(row) for row in rows}
 
 
 def due_holds(conn: Connection, ledgers: Iterable[str], now_us: int, limit: int) -> list[Hold]:
@@ -267,18 +309,23 @@ def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str
         conn.execute(_INSERT_HOLDS_FROM_ARRAYS, _array_params(names, rows))
     elif opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    _DELETE_HOLDS.run(conn, closed)
+    for result in _DELETE_HOLDS.run(conn, closed):
+        result.close()
 
 
 _RESOLUTIONS = PairLookup(
-    lambda where: select(J.c.ledger, J.c.ref, J.c.phase).where(where, J.c.phase.in_(("post", "void", "expire"))),
+    lambda where: select(J.c.ledger, J.c.ref, J.c.phase).where(where, or_(*(J.c.phase == p for p in ("post", "void", "expire")))),
     J.c.ledger, J.c.ref,
 )  # fmt: skip
 
 
 def resolutions(conn: Connection, holds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """How closed holds were closed: (ledger, hold id) -> post, void or expire."""
-    return {(r.ledger, r.ref): r.phase for r in _RESOLUTIONS.rows(conn, holds)}
+    return _resolutions(_RESOLUTIONS.rows(conn, holds))
+
+
+def _resolutions(rows: Iterable) -> dict[tuple[str, str], str]:
+    return {(r.ledger, r.ref): r.phase for r in rows}
 
 
 _REFUNDABLE = PairLookup(
@@ -295,11 +342,43 @@ _COMPENSATED = PairLookup(
 
 def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
     """Posted transfers that may be refunded, with what previous compensations left of them."""
-    found = {(r.ledger, r.transfer_id): Original(r.debit_account, r.credit_account, r.amount)
-             for r in _REFUNDABLE.rows(conn, pairs)}  # fmt: skip
-    for r in _COMPENSATED.rows(conn, found):
-        found[(r.ledger, r.ref)].remaining -= int(r.total)
+    pairs = list(pairs)
+    return _originals(_REFUNDABLE.rows(conn, pairs), _COMPENSATED.rows(conn, pairs))
+
+
+def _originals(refundable: Iterable, compensated: Iterable) -> dict[tuple[str, str], Original]:
+    found = {(r.ledger, r.transfer_id): Original(r.debit_account, r.credit_account, r.amount) for r in refundable}
+    for r in compensated:
+        if (r.ledger, r.ref) in found:
+            found[(r.ledger, r.ref)].remaining -= int(r.total)
     return found
+
+
+class BatchReads(NamedTuple):
+    """What an append reads before planning (see `batch_reads`)."""
+
+    transfers: dict[tuple[str, str], dict]
+    holds: dict[tuple[str, str], Hold]
+    resolutions: dict[tuple[str, str], str]
+    originals: dict[tuple[str, str], Original]
+    balances: dict[tuple[str, str], Balance]
+
+
+def batch_reads(conn: Connection, transfer_ids: list[tuple[str, str]], hold_refs: list[tuple[str, str]],
+                refund_refs: list[tuple[str, str]], accounts: Iterable[tuple[str, str]]) -> BatchReads:  # fmt: skip
+    """The stored transfers, open holds, resolutions of closed holds, refundable originals and
+    balances a batch needs, by (ledger, id) pairs: six lookups that need nothing from each other,
+    sent together (`pipelined`). Resolutions are read for every hold ref and compensations for
+    every refund ref; those of open holds and of transfers that are not refundable are empty."""
+    with pipelined(conn):
+        sent = [lookup.run(conn, pairs) for lookup, pairs in (
+            (_BALANCES, accounts), (_TRANSFERS, transfer_ids), (_HOLDS, hold_refs), (_RESOLUTIONS, hold_refs),
+            (_REFUNDABLE, refund_refs), (_COMPENSATED, refund_refs))]  # fmt: skip
+        balances_ = _balances(fetch(sent[0]))
+        transfers_ = _transfers(fetch(sent[1]))
+        holds_ = _holds(fetch(sent[2]))
+        resolutions_ = _resolutions(fetch(sent[3]))
+        return BatchReads(transfers_, holds_, resolutions_, _originals(fetch(sent[4]), fetch(sent[5])), balances_)
 
 
 JOURNAL_COLUMNS = tuple(c.name for c in J.columns)

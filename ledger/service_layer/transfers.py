@@ -147,8 +147,7 @@ class LedgerService:
 
         due = journal.due_holds(conn, heads.keys(), now, MAX_EXPIRIES_PER_BATCH)
         requests = [r for _, g in groups for r in g]
-        existing = journal.transfers(conn, [(r.ledger, r.transfer_id) for r in requests])
-        view = self._load_view(conn, requests, due)
+        existing, view = self._read(conn, requests, due)
         holds_before = set(view.holds)
 
         sealing = _Sealing(conn, heads, now, key_id, seed)
@@ -219,17 +218,20 @@ class LedgerService:
         return Outcome(error=IdempotencyConflict(f"idempotency key {key!r} was used for another request", key=key))
 
     @staticmethod
-    def _load_view(conn, requests: list[TransferRequest], due: list[Hold]) -> BookView:
+    def _read(conn, requests: list[TransferRequest], due: list[Hold]) -> tuple[dict, BookView]:
+        """The stored transfers of the batch's ids (for retries), and the view its planner needs:
+        balances, holds, resolutions of closed holds, originals of refunds."""
         hold_refs = [(r.ledger, r.ref) for r in requests if r.phase in ("post", "void")]
-        holds = journal.holds(conn, hold_refs)
-        holds.update({(h.ledger, h.transfer_id): h for h in due})
-        missing = [ref for ref in hold_refs if ref not in holds]
-        resolved = journal.resolutions(conn, missing) if missing else {}
-        comp_refs = [(r.ledger, r.ref) for r in requests if r.phase == "single" and r.ref is not None]
-        originals = journal.originals(conn, comp_refs) if comp_refs else {}
+        refund_refs = [(r.ledger, r.ref) for r in requests if r.phase == "single" and r.ref is not None]
         accounts = {(r.ledger, a) for r in requests if r.phase in ("single", "pending") for a in (r.debit_account, r.credit_account)}
-        accounts |= {(h.ledger, a) for h in holds.values() for a in (h.debit_account, h.credit_account)}
-        return BookView(balances=journal.balances(conn, accounts), holds=holds, originals=originals, resolved=resolved)
+        accounts |= {(h.ledger, a) for h in due for a in (h.debit_account, h.credit_account)}
+        read = journal.batch_reads(conn, [(r.ledger, r.transfer_id) for r in requests], hold_refs, refund_refs, accounts)
+        holds = read.holds | {(h.ledger, h.transfer_id): h for h in due}
+        # The accounts of the holds a post or void names were not known before they were read.
+        more = {(h.ledger, a) for h in read.holds.values() for a in (h.debit_account, h.credit_account)} - accounts
+        balances = read.balances | journal.balances(conn, more) if more else read.balances
+        view = BookView(balances=balances, holds=holds, originals=read.originals, resolved=read.resolutions)
+        return read.transfers, view
 
 
 class _Sealing:
