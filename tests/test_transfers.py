@@ -327,3 +327,23 @@ def test_a_crash_while_planning_writes_nothing(ctx, monkeypatch):
     assert outcomes[0].transfers[0].sequence == 3  # the chain goes on from where it was
     assert audit.entry_count(ctx.engine) == before + sum(len(o.transfers) for o in outcomes if o.ok) - 1  # the retry
     assert_verifies(ctx)
+
+
+def test_the_database_refuses_an_overdraft_the_planner_let_through(ctx, monkeypatch):
+    """Defence in depth: were the planner to let a wallet be overdrawn, the accounts table's check
+    refuses the balance, and the batch rolls back whole (on PostgreSQL the refusal arrives with the
+    projection writes sent together at the end of the batch)."""
+    import psycopg
+    from sqlalchemy.exc import IntegrityError
+
+    from ledger.domain import transfers as domain
+
+    funded(ctx, wallet=100)
+    before = audit.entry_count(ctx.engine)
+    monkeypatch.setattr(domain, "is_non_negative", lambda name: False)
+    with pytest.raises((IntegrityError, psycopg.IntegrityError), match="ck_accounts_not_overdrawn|CHECK constraint"):
+        ctx.ledger.submit([[T("brossard", key(), "service", "single", WALLET, "services:revenue", 30)],
+                           [T("brossard", key(), "service", "single", WALLET, "services:revenue", 500)]])  # fmt: skip
+    assert audit.entry_count(ctx.engine) == before
+    assert ctx.ledger.balance("brossard", WALLET).posted == 100
+    assert_verifies(ctx)

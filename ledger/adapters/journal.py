@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -120,8 +121,28 @@ _SET_HEAD = update(L).where(L.c.name == bindparam("b_name")).values(
 def set_heads(conn: Connection, new_heads: dict[str, Head]) -> None:
     """One executemany (pipelined on PostgreSQL: one round trip) for every chain of the batch."""
     if new_heads:
-        conn.execute(_SET_HEAD, [{"b_name": name, "b_sequence": h.sequence, "b_hash": h.hash, "b_time_us": h.time_us}
-                                 for name, h in new_heads.items()])  # fmt: skip
+        rows = [{"b_name": name, "b_sequence": h.sequence, "b_hash": h.hash, "b_time_us": h.time_us}
+                for name, h in new_heads.items()]  # fmt: skip
+        if conn.dialect.name == "postgresql":
+            _driver(conn).cursor().executemany(_driver_sql(_SET_HEAD, conn.dialect)[0], rows)
+        else:
+            conn.execute(_SET_HEAD, rows)
+
+
+def _driver(conn: Connection):
+    """The driver's connection under `conn` (the same transaction). A statement run on it skips
+    SQLAlchemy's execution layer, and inside `pipelined` is only queued."""
+    return conn.connection.driver_connection
+
+
+@lru_cache(maxsize=None)
+def _driver_sql(statement, dialect) -> tuple[str, dict]:
+    """A constant statement in the driver's parameter style, with the values it binds itself (such
+    as a phase). Those must be plain comparisons: an IN of a list is expanded at execution time,
+    which the driver cannot do."""
+    compiled = statement.compile(dialect=dialect)
+    assert "POSTCOMPILE" not in str(compiled), "a constant condition must be a comparison, not IN (list)"
+    return str(compiled), {name: value for name, value in compiled.params.items() if value is not None}
 
 
 class PairLookup:
@@ -143,19 +164,13 @@ class PairLookup:
         keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
         self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
-        self._sql: str | None = None
-        self._constants: dict = {}  # the values the statement itself binds, such as a phase
 
     def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> list:
         """Execute (or, in a pipeline, queue) for every pair: one cursor or result per statement,
         none for no pairs. `fetch` reads and closes them."""
         if conn.dialect.name == "postgresql":
-            if self._sql is None:
-                compiled = self.postgresql.compile(dialect=conn.dialect)
-                self._sql, self._constants = str(compiled), compiled.params
-                assert "POSTCOMPILE" not in self._sql, "a constant condition must be a comparison, not IN (list)"
-            driver = conn.connection.driver_connection
-            return [driver.cursor(row_factory=namedtuple_row).execute(self._sql, self._constants | {
+            (sql, constants), cursor = _driver_sql(self.postgresql, conn.dialect), _driver(conn).cursor
+            return [cursor(row_factory=namedtuple_row).execute(sql, constants | {
                         "pair_ledgers": text_array(p[0] for p in chunk), "pair_ids": text_array(p[1] for p in chunk)})
                     for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK)]  # fmt: skip
         return [conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
@@ -180,7 +195,7 @@ def pipelined(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    with conn.connection.driver_connection.pipeline():
+    with _driver(conn).pipeline():
         yield
 
 
@@ -246,7 +261,7 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
     if conn.dialect.name == "postgresql":
         rows = [(ledger, name, is_non_negative(name), *changed[(ledger, name)].as_tuple()) for ledger, name in keys]
         names = ("ledgers", "names", "non_negative", *BALANCE_COUNTERS)  # as_tuple() is in BALANCE_COUNTERS order
-        conn.execute(_UPSERT_BALANCES_FROM_ARRAYS, _array_params(names, rows))
+        _driver(conn).execute(_driver_sql(_UPSERT_BALANCES_FROM_ARRAYS, conn.dialect)[0], _array_params(names, rows))
         return
     rows = [
         {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}
@@ -306,11 +321,10 @@ def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str
         rows = [(h.ledger, h.transfer_id, h.kind, h.debit_account, h.credit_account, h.amount, h.expires_at_us)
                 for h in opened]  # fmt: skip
         names = ("ledgers", "ids", "kinds", "debits", "credits", "amounts", "expiries")
-        conn.execute(_INSERT_HOLDS_FROM_ARRAYS, _array_params(names, rows))
+        _driver(conn).execute(_driver_sql(_INSERT_HOLDS_FROM_ARRAYS, conn.dialect)[0], _array_params(names, rows))
     elif opened:
         conn.execute(insert(H), [vars(h) for h in opened])
-    for result in _DELETE_HOLDS.run(conn, closed):
-        result.close()
+    _DELETE_HOLDS.run(conn, closed)
 
 
 _RESOLUTIONS = PairLookup(

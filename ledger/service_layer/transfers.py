@@ -157,16 +157,18 @@ class LedgerService:
             sealing.abandon()
             raise
         rows = sealing.close()
-        journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
-        opened = [h for key, h in view.holds.items() if key not in holds_before]
-        journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
-        journal.set_heads(conn, heads)
-        first_claim: dict[int, int] = {}
-        for index, positions in placed.items():
-            first_claim.setdefault(positions[0], index)
-        for index, positions in placed.items():
-            replayed = first_claim.get(positions[0]) != index
-            outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
+        # The projections go out together; the outcomes are built while the server writes them.
+        with journal.pipelined(conn):
+            journal.save_balances(conn, {k: view.balances[k] for k in view.changed})
+            opened = [h for key, h in view.holds.items() if key not in holds_before]
+            journal.save_holds(conn, opened, [key for key in holds_before if key not in view.holds])
+            journal.set_heads(conn, heads)
+            first_claim: dict[int, int] = {}
+            for index, positions in placed.items():
+                first_claim.setdefault(positions[0], index)
+            for index, positions in placed.items():
+                replayed = first_claim.get(positions[0]) != index
+                outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
         return len(due)
 
     def _plan(self, view: BookView, heads, groups, due: list[Hold], existing, now: int, sealing: _Sealing,
