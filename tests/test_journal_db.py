@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -155,3 +156,6 @@ def test_batch_reads_sent_together_equal_the_lookups_one_by_one(ctx, clock, monk
         assert any(o.remaining < amounts[key] for key, o in read.originals.items())  # some were partly refunded
         assert read.balances == journal.balances(conn, accounts) and len(read.balances) == len(accounts) - 1
         assert conn.execute(text("SELECT count(*) FROM journal")).scalar() == len(rows)
+        # Where libpq has no pipeline mode, the same lookups simply run one after the other.
+        monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+        assert journal.batch_reads(conn, ids, holds, refunds, accounts) == read

@@ -13,6 +13,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
+import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     Connection,
@@ -190,9 +191,11 @@ def fetch(results: list) -> Iterator:
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, the lookups run inside go out together (psycopg's pipeline mode): the
-    server runs each while the caller reads the one before. Elsewhere, nothing changes."""
-    if conn.dialect.name != "postgresql":
+    """On PostgreSQL, the statements run inside on the driver go out together (psycopg's pipeline
+    mode): the server runs each while the caller reads the one before or prepares the next, and an
+    error arrives at the latest when the block ends. Elsewhere, or with a libpq older than 14,
+    nothing changes: each statement runs when it is issued."""
+    if conn.dialect.name != "postgresql" or not psycopg.Pipeline.is_supported():
         yield
         return
     with _driver(conn).pipeline():
