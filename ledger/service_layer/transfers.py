@@ -231,7 +231,7 @@ class LedgerService:
         holds = read.holds | {(h.ledger, h.transfer_id): h for h in due}
         # The accounts of the holds a post or void names were not known before they were read.
         more = {(h.ledger, a) for h in read.holds.values() for a in (h.debit_account, h.credit_account)} - accounts
-        balances = read.balances | journal.balances(conn, more) if more else read.balances
+        balances = (read.balances | journal.balances(conn, more)) if more else read.balances
         view = BookView(balances=balances, holds=holds, originals=read.originals, resolved=read.resolutions)
         return read.transfers, view
 
