@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from api.bootstrap import Settings, open_context
 from ledger.adapters import journal
 from ledger.domain.errors import InsufficientFunds
@@ -104,16 +106,27 @@ from ledger.domain.transfers import TransferRequest as T
 
 settings = Settings(**{k: (v if k == "database_url" else __import__("pathlib").Path(v)) for k, v in json.loads(sys.argv[1]).items()})
 ctx = open_context(settings)
-crash_inside = sys.argv[2] == "inside"
-if crash_inside:
+mode, batch_size = sys.argv[2], int(sys.argv[4])
+if mode == "inside":
     real = journal.set_heads
     def die(*args, **kwargs):
         real(*args, **kwargs)
         os._exit(9)  # the process dies after writing entries and heads, before COMMIT
     journal.set_heads = die
+if mode == "mid-copy":
+    real_appending = journal.appending
+    @__import__("contextlib").contextmanager
+    def dying(conn):
+        with real_appending(conn) as write:
+            def write_then_die(rows):
+                write(rows)
+                os._exit(9)  # the first slice is in the COPY, the rest of the batch not yet planned
+            yield write_then_die
+    journal.appending = dying
 acknowledged = open(sys.argv[3], "a")
 for n in range(100000):
-    batch = [[T("brossard", f"c{n}-{i}", "earn_civic", "single", "program:budget", "citizen:r2:wallet", 1)] for i in range(50)]
+    batch = [[T("brossard", f"c{n}-{i}", "earn_civic", "single", "program:budget", "citizen:r2:wallet", 1)]
+             for i in range(batch_size)]
     outcomes = ctx.ledger.submit(batch)
     acknowledged.write(json.dumps([o.transfers[0].transfer_id for o in outcomes]) + "\\n")
     acknowledged.flush()
@@ -121,9 +134,9 @@ for n in range(100000):
 """
 
 
-def _crasher(settings: Settings, mode: str, acked: Path) -> subprocess.Popen:
+def _crasher(settings: Settings, mode: str, acked: Path, batch_size: int = 50) -> subprocess.Popen:
     args = json.dumps({"data_dir": str(settings.data_dir), "database_url": settings.database_url, "keys_dir": str(settings.keys_dir)})
-    return subprocess.Popen([sys.executable, "-c", CRASHER, args, mode, str(acked)], cwd=Path(__file__).parent.parent)
+    return subprocess.Popen([sys.executable, "-c", CRASHER, args, mode, str(acked), str(batch_size)], cwd=Path(__file__).parent.parent)
 
 
 def _acknowledged(acked: Path) -> list[str]:
@@ -133,9 +146,12 @@ def _acknowledged(acked: Path) -> list[str]:
     return [tid for line in lines if line.endswith("]") for tid in json.loads(line)]
 
 
-def test_a_crash_inside_an_append_leaves_nothing_half_written(settings, tmp_path):
+@pytest.mark.parametrize("mode", ["inside", "mid-copy"])
+def test_a_crash_inside_an_append_leaves_nothing_half_written(settings, tmp_path, mode):
+    """`inside`: after entries and heads are written, before COMMIT. `mid-copy`: a batch of 600 on
+    PostgreSQL dies with its first slice streamed into the journal's COPY while the rest is planned."""
     _prepare(settings, ["brossard"])
-    proc = _crasher(settings, "inside", tmp_path / "acked")
+    proc = _crasher(settings, mode, tmp_path / "acked", batch_size=600 if mode == "mid-copy" else 50)
     assert proc.wait(timeout=120) == 9
     ctx = open_context(settings)
     assert audit.entry_count(ctx.engine) == 2 and not _acknowledged(tmp_path / "acked")
@@ -145,10 +161,11 @@ def test_a_crash_inside_an_append_leaves_nothing_half_written(settings, tmp_path
     assert audit.verify_database(ctx.engine)["ok"]
 
 
-def test_killed_writer_loses_no_acknowledged_transfer(settings, tmp_path):
+@pytest.mark.parametrize("batch_size", [50, 600])  # 600: batches streamed slice by slice on PostgreSQL
+def test_killed_writer_loses_no_acknowledged_transfer(settings, tmp_path, batch_size):
     _prepare(settings, ["brossard"])
     acked = tmp_path / "acked"
-    proc = _crasher(settings, "killed", acked)
+    proc = _crasher(settings, "killed", acked, batch_size)
     deadline = time.monotonic() + 120
     while len(_acknowledged(acked)) < 200 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -162,7 +179,7 @@ def test_killed_writer_loses_no_acknowledged_transfer(settings, tmp_path):
     assert len(stored) == len(acknowledged)
     report = audit.verify_database(ctx.engine)
     assert report["ok"], report["error"]
-    assert (audit.entry_count(ctx.engine) - 2) % 50 == 0  # whole batches only
+    assert (audit.entry_count(ctx.engine) - 2) % batch_size == 0  # whole batches only
 
 
 def test_group_commit_coalesces_concurrent_callers(settings):
