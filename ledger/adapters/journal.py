@@ -146,6 +146,13 @@ def _driver_sql(statement, dialect) -> tuple[str, dict]:
     return str(compiled), {name: value for name, value in compiled.params.items() if value is not None}
 
 
+def _send(conn: Connection, statement, params: dict):
+    """Run a constant statement on the driver: its cursor (rows as named tuples), executed, or
+    inside `pipelined` only queued."""
+    sql, constants = _driver_sql(statement, conn.dialect)
+    return _driver(conn).cursor(row_factory=namedtuple_row).execute(sql, constants | params)
+
+
 class PairLookup:
     """One query over many (ledger, id) pairs, built once in both shapes and reused.
 
@@ -170,9 +177,8 @@ class PairLookup:
         """Execute (or, in a pipeline, queue) for every pair: one cursor or result per statement,
         none for no pairs. `fetch` reads and closes them."""
         if conn.dialect.name == "postgresql":
-            (sql, constants), cursor = _driver_sql(self.postgresql, conn.dialect), _driver(conn).cursor
-            return [cursor(row_factory=namedtuple_row).execute(sql, constants | {
-                        "pair_ledgers": text_array(p[0] for p in chunk), "pair_ids": text_array(p[1] for p in chunk)})
+            return [_send(conn, self.postgresql, {"pair_ledgers": text_array(p[0] for p in chunk),
+                                                  "pair_ids": text_array(p[1] for p in chunk)})
                     for chunk in _chunks(sorted(set(pairs)), ARRAY_CHUNK)]  # fmt: skip
         return [conn.execute(self.sqlite, {"pair_ledger": ledger, "pair_ids": chunk})
                 for ledger, chunk in _by_ledger(pairs)]  # fmt: skip
@@ -241,6 +247,8 @@ BALANCE_COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credit
 def _array_params(names: tuple[str, ...], rows: list[tuple]) -> dict[str, str]:
     """Rows (at least one) as one array literal per column: the parameters of an `unnest` insert."""
     return {name: text_array(column) for name, column in zip(names, zip(*rows), strict=True)}
+
+
 _UPSERT_BALANCES_FROM_ARRAYS = text(
     "INSERT INTO accounts (ledger, name, non_negative, debits_posted, credits_posted, debits_pending, credits_pending) "
     "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:names AS text[]), CAST(:non_negative AS boolean[]), "
@@ -264,7 +272,7 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
     if conn.dialect.name == "postgresql":
         rows = [(ledger, name, is_non_negative(name), *changed[(ledger, name)].as_tuple()) for ledger, name in keys]
         names = ("ledgers", "names", "non_negative", *BALANCE_COUNTERS)  # as_tuple() is in BALANCE_COUNTERS order
-        _driver(conn).execute(_driver_sql(_UPSERT_BALANCES_FROM_ARRAYS, conn.dialect)[0], _array_params(names, rows))
+        _send(conn, _UPSERT_BALANCES_FROM_ARRAYS, _array_params(names, rows))
         return
     rows = [
         {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}
@@ -324,7 +332,7 @@ def save_holds(conn: Connection, opened: list[Hold], closed: list[tuple[str, str
         rows = [(h.ledger, h.transfer_id, h.kind, h.debit_account, h.credit_account, h.amount, h.expires_at_us)
                 for h in opened]  # fmt: skip
         names = ("ledgers", "ids", "kinds", "debits", "credits", "amounts", "expiries")
-        _driver(conn).execute(_driver_sql(_INSERT_HOLDS_FROM_ARRAYS, conn.dialect)[0], _array_params(names, rows))
+        _send(conn, _INSERT_HOLDS_FROM_ARRAYS, _array_params(names, rows))
     elif opened:
         conn.execute(insert(H), [vars(h) for h in opened])
     _DELETE_HOLDS.run(conn, closed)
@@ -412,8 +420,7 @@ def appending(conn: Connection) -> Iterator[Callable[[list[tuple]], None]]:
     if conn.dialect.name != "postgresql":
         yield lambda rows: conn.execute(insert(J), [dict(zip(JOURNAL_COLUMNS, row)) for row in rows])
         return
-    cursor = conn.connection.driver_connection.cursor()  # the same transaction as `conn`
-    with cursor.copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
+    with _driver(conn).cursor().copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
 
         def write(rows: list[tuple]) -> None:
             for row in rows:
