@@ -30,6 +30,7 @@ from ledger.domain.errors import LedgerError
 MAX_BODY_BYTES = 256 * 1024
 STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
                 415: "unsupported_media_type", 429: "rate_limited"}  # fmt: skip
+RETRY_LATER = ("rate_limited", "overloaded", "database_unavailable", "identity_provider_unavailable")  # with Retry-After
 log = logging.getLogger("entraide.api")
 
 
@@ -37,7 +38,7 @@ def _problem(request: Request, code: str, params: dict) -> Response:
     locale = negotiate_locale(request.headers.get("accept-language"))
     document = problem_document(code, locale, params, instance=request.url.path)
     headers = {"Content-Language": locale}
-    if code in ("rate_limited", "overloaded"):
+    if code in RETRY_LATER:
         headers["Retry-After"] = str(params.get("retry_after_seconds", 1))
     return Response(document, status_code=int(document["status"]), media_type="application/problem+json", headers=headers)
 

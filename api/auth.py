@@ -115,7 +115,7 @@ def _principal_from_token(ctx: Context, token: str) -> Principal:
         raise Unauthorized("invalid token")
     if role == "resident":
         # The token names an identity; the resident record (home city, status) is the authority.
-        resident = ctx.residents.by_subject(subject, claims.get("city"))
+        resident = ctx.residents.for_token(claims)
         return Principal("resident", resident["id"], resident["city"])
     return Principal(role, subject, claims.get("city"), claims.get("org"))
 

@@ -23,6 +23,7 @@ from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
 from ledger.adapters.database import make_engine, upgrade
 from ledger.adapters.keystore import KeyStore
+from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.keys import Signer, ensure_key, now_us
 from ledger.service_layer.transfers import LedgerService
@@ -88,16 +89,20 @@ class Context:
         return TokenService(self.keys, external, s.oidc_issuer, s.oidc_audience)
 
     @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.signer)
+
+    @cached_property
     def committer(self) -> GroupCommitter:
         return GroupCommitter(self.ledger)
 
     @cached_property
     def programs(self) -> Programs:
-        return Programs(self.engine, self.ledger, self.clock)
+        return Programs(self.engine, self.ledger, self.audit, self.clock)
 
     @cached_property
     def residents(self) -> Residents:
-        return Residents(self.engine, self.keys, self.clock)
+        return Residents(self.engine, self.keys, self.audit, self.clock)
 
     @cached_property
     def awards(self) -> Awards:
@@ -105,7 +110,7 @@ class Context:
 
     @cached_property
     def organizations(self) -> Members:
-        return organizations(self.engine, self.clock)
+        return organizations(self.engine, self.audit, self.clock)
 
     @cached_property
     def attestations(self) -> Attestations:
@@ -113,11 +118,11 @@ class Context:
 
     @cached_property
     def merchants(self) -> Members:
-        return merchants(self.engine, self.clock)
+        return merchants(self.engine, self.audit, self.clock)
 
     @cached_property
     def terminals(self) -> Terminals:
-        return Terminals(self.engine, self.merchants, self.clock)
+        return Terminals(self.engine, self.merchants, self.audit, self.clock)
 
     @cached_property
     def pos(self) -> PointOfSale:
@@ -126,13 +131,13 @@ class Context:
 
     @cached_property
     def settlement(self) -> Settlement:
-        return Settlement(self.engine, self.ledger, self.programs, self.clock)
+        return Settlement(self.engine, self.ledger, self.programs, self.audit, self.clock)
 
     @cached_property
     def payouts(self) -> Payouts:
         s = self.settings
         gateway = StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
-        return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.clock)
+        return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.audit, self.clock)
 
     @cached_property
     def exports(self) -> Exports:
@@ -140,7 +145,7 @@ class Context:
 
     @cached_property
     def expiry(self) -> Expiry:
-        return Expiry(self.engine, self.ledger, self.programs, self.clock)
+        return Expiry(self.engine, self.ledger, self.programs, self.audit, self.clock)
 
     @cached_property
     def reports(self) -> Reports:
@@ -157,7 +162,7 @@ class Context:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.engine, self.search_indexer, self.clock)
+        return Catalog(self.engine, self.search_indexer, self.audit, self.clock)
 
     @cached_property
     def catalog_search(self) -> CatalogSearch:

@@ -17,6 +17,7 @@ from rich.table import Table
 from api import demo as demo_seed
 from api.bootstrap import Context
 from api.cli_admin import admin_app
+from api.cli_audit import audit_app
 from api.cli_finance import expiry_app, opendata_app, settlement_app
 from api.cli_search import search_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
@@ -31,6 +32,7 @@ app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_hel
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 app.add_typer(search_app, name="search")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(expiry_app, name="expiry")

@@ -121,21 +121,3 @@ def token(city: City, role: Annotated[str, typer.Option(help="staff, finance, au
             ctx.organizations.get(org, city)
         claims = {"sub": subject, "role": role, "city": city} | ({"org": org} if org else {})
         typer.echo(ctx.tokens.issue(claims, ttl_seconds, ctx.clock() // 1_000_000))
-
-
-@admin_app.command("audit")
-def audit_export(city: City, out: Annotated[Path | None, typer.Option("--out", help="JSON Lines file [default: stdout]")] = None,
-                 db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
-    """Export the audit trail of a city (who, what, when, before, after) as JSON Lines."""
-    with errors():
-        ctx = _ctx(db, data_dir)
-        lines, after = [], 0
-        while page := ctx.programs.audit_log(city, after, 1_000):
-            lines += [json.dumps(entry, ensure_ascii=False, sort_keys=True) for entry in page]
-            after = page[-1]["id"]
-        text = "\n".join(lines) + ("\n" if lines else "")
-        if out is None:
-            typer.echo(text, nl=False)
-        else:
-            out.write_text(text, encoding="utf-8")
-            typer.echo(f"{len(lines)} audit entries written to {out}")

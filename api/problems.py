@@ -98,6 +98,18 @@ PROBLEMS: dict[str, int] = {
     "invalid_item": 422,
     "unknown_redemption": 404,
     "redemption_not_pending": 409,
+    "not_refundable": 422,
+    "period_not_published": 404,
+    "identity_provider_unavailable": 503,
+    "database_unavailable": 503,
+    "token_revoked": 401,
+    "grant_not_allowed": 403,
+    "subject_taken": 409,
+    "unknown_credential": 404,
+    "second_principal_required": 403,
+    "unknown_change": 404,
+    "change_not_pending": 409,
+    "invalid_bank_file": 422,
 }
 
 FALLBACK_CODE = "internal_error"

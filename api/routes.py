@@ -24,7 +24,7 @@ from community.domain.program import Program
 from community.service_layer.residents import wallet_account
 from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest
-from ledger.service_layer import audit
+from ledger.service_layer import audit, audit_trail
 from merchants.service_layer.pos import Terminal
 
 # --- /v1/pos: signed terminal requests ----------------------------------------------------------
@@ -223,10 +223,11 @@ def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Wh
 
 
 @get("/audit/{city:str}", sync_to_thread=True)
-def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_id: FromQuery[int] = 0, limit: PageLimit = 100) -> dict:
+def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_seq: FromQuery[int] = 0, limit: PageLimit = 100) -> dict:
+    """The city's audit trail in order, each record with its hash chain and signature."""
     principal.require("staff", "finance", "auditor").require_city(city)
-    rows = ctx.programs.audit_log(city, after_id, limit)
-    return {"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+    rows = audit_trail.page(ctx.engine, city, after_seq, limit)
+    return {"entries": rows, "next_after_seq": rows[-1]["seq"] if len(rows) == limit else None}
 
 
 @post("/residents/{city:str}", sync_to_thread=True, status_code=201)

@@ -66,7 +66,7 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     assert run("admin", "token", "--city", "magog", "--role", "org", "--subject", "x", "--org", "club", *base).count(".") == 2
 
     audit_file = tmp_path / "audit.jsonl"
-    run("admin", "audit", "--city", "magog", "--out", str(audit_file), *base)
+    run("audit", "export", "--city", "magog", "--out", str(audit_file), *base)
     entries = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert {"program.configure", "program.fund_budget", "resident.enroll", "merchant.add", "merchant.set_status",
             "terminal.register", "organization.add"} <= {e["action"] for e in entries}  # fmt: skip

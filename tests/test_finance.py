@@ -26,6 +26,7 @@ from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
+from ledger.service_layer import audit_trail
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
 from tests.test_api import assert_problem, entry_count
 from tests.world import World, standard_world
@@ -341,7 +342,7 @@ def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) 
     assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open")
     budget = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").json()
     assert budget["funded_points"] == 1_000_000
-    actions = [e["action"] for e in world.ctx.programs.audit_log("brossard", 0, 1_000)]
+    actions = [e["action"] for e in audit_trail.page(world.ctx.engine, "brossard", 0, 1_000)]
     assert "settlement.close" in actions
 
 

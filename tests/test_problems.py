@@ -79,6 +79,18 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("invalid_item", 422, "message"),
         ("unknown_redemption", 404, ""),
         ("redemption_not_pending", 409, "status"),
+        ("not_refundable", 422, "transfer_id kind"),
+        ("period_not_published", 404, "period"),
+        ("identity_provider_unavailable", 503, "retry_after_seconds"),
+        ("database_unavailable", 503, "retry_after_seconds"),
+        ("token_revoked", 401, ""),
+        ("grant_not_allowed", 403, "role"),
+        ("subject_taken", 409, "subject role"),
+        ("unknown_credential", 404, ""),
+        ("second_principal_required", 403, ""),
+        ("unknown_change", 404, ""),
+        ("change_not_pending", 409, "status"),
+        ("invalid_bank_file", 422, "message"),
     ]
 }
 
@@ -108,7 +120,7 @@ def test_codes_and_statuses_match_the_contract():
 
 def test_statuses_are_client_errors_except_internal_error_and_overloaded():
     for code, status in PROBLEMS.items():
-        if code in {"internal_error", "overloaded", "payments_disabled"}:
+        if code in {"internal_error", "overloaded", "payments_disabled", "database_unavailable", "identity_provider_unavailable"}:
             assert 500 <= status <= 599, code
         else:
             assert 400 <= status <= 499, code

@@ -95,7 +95,7 @@ class World:
     def city(self, city: str, budget_points: int = 1_000_000, **program) -> None:
         self.ctx.programs.configure(Program(city=city, **program), "staff:test")
         self.ctx.programs.fund_budget(city, budget_points, f"fund-{city}", "staff:test")
-        self.tokens[f"staff-{city}"] = self.ctx.tokens.issue({"sub": f"s-{city}", "role": "staff", "city": city}, 86_400 * 400, self.now_s())
+        self.grant(f"staff-{city}", "staff", city, f"s-{city}")
 
     def merchant(self, name: str, city: str, category: str = "food", terminals: int = 1) -> None:
         self.ctx.merchants.add(city, name, f"Commerce {name}", "staff:test", category=category)
@@ -119,8 +119,14 @@ class World:
     def organization(self, org_id: str, city: str) -> None:
         self.ctx.organizations.add(city, org_id, f"Organisme {org_id}", "staff:test")
         self.ctx.organizations.set_status(org_id, "approved", "staff:test", city)
-        claims = {"sub": f"coordo-{org_id}", "role": "org", "city": city, "org": org_id}
-        self.tokens[org_id] = self.ctx.tokens.issue(claims, 86_400 * 400, self.now_s())
+        self.grant(org_id, "org", city, f"coordo-{org_id}", org_id=org_id)
+
+    def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
+        """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
+        every such token here, so that how tokens are granted is written in one place."""
+        claims = {"sub": subject, "role": role, "city": city} | ({"org": org_id} if org_id else {})
+        self.tokens[name] = token = self.ctx.tokens.issue(claims, 86_400 * 400, self.now_s())
+        return token
 
 
 def standard_world(ctx: Context, client) -> World:
@@ -134,7 +140,7 @@ def standard_world(ctx: Context, client) -> World:
     world.resident("bob", "brossard", points=50)
     world.resident("carole", "delson", points=500)
     world.organization("entraide-jeunesse", "brossard")
-    world.tokens["finance-brossard"] = ctx.tokens.issue({"sub": "f1", "role": "finance", "city": "brossard"}, 86_400 * 400, world.now_s())
+    world.grant("finance-brossard", "finance", "brossard", "f1")
     return world
 
 

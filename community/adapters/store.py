@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from community.adapters.tables import (
-    AuditRow,
     AwardRow,
     CardRow,
     OptInRow,
@@ -19,14 +17,12 @@ from community.adapters.tables import (
 from ledger.adapters.database import dialect_insert, first_row
 
 P = ProgramRow.__table__
-AU = AuditRow.__table__
 R = ResidentRow.__table__
 O = OptInRow.__table__
 CA = CardRow.__table__
 U = UsageRow.__table__
 ORG = OrganizationRow.__table__
 AW = AwardRow.__table__
-MAX_AUDIT_PAGE = 1_000
 
 
 
@@ -48,21 +44,6 @@ def save_program(conn: Connection, city: str, config_json: str, now_us: int) -> 
     )
     conn.execute(stmt)
     return conn.scalar(select(P.c.version).where(P.c.city == city))
-
-
-def audit(conn: Connection, *, actor: str, action: str, city: str, target: str, before: object, after: object,
-          now_us: int) -> None:  # fmt: skip
-    dump = lambda value: None if value is None else json.dumps(value, sort_keys=True, default=str)  # noqa: E731
-    conn.execute(insert(AU).values(at_us=now_us, actor=actor, action=action, city=city, target=target,
-                                   before=dump(before), after=dump(after)))  # fmt: skip
-
-
-def audit_entries(conn: Connection, city: str, after_id: int = 0, limit: int = 100) -> list[dict]:
-    query = select(AU).where(AU.c.city == city, AU.c.id > after_id).order_by(AU.c.id).limit(min(limit, MAX_AUDIT_PAGE))
-    return [
-        r._asdict() | {"before": r.before and json.loads(r.before), "after": r.after and json.loads(r.after)}
-        for r in conn.execute(query)
-    ]
 
 
 # --- residents, opt-ins and cards ---------------------------------------------------------------

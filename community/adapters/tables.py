@@ -22,26 +22,13 @@ class ProgramRow(Base):
     updated_at_us: Mapped[int] = mapped_column(BIG)
 
 
-class AuditRow(Base):
-    """Who changed what, when, with the state before and after (admin and finance actions)."""
-
-    __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(BIG, primary_key=True, autoincrement=True)
-    at_us: Mapped[int] = mapped_column(BIG)
-    actor: Mapped[str] = mapped_column(String(160))
-    action: Mapped[str] = mapped_column(String(64))
-    city: Mapped[str] = mapped_column(String(63))
-    target: Mapped[str] = mapped_column(String(160))
-    before: Mapped[str | None] = mapped_column(Text)
-    after: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_audit_city_time", "city", "at_us"),)
-
-
 class ResidentRow(Base):
     __tablename__ = "residents"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     city: Mapped[str] = mapped_column(String(63))
-    subject: Mapped[str] = mapped_column(String(255))  # the identity provider's `sub`
+    # The identity provider's `sub`, only when the city enrolled the resident with one; NULL otherwise
+    # (and after erasure). A provider's token maps to a resident through this column alone.
+    subject: Mapped[str | None] = mapped_column(String(255))
     level: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))  # active | erased
     valid_until_us: Mapped[int] = mapped_column(BIG)
@@ -106,3 +93,39 @@ class AwardRow(Base):
     body_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[str] = mapped_column(Text)  # the JSON answered, returned again on a retry
     time_us: Mapped[int] = mapped_column(BIG)
+
+
+class PrincipalRow(Base):
+    """A city's staff member, finance officer, auditor, administrator or organization coordinator:
+    one per (city, role, subject), granted by someone allowed to (community/domain/access.py)."""
+
+    __tablename__ = "principals"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # active | revoked
+    granted_by: Mapped[str] = mapped_column(String(160))
+    granted_at_us: Mapped[int] = mapped_column(BIG)
+    revoked_by: Mapped[str | None] = mapped_column(String(160))
+    revoked_at_us: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (UniqueConstraint("city", "role", "subject", name="uq_principals_subject"),)
+
+
+class CredentialRow(Base):
+    """A bearer token the built-in issuer signed, by its `jti`: checked on every request, revocable.
+    The token itself is never stored."""
+
+    __tablename__ = "credentials"
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    principal_id: Mapped[str | None] = mapped_column(String(24))  # NULL for a resident's token
+    city: Mapped[str] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64))  # the principal's subject, or the resident id
+    issued_by: Mapped[str] = mapped_column(String(160))
+    issued_at_us: Mapped[int] = mapped_column(BIG)
+    expires_at_us: Mapped[int] = mapped_column(BIG)
+    revoked_by: Mapped[str | None] = mapped_column(String(160))
+    revoked_at_us: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (Index("ix_credentials_principal", "principal_id"), Index("ix_credentials_subject", "city", "role", "subject"))

@@ -15,6 +15,7 @@ from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.residents import Residents
 from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest, LedgerError, UnknownLedger
+from ledger.service_layer.audit_trail import AuditTrail
 
 MEMBER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 STATUSES = ("pending", "approved", "suspended")
@@ -24,8 +25,8 @@ class Members:
     """Organizations or merchants of a city: enrolled pending, approved or suspended by city staff, audited."""
 
     def __init__(self, engine: Engine, table: Table, kind: str, unknown: type[LedgerError], not_approved: type[LedgerError],
-                 clock: Callable[[], int]) -> None:  # fmt: skip
-        self.engine, self.table, self.kind, self.clock = engine, table, kind, clock
+                 audit: AuditTrail, clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.table, self.kind, self.audit, self.clock = engine, table, kind, audit, clock
         self.unknown, self.not_approved = unknown, not_approved
 
     def add(self, city: str, member_id: str, name: str, actor: str, **extra) -> dict:
@@ -40,7 +41,7 @@ class Members:
             if store.member(conn, self.table, member_id) is not None:
                 raise Conflict(f"{self.kind} {member_id} already exists", message="id")
             store.add_member(conn, self.table, id=member_id, city=city, name=name, status="pending", created_at_us=now, **extra)
-            store.audit(conn, actor=actor, action=f"{self.kind}.add", city=city, target=member_id, before=None,
+            self.audit.record(conn, actor=actor, action=f"{self.kind}.add", city=city, target=member_id, before=None,
                         after={"name": name, **extra}, now_us=now)  # fmt: skip
             return store.member(conn, self.table, member_id)
 
@@ -51,7 +52,7 @@ class Members:
         with self.engine.begin() as conn:
             row = self._in_city(conn, member_id, city)
             store.set_member_status(conn, self.table, member_id, status)
-            store.audit(conn, actor=actor, action=f"{self.kind}.set_status", city=city, target=member_id,
+            self.audit.record(conn, actor=actor, action=f"{self.kind}.set_status", city=city, target=member_id,
                         before={"status": row["status"]}, after={"status": status}, now_us=now)  # fmt: skip
             return store.member(conn, self.table, member_id)
 
@@ -78,8 +79,8 @@ class Members:
         return row
 
 
-def organizations(engine: Engine, clock: Callable[[], int]) -> Members:
-    return Members(engine, OrganizationRow.__table__, "organization", UnknownOrganization, OrganizationNotApproved, clock)
+def organizations(engine: Engine, audit: AuditTrail, clock: Callable[[], int]) -> Members:
+    return Members(engine, OrganizationRow.__table__, "organization", UnknownOrganization, OrganizationNotApproved, audit, clock)
 
 
 class Attestations:

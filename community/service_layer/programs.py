@@ -14,6 +14,7 @@ from community.domain.program import Program
 from ledger.domain.accounts import check_ledger_name
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 
 MAX_FUNDING_POINTS = 10**12
@@ -21,9 +22,10 @@ CACHE_SECONDS = 5
 
 
 class Programs:
-    def __init__(self, engine: Engine, ledger: LedgerService, clock: Callable[[], int]) -> None:
+    def __init__(self, engine: Engine, ledger: LedgerService, audit: AuditTrail, clock: Callable[[], int]) -> None:
         self.engine = engine
         self.ledger = ledger
+        self.audit = audit
         self.clock = clock
         self._cache: dict[str, tuple[float, Program]] = {}
 
@@ -59,7 +61,7 @@ class Programs:
             before = store.program(conn, program.city)
             config = msgspec.json.encode(program).decode()
             version = store.save_program(conn, program.city, config, now)
-            store.audit(conn, actor=actor, action="program.configure", city=program.city, target=f"program:{program.city}",
+            self.audit.record(conn, actor=actor, action="program.configure", city=program.city, target=f"program:{program.city}",
                         before=before and msgspec.json.decode(before["config"]), after=msgspec.to_builtins(program),
                         now_us=now)  # fmt: skip
         return program, version
@@ -77,10 +79,7 @@ class Programs:
                 raise outcome.error
             (result,) = outcome.transfers
             if not result.replayed:
-                store.audit(conn, actor=actor, action="program.fund_budget", city=city, target="program:budget",
+                self.audit.record(conn, actor=actor, action="program.fund_budget", city=city, target="program:budget",
                             before=None, after={"points": points, "transfer_id": result.transfer_id}, now_us=self.clock())  # fmt: skip
         return {"transfer_id": result.transfer_id, "points": points, "replayed": result.replayed}
 
-    def audit_log(self, city: str, after_id: int = 0, limit: int = 100) -> list[dict]:
-        with self.engine.connect() as conn:
-            return store.audit_entries(conn, city, after_id, limit)

@@ -35,6 +35,7 @@ from ledger.adapters import journal
 from ledger.adapters.database import autocommit
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
+from ledger.service_layer.audit_trail import AuditTrail
 
 YEAR_US = 365 * 86_400 * 1_000_000
 PERSONAL_FIELDS = {"name": 200, "email": 254, "phone": 40, "address": 400, "language": 8}
@@ -76,8 +77,9 @@ class CardHolder:
 
 
 class Residents:
-    def __init__(self, engine: Engine, keys: crypto.CommunityKeys, clock: Callable[[], int]) -> None:
+    def __init__(self, engine: Engine, keys: crypto.CommunityKeys, audit: AuditTrail, clock: Callable[[], int]) -> None:
         self.engine = engine
+        self.audit = audit
         self.reads = autocommit(engine)  # cards are checked on every redemption
         self.keys = keys
         self.clock = clock
@@ -101,7 +103,7 @@ class Residents:
                                wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
                                personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
             self._issue_card(conn, resident_id, city, now + YEAR_US, now)
-            store.audit(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
+            self.audit.record(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
                         after={"level": level}, now_us=now)  # fmt: skip
             return self._public(store.resident(conn, resident_id))
 
@@ -114,7 +116,7 @@ class Residents:
             store.update_resident(conn, resident_id, valid_until_us=valid_until)
             store.revoke_cards(conn, now, resident_id=resident_id)
             self._issue_card(conn, resident_id, row["city"], valid_until, now)
-            store.audit(conn, actor=actor, action="resident.renew", city=row["city"], target=resident_id,
+            self.audit.record(conn, actor=actor, action="resident.renew", city=row["city"], target=resident_id,
                         before={"valid_until_us": row["valid_until_us"]}, after={"valid_until_us": valid_until}, now_us=now)  # fmt: skip
             return self._public(store.resident(conn, resident_id))
 
@@ -124,13 +126,17 @@ class Residents:
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
             store.update_resident(conn, resident_id, level=level)
-            store.audit(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
+            self.audit.record(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
                         before={"level": row["level"]}, after={"level": level}, now_us=now)  # fmt: skip
             return self._public(store.resident(conn, resident_id))
 
     def get(self, resident_id: str, city: str | None = None) -> dict:
         with self.engine.connect() as conn:
             return self._public(self._active(conn, resident_id, city, allow_lapsed=True))
+
+    def for_token(self, claims: dict) -> dict:
+        """The resident a verified token names (`TokenService.verify`'s claims), refused if none."""
+        return self.by_subject(claims["sub"], claims.get("city"))
 
     def by_subject(self, subject: str, city: str | None) -> dict:
         with self.engine.connect() as conn:
@@ -178,7 +184,7 @@ class Residents:
             row = self._active(conn, resident_id, city, for_update=True)
             store.revoke_cards(conn, now, resident_id=resident_id)
             self._issue_card(conn, resident_id, row["city"], row["valid_until_us"], now)
-            store.audit(conn, actor=actor, action="card.replace", city=row["city"], target=resident_id, before=None,
+            self.audit.record(conn, actor=actor, action="card.replace", city=row["city"], target=resident_id, before=None,
                         after=None, now_us=now)  # fmt: skip
         return self.current_card(resident_id)
 
@@ -189,7 +195,7 @@ class Residents:
             if card is None or card["city"] != city:
                 raise UnknownCard("no such card in this city")
             store.revoke_cards(conn, now, card_id=card_id)
-            store.audit(conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now)
+            self.audit.record(conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now)
 
     def revocations(self, city: str, since_us: int, limit: int = 10_000) -> list[dict]:
         with self.engine.connect() as conn:
@@ -245,7 +251,7 @@ class Residents:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
             store.update_resident(conn, resident_id, status="erased", wrapped_key=None)
             store.revoke_cards(conn, now, resident_id=resident_id)
-            store.audit(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
+            self.audit.record(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
                         after=None, now_us=now)  # fmt: skip
 
     # --- checks ---------------------------------------------------------------------------------

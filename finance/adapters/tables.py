@@ -69,3 +69,24 @@ class PayoutRow(Base):
     updated_at_us: Mapped[int] = mapped_column(BIG)
     __table_args__ = (Index("ix_payouts_due", "status", "lease_until_us"), Index("ix_payouts_period", "city", "period"))
 
+
+
+class PayoutAccountChangeRow(Base):
+    """A proposed payout account: used by payouts and bank files only once a second principal (another
+    finance officer, or a city administrator) confirmed it; then it replaces `payout_accounts`' row."""
+
+    __tablename__ = "payout_account_changes"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    holder_name: Mapped[str] = mapped_column(String(140))
+    institution: Mapped[str] = mapped_column(String(3))
+    transit: Mapped[str] = mapped_column(String(5))
+    account_number: Mapped[str] = mapped_column(String(12))
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | confirmed | rejected | superseded
+    proposed_by: Mapped[str] = mapped_column(String(160))
+    proposed_at_us: Mapped[int] = mapped_column(BIG)
+    decided_by: Mapped[str | None] = mapped_column(String(160))
+    decided_at_us: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (Index("ix_payout_changes_city", "city", "status"), Index("ix_payout_changes_merchant", "merchant_id", "status"))

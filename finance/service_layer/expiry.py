@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from community.adapters import store as community_store
 from community.service_layer.programs import Programs
 from ledger import core
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 
 DAY_US = 86_400_000_000
@@ -29,8 +29,9 @@ BATCH_GROUPS = 1_000
 
 
 class Expiry:
-    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, clock: Callable[[], int]) -> None:
-        self.engine, self.ledger, self.programs, self.clock = engine, ledger, programs, clock
+    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, audit: AuditTrail,
+                 clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.ledger, self.programs, self.audit, self.clock = engine, ledger, programs, audit, clock
 
     def due(self, city: str, cutoff_us: int) -> list[tuple[str, int]]:
         """(wallet, points) that expire at `cutoff_us`: what is left of lots dated before it."""
@@ -61,6 +62,6 @@ class Expiry:
                         refused += 1  # spent or held since it was computed: the next run sees it
             report[city] = {"cutoff_us": cutoff, "accounts": len(groups), "points": moved, "refused": refused}
             with self.engine.begin() as conn:
-                community_store.audit(conn, actor=actor, action="expiry.run", city=city, target="breakage", before=None,
+                self.audit.record(conn, actor=actor, action="expiry.run", city=city, target="breakage", before=None,
                                       after=report[city], now_us=now)  # fmt: skip
         return report

@@ -25,6 +25,7 @@ from finance.adapters.exports import PAIN_NAMESPACE
 from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, verified_event
 from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
+from ledger.service_layer.audit_trail import AuditTrail
 from merchants.adapters.tables import MerchantRow
 
 LEASE_SECONDS = 120  # longer than a Stripe call may take
@@ -43,9 +44,9 @@ class InvalidWebhook(LedgerError):
 
 class Payouts:
     def __init__(self, engine: Engine, settlement: Settlement, gateway: StripeConnect | None, webhook_secret: str | None,
-                 clock: Callable[[], int]) -> None:  # fmt: skip
-        self.engine, self.settlement, self.gateway, self.webhook_secret, self.clock = (
-            engine, settlement, gateway, webhook_secret, clock)  # fmt: skip
+                 audit: AuditTrail, clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.settlement, self.gateway, self.webhook_secret, self.audit, self.clock = (
+            engine, settlement, gateway, webhook_secret, audit, clock)  # fmt: skip
 
     def set_account(self, city: str, merchant_id: str, account: dict, actor: str) -> dict:
         """Record where a merchant is paid (bank account for pain.001, Stripe connected account); audited."""
@@ -64,7 +65,7 @@ class Payouts:
                    "account_number": account["account_number"], "stripe_account_id": stripe_account}  # fmt: skip
             store.set_payout_account(conn, **row)
             masked = row | {"account_number": "…" + row["account_number"][-3:]}
-            community_store.audit(conn, actor=actor, action="payouts.set_account", city=city, target=merchant_id,
+            self.audit.record(conn, actor=actor, action="payouts.set_account", city=city, target=merchant_id,
                                   before=None, after=masked, now_us=now)  # fmt: skip
         return masked
 
@@ -83,7 +84,7 @@ class Payouts:
                 queued += store.add_payout(conn, id=f"{city}:{period}:{line.merchant_id}", city=city, period=period,
                                            merchant_id=line.merchant_id, amount_cents=line.net_cents, status="queued",
                                            attempts=0, lease_until_us=now, created_at_us=now, updated_at_us=now)  # fmt: skip
-            community_store.audit(conn, actor=actor, action="payouts.queue", city=city, target=period, before=None,
+            self.audit.record(conn, actor=actor, action="payouts.queue", city=city, target=period, before=None,
                                   after={"queued": queued, "without_account": without_account}, now_us=now)  # fmt: skip
         return {"queued": queued, "without_account": without_account}
 

@@ -35,6 +35,7 @@ from ledger.adapters import journal
 from ledger.adapters.tables import JournalRow
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 from merchants.adapters.tables import MerchantRow
 
@@ -43,8 +44,9 @@ MAX_ADJUSTMENT_CENTS = 10**11
 
 
 class Settlement:
-    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, clock: Callable[[], int]) -> None:
-        self.engine, self.ledger, self.programs, self.clock = engine, ledger, programs, clock
+    def __init__(self, engine: Engine, ledger: LedgerService, programs: Programs, audit: AuditTrail,
+                 clock: Callable[[], int]) -> None:  # fmt: skip
+        self.engine, self.ledger, self.programs, self.audit, self.clock = engine, ledger, programs, audit, clock
 
     # --- statements ---------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class Settlement:
                    "statement": document.decode(), "statement_sha256": hashlib.sha256(document).hexdigest()}  # fmt: skip
             store.add_close(conn, **row)
             store.apply_adjustments(conn, [a["id"] for a in store.open_adjustments(conn, city)], period)
-            community_store.audit(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
+            self.audit.record(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
                                   after={"totals": statement.totals, "statement_sha256": row["statement_sha256"]},
                                   now_us=row["closed_at_us"])  # fmt: skip
             return self._closed(row, replayed=False)
@@ -171,6 +173,6 @@ class Settlement:
                 raise NotFound(f"no merchant {merchant_id!r} in {city}")
             adjustment_id = store.add_adjustment(conn, city=city, merchant_id=merchant_id, amount_cents=amount_cents,
                                                  reason=reason, ref_period=ref_period, created_at_us=now, created_by=actor)  # fmt: skip
-            community_store.audit(conn, actor=actor, action="settlement.adjust", city=city, target=merchant_id, before=None,
+            self.audit.record(conn, actor=actor, action="settlement.adjust", city=city, target=merchant_id, before=None,
                                   after={"amount_cents": amount_cents, "ref_period": ref_period, "reason": reason}, now_us=now)  # fmt: skip
         return adjustment_id

@@ -7,7 +7,7 @@ reproduces (balances, open holds) or metadata (ledgers' heads, public keys, chec
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -103,3 +103,50 @@ class CheckpointRow(Base):
     root_hash: Mapped[str] = mapped_column(String(64))
     time_us: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """Who changed what, when, with the state before and after: one hash chain per city, each record
+    signed by the ledger's active key (ledger/domain/audit_trail.py). Append-only, like the journal."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(63))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(160))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))  # NULL only for records written before the trail was signed
+    signature: Mapped[str | None] = mapped_column(String(128))
+    __table_args__ = (UniqueConstraint("city", "seq", name="uq_audit_city_seq"), Index("ix_audit_city_time", "city", "at_us"))
+
+
+class AuditHeadRow(Base):
+    """The last record of each city's audit chain; its row lock serializes the city's audit writes."""
+
+    __tablename__ = "audit_heads"
+    city: Mapped[str] = mapped_column(String(63), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class JobRow(Base):
+    """A recurring job of `entraide serve`: who holds its lease (one runner across workers), when it
+    runs next, and how its last run ended."""
+
+    __tablename__ = "jobs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until_us: Mapped[int] = mapped_column(BigInteger)
+    next_run_us: Mapped[int] = mapped_column(BigInteger)
+    last_started_us: Mapped[int | None] = mapped_column(BigInteger)
+    last_finished_us: Mapped[int | None] = mapped_column(BigInteger)
+    last_result: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    runs: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(BigInteger)

@@ -76,6 +76,7 @@ class RedemptionRow(Base):
     points: Mapped[int] = mapped_column(BIG)
     cash_cents: Mapped[int] = mapped_column(BIG)
     status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")  # numbers the hold of each try (see redemptions.py)
     hold: Mapped[str | None] = mapped_column(Text)  # [[ledger, transfer_id], …] of the hold's halves, as JSON
     payment_intent_id: Mapped[str | None] = mapped_column(String(64))
     client_secret: Mapped[str | None] = mapped_column(String(255))

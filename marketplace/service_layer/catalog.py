@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import msgspec
 from sqlalchemy import Connection, Engine
 
-from community.adapters import store as community_store
 from community.domain.errors import Forbidden, WrongTenant
 from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest, UnknownLedger
@@ -111,8 +110,8 @@ def emit(conn: Connection, item_id: str, now_us: int) -> int:
 
 
 class Catalog:
-    def __init__(self, engine: Engine, indexer: SearchIndexer, clock: Callable[[], int]) -> None:
-        self.engine, self.indexer, self.clock = engine, indexer, clock
+    def __init__(self, engine: Engine, indexer: SearchIndexer, audit: AuditTrail, clock: Callable[[], int]) -> None:
+        self.engine, self.indexer, self.audit, self.clock = engine, indexer, audit, clock
 
     # --- items --------------------------------------------------------------------------------
 
@@ -132,7 +131,7 @@ class Catalog:
                            status=status, suspended=False, version=0, created_at_us=now, updated_at_us=now, **columns)  # fmt: skip
             emit(conn, item_id, now)
             row = store.item(conn, item_id)
-            community_store.audit(conn, actor=owner.actor, action=f"catalog.{kind}.create", city=owner.city, target=item_id,
+            self.audit.record(conn, actor=owner.actor, action=f"catalog.{kind}.create", city=owner.city, target=item_id,
                                   before=None, after=item_view(row), now_us=now)  # fmt: skip
         if deliver_now:
             self.indexer.deliver_quietly()
@@ -152,7 +151,7 @@ class Catalog:
             store.update_item(conn, item_id, status=status or before["status"], **columns)
             emit(conn, item_id, now)
             after = store.item(conn, item_id)
-            community_store.audit(conn, actor=owner.actor, action=f"catalog.{before['kind']}.update", city=owner.city,
+            self.audit.record(conn, actor=owner.actor, action=f"catalog.{before['kind']}.update", city=owner.city,
                                   target=item_id, before=item_view(before), after=item_view(after), now_us=now)  # fmt: skip
         self.indexer.deliver_quietly()
         return item_view(after)
@@ -197,7 +196,7 @@ class Catalog:
             for row in store.items(conn, merchant_id=owner.merchant_id, limit=MAX_ITEMS_PER_OWNER):
                 emit(conn, row["id"], now)
             shop = store.shop(conn, owner.merchant_id)
-            community_store.audit(conn, actor=owner.actor, action="catalog.shop", city=owner.city, target=owner.merchant_id,
+            self.audit.record(conn, actor=owner.actor, action="catalog.shop", city=owner.city, target=owner.merchant_id,
                                   before=before, after=shop, now_us=now)  # fmt: skip
         if deliver_now:
             self.indexer.deliver_quietly()
@@ -222,7 +221,7 @@ class Catalog:
             store.update_item(conn, item_id, suspended=suspended, suspended_reason=reason if suspended else None)
             emit(conn, item_id, now)
             after = store.item(conn, item_id)
-            community_store.audit(conn, actor=actor, action="catalog.suspend" if suspended else "catalog.reinstate", city=city,
+            self.audit.record(conn, actor=actor, action="catalog.suspend" if suspended else "catalog.reinstate", city=city,
                                   target=item_id, before={"suspended": before["suspended"]},
                                   after={"suspended": suspended, "reason": reason}, now_us=now)  # fmt: skip
         self.indexer.deliver_quietly()

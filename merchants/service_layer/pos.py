@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from sqlalchemy import Engine
 
-from community.adapters import store as community_store
 from community.domain.errors import Conflict, WrongTenant
 from community.domain.program import purchase_award
 from community.service_layer.awards import AwardRequest, Awards, body_hash
@@ -27,6 +26,7 @@ from ledger.adapters import journal
 from ledger.adapters.database import autocommit
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
 from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
 from merchants.adapters import store
@@ -57,8 +57,8 @@ class Terminal:
         return f"pos:{self.merchant_id}:{idempotency_key}"
 
 
-def merchants(engine: Engine, clock: Callable[[], int]) -> Members:
-    return Members(engine, MerchantRow.__table__, "merchant", UnknownMerchant, MerchantNotApproved, clock)
+def merchants(engine: Engine, audit: AuditTrail, clock: Callable[[], int]) -> Members:
+    return Members(engine, MerchantRow.__table__, "merchant", UnknownMerchant, MerchantNotApproved, audit, clock)
 
 
 def terminal_key_id(public_key: bytes) -> str:
@@ -68,8 +68,8 @@ def terminal_key_id(public_key: bytes) -> str:
 class Terminals:
     """Terminal public keys, and the check every signed POS request passes before anything else."""
 
-    def __init__(self, engine: Engine, members: Members, clock: Callable[[], int]) -> None:
-        self.engine, self.members, self.clock = engine, members, clock
+    def __init__(self, engine: Engine, members: Members, audit: AuditTrail, clock: Callable[[], int]) -> None:
+        self.engine, self.members, self.audit, self.clock = engine, members, audit, clock
         self.reads = autocommit(engine)  # lookups and the nonce claim of every signed request
         self._claims = 0
 
@@ -87,7 +87,7 @@ class Terminals:
             if store.terminal(conn, key_id) is not None:
                 raise Conflict("this key is already registered", message="public_key_pem")
             store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
-            community_store.audit(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
+            self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
                                   after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
         return key_id
 
@@ -98,7 +98,7 @@ class Terminals:
             if row is None or row["city"] != city:
                 raise UnknownMerchant("no such terminal in this city")
             store.revoke_terminal(conn, key_id)
-            community_store.audit(conn, actor=actor, action="terminal.revoke", city=city, target=key_id, before=None,
+            self.audit.record(conn, actor=actor, action="terminal.revoke", city=city, target=key_id, before=None,
                                   after=None, now_us=now)  # fmt: skip
 
     def list(self, merchant_id: str) -> list[dict]:
