@@ -19,12 +19,12 @@ from litestar.di import NamedDependency
 from api.bootstrap import Context
 from api.schemas import check_body_strictly
 from api.signatures import SignatureRejected, verify_request
-from community.adapters.secrets import TokenRejected
+from community.adapters.secrets import BUILTIN_ISSUER, TokenRejected
+from community.domain.access import ROLES, Grantor, actor_name
 from community.domain.errors import Forbidden, TokenExpired, Unauthorized, WrongTenant
 from ledger.domain.errors import LedgerError
 from merchants.service_layer.pos import SIGNATURE_WINDOW_SECONDS, Terminal
 
-ROLES = ("resident", "org", "staff", "finance", "auditor")
 MAX_CLIENTS_TRACKED = 100_000
 
 
@@ -55,6 +55,8 @@ class Principal:
     city: str | None = None
     org_id: str | None = None
     terminal: Terminal | None = None
+    credential: str | None = None  # the built-in token's jti
+
 
     def require(self, *roles: str) -> Principal:
         if self.role not in roles:
@@ -66,8 +68,17 @@ class Principal:
             raise WrongTenant("this belongs to another city")
 
     @property
-    def actor(self) -> str:
+    def identity(self) -> str:
         return f"{self.role}:{self.subject}"
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this caller: the principal and the credential it used."""
+        return actor_name(self.role, self.subject, self.credential)
+
+    @property
+    def grantor(self) -> Grantor:
+        return Grantor(self.role, self.subject, self.city, self.actor)
 
 
 class RateLimiter:
@@ -113,16 +124,18 @@ def _principal_from_token(ctx: Context, token: str) -> Principal:
     role, subject = claims.get("role"), claims.get("sub")
     if role not in ROLES or not isinstance(subject, str):
         raise Unauthorized("invalid token")
+    # A built-in token is good only while its credential is: not revoked, its principal not withdrawn.
+    credential = ctx.access.check(claims) if claims.get("iss") == BUILTIN_ISSUER else None
     if role == "resident":
         # The token names an identity; the resident record (home city, status) is the authority.
         resident = ctx.residents.for_token(claims)
-        return Principal("resident", resident["id"], resident["city"])
-    return Principal(role, subject, claims.get("city"), claims.get("org"))
+        return Principal("resident", resident["id"], resident["city"], credential=credential)
+    return Principal(role, subject, claims.get("city"), claims.get("org"), credential=credential)
 
 
 async def bearer_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
     principal = await to_thread.run_sync(_principal_from_token, ctx, _bearer(request))
-    limits.bearer.take(principal.actor)
+    limits.bearer.take(principal.identity)
     await check_body_strictly(request)
     return principal
 

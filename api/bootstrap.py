@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from community.adapters.secrets import CommunityKeys, RemoteJwks, TokenService
+from community.service_layer.access import Access
 from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.programs import Programs
@@ -91,6 +92,10 @@ class Context:
     @cached_property
     def audit(self) -> AuditTrail:
         return AuditTrail(self.signer)
+
+    @cached_property
+    def access(self) -> Access:
+        return Access(self.engine, self.tokens, self.audit, self.clock)
 
     @cached_property
     def committer(self) -> GroupCommitter:

@@ -269,7 +269,7 @@ def demo(
         else:
             with _progress("enrolling members", demo_seed.member_count()) as advance:
                 creds = demo_seed.seed_members(ctx, advance, random.Random(seed))
-            demo_seed.write_credentials(creds, creds_file)
+            demo_seed.write_credentials(creds, creds_file)  # before the long part: a rerun finds the members
             items = seed_catalog(ctx, creds, random.Random(seed))
             out.print(f"catalog: {items} offers, municipal services and events, indexed for search")
             sim = demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US)
@@ -280,6 +280,8 @@ def demo(
             closed = demo_seed.close_last_month(ctx)
             net = sum(c["statement"]["totals"]["net_cents"] for c in closed)
             out.print(f"closed {closed[0]['period']} in {len(closed)} cities: merchants net {cents_text(net)} $")
+        clock["now"] = now_us
+        demo_seed.write_credentials(demo_seed.grant_tokens(ctx, creds), creds_file)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
             report = audit.verify_database(ctx.engine, advance)

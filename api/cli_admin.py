@@ -14,6 +14,7 @@ from api.cli_support import DataDirOption as DataDir
 from api.cli_support import DbOption as Db
 from api.cli_support import context as _ctx
 from api.cli_support import errors
+from community.domain.access import MAX_TTL_SECONDS, MIN_TTL_SECONDS, Grantor, operator
 from community.domain.program import Program
 
 admin_app = typer.Typer(help="City program administration: programs, budgets, residents, merchants, tokens, audit.",
@@ -24,6 +25,10 @@ City = Annotated[str, typer.Option("--city", help="City (ledger) id, e.g. brossa
 
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def _operator() -> Grantor:
+    return operator(getpass.getuser())
 
 
 def _print(value: object) -> None:
@@ -107,17 +112,37 @@ def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Anno
         _print(row)
 
 
-@admin_app.command("token")
-def token(city: City, role: Annotated[str, typer.Option(help="staff, finance, auditor or org")],
-          subject: Annotated[str, typer.Option()], org: Annotated[str | None, typer.Option()] = None,
-          ttl_seconds: Annotated[int, typer.Option(min=60, max=90 * 86_400)] = 3_600, db: Db = None,
+@admin_app.command("grant")
+def grant(city: City, role: Annotated[str, typer.Option(help="admin, staff, finance, auditor or org")],
+          subject: Annotated[str, typer.Option(help="Who: an e-mail or an id, unique per city and role")],
+          org: Annotated[str | None, typer.Option(help="The organization of an org token")] = None,
+          ttl_seconds: Annotated[int, typer.Option(min=MIN_TTL_SECONDS, max=MAX_TTL_SECONDS)] = 3_600, db: Db = None,
           data_dir: DataDir = None) -> None:  # fmt: skip
-    """Issue a bearer token from the built-in issuer (the embedded default's identity provider)."""
+    """Grant a bearer token from the built-in issuer (any role: the server's operator), audited; prints the token."""
     with errors():
-        if role not in ("staff", "finance", "auditor", "org") or (role == "org") != (org is not None):
-            raise ValueError("role is staff, finance, auditor, or org with --org")
-        ctx = _ctx(db, data_dir)
-        if org is not None:
-            ctx.organizations.get(org, city)
-        claims = {"sub": subject, "role": role, "city": city} | ({"org": org} if org else {})
-        typer.echo(ctx.tokens.issue(claims, ttl_seconds, ctx.clock() // 1_000_000))
+        granted = _ctx(db, data_dir).access.grant(_operator(), city, role, subject, org, ttl_seconds)
+    typer.echo(granted["token"])
+
+
+@admin_app.command("tokens")
+def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subject: Annotated[str | None, typer.Option()] = None,
+           include_ended: Annotated[bool, typer.Option(help="Also revoked and expired tokens")] = False, db: Db = None,
+           data_dir: DataDir = None) -> None:  # fmt: skip
+    """List a city's tokens (id, role, subject, who granted, expiry, revocation), never their text."""
+    with errors():
+        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended))
+
+
+@admin_app.command("revoke")
+def revoke(city: City, jti: Annotated[str | None, typer.Option(help="One token, by its id")] = None,
+           role: Annotated[str | None, typer.Option(help="With --subject: a principal and all its tokens")] = None,
+           subject: Annotated[str | None, typer.Option()] = None, db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """Revoke one token (--jti) or withdraw a principal's grant (--role, --subject); effective at once."""
+    with errors():
+        access = _ctx(db, data_dir).access
+        if jti is not None and role is None and subject is None:
+            _print(access.revoke(_operator(), city, jti))
+        elif jti is None and role is not None and subject is not None:
+            _print(access.revoke_principal(_operator(), city, role, subject))
+        else:
+            raise ValueError("give either --jti, or both --role and --subject")

@@ -20,11 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from api.bootstrap import Context
+from community.domain.access import operator
 from community.domain.program import CATEGORIES, Campaign, Program, Treasury
 from ledger.service_layer import simulation
 from ledger.simulate import COMMUNITIES, DAY_US, Members, Simulator
 
 ACTOR = "staff:demo-seeder"
+SEEDER = operator("demo-seeder")  # grants the demo's tokens, as `entraide admin grant` would
+TREASURER = "finance:demo-treasurer"  # proposes the merchants' payout accounts …
+ADMINISTRATOR = "admin:demo-administrator"  # … and a second person confirms them
+PRINCIPALS = (("admin", "admins"), ("staff", "staff"), ("finance", "finance"), ("auditor", "auditors"))  # role, creds key
 TOKEN_TTL_SECONDS = 30 * 86_400
 SHOPS = {
     "food": ("Boulangerie", "Épicerie", "Fromagerie", "Café"),
@@ -49,14 +54,11 @@ def plan_sizes() -> dict[str, tuple[int, int, int]]:
 
 
 def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
-    """Programs, budgets, merchants with terminals, organizations, residents with cards; returns credentials.
-
-    Members join at the context's clock (the start of the simulated months); their tokens are dated
-    from the real time, so that they work when the demo serves.
-    """
-    now_s = int(time.time())
-    today = dt.date.fromtimestamp(now_s)
-    creds: dict = {"staff": [], "organizations": [], "merchants": [], "residents": []}
+    """Programs, budgets, merchants with terminals, organizations, residents with cards; returns the
+    credentials file's content without tokens (`grant_tokens` adds them). Members join at the
+    context's clock: the start of the simulated months."""
+    today = dt.date.fromtimestamp(time.time())
+    creds: dict = {role: [] for role in ("admins", "staff", "finance", "auditors", "organizations", "merchants", "residents")}
     campaign = Campaign(id="achat-local", starts_on=today - dt.timedelta(days=30), ends_on=today + dt.timedelta(days=30),
                         multiplier_percent=200, category="food")  # fmt: skip
     for n, community in enumerate(COMMUNITIES):  # every city first: residents opt in to their neighbours
@@ -66,8 +68,8 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
         ctx.programs.fund_budget(community.id, community.population * 400, f"demo-{today.year}", ACTOR)
     for community in COMMUNITIES:
         city = community.id
-        staff = ctx.tokens.issue({"sub": f"staff-{city}", "role": "staff", "city": city}, TOKEN_TTL_SECONDS, now_s)
-        creds["staff"].append({"city": city, "token": staff})
+        for role, key in PRINCIPALS:
+            creds[key].append({"city": city, "subject": f"{role}-{city}"})
         residents, merchants, orgs = plan_sizes()[city]
         for n in range(merchants):
             category = CATEGORIES[n % len(CATEGORIES)]
@@ -79,9 +81,10 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
             key_id = ctx.terminals.register(merchant_id, public_pem, ACTOR, city)
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-            ctx.payouts.set_account(city, merchant_id, {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
-                                    "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"},
-                                    ACTOR)  # fmt: skip
+            account = {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
+                       "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"}  # fmt: skip
+            change = ctx.payouts.propose_account(city, merchant_id, account, TREASURER)
+            ctx.payouts.decide_account(city, change["id"], "confirm", ADMINISTRATOR)
             creds["merchants"].append({"city": city, "merchant_id": merchant_id, "category": category,
                                        "terminal_key_id": key_id, "private_key_pem": private_pem})  # fmt: skip
             progress(1)
@@ -89,8 +92,7 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             org_id = f"{city}-org-{n}"
             ctx.organizations.add(city, org_id, f"Centre communautaire {community.name} {n}", ACTOR)
             ctx.organizations.set_status(org_id, "approved", ACTOR, city)
-            token = ctx.tokens.issue({"sub": f"coordo-{org_id}", "role": "org", "city": city, "org": org_id}, TOKEN_TTL_SECONDS, now_s)
-            creds["organizations"].append({"city": city, "org_id": org_id, "token": token})
+            creds["organizations"].append({"city": city, "org_id": org_id, "subject": f"coordo-{org_id}"})
             progress(1)
         for _ in range(residents):
             name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
@@ -98,11 +100,24 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             resident = ctx.residents.enroll(city, {"name": name, "language": rng.choice(("fr", "fr", "en"))}, level, ACTOR)
             if rng.random() < 0.15:
                 ctx.residents.opt_in(resident["id"], rng.choice([c.id for c in COMMUNITIES if c.id != city]))
-            token = ctx.tokens.issue({"sub": resident["id"], "role": "resident", "city": city}, TOKEN_TTL_SECONDS, now_s)
             card = ctx.residents.current_card(resident["id"])
-            creds["residents"].append({"city": city, "resident_id": resident["id"], "level": level, "token": token,
-                                       "card": card["token"], "card_id": card["id"]})  # fmt: skip
+            creds["residents"].append({"city": city, "resident_id": resident["id"], "level": level, "card": card["token"],
+                                       "card_id": card["id"]})  # fmt: skip
             progress(1)
+    return creds
+
+
+def grant_tokens(ctx: Context, creds: dict) -> dict:
+    """Fresh tokens for every demo account, at each start of the demo and from the real clock (they
+    last TOKEN_TTL_SECONDS): granted by the operator, as `entraide admin grant` does."""
+    for role, key in PRINCIPALS:
+        for entry in creds[key]:
+            entry["token"] = ctx.access.grant(SEEDER, entry["city"], role, entry["subject"], None, TOKEN_TTL_SECONDS)["token"]
+    for entry in creds["organizations"]:
+        granted = ctx.access.grant(SEEDER, entry["city"], "org", entry["subject"], entry["org_id"], TOKEN_TTL_SECONDS)
+        entry["token"] = granted["token"]
+    for entry in creds["residents"]:
+        entry["token"] = ctx.access.issue_resident(entry["resident_id"], entry["city"], TOKEN_TTL_SECONDS, SEEDER.actor)
     return creds
 
 

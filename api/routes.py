@@ -6,8 +6,6 @@ answer. Blocking service calls run in litestar's thread pool (`sync_to_thread=Tr
 
 from __future__ import annotations
 
-from typing import Any
-
 import segno
 from anyio import to_thread
 from litestar import Response, Router, get, post, put
@@ -225,7 +223,7 @@ def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Wh
 @get("/audit/{city:str}", sync_to_thread=True)
 def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_seq: FromQuery[int] = 0, limit: PageLimit = 100) -> dict:
     """The city's audit trail in order, each record with its hash chain and signature."""
-    principal.require("staff", "finance", "auditor").require_city(city)
+    principal.require("staff", "finance", "auditor", "admin").require_city(city)
     rows = audit_trail.page(ctx.engine, city, after_seq, limit)
     return {"entries": rows, "next_after_seq": rows[-1]["seq"] if len(rows) == limit else None}
 
@@ -312,25 +310,49 @@ def revoke_terminal(city: FromPath[str], key_id: FromPath[str], principal: Who, 
     return {"status": "revoked"}
 
 
+def _granting(principal: Principal) -> Principal:
+    return principal.require("org", "staff", "finance", "auditor", "admin")
+
+
 @post("/tokens/{city:str}", sync_to_thread=True, status_code=201)
 def issue_token(city: FromPath[str], data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx) -> dict:
-    """Tokens for the city's staff and organizations from the built-in issuer."""
-    _staff(principal, city)
-    if data.role == "org":
-        if data.org_id is None:
-            raise InvalidRequest("an organization token names its organization", message="org_id")
-        ctx.organizations.get(data.org_id, city)
-    claims: dict[str, Any] = {"sub": data.subject, "role": data.role, "city": city}
-    if data.org_id is not None:
-        claims["org"] = data.org_id
-    return {"token": ctx.tokens.issue(claims, data.ttl_seconds, ctx.clock() // 1_000_000)}
+    """Grant a token from the built-in issuer: a role may grant only the roles of the table in
+    docs/security-model.md (finance and auditor: a city administrator), or renew its own."""
+    grantor = _granting(principal).grantor
+    return ctx.access.grant(grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds)
+
+
+@get("/tokens/{city:str}", sync_to_thread=True)
+def list_tokens(city: FromPath[str], principal: Who, ctx: Ctx, role: FromQuery[str | None] = None,
+                subject: FromQuery[str | None] = None, include_ended: FromQuery[bool] = False) -> dict:  # fmt: skip
+    """The city's tokens (never their text) for its administrators and auditors; one's own for others."""
+    rows = ctx.access.credentials(_granting(principal).grantor, city, role, subject, live_only=not include_ended)
+    return {"credentials": rows}
+
+
+@post("/tokens/{city:str}/{jti:str}/revoke", sync_to_thread=True, status_code=200)
+def revoke_token(city: FromPath[str], jti: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    """Revoke a token: its holder, whoever may grant its role, or the operator. Effective at once."""
+    return ctx.access.revoke(_granting(principal).grantor, city, jti)
+
+
+@get("/principals/{city:str}", sync_to_thread=True)
+def list_principals(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+    return {"principals": ctx.access.principals(_granting(principal).grantor, city)}
+
+
+@post("/principals/{city:str}/revoke", sync_to_thread=True, status_code=200)
+def revoke_principal(city: FromPath[str], data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> dict:
+    """Withdraw a principal's grant: every token it holds is refused from the next request on."""
+    return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
 
 
 admin = Router(
     "/v1/admin",
     route_handlers=[get_program, put_program, fund, audit_log, enrol, get_resident, renew, set_level, erase, revoke_card,
                     list_merchants, add_merchant, merchant_status, add_terminal, revoke_terminal, list_organizations,
-                    add_organization, organization_status, issue_token],
+                    add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
+                    revoke_principal],
     dependencies={"principal": Provide(bearer_principal)},
     tags=["admin"],
 )  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from anyio import to_thread
@@ -16,6 +16,8 @@ from api.schemas import CityName, MemberId, Struct
 from finance.service_layer.reporting import open_data_csv
 
 MAX_BANK_FILE_BYTES = 5_000_000  # a pain.001 file of a few thousand merchants
+ChangeStatus = Literal["pending", "confirmed", "rejected", "superseded"]
+Decision = Literal["confirm", "reject"]
 
 
 class AdjustmentBody(Struct):
@@ -73,10 +75,24 @@ def adjust(city: FromPath[CityName], data: JSONBody[AdjustmentBody], principal: 
     return {"id": ctx.settlement.adjust(city, data.merchant_id, data.amount_cents, data.reason, data.ref_period, actor)}
 
 
-@put("/{city:str}/merchants/{merchant_id:str}/payout-account", sync_to_thread=True)
+@put("/{city:str}/merchants/{merchant_id:str}/payout-account", sync_to_thread=True, status_code=202)
 def payout_account(city: FromPath[CityName], merchant_id: FromPath[str], data: JSONBody[PayoutAccountBody], principal: Who,
                    ctx: Ctx) -> dict:  # fmt: skip
-    return ctx.payouts.set_account(city, merchant_id, msgspec.structs.asdict(data), _finance(principal, city).actor)
+    """Propose a merchant's payout account; it pays nothing until a second principal confirms it."""
+    return ctx.payouts.propose_account(city, merchant_id, msgspec.structs.asdict(data), _finance(principal, city).actor)
+
+
+@get("/{city:str}/payout-account-changes", sync_to_thread=True)
+def payout_account_changes(city: FromPath[CityName], principal: Who, ctx: Ctx, status: FromQuery[ChangeStatus | None] = "pending") -> dict:
+    _finance(principal, city, "finance", "admin", "auditor")
+    return {"changes": ctx.payouts.account_changes(city, status)}
+
+
+@post("/{city:str}/payout-account-changes/{change_id:str}/{decision:str}", sync_to_thread=True, status_code=200)
+def decide_payout_account(city: FromPath[CityName], change_id: FromPath[str], decision: FromPath[Decision], principal: Who,
+                          ctx: Ctx) -> dict:  # fmt: skip
+    """Confirm (another finance officer, or a city administrator) or reject a proposed payout account."""
+    return ctx.payouts.decide_account(city, change_id, decision, _finance(principal, city, "finance", "admin").actor)
 
 
 @post("/{city:str}/periods/{period:str}/payouts", sync_to_thread=True, status_code=202)
@@ -111,7 +127,8 @@ def redemptions(city: FromPath[CityName], period: FromPath[str], principal: Who,
     return ctx.reports.redemptions(city, period)
 
 
-finance = Router("/v1/finance", route_handlers=[close, statement, preview, export, adjust, payout_account, queue_payouts,
+finance = Router("/v1/finance", route_handlers=[close, statement, preview, export, adjust, payout_account, payout_account_changes,
+                                                decide_payout_account, queue_payouts,
                                                 list_payouts, reconcile, budget, redemptions],
                  dependencies={"principal": Provide(bearer_principal)}, tags=["finance"])  # fmt: skip
 

@@ -121,11 +121,20 @@ class FundingBody(Struct):
     points: Points
 
 
+Role = Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor|admin)$")]
+Subject = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
+
+
 class TokenBody(Struct):
-    role: Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor)$")]
-    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    role: Role
+    subject: Subject
     org_id: MemberId | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=90 * 86_400)] = 3_600
+
+
+class PrincipalBody(Struct):
+    role: Role
+    subject: Subject
 
 
 async def check_body_strictly(request: Request) -> None:

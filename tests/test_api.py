@@ -350,7 +350,9 @@ def test_program_changes_are_validated_and_audited(world: World) -> None:
     assert_problem(world.bearer("staff-brossard", "PUT", "/v1/admin/programs/brossard", typo), 400, "validation_error")
     log = world.bearer("staff-brossard", "GET", "/v1/admin/audit/brossard").json()["entries"]
     change = [e for e in log if e["action"] == "program.configure"][-1]
-    assert change["actor"] == "staff:s-brossard"
+    # The principal, and the credential it acted with (whose grant the trail records too).
+    jti = world.ctx.tokens.verify(world.tokens["staff-brossard"], world.now_s())["jti"]
+    assert change["actor"] == f"staff:s-brossard/{jti}"
     assert change["before"]["merchant_points_per_dollar"] == 5 and change["after"]["merchant_points_per_dollar"] == 10
 
 

@@ -132,8 +132,8 @@ def test_exports_validate_and_balance(world: World, clock) -> None:
     world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     for merchant in ("boulangerie", "librairie"):
-        world.ctx.payouts.set_account("brossard", merchant, {"holder_name": merchant.title(), "institution": "003",
-                                      "transit": "00011", "account_number": "7654321"}, "finance:test")  # fmt: skip
+        world.payout_account("brossard", merchant, {"holder_name": merchant.title(), "institution": "003", "transit": "00011",
+                                                    "account_number": "7654321"})  # fmt: skip
     exports = world.ctx.exports
     rows = list(csv.DictReader(io.StringIO(exports.render("brossard", JAN, "csv")[0].decode())))
     assert {r["merchant_id"]: int(r["net_cents"]) for r in rows} == {"boulangerie": -62, "librairie": 100}
@@ -176,8 +176,8 @@ def payout_world(world: World, server: StripeServer) -> None:
                                                          "stripe_connect_webhook_secret": WEBHOOK_SECRET})  # fmt: skip
     world.ctx.__dict__.pop("payouts", None)
     for merchant, acct in (("boulangerie", "acct_boulangerie"), ("librairie", "acct_librairie")):
-        world.ctx.payouts.set_account("brossard", merchant, {"holder_name": merchant, "institution": "003", "transit": "00011",
-                                      "account_number": "7654321", "stripe_account_id": acct}, "finance:test")  # fmt: skip
+        world.payout_account("brossard", merchant, {"holder_name": merchant, "institution": "003", "transit": "00011",
+                                                    "account_number": "7654321", "stripe_account_id": acct})  # fmt: skip
 
 
 def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> None:

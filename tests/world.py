@@ -25,6 +25,7 @@ from litestar.testing import TestClient
 
 from api.bootstrap import Context
 from api.signatures import sign_request
+from community.domain.access import MAX_TTL_SECONDS, operator
 from community.domain.program import Program
 from ledger.domain.transfers import TransferRequest
 
@@ -109,7 +110,7 @@ class World:
 
     def resident(self, name: str, city: str, points: int = 0, level: str = "basic") -> ResidentCreds:
         row = self.ctx.residents.enroll(city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test")
-        token = self.ctx.tokens.issue({"sub": row["id"], "role": "resident", "city": city}, 86_400 * 400, self.now_s())
+        token = self.ctx.access.issue_resident(row["id"], city, MAX_TTL_SECONDS, "cli:test")
         card = self.ctx.residents.current_card(row["id"])["token"]
         self.residents[name] = creds = ResidentCreds(row["id"], city, token, card)
         if points:
@@ -121,11 +122,16 @@ class World:
         self.ctx.organizations.set_status(org_id, "approved", "staff:test", city)
         self.grant(org_id, "org", city, f"coordo-{org_id}", org_id=org_id)
 
+    def payout_account(self, city: str, merchant: str, account: dict) -> dict:
+        """A merchant's payout account, proposed by one finance officer and confirmed by another."""
+        change = self.ctx.payouts.propose_account(city, merchant, account, "finance:test-proposer")
+        return self.ctx.payouts.decide_account(city, change["id"], "confirm", "finance:test-confirmer")
+
     def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
         every such token here, so that how tokens are granted is written in one place."""
-        claims = {"sub": subject, "role": role, "city": city} | ({"org": org_id} if org_id else {})
-        self.tokens[name] = token = self.ctx.tokens.issue(claims, 86_400 * 400, self.now_s())
+        granted = self.ctx.access.grant(operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS)
+        self.tokens[name] = token = granted["token"]
         return token
 
 

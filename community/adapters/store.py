@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from community.adapters.tables import (
@@ -25,8 +24,7 @@ ORG = OrganizationRow.__table__
 AW = AwardRow.__table__
 
 
-
-# --- programs and the audit log -----------------------------------------------------------------
+# --- programs -----------------------------------------------------------------
 
 
 def program(conn: Connection, city: str) -> dict | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from finance.adapters.tables import AdjustmentRow, CloseRow, PayoutAccountRow, PayoutRow
+from finance.adapters.tables import AdjustmentRow, CloseRow, PayoutAccountChangeRow, PayoutAccountRow, PayoutRow
 from ledger.adapters.database import first_row, insert_once
 from marketplace.adapters.store import claim_payment_event
 
@@ -12,6 +12,8 @@ CL = CloseRow.__table__
 AD = AdjustmentRow.__table__
 PA = PayoutAccountRow.__table__
 PO = PayoutRow.__table__
+PC = PayoutAccountChangeRow.__table__
+MAX_CHANGES_LISTED = 1_000
 
 
 
@@ -56,6 +58,33 @@ def set_payout_account(conn: Connection, **values) -> None:
 def payout_accounts(conn: Connection, merchant_ids: list[str]) -> dict[str, dict]:
     rows = conn.execute(select(PA).where(PA.c.merchant_id.in_(merchant_ids))) if merchant_ids else []
     return {r.merchant_id: r._asdict() for r in rows}
+
+
+def add_account_change(conn: Connection, **values) -> None:
+    conn.execute(insert(PC).values(**values))
+
+
+def account_change(conn: Connection, change_id: str, for_update: bool = False) -> dict | None:
+    query = select(PC).where(PC.c.id == change_id)
+    return first_row(conn, query.with_for_update() if for_update else query)
+
+
+def account_changes(conn: Connection, city: str, status: str | None) -> list[dict]:
+    query = select(PC).where(PC.c.city == city)
+    if status is not None:
+        query = query.where(PC.c.status == status)
+    return [r._asdict() for r in conn.execute(query.order_by(PC.c.proposed_at_us.desc(), PC.c.id).limit(MAX_CHANGES_LISTED))]
+
+
+def decide_account_change(conn: Connection, change_id: str, status: str, decided_by: str, now_us: int) -> bool:
+    """Compare-and-set from pending: True only for the one caller that decided it."""
+    query = update(PC).where(PC.c.id == change_id, PC.c.status == "pending")
+    return conn.execute(query.values(status=status, decided_by=decided_by, decided_at_us=now_us)).rowcount == 1
+
+
+def supersede_account_changes(conn: Connection, merchant_id: str, decided_by: str, now_us: int) -> int:
+    query = update(PC).where(PC.c.merchant_id == merchant_id, PC.c.status == "pending")
+    return conn.execute(query.values(status="superseded", decided_by=decided_by, decided_at_us=now_us)).rowcount
 
 
 def add_payout(conn: Connection, **values) -> bool:

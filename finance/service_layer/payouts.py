@@ -11,6 +11,7 @@ paid or failed), verified on the raw body, finish the state machine; redelivered
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
@@ -18,6 +19,7 @@ import stripe
 from sqlalchemy import Engine
 
 from community.adapters import store as community_store
+from community.domain.access import SecondPrincipalRequired, identity
 from community.domain.errors import NotFound
 from community.domain.program import is_bank_account
 from finance.adapters import store
@@ -42,32 +44,83 @@ class InvalidWebhook(LedgerError):
     code = "invalid_webhook"
 
 
+class UnknownChange(LedgerError):
+    code = "unknown_change"
+
+
+class ChangeNotPending(LedgerError):
+    code = "change_not_pending"
+
+
+def _masked(change: dict) -> dict:
+    """A payout account change as shown and audited: the account number reduced to its last three digits."""
+    return change | {"account_number": "…" + change["account_number"][-3:]}
+
+
 class Payouts:
     def __init__(self, engine: Engine, settlement: Settlement, gateway: StripeConnect | None, webhook_secret: str | None,
                  audit: AuditTrail, clock: Callable[[], int]) -> None:  # fmt: skip
         self.engine, self.settlement, self.gateway, self.webhook_secret, self.audit, self.clock = (
             engine, settlement, gateway, webhook_secret, audit, clock)  # fmt: skip
 
-    def set_account(self, city: str, merchant_id: str, account: dict, actor: str) -> dict:
-        """Record where a merchant is paid (bank account for pain.001, Stripe connected account); audited."""
+    # --- payout accounts: proposed by one person, confirmed by another -------------------------
+
+    def propose_account(self, city: str, merchant_id: str, account: dict, actor: str) -> dict:
+        """Propose where a merchant is paid (bank account for pain.001, Stripe connected account).
+
+        Nothing pays to it until a second principal confirms it (`decide_account`): a single
+        finance credential, stolen or misused, cannot divert a payout. A newer proposal for the
+        same merchant supersedes a pending one. Audited, the account number masked.
+        """
         if not is_bank_account(account.get("institution"), account.get("transit"), account.get("account_number")):
-            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", message="account")
+            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", field="account")
         stripe_account = account.get("stripe_account_id")
         if stripe_account is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,60}", stripe_account):
-            raise InvalidRequest("stripe_account_id looks like acct_…", message="stripe_account_id")
+            raise InvalidRequest("stripe_account_id looks like acct_…", field="stripe_account_id")
         now = self.clock()
         with self.engine.begin() as conn:
             merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
             if merchant is None or merchant["city"] != city:
                 raise NotFound(f"no merchant {merchant_id!r} in {city}")
-            row = {"merchant_id": merchant_id, "holder_name": str(account.get("holder_name") or merchant["name"])[:140],
-                   "institution": account["institution"], "transit": account["transit"],
-                   "account_number": account["account_number"], "stripe_account_id": stripe_account}  # fmt: skip
-            store.set_payout_account(conn, **row)
-            masked = row | {"account_number": "…" + row["account_number"][-3:]}
-            self.audit.record(conn, actor=actor, action="payouts.set_account", city=city, target=merchant_id,
-                                  before=None, after=masked, now_us=now)  # fmt: skip
-        return masked
+            store.supersede_account_changes(conn, merchant_id, actor, now)
+            change = {"id": "pc" + secrets.token_hex(10), "city": city, "merchant_id": merchant_id,
+                      "holder_name": str(account.get("holder_name") or merchant["name"])[:140],
+                      "institution": account["institution"], "transit": account["transit"],
+                      "account_number": account["account_number"], "stripe_account_id": stripe_account, "status": "pending",
+                      "proposed_by": actor, "proposed_at_us": now}  # fmt: skip
+            store.add_account_change(conn, **change)
+            view = _masked(store.account_change(conn, change["id"]))  # type: ignore[arg-type]
+            self.audit.record(conn, actor=actor, action="payouts.propose_account", city=city, target=merchant_id,
+                              before=None, after=view, now_us=now)  # fmt: skip
+        return view
+
+    def decide_account(self, city: str, change_id: str, decision: str, actor: str) -> dict:
+        """Confirm (a principal other than the proposer) or reject (anyone of finance, the proposer
+        too) a proposed payout account; a confirmed one replaces the merchant's account at once."""
+        assert decision in ("confirm", "reject")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            change = store.account_change(conn, change_id, for_update=True) if isinstance(change_id, str) else None
+            if change is None or change["city"] != city:
+                raise UnknownChange("no such payout account change in this city")
+            if change["status"] != "pending":
+                raise ChangeNotPending("this change was already decided", status=change["status"])
+            if decision == "confirm" and identity(actor) == identity(change["proposed_by"]):
+                raise SecondPrincipalRequired("the proposer cannot confirm their own change")
+            status = "confirmed" if decision == "confirm" else "rejected"
+            if not store.decide_account_change(conn, change_id, status, actor, now):
+                raise ChangeNotPending("this change was decided meanwhile", status="decided")
+            if status == "confirmed":
+                columns = ("merchant_id", "holder_name", "institution", "transit", "account_number", "stripe_account_id")
+                store.set_payout_account(conn, **{k: change[k] for k in columns})
+            view = _masked(store.account_change(conn, change_id))  # type: ignore[arg-type]
+            self.audit.record(conn, actor=actor, action=f"payouts.{decision}_account", city=city, target=change["merchant_id"],
+                              before={"status": "pending"}, after=view, now_us=now)  # fmt: skip
+        return view
+
+    def account_changes(self, city: str, status: str | None = "pending") -> list[dict]:
+        with self.engine.connect() as conn:
+            return [_masked(c) for c in store.account_changes(conn, city, status)]
 
     def queue(self, city: str, period: str, actor: str) -> dict:
         """Queue a payout for every merchant the closed statement owes; queuing again adds nothing."""

@@ -1,0 +1,172 @@
+"""Granting, checking, listing and revoking the built-in issuer's bearer tokens.
+
+Every token names a credential (`jti`) recorded here, and every non-resident token a principal:
+one per (city, role, subject), so that nobody can mint a token under somebody else's name. A grant
+and a revocation are audited with the granting principal and the credential it used; each request
+checks that its credential is neither revoked nor its principal's grant withdrawn.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from community.adapters import access_store as store
+from community.adapters import store as community_store
+from community.adapters.secrets import BUILTIN_ISSUER, TokenService
+from community.adapters.tables import OrganizationRow
+from community.domain.access import (
+    RESIDENT,
+    GrantNotAllowed,
+    Grantor,
+    SubjectTaken,
+    TokenRevoked,
+    UnknownCredential,
+    check_grant,
+    require_reader,
+)
+from community.domain.errors import Conflict, Unauthorized, UnknownOrganization, UnknownProgram, WrongTenant
+from ledger.service_layer.audit_trail import AuditTrail
+
+RESIDENT_TTL_SECONDS_MAX = 90 * 86_400
+
+
+def _public(row: dict) -> dict:
+    """A credential as listed: everything but the token, which is never stored."""
+    keys = ("jti", "principal_id", "city", "role", "subject", "issued_by", "issued_at_us", "expires_at_us", "revoked_by",
+            "revoked_at_us")  # fmt: skip
+    return {k: row[k] for k in keys}
+
+
+class Access:
+    def __init__(self, engine: Engine, tokens: TokenService, audit: AuditTrail, clock: Callable[[], int]) -> None:
+        self.engine, self.tokens, self.audit, self.clock = engine, tokens, audit, clock
+
+    # --- granting ---------------------------------------------------------------------------
+
+    def grant(self, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None = None,
+              ttl_seconds: int = 3_600) -> dict:  # fmt: skip
+        """A new token for (city, role, subject); creates the principal on its first grant.
+
+        A principal that exists and is active gets a new token only from itself (renewal) or the
+        operator: a staff member cannot mint a token under a colleague's subject. A revoked one
+        is granted again by whoever may grant its role.
+        """
+        check_grant(grantor, city, role, subject, org_id, ttl_seconds)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if community_store.program(conn, city) is None:
+                raise UnknownProgram(f"no program for {city!r}", city=city)
+            if org_id is not None:
+                org = community_store.member(conn, OrganizationRow.__table__, org_id)
+                if org is None or org["city"] != city:
+                    raise UnknownOrganization(f"no organization {org_id!r} in {city}")
+            found = store.principal(conn, city, role, subject, for_update=True)
+            if found is None:
+                principal_id = "p" + secrets.token_hex(10)
+                store.add_principal(conn, id=principal_id, city=city, role=role, subject=subject, org_id=org_id, status="active",
+                                    granted_by=grantor.actor, granted_at_us=now)  # fmt: skip
+            else:
+                principal_id = found["id"]
+                if found["org_id"] != org_id:
+                    raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id")
+                if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
+                    raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
+                if found["status"] == "revoked":
+                    if not grantor.may_grant(role, city):
+                        raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
+                    store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
+                                        revoked_by=None, revoked_at_us=None)  # fmt: skip
+            view = self._issue(conn, principal_id, city, role, subject, org_id, ttl_seconds, grantor.actor, now)
+            self.audit.record(conn, actor=grantor.actor, action="credential.grant", city=city, target=f"{role}:{subject}",
+                              before=None if found is None else {"status": found["status"]},
+                              after={k: view[k] for k in ("jti", "principal_id", "role", "subject", "org_id", "expires_at_us")},
+                              now_us=now)  # fmt: skip
+        return view
+
+    def issue_resident(self, resident_id: str, city: str, ttl_seconds: int, issued_by: str) -> str:
+        """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
+        assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
+        with self.engine.begin() as conn:
+            return self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())["token"]
+
+    def _issue(self, conn, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
+               issued_by: str, now_us: int) -> dict:  # fmt: skip
+        jti = secrets.token_hex(16)
+        now_s = now_us // 1_000_000
+        expires_at_us = (now_s + ttl_seconds) * 1_000_000
+        claims = {"sub": subject, "role": role, "city": city, "jti": jti} | ({"org": org_id} if org_id else {})
+        token = self.tokens.issue(claims, ttl_seconds, now_s)
+        store.add_credential(conn, jti=jti, principal_id=principal_id, city=city, role=role, subject=subject, issued_by=issued_by,
+                             issued_at_us=now_us, expires_at_us=expires_at_us)  # fmt: skip
+        return {"token": token, "jti": jti, "principal_id": principal_id, "city": city, "role": role, "subject": subject,
+                "org_id": org_id, "expires_at_us": expires_at_us}  # fmt: skip
+
+    # --- every request ------------------------------------------------------------------------
+
+    def check(self, claims: dict) -> str:
+        """The credential id of a verified built-in token, refused if it was revoked, its principal's
+        grant withdrawn, or it names another role, subject, city or organization than was granted."""
+        jti = claims.get("jti")
+        if claims.get("iss") != BUILTIN_ISSUER or not isinstance(jti, str) or len(jti) != 32:
+            raise Unauthorized("invalid token")
+        with self.engine.connect() as conn:
+            row = store.credential_state(conn, jti)
+        granted = None if row is None else (row["role"], row["subject"], row["city"], row["org_id"])
+        if granted != (claims.get("role"), claims.get("sub"), claims.get("city"), claims.get("org")):
+            raise Unauthorized("invalid token")
+        if row["revoked_at_us"] is not None or row["principal_status"] == "revoked":
+            raise TokenRevoked("this token was revoked")
+        return jti
+
+    # --- listing and revoking ---------------------------------------------------------------
+
+    def credentials(self, viewer: Grantor, city: str, role: str | None = None, subject: str | None = None,
+                    live_only: bool = True) -> list[dict]:  # fmt: skip
+        """A city's credentials for its administrators and auditors; anyone else sees their own."""
+        if not viewer.may_read_credentials(city):
+            if viewer.city != city:
+                raise WrongTenant("this belongs to another city")
+            role, subject = viewer.role, viewer.subject
+        with self.engine.connect() as conn:
+            rows = store.credentials(conn, city, role, subject, self.clock() if live_only else None)
+        return [_public(r) for r in rows]
+
+    def principals(self, viewer: Grantor, city: str) -> list[dict]:
+        require_reader(viewer, city)
+        with self.engine.connect() as conn:
+            return store.principals(conn, city)
+
+    def revoke(self, revoker: Grantor, city: str, jti: str) -> dict:
+        """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = store.credential(conn, jti) if isinstance(jti, str) else None
+            if row is None or row["city"] != city:
+                raise UnknownCredential("no such token in this city")
+            if not (revoker.may_grant(row["role"], city) or revoker.is_self(row["role"], row["subject"], city)):
+                raise GrantNotAllowed(f"a {revoker.role} may not revoke the role {row['role']}", role=row["role"])
+            revoked = store.revoke_credentials(conn, now, revoker.actor, jti=jti)
+            if revoked:
+                self.audit.record(conn, actor=revoker.actor, action="credential.revoke", city=city,
+                                  target=f"{row['role']}:{row['subject']}", before=None, after={"jti": jti}, now_us=now)  # fmt: skip
+            return _public(store.credential(conn, jti))  # type: ignore[arg-type]
+
+    def revoke_principal(self, revoker: Grantor, city: str, role: str, subject: str) -> dict:
+        """Withdraw a principal's grant: every token it holds stops working at once."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            found = store.principal(conn, city, role, subject, for_update=True) if isinstance(subject, str) else None
+            if found is None:
+                raise UnknownCredential("no such principal in this city")
+            if not revoker.may_grant(role, city):
+                raise GrantNotAllowed(f"a {revoker.role} may not revoke the role {role}", role=role)
+            revoked = store.revoke_credentials(conn, now, revoker.actor, principal_id=found["id"])
+            if found["status"] == "active":
+                store.set_principal(conn, found["id"], status="revoked", revoked_by=revoker.actor, revoked_at_us=now)
+                self.audit.record(conn, actor=revoker.actor, action="principal.revoke", city=city, target=f"{role}:{subject}",
+                                  before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
+                                  now_us=now)  # fmt: skip
+            return store.principal(conn, city, role, subject) | {"tokens_revoked": revoked}  # type: ignore[operator]
