@@ -21,7 +21,7 @@ from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
 from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
-from ledger.adapters.database import make_engine, upgrade
+from ledger.adapters.database import make_engine, private_directory, upgrade
 from ledger.adapters.keystore import KeyStore
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
@@ -185,8 +185,9 @@ class Context:
 
 def open_context(settings: Settings, clock: Callable[[], int] = now_us, key_from_us: int | None = None) -> Context:
     """Migrate the database, make sure a signing key exists, and wire the services."""
+    private_directory(settings.data_dir)
     if "://" not in settings.database_url:
-        Path(settings.database_url).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_directory(Path(settings.database_url).expanduser().parent)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     keystore = KeyStore(settings.keys_dir)

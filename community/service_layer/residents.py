@@ -1,8 +1,9 @@
 """Residents: enrolment by their city, renewal, verification levels, opt-ins, citizen cards, export and erasure.
 
 Personal data is encrypted with the resident's own key, wrapped by the city's key; the ledger sees
-only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key: the data can
-no longer be read, and the ledger, which never held it, still verifies.
+only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key, the sealed
+data and the provider subject: nothing left links the id to a person, and the ledger, which never
+held any of it, still verifies.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from community.domain.errors import (
 )
 from community.domain.program import LEVELS
 from ledger.adapters import journal
-from ledger.adapters.database import autocommit
+from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer.audit_trail import AuditTrail
@@ -245,14 +246,18 @@ class Residents:
             }
 
     def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
-        """Destroy the resident's key (crypto-erasure) and revoke their cards; the journal is untouched."""
+        """Destroy what identifies the resident: their key (crypto-erasure), their sealed data and the
+        provider subject, and revoke their cards; the journal, which holds only the opaque id, is
+        untouched. On SQLite the write-ahead log is then folded into the file and truncated, so no
+        older page holding the key survives (with `secure_delete`, freed bytes are zeroed)."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
-            store.update_resident(conn, resident_id, status="erased", wrapped_key=None)
+            store.update_resident(conn, resident_id, status="erased", subject=None, wrapped_key=None, personal=None)
             store.revoke_cards(conn, now, resident_id=resident_id)
             self.audit.record(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
                         after=None, now_us=now)  # fmt: skip
+        checkpoint_wal(self.engine)
 
     # --- checks ---------------------------------------------------------------------------------
 
