@@ -114,7 +114,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[_freeze_startup_heap, *([maintenance.start] if maintenance else [])],
-        on_shutdown=[*([maintenance.stop] if maintenance else []),
+        on_startup=[_freeze_startup_heap, ctx.tokens.start, *([maintenance.start] if maintenance else [])],
+        on_shutdown=[*([maintenance.stop] if maintenance else []), ctx.tokens.stop,
                      lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip
     )

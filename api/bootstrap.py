@@ -10,7 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from community.adapters.secrets import CommunityKeys, RemoteJwks, TokenService
+from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
+from community.adapters.jwks import check_jwks_url
+from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
 from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
@@ -22,7 +24,7 @@ from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
 from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
-from ledger.adapters.database import make_engine, upgrade
+from ledger.adapters.database import make_engine, private_directory, upgrade
 from ledger.adapters.keystore import KeyStore
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
@@ -45,10 +47,12 @@ class Settings:
     data_dir: Path
     database_url: str
     keys_dir: Path
-    # A city identity provider whose resident tokens are accepted beside the built-in issuer's.
+    # A city identity provider whose resident tokens are accepted beside the built-in issuer's:
+    # with a key set URL, its issuer and our audience are required (checked in __post_init__).
     oidc_jwks_url: str | None = None
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
+    oidc_jwks_refresh_seconds: int = JWKS_REFRESH_SECONDS
     # Stripe: card payments and payouts are off in the embedded default (no key).
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None  # a local emulator in tests
@@ -65,9 +69,34 @@ class Settings:
         url = database_url or os.environ.get("ENTRAIDE_DATABASE_URL") or str(data / "entraide.db")
         keys = Path(os.environ.get("ENTRAIDE_KEYS_DIR") or data / "keys")
         env = os.environ.get
+        refresh = _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", env("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS"), JWKS_REFRESH_SECONDS)
         return cls(data, url, keys, env("ENTRAIDE_OIDC_JWKS_URL"), env("ENTRAIDE_OIDC_ISSUER"), env("ENTRAIDE_OIDC_AUDIENCE"),
-                   env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"), env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"),
-                   env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"), env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"))  # fmt: skip
+                   refresh, env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"),
+                   env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
+                   env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"))  # fmt: skip
+
+    def __post_init__(self) -> None:
+        """Refuse a half-configured identity provider: without an issuer and an audience to check,
+        any token its keys sign (for any service, from any tenant of a shared provider) would pass."""
+        if not (self.oidc_jwks_url or self.oidc_issuer or self.oidc_audience):
+            return
+        for variable, value in (("ENTRAIDE_OIDC_JWKS_URL", self.oidc_jwks_url), ("ENTRAIDE_OIDC_ISSUER", self.oidc_issuer),
+                                ("ENTRAIDE_OIDC_AUDIENCE", self.oidc_audience)):  # fmt: skip
+            if not value:
+                raise ValueError(f"{variable} is required with a city identity provider "
+                                 "(ENTRAIDE_OIDC_JWKS_URL, ENTRAIDE_OIDC_ISSUER and ENTRAIDE_OIDC_AUDIENCE go together)")  # fmt: skip
+        check_jwks_url(self.oidc_jwks_url)
+        if self.oidc_issuer == BUILTIN_ISSUER:
+            raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")
+        _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
+
+
+def _seconds(variable: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) == 0:
+        raise ValueError(f"{variable} must be a positive whole number of seconds, not {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -86,7 +115,7 @@ class Context:
     @cached_property
     def tokens(self) -> TokenService:
         s = self.settings
-        external = RemoteJwks(s.oidc_jwks_url) if s.oidc_jwks_url else None
+        external = RemoteJwks(s.oidc_jwks_url, s.oidc_jwks_refresh_seconds) if s.oidc_jwks_url else None
         return TokenService(self.keys, external, s.oidc_issuer, s.oidc_audience)
 
     @cached_property
@@ -190,8 +219,9 @@ class Context:
 
 def open_context(settings: Settings, clock: Callable[[], int] = now_us, key_from_us: int | None = None) -> Context:
     """Migrate the database, make sure a signing key exists, and wire the services."""
+    private_directory(settings.data_dir)
     if "://" not in settings.database_url:
-        Path(settings.database_url).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_directory(Path(settings.database_url).expanduser().parent)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     keystore = KeyStore(settings.keys_dir)

@@ -10,17 +10,16 @@ import base64
 import json
 import os
 import stat
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc import jwt
 from joserfc.jwk import OKPKey
 from sqlalchemy import text
 
 from community.adapters.secrets import (
+    BUILTIN_ISSUER,
+    CLOCK_LEEWAY_SECONDS,
     CommunityKeys,
     RemoteJwks,
     TokenRejected,
@@ -47,6 +46,7 @@ from community.service_layer.residents import YEAR_US, wallet_account
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest as T
 from ledger.service_layer.audit import verify_database
+from tests.identity_provider import AUDIENCE, ISSUER, IdentityProvider, new_key, sign
 
 CITY = "brossard"
 ALICE = {"name": "Alice Tremblay", "email": "alice@example.org", "phone": "+1 450 555 0100", "language": "fr"}
@@ -334,20 +334,18 @@ def test_personal_data_is_checked(city):
 
 
 def test_erase_destroys_the_key_but_not_the_ledger(city):
-    alice, bob = enroll(city), enroll(city, {"name": "Bob"})
+    alice = city.residents.enroll(CITY, ALICE, "basic", "test:clerk", subject="alice@idp.example")
+    bob = city.residents.enroll(CITY, {"name": "Bob"}, "basic", "test:clerk", subject="bob@idp.example")
     token = city.residents.current_card(alice["id"])["token"]
     _earn_and_spend(city, alice["id"])
     city.residents.erase(alice["id"], "test:clerk", CITY)
 
-    query = text("SELECT status, wrapped_key, personal FROM residents WHERE id = :id")
+    query = text("SELECT status, subject, wrapped_key, personal FROM residents WHERE id = :id")
     with city.engine.connect() as conn:
-        status, wrapped, personal = conn.execute(query, {"id": alice["id"]}).one()
+        erased = conn.execute(query, {"id": alice["id"]}).one()
         bob_row = conn.execute(query, {"id": bob["id"]}).one()
-    assert status == "erased" and wrapped is None and personal is not None
-    kek_bytes = (city.settings.keys_dir / "community" / f"kek-{CITY}.key").read_bytes()
-    with pytest.raises(InvalidTag):
-        open_personal(kek_bytes, bytes(personal), alice["id"])
-    assert bob_row.status == "active" and bob_row.wrapped_key is not None  # only Alice is erased
+    assert tuple(erased) == ("erased", None, None, None)  # nothing left that leads to the person
+    assert bob_row.status == "active" and bob_row.subject == "bob@idp.example" and None not in bob_row  # only Alice
 
     report = verify_database(city.engine)
     assert report["ok"], report["error"]
@@ -418,125 +416,128 @@ def test_opt_in_to_an_unknown_city_is_refused(city):
 
 
 # --- bearer tokens from an identity provider -----------------------------------------------------
+# The service alone; tests/test_identity_provider.py attacks the same rules through HTTP.
 
 NOW = 1_767_225_600
-ISSUER = "https://idp.example"
-AUDIENCE = "entraide"
+LEEWAY = CLOCK_LEEWAY_SECONDS
 
 
 @pytest.fixture
-def idp_key() -> OKPKey:
-    return OKPKey.generate_key("Ed25519", parameters={"kid": "idp-1"})
+def provider():
+    with IdentityProvider() as running:
+        yield running
 
 
 @pytest.fixture
-def jwks_server(idp_key):
-    """A local identity provider publishing its JWKS; counts the fetches."""
-    document = json.dumps({"keys": [idp_key.as_dict(private=False)]}).encode()
-    fetches = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            fetches.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", fetches
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def service(tmp_path, provider) -> TokenService:
+    tokens = TokenService(CommunityKeys(tmp_path), RemoteJwks(provider.jwks_url), external_issuer=ISSUER, external_audience=AUDIENCE)
+    yield tokens
+    tokens.stop()
 
 
-@pytest.fixture
-def service(tmp_path, jwks_server) -> TokenService:
-    url, _ = jwks_server
-    return TokenService(CommunityKeys(tmp_path), RemoteJwks(url), external_issuer=ISSUER, external_audience=AUDIENCE)
+def idp_token(provider: IdentityProvider, alg: str = "Ed25519", key: OKPKey | None = None, **changes) -> str:
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice-123", "city": CITY, "iat": NOW, "exp": NOW + 300} | changes
+    return sign(key or provider.key, {k: v for k, v in claims.items() if v is not None}, alg)
 
 
-def idp_token(key: OKPKey, alg: str = "Ed25519", **changes) -> str:
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice-123", "city": CITY, "iat": NOW, "exp": NOW + 300}
-    claims = {k: v for k, v in (claims | changes).items() if v is not None}
-    return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg])
-
-
-def test_identity_provider_token_is_accepted_as_a_resident(service, idp_key, jwks_server):
-    assert service.verify(idp_token(idp_key), NOW) == {"sub": "alice-123", "role": "resident", "city": CITY}
-    assert service.verify(idp_token(idp_key, aud=["other", AUDIENCE]), NOW)["sub"] == "alice-123"
-    assert service.verify(idp_token(idp_key, exp=NOW + 1), NOW)["role"] == "resident"
-    _, fetches = jwks_server
-    assert fetches == ["/jwks.json"]  # fetched once, then cached
+def test_identity_provider_token_is_accepted_as_a_resident(service, provider):
+    resident = {"iss": ISSUER, "sub": "alice-123", "role": "resident", "city": CITY}
+    assert service.verify(idp_token(provider), NOW) == resident
+    assert service.verify(idp_token(provider, aud=["other", AUDIENCE]), NOW)["sub"] == "alice-123"
+    assert service.verify(idp_token(provider, exp=NOW + 1), NOW)["role"] == "resident"
+    assert service.verify(idp_token(provider, city=None), NOW) == resident | {"city": None}
+    assert provider.fetches == 1  # fetched once, then cached
 
 
 @pytest.mark.filterwarnings("ignore::Warning")
-def test_identity_provider_token_with_the_eddsa_name_is_accepted(service, idp_key):
-    assert service.verify(idp_token(idp_key, alg="EdDSA"), NOW)["sub"] == "alice-123"
+def test_identity_provider_token_with_the_eddsa_name_is_accepted(service, provider):
+    assert service.verify(idp_token(provider, alg="EdDSA"), NOW)["sub"] == "alice-123"
 
 
-def test_identity_provider_cannot_vouch_for_staff(service, idp_key):
-    claims = service.verify(idp_token(idp_key, role="staff", org="o1"), NOW)
-    assert claims == {"sub": "alice-123", "role": "resident", "city": CITY}
+def test_identity_provider_cannot_vouch_for_staff(service, provider):
+    claims = service.verify(idp_token(provider, role="staff", org="o1", iss=ISSUER), NOW)
+    assert claims == {"iss": ISSUER, "sub": "alice-123", "role": "resident", "city": CITY}
 
 
 @pytest.mark.parametrize(
     "changes",
     [dict(aud="other"), dict(aud=["other", "more"]), dict(aud=None), dict(iss="https://evil.example"), dict(iss=None),
-     dict(iss="entraide"), dict(exp=None), dict(exp=str(NOW + 300)), dict(exp=float(NOW + 300))],
-    ids=["wrong-aud", "wrong-aud-list", "no-aud", "wrong-iss", "no-iss", "builtin-iss", "no-exp", "str-exp", "float-exp"],
+     dict(iss="entraide"), dict(exp=None), dict(exp=str(NOW + 300)), dict(exp=float(NOW + 300)), dict(exp=True),
+     dict(iat=None), dict(iat=float(NOW)), dict(iat=NOW + LEEWAY + 1), dict(nbf=NOW + LEEWAY + 1), dict(nbf=str(NOW)),
+     dict(nbf=False), dict(city=[CITY]), dict(city={"name": CITY}), dict(city=5), dict(sub=123), dict(sub=None), dict(sub=""),
+     dict(sub=["alice-123"]), dict(sub="x" * 256)],
+    ids=["wrong-aud", "wrong-aud-list", "no-aud", "wrong-iss", "no-iss", "builtin-iss", "no-exp", "str-exp", "float-exp",
+         "bool-exp", "no-iat", "float-iat", "future-iat", "future-nbf", "str-nbf", "bool-nbf", "list-city", "object-city",
+         "int-city", "int-sub", "no-sub", "empty-sub", "list-sub", "long-sub"],
 )  # fmt: skip
-def test_identity_provider_token_with_wrong_claims_is_rejected(service, idp_key, changes):
+def test_identity_provider_token_with_wrong_claims_is_rejected(service, provider, changes):
     with pytest.raises(TokenRejected) as rejected:
-        service.verify(idp_token(idp_key, **changes), NOW)
+        service.verify(idp_token(provider, **changes), NOW)
     assert rejected.value.reason == "invalid"
 
 
-@pytest.mark.parametrize("exp", [NOW, NOW - 1, NOW - 86_400])
-def test_expired_identity_provider_token_is_rejected(service, idp_key, exp):
+@pytest.mark.parametrize("exp", [NOW - LEEWAY, NOW - LEEWAY - 1, NOW - 86_400])
+def test_expired_identity_provider_token_is_rejected(service, provider, exp):
     with pytest.raises(TokenRejected) as rejected:
-        service.verify(idp_token(idp_key, exp=exp), NOW)
+        service.verify(idp_token(provider, exp=exp, iat=exp - 300), NOW)
     assert rejected.value.reason == "expired"
 
 
-def test_token_signed_by_an_unknown_key_is_rejected(service, idp_key):
-    strangers = [OKPKey.generate_key("Ed25519", parameters={"kid": "idp-2"}),
-                 OKPKey.generate_key("Ed25519", parameters={"kid": "idp-1"})]  # fmt: skip
+def test_the_clock_leeway_is_a_minute_either_way(service, provider):
+    """A token from a clock up to a minute ahead, or expired less than a minute ago, still passes."""
+    for claims in (dict(iat=NOW + LEEWAY), dict(nbf=NOW + LEEWAY), dict(exp=NOW - LEEWAY + 1, iat=NOW - 300)):
+        assert service.verify(idp_token(provider, **claims), NOW)["sub"] == "alice-123"
+
+
+def test_token_signed_by_an_unknown_key_is_rejected(service, provider):
+    strangers = [new_key("idp-2"), new_key("idp-1")]  # an unpublished kid, and the published kid on another key
     for stranger in strangers:
         with pytest.raises(TokenRejected):
-            service.verify(idp_token(stranger), NOW)
-    header, payload, _ = idp_token(idp_key).split(".")
+            service.verify(idp_token(provider, key=stranger), NOW)
+    header, payload, signature = idp_token(provider).split(".")
     unsigned = f"{b64({'alg': 'none', 'kid': 'idp-1'})}.{payload}."
     with pytest.raises(TokenRejected):
         service.verify(unsigned, NOW)
-    swapped = f"{header}.{b64(b64json(payload) | {'sub': 'mallory'})}.{idp_token(idp_key).split('.')[2]}"
+    swapped = f"{header}.{b64(b64json(payload) | {'sub': 'mallory'})}.{signature}"
     with pytest.raises(TokenRejected):
         service.verify(swapped, NOW)
-    assert service.verify(idp_token(idp_key), NOW)["sub"] == "alice-123"
+    assert service.verify(idp_token(provider), NOW)["sub"] == "alice-123"
 
 
-def test_builtin_tokens_still_verify_beside_the_identity_provider(service, idp_key):
-    token = service.issue({"sub": "clerk-1", "role": "staff", "city": CITY}, 600, NOW)
+def test_builtin_tokens_still_verify_beside_the_identity_provider(service, provider):
+    token = service.issue({"sub": "clerk-1", "role": "staff", "city": CITY, "jti": "j1"}, 600, NOW)
     claims = service.verify(token, NOW)
-    assert (claims["sub"], claims["role"], claims["city"], claims["iss"]) == ("clerk-1", "staff", CITY, "entraide")
+    assert claims == {"iss": BUILTIN_ISSUER, "sub": "clerk-1", "role": "staff", "city": CITY, "jti": "j1", "iat": NOW,
+                      "nbf": NOW, "exp": NOW + 600}  # fmt: skip
+    assert service.verify(token, NOW + 600 + LEEWAY - 1)["sub"] == "clerk-1"
     with pytest.raises(TokenRejected) as rejected:
-        service.verify(token, NOW + 600)
+        service.verify(token, NOW + 600 + LEEWAY)
     assert rejected.value.reason == "expired"
+    for early in (NOW - LEEWAY - 1, NOW - 3_600):  # not valid yet: issued (and nbf) beyond the leeway ahead of us
+        with pytest.raises(TokenRejected) as rejected:
+            service.verify(token, early)
+        assert rejected.value.reason == "invalid"
+    assert service.verify(token, NOW - LEEWAY)["sub"] == "clerk-1"
     # A token the IdP signs cannot pose as a built-in one: built-in keys are the community's own.
     with pytest.raises(TokenRejected):
-        service.verify(idp_token(idp_key, iss="entraide", role="staff"), NOW)
+        service.verify(idp_token(provider, iss="entraide", role="staff"), NOW)
+    assert provider.fetches == 1  # built-in tokens never ask the provider
 
 
-def test_without_an_identity_provider_its_tokens_are_rejected(tmp_path, idp_key):
+@pytest.mark.parametrize("claims", [{"city": [CITY]}, {"role": ["staff"]}, {"org": 5}, {"sub": 7}, {"jti": {"a": 1}},
+                                    {"iat": None}, {"iat": float(NOW)}, {"exp": float(NOW + 600)}, {"nbf": True}])  # fmt: skip
+def test_builtin_tokens_with_claims_of_the_wrong_type_are_rejected(tmp_path, claims):
+    service = TokenService(CommunityKeys(tmp_path))
+    base = {"iss": BUILTIN_ISSUER, "sub": "clerk-1", "role": "staff", "city": CITY, "iat": NOW, "exp": NOW + 600}
+    token = sign_token(service.keys.issuer_key(), {k: v for k, v in (base | claims).items() if v is not None})
+    with pytest.raises(TokenRejected) as rejected:
+        service.verify(token, NOW)
+    assert rejected.value.reason == "invalid"
+
+
+def test_without_an_identity_provider_its_tokens_are_rejected(tmp_path, provider):
     service = TokenService(CommunityKeys(tmp_path))
     with pytest.raises(TokenRejected):
-        service.verify(idp_token(idp_key), NOW)
+        service.verify(idp_token(provider), NOW)
     assert service.verify(service.issue({"sub": "r1", "role": "resident"}, 60, NOW), NOW)["sub"] == "r1"
+    assert provider.fetches == 0

@@ -2,7 +2,8 @@
 
 - Each city has an Ed25519 card key; a terminal verifies a card offline with its public half.
 - The built-in token issuer (embedded default) has one Ed25519 key; production residents may come
-  from the city's identity provider instead, whose tokens are checked against its JWKS.
+  from the city's identity provider instead, whose tokens are checked against its JWKS
+  (`community/adapters/jwks.py`), its issuer and its audience.
 - Each city has an AES-256 key-encryption key that wraps every resident's own data key
   (AES-256-GCM). Erasing a resident deletes their wrapped key, so their data can no longer be read.
 
@@ -14,22 +15,27 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
+
+from community.adapters.jwks import RemoteJwks
+
+__all__ = ["BUILTIN_ISSUER", "CLOCK_LEEWAY_SECONDS", "RemoteJwks", "TokenRejected", "TokenService", "verify_token"]
 
 TOKEN_ALGORITHM = "Ed25519"  # RFC 9864's name for EdDSA over Ed25519
 EXTERNAL_ALGORITHMS = ("Ed25519", "EdDSA", "ES256", "RS256")
 BUILTIN_ISSUER = "entraide"
-JWKS_CACHE_SECONDS = 300
+# Bearer tokens' `exp`, `nbf` and `iat` are compared with this much slack: the provider's clock, the
+# API workers' and NTP drift differ by seconds, and a minute is what OIDC libraries commonly allow.
+CLOCK_LEEWAY_SECONDS = 60
 MAX_TOKEN_BYTES = 4_096
+MAX_CLAIM_CHARS = 255  # a subject fits `residents.subject`; cities, roles, org ids and jtis are shorter
 
 
 class TokenRejected(Exception):
@@ -128,68 +134,112 @@ def sign_token(key: OKPKey, claims: dict) -> str:
     return jwt.encode({"alg": TOKEN_ALGORITHM, "kid": key.kid}, claims, key, algorithms=[TOKEN_ALGORITHM])
 
 
-def verify_token(token: str, keys: KeySet, now_s: int, algorithms=(TOKEN_ALGORITHM,), **expected) -> dict:
-    """The claims of a signed, unexpired token whose claims equal `expected`; else TokenRejected."""
-    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_BYTES:
-        raise TokenRejected("invalid")
-    try:
-        claims = jwt.decode(token, keys, algorithms=list(algorithms)).claims
-    except (JoseError, ValueError, TypeError):
-        raise TokenRejected("invalid") from None
-    exp = claims.get("exp")
-    if type(exp) is not int:
+def verify_token(token: str, keys: KeySet, now_s: int, algorithms=(TOKEN_ALGORITHM,), leeway_seconds: int = 0,
+                 **expected) -> dict:  # fmt: skip
+    """The claims of a signed token, in date, whose claims equal `expected`; else TokenRejected.
+
+    `exp` is required, `nbf` and `iat` optional, all three integers (a float or a bool is refused):
+    valid while `nbf - leeway <= now < exp + leeway`, and never issued after `now + leeway`."""
+    claims = _decoded(token, keys, algorithms)
+    times = {name: claims.get(name) for name in ("exp", "nbf", "iat")}
+    if type(times["exp"]) is not int or any(v is not None and type(v) is not int for v in times.values()):
         raise TokenRejected("invalid")
     if any(claims.get(name) != value for name, value in expected.items()):
         raise TokenRejected("invalid")
-    if exp <= now_s:
+    if any(times[name] is not None and times[name] > now_s + leeway_seconds for name in ("nbf", "iat")):
+        raise TokenRejected("invalid")  # not valid yet, or from a clock ahead of ours by more than the leeway
+    if times["exp"] + leeway_seconds <= now_s:
         raise TokenRejected("expired")
     return claims
 
 
-@dataclass
-class RemoteJwks:
-    """An identity provider's published keys, fetched over HTTP and cached for a few minutes."""
+def _decoded(token: str, keys: KeySet, algorithms) -> dict:
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_BYTES:
+        raise TokenRejected("invalid")
+    try:
+        return jwt.decode(token, keys, algorithms=list(algorithms)).claims
+    except (JoseError, ValueError, TypeError):
+        raise TokenRejected("invalid") from None
 
-    url: str
-    fetched_at_s: float = 0.0
-    _keys: KeySet | None = field(default=None, repr=False)
 
-    def keys(self) -> KeySet:
-        if self._keys is None or time.monotonic() - self.fetched_at_s > JWKS_CACHE_SECONDS:
-            with urllib.request.urlopen(self.url, timeout=5) as response:  # noqa: S310 (configured URL)
-                document = json.loads(response.read(1_000_000))
-            self._keys = KeySet.import_key_set(document)
-            self.fetched_at_s = time.monotonic()
-        return self._keys
+def token_key_id(token: str) -> str | None:
+    """The `kid` of a token's header, unverified: it only chooses which keys check the signature."""
+    try:
+        kid = jws.extract_compact(token.encode()).protected.get("kid") if isinstance(token, str) else None
+    except (JoseError, ValueError, TypeError, UnicodeError):
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= MAX_CLAIM_CHARS else None
+
+
+def _bounded_string(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS
+
+
+def _check_claim_types(claims: dict, *optional: str) -> None:
+    """`sub` a string and `iat` an integer, both present; each optional claim absent or a string.
+    A city that is a list is a bad token (401), not a crash further down."""
+    if type(claims.get("iat")) is not int or not _bounded_string(claims.get("sub")):
+        raise TokenRejected("invalid")
+    if any(name in claims and not _bounded_string(claims[name]) for name in optional):
+        raise TokenRejected("invalid")
 
 
 @dataclass
 class TokenService:
-    """Issues built-in bearer tokens and checks them, and the identity provider's when configured."""
+    """Issues built-in bearer tokens and checks them, and the identity provider's when configured.
+
+    `verify` returns the claims; `claims["iss"]` is `BUILTIN_ISSUER` for the built-in issuer's
+    tokens and the provider's issuer for the provider's, whose claims are reduced to a resident's
+    (`sub`, `city`): the provider vouches only for residents, staff roles come from the built-in issuer."""
 
     keys: CommunityKeys
     external: RemoteJwks | None = None
     external_issuer: str | None = None
     external_audience: str | None = None
 
+    def __post_init__(self) -> None:
+        assert self.external is None or (self.external_issuer and self.external_audience), "issuer and audience are required"
+        assert self.external_issuer != BUILTIN_ISSUER
+
     @cached_property
     def builtin_keys(self) -> KeySet:
         return KeySet([self.keys.issuer_key()])
 
     def issue(self, claims: dict, ttl_seconds: int, now_s: int) -> str:
-        return sign_token(self.keys.issuer_key(), {"iss": BUILTIN_ISSUER, "iat": now_s, "exp": now_s + ttl_seconds} | claims)
+        registered = {"iss": BUILTIN_ISSUER, "iat": now_s, "nbf": now_s, "exp": now_s + ttl_seconds}
+        return sign_token(self.keys.issuer_key(), registered | claims)
 
     def verify(self, token: str, now_s: int) -> dict:
-        """Claims of a valid token: the built-in issuer's, or a resident token from the city's IdP."""
-        try:
-            return verify_token(token, self.builtin_keys, now_s, iss=BUILTIN_ISSUER)
-        except TokenRejected as builtin_error:
-            if self.external is None or builtin_error.reason == "expired":
-                raise
-        expected = {"iss": self.external_issuer} if self.external_issuer else {}
-        claims = verify_token(token, self.external.keys(), now_s, EXTERNAL_ALGORITHMS, **expected)
-        audience = claims.get("aud")
-        if self.external_audience and self.external_audience not in (audience if isinstance(audience, list) else [audience]):
+        """Claims of a valid token: the built-in issuer's, or a resident token from the city's IdP.
+
+        TokenRejected when it is not; IdentityProviderUnavailable (503) when it names a provider
+        key and no provider key set was ever loaded."""
+        kid = token_key_id(token)
+        if kid is None:
             raise TokenRejected("invalid")
-        # The identity provider vouches only for residents; staff roles come from the built-in issuer.
-        return {"sub": claims.get("sub"), "role": "resident", "city": claims.get("city")}
+        if self.external is None or kid == self.keys.issuer_key().kid:
+            claims = verify_token(token, self.builtin_keys, now_s, leeway_seconds=CLOCK_LEEWAY_SECONDS, iss=BUILTIN_ISSUER)
+            _check_claim_types(claims, "role", "city", "org", "jti")
+            return claims
+        return self._verify_external(token, kid, now_s)
+
+    def _verify_external(self, token: str, kid: str, now_s: int) -> dict:
+        keys = self.external.key_set(kid)
+        if keys is None:
+            raise TokenRejected("invalid")  # a key the provider does not publish (the refresher was told)
+        claims = verify_token(token, keys, now_s, EXTERNAL_ALGORITHMS, CLOCK_LEEWAY_SECONDS, iss=self.external_issuer)
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.external_audience not in audiences:
+            raise TokenRejected("invalid")
+        _check_claim_types(claims, "city")
+        return {"iss": self.external_issuer, "sub": claims["sub"], "role": "resident", "city": claims.get("city")}
+
+    def start(self) -> None:
+        """Start refreshing the provider's key set in the background (the app's startup does)."""
+        if self.external is not None:
+            self.external.start()
+
+    def stop(self) -> None:
+        if self.external is not None:
+            self.external.stop()

@@ -56,11 +56,13 @@ def resident(conn: Connection, resident_id: str, for_update: bool = False) -> di
     return first_row(conn, query.with_for_update() if for_update else query)
 
 
-def resident_by_subject(conn: Connection, city: str | None, subject: str) -> dict | None:
+def residents_by_subject(conn: Connection, subject: str, city: str | None, limit: int) -> list[dict]:
+    """Residents enrolled with this identity provider subject, in `city` or in any city (NULL
+    subjects never match)."""
     query = select(R).where(R.c.subject == subject)
     if city is not None:
         query = query.where(R.c.city == city)
-    return first_row(conn, query.limit(1))
+    return [r._asdict() for r in conn.execute(query.order_by(R.c.city).limit(limit))]
 
 
 def update_resident(conn: Connection, resident_id: str, **values) -> None:

@@ -35,7 +35,7 @@ class ResidentRow(Base):
     created_at_us: Mapped[int] = mapped_column(BIG)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once erased
     personal: Mapped[bytes | None] = mapped_column(LargeBinary)
-    __table_args__ = (UniqueConstraint("city", "subject", name="uq_residents_subject"),)
+    __table_args__ = (UniqueConstraint("city", "subject", name="uq_residents_subject"), Index("ix_residents_subject", "subject"))
 
 
 class OptInRow(Base):

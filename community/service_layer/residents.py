@@ -1,8 +1,9 @@
 """Residents: enrolment by their city, renewal, verification levels, opt-ins, citizen cards, export and erasure.
 
 Personal data is encrypted with the resident's own key, wrapped by the city's key; the ledger sees
-only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key: the data can
-no longer be read, and the ledger, which never held it, still verifies.
+only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key, the sealed
+data and the provider subject: nothing left links the id to a person, and the ledger, which never
+held any of it, still verifies.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from community.adapters import secrets as crypto
 from community.adapters import store
@@ -25,6 +25,7 @@ from community.domain.errors import (
     NotOptedIn,
     ResidentErased,
     ResidentExpired,
+    Unauthorized,
     UnknownCard,
     UnknownProgram,
     UnknownResident,
@@ -32,7 +33,7 @@ from community.domain.errors import (
 )
 from community.domain.program import LEVELS
 from ledger.adapters import journal
-from ledger.adapters.database import autocommit
+from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer.audit_trail import AuditTrail
@@ -96,12 +97,16 @@ class Residents:
         data_key = crypto.new_data_key()
         with self.engine.begin() as conn:
             _require_program(conn, city)
-            if subject is not None and store.resident_by_subject(conn, city, subject):
-                raise Conflict(f"a resident of {city} already has that subject", message="subject")
-            store.add_resident(conn, id=resident_id, city=city, subject=subject or resident_id, level=level,
-                               status="active", valid_until_us=now + YEAR_US, created_at_us=now,
-                               wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
-                               personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
+            taken = Conflict(f"a resident of {city} already has that subject", message="subject")
+            if subject is not None and store.residents_by_subject(conn, subject, city, limit=1):
+                raise taken
+            try:  # without an explicit subject none is stored: no provider token can ever name this resident
+                store.add_resident(conn, id=resident_id, city=city, subject=subject, level=level,
+                                   status="active", valid_until_us=now + YEAR_US, created_at_us=now,
+                                   wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
+                                   personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
+            except IntegrityError:  # a concurrent enrolment took the subject after our check (PostgreSQL)
+                raise taken from None
             self._issue_card(conn, resident_id, city, now + YEAR_US, now)
             self.audit.record(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
                         after={"level": level}, now_us=now)  # fmt: skip
@@ -135,15 +140,24 @@ class Residents:
             return self._public(self._active(conn, resident_id, city, allow_lapsed=True))
 
     def for_token(self, claims: dict) -> dict:
-        """The resident a verified token names (`TokenService.verify`'s claims), refused if none."""
-        return self.by_subject(claims["sub"], claims.get("city"))
+        """The resident a verified token names (`TokenService.verify`'s claims), refused if none.
 
-    def by_subject(self, subject: str, city: str | None) -> dict:
+        A built-in token names the resident by id. A provider's token names only a subject, which
+        maps to a resident solely through an explicit enrolment with it (`subject`): in the token's
+        city, or, when the token names none, in the one city that enrolled it; a subject enrolled
+        in several cities is ambiguous and refused."""
+        subject, city = claims.get("sub"), claims.get("city")
+        if not isinstance(subject, str) or not isinstance(city, str | None):
+            raise Unauthorized("invalid token")
         with self.engine.connect() as conn:
-            row = store.resident_by_subject(conn, city, subject)
-            if row is None:
-                raise UnknownResident("no resident for this token")
-            return self._public(self._active(conn, row["id"], None, allow_lapsed=True))
+            if claims.get("iss") == crypto.BUILTIN_ISSUER:
+                row = store.resident(conn, subject)
+                rows = [row] if row is not None and city in (None, row["city"]) else []
+            else:
+                rows = store.residents_by_subject(conn, subject, city, limit=2)
+        if len(rows) != 1:
+            raise Unauthorized("no resident for this token" if not rows else "the subject is enrolled in several cities")
+        return self._public(self._checked(rows[0], None, allow_lapsed=True))
 
     def opt_in(self, resident_id: str, city: str) -> list[str]:
         now = self.clock()
@@ -245,14 +259,18 @@ class Residents:
             }
 
     def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
-        """Destroy the resident's key (crypto-erasure) and revoke their cards; the journal is untouched."""
+        """Destroy what identifies the resident: their key (crypto-erasure), their sealed data and the
+        provider subject, and revoke their cards; the journal, which holds only the opaque id, is
+        untouched. On SQLite the write-ahead log is then folded into the file and truncated, so no
+        older page holding the key survives (with `secure_delete`, freed bytes are zeroed)."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
-            store.update_resident(conn, resident_id, status="erased", wrapped_key=None)
+            store.update_resident(conn, resident_id, status="erased", subject=None, wrapped_key=None, personal=None)
             store.revoke_cards(conn, now, resident_id=resident_id)
             self.audit.record(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
                         after=None, now_us=now)  # fmt: skip
+        checkpoint_wal(self.engine)
 
     # --- checks ---------------------------------------------------------------------------------
 
@@ -291,10 +309,7 @@ def _check_level(level: str) -> None:
 
 def _card_city(token: str) -> str:
     """The city named by the card's key id; the signature check that follows is what trusts it."""
-    try:
-        kid = jws.extract_compact(token.encode()).protected.get("kid", "") if isinstance(token, str) else ""
-    except (JoseError, ValueError, TypeError, UnicodeError):
-        kid = ""
-    if not isinstance(kid, str) or not kid.startswith("card-"):
+    kid = crypto.token_key_id(token) or ""
+    if not kid.startswith("card-"):
         raise UnknownCard("unknown card")
     return kid.removeprefix("card-").split(".")[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +19,8 @@ from sqlalchemy.engine import make_url
 MIGRATIONS = "ledger:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 POSTGRES_POOL_SIZE = 40
+SQLITE_FILE_MODE = 0o600  # the file holds payout bank accounts and wrapped personal-data keys
+log = logging.getLogger("entraide.database")
 
 
 def normalize_url(url: str) -> str:
@@ -30,13 +35,31 @@ def normalize_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Writers serialize on BEGIN IMMEDIATE (below); WAL lets readers run beside them, and
-    # synchronous=FULL makes every acknowledged commit survive a power loss.
+    # synchronous=FULL makes every acknowledged commit survive a power loss. secure_delete zeroes
+    # what a write frees, so an erased resident's key leaves no readable bytes behind in a page.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    _make_files_private(cursor)  # before WAL mode: SQLite creates -wal and -shm with the file's mode
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _make_files_private(cursor) -> None:
+    """Mode 0600 for the database file and its -wal and -shm: SQLite creates the file 0644 (less the
+    umask) when it opens it, still empty; this runs before anything is written. Files created by an
+    older version are tightened too; a file we do not own is left as it is."""
+    main = next((row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"), "")
+    for path in filter(None, (main, main and f"{main}-wal", main and f"{main}-shm")):
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, SQLITE_FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            log.warning("%s is readable by others and not ours to chmod", path)
 
 
 def _sqlite_begin(connection) -> None:
@@ -68,6 +91,32 @@ def autocommit(engine: Engine) -> Engine:
     if engine.dialect.name != "postgresql":
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: fold the write-ahead log into the database file and truncate it to zero bytes, so
+    that pages the last commits superseded (an erased resident's key) survive in neither file.
+    PostgreSQL keeps old row versions until VACUUM and its WAL by its own retention rules (see
+    docs/security-model.md, "Personal data"); nothing to do here."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
+    try:
+        cursor = raw.cursor()
+        busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        cursor.close()
+    finally:
+        raw.close()
+    if busy:  # a reader outlived the busy timeout; the next checkpoint will fold the rest
+        log.warning("the SQLite write-ahead log could not be truncated: a reader held it")
+
+
+def private_directory(path: Path) -> None:
+    """Create a directory, and its missing parents, readable by us alone (mode 0700). An existing
+    directory is left as it is: it may be shared (`/tmp`, a home), and is the operator's choice."""
+    for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            directory.mkdir(mode=0o700)
 
 
 def upgrade(engine: Engine) -> None:
