@@ -148,10 +148,18 @@ def _admit_terminal(ctx: Context, request_line: tuple[str, str], headers: list[t
     return terminal
 
 
+def _request_target(scope) -> str:
+    """The path and query string as sent, still percent-encoded: what the signature covers."""
+    # ASGI servers give the path alone; litestar's test client leaves the query on it.
+    path = scope["raw_path"].partition(b"?")[0].decode("latin-1")
+    query = scope["query_string"].decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
 async def terminal_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
     """A POS terminal, after its RFC 9421 signature, freshness and nonce are checked."""
     body = await request.body()
-    path = request.scope["raw_path"].decode("latin-1")
+    path = _request_target(request.scope)
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
     terminal = await to_thread.run_sync(_admit_terminal, ctx, (request.method, path), headers, body)
     limits.terminal.take(terminal.key_id)
