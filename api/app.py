@@ -18,7 +18,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 
-from api.auth import Limits, RateLimiter
+from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
 from api.maintenance import Maintenance
 from api.problems import PROBLEMS, negotiate_locale, problem_document
@@ -93,15 +93,33 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _limits(ctx: Context, terminal_rate_per_second: float, resident_rate_per_second: float,
+            address_failures_per_minute: int, credential_failures_per_minute: int) -> Limits:  # fmt: skip
+    """Request budgets (burst of 4 s worth) and failure budgets (a minute's worth at once, then the
+    same rate), all on the context's clock."""
+
+    def seconds() -> float:
+        return ctx.clock() / 1_000_000
+
+    def per_minute(failures: int) -> RateLimiter:
+        return RateLimiter(failures / 60, burst=failures, clock_seconds=seconds)
+
+    return Limits(
+        bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4), clock_seconds=seconds),
+        terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4), clock_seconds=seconds),
+        failures=FailureLimits(per_address=per_minute(address_failures_per_minute),
+                               per_credential=per_minute(credential_failures_per_minute)),  # fmt: skip
+    )
+
+
 def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10,
-               maintenance_seconds: float | None = None) -> Litestar:  # fmt: skip
+               maintenance_seconds: float | None = None, address_failures_per_minute: int = 60,
+               credential_failures_per_minute: int = 20) -> Litestar:  # fmt: skip
     """The app; with `maintenance_seconds`, it also runs the background upkeep (`entraide serve` does)."""
     _handler_threads()
     maintenance = Maintenance(ctx, maintenance_seconds) if maintenance_seconds else None
-    limits = Limits(
-        bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4)),
-        terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4)),
-    )
+    limits = _limits(ctx, terminal_rate_per_second, resident_rate_per_second, address_failures_per_minute,
+                     credential_failures_per_minute)  # fmt: skip
     return Litestar(
         route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),

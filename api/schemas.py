@@ -135,10 +135,14 @@ async def check_body_strictly(request: Request) -> None:
     endpoint must refuse a string where an integer belongs. Called by the authentication
     dependencies, once the caller is known, so a stranger learns nothing about the schema.
     """
+    check_body(request, await request.body())
+
+
+def check_body(request: Request, raw: bytes) -> None:
+    """`check_body_strictly` on a body already read (a signed request checks it before claiming its nonce)."""
     parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
     if parameter is None:
         return
-    raw = await request.body()
     if not raw and parameter.is_optional:
         return
     try:

@@ -37,6 +37,7 @@ COVERED_COMPONENTS = ("@method", "@path", "content-digest")
 # reads (`since_us`, `limit`), so a query added or changed in transit must break the signature.
 QUERY_COMPONENT = "@query"
 MAX_FIELD_LENGTH = 4096
+MAX_KEY_ID_LENGTH = 128  # ours are 22 characters; callers keep per-key state, so a bound matters
 # The library parses absolute URLs; @authority and @scheme are not covered, so any host will do.
 _ORIGIN = "https://pos.invalid"
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -198,11 +199,14 @@ def _signature_input(fields: dict[str, str]) -> tuple[list[Any], dict[str, Any]]
     return components, params
 
 
-def _check_params(params: dict[str, Any]) -> str:
-    """Return the claimed key id once the parameters are well formed."""
+def _claimed_key_id(params: dict[str, Any]) -> str:
     key_id = params.get("keyid")
-    if not isinstance(key_id, str) or not key_id:
+    if not isinstance(key_id, str) or not 0 < len(key_id) <= MAX_KEY_ID_LENGTH:
         raise SignatureRejected("malformed_signature")
+    return key_id
+
+
+def _check_params(params: dict[str, Any], key_id: str) -> None:
     unknown = set(params) - HTTPMessageVerifier.signature_metadata_parameters
     # `type(...) is int`, since a Structured Field Boolean parses to a Python bool.
     bad_times = type(params.get("created")) is not int or type(params.get("expires", 0)) is not int
@@ -211,7 +215,6 @@ def _check_params(params: dict[str, Any]) -> str:
     nonce = params.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise SignatureRejected("missing_nonce", key_id)
-    return key_id
 
 
 def _check_coverage(components: list[Any], path: str, key_id: str) -> None:
@@ -254,18 +257,24 @@ def verify_request(
     now: int,
     max_age_seconds: int = 300,
     max_skew_seconds: int = 30,
+    screen: Callable[[str], None] | None = None,
 ) -> VerifiedSignature:
     """Check the request's signature, or raise SignatureRejected.
 
     `path` is the raw request target (percent-encoded, query optional: when there is one, the
     signature must cover `@query`, else `missing_component`); `resolve_key` maps a key id
     to its raw 32-byte Ed25519 public key, or None if unknown or revoked. The caller must still
-    refuse a nonce it has seen within `max_age_seconds + max_skew_seconds`.
+    refuse a nonce it has seen within `max_age_seconds + max_skew_seconds`. `screen(key_id)`, when
+    given, sees the claimed key id as soon as it is read, before the digest, the key lookup and the
+    signature: it may raise to refuse the request (a caller's failure budget for that key).
     """
     # Checks that need no key lookup nor Ed25519 verification come first: junk is cheap to refuse.
     fields = _combined_fields(headers)
     components, params = _signature_input(fields)
-    key_id = _check_params(params)
+    key_id = _claimed_key_id(params)
+    if screen is not None:
+        screen(key_id)
+    _check_params(params, key_id)
     _check_coverage(components, path, key_id)
     _check_freshness(params, now, max_age_seconds, max_skew_seconds, key_id)
     _check_digest(fields, body, key_id)
