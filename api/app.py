@@ -69,6 +69,18 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return _problem(request, code, {"message": str(exc.detail)[:500], "max_bytes": MAX_BODY_BYTES})
 
 
+# What CPython's json and msgspec add to a RecursionError when a document nests deeper than they
+# recurse: the body is malformed (any caller can send one, a Stripe webhook too). Any other
+# RecursionError is ours.
+_DECODER_DEPTH_MESSAGES = ("while decoding a JSON", "while deserializing")
+
+
+def _too_deep(request: Request, exc: RecursionError) -> Response:
+    if any(message in str(exc) for message in _DECODER_DEPTH_MESSAGES):
+        return _problem(request, "malformed_json", {})
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _problem(request, "internal_error", {})
@@ -128,6 +140,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             LedgerError: _domain_error,
             ValidationException: _validation_error,
             HTTPException: _http_error,
+            RecursionError: _too_deep,
             Exception: _unexpected,
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
