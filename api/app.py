@@ -2,7 +2,9 @@
 
 Every refusal, from the domain (LedgerError and its kin, each with a stable code) or from the
 framework (validation, 404, 405, 413), leaves here as an RFC 9457 `application/problem+json`
-document in the caller's language. The OpenAPI document is served at `/schema/openapi.json`.
+document in the caller's language; so does a database that cannot be reached (503
+`database_unavailable`, logged once per outage, not per request). The OpenAPI document is served
+at `/schema/openapi.json`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from litestar import Litestar, Request, Response
@@ -17,6 +21,9 @@ from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
@@ -86,6 +93,63 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return _problem(request, "internal_error", {})
 
 
+# SQLSTATE classes of a server that cannot serve: connection exceptions, shutting down or starting
+# up (57P01-57P05), out of resources (too many connections, disk full). A deadlock or a statement
+# timeout (57014) is a request's own failure, and stays a 500.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+DATABASE_RETRY_SECONDS = 5
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a driver error means the database cannot be reached, rather than a request's own fault."""
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if exc.connection_invalidated:  # SQLAlchemy recognised a lost connection
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", ...)
+    if sqlstate is None:  # psycopg's own error, no server answer: refused, reset, timed out, closed
+        return True
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+class DatabaseOutage:
+    """Answers 503 `database_unavailable` while the database cannot be reached, and logs the outage
+    twice: one line when it starts, one when a connection succeeds again (with how long it lasted
+    and how many requests were refused), never a line per request. Per API worker."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None  # time.monotonic() of the first refusal
+        self._refused = 0
+        event.listen(engine, "connect", self._reconnected)  # a new connection: the server answers
+
+    def answer(self, request: Request, exc: DBAPIError) -> Response:
+        if not database_unreachable(exc):
+            return _unexpected(request, exc)
+        with self._lock:
+            starts = self._since is None
+            if starts:
+                self._since, self._refused = time.monotonic(), 0
+            self._refused += 1
+        if starts:
+            cause = str(exc.orig).strip().splitlines()[0][:300] if str(exc.orig).strip() else type(exc.orig).__name__
+            log.error("database unavailable (%s): answering 503 until it is back", cause)
+        return _problem(request, "database_unavailable", {"retry_after_seconds": DATABASE_RETRY_SECONDS})
+
+    def _reconnected(self, _dbapi_connection, _record) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            lasted_s, refused = time.monotonic() - self._since, self._refused
+            self._since = None
+        log.warning("database available again after %.1f s; %d requests answered 503 meanwhile", lasted_s, refused)
+
+
+def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+    """No connection came free in time: too much at once (an outage shows up as driver errors)."""
+    return _problem(request, "overloaded", {"retry_after_seconds": DATABASE_RETRY_SECONDS})
+
+
 HANDLER_THREADS = 64  # blocking handlers wait on the group commit; too few threads starve the batches
 
 
@@ -132,6 +196,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
     maintenance = Maintenance(ctx, maintenance_seconds) if maintenance_seconds else None
     limits = _limits(ctx, terminal_rate_per_second, resident_rate_per_second, address_failures_per_minute,
                      credential_failures_per_minute)  # fmt: skip
+    outage = DatabaseOutage(ctx.engine)
     return Litestar(
         route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
@@ -140,6 +205,8 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             LedgerError: _domain_error,
             ValidationException: _validation_error,
             HTTPException: _http_error,
+            DBAPIError: outage.answer,
+            PoolTimeout: _pool_exhausted,
             RecursionError: _too_deep,
             Exception: _unexpected,
         },
