@@ -8,6 +8,7 @@ connection reset, new ones refused) and restores. PostgreSQL only: SQLite has no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -30,7 +31,7 @@ from tests.conftest import BACKENDS
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
-from ledger.service_layer.committer import GroupCommitter
+from ledger.service_layer.committer import GroupCommitter, Overloaded
 from tests.test_api import assert_problem
 from tests.world import World, free_port, standard_world
 
@@ -209,3 +210,27 @@ def test_only_errors_of_reaching_the_server_count_as_an_outage(world: World) -> 
     assert not database_unreachable(error_of("SET statement_timeout = 1", "SELECT pg_sleep(1)"))
     assert not database_unreachable(error_of("SELECT * FROM no_such_table"))
     assert not database_unreachable(error_of("SELECT 1/0"))
+
+
+def test_a_commit_that_outlasts_its_callers_is_503_and_the_committer_carries_on(world: World) -> None:
+    def award(n: int) -> TransferRequest:
+        return TransferRequest("brossard", f"late-{n}", "earn_civic", "single", "program:budget", world.residents["bob"].wallet, 1)
+
+    async def both_give_up() -> list[BaseException]:
+        first = asyncio.ensure_future(committer.transfer_async(award(1), timeout_seconds=1))
+        await asyncio.sleep(0.3)  # the writer has taken the first, and waits on the lock with it
+        second = asyncio.ensure_future(committer.transfer_async(award(2), timeout_seconds=0.5))
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    committer = GroupCommitter(world.ctx.ledger)
+    try:
+        with world.ctx.engine.begin() as blocker:
+            journal.lock_ledgers(blocker, ["brossard"])  # the chain's head row, held meanwhile
+            outcomes = asyncio.run(both_give_up())
+            assert [type(o) for o in outcomes] == [Overloaded, Overloaded]
+        # Released: the batch in progress commits, the caller who gave up while queued is skipped,
+        # and the writer goes on.
+        assert committer.transfer(award(3), timeout_seconds=30)[0].amount == 1
+    finally:
+        committer.close()
+    assert world.available("bob") == 50 + 2
