@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -145,6 +147,20 @@ def test_integers_out_of_bounds_or_not_integers_are_validation_errors(world: Wor
             assert param.name in body["detail"], (param, value)
         for value in (param.ge, param.le):  # the bounds themselves are served
             assert send(world, param.method, param.url(str(int(value)))).status_code < 500, (param, value)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_an_integer_is_served_exactly_when_within_its_bounds(world: World, data: st.DataObject) -> None:
+    integers = [p for p in parameters(world.client.app) if p.kind is int]
+    param = data.draw(st.sampled_from(integers))
+    value = data.draw(st.integers(-(2**70), 2**70) | st.integers(int(param.ge) - 3, int(param.ge) + 3)  # type: ignore[arg-type]
+                      | st.integers(int(param.le) - 3, int(param.le) + 3))  # type: ignore[arg-type]  # fmt: skip
+    response = send(world, param.method, param.url(str(value)))
+    if param.ge <= value <= param.le:  # type: ignore[operator]
+        assert response.status_code < 500 and response.json().get("code") != "validation_error", (param, value)
+    else:
+        assert_problem(response, 400, "validation_error")
 
 
 # --- every other parameter ------------------------------------------------------------------------
