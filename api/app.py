@@ -183,8 +183,7 @@ def _limits(ctx: Context, terminal_rate_per_second: float, resident_rate_per_sec
     return Limits(
         bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4), clock_seconds=seconds),
         terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4), clock_seconds=seconds),
-        failures=FailureLimits(per_address=per_minute(address_failures_per_minute),
-                               per_credential=per_minute(credential_failures_per_minute)),  # fmt: skip
+        failures=FailureLimits(per_minute(address_failures_per_minute), per_minute(credential_failures_per_minute)),
     )
 
 

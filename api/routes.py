@@ -17,7 +17,18 @@ from litestar.params import JSONBody
 from api import schemas
 from api.auth import Principal, bearer_principal, terminal_principal
 from api.bootstrap import Context
-from api.params import City, Ctx, Id, IdempotencyKey, OptionalSequence, PageLimit, Sequence, TimeUs, Who, idempotency_key
+from api.params import (
+    City,
+    Ctx,
+    Id,
+    IdempotencyKey,
+    OptionalSequence,
+    PageLimit,
+    Sequence,
+    TimeUs,
+    Who,
+    idempotency_key,
+)
 from community.adapters.secrets import public_jwks
 from community.domain.errors import Forbidden
 from community.domain.program import Program

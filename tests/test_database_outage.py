@@ -27,11 +27,11 @@ from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app, database_unreachable
 from api.bootstrap import open_context
-from tests.conftest import BACKENDS
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer.committer import GroupCommitter, Overloaded
+from tests.conftest import BACKENDS
 from tests.test_api import assert_problem
 from tests.world import World, free_port, standard_world
 

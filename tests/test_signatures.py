@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.datastructures import Headers
 
 from api.signatures import SignatureRejected, VerifiedSignature, sign_request, verify_request

@@ -39,7 +39,7 @@ def _for_one_caller(exc: Exception) -> Exception:
     type (the API maps a database outage by it), arguments, cause and the writer's traceback."""
     try:
         mine = copy.copy(exc)
-    except Exception:  # an exception that cannot be rebuilt from its arguments: shared, as it was
+    except Exception:  # noqa: BLE001  (one that cannot be rebuilt from its arguments: shared, as it was)
         return exc
     mine.__cause__, mine.__context__, mine.__suppress_context__ = exc.__cause__, exc.__context__, exc.__suppress_context__
     return mine.with_traceback(exc.__traceback__)
