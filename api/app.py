@@ -23,7 +23,6 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
@@ -112,6 +111,12 @@ def database_unreachable(exc: DBAPIError) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
+def _first_line(error: BaseException) -> str:
+    # psycopg's messages go on with hints over several lines; the first says what happened.
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
 class DatabaseOutage:
     """Answers 503 `database_unavailable` while the database cannot be reached, and logs the outage
     twice: one line when it starts, one when a connection succeeds again (with how long it lasted
@@ -132,8 +137,7 @@ class DatabaseOutage:
                 self._since, self._refused = time.monotonic(), 0
             self._refused += 1
         if starts:
-            cause = str(exc.orig).strip().splitlines()[0][:300] if str(exc.orig).strip() else type(exc.orig).__name__
-            log.error("database unavailable (%s): answering 503 until it is back", cause)
+            log.error("database unavailable (%s): answering 503 until it is back", _first_line(exc.orig))
         return _problem(request, "database_unavailable", {"retry_after_seconds": DATABASE_RETRY_SECONDS})
 
     def _reconnected(self, _dbapi_connection, _record) -> None:
@@ -143,11 +147,6 @@ class DatabaseOutage:
             lasted_s, refused = time.monotonic() - self._since, self._refused
             self._since = None
         log.warning("database available again after %.1f s; %d requests answered 503 meanwhile", lasted_s, refused)
-
-
-def _pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
-    """No connection came free in time: too much at once (an outage shows up as driver errors)."""
-    return _problem(request, "overloaded", {"retry_after_seconds": DATABASE_RETRY_SECONDS})
 
 
 HANDLER_THREADS = 64  # blocking handlers wait on the group commit; too few threads starve the batches
@@ -205,7 +204,6 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             ValidationException: _validation_error,
             HTTPException: _http_error,
             DBAPIError: outage.answer,
-            PoolTimeout: _pool_exhausted,
             RecursionError: _too_deep,
             Exception: _unexpected,
         },
