@@ -2,7 +2,9 @@
 
 Every refusal, from the domain (LedgerError and its kin, each with a stable code) or from the
 framework (validation, 404, 405, 413), leaves here as an RFC 9457 `application/problem+json`
-document in the caller's language. The OpenAPI document is served at `/schema/openapi.json`.
+document in the caller's language; so does a database that cannot be reached (503
+`database_unavailable`, logged once per outage, not per request). The OpenAPI document is served
+at `/schema/openapi.json`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from litestar import Litestar, Request, Response
@@ -17,8 +21,10 @@ from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from api.auth import Limits, RateLimiter
+from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
 from api.maintenance import Maintenance
 from api.problems import PROBLEMS, negotiate_locale, problem_document
@@ -69,9 +75,78 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return _problem(request, code, {"message": str(exc.detail)[:500], "max_bytes": MAX_BODY_BYTES})
 
 
+# What CPython's json and msgspec add to a RecursionError when a document nests deeper than they
+# recurse: the body is malformed (any caller can send one, a Stripe webhook too). Any other
+# RecursionError is ours.
+_DECODER_DEPTH_MESSAGES = ("while decoding a JSON", "while deserializing")
+
+
+def _too_deep(request: Request, exc: RecursionError) -> Response:
+    if any(message in str(exc) for message in _DECODER_DEPTH_MESSAGES):
+        return _problem(request, "malformed_json", {})
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _problem(request, "internal_error", {})
+
+
+# SQLSTATE classes of a server that cannot serve: connection exceptions, shutting down or starting
+# up (57P01-57P05), out of resources (too many connections, disk full). A deadlock or a statement
+# timeout (57014) is a request's own failure, and stays a 500.
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+DATABASE_RETRY_SECONDS = 5
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a driver error means the database cannot be reached, rather than a request's own fault."""
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if exc.connection_invalidated:  # SQLAlchemy recognised a lost connection
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", ...)
+    if sqlstate is None:  # psycopg's own error, no server answer: refused, reset, timed out, closed
+        return True
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def _first_line(error: BaseException) -> str:
+    # psycopg's messages go on with hints over several lines; the first says what happened.
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
+class DatabaseOutage:
+    """Answers 503 `database_unavailable` while the database cannot be reached, and logs the outage
+    twice: one line when it starts, one when a connection succeeds again (with how long it lasted
+    and how many requests were refused), never a line per request. Per API worker."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None  # time.monotonic() of the first refusal
+        self._refused = 0
+        event.listen(engine, "connect", self._reconnected)  # a new connection: the server answers
+
+    def answer(self, request: Request, exc: DBAPIError) -> Response:
+        if not database_unreachable(exc):
+            return _unexpected(request, exc)
+        with self._lock:
+            starts = self._since is None
+            if starts:
+                self._since, self._refused = time.monotonic(), 0
+            self._refused += 1
+        if starts:
+            log.error("database unavailable (%s): answering 503 until it is back", _first_line(exc.orig))
+        return _problem(request, "database_unavailable", {"retry_after_seconds": DATABASE_RETRY_SECONDS})
+
+    def _reconnected(self, _dbapi_connection, _record) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            lasted_s, refused = time.monotonic() - self._since, self._refused
+            self._since = None
+        log.warning("database available again after %.1f s; %d requests answered 503 meanwhile", lasted_s, refused)
 
 
 HANDLER_THREADS = 64  # blocking handlers wait on the group commit; too few threads starve the batches
@@ -93,15 +168,33 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _limits(ctx: Context, terminal_rate_per_second: float, resident_rate_per_second: float,
+            address_failures_per_minute: int, credential_failures_per_minute: int) -> Limits:  # fmt: skip
+    """Request budgets (burst of 4 s worth) and failure budgets (a minute's worth at once, then the
+    same rate), all on the context's clock."""
+
+    def seconds() -> float:
+        return ctx.clock() / 1_000_000
+
+    def per_minute(failures: int) -> RateLimiter:
+        return RateLimiter(failures / 60, burst=failures, clock_seconds=seconds)
+
+    return Limits(
+        bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4), clock_seconds=seconds),
+        terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4), clock_seconds=seconds),
+        failures=FailureLimits(per_minute(address_failures_per_minute), per_minute(credential_failures_per_minute)),
+    )
+
+
 def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10,
-               maintenance_seconds: float | None = None) -> Litestar:  # fmt: skip
+               maintenance_seconds: float | None = None, address_failures_per_minute: int = 60,
+               credential_failures_per_minute: int = 20) -> Litestar:  # fmt: skip
     """The app; with `maintenance_seconds`, it also runs the background upkeep (`entraide serve` does)."""
     _handler_threads()
     maintenance = Maintenance(ctx, maintenance_seconds) if maintenance_seconds else None
-    limits = Limits(
-        bearer=RateLimiter(resident_rate_per_second, burst=int(resident_rate_per_second * 4)),
-        terminal=RateLimiter(terminal_rate_per_second, burst=int(terminal_rate_per_second * 4)),
-    )
+    limits = _limits(ctx, terminal_rate_per_second, resident_rate_per_second, address_failures_per_minute,
+                     credential_failures_per_minute)  # fmt: skip
+    outage = DatabaseOutage(ctx.engine)
     return Litestar(
         route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
@@ -110,6 +203,8 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             LedgerError: _domain_error,
             ValidationException: _validation_error,
             HTTPException: _http_error,
+            DBAPIError: outage.answer,
+            RecursionError: _too_deep,
             Exception: _unexpected,
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),

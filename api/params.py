@@ -1,21 +1,69 @@
-"""Handler parameters every router shares: injected dependencies, the Idempotency-Key header, page limits."""
+"""Handler parameters every router shares: injected dependencies, the Idempotency-Key header, and the
+type of every query and path parameter, each with its bounds.
+
+Every handler takes its parameters from here, so that none reaches a service or a query unbounded:
+litestar refuses a value out of bounds with a 400 `validation_error` before the handler runs.
+Integers stay within the databases' 64-bit integers (a larger one cannot even be bound: it used to
+answer 500), identifiers are printable ASCII (PostgreSQL refuses a NUL in text).
+`tests/test_params.py` walks every route and checks both.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from litestar.di import NamedDependency
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, Parameter, QueryParameter
 
 from api.auth import Principal
 from api.bootstrap import Context
+from api.schemas import CITY_PATTERN
 from ledger.domain.errors import InvalidRequest
+from marketplace.domain import search
+from marketplace.service_layer import redemptions
+from marketplace.service_layer.search import MAX_RADIUS_M
 
 MAX_PAGE = 200
+BIGINT_MAX = 2**63 - 1  # PostgreSQL's BIGINT, SQLite's INTEGER
+MAX_POINTS_FILTER = 10**9
+MAX_ID_LENGTH = 128
+_PRINTABLE = r"[\x21-\x7e]"
+
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=128)]
-PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
 Ctx = NamedDependency[Context]
 Who = NamedDependency[Principal]
+
+# --- path parameters ------------------------------------------------------------------------------
+
+City = Annotated[str, Parameter(pattern=CITY_PATTERN)]
+# Any other identifier in a path (a resident, card, hold, item, key, merchant, period, redemption):
+# the service decides whether it exists; here it is only kept printable and short.
+Id = Annotated[str, Parameter(pattern=f"^{_PRINTABLE}{{1,{MAX_ID_LENGTH}}}$")]
+
+# --- query parameters -----------------------------------------------------------------------------
+
+PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
+RedemptionPageLimit = Annotated[int, QueryParameter(ge=1, le=redemptions.MAX_PAGE)]
+SearchPageLimit = Annotated[int, QueryParameter(ge=1, le=search.MAX_PAGE)]
+SearchOffset = Annotated[int, QueryParameter(ge=0, le=search.MAX_OFFSET)]
+TimeUs = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # µs since the epoch
+OptionalTimeUs = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
+Sequence = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # a position in a chain
+OptionalSequence = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
+PointsFilter = Annotated[int | None, QueryParameter(ge=0, le=MAX_POINTS_FILTER)]
+RadiusM = Annotated[int | None, QueryParameter(ge=1, le=MAX_RADIUS_M)]
+Latitude = Annotated[float | None, QueryParameter(ge=-90, le=90)]
+Longitude = Annotated[float | None, QueryParameter(ge=-180, le=180)]
+Cursor = Annotated[str, QueryParameter(pattern=f"^{_PRINTABLE}{{0,{MAX_ID_LENGTH}}}$")]  # the last id of a page
+Format = Annotated[str, QueryParameter(pattern=r"^[a-z0-9]{1,16}$")]
+SearchText = Annotated[str, QueryParameter(max_length=search.MAX_QUERY_CHARS)]
+Sort = Annotated[str, QueryParameter(pattern=r"^(relevance|price_asc|price_desc|distance)$")]
+ListParam = Annotated[str, QueryParameter(max_length=1_000, pattern=r"^[a-z0-9,_-]*$")]  # comma-separated names
+Flag = Annotated[bool, QueryParameter()]
+OptionalRole = Annotated[str | None, QueryParameter(pattern=r"^[a-z]{1,16}$")]
+OptionalSubject = Annotated[str | None, QueryParameter(pattern=f"^{_PRINTABLE}{{1,64}}$")]
+ChangeStatus = Annotated[str | None, QueryParameter(pattern=r"^(pending|confirmed|rejected|superseded)$")]
+Decision = Annotated[str, Parameter(pattern=r"^(confirm|reject)$")]  # a path segment
 
 
 class IdempotencyKeyRequired(InvalidRequest):

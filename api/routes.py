@@ -10,12 +10,26 @@ import segno
 from anyio import to_thread
 from litestar import Response, Router, get, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import JSONBody
 
 from api import schemas
 from api.auth import Principal, bearer_principal, terminal_principal
 from api.bootstrap import Context
-from api.params import Ctx, IdempotencyKey, PageLimit, Who, idempotency_key
+from api.params import (
+    City,
+    Ctx,
+    Flag,
+    Id,
+    IdempotencyKey,
+    OptionalRole,
+    OptionalSequence,
+    OptionalSubject,
+    PageLimit,
+    Sequence,
+    TimeUs,
+    Who,
+    idempotency_key,
+)
 from community.adapters.secrets import public_jwks
 from community.domain.errors import Forbidden
 from community.domain.program import Program
@@ -59,14 +73,14 @@ async def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: 
 
 
 @post("/holds/{hold_id:str}/capture", status_code=200)
-async def capture(hold_id: FromPath[str], data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx,
+async def capture(hold_id: Id, data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx,
                   key: IdempotencyKey) -> dict:  # fmt: skip
     return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "post",
                             data.points)  # fmt: skip
 
 
 @post("/holds/{hold_id:str}/void", status_code=200)
-async def void(hold_id: FromPath[str], principal: Who, ctx: Ctx, key: IdempotencyKey,
+async def void(hold_id: Id, principal: Who, ctx: Ctx, key: IdempotencyKey,
                data: JSONBody[schemas.VoidBody | None] = None) -> dict:  # fmt: skip
     return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "void", None)
 
@@ -85,8 +99,8 @@ def offline(data: JSONBody[schemas.OfflineBatch], principal: Who, ctx: Ctx) -> d
 
 
 @get("/statement", sync_to_thread=True)
-def statement(principal: Who, ctx: Ctx, since_us: FromQuery[int] = 0, until_us: FromQuery[int] = 2**62,
-              before_sequence: FromQuery[int | None] = None, limit: PageLimit = 100) -> dict:  # fmt: skip
+def statement(principal: Who, ctx: Ctx, since_us: TimeUs = 0, until_us: TimeUs = 2**62, before_sequence: OptionalSequence = None,
+              limit: PageLimit = 100) -> dict:  # fmt: skip
     terminal = _terminal(principal)
     return ctx.pos.statement(terminal.merchant_id, terminal.city, since_us, until_us, before_sequence, limit)
 
@@ -98,7 +112,7 @@ def card_keys(principal: Who, ctx: Ctx) -> dict:
 
 
 @get("/cards/revocations", sync_to_thread=True)
-def revocations(principal: Who, ctx: Ctx, since_us: FromQuery[int] = 0) -> dict:
+def revocations(principal: Who, ctx: Ctx, since_us: TimeUs = 0) -> dict:
     """Cards of the terminal's city revoked since `since_us`: what an offline terminal must refuse."""
     rows = ctx.residents.revocations(_terminal(principal).city, since_us)
     return {"city": principal.city, "revoked": rows}
@@ -122,7 +136,7 @@ def balance(principal: Who, ctx: Ctx) -> dict:
 
 
 @get("/history", sync_to_thread=True)
-def history(principal: Who, ctx: Ctx, before_sequence: FromQuery[int | None] = None, limit: PageLimit = 50) -> dict:
+def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> dict:
     with ctx.engine.connect() as conn:
         rows = journal.account_entries(conn, principal.city, [wallet_account(_resident(principal))],
                                        before_sequence=before_sequence, limit=limit)  # fmt: skip
@@ -200,13 +214,13 @@ def _staff(principal: Principal, city: str) -> Principal:
 
 
 @get("/programs/{city:str}", sync_to_thread=True)
-def get_program(city: FromPath[str], principal: Who, ctx: Ctx) -> Program:
+def get_program(city: City, principal: Who, ctx: Ctx) -> Program:
     _staff(principal, city)
     return ctx.programs.get(city)
 
 
 @put("/programs/{city:str}", sync_to_thread=True)
-def put_program(city: FromPath[str], data: JSONBody[Program], principal: Who, ctx: Ctx) -> dict:
+def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -> dict:
     _staff(principal, city)
     if data.city != city:
         raise InvalidRequest("the program's city must be the one in the path", message="city")
@@ -215,13 +229,13 @@ def put_program(city: FromPath[str], data: JSONBody[Program], principal: Who, ct
 
 
 @post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201)
-def fund(city: FromPath[str], data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
+def fund(city: City, data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
     _staff(principal, city)
     return ctx.programs.fund_budget(city, data.points, idempotency_key(key), principal.actor)
 
 
 @get("/audit/{city:str}", sync_to_thread=True)
-def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_seq: FromQuery[int] = 0, limit: PageLimit = 100) -> dict:
+def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, limit: PageLimit = 100) -> dict:
     """The city's audit trail in order, each record with its hash chain and signature."""
     principal.require("staff", "finance", "auditor", "admin").require_city(city)
     rows = audit_trail.page(ctx.engine, city, after_seq, limit)
@@ -229,83 +243,83 @@ def audit_log(city: FromPath[str], principal: Who, ctx: Ctx, after_seq: FromQuer
 
 
 @post("/residents/{city:str}", sync_to_thread=True, status_code=201)
-def enrol(city: FromPath[str], data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx) -> dict:
+def enrol(city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx) -> dict:
     _staff(principal, city)
     personal = {k: v for k, v in schemas.msgspec.structs.asdict(data.personal).items() if v is not None}
     return ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject)
 
 
 @post("/residents/{city:str}/{resident_id:str}/renew", sync_to_thread=True, status_code=200)
-def renew(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def renew(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
     return ctx.residents.renew(resident_id, _staff(principal, city).actor, city)
 
 
 @put("/residents/{city:str}/{resident_id:str}/level", sync_to_thread=True)
-def set_level(city: FromPath[str], resident_id: FromPath[str], data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> dict:
+def set_level(city: City, resident_id: Id, data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> dict:
     return ctx.residents.set_level(resident_id, data.level, _staff(principal, city).actor, city)
 
 
 @post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200)
-def erase(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def erase(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
     ctx.residents.erase(resident_id, _staff(principal, city).actor, city)
     return {"status": "erased"}
 
 
 @post("/cards/{city:str}/{card_id:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_card(city: FromPath[str], card_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def revoke_card(city: City, card_id: Id, principal: Who, ctx: Ctx) -> dict:
     ctx.residents.revoke_card(card_id, _staff(principal, city).actor, city)
     return {"status": "revoked"}
 
 
 @get("/merchants/{city:str}", sync_to_thread=True)
-def list_merchants(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def list_merchants(city: City, principal: Who, ctx: Ctx) -> dict:
     _staff(principal, city)
     return {"merchants": [m | {"terminals": ctx.terminals.list(m["id"])} for m in ctx.merchants.list(city)]}
 
 
 @get("/organizations/{city:str}", sync_to_thread=True)
-def list_organizations(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def list_organizations(city: City, principal: Who, ctx: Ctx) -> dict:
     _staff(principal, city)
     return {"organizations": ctx.organizations.list(city)}
 
 
 @get("/residents/{city:str}/{resident_id:str}", sync_to_thread=True)
-def get_resident(city: FromPath[str], resident_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def get_resident(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
     """A resident's record (no personal data: that is the resident's own export)."""
     _staff(principal, city)
     return ctx.residents.get(resident_id, city) | {"opt_ins": ctx.residents.opt_ins(resident_id)}
 
 
 @post("/merchants/{city:str}", sync_to_thread=True, status_code=201)
-def add_merchant(city: FromPath[str], data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx) -> dict:
+def add_merchant(city: City, data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx) -> dict:
     return ctx.merchants.add(city, data.id, data.name, _staff(principal, city).actor, category=data.category)
 
 
 @post("/organizations/{city:str}", sync_to_thread=True, status_code=201)
-def add_organization(city: FromPath[str], data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx) -> dict:
+def add_organization(city: City, data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx) -> dict:
     return ctx.organizations.add(city, data.id, data.name, _staff(principal, city).actor)
 
 
 @post("/merchants/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
-def merchant_status(city: FromPath[str], member_id: FromPath[str], data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
+def merchant_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
     """Approve, suspend or reinstate a merchant."""
     return ctx.merchants.set_status(member_id, data.status, _staff(principal, city).actor, city)
 
 
 @post("/organizations/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
-def organization_status(city: FromPath[str], member_id: FromPath[str], data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
+def organization_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
     """Approve, suspend or reinstate a community organization."""
     return ctx.organizations.set_status(member_id, data.status, _staff(principal, city).actor, city)
 
 
 @post("/merchants/{city:str}/{merchant_id:str}/terminals", sync_to_thread=True, status_code=201)
-def add_terminal(city: FromPath[str], merchant_id: FromPath[str], data: JSONBody[schemas.TerminalBody], principal: Who, ctx: Ctx) -> dict:
+def add_terminal(city: City, merchant_id: Id, data: JSONBody[schemas.TerminalBody], principal: Who, ctx: Ctx) -> dict:
     key_id = ctx.terminals.register(merchant_id, data.public_key_pem, _staff(principal, city).actor, city)
     return {"terminal_key_id": key_id, "merchant_id": merchant_id}
 
 
 @post("/terminals/{city:str}/{key_id:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_terminal(city: FromPath[str], key_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> dict:
     ctx.terminals.revoke(key_id, _staff(principal, city).actor, city)
     return {"status": "revoked"}
 
@@ -315,7 +329,7 @@ def _granting(principal: Principal) -> Principal:
 
 
 @post("/tokens/{city:str}", sync_to_thread=True, status_code=201)
-def issue_token(city: FromPath[str], data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx) -> dict:
+def issue_token(city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx) -> dict:
     """Grant a token from the built-in issuer: a role may grant only the roles of the table in
     docs/security-model.md (finance and auditor: a city administrator), or renew its own."""
     grantor = _granting(principal).grantor
@@ -323,26 +337,26 @@ def issue_token(city: FromPath[str], data: JSONBody[schemas.TokenBody], principa
 
 
 @get("/tokens/{city:str}", sync_to_thread=True)
-def list_tokens(city: FromPath[str], principal: Who, ctx: Ctx, role: FromQuery[str | None] = None,
-                subject: FromQuery[str | None] = None, include_ended: FromQuery[bool] = False) -> dict:  # fmt: skip
+def list_tokens(city: City, principal: Who, ctx: Ctx, role: OptionalRole = None, subject: OptionalSubject = None,
+                include_ended: Flag = False) -> dict:  # fmt: skip
     """The city's tokens (never their text) for its administrators and auditors; one's own for others."""
     rows = ctx.access.credentials(_granting(principal).grantor, city, role, subject, live_only=not include_ended)
     return {"credentials": rows}
 
 
 @post("/tokens/{city:str}/{jti:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_token(city: FromPath[str], jti: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def revoke_token(city: City, jti: Id, principal: Who, ctx: Ctx) -> dict:
     """Revoke a token: its holder, whoever may grant its role, or the operator. Effective at once."""
     return ctx.access.revoke(_granting(principal).grantor, city, jti)
 
 
 @get("/principals/{city:str}", sync_to_thread=True)
-def list_principals(city: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def list_principals(city: City, principal: Who, ctx: Ctx) -> dict:
     return {"principals": ctx.access.principals(_granting(principal).grantor, city)}
 
 
 @post("/principals/{city:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_principal(city: FromPath[str], data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> dict:
+def revoke_principal(city: City, data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> dict:
     """Withdraw a principal's grant: every token it holds is refused from the next request on."""
     return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
 

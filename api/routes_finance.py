@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from anyio import to_thread
 from litestar import Request, Response, Router, get, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import JSONBody
 
 from api.auth import Principal, bearer_principal
-from api.params import Ctx, Who
-from api.schemas import CityName, MemberId, Struct
+from api.params import ChangeStatus, City, Ctx, Decision, Format, Id, Who
+from api.schemas import MemberId, Struct
 from finance.service_layer.reporting import open_data_csv
 
 MAX_BANK_FILE_BYTES = 5_000_000  # a pain.001 file of a few thousand merchants
-ChangeStatus = Literal["pending", "confirmed", "rejected", "superseded"]
-Decision = Literal["confirm", "reject"]
 
 
 class AdjustmentBody(Struct):
@@ -41,19 +39,19 @@ def _finance(principal: Principal, city: str, *roles: str) -> Principal:
 
 
 @post("/{city:str}/periods/{period:str}/close", sync_to_thread=True, status_code=200)
-def close(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def close(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     """Close a month: statements and settlement transfers written once; closing again returns them."""
     return ctx.settlement.close(city, period, _finance(principal, city).actor)
 
 
 @get("/{city:str}/periods/{period:str}/statement", sync_to_thread=True)
-def statement(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def statement(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     _finance(principal, city, "finance", "auditor")
     return ctx.settlement.closed(city, period)
 
 
 @get("/{city:str}/periods/{period:str}/preview", sync_to_thread=True)
-def preview(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def preview(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     """The statement as the ledger stands now, without closing anything."""
     _finance(principal, city)
     with ctx.engine.connect() as conn:
@@ -61,54 +59,54 @@ def preview(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx
 
 
 @get("/{city:str}/periods/{period:str}/export", sync_to_thread=True)
-def export(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx,
-           format: FromQuery[str] = "csv") -> Response[bytes]:  # noqa: A002  (the query parameter's name)  # fmt: skip
+def export(city: City, period: Id, principal: Who, ctx: Ctx,
+           format: Format = "csv") -> Response[bytes]:  # noqa: A002  (the query parameter's name)  # fmt: skip
     _finance(principal, city, "finance", "auditor")
     content, media_type, name = ctx.exports.render(city, period, format)
     return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @post("/{city:str}/adjustments", sync_to_thread=True, status_code=201)
-def adjust(city: FromPath[CityName], data: JSONBody[AdjustmentBody], principal: Who, ctx: Ctx) -> dict:
+def adjust(city: City, data: JSONBody[AdjustmentBody], principal: Who, ctx: Ctx) -> dict:
     """Correct a closed period: applied by the next close, referencing the original."""
     actor = _finance(principal, city).actor
     return {"id": ctx.settlement.adjust(city, data.merchant_id, data.amount_cents, data.reason, data.ref_period, actor)}
 
 
 @put("/{city:str}/merchants/{merchant_id:str}/payout-account", sync_to_thread=True, status_code=202)
-def payout_account(city: FromPath[CityName], merchant_id: FromPath[str], data: JSONBody[PayoutAccountBody], principal: Who,
+def payout_account(city: City, merchant_id: Id, data: JSONBody[PayoutAccountBody], principal: Who,
                    ctx: Ctx) -> dict:  # fmt: skip
     """Propose a merchant's payout account; it pays nothing until a second principal confirms it."""
     return ctx.payouts.propose_account(city, merchant_id, msgspec.structs.asdict(data), _finance(principal, city).actor)
 
 
 @get("/{city:str}/payout-account-changes", sync_to_thread=True)
-def payout_account_changes(city: FromPath[CityName], principal: Who, ctx: Ctx, status: FromQuery[ChangeStatus | None] = "pending") -> dict:
+def payout_account_changes(city: City, principal: Who, ctx: Ctx, status: ChangeStatus = "pending") -> dict:
     _finance(principal, city, "finance", "admin", "auditor")
     return {"changes": ctx.payouts.account_changes(city, status)}
 
 
 @post("/{city:str}/payout-account-changes/{change_id:str}/{decision:str}", sync_to_thread=True, status_code=200)
-def decide_payout_account(city: FromPath[CityName], change_id: FromPath[str], decision: FromPath[Decision], principal: Who,
+def decide_payout_account(city: City, change_id: Id, decision: Decision, principal: Who,
                           ctx: Ctx) -> dict:  # fmt: skip
     """Confirm (another finance officer, or a city administrator) or reject a proposed payout account."""
     return ctx.payouts.decide_account(city, change_id, decision, _finance(principal, city, "finance", "admin").actor)
 
 
 @post("/{city:str}/periods/{period:str}/payouts", sync_to_thread=True, status_code=202)
-def queue_payouts(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def queue_payouts(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     """Queue the closed period's payouts; the payout worker pays each exactly once."""
     return ctx.payouts.queue(city, period, _finance(principal, city).actor)
 
 
 @get("/{city:str}/periods/{period:str}/payouts", sync_to_thread=True)
-def list_payouts(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def list_payouts(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     _finance(principal, city, "finance", "auditor")
     return {"payouts": ctx.payouts.list(city, period)}
 
 
 @post("/{city:str}/periods/{period:str}/reconciliation", status_code=200, request_max_body_size=MAX_BANK_FILE_BYTES)
-async def reconcile(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx, request: Request) -> dict:
+async def reconcile(city: City, period: Id, principal: Who, ctx: Ctx, request: Request) -> dict:
     """Statement vs payouts vs the bank file posted as the body (pain.001 XML; empty body: no bank file)."""
     _finance(principal, city, "finance", "auditor")
     body = await request.body()
@@ -116,13 +114,13 @@ async def reconcile(city: FromPath[CityName], period: FromPath[str], principal: 
 
 
 @get("/{city:str}/budget", sync_to_thread=True)
-def budget(city: FromPath[CityName], principal: Who, ctx: Ctx) -> dict:
+def budget(city: City, principal: Who, ctx: Ctx) -> dict:
     _finance(principal, city, "finance", "auditor", "staff")
     return ctx.reports.budget(city)
 
 
 @get("/{city:str}/periods/{period:str}/redemptions", sync_to_thread=True)
-def redemptions(city: FromPath[CityName], period: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def redemptions(city: City, period: Id, principal: Who, ctx: Ctx) -> dict:
     _finance(principal, city, "finance", "auditor", "staff")
     return ctx.reports.redemptions(city, period)
 
@@ -141,7 +139,7 @@ async def connect_webhook(request: Request, ctx: Ctx) -> dict:
 
 
 @get("/v1/transparency/open-data/{city:str}/{period:str}", sync_to_thread=True, tags=["transparency"])
-def open_data(city: FromPath[CityName], period: FromPath[str], ctx: Ctx, format: FromQuery[str] = "json") -> Response:  # noqa: A002
+def open_data(city: City, period: Id, ctx: Ctx, format: Format = "json") -> Response:  # noqa: A002
     """Anonymous monthly aggregates; any cell counting fewer than 10 residents is suppressed."""
     cells = ctx.reports.open_data(city, period)
     if format == "csv":

@@ -12,19 +12,38 @@ import msgspec
 from anyio import to_thread
 from litestar import Request, Router, get, patch, post, put
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody
 
 from api.auth import Principal, bearer_principal, terminal_principal
-from api.params import Ctx, IdempotencyKey, Who, idempotency_key
+from api.params import (
+    City,
+    Ctx,
+    Cursor,
+    Flag,
+    Id,
+    IdempotencyKey,
+    Latitude,
+    ListParam,
+    Longitude,
+    OptionalTimeUs,
+    PageLimit,
+    PointsFilter,
+    RadiusM,
+    RedemptionPageLimit,
+    SearchOffset,
+    SearchPageLimit,
+    SearchText,
+    Sort,
+    Who,
+    idempotency_key,
+)
 from api.schemas import Struct
 from ledger.domain.errors import InvalidRequest
 from marketplace.domain.catalog import MAX_UNITS_PER_REDEMPTION, ItemPatch, ItemSpec, Location
-from marketplace.domain.search import MAX_OFFSET, MAX_PAGE, MAX_QUERY_CHARS
 from marketplace.service_layer.catalog import Owner
 from marketplace.service_layer.search import SearchRequest
 
 ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]
-ListParam = Annotated[str, QueryParameter(max_length=1_000, pattern=r"^[a-z0-9,_-]*$")]
 
 
 class ShopBody(Struct):
@@ -61,18 +80,17 @@ def create_offer(data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
 
 
 @get("/offers", sync_to_thread=True)
-def list_offers(principal: Who, ctx: Ctx, after_id: FromQuery[str] = "",
-                limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50) -> dict:  # fmt: skip
+def list_offers(principal: Who, ctx: Ctx, after_id: Cursor = "", limit: PageLimit = 50) -> dict:
     return ctx.catalog.list(_merchant(principal), (), after_id, limit)
 
 
 @get("/offers/{item_id:str}", sync_to_thread=True)
-def get_offer(item_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def get_offer(item_id: Id, principal: Who, ctx: Ctx) -> dict:
     return ctx.catalog.get(_merchant(principal), item_id)
 
 
 @patch("/offers/{item_id:str}", sync_to_thread=True)
-def update_offer(item_id: FromPath[str], data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
+def update_offer(item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
     """Change some fields; `status: archived` withdraws the offer. A city's suspension stays until the city lifts it."""
     return ctx.catalog.update(_merchant(principal), item_id, data)
 
@@ -102,17 +120,14 @@ def _resident(principal: Principal) -> str:
 @get("/search", sync_to_thread=True)
 def search(
     principal: Who, ctx: Ctx,
-    q: Annotated[str, QueryParameter(max_length=MAX_QUERY_CHARS)] = "",
+    q: SearchText = "",
     city: ListParam = "", category: ListParam = "", kind: ListParam = "", merchant: ListParam = "",
-    min_points: Annotated[int | None, QueryParameter(ge=0, le=10**9)] = None,
-    max_points: Annotated[int | None, QueryParameter(ge=0, le=10**9)] = None,
-    available_now: FromQuery[bool] = False,
-    sort: Annotated[str, QueryParameter(pattern=r"^(relevance|price_asc|price_desc|distance)$")] = "relevance",
-    lat: FromQuery[float | None] = None, lng: FromQuery[float | None] = None,
-    radius_m: FromQuery[int | None] = None,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 20,
-    facets: FromQuery[bool] = True,
+    min_points: PointsFilter = None, max_points: PointsFilter = None,
+    available_now: Flag = False,
+    sort: Sort = "relevance",
+    lat: Latitude = None, lng: Longitude = None, radius_m: RadiusM = None,
+    offset: SearchOffset = 0, limit: SearchPageLimit = 20,
+    facets: Flag = True,
 ) -> dict:  # fmt: skip
     """Offers, services and events of the resident's cities: full text (typos, prefixes, accents), filters, facets, sorts."""
     request = SearchRequest(q, _split(city), _split(category), _split(kind), _split(merchant), min_points, max_points,
@@ -121,7 +136,7 @@ def search(
 
 
 @get("/items/{item_id:str}", sync_to_thread=True)
-def catalog_item(item_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def catalog_item(item_id: Id, principal: Who, ctx: Ctx) -> dict:
     return ctx.catalog_search.item(_resident(principal), item_id)
 
 
@@ -139,18 +154,17 @@ def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: Idempotenc
 
 
 @get("/redemptions", sync_to_thread=True)
-def list_redemptions(principal: Who, ctx: Ctx, before_us: FromQuery[int | None] = None,
-                     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20) -> dict:  # fmt: skip
+def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None, limit: RedemptionPageLimit = 20) -> dict:
     return ctx.redemptions.list(_resident(principal), before_us, limit)
 
 
 @get("/redemptions/{redemption_id:str}", sync_to_thread=True)
-def get_redemption(redemption_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx) -> dict:
     return ctx.redemptions.get(_resident(principal), redemption_id)
 
 
 @post("/redemptions/{redemption_id:str}/cancel", sync_to_thread=True, status_code=200)
-def cancel_redemption(redemption_id: FromPath[str], principal: Who, ctx: Ctx) -> dict:
+def cancel_redemption(redemption_id: Id, principal: Who, ctx: Ctx) -> dict:
     """Give up a card payment not yet made: the points are released and the unit goes back on sale."""
     return ctx.redemptions.cancel(_resident(principal), redemption_id)
 
@@ -168,31 +182,31 @@ def _staff(principal: Principal, city: str) -> Owner:
 
 
 @post("/catalog/{city:str}/services", sync_to_thread=True, status_code=201)
-def create_service(city: FromPath[str], data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
+def create_service(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
     """A municipal service (pool pass, library fee, registration): points, plus a cash part paid by card."""
     return ctx.catalog.create(_staff(principal, city), "service", data)
 
 
 @post("/catalog/{city:str}/events", sync_to_thread=True, status_code=201)
-def create_event(city: FromPath[str], data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
+def create_event(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
     """A cultural or tourist event; `quantity` seats are reserved (VIP) for points, out of `seats_total`."""
     return ctx.catalog.create(_staff(principal, city), "event", data)
 
 
 @get("/catalog/{city:str}/items", sync_to_thread=True)
-def list_city_items(city: FromPath[str], principal: Who, ctx: Ctx, kind: ListParam = "", after_id: FromQuery[str] = "",
-                    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50) -> dict:  # fmt: skip
+def list_city_items(city: City, principal: Who, ctx: Ctx, kind: ListParam = "", after_id: Cursor = "",
+                    limit: PageLimit = 50) -> dict:  # fmt: skip
     """Every item of the city: its own services and events, and the offers of its merchants."""
     return ctx.catalog.list(_staff(principal, city), _split(kind), after_id, limit)
 
 
 @patch("/catalog/{city:str}/items/{item_id:str}", sync_to_thread=True)
-def update_city_item(city: FromPath[str], item_id: FromPath[str], data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
+def update_city_item(city: City, item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
     return ctx.catalog.update(_staff(principal, city), item_id, data)
 
 
 @post("/catalog/{city:str}/items/{item_id:str}/suspension", sync_to_thread=True, status_code=200)
-def suspend_item(city: FromPath[str], item_id: FromPath[str], data: JSONBody[SuspensionBody], principal: Who, ctx: Ctx) -> dict:
+def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], principal: Who, ctx: Ctx) -> dict:
     """Suspend an item of the city (a merchant's offer too), or lift the suspension."""
     owner = _staff(principal, city)
     return ctx.catalog.suspend(city, item_id, data.suspended, data.reason, owner.actor)

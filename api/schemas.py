@@ -18,7 +18,8 @@ Cents = Annotated[int, msgspec.Meta(ge=1, le=10**9)]
 Card = Annotated[str, msgspec.Meta(min_length=16, max_length=4096)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 TransferId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
-CityName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+CITY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+CityName = Annotated[str, msgspec.Meta(pattern=CITY_PATTERN)]
 MemberId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Level = Annotated[str, msgspec.Meta(pattern=r"^(basic|verified|checked)$")]
@@ -144,10 +145,14 @@ async def check_body_strictly(request: Request) -> None:
     endpoint must refuse a string where an integer belongs. Called by the authentication
     dependencies, once the caller is known, so a stranger learns nothing about the schema.
     """
+    check_body(request, await request.body())
+
+
+def check_body(request: Request, raw: bytes) -> None:
+    """`check_body_strictly` on a body already read (a signed request checks it before claiming its nonce)."""
     parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
     if parameter is None:
         return
-    raw = await request.body()
     if not raw and parameter.is_optional:
         return
     try:

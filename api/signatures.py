@@ -1,9 +1,10 @@
 """RFC 9421 HTTP Message Signatures for merchant POS terminals.
 
-Each terminal signs its requests with its own Ed25519 key, over the method, the path and an
-RFC 9530 Content-Digest of the body, with a creation time and a nonce. A captured request can then
-be neither altered (the signature or the digest breaks) nor replayed (it goes stale after
-`max_age_seconds`, and the caller refuses a nonce it has already stored). The server keeps only
+Each terminal signs its requests with its own Ed25519 key, over the method, the path, the query
+string when the request target has one, and an RFC 9530 Content-Digest of the body, with a creation
+time and a nonce. A captured request can then be neither altered (the signature or the digest
+breaks) nor replayed (it goes stale after `max_age_seconds`, and the caller refuses a nonce it has
+already stored). The server keeps only
 public keys: a leak of its key table lets nobody sign.
 """
 
@@ -32,7 +33,11 @@ from http_message_signatures.algorithms import ED25519
 
 LABEL = "pos"
 COVERED_COMPONENTS = ("@method", "@path", "content-digest")
+# Covered as well whenever the target has a query string: query parameters choose what a request
+# reads (`since_us`, `limit`), so a query added or changed in transit must break the signature.
+QUERY_COMPONENT = "@query"
 MAX_FIELD_LENGTH = 4096
+MAX_KEY_ID_LENGTH = 128  # ours are 22 characters; callers keep per-key state, so a bound matters
 # The library parses absolute URLs; @authority and @scheme are not covered, so any host will do.
 _ORIGIN = "https://pos.invalid"
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,128}")
@@ -77,6 +82,11 @@ class _Message:
     headers: dict[str, str]
 
 
+def covered_components(path: str) -> tuple[str, ...]:
+    """What a signature over this request target must cover (RFC 9421 derived components and fields)."""
+    return (*COVERED_COMPONENTS, QUERY_COMPONENT) if "?" in path else COVERED_COMPONENTS
+
+
 def _message(method: str, path: str, headers: dict[str, str]) -> _Message:
     # Without the leading slash the path would be read as part of the host, and @path would be "/".
     if not path.startswith("/"):
@@ -111,7 +121,8 @@ def sign_request(
     """Return the Content-Digest, Signature-Input and Signature headers to add to the request.
 
     `path` is the request target as sent (percent-encoded), optionally with a query string, which
-    is not signed. `method` must be uppercase.
+    is then covered too (`@query`, byte for byte: send it exactly as signed). `method` must be
+    uppercase.
     """
     pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
     message = _message(method, path, {})
@@ -121,7 +132,7 @@ def sign_request(
         created=None if created is None else datetime.fromtimestamp(created, tz=timezone.utc),
         nonce=secrets.token_urlsafe(16) if nonce is None else nonce,
         label=LABEL,
-        covered_component_ids=COVERED_COMPONENTS,
+        covered_component_ids=covered_components(path),
         body=body,  # adds Content-Digest, also for an empty body
     )
     signature = _private_key(pem).sign(prepared.signature_base)
@@ -188,11 +199,14 @@ def _signature_input(fields: dict[str, str]) -> tuple[list[Any], dict[str, Any]]
     return components, params
 
 
-def _check_params(params: dict[str, Any]) -> str:
-    """Return the claimed key id once the parameters are well formed."""
+def _claimed_key_id(params: dict[str, Any]) -> str:
     key_id = params.get("keyid")
-    if not isinstance(key_id, str) or not key_id:
+    if not isinstance(key_id, str) or not 0 < len(key_id) <= MAX_KEY_ID_LENGTH:
         raise SignatureRejected("malformed_signature")
+    return key_id
+
+
+def _check_params(params: dict[str, Any], key_id: str) -> None:
     unknown = set(params) - HTTPMessageVerifier.signature_metadata_parameters
     # `type(...) is int`, since a Structured Field Boolean parses to a Python bool.
     bad_times = type(params.get("created")) is not int or type(params.get("expires", 0)) is not int
@@ -201,12 +215,11 @@ def _check_params(params: dict[str, Any]) -> str:
     nonce = params.get("nonce")
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise SignatureRejected("missing_nonce", key_id)
-    return key_id
 
 
-def _check_coverage(components: list[Any], key_id: str) -> None:
+def _check_coverage(components: list[Any], path: str, key_id: str) -> None:
     # Exact, parameterless items: "content-digest";sf or "@method";req would sign other values.
-    if any((name, {}) not in components for name in COVERED_COMPONENTS):
+    if any((name, {}) not in components for name in covered_components(path)):
         raise SignatureRejected("missing_component", key_id)
 
 
@@ -244,18 +257,25 @@ def verify_request(
     now: int,
     max_age_seconds: int = 300,
     max_skew_seconds: int = 30,
+    screen: Callable[[str], None] | None = None,
 ) -> VerifiedSignature:
     """Check the request's signature, or raise SignatureRejected.
 
-    `path` is the raw request target (percent-encoded, query optional); `resolve_key` maps a key id
+    `path` is the raw request target (percent-encoded, query optional: when there is one, the
+    signature must cover `@query`, else `missing_component`); `resolve_key` maps a key id
     to its raw 32-byte Ed25519 public key, or None if unknown or revoked. The caller must still
-    refuse a nonce it has seen within `max_age_seconds + max_skew_seconds`.
+    refuse a nonce it has seen within `max_age_seconds + max_skew_seconds`. `screen(key_id)`, when
+    given, sees the claimed key id as soon as it is read, before the digest, the key lookup and the
+    signature: it may raise to refuse the request (a caller's failure budget for that key).
     """
     # Checks that need no key lookup nor Ed25519 verification come first: junk is cheap to refuse.
     fields = _combined_fields(headers)
     components, params = _signature_input(fields)
-    key_id = _check_params(params)
-    _check_coverage(components, key_id)
+    key_id = _claimed_key_id(params)
+    if screen is not None:
+        screen(key_id)
+    _check_params(params, key_id)
+    _check_coverage(components, path, key_id)
     _check_freshness(params, now, max_age_seconds, max_skew_seconds, key_id)
     _check_digest(fields, body, key_id)
     public_key = resolve_key(key_id)

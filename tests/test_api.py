@@ -231,6 +231,24 @@ def test_replayed_and_altered_requests_are_refused_and_write_nothing(world: Worl
     assert entry_count(world) == before
 
 
+def test_the_query_string_is_signed(world: World) -> None:
+    world.bearer("alice", "POST", "/v1/wallet/card/replace")  # one revoked card to list
+    revocations = "/v1/pos/cards/revocations"
+    headers = world.signed_headers("boulangerie", "GET", revocations, b"")
+    added = world.client.get(f"{revocations}?since_us={2**62}", headers=headers)
+    assert assert_problem(added, 401, "invalid_signature")["reason"] == "missing_component"
+    assert len(world.pos("boulangerie", "GET", f"{revocations}?since_us=0").json()["revoked"]) == 1
+    assert world.pos("boulangerie", "GET", f"{revocations}?since_us={2**62}").json()["revoked"] == []
+
+    for n in range(3):
+        world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": world.residents["bob"].card, "purchase_cents": 500}, key=f"q{n}")
+    headers = world.signed_headers("boulangerie", "GET", "/v1/pos/statement?limit=1", b"")
+    changed = world.client.get("/v1/pos/statement?limit=200", headers=headers)
+    assert assert_problem(changed, 401, "invalid_signature")["reason"] == "bad_signature"
+    assert len(world.client.get("/v1/pos/statement?limit=1", headers=headers).json()["entries"]) == 1
+    assert len(world.pos("boulangerie", "GET", "/v1/pos/statement?limit=200").json()["entries"]) == 3
+
+
 def test_old_unknown_and_revoked_keys_are_refused(world: World, clock) -> None:
     body = json.dumps({"card": world.residents["alice"].card}).encode()
     stale = world.signed_headers("boulangerie", "POST", "/v1/pos/identify", body)

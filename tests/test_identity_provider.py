@@ -60,7 +60,8 @@ def city_idp(settings, clock, provider, request):
     configured = replace(settings, oidc_jwks_url=provider.jwks_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
                          oidc_jwks_refresh_seconds=refresh_seconds)  # fmt: skip
     ctx = open_context(configured, clock=clock, key_from_us=clock())
-    with TestClient(create_app(ctx, resident_rate_per_second=10_000)) as client:
+    with TestClient(create_app(ctx, resident_rate_per_second=10_000, address_failures_per_minute=100_000,
+                                credential_failures_per_minute=100_000)) as client:
         assert options["mode"] != "serve" or eventually(lambda: ctx.tokens.external.loaded)  # started with the app
         world = World(ctx, client)
         world.city("brossard")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import string
 import time
 from collections.abc import Callable, Mapping
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.datastructures import Headers
 
 from api.signatures import SignatureRejected, VerifiedSignature, sign_request, verify_request
@@ -21,6 +24,7 @@ KEY_ID = "pos-1"
 PATH = "/v1/pos/charges"
 BODY = b'{"amount_cents":1250,"merchant":"boulangerie-42"}'
 NONCE = "n0nce-0f-the-day_1234"
+QUERY = "?since_us=1767225600000000&limit=3"
 
 
 def _key(seed: bytes) -> Ed25519PrivateKey:
@@ -106,10 +110,16 @@ def test_bodiless_request_signs_the_digest_of_the_empty_body() -> None:
     assert rejection(headers, method="GET", path="/v1/pos/balance", body=b"x").reason == "digest_mismatch"
 
 
-def test_query_string_is_not_signed() -> None:
-    headers = signed(path=PATH + "?receipt=email")
-    assert verify(headers, path=PATH).nonce == NONCE
-    assert verify(headers, path=PATH + "?receipt=paper").nonce == NONCE
+def test_a_query_string_is_covered() -> None:
+    headers = signed(path=PATH + QUERY)
+    assert headers["Signature-Input"].startswith('pos=("@method" "@path" "content-digest" "@query");')
+    assert verify(headers, path=PATH + QUERY).nonce == NONCE
+
+
+def test_without_a_query_string_query_is_not_required() -> None:
+    assert '"@query"' not in signed()["Signature-Input"]
+    # A signer may still cover it: with no query its value is "?" (RFC 9421 section 2.2.7).
+    assert verify(signed(path=PATH + "?")).nonce == NONCE
 
 
 def test_defaults_are_the_current_time_and_a_fresh_random_nonce() -> None:
@@ -148,6 +158,13 @@ def test_hand_built_signature_base_matches_ours_both_ways() -> None:
     assert ours["Signature"] == by_hand["Signature"]
 
 
+def test_hand_built_signature_base_with_a_query_matches_ours() -> None:
+    components = [*FULL, ('"@query"', QUERY)]
+    by_hand = hand_request(components)
+    assert verify(by_hand, path=PATH + QUERY) == VerifiedSignature(KEY_ID, NOW, NONCE)
+    assert signed(path=PATH + QUERY) == by_hand
+
+
 def test_any_single_label_is_accepted() -> None:
     assert verify(hand_request(label="terminal7")).key_id == KEY_ID
 
@@ -177,6 +194,35 @@ def test_altered_body_with_a_recomputed_digest_is_a_bad_signature() -> None:
 )
 def test_altered_path_or_method_is_a_bad_signature(request_kw: dict[str, str]) -> None:
     assert rejection(signed(), **request_kw).reason == "bad_signature"
+
+
+@pytest.mark.parametrize(
+    "received",
+    [PATH + QUERY.replace("limit=3", "limit=200"), PATH + "?limit=3&since_us=1767225600000000", PATH + QUERY + "&x=1",
+     PATH + "?since_us=1767225600000000&limit=3&limit=200", PATH + "?", PATH],
+    ids=["value-changed", "reordered", "parameter-added", "parameter-repeated", "emptied", "removed"],
+)  # fmt: skip
+def test_a_query_changed_after_signing_is_a_bad_signature(received: str) -> None:
+    assert rejection(signed(path=PATH + QUERY), path=received).reason == "bad_signature"
+
+
+@pytest.mark.parametrize("query", ["?since_us=0", "?limit=200", "?a"])
+def test_a_query_added_after_signing_is_missing_component(query: str) -> None:
+    rejected = rejection(signed(), path=PATH + query)
+    assert (rejected.reason, rejected.key_id) == ("missing_component", KEY_ID)
+
+
+QUERY_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/?"
+
+
+@given(st.text(QUERY_CHARS, max_size=40), st.text(QUERY_CHARS, max_size=40))
+def test_a_signature_holds_for_its_own_query_only(signed_query: str, received_query: str) -> None:
+    headers = signed(path=f"{PATH}?{signed_query}")
+    assert verify(headers, path=f"{PATH}?{signed_query}").nonce == NONCE
+    if received_query != signed_query:
+        assert rejection(headers, path=f"{PATH}?{received_query}").reason == "bad_signature"
+    # Signed without a query, any query sent along is uncovered, whatever it is.
+    assert rejection(signed(), path=f"{PATH}?{received_query}").reason == "missing_component"
 
 
 def test_signature_by_another_key_with_the_same_keyid_is_a_bad_signature() -> None:

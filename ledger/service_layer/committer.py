@@ -9,6 +9,7 @@ timer. The queue is bounded: when it is full the caller is told to back off inst
 from __future__ import annotations
 
 import asyncio
+import copy
 import queue
 import threading
 from collections.abc import Sequence
@@ -24,6 +25,24 @@ MAX_QUEUED_GROUPS = 20_000
 
 class Overloaded(LedgerError):
     code = "overloaded"
+
+
+def _late(timeout_seconds: float) -> Overloaded:
+    # The batch may still commit: a retry with the same idempotency key then returns its result.
+    return Overloaded(f"the ledger did not answer within {timeout_seconds:g} s; retry with the same idempotency key")
+
+
+def _for_one_caller(exc: Exception) -> Exception:
+    """The batch's error, copied for one of its callers, each of whom raises it in their own thread:
+    a single object raised in all of them would have its traceback grown by every one (and raced
+    on), so that one logged failure carried the frames of a thousand requests. The copy keeps the
+    type (the API maps a database outage by it), arguments, cause and the writer's traceback."""
+    try:
+        mine = copy.copy(exc)
+    except Exception:  # noqa: BLE001  (one that cannot be rebuilt from its arguments: shared, as it was)
+        return exc
+    mine.__cause__, mine.__context__, mine.__suppress_context__ = exc.__cause__, exc.__context__, exc.__suppress_context__
+    return mine.with_traceback(exc.__traceback__)
 
 
 class GroupCommitter:
@@ -44,14 +63,20 @@ class GroupCommitter:
         return future
 
     def transfer(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
-        outcome = self.submit(requests).result(timeout=timeout_seconds)
+        try:
+            outcome = self.submit(requests).result(timeout=timeout_seconds)
+        except TimeoutError:
+            raise _late(timeout_seconds) from None
         if outcome.error is not None:
             raise outcome.error
         return outcome.transfers
 
     async def transfer_async(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
         """As `transfer`, awaited: an API handler waits for its batch without holding a thread."""
-        outcome = await asyncio.wait_for(asyncio.wrap_future(self.submit(requests)), timeout_seconds)
+        try:
+            outcome = await asyncio.wait_for(asyncio.wrap_future(self.submit(requests)), timeout_seconds)
+        except TimeoutError:
+            raise _late(timeout_seconds) from None
         if outcome.error is not None:
             raise outcome.error
         return outcome.transfers
@@ -75,14 +100,18 @@ class GroupCommitter:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(more)
-            self._commit(batch)
+            # A caller that gave up (timed out) cancelled its future; the others cannot be
+            # cancelled any more, so that setting their results below never fails.
+            batch = [(group, future) for group, future in batch if future.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[list[TransferRequest], Future]]) -> None:
         try:
             outcomes = self.service.submit([group for group, _ in batch])
-        except Exception as exc:  # the transaction failed as a whole: every caller learns it
+        except Exception as exc:  # the transaction failed as a whole (the database is down): every caller learns it
             for _, future in batch:
-                future.set_exception(exc)
+                future.set_exception(_for_one_caller(exc))
             return
         self.batches_committed += 1
         for (_, future), outcome in zip(batch, outcomes, strict=True):

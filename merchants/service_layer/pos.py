@@ -8,13 +8,14 @@ ledgers (wallet → interop:B at home, interop:A → merchant at B): all or noth
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from community.domain.errors import Conflict, WrongTenant
 from community.domain.program import purchase_award
@@ -105,34 +106,50 @@ class Terminals:
         with self.engine.connect() as conn:
             return store.terminals_of(conn, merchant_id)
 
-    def admit(self, verify: Callable[[Callable[[str], bytes | None]], tuple[str, str, int]]) -> Terminal | None:
-        """Check a signed request: look up its key, verify, record its nonce (each statement its
-        own transaction on PostgreSQL: the claim is one atomic insert, durable once it returns).
+    def admit(self, verify: Callable[[Callable[[str], bytes | None]], tuple[str, str, int]],
+              admitted: Callable[[str], None]) -> Terminal | None:  # fmt: skip
+        """Check a signed request: look up its key, verify, let the caller refuse it, then record
+        its nonce, last, so that a refused request writes nothing (the claim is one atomic insert,
+        its own transaction on PostgreSQL, durable once it returns).
 
         `verify(resolve)` checks the signature with the key `resolve(key_id)` returns (None for an
-        unknown or revoked terminal) and returns (key_id, nonce, created_s), or raises. Returns None
-        if the nonce was seen before (a replay). Nonces older than twice the window are swept.
+        unknown or revoked terminal) and returns (key_id, nonce, created_s), or raises; the
+        database is first touched when it calls `resolve`. `admitted(key_id)` may raise to refuse
+        a verified request (its request budget, its body). Returns None if the nonce was seen
+        before (a replay). Nonces older than twice the window are swept.
         """
-        rows: dict[str, dict] = {}
-        with self.reads.begin() as conn:
-
-            def resolve(key_id: str) -> bytes | None:
-                row = store.terminal(conn, key_id)
-                if row is None or row["status"] != "active":
-                    return None
-                rows[key_id] = row
-                return row["public_key"]
-
-            key_id, nonce, created_s = verify(resolve)
-            row = rows[key_id]
+        with contextlib.ExitStack() as scope:
+            lookup = _KeyLookup(self.reads, scope)
+            key_id, nonce, created_s = verify(lookup)
+            row, conn = lookup.row, lookup.conn
+            assert row is not None and conn is not None and row["key_id"] == key_id
             if row["merchant_status"] != "approved":
                 raise MerchantNotApproved("the merchant is not approved")
+            admitted(key_id)
             if not store.claim_nonce(conn, key_id, nonce, created_s):
                 return None
             self._claims += 1
             if self._claims % 1_000 == 0:
                 store.forget_nonces(conn, self.clock() // 1_000_000 - 2 * SIGNATURE_WINDOW_SECONDS)
         return Terminal(row["key_id"], row["merchant_id"], row["city"])
+
+
+class _KeyLookup:
+    """The terminal lookup of one signed request, on a connection opened only then (a request
+    refused before it, by its shape or a failure budget, never touches the database)."""
+
+    def __init__(self, engine: Engine, scope: contextlib.ExitStack) -> None:
+        self.engine, self.scope = engine, scope
+        self.conn: Connection | None = None
+        self.row: dict | None = None
+
+    def __call__(self, key_id: str) -> bytes | None:
+        self.conn = self.scope.enter_context(self.engine.begin())
+        row = store.terminal(self.conn, key_id)
+        if row is None or row["status"] != "active":
+            return None
+        self.row = row
+        return row["public_key"]
 
 
 def _result_view(result: TransferResult) -> dict:
