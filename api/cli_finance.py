@@ -62,13 +62,15 @@ def export(city: City, period: Period, fmt: Annotated[str, typer.Option("--forma
 @settlement_app.command("payouts")
 def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="Also run the payout worker")] = False,
             db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
-    """Queue the closed period's payouts (Stripe Connect), and with --pay advance them."""
+    """Queue the closed period's payouts (Stripe Connect), and with --pay advance this city's due payouts."""
     with errors():
         ctx = context(db, data_dir)
         queued = ctx.payouts.queue(city, period, _actor())
         out.print(f"{queued['queued']} payouts queued; without a Stripe account: {', '.join(queued['without_account']) or 'none'}")
         if pay:
-            out.print(ctx.payouts.run())
+            steps = ctx.payouts.run(city)
+            out.print(f"{city}: {steps['advanced']} payout steps made, {steps['retry_later']} to retry later, "
+                      f"{steps['failed']} failed")  # fmt: skip
 
 
 @settlement_app.command("reconcile")

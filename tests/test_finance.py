@@ -29,6 +29,7 @@ from ledger.service_layer.audit import verify_database
 from ledger.service_layer import audit_trail
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
 from tests.test_api import assert_problem, entry_count
+from tests.test_cli import run as run_cli
 from tests.world import World, standard_world
 
 DAY = 86_400
@@ -187,8 +188,8 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
         payout_world(world, server)
         assert world.ctx.payouts.queue("brossard", JAN, "finance:test") == {"queued": 1, "without_account": []}
         assert world.ctx.payouts.queue("brossard", JAN, "finance:test")["queued"] == 0
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
-        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 0, "retry_later": 0, "failed": 0}
         (transfer,) = server.made("transfer")
         (payout,) = server.made("payout")
         assert (transfer["amount"], transfer["currency"], transfer["destination"]) == (100, "cad", "acct_librairie")
@@ -215,11 +216,11 @@ def test_a_stripe_timeout_is_retried_under_the_same_key(world: World, clock) -> 
         world.ctx.payouts.gateway = StripeConnect(API_KEY, server.url, timeout_seconds=0.3)
         world.ctx.payouts.queue("brossard", JAN, "finance:test")
         server.delay_seconds = 1.0  # Stripe makes the transfer but answers too late
-        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 1, "failed": 0}
-        assert world.ctx.payouts.run()["advanced"] == 0  # backing off: not due yet
+        assert world.ctx.payouts.run("brossard") == {"advanced": 0, "retry_later": 1, "failed": 0}
+        assert world.ctx.payouts.run("brossard")["advanced"] == 0  # backing off: not due yet
         server.delay_seconds = 0
         clock.advance(60)
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert len(server.made("transfer")) == 1 and len([r for r in server.requests if r["path"] == "/v1/transfers"]) == 2
 
 
@@ -242,10 +243,10 @@ def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, 
         server.delay_seconds = 0
         (row,) = world.ctx.payouts.list("brossard", JAN)
         assert row["status"] == "queued" and row["attempts"] == 1
-        world.ctx.payouts.run()
+        world.ctx.payouts.run("brossard")
         assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "queued"  # its lease has not run out
         clock.now_us = time.time_ns() // 1_000 + 10 * 60 * 1_000_000  # the worker's lease (real time) ran out
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert len(server.made("transfer")) == 1 and len(server.made("payout")) == 1
         assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "in_transit"
 
@@ -262,6 +263,56 @@ def test_reconciliation_lists_differences(world: World, clock) -> None:
         issues = {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN, altered)["differences"]}
         assert issues == {"bank_file_amount"}
         assert {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN)["differences"]} == {"not_paid"}
+
+
+def two_cities_owed(world: World, clock) -> None:
+    """January closed in both cities: brossard owes librairie 1.00, delson owes cafe-delson 0.80."""
+    end_of_january(clock)
+    for city in ("brossard", "delson"):
+        world.ctx.settlement.close(city, JAN, "finance:test")
+    world.ctx.payouts.set_account("delson", "cafe-delson", {"holder_name": "Café", "institution": "003", "transit": "00011",
+                                  "account_number": "7654321", "stripe_account_id": "acct_cafe"}, "finance:test")  # fmt: skip
+    world.grant("finance-delson", "finance", "delson", "f2")
+
+
+def test_paying_one_city_pays_that_city_alone(world: World, clock, db_url, tmp_path, monkeypatch) -> None:
+    two_cities_owed(world, clock)
+    with StripeServer() as server:
+        payout_world(world, server)
+        queued = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/payouts")
+        assert queued.status_code == 202 and queued.json() == {"queued": 1, "without_account": []}
+        assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/payouts"), 403, "wrong_tenant")
+        assert world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json() == {"payouts": []}
+        assert world.ctx.payouts.queue("delson", JAN, "finance:test")["queued"] == 1  # both cities have a payout due
+
+        monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
+        monkeypatch.setenv("ENTRAIDE_STRIPE_API_BASE", server.url)
+        common = ["--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+        output = run_cli("settlement", "payouts", "--city", "brossard", "--pay", *common)
+        assert "brossard: 2 payout steps made" in output
+        assert [t["destination"] for t in server.made("transfer")] == ["acct_librairie"]
+        (delson,) = world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json()["payouts"]
+        assert (delson["status"], delson["attempts"], delson["stripe_transfer_id"]) == ("queued", 0, None)
+
+        assert "delson: 2 payout steps made" in run_cli("settlement", "payouts", "--city", "delson", "--pay", *common)
+        assert sorted(t["destination"] for t in server.made("transfer")) == ["acct_cafe", "acct_librairie"]
+        assert len(server.made("payout")) == 2
+    statuses = {city: [p["status"] for p in world.ctx.payouts.list(city, JAN)] for city in ("brossard", "delson")}
+    assert statuses == {"brossard": ["in_transit"], "delson": ["in_transit"]}
+
+
+def test_expiring_one_city_expires_that_city_alone(ctx, clock, db_url, tmp_path) -> None:
+    clock.now_us = time.time_ns() // 1_000 - 40 * DAY * 1_000_000  # the command runs on the real clock, 40 days later
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    for city in ("magog", "sherbrooke"):
+        world.city(city, expiry_days=30)
+        world.resident(f"r-{city}", city, points=250)
+    common = ["--db", db_url, "--data-dir", str(tmp_path)]
+    assert "magog: 250 points expired from 1 wallets" in run_cli("expiry", "run", "--city", "magog", *common)
+    assert ctx.ledger.balance("magog", "breakage").posted == 250 and ctx.ledger.balance("sherbrooke", "breakage").posted == 0
+    output = run_cli("expiry", "run", "--city", "sherbrooke", *common)
+    assert "sherbrooke: 250 points" in output and "magog" not in output
+    assert ctx.ledger.balance("sherbrooke", "breakage").posted == 250 and ctx.ledger.balance("magog", "breakage").posted == 250
 
 
 # --- expiry -------------------------------------------------------------------------------------

@@ -90,14 +90,15 @@ class Payouts:
 
     # --- the worker -----------------------------------------------------------------------------
 
-    def run(self, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
-        """Advance due payouts one Stripe call at a time; returns how many steps ended how."""
+    def run(self, city: str, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
+        """Advance the city's due payouts one Stripe call at a time; returns how many steps ended how.
+        One city only, always: a job that pays every city calls this once per city."""
         if self.gateway is None:
             raise PaymentsDisabled("card payments and payouts are off (no Stripe key configured)")
         counts = {"advanced": 0, "retry_later": 0, "failed": 0}
         for _ in range(max_payouts):
             with self.engine.begin() as conn:
-                payout = store.claim_payout(conn, self.clock(), LEASE_SECONDS * 1_000_000)
+                payout = store.claim_payout(conn, city, self.clock(), LEASE_SECONDS * 1_000_000)
                 account = store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
             if payout is None:
                 break
