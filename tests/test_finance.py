@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import signal
@@ -12,9 +13,12 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from xml.etree import ElementTree as ET
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from api.app import create_app
@@ -22,7 +26,7 @@ from api.bootstrap import Settings, open_context
 from community.domain.program import Program, Treasury
 from finance.adapters.exports import PAIN_NAMESPACE, pain001_schema
 from finance.adapters.stripe_connect import StripeConnect
-from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen
+from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen, period_bounds_us
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
@@ -359,21 +363,143 @@ def test_budget_report_and_redemptions(world: World) -> None:
     assert redemptions["by_category"] == {"food": 150, "retail": 100}
 
 
-def test_open_data_suppresses_cells_under_ten_residents(world: World) -> None:
-    cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
-    assert cells[("redeemed_points_by_category", "food")]["suppressed"]
-    assert cells[("redeemed_points_by_category", "food")]["points"] is None
+def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> None:
     for n in range(12):
         world.resident(f"r{n}", "brossard", points=100)
         hold_id = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents[f"r{n}"].card, "points": 10}, key=f"o{n}").json()["hold_id"]
         world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {}, key=f"p{n}")
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
     cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
     food = cells[("redeemed_points_by_category", "food")]
     assert not food["suppressed"] and food["residents"] == 13 and food["points"] == 150 + 120
-    assert cells[("redeemed_points_by_category", "retail")]["suppressed"]
+    retail = cells[("redeemed_points_by_category", "retail")]  # alice alone
+    assert retail["suppressed"] and retail["points"] is None and retail["residents"] is None
     public = world.client.get(f"/v1/transparency/open-data/brossard/{JAN}?format=csv")
     assert public.status_code == 200 and "redeemed_points_by_category,food,270,13,False" in public.text
     assert world.residents["alice"].id not in public.text
+
+
+def civic(world: World, who: str, points: int, key: str) -> None:
+    resident = world.residents[who]
+    world.ctx.ledger.transfer(TransferRequest(resident.city, key, "earn_civic", "single", "program:budget", resident.wallet, points))
+
+
+def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, db_url, tmp_path) -> None:
+    for n in range(12):
+        world.resident(f"v{n}", "brossard")
+        civic(world, f"v{n}", 100, f"jan-{n}")
+    url = f"/v1/transparency/open-data/brossard/{JAN}"
+    first = world.client.get(url)
+    civic(world, "v0", 370, "jan-award")  # what two reads a minute apart used to show
+    clock.advance(60)
+    second = world.client.get(url)
+    for response in (first, second, world.client.get(url + "?format=csv"), world.client.get("/v1/transparency/open-data/brossard/2026-03")):
+        assert_problem(response, 404, "period_not_published")
+    assert first.json() == second.json()
+    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-13"), 400, "invalid_period")
+    common = ["--city", "brossard", "--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+    refused = run_cli("opendata", "export", *common, code=2)
+    assert refused.startswith("error:") and "not closed" in refused and len(refused.strip().splitlines()) == 1
+
+    end_of_january(clock)
+    civic(world, "v1", 500, "feb-before-close")  # February's, whenever the close comes
+    assert world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close").status_code == 200
+    published = world.client.get(url)
+    assert published.status_code == 200, published.text
+    cells = {(c["metric"], c["dimension"]): c for c in published.json()["cells"]}
+    earned = cells[("earned_points_by_kind", "earn_civic")]
+    assert (earned["points"], earned["residents"], earned["suppressed"]) == (12 * 100 + 370, 12, False)
+    assert cells[("active_residents", "all")]["residents"] == 13  # the twelve and alice
+    assert cells[("earned_points_by_kind", "earn_purchase")]["suppressed"]  # alice's award alone
+
+    capture = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["v2"].card, "points": 20}, key="feb-h").json()
+    world.pos("boulangerie", "POST", f"/v1/pos/holds/{capture['hold_id']}/capture", {}, key="feb-c")
+    civic(world, "v3", 42, "feb-after-close")
+    assert world.client.get(url).json() == published.json()  # frozen: later activity never reaches a closed month
+    exported = json.loads(run_cli("opendata", "export", *common, "--format", "json"))
+    assert exported["cells"] == published.json()["cells"]
+    assert_problem(world.client.get(f"/v1/transparency/open-data/brossard/{FEB}"), 404, "period_not_published")
+
+
+OPEN_DATA_OP = st.tuples(
+    st.sampled_from((True, True, True, False)),  # in the month (mostly, so that cells reach 10 residents), or the next
+    st.integers(0, 27),  # day
+    st.integers(0, 11),  # resident
+    st.integers(1, 500),  # points
+    st.sampled_from(("earn_civic", "redeem")),
+)
+months = itertools.count()
+
+
+def _expected_cells(city: str, period: str, ops: list) -> dict[tuple[str, str], dict]:
+    """The month's cells, computed from the operations themselves (not from the journal)."""
+    earned: dict[str, tuple[int, set]] = {}
+    active: set[int] = set()
+    for in_month, _, r, points, kind in ops:
+        if in_month:
+            metric = ("earned_points_by_kind", "earn_civic") if kind == "earn_civic" else ("redeemed_points_by_category", "food")
+            total, who = earned.get(metric, (0, set()))
+            earned[metric] = (total + points, who | {r})
+            active.add(r)
+    cells = {}
+    for (metric, dimension), (points, who) in earned.items():
+        hidden = len(who) < 10
+        cells[(metric, dimension)] = {"city": city, "period": period, "metric": metric, "dimension": dimension,
+                                      "points": None if hidden else points, "residents": None if hidden else len(who),
+                                      "suppressed": hidden}  # fmt: skip
+    hidden = len(active) < 10
+    cells[("active_residents", "all")] = {"city": city, "period": period, "metric": "active_residents", "dimension": "all",
+                                          "points": None, "residents": None if hidden else len(active), "suppressed": hidden}  # fmt: skip
+    redeemed = any(in_month and kind == "redeem" for in_month, *_, kind in ops)
+    cells[("active_merchants", "all")] = {"city": city, "period": period, "metric": "active_merchants", "dimension": "all",
+                                          "points": None, "residents": None, "merchants": int(redeemed), "suppressed": False}  # fmt: skip
+    return cells
+
+
+@pytest.fixture
+def public(ctx) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx)) as client:
+        yield client
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(OPEN_DATA_OP, max_size=30))
+def test_open_data_is_published_for_closed_months_only_and_then_frozen(ctx, clock, public, ops) -> None:
+    """Any activity in a month and after it: nothing is published while the month is open; once
+    closed, its cells are what the month's own operations give, and stay so whatever comes after."""
+    n = 2 * next(months)  # every other month: an example's next-month activity never falls in the following example's month
+    period, city = f"{2030 + n // 12}-{n % 12 + 1:02d}", f"open{n}"
+    start_us, end_us = period_bounds_us(period, "America/Toronto")
+    clock.now_us = max(clock.now_us, start_us - DAY * 1_000_000)
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    world.city(city)
+    ctx.merchants.add(city, f"{city}-m", "Marché", "test", category="food")
+    for r in range(12):
+        world.resident(f"{city}-{r}", city, points=20_000)  # before the month
+    timed = sorted(((start_us if in_month else end_us) + day * DAY * 1_000_000 + i, in_month, day, r, points, kind)
+                   for i, (in_month, day, r, points, kind) in enumerate(ops))  # fmt: skip
+    url = f"/v1/transparency/open-data/{city}/{period}"
+    closed = None
+    for at_us, in_month, day, r, points, kind in timed:
+        clock.now_us = max(clock.now_us, at_us)
+        if not in_month and day >= 14 and closed is None:
+            closed = ctx.settlement.close(city, period, "finance:test")  # half the next month comes after the close
+        if closed is None:
+            assert_problem(public.get(url), 404, "period_not_published")
+        wallet = world.residents[f"{city}-{r}"].wallet
+        debit, credit = ("program:budget", wallet) if kind == "earn_civic" else (wallet, f"merchant:{city}-m:redeemed")
+        ctx.ledger.transfer(TransferRequest(city, f"op{at_us}", kind, "single", debit, credit, points))
+    clock.now_us = max(clock.now_us, end_us)
+    if closed is None:
+        assert_problem(public.get(url), 404, "period_not_published")
+        ctx.settlement.close(city, period, "finance:test")
+    published = public.get(url)
+    assert published.status_code == 200, published.text
+    assert {(c["metric"], c["dimension"]): c for c in published.json()["cells"]} == _expected_cells(city, period, ops)
+    later = world.residents[f"{city}-0"].wallet
+    ctx.ledger.transfer(TransferRequest(city, "after", "earn_civic", "single", "program:budget", later, 1))
+    assert public.get(url).json() == published.json()
 
 
 # --- the HTTP API -------------------------------------------------------------------------------
