@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from api.cli_support import DataDirOption, DbOption, context, errors, out
+from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.domain.settlement import cents_text
 from finance.service_layer.reporting import open_data_csv
 
@@ -76,9 +77,13 @@ def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="
 @settlement_app.command("reconcile")
 def reconcile(city: City, period: Period, bank_file: Annotated[Path | None, typer.Option("--bank-file")] = None,
               db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
-    """Match statements, payouts and the bank file; exit 1 if anything differs."""
+    """Match statements, payouts and the bank file (the period's pain.001); exit 1 if anything differs."""
     with errors():
-        report = context(db, data_dir).payouts.reconcile(city, period, bank_file.read_bytes() if bank_file else None)
+        document = None
+        if bank_file is not None:
+            with bank_file.open("rb") as file:
+                document = file.read(MAX_BANK_FILE_BYTES + 1)  # one byte more: too large is refused, never read whole
+        report = context(db, data_dir).payouts.reconcile(city, period, document)
     out.print_json(json.dumps(report))
     if report["differences"]:
         raise typer.Exit(1)

@@ -13,9 +13,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from api.auth import Principal, bearer_principal
 from api.params import Ctx, Who
 from api.schemas import CityName, MemberId, Struct
+from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.service_layer.reporting import open_data_csv
-
-MAX_BANK_FILE_BYTES = 5_000_000  # a pain.001 file of a few thousand merchants
 
 
 class AdjustmentBody(Struct):

@@ -11,9 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -24,7 +26,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.bootstrap import Settings, open_context
 from community.domain.program import Program, Treasury
-from finance.adapters.exports import PAIN_NAMESPACE, pain001_schema
+from finance.adapters.exports import MAX_BANK_FILE_BYTES, PAIN_NAMESPACE, pain001_schema
 from finance.adapters.stripe_connect import StripeConnect
 from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen, period_bounds_us
 from ledger.adapters import journal
@@ -317,6 +319,74 @@ def test_expiring_one_city_expires_that_city_alone(ctx, clock, db_url, tmp_path)
     output = run_cli("expiry", "run", "--city", "sherbrooke", *common)
     assert "sherbrooke: 250 points" in output and "magog" not in output
     assert ctx.ledger.balance("sherbrooke", "breakage").posted == 250 and ctx.ledger.balance("magog", "breakage").posted == 250
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY a "aaaaaaaaaa">'
+                  + b"".join(b'<!ENTITY %s "%s">' % (chr(98 + n).encode(), b"&%s;" % chr(97 + n).encode() * 10) for n in range(9))
+                  + b']><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09">&j;</Document>')  # fmt: skip
+CAMT_053 = b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt/></Document>'
+
+
+def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, clock, db_url, tmp_path) -> None:
+    end_of_january(clock)
+    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    world.ctx.payouts.set_account("brossard", "librairie", {"holder_name": "Librairie", "institution": "003", "transit": "00011",
+                                  "account_number": "7654321"}, "finance:test")  # fmt: skip
+    good = world.ctx.exports.render("brossard", JAN, "pain001")[0]
+    fetched: list[str] = []
+
+    class Secrets(BaseHTTPRequestHandler):  # what an external entity or DTD would make the parser fetch
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<!ENTITY leak 'secret'>")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Secrets)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = f"http://127.0.0.1:{server.server_address[1]}"
+    bad = {
+        "malformed": good[: len(good) // 2],
+        "not XML": b"%PDF-1.7 this is not a bank file",
+        "empty": b"",
+        "billion laughs": BILLION_LAUGHS,
+        "external entity": f'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "{secret}/etc/passwd">]>'
+                           f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'.encode(),  # fmt: skip
+        "external DTD": f'<?xml version="1.0"?><!DOCTYPE Document SYSTEM "{secret}/pain.dtd"><Document xmlns="{PAIN_NAMESPACE}"/>'.encode(),
+        "another document type": CAMT_053,
+        "another city's file": good.replace(b"ENTRAIDE-brossard-2026-01", b"ENTRAIDE-delson-2026-01"),
+        "a fraction of a cent": good.replace(b">1.00<", b">1.005<"),
+        "too large": good + b" " * MAX_BANK_FILE_BYTES,  # trailing blanks are still well-formed XML
+    }
+    url = f"/v1/finance/brossard/periods/{JAN}/reconciliation"
+    headers = {"Authorization": f"Bearer {world.tokens['finance-brossard']}", "Content-Type": "application/xml"}
+    common = ["--city", "brossard", "--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+    before = entry_count(world)
+    try:
+        for name, document in bad.items():
+            if name == "too large":
+                assert_problem(world.client.post(url, content=document, headers=headers), 413, "body_too_large")
+            elif name != "empty":  # an empty body means "no bank file"
+                refused = world.client.post(url, content=document, headers=headers)
+                assert_problem(refused, 422, "invalid_bank_file")
+                assert refused.json()["message"], name
+            path = tmp_path / "bank.xml"
+            path.write_bytes(document)
+            output = run_cli("settlement", "reconcile", *common, "--bank-file", str(path), code=2)
+            assert output.startswith("error:") and len(output.strip().splitlines()) == 1 and "Traceback" not in output, (name, output)
+    finally:
+        server.shutdown()
+    assert fetched == [] and entry_count(world) == before
+
+    reconciled = world.client.post(url, content=good, headers=headers)
+    assert reconciled.status_code == 200, reconciled.text
+    assert reconciled.json()["differences"] == [] and reconciled.json()["bank_file_cents"] == 100
+    (tmp_path / "bank.xml").write_bytes(good)
+    assert json.loads(run_cli("settlement", "reconcile", *common, "--bank-file", str(tmp_path / "bank.xml")))["bank_file_cents"] == 100
 
 
 # --- expiry -------------------------------------------------------------------------------------
