@@ -271,13 +271,18 @@ def test_reconciliation_lists_differences(world: World, clock) -> None:
         assert {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN)["differences"]} == {"not_paid"}
 
 
+def payout_account(world: World, city: str, merchant: str, stripe_account_id: str | None = None) -> None:
+    """Where the merchant is paid: the one place these tests set it (it is a two-person change on main)."""
+    world.ctx.payouts.set_account(city, merchant, {"holder_name": merchant.title(), "institution": "003", "transit": "00011",
+                                  "account_number": "7654321", "stripe_account_id": stripe_account_id}, "finance:test")  # fmt: skip
+
+
 def two_cities_owed(world: World, clock) -> None:
     """January closed in both cities: brossard owes librairie 1.00, delson owes cafe-delson 0.80."""
     end_of_january(clock)
     for city in ("brossard", "delson"):
         world.ctx.settlement.close(city, JAN, "finance:test")
-    world.ctx.payouts.set_account("delson", "cafe-delson", {"holder_name": "Café", "institution": "003", "transit": "00011",
-                                  "account_number": "7654321", "stripe_account_id": "acct_cafe"}, "finance:test")  # fmt: skip
+    payout_account(world, "delson", "cafe-delson", stripe_account_id="acct_cafe")
     world.grant("finance-delson", "finance", "delson", "f2")
 
 
@@ -331,8 +336,7 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
     end_of_january(clock)
     world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
     world.ctx.settlement.close("brossard", JAN, "finance:test")
-    world.ctx.payouts.set_account("brossard", "librairie", {"holder_name": "Librairie", "institution": "003", "transit": "00011",
-                                  "account_number": "7654321"}, "finance:test")  # fmt: skip
+    payout_account(world, "brossard", "librairie")
     good = world.ctx.exports.render("brossard", JAN, "pain001")[0]
     fetched: list[str] = []
 
