@@ -189,7 +189,8 @@ class Redemptions:
         item, price, home_city = self._checked(resident_id, item_id, units)
         if failed is not None:
             if failed["attempt"] + 1 >= MAX_ATTEMPTS:
-                raise TooManyAttempts("this redemption failed too often: start again with a new key", message="attempts")
+                closed = f"this redemption failed {MAX_ATTEMPTS} times: start again with a new Idempotency-Key"
+                raise TooManyAttempts(closed, message=closed)
             self._settle_failed(failed)  # a hold the failed attempt may still have open is voided first
         now = self.clock()
         try:
