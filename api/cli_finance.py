@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from api.cli_support import DataDirOption, DbOption, context, errors, out
+from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.domain.settlement import cents_text
 from finance.service_layer.reporting import open_data_csv
 
@@ -62,21 +63,27 @@ def export(city: City, period: Period, fmt: Annotated[str, typer.Option("--forma
 @settlement_app.command("payouts")
 def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="Also run the payout worker")] = False,
             db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
-    """Queue the closed period's payouts (Stripe Connect), and with --pay advance them."""
+    """Queue the closed period's payouts (Stripe Connect), and with --pay advance this city's due payouts."""
     with errors():
         ctx = context(db, data_dir)
         queued = ctx.payouts.queue(city, period, _actor())
         out.print(f"{queued['queued']} payouts queued; without a Stripe account: {', '.join(queued['without_account']) or 'none'}")
         if pay:
-            out.print(ctx.payouts.run())
+            steps = ctx.payouts.run(city)
+            out.print(f"{city}: {steps['advanced']} payout steps made, {steps['retry_later']} to retry later, "
+                      f"{steps['failed']} failed")  # fmt: skip
 
 
 @settlement_app.command("reconcile")
 def reconcile(city: City, period: Period, bank_file: Annotated[Path | None, typer.Option("--bank-file")] = None,
               db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
-    """Match statements, payouts and the bank file; exit 1 if anything differs."""
+    """Match statements, payouts and the bank file (the period's pain.001); exit 1 if anything differs."""
     with errors():
-        report = context(db, data_dir).payouts.reconcile(city, period, bank_file.read_bytes() if bank_file else None)
+        document = None
+        if bank_file is not None:
+            with bank_file.open("rb") as file:
+                document = file.read(MAX_BANK_FILE_BYTES + 1)  # one byte more: too large is refused, never read whole
+        report = context(db, data_dir).payouts.reconcile(city, period, document)
     out.print_json(json.dumps(report))
     if report["differences"]:
         raise typer.Exit(1)

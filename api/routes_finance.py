@@ -13,9 +13,8 @@ from litestar.params import JSONBody
 from api.auth import Principal, bearer_principal
 from api.params import ChangeStatus, City, Ctx, Decision, Format, Id, Who
 from api.schemas import MemberId, Struct
+from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.service_layer.reporting import open_data_csv
-
-MAX_BANK_FILE_BYTES = 5_000_000  # a pain.001 file of a few thousand merchants
 
 
 class AdjustmentBody(Struct):

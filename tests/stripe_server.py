@@ -1,4 +1,5 @@
-"""A local HTTP server that answers the `stripe` library like Stripe does, and records exactly what it sent.
+"""A local HTTP server that answers the `stripe` library like Stripe does, and records exactly what it sent;
+and a relay that cuts the line to a Stripe server on demand (an outage).
 
 It is not a fake of our code: our code calls the real `stripe` library, which makes real HTTP
 requests here. The server checks the API key and the form body, requires an `Idempotency-Key` on
@@ -8,13 +9,18 @@ request for a while before answering (to let a client time out or a worker be ki
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.world import free_port
 
 API_KEY = "sk_test_entraide"
 WEBHOOK_SECRET = "whsec_entraide_test"
@@ -89,3 +95,90 @@ def signed_event(event: dict, secret: str = WEBHOOK_SECRET, timestamp: int | Non
     timestamp = int(time.time()) if timestamp is None else timestamp
     signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
     return payload, f"t={timestamp},v1={signature}"
+
+
+class Link:
+    """A TCP relay between our code and a Stripe server that can be cut like a network outage.
+
+    While cut, new connections are refused and open ones (the library keeps connections alive) are
+    dropped, so the `stripe` library meets exactly what it meets when Stripe is unreachable. The
+    relay listens on one fixed port for its whole life, so the settings never change.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.up()
+
+    def up(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            sockets, self._open = self._open, set()
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: a bare close would leave it listening
+            listener.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    @property
+    def is_down(self) -> bool:
+        return self._listener is None
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        self.down()
+        try:
+            yield
+        finally:
+            self.up()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream.settimeout(None)  # idle keep-alive connections stay open, as Stripe's do
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    client.close()
+                    upstream.close()
+                    return
+                self._open |= {client, upstream}
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        """Copy one direction; when either side closes, the connection ends (HTTP never half-closes)."""
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65_536):
+                target.sendall(chunk)
+        with self._lock:
+            self._open -= {source, target}
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()

@@ -5,30 +5,37 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.etree import ElementTree as ET
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from api.app import create_app
 from api.bootstrap import Settings, open_context
 from community.domain.program import Program, Treasury
-from finance.adapters.exports import PAIN_NAMESPACE, pain001_schema
+from finance.adapters.exports import MAX_BANK_FILE_BYTES, PAIN_NAMESPACE, pain001_schema
 from finance.adapters.stripe_connect import StripeConnect
-from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen
+from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen, period_bounds_us
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer import audit_trail
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
 from tests.test_api import assert_problem, entry_count
+from tests.test_cli import run as run_cli
 from tests.world import World, standard_world
 
 DAY = 86_400
@@ -187,8 +194,8 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
         payout_world(world, server)
         assert world.ctx.payouts.queue("brossard", JAN, "finance:test") == {"queued": 1, "without_account": []}
         assert world.ctx.payouts.queue("brossard", JAN, "finance:test")["queued"] == 0
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
-        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 0, "retry_later": 0, "failed": 0}
         (transfer,) = server.made("transfer")
         (payout,) = server.made("payout")
         assert (transfer["amount"], transfer["currency"], transfer["destination"]) == (100, "cad", "acct_librairie")
@@ -215,11 +222,11 @@ def test_a_stripe_timeout_is_retried_under_the_same_key(world: World, clock) -> 
         world.ctx.payouts.gateway = StripeConnect(API_KEY, server.url, timeout_seconds=0.3)
         world.ctx.payouts.queue("brossard", JAN, "finance:test")
         server.delay_seconds = 1.0  # Stripe makes the transfer but answers too late
-        assert world.ctx.payouts.run() == {"advanced": 0, "retry_later": 1, "failed": 0}
-        assert world.ctx.payouts.run()["advanced"] == 0  # backing off: not due yet
+        assert world.ctx.payouts.run("brossard") == {"advanced": 0, "retry_later": 1, "failed": 0}
+        assert world.ctx.payouts.run("brossard")["advanced"] == 0  # backing off: not due yet
         server.delay_seconds = 0
         clock.advance(60)
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert len(server.made("transfer")) == 1 and len([r for r in server.requests if r["path"] == "/v1/transfers"]) == 2
 
 
@@ -242,10 +249,10 @@ def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, 
         server.delay_seconds = 0
         (row,) = world.ctx.payouts.list("brossard", JAN)
         assert row["status"] == "queued" and row["attempts"] == 1
-        world.ctx.payouts.run()
+        world.ctx.payouts.run("brossard")
         assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "queued"  # its lease has not run out
         clock.now_us = time.time_ns() // 1_000 + 10 * 60 * 1_000_000  # the worker's lease (real time) ran out
-        assert world.ctx.payouts.run() == {"advanced": 2, "retry_later": 0, "failed": 0}
+        assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert len(server.made("transfer")) == 1 and len(server.made("payout")) == 1
         assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "in_transit"
 
@@ -262,6 +269,128 @@ def test_reconciliation_lists_differences(world: World, clock) -> None:
         issues = {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN, altered)["differences"]}
         assert issues == {"bank_file_amount"}
         assert {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN)["differences"]} == {"not_paid"}
+
+
+def payout_account(world: World, city: str, merchant: str, stripe_account_id: str | None = None) -> None:
+    """Where the merchant is paid, proposed and confirmed by two people (`World.payout_account`)."""
+    world.payout_account(city, merchant, {"holder_name": merchant.title(), "institution": "003", "transit": "00011",
+                                          "account_number": "7654321", "stripe_account_id": stripe_account_id})  # fmt: skip
+
+
+def two_cities_owed(world: World, clock) -> None:
+    """January closed in both cities: brossard owes librairie 1.00, delson owes cafe-delson 0.80."""
+    end_of_january(clock)
+    for city in ("brossard", "delson"):
+        world.ctx.settlement.close(city, JAN, "finance:test")
+    payout_account(world, "delson", "cafe-delson", stripe_account_id="acct_cafe")
+    world.grant("finance-delson", "finance", "delson", "f2")
+
+
+def test_paying_one_city_pays_that_city_alone(world: World, clock, db_url, tmp_path, monkeypatch) -> None:
+    two_cities_owed(world, clock)
+    with StripeServer() as server:
+        payout_world(world, server)
+        queued = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/payouts")
+        assert queued.status_code == 202 and queued.json() == {"queued": 1, "without_account": []}
+        assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/payouts"), 403, "wrong_tenant")
+        assert world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json() == {"payouts": []}
+        assert world.ctx.payouts.queue("delson", JAN, "finance:test")["queued"] == 1  # both cities have a payout due
+
+        monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
+        monkeypatch.setenv("ENTRAIDE_STRIPE_API_BASE", server.url)
+        common = ["--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+        output = run_cli("settlement", "payouts", "--city", "brossard", "--pay", *common)
+        assert "brossard: 2 payout steps made" in output
+        assert [t["destination"] for t in server.made("transfer")] == ["acct_librairie"]
+        (delson,) = world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json()["payouts"]
+        assert (delson["status"], delson["attempts"], delson["stripe_transfer_id"]) == ("queued", 0, None)
+
+        assert "delson: 2 payout steps made" in run_cli("settlement", "payouts", "--city", "delson", "--pay", *common)
+        assert sorted(t["destination"] for t in server.made("transfer")) == ["acct_cafe", "acct_librairie"]
+        assert len(server.made("payout")) == 2
+    statuses = {city: [p["status"] for p in world.ctx.payouts.list(city, JAN)] for city in ("brossard", "delson")}
+    assert statuses == {"brossard": ["in_transit"], "delson": ["in_transit"]}
+
+
+def test_expiring_one_city_expires_that_city_alone(ctx, clock, db_url, tmp_path) -> None:
+    clock.now_us = time.time_ns() // 1_000 - 40 * DAY * 1_000_000  # the command runs on the real clock, 40 days later
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    for city in ("magog", "sherbrooke"):
+        world.city(city, expiry_days=30)
+        world.resident(f"r-{city}", city, points=250)
+    common = ["--db", db_url, "--data-dir", str(tmp_path)]
+    assert "magog: 250 points expired from 1 wallets" in run_cli("expiry", "run", "--city", "magog", *common)
+    assert ctx.ledger.balance("magog", "breakage").posted == 250 and ctx.ledger.balance("sherbrooke", "breakage").posted == 0
+    output = run_cli("expiry", "run", "--city", "sherbrooke", *common)
+    assert "sherbrooke: 250 points" in output and "magog" not in output
+    assert ctx.ledger.balance("sherbrooke", "breakage").posted == 250 and ctx.ledger.balance("magog", "breakage").posted == 250
+
+
+BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY a "aaaaaaaaaa">'
+                  + b"".join(b'<!ENTITY %s "%s">' % (chr(98 + n).encode(), b"&%s;" % chr(97 + n).encode() * 10) for n in range(9))
+                  + b']><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09">&j;</Document>')  # fmt: skip
+CAMT_053 = b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt/></Document>'
+
+
+def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, clock, db_url, tmp_path) -> None:
+    end_of_january(clock)
+    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    payout_account(world, "brossard", "librairie")
+    good = world.ctx.exports.render("brossard", JAN, "pain001")[0]
+    fetched: list[str] = []
+
+    class Secrets(BaseHTTPRequestHandler):  # what an external entity or DTD would make the parser fetch
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<!ENTITY leak 'secret'>")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Secrets)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = f"http://127.0.0.1:{server.server_address[1]}"
+    bad = {
+        "malformed": good[: len(good) // 2],
+        "not XML": b"%PDF-1.7 this is not a bank file",
+        "empty": b"",
+        "billion laughs": BILLION_LAUGHS,
+        "external entity": f'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "{secret}/etc/passwd">]>'
+                           f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'.encode(),  # fmt: skip
+        "external DTD": f'<?xml version="1.0"?><!DOCTYPE Document SYSTEM "{secret}/pain.dtd"><Document xmlns="{PAIN_NAMESPACE}"/>'.encode(),
+        "another document type": CAMT_053,
+        "another city's file": good.replace(b"ENTRAIDE-brossard-2026-01", b"ENTRAIDE-delson-2026-01"),
+        "a fraction of a cent": good.replace(b">1.00<", b">1.005<"),
+        "too large": good + b" " * MAX_BANK_FILE_BYTES,  # trailing blanks are still well-formed XML
+    }
+    url = f"/v1/finance/brossard/periods/{JAN}/reconciliation"
+    headers = {"Authorization": f"Bearer {world.tokens['finance-brossard']}", "Content-Type": "application/xml"}
+    common = ["--city", "brossard", "--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+    before = entry_count(world)
+    try:
+        for name, document in bad.items():
+            if name == "too large":
+                assert_problem(world.client.post(url, content=document, headers=headers), 413, "body_too_large")
+            elif name != "empty":  # an empty body means "no bank file"
+                refused = world.client.post(url, content=document, headers=headers)
+                assert_problem(refused, 422, "invalid_bank_file")
+                assert refused.json()["message"], name
+            path = tmp_path / "bank.xml"
+            path.write_bytes(document)
+            output = run_cli("settlement", "reconcile", *common, "--bank-file", str(path), code=2)
+            assert output.startswith("error:") and len(output.strip().splitlines()) == 1 and "Traceback" not in output, (name, output)
+    finally:
+        server.shutdown()
+    assert fetched == [] and entry_count(world) == before
+
+    reconciled = world.client.post(url, content=good, headers=headers)
+    assert reconciled.status_code == 200, reconciled.text
+    assert reconciled.json()["differences"] == [] and reconciled.json()["bank_file_cents"] == 100
+    (tmp_path / "bank.xml").write_bytes(good)
+    assert json.loads(run_cli("settlement", "reconcile", *common, "--bank-file", str(tmp_path / "bank.xml")))["bank_file_cents"] == 100
 
 
 # --- expiry -------------------------------------------------------------------------------------
@@ -308,21 +437,143 @@ def test_budget_report_and_redemptions(world: World) -> None:
     assert redemptions["by_category"] == {"food": 150, "retail": 100}
 
 
-def test_open_data_suppresses_cells_under_ten_residents(world: World) -> None:
-    cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
-    assert cells[("redeemed_points_by_category", "food")]["suppressed"]
-    assert cells[("redeemed_points_by_category", "food")]["points"] is None
+def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> None:
     for n in range(12):
         world.resident(f"r{n}", "brossard", points=100)
         hold_id = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents[f"r{n}"].card, "points": 10}, key=f"o{n}").json()["hold_id"]
         world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {}, key=f"p{n}")
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
     cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
     food = cells[("redeemed_points_by_category", "food")]
     assert not food["suppressed"] and food["residents"] == 13 and food["points"] == 150 + 120
-    assert cells[("redeemed_points_by_category", "retail")]["suppressed"]
+    retail = cells[("redeemed_points_by_category", "retail")]  # alice alone
+    assert retail["suppressed"] and retail["points"] is None and retail["residents"] is None
     public = world.client.get(f"/v1/transparency/open-data/brossard/{JAN}?format=csv")
     assert public.status_code == 200 and "redeemed_points_by_category,food,270,13,False" in public.text
     assert world.residents["alice"].id not in public.text
+
+
+def civic(world: World, who: str, points: int, key: str) -> None:
+    resident = world.residents[who]
+    world.ctx.ledger.transfer(TransferRequest(resident.city, key, "earn_civic", "single", "program:budget", resident.wallet, points))
+
+
+def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, db_url, tmp_path) -> None:
+    for n in range(12):
+        world.resident(f"v{n}", "brossard")
+        civic(world, f"v{n}", 100, f"jan-{n}")
+    url = f"/v1/transparency/open-data/brossard/{JAN}"
+    first = world.client.get(url)
+    civic(world, "v0", 370, "jan-award")  # what two reads a minute apart used to show
+    clock.advance(60)
+    second = world.client.get(url)
+    for response in (first, second, world.client.get(url + "?format=csv"), world.client.get("/v1/transparency/open-data/brossard/2026-03")):
+        assert_problem(response, 404, "period_not_published")
+    assert first.json() == second.json()
+    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-13"), 400, "invalid_period")
+    common = ["--city", "brossard", "--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
+    refused = run_cli("opendata", "export", *common, code=2)
+    assert refused.startswith("error:") and "not closed" in refused and len(refused.strip().splitlines()) == 1
+
+    end_of_january(clock)
+    civic(world, "v1", 500, "feb-before-close")  # February's, whenever the close comes
+    assert world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close").status_code == 200
+    published = world.client.get(url)
+    assert published.status_code == 200, published.text
+    cells = {(c["metric"], c["dimension"]): c for c in published.json()["cells"]}
+    earned = cells[("earned_points_by_kind", "earn_civic")]
+    assert (earned["points"], earned["residents"], earned["suppressed"]) == (12 * 100 + 370, 12, False)
+    assert cells[("active_residents", "all")]["residents"] == 13  # the twelve and alice
+    assert cells[("earned_points_by_kind", "earn_purchase")]["suppressed"]  # alice's award alone
+
+    capture = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["v2"].card, "points": 20}, key="feb-h").json()
+    world.pos("boulangerie", "POST", f"/v1/pos/holds/{capture['hold_id']}/capture", {}, key="feb-c")
+    civic(world, "v3", 42, "feb-after-close")
+    assert world.client.get(url).json() == published.json()  # frozen: later activity never reaches a closed month
+    exported = json.loads(run_cli("opendata", "export", *common, "--format", "json"))
+    assert exported["cells"] == published.json()["cells"]
+    assert_problem(world.client.get(f"/v1/transparency/open-data/brossard/{FEB}"), 404, "period_not_published")
+
+
+OPEN_DATA_OP = st.tuples(
+    st.sampled_from((True, True, True, False)),  # in the month (mostly, so that cells reach 10 residents), or the next
+    st.integers(0, 27),  # day
+    st.integers(0, 11),  # resident
+    st.integers(1, 500),  # points
+    st.sampled_from(("earn_civic", "redeem")),
+)
+months = itertools.count()
+
+
+def _expected_cells(city: str, period: str, ops: list) -> dict[tuple[str, str], dict]:
+    """The month's cells, computed from the operations themselves (not from the journal)."""
+    earned: dict[str, tuple[int, set]] = {}
+    active: set[int] = set()
+    for in_month, _, r, points, kind in ops:
+        if in_month:
+            metric = ("earned_points_by_kind", "earn_civic") if kind == "earn_civic" else ("redeemed_points_by_category", "food")
+            total, who = earned.get(metric, (0, set()))
+            earned[metric] = (total + points, who | {r})
+            active.add(r)
+    cells = {}
+    for (metric, dimension), (points, who) in earned.items():
+        hidden = len(who) < 10
+        cells[(metric, dimension)] = {"city": city, "period": period, "metric": metric, "dimension": dimension,
+                                      "points": None if hidden else points, "residents": None if hidden else len(who),
+                                      "suppressed": hidden}  # fmt: skip
+    hidden = len(active) < 10
+    cells[("active_residents", "all")] = {"city": city, "period": period, "metric": "active_residents", "dimension": "all",
+                                          "points": None, "residents": None if hidden else len(active), "suppressed": hidden}  # fmt: skip
+    redeemed = any(in_month and kind == "redeem" for in_month, *_, kind in ops)
+    cells[("active_merchants", "all")] = {"city": city, "period": period, "metric": "active_merchants", "dimension": "all",
+                                          "points": None, "residents": None, "merchants": int(redeemed), "suppressed": False}  # fmt: skip
+    return cells
+
+
+@pytest.fixture
+def public(ctx) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx)) as client:
+        yield client
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(OPEN_DATA_OP, max_size=30))
+def test_open_data_is_published_for_closed_months_only_and_then_frozen(ctx, clock, public, ops) -> None:
+    """Any activity in a month and after it: nothing is published while the month is open; once
+    closed, its cells are what the month's own operations give, and stay so whatever comes after."""
+    n = 2 * next(months)  # every other month: an example's next-month activity never falls in the following example's month
+    period, city = f"{2030 + n // 12}-{n % 12 + 1:02d}", f"open{n}"
+    start_us, end_us = period_bounds_us(period, "America/Toronto")
+    clock.now_us = max(clock.now_us, start_us - DAY * 1_000_000)
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    world.city(city)
+    ctx.merchants.add(city, f"{city}-m", "Marché", "test", category="food")
+    for r in range(12):
+        world.resident(f"{city}-{r}", city, points=20_000)  # before the month
+    timed = sorted(((start_us if in_month else end_us) + day * DAY * 1_000_000 + i, in_month, day, r, points, kind)
+                   for i, (in_month, day, r, points, kind) in enumerate(ops))  # fmt: skip
+    url = f"/v1/transparency/open-data/{city}/{period}"
+    closed = None
+    for at_us, in_month, day, r, points, kind in timed:
+        clock.now_us = max(clock.now_us, at_us)
+        if not in_month and day >= 14 and closed is None:
+            closed = ctx.settlement.close(city, period, "finance:test")  # half the next month comes after the close
+        if closed is None:
+            assert_problem(public.get(url), 404, "period_not_published")
+        wallet = world.residents[f"{city}-{r}"].wallet
+        debit, credit = ("program:budget", wallet) if kind == "earn_civic" else (wallet, f"merchant:{city}-m:redeemed")
+        ctx.ledger.transfer(TransferRequest(city, f"op{at_us}", kind, "single", debit, credit, points))
+    clock.now_us = max(clock.now_us, end_us)
+    if closed is None:
+        assert_problem(public.get(url), 404, "period_not_published")
+        ctx.settlement.close(city, period, "finance:test")
+    published = public.get(url)
+    assert published.status_code == 200, published.text
+    assert {(c["metric"], c["dimension"]): c for c in published.json()["cells"]} == _expected_cells(city, period, ops)
+    later = world.residents[f"{city}-0"].wallet
+    ctx.ledger.transfer(TransferRequest(city, "after", "earn_civic", "single", "program:budget", later, 1))
+    assert public.get(url).json() == published.json()
 
 
 # --- the HTTP API -------------------------------------------------------------------------------

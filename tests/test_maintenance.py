@@ -28,7 +28,7 @@ def test_a_round_expires_quiet_holds_and_survives_a_failing_task(ctx, clock, mon
     monkeypatch.setattr(ctx.search_indexer, "deliver", lambda: 1 / 0)
     done = Maintenance(ctx, 60).run_once()
     assert done["expired_holds"] == 1 and done["search_delivered"] == "error: ZeroDivisionError"
-    assert done["redemptions_settled"] == {"reserved": 0, "awaiting_payment": 0}
+    assert done["redemptions_settled"] == {"reserved": 0, "awaiting_payment": 0, "failed": 0, "deferred": 0}
     assert ctx.ledger.balance("delson", wallet).available == 500
     assert Maintenance(ctx, 60).run_once()["expired_holds"] == 0
 

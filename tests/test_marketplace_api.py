@@ -221,7 +221,8 @@ def test_redeem_an_offer_with_limits(world: World) -> None:
     assert_problem(refused, 422, "insufficient_funds")
     assert counts(world)[2] == before[2]  # no entry; the reservation was undone
     assert world.pos("boulangerie", "GET", f"/v1/merchants/offers/{item['id']}").json()["remaining"] == 1
-    assert world.bearer("bob", "GET", "/v1/wallet/redemptions").json()["redemptions"] == []
+    (failed,) = world.bearer("bob", "GET", "/v1/wallet/redemptions").json()["redemptions"]
+    assert (failed["status"], failed["error"], failed["hold_ids"]) == ("failed", "insufficient_funds", [])
 
     carole_optin = world.bearer("carole", "POST", "/v1/wallet/opt-ins", {"city": "brossard"})
     assert carole_optin.status_code == 200

@@ -4,6 +4,7 @@ and one test against a local HTTP server that checks exactly what the library se
 
 from __future__ import annotations
 
+import itertools
 import json
 import queue
 import subprocess
@@ -11,27 +12,40 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import stripe
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from litestar.testing import TestClient
 
 from api.app import create_app
 from api.bootstrap import Settings
+from ledger.adapters import journal
+from ledger.domain.errors import LedgerError
+from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
+from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import StripeCardPayments
-from marketplace.service_layer.redemptions import PAYMENT_HOLD_SECONDS
-from tests.test_api import assert_problem
+from marketplace.service_layer.redemptions import PAYMENT_HOLD_SECONDS, RESERVED_GRACE_SECONDS, redemption_id_for
+from tests.stripe_server import Link, signed_event
+from tests.test_api import assert_problem, entry_count
+from tests.test_marketplace_recovery import NOTHING, Crash, crash_once
 from tests.world import World, free_port, standard_world
 
 SECRET = "whsec_entraide_test"
 API_KEY = "sk_test_entraide"
 VISA, DECLINED = "4242424242424242", "4000000000000341"
 POOL = {"title": {"fr": "Abonnement piscine", "en": "Pool pass"}, "category": "sports", "price_points": 400, "cash_cents": 1_500}
+RACERS = 8
 
 
 class Hooks:
@@ -71,8 +85,10 @@ class Hooks:
 @pytest.fixture(scope="module")
 def localstripe() -> Iterator[tuple[str, Hooks]]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "localstripe", "--port", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    # --from-scratch: without it localstripe loads /tmp/localstripe.pickle, which every localstripe on the
+    # machine rewrites on each change; read half-written, it kills the emulator at startup.
+    process = subprocess.Popen([sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -93,10 +109,19 @@ def localstripe() -> Iterator[tuple[str, Hooks]]:
         process.wait(10)
 
 
+@pytest.fixture(scope="module")
+def stripe_link(localstripe) -> Iterator[Link]:
+    """Our server's line to Stripe, which a test can cut (an outage) while residents still reach Stripe."""
+    link = Link(int(localstripe[0].rsplit(":", 1)[1]))
+    yield link
+    link.down()
+
+
 @pytest.fixture
-def settings(db_url: str, tmp_path: Path, localstripe) -> Settings:
+def settings(db_url: str, tmp_path: Path, stripe_link: Link) -> Settings:
+    stripe_link.up()
     return Settings(data_dir=tmp_path, database_url=db_url, keys_dir=tmp_path / "keys", stripe_api_key=API_KEY,
-                    stripe_api_base=localstripe[0], stripe_webhook_secret=SECRET)  # fmt: skip
+                    stripe_api_base=stripe_link.url, stripe_webhook_secret=SECRET)  # fmt: skip
 
 
 @pytest.fixture
@@ -210,9 +235,9 @@ def test_cancelled_and_abandoned_payments_release_everything(world: World, clock
     assert world.available("alice") == 1_000
 
     second = redeem(world, "alice", pool["id"], "pool-4")
-    assert world.ctx.redemptions.recover() == {"reserved": 0, "awaiting_payment": 0}  # not yet abandoned
+    assert world.ctx.redemptions.recover() == NOTHING  # not yet abandoned
     clock.advance(PAYMENT_HOLD_SECONDS + 1)
-    assert world.ctx.redemptions.recover() == {"reserved": 0, "awaiting_payment": 1}
+    assert world.ctx.redemptions.recover() == NOTHING | {"awaiting_payment": 1}
     assert status(world, "alice", second["id"]) == "cancelled" and world.available("alice") == 1_000
     assert world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 5
 
@@ -267,3 +292,292 @@ def test_the_library_sends_amount_metadata_and_idempotency_key() -> None:
                     "metadata[city]": ["brossard"], "payment_method_types[0]": ["card"]}  # fmt: skip
     assert headers["Idempotency-Key"] == "entraide-redemption-abc"
     assert headers["Authorization"] == "Bearer sk_test_checked"
+
+
+# --- outages of the card processor --------------------------------------------------------------
+
+
+def held(world: World, who: str) -> int:
+    """Points the resident's wallet has reserved by open holds."""
+    resident = world.residents[who]
+    return world.ctx.ledger.balance(resident.city, resident.wallet).debits_pending
+
+
+def remaining(world: World, item_id: str) -> int | None:
+    with world.ctx.engine.connect() as conn:
+        return store.item(conn, item_id)["remaining"]
+
+
+def hold_is_open(world: World, ledger: str, hold_id: str) -> bool:
+    with world.ctx.engine.connect() as conn:
+        return hold_id in journal.open_holds(conn, ledger) and not journal.resolutions(conn, [(ledger, hold_id)])
+
+
+def test_a_redemption_during_an_outage_holds_nothing_and_its_retry_runs_again(world: World, stripe_link: Link, localstripe,
+                                                                              client) -> None:  # fmt: skip
+    hooks = localstripe[1]
+    pool = service(world, quantity=2)
+    with stripe_link.outage():
+        for attempt in (0, 1):  # the resident retries while Stripe is still unreachable
+            refused = world.bearer("alice", "POST", "/v1/wallet/redemptions", {"item_id": pool["id"]}, key="pool-out")
+            assert_problem(refused, 503, "overloaded")
+            assert int(refused.headers["Retry-After"]) > 0
+            assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
+            (row,) = world.bearer("alice", "GET", "/v1/wallet/redemptions").json()["redemptions"]
+            assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == ("failed", "overloaded", attempt, [])
+
+    started = redeem(world, "alice", pool["id"], "pool-out")  # Stripe is back: the same key runs the whole redemption
+    assert (started["status"], started["attempt"], started["error"]) == ("awaiting_payment", 2, None)
+    assert "replayed" not in started
+    (hold_id,) = started["hold_ids"]
+    assert hold_is_open(world, "brossard", hold_id)
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (400, 600, 1)
+
+    intent_id = started["payment"]["payment_intent_id"]
+    pay(client, intent_id, VISA)
+    body, signature = hooks.wait("payment_intent.succeeded", intent_id)
+    assert relay(world, body, signature).json()["outcome"] == "completed"
+    assert status(world, "alice", started["id"]) == "completed"
+    assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 400
+    assert (held(world, "alice"), world.ctx.ledger.balance("brossard", world.residents["alice"].wallet).posted) == (0, 600)
+    again = redeem(world, "alice", pool["id"], "pool-out")
+    assert again["status"] == "completed" and again["replayed"] and again["attempt"] == 2
+    assert [r.amount for r in client.v1.refunds.list().data if r.payment_intent == intent_id] == []
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+def test_cancelling_during_an_outage_answers_503_and_changes_nothing(world: World, stripe_link: Link, client) -> None:
+    pool = service(world, quantity=2)
+    started = redeem(world, "alice", pool["id"], "pool-cancel")
+    intent_id = started["payment"]["payment_intent_id"]
+    before = world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started['id']}").json()
+    entries = entry_count(world)
+    with stripe_link.outage():
+        refused = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started['id']}/cancel")
+        assert_problem(refused, 503, "overloaded")
+        assert int(refused.headers["Retry-After"]) > 0
+    assert world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started['id']}").json() == before
+    assert entry_count(world) == entries and hold_is_open(world, "brossard", started["hold_ids"][0])
+    assert (held(world, "alice"), remaining(world, pool["id"])) == (400, 1)
+    assert client.v1.payment_intents.retrieve(intent_id).status == "requires_payment_method"
+
+    cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
+    assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
+
+
+def test_the_sweep_leaves_an_unpaid_payment_for_later_during_an_outage(world: World, stripe_link: Link, clock, client) -> None:
+    pool = service(world, quantity=2)
+    started = redeem(world, "alice", pool["id"], "pool-sweep")
+    clock.advance(PAYMENT_HOLD_SECONDS + 1)
+    with stripe_link.outage():
+        assert world.ctx.redemptions.recover() == NOTHING | {"deferred": 1}
+    assert status(world, "alice", started["id"]) == "awaiting_payment"
+    assert world.ctx.redemptions.recover() == NOTHING | {"awaiting_payment": 1}
+    assert status(world, "alice", started["id"]) == "cancelled"
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
+    assert client.v1.payment_intents.retrieve(started["payment"]["payment_intent_id"]).status == "canceled"
+
+
+def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(world: World, stripe_link: Link, monkeypatch) -> None:
+    """The failure is recorded before the hold is voided; a crash between the two is settled by the
+    sweep, or by the retry before it runs again."""
+    pool = service(world, quantity=2)
+    alice = world.residents["alice"]
+    for key in ("crash-1", "crash-2"):
+        crash_once(monkeypatch, "_void_if_open")
+        with stripe_link.outage(), pytest.raises(Crash):
+            world.ctx.redemptions.redeem(alice.id, key, pool["id"], 1)
+    assert held(world, "alice") == 800 and remaining(world, pool["id"]) == 2  # two failed attempts still holding
+    assert world.ctx.redemptions.recover() == NOTHING | {"failed": 2}
+    assert held(world, "alice") == 0 and world.ctx.redemptions.recover() == NOTHING
+    crash_once(monkeypatch, "_void_if_open")
+    with stripe_link.outage(), pytest.raises(Crash):
+        world.ctx.redemptions.redeem(alice.id, "crash-3", pool["id"], 1)
+    assert held(world, "alice") == 400
+    retried = world.ctx.redemptions.redeem(alice.id, "crash-3", pool["id"], 1)
+    assert (retried["status"], retried["attempt"], held(world, "alice"), remaining(world, pool["id"])) == ("awaiting_payment", 1, 400, 1)
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+@pytest.mark.parametrize("cash_cents", [0, 1_500])
+def test_retries_racing_each_other_make_one_live_attempt(world: World, stripe_link: Link, cash_cents: int) -> None:
+    """Eight copies of one request at once, first with no row, then after a failed attempt."""
+    pool = service(world, quantity=5, cash_cents=cash_cents)
+    alice = world.residents["alice"]
+
+    def race(key: str) -> list[dict]:
+        start = threading.Barrier(RACERS)
+
+        def one(_: int) -> dict:
+            start.wait()
+            return world.ctx.redemptions.redeem(alice.id, key, pool["id"], 1)
+
+        with ThreadPoolExecutor(RACERS) as threads:
+            return list(threads.map(one, range(RACERS)))
+
+    expected = "awaiting_payment" if cash_cents else "completed"
+    first = race("race-1")
+    assert {(r["id"], r["status"], r["attempt"], tuple(r["hold_ids"])) for r in first} == {
+        (first[0]["id"], expected, 0, tuple(first[0]["hold_ids"]))}  # fmt: skip
+    if cash_cents:
+        assert len({r["payment"]["payment_intent_id"] for r in first}) == 1
+        with stripe_link.outage(), pytest.raises(LedgerError):
+            world.ctx.redemptions.redeem(alice.id, "race-2", pool["id"], 1)
+    else:
+        drain = TransferRequest("brossard", "drain", "test_move", "single", alice.wallet, "services:revenue", 600)
+        world.ctx.ledger.transfer(drain)
+        with pytest.raises(LedgerError):  # refused for funds: a failed attempt
+            world.ctx.redemptions.redeem(alice.id, "race-2", pool["id"], 1)
+        world.ctx.ledger.transfer(TransferRequest("brossard", "refill", "test_move", "single", "program:budget", alice.wallet, 600))
+    second = race("race-2")
+    assert {(r["status"], r["attempt"]) for r in second} == {(expected, 1)} and len({tuple(r["hold_ids"]) for r in second}) == 1
+    assert held(world, "alice") == (800 if cash_cents else 0)
+    assert world.available("alice") == 1_000 - 800
+    assert remaining(world, pool["id"]) == 3
+    assert verify_database(world.ctx.engine)["ok"]
+
+
+# --- any interleaving of outages, retries, payments, webhooks and sweeps --------------------------
+
+EXAMPLES = itertools.count()
+
+
+class Interleavings(RuleBasedStateMachine):
+    """One resident and one card-paid service with three units per example, three Idempotency-Keys
+    to retry with, and our line to Stripe going up and down between steps. The resident's browser
+    reaches Stripe whatever our line does; webhooks may arrive, fail, and be redelivered.
+
+    After every step: no row is left `reserved`; the wallet holds exactly the points of the
+    redemptions awaiting payment, each under its own open hold; completed ones were captured; the
+    stock taken is the units of live redemptions; and nothing is ever `refunded` (no hold lapses
+    here, so only a dead attempt replayed as live could cause one)."""
+
+    def __init__(self, world: World, link: Link, client: stripe.StripeClient, clock) -> None:
+        super().__init__()
+        n = next(EXAMPLES)
+        self.world, self.link, self.client, self.clock = world, link, client, clock
+        self.who = f"m{n}"
+        world.resident(self.who, "brossard", points=1_000)
+        self.item = service(world, quantity=3, price_points=100)
+        self.keys = [f"m{n}-k{k}" for k in range(3)]
+        self.ids = {key: redemption_id_for(world.residents[self.who].id, key) for key in self.keys}
+        self.events: list[list] = []  # [body, signature, type, key, applied]
+        link.up()
+
+    def teardown(self) -> None:
+        self.link.up()
+
+    def row(self, key: str) -> dict | None:
+        found = self.world.bearer(self.who, "GET", f"/v1/wallet/redemptions/{self.ids[key]}")
+        return found.json() if found.status_code == 200 else None
+
+    def live_units(self) -> int:
+        return sum(1 for key in self.keys if (self.row(key) or {}).get("status") in ("awaiting_payment", "completed"))
+
+    @rule(cut=st.booleans())
+    def line(self, cut: bool) -> None:
+        self.link.down() if cut else self.link.up()
+
+    @rule(k=st.integers(0, 2))
+    def redeem(self, k: int) -> None:
+        key, before = self.keys[k], self.row(self.keys[k])
+        response = self.world.bearer(self.who, "POST", "/v1/wallet/redemptions", {"item_id": self.item["id"]}, key=key)
+        if before is not None and before["status"] != "failed":
+            assert response.status_code == 201 and response.json()["status"] == before["status"], response.text
+        elif self.live_units() == 3 and response.status_code == 409:
+            assert response.json()["code"] == "sold_out"
+        elif self.link.is_down:
+            assert_problem(response, 503, "overloaded")
+            assert self.row(key)["attempt"] == (0 if before is None else before["attempt"] + 1)
+        else:
+            assert response.status_code == 201 and response.json()["status"] == "awaiting_payment", response.text
+            assert response.json()["attempt"] == (0 if before is None else before["attempt"] + 1)
+
+    def _webhook(self, key: str, event_type: str) -> list:
+        intent = self.row(key)["payment"]["payment_intent_id"]
+        event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": event_type,
+                 "data": {"object": {"id": intent, "object": "payment_intent", "amount": 1_500}}}  # fmt: skip
+        body, signature = signed_event(event, SECRET)
+        self.events.append(entry := [body, signature, event_type, key, False])
+        return entry
+
+    def _deliver(self, entry: list) -> None:
+        body, signature, event_type, key, applied = entry
+        before = self.row(key)
+        response = relay(self.world, body, signature)
+        if applied:
+            assert response.json()["outcome"] == "duplicate", response.text
+        elif event_type == "payment_intent.succeeded":
+            assert response.json()["outcome"] == ("completed" if before["status"] == "awaiting_payment" else "unchanged")
+        elif before["status"] != "awaiting_payment":
+            assert response.json()["outcome"] == "unchanged", response.text
+        elif self.link.is_down:  # cancelling the intent needs Stripe: Stripe will deliver it again
+            assert_problem(response, 503, "overloaded")
+            assert self.row(key) == before
+            return
+        else:
+            assert response.json()["outcome"] == "cancelled", response.text
+        entry[4] = True
+
+    @rule(k=st.integers(0, 2), card=st.sampled_from((VISA, DECLINED)))
+    def pay(self, k: int, card: str) -> None:
+        key = self.keys[k]
+        row = self.row(key)
+        if row is None or row["status"] != "awaiting_payment":
+            return
+        pay(self.client, row["payment"]["payment_intent_id"], card)  # the browser talks to Stripe, not through our line
+        self._deliver(self._webhook(key, "payment_intent.succeeded" if card == VISA else "payment_intent.payment_failed"))
+
+    @precondition(lambda self: self.events)
+    @rule(n=st.integers(0, 100))
+    def redeliver(self, n: int) -> None:
+        self._deliver(self.events[n % len(self.events)])
+
+    @rule(k=st.integers(0, 2))
+    def cancel(self, k: int) -> None:
+        key = self.keys[k]
+        before = self.row(key)
+        if before is None:
+            return
+        response = self.world.bearer(self.who, "POST", f"/v1/wallet/redemptions/{before['id']}/cancel")
+        if before["status"] != "awaiting_payment":
+            assert_problem(response, 409, "redemption_not_pending")
+        elif self.link.is_down:
+            assert_problem(response, 503, "overloaded")
+            assert self.row(key) == before
+        else:
+            assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
+
+    @rule()
+    def sweep(self) -> None:
+        self.clock.advance(RESERVED_GRACE_SECONDS + 1)  # abandoned reservations are due; no hold lapses in an example
+        counts = self.world.ctx.redemptions.recover()
+        assert counts["reserved"] == counts["failed"] == 0, counts
+
+    @invariant()
+    def holds_stock_and_statuses_agree(self) -> None:
+        rows = [r for r in map(self.row, self.keys) if r is not None]
+        statuses = [r["status"] for r in rows]
+        assert not {"reserved", "refunded"} & set(statuses), statuses
+        awaiting = [r for r in rows if r["status"] == "awaiting_payment"]
+        assert held(self.world, self.who) == 100 * len(awaiting)
+        for r in awaiting:
+            assert hold_is_open(self.world, "brossard", r["hold_ids"][0]), r
+        for r in rows:
+            if r["status"] == "failed":
+                assert r["hold_ids"] == [] and r["error"], r
+        completed = statuses.count("completed")
+        resident = self.world.residents[self.who]
+        assert self.world.ctx.ledger.balance("brossard", resident.wallet).posted == 1_000 - 100 * completed
+        assert remaining(self.world, self.item["id"]) == 3 - len(awaiting) - completed
+
+
+def test_any_interleaving_keeps_holds_stock_and_statuses_in_agreement(world: World, stripe_link: Link, client, clock) -> None:
+    world.ctx.__dict__["card_payments"] = StripeCardPayments(API_KEY, SECRET, stripe_link.url, network_retries=0)  # fast outages
+    for derived in ("redemptions", "payment_events"):
+        world.ctx.__dict__.pop(derived, None)
+    run_state_machine_as_test(lambda: Interleavings(world, stripe_link, client, clock),
+                              settings=hypothesis_settings(max_examples=40, stateful_step_count=20, deadline=None,
+                                                suppress_health_check=list(HealthCheck)))  # fmt: skip

@@ -2,7 +2,9 @@
 
 Amounts are integer cents until here; `cents_text` formats them exactly (no floats) at this edge.
 The pain.001 file is validated against the official ISO 20022 schema (pain.001.001.09, shipped by
-the `sepaxml` package) before it is returned; the ERP journal balances by construction and is checked.
+the `sepaxml` package) before it is returned, and a bank file given back for reconciliation is read
+only once it validates, with a parser that refuses DTD entities and external resources; the ERP
+journal balances by construction and is checked.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import csv
 import datetime as dt
 import io
 import json
+import re
+from dataclasses import dataclass
 from importlib import resources
 from xml.etree import ElementTree as ET
 
@@ -71,6 +75,11 @@ def _agent(parent: ET.Element, tag: str, institution: str, transit: str) -> None
     _sub(member, "MmbId", f"0{institution}{transit}")
 
 
+def pain001_message_id(statement: Statement) -> str:
+    """The MsgId (and PmtInfId) of a city's file for a period: how a bank file given back is recognised."""
+    return f"ENTRAIDE-{statement.city}-{statement.period}"[:35]
+
+
 def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names: dict[str, str],
             created: dt.datetime, execution_date: dt.date) -> bytes:  # fmt: skip
     """One credit transfer per merchant with a positive net, from the city's account, in CAD."""
@@ -83,7 +92,7 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     document = ET.Element(f"{{{PAIN_NAMESPACE}}}Document")
     initiation = _sub(document, "CstmrCdtTrfInitn")
     header = _sub(initiation, "GrpHdr")
-    message_id = f"ENTRAIDE-{statement.city}-{statement.period}"[:35]
+    message_id = pain001_message_id(statement)
     for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
                       ("CtrlSum", total)):  # fmt: skip
         _sub(header, tag, text)
@@ -109,6 +118,71 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     if errors:
         raise ExportError(f"pain.001 does not validate: {errors[0].reason}")
     return xml
+
+
+MAX_BANK_FILE_BYTES = 5_000_000  # a pain.001 file of a few thousand merchants
+_AMOUNT = re.compile(r"\+?(\d*)(?:\.(\d*))?")  # xs:decimal, which InstdAmt is (no sign: it is at least 0)
+
+
+class BankFileError(ValueError):
+    """A bank file that is not a pain.001.001.09 document one can read safely; says what is wrong."""
+
+
+@dataclass(frozen=True)
+class CreditTransfer:
+    end_to_end_id: str
+    amount_cents: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CreditTransfers:
+    """What a pain.001 file asks the bank to pay."""
+
+    message_id: str
+    transfers: tuple[CreditTransfer, ...]
+
+
+def read_pain001(document: bytes) -> CreditTransfers:
+    """The credit transfers of a pain.001.001.09 file, once it validates against the official schema.
+
+    The parser is xmlschema's defused one with no resource access: a DTD's entities (billion laughs),
+    external entities and external DTDs are refused before anything is expanded or fetched, and the
+    file is read from memory, never taken for a path or a URL. Any other document type fails the schema.
+    """
+    if len(document) > MAX_BANK_FILE_BYTES:
+        raise BankFileError(f"the file is larger than {MAX_BANK_FILE_BYTES:,} bytes")
+    try:
+        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
+        error = next(pain001_schema().iter_errors(resource), None)
+    except xmlschema.XMLSchemaException as exc:
+        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
+    if error is not None:
+        raise BankFileError(_one_line(f"not a pain.001.001.09 document: {error.reason}"))
+    ns = {"p": PAIN_NAMESPACE}
+    root = resource.root
+    transfers = tuple(
+        CreditTransfer(transaction.findtext("p:PmtId/p:EndToEndId", "", ns).strip(),
+                       _amount_cents(transaction.findtext("p:Amt/p:InstdAmt", "", ns)),
+                       transaction.find("p:Amt/p:InstdAmt", ns).get("Ccy", ""))  # type: ignore[union-attr]
+        for transaction in root.iterfind(".//p:CdtTrfTxInf", ns)
+    )  # fmt: skip
+    return CreditTransfers(root.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:MsgId", "", ns).strip(), transfers)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _amount_cents(text: str) -> int:
+    """An amount as integer cents, exactly; a fraction of a cent is an error, not a rounding."""
+    match = _AMOUNT.fullmatch(text.strip())
+    if match is None or not (match[1] or match[2]):
+        raise BankFileError(f"an amount is not a decimal number: {text[:40]!r}")
+    fraction = (match[2] or "").ljust(2, "0")
+    if fraction[2:].strip("0"):
+        raise BankFileError(f"an amount has a fraction of a cent: {text[:40]!r}")
+    return int(match[1] or "0") * 100 + int(fraction[:2])
 
 
 _SCHEMA: xmlschema.XMLSchema | None = None

@@ -102,14 +102,15 @@ def payouts(conn: Connection, city: str, period: str) -> list[dict]:
     return [r._asdict() for r in conn.execute(query)]
 
 
-def claim_payout(conn: Connection, now_us: int, lease_us: int) -> dict | None:
-    """Take the next payout that is due (queued, or claimed by a worker whose lease ran out).
+def claim_payout(conn: Connection, city: str, now_us: int, lease_us: int) -> dict | None:
+    """Take the city's next payout that is due (queued, or claimed by a worker whose lease ran out).
 
     PostgreSQL's SKIP LOCKED lets several workers claim different payouts at once; SQLite's single
     writer makes the claim exclusive anyway.
     """
     due = PO.c.status.in_(("queued", "transferred"))
-    query = select(PO).where(due, PO.c.lease_until_us <= now_us).order_by(PO.c.lease_until_us, PO.c.id).limit(1)
+    query = select(PO).where(PO.c.city == city, due, PO.c.lease_until_us <= now_us)
+    query = query.order_by(PO.c.lease_until_us, PO.c.id).limit(1)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     row = first_row(conn, query)

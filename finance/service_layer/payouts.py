@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from xml.etree import ElementTree as ET
 
 import stripe
 from sqlalchemy import Engine
@@ -22,9 +21,9 @@ from community.adapters import store as community_store
 from community.domain.access import SecondPrincipalRequired, identity
 from community.domain.errors import NotFound
 from community.domain.program import is_bank_account
-from finance.adapters import store
-from finance.adapters.exports import PAIN_NAMESPACE
+from finance.adapters import exports, store
 from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, verified_event
+from finance.domain.settlement import Statement
 from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
@@ -42,6 +41,12 @@ class PaymentsDisabled(LedgerError):
 
 class InvalidWebhook(LedgerError):
     code = "invalid_webhook"
+
+
+class InvalidBankFile(LedgerError):
+    """A bank file that cannot be read safely, is not a pain.001, or is another city's or period's."""
+
+    code = "invalid_bank_file"
 
 
 class UnknownChange(LedgerError):
@@ -143,14 +148,15 @@ class Payouts:
 
     # --- the worker -----------------------------------------------------------------------------
 
-    def run(self, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
-        """Advance due payouts one Stripe call at a time; returns how many steps ended how."""
+    def run(self, city: str, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
+        """Advance the city's due payouts one Stripe call at a time; returns how many steps ended how.
+        One city only, always: a job that pays every city calls this once per city."""
         if self.gateway is None:
             raise PaymentsDisabled("card payments and payouts are off (no Stripe key configured)")
         counts = {"advanced": 0, "retry_later": 0, "failed": 0}
         for _ in range(max_payouts):
             with self.engine.begin() as conn:
-                payout = store.claim_payout(conn, self.clock(), LEASE_SECONDS * 1_000_000)
+                payout = store.claim_payout(conn, city, self.clock(), LEASE_SECONDS * 1_000_000)
                 account = store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
             if payout is None:
                 break
@@ -216,7 +222,7 @@ class Payouts:
         statement = self.settlement.closed_statement(city, period)
         owed = {line.merchant_id: line.net_cents for line in statement.merchants if line.net_cents > 0}
         paid = {p["merchant_id"]: p for p in self.list(city, period)}
-        bank = _bank_transfers(bank_file, period) if bank_file is not None else None
+        bank = _bank_transfers(bank_file, statement) if bank_file is not None else None
         differences = []
         for merchant in sorted(set(owed) | set(paid) | set(bank or {})):
             expected, payout = owed.get(merchant), paid.get(merchant)
@@ -241,13 +247,21 @@ class Payouts:
         }  # fmt: skip
 
 
-def _bank_transfers(xml: bytes, period: str) -> dict[str, int]:
-    """Merchant → cents from a pain.001 file (end-to-end ids are `<period>-<merchant>`)."""
-    ns = {"p": PAIN_NAMESPACE}
+def _bank_transfers(document: bytes, statement: Statement) -> dict[str, int]:
+    """Merchant → cents from the city's pain.001 file of the period (end-to-end ids `<period>-<merchant>`)."""
+    try:
+        bank = exports.read_pain001(document)
+    except exports.BankFileError as exc:
+        raise InvalidBankFile(str(exc), message=str(exc)) from None
+    expected = exports.pain001_message_id(statement)
+    if bank.message_id != expected:
+        problem = f"this is the bank file {bank.message_id!r}, not {expected!r}"
+        raise InvalidBankFile(problem, message=problem)
     found: dict[str, int] = {}
-    for transaction in ET.fromstring(xml).iterfind(".//p:CdtTrfTxInf", ns):
-        end_to_end = transaction.findtext("p:PmtId/p:EndToEndId", "", ns)
-        units, _, fraction = transaction.findtext("p:Amt/p:InstdAmt", "0", ns).partition(".")
-        merchant = end_to_end.removeprefix(f"{period}-")
-        found[merchant] = found.get(merchant, 0) + int(units) * 100 + int((fraction + "00")[:2])
+    for transfer in bank.transfers:
+        merchant = transfer.end_to_end_id.removeprefix(f"{statement.period}-")
+        if merchant == transfer.end_to_end_id or transfer.currency != statement.currency:
+            problem = f"a transfer that is not of {statement.period} in {statement.currency}: {transfer.end_to_end_id}"
+            raise InvalidBankFile(problem, message=problem)
+        found[merchant] = found.get(merchant, 0) + transfer.amount_cents
     return found

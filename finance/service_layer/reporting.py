@@ -1,5 +1,12 @@
 """What a city and the public see: budget and liability, redemption by merchant and category, and
-anonymous monthly open data in which any cell counting fewer than 10 residents is suppressed."""
+anonymous monthly open data in which any cell counting fewer than 10 residents is suppressed.
+
+Open data is published for closed periods only. While a month is open its figures move with each
+transfer, and two reads a minute apart tell who did what in between (one resident's 370-point
+award), whatever the suppression of small cells. A closed month is frozen: it can only be closed
+once it is over, every entry is dated when it commits and none is ever changed, and a merchant's
+category is set once; so every read of a closed month returns the same document.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,20 @@ from sqlalchemy import Engine
 
 from community.adapters import store as community_store
 from community.service_layer.programs import Programs
+from finance.adapters import store as finance_store
 from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
 from ledger.adapters import journal
+from ledger.domain.errors import LedgerError
 from merchants.adapters.tables import MerchantRow
 
 MIN_RESIDENTS_PER_CELL = 10
 OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed")
+
+
+class PeriodNotPublished(LedgerError):
+    """Open data of a period that is not closed: a 404, as if it did not exist yet."""
+
+    code = "period_not_published"
 
 
 def _merchant(account: str) -> str | None:
@@ -72,7 +87,13 @@ class Reports:
                 "by_category": dict(sorted(by_category.items()))}  # fmt: skip
 
     def open_data(self, city: str, period: str) -> list[dict]:
-        """Anonymous aggregates: earnings by kind, redemptions by category, active residents and merchants."""
+        """Anonymous aggregates of a closed period: earnings by kind, redemptions by category, active
+        residents and merchants. An open or future period is not published (PeriodNotPublished)."""
+        period_bounds_us(period, self.programs.get(city).timezone)  # a malformed period is a 400, before anything
+        with self.engine.connect() as conn:
+            closed = finance_store.close(conn, city, period) is not None
+        if not closed:
+            raise PeriodNotPublished(f"{period} is not closed in {city}", period=period)
         rows, categories = self._activity(city, period)
         earned: dict[str, tuple[int, set]] = {}
         redeemed: dict[str, tuple[int, set]] = {}

@@ -8,6 +8,8 @@ check of `Stripe-Signature` (`t=…,v1=…`) with a five-minute tolerance.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import stripe
@@ -17,6 +19,21 @@ from marketplace.domain.errors import CardPaymentsUnavailable, InvalidWebhook, P
 TIMEOUT_SECONDS = 10
 NETWORK_RETRIES = 2
 MAX_WEBHOOK_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = 5
+# Stripe unreachable, timing out, rate limiting or failing on its side: worth trying again later.
+UNAVAILABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+@contextmanager
+def _answered(what: str, every_error: bool = False) -> Iterator[None]:
+    """Stripe not answering becomes PaymentProviderUnavailable (a 503 with Retry-After), raised before
+    the caller changed anything; with `every_error`, so does any refusal (nothing was started)."""
+    try:
+        yield
+    except stripe.StripeError as exc:
+        if not every_error and not isinstance(exc, UNAVAILABLE):
+            raise
+        raise PaymentProviderUnavailable(what, reason=type(exc).__name__, retry_after_seconds=RETRY_AFTER_SECONDS) from None
 
 
 @dataclass(frozen=True)
@@ -28,13 +45,14 @@ class Intent:
 
 
 class StripeCardPayments:
-    def __init__(self, api_key: str, webhook_secret: str | None, api_base: str | None = None, currency: str = "cad") -> None:
+    def __init__(self, api_key: str, webhook_secret: str | None, api_base: str | None = None, currency: str = "cad",
+                 network_retries: int = NETWORK_RETRIES) -> None:  # fmt: skip
         self.webhook_secret = webhook_secret
         self.currency = currency
         self.client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,  # a local emulator in tests
-            max_network_retries=NETWORK_RETRIES,
+            max_network_retries=network_retries,
             http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
         )
 
@@ -46,26 +64,27 @@ class StripeCardPayments:
         assert type(amount_cents) is int and amount_cents > 0
         params = {"amount": amount_cents, "currency": self.currency, "metadata": metadata,
                   "payment_method_types": ["card"]}  # fmt: skip
-        try:
+        with _answered("the card payment could not be started", every_error=True):
             found = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise PaymentProviderUnavailable("the card payment could not be started", reason=type(exc).__name__,
-                                             retry_after_seconds=5) from None
         return self._intent(found)
 
     def retrieve(self, intent_id: str) -> Intent:
-        return self._intent(self.client.v1.payment_intents.retrieve(intent_id))
+        with _answered("the card payment could not be read"):
+            return self._intent(self.client.v1.payment_intents.retrieve(intent_id))
 
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent:
         """Cancel an unpaid intent; a paid one cannot be cancelled, and is returned as it is."""
-        try:
-            found = self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": idempotency_key})
-        except stripe.InvalidRequestError:
-            found = self.client.v1.payment_intents.retrieve(intent_id)
+        with _answered("the card payment could not be cancelled"):
+            try:
+                found = self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": idempotency_key})
+            except stripe.InvalidRequestError:
+                found = self.client.v1.payment_intents.retrieve(intent_id)
         return self._intent(found)
 
     def refund(self, intent_id: str, idempotency_key: str) -> str:
-        found = self.client.v1.refunds.create(params={"payment_intent": intent_id}, options={"idempotency_key": idempotency_key})
+        with _answered("the card payment could not be refunded"):
+            found = self.client.v1.refunds.create(params={"payment_intent": intent_id},
+                                                  options={"idempotency_key": idempotency_key})  # fmt: skip
         return found.id
 
     def verify_webhook(self, raw_body: bytes, signature_header: str | None) -> dict:

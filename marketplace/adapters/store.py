@@ -163,15 +163,17 @@ def add_redemption(conn: Connection, **values) -> None:
     conn.execute(insert(R).values(**values))
 
 
-def delete_redemption(conn: Connection, redemption_id: str, status: str) -> bool:
-    return conn.execute(R.delete().where(R.c.id == redemption_id, R.c.status == status)).rowcount == 1
-
-
-def move_redemption(conn: Connection, redemption_id: str, from_status: tuple[str, ...], now_us: int, **values) -> bool:
-    """Compare-and-set on the status: True only for the one caller that made the move."""
-    if "hold" in values:
+def move_redemption(conn: Connection, redemption_id: str, from_status: tuple[str, ...], now_us: int, *,
+                    when_attempt: int | None = None, when_held: bool | None = None, **values) -> bool:  # fmt: skip
+    """Compare-and-set on the status (and, when given, the attempt and whether a hold is recorded):
+    True only for the one caller that made the move."""
+    if values.get("hold") is not None:
         values["hold"] = json.dumps(values["hold"])
     query = update(R).where(R.c.id == redemption_id, R.c.status.in_(from_status))
+    if when_attempt is not None:
+        query = query.where(R.c.attempt == when_attempt)
+    if when_held is not None:
+        query = query.where(R.c.hold.is_not(None) if when_held else R.c.hold.is_(None))
     return conn.execute(query.values(updated_at_us=now_us, **values)).rowcount == 1
 
 
@@ -182,6 +184,12 @@ def redemptions_of(conn: Connection, resident_id: str, before_us: int, limit: in
 
 def stale_redemptions(conn: Connection, status: str, updated_before_us: int, limit: int) -> list[dict]:
     query = select(R).where(R.c.status == status, R.c.updated_at_us < updated_before_us).order_by(R.c.updated_at_us)
+    return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]  # type: ignore[misc]
+
+
+def failed_with_hold(conn: Connection, limit: int) -> list[dict]:
+    """Failed attempts whose hold may still be open (a crash came between the failure and the void)."""
+    query = select(R).where(R.c.status == "failed", R.c.hold.is_not(None)).order_by(R.c.updated_at_us)
     return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]  # type: ignore[misc]
 
 

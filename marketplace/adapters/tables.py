@@ -81,14 +81,14 @@ class RedemptionRow(Base):
     payment_intent_id: Mapped[str | None] = mapped_column(String(64))
     client_secret: Mapped[str | None] = mapped_column(String(255))
     voucher: Mapped[str] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(String(200))  # why the last attempt failed (a problem code)
     created_at_us: Mapped[int] = mapped_column(BIG)
     updated_at_us: Mapped[int] = mapped_column(BIG)
     __table_args__ = (
         UniqueConstraint("resident_id", "idempotency_key", name="uq_redemptions_key"),
         UniqueConstraint("payment_intent_id", name="uq_redemptions_payment_intent"),
         CheckConstraint("units > 0 AND points > 0 AND cash_cents >= 0", name="ck_redemptions_amounts"),
-        CheckConstraint("status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded')",
+        CheckConstraint("status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded', 'failed')",
                         name="ck_redemptions_status"),
         Index("ix_redemptions_status", "status", "updated_at_us"),
         Index("ix_redemptions_item", "item_id"),

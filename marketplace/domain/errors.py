@@ -42,9 +42,22 @@ class CardPaymentsUnavailable(LedgerError):
 
 
 class PaymentProviderUnavailable(LedgerError):
-    """Stripe did not answer: a 503 with Retry-After; the redemption was rolled back."""
+    """Stripe did not answer: a 503 with Retry-After. A redemption's attempt failed and gave back
+    what it held; a cancellation or a refund changed nothing and can be asked again."""
 
     code = "overloaded"
+
+
+class RedemptionContended(LedgerError):
+    """Concurrent retries of one redemption kept moving it under this call: a 503, try again."""
+
+    code = "overloaded"
+
+
+class TooManyAttempts(LedgerError):
+    """A redemption's key has failed too often: the resident starts again with a new key."""
+
+    code = "conflict"
 
 
 class InvalidWebhook(LedgerError):

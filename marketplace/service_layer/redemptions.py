@@ -1,25 +1,41 @@
 """Redeeming from the wallet: offers, event seats and municipal services, with stock under concurrency.
 
-A redemption moves through durable states, each change a compare-and-set on its row:
+A redemption moves through durable states, each change a compare-and-set on its row (status, attempt):
 
-    (none) ──reserve──▶ reserved ──hold + capture──────────────▶ completed
-                           │      ──hold + PaymentIntent──▶ awaiting_payment ──webhook: succeeded──▶ completed
-                           │                                     │  ──failed / canceled / expired──▶ cancelled
-                           │                                     └─ succeeded but hold gone ──▶ refunded (card refunded)
-                           └── ledger refused (funds…) ──▶ (row deleted, stock and allowance given back)
+    (none) ─reserve─▶ reserved ─hold + capture─────────────▶ completed
+    failed ─retry: reserve again, attempt + 1─▶ reserved
+                         │     ─hold + PaymentIntent─▶ awaiting_payment ─webhook: succeeded─▶ completed
+                         │                                │  ─failed / canceled / unpaid / cancel─▶ cancelled
+                         │                                └─ succeeded but hold gone ─▶ refunded (card refunded)
+                         └─ ledger refused (funds…), card processor down, abandoned ─▶ failed
 
-1. **Reserve** (one transaction): insert the row, take the stock with a conditional UPDATE
-   (`remaining >= units`) and the resident's allowance with a conditional upsert; either fails and
-   the transaction leaves nothing. The last unit is sold once.
+1. **Reserve** (one transaction): insert the row (or move a `failed` one back to `reserved`, one attempt
+   further), take the stock with a conditional UPDATE (`remaining >= units`) and the resident's
+   allowance with a conditional upsert; either fails and the transaction leaves nothing.
 2. **Hold** points in the ledger (pending transfer, linked across cities like the POS), keyed by the
-   redemption id, so a retry or a recovery names the same hold.
+   redemption id and its attempt, so that a retry or a recovery names the same hold — and a new
+   attempt a new one.
 3. **Capture** at once (offers, services and events paid in points only), or create a Stripe
    PaymentIntent for the cash part and capture only when the verified webhook says it succeeded.
 
-A crash between steps leaves a `reserved` or `awaiting_payment` row: a client retry with the same
-Idempotency-Key carries it forward, and `recover()` rolls back what nobody finished (void, give the
-stock back), after checking the journal so that a captured hold is never given back. A hold that
-nobody resolves expires in the ledger by itself. So no unit is sold unpaid, nor paid unsold.
+**Attempts.** A failed attempt leaves its row `failed`, with the error and the attempt number, and
+gives back everything it held (stock, allowance, the hold voided). The retry with the same
+Idempotency-Key then runs the whole operation again as the next attempt, under new ledger and Stripe
+keys; the retry of a live or finished redemption returns it as it stands. So the ledger's
+idempotency can never hand back a dead attempt's hold as if it were live: its key is never asked
+for again, and a hold the ledger *replays* is used only while the journal shows it still open.
+
+**Claims.** Two calls may carry one attempt at once (a client retry racing another, or the sweep).
+Before going forward a call records the hold on the row (`hold` set: the claim); an attempt whose
+hold was refused fails only while nothing is claimed, and a failure claims the row before it voids
+the hold. A points-only attempt, once claimed, is only ever carried forward (captured); a card
+attempt is captured only from `awaiting_payment`, so failing it from `reserved` never races a
+capture. The call that loses a compare-and-set reads the row again and follows it.
+
+A crash between steps leaves a `reserved` row: a client retry carries it forward, and `recover()`
+settles what nobody finished, after checking the journal so that a captured hold is never given
+back. A hold that nobody resolves expires in the ledger by itself. So no unit is sold unpaid, nor
+paid unsold.
 """
 
 from __future__ import annotations
@@ -30,7 +46,7 @@ import secrets
 from collections.abc import Callable
 from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from community.domain.errors import NotOptedIn, ResidentExpired
@@ -42,12 +58,15 @@ from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.committer import GroupCommitter
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import Intent
-from marketplace.domain.catalog import Item, check_redeemable, price_for
+from marketplace.domain.catalog import Item, Price, check_redeemable, price_for
 from marketplace.domain.errors import (
     CardPaymentsUnavailable,
+    PaymentProviderUnavailable,
+    RedemptionContended,
     RedemptionNotPending,
     ResidentLimitReached,
     SoldOut,
+    TooManyAttempts,
     UnknownItem,
     UnknownRedemption,
 )
@@ -56,10 +75,12 @@ from marketplace.service_layer.indexing import SearchIndexer
 
 PAYMENT_HOLD_SECONDS = 3_600  # the resident has an hour to pay the cash part by card
 RESERVED_GRACE_SECONDS = 300  # a `reserved` row older than this was abandoned by a crash
+MAX_ATTEMPTS = 20  # tries of one Idempotency-Key; past this the resident starts again with a new key
+MAX_PASSES = 3  # times one call reads the row again after a concurrent call moved it
 MAX_RECOVER = 500
 MAX_PAGE = 100
 VOUCHER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-LIVE = ("reserved", "awaiting_payment", "completed")
+ABANDONED = "abandoned"  # the error of an attempt the sweep gave back (a crash left it); others are problem codes
 log = logging.getLogger("entraide.marketplace")
 
 
@@ -74,6 +95,19 @@ def redemption_id_for(resident_id: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{resident_id}\x00{idempotency_key}".encode()).hexdigest()[:32]
 
 
+def step_key(row: dict, step: str) -> str:
+    """The ledger idempotency key of one step (hold, capture, void) of the row's attempt. The first
+    attempt keeps the keys of redemptions made before attempts were numbered."""
+    attempt = f":{row['attempt']}" if row["attempt"] else ""
+    return f"mkt:{row['id']}{attempt}:{step}"
+
+
+def stripe_key(row: dict, step: str) -> str:
+    """The Stripe idempotency key of a step (redemption, cancel, refund) of the row's attempt."""
+    attempt = f"-{row['attempt']}" if row["attempt"] else ""
+    return f"entraide-{step}-{row['id']}{attempt}"
+
+
 def hold_transfers(item: Item, home_city: str, wallet: str, key: str, points: int, timeout_seconds: int) -> list[TransferRequest]:
     """The hold: wallet → the item's account in one ledger, or through the interop accounts of both cities."""
     kind, credit = item.transfer_kind(), item.credit_account()
@@ -86,8 +120,8 @@ def hold_transfers(item: Item, home_city: str, wallet: str, key: str, points: in
 
 
 def redemption_view(row: dict) -> dict:
-    view = {k: row[k] for k in ("id", "item_id", "city", "units", "points", "cash_cents", "status", "voucher", "created_at_us",
-                                "updated_at_us")}  # fmt: skip
+    view = {k: row[k] for k in ("id", "item_id", "city", "units", "points", "cash_cents", "status", "attempt", "error",
+                                "voucher", "created_at_us", "updated_at_us")}  # fmt: skip
     view["hold_ids"] = [transfer_id for _, transfer_id in row["hold"]]
     if row["payment_intent_id"]:
         view["payment"] = {"provider": "stripe", "payment_intent_id": row["payment_intent_id"],
@@ -104,27 +138,30 @@ class Redemptions:
     # --- redeeming ------------------------------------------------------------------------------
 
     def redeem(self, resident_id: str, idempotency_key: str, item_id: str, units: int) -> dict:
+        """A new redemption, the next attempt of a failed one, or the one this key made, as it stands."""
         rid = redemption_id_for(resident_id, idempotency_key)
         request_hash = hashlib.sha256(f"{item_id}\x00{units}".encode()).hexdigest()
-        existing = self._find(rid)
-        if existing is None:
-            try:
-                existing = self._reserve(rid, request_hash, resident_id, idempotency_key, item_id, units)
-            except IntegrityError:  # the same key, raced by a concurrent retry: that one reserved
-                existing = self._find(rid)
-                if existing is None:
-                    raise
-            else:
-                return self._advance(existing)
-        if existing["request_hash"] != request_hash:
-            raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for another request", key=idempotency_key)
-        return self._advance(existing) | {"replayed": True}
+        replayed = True
+        for _ in range(MAX_PASSES):
+            row = self._find(rid)
+            if row is not None and row["request_hash"] != request_hash:
+                raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for another request", key=idempotency_key)
+            if row is None or row["status"] == "failed":
+                row = self._reserve(rid, request_hash, resident_id, idempotency_key, item_id, units, row)
+                if row is None:
+                    continue  # a concurrent retry reserved first: follow what it did
+                replayed = False
+            view = self._advance(row)
+            if view is not None:
+                return view | {"replayed": True} if replayed else view
+        raise RedemptionContended("concurrent retries of this redemption: try again", retry_after_seconds=1)
 
     def _find(self, rid: str) -> dict | None:
         with self.engine.connect() as conn:
             return store.redemption(conn, rid)
 
-    def _reserve(self, rid: str, request_hash: str, resident_id: str, key: str, item_id: str, units: int) -> dict:
+    def _checked(self, resident_id: str, item_id: str, units: int) -> tuple[Item, Price, str]:
+        """The item, its price and the resident's city, once every rule allows this redemption now."""
         resident = self.residents.get(resident_id)
         now = self.clock()
         if resident["valid_until_us"] <= now:
@@ -143,57 +180,93 @@ class Redemptions:
         price = price_for(item, units)
         if item.card_payment and self.payments is None:
             raise CardPaymentsUnavailable("card payments are not available here")
-        with self.engine.begin() as conn:
-            store.add_redemption(conn, id=rid, resident_id=resident_id, idempotency_key=key, request_hash=request_hash,
-                                 item_id=item.id, city=item.city, home_city=resident["city"], units=units, points=price.points,
-                                 cash_cents=price.cash_cents, status="reserved", hold=None, voucher=_voucher(),
-                                 created_at_us=now, updated_at_us=now)  # fmt: skip
-            left = store.take_stock(conn, item.id, units)
-            if left is False:
-                raise SoldOut("not enough left", item_id=item.id)
-            limit = item.per_resident_limit
-            if limit is not None and not store.take_allowance(conn, item.id, resident_id, units, limit):
-                raise ResidentLimitReached("the resident's limit for this item is reached", item_id=item.id, limit=limit)
-            if left == 0:
-                emit(conn, item.id, now)  # sold out: "available now" searches stop showing it
-            reserved = store.redemption(conn, rid)
-        if left == 0:
-            self.indexer.deliver_quietly()
-        return reserved  # type: ignore[return-value]
+        return item, price, resident["city"]
 
-    def _advance(self, row: dict) -> dict:
-        """Carry a `reserved` redemption forward: hold, then capture or start the card payment."""
+    def _reserve(self, rid: str, request_hash: str, resident_id: str, key: str, item_id: str, units: int,
+                 failed: dict | None) -> dict | None:  # fmt: skip
+        """Take the stock for a new attempt: the first (a new row) or the next after a failed one (a
+        compare-and-set on that row and its attempt). None if a concurrent retry took it first."""
+        item, price, home_city = self._checked(resident_id, item_id, units)
+        if failed is not None:
+            if failed["attempt"] + 1 >= MAX_ATTEMPTS:
+                closed = f"this redemption failed {MAX_ATTEMPTS} times: start again with a new Idempotency-Key"
+                raise TooManyAttempts(closed, message=closed)
+            self._settle_failed(failed)  # a hold the failed attempt may still have open is voided first
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                if failed is None:
+                    store.add_redemption(conn, id=rid, resident_id=resident_id, idempotency_key=key, request_hash=request_hash,
+                                         item_id=item.id, city=item.city, home_city=home_city, units=units,
+                                         points=price.points, cash_cents=price.cash_cents, status="reserved", attempt=0,
+                                         hold=None, voucher=_voucher(), created_at_us=now, updated_at_us=now)  # fmt: skip
+                elif not store.move_redemption(conn, rid, ("failed",), now, when_attempt=failed["attempt"], status="reserved",
+                                               attempt=failed["attempt"] + 1, points=price.points, cash_cents=price.cash_cents,
+                                               hold=None, error=None):  # fmt: skip
+                    return None
+                sold_out = _take_stock(conn, item, resident_id, units, now)
+                reserved = store.redemption(conn, rid)
+        except IntegrityError:  # the same key, raced by a concurrent first try: that one reserved
+            if failed is None and self._find(rid) is not None:
+                return None
+            raise
+        if sold_out:
+            self.indexer.deliver_quietly()
+        return reserved
+
+    def _advance(self, row: dict) -> dict | None:
+        """Carry a `reserved` attempt forward: hold, then capture or start the card payment. None when
+        a concurrent call moved the row meanwhile (the caller reads it again)."""
         if row["status"] != "reserved":
             return redemption_view(row)
         item = self._item(row)
         timeout = PAYMENT_HOLD_SECONDS if item.card_payment else self.programs.get(item.city).hold_timeout_seconds
-        group = hold_transfers(item, row["home_city"], wallet_account(row["resident_id"]), f"mkt:{row['id']}:hold",
-                               row["points"], timeout)  # fmt: skip
+        claimed = bool(row["hold"])
         try:
-            results = self.committer.transfer(*group)
-        except LedgerError:
-            self._release(row, "reserved", None)  # refused (funds, limits): as if it never happened
-            raise
+            results = self.committer.transfer(*self._hold_requests(row, item, timeout))
+        except LedgerError as exc:  # refused (funds, limits): this attempt fails, holding nothing
+            if self._fail(row, exc.code, when_held=False):
+                raise
+            return None
         row = row | {"hold": [[r.ledger, r.transfer_id] for r in results]}
+        if any(r.replayed for r in results):  # an earlier call's hold: live only if the journal says it is open
+            state = self._hold_state(row)
+            if state == "post":  # captured by a call that crashed before saying so: never given back
+                return self._complete(row)
+            if state != "open":
+                self._fail(row, "hold_expired", when_held=None)
+                return None  # the next pass runs a new attempt
+        if not claimed and not self._move(row, ("reserved",), None, hold=row["hold"]):
+            self._void_if_dead(row)
+            return None
         if item.card_payment:
             return self._start_payment(row)
         try:
             self._resolve(row, "post")
-        except LedgerError:
-            self._roll_back(row, "reserved", None)
-            raise
-        return self._move(row, ("reserved",), "completed", hold=row["hold"])
+        except LedgerError:  # it closed before its capture: this attempt is over
+            self._fail(row, "hold_expired", when_held=None)
+            return None
+        return self._complete(row)
 
-    def _start_payment(self, row: dict) -> dict:
-        assert self.payments is not None
+    def _start_payment(self, row: dict) -> dict | None:
+        metadata = {"redemption_id": row["id"], "city": row["city"], "attempt": str(row["attempt"])}
         try:
-            intent = self.payments.create_intent(row["cash_cents"], f"entraide-redemption-{row['id']}",
-                                                 {"redemption_id": row["id"], "city": row["city"]})  # fmt: skip
-        except LedgerError:
-            self._roll_back(row, "reserved", None)
-            raise
-        return self._move(row, ("reserved",), "awaiting_payment", hold=row["hold"], payment_intent_id=intent.id,
-                          client_secret=intent.client_secret)  # fmt: skip
+            intent = self._payments().create_intent(row["cash_cents"], stripe_key(row, "redemption"), metadata)
+        except (PaymentProviderUnavailable, CardPaymentsUnavailable) as exc:
+            if self._fail(row, exc.code, when_held=None):
+                raise
+            return None
+        if self._move(row, ("reserved",), "awaiting_payment", hold=row["hold"], payment_intent_id=intent.id,
+                      client_secret=intent.client_secret):  # fmt: skip
+            return redemption_view(self._find(row["id"]))  # type: ignore[arg-type]
+        if (self._find(row["id"]) or {}).get("payment_intent_id") != intent.id:
+            self._cancel_quietly(row, intent.id)  # the attempt failed meanwhile: nobody may pay this intent
+        return None
+
+    def _complete(self, row: dict) -> dict | None:
+        if not self._move(row, ("reserved",), "completed", hold=row["hold"]):
+            return None
+        return redemption_view(self._find(row["id"]))  # type: ignore[arg-type]
 
     # --- the card payment's outcome (webhooks) --------------------------------------------------
 
@@ -222,13 +295,13 @@ class Redemptions:
         return "unchanged"
 
     def payment_failed(self, intent_id: str) -> str:
-        """Failed, canceled or expired: cancel the intent (so it cannot succeed later), void the hold, release."""
+        """Failed, canceled or expired: cancel the intent (so it cannot succeed later), void the hold, release.
+        Stripe not answering raises before anything changed."""
         with self.engine.connect() as conn:
             row = store.redemption_by_payment(conn, intent_id)
         if row is None or row["status"] != "awaiting_payment":
             return "ignored" if row is None else "unchanged"
-        assert self.payments is not None
-        intent = self.payments.cancel(intent_id, f"entraide-cancel-{row['id']}")
+        intent = self._payments().cancel(intent_id, stripe_key(row, "cancel"))
         if intent.status == "succeeded":
             return self.payment_succeeded(intent_id, intent.amount_cents)
         self._roll_back(row, "awaiting_payment", "cancelled")
@@ -247,23 +320,40 @@ class Redemptions:
     # --- recovery -------------------------------------------------------------------------------
 
     def recover(self) -> dict:
-        """Finish or undo what a crash or a silent payment left: bounded work, safe to run any time."""
+        """Finish or undo what a crash or a silent payment left: bounded work, safe to run any time.
+        An unpaid payment that cannot be cancelled now (Stripe not answering) is deferred to the next run."""
         now = self.clock()
-        counts = {"reserved": 0, "awaiting_payment": 0}
+        counts = {"reserved": 0, "awaiting_payment": 0, "failed": 0, "deferred": 0}
         with self.engine.connect() as conn:
             stale = store.stale_redemptions(conn, "reserved", now - RESERVED_GRACE_SECONDS * 1_000_000, MAX_RECOVER)
             unpaid = store.stale_redemptions(conn, "awaiting_payment", now - PAYMENT_HOLD_SECONDS * 1_000_000, MAX_RECOVER)
+            failed = store.failed_with_hold(conn, MAX_RECOVER)
         for row in stale:
-            row = row | {"hold": [[r.ledger, r.transfer_id] for r in self._hold_requests(row)]}
-            if self._hold_phase(row) == "post":
-                self._move(row, ("reserved",), "completed", hold=row["hold"])
-            else:
-                self._roll_back(row, "reserved", None)
+            self._recover_reserved(row)
             counts["reserved"] += 1
         for row in unpaid:
-            self.payment_failed(row["payment_intent_id"])
-            counts["awaiting_payment"] += 1
+            try:
+                self.payment_failed(row["payment_intent_id"])
+            except (PaymentProviderUnavailable, CardPaymentsUnavailable) as exc:
+                log.warning("unpaid redemption %s: not cancelled yet (%s)", row["id"], exc.code)
+                counts["deferred"] += 1
+            else:
+                counts["awaiting_payment"] += 1
+        for row in failed:
+            self._settle_failed(row)
+            counts["failed"] += 1
         return counts
+
+    def _recover_reserved(self, row: dict) -> None:
+        """An attempt nobody finished: a captured hold completes it, a claimed points-only hold is
+        carried forward, anything else fails (stock given back, hold voided)."""
+        item, claimed = self._item(row), bool(row["hold"])
+        row = row | {"hold": self._hold_pairs(row, item)}
+        state = self._hold_state(row)
+        if state == "post" or (state == "open" and claimed and not item.card_payment and self._captured(row)):
+            self._complete(row)
+            return
+        self._fail(row, ABANDONED, when_held=None if claimed else False)
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -286,68 +376,139 @@ class Redemptions:
 
     # --- steps ----------------------------------------------------------------------------------
 
+    def _payments(self) -> CardPayments:
+        if self.payments is None:  # the key was removed while a card payment was under way
+            raise CardPaymentsUnavailable("card payments are not configured")
+        return self.payments
+
     def _item(self, row: dict) -> Item:
         with self.engine.connect() as conn:
             return Item.from_row(store.item(conn, row["item_id"]))  # type: ignore[arg-type]
 
-    def _hold_requests(self, row: dict) -> list[TransferRequest]:
-        """The hold's halves, derived from the row alone: ids follow from the idempotency key."""
-        return hold_transfers(self._item(row), row["home_city"], wallet_account(row["resident_id"]), f"mkt:{row['id']}:hold", row["points"], 1)
+    def _hold_requests(self, row: dict, item: Item, timeout_seconds: int = 1) -> list[TransferRequest]:
+        """The hold of the row's attempt, derived from the row alone: ids follow from the idempotency key."""
+        wallet = wallet_account(row["resident_id"])
+        return hold_transfers(item, row["home_city"], wallet, step_key(row, "hold"), row["points"], timeout_seconds)
 
-    def _hold_phase(self, row: dict) -> str | None:
-        """How the hold stands in the journal: None (never written), pending, post, void or expire."""
+    def _hold_pairs(self, row: dict, item: Item | None = None) -> list[list[str]]:
+        return [[r.ledger, r.transfer_id] for r in self._hold_requests(row, item or self._item(row))]
+
+    def _hold_state(self, row: dict) -> str:
+        """How the attempt's hold stands in the journal: none (never written), open, post, closed (voided
+        or expired), or lapsed (past its expiry, which the ledger writes at its next append there)."""
         pairs = [(ledger, transfer_id) for ledger, transfer_id in row["hold"]]
+        if not pairs:
+            return "none"
         with self.engine.connect() as conn:
             written = journal.transfers(conn, pairs)
-            resolved = journal.resolutions(conn, pairs)
+            resolved = set(journal.resolutions(conn, pairs).values())
         if not written:
-            return None
-        return next(iter(resolved.values()), "pending")
+            return "none"
+        if "post" in resolved:
+            return "post"
+        if resolved or len(written) < len(pairs):
+            return "closed"
+        now = self.clock()
+        return "lapsed" if any(w["expires_at_us"] is not None and w["expires_at_us"] <= now for w in written.values()) else "open"
 
     def _resolve(self, row: dict, phase: str) -> None:
         action, kind = "capture" if phase == "post" else "void", self._item(row).transfer_kind()
-        requests = [TransferRequest(ledger, f"mkt:{row['id']}:{action}", kind, phase, ref=transfer_id)
+        requests = [TransferRequest(ledger, step_key(row, action), kind, phase, ref=transfer_id)
                     for ledger, transfer_id in row["hold"]]  # fmt: skip
         self.committer.transfer(*requests)
 
-    def _roll_back(self, row: dict, from_status: str, to_status: str | None) -> None:
+    def _captured(self, row: dict) -> bool:
+        try:
+            self._resolve(row, "post")
+        except LedgerError:
+            return False
+        return True
+
+    def _void_if_open(self, row: dict) -> None:
+        """Void the hold if it still reserves points; a lapsed one is asked too, so that the ledger
+        writes its expiry now and the points show as free at once."""
+        if self._hold_state(row) not in ("open", "lapsed"):
+            return
+        try:
+            self._resolve(row, "void")
+        except LedgerError as exc:  # it expired or closed meanwhile; what matters is that it is not open
+            log.info("void of redemption %s: %s", row["id"], exc.code)
+
+    def _void_if_dead(self, row: dict) -> None:
+        """After a lost claim: void this attempt's hold if the attempt is over (failed, or a later one runs)."""
+        current = self._find(row["id"])
+        if current is not None and (current["status"] == "failed" or current["attempt"] != row["attempt"]):
+            self._void_if_open(row)
+
+    def _fail(self, row: dict, error: str, when_held: bool | None) -> bool:
+        """End a `reserved` attempt as failed: the row is claimed and the stock and allowance given back
+        in one transaction, then the hold is voided. False if a concurrent call moved the row first."""
+        hold = self._hold_pairs(row)
+        if not self._release(row, "reserved", "failed", when_held=when_held, error=error[:200], hold=hold):
+            return False
+        self._settle_failed(row | {"hold": hold})
+        return True
+
+    def _settle_failed(self, row: dict) -> None:
+        """A failed attempt holds nothing: void its hold if still open, then forget it (hold NULL)."""
+        self._void_if_open(row | {"hold": self._hold_pairs(row)})
+        if row["hold"]:
+            self._move(row, ("failed",), None, when_held=True, hold=None)
+
+    def _roll_back(self, row: dict, from_status: str, to_status: str) -> None:
         """Void the hold unless it was captured, then give the stock back."""
-        if self._hold_phase(row) == "pending":
-            try:
-                self._resolve(row, "void")
-            except LedgerError as exc:  # it expired or closed meanwhile; what matters is how it stands now
-                log.info("void of redemption %s: %s", row["id"], exc.code)
-        if self._hold_phase(row) == "post":
+        self._void_if_open(row)
+        if self._hold_state(row) == "post":
             log.error("redemption %s: the hold was captured; it is not rolled back", row["id"])
             self._move(row, (from_status,), "completed", hold=row["hold"])
             return
         self._release(row, from_status, to_status)
 
-    def _release(self, row: dict, from_status: str, to_status: str | None) -> None:
-        """Give the units and the allowance back, and delete (None) or close the row, in one transaction."""
+    def _release(self, row: dict, from_status: str, to_status: str, **values) -> bool:
+        """Close the row (compare-and-set) and give the units and the allowance back, in one transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
-            if to_status is None:
-                moved = store.delete_redemption(conn, row["id"], from_status)
-            else:
-                moved = store.move_redemption(conn, row["id"], (from_status,), now, status=to_status)
-            if not moved:
-                return  # someone else settled it
+            if not store.move_redemption(conn, row["id"], (from_status,), now, when_attempt=row["attempt"], status=to_status,
+                                         **values):  # fmt: skip
+                return False  # someone else settled it
             left = store.give_back_stock(conn, row["item_id"], row["units"])
             store.give_back_allowance(conn, row["item_id"], row["resident_id"], row["units"])
             if left == row["units"]:
                 emit(conn, row["item_id"], now)  # back in stock
         if left == row["units"]:
             self.indexer.deliver_quietly()
+        return True
 
     def _refund(self, row: dict) -> None:
-        assert self.payments is not None
-        self.payments.refund(row["payment_intent_id"], f"entraide-refund-{row['id']}")
+        self._payments().refund(row["payment_intent_id"], stripe_key(row, "refund"))
 
-    def _move(self, row: dict, from_status: tuple[str, ...], to_status: str, **values) -> dict:
+    def _cancel_quietly(self, row: dict, intent_id: str) -> None:
+        try:
+            self._payments().cancel(intent_id, stripe_key(row, "cancel"))
+        except LedgerError as exc:  # unpaid and unknown to the resident: it lapses at Stripe
+            log.warning("intent %s of failed redemption %s not cancelled: %s", intent_id, row["id"], exc.code)
+
+    def _move(self, row: dict, from_status: tuple[str, ...], to_status: str | None, **values) -> bool:
+        """Compare-and-set on status and attempt; `to_status` None keeps the status (a claim)."""
+        if to_status is not None:
+            values["status"] = to_status
+        values.setdefault("when_attempt", row["attempt"])
         with self.engine.begin() as conn:
-            store.move_redemption(conn, row["id"], from_status, self.clock(), status=to_status, **values)
-            return redemption_view(store.redemption(conn, row["id"]))  # type: ignore[arg-type]
+            return store.move_redemption(conn, row["id"], from_status, self.clock(), **values)
+
+
+def _take_stock(conn: Connection, item: Item, resident_id: str, units: int, now_us: int) -> bool:
+    """Take the units and the resident's allowance, or raise (the caller's transaction rolls back).
+    True when this took the last unit."""
+    left = store.take_stock(conn, item.id, units)
+    if left is False:
+        raise SoldOut("not enough left", item_id=item.id)
+    limit = item.per_resident_limit
+    if limit is not None and not store.take_allowance(conn, item.id, resident_id, units, limit):
+        raise ResidentLimitReached("the resident's limit for this item is reached", item_id=item.id, limit=limit)
+    if left == 0:
+        emit(conn, item.id, now_us)  # sold out: "available now" searches stop showing it
+    return left == 0
 
 
 def _voucher() -> str:
