@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api import demo as demo_seed
-from api.bootstrap import Context
+from api.bootstrap import Context, Settings
 from api.cli_admin import admin_app
 from api.cli_audit import audit_app
 from api.cli_finance import expiry_app, opendata_app, settlement_app
@@ -23,6 +23,7 @@ from api.cli_search import search_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
 from api.demo_catalog import seed_catalog
 from finance.domain.settlement import cents_text
+from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
@@ -94,8 +95,9 @@ def verify(
     data_dir: DataDirOption = None,
     export: Annotated[Path | None, typer.Option("--export", help="Verify a JSONL export instead of a database")] = None,
     keys_file: Annotated[Path | None, typer.Option("--keys", help="Public keys file (with --export)")] = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Accept a ledger with no entries at all")] = False,
 ) -> None:
-    """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry."""
+    """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry, or if there is nothing to verify."""
     with errors():
         if export is not None:
             if keys_file is None:
@@ -106,7 +108,10 @@ def verify(
             ctx = context(db, data_dir)
             with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
                 report = audit.verify_database(ctx.engine, advance)
-            source = "database"
+            source = f"database {display_url(ctx.settings.database_url)}"
+    if report["ok"] and report["entries"] == 0 and not allow_empty:
+        # An empty ledger proves nothing: it is what a wrong --db or a lost restore looks like.
+        raise fail(f"{source}: no entries, nothing to verify (--allow-empty accepts an empty ledger)", code=1)
     _report_verification(report, source)
 
 
@@ -215,7 +220,35 @@ def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     out.print(f"{count:,} holds expired")
 
 
-# --- serving and the demo -----------------------------------------------------------------------
+# --- creating a database, serving, and the demo -------------------------------------------------
+
+
+@app.command()
+def init(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    history_days: Annotated[int, typer.Option(min=0, max=3650, help="Date the first signing key this many days back, "
+                                              "for `ledger simulate --days N` of past activity")] = 0,
+) -> None:  # fmt: skip
+    """Create the database (schema and first signing key); on an existing one, only bring the schema up to date."""
+    with errors():
+        settings = Settings.load(db, data_dir)
+        try:
+            before = schema_revision(settings.database_url)
+        except DatabaseMissing:
+            before = None
+        ctx = context(db, data_dir, create=True, key_from_us=now_us() - history_days * DAY_US)
+        after = schema_revision(settings.database_url)
+        key_id = keys.ensure_key(ctx.engine, ctx.keystore)
+        ctx.engine.dispose()
+    where = display_url(settings.database_url)
+    if before is None:
+        out.print(f"created {where}: schema revision {after}, signing key {key_id}")
+    elif before != after:
+        out.print(f"{where} upgraded from schema revision {before} to {after}; signing key {key_id}")
+    else:
+        out.print(f"{where} is already initialised (schema revision {after}, signing key {key_id}): nothing to do")
+
 
 MAINTENANCE_SECONDS = 30  # expire holds, deliver the search outbox, settle abandoned redemptions
 HostOption = Annotated[str, typer.Option(help="Address to listen on")]
@@ -257,7 +290,7 @@ def demo(
         # Members join at the start of the simulated months, activity follows the simulator's clock,
         # and closing last month happens today.
         clock = {"now": lambda: start_us}
-        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us)
+        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us, create=True)
         out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
         stats = simulation.SimulationStats()
         creds_file = demo_seed.credentials_path(ctx)
