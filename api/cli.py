@@ -19,15 +19,18 @@ from api.bootstrap import Context, Settings
 from api.cli_admin import admin_app
 from api.cli_audit import audit_app
 from api.cli_finance import expiry_app, opendata_app, settlement_app
+from api.cli_jobs import CheckpointOption, jobs_app
 from api.cli_search import search_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
 from api.demo_catalog import seed_catalog
+from api.jobs import scheduler
 from finance.domain.settlement import cents_text
 from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
+from operations.service_layer.jobs import CHECKPOINT_SECONDS
 
 app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
@@ -38,6 +41,7 @@ app.add_typer(search_app, name="search")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(expiry_app, name="expiry")
 app.add_typer(opendata_app, name="opendata")
+app.add_typer(jobs_app, name="jobs")
 
 
 @contextlib.contextmanager
@@ -250,26 +254,28 @@ def init(
         out.print(f"{where} is already initialised (schema revision {after}, signing key {key_id}): nothing to do")
 
 
-MAINTENANCE_SECONDS = 30  # expire holds, deliver the search outbox, settle abandoned redemptions
 HostOption = Annotated[str, typer.Option(help="Address to listen on")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")]
 
 
-def _serve(ctx: Context, host: str, port: int) -> None:
+def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> None:
     import uvicorn
 
     from api.app import create_app
 
-    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
-    uvicorn.run(create_app(ctx, maintenance_seconds=MAINTENANCE_SECONDS), host=host, port=port, log_level="warning")
+    schedule = scheduler(ctx, checkpoint_seconds)
+    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json); "
+              f"running {len(schedule.jobs)} recurring jobs (`entraide jobs`)")  # fmt: skip
+    uvicorn.run(create_app(ctx, jobs=schedule), host=host, port=port, log_level="warning")
 
 
 @app.command()
-def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the HTTP API (POS, wallet, organizations, admin)."""
+def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000,
+          checkpoint_seconds: CheckpointOption = CHECKPOINT_SECONDS) -> None:  # fmt: skip
+    """Serve the HTTP API (POS, wallet, organizations, admin) and run the recurring jobs (once across servers)."""
     with errors():
         ctx = context(db, data_dir)
-    _serve(ctx, host, port)
+    _serve(ctx, host, port, checkpoint_seconds)
 
 
 @app.command()

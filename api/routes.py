@@ -11,7 +11,7 @@ from typing import Any
 import segno
 from anyio import to_thread
 from litestar import Response, Router, get, post, put
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api import schemas
@@ -26,6 +26,7 @@ from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer import audit, audit_trail
 from merchants.service_layer.pos import Terminal
+from operations.service_layer.scheduler import Scheduler
 
 # --- /v1/pos: signed terminal requests ----------------------------------------------------------
 
@@ -369,4 +370,17 @@ def health() -> dict:
     return {"status": "ok"}
 
 
-ROUTERS = [pos, wallet, orgs, admin, transparency, health]
+HEALTH_DETAIL_ROLES = ("staff", "finance", "auditor", "admin")
+
+
+@get("/v1/health/jobs", sync_to_thread=True, tags=["meta"], dependencies={"principal": Provide(bearer_principal)})
+def health_jobs(principal: Who, jobs: NamedDependency[Scheduler]) -> dict:
+    """The recurring jobs, for the city's staff: last run, next run, last outcome or error, and
+    `degraded` while any job's last run failed. The schedule is the whole program's, not one city's."""
+    principal.require(*HEALTH_DETAIL_ROLES)
+    listed = jobs.status()
+    failing = any(job.last_outcome == "error" for job in listed)
+    return {"status": "degraded" if failing else "ok", "jobs": listed}
+
+
+ROUTERS = [pos, wallet, orgs, admin, transparency, health, health_jobs]

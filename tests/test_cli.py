@@ -143,6 +143,7 @@ def arguments(path: tuple[str, ...], tmp_path: Path) -> list[str]:
         if not p.required:
             continue
         value = VALUES.get(p.name) or (str(program) if p.name == "file" else str(tmp_path / "inputs" / p.name))
+        value = "expire_holds" if path == ("jobs", "run") else value
         args += [value] if p.param_type_name == "argument" else [p.opts[0], value]
     return args
 
@@ -170,7 +171,7 @@ def test_every_command_refuses_a_database_that_is_not_there(db_url, tmp_path):
     common = ["--db", db_url, "--data-dir", str(tmp_path / "data")]
     paths = sorted(commands_on_a_database())
     assert {("serve",), ("ledger", "verify"), ("admin", "program-show"), ("audit", "verify"), ("settlement", "close"),
-            ("expiry", "run"), ("opendata", "export"), ("search", "status")} <= set(paths)  # fmt: skip
+            ("expiry", "run"), ("opendata", "export"), ("search", "status"), ("jobs",), ("jobs", "run")} <= set(paths)  # fmt: skip
     for path in paths:
         if path == ("serve",):  # would serve instead of exiting, were it to open the database: a process with a timeout
             result = subprocess.run([sys.executable, "-m", "api.cli", *path, *common], capture_output=True, text=True, timeout=120, check=False)
