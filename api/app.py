@@ -26,12 +26,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
-from api.maintenance import Maintenance
+from api.jobs import scheduler
 from api.problems import PROBLEMS, negotiate_locale, problem_document
 from api.routes import ROUTERS
 from api.routes_finance import FINANCE_ROUTERS
 from api.routes_marketplace import MARKETPLACE_ROUTERS
 from ledger.domain.errors import LedgerError
+from operations.service_layer.scheduler import Scheduler
 
 MAX_BODY_BYTES = 256 * 1024
 STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
@@ -187,18 +188,20 @@ def _limits(ctx: Context, terminal_rate_per_second: float, resident_rate_per_sec
 
 
 def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate_per_second: float = 10,
-               maintenance_seconds: float | None = None, address_failures_per_minute: int = 60,
-               credential_failures_per_minute: int = 20) -> Litestar:  # fmt: skip
-    """The app; with `maintenance_seconds`, it also runs the background upkeep (`entraide serve` does)."""
+               address_failures_per_minute: int = 60, credential_failures_per_minute: int = 20,
+               jobs: Scheduler | None = None) -> Litestar:  # fmt: skip
+    """The app; with `jobs`, it also runs that schedule in the background (`entraide serve` does).
+    `/v1/health/jobs` reports on it, or else on the default schedule (which then runs elsewhere)."""
     _handler_threads()
-    maintenance = Maintenance(ctx, maintenance_seconds) if maintenance_seconds else None
+    schedule = jobs or scheduler(ctx)
     limits = _limits(ctx, terminal_rate_per_second, resident_rate_per_second, address_failures_per_minute,
                      credential_failures_per_minute)  # fmt: skip
     outage = DatabaseOutage(ctx.engine)
     return Litestar(
         route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
-                      "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False)},  # fmt: skip
+                      "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
+                      "jobs": Provide(lambda: schedule, use_cache=True, sync_to_thread=False)},  # fmt: skip
         exception_handlers={
             LedgerError: _domain_error,
             ValidationException: _validation_error,
@@ -209,7 +212,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         },
         openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[_freeze_startup_heap, ctx.tokens.start, *([maintenance.start] if maintenance else [])],
-        on_shutdown=[*([maintenance.stop] if maintenance else []), ctx.tokens.stop,
+        on_startup=[_freeze_startup_heap, ctx.tokens.start, *([jobs.start] if jobs else [])],
+        on_shutdown=[*([jobs.stop] if jobs else []), ctx.tokens.stop,
                      lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip
     )

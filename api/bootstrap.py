@@ -24,7 +24,7 @@ from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
 from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
-from ledger.adapters.database import make_engine, private_directory, upgrade
+from ledger.adapters.database import open_database, private_directory
 from ledger.adapters.keystore import KeyStore
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
@@ -217,14 +217,16 @@ class Context:
         return PaymentEvents(self.engine, self.card_payments, self.redemptions, self.clock)
 
 
-def open_context(settings: Settings, clock: Callable[[], int] = now_us, key_from_us: int | None = None) -> Context:
-    """Migrate the database, make sure a signing key exists, and wire the services."""
-    private_directory(settings.data_dir)
-    if "://" not in settings.database_url:
-        private_directory(Path(settings.database_url).expanduser().parent)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+def open_context(settings: Settings, clock: Callable[[], int] = now_us, key_from_us: int | None = None,
+                 create: bool = False) -> Context:  # fmt: skip
+    """Wire the services on an existing database, its schema upgraded in place; a database that does
+    not exist or has no schema is refused (DatabaseMissing). With `create` (`entraide init`, the demo,
+    tests), the schema and the first signing key (valid from `key_from_us`) are made where missing."""
+    if create:
+        private_directory(settings.data_dir)
+    engine = open_database(settings.database_url, create)
     keystore = KeyStore(settings.keys_dir)
-    ensure_key(engine, keystore, key_from_us)
+    if create:
+        ensure_key(engine, keystore, key_from_us)
     signer = Signer(keystore)
     return Context(settings, engine, keystore, signer, LedgerService(engine, signer, clock), clock)

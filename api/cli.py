@@ -15,18 +15,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api import demo as demo_seed
-from api.bootstrap import Context
+from api.bootstrap import Context, Settings
 from api.cli_admin import admin_app
 from api.cli_audit import audit_app
 from api.cli_finance import expiry_app, opendata_app, settlement_app
+from api.cli_jobs import CheckpointOption, jobs_app
 from api.cli_search import search_app
 from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
 from api.demo_catalog import seed_catalog
+from api.jobs import scheduler
 from finance.domain.settlement import cents_text
+from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
+from operations.service_layer.jobs import CHECKPOINT_SECONDS
 
 app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
@@ -37,6 +41,7 @@ app.add_typer(search_app, name="search")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(expiry_app, name="expiry")
 app.add_typer(opendata_app, name="opendata")
+app.add_typer(jobs_app, name="jobs")
 
 
 @contextlib.contextmanager
@@ -94,8 +99,9 @@ def verify(
     data_dir: DataDirOption = None,
     export: Annotated[Path | None, typer.Option("--export", help="Verify a JSONL export instead of a database")] = None,
     keys_file: Annotated[Path | None, typer.Option("--keys", help="Public keys file (with --export)")] = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Accept a ledger with no entries at all")] = False,
 ) -> None:
-    """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry."""
+    """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry, or if there is nothing to verify."""
     with errors():
         if export is not None:
             if keys_file is None:
@@ -106,7 +112,10 @@ def verify(
             ctx = context(db, data_dir)
             with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
                 report = audit.verify_database(ctx.engine, advance)
-            source = "database"
+            source = f"database {display_url(ctx.settings.database_url)}"
+    if report["ok"] and report["entries"] == 0 and not allow_empty:
+        # An empty ledger proves nothing: it is what a wrong --db or a lost restore looks like.
+        raise fail(f"{source}: no entries, nothing to verify (--allow-empty accepts an empty ledger)", code=1)
     _report_verification(report, source)
 
 
@@ -215,28 +224,58 @@ def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     out.print(f"{count:,} holds expired")
 
 
-# --- serving and the demo -----------------------------------------------------------------------
+# --- creating a database, serving, and the demo -------------------------------------------------
 
-MAINTENANCE_SECONDS = 30  # expire holds, deliver the search outbox, settle abandoned redemptions
+
+@app.command()
+def init(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    history_days: Annotated[int, typer.Option(min=0, max=3650, help="Date the first signing key this many days back, "
+                                              "for `ledger simulate --days N` of past activity")] = 0,
+) -> None:  # fmt: skip
+    """Create the database (schema and first signing key); on an existing one, only bring the schema up to date."""
+    with errors():
+        settings = Settings.load(db, data_dir)
+        try:
+            before = schema_revision(settings.database_url)
+        except DatabaseMissing:
+            before = None
+        ctx = context(db, data_dir, create=True, key_from_us=now_us() - history_days * DAY_US)
+        after = schema_revision(settings.database_url)
+        key_id = keys.ensure_key(ctx.engine, ctx.keystore)
+        ctx.engine.dispose()
+    where = display_url(settings.database_url)
+    if before is None:
+        out.print(f"created {where}: schema revision {after}, signing key {key_id}")
+    elif before != after:
+        out.print(f"{where} upgraded from schema revision {before} to {after}; signing key {key_id}")
+    else:
+        out.print(f"{where} is already initialised (schema revision {after}, signing key {key_id}): nothing to do")
+
+
 HostOption = Annotated[str, typer.Option(help="Address to listen on")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")]
 
 
-def _serve(ctx: Context, host: str, port: int) -> None:
+def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> None:
     import uvicorn
 
     from api.app import create_app
 
-    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json)")
-    uvicorn.run(create_app(ctx, maintenance_seconds=MAINTENANCE_SECONDS), host=host, port=port, log_level="warning")
+    schedule = scheduler(ctx, checkpoint_seconds)
+    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json); "
+              f"running {len(schedule.jobs)} recurring jobs (`entraide jobs`)")  # fmt: skip
+    uvicorn.run(create_app(ctx, jobs=schedule), host=host, port=port, log_level="warning")
 
 
 @app.command()
-def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the HTTP API (POS, wallet, organizations, admin)."""
+def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000,
+          checkpoint_seconds: CheckpointOption = CHECKPOINT_SECONDS) -> None:  # fmt: skip
+    """Serve the HTTP API (POS, wallet, organizations, admin) and run the recurring jobs (once across servers)."""
     with errors():
         ctx = context(db, data_dir)
-    _serve(ctx, host, port)
+    _serve(ctx, host, port, checkpoint_seconds)
 
 
 @app.command()
@@ -257,7 +296,7 @@ def demo(
         # Members join at the start of the simulated months, activity follows the simulator's clock,
         # and closing last month happens today.
         clock = {"now": lambda: start_us}
-        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us)
+        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us, create=True)
         out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
         stats = simulation.SimulationStats()
         creds_file = demo_seed.credentials_path(ctx)

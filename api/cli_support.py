@@ -12,6 +12,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.bootstrap import Context, Settings, open_context
+from ledger.adapters.database import DatabaseMissing
 from ledger.adapters.keystore import KeyStoreError
 from ledger.domain.checkpoint import NoteError
 from ledger.domain.errors import LedgerError
@@ -33,11 +34,13 @@ def errors() -> Iterator[None]:
     """Known failures become one clear line and exit status 2."""
     try:
         yield
-    except (LedgerError, KeyStoreError, NoteError, ValueError, OSError) as exc:
+    except (LedgerError, KeyStoreError, NoteError, DatabaseMissing, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
         raise fail(f"database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
 
 
 def context(db: str | None, data_dir: Path | None, **kw) -> Context:
+    """The services on the database `--db` names; it must exist unless the caller passes create=True
+    (only `entraide init` and `entraide demo` do)."""
     return open_context(Settings.load(db, data_dir), **kw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import segno
 from anyio import to_thread
 from litestar import Response, Router, get, post, put
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from api import schemas
@@ -38,6 +38,7 @@ from ledger.adapters import journal
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer import audit, audit_trail
 from merchants.service_layer.pos import Terminal
+from operations.service_layer.scheduler import Scheduler
 
 # --- /v1/pos: signed terminal requests ----------------------------------------------------------
 
@@ -405,4 +406,17 @@ def health() -> dict:
     return {"status": "ok"}
 
 
-ROUTERS = [pos, wallet, orgs, admin, transparency, health]
+HEALTH_DETAIL_ROLES = ("staff", "finance", "auditor", "admin")
+
+
+@get("/v1/health/jobs", sync_to_thread=True, tags=["meta"], dependencies={"principal": Provide(bearer_principal)})
+def health_jobs(principal: Who, jobs: NamedDependency[Scheduler]) -> dict:
+    """The recurring jobs, for the city's staff: last run, next run, last outcome or error, and
+    `degraded` while any job's last run failed. The schedule is the whole program's, not one city's."""
+    principal.require(*HEALTH_DETAIL_ROLES)
+    listed = jobs.status()
+    failing = any(job.last_outcome == "error" for job in listed)
+    return {"status": "degraded" if failing else "ok", "jobs": listed}
+
+
+ROUTERS = [pos, wallet, orgs, admin, transparency, health, health_jobs]

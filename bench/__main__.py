@@ -157,7 +157,7 @@ def bench_append(pg_url: str, workdir: Path, transfers: int = 20_000, rounds: in
     try:
         start = T0
         sim = Simulator(1, start, days=30)
-        ctx = open_context(Settings(workdir, url, workdir / "keys"), clock=sim.clock, key_from_us=start)
+        ctx = open_context(Settings(workdir, url, workdir / "keys"), clock=sim.clock, key_from_us=start, create=True)
         for name in sim.ledgers():
             ctx.ledger.create_ledger(name)
         ctx.ledger.submit(sim.funding())

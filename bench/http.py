@@ -192,7 +192,7 @@ def _seed(db_url: str, data_dir: Path, terminals: int) -> dict:
     from community.domain.program import Program
     from ledger.domain.transfers import TransferRequest
 
-    ctx = open_context(Settings(data_dir, db_url, data_dir / "keys"))
+    ctx = open_context(Settings(data_dir, db_url, data_dir / "keys"), create=True)
     try:
         ctx.programs.configure(Program(city=CITY), "bench:setup")
         residents = terminals * RESIDENTS_PER_TERMINAL

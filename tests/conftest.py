@@ -79,6 +79,6 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ctx(settings: Settings, clock: Clock) -> Iterator[Context]:
-    context = open_context(settings, clock=clock, key_from_us=clock())
+    context = open_context(settings, clock=clock, key_from_us=clock(), create=True)
     yield context
     context.engine.dispose()

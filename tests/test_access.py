@@ -202,7 +202,7 @@ def test_payout_account_needs_a_second_principal(world: World) -> None:
 
 def test_cli_grants_lists_and_revokes(db_url, tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, database_url=db_url, keys_dir=tmp_path / "keys")
-    ctx = open_context(settings)  # the real clock, as the command line uses
+    ctx = open_context(settings, create=True)  # the real clock, as the command line uses
     ctx.programs.configure(Program(city="brossard"), "cli:test")
     db = ["--db", db_url, "--data-dir", str(tmp_path)]
     token = run("admin", "grant", "--city", "brossard", "--role", "auditor", "--subject", "cour@quebec.ca", *db).strip()

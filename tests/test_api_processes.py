@@ -1,18 +1,25 @@
-"""The API as a real server process: concurrent redemptions from many terminals, and a crash between
-a hold and its capture. On SQLite and PostgreSQL."""
+"""The API as a real server process: concurrent redemptions from many terminals, a crash between a
+hold and its capture, and two servers sharing the recurring jobs. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from api.jobs import scheduler
+from ledger.adapters.tables import AuditRow, CheckpointRow
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer.keys import now_us
+from operations.domain.schedule import Job
+from operations.service_layer.scheduler import Scheduler
 from tests.world import World, server_process
 
 TERMINALS = 20
@@ -81,3 +88,38 @@ def test_a_crash_between_hold_and_capture_leaves_a_consistent_ledger(world: Worl
     assert world.available("alice") == WALLET_POINTS - 300
     assert world.ctx.ledger.balance("brossard", world.residents["alice"].wallet).pending == 0
     assert verify_database(world.ctx.engine)["ok"]
+
+
+def test_two_server_processes_run_each_job_once_and_take_over_a_dead_runners_lease(world: World, db_url: str, tmp_path) -> None:
+    """Two `entraide serve` started together on one database: each job runs on one of them; the
+    checkpoints, leased by a runner that died (it hangs here, and never records), are taken over
+    once the lease runs out."""
+    ctx = world.ctx
+    release = threading.Event()
+    dead = Scheduler(ctx.engine, [Job("checkpoints", 300, 3, "a runner that died", lambda: release.wait(120) and {})],
+                     now_us, owner="serve:dead", tick_seconds=0.05)  # fmt: skip
+    dead.start()
+    started_us = now_us()
+    try:
+        with ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+            for start in [pool.submit(stack.enter_context, server_process(db_url, tmp_path)) for _ in range(2)]:
+                start.result()
+            deadline = time.monotonic() + 120
+            while not all(j.runs >= 1 and not j.running for j in scheduler(ctx).status()):
+                assert time.monotonic() < deadline, scheduler(ctx).status()
+                time.sleep(0.2)
+            jobs = {j.name: j for j in scheduler(ctx).status()}
+            elapsed_s = (now_us() - started_us) // 1_000_000
+    finally:
+        release.set()
+        dead.stop()
+    for job in jobs.values():  # once, or once per interval that passed while the servers ran
+        assert 1 <= job.runs <= 1 + elapsed_s // job.interval_seconds and job.last_outcome == "ok", job
+    assert jobs["checkpoints"].runs == 1 and jobs["checkpoints"].last_result == {"ledgers": 1, "signed": 1}
+    assert jobs["checkpoints"].last_started_us >= started_us + 3_000_000  # not before the dead lease ran out
+    assert jobs["points_expiry"].runs == 1
+    with ctx.engine.connect() as conn:
+        audited = conn.execute(select(func.count()).select_from(AuditRow).where(AuditRow.action == "expiry.run")).scalar_one()
+        checkpoints = conn.execute(select(func.count()).select_from(CheckpointRow)).scalar_one()
+    assert (audited, checkpoints) == (1, 1)  # one expiry run for the one city, one checkpoint, across two servers
+    assert {j.name: j.runs for j in scheduler(ctx).status()}["checkpoints"] == 1  # the dead runner's late record was refused

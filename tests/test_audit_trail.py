@@ -134,7 +134,7 @@ def test_records_written_before_the_trail_was_signed_are_chained_on_upgrade(sett
     engine.dispose()
     from api.bootstrap import open_context
 
-    ctx = open_context(settings)
+    ctx = open_context(settings, create=True)  # the 0004 database above has no signing key yet
     report = audit_trail.verify_database(ctx.engine)
     assert report["ok"] and report["cities"]["magog"] == {**report["cities"]["magog"], "records": 3, "unsigned_legacy": 3}
     ctx.organizations.add("magog", "club", "Club", "cli:root")

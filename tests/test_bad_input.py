@@ -28,7 +28,7 @@ from tests.test_api import assert_problem
 from tests.world import World, standard_world
 
 WEBHOOK_SECRET = "whsec_bad_input"
-INJECTED = {"ctx", "principal", "request", "data", "scope", "key"}  # dependencies, the raw request, the body, a header
+INJECTED = {"ctx", "principal", "jobs", "request", "data", "scope", "key"}  # dependencies, the raw request, the body, a header
 PATH_VALUES = {"city": "brossard", "period": "2026-01"}  # any other path parameter: an id that does not exist
 DEPTH = 40_000  # far past what the decoders recurse, within the 256 KiB body limit
 
@@ -103,7 +103,7 @@ def world(settings, clock) -> Iterator[World]:
     # Stripe on (against nothing: no call leaves), so that both webhooks check their signatures.
     settings = dataclasses.replace(settings, stripe_api_key="sk_test_bad_input", stripe_api_base="http://127.0.0.1:9",
                                    stripe_webhook_secret=WEBHOOK_SECRET, stripe_connect_webhook_secret=WEBHOOK_SECRET)  # fmt: skip
-    ctx = open_context(settings, clock=clock, key_from_us=clock())
+    ctx = open_context(settings, clock=clock, key_from_us=clock(), create=True)
     app = create_app(ctx, terminal_rate_per_second=100_000, resident_rate_per_second=100_000,
                      address_failures_per_minute=100_000)  # fmt: skip
     with TestClient(app) as client:

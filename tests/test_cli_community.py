@@ -54,6 +54,7 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     base = ("--db", db_url, "--data-dir", str(tmp_path))
     program = {"city": "magog", "merchant_points_per_dollar": 3, "daily_cap_points": 400}
     (tmp_path / "program.json").write_text(json.dumps(program))
+    run("init", *base)
     assert "version 1" in run("admin", "program-set", "--city", "magog", "--file", str(tmp_path / "program.json"), *base)
     shown = json.loads(run("admin", "program-show", "--city", "magog", *base))
     assert shown["merchant_points_per_dollar"] == 3 and shown["expiry_days"] == 730

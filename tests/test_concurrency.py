@@ -47,7 +47,7 @@ def _spender(settings: Settings, worker: int, ledger: str, results) -> None:
 
 
 def _prepare(settings: Settings, ledgers: list[str]) -> None:
-    ctx = open_context(settings)
+    ctx = open_context(settings, create=True)
     for ledger in ledgers:
         ctx.ledger.create_ledger(ledger)
         ctx.ledger.transfer(T(ledger, "fund", "budget_funding", "single", "program:funding", "program:budget", 10_000))

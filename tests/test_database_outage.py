@@ -107,7 +107,7 @@ def proxy(db_url: str) -> Iterator[CuttableProxy]:
 @pytest.fixture
 def world(db_url: str, settings, clock, proxy: CuttableProxy) -> Iterator[World]:
     through_proxy = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    ctx = open_context(dataclasses.replace(settings, database_url=through_proxy), clock=clock, key_from_us=clock())
+    ctx = open_context(dataclasses.replace(settings, database_url=through_proxy), clock=clock, key_from_us=clock(), create=True)
     app = create_app(ctx, terminal_rate_per_second=1_000, resident_rate_per_second=1_000)
     with TestClient(app) as client:
         yield standard_world(ctx, client)

@@ -98,7 +98,7 @@ def test_an_erased_row_holds_nothing_that_identifies_and_the_ledger_still_verifi
 def test_on_sqlite_no_file_keeps_a_readable_copy_of_the_erased_key(tmp_path, clock):
     database = tmp_path / "data" / "entraide.db"
     settings = Settings(data_dir=tmp_path / "data", database_url=str(database), keys_dir=tmp_path / "data" / "keys")
-    ctx = open_context(settings, clock=clock, key_from_us=clock())
+    ctx = open_context(settings, clock=clock, key_from_us=clock(), create=True)
     with TestClient(create_app(ctx)) as client:
         world = _world(ctx, client)
         alice = _enrol_alice(world)
@@ -126,7 +126,7 @@ def test_on_sqlite_no_file_keeps_a_readable_copy_of_the_erased_key(tmp_path, clo
 def test_the_data_directory_is_created_private(db_url, tmp_path, clock, umask_022):
     data = tmp_path / "new" / "data"
     database = str(data / "entraide.db") if "://" not in db_url else db_url
-    ctx = open_context(Settings(data_dir=data, database_url=database, keys_dir=data / "keys"), clock=clock, key_from_us=clock())
+    ctx = open_context(Settings(data_dir=data, database_url=database, keys_dir=data / "keys"), clock=clock, key_from_us=clock(), create=True)
     assert mode(data) == 0o700 and mode(tmp_path / "new") == 0o700 and mode(data / "keys") == 0o700
     ctx.engine.dispose()
 
@@ -134,7 +134,7 @@ def test_the_data_directory_is_created_private(db_url, tmp_path, clock, umask_02
 def test_sqlite_files_are_created_0600(tmp_path, clock, umask_022):
     data = tmp_path / "data"
     database = data / "entraide.db"
-    ctx = open_context(Settings(data_dir=data, database_url=str(database), keys_dir=data / "keys"), clock=clock, key_from_us=clock())
+    ctx = open_context(Settings(data_dir=data, database_url=str(database), keys_dir=data / "keys"), clock=clock, key_from_us=clock(), create=True)
     assert mode(data) == 0o700
     assert {path.name: mode(path) for path in sqlite_files(database)} == {p.name: 0o600 for p in sqlite_files(database)}
     with TestClient(create_app(ctx)) as client:
@@ -155,7 +155,7 @@ def test_a_database_made_readable_by_an_older_version_is_tightened(tmp_path, clo
     older.commit()
     assert all(mode(path) == 0o644 for path in sqlite_files(database))
     ctx = open_context(Settings(data_dir=tmp_path / "data", database_url=str(database), keys_dir=tmp_path / "keys"),
-                       clock=clock, key_from_us=clock())  # fmt: skip
+                       clock=clock, key_from_us=clock(), create=True)  # fmt: skip
     assert all(mode(path) == 0o600 for path in sqlite_files(database))
     ctx.engine.dispose()
     older.close()
@@ -163,7 +163,8 @@ def test_a_database_made_readable_by_an_older_version_is_tightened(tmp_path, clo
 
 def test_the_cli_creates_private_files(tmp_path, umask_022):
     data = tmp_path / "data"
-    result = CliRunner().invoke(cli, ["ledger", "simulate", "--data-dir", str(data), "--transfers", "300", "--days", "5"])
-    assert result.exit_code == 0, result.output
+    for command in (["init", "--history-days", "5"], ["ledger", "simulate", "--transfers", "300", "--days", "5"]):
+        result = CliRunner().invoke(cli, [*command, "--data-dir", str(data)])
+        assert result.exit_code == 0, result.output
     assert mode(data) == 0o700 and mode(data / "entraide.db") == 0o600
     assert all(mode(path) == 0o600 for path in sqlite_files(data / "entraide.db") if path.exists())

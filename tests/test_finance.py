@@ -618,6 +618,6 @@ def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock
 def test_open_context_reads_stripe_settings(settings, monkeypatch) -> None:
     monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
     loaded = Settings.load(settings.database_url, settings.data_dir)
-    ctx = open_context(loaded)
+    ctx = open_context(loaded, create=True)
     assert ctx.payouts.gateway is not None and ctx.payouts.gateway.api_key == API_KEY
     ctx.engine.dispose()

@@ -59,7 +59,7 @@ def city_idp(settings, clock, provider, request):
     refresh_seconds, provider.mode = options["refresh_seconds"], options["mode"]
     configured = replace(settings, oidc_jwks_url=provider.jwks_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
                          oidc_jwks_refresh_seconds=refresh_seconds)  # fmt: skip
-    ctx = open_context(configured, clock=clock, key_from_us=clock())
+    ctx = open_context(configured, clock=clock, key_from_us=clock(), create=True)
     with TestClient(create_app(ctx, resident_rate_per_second=10_000, address_failures_per_minute=100_000,
                                 credential_failures_per_minute=100_000)) as client:
         assert options["mode"] != "serve" or eventually(lambda: ctx.tokens.external.loaded)  # started with the app

@@ -95,7 +95,7 @@ def test_same_seed_gives_the_same_journal(clock, tmp_path):
     heads = []
     for run in range(2):
         run_settings = Settings(tmp_path / f"run{run}", str(tmp_path / f"run{run}.db"), tmp_path / "shared-keys")
-        ctx = open_context(run_settings, clock=clock, key_from_us=START_US)
+        ctx = open_context(run_settings, clock=clock, key_from_us=START_US, create=True)
         sim = Simulator(11, START_US, days=10)
         ctx.ledger.clock = sim.clock
         simulation.run(ctx.ledger, sim, 400, batch_size=100)

@@ -29,7 +29,7 @@ POSITIONS = 12
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> tuple[list[dict], Path]:
     base = tmp_path_factory.mktemp("export")
-    ctx = open_context(Settings(base, str(base / "db.sqlite"), base / "keys"), key_from_us=START_US)
+    ctx = open_context(Settings(base, str(base / "db.sqlite"), base / "keys"), key_from_us=START_US, create=True)
     sim = Simulator(5, START_US, days=20)
     ctx.ledger.clock = sim.clock
     simulation.run(ctx.ledger, sim, 3000, batch_size=200, keystore=ctx.keystore)

@@ -278,7 +278,7 @@ def test_a_batch_sealed_in_slices_is_the_batch_sealed_at_once(ctx, clock, tmp_pa
     from ledger.service_layer import transfers
 
     whole = open_context(Settings(tmp_path / "whole", str(tmp_path / "whole.db"), tmp_path / "whole-keys"),
-                         clock=clock, key_from_us=clock())  # fmt: skip
+                         clock=clock, key_from_us=clock(), create=True)  # fmt: skip
     for context in (ctx, whole):
         for ledger in ("brossard", "wendake"):
             context.ledger.create_ledger(ledger)

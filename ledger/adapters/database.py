@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, event
+from sqlalchemy import Engine, bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = "ledger:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -126,6 +129,108 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+# --- opening only what exists: a mistyped URL must not become a new, empty database ---------------
+
+INIT_HINT = "`entraide init` (same --db and --data-dir)"
+
+
+class DatabaseMissing(Exception):
+    """The URL names no database, or one without the Entraide schema. Only `entraide init` and
+    `entraide demo` create one; every other command stops here rather than make an empty ledger."""
+
+
+def display_url(url: str) -> str:
+    """The URL as an error message may show it: the password masked, a SQLite path resolved."""
+    path = sqlite_path(url)
+    return str(path) if path is not None else make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL or bare path names; None for a server database (or SQLite in memory)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def schema_revision(url: str) -> str | None:
+    """The schema revision of the database `url` names, or None when it has no schema yet. Only
+    reads, and creates nothing; raises DatabaseMissing when there is no database at all."""
+    path = sqlite_path(url)
+    if path is not None:
+        return _sqlite_revision(path)
+    if make_url(normalize_url(url)).get_backend_name() == "sqlite":
+        return None  # in memory: never a schema before this process makes one
+    return _server_revision(url)
+
+
+def _sqlite_revision(path: Path) -> str | None:
+    if not path.exists():
+        raise DatabaseMissing(f"no database at {path}: create it with {INIT_HINT}")
+    # Read-only, without the engine: its first connection would switch a stranger's file to WAL.
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone() is None:
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path} is not a SQLite database ({exc})") from None
+    return None if row is None else row[0]
+
+
+def _server_revision(url: str) -> str | None:
+    probe = create_engine(normalize_url(url), poolclass=NullPool)
+    try:
+        with probe.connect() as conn:
+            if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError:
+        name = make_url(url).database
+        if _server_lacks_database(url):
+            raise DatabaseMissing(f"database {name!r} does not exist on {display_url(url)}: create it on the server "
+                                  f"(createdb {name}), then its schema with {INIT_HINT}") from None  # fmt: skip
+        raise  # the server did not answer: that error says why
+    finally:
+        probe.dispose()
+
+
+def _server_lacks_database(url: str) -> bool:
+    """Whether the server answers and lists no database of that name. libpq reports a missing database
+    as a connection failure without an SQLSTATE, so the server's `postgres` database is asked; if that
+    fails too, nothing can be said and the first error stands."""
+    parsed = make_url(normalize_url(url))
+    probe = create_engine(parsed.set(database="postgres"), poolclass=NullPool)
+    try:
+        with probe.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}).first()
+        return found is None
+    except SQLAlchemyError:
+        return False
+    finally:
+        probe.dispose()
+
+
+def open_database(url: str, create: bool = False) -> Engine:
+    """An engine on an initialised database, its schema upgraded in place to the latest revision
+    (upgrading is not creating). With `create` (`entraide init`, the demo, tests), a database without
+    the schema gets it, and a missing SQLite file is made; a server database must exist already."""
+    path = sqlite_path(url)
+    try:
+        revision = schema_revision(url)
+    except DatabaseMissing:
+        if not (create and path is not None):
+            raise
+        revision = None
+    if revision is None and not create:
+        raise DatabaseMissing(f"{display_url(url)} has no Entraide schema: create it with {INIT_HINT}")
+    if path is not None:
+        private_directory(path.parent)
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
 
 
 # --- small helpers every adapter's queries share ------------------------------------------------

@@ -28,7 +28,7 @@ class Signer:
         """(key_id, seed, valid_from_us) of the active key."""
         row = journal.active_key(conn)
         if row is None:
-            raise KeyStoreError("no active signing key; run `entraide ledger keys init`")
+            raise KeyStoreError("no active signing key; run `entraide init`")
         key_id = row["key_id"]
         if key_id not in self._seeds:
             self._seeds[key_id] = self.keystore.load(key_id)

@@ -1,0 +1,104 @@
+"""The schedule: every recurring job of the program, what it calls, how often, and its lease.
+
+Each job calls one service that other entry points call too (`entraide jobs run NAME` runs the same
+job by hand, and most have their own command). Every one is idempotent and bounded, so running it
+again, on any server, after a crash or by hand, changes nothing that was already done. The table
+in docs/operations.md states this schedule; `entraide jobs` lists it with each job's last run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from community.service_layer.programs import Programs
+from finance.service_layer.expiry import Expiry
+from finance.service_layer.payouts import Payouts
+from ledger.adapters import journal
+from ledger.service_layer import audit
+from ledger.service_layer.keys import Signer
+from ledger.service_layer.transfers import LedgerService
+from marketplace.service_layer.indexing import SearchIndexer
+from marketplace.service_layer.redemptions import Redemptions
+from operations.domain.schedule import Job, Summary
+
+MINUTE, HOUR, DAY = 60, 3_600, 86_400
+CHECKPOINT_SECONDS = 5 * MINUTE  # default: a checkpoint at most five minutes behind the journal
+
+
+class Services(Protocol):
+    """What the jobs call (the composition root's Context has these); read when a job runs, so a
+    schedule can be listed without starting the services."""
+
+    engine: Engine
+    signer: Signer
+    ledger: LedgerService
+    clock: Callable[[], int]
+
+    @property
+    def search_indexer(self) -> SearchIndexer: ...
+
+    @property
+    def redemptions(self) -> Redemptions: ...
+
+    @property
+    def expiry(self) -> Expiry: ...
+
+    @property
+    def payouts(self) -> Payouts: ...
+
+    @property
+    def programs(self) -> Programs: ...
+
+
+def recurring_jobs(services: Services, payouts_enabled: bool, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> list[Job]:
+    """The schedule. The payout worker is in it only when Stripe is configured (payouts are off otherwise)."""
+    s = services
+    jobs = [
+        Job("expire_holds", 30, 10 * MINUTE, "release holds past their expiry (quiet cities' too)",
+            lambda: {"expired": s.ledger.expire_holds()}),
+        Job("search_outbox", 30, 15 * MINUTE, "deliver catalog changes the search backend has not acknowledged",
+            lambda: _delivery(s.search_indexer)),
+        Job("search_outbox_prune", DAY, HOUR, "forget outbox rows delivered more than a week ago",
+            lambda: {"forgotten": s.search_indexer.forget_delivered()}),
+        Job("abandoned_redemptions", MINUTE, 15 * MINUTE, "undo reservations a crash left and card payments never paid",
+            lambda: s.redemptions.recover()),
+        Job("points_expiry", DAY, 2 * HOUR, "move points unused past each program's expiry period to breakage",
+            lambda: _expiry(s.expiry)),
+        Job("checkpoints", checkpoint_seconds, 30 * MINUTE, "sign a checkpoint of every ledger that has new entries",
+            lambda: _checkpoints(s.engine, s.signer, s.clock)),
+    ]  # fmt: skip
+    if payouts_enabled:
+        jobs.append(Job("payouts", MINUTE, HOUR, "advance queued payouts through Stripe Connect, with their retries",
+                        lambda: _payouts(s.payouts, s.programs)))  # fmt: skip
+    return jobs
+
+
+def _delivery(indexer: SearchIndexer) -> Summary:
+    report = indexer.deliver()
+    return {"delivered": report.delivered, "sent": report.sent, "failed": report.failed}
+
+
+def _expiry(expiry: Expiry) -> Summary:
+    report = expiry.run(None, "system:jobs")
+    return {"cities": len(report), "points": sum(r["points"] for r in report.values()),
+            "accounts": sum(r["accounts"] for r in report.values()), "deferred": sum(r["refused"] for r in report.values())}  # fmt: skip
+
+
+def _payouts(payouts: Payouts, programs: Programs) -> Summary:
+    """Each city's due payouts, one city at a time: the worker pays only the city it is run for."""
+    total: Summary = {}
+    for city in programs.cities():
+        for outcome, count in payouts.run(city).items():
+            total[outcome] = total.get(outcome, 0) + count
+    return total
+
+
+def _checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int]) -> Summary:
+    """A checkpoint per ledger whose head moved since its last one (make_checkpoints skips the others)."""
+    with engine.connect() as conn:
+        before = {c["ledger"]: c["tree_size"] for c in journal.latest_checkpoints(conn)}
+    made = audit.make_checkpoints(engine, signer, clock)
+    return {"ledgers": len(made), "signed": sum(1 for c in made if before.get(c["ledger"]) != c["tree_size"])}
