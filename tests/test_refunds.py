@@ -2,25 +2,29 @@
 
 The attack: after a close, a merchant's statement shows its settlement transfer
 `merchant:<id>:redeemed → settlement:clearing`; refunding it put the points back where the next close
-paid them again. Here every kind of transfer a merchant can name is tried through the POS API, and a
+paid them again. Here every kind of transfer a merchant can name is tried through the POS API, a
 property test plays random merchant calls and closes against a model of what residents actually
-redeemed.
+redeemed, and the verifier is shown a signed journal that holds such a refund.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import app as cli
 from community.domain.program import Program
 from finance.domain.settlement import points_to_cents
+from ledger import oracle
 from ledger.adapters import journal
 from ledger.domain.errors import NotRefundable
 from ledger.domain.transfers import TransferRequest
@@ -267,3 +271,56 @@ def test_no_merchant_calls_make_a_close_pay_more_than_residents_redeemed(ctx, cl
         owed_cents = points_to_cents(model.redeemed[merchant], program, program.redemption_rate_percent)
         assert sum(line["net_cents"] for line in lines) <= owed_cents
     assert audit.verify_database(ctx.engine)["ok"]
+
+
+# --- the verifier --------------------------------------------------------------------------------
+
+
+def _refund_of_a_settlement(world: World) -> tuple:
+    """What the old code wrote: a refund of boulangerie's January settlement, chained to the head of
+    Brossard's journal and signed with the ledger's own key (Entry16)."""
+    settlement = next(t for t in _transfers(world, "brossard", "settlement") if t["debit_account"] == "merchant:boulangerie:redeemed")
+    with world.ctx.engine.connect() as conn:
+        head = journal.heads(conn)["brossard"]
+        key_id, seed, _ = world.ctx.signer.active(conn)
+    e13 = ("brossard", head.sequence + 1, "f" * 32, "refund", "single", "settlement:clearing", "merchant:boulangerie:redeemed",
+           settlement["amount"], settlement["transfer_id"], None, None, head.time_us, head.hash)  # fmt: skip
+    digest = oracle.entry_hash(e13)
+    return (*e13, digest, key_id, oracle.sign_hashes([digest], seed)[0])
+
+
+def _verify(*args: str):
+    return CliRunner().invoke(cli, ["ledger", "verify", *args])
+
+
+def _assert_flagged(result, forged: tuple) -> None:
+    assert result.exit_code == 1, result.output
+    assert f"ledger brossard, sequence {forged[1]}: bad_reference" in result.output
+    assert f"refund of {forged[8]}, which is not a refundable transfer" in " ".join(result.output.split())
+
+
+def test_verify_flags_a_signed_refund_of_a_settlement_in_an_export(closed_january: World, tmp_path) -> None:
+    world, export, keys = closed_january, tmp_path / "ledger.jsonl", tmp_path / "keys.json"
+    audit.export(world.ctx.engine, export, keys)
+    assert _verify("--export", str(export), "--keys", str(keys)).exit_code == 0
+    forged = _refund_of_a_settlement(world)
+    lines = export.read_text().splitlines()
+    at = max(i for i, line in enumerate(lines) if json.loads(line)["ledger"] == "brossard") + 1
+    lines.insert(at, json.dumps(audit.entry_object(forged)))
+    export.write_text("\n".join(lines) + "\n")
+    _assert_flagged(_verify("--export", str(export), "--keys", str(keys)), forged)
+
+
+def test_verify_flags_a_signed_refund_of_a_settlement_in_the_database(closed_january: World, settings) -> None:
+    """The row goes in as an append did (journal, balances, head), so only the refund rule can tell."""
+    world, forged = closed_january, _refund_of_a_settlement(closed_january)
+    with world.ctx.engine.begin() as conn:
+        journal.lock_ledgers(conn, ["brossard"])
+        with journal.appending(conn) as write:
+            write([(*forged, None)])
+        changed = journal.balances(conn, [("brossard", forged[5]), ("brossard", forged[6])])
+        changed[("brossard", forged[5])].debits_posted += forged[7]
+        changed[("brossard", forged[6])].credits_posted += forged[7]
+        journal.save_balances(conn, changed)
+        journal.set_heads(conn, {"brossard": journal.Head(forged[1], forged[13], forged[11])})
+    _assert_flagged(_verify("--db", settings.database_url, "--data-dir", str(settings.data_dir)), forged)
