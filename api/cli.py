@@ -63,7 +63,7 @@ def _report_verification(report: dict, source: str) -> None:
     for name, chain in sorted(report["ledgers"].items()):
         table.add_row(name, f"{chain['entries']:,}", chain["head_hash"][:16], str(chain["open_holds"]))
     out.print(table)
-    out.print(f"{report['entries']:,} entries verified: hashes, chain, signatures, two-phase rules, balances, zero sum.")
+    out.print(f"{report['entries']:,} entries verified: hashes, chain, signatures, two-phase and refund rules, balances, zero sum.")
 
 
 # --- ledger commands ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.domain.accounts import is_non_negative
+from ledger.domain.transfers import REFUNDABLE_KINDS
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -260,11 +261,22 @@ class ReplayError(ValueError):
 
 
 @dataclass
+class Original:
+    """A posted transfer of a refundable kind, and what refunds left of it."""
+
+    debit_account: str
+    credit_account: str
+    remaining: int
+
+
+@dataclass
 class LedgerState:
-    """Balances and open holds of one ledger; `apply` is the replay rule of the format."""
+    """Balances, open holds and refundable originals of one ledger; `apply` is the replay rule of
+    the format."""
 
     counters: dict[str, list[int]] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
+    originals: dict[str, Original] = field(default_factory=dict)
 
     def _account(self, name: str) -> list[int]:
         counters = self.counters.get(name)
@@ -285,6 +297,8 @@ class LedgerState:
             raise ReplayError("invalid_entry", "expires_at_us is required on pending entries only")
         if phase in RESOLVING_PHASES and ref is None:
             raise ReplayError("invalid_entry", f"a {phase} entry needs a ref")
+        if phase == "single" and ref is not None:
+            self._check_refund(debit, credit, amount, ref)
         if phase not in RESOLVING_PHASES:
             return
         hold = self.holds.get(ref)
@@ -299,9 +313,20 @@ class LedgerState:
         if phase == "expire" and time_us < hold.expires_at_us:
             raise ReplayError("bad_reference", f"hold {ref} expired before its expiry time")
 
+    def _check_refund(self, debit: str, credit: str, amount: int, ref: str) -> None:
+        """A refund names an earlier sale of the ledger, reverses its accounts, and never takes
+        more than earlier refunds left of it."""
+        original = self.originals.get(ref)
+        if original is None:
+            raise ReplayError("bad_reference", f"refund of {ref}, which is not a refundable transfer of the ledger")
+        if (debit, credit) != (original.credit_account, original.debit_account):
+            raise ReplayError("bad_reference", f"refund accounts are not those of {ref} reversed")
+        if amount > original.remaining:
+            raise ReplayError("bad_reference", f"refund exceeds what is left of {ref}")
+
     def apply(self, entry: Entry13) -> None:
         """Apply a valid entry to the counters (the replay table of the format)."""
-        transfer_id, _, phase, debit, credit, amount, ref, _, expires_at_us = entry[2:11]
+        transfer_id, kind, phase, debit, credit, amount, ref, _, expires_at_us = entry[2:11]
         d, c = self._account(debit), self._account(credit)
         if phase in RESOLVING_PHASES:
             hold = self.holds.pop(ref)
@@ -316,6 +341,16 @@ class LedgerState:
         else:
             d[0] += amount
             c[1] += amount
+            self._track_refunds(transfer_id, kind, phase, debit, credit, amount, ref)
+
+    def _track_refunds(self, transfer_id: str, kind: str, phase: str, debit: str, credit: str, amount: int,
+                       ref: str | None) -> None:  # fmt: skip
+        if phase == "single" and ref is not None:
+            original = self.originals.get(ref)
+            if original is not None:  # replay alone does not check; the verifier already did
+                original.remaining -= amount
+        elif kind in REFUNDABLE_KINDS:
+            self.originals[transfer_id] = Original(debit, credit, amount)
 
     def overdrawn(self, account: str) -> bool:
         dp, cp, dpend, _ = self.counters[account]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import core, oracle
+from ledger.domain.transfers import REFUNDABLE_KINDS
 
 SEEDS = [hashlib.sha256(f"parity key {i}".encode()).digest() for i in range(2)]
 T0 = 1_767_225_600_000_000
@@ -56,11 +57,15 @@ def build_journal(per_ledger: list[list[tuple]]) -> list[tuple]:
                 state.check(entry + ("",))
                 state.apply(entry + ("",))
                 e12s.append(entry)
-        seed = SEEDS[number % 2]
-        kid = oracle.key_id(oracle.public_key(seed))
-        sealed = oracle.seal(e12s, {ledger: oracle.GENESIS_HASH}, seed)
-        rows += [e12 + s[:2] + (kid, s[2]) for e12, s in zip(e12s, sealed, strict=True)]
+        rows += sealed_rows(e12s, ledger, SEEDS[number % 2])
     return rows
+
+
+def sealed_rows(e12s: list[tuple], ledger: str, seed: bytes = SEEDS[0]) -> list[tuple]:
+    """Entry16 rows of one chain sealed by the oracle."""
+    kid = oracle.key_id(oracle.public_key(seed))
+    sealed = oracle.seal(e12s, {ledger: oracle.GENESIS_HASH}, seed)
+    return [e12 + s[:2] + (kid, s[2]) for e12, s in zip(e12s, sealed, strict=True)]
 
 
 def _entry(ledger, seq, n, operation, state, time_us):
@@ -219,3 +224,60 @@ def test_signature_checks_agree(hashes, bad):
         h, s, p = items[bad]
         items[bad] = (h, s[:-2] + ("00" if s[-2:] != "00" else "01"), p)
         assert core.verify_signatures(items) == oracle.verify_signatures(items) == bad
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("impl", [core, oracle], ids=["rust", "oracle"])
+def test_the_verifiers_let_a_refund_reverse_exactly_the_domains_refundable_kinds(impl):
+    kinds = sorted(REFUNDABLE_KINDS) + ["earn_civic", "service", "settlement", "settlement_interop", "expiry", "budget_funding"]
+    for kind in kinds:
+        e12s = [("city-k", 1, "1" * 32, kind, "single", "program:funding", "citizen:r1:wallet", 10, None, None, None, T0),
+                ("city-k", 2, "2" * 32, "refund", "single", "citizen:r1:wallet", "program:funding", 10, "1" * 32, None, None, T0)]
+        verifier = impl.ChainVerifier(verifier_keys())
+        verifier.feed(sealed_rows(e12s, "city-k"))
+        assert verifier.finish()["ok"] is (kind in REFUNDABLE_KINDS), kind
+
+
+refund_op = st.one_of(
+    st.tuples(st.just("earn"), st.integers(1, 500)),
+    st.tuples(st.just("sale"), st.integers(1, 300)),
+    st.tuples(st.just("refund"), st.integers(0, 10_000), st.integers(1, 300), st.booleans()),  # target, points, reversed
+)
+
+
+@PARITY
+@given(st.lists(refund_op, min_size=1, max_size=40))
+def test_refunds_of_anything_get_the_verdict_of_the_refund_rule(ops):
+    """Refunds naming any earlier transfer (a sale, a civic earning, another refund), with its
+    accounts reversed or not, for any amount: both verifiers flag exactly the first one that does
+    not reverse what is left of a sale."""
+    ledger, wallet, shop = "city-r", "citizen:r0:wallet", "merchant:m1:redeemed"
+    e12s: list[tuple] = []
+    left: dict[str, int] = {}  # sale -> points not yet refunded
+    available, first_bad = 0, None
+    for operation in ops:
+        sequence = len(e12s) + 1
+        tid, time_us = f"{sequence:032x}", T0 + sequence * 1_000_000
+        if operation[0] == "earn":
+            e12s.append((ledger, sequence, tid, "earn_civic", "single", "program:funding", wallet, operation[1], None, None, None, time_us))
+            available += operation[1]
+        elif operation[0] == "sale" and available >= operation[1]:
+            e12s.append((ledger, sequence, tid, "redeem", "single", wallet, shop, operation[1], None, None, None, time_us))
+            available -= operation[1]
+            left[tid] = operation[1]
+        elif operation[0] == "refund" and e12s:
+            _, target, points, reversed_ = operation
+            original = e12s[target % len(e12s)]
+            debit, credit = (original[6], original[5]) if reversed_ else (original[5], original[6])
+            e12s.append((ledger, sequence, tid, "refund", "single", debit, credit, points, original[2], None, None, time_us))
+            if reversed_ and points <= left.get(original[2], 0):
+                left[original[2]] -= points
+                available += points
+            elif first_bad is None:
+                first_bad = sequence
+    report = reports_agree(sealed_rows(e12s, ledger))
+    if first_bad is None:
+        assert report["ok"], report["error"]
+    else:
+        assert (report["error"]["code"], report["error"]["sequence"]) == ("bad_reference", first_bad)

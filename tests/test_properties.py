@@ -47,7 +47,7 @@ def to_batches(ops, a: str, b: str):
     """Turn operations into batches of groups; 'cut' ends a batch, 'advance' moves the clock."""
     sent: list[list[T]] = []
     holds: list[str] = []
-    refundable: list[tuple[str, str, str]] = []
+    refund_targets: list[tuple[str, str, str]] = []  # sales, and earnings that no refund may reverse
     batch: list[list[T]] = []
     for n, operation in enumerate(ops):
         key = f"op{n}"
@@ -55,17 +55,18 @@ def to_batches(ops, a: str, b: str):
         group = None
         if kind == "earn":
             group = [T(a, key, "earn_civic", "single", "program:budget", wallet(operation[1]), operation[2])]
+            refund_targets.append((group[0].transfer_id, "program:budget", wallet(operation[1])))
         elif kind == "spend":
-            group = [T(a, key, "service", "single", wallet(operation[1]), "merchant:m1:redeemed", operation[2])]
-            refundable.append((group[0].transfer_id, wallet(operation[1]), "merchant:m1:redeemed"))
+            group = [T(a, key, "redeem", "single", wallet(operation[1]), "merchant:m1:redeemed", operation[2])]
+            refund_targets.append((group[0].transfer_id, wallet(operation[1]), "merchant:m1:redeemed"))
         elif kind == "hold":
             group = [T(a, key, "redeem", "pending", wallet(operation[1]), "merchant:m2:redeemed", operation[2], timeout_seconds=operation[3])]
             holds.append(group[0].transfer_id)
         elif kind in ("post", "void") and holds:
             ref = holds[operation[1] % len(holds)]
             group = [T(a, key, "redeem", kind, amount_points=operation[2] if kind == "post" else None, ref=ref)]
-        elif kind == "refund" and refundable:
-            ref, debit, credit = refundable[operation[1] % len(refundable)]
+        elif kind == "refund" and refund_targets:
+            ref, debit, credit = refund_targets[operation[1] % len(refund_targets)]
             group = [T(a, key, "refund", "single", credit, debit, operation[2], ref=ref)]
         elif kind == "cross":
             group = [T(a, key, "interop_redeem", "single", wallet(operation[1]), f"interop:{b}", operation[2]),

@@ -354,7 +354,7 @@ def _resolutions(rows: Iterable) -> dict[tuple[str, str], str]:
 
 
 _REFUNDABLE = PairLookup(
-    lambda where: select(J.c.ledger, J.c.transfer_id, J.c.debit_account, J.c.credit_account, J.c.amount)
+    lambda where: select(J.c.ledger, J.c.transfer_id, J.c.kind, J.c.debit_account, J.c.credit_account, J.c.amount)
     .where(where, or_(J.c.phase == "post", and_(J.c.phase == "single", J.c.ref.is_(None)))),
     J.c.ledger, J.c.transfer_id,
 )  # fmt: skip
@@ -366,13 +366,14 @@ _COMPENSATED = PairLookup(
 
 
 def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Original]:
-    """Posted transfers that may be refunded, with what previous compensations left of them."""
+    """Posted transfers that a refund may name, with their kind (the domain decides which kinds are
+    refundable) and what previous compensations left of them."""
     pairs = list(pairs)
     return _originals(_REFUNDABLE.rows(conn, pairs), _COMPENSATED.rows(conn, pairs))
 
 
 def _originals(refundable: Iterable, compensated: Iterable) -> dict[tuple[str, str], Original]:
-    found = {(r.ledger, r.transfer_id): Original(r.debit_account, r.credit_account, r.amount) for r in refundable}
+    found = {(r.ledger, r.transfer_id): Original(r.kind, r.debit_account, r.credit_account, r.amount) for r in refundable}
     for r in compensated:
         if (r.ledger, r.ref) in found:
             found[(r.ledger, r.ref)].remaining -= int(r.total)

@@ -56,3 +56,10 @@ class ExceedsOriginal(LedgerError):
     """A post above its hold, or refunds above the original transfer."""
 
     code = "exceeds_original"
+
+
+class NotRefundable(LedgerError):
+    """A refund that names a transfer no refund may reverse (a settlement, an expiry, a budget
+    funding...): only a merchant's own sales are refundable (REFUNDABLE_KINDS)."""
+
+    code = "not_refundable"

@@ -22,6 +22,7 @@ from ledger.domain.errors import (
     InsufficientFunds,
     InvalidRequest,
     LedgerError,
+    NotRefundable,
     UnknownTransfer,
 )
 
@@ -30,6 +31,11 @@ MAX_HOLD_SECONDS = 30 * 24 * 3600
 MAX_GROUP_SIZE = 16
 MAX_KEY_LENGTH = 128
 KIND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+# What a refund (a `single` with a `ref`) may reverse: a merchant's own sales, a captured redemption
+# and an award it funded. Never what the program wrote itself (settlement, expiry, budget funding)
+# nor a municipal service: a settlement reversed puts points back where the next close pays them
+# again. The verifier checks the same list (ledger_core_rs/src/verify.rs, ledger/oracle.py).
+REFUNDABLE_KINDS = frozenset({"redeem", "earn_purchase"})
 
 
 @lru_cache(maxsize=1024)  # a program uses a handful of kinds
@@ -126,9 +132,16 @@ class Hold:
 class Original:
     """A posted transfer that a refund or correction may compensate, with what is left of it."""
 
+    kind: str
     debit_account: str
     credit_account: str
     remaining: int
+
+
+def check_refundable(kind: str, transfer_id: str) -> None:
+    """Raise NotRefundable unless a transfer of `kind` is one a refund may reverse."""
+    if kind not in REFUNDABLE_KINDS:
+        raise NotRefundable(f"transfer {transfer_id} of kind {kind} cannot be refunded", ref=transfer_id, kind=kind)
 
 
 class PlannedEntry(NamedTuple):
@@ -253,17 +266,19 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
         if phase == "post":
             _debit(overlay, ledger, debit, amount, pending=False)
             _credit(overlay, ledger, credit, amount, pending=False)
-            overlay.originals[(ledger, request.transfer_id)] = Original(debit, credit, amount)
+            overlay.originals[(ledger, request.transfer_id)] = Original(request.kind, debit, credit, amount)
     else:
         if request.ref is not None:
             original = overlay.original(ledger, request.ref)
             if original is None:
                 raise UnknownTransfer(f"no posted transfer {request.ref} to compensate", ref=request.ref)
+            check_refundable(original.kind, request.ref)
             if (debit, credit) != (original.credit_account, original.debit_account):
                 raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account")
             if amount > original.remaining:
                 raise ExceedsOriginal(f"only {original.remaining} points of {request.ref} remain to refund", ref=request.ref)
-            overlay.originals[(ledger, request.ref)] = Original(original.debit_account, original.credit_account, original.remaining - amount)
+            overlay.originals[(ledger, request.ref)] = Original(original.kind, original.debit_account, original.credit_account,
+                                                                original.remaining - amount)  # fmt: skip
         pending = phase == "pending"
         _debit(overlay, ledger, debit, amount, pending)
         _credit(overlay, ledger, credit, amount, pending)
@@ -272,7 +287,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
             key = (ledger, request.transfer_id)
             overlay.holds_opened[key] = Hold(ledger, request.transfer_id, request.kind, debit, credit, amount, expires_at_us)
         elif request.ref is None:
-            overlay.originals[(ledger, request.transfer_id)] = Original(debit, credit, amount)
+            overlay.originals[(ledger, request.transfer_id)] = Original(request.kind, debit, credit, amount)
     return PlannedEntry(ledger, request.transfer_id, request.kind, phase, debit, credit, amount, request.ref,
                         group, expires_at_us, request.request_hash)  # fmt: skip
 

@@ -64,6 +64,17 @@ struct Hold {
     expires: i64,
 }
 
+/// A posted transfer of a refundable kind, and what refunds left of it.
+#[derive(Clone, Debug)]
+struct Original {
+    debit: u32,
+    credit: u32,
+    remaining: i64,
+}
+
+/// What a refund may reverse: a merchant's own sales (ledger/domain/transfers.py REFUNDABLE_KINDS).
+pub const REFUNDABLE_KINDS: [&str; 2] = ["redeem", "earn_purchase"];
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum HoldKey {
     Hex([u8; 16]),
@@ -80,6 +91,9 @@ struct LedgerState {
     accounts: Vec<Account>,
     account_index: FxHashMap<Box<str>, u32>,
     holds: FxHashMap<HoldKey, Hold>,
+    /// Refundable transfers by id: one entry per sale, the verifier's only state that grows with
+    /// the journal rather than with its accounts.
+    originals: FxHashMap<HoldKey, Original>,
 }
 
 impl LedgerState {
@@ -93,6 +107,7 @@ impl LedgerState {
             accounts: Vec::new(),
             account_index: FxHashMap::default(),
             holds: FxHashMap::default(),
+            originals: FxHashMap::default(),
         }
     }
 }
@@ -416,6 +431,26 @@ impl ChainVerifier {
             }
             resolved = Some(key);
         }
+        // 7. reference: a refund names an earlier sale, reverses its accounts, takes no more than is left.
+        let refund = e.phase == Phase::Single && !e.ref_.is_null();
+        if refund {
+            let d_existing = self.account_of(b, li, e.debit, slot_map);
+            let c_existing = self.account_of(b, li, e.credit, slot_map);
+            let l = &self.ledgers[li];
+            let r = b.tid_string(&e.ref_).unwrap_or_default();
+            let bad = |what: String| err("bad_reference", e.sequence, what);
+            let Some(o) = l.originals.get(&Self::hold_key(b, &e.ref_)) else {
+                return bad(format!("refund of {r}, which is not a refundable transfer of the ledger"));
+            };
+            if d_existing != Some(o.credit) || c_existing != Some(o.debit) {
+                return bad(format!("refund accounts are not those of {r} reversed"));
+            }
+            if e.amount > o.remaining {
+                return bad(format!("refund exceeds what is left of {r}"));
+            }
+        }
+        let posted = matches!(e.phase, Phase::Single | Phase::Post);
+        let refundable = !refund && posted && REFUNDABLE_KINDS.contains(&b.str(e.kind));
         // Apply (as the oracle does, the effect stays even if the overdraft check below fails).
         let di = self.account_or_create(b, li, e.debit, slot_map) as usize;
         let ci = self.account_or_create(b, li, e.credit, slot_map) as usize;
@@ -425,6 +460,9 @@ impl ChainVerifier {
             Phase::Single => {
                 l.accounts[di].bal[0] += a;
                 l.accounts[ci].bal[1] += a;
+                if refund {
+                    l.originals.get_mut(&Self::hold_key(b, &e.ref_)).unwrap().remaining -= e.amount;
+                }
             }
             Phase::Pending => {
                 l.accounts[di].bal[2] += a;
@@ -443,6 +481,10 @@ impl ChainVerifier {
                 }
             }
             Phase::Unknown => unreachable!(),
+        }
+        if refundable {
+            let o = Original { debit: di as u32, credit: ci as u32, remaining: e.amount };
+            l.originals.insert(Self::hold_key(b, &e.transfer_id), o);
         }
         // 8. overdraft (only the debit side can lose funds)
         let d = &l.accounts[di];

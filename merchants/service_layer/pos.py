@@ -26,7 +26,7 @@ from community.service_layer.residents import CardHolder, Residents
 from ledger.adapters import journal
 from ledger.adapters.database import autocommit
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
-from ledger.domain.transfers import TransferRequest
+from ledger.domain.transfers import TransferRequest, check_refundable
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
@@ -255,12 +255,16 @@ class PointOfSale:
     # --- refunds --------------------------------------------------------------------------------
 
     def refund(self, terminal: Terminal, idempotency_key: str, transfer_id: str, points: int | None) -> dict:
-        """Reverse an award or a captured redemption of this merchant, never beyond what is left of it."""
+        """Reverse an award or a captured redemption of this merchant, never beyond what is left of it.
+
+        The kind is checked before the tenant, so that a merchant's own settlement, or an expiry that
+        names no merchant at all, is refused as what it is (not refundable), not as someone else's."""
         with self.engine.connect() as conn:
             found = journal.transfers(conn, [(terminal.city, transfer_id)]) if isinstance(transfer_id, str) else {}
             entry = found.get((terminal.city, transfer_id))
             if entry is None or entry["phase"] not in ("single", "post") or entry["ref"] is not None and entry["phase"] == "single":
                 raise UnknownTransfer("no refundable transfer with that id", transfer_id=transfer_id)
+            check_refundable(entry["kind"], transfer_id)
             if terminal.merchant_id not in (_merchant_of(entry["debit_account"]), _merchant_of(entry["credit_account"])):
                 raise WrongTenant("the transfer belongs to another merchant")
             entries = journal.linked_entries(conn, entry["group_id"]) if entry["group_id"] else [entry]

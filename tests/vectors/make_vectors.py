@@ -1,7 +1,8 @@
 """Write tests/vectors/ledger-v1.json from the Python oracle.
 
 The file pins the format for the Rust core and the oracle alike. Regenerate it only on purpose
-(a format change is a new version): `python tests/vectors/make_vectors.py`.
+(a format change is a new version): `python -m tests.vectors.make_vectors` from the checkout (as a
+module, so that the checkout's oracle writes it, not an installed copy).
 """
 
 from __future__ import annotations
@@ -121,7 +122,22 @@ def tamper_cases(intact: list[dict]) -> list[tuple[str, list[dict]]]:
     cases.append(("expire_before_expiry", seal_chain("brossard", early)))
     same = BROSSARD[:1] + [(64, "earn_civic", "single", "program:budget", "program:budget", 5, None, None, None, T0 + MINUTE)]
     cases.append(("same_accounts", seal_chain("brossard", same)))
-    return cases
+    return cases + refund_cases()
+
+
+def refund_cases() -> list[tuple[str, list[dict]]]:
+    """A refund names an earlier sale (redeem, earn_purchase) of its ledger, reverses its accounts and
+    takes no more than earlier refunds left of it."""
+    at = T0 + 45 * MINUTE
+    civic = BROSSARD[:9] + [(65, "refund", "single", W1, "program:budget", 20, tid(2), None, None, at)]
+    settled = BROSSARD[:5] + [(66, "settlement", "single", "merchant:m1:redeemed", "settlement:clearing", 150, None, None, None, at),
+                              (67, "refund", "single", "settlement:clearing", "merchant:m1:redeemed", 150, tid(66), None, None, at)]  # fmt: skip
+    beyond = BROSSARD[:10] + [(68, "refund", "single", "merchant:m1:redeemed", W1, 131, tid(5), None, None, at)]
+    unreversed = BROSSARD[:5] + [(69, "refund", "single", W1, "merchant:m1:redeemed", 10, tid(5), None, None, at)]
+    award = BROSSARD + [(70, "refund", "single", W1, "merchant:m1:issued", 120, tid(3), None, None, at)]
+    return [(name, seal_chain("brossard", specs)) for name, specs in (
+        ("refund_of_a_civic_earning", civic), ("refund_of_a_settlement", settled), ("refund_beyond_the_original", beyond),
+        ("refund_not_reversing_the_original", unreversed), ("refund_of_an_award_is_fine", award))]  # fmt: skip
 
 
 def stream_rows(lines: list[dict]) -> list[tuple]:
