@@ -12,10 +12,12 @@ import select
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from joserfc import jwt
 from joserfc.jwk import OKPKey
+
+from tests.local_server import LocalServer
 
 ISSUER = "https://idp.example"
 AUDIENCE = "entraide"
@@ -70,8 +72,8 @@ class IdentityProvider:
                 finally:
                     provider._left(self.connection)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.jwks_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
+        self.httpd = LocalServer(Handler)
+        self.jwks_url = f"{self.httpd.url}/.well-known/jwks.json"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> IdentityProvider:

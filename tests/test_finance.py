@@ -11,11 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -33,6 +32,7 @@ from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer import audit_trail
+from tests.local_server import LocalServer
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
 from tests.test_api import assert_problem, entry_count
 from tests.test_cli import run as run_cli
@@ -350,9 +350,8 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Secrets)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    secret = f"http://127.0.0.1:{server.server_address[1]}"
+    server = LocalServer(Secrets).start()
+    secret = server.url
     bad = {
         "malformed": good[: len(good) // 2],
         "not XML": b"%PDF-1.7 this is not a bank file",

@@ -15,7 +15,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
@@ -36,6 +36,7 @@ from ledger.service_layer.audit import verify_database
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import StripeCardPayments
 from marketplace.service_layer.redemptions import PAYMENT_HOLD_SECONDS, RESERVED_GRACE_SECONDS, redemption_id_for
+from tests.local_server import LocalServer
 from tests.stripe_server import Link, signed_event
 from tests.test_api import assert_problem, entry_count
 from tests.test_marketplace_recovery import NOTHING, Crash, crash_once
@@ -65,9 +66,8 @@ class Hooks:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler).start()
+        self.url = f"{self.server.url}/hook"
 
     def wait(self, event_type: str, intent_id: str, timeout_seconds: float = 15) -> tuple[bytes, str]:
         deadline = time.monotonic() + timeout_seconds
@@ -278,10 +278,9 @@ def test_the_library_sends_amount_metadata_and_idempotency_key() -> None:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stripe)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = LocalServer(Stripe).start()
     try:
-        payments = StripeCardPayments("sk_test_checked", None, f"http://127.0.0.1:{server.server_address[1]}")
+        payments = StripeCardPayments("sk_test_checked", None, server.url)
         intent = payments.create_intent(1_500, "entraide-redemption-abc", {"redemption_id": "abc", "city": "brossard"})
     finally:
         server.shutdown()

@@ -108,6 +108,21 @@ def test_post_cannot_exceed_hold(ctx):
         ctx.ledger.transfer(T("brossard", key(), "redeem", "post", amount_points=101, ref=h.transfer_id))
 
 
+def test_a_hold_is_posted_or_voided_under_its_own_kind(ctx):
+    """What a refund may later reverse depends on the posted kind: a municipal service's hold cannot be
+    captured as a merchant redemption (and so become refundable by the merchant)."""
+    funded(ctx)
+    (service,) = ctx.ledger.transfer(T("brossard", key(), "service", "pending", WALLET, "services:revenue", 100, timeout_seconds=60))
+    before = audit.entry_count(ctx.engine)
+    for phase in ("post", "void"):
+        with pytest.raises(InvalidRequest, match="kind"):
+            ctx.ledger.transfer(T("brossard", key(), "redeem", phase, ref=service.transfer_id))
+    assert audit.entry_count(ctx.engine) == before
+    (posted,) = ctx.ledger.transfer(T("brossard", key(), "service", "post", ref=service.transfer_id))
+    assert posted.kind == "service" and posted.amount == 100
+    assert_verifies(ctx)
+
+
 def test_expired_hold_cannot_be_posted_and_is_released(ctx, clock):
     funded(ctx)
     h = hold(ctx, 400, timeout_seconds=30)

@@ -255,6 +255,8 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
     debit, credit, amount, expires_at_us = request.debit_account, request.credit_account, request.amount_points, None
     if phase in ("post", "void"):
         hold = _open_hold(overlay, request, now_us)
+        if request.kind != hold.kind:  # a posted hold keeps its purpose: what a refund may reverse depends on it
+            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind")
         debit, credit = hold.debit_account, hold.credit_account
         if phase == "void":
             amount = hold.amount
