@@ -17,6 +17,7 @@ from api.cli import app
 from ledger.adapters.database import MIGRATIONS, make_engine, upgrade
 from ledger.service_layer import audit, audit_trail
 from ledger.service_layer.keys import rotate
+from tests.test_journal_db import behind_the_triggers
 
 runner = CliRunner()
 
@@ -39,13 +40,7 @@ def actions(ctx, city: str = "brossard", n: int = 6) -> None:
 
 
 def _tamper(ctx, statement: str) -> None:
-    with ctx.engine.begin() as conn:
-        if ctx.engine.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
-        conn.execute(text(statement))
+    behind_the_triggers(ctx, "audit_log", statement)
 
 
 def test_records_are_chained_signed_and_verify(ctx):
