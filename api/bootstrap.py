@@ -202,6 +202,10 @@ class Context:
     def catalog_search(self) -> CatalogSearch:
         return CatalogSearch(self.engine, self.search_backend, self.residents, self.clock)
 
+    @property
+    def payouts_enabled(self) -> bool:
+        return self.settings.stripe_api_key is not None
+
     @cached_property
     def card_payments(self) -> StripeCardPayments | None:
         s = self.settings  # card payments are off without a Stripe key (the embedded default)

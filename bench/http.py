@@ -71,7 +71,7 @@ ENV_URL, ENV_DATA = "ENTRAIDE_BENCH_HTTP_DB_URL", "ENTRAIDE_BENCH_HTTP_DATA_DIR"
 
 def make_app():
     """uvicorn factory (`bench.http:make_app --factory`): the API on the seeded database, one per worker."""
-    from api.app import create_app
+    from api.http.app import create_app
     from api.bootstrap import Settings, open_context
 
     data = Path(os.environ[ENV_DATA])
@@ -341,7 +341,7 @@ async def _health_loop(conn, rec: _Recorder, start: float, end: float, pace: flo
 
 
 async def _terminal_loop(conn, terminal: dict, run: str, rec: _Recorder, start: float, end: float, pace: float) -> None:
-    from api.signatures import sign_request
+    from api.http.signatures import sign_request
 
     key_id, pem, cards = terminal["key_id"], terminal["private_key_pem"].encode(), terminal["cards"]
 
@@ -403,10 +403,10 @@ def _load_main(args: argparse.Namespace) -> None:
     seed = json.loads(Path(args.seed).read_text())
     part, parts = (int(x) for x in args.slice.split("/"))
     mine = seed["terminals"][part::parts]
-    import api.signatures  # noqa: F401  (imported before the freeze, like the server's libraries)
+    import api.http.signatures  # noqa: F401  (imported before the freeze, like the server's libraries)
 
     # The client's own collector pauses would be counted as server latency: keep its startup heap
-    # out of the collections, as the server does (api.app._freeze_startup_heap).
+    # out of the collections, as the server does (api.http.app._freeze_startup_heap).
     gc.collect()
     gc.freeze()
     result = asyncio.run(_load(args.base, args.mode, mine, args.start, args.warmup, args.seconds, args.client, args.pace_ms / 1000))
@@ -561,7 +561,7 @@ def _floor(seed: dict, keys_dir: Path, n: int = 1_000) -> dict[str, float]:
     checking that signature and the resident's card token (JWS, joserfc). Nothing of ours is in it."""
     from joserfc.jwk import KeySet
 
-    from api.signatures import sign_request, verify_request
+    from api.http.signatures import sign_request, verify_request
     from community.adapters import secrets
 
     terminal = seed["terminals"][0]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from community.domain.access import GRANTS, PRINCIPAL_ROLES, operator
 from community.domain.program import Program

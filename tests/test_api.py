@@ -8,7 +8,7 @@ import re
 import pytest
 from litestar.testing import TestClient
 
-from api.app import MAX_BODY_BYTES, create_app
+from api.http.app import MAX_BODY_BYTES, create_app
 from ledger.adapters import journal
 from ledger.service_layer import audit
 from ledger.service_layer.audit import verify_database

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from api.jobs import scheduler
+from operations.service_layer.jobs import scheduler
 from ledger.adapters.tables import AuditRow, CheckpointRow
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer.keys import now_us

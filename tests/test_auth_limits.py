@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
-from api.auth import FailureLimits, RateLimited, RateLimiter
+from api.http.app import create_app
+from api.http.auth import FailureLimits, RateLimited, RateLimiter
 from community.domain.errors import Unauthorized
 from tests.test_api import assert_problem
 from tests.world import World, free_port, standard_world

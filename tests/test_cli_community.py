@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import Settings, open_context
-from api.signatures import sign_request
+from api.http.signatures import sign_request
 from tests.test_cli import run
 
 

@@ -25,7 +25,7 @@ from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.app import create_app, database_unreachable
+from api.http.app import create_app, database_unreachable
 from api.bootstrap import open_context
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest

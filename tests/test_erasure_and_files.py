@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
 from ledger.domain.transfers import TransferRequest

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from community.domain.program import Program, Treasury
 from finance.adapters.exports import MAX_BANK_FILE_BYTES, PAIN_NAMESPACE, pain001_schema

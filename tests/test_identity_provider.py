@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import open_context
 from api.cli import app as cli
 from community.adapters.secrets import CLOCK_LEEWAY_SECONDS as LEEWAY

@@ -17,10 +17,10 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from api.app import create_app
+from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
-from api.jobs import scheduler
+from operations.service_layer.jobs import scheduler
 from ledger.adapters.tables import AuditRow, CheckpointRow
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.keys import now_us

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
+from api.http.app import create_app
 from ledger.adapters import journal
 from ledger.domain.errors import LedgerError
 from ledger.service_layer.audit import verify_database

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
+from api.http.app import create_app
 from api.cli import app as cli
 from community.domain.program import Program
 from finance.domain.settlement import points_to_cents

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litestar.datastructures import Headers
 
-from api.signatures import SignatureRejected, VerifiedSignature, sign_request, verify_request
+from api.http.signatures import SignatureRejected, VerifiedSignature, sign_request, verify_request
 
 NOW = 1_767_225_600
 KEY_ID = "pos-1"

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from litestar.testing import TestClient
 
 from api.bootstrap import Context
-from api.signatures import sign_request
+from api.http.signatures import sign_request
 from community.domain.access import MAX_TTL_SECONDS, operator
 from community.domain.program import Program
 from ledger.domain.transfers import TransferRequest

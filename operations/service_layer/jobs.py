@@ -23,6 +23,7 @@ from ledger.service_layer.transfers import LedgerService
 from marketplace.service_layer.indexing import SearchIndexer
 from marketplace.service_layer.redemptions import Redemptions
 from operations.domain.schedule import Job, Summary
+from operations.service_layer.scheduler import Scheduler
 
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
 CHECKPOINT_SECONDS = 5 * MINUTE  # default: a checkpoint at most five minutes behind the journal
@@ -52,6 +53,9 @@ class Services(Protocol):
     @property
     def programs(self) -> Programs: ...
 
+    @property
+    def payouts_enabled(self) -> bool: ...  # a Stripe key is configured
+
 
 def recurring_jobs(services: Services, payouts_enabled: bool, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> list[Job]:
     """The schedule. The payout worker is in it only when Stripe is configured (payouts are off otherwise)."""
@@ -74,6 +78,14 @@ def recurring_jobs(services: Services, payouts_enabled: bool, checkpoint_seconds
         jobs.append(Job("payouts", MINUTE, HOUR, "advance queued payouts through Stripe Connect, with their retries",
                         lambda: _payouts(s.payouts, s.programs)))  # fmt: skip
     return jobs
+
+
+def scheduler(services: Services, checkpoint_seconds: int = CHECKPOINT_SECONDS, owner: str | None = None,
+              tick_seconds: float = 1.0) -> Scheduler:  # fmt: skip
+    """The program's schedule over these services: what `entraide serve` runs in the background,
+    `entraide jobs` lists and runs, and `/v1/health/jobs` reports."""
+    jobs = recurring_jobs(services, services.payouts_enabled, checkpoint_seconds)
+    return Scheduler(services.engine, jobs, services.clock, owner, tick_seconds)
 
 
 def _delivery(indexer: SearchIndexer) -> Summary:

@@ -24,14 +24,12 @@ from litestar.openapi import OpenAPIConfig
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from api.auth import FailureLimits, Limits, RateLimiter
 from api.bootstrap import Context
-from api.jobs import scheduler
+from api.http.auth import FailureLimits, Limits, RateLimiter
+from api.http.routes import ROUTERS
 from api.problems import PROBLEMS, negotiate_locale, problem_document
-from api.routes import ROUTERS
-from api.routes_finance import FINANCE_ROUTERS
-from api.routes_marketplace import MARKETPLACE_ROUTERS
 from ledger.domain.errors import LedgerError
+from operations.service_layer.jobs import scheduler
 from operations.service_layer.scheduler import Scheduler
 
 MAX_BODY_BYTES = 256 * 1024
@@ -198,7 +196,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
                      credential_failures_per_minute)  # fmt: skip
     outage = DatabaseOutage(ctx.engine)
     return Litestar(
-        route_handlers=[*ROUTERS, *FINANCE_ROUTERS, *MARKETPLACE_ROUTERS],
+        route_handlers=ROUTERS,
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
                       "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
                       "jobs": Provide(lambda: schedule, use_cache=True, sync_to_thread=False)},  # fmt: skip

@@ -10,10 +10,10 @@ from typing import Annotated
 import msgspec
 import typer
 
-from api.cli_support import DataDirOption as DataDir
-from api.cli_support import DbOption as Db
-from api.cli_support import context as _ctx
-from api.cli_support import errors
+from api.cli.support import DataDirOption as DataDir
+from api.cli.support import DbOption as Db
+from api.cli.support import context as _ctx
+from api.cli.support import errors
 from community.domain.access import MAX_TTL_SECONDS, MIN_TTL_SECONDS, Grantor, operator
 from community.domain.program import Program
 

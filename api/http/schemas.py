@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.exceptions import ClientException, ValidationException
 
 from community.domain.program import CATEGORIES
+from marketplace.domain.catalog import MAX_UNITS_PER_REDEMPTION, Location
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
 Cents = Annotated[int, msgspec.Meta(ge=1, le=10**9)]
@@ -136,6 +137,25 @@ class TokenBody(Struct):
 class PrincipalBody(Struct):
     role: Role
     subject: Subject
+
+
+ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]
+
+
+class ShopBody(Struct):
+    is_open: bool
+    location: Location | None = None
+
+
+class RedeemBody(Struct):
+    item_id: ItemId
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_UNITS_PER_REDEMPTION)] = 1
+
+
+class SuspensionBody(Struct):
+    suspended: bool
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
 
 
 async def check_body_strictly(request: Request) -> None:

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli_support import DataDirOption, DbOption, context, errors, fail, out
-from api.jobs import scheduler
+from api.cli.support import DataDirOption, DbOption, context, errors, fail, out
 from operations.domain.schedule import Summary
-from operations.service_layer.jobs import CHECKPOINT_SECONDS
+from operations.service_layer.jobs import CHECKPOINT_SECONDS, scheduler
 from operations.service_layer.scheduler import runner_name
 
 jobs_app = typer.Typer(help="The recurring jobs `entraide serve` runs (once across servers): list, run one now.")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli_support import DataDirOption, DbOption, context, errors, fail, out
+from api.cli.support import DataDirOption, DbOption, context, errors, fail, out
 from ledger.service_layer import audit_trail
 
 audit_app = typer.Typer(help="The audit trail of admin and finance actions: export, verify.", no_args_is_help=True)

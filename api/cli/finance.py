@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from api.cli_support import DataDirOption, DbOption, context, errors, out
+from api.cli.support import DataDirOption, DbOption, context, errors, out
 from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.domain.settlement import cents_text
 from finance.service_layer.reporting import open_data_csv

@@ -1,4 +1,4 @@
-"""/v1/finance (finance staff of a city) and the open data of /v1/transparency."""
+"""/v1/finance: a city's finance staff (closes, statements, exports, payouts), and Stripe Connect's webhook."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from litestar import Request, Response, Router, get, post, put
 from litestar.di import Provide
 from litestar.params import JSONBody
 
-from api.auth import Principal, bearer_principal
-from api.params import ChangeStatus, City, Ctx, Decision, Format, Id, Who
-from api.schemas import MemberId, Struct
+from api.http.auth import Principal, bearer_principal
+from api.http.params import ChangeStatus, City, Ctx, Decision, Format, Id, Who
+from api.http.schemas import MemberId, Struct
 from finance.adapters.exports import MAX_BANK_FILE_BYTES
-from finance.service_layer.reporting import open_data_csv
 
 
 class AdjustmentBody(Struct):
@@ -137,13 +136,4 @@ async def connect_webhook(request: Request, ctx: Ctx) -> dict:
     return await to_thread.run_sync(ctx.payouts.webhook, payload, request.headers.get("stripe-signature"))
 
 
-@get("/v1/transparency/open-data/{city:str}/{period:str}", sync_to_thread=True, tags=["transparency"])
-def open_data(city: City, period: Id, ctx: Ctx, format: Format = "json") -> Response:  # noqa: A002
-    """Anonymous monthly aggregates; any cell counting fewer than 10 residents is suppressed."""
-    cells = ctx.reports.open_data(city, period)
-    if format == "csv":
-        return Response(open_data_csv(cells).encode(), media_type="text/csv")
-    return Response({"city": city, "period": period, "cells": cells}, media_type="application/json")
-
-
-FINANCE_ROUTERS = [finance, connect_webhook, open_data]
+ROUTERS = [finance, connect_webhook]

@@ -15,9 +15,9 @@ from typing import Annotated
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, Parameter, QueryParameter
 
-from api.auth import Principal
 from api.bootstrap import Context
-from api.schemas import CITY_PATTERN
+from api.http.auth import Principal
+from api.http.schemas import CITY_PATTERN
 from ledger.domain.errors import InvalidRequest
 from marketplace.domain import search
 from marketplace.service_layer import redemptions
@@ -64,6 +64,11 @@ OptionalRole = Annotated[str | None, QueryParameter(pattern=r"^[a-z]{1,16}$")]
 OptionalSubject = Annotated[str | None, QueryParameter(pattern=f"^{_PRINTABLE}{{1,64}}$")]
 ChangeStatus = Annotated[str | None, QueryParameter(pattern=r"^(pending|confirmed|rejected|superseded)$")]
 Decision = Annotated[str, Parameter(pattern=r"^(confirm|reject)$")]  # a path segment
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """A `ListParam`'s names."""
+    return tuple(v for v in value.split(",") if v)
 
 
 class IdempotencyKeyRequired(InvalidRequest):

@@ -23,9 +23,9 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from api.bootstrap import Context
+from api.http.schemas import check_body, check_body_strictly
+from api.http.signatures import SignatureRejected, verify_request
 from api.problems import PROBLEMS
-from api.schemas import check_body, check_body_strictly
-from api.signatures import SignatureRejected, verify_request
 from community.adapters.secrets import BUILTIN_ISSUER, TokenRejected
 from community.domain.access import ROLES, Grantor, actor_name
 from community.domain.errors import Forbidden, TokenExpired, Unauthorized, WrongTenant

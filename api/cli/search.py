@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli_support import DataDirOption, DbOption, context, err, errors, out
+from api.cli.support import DataDirOption, DbOption, context, err, errors, out
 
 search_app = typer.Typer(help="Catalog search: reindex, outbox delivery, marketplace upkeep.", no_args_is_help=True)
 MAX_WATCH_SECONDS = 7 * 86_400

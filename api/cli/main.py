@@ -14,23 +14,22 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api import demo as demo_seed
 from api.bootstrap import Context, Settings
-from api.cli_admin import admin_app
-from api.cli_audit import audit_app
-from api.cli_finance import expiry_app, opendata_app, settlement_app
-from api.cli_jobs import CheckpointOption, jobs_app
-from api.cli_search import search_app
-from api.cli_support import DataDirOption, DbOption, context, err, errors, fail, out
-from api.demo_catalog import seed_catalog
-from api.jobs import scheduler
+from api.cli.admin import admin_app
+from api.cli.audit import audit_app
+from api.cli.finance import expiry_app, opendata_app, settlement_app
+from api.cli.jobs import CheckpointOption, jobs_app
+from api.cli.search import search_app
+from api.cli.support import DataDirOption, DbOption, context, err, errors, fail, out
+from api.demo import seed as demo_seed
+from api.demo.catalog import seed_catalog
 from finance.domain.settlement import cents_text
 from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
-from operations.service_layer.jobs import CHECKPOINT_SECONDS
+from operations.service_layer.jobs import CHECKPOINT_SECONDS, scheduler
 
 app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
@@ -261,7 +260,7 @@ PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen 
 def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> None:
     import uvicorn
 
-    from api.app import create_app
+    from api.http.app import create_app
 
     schedule = scheduler(ctx, checkpoint_seconds)
     out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json); "

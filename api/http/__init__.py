@@ -1,0 +1,1 @@
+"""The HTTP API: the litestar app (`app`), authentication, parameters, request bodies, and one router module per URL prefix (`routes/`)."""
