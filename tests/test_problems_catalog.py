@@ -25,7 +25,7 @@ from api.problems import (
     reference_markdown,
     validation_params,
 )
-from ledger.domain.errors import InvalidRequest, LedgerError
+from ledger.domain.errors import InvalidRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("api", "community", "finance", "ledger", "marketplace", "merchants", "operations")
@@ -177,8 +177,6 @@ def test_every_placeholder_is_supplied_by_some_raise_site():
     """Best effort: a template naming a parameter nobody passes shows a sentence no one ever reads."""
     by_code, by_reason = _supplied()
     english = _catalog("en")
-    # Raised from places the scan cannot follow (a rate limiter's answer, msgspec's checks).
-    by_code["rate_limited"] |= {"retry_after_seconds"}
     unsupplied = {code: missing for code in PROBLEMS
                   if (missing := _names(english[f"{code}.detail"]) - by_code[code] - DERIVED)}  # fmt: skip
     assert unsupplied == {}
