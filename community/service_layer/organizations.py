@@ -31,15 +31,15 @@ class Members:
 
     def add(self, city: str, member_id: str, name: str, actor: str, **extra) -> dict:
         if not isinstance(member_id, str) or not MEMBER_ID.fullmatch(member_id):
-            raise InvalidRequest(f"invalid {self.kind} id {member_id!r}", message="id")
+            raise InvalidRequest(f"invalid {self.kind} id {member_id!r}", field="id", reason="invalid_value")
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
-            raise InvalidRequest("name must have 1 to 200 characters", message="name")
+            raise InvalidRequest("name must have 1 to 200 characters", field="name", reason="length", min_chars=1, max_chars=200)
         now = self.clock()
         with self.engine.begin() as conn:
             if city not in journal.heads(conn):
                 raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
             if store.member(conn, self.table, member_id) is not None:
-                raise Conflict(f"{self.kind} {member_id} already exists", message="id")
+                raise Conflict(f"{self.kind} {member_id} already exists", field="id", reason="already_exists")
             store.add_member(conn, self.table, id=member_id, city=city, name=name, status="pending", created_at_us=now, **extra)
             self.audit.record(conn, actor=actor, action=f"{self.kind}.add", city=city, target=member_id, before=None,
                         after={"name": name, **extra}, now_us=now)  # fmt: skip
@@ -47,7 +47,7 @@ class Members:
 
     def set_status(self, member_id: str, status: str, actor: str, city: str) -> dict:
         if status not in STATUSES:
-            raise InvalidRequest(f"status must be one of {STATUSES}", message="status")
+            raise InvalidRequest(f"status must be one of {STATUSES}", field="status", reason="not_one_of", allowed=", ".join(STATUSES))
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._in_city(conn, member_id, city)

@@ -69,7 +69,7 @@ class Programs:
     def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> dict:
         """Allocate city funds to the program budget: program:funding → program:budget, audited."""
         if type(points) is not int or not 0 < points <= MAX_FUNDING_POINTS:
-            raise InvalidRequest("points must be a positive integer", message="points")
+            raise InvalidRequest("points must be a positive integer", field="points", reason="out_of_range", min_value=1, max_value=MAX_FUNDING_POINTS)
         self.get(city)
         request = TransferRequest(city, f"budget:{idempotency_key}", "budget_funding", "single", "program:funding",
                                   "program:budget", points)  # fmt: skip

@@ -50,10 +50,10 @@ def wallet_account(resident_id: str) -> str:
 def check_personal(personal: dict) -> dict:
     """Only known fields, as bounded strings: what a city needs to reach a resident, nothing more."""
     if not isinstance(personal, dict) or set(personal) - set(PERSONAL_FIELDS):
-        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", message="personal")
+        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", field="personal", reason="unknown_field")
     for name, value in personal.items():
         if not isinstance(value, str) or len(value) > PERSONAL_FIELDS[name]:
-            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", message=name)
+            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", field=name, reason="too_long", max_chars=PERSONAL_FIELDS[name])
     return personal
 
 
@@ -97,7 +97,7 @@ class Residents:
         data_key = crypto.new_data_key()
         with self.engine.begin() as conn:
             _require_program(conn, city)
-            taken = Conflict(f"a resident of {city} already has that subject", message="subject")
+            taken = Conflict(f"a resident of {city} already has that subject", field="subject", reason="already_exists")
             if subject is not None and store.residents_by_subject(conn, subject, city, limit=1):
                 raise taken
             try:  # without an explicit subject none is stored: no provider token can ever name this resident
@@ -304,7 +304,7 @@ def _require_program(conn: Connection, city: str) -> None:
 
 def _check_level(level: str) -> None:
     if level not in LEVELS:
-        raise InvalidRequest(f"level must be one of {LEVELS}", message="level")
+        raise InvalidRequest(f"level must be one of {LEVELS}", field="level", reason="not_one_of", allowed=", ".join(LEVELS))
 
 
 def _card_city(token: str) -> str:

@@ -161,13 +161,13 @@ class Settlement:
     def adjust(self, city: str, merchant_id: str, amount_cents: int, reason: str, ref_period: str, actor: str) -> int:
         """Record a correction of a closed period; the next close applies it (a closed period never changes)."""
         if type(amount_cents) is not int or not 0 < abs(amount_cents) <= MAX_ADJUSTMENT_CENTS:
-            raise InvalidRequest("amount_cents must be a non-zero integer", message="amount_cents")
+            raise InvalidRequest("amount_cents must be a non-zero integer", field="amount_cents", reason="nonzero_integer")
         if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
-            raise InvalidRequest("a reason of 1 to 500 characters is required", message="reason")
+            raise InvalidRequest("a reason of 1 to 500 characters is required", field="reason", reason="length", min_chars=1, max_chars=500)
         now = self.clock()
         with self.engine.begin() as conn:
             if store.close(conn, city, ref_period) is None:
-                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", message="ref_period")
+                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", field="ref_period", reason="period_not_closed", period=ref_period)
             merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
             if merchant is None or merchant["city"] != city:
                 raise NotFound(f"no merchant {merchant_id!r} in {city}")

@@ -17,7 +17,7 @@ ACCOUNT_NAME = re.compile(
 
 def check_ledger_name(name: str) -> str:
     if not isinstance(name, str) or not LEDGER_NAME.fullmatch(name):
-        raise InvalidRequest(f"invalid ledger name {name!r}", field="ledger")
+        raise InvalidRequest(f"invalid ledger name {name!r}", field="ledger", reason="invalid_value")
     return name
 
 

@@ -89,30 +89,30 @@ class TransferRequest:
         """Shape checks that need no state. Raises InvalidRequest."""
         check_ledger_name(self.ledger)
         if not isinstance(self.idempotency_key, str) or not 1 <= len(self.idempotency_key) <= MAX_KEY_LENGTH:
-            raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key")
+            raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key", reason="length", min_chars=1, max_chars=MAX_KEY_LENGTH)
         if not isinstance(self.kind, str) or not _valid_kind(self.kind):
-            raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind")
+            raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind", reason="invalid_value")
         if self.phase not in REQUEST_PHASES:
-            raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase")
+            raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase", reason="not_one_of", allowed=", ".join(REQUEST_PHASES))
         amount = self.amount_points
         if amount is not None and (type(amount) is not int or not 1 <= amount <= MAX_AMOUNT_POINTS):
-            raise InvalidRequest("amount_points must be a positive integer", field="amount_points")
+            raise InvalidRequest("amount_points must be a positive integer", field="amount_points", reason="out_of_range", min_value=1, max_value=MAX_AMOUNT_POINTS)
         if self.phase in ("post", "void"):
             if not self.ref:
-                raise InvalidRequest(f"a {self.phase} needs the hold's transfer id in ref", field="ref")
+                raise InvalidRequest(f"a {self.phase} needs the hold's transfer id in ref", field="ref", reason="required")
             return
         if amount is None:
-            raise InvalidRequest("amount_points is required", field="amount_points")
+            raise InvalidRequest("amount_points is required", field="amount_points", reason="required")
         check_account_name(self.debit_account)
         check_account_name(self.credit_account)
         if self.debit_account == self.credit_account:
-            raise InvalidRequest("debit and credit accounts must differ", field="credit_account")
+            raise InvalidRequest("debit and credit accounts must differ", field="credit_account", reason="must_differ", other_field="debit_account")
         timeout = self.timeout_seconds
         if self.phase == "pending":
             if type(timeout) is not int or not 1 <= timeout <= MAX_HOLD_SECONDS:
-                raise InvalidRequest("a hold needs timeout_seconds between 1 and 30 days", field="timeout_seconds")
+                raise InvalidRequest("a hold needs timeout_seconds between 1 and 30 days", field="timeout_seconds", reason="out_of_range", min_value=1, max_value=MAX_HOLD_SECONDS)
         elif timeout is not None:
-            raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds")
+            raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds", reason="holds_only")
 
 
 @dataclass
@@ -256,7 +256,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
     if phase in ("post", "void"):
         hold = _open_hold(overlay, request, now_us)
         if request.kind != hold.kind:  # a posted hold keeps its purpose: what a refund may reverse depends on it
-            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind")
+            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind", reason="must_match_hold", expected=hold.kind)
         debit, credit = hold.debit_account, hold.credit_account
         if phase == "void":
             amount = hold.amount
@@ -276,7 +276,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
                 raise UnknownTransfer(f"no posted transfer {request.ref} to compensate", ref=request.ref)
             check_refundable(original.kind, request.ref)
             if (debit, credit) != (original.credit_account, original.debit_account):
-                raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account")
+                raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account", reason="refund_reverses_original")
             if amount > original.remaining:
                 raise ExceedsOriginal(f"only {original.remaining} points of {request.ref} remain to refund", ref=request.ref)
             overlay.originals[(ledger, request.ref)] = Original(original.kind, original.debit_account, original.credit_account,
@@ -304,7 +304,7 @@ def group_id_for(requests: list[TransferRequest]) -> str | None:
 def plan_group(view: BookView, requests: list[TransferRequest], now_us: int) -> list[PlannedEntry]:
     """All entries of a linked group, or a LedgerError and no change to the view."""
     if not 1 <= len(requests) <= MAX_GROUP_SIZE:
-        raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers")
+        raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
     group = group_id_for(requests)
     overlay = _Overlay(view)
     entries = []

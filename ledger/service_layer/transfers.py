@@ -121,13 +121,13 @@ class LedgerService:
         that records kept beside the journal, such as an award's explanation, commit with it.
         """
         if len(groups) > MAX_BATCH_GROUPS:
-            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch")
+            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch", reason="too_many", max_items=MAX_BATCH_GROUPS)
         outcomes: list[Outcome | None] = [None] * len(groups)
         valid = []
         for index, group in enumerate(groups):
             try:
                 if not 1 <= len(group) <= MAX_GROUP_SIZE:
-                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers")
+                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
                 for request in group:
                     request.validate()
                 valid.append(index)

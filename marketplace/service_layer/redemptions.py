@@ -190,7 +190,7 @@ class Redemptions:
         if failed is not None:
             if failed["attempt"] + 1 >= MAX_ATTEMPTS:
                 closed = f"this redemption failed {MAX_ATTEMPTS} times: start again with a new Idempotency-Key"
-                raise TooManyAttempts(closed, message=closed)
+                raise TooManyAttempts(closed, reason="too_many_attempts", max_attempts=MAX_ATTEMPTS)
             self._settle_failed(failed)  # a hold the failed attempt may still have open is voided first
         now = self.clock()
         try:
@@ -362,7 +362,7 @@ class Redemptions:
 
     def list(self, resident_id: str, before_us: int | None, limit: int) -> dict:
         if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", message="limit")
+            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_PAGE)
         with self.engine.connect() as conn:
             rows = store.redemptions_of(conn, resident_id, before_us if before_us is not None else 2**62, limit)
         views = [redemption_view(r) for r in rows]

@@ -81,12 +81,12 @@ class Terminals:
         except (ValueError, TypeError, AttributeError):
             key = None
         if not isinstance(key, Ed25519PublicKey):
-            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", message="public_key_pem")
+            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", field="public_key_pem", reason="invalid_key")
         raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         key_id, now = terminal_key_id(raw), self.clock()
         with self.engine.begin() as conn:
             if store.terminal(conn, key_id) is not None:
-                raise Conflict("this key is already registered", message="public_key_pem")
+                raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
             store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
             self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
                                   after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
@@ -289,14 +289,14 @@ class PointOfSale:
         batch, each decided on its own; purchase awards go one by one, as online.
         """
         if not 1 <= len(items) <= MAX_OFFLINE_ITEMS:
-            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", message="items")
+            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", field="items", reason="out_of_range", min_value=1, max_value=MAX_OFFLINE_ITEMS)
         floor = self.programs.current(terminal.city).offline_floor_points
         results: list[dict | None] = [None] * len(items)
         groups, positions = [], []
         for index, item in enumerate(items):
             try:
                 if (item.get("points") is None) == (item.get("purchase_cents") is None):
-                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)")
+                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)", reason="points_or_purchase")
                 if item.get("purchase_cents") is not None:
                     award = self.award(terminal, item["idempotency_key"], item["card"], item["purchase_cents"])
                     results[index] = {"status": "accepted"} | award
@@ -319,7 +319,7 @@ class PointOfSale:
                   limit: int) -> dict:  # fmt: skip
         """The merchant's own transfers in a period, newest first, one keyset page at a time."""
         if not 1 <= limit <= MAX_STATEMENT_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", message="limit")
+            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_STATEMENT_PAGE)
         accounts = [f"merchant:{merchant_id}:issued", f"merchant:{merchant_id}:redeemed"]
         with self.engine.connect() as conn:
             rows = journal.account_entries(conn, city, accounts, before_sequence=before_sequence, since_us=since_us,

@@ -47,7 +47,7 @@ def get_program(city: City, principal: Who, ctx: Ctx) -> Program:
 def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -> dict:
     _staff(principal, city)
     if data.city != city:
-        raise InvalidRequest("the program's city must be the one in the path", message="city")
+        raise InvalidRequest("the program's city must be the one in the path", field="city", reason="must_match_path")
     program, version = ctx.programs.configure(data, principal.actor)
     return {"version": version, "program": program}
 
