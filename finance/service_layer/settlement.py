@@ -33,6 +33,7 @@ from finance.domain.settlement import (
 from ledger import core
 from ledger.adapters import journal
 from ledger.adapters.tables import JournalRow
+from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
@@ -62,7 +63,7 @@ class Settlement:
         adjustments: dict[str, int] = {}
         for adjustment in store.open_adjustments(conn, city):
             adjustments[adjustment["merchant_id"]] = adjustments.get(adjustment["merchant_id"], 0) + adjustment["amount_cents"]
-        active = {a.split(":")[1] for _, a, _, _ in movements if a.startswith("merchant:")}
+        active = {m for _, a, _, _ in movements if (m := accounts.merchant_of(a)) is not None}
         fees = {m: program.settlement_fee_cents for m in active if program.settlement_fee_cents}
         lines = merchant_lines(program, movements, adjustments, fees)
         interop = self._interop(conn, city, since, until)
@@ -127,16 +128,16 @@ class Settlement:
         city, period = statement.city, statement.period
         moves: list[tuple[str, int, str]] = []  # (account, points owed to the clearing, kind)
         for line in statement.merchants:
-            moves.append((f"merchant:{line.merchant_id}:redeemed", line.redeemed_points, "settlement"))
-            moves.append((f"merchant:{line.merchant_id}:issued", -line.issued_points, "settlement"))
+            moves.append((accounts.merchant_redeemed(line.merchant_id), line.redeemed_points, "settlement"))
+            moves.append((accounts.merchant_issued(line.merchant_id), -line.issued_points, "settlement"))
         for _, account, debits, credits in movements:
-            if account.startswith("interop:"):
+            if accounts.is_interop(account):
                 moves.append((account, credits - debits, "settlement_interop"))
         groups = []
         for account, points, kind in moves:
             if points == 0:
                 continue
-            debit, credit = (account, "settlement:clearing") if points > 0 else ("settlement:clearing", account)
+            debit, credit = (account, accounts.SETTLEMENT_CLEARING) if points > 0 else (accounts.SETTLEMENT_CLEARING, account)
             key = f"settlement:{period}:{account}"
             groups.append([TransferRequest(city, key, kind, "single", debit, credit, abs(points))])
         return groups

@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from ledger.adapters.database import dialect_insert, text_array
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
-from ledger.domain.accounts import Balance, is_non_negative
+from ledger.domain.accounts import WALLET_PREFIX, Balance, is_non_negative, is_wallet
 from ledger.domain.transfers import Hold, Original
 
 IN_CHUNK = 2_000  # bound on the ids of one IN (...) clause (SQLite allows 32,766 parameters)
@@ -551,14 +551,14 @@ def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int
     """(wallet, time_us, ±points) of every posted wallet movement of a ledger, in journal order."""
     query = select(J.c.debit_account, J.c.credit_account, J.c.amount, J.c.time_us).where(
         J.c.ledger == ledger, J.c.phase.in_(("single", "post")),
-        or_(J.c.debit_account.like("citizen:%"), J.c.credit_account.like("citizen:%")),
+        or_(J.c.debit_account.like(f"{WALLET_PREFIX}%"), J.c.credit_account.like(f"{WALLET_PREFIX}%")),
     )  # fmt: skip
     for chunk in _streamed(conn, query.order_by(J.c.sequence)):
         events = []
         for debit, credit, amount, time_us in chunk:
-            if credit.startswith("citizen:"):
+            if is_wallet(credit):
                 events.append((credit, time_us, amount))
-            if debit.startswith("citizen:"):
+            if is_wallet(debit):
                 events.append((debit, time_us, -amount))
         yield events
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Literal, NamedTuple
 
-from ledger.domain.accounts import Balance, check_account_name, check_ledger_name, is_non_negative
+from ledger.domain.accounts import (
+    PROGRAM_BUDGET,
+    Balance,
+    check_account_name,
+    check_ledger_name,
+    interop,
+    is_non_negative,
+)
 from ledger.domain.errors import (
     BudgetExceeded,
     ExceedsOriginal,
@@ -115,6 +122,20 @@ class TransferRequest:
             raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds")
 
 
+def linked_transfers(key: str, kind: str, phase: Phase, debit_ledger: str, debit_account: str, credit_ledger: str,
+                     credit_account: str, points: int | None, timeout_seconds: int | None = None) -> list[TransferRequest]:  # fmt: skip
+    """One transfer from an account of `debit_ledger` to one of `credit_ledger`: a single request
+    when the ledgers are the same, else a linked group of two through the interop accounts
+    (debit → interop:<credit ledger> at home, interop:<debit ledger> → credit there), committed all
+    or nothing. Both halves share the idempotency key; each ledger derives its own transfer id."""
+    if debit_ledger == credit_ledger:
+        return [TransferRequest(debit_ledger, key, kind, phase, debit_account, credit_account, points, None, timeout_seconds)]
+    return [
+        TransferRequest(debit_ledger, key, kind, phase, debit_account, interop(credit_ledger), points, None, timeout_seconds),
+        TransferRequest(credit_ledger, key, kind, phase, interop(debit_ledger), credit_account, points, None, timeout_seconds),
+    ]  # fmt: skip
+
+
 @dataclass
 class Hold:
     """An open pending transfer (the `holds` projection)."""
@@ -212,7 +233,7 @@ class _Overlay:
 def _debit(overlay: _Overlay, ledger: str, account: str, amount: int, pending: bool) -> None:
     balance = overlay.balance(ledger, account)
     if is_non_negative(account) and balance.available < amount:
-        error = BudgetExceeded if account == "program:budget" else InsufficientFunds
+        error = BudgetExceeded if account == PROGRAM_BUDGET else InsufficientFunds
         raise error(f"{account} has {balance.available} points available, {amount} needed", account=account,
                     available_points=balance.available, requested_points=amount)  # fmt: skip
     if pending:
