@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine
 
 from community.adapters import store as community_store
 from community.domain.errors import Conflict, NotFound
@@ -32,7 +32,6 @@ from finance.domain.settlement import (
 )
 from ledger import core
 from ledger.adapters import journal
-from ledger.adapters.tables import JournalRow
 from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
@@ -40,7 +39,6 @@ from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 from merchants.adapters.tables import MerchantRow
 
-J = JournalRow.__table__
 MAX_ADJUSTMENT_CENTS = 10**11
 
 
@@ -78,13 +76,8 @@ class Settlement:
         redemptions there, the other's merchants' awards here are credited on the other ledger), so
         every obligation is counted once. Obligations are valued at the debtor city's point value.
         """
-        query = (
-            select(J.c.ledger, J.c.credit_account, func.sum(J.c.amount).label("points"))
-            .where(and_(J.c.time_us >= since, J.c.time_us < until, J.c.credit_account.like("interop:%"),
-                        J.c.phase.in_(("single", "post")), J.c.kind.not_in(SETTLEMENT_KINDS)))  # fmt: skip
-            .group_by(J.c.ledger, J.c.credit_account)
-        )
-        gross_points = {(r.ledger, r.credit_account.split(":", 1)[1]): int(r.points) for r in conn.execute(query)}
+        gross_points = {(ledger, accounts.interop_city(account)): points
+                        for ledger, account, points in journal.interop_credits(conn, since, until, SETTLEMENT_KINDS)}  # fmt: skip
         obligations = [
             (debtor, creditor, points_to_cents(points, self.programs.get(debtor, conn), 100))
             for (debtor, creditor), points in sorted(gross_points.items())

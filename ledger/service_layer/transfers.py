@@ -250,7 +250,7 @@ class _Sealing:
         self.planned: list[PlannedEntry] = []
         self.rows: list[tuple] = []
         self._seal = partial(_seal, heads=heads, now=now, key_id=key_id, seed=seed)
-        self._stream = conn.dialect.name == "postgresql"
+        self._stream = journal.streams_appends(conn)
         self._conn = conn
         self._copy = ExitStack()
         self._write: Callable[[list[tuple]], None] | None = None
