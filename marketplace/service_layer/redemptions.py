@@ -79,7 +79,7 @@ RESERVED_GRACE_SECONDS = 300  # a `reserved` row older than this was abandoned b
 MAX_ATTEMPTS = 20  # tries of one Idempotency-Key; past this the resident starts again with a new key
 MAX_PASSES = 3  # times one call reads the row again after a concurrent call moved it
 MAX_RECOVER = 500
-MAX_PAGE = 100
+MAX_REDEMPTION_PAGE = 100
 VOUCHER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ABANDONED = "abandoned"  # the error of an attempt the sweep gave back (a crash left it); others are problem codes
 log = logging.getLogger("entraide.marketplace")
@@ -357,8 +357,8 @@ class Redemptions:
         return redemption_view(self._own(resident_id, redemption_id))
 
     def list(self, resident_id: str, before_us: int | None, limit: int) -> dict:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", message="limit")
+        if not 1 <= limit <= MAX_REDEMPTION_PAGE:
+            raise InvalidRequest(f"limit is 1 to {MAX_REDEMPTION_PAGE}", message="limit")
         with self.engine.connect() as conn:
             rows = store.redemptions_of(conn, resident_id, before_us if before_us is not None else 2**62, limit)
         views = [redemption_view(r) for r in rows]

@@ -23,9 +23,9 @@ from marketplace.domain.search import (
     MAX_EXCLUDED,
     MAX_FILTER_VALUES,
     MAX_OFFSET,
-    MAX_PAGE,
     MAX_QUERY_CHARS,
     MAX_RADIUS_M,
+    MAX_SEARCH_PAGE,
     SORTS,
     GeoPoint,
     SearchBackend,
@@ -71,8 +71,8 @@ def _check(request: SearchRequest) -> None:
         bad = ("lat", "sorting by distance or a radius needs lat and lng")
     elif request.radius_m is not None and not 1 <= request.radius_m <= MAX_RADIUS_M:
         bad = ("radius_m", f"1 to {MAX_RADIUS_M} meters")
-    elif not 1 <= request.limit <= MAX_PAGE or not 0 <= request.offset <= MAX_OFFSET:
-        bad = ("limit", f"limit is 1 to {MAX_PAGE}, offset 0 to {MAX_OFFSET}")
+    elif not 1 <= request.limit <= MAX_SEARCH_PAGE or not 0 <= request.offset <= MAX_OFFSET:
+        bad = ("limit", f"limit is 1 to {MAX_SEARCH_PAGE}, offset 0 to {MAX_OFFSET}")
     elif request.min_points is not None and request.max_points is not None and request.min_points > request.max_points:
         bad = ("min_points", "min_points is above max_points")
     if bad is not None:
