@@ -28,6 +28,7 @@ from ledger.domain.errors import (
     HoldNotOpen,
     InsufficientFunds,
     InvalidRequest,
+    InvariantViolation,
     LedgerError,
     NotRefundable,
     UnknownTransfer,
@@ -347,3 +348,40 @@ def plan_expiry(view: BookView, hold: Hold) -> PlannedEntry:
     return PlannedEntry(hold.ledger, transfer_id_for(hold.ledger, f"expire:{hold.transfer_id}"), hold.kind,
                         "expire", hold.debit_account, hold.credit_account, hold.amount, hold.transfer_id,
                         None, None, None)  # fmt: skip
+
+
+# --- invariants the append path asserts on every batch (cheap: one pass over entries or accounts) ----
+
+
+def check_numbered(entries: list[tuple], sequences: dict[str, int]) -> None:
+    """Entry12 tuples about to be sealed, against each chain's sequence before them: every sequence
+    is the previous one plus one, every amount a positive integer within the format's bound, and
+    the two accounts differ. Raises InvariantViolation."""
+    last = dict(sequences)
+    for ledger, sequence, transfer_id, _, _, debit, credit, amount, *_ in entries:
+        if sequence != last[ledger] + 1:
+            raise InvariantViolation(f"{ledger}: sequence {sequence} after {last[ledger]}")
+        last[ledger] = sequence
+        if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT_POINTS:
+            raise InvariantViolation(f"{ledger}: transfer {transfer_id} moves {amount!r} points")
+        if debit == credit:
+            raise InvariantViolation(f"{ledger}: transfer {transfer_id} debits and credits {debit}")
+
+
+def check_zero_sum(before: dict[tuple[str, str], Balance], after: dict[tuple[str, str], Balance],
+                   changed: set[tuple[str, str]]) -> None:  # fmt: skip
+    """Double entry: whatever a batch planned, each ledger's posted and pending balances moved by a
+    total of zero. `before` is a shallow copy of the view's balances taken before planning (the
+    planner replaces a Balance, never changes one in place), `after` and `changed` the view's after
+    it; an account the batch opened started at zero. One pass over the changed accounts only.
+    Raises InvariantViolation."""
+    zero = Balance()
+    moved: dict[str, list[int]] = {}
+    for key in changed:
+        old, new = before.get(key, zero), after[key]
+        sums = moved.setdefault(key[0], [0, 0])
+        sums[0] += new.posted - old.posted
+        sums[1] += new.pending - old.pending
+    for ledger, (posted, pending) in moved.items():
+        if posted or pending:
+            raise InvariantViolation(f"{ledger}: a batch moved the posted balances by {posted}, the pending by {pending}")
