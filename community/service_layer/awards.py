@@ -17,7 +17,7 @@ from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder
 from ledger.adapters import journal
 from ledger.domain.errors import IdempotencyConflict
-from ledger.domain.transfers import TransferRequest, transfer_id_for
+from ledger.domain.transfers import TransferRequest, linked_transfers, transfer_id_for
 from ledger.service_layer.transfers import LedgerService
 
 
@@ -85,9 +85,4 @@ class Awards:
     @staticmethod
     def _transfers(request: AwardRequest, points: int) -> list[TransferRequest]:
         holder, city, key = request.holder, request.city, request.idempotency_key
-        if city == holder.city:
-            return [TransferRequest(city, key, request.kind, "single", request.debit_account, holder.wallet, points)]
-        return [
-            TransferRequest(city, key, request.kind, "single", request.debit_account, f"interop:{holder.city}", points),
-            TransferRequest(holder.city, key, request.kind, "single", f"interop:{city}", holder.wallet, points),
-        ]
+        return linked_transfers(key, request.kind, "single", city, request.debit_account, holder.city, holder.wallet, points)

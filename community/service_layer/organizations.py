@@ -14,6 +14,7 @@ from community.domain.program import civic_award
 from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.residents import Residents
 from ledger.adapters import journal
+from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest, LedgerError, UnknownLedger
 from ledger.service_layer.audit_trail import AuditTrail
 
@@ -96,7 +97,7 @@ class Attestations:
         body = {"card": card, "activity": activity, "units": units}
         return self.awards.grant(AwardRequest(
             city=org["city"], holder=holder, source="civic", actor_id=org_id, idempotency_key=f"org:{org_id}:{idempotency_key}",
-            kind="earn_civic", debit_account="program:budget", body_hash=body_hash(body),
+            kind="earn_civic", debit_account=accounts.PROGRAM_BUDGET, body_hash=body_hash(body),
             compute=lambda program, usage, now: civic_award(program, activity=activity, units=units, level=holder.level,
                                                             time_us=now, usage=usage),
         ))  # fmt: skip

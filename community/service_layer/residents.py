@@ -34,6 +34,7 @@ from community.domain.errors import (
 from community.domain.program import LEVELS
 from ledger.adapters import journal
 from ledger.adapters.database import autocommit, checkpoint_wal
+from ledger.domain import accounts
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer.audit_trail import AuditTrail
@@ -41,10 +42,6 @@ from ledger.service_layer.audit_trail import AuditTrail
 YEAR_US = 365 * 86_400 * 1_000_000
 PERSONAL_FIELDS = {"name": 200, "email": 254, "phone": 40, "address": 400, "language": 8}
 MAX_EXPORT_ENTRIES = 100_000
-
-
-def wallet_account(resident_id: str) -> str:
-    return f"citizen:{resident_id}:wallet"
 
 
 def check_personal(personal: dict) -> dict:
@@ -69,7 +66,7 @@ class CardHolder:
 
     @property
     def wallet(self) -> str:
-        return wallet_account(self.resident_id)
+        return accounts.wallet(self.resident_id)
 
     def require_city(self, city: str) -> None:
         """A merchant of `city` may serve this resident only in their home city or one they opted in to."""
@@ -249,7 +246,7 @@ class Residents:
         with self.engine.connect() as conn:
             row = self._active(conn, resident_id, None, allow_lapsed=True)
             data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
-            history = journal.account_entries(conn, row["city"], [wallet_account(resident_id)], limit=MAX_EXPORT_ENTRIES)
+            history = journal.account_entries(conn, row["city"], [accounts.wallet(resident_id)], limit=MAX_EXPORT_ENTRIES)
             return {
                 "resident": self._public(row),
                 "personal": crypto.open_personal(data_key, row["personal"], resident_id),

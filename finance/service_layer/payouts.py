@@ -27,6 +27,7 @@ from finance.domain.settlement import Statement
 from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
+from marketplace.domain.errors import InvalidWebhook
 from merchants.adapters.tables import MerchantRow
 
 LEASE_SECONDS = 120  # longer than a Stripe call may take
@@ -37,10 +38,6 @@ MAX_PAYOUTS_PER_RUN = 1_000
 
 class PaymentsDisabled(LedgerError):
     code = "payments_disabled"
-
-
-class InvalidWebhook(LedgerError):
-    code = "invalid_webhook"
 
 
 class InvalidBankFile(LedgerError):

@@ -79,3 +79,8 @@ class NotRefundable(LedgerError):
     funding...): only a merchant's own sales are refundable (REFUNDABLE_KINDS)."""
 
     code = "not_refundable"
+
+
+class InvariantViolation(RuntimeError):
+    """The append path caught itself breaking a ledger invariant (a bug, never a caller's mistake):
+    the transaction rolls back and the API answers internal_error. Not an `assert`, which -O removes."""

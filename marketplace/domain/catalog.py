@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from community.domain.program import CATEGORIES
+from ledger.domain import accounts
 from marketplace.domain.errors import InvalidItem, ItemUnavailable, SoldOut
 
 KINDS = ("offer", "service", "event")
@@ -160,7 +161,7 @@ class Item:
         return self.kind in CITY_KINDS and self.cash_cents > 0
 
     def credit_account(self) -> str:
-        return f"merchant:{self.merchant_id}:redeemed" if self.kind == "offer" else "services:revenue"
+        return accounts.merchant_redeemed(self.merchant_id) if self.kind == "offer" else accounts.SERVICES_REVENUE
 
     def transfer_kind(self) -> str:
         return "redeem" if self.kind == "offer" else "service"

@@ -36,7 +36,7 @@ from marketplace.domain.errors import UnknownItem
 from marketplace.service_layer.indexing import SearchIndexer
 from merchants.errors import MerchantNotApproved
 
-MAX_PAGE = 200
+MAX_CATALOG_PAGE = 200
 MAX_REASON_CHARS = 500
 
 
@@ -171,8 +171,8 @@ class Catalog:
             return item_view(self._owned(conn, owner, item_id))
 
     def list(self, owner: Owner, kinds: tuple[str, ...] = (), after_id: str = "", limit: int = 50) -> dict:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_PAGE)
+        if not 1 <= limit <= MAX_CATALOG_PAGE:
+            raise InvalidRequest(f"limit is 1 to {MAX_CATALOG_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_CATALOG_PAGE)
         with self.engine.connect() as conn:
             # A merchant lists its offers; city staff (no merchant) list every item of the city.
             rows = store.items(conn, city=owner.city, kinds=kinds, after_id=after_id, limit=limit,

@@ -23,9 +23,9 @@ from marketplace.domain.search import (
     MAX_EXCLUDED,
     MAX_FILTER_VALUES,
     MAX_OFFSET,
-    MAX_PAGE,
     MAX_QUERY_CHARS,
     MAX_RADIUS_M,
+    MAX_SEARCH_PAGE,
     SORTS,
     GeoPoint,
     SearchBackend,
@@ -72,8 +72,8 @@ def _check(request: SearchRequest) -> None:
         raise InvalidRequest("sorting by distance or a radius needs lat and lng", field="lat", reason="needs_location")
     if request.radius_m is not None and not 1 <= request.radius_m <= MAX_RADIUS_M:
         raise InvalidRequest(f"radius_m: 1 to {MAX_RADIUS_M} meters", field="radius_m", reason="out_of_range", min_value=1, max_value=MAX_RADIUS_M)
-    if not 1 <= request.limit <= MAX_PAGE:
-        raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_PAGE)
+    if not 1 <= request.limit <= MAX_SEARCH_PAGE:
+        raise InvalidRequest(f"limit is 1 to {MAX_SEARCH_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_SEARCH_PAGE)
     if not 0 <= request.offset <= MAX_OFFSET:
         raise InvalidRequest(f"offset is 0 to {MAX_OFFSET}", field="offset", reason="out_of_range", min_value=0, max_value=MAX_OFFSET)
     if request.min_points is not None and request.max_points is not None and request.min_points > request.max_points:

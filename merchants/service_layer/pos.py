@@ -25,8 +25,9 @@ from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
 from ledger.adapters import journal
 from ledger.adapters.database import autocommit
+from ledger.domain import accounts
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
-from ledger.domain.transfers import TransferRequest, check_refundable
+from ledger.domain.transfers import TransferRequest, check_refundable, linked_transfers
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
@@ -48,11 +49,11 @@ class Terminal:
 
     @property
     def redeemed(self) -> str:
-        return f"merchant:{self.merchant_id}:redeemed"
+        return accounts.merchant_redeemed(self.merchant_id)
 
     @property
     def issued(self) -> str:
-        return f"merchant:{self.merchant_id}:issued"
+        return accounts.merchant_issued(self.merchant_id)
 
     def key(self, idempotency_key: str) -> str:
         return f"pos:{self.merchant_id}:{idempotency_key}"
@@ -196,13 +197,8 @@ class PointOfSale:
     def _redemption(self, terminal: Terminal, holder: CardHolder, key: str, phase: str, points: int,
                     timeout_seconds: int | None) -> list[TransferRequest]:  # fmt: skip
         """The transfers of a redemption at this merchant: one ledger, or two linked across cities."""
-        city = terminal.city
-        if holder.city == city:
-            return [TransferRequest(city, key, "redeem", phase, holder.wallet, terminal.redeemed, points, None, timeout_seconds)]
-        return [
-            TransferRequest(holder.city, key, "redeem", phase, holder.wallet, f"interop:{city}", points, None, timeout_seconds),
-            TransferRequest(city, key, "redeem", phase, f"interop:{holder.city}", terminal.redeemed, points, None, timeout_seconds),
-        ]  # fmt: skip
+        return linked_transfers(key, "redeem", phase, holder.city, holder.wallet, terminal.city, terminal.redeemed, points,
+                                timeout_seconds)  # fmt: skip
 
     def hold(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> dict:
         group, view = self.hold_operation(terminal, idempotency_key, card, points)
@@ -265,7 +261,7 @@ class PointOfSale:
             if entry is None or entry["phase"] not in ("single", "post") or entry["ref"] is not None and entry["phase"] == "single":
                 raise UnknownTransfer("no refundable transfer with that id", transfer_id=transfer_id)
             check_refundable(entry["kind"], transfer_id)
-            if terminal.merchant_id not in (_merchant_of(entry["debit_account"]), _merchant_of(entry["credit_account"])):
+            if terminal.merchant_id not in (accounts.merchant_of(entry["debit_account"]), accounts.merchant_of(entry["credit_account"])):
                 raise WrongTenant("the transfer belongs to another merchant")
             entries = journal.linked_entries(conn, entry["group_id"]) if entry["group_id"] else [entry]
             left = journal.originals(conn, [(e["ledger"], e["transfer_id"]) for e in entries])
@@ -320,16 +316,11 @@ class PointOfSale:
         """The merchant's own transfers in a period, newest first, one keyset page at a time."""
         if not 1 <= limit <= MAX_STATEMENT_PAGE:
             raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_STATEMENT_PAGE)
-        accounts = [f"merchant:{merchant_id}:issued", f"merchant:{merchant_id}:redeemed"]
+        own = [accounts.merchant_issued(merchant_id), accounts.merchant_redeemed(merchant_id)]
         with self.engine.connect() as conn:
-            rows = journal.account_entries(conn, city, accounts, before_sequence=before_sequence, since_us=since_us,
+            rows = journal.account_entries(conn, city, own, before_sequence=before_sequence, since_us=since_us,
                                            until_us=until_us, limit=limit)  # fmt: skip
         return journal.entry_page(rows, limit)
-
-
-def _merchant_of(account: str) -> str | None:
-    parts = account.split(":")
-    return parts[1] if parts[0] == "merchant" and len(parts) == 3 else None
 
 
 def _item_error(exc: LedgerError) -> dict:

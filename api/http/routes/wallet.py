@@ -21,8 +21,8 @@ from api.http.params import (
     idempotency_key,
 )
 from api.http.schemas import RedeemBody
-from community.service_layer.residents import wallet_account
 from ledger.adapters import journal
+from ledger.domain import accounts
 
 
 def _resident(principal: Principal) -> str:
@@ -31,14 +31,14 @@ def _resident(principal: Principal) -> str:
 
 @get("/balance", sync_to_thread=True)
 def balance(principal: Who, ctx: Ctx) -> dict:
-    b = ctx.ledger.balance(principal.city, wallet_account(_resident(principal)))
+    b = ctx.ledger.balance(principal.city, accounts.wallet(_resident(principal)))
     return {"available": b.available, "posted": b.posted, "pending": -b.pending, "city": principal.city}
 
 
 @get("/history", sync_to_thread=True)
 def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> dict:
     with ctx.engine.connect() as conn:
-        rows = journal.account_entries(conn, principal.city, [wallet_account(_resident(principal))],
+        rows = journal.account_entries(conn, principal.city, [accounts.wallet(_resident(principal))],
                                        before_sequence=before_sequence, limit=limit)  # fmt: skip
     return journal.entry_page(rows, limit)
 
