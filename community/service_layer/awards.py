@@ -37,6 +37,7 @@ class AwardRequest:
     debit_account: str
     body_hash: str
     compute: Callable[[Program, dict[str, int], int], Award]  # (program, usage, now_us) -> award
+    purchase_cents: int | None = None  # a purchase's amount, kept in the answer for receipts and statements
 
 
 class Awards:
@@ -77,6 +78,8 @@ class Awards:
                 "lines": [msgspec.to_builtins(line) for line in award.lines], "time_us": entry.time_us if entry else now,
                 "replayed": False,
             }  # fmt: skip
+            if request.purchase_cents is not None:
+                response["purchase_cents"] = request.purchase_cents
             store.add_award(conn, ledger=city, transfer_id=transfer_id, source=request.source, actor_id=request.actor_id,
                             resident_id=holder.resident_id, body_hash=request.body_hash,
                             response=msgspec.json.encode(response).decode(), time_us=now)  # fmt: skip

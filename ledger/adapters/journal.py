@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -136,7 +136,7 @@ def _driver(conn: Connection):
     return conn.connection.driver_connection
 
 
-@lru_cache(maxsize=None)
+@cache
 def _driver_sql(statement, dialect) -> tuple[str, dict]:
     """A constant statement in the driver's parameter style, with the values it binds itself (such
     as a phase). Those must be plain comparisons: an IN of a list is expanded at execution time,
@@ -168,7 +168,7 @@ class PairLookup:
     """
 
     def __init__(self, build, ledger_col, id_col) -> None:
-        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))  # noqa: E731
+        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))
         keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
         self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
@@ -534,6 +534,21 @@ def entry_page(rows: list[dict], limit: int) -> dict:
     """A page of `account_entries` as callers see it, with the cursor of the next page (None at the end)."""
     return {"entries": [{k: r[k] for k in PAGE_FIELDS} for r in rows],
             "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}  # fmt: skip
+
+
+def account_flows(conn: Connection, ledger: str, accounts: list[str], since_us: int, until_us: int,
+                  exclude_kinds: tuple[str, ...] = ()) -> list[tuple[str, str, int, int]]:  # fmt: skip
+    """(ledger, account, debits, credits) of `accounts` over the posted entries (single, post) of
+    [since_us, until_us): what `movements` sums for a period's close, read through the accounts' entries."""
+    sums = {account: [0, 0] for account in accounts}
+    for side, column in enumerate((J.c.debit_account, J.c.credit_account)):
+        query = select(column, func.sum(J.c.amount)).where(
+            J.c.ledger == ledger, column.in_(accounts), J.c.phase.in_(("single", "post")), J.c.time_us >= since_us,
+            J.c.time_us < until_us, J.c.kind.not_in(exclude_kinds),
+        )  # fmt: skip
+        for account, points in conn.execute(query.group_by(column)):
+            sums[account][side] += int(points)
+    return [(ledger, account, debits, credits) for account, (debits, credits) in sums.items()]
 
 
 def linked_entries(conn: Connection, group_id: str) -> list[dict]:
