@@ -29,9 +29,27 @@ from community.domain.program import Program, Treasury
 from finance.adapters.exports import MAX_BANK_FILE_BYTES, PAIN_NAMESPACE, pain001_schema
 from finance.adapters.stripe_connect import StripeConnect
 from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen, period_bounds_us
-from finance.schemas import CityPosition, PayoutsQueued, Statement, StatementLine
+from finance.adapters import store as finance_store
+from finance.schemas import (
+    Adjustment,
+    BudgetReport,
+    CityPosition,
+    OpenData,
+    PayoutAccountChange,
+    PayoutAccountChanges,
+    PayoutList,
+    PayoutsQueued,
+    PeriodClose,
+    Reconciliation,
+    RedemptionsReport,
+    Statement,
+    StatementLine,
+)
 from ledger.adapters import journal
+from operations.schemas import Health
 from ledger.domain.transfers import TransferRequest
+from ledger.schemas import Checkpoints, PublicKeys
+from ledger.service_layer import audit
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer import audit_trail
 from tests.local_server import LocalServer
@@ -624,3 +642,87 @@ def test_open_context_reads_stripe_settings(settings, monkeypatch) -> None:
     ctx = open_context(loaded, create=True)
     assert ctx.payouts.gateway is not None and ctx.payouts.gateway.api_key == API_KEY
     ctx.engine.dispose()
+
+
+# --- the contract: idempotency, enums, typed answers ----------------------------------------------
+
+
+def test_adjustments_and_payout_account_proposals_take_an_idempotency_key(world: World, clock) -> None:
+    end_of_january(clock)
+    assert world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close").status_code == 200
+    path = "/v1/finance/brossard/adjustments"
+    body = {"merchant_id": "librairie", "amount_cents": -25, "reason": "damaged goods", "ref_period": JAN}
+    assert_problem(world.bearer("finance-brossard", "POST", path, body), 400, "idempotency_key_required")
+    first = world.bearer("finance-brossard", "POST", path, body, key="adj-1")
+    assert first.status_code == 201
+    adjustment = msgspec.json.decode(first.content, type=Adjustment)
+    assert (adjustment.merchant_id, adjustment.amount_cents, adjustment.ref_period) == ("librairie", -25, JAN)
+    again = world.bearer("finance-brossard", "POST", path, body, key="adj-1")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert_problem(world.bearer("finance-brossard", "POST", path, body | {"amount_cents": -26}, key="adj-1"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    with world.ctx.engine.connect() as conn:
+        assert [a["id"] for a in finance_store.open_adjustments(conn, "brossard")] == [adjustment.id]
+
+    path = "/v1/finance/brossard/merchants/librairie/payout-account"
+    account = {"holder_name": "Librairie", "institution": "003", "transit": "00011", "account_number": "7654321"}
+    assert_problem(world.bearer("finance-brossard", "PUT", path, account), 400, "idempotency_key_required")
+    proposed = world.bearer("finance-brossard", "PUT", path, account, key="acct-1")
+    assert proposed.status_code == 202
+    change = msgspec.json.decode(proposed.content, type=PayoutAccountChange)
+    assert change.status == "pending" and change.account_number == "…321"
+    assert world.bearer("finance-brossard", "PUT", path, account, key="acct-1").json() == proposed.json()
+    assert_problem(world.bearer("finance-brossard", "PUT", path, account | {"transit": "00012"}, key="acct-1"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    listed = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/payout-account-changes?status=pending")
+    assert [c.id for c in msgspec.json.decode(listed.content, type=PayoutAccountChanges).changes] == [change.id]
+
+
+def test_formats_decisions_and_statuses_are_enums(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    finance = "/v1/finance/brossard"
+    assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=xls"), 400, "validation_error")
+    assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/payout-account-changes?status=lost"), 400,
+                   "validation_error")  # fmt: skip
+    assert_problem(world.bearer("finance-brossard", "POST", f"{finance}/payout-account-changes/pc1/approve"), 400,
+                   "validation_error")  # fmt: skip
+    assert_problem(world.bearer("finance-brossard", "POST", f"{finance}/payout-account-changes/pc1/confirm"), 404,
+                   "unknown_change")  # fmt: skip
+    exported = world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=json")
+    assert exported.headers["content-type"] == "application/json"
+    assert msgspec.json.decode(exported.content, type=Statement).period == JAN
+    url = f"/v1/transparency/open-data/brossard/{JAN}"
+    assert_problem(world.client.get(f"{url}?format=xml"), 400, "validation_error")
+    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-1"), 400, "validation_error")
+    as_csv = world.client.get(f"{url}?format=csv")
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.headers["content-disposition"] == f'attachment; filename="entraide-open-data-brossard-{JAN}.csv"'
+    as_json = msgspec.json.decode(world.client.get(url).content, type=OpenData)
+    assert len(list(csv.DictReader(io.StringIO(as_csv.text)))) == len(as_json.cells)
+
+
+def test_every_answer_decodes_as_its_declared_struct(world: World, clock) -> None:
+    end_of_january(clock)
+    finance = "/v1/finance/brossard"
+    answers = {
+        f"{finance}/periods/{JAN}/preview": Statement,
+        f"{finance}/budget": BudgetReport,
+        f"{finance}/periods/{JAN}/redemptions": RedemptionsReport,
+    }
+    for path, struct in answers.items():
+        msgspec.json.decode(world.bearer("finance-brossard", "GET", path).content, type=struct)
+    closed = msgspec.json.decode(world.bearer("finance-brossard", "POST", f"{finance}/periods/{JAN}/close").content,
+                                 type=PeriodClose)  # fmt: skip
+    totals = closed.statement.totals
+    assert (totals.redeemed_points, totals.issued_points) == (250, 212) and totals.net_cents == 100 - 62
+    for path, struct in {f"{finance}/periods/{JAN}/statement": PeriodClose, f"{finance}/periods/{JAN}/payouts": PayoutList}.items():
+        msgspec.json.decode(world.bearer("finance-brossard", "GET", path).content, type=struct)
+    reconciled = world.bearer("finance-brossard", "POST", f"{finance}/periods/{JAN}/reconciliation")
+    assert {d.issue for d in msgspec.json.decode(reconciled.content, type=Reconciliation).differences} == {"not_paid"}
+    audit.make_checkpoints(world.ctx.engine, world.ctx.signer)
+    keys = msgspec.json.decode(world.client.get("/v1/transparency/keys").content, type=PublicKeys)
+    assert keys.ledger.format == audit.KEYS_FORMAT and keys.ledger.keys and keys.cards.keys and keys.token_issuer.keys
+    checkpoints = msgspec.json.decode(world.client.get("/v1/transparency/checkpoints").content, type=Checkpoints)
+    assert {c.ledger for c in checkpoints.checkpoints} >= {"brossard", "delson"}
+    assert msgspec.json.decode(world.client.get("/v1/health").content, type=Health) == Health(status="ok")
