@@ -71,8 +71,8 @@ ENV_URL, ENV_DATA = "ENTRAIDE_BENCH_HTTP_DB_URL", "ENTRAIDE_BENCH_HTTP_DATA_DIR"
 
 def make_app():
     """uvicorn factory (`bench.http:make_app --factory`): the API on the seeded database, one per worker."""
-    from api.http.app import create_app
     from api.bootstrap import Settings, open_context
+    from api.http.app import create_app
 
     data = Path(os.environ[ENV_DATA])
     ctx = open_context(Settings(data, os.environ[ENV_URL], data / "keys"))

@@ -23,3 +23,65 @@ Points = Annotated[int, msgspec.Meta(description="points (integer)")]
 Cents = Annotated[int, msgspec.Meta(description="an amount of money in cents of the program's currency (integer)")]
 TimeUs = Annotated[int, msgspec.Meta(ge=0, description="microseconds since the Unix epoch (UTC)")]
 Sequence = Annotated[int, msgspec.Meta(ge=1, description="a position in a ledger's hash chain, from 1")]
+
+
+# --- what anyone needs to check the ledger: its keys and checkpoints ------------------------------
+
+
+class SigningKey(Result):
+    """A ledger signing key, current or retired: entries signed with it verify with `public_key`."""
+
+    key_id: Annotated[str, msgspec.Meta(description="the key id entries and checkpoints name")]
+    algorithm: Annotated[str, msgspec.Meta(description="the signature algorithm (ed25519)")]
+    public_key: Annotated[str, msgspec.Meta(description="the raw public key, hex")]
+    valid_from_us: TimeUs
+    valid_until_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was retired; null while current")] = None
+
+
+class KeysDocument(Result):
+    """The ledger's public keys (the `entraide.keys/1` file that `entraide ledger verify` reads)."""
+
+    format: Annotated[str, msgspec.Meta(description="the document's format, entraide.keys/1")]
+    keys: list[SigningKey]
+
+
+class Jwk(Result, kw_only=True):
+    """An Ed25519 public key as a JSON Web Key (RFC 8037)."""
+
+    kty: Annotated[str, msgspec.Meta(description="key type: OKP")]
+    crv: Annotated[str, msgspec.Meta(description="curve: Ed25519")]
+    x: Annotated[str, msgspec.Meta(description="the public key, base64url")]
+    kid: Annotated[str | None, msgspec.Meta(description="key id, as tokens name it in their header")] = None
+    alg: Annotated[str, msgspec.Meta(description="algorithm the key signs with")]
+    use: Annotated[str, msgspec.Meta(description="sig: it verifies signatures")]
+
+
+class Jwks(Result):
+    """A JSON Web Key Set (RFC 7517)."""
+
+    keys: list[Jwk]
+
+
+class PublicKeys(Result):
+    """Every public key a verifier needs: the ledger's signing keys, the cities' card keys (to check a
+    citizen card offline) and the token issuer's key (to check bearer tokens)."""
+
+    ledger: KeysDocument
+    cards: Jwks
+    token_issuer: Jwks
+
+
+class Checkpoint(Result):
+    """A ledger's signed checkpoint: its size and Merkle root at a time, as a C2SP signed note."""
+
+    ledger: Annotated[str, msgspec.Meta(description="the ledger (city)")]
+    tree_size: Annotated[int, msgspec.Meta(ge=0, description="entries covered: the checkpoint's last sequence")]
+    root_hash: Annotated[str, msgspec.Meta(description="Merkle tree root of the entries' hashes, hex")]
+    time_us: TimeUs
+    note: Annotated[str, msgspec.Meta(description="the signed note (C2SP checkpoint format)")]
+
+
+class Checkpoints(Result):
+    """The latest signed checkpoint of every ledger, to check later that history was only appended to."""
+
+    checkpoints: list[Checkpoint]

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
+from api.http.app import create_app
 from community.domain.access import GRANTS, PRINCIPAL_ROLES, operator
 from community.domain.program import Program
 from finance.adapters import store
@@ -166,7 +166,8 @@ def test_listing_shows_credentials_never_tokens(world: World) -> None:
 
 
 def test_payout_account_needs_a_second_principal(world: World) -> None:
-    proposed = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/boulangerie/payout-account", ACCOUNT)
+    proposed = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/boulangerie/payout-account", ACCOUNT,
+                            key="p1")  # fmt: skip
     assert proposed.status_code == 202 and proposed.json()["status"] == "pending"
     change = proposed.json()
     assert change["account_number"] == "…321" and "7654321" not in proposed.text
@@ -187,10 +188,11 @@ def test_payout_account_needs_a_second_principal(world: World) -> None:
         assert store.payout_accounts(conn, ["boulangerie"])["boulangerie"]["account_number"] == "7654321"
 
     # A city administrator may confirm too; the proposer may withdraw their own proposal.
-    other = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/librairie/payout-account", ACCOUNT).json()
+    other = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/librairie/payout-account", ACCOUNT,
+                         key="p2").json()  # fmt: skip
     assert world.bearer("admin-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{other['id']}/confirm").status_code == 200
     third = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/librairie/payout-account",
-                         ACCOUNT | {"account_number": "1111111"}).json()  # fmt: skip
+                         ACCOUNT | {"account_number": "1111111"}, key="p3").json()  # fmt: skip
     rejected = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{third['id']}/reject")
     assert rejected.json()["status"] == "rejected"
     with world.ctx.engine.connect() as conn:

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from operations.service_layer.jobs import scheduler
 from ledger.adapters.tables import AuditRow, CheckpointRow
 from ledger.service_layer.audit import verify_database
 from ledger.service_layer.keys import now_us
 from operations.domain.schedule import Job
+from operations.service_layer.jobs import scheduler
 from operations.service_layer.scheduler import Scheduler
 from tests.world import World, server_process
 

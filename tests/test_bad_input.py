@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from api.bootstrap import open_context
 from api.http import params
 from api.http.app import create_app
-from api.bootstrap import open_context
 from tests.test_api import assert_problem
 from tests.world import World, standard_world
 

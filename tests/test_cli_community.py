@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import TestClient
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
+from api.http.app import create_app
 from api.http.signatures import sign_request
 from tests.test_cli import run
 

@@ -25,8 +25,8 @@ from litestar.testing import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.http.app import create_app, database_unreachable
 from api.bootstrap import open_context
+from api.http.app import create_app, database_unreachable
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database

@@ -20,9 +20,9 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
+from api.http.app import create_app
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from tests.world import World

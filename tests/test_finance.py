@@ -17,21 +17,40 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from xml.etree import ElementTree as ET
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
+from api.http.app import create_app
 from community.domain.program import Program, Treasury
+from finance.adapters import store as finance_store
 from finance.adapters.exports import MAX_BANK_FILE_BYTES, PAIN_NAMESPACE, pain001_schema
 from finance.adapters.stripe_connect import StripeConnect
 from finance.domain.settlement import SETTLEMENT_KINDS, PeriodOpen, period_bounds_us
+from finance.schemas import (
+    Adjustment,
+    BudgetReport,
+    CityPosition,
+    OpenData,
+    PayoutAccountChange,
+    PayoutAccountChanges,
+    PayoutList,
+    PayoutsQueued,
+    PeriodClose,
+    Reconciliation,
+    RedemptionsReport,
+    Statement,
+    StatementLine,
+)
 from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
+from ledger.schemas import Checkpoints, PublicKeys
+from ledger.service_layer import audit, audit_trail
 from ledger.service_layer.audit import verify_database
-from ledger.service_layer import audit_trail
+from operations.schemas import Health
 from tests.local_server import LocalServer
 from tests.stripe_server import API_KEY, WEBHOOK_SECRET, StripeServer, signed_event
 from tests.test_api import assert_problem, entry_count
@@ -71,8 +90,8 @@ def end_of_january(clock) -> None:
     clock.now_us = 1_769_922_000_000_000 + 3_600 * 1_000_000  # 2026-02-01 06:00 UTC: January is over in Montréal
 
 
-def lines(statement: dict) -> dict[str, dict]:
-    return {line["merchant_id"]: line for line in statement["merchants"]}
+def lines(statement: Statement) -> dict[str, StatementLine]:
+    return {line.merchant_id: line for line in statement.merchants}
 
 
 def test_close_writes_statements_that_equal_the_ledger_once(world: World, clock) -> None:
@@ -81,11 +100,11 @@ def test_close_writes_statements_that_equal_the_ledger_once(world: World, clock)
         settlement.close("brossard", JAN, "finance:test")
     end_of_january(clock)
     closed = settlement.close("brossard", JAN, "finance:test")
-    by_merchant = lines(closed["statement"])
-    assert (by_merchant["boulangerie"]["redeemed_points"], by_merchant["boulangerie"]["issued_points"]) == (150, 212)
-    assert by_merchant["boulangerie"]["net_cents"] == 150 - 212
-    assert (by_merchant["librairie"]["redeemed_points"], by_merchant["librairie"]["net_cents"]) == (100, 100)
-    assert closed["statement"]["interop"] == [{"payer": "brossard", "payee": "delson", "points": 80, "cents": 80}]
+    by_merchant = lines(closed.statement)
+    assert (by_merchant["boulangerie"].redeemed_points, by_merchant["boulangerie"].issued_points) == (150, 212)
+    assert by_merchant["boulangerie"].net_cents == 150 - 212
+    assert (by_merchant["librairie"].redeemed_points, by_merchant["librairie"].net_cents) == (100, 100)
+    assert closed.statement.interop == (CityPosition(payer="brossard", payee="delson", points=80, cents=80),)
 
     # The settlement transfers in the ledger carry exactly the statement's points.
     with world.ctx.engine.connect() as conn:
@@ -101,7 +120,7 @@ def test_close_writes_statements_that_equal_the_ledger_once(world: World, clock)
 
     before = entry_count(world)
     again = settlement.close("brossard", JAN, "finance:other")
-    assert again["replayed"] and again["statement"] == closed["statement"] and entry_count(world) == before
+    assert again.replayed and again.statement == closed.statement and entry_count(world) == before
     assert verify_database(world.ctx.engine)["ok"]
 
 
@@ -110,14 +129,15 @@ def test_late_transfers_and_corrections_belong_to_the_next_period(world: World, 
     january = world.ctx.settlement.close("brossard", JAN, "finance:test")
     alice = world.residents["alice"].card
     world.pos("librairie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 2_000}, key="late")
-    world.ctx.settlement.adjust("brossard", "librairie", -25, "damaged goods refunded by the city", JAN, "finance:test")
+    world.ctx.settlement.adjust("brossard", "librairie", -25, "damaged goods refunded by the city", JAN, "finance:test",
+                                key="adj-1")  # fmt: skip
     with pytest.raises(Exception, match="not closed"):
-        world.ctx.settlement.adjust("brossard", "librairie", 10, "x", FEB, "finance:test")
+        world.ctx.settlement.adjust("brossard", "librairie", 10, "x", FEB, "finance:test", key="adj-2")
     clock.now_us += 30 * DAY * 1_000_000
     february = world.ctx.settlement.close("brossard", FEB, "finance:test")
-    line = lines(february["statement"])["librairie"]
-    assert (line["issued_points"], line["adjustments_cents"], line["net_cents"]) == (100, -25, -125)
-    assert world.ctx.settlement.closed("brossard", JAN)["statement"] == january["statement"]
+    line = lines(february.statement)["librairie"]
+    assert (line.issued_points, line.adjustments_cents, line.net_cents) == (100, -25, -125)
+    assert world.ctx.settlement.closed("brossard", JAN).statement == january.statement
 
 
 def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
@@ -126,9 +146,9 @@ def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": carole.card, "points": 30}, key="x").json()
     world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="y")
     end_of_january(clock)
-    brossard = world.ctx.settlement.close("brossard", JAN, "finance:test")["statement"]
-    delson = world.ctx.settlement.close("delson", JAN, "finance:test")["statement"]
-    assert brossard["interop"] == delson["interop"] == [{"payer": "brossard", "payee": "delson", "points": 50, "cents": 50}]
+    brossard = world.ctx.settlement.close("brossard", JAN, "finance:test").statement
+    delson = world.ctx.settlement.close("delson", JAN, "finance:test").statement
+    assert brossard.interop == delson.interop == (CityPosition(payer="brossard", payee="delson", points=50, cents=50),)
     with world.ctx.engine.connect() as conn:
         for city in ("brossard", "delson"):
             assert sum(b.posted for b in journal.all_balances(conn, city).values()) == 0
@@ -192,8 +212,8 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     with StripeServer() as server:
         payout_world(world, server)
-        assert world.ctx.payouts.queue("brossard", JAN, "finance:test") == {"queued": 1, "without_account": []}
-        assert world.ctx.payouts.queue("brossard", JAN, "finance:test")["queued"] == 0
+        assert world.ctx.payouts.queue("brossard", JAN, "finance:test") == PayoutsQueued(queued=1, without_account=[])
+        assert world.ctx.payouts.queue("brossard", JAN, "finance:test").queued == 0
         assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert world.ctx.payouts.run("brossard") == {"advanced": 0, "retry_later": 0, "failed": 0}
         (transfer,) = server.made("transfer")
@@ -208,10 +228,10 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
     assert_problem(webhook(payload, signature.replace("v1=", "v1=0")), 400, "invalid_webhook")
     assert webhook(payload, signature).json()["status"] == "paid"
     assert webhook(payload, signature).json() == {"event": "evt_1", "applied": False, "duplicate": True}
-    (row,) = world.ctx.payouts.list("brossard", JAN)
-    assert row["status"] == "paid" and row["stripe_transfer_id"] == transfer["id"]
+    (row,) = world.ctx.payouts.list("brossard", JAN).payouts
+    assert row.status == "paid" and row.stripe_transfer_id == transfer["id"]
     report = world.ctx.payouts.reconcile("brossard", JAN)
-    assert report["differences"] == [] and report["paid_cents"] == report["statement_cents"] == 100
+    assert report.differences == [] and report.paid_cents == report.statement_cents == 100
 
 
 def test_a_stripe_timeout_is_retried_under_the_same_key(world: World, clock) -> None:
@@ -247,14 +267,14 @@ def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, 
         worker.send_signal(signal.SIGKILL)  # Stripe made the transfer; the worker never learns it
         worker.wait()
         server.delay_seconds = 0
-        (row,) = world.ctx.payouts.list("brossard", JAN)
-        assert row["status"] == "queued" and row["attempts"] == 1
+        (row,) = world.ctx.payouts.list("brossard", JAN).payouts
+        assert row.status == "queued" and row.attempts == 1
         world.ctx.payouts.run("brossard")
-        assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "queued"  # its lease has not run out
+        assert world.ctx.payouts.list("brossard", JAN).payouts[0].status == "queued"  # its lease has not run out
         clock.now_us = time.time_ns() // 1_000 + 10 * 60 * 1_000_000  # the worker's lease (real time) ran out
         assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
         assert len(server.made("transfer")) == 1 and len(server.made("payout")) == 1
-        assert world.ctx.payouts.list("brossard", JAN)[0]["status"] == "in_transit"
+        assert world.ctx.payouts.list("brossard", JAN).payouts[0].status == "in_transit"
 
 
 def test_reconciliation_lists_differences(world: World, clock) -> None:
@@ -264,11 +284,11 @@ def test_reconciliation_lists_differences(world: World, clock) -> None:
     with StripeServer() as server:
         payout_world(world, server)
         bank = world.ctx.exports.render("brossard", JAN, "pain001")[0]
-        assert world.ctx.payouts.reconcile("brossard", JAN, bank)["differences"] == []
+        assert world.ctx.payouts.reconcile("brossard", JAN, bank).differences == []
         altered = bank.replace(b">1.00<", b">1.01<")
-        issues = {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN, altered)["differences"]}
+        issues = {d.issue for d in world.ctx.payouts.reconcile("brossard", JAN, altered).differences}
         assert issues == {"bank_file_amount"}
-        assert {d["issue"] for d in world.ctx.payouts.reconcile("brossard", JAN)["differences"]} == {"not_paid"}
+        assert {d.issue for d in world.ctx.payouts.reconcile("brossard", JAN).differences} == {"not_paid"}
 
 
 def payout_account(world: World, city: str, merchant: str, stripe_account_id: str | None = None) -> None:
@@ -294,7 +314,7 @@ def test_paying_one_city_pays_that_city_alone(world: World, clock, db_url, tmp_p
         assert queued.status_code == 202 and queued.json() == {"queued": 1, "without_account": []}
         assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/payouts"), 403, "wrong_tenant")
         assert world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json() == {"payouts": []}
-        assert world.ctx.payouts.queue("delson", JAN, "finance:test")["queued"] == 1  # both cities have a payout due
+        assert world.ctx.payouts.queue("delson", JAN, "finance:test").queued == 1  # both cities have a payout due
 
         monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
         monkeypatch.setenv("ENTRAIDE_STRIPE_API_BASE", server.url)
@@ -308,7 +328,7 @@ def test_paying_one_city_pays_that_city_alone(world: World, clock, db_url, tmp_p
         assert "delson: 2 payout steps made" in run_cli("settlement", "payouts", "--city", "delson", "--pay", *common)
         assert sorted(t["destination"] for t in server.made("transfer")) == ["acct_cafe", "acct_librairie"]
         assert len(server.made("payout")) == 2
-    statuses = {city: [p["status"] for p in world.ctx.payouts.list(city, JAN)] for city in ("brossard", "delson")}
+    statuses = {city: [p.status for p in world.ctx.payouts.list(city, JAN).payouts] for city in ("brossard", "delson")}
     assert statuses == {"brossard": ["in_transit"], "delson": ["in_transit"]}
 
 
@@ -426,14 +446,14 @@ def _t(city: str, key: str, debit: str, credit: str, points: int, phase: str = "
 
 def test_budget_report_and_redemptions(world: World) -> None:
     report = world.ctx.reports.budget("brossard")
-    assert report["funded_points"] == 1_000_000 and report["consumed_points"] == 1_000 + 50
-    assert report["remaining_points"] == 1_000_000 - 1_050
+    assert report.funded_points == 1_000_000 and report.consumed_points == 1_000 + 50
+    assert report.remaining_points == 1_000_000 - 1_050
     with world.ctx.engine.connect() as conn:
         balances = journal.all_balances(conn, "brossard")
-    assert report["outstanding_points"] == sum(b.posted for n, b in balances.items() if n.startswith("citizen:"))
+    assert report.outstanding_points == sum(b.posted for n, b in balances.items() if n.startswith("citizen:"))
     redemptions = world.ctx.reports.redemptions("brossard", JAN)
-    assert redemptions["by_merchant"] == {"boulangerie": 150, "librairie": 100}
-    assert redemptions["by_category"] == {"food": 150, "retail": 100}
+    assert redemptions.by_merchant == {"boulangerie": 150, "librairie": 100}
+    assert redemptions.by_category == {"food": 150, "retail": 100}
 
 
 def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> None:
@@ -443,7 +463,7 @@ def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> 
         world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {}, key=f"p{n}")
     end_of_january(clock)
     world.ctx.settlement.close("brossard", JAN, "finance:test")
-    cells = {(c["metric"], c["dimension"]): c for c in world.ctx.reports.open_data("brossard", JAN)}
+    cells = {(c["metric"], c["dimension"]): c for c in msgspec.to_builtins(world.ctx.reports.open_data("brossard", JAN).cells)}
     food = cells[("redeemed_points_by_category", "food")]
     assert not food["suppressed"] and food["residents"] == 13 and food["points"] == 150 + 120
     retail = cells[("redeemed_points_by_category", "retail")]  # alice alone
@@ -470,7 +490,7 @@ def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, d
     for response in (first, second, world.client.get(url + "?format=csv"), world.client.get("/v1/transparency/open-data/brossard/2026-03")):
         assert_problem(response, 404, "period_not_published")
     assert first.json() == second.json()
-    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-13"), 400, "invalid_period")
+    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-13"), 400, "validation_error")
     common = ["--city", "brossard", "--period", JAN, "--db", db_url, "--data-dir", str(tmp_path)]
     refused = run_cli("opendata", "export", *common, code=2)
     assert refused.startswith("error:") and "not closed" in refused and len(refused.strip().splitlines()) == 1
@@ -520,10 +540,11 @@ def _expected_cells(city: str, period: str, ops: list) -> dict[tuple[str, str], 
         hidden = len(who) < 10
         cells[(metric, dimension)] = {"city": city, "period": period, "metric": metric, "dimension": dimension,
                                       "points": None if hidden else points, "residents": None if hidden else len(who),
-                                      "suppressed": hidden}  # fmt: skip
+                                      "merchants": None, "suppressed": hidden}  # fmt: skip
     hidden = len(active) < 10
     cells[("active_residents", "all")] = {"city": city, "period": period, "metric": "active_residents", "dimension": "all",
-                                          "points": None, "residents": None if hidden else len(active), "suppressed": hidden}  # fmt: skip
+                                          "points": None, "residents": None if hidden else len(active), "merchants": None,
+                                          "suppressed": hidden}  # fmt: skip
     redeemed = any(in_month and kind == "redeem" for in_month, *_, kind in ops)
     cells[("active_merchants", "all")] = {"city": city, "period": period, "metric": "active_merchants", "dimension": "all",
                                           "points": None, "residents": None, "merchants": int(redeemed), "suppressed": False}  # fmt: skip
@@ -588,7 +609,7 @@ def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) 
     assert exported.headers["content-type"].startswith("text/csv") and "librairie" in exported.text
     assert_problem(world.bearer("staff-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close"), 403, "forbidden")
     assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/close"), 403, "wrong_tenant")
-    assert_problem(world.bearer("finance-brossard", "POST", "/v1/finance/brossard/periods/2026-13/close"), 400, "invalid_period")
+    assert_problem(world.bearer("finance-brossard", "POST", "/v1/finance/brossard/periods/2026-13/close"), 400, "validation_error")
     assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open")
     budget = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").json()
     assert budget["funded_points"] == 1_000_000
@@ -598,8 +619,8 @@ def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) 
 
 def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock) -> None:
     end_of_january(clock)
-    statement = world.ctx.settlement.close("brossard", JAN, "finance:test")["statement"]
-    since, until = statement["since_us"], statement["until_us"]
+    statement = world.ctx.settlement.close("brossard", JAN, "finance:test").statement
+    since, until = statement.since_us, statement.until_us
     with world.ctx.engine.connect() as conn:
         rows = journal.period_rows(conn, "brossard", since, until, ("kind", "debit_account", "credit_account", "amount"))
     expected = defaultdict(lambda: [0, 0])
@@ -610,8 +631,8 @@ def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock
             if account.startswith("merchant:"):
                 _, merchant, side = account.split(":")
                 expected[merchant][0 if side == "redeemed" else 1] += sign * amount if side == "redeemed" else -sign * amount
-    assert {m: [line["redeemed_points"], line["issued_points"]] for m, line in lines(statement).items()} == dict(expected)
-    assert statement["totals"]["net_cents"] == sum(line["net_cents"] for line in statement["merchants"])
+    assert {m: [line.redeemed_points, line.issued_points] for m, line in lines(statement).items()} == dict(expected)
+    assert statement.totals.net_cents == sum(line.net_cents for line in statement.merchants)
 
 
 def test_open_context_reads_stripe_settings(settings, monkeypatch) -> None:
@@ -620,3 +641,87 @@ def test_open_context_reads_stripe_settings(settings, monkeypatch) -> None:
     ctx = open_context(loaded, create=True)
     assert ctx.payouts.gateway is not None and ctx.payouts.gateway.api_key == API_KEY
     ctx.engine.dispose()
+
+
+# --- the contract: idempotency, enums, typed answers ----------------------------------------------
+
+
+def test_adjustments_and_payout_account_proposals_take_an_idempotency_key(world: World, clock) -> None:
+    end_of_january(clock)
+    assert world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close").status_code == 200
+    path = "/v1/finance/brossard/adjustments"
+    body = {"merchant_id": "librairie", "amount_cents": -25, "reason": "damaged goods", "ref_period": JAN}
+    assert_problem(world.bearer("finance-brossard", "POST", path, body), 400, "idempotency_key_required")
+    first = world.bearer("finance-brossard", "POST", path, body, key="adj-1")
+    assert first.status_code == 201
+    adjustment = msgspec.json.decode(first.content, type=Adjustment)
+    assert (adjustment.merchant_id, adjustment.amount_cents, adjustment.ref_period) == ("librairie", -25, JAN)
+    again = world.bearer("finance-brossard", "POST", path, body, key="adj-1")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert_problem(world.bearer("finance-brossard", "POST", path, body | {"amount_cents": -26}, key="adj-1"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    with world.ctx.engine.connect() as conn:
+        assert [a["id"] for a in finance_store.open_adjustments(conn, "brossard")] == [adjustment.id]
+
+    path = "/v1/finance/brossard/merchants/librairie/payout-account"
+    account = {"holder_name": "Librairie", "institution": "003", "transit": "00011", "account_number": "7654321"}
+    assert_problem(world.bearer("finance-brossard", "PUT", path, account), 400, "idempotency_key_required")
+    proposed = world.bearer("finance-brossard", "PUT", path, account, key="acct-1")
+    assert proposed.status_code == 202
+    change = msgspec.json.decode(proposed.content, type=PayoutAccountChange)
+    assert change.status == "pending" and change.account_number == "…321"
+    assert world.bearer("finance-brossard", "PUT", path, account, key="acct-1").json() == proposed.json()
+    assert_problem(world.bearer("finance-brossard", "PUT", path, account | {"transit": "00012"}, key="acct-1"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    listed = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/payout-account-changes?status=pending")
+    assert [c.id for c in msgspec.json.decode(listed.content, type=PayoutAccountChanges).changes] == [change.id]
+
+
+def test_formats_decisions_and_statuses_are_enums(world: World, clock) -> None:
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    finance = "/v1/finance/brossard"
+    assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=xls"), 400, "validation_error")
+    assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/payout-account-changes?status=lost"), 400,
+                   "validation_error")  # fmt: skip
+    assert_problem(world.bearer("finance-brossard", "POST", f"{finance}/payout-account-changes/pc1/approve"), 400,
+                   "validation_error")  # fmt: skip
+    assert_problem(world.bearer("finance-brossard", "POST", f"{finance}/payout-account-changes/pc1/confirm"), 404,
+                   "unknown_change")  # fmt: skip
+    exported = world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=json")
+    assert exported.headers["content-type"] == "application/json"
+    assert msgspec.json.decode(exported.content, type=Statement).period == JAN
+    url = f"/v1/transparency/open-data/brossard/{JAN}"
+    assert_problem(world.client.get(f"{url}?format=xml"), 400, "validation_error")
+    assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-1"), 400, "validation_error")
+    as_csv = world.client.get(f"{url}?format=csv")
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.headers["content-disposition"] == f'attachment; filename="entraide-open-data-brossard-{JAN}.csv"'
+    as_json = msgspec.json.decode(world.client.get(url).content, type=OpenData)
+    assert len(list(csv.DictReader(io.StringIO(as_csv.text)))) == len(as_json.cells)
+
+
+def test_every_answer_decodes_as_its_declared_struct(world: World, clock) -> None:
+    end_of_january(clock)
+    finance = "/v1/finance/brossard"
+    answers = {
+        f"{finance}/periods/{JAN}/preview": Statement,
+        f"{finance}/budget": BudgetReport,
+        f"{finance}/periods/{JAN}/redemptions": RedemptionsReport,
+    }
+    for path, struct in answers.items():
+        msgspec.json.decode(world.bearer("finance-brossard", "GET", path).content, type=struct)
+    closed = msgspec.json.decode(world.bearer("finance-brossard", "POST", f"{finance}/periods/{JAN}/close").content,
+                                 type=PeriodClose)  # fmt: skip
+    totals = closed.statement.totals
+    assert (totals.redeemed_points, totals.issued_points) == (250, 212) and totals.net_cents == 100 - 62
+    for path, struct in {f"{finance}/periods/{JAN}/statement": PeriodClose, f"{finance}/periods/{JAN}/payouts": PayoutList}.items():
+        msgspec.json.decode(world.bearer("finance-brossard", "GET", path).content, type=struct)
+    reconciled = world.bearer("finance-brossard", "POST", f"{finance}/periods/{JAN}/reconciliation")
+    assert {d.issue for d in msgspec.json.decode(reconciled.content, type=Reconciliation).differences} == {"not_paid"}
+    audit.make_checkpoints(world.ctx.engine, world.ctx.signer)
+    keys = msgspec.json.decode(world.client.get("/v1/transparency/keys").content, type=PublicKeys)
+    assert keys.ledger.format == audit.KEYS_FORMAT and keys.ledger.keys and keys.cards.keys and keys.token_issuer.keys
+    checkpoints = msgspec.json.decode(world.client.get("/v1/transparency/checkpoints").content, type=Checkpoints)
+    assert {c.ledger for c in checkpoints.checkpoints} >= {"brossard", "delson"}
+    assert msgspec.json.decode(world.client.get("/v1/health").content, type=Health) == Health(status="ok")

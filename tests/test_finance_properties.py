@@ -85,17 +85,17 @@ def test_statements_equal_the_ledger_and_netting_sums_to_zero(ctx, clock, ops) -
     _play(world, home, away, ops)
     clock.now_us = max(clock.now_us, JAN_START_US + 45 * DAY_US)
 
-    closed = {city: ctx.settlement.close(city, "2026-01", "test")["statement"] for city in (home, away)}
+    closed = {city: ctx.settlement.close(city, "2026-01", "test").statement for city in (home, away)}
     for city, statement in closed.items():
-        lines = {line["merchant_id"]: [line["redeemed_points"], line["issued_points"]] for line in statement["merchants"]}
-        assert lines == _expected(world, city, statement["since_us"], statement["until_us"])
-        assert statement["totals"]["net_cents"] == sum(line["net_cents"] for line in statement["merchants"])
-    assert closed[home]["interop"] == closed[away]["interop"]
-    for position in closed[home]["interop"]:
-        assert position["points"] > 0 and {position["payer"], position["payee"]} == {home, away}
+        lines = {line.merchant_id: [line.redeemed_points, line.issued_points] for line in statement.merchants}
+        assert lines == _expected(world, city, statement.since_us, statement.until_us)
+        assert statement.totals.net_cents == sum(line.net_cents for line in statement.merchants)
+    assert closed[home].interop == closed[away].interop
+    for position in closed[home].interop:
+        assert position.points > 0 and {position.payer, position.payee} == {home, away}
 
     before = entry_count(world)
-    assert all(ctx.settlement.close(city, "2026-01", "again")["replayed"] for city in (home, away))
+    assert all(ctx.settlement.close(city, "2026-01", "again").replayed for city in (home, away))
     assert entry_count(world) == before
     with ctx.engine.connect() as conn:
         for city in (home, away):

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from api.http.app import create_app
 from api.bootstrap import open_context
 from api.cli import app as cli
+from api.http.app import create_app
 from community.adapters.secrets import CLOCK_LEEWAY_SECONDS as LEEWAY
 from community.domain.access import MAX_TTL_SECONDS
 from ledger.service_layer.keys import now_us

@@ -17,15 +17,14 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
-from operations.service_layer.jobs import scheduler
+from api.http.app import create_app
 from ledger.adapters.tables import AuditRow, CheckpointRow
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.keys import now_us
 from operations.domain.schedule import MIN_BACKOFF_CAP_SECONDS, Job, retry_delay_seconds
-from operations.service_layer.jobs import recurring_jobs
+from operations.service_layer.jobs import recurring_jobs, scheduler
 from operations.service_layer.scheduler import Scheduler
 from tests.stripe_server import StripeServer
 from tests.test_finance import JAN, end_of_january, january_activity, payout_world

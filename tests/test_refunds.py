@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from api.http.app import create_app
 from api.cli import app as cli
+from api.http.app import create_app
 from community.domain.program import Program
 from finance.domain.settlement import points_to_cents
 from ledger import oracle

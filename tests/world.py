@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from api.bootstrap import Context
 from api.http.signatures import sign_request
 from community.domain.access import MAX_TTL_SECONDS, operator
 from community.domain.program import Program
+from finance.schemas import PayoutAccountChange
 from ledger.domain.transfers import TransferRequest
 
 
@@ -122,10 +124,10 @@ class World:
         self.ctx.organizations.set_status(org_id, "approved", "staff:test", city)
         self.grant(org_id, "org", city, f"coordo-{org_id}", org_id=org_id)
 
-    def payout_account(self, city: str, merchant: str, account: dict) -> dict:
+    def payout_account(self, city: str, merchant: str, account: dict) -> PayoutAccountChange:
         """A merchant's payout account, proposed by one finance officer and confirmed by another."""
-        change = self.ctx.payouts.propose_account(city, merchant, account, "finance:test-proposer")
-        return self.ctx.payouts.decide_account(city, change["id"], "confirm", "finance:test-confirmer")
+        change = self.ctx.payouts.propose_account(city, merchant, account, "finance:test-proposer", key=secrets.token_hex(8))
+        return self.ctx.payouts.decide_account(city, change.id, "confirm", "finance:test-confirmer")
 
     def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make

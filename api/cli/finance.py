@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.table import Table
 
@@ -33,20 +34,20 @@ def close(city: City, period: Period, db: DbOption = None, data_dir: DataDirOpti
     """Close a month: statements and settlement transfers written into the ledger, once."""
     with errors():
         result = context(db, data_dir).settlement.close(city, period, _actor())
-    statement = result["statement"]
-    table = Table(title=f"{city} {period}" + (" (already closed)" if result["replayed"] else ""))
+    statement = result.statement
+    table = Table(title=f"{city} {period}" + (" (already closed)" if result.replayed else ""))
     for column in ("merchant", "redeemed", "issued", "reimbursement", "funding", "fees", "adjustments", "net"):
         table.add_column(column, justify="left" if column == "merchant" else "right")
-    for line in statement["merchants"]:
-        table.add_row(line["merchant_id"], f"{line['redeemed_points']:,}", f"{line['issued_points']:,}",
-                      *(cents_text(line[k]) for k in ("reimbursement_cents", "funding_cents", "fees_cents",
-                                                      "adjustments_cents", "net_cents")))  # fmt: skip
+    for line in statement.merchants:
+        table.add_row(line.merchant_id, f"{line.redeemed_points:,}", f"{line.issued_points:,}",
+                      *(cents_text(getattr(line, k)) for k in ("reimbursement_cents", "funding_cents", "fees_cents",
+                                                               "adjustments_cents", "net_cents")))  # fmt: skip
     out.print(table)
-    for position in statement["interop"]:
-        out.print(f"{position['payer']} pays {position['payee']} {cents_text(position['cents'])} ({position['points']:,} points)")
-    totals = statement["totals"]
-    out.print(f"net payable {cents_text(totals['payable_cents'])}, receivable {cents_text(totals['receivable_cents'])}; "
-              f"statement sha256 {result['statement_sha256'][:16]}…")  # fmt: skip
+    for position in statement.interop:
+        out.print(f"{position.payer} pays {position.payee} {cents_text(position.cents)} ({position.points:,} points)")
+    totals = statement.totals
+    out.print(f"net payable {cents_text(totals.payable_cents)}, receivable {cents_text(totals.receivable_cents)}; "
+              f"statement sha256 {result.statement_sha256[:16]}…")  # fmt: skip
 
 
 @settlement_app.command("export")
@@ -67,7 +68,7 @@ def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="
     with errors():
         ctx = context(db, data_dir)
         queued = ctx.payouts.queue(city, period, _actor())
-        out.print(f"{queued['queued']} payouts queued; without a Stripe account: {', '.join(queued['without_account']) or 'none'}")
+        out.print(f"{queued.queued} payouts queued; without a Stripe account: {', '.join(queued.without_account) or 'none'}")
         if pay:
             steps = ctx.payouts.run(city)
             out.print(f"{city}: {steps['advanced']} payout steps made, {steps['retry_later']} to retry later, "
@@ -84,8 +85,8 @@ def reconcile(city: City, period: Period, bank_file: Annotated[Path | None, type
             with bank_file.open("rb") as file:
                 document = file.read(MAX_BANK_FILE_BYTES + 1)  # one byte more: too large is refused, never read whole
         report = context(db, data_dir).payouts.reconcile(city, period, document)
-    out.print_json(json.dumps(report))
-    if report["differences"]:
+    out.print_json(msgspec.json.encode(report).decode())
+    if report.differences:
         raise typer.Exit(1)
 
 
@@ -108,8 +109,8 @@ def opendata_export(city: City, period: Period, fmt: Annotated[str, typer.Option
     with errors():
         if fmt not in ("csv", "json"):
             raise ValueError("--format is csv or json")
-        cells = context(db, data_dir).reports.open_data(city, period)
-        text = open_data_csv(cells) if fmt == "csv" else json.dumps({"city": city, "period": period, "cells": cells}, indent=2) + "\n"
+        data = context(db, data_dir).reports.open_data(city, period)
+        text = open_data_csv(data) if fmt == "csv" else json.dumps(msgspec.to_builtins(data), indent=2) + "\n"
         if out_file is None:
             typer.echo(text, nl=False)
         else:

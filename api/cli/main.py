@@ -317,8 +317,8 @@ def demo(
                 stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore, fund=False)
             clock["now"] = now_us
             closed = demo_seed.close_last_month(ctx)
-            net = sum(c["statement"]["totals"]["net_cents"] for c in closed)
-            out.print(f"closed {closed[0]['period']} in {len(closed)} cities: merchants net {cents_text(net)} $")
+            net = sum(c.statement.totals.net_cents for c in closed)
+            out.print(f"closed {closed[0].statement.period} in {len(closed)} cities: merchants net {cents_text(net)} $")
         clock["now"] = now_us
         demo_seed.write_credentials(demo_seed.grant_tokens(ctx, creds), creds_file)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)

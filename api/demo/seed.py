@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from api.bootstrap import Context
 from community.domain.access import operator
 from community.domain.program import CATEGORIES, Campaign, Program, Treasury
+from finance.schemas import PeriodClose
 from ledger.simulate import COMMUNITIES, DAY_US, Members, Simulator
 
 ACTOR = "staff:demo-seeder"
@@ -82,8 +83,8 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
             account = {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
                        "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"}  # fmt: skip
-            change = ctx.payouts.propose_account(city, merchant_id, account, TREASURER)
-            ctx.payouts.decide_account(city, change["id"], "confirm", ADMINISTRATOR)
+            change = ctx.payouts.propose_account(city, merchant_id, account, TREASURER, key=f"demo-account-{merchant_id}")
+            ctx.payouts.decide_account(city, change.id, "confirm", ADMINISTRATOR)
             creds["merchants"].append({"city": city, "merchant_id": merchant_id, "category": category,
                                        "terminal_key_id": key_id, "private_key_pem": private_pem})  # fmt: skip
             progress(1)
@@ -148,8 +149,8 @@ def new_simulator(seed: int, days: int, creds: dict, end_us: int) -> Simulator:
     return Simulator(seed, end_us - days * DAY_US, days, members=members_by_city(creds))
 
 
-def close_last_month(ctx: Context) -> list[dict]:
+def close_last_month(ctx: Context) -> list[PeriodClose]:
     """Close the last complete month in every city, as finance would on the first of the month."""
     today = dt.date.fromtimestamp(time.time())
     last_month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
-    return [ctx.settlement.close(c.id, last_month, ACTOR) | {"city": c.id, "period": last_month} for c in COMMUNITIES]
+    return [ctx.settlement.close(c.id, last_month, ACTOR) for c in COMMUNITIES]

@@ -10,7 +10,7 @@ answer 500), identifiers are printable ASCII (PostgreSQL refuses a NUL in text).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, Parameter, QueryParameter
@@ -18,6 +18,9 @@ from litestar.params import HeaderParameter, Parameter, QueryParameter
 from api.bootstrap import Context
 from api.http.auth import Principal
 from api.http.schemas import CITY_PATTERN
+from finance.schemas import PERIOD_PATTERN
+from finance.schemas import ChangeStatus as ChangeStatusValue
+from finance.service_layer.exports import ExportFormat as ExportFormatValue
 from ledger.domain.errors import InvalidRequest
 from marketplace.domain import search
 from marketplace.service_layer import redemptions
@@ -39,6 +42,7 @@ City = Annotated[str, Parameter(pattern=CITY_PATTERN)]
 # Any other identifier in a path (a resident, card, hold, item, key, merchant, period, redemption):
 # the service decides whether it exists; here it is only kept printable and short.
 Id = Annotated[str, Parameter(pattern=f"^{_PRINTABLE}{{1,{MAX_ID_LENGTH}}}$")]
+Period = Annotated[str, Parameter(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
 
 # --- query parameters -----------------------------------------------------------------------------
 
@@ -55,15 +59,16 @@ RadiusM = Annotated[int | None, QueryParameter(ge=1, le=MAX_RADIUS_M)]
 Latitude = Annotated[float | None, QueryParameter(ge=-90, le=90)]
 Longitude = Annotated[float | None, QueryParameter(ge=-180, le=180)]
 Cursor = Annotated[str, QueryParameter(pattern=f"^{_PRINTABLE}{{0,{MAX_ID_LENGTH}}}$")]  # the last id of a page
-Format = Annotated[str, QueryParameter(pattern=r"^[a-z0-9]{1,16}$")]
 SearchText = Annotated[str, QueryParameter(max_length=search.MAX_QUERY_CHARS)]
 Sort = Annotated[str, QueryParameter(pattern=r"^(relevance|price_asc|price_desc|distance)$")]
 ListParam = Annotated[str, QueryParameter(max_length=1_000, pattern=r"^[a-z0-9,_-]*$")]  # comma-separated names
 Flag = Annotated[bool, QueryParameter()]
 OptionalRole = Annotated[str | None, QueryParameter(pattern=r"^[a-z]{1,16}$")]
 OptionalSubject = Annotated[str | None, QueryParameter(pattern=f"^{_PRINTABLE}{{1,64}}$")]
-ChangeStatus = Annotated[str | None, QueryParameter(pattern=r"^(pending|confirmed|rejected|superseded)$")]
-Decision = Annotated[str, Parameter(pattern=r"^(confirm|reject)$")]  # a path segment
+ChangeStatus = Annotated[ChangeStatusValue | None, QueryParameter()]
+Decision = Annotated[Literal["confirm", "reject"], Parameter()]  # a path segment
+ExportFormat = Annotated[ExportFormatValue, QueryParameter()]
+OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
-from community.adapters.tables import (
-    AwardRow,
-    CardRow,
-    OptInRow,
-    OrganizationRow,
-    ProgramRow,
-    ResidentRow,
-    UsageRow,
-)
+from community.adapters.tables import AwardRow, CardRow, OptInRow, OrganizationRow, ProgramRow, ResidentRow, UsageRow
 from ledger.adapters.database import dialect_insert, first_row
 
 P = ProgramRow.__table__

@@ -21,7 +21,8 @@ from xml.etree import ElementTree as ET
 import msgspec
 import xmlschema
 
-from finance.domain.settlement import Statement, cents_text
+from finance.domain.settlement import cents_text
+from finance.schemas import Statement
 
 PAIN_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CLEARING_SYSTEM = "CACPA"  # Payments Canada: member id 0 + institution (3) + transit (5)

@@ -12,13 +12,12 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-import msgspec
-
 from community.domain.program import Program
+from finance.schemas import PERIOD_PATTERN, StatementLine, StatementTotals
 from ledger.domain.accounts import parse_account
 from ledger.domain.errors import LedgerError
 
-PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+PERIOD = re.compile(PERIOD_PATTERN)
 SETTLEMENT_KINDS = ("settlement", "settlement_interop")  # written by closing; never part of a period's activity
 
 
@@ -37,7 +36,7 @@ def period_bounds_us(period: str, timezone: str) -> tuple[int, int]:
     match = PERIOD.fullmatch(period) if isinstance(period, str) else None
     if match is None:
         raise InvalidPeriod(f"a period is YYYY-MM, not {period!r}", period=str(period)[:20])
-    year, month = int(match[1]), int(match[2])
+    year, month = int(period[:4]), int(period[5:])
     zone = ZoneInfo(timezone)
     start = dt.datetime(year, month, 1, tzinfo=zone)
     end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
@@ -55,39 +54,8 @@ def points_to_cents(points: int, program: Program, rate_percent: int) -> int:
     return cents if points >= 0 else -cents
 
 
-class MerchantStatement(msgspec.Struct, frozen=True, kw_only=True):
-    merchant_id: str
-    redeemed_points: int  # redeemed at the merchant in the period, net of refunds
-    issued_points: int  # points the merchant funded in the period, net of refunds
-    reimbursement_cents: int
-    funding_cents: int
-    fees_cents: int
-    adjustments_cents: int
-    net_cents: int  # positive: the program pays the merchant; negative: the merchant owes
-
-
-class CityPosition(msgspec.Struct, frozen=True):
-    """What one city owes another for the period's cross-city redemptions, after bilateral netting."""
-
-    payer: str
-    payee: str
-    points: int
-    cents: int
-
-
-class Statement(msgspec.Struct, frozen=True, kw_only=True):
-    city: str
-    period: str
-    since_us: int
-    until_us: int
-    currency: str
-    merchants: tuple[MerchantStatement, ...]
-    interop: tuple[CityPosition, ...]
-    totals: dict[str, int]
-
-
 def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, int]],
-                   adjustments_cents: dict[str, int], fees_cents: dict[str, int]) -> list[MerchantStatement]:  # fmt: skip
+                   adjustments_cents: dict[str, int], fees_cents: dict[str, int]) -> list[StatementLine]:  # fmt: skip
     """One line per merchant with any movement or adjustment, from (ledger, account, debits, credits)."""
     redeemed: dict[str, int] = {}
     issued: dict[str, int] = {}
@@ -103,7 +71,7 @@ def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, in
         reimbursement = points_to_cents(r, program, program.redemption_rate_percent)
         funding = points_to_cents(i, program, program.funding_rate_percent)
         fee, adjustment = fees_cents.get(merchant, 0), adjustments_cents.get(merchant, 0)
-        lines.append(MerchantStatement(
+        lines.append(StatementLine(
             merchant_id=merchant, redeemed_points=r, issued_points=i, reimbursement_cents=reimbursement,
             funding_cents=funding, fees_cents=fee, adjustments_cents=adjustment,
             net_cents=reimbursement - funding - fee + adjustment,
@@ -111,13 +79,14 @@ def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, in
     return lines
 
 
-def totals(lines: list[MerchantStatement]) -> dict[str, int]:
+def totals(lines: list[StatementLine]) -> StatementTotals:
     fields = ("redeemed_points", "issued_points", "reimbursement_cents", "funding_cents", "fees_cents",
               "adjustments_cents", "net_cents")  # fmt: skip
-    result = {f: sum(getattr(line, f) for line in lines) for f in fields}
-    result["payable_cents"] = sum(line.net_cents for line in lines if line.net_cents > 0)
-    result["receivable_cents"] = -sum(line.net_cents for line in lines if line.net_cents < 0)
-    return result
+    return StatementTotals(
+        **{f: sum(getattr(line, f) for line in lines) for f in fields},
+        payable_cents=sum(line.net_cents for line in lines if line.net_cents > 0),
+        receivable_cents=-sum(line.net_cents for line in lines if line.net_cents < 0),
+    )
 
 
 def cents_text(cents: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -15,8 +16,12 @@ from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
 from merchants.adapters.tables import MerchantRow
 
+ExportFormat = Literal["csv", "json", "pain001", "erp"]
+# litestar adds `; charset=utf-8` to the text types
 FORMATS = {"csv": "text/csv", "json": "application/json", "pain001": "application/xml", "erp": "text/csv"}
 EXTENSIONS = {"csv": "csv", "json": "json", "pain001": "xml", "erp": "erp.csv"}
+MEDIA_TYPES = tuple(dict.fromkeys(FORMATS.values()))  # for the OpenAPI document
+assert set(FORMATS) == set(EXTENSIONS) == set(get_args(ExportFormat))
 
 
 class ExportUnavailable(LedgerError):
@@ -27,7 +32,7 @@ class Exports:
     def __init__(self, engine: Engine, settlement: Settlement, programs: Programs, clock: Callable[[], int]) -> None:
         self.engine, self.settlement, self.programs, self.clock = engine, settlement, programs, clock
 
-    def render(self, city: str, period: str, fmt: str) -> tuple[bytes, str, str]:
+    def render(self, city: str, period: str, fmt: ExportFormat) -> tuple[bytes, str, str]:
         """(content, media type, file name) of a closed period's file in `fmt`."""
         if fmt not in FORMATS:
             raise InvalidRequest(f"format is one of {', '.join(FORMATS)}", field="format", reason="not_one_of", allowed=", ".join(FORMATS))

@@ -14,8 +14,9 @@ import re
 import secrets
 from collections.abc import Callable
 
+import msgspec
 import stripe
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from community.adapters import store as community_store
 from community.domain.access import SecondPrincipalRequired, identity
@@ -23,8 +24,19 @@ from community.domain.errors import NotFound
 from community.domain.program import is_bank_account
 from finance.adapters import exports, store
 from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, verified_event
-from finance.domain.settlement import Statement
+from finance.schemas import (
+    Difference,
+    Payout,
+    PayoutAccountChange,
+    PayoutAccountChanges,
+    PayoutList,
+    PayoutsQueued,
+    PayoutWebhookAck,
+    Reconciliation,
+    Statement,
+)
 from finance.service_layer.settlement import Settlement
+from ledger.adapters import idempotency
 from ledger.domain.errors import InvalidRequest, LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
 from marketplace.domain.errors import InvalidWebhook
@@ -54,9 +66,9 @@ class ChangeNotPending(LedgerError):
     code = "change_not_pending"
 
 
-def _masked(change: dict) -> dict:
+def _masked(change: dict) -> PayoutAccountChange:
     """A payout account change as shown and audited: the account number reduced to its last three digits."""
-    return change | {"account_number": "…" + change["account_number"][-3:]}
+    return msgspec.convert(change | {"account_number": "…" + change["account_number"][-3:]}, PayoutAccountChange)
 
 
 class Payouts:
@@ -67,12 +79,13 @@ class Payouts:
 
     # --- payout accounts: proposed by one person, confirmed by another -------------------------
 
-    def propose_account(self, city: str, merchant_id: str, account: dict, actor: str) -> dict:
+    def propose_account(self, city: str, merchant_id: str, account: dict, actor: str, *, key: str) -> PayoutAccountChange:
         """Propose where a merchant is paid (bank account for pain.001, Stripe connected account).
 
         Nothing pays to it until a second principal confirms it (`decide_account`): a single
         finance credential, stolen or misused, cannot divert a payout. A newer proposal for the
-        same merchant supersedes a pending one. Audited, the account number masked.
+        same merchant supersedes a pending one. Audited, the account number masked. A retry with the
+        same idempotency `key` returns the first proposal and supersedes nothing.
         """
         if not is_bank_account(account.get("institution"), account.get("transit"), account.get("account_number")):
             raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", field="account", reason="invalid_value")
@@ -81,22 +94,27 @@ class Payouts:
             raise InvalidRequest("stripe_account_id looks like acct_…", field="stripe_account_id", reason="invalid_value")
         now = self.clock()
         with self.engine.begin() as conn:
-            merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
-            if merchant is None or merchant["city"] != city:
-                raise NotFound(f"no merchant {merchant_id!r} in {city}")
-            store.supersede_account_changes(conn, merchant_id, actor, now)
-            change = {"id": "pc" + secrets.token_hex(10), "city": city, "merchant_id": merchant_id,
-                      "holder_name": str(account.get("holder_name") or merchant["name"])[:140],
-                      "institution": account["institution"], "transit": account["transit"],
-                      "account_number": account["account_number"], "stripe_account_id": stripe_account, "status": "pending",
-                      "proposed_by": actor, "proposed_at_us": now}  # fmt: skip
-            store.add_account_change(conn, **change)
-            view = _masked(store.account_change(conn, change["id"]))  # type: ignore[arg-type]
-            self.audit.record(conn, actor=actor, action="payouts.propose_account", city=city, target=merchant_id,
-                              before=None, after=view, now_us=now)  # fmt: skip
+            return idempotency.once(conn, f"{city}:{actor}:finance.propose_payout_account", key,
+                                    {"merchant_id": merchant_id, "account": account}, PayoutAccountChange,
+                                    lambda: self._propose(conn, city, merchant_id, account, actor, now), now)  # fmt: skip
+
+    def _propose(self, conn: Connection, city: str, merchant_id: str, account: dict, actor: str, now: int) -> PayoutAccountChange:
+        merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
+        if merchant is None or merchant["city"] != city:
+            raise NotFound(f"no merchant {merchant_id!r} in {city}")
+        store.supersede_account_changes(conn, merchant_id, actor, now)
+        change = {"id": "pc" + secrets.token_hex(10), "city": city, "merchant_id": merchant_id,
+                  "holder_name": str(account.get("holder_name") or merchant["name"])[:140],
+                  "institution": account["institution"], "transit": account["transit"],
+                  "account_number": account["account_number"], "stripe_account_id": account.get("stripe_account_id"),
+                  "status": "pending", "proposed_by": actor, "proposed_at_us": now}  # fmt: skip
+        store.add_account_change(conn, **change)
+        view = _masked(store.account_change(conn, change["id"]))  # type: ignore[arg-type]
+        self.audit.record(conn, actor=actor, action="payouts.propose_account", city=city, target=merchant_id,
+                          before=None, after=msgspec.to_builtins(view), now_us=now)  # fmt: skip
         return view
 
-    def decide_account(self, city: str, change_id: str, decision: str, actor: str) -> dict:
+    def decide_account(self, city: str, change_id: str, decision: str, actor: str) -> PayoutAccountChange:
         """Confirm (a principal other than the proposer) or reject (anyone of finance, the proposer
         too) a proposed payout account; a confirmed one replaces the merchant's account at once."""
         assert decision in ("confirm", "reject")
@@ -117,14 +135,15 @@ class Payouts:
                 store.set_payout_account(conn, **{k: change[k] for k in columns})
             view = _masked(store.account_change(conn, change_id))  # type: ignore[arg-type]
             self.audit.record(conn, actor=actor, action=f"payouts.{decision}_account", city=city, target=change["merchant_id"],
-                              before={"status": "pending"}, after=view, now_us=now)  # fmt: skip
+                              before={"status": "pending"}, after=msgspec.to_builtins(view), now_us=now)  # fmt: skip
         return view
 
-    def account_changes(self, city: str, status: str | None = "pending") -> list[dict]:
+    def account_changes(self, city: str, status: str | None = "pending") -> PayoutAccountChanges:
+        """The city's payout account changes in `status` (None: all), newest first."""
         with self.engine.connect() as conn:
-            return [_masked(c) for c in store.account_changes(conn, city, status)]
+            return PayoutAccountChanges(changes=[_masked(c) for c in store.account_changes(conn, city, status)])
 
-    def queue(self, city: str, period: str, actor: str) -> dict:
+    def queue(self, city: str, period: str, actor: str) -> PayoutsQueued:
         """Queue a payout for every merchant the closed statement owes; queuing again adds nothing."""
         statement = self.settlement.closed_statement(city, period)
         owed = [line for line in statement.merchants if line.net_cents > 0]
@@ -141,7 +160,7 @@ class Payouts:
                                            attempts=0, lease_until_us=now, created_at_us=now, updated_at_us=now)  # fmt: skip
             self.audit.record(conn, actor=actor, action="payouts.queue", city=city, target=period, before=None,
                                   after={"queued": queued, "without_account": without_account}, now_us=now)  # fmt: skip
-        return {"queued": queued, "without_account": without_account}
+        return PayoutsQueued(queued=queued, without_account=without_account)
 
     # --- the worker -----------------------------------------------------------------------------
 
@@ -186,7 +205,7 @@ class Payouts:
 
     # --- webhooks -------------------------------------------------------------------------------
 
-    def webhook(self, payload: bytes, signature_header: str | None) -> dict:
+    def webhook(self, payload: bytes, signature_header: str | None) -> PayoutWebhookAck:
         """Apply a Stripe Connect event (payout.paid, payout.failed) once; anything else is acknowledged."""
         if self.webhook_secret is None:
             raise PaymentsDisabled("payout webhooks are off (no webhook secret configured)")
@@ -195,53 +214,53 @@ class Payouts:
         except (stripe.SignatureVerificationError, ValueError):
             raise InvalidWebhook("the webhook signature does not verify") from None
         if event.type not in ("payout.paid", "payout.failed"):
-            return {"event": event.id, "applied": False}
+            return PayoutWebhookAck(event=event.id, applied=False)
         obj = event.data.object.to_dict()
         with self.engine.begin() as conn:
             if not store.record_event(conn, event.id, event.type, self.clock()):
-                return {"event": event.id, "applied": False, "duplicate": True}
+                return PayoutWebhookAck(event=event.id, applied=False, duplicate=True)
             payout = store.payout(conn, (obj.get("metadata") or {}).get("entraide_payout_id", ""), for_update=True)
             if payout is None or payout["stripe_payout_id"] not in (None, obj.get("id")):
-                return {"event": event.id, "applied": False}
+                return PayoutWebhookAck(event=event.id, applied=False)
             status = "paid" if event.type == "payout.paid" else "failed"
             error = None if status == "paid" else str(obj.get("failure_message") or obj.get("failure_code") or "failed")[:500]
             store.update_payout(conn, payout["id"], self.clock(), status=status, stripe_payout_id=obj.get("id"), last_error=error)
-        return {"event": event.id, "applied": True, "payout": payout["id"], "status": status}
+        return PayoutWebhookAck(event=event.id, applied=True, payout=payout["id"], status=status)
 
-    def list(self, city: str, period: str) -> list[dict]:
+    def list(self, city: str, period: str) -> PayoutList:
+        """A period's payouts, by merchant."""
         with self.engine.connect() as conn:
-            return store.payouts(conn, city, period)
+            return PayoutList(payouts=[msgspec.convert(p, Payout) for p in store.payouts(conn, city, period)])
 
     # --- reconciliation -------------------------------------------------------------------------
 
-    def reconcile(self, city: str, period: str, bank_file: bytes | None = None) -> dict:
+    def reconcile(self, city: str, period: str, bank_file: bytes | None = None) -> Reconciliation:
         """Statement vs payouts vs bank file (pain.001), merchant by merchant; lists every difference."""
         statement = self.settlement.closed_statement(city, period)
         owed = {line.merchant_id: line.net_cents for line in statement.merchants if line.net_cents > 0}
-        paid = {p["merchant_id"]: p for p in self.list(city, period)}
+        paid = {p.merchant_id: p for p in self.list(city, period).payouts}
         bank = _bank_transfers(bank_file, statement) if bank_file is not None else None
         differences = []
         for merchant in sorted(set(owed) | set(paid) | set(bank or {})):
             expected, payout = owed.get(merchant), paid.get(merchant)
             if expected is None:
-                differences.append({"merchant_id": merchant, "issue": "paid_without_statement"})
-            elif payout is not None and payout["amount_cents"] != expected:
-                differences.append({"merchant_id": merchant, "issue": "payout_amount", "statement_cents": expected,
-                                    "payout_cents": payout["amount_cents"]})  # fmt: skip
-            elif payout is not None and payout["status"] == "failed":
-                differences.append({"merchant_id": merchant, "issue": "payout_failed", "error": payout["last_error"]})
+                differences.append(Difference(merchant_id=merchant, issue="paid_without_statement"))
+            elif payout is not None and payout.amount_cents != expected:
+                differences.append(Difference(merchant_id=merchant, issue="payout_amount", statement_cents=expected,
+                                              payout_cents=payout.amount_cents))  # fmt: skip
+            elif payout is not None and payout.status == "failed":
+                differences.append(Difference(merchant_id=merchant, issue="payout_failed", error=payout.last_error))
             elif payout is None and bank is None:
-                differences.append({"merchant_id": merchant, "issue": "not_paid", "statement_cents": expected})
+                differences.append(Difference(merchant_id=merchant, issue="not_paid", statement_cents=expected))
             if bank is not None and expected is not None and bank.get(merchant) != expected:
-                differences.append({"merchant_id": merchant, "issue": "bank_file_amount", "statement_cents": expected,
-                                    "bank_cents": bank.get(merchant)})  # fmt: skip
-        return {
-            "city": city, "period": period, "statement_cents": sum(owed.values()),
-            "payouts_cents": sum(p["amount_cents"] for p in paid.values() if p["status"] != "failed"),
-            "paid_cents": sum(p["amount_cents"] for p in paid.values() if p["status"] == "paid"),
-            "bank_file_cents": None if bank is None else sum(bank.values()),
-            "differences": differences,
-        }  # fmt: skip
+                differences.append(Difference(merchant_id=merchant, issue="bank_file_amount", statement_cents=expected,
+                                              bank_cents=bank.get(merchant)))  # fmt: skip
+        return Reconciliation(
+            city=city, period=period, statement_cents=sum(owed.values()),
+            payouts_cents=sum(p.amount_cents for p in paid.values() if p.status != "failed"),
+            paid_cents=sum(p.amount_cents for p in paid.values() if p.status == "paid"),
+            bank_file_cents=None if bank is None else sum(bank.values()), differences=differences,
+        )  # fmt: skip
 
 
 def _bank_transfers(document: bytes, statement: Statement) -> dict[str, int]:

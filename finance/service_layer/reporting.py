@@ -20,13 +20,14 @@ from community.adapters import store as community_store
 from community.service_layer.programs import Programs
 from finance.adapters import store as finance_store
 from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
+from finance.schemas import BudgetReport, OpenData, OpenDataCell, RedemptionsReport
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import LedgerError
 from merchants.adapters.tables import MerchantRow
 
 MIN_RESIDENTS_PER_CELL = 10
-OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed")
+OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed", "merchants")
 
 
 class PeriodNotPublished(LedgerError):
@@ -39,7 +40,7 @@ class Reports:
     def __init__(self, engine: Engine, programs: Programs, clock: Callable[[], int]) -> None:
         self.engine, self.programs, self.clock = engine, programs, clock
 
-    def budget(self, city: str) -> dict:
+    def budget(self, city: str) -> BudgetReport:
         """Budget funded, consumed and remaining; points outstanding in wallets (the liability); breakage."""
         program = self.programs.get(city)
         with self.engine.connect() as conn:
@@ -47,14 +48,14 @@ class Reports:
         budget = balances.get(accounts.PROGRAM_BUDGET)
         wallets = [b for name, b in balances.items() if accounts.is_wallet(name)]
         outstanding = sum(b.posted for b in wallets)
-        return {
-            "city": city, "yearly_budget_points": program.yearly_budget_points,
-            "funded_points": budget.credits_posted if budget else 0, "consumed_points": budget.debits_posted if budget else 0,
-            "remaining_points": budget.available if budget else 0,
-            "outstanding_points": outstanding, "outstanding_cents": program.points_to_cents(outstanding),
-            "reserved_points": sum(-b.pending for b in wallets),
-            "breakage_points": balances[accounts.BREAKAGE].posted if accounts.BREAKAGE in balances else 0,
-        }  # fmt: skip
+        return BudgetReport(
+            city=city, yearly_budget_points=program.yearly_budget_points,
+            funded_points=budget.credits_posted if budget else 0, consumed_points=budget.debits_posted if budget else 0,
+            remaining_points=budget.available if budget else 0,
+            outstanding_points=outstanding, outstanding_cents=program.points_to_cents(outstanding),
+            reserved_points=sum(-b.pending for b in wallets),
+            breakage_points=balances[accounts.BREAKAGE].posted if accounts.BREAKAGE in balances else 0,
+        )  # fmt: skip
 
     def _activity(self, city: str, period: str) -> tuple[list[tuple], dict[str, str]]:
         """The period's posted entries (kind, debit, credit, amount) without settlements, and merchant categories."""
@@ -66,7 +67,7 @@ class Reports:
             categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
         return rows, categories
 
-    def redemptions(self, city: str, period: str) -> dict:
+    def redemptions(self, city: str, period: str) -> RedemptionsReport:
         """Points redeemed in the period, by merchant and by category (net of refunds)."""
         rows, categories = self._activity(city, period)
         by_merchant: dict[str, int] = {}
@@ -79,10 +80,10 @@ class Reports:
         for merchant, points in by_merchant.items():
             category = categories.get(merchant, "unknown")
             by_category[category] = by_category.get(category, 0) + points
-        return {"city": city, "period": period, "by_merchant": dict(sorted(by_merchant.items())),
-                "by_category": dict(sorted(by_category.items()))}  # fmt: skip
+        return RedemptionsReport(city=city, period=period, by_merchant=dict(sorted(by_merchant.items())),
+                                 by_category=dict(sorted(by_category.items())))  # fmt: skip
 
-    def open_data(self, city: str, period: str) -> list[dict]:
+    def open_data(self, city: str, period: str) -> OpenData:
         """Anonymous aggregates of a closed period: earnings by kind, redemptions by category, active
         residents and merchants. An open or future period is not published (PeriodNotPublished)."""
         period_bounds_us(period, self.programs.get(city).timezone)  # a malformed period is a 400, before anything
@@ -110,9 +111,9 @@ class Reports:
         cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
         cells += [_cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())]
         cells.append(_cell(city, period, "active_residents", "all", None, len(residents)))
-        cells.append({"city": city, "period": period, "metric": "active_merchants", "dimension": "all", "points": None,
-                      "residents": None, "merchants": len(merchants), "suppressed": False})  # fmt: skip
-        return cells
+        cells.append(OpenDataCell(city=city, period=period, metric="active_merchants", dimension="all",
+                                  merchants=len(merchants), suppressed=False))  # fmt: skip
+        return OpenData(city=city, period=period, cells=cells)
 
 
 def _add(table: dict[str, tuple[int, set]], key: str, amount: int, resident: str) -> None:
@@ -121,17 +122,19 @@ def _add(table: dict[str, tuple[int, set]], key: str, amount: int, resident: str
     table[key] = (points + amount, who)
 
 
-def _cell(city: str, period: str, metric: str, dimension: str, points: int | None, residents: int) -> dict:
+def _cell(city: str, period: str, metric: str, dimension: str, points: int | None, residents: int) -> OpenDataCell:
     """A cell of fewer than 10 residents could point at someone: its figures are withheld."""
     hidden = residents < MIN_RESIDENTS_PER_CELL
-    return {"city": city, "period": period, "metric": metric, "dimension": dimension,
-            "points": None if hidden else points, "residents": None if hidden else residents, "suppressed": hidden}  # fmt: skip
+    return OpenDataCell(city=city, period=period, metric=metric, dimension=dimension,  # type: ignore[arg-type]
+                        points=None if hidden else points, residents=None if hidden else residents, suppressed=hidden)  # fmt: skip
 
 
-def open_data_csv(cells: list[dict]) -> str:
+def open_data_csv(data: OpenData) -> str:
+    """The cells as CSV, one per row; an empty field is null (suppressed, or not counted)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow((*OPEN_DATA_COLUMNS, "merchants"))
-    for cell in cells:
-        writer.writerow([("" if cell.get(c) is None else cell.get(c)) for c in (*OPEN_DATA_COLUMNS, "merchants")])
+    writer.writerow(OPEN_DATA_COLUMNS)
+    for cell in data.cells:
+        values = (getattr(cell, c) for c in OPEN_DATA_COLUMNS)
+        writer.writerow(["" if v is None else v for v in values])
     return out.getvalue()

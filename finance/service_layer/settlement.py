@@ -22,16 +22,15 @@ from community.service_layer.programs import Programs
 from finance.adapters import store
 from finance.domain.settlement import (
     SETTLEMENT_KINDS,
-    CityPosition,
     PeriodOpen,
-    Statement,
     merchant_lines,
     period_bounds_us,
     points_to_cents,
     totals,
 )
+from finance.schemas import Adjustment, CityPosition, PeriodClose, Statement
 from ledger import core
-from ledger.adapters import journal
+from ledger.adapters import idempotency, journal
 from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
@@ -49,9 +48,10 @@ class Settlement:
 
     # --- statements ---------------------------------------------------------------------------
 
-    def compute(self, conn: Connection, city: str, period: str) -> Statement:
+    def preview(self, city: str, period: str) -> Statement:
         """The statement of a period as the ledger stands, without writing anything."""
-        return self._compute(conn, city, period)[0]
+        with self.engine.connect() as conn:
+            return self._compute(conn, city, period)[0]
 
     def _compute(self, conn: Connection, city: str, period: str) -> tuple[Statement, list[tuple[str, str, int, int]]]:
         program = self.programs.get(city, conn)
@@ -84,12 +84,12 @@ class Settlement:
         ]
         _, transfers = core.net_positions(obligations)
         net_points = lambda a, b: gross_points.get((a, b), 0) - gross_points.get((b, a), 0)  # noqa: E731
-        return [CityPosition(payer, payee, net_points(payer, payee), cents) for payer, payee, cents in transfers
+        return [CityPosition(payer=payer, payee=payee, points=net_points(payer, payee), cents=cents) for payer, payee, cents in transfers
                 if city in (payer, payee)]  # fmt: skip
 
     # --- closing ------------------------------------------------------------------------------
 
-    def close(self, city: str, period: str, actor: str) -> dict:
+    def close(self, city: str, period: str, actor: str) -> PeriodClose:
         """Close a period once: statement, settlement transfers and audit in one transaction."""
         program = self.programs.get(city)
         _, until = period_bounds_us(period, program.timezone)
@@ -111,7 +111,7 @@ class Settlement:
             store.add_close(conn, **row)
             store.apply_adjustments(conn, [a["id"] for a in store.open_adjustments(conn, city)], period)
             self.audit.record(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
-                                  after={"totals": statement.totals, "statement_sha256": row["statement_sha256"]},
+                                  after={"totals": msgspec.to_builtins(statement.totals), "statement_sha256": row["statement_sha256"]},
                                   now_us=row["closed_at_us"])  # fmt: skip
             return self._closed(row, replayed=False)
 
@@ -136,11 +136,13 @@ class Settlement:
         return groups
 
     @staticmethod
-    def _closed(row: dict, replayed: bool) -> dict:
-        return {"statement": msgspec.json.decode(row["statement"]), "statement_sha256": row["statement_sha256"],
-                "closed_at_us": row["closed_at_us"], "closed_by": row["closed_by"], "replayed": replayed}  # fmt: skip
+    def _closed(row: dict, replayed: bool) -> PeriodClose:
+        return PeriodClose(statement=msgspec.json.decode(row["statement"], type=Statement),
+                           statement_sha256=row["statement_sha256"], closed_at_us=row["closed_at_us"],
+                           closed_by=row["closed_by"], replayed=replayed)  # fmt: skip
 
-    def closed(self, city: str, period: str) -> dict:
+    def closed(self, city: str, period: str) -> PeriodClose:
+        """A closed period's stored statement (NotFound while it is not closed)."""
         with self.engine.connect() as conn:
             row = store.close(conn, city, period)
         if row is None:
@@ -148,25 +150,34 @@ class Settlement:
         return self._closed(row, replayed=False)
 
     def closed_statement(self, city: str, period: str) -> Statement:
-        return msgspec.convert(self.closed(city, period)["statement"], Statement)
+        return self.closed(city, period).statement
 
     # --- adjustments --------------------------------------------------------------------------
 
-    def adjust(self, city: str, merchant_id: str, amount_cents: int, reason: str, ref_period: str, actor: str) -> int:
-        """Record a correction of a closed period; the next close applies it (a closed period never changes)."""
+    def adjust(self, city: str, merchant_id: str, amount_cents: int, reason: str, ref_period: str, actor: str, *,
+               key: str) -> Adjustment:  # fmt: skip
+        """Record a correction of a closed period; the next close applies it (a closed period never changes).
+        A retry with the same idempotency `key` returns the first answer and records nothing."""
         if type(amount_cents) is not int or not 0 < abs(amount_cents) <= MAX_ADJUSTMENT_CENTS:
             raise InvalidRequest("amount_cents must be a non-zero integer", field="amount_cents", reason="nonzero_integer")
         if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
             raise InvalidRequest("a reason of 1 to 500 characters is required", field="reason", reason="length", min_chars=1, max_chars=500)
+        request = {"merchant_id": merchant_id, "amount_cents": amount_cents, "reason": reason, "ref_period": ref_period}
         now = self.clock()
         with self.engine.begin() as conn:
-            if store.close(conn, city, ref_period) is None:
-                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", field="ref_period", reason="period_not_closed", period=ref_period)
-            merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
-            if merchant is None or merchant["city"] != city:
-                raise NotFound(f"no merchant {merchant_id!r} in {city}")
-            adjustment_id = store.add_adjustment(conn, city=city, merchant_id=merchant_id, amount_cents=amount_cents,
-                                                 reason=reason, ref_period=ref_period, created_at_us=now, created_by=actor)  # fmt: skip
-            self.audit.record(conn, actor=actor, action="settlement.adjust", city=city, target=merchant_id, before=None,
-                                  after={"amount_cents": amount_cents, "ref_period": ref_period, "reason": reason}, now_us=now)  # fmt: skip
-        return adjustment_id
+            return idempotency.once(conn, f"{city}:{actor}:finance.adjust", key, request, Adjustment,
+                                    lambda: self._adjust(conn, city, actor, now, **request), now)  # fmt: skip
+
+    def _adjust(self, conn: Connection, city: str, actor: str, now: int, **request) -> Adjustment:
+        if store.close(conn, city, request["ref_period"]) is None:
+            raise Conflict(f"{request['ref_period']} is not closed: correct the ledger instead", field="ref_period",
+                           reason="period_not_closed", period=request["ref_period"])  # fmt: skip
+        merchant = community_store.member(conn, MerchantRow.__table__, request["merchant_id"])
+        if merchant is None or merchant["city"] != city:
+            raise NotFound(f"no merchant {request['merchant_id']!r} in {city}")
+        adjustment = {"city": city, **request, "created_at_us": now, "created_by": actor}
+        adjustment_id = store.add_adjustment(conn, **adjustment)
+        self.audit.record(conn, actor=actor, action="settlement.adjust", city=city, target=request["merchant_id"],
+                          before=None, after={k: request[k] for k in ("amount_cents", "ref_period", "reason")},
+                          now_us=now)  # fmt: skip
+        return Adjustment(id=adjustment_id, **adjustment)

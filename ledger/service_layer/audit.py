@@ -12,11 +12,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from sqlalchemy import Engine
 
 from ledger import core
 from ledger.adapters import journal
 from ledger.domain import checkpoint as notes
+from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
 from ledger.service_layer.keys import Signer, now_us
 
 KEYS_FORMAT = "entraide.keys/1"
@@ -37,12 +39,18 @@ def _noop(_: int) -> None:
 # --- keys ---------------------------------------------------------------------------------------
 
 
-def keys_document(engine: Engine) -> dict:
+def public_keys(engine: Engine) -> KeysDocument:
+    """The ledger's signing keys, current and retired, as published."""
     with engine.begin() as conn:
         keys = journal.signing_keys(conn)
-    return {"format": KEYS_FORMAT, "keys": [
-        {"key_id": k["key_id"], "algorithm": k["algorithm"], "public_key": k["public_key"],
-         "valid_from_us": k["valid_from_us"], "valid_until_us": k["valid_until_us"]} for k in keys]}  # fmt: skip
+    return KeysDocument(format=KEYS_FORMAT, keys=[
+        SigningKey(key_id=k["key_id"], algorithm=k["algorithm"], public_key=k["public_key"],
+                   valid_from_us=k["valid_from_us"], valid_until_us=k["valid_until_us"]) for k in keys])  # fmt: skip
+
+
+def keys_document(engine: Engine) -> dict:
+    """`public_keys` as the plain document a keys file holds and the verifiers read."""
+    return msgspec.to_builtins(public_keys(engine))
 
 
 def load_keys_document(path: Path) -> dict:
@@ -158,6 +166,14 @@ def make_checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int] = 
             journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)
             made.append(journal.checkpoint(conn, name, head.sequence))
     return made
+
+
+def latest_checkpoints(engine: Engine) -> Checkpoints:
+    """The latest signed checkpoint of every ledger, by ledger."""
+    with engine.connect() as conn:
+        latest = journal.latest_checkpoints(conn)
+    return Checkpoints(checkpoints=[Checkpoint(**{k: c[k] for k in ("ledger", "tree_size", "root_hash", "time_us", "note")})
+                                    for c in latest])  # fmt: skip
 
 
 def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> dict:

@@ -52,26 +52,6 @@ def next_run_us(job: Job, finished_us: int, failures: int) -> int:
     return finished_us + seconds * US_PER_SECOND
 
 
-class JobStatus(msgspec.Struct, frozen=True):
-    """A job as staff see it in `/v1/health/jobs` and `entraide jobs`."""
-
-    name: str
-    description: str
-    interval_seconds: int
-    lease_seconds: int
-    next_run_us: int | None  # None: no server has scheduled it yet
-    running: bool
-    lease_owner: str | None
-    lease_until_us: int | None
-    last_started_us: int | None
-    last_finished_us: int | None
-    last_outcome: str | None  # "ok", "error", or None before the first run
-    last_result: Summary | None
-    last_error: str | None
-    runs: int
-    failures_in_a_row: int
-
-
 class RunOutcome(msgspec.Struct, frozen=True):
     """One run: what it did or the error it ended with, and when the job runs next. `ran` is False
     when another runner holds the job's lease (`holder`, until `lease_until_us`)."""

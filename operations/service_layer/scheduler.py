@@ -27,7 +27,8 @@ from sqlalchemy import Engine
 
 from ledger.domain.errors import InvalidRequest
 from operations.adapters import store
-from operations.domain.schedule import US_PER_SECOND, Job, JobStatus, RunOutcome, next_run_us
+from operations.domain.schedule import US_PER_SECOND, Job, RunOutcome, next_run_us
+from operations.schemas import JobsReport, JobStatus
 
 log = logging.getLogger("entraide.jobs")
 MAX_JOBS = 32
@@ -62,6 +63,11 @@ class Scheduler:
         with self.engine.connect() as conn:
             found = store.rows(conn, list(self.jobs))
         return [_status(job, found.get(name), now) for name, job in self.jobs.items()]
+
+    def report(self) -> JobsReport:
+        """`status()` with its summary: `degraded` while any job's last run failed."""
+        listed = self.status()
+        return JobsReport(status="degraded" if any(j.last_outcome == "error" for j in listed) else "ok", jobs=listed)
 
     def run_now(self, name: str) -> RunOutcome:
         """Run one job here and now, due or not (`entraide jobs run NAME`); not while another runner holds it."""

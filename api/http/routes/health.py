@@ -7,26 +7,29 @@ from litestar.di import NamedDependency, Provide
 
 from api.http.auth import bearer_principal
 from api.http.params import Who
+from operations.schemas import Health, JobsReport
 from operations.service_layer.scheduler import Scheduler
 
+ALIVE = Health(status="ok")
 
-@get("/v1/health", sync_to_thread=False, tags=["meta"])
-def health() -> dict:
-    """Liveness; also the trivial endpoint that benchmarks compare against."""
-    return {"status": "ok"}
+
+@get("/v1/health", sync_to_thread=False, tags=["meta"], summary="Check liveness", operation_id="health_get", problems=())
+def health() -> Health:
+    """Liveness: the server answers (no dependency is checked); also the trivial endpoint that benchmarks
+    compare against. Public."""
+    return ALIVE
 
 
 HEALTH_DETAIL_ROLES = ("staff", "finance", "auditor", "admin")
 
 
-@get("/v1/health/jobs", sync_to_thread=True, tags=["meta"], dependencies={"principal": Provide(bearer_principal)})
-def health_jobs(principal: Who, jobs: NamedDependency[Scheduler]) -> dict:
-    """The recurring jobs, for the city's staff: last run, next run, last outcome or error, and
-    `degraded` while any job's last run failed. The schedule is the whole program's, not one city's."""
+@get("/v1/health/jobs", sync_to_thread=True, tags=["meta"], dependencies={"principal": Provide(bearer_principal)},
+     summary="Get the recurring jobs' status", operation_id="health_get_jobs", problems=())  # fmt: skip
+def health_jobs(principal: Who, jobs: NamedDependency[Scheduler]) -> JobsReport:
+    """The recurring jobs, for staff, finance, auditors and administrators: last run, next run, last outcome
+    or error, and `degraded` while any job's last run failed. The schedule is the whole program's, not one city's."""
     principal.require(*HEALTH_DETAIL_ROLES)
-    listed = jobs.status()
-    failing = any(job.last_outcome == "error" for job in listed)
-    return {"status": "degraded" if failing else "ok", "jobs": listed}
+    return jobs.report()
 
 
 ROUTERS = [health, health_jobs]

@@ -1,0 +1,248 @@
+"""What finance's services answer: statements and closes, adjustments, payout accounts and payouts,
+reconciliation, and the budget, redemption and open data reports.
+
+Money is integer cents of the program's currency (`_cents`), points are integers (`_points`);
+a statement line carries both, and so do a statement's totals. The statement is also the document
+stored (and hashed) when a period closes, so its fields only ever grow, with defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from ledger.schemas import Cents, Points, Result, TimeUs
+
+City = Annotated[str, msgspec.Meta(description="the city (its ledger's name)")]
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+Period = Annotated[str, msgspec.Meta(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
+MerchantId = Annotated[str, msgspec.Meta(description="the merchant's id")]
+Actor = Annotated[str, msgspec.Meta(description="who did it: the principal's actor name")]
+OptionalCents = Annotated[int | None, msgspec.Meta(description="an amount in cents, or null when there is none")]
+
+# --- statements ----------------------------------------------------------------------------------
+
+
+class StatementLine(Result):
+    """One merchant's settlement for a period: points in both directions, their value, and the net."""
+
+    merchant_id: MerchantId
+    redeemed_points: Annotated[int, msgspec.Meta(description="points redeemed at the merchant in the period, net of refunds")]
+    issued_points: Annotated[int, msgspec.Meta(description="points the merchant funded in the period, net of refunds")]
+    reimbursement_cents: Annotated[int, msgspec.Meta(description="what the program owes for the redeemed points (redemption rate)")]
+    funding_cents: Annotated[int, msgspec.Meta(description="what the merchant owes for the points it funded (funding rate)")]
+    fees_cents: Annotated[int, msgspec.Meta(description="the program's settlement fee for the period")]
+    adjustments_cents: Annotated[int, msgspec.Meta(description="corrections of earlier closed periods applied by this close")]
+    net_cents: Annotated[int, msgspec.Meta(
+        description="reimbursement - funding - fees + adjustments; positive: the program pays, negative: the merchant owes")]
+
+
+class CityPosition(Result):
+    """What one city owes another for the period's cross-city redemptions, after bilateral netting."""
+
+    payer: Annotated[str, msgspec.Meta(description="the city that pays")]
+    payee: Annotated[str, msgspec.Meta(description="the city that is paid")]
+    points: Annotated[int, msgspec.Meta(description="net points the payer's residents redeemed with the payee")]
+    cents: Annotated[int, msgspec.Meta(description="their value in cents, at the payer's point value")]
+
+
+class StatementTotals(Result):
+    """The period's totals over every merchant line, in points and in cents."""
+
+    redeemed_points: Annotated[int, msgspec.Meta(description="sum of the lines' redeemed points")]
+    issued_points: Annotated[int, msgspec.Meta(description="sum of the lines' issued points")]
+    reimbursement_cents: Annotated[int, msgspec.Meta(description="sum of the lines' reimbursements")]
+    funding_cents: Annotated[int, msgspec.Meta(description="sum of the lines' funding")]
+    fees_cents: Annotated[int, msgspec.Meta(description="sum of the lines' fees")]
+    adjustments_cents: Annotated[int, msgspec.Meta(description="sum of the lines' adjustments")]
+    net_cents: Annotated[int, msgspec.Meta(description="sum of the lines' nets")]
+    payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the program pays: the sum of positive nets")]
+    receivable_cents: Annotated[int, msgspec.Meta(ge=0, description="what merchants owe: the sum of negative nets, as a positive amount")]
+
+
+class Statement(Result):
+    """A city's settlement statement for a month: one line per merchant, cross-city positions and totals.
+    Closing the period stores it; the preview computes it from the ledger as it stands."""
+
+    city: City
+    period: Period
+    since_us: Annotated[int, msgspec.Meta(description="start of the month in the city's time zone (µs since the epoch, inclusive)")]
+    until_us: Annotated[int, msgspec.Meta(description="end of the month in the city's time zone (µs since the epoch, exclusive)")]
+    currency: Annotated[str, msgspec.Meta(description="ISO 4217 currency of every amount in cents")]
+    merchants: tuple[StatementLine, ...]
+    interop: tuple[CityPosition, ...]
+    totals: StatementTotals
+
+
+class PeriodClose(Result):
+    """A closed period: its statement as stored, the statement's hash, and who closed it when."""
+
+    statement: Statement
+    statement_sha256: Annotated[str, msgspec.Meta(description="SHA-256 (hex) of the stored statement document")]
+    closed_at_us: TimeUs
+    closed_by: Actor
+    replayed: Annotated[bool, msgspec.Meta(description="true when the period was already closed and nothing was written")]
+
+
+class Adjustment(Result):
+    """A correction of a closed period, applied by the next close (a closed period never changes)."""
+
+    id: Annotated[int, msgspec.Meta(description="the adjustment's id")]
+    city: City
+    merchant_id: MerchantId
+    amount_cents: Annotated[int, msgspec.Meta(description="added to the merchant's net (negative: taken from it)")]
+    reason: Annotated[str, msgspec.Meta(description="why, for the audit trail")]
+    ref_period: Period
+    created_at_us: TimeUs
+    created_by: Actor
+
+
+# --- payout accounts and payouts ------------------------------------------------------------------
+
+ChangeStatus = Literal["pending", "confirmed", "rejected", "superseded"]
+PayoutStatus = Literal["queued", "transferred", "in_transit", "paid", "failed"]
+
+
+class PayoutAccountChange(Result, kw_only=True):
+    """A proposed payout account for a merchant; it pays nothing until a second principal confirms it.
+    The account number is masked to its last three digits."""
+
+    id: Annotated[str, msgspec.Meta(description="the change's id")]
+    city: City
+    merchant_id: MerchantId
+    holder_name: Annotated[str, msgspec.Meta(description="the account holder's name")]
+    institution: Annotated[str, msgspec.Meta(description="CPA institution number (3 digits)")]
+    transit: Annotated[str, msgspec.Meta(description="branch transit number (5 digits)")]
+    account_number: Annotated[str, msgspec.Meta(description="the account number, masked: … and its last three digits")]
+    stripe_account_id: Annotated[str | None, msgspec.Meta(description="the Stripe connected account, if any")] = None
+    status: Annotated[ChangeStatus, msgspec.Meta(description="pending until confirmed, rejected or superseded")]
+    proposed_by: Actor
+    proposed_at_us: TimeUs
+    decided_by: Annotated[str | None, msgspec.Meta(description="who decided it, once decided")] = None
+    decided_at_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was decided, once decided")] = None
+
+
+class PayoutAccountChanges(Result):
+    """A city's payout account changes, newest first (at most 1,000)."""
+
+    changes: list[PayoutAccountChange]
+
+
+class PayoutsQueued(Result):
+    """What queuing a closed period's payouts did; queuing again adds nothing."""
+
+    queued: Annotated[int, msgspec.Meta(ge=0, description="payouts newly queued")]
+    without_account: Annotated[list[str], msgspec.Meta(
+        description="merchants owed money but without a Stripe connected account: not queued")]
+
+
+class Payout(Result, kw_only=True):
+    """One merchant's payout of a closed period, moved by the payout worker and Stripe's webhooks."""
+
+    id: Annotated[str, msgspec.Meta(description="<city>:<period>:<merchant>")]
+    city: City
+    period: Period
+    merchant_id: MerchantId
+    amount_cents: Cents
+    status: Annotated[PayoutStatus, msgspec.Meta(description="queued → transferred → in_transit → paid | failed")]
+    attempts: Annotated[int, msgspec.Meta(ge=0, description="Stripe calls tried so far")]
+    lease_until_us: TimeUs
+    stripe_transfer_id: Annotated[str | None, msgspec.Meta(description="Stripe's transfer, once made")] = None
+    stripe_payout_id: Annotated[str | None, msgspec.Meta(description="Stripe's payout, once made")] = None
+    last_error: Annotated[str | None, msgspec.Meta(description="the last failure, if any")] = None
+    created_at_us: TimeUs
+    updated_at_us: TimeUs
+
+
+class PayoutList(Result):
+    """A closed period's payouts, by merchant."""
+
+    payouts: list[Payout]
+
+
+class PayoutWebhookAck(Result, omit_defaults=True):
+    """Stripe Connect's event acknowledged: applied to a payout once, or ignored (another type, a redelivery)."""
+
+    event: Annotated[str, msgspec.Meta(description="Stripe's event id")]
+    applied: Annotated[bool, msgspec.Meta(description="true when the event changed a payout")]
+    duplicate: Annotated[bool, msgspec.Meta(description="true when the event was already applied")] = False
+    payout: Annotated[str | None, msgspec.Meta(description="the payout it changed")] = None
+    status: Annotated[PayoutStatus | None, msgspec.Meta(description="the payout's new status")] = None
+
+
+# --- reconciliation --------------------------------------------------------------------------------
+
+Issue = Literal["paid_without_statement", "payout_amount", "payout_failed", "not_paid", "bank_file_amount"]
+
+
+class Difference(Result, omit_defaults=True):
+    """One mismatch between the statement, the payouts and the bank file, for one merchant."""
+
+    merchant_id: MerchantId
+    issue: Annotated[Issue, msgspec.Meta(description="what differs")]
+    statement_cents: Annotated[int | None, msgspec.Meta(description="what the statement owes the merchant")] = None
+    payout_cents: Annotated[int | None, msgspec.Meta(description="what the payout pays")] = None
+    bank_cents: Annotated[int | None, msgspec.Meta(description="what the bank file pays (null: nothing)")] = None
+    error: Annotated[str | None, msgspec.Meta(description="the failed payout's error")] = None
+
+
+class Reconciliation(Result, kw_only=True):
+    """A closed period's statement against its payouts and the bank file; every difference listed."""
+
+    city: City
+    period: Period
+    statement_cents: Annotated[int, msgspec.Meta(description="what the statement owes merchants")]
+    payouts_cents: Annotated[int, msgspec.Meta(description="what the payouts pay, failed ones excluded")]
+    paid_cents: Annotated[int, msgspec.Meta(description="what Stripe reported paid")]
+    bank_file_cents: OptionalCents = None
+    differences: list[Difference]
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+
+class BudgetReport(Result, kw_only=True):
+    """A city's program budget: funded, consumed and remaining; the points outstanding in wallets (the
+    liability, also in cents); the points held by open holds; breakage."""
+
+    city: City
+    yearly_budget_points: Annotated[int | None, msgspec.Meta(description="the program's yearly budget, if set")] = None
+    funded_points: Points
+    consumed_points: Points
+    remaining_points: Points
+    outstanding_points: Points
+    outstanding_cents: Cents
+    reserved_points: Points
+    breakage_points: Points
+
+
+class RedemptionsReport(Result):
+    """Points redeemed in a period, net of refunds, by merchant and by merchant category."""
+
+    city: City
+    period: Period
+    by_merchant: Annotated[dict[str, int], msgspec.Meta(description="merchant id → points")]
+    by_category: Annotated[dict[str, int], msgspec.Meta(description="category → points")]
+
+
+class OpenDataCell(Result, kw_only=True):
+    """One anonymous aggregate; a cell counting fewer than 10 residents is suppressed (figures null)."""
+
+    city: City
+    period: Period
+    metric: Annotated[Literal["earned_points_by_kind", "redeemed_points_by_category", "active_residents", "active_merchants"],
+                      msgspec.Meta(description="what is counted")]  # fmt: skip
+    dimension: Annotated[str, msgspec.Meta(description="the kind, the category, or `all`")]
+    points: Annotated[int | None, msgspec.Meta(description="points, or null (suppressed, or not a points metric)")] = None
+    residents: Annotated[int | None, msgspec.Meta(description="distinct residents, or null (suppressed, or not counted)")] = None
+    merchants: Annotated[int | None, msgspec.Meta(description="distinct merchants (active_merchants only)")] = None
+    suppressed: Annotated[bool, msgspec.Meta(description="true when the figures are withheld")]
+
+
+class OpenData(Result):
+    """A closed month's anonymous open data for a city."""
+
+    city: City
+    period: Period
+    cells: list[OpenDataCell]
