@@ -25,7 +25,8 @@ from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
-from finance.domain.settlement import SETTLEMENT_KINDS, MerchantStatement, merchant_lines
+from finance.domain.settlement import SETTLEMENT_KINDS, merchant_lines
+from finance.schemas import StatementLine as SettlementLine
 from ledger.adapters import journal
 from ledger.adapters.database import autocommit
 from ledger.domain import accounts
@@ -424,7 +425,7 @@ def _statement_line(entry: dict, issued: str, redeemed: str, purchases: dict[str
                          purchase_cents=purchases.get(entry["transfer_id"]), **entry)  # fmt: skip
 
 
-def _totals(currency: str, flows: list[tuple[str, str, int, int]], issued: str, line: MerchantStatement) -> StatementTotals:
+def _totals(currency: str, flows: list[tuple[str, str, int, int]], issued: str, line: SettlementLine) -> StatementTotals:
     """The range's totals: gross points from the accounts' flows, net points and cents from the
     close's own merchant line (the same rates and rounding as a close)."""
     sides = {account: (debits, credits) for _, account, debits, credits in flows}
