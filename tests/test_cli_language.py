@@ -36,7 +36,7 @@ print("\\n" + json.dumps(sorted(sys.modules)))
 
 def help_in(environ: dict[str, str], *args: str) -> tuple[str, list[str]]:
     env = {**os.environ, **NO_LANGUAGE, "COLUMNS": "200", **environ}
-    result = subprocess.run([sys.executable, "-c", HELP_AND_MODULES, *args, "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", HELP_AND_MODULES, *args, "--help"], capture_output=True, text=True, check=False,
                             env=env, timeout=60, cwd=Path(__file__).parents[1])  # fmt: skip
     assert result.returncode == 0, result.stderr
     text, _, modules = result.stdout.strip().rpartition("\n")
@@ -113,7 +113,7 @@ def _cli_msgids() -> Iterator[str]:
     root = typer.main.get_command(app)
     context = typer.Context(root)
 
-    def walk(command) -> Iterator[str]:  # noqa: ANN001
+    def walk(command) -> Iterator[str]:
         yield from (text for text in (command.help, command.short_help) if text)
         help_option = command.get_help_option(context)
         yield from (param.help for param in [*command.params, help_option] if param is not None and param.help)
