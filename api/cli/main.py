@@ -308,7 +308,7 @@ def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int | None = 
     from operations.service_layer.jobs import scheduler
 
     schedule = scheduler(ctx, checkpoint_interval(checkpoint_seconds))
-    check_port_free(host, port)  # again: the port may have been taken while the demo was seeding
+    check_port_free(host, port)  # the demo checked before seeding too: it may have been taken since
     out.print(_("serving on {root}  (OpenAPI: {root}/schema/openapi.json); running {jobs} recurring jobs (`entraide jobs`)")
               .format(root=f"http://{host}:{port}", jobs=len(schedule.jobs)))  # fmt: skip
     uvicorn.run(create_app(ctx, jobs=schedule), host=host, port=port, log_level="warning")
@@ -318,9 +318,8 @@ def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int | None = 
 def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000,
           checkpoint_seconds: CheckpointOption = None) -> None:  # fmt: skip
     """Serve the HTTP API (POS, wallet, organizations, admin) and run the recurring jobs (once across servers)."""
-    check_port_free(host, port)
     with errors():
-        ctx = context(db, data_dir)
+        ctx = context(db, data_dir)  # a wrong database or configuration is told first, then a busy port
     _serve(ctx, host, port, checkpoint_seconds)
 
 
