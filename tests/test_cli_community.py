@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import TestClient
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
+from api.http.app import create_app
 from api.http.signatures import sign_request
 from tests.test_cli import run
 
@@ -44,7 +44,7 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
     assert "already seeded" in again
     # The same accounts, with fresh tokens (each start grants them from the real clock).
-    accounts = lambda c: {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}  # noqa: E731
+    accounts = lambda c: {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}
     renewed = json.loads((tmp_path / "again.json").read_text())
     assert accounts(renewed) == accounts(creds) and renewed["staff"][0]["token"] != creds["staff"][0]["token"]
     assert {"admins", "staff", "finance", "auditors", "organizations"} <= renewed.keys()
