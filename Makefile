@@ -10,13 +10,18 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Builds the Rust core (release) and installs the package with its test extras.
+# Builds the Rust core (release) and installs the package with its test extras. Not --quiet: the
+# first build compiles the Rust core for minutes, and cargo's lines are the progress to watch.
 $(STAMP): $(PY) pyproject.toml Cargo.toml ledger_core_rs/Cargo.toml $(wildcard ledger_core_rs/src/*.rs)
-	$(PY) -m pip install --quiet -e '.[test]'
+	@echo "building the Rust core and installing Entraide (the first time takes a few minutes)"
+	$(PY) -m pip install --progress-bar off --verbose -e '.[test]' 2>&1 | grep -E --line-buffered \
+		'Compiling|Finished|Built wheel|Successfully installed|error|ERROR|warning: unused' ; \
+		$(PY) -c 'import ledger._core' || { echo "the Rust core did not build: rerun \`$(PY) -m pip install -v -e .[test]\`"; exit 1; }
 	touch $(STAMP)
 
 setup: $(STAMP)
 
+# Seeds, verifies, then serves; it ends by printing the credentials file, what to open and a curl to sign in.
 demo: setup
 	$(VENV)/bin/entraide demo --data-dir .data/demo
 

@@ -19,6 +19,10 @@ from sqlalchemy.engine import make_url
 from api.bootstrap import Context, Settings, open_context
 from ledger.adapters.database import normalize_url
 
+# The `entraide` CLI speaks French unless told otherwise; tests read its English (and those of
+# French say so, tests/test_cli_language.py). LANGUAGE comes first in gettext's order.
+os.environ["LANGUAGE"] = "en"
+
 PG_URL = os.environ.get("ENTRAIDE_TEST_PG_URL")
 BACKENDS = os.environ.get("ENTRAIDE_TEST_BACKENDS", "sqlite,postgresql").split(",")
 

@@ -44,7 +44,7 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
     assert "already seeded" in again
     # The same accounts, with fresh tokens (each start grants them from the real clock).
-    accounts = lambda c: {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}  # noqa: E731
+    accounts = lambda c: {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}
     renewed = json.loads((tmp_path / "again.json").read_text())
     assert accounts(renewed) == accounts(creds) and renewed["staff"][0]["token"] != creds["staff"][0]["token"]
     assert {"admins", "staff", "finance", "auditors", "organizations"} <= renewed.keys()
@@ -62,6 +62,9 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     assert funded["points"] == 5000 and not funded["replayed"]
     resident = json.loads(run("admin", "enrol", "--city", "magog", "--name", "Zoé", "--level", "verified", *base))
     assert resident["level"] == "verified" and resident["card"].count(".") == 2
+    signs_in = json.loads(run("admin", "enrol", "--city", "magog", "--name", "Léa", "--subject", "idp|lea", *base))
+    assert signs_in["id"] != resident["id"]
+    assert "Traceback" not in run("admin", "enrol", "--city", "magog", "--name", "Léo", "--subject", "idp|lea", *base, code=2)
     assert json.loads(run("admin", "merchant-add", "--city", "magog", "--id", "velo", "--name", "Vélo", "--category", "sports",
                           "--approve", *base))["status"] == "approved"  # fmt: skip
     public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
@@ -81,4 +84,4 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     output = run("admin", "program-set", "--city", "magog", "--file", str(tmp_path / "bad.json"), *base, code=2)
     assert "funding_rate_percent" in output and "Traceback" not in output
     output = run("admin", "enrol", "--city", "atlantis", "--name", "X", *base, code=2)
-    assert "no program" in output
+    assert output.startswith("error: Unknown program") and "atlantis" in output  # the API's wording, one line

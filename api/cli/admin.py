@@ -10,29 +10,22 @@ from typing import Annotated
 import msgspec
 import typer
 
+from api.cli.i18n import _
+from api.cli.support import City, actor, errors, plain
 from api.cli.support import DataDirOption as DataDir
 from api.cli.support import DbOption as Db
 from api.cli.support import context as _ctx
-from api.cli.support import errors
 from community.domain.access import MAX_TTL_SECONDS, MIN_TTL_SECONDS, Grantor, operator
-from community.domain.program import Program
 
 admin_app = typer.Typer(help="City program administration: programs, budgets, residents, merchants, tokens, audit.",
                         no_args_is_help=True)  # fmt: skip
-
-City = Annotated[str, typer.Option("--city", help="City (ledger) id, e.g. brossard")]
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
 
 def _operator() -> Grantor:
     return operator(getpass.getuser())
 
 
 def _print(value: object) -> None:
-    typer.echo(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False, sort_keys=True))
+    typer.echo(json.dumps(plain(value), indent=2, ensure_ascii=False, sort_keys=True))
 
 
 @admin_app.command("program-show")
@@ -46,15 +39,18 @@ def program_show(city: City, db: Db = None, data_dir: DataDir = None) -> None:
 def program_set(city: City, file: Annotated[Path, typer.Option("--file", help="Program JSON")], db: Db = None,
                 data_dir: DataDir = None) -> None:  # fmt: skip
     """Create or replace a city's program from a JSON file (validated and audited)."""
+    from community.domain.program import Program
+
     with errors():
         try:
             program = msgspec.json.decode(file.read_bytes(), type=Program, strict=True)
         except msgspec.ValidationError as exc:
             raise ValueError(f"{file}: {exc}") from None
         if program.city != city:
-            raise ValueError(f"{file} is the program of {program.city!r}, not {city!r}")
-        _, version = _ctx(db, data_dir).programs.configure(program, _actor())
-    typer.echo(f"{city}: program version {version}")
+            raise ValueError(_("{file} is the program of {program!r}, not {city!r}").format(file=file, program=program.city,
+                                                                                            city=city))  # fmt: skip
+        _program, version = _ctx(db, data_dir).programs.configure(program, actor())
+    typer.echo(_("{city}: program version {version}").format(city=city, version=version))
 
 
 @admin_app.command("fund-budget")
@@ -62,19 +58,21 @@ def fund_budget(city: City, points: Annotated[int, typer.Option(min=1)], key: An
                 db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
     """Allocate points to the program budget (program:funding → program:budget)."""
     with errors():
-        _print(_ctx(db, data_dir).programs.fund_budget(city, points, key, _actor()))
+        _print(_ctx(db, data_dir).programs.fund_budget(city, points, key, actor()))
 
 
 @admin_app.command("enrol")
 def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str | None, typer.Option()] = None,
-          level: Annotated[str, typer.Option(help="basic, verified or checked")] = "basic", db: Db = None,
-          data_dir: DataDir = None) -> None:  # fmt: skip
+          level: Annotated[str, typer.Option(help="basic, verified or checked")] = "basic",
+          subject: Annotated[str | None, typer.Option(help="Their identity provider's subject (`sub`), unique per city, "
+                                                           "so they can sign in with it")] = None,
+          db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
     """Enrol a resident (valid one year) and print their id and card."""
     with errors():
         ctx = _ctx(db, data_dir)
         personal = {"name": name} | ({"email": email} if email else {})
-        resident = ctx.residents.enroll(city, personal, level, _actor())
-        _print(resident | {"card": ctx.residents.current_card(resident["id"])["token"]})
+        resident = plain(ctx.residents.enroll(city, personal, level, actor(), subject))
+        _print(resident | {"card": plain(ctx.residents.current_card(resident["id"]))["token"]})
 
 
 @admin_app.command("merchant-add")
@@ -84,9 +82,9 @@ def merchant_add(city: City, merchant_id: Annotated[str, typer.Option("--id")], 
     """Add a merchant (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.merchants.add(city, merchant_id, name, _actor(), category=category)
+        row = ctx.merchants.add(city, merchant_id, name, actor(), category=category)
         if approve:
-            row = ctx.merchants.set_status(merchant_id, "approved", _actor(), city)
+            row = ctx.merchants.set_status(merchant_id, "approved", actor(), city)
         _print(row)
 
 
@@ -96,7 +94,7 @@ def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchan
                  data_dir: DataDir = None) -> None:  # fmt: skip
     """Register a terminal's public key; prints the key id it signs with."""
     with errors():
-        key_id = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), _actor(), city)
+        key_id = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), actor(), city)
     typer.echo(key_id)
 
 
@@ -106,9 +104,9 @@ def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Anno
     """Add a community organization (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.organizations.add(city, org_id, name, _actor())
+        row = ctx.organizations.add(city, org_id, name, actor())
         if approve:
-            row = ctx.organizations.set_status(org_id, "approved", _actor(), city)
+            row = ctx.organizations.set_status(org_id, "approved", actor(), city)
         _print(row)
 
 
@@ -145,4 +143,4 @@ def revoke(city: City, jti: Annotated[str | None, typer.Option(help="One token, 
         elif jti is None and role is not None and subject is not None:
             _print(access.revoke_principal(_operator(), city, role, subject))
         else:
-            raise ValueError("give either --jti, or both --role and --subject")
+            raise ValueError(_("give either --jti, or both --role and --subject"))

@@ -2,52 +2,48 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 from rich.table import Table
 
-from api.cli.support import DataDirOption, DbOption, context, errors, out
-from finance.adapters.exports import MAX_BANK_FILE_BYTES
-from finance.domain.settlement import cents_text
-from finance.service_layer.reporting import open_data_csv
+from api.cli.i18n import _
+from api.cli.support import City, DataDirOption, DbOption, actor, context, errors, out, plain
 
 settlement_app = typer.Typer(help="Close periods, export statements and bank files, pay merchants, reconcile.",
                              no_args_is_help=True)  # fmt: skip
 expiry_app = typer.Typer(help="Expire unused points to breakage, oldest lot first.", no_args_is_help=True)
 opendata_app = typer.Typer(help="Anonymous monthly aggregates for open data.", no_args_is_help=True)
 
-City = Annotated[str, typer.Option("--city", help="City (ledger) id, e.g. brossard")]
 Period = Annotated[str, typer.Option("--period", help="Month, YYYY-MM")]
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 @settlement_app.command("close")
 def close(city: City, period: Period, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Close a month: statements and settlement transfers written into the ledger, once."""
+    from finance.domain.settlement import cents_text
+
     with errors():
-        result = context(db, data_dir).settlement.close(city, period, _actor())
-    statement = result.statement
-    table = Table(title=f"{city} {period}" + (" (already closed)" if result.replayed else ""))
-    for column in ("merchant", "redeemed", "issued", "reimbursement", "funding", "fees", "adjustments", "net"):
-        table.add_column(column, justify="left" if column == "merchant" else "right")
-    for line in statement.merchants:
-        table.add_row(line.merchant_id, f"{line.redeemed_points:,}", f"{line.issued_points:,}",
-                      *(cents_text(getattr(line, k)) for k in ("reimbursement_cents", "funding_cents", "fees_cents",
-                                                               "adjustments_cents", "net_cents")))  # fmt: skip
+        result = plain(context(db, data_dir).settlement.close(city, period, actor()))
+    statement = result["statement"]
+    table = Table(title=f"{city} {period}" + (_(" (already closed)") if result["replayed"] else ""))
+    columns = (_("merchant"), _("redeemed"), _("issued"), _("reimbursement"), _("funding"), _("fees"), _("adjustments"),
+               _("net"))  # fmt: skip
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="right" if n else "left")
+    for line in statement["merchants"]:
+        table.add_row(line["merchant_id"], f"{line['redeemed_points']:,}", f"{line['issued_points']:,}",
+                      *(cents_text(line[k]) for k in ("reimbursement_cents", "funding_cents", "fees_cents",
+                                                      "adjustments_cents", "net_cents")))  # fmt: skip
     out.print(table)
-    for position in statement.interop:
-        out.print(f"{position.payer} pays {position.payee} {cents_text(position.cents)} ({position.points:,} points)")
-    totals = statement.totals
-    out.print(f"net payable {cents_text(totals.payable_cents)}, receivable {cents_text(totals.receivable_cents)}; "
-              f"statement sha256 {result.statement_sha256[:16]}…")  # fmt: skip
+    for position in statement["interop"]:
+        out.print(_("{payer} pays {payee} {amount} ({points:,} points)").format(amount=cents_text(position["cents"]), **position))
+    totals = statement["totals"]
+    out.print(_("net payable {payable}, receivable {receivable}; statement sha256 {sha}…")
+              .format(payable=cents_text(totals["payable_cents"]), receivable=cents_text(totals["receivable_cents"]),
+                      sha=result["statement_sha256"][:16]))  # fmt: skip
 
 
 @settlement_app.command("export")
@@ -56,9 +52,9 @@ def export(city: City, period: Period, fmt: Annotated[str, typer.Option("--forma
            data_dir: DataDirOption = None) -> None:  # fmt: skip
     """Write a closed period's statements (csv, json), credit transfers (pain001) or ERP journal (erp)."""
     with errors():
-        content, _, _ = context(db, data_dir).exports.render(city, period, fmt)
+        content = context(db, data_dir).exports.render(city, period, fmt)[0]
         out_file.write_bytes(content)
-    out.print(f"{fmt} written to {out_file} ({len(content):,} bytes)")
+    out.print(_("{format} written to {file} ({size:,} bytes)").format(format=fmt, file=out_file, size=len(content)))
 
 
 @settlement_app.command("payouts")
@@ -67,26 +63,29 @@ def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="
     """Queue the closed period's payouts (Stripe Connect), and with --pay advance this city's due payouts."""
     with errors():
         ctx = context(db, data_dir)
-        queued = ctx.payouts.queue(city, period, _actor())
-        out.print(f"{queued.queued} payouts queued; without a Stripe account: {', '.join(queued.without_account) or 'none'}")
+        queued = plain(ctx.payouts.queue(city, period, actor()))
+        out.print(_("{queued} payouts queued; without a Stripe account: {without}")
+                  .format(queued=queued["queued"], without=", ".join(queued["without_account"]) or _("none")))  # fmt: skip
         if pay:
-            steps = ctx.payouts.run(city)
-            out.print(f"{city}: {steps['advanced']} payout steps made, {steps['retry_later']} to retry later, "
-                      f"{steps['failed']} failed")  # fmt: skip
+            steps = plain(ctx.payouts.run(city))
+            out.print(_("{city}: {advanced} payout steps made, {retry_later} to retry later, {failed} failed")
+                      .format(city=city, **steps))  # fmt: skip
 
 
 @settlement_app.command("reconcile")
 def reconcile(city: City, period: Period, bank_file: Annotated[Path | None, typer.Option("--bank-file")] = None,
               db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
     """Match statements, payouts and the bank file (the period's pain.001); exit 1 if anything differs."""
+    from finance.adapters.exports import MAX_BANK_FILE_BYTES
+
     with errors():
         document = None
         if bank_file is not None:
             with bank_file.open("rb") as file:
                 document = file.read(MAX_BANK_FILE_BYTES + 1)  # one byte more: too large is refused, never read whole
-        report = context(db, data_dir).payouts.reconcile(city, period, document)
-    out.print_json(msgspec.json.encode(report).decode())
-    if report.differences:
+        report = plain(context(db, data_dir).payouts.reconcile(city, period, document))
+    out.print_json(json.dumps(report))
+    if report["differences"]:
         raise typer.Exit(1)
 
 
@@ -95,10 +94,11 @@ def expiry_run(db: DbOption = None, data_dir: DataDirOption = None,
                city: Annotated[list[str] | None, typer.Option("--city", help="Only these cities")] = None) -> None:  # fmt: skip
     """Move points unused past each program's expiry period to breakage (idempotent per day)."""
     with errors():
-        report = context(db, data_dir).expiry.run(city or None, _actor())
+        report = plain(context(db, data_dir).expiry.run(city or None, actor()))
     for name, moved in report.items():
-        out.print(f"{name}: {moved['points']:,} points expired from {moved['accounts']:,} wallets"
-                  + (f", {moved['refused']} deferred" if moved["refused"] else ""))  # fmt: skip
+        message = _("{points:,} points expired from {accounts:,} wallets, {refused} deferred") if moved["refused"] else \
+            _("{points:,} points expired from {accounts:,} wallets")
+        out.print(f"{name}: " + message.format(**moved))
 
 
 @opendata_app.command("export")
@@ -106,11 +106,13 @@ def opendata_export(city: City, period: Period, fmt: Annotated[str, typer.Option
                     out_file: Annotated[Path | None, typer.Option("--out")] = None, db: DbOption = None,
                     data_dir: DataDirOption = None) -> None:  # fmt: skip
     """Anonymous monthly aggregates (cells under 10 residents suppressed), as CSV or JSON."""
+    from finance.service_layer.reporting import open_data_csv
+
     with errors():
         if fmt not in ("csv", "json"):
-            raise ValueError("--format is csv or json")
+            raise ValueError(_("--format is csv or json"))
         data = context(db, data_dir).reports.open_data(city, period)
-        text = open_data_csv(data) if fmt == "csv" else json.dumps(msgspec.to_builtins(data), indent=2) + "\n"
+        text = open_data_csv(data) if fmt == "csv" else json.dumps(plain(data), indent=2) + "\n"
         if out_file is None:
             typer.echo(text, nl=False)
         else:

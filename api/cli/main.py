@@ -1,38 +1,50 @@
-"""The `entraide` command line (typer + rich). Every command calls the service layer; errors are one line."""
+"""The `entraide` command line (typer + rich). Every command calls the service layer; errors are one line.
+
+Each command imports the services it needs when it runs, so that `entraide --help` answers at once;
+text a person reads goes through `api.cli.i18n` (French unless `--lang` or the environment says).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 import random
+import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from api.bootstrap import Context, Settings
+from api.cli import i18n
 from api.cli.admin import admin_app
 from api.cli.audit import audit_app
 from api.cli.finance import expiry_app, opendata_app, settlement_app
-from api.cli.jobs import CheckpointOption, jobs_app
+from api.cli.i18n import _
+from api.cli.jobs import CheckpointOption, checkpoint_interval, jobs_app
 from api.cli.search import search_app
-from api.cli.support import DataDirOption, DbOption, context, err, errors, fail, out
-from api.demo import seed as demo_seed
-from api.demo.catalog import seed_catalog
-from finance.domain.settlement import cents_text
-from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
-from ledger.domain import accounts
-from ledger.domain.checkpoint import NoteError
-from ledger.service_layer import audit, keys, simulation
-from ledger.service_layer.keys import now_us
-from ledger.simulate import DAY_US, Simulator
-from operations.service_layer.jobs import CHECKPOINT_SECONDS, scheduler
+from api.cli.support import DataDirOption, DbOption, check_port_free, context, errors, fail, out, progress
 
-app = typer.Typer(help="Entraide: the community rewards ledger.", no_args_is_help=True, pretty_exceptions_enable=False)
+if TYPE_CHECKING:
+    from api.bootstrap import Context
+    from ledger.service_layer.simulation import SimulationStats
+
+
+class EntraideGroup(TyperGroup):
+    """The root command: settles the language (`--lang`, anywhere, or the environment) and translates
+    the whole tree's help before click parses anything."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        flag, args = i18n.split_lang(sys.argv[1:] if args is None else args)
+        i18n.use(i18n.resolve(flag, os.environ))
+        i18n.localize(self, typer.Context)
+        return super().main(args, *rest, **kwargs)
+
+
+app = typer.Typer(cls=EntraideGroup, help="Entraide: the community rewards ledger.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)  # fmt: skip
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
@@ -44,26 +56,27 @@ app.add_typer(opendata_app, name="opendata")
 app.add_typer(jobs_app, name="jobs")
 
 
-@contextlib.contextmanager
-def _progress(description: str, total: int | None) -> Iterator:
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]  # fmt: skip
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+@app.callback()
+def _root(
+    lang: Annotated[str | None, typer.Option("--lang", metavar="fr|en",
+                                             help="Language of the output (default: from LANG, else French)")] = None,
+) -> None:  # fmt: skip
+    """Entraide: the community rewards ledger."""
+    # `--lang` is read (and removed) by EntraideGroup.main, anywhere on the line; declared here for --help.
 
 
 def _report_verification(report: dict, source: str) -> None:
     if not report["ok"]:
         e = report["error"]
-        raise fail(f"{source}: ledger {e['ledger']}, sequence {e['sequence']}: {e['code']}: {e['detail']}", code=1)
-    table = Table(title=f"{source}: intact", show_lines=False)
-    for column in ("ledger", "entries", "head", "open holds"):
-        table.add_column(column, justify="right" if column != "ledger" else "left")
+        raise fail(_("{source}: ledger {ledger}, sequence {sequence}: {code}: {detail}").format(source=source, **e), code=1)
+    table = Table(title=_("{source}: intact").format(source=source), show_lines=False)
+    for column in (_("ledger"), _("entries"), _("head"), _("open holds")):
+        table.add_column(column, justify="left" if column == _("ledger") else "right")
     for name, chain in sorted(report["ledgers"].items()):
         table.add_row(name, f"{chain['entries']:,}", chain["head_hash"][:16], str(chain["open_holds"]))
     out.print(table)
-    out.print(f"{report['entries']:,} entries verified: hashes, chain, signatures, two-phase and refund rules, balances, zero sum.")
+    out.print(_("{entries:,} entries verified: hashes, chain, signatures, two-phase and refund rules, balances, zero sum.")
+              .format(entries=report["entries"]))  # fmt: skip
 
 
 # --- ledger commands ----------------------------------------------------------------------------
@@ -79,18 +92,26 @@ def simulate(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Transfers per database transaction")] = 1000,
 ) -> None:
     """Simulate realistic multi-city activity (deterministic for a seed)."""
+    from ledger.service_layer import simulation
+    from ledger.service_layer.keys import now_us
+    from ledger.simulate import DAY_US, Simulator
+
     with errors():
         start_us = now_us() - days * DAY_US
         sim = Simulator(seed, start_us, days)
         ctx = context(db, data_dir, clock=sim.clock, key_from_us=start_us)
         started = time.perf_counter()
-        with _progress("simulating", transfers) as advance:
+        with progress(_("simulating"), transfers) as advance:
             stats = simulation.run(ctx.ledger, sim, transfers, batch_size, advance, ctx.keystore)
         seconds = time.perf_counter() - started
-    refused = ", ".join(f"{code} {n:,}" for code, n in stats.rejected.most_common()) or "none"
-    out.print(f"{stats.transfers:,} transfers in {seconds:.1f} s ({stats.transfers / seconds:,.0f}/s): "
-              f"{stats.committed:,} committed, refused: {refused}; {stats.expired_holds:,} holds expired at the end; "
-              f"keys rotated to {', '.join(stats.rotated_keys) or '-'}")  # fmt: skip
+    out.print(_("{transfers:,} transfers in {seconds:.1f} s ({rate:,.0f}/s): {committed:,} committed, refused: {refused}; "
+                "{expired:,} holds expired at the end; keys rotated to {keys}")
+              .format(transfers=stats.transfers, seconds=seconds, rate=stats.transfers / seconds, committed=stats.committed,
+                      refused=_refusals(stats), expired=stats.expired_holds, keys=", ".join(stats.rotated_keys) or "-"))  # fmt: skip
+
+
+def _refusals(stats: SimulationStats) -> str:
+    return ", ".join(f"{code} {n:,}" for code, n in stats.rejected.most_common()) or _("none")
 
 
 @ledger_app.command()
@@ -102,20 +123,24 @@ def verify(
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Accept a ledger with no entries at all")] = False,
 ) -> None:
     """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry, or if there is nothing to verify."""
+    from ledger.adapters.database import display_url
+    from ledger.service_layer import audit
+
     with errors():
         if export is not None:
             if keys_file is None:
-                raise ValueError("--export needs --keys (the public keys file)")
+                raise ValueError(_("--export needs --keys (the public keys file)"))
             report = audit.verify_export(export, keys_file)
             source = str(export)
         else:
             ctx = context(db, data_dir)
-            with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
+            with progress(_("verifying"), audit.entry_count(ctx.engine)) as advance:
                 report = audit.verify_database(ctx.engine, advance)
-            source = f"database {display_url(ctx.settings.database_url)}"
+            source = _("database {url}").format(url=display_url(ctx.settings.database_url))
     if report["ok"] and report["entries"] == 0 and not allow_empty:
         # An empty ledger proves nothing: it is what a wrong --db or a lost restore looks like.
-        raise fail(f"{source}: no entries, nothing to verify (--allow-empty accepts an empty ledger)", code=1)
+        raise fail(_("{source}: no entries, nothing to verify (--allow-empty accepts an empty ledger)").format(source=source),
+                   code=1)  # fmt: skip
     _report_verification(report, source)
 
 
@@ -127,11 +152,14 @@ def export_(
     data_dir: DataDirOption = None,
 ) -> None:
     """Export every ledger as JSON Lines (ledger, then sequence) with the public keys."""
+    from ledger.service_layer import audit
+
     with errors():
         ctx = context(db, data_dir)
-        with _progress("exporting", audit.entry_count(ctx.engine)) as advance:
+        with progress(_("exporting"), audit.entry_count(ctx.engine)) as advance:
             written = audit.export(ctx.engine, out_file, keys_out, advance)
-    out.print(f"{written:,} entries written to {out_file}" + (f", keys to {keys_out}" if keys_out else ""))
+    message = _("{written:,} entries written to {file}, keys to {keys}") if keys_out else _("{written:,} entries written to {file}")
+    out.print(message.format(written=written, file=out_file, keys=keys_out))
 
 
 @ledger_app.command()
@@ -141,13 +169,16 @@ def checkpoint(
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the signed notes to this file")] = None,
 ) -> None:
     """Sign a checkpoint (tree size, Merkle root, time) of every ledger."""
+    from ledger.service_layer import audit
+
     with errors():
         ctx = context(db, data_dir)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         if out_file is not None:
             out_file.write_text(json.dumps({"checkpoints": [c["note"] for c in made]}, indent=2) + "\n", encoding="utf-8")
     for cp in made:
-        out.print(f"{cp['ledger']}: size {cp['tree_size']:,}, root {cp['root_hash'][:16]}…")
+        out.print(_("{ledger}: size {size:,}, root {root}…").format(ledger=cp["ledger"], size=cp["tree_size"],
+                                                                     root=cp["root_hash"][:16]))  # fmt: skip
 
 
 @ledger_app.command()
@@ -161,6 +192,8 @@ def prove(
     data_dir: DataDirOption = None,
 ) -> None:
     """Write an inclusion proof (--sequence) or a consistency proof (--from/--to)."""
+    from ledger.service_layer import audit
+
     with errors():
         ctx = context(db, data_dir)
         if sequence is not None and from_size is None and to_size is None:
@@ -168,9 +201,9 @@ def prove(
         elif sequence is None and from_size is not None and to_size is not None:
             proof = audit.prove_consistency(ctx.engine, ledger, from_size, to_size)
         else:
-            raise ValueError("give either --sequence, or both --from and --to")
+            raise ValueError(_("give either --sequence, or both --from and --to"))
         out_file.write_text(json.dumps(proof, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    out.print(f"{proof['type']} proof written to {out_file}")
+    out.print(_("{kind} proof written to {file}").format(kind=proof["type"], file=out_file))
 
 
 @ledger_app.command("verify-proof")
@@ -179,19 +212,22 @@ def verify_proof(
     keys_file: Annotated[Path, typer.Option("--keys", help="Public keys file")],
 ) -> None:
     """Check a proof offline, with public keys only."""
+    from ledger.domain.checkpoint import NoteError
+    from ledger.service_layer import audit
+
     with errors():
         if proof_file.stat().st_size > audit.MAX_PROOF_BYTES:
-            raise ValueError("proof file is too large")
+            raise ValueError(_("proof file is too large"))
         try:
             proof = json.loads(proof_file.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise ValueError(f"{proof_file} is not JSON: {exc}") from None
+            raise ValueError(_("{file} is not JSON: {reason}").format(file=proof_file, reason=exc)) from None
         keys_doc = audit.load_keys_document(keys_file)
         try:
             summary = audit.verify_proof(proof, keys_doc)
         except (ValueError, NoteError) as exc:
-            raise fail(f"proof does not verify: {exc}", code=1) from None
-    out.print(f"[green]valid:[/] {summary}")
+            raise fail(_("proof does not verify: {reason}").format(reason=exc), code=1) from None
+    out.print(_("[green]valid:[/] {summary}").format(summary=summary))
 
 
 @ledger_app.command("keys")
@@ -201,17 +237,19 @@ def keys_(
     data_dir: DataDirOption = None,
 ) -> None:
     """List the signing keys (and rotate them with --rotate)."""
+    from ledger.service_layer import keys
+
     with errors():
         ctx = context(db, data_dir)
         if rotate:
             old, new = keys.rotate(ctx.engine, ctx.keystore)
-            out.print(f"rotated: {old} retired, {new} active")
+            out.print(_("rotated: {old} retired, {new} active").format(old=old, new=new))
         listed = keys.list_keys(ctx.engine)
-    table = Table(title="signing keys")
-    for column in ("key id", "public key", "valid from (µs)", "valid until (µs)"):
+    table = Table(title=_("signing keys"))
+    for column in (_("key id"), _("public key"), _("valid from (µs)"), _("valid until (µs)")):
         table.add_column(column)
     for k in listed:
-        table.add_row(k["key_id"], k["public_key"][:16] + "…", str(k["valid_from_us"]), str(k["valid_until_us"] or "active"))
+        table.add_row(k["key_id"], k["public_key"][:16] + "…", str(k["valid_from_us"]), str(k["valid_until_us"] or _("active")))
     out.print(table)
 
 
@@ -219,9 +257,8 @@ def keys_(
 def expire_holds(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Release every hold past its expiry (an `expire` entry each)."""
     with errors():
-        ctx = context(db, data_dir)
-        count = ctx.ledger.expire_holds()
-    out.print(f"{count:,} holds expired")
+        count = context(db, data_dir).ledger.expire_holds()
+    out.print(_("{count:,} holds expired").format(count=count))
 
 
 # --- creating a database, serving, and the demo -------------------------------------------------
@@ -235,46 +272,54 @@ def init(
                                               "for `ledger simulate --days N` of past activity")] = 0,
 ) -> None:  # fmt: skip
     """Create the database (schema and first signing key); on an existing one, only bring the schema up to date."""
+    from api.bootstrap import Settings
+    from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
+    from ledger.service_layer import keys
+    from ledger.simulate import DAY_US
+
     with errors():
         settings = Settings.load(db, data_dir)
         try:
             before = schema_revision(settings.database_url)
         except DatabaseMissing:
             before = None
-        ctx = context(db, data_dir, create=True, key_from_us=now_us() - history_days * DAY_US)
+        ctx = context(db, data_dir, create=True, key_from_us=keys.now_us() - history_days * DAY_US)
         after = schema_revision(settings.database_url)
         key_id = keys.ensure_key(ctx.engine, ctx.keystore)
         ctx.engine.dispose()
     where = display_url(settings.database_url)
     if before is None:
-        out.print(f"created {where}: schema revision {after}, signing key {key_id}")
+        message = _("created {where}: schema revision {after}, signing key {key}")
     elif before != after:
-        out.print(f"{where} upgraded from schema revision {before} to {after}; signing key {key_id}")
+        message = _("{where} upgraded from schema revision {before} to {after}; signing key {key}")
     else:
-        out.print(f"{where} is already initialised (schema revision {after}, signing key {key_id}): nothing to do")
+        message = _("{where} is already initialised (schema revision {after}, signing key {key}): nothing to do")
+    out.print(message.format(where=where, before=before, after=after, key=key_id))
 
 
 HostOption = Annotated[str, typer.Option(help="Address to listen on")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")]
 
 
-def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> None:
+def _serve(ctx: Context, host: str, port: int, checkpoint_seconds: int | None = None) -> None:
     import uvicorn
 
     from api.http.app import create_app
+    from operations.service_layer.jobs import scheduler
 
-    schedule = scheduler(ctx, checkpoint_seconds)
-    out.print(f"serving on http://{host}:{port}  (OpenAPI: http://{host}:{port}/schema/openapi.json); "
-              f"running {len(schedule.jobs)} recurring jobs (`entraide jobs`)")  # fmt: skip
+    schedule = scheduler(ctx, checkpoint_interval(checkpoint_seconds))
+    check_port_free(host, port)  # the demo checked before seeding too: it may have been taken since
+    out.print(_("serving on {root}  (OpenAPI: {root}/schema/openapi.json); running {jobs} recurring jobs (`entraide jobs`)")
+              .format(root=f"http://{host}:{port}", jobs=len(schedule.jobs)))  # fmt: skip
     uvicorn.run(create_app(ctx, jobs=schedule), host=host, port=port, log_level="warning")
 
 
 @app.command()
 def serve(db: DbOption = None, data_dir: DataDirOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000,
-          checkpoint_seconds: CheckpointOption = CHECKPOINT_SECONDS) -> None:  # fmt: skip
+          checkpoint_seconds: CheckpointOption = None) -> None:  # fmt: skip
     """Serve the HTTP API (POS, wallet, organizations, admin) and run the recurring jobs (once across servers)."""
     with errors():
-        ctx = context(db, data_dir)
+        ctx = context(db, data_dir)  # a wrong database or configuration is told first, then a busy port
     _serve(ctx, host, port, checkpoint_seconds)
 
 
@@ -291,54 +336,81 @@ def demo(
     port: PortOption = 8000,
 ) -> None:
     """Seed the eleven communities (programs, merchants, residents, months of activity), verify, then serve."""
+    from api.demo import seed as demo_seed
+    from api.demo.catalog import seed_catalog
+    from finance.domain.settlement import cents_text
+    from ledger.service_layer import audit, simulation
+    from ledger.service_layer.keys import now_us
+    from ledger.simulate import DAY_US
+
+    if serve_api:
+        check_port_free(host, port)  # before minutes of seeding, not after
     with errors():
         start_us = now_us() - days * DAY_US
         # Members join at the start of the simulated months, activity follows the simulator's clock,
         # and closing last month happens today.
         clock = {"now": lambda: start_us}
         ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us, create=True)
-        out.print(f"[bold]Entraide demo[/] — database {ctx.settings.database_url}")
+        out.print(_("[bold]Entraide demo[/] — database {url}").format(url=ctx.settings.database_url))
         stats = simulation.SimulationStats()
         creds_file = demo_seed.credentials_path(ctx)
         if audit.entry_count(ctx.engine):
             if not creds_file.exists():
-                raise ValueError(f"this database was seeded elsewhere: {creds_file} is missing")
+                raise ValueError(_("this database was seeded elsewhere: {file} is missing").format(file=creds_file))
             creds = json.loads(creds_file.read_text(encoding="utf-8"))
-            out.print("already seeded: verifying and summarizing what is there")
+            out.print(_("already seeded: verifying and summarizing what is there"))
         else:
-            with _progress("enrolling members", demo_seed.member_count()) as advance:
+            with progress(_("enrolling members"), demo_seed.member_count()) as advance:
                 creds = demo_seed.seed_members(ctx, advance, random.Random(seed))
             demo_seed.write_credentials(creds, creds_file)  # before the long part: a rerun finds the members
             items = seed_catalog(ctx, creds, random.Random(seed))
-            out.print(f"catalog: {items} offers, municipal services and events, indexed for search")
+            out.print(_("catalog: {items} offers, municipal services and events, indexed for search").format(items=items))
             sim = demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US)
             clock["now"] = sim.clock
-            with _progress("seeding activity", transfers) as advance:
+            with progress(_("seeding activity"), transfers) as advance:
                 stats = simulation.run(ctx.ledger, sim, transfers, 1000, advance, ctx.keystore, fund=False)
             clock["now"] = now_us
             closed = demo_seed.close_last_month(ctx)
             net = sum(c.statement.totals.net_cents for c in closed)
-            out.print(f"closed {closed[0].statement.period} in {len(closed)} cities: merchants net {cents_text(net)} $")
+            out.print(_("closed {period} in {cities} cities: merchants net {net} $")
+                      .format(period=closed[0].statement.period, cities=len(closed), net=cents_text(net)))  # fmt: skip
         clock["now"] = now_us
         demo_seed.write_credentials(demo_seed.grant_tokens(ctx, creds), creds_file)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
-        with _progress("verifying", audit.entry_count(ctx.engine)) as advance:
+        with progress(_("verifying"), audit.entry_count(ctx.engine)) as advance:
             report = audit.verify_database(ctx.engine, advance)
-        _report_verification(report, "database")
+        _report_verification(report, _("database"))
         _summary(ctx, report, len(made), stats)
         if credentials_out is not None:
             demo_seed.write_credentials(creds, credentials_out)
-            out.print(f"credentials of {len(creds['merchants'])} terminals, {len(creds['residents'])} residents, "
-                      f"{len(creds['organizations'])} organizations and {len(creds['staff'])} city staff: {credentials_out}")  # fmt: skip
+        _how_to_use(creds_file if credentials_out is None else credentials_out, creds, f"http://{host}:{port}", serve_api)
         ctx.engine.dispose()
     if serve_api:
         _serve(context(db, data_dir), host, port)
 
 
-def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.SimulationStats) -> None:
-    table = Table(title="communities")
-    for column in ("ledger", "entries", "budget used", "wallets hold", "redeemed at merchants", "services paid"):
-        table.add_column(column, justify="right" if column != "ledger" else "left")
+def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None:
+    """Where the demo's accounts are, what to open, and one signed-in request to copy."""
+    token = (f"$(python3 -c 'import json; print(json.load(open(\"{creds_file}\"))[\"residents\"][0][\"token\"])')")
+    out.print(_("credentials of {merchants} terminals, {residents} residents, {orgs} organizations and {staff} city staff: {file}")
+              .format(merchants=len(creds["merchants"]), residents=len(creds["residents"]), orgs=len(creds["organizations"]),
+                      staff=len(creds["staff"]), file=creds_file), highlight=False)  # fmt: skip
+    if serving:
+        out.print(_("open {root}/ (the API), {root}/schema/openapi.json (the OpenAPI document), {root}/schema/swagger (its pages)")
+                  .format(root=root), highlight=False)  # fmt: skip
+        out.print(_("sign in as a resident with their bearer token, e.g.:"))
+        out.print(f'  curl -H "Authorization: Bearer {token}" {root}/v1/wallet/balance', highlight=False, markup=False,
+                  soft_wrap=True)  # fmt: skip
+
+
+def _summary(ctx: Context, report: dict, checkpoints: int, stats: SimulationStats) -> None:
+    from ledger.domain import accounts
+    from ledger.service_layer import keys
+
+    table = Table(title=_("communities"))
+    columns = (_("ledger"), _("entries"), _("budget used"), _("wallets hold"), _("redeemed at merchants"), _("services paid"))
+    for column in columns:
+        table.add_column(column, justify="left" if column == columns[0] else "right")
     for name, chain in sorted(report["ledgers"].items()):
         balances = chain["balances"]
         posted = {a: c[1] - c[0] for a, c in balances.items()}
@@ -348,11 +420,11 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.Sim
         table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get(accounts.SERVICES_REVENUE, 0):,}")
     out.print(table)
     if stats.transfers:
-        refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"
-        out.print(f"simulated {stats.transfers:,} transfers: {stats.committed:,} committed, refused as the ledger "
-                  f"should: {refused}")  # fmt: skip
-    out.print(f"{report['entries']:,} entries in {len(report['ledgers'])} ledgers, {checkpoints} checkpoints signed, "
-              f"{len(keys.list_keys(ctx.engine))} signing keys.")  # fmt: skip
+        out.print(_("simulated {transfers:,} transfers: {committed:,} committed, refused as the ledger should: {refused}")
+                  .format(transfers=stats.transfers, committed=stats.committed, refused=_refusals(stats)))  # fmt: skip
+    out.print(_("{entries:,} entries in {ledgers} ledgers, {checkpoints} checkpoints signed, {keys} signing keys.")
+              .format(entries=report["entries"], ledgers=len(report["ledgers"]), checkpoints=checkpoints,
+                      keys=len(keys.list_keys(ctx.engine))))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ import time
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli.support import DataDirOption, DbOption, context, err, errors, out
+from api.cli.i18n import _
+from api.cli.support import DataDirOption, DbOption, context, errors, out, progress
 
 search_app = typer.Typer(help="Catalog search: reindex, outbox delivery, marketplace upkeep.", no_args_is_help=True)
 MAX_WATCH_SECONDS = 7 * 86_400
@@ -20,12 +20,10 @@ def reindex(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     with errors():
         ctx = context(db, data_dir)
         total = ctx.search_indexer.count_items()
-        columns = [TextColumn("[bold]reindexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=err) as bar:
-            task = bar.add_task("items", total=total)
-            report = ctx.search_indexer.reindex(lambda n: bar.advance(task, n))
-    out.print(f"{report['indexed']:,} items indexed in {report['backend']} ({total:,} read); {report['settled']:,} pending "
-              f"changes settled by the rebuild, {report['replayed']:,} made meanwhile replayed")  # fmt: skip
+        with progress(_("reindexing"), total) as advance:
+            report = ctx.search_indexer.reindex(advance)
+    out.print(_("{indexed:,} items indexed in {backend} ({total:,} read); {settled:,} pending changes settled by the "
+                "rebuild, {replayed:,} made meanwhile replayed").format(total=total, **report))  # fmt: skip
 
 
 @search_app.command()
@@ -43,8 +41,9 @@ def deliver(
         while True:
             report = ctx.search_indexer.deliver()
             status = ctx.search_indexer.status()
-            out.print(f"{report.delivered:,} changes delivered ({report.sent:,} documents), {report.failed:,} to retry; "
-                      f"{status['pending']:,} pending in the outbox ({status['backend']})")  # fmt: skip
+            out.print(_("{delivered:,} changes delivered ({sent:,} documents), {failed:,} to retry; {pending:,} pending "
+                        "in the outbox ({backend})").format(delivered=report.delivered, sent=report.sent,
+                                                            failed=report.failed, **status))  # fmt: skip
             if not watch or time.monotonic() >= deadline:
                 break
             time.sleep(interval_seconds)
@@ -57,8 +56,8 @@ def status(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """How far behind the search index is: pending outbox rows, the oldest, the most retried."""
     with errors():
         found = context(db, data_dir).search_indexer.status()
-    out.print(f"backend {found['backend']}: {found['pending']:,} pending, most attempts {found['max_attempts']}, "
-              f"oldest pending at {found['oldest_pending_us'] or '-'} µs")  # fmt: skip
+    out.print(_("backend {backend}: {pending:,} pending, most attempts {max_attempts}, oldest pending at {oldest} µs")
+              .format(oldest=found["oldest_pending_us"] or "-", **found))  # fmt: skip
 
 
 @search_app.command()
@@ -66,4 +65,4 @@ def sweep(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Finish or undo redemptions a crash or an unpaid card payment left behind (void holds, give stock back)."""
     with errors():
         counts = context(db, data_dir).redemptions.recover()
-    out.print(f"{counts['reserved']:,} abandoned reservations and {counts['awaiting_payment']:,} unpaid card payments settled")
+    out.print(_("{reserved:,} abandoned reservations and {awaiting_payment:,} unpaid card payments settled").format(**counts))
