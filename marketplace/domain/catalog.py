@@ -20,7 +20,8 @@ import msgspec
 from community.domain.program import CATEGORIES
 from marketplace.domain.errors import InvalidItem, ItemUnavailable, SoldOut
 
-KINDS = ("offer", "service", "event")
+Kind = Literal["offer", "service", "event"]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 CITY_KINDS = ("service", "event")
 LANGUAGES = ("fr", "en", "es")
 MAX_PRICE_POINTS = 10**9
@@ -33,6 +34,8 @@ FOREVER_US = 2**62
 MICRODEGREES = 1_000_000
 
 Lang = Literal["fr", "en", "es"]
+assert Lang.__args__ == LANGUAGES  # type: ignore[attr-defined]
+ItemStatus = Literal["draft", "published", "archived"]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=4_000)]
 TimeUs = Annotated[int, msgspec.Meta(ge=0, le=FOREVER_US)]
@@ -96,7 +99,7 @@ class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     per_resident_limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_RESIDENT)] | None | msgspec.UnsetType = msgspec.UNSET
     valid_from_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
     valid_until_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
-    status: Literal["draft", "published", "archived"] | msgspec.UnsetType = msgspec.UNSET
+    status: ItemStatus | msgspec.UnsetType = msgspec.UNSET
     location: Location | None | msgspec.UnsetType = msgspec.UNSET
     starts_at_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
     seats_total: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None | msgspec.UnsetType = msgspec.UNSET
@@ -164,6 +167,14 @@ class Item:
 
     def transfer_kind(self) -> str:
         return "redeem" if self.kind == "offer" else "service"
+
+
+def title_in(titles: dict, lang: str) -> tuple[str, str]:
+    """The title in `lang`, else in French (the program's language), else in any language given; and its language."""
+    for candidate in (lang, "fr", *LANGUAGES):
+        if titles.get(candidate):
+            return candidate, titles[candidate]
+    raise AssertionError("an item has a title in at least one language")
 
 
 def validity(spec: ItemSpec) -> tuple[int, int]:
