@@ -3,6 +3,7 @@ redemptions, stock limits under concurrency; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -13,11 +14,12 @@ from litestar.testing import TestClient
 from sqlalchemy import func, select
 
 from api.http.app import create_app
+from community.domain.program import CATEGORIES
 from ledger.adapters import journal
 from ledger.domain.errors import LedgerError
 from ledger.service_layer.audit import verify_database
 from marketplace.adapters.tables import CatalogItemRow, SearchOutboxRow
-from marketplace.domain.catalog import ItemSpec
+from marketplace.domain.catalog import KINDS, ItemSpec
 from marketplace.schemas import Item, ItemPage, Redemption, RedemptionPage, SearchResults, Shop
 from marketplace.service_layer.catalog import Owner
 from tests.test_api import assert_problem
@@ -371,3 +373,10 @@ def test_the_openapi_document_describes_the_marketplace(world: World) -> None:
     assert {"get", "post"} <= set(paths["/v1/merchants/offers"]) and "patch" in paths["/v1/merchants/offers/{item_id}"]
     operations = {op.get("operationId") for methods in paths.values() for op in methods.values() if isinstance(op, dict)}
     assert MARKET_OPERATIONS <= operations, MARKET_OPERATIONS - operations
+    schemas = world.client.get("/schema/openapi.json").json()["components"]["schemas"]
+    for schema, field, values in (("Item", "category", CATEGORIES), ("Item", "kind", KINDS), ("ItemSpec", "category", CATEGORIES),
+                                  ("ItemPatch", "status", ("draft", "published", "archived")), ("Redemption", "kind", KINDS),
+                                  ("Redemption", "status", ("reserved", "awaiting_payment", "completed", "failed", "cancelled",
+                                                            "refunded"))):  # fmt: skip
+        assert {json.dumps(schemas[schema]["properties"][field]).count(f'"{v}"') for v in values} == {1}, (schema, field)
+    assert schemas["Redemption"]["properties"]["title_lang"]["description"]

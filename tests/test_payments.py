@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from litestar.testing import TestClient
 
-from api.http.app import create_app
 from api.bootstrap import Settings
+from api.http.app import create_app
 from ledger.adapters import journal
 from ledger.domain.errors import LedgerError
 from ledger.domain.transfers import TransferRequest

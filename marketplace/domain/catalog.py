@@ -54,7 +54,7 @@ class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ItemSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What an owner says about an item; the body of `POST /v1/merchants/offers` and the city's item endpoints."""
 
-    title: Annotated[dict[Lang, Title], msgspec.Meta(min_length=1)]
+    title: Annotated[dict[Lang, Title], msgspec.Meta(min_length=1, description="the title by language: fr, en, es")]
     category: Category
     price_points: Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE_POINTS)]
     description: dict[Lang, Description] = msgspec.field(default_factory=dict)
