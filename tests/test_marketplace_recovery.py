@@ -57,12 +57,12 @@ def test_a_retry_carries_an_interrupted_redemption_forward(world: World, monkeyp
     item, alice = seats(world), world.residents["alice"]
     crash_once(monkeypatch, "_resolve")  # the hold is written, the capture never happens
     with pytest.raises(Crash):
-        world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)
-    assert remaining(world, item["id"]) == 0 and world.available("alice") == 700  # held, not yet paid
+        world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)
+    assert remaining(world, item.id) == 0 and world.available("alice") == 700  # held, not yet paid
     with pytest.raises(SoldOut):
-        world.ctx.redemptions.redeem(world.residents["bob"].id, "k", item["id"], 1)
-    done = world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)  # the client retries with its key
-    assert done["status"] == "completed" and done["replayed"]
+        world.ctx.redemptions.redeem(world.residents["bob"].id, "k", item.id, 1)
+    done = world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)  # the client retries with its key
+    assert done.status == "completed" and done.replayed
     assert world.available("alice") == 700 and world.ctx.ledger.balance("brossard", "services:revenue").posted == 300
 
 
@@ -70,19 +70,19 @@ def test_an_abandoned_reservation_is_rolled_back_and_its_retry_runs_again(world:
     item, alice = seats(world), world.residents["alice"]
     crash_once(monkeypatch, "_move")  # the hold is written, the row never claims it
     with pytest.raises(Crash):
-        world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)
     assert world.ctx.redemptions.recover() == NOTHING  # within the grace period
     clock.advance(RESERVED_GRACE_SECONDS + 1)
     assert world.ctx.redemptions.recover() == NOTHING | {"reserved": 1}
-    assert remaining(world, item["id"]) == 1 and world.available("alice") == 1_000
-    (row,) = world.ctx.redemptions.list(alice.id, None, 10)["redemptions"]
-    assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == ("failed", "abandoned", 0, [])
+    assert remaining(world, item.id) == 1 and world.available("alice") == 1_000
+    (row,) = world.ctx.redemptions.list(alice.id, None, 10).redemptions
+    assert (row.status, row.error, row.attempt, row.hold_ids) == ("failed", "abandoned", 0, [])
     assert verify_database(world.ctx.engine)["ok"]
 
     # The client's retry with its key: a new attempt, a new hold, the points really taken — not the voided hold replayed.
-    done = world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)
-    assert (done["status"], done["attempt"], done["id"]) == ("completed", 1, row["id"])
-    assert remaining(world, item["id"]) == 0 and world.available("alice") == 700
+    done = world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)
+    assert (done.status, done.attempt, done.id) == ("completed", 1, row.id)
+    assert remaining(world, item.id) == 0 and world.available("alice") == 700
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 300
     assert verify_database(world.ctx.engine)["ok"]
 
@@ -91,12 +91,12 @@ def test_a_captured_redemption_is_never_given_back(world: World, clock, monkeypa
     item, alice = seats(world), world.residents["alice"]
     crash_once(monkeypatch, "_complete")  # captured in the ledger, the row not yet marked
     with pytest.raises(Crash):
-        world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 300
     clock.advance(RESERVED_GRACE_SECONDS + 1)
     assert world.ctx.redemptions.recover()["reserved"] == 1
-    (row,) = world.ctx.redemptions.list(alice.id, None, 10)["redemptions"]
-    assert row["status"] == "completed" and remaining(world, item["id"]) == 0
+    (row,) = world.ctx.redemptions.list(alice.id, None, 10).redemptions
+    assert row.status == "completed" and remaining(world, item.id) == 0
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 300 and world.available("alice") == 700
 
 
@@ -106,11 +106,11 @@ def test_a_claimed_hold_is_carried_forward_by_the_sweep(world: World, clock, mon
     item, alice = seats(world), world.residents["alice"]
     crash_once(monkeypatch, "_resolve")
     with pytest.raises(Crash):
-        world.ctx.redemptions.redeem(alice.id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(alice.id, "k", item.id, 1)
     clock.advance(RESERVED_GRACE_SECONDS + 1)
     assert world.ctx.redemptions.recover() == NOTHING | {"reserved": 1}
-    (row,) = world.ctx.redemptions.list(alice.id, None, 10)["redemptions"]
-    assert (row["status"], row["attempt"]) == ("completed", 0)
+    (row,) = world.ctx.redemptions.list(alice.id, None, 10).redemptions
+    assert (row.status, row.attempt) == ("completed", 0)
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 300 and world.available("alice") == 700
 
 
@@ -118,18 +118,18 @@ def test_a_refused_hold_fails_the_attempt_and_its_retry_runs_again(world: World)
     item = seats(world)
     bob = world.residents["bob"]  # 50 points, the seat costs 300
     with pytest.raises(LedgerError) as refused:
-        world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
     assert refused.value.code == "insufficient_funds"
-    assert remaining(world, item["id"]) == 1 and world.available("bob") == 50
-    (row,) = world.ctx.redemptions.list(bob.id, None, 10)["redemptions"]
-    assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == ("failed", "insufficient_funds", 0, [])
+    assert remaining(world, item.id) == 1 and world.available("bob") == 50
+    (row,) = world.ctx.redemptions.list(bob.id, None, 10).redemptions
+    assert (row.status, row.error, row.attempt, row.hold_ids) == ("failed", "insufficient_funds", 0, [])
     world.ctx.ledger.transfer(TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300))
-    done = world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
-    assert (done["status"], done["attempt"]) == ("completed", 1)
-    assert remaining(world, item["id"]) == 0 and world.available("bob") == 50
-    world.ctx.catalog.suspend("brossard", item["id"], True, None, "staff:test")
+    done = world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
+    assert (done.status, done.attempt) == ("completed", 1)
+    assert remaining(world, item.id) == 0 and world.available("bob") == 50
+    world.ctx.catalog.suspend("brossard", item.id, True, None, "staff:test")
     with pytest.raises(ItemUnavailable):
-        world.ctx.redemptions.redeem(world.residents["alice"].id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(world.residents["alice"].id, "k", item.id, 1)
 
 
 def test_a_retry_of_a_failed_attempt_is_checked_again(world: World) -> None:
@@ -137,27 +137,27 @@ def test_a_retry_of_a_failed_attempt_is_checked_again(world: World) -> None:
     failed row stays as it was."""
     item, bob = seats(world), world.residents["bob"]
     with pytest.raises(LedgerError):
-        world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
-    world.ctx.catalog.suspend("brossard", item["id"], True, None, "staff:test")
+        world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
+    world.ctx.catalog.suspend("brossard", item.id, True, None, "staff:test")
     world.ctx.ledger.transfer(TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300))
     with pytest.raises(ItemUnavailable):
-        world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
-    world.ctx.catalog.suspend("brossard", item["id"], False, None, "staff:test")
-    world.ctx.redemptions.redeem(world.residents["alice"].id, "a", item["id"], 1)  # the last seat goes to alice
+        world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
+    world.ctx.catalog.suspend("brossard", item.id, False, None, "staff:test")
+    world.ctx.redemptions.redeem(world.residents["alice"].id, "a", item.id, 1)  # the last seat goes to alice
     with pytest.raises(SoldOut):
-        world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
-    (row,) = world.ctx.redemptions.list(bob.id, None, 10)["redemptions"]
-    assert (row["status"], row["attempt"]) == ("failed", 0) and world.available("bob") == 350
+        world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
+    (row,) = world.ctx.redemptions.list(bob.id, None, 10).redemptions
+    assert (row.status, row.attempt) == ("failed", 0) and world.available("bob") == 350
 
 
 def test_a_key_that_keeps_failing_is_closed_after_its_last_attempt(world: World) -> None:
     item, bob = seats(world), world.residents["bob"]
     for attempt in range(MAX_ATTEMPTS):
         with pytest.raises(LedgerError) as refused:
-            world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
+            world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
         assert refused.value.code == "insufficient_funds"
     with pytest.raises(LedgerError) as closed:
-        world.ctx.redemptions.redeem(bob.id, "k", item["id"], 1)
+        world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
     assert closed.value.code == "conflict"
-    (row,) = world.ctx.redemptions.list(bob.id, None, 10)["redemptions"]
-    assert (row["status"], row["attempt"]) == ("failed", MAX_ATTEMPTS - 1) and remaining(world, item["id"]) == 1
+    (row,) = world.ctx.redemptions.list(bob.id, None, 10).redemptions
+    assert (row.status, row.attempt) == ("failed", MAX_ATTEMPTS - 1) and remaining(world, item.id) == 1

@@ -74,18 +74,18 @@ def test_a_document_arrives_exactly_once_after_an_outage(ctx, clock, tmp_path: P
     standard_world(ctx, None)
     ledger_before = heads(ctx)
     item = ctx.catalog.create(BAKERY, "offer", TART)  # committed; the inline delivery fails
-    assert found(ctx, "tarte") == [] and ctx.search_backend.count(item["id"]) == 0
+    assert found(ctx, "tarte") == [] and ctx.search_backend.count(item.id) == 0
     waits = []
-    while outbox(ctx, item["id"])[0]["delivered_at_us"] is None:
-        waits.append((outbox(ctx, item["id"])[0]["next_attempt_at_us"] - clock()) / 1_000_000)
+    while outbox(ctx, item.id)[0]["delivered_at_us"] is None:
+        waits.append((outbox(ctx, item.id)[0]["next_attempt_at_us"] - clock()) / 1_000_000)
         clock.advance(waits[-1] - 0.001)
         assert ctx.search_indexer.deliver().batches == 0  # nothing is retried before its time
         clock.advance(0.001)
         ctx.search_indexer.deliver()
         assert len(waits) < 10
     assert waits == [1, 2, 4, 8]  # exponential backoff
-    assert len(flaky.calls) == 5 and outbox(ctx, item["id"])[0]["attempts"] == 4
-    assert ctx.search_backend.count(item["id"]) == 1 and [h["id"] for h in found(ctx, "tarte")] == [item["id"]]
+    assert len(flaky.calls) == 5 and outbox(ctx, item.id)[0]["attempts"] == 4
+    assert ctx.search_backend.count(item.id) == 1 and [h["id"] for h in found(ctx, "tarte")] == [item.id]
     assert heads(ctx) == ledger_before  # search never touches the ledger
 
 
@@ -96,14 +96,14 @@ def test_changes_during_an_outage_are_sent_once_at_their_newest(ctx, clock, tmp_
     item = ctx.catalog.create(BAKERY, "offer", TART)
     for points in (90, 95):
         clock.advance(1)
-        ctx.catalog.update(BAKERY, item["id"], ItemPatch(price_points=points))
+        ctx.catalog.update(BAKERY, item.id, ItemPatch(price_points=points))
     # Each attempt carries the item's newest version only, never an older pending one.
-    assert [ids for ids, _ in flaky.calls] == [[(item["id"], 1)], [(item["id"], 2)], [(item["id"], 3)]]
+    assert [ids for ids, _ in flaky.calls] == [[(item.id, 1)], [(item.id, 2)], [(item.id, 3)]]
     flaky.failures, flaky.calls = 0, []
     clock.advance(MAX_RETRY_SECONDS)
     report = ctx.search_indexer.deliver()
-    assert report.delivered == 3 and report.sent == 1 and flaky.calls == [([(item["id"], 3)], [])]
-    assert [h["price_points"] for h in found(ctx, "tarte")] == [95] and ctx.search_backend.count(item["id"]) == 1
+    assert report.delivered == 3 and report.sent == 1 and flaky.calls == [([(item.id, 3)], [])]
+    assert [h["price_points"] for h in found(ctx, "tarte")] == [95] and ctx.search_backend.count(item.id) == 1
 
 
 def test_a_lost_acknowledgement_is_not_a_duplicate(ctx, clock, tmp_path: Path) -> None:
@@ -111,11 +111,11 @@ def test_a_lost_acknowledgement_is_not_a_duplicate(ctx, clock, tmp_path: Path) -
     ctx.search_backend = flaky
     standard_world(ctx, None)
     item = ctx.catalog.create(BAKERY, "offer", TART)
-    assert outbox(ctx, item["id"])[0]["delivered_at_us"] is None
+    assert outbox(ctx, item.id)[0]["delivered_at_us"] is None
     clock.advance(1)
     report = ctx.search_indexer.deliver()
     assert report.delivered == 1 and report.sent == 1
-    assert len(flaky.calls) == 2 and ctx.search_backend.count(item["id"]) == 1
+    assert len(flaky.calls) == 2 and ctx.search_backend.count(item.id) == 1
     assert len(found(ctx, "sugar")) == 1
 
 
@@ -124,8 +124,8 @@ def test_withdrawn_items_leave_the_index(ctx, tmp_path: Path) -> None:
     standard_world(ctx, None)
     item = ctx.catalog.create(BAKERY, "offer", TART)
     assert len(found(ctx, "tarte")) == 1
-    ctx.catalog.update(BAKERY, item["id"], ItemPatch(status="archived"))
-    assert found(ctx, "tarte") == [] and ctx.search_backend.count(item["id"]) == 0
+    ctx.catalog.update(BAKERY, item.id, ItemPatch(status="archived"))
+    assert found(ctx, "tarte") == [] and ctx.search_backend.count(item.id) == 0
     assert ctx.search_indexer.status()["pending"] == 0
 
 
@@ -140,10 +140,10 @@ def test_reindex_rebuilds_from_the_database_and_replays_changes(ctx, clock, tmp_
     progress = []
     report = ctx.search_indexer.reindex(progress.append)
     assert report["indexed"] == 3 and sum(progress) == 4
-    assert {h["id"] for h in found(ctx, "tarte")} == {i["id"] for i in items}
-    assert ctx.search_backend.count(draft["id"]) == 0
+    assert {h["id"] for h in found(ctx, "tarte")} == {i.id for i in items}
+    assert ctx.search_backend.count(draft.id) == 0
     assert ctx.search_indexer.status()["pending"] == 0
-    assert all(ctx.search_backend.count(i["id"]) == 1 for i in items)
+    assert all(ctx.search_backend.count(i.id) == 1 for i in items)
 
 
 def _fields(spec: ItemSpec) -> dict:
@@ -162,7 +162,7 @@ def test_cli_reindex_and_deliver(ctx, settings, runner: CliRunner) -> None:
     rebuilt = runner.invoke(app, ["search", "reindex", *options])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "1 items indexed in embedded" in rebuilt.output
-    assert [h["id"] for h in found(ctx, "tarte")] == [item["id"]]  # the swapped index, seen from this process
+    assert [h["id"] for h in found(ctx, "tarte")] == [item.id]  # the swapped index, seen from this process
     delivered = runner.invoke(app, ["search", "deliver", *options])
     assert delivered.exit_code == 0 and "0 pending in the outbox" in delivered.output, delivered.output
     assert runner.invoke(app, ["search", "status", *options]).exit_code == 0

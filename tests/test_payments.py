@@ -35,10 +35,12 @@ from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import StripeCardPayments
+from marketplace.schemas import Item, Redemption, WebhookAck
 from marketplace.service_layer.redemptions import PAYMENT_HOLD_SECONDS, RESERVED_GRACE_SECONDS, redemption_id_for
 from tests.local_server import LocalServer
 from tests.stripe_server import Link, signed_event
 from tests.test_api import assert_problem, entry_count
+from tests.test_marketplace_api import decoded
 from tests.test_marketplace_recovery import NOTHING, Crash, crash_once
 from tests.world import World, free_port, standard_world
 
@@ -136,16 +138,13 @@ def client(localstripe) -> stripe.StripeClient:
     return stripe.StripeClient(API_KEY, base_addresses={"api": localstripe[0]})
 
 
-def service(world: World, **changes) -> dict:
-    created = world.bearer("staff-brossard", "POST", "/v1/admin/catalog/brossard/services", POOL | changes)
-    assert created.status_code == 201, created.text
-    return created.json()
+def service(world: World, **changes) -> Item:
+    created = world.bearer("staff-brossard", "POST", "/v1/admin/catalog/brossard/services", POOL | changes, key=uuid.uuid4().hex)
+    return decoded(created, Item, 201)
 
 
-def redeem(world: World, who: str, item_id: str, key: str) -> dict:
-    response = world.bearer(who, "POST", "/v1/wallet/redemptions", {"item_id": item_id}, key=key)
-    assert response.status_code == 201, response.text
-    return response.json()
+def redeem(world: World, who: str, item_id: str, key: str) -> Redemption:
+    return decoded(world.bearer(who, "POST", "/v1/wallet/redemptions", {"item_id": item_id}, key=key), Redemption, 201)
 
 
 def pay(client: stripe.StripeClient, intent_id: str, card_number: str) -> None:
@@ -165,18 +164,23 @@ def relay(world: World, body: bytes, signature: str | None):
 
 
 def status(world: World, who: str, redemption_id: str) -> str:
-    return world.bearer(who, "GET", f"/v1/wallet/redemptions/{redemption_id}").json()["status"]
+    return decoded(world.bearer(who, "GET", f"/v1/wallet/redemptions/{redemption_id}"), Redemption).status
+
+
+def outcome(response) -> str:
+    return decoded(response, WebhookAck).outcome
 
 
 def test_a_partial_payment_is_captured_only_after_a_verified_success(world: World, localstripe, client) -> None:
     hooks = localstripe[1]
     pool = service(world)
-    started = redeem(world, "alice", pool["id"], "pool-1")
-    assert started["status"] == "awaiting_payment" and started["points"] == 400 and started["cash_cents"] == 1_500
-    intent_id = started["payment"]["payment_intent_id"]
-    assert started["payment"]["client_secret"].startswith(intent_id + "_secret_")
+    started = redeem(world, "alice", pool.id, "pool-1")
+    assert started.status == "awaiting_payment" and started.points == 400 and started.cash_cents == 1_500
+    assert (started.kind, started.seller_name, started.payment.state, started.payment.amount_cents) == ("service", "brossard", "pending", 1_500)
+    intent_id = started.payment.payment_intent_id
+    assert started.payment.client_secret.startswith(intent_id + "_secret_")
     intent = client.v1.payment_intents.retrieve(intent_id)
-    assert (intent.amount, intent.currency, intent.metadata["redemption_id"]) == (1_500, "cad", started["id"])
+    assert (intent.amount, intent.currency, intent.metadata["redemption_id"]) == (1_500, "cad", started.id)
     ledger = world.ctx.ledger
     assert world.available("alice") == 600 and ledger.balance("brossard", "services:revenue").posted == 0
 
@@ -189,18 +193,20 @@ def test_a_partial_payment_is_captured_only_after_a_verified_success(world: Worl
     assert_problem(relay(world, forged, None), 400, "invalid_webhook")
     good = stripe.WebhookSignature._compute_signature(f"{stamp}.{forged.decode()}", SECRET)
     assert_problem(relay(world, forged.replace(b"1500", b"1501"), f"t={stamp},v1={good}"), 400, "invalid_webhook")
-    assert status(world, "alice", started["id"]) == "awaiting_payment"
+    assert status(world, "alice", started.id) == "awaiting_payment"
     assert ledger.balance("brossard", "services:revenue").posted == 0
 
     pay(client, intent_id, VISA)
     body, signature = hooks.wait("payment_intent.succeeded", intent_id)  # signed by localstripe
     done = relay(world, body, signature)
-    assert done.status_code == 200 and done.json()["outcome"] == "completed", done.text
-    assert status(world, "alice", started["id"]) == "completed"
+    assert outcome(done) == "completed", done.text
+    assert status(world, "alice", started.id) == "completed"
+    paid = decoded(world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started.id}"), Redemption)
+    assert paid.payment.state == "succeeded" and paid.payment.payment_intent_id == intent_id
     assert ledger.balance("brossard", "services:revenue").posted == 400
     assert world.available("alice") == 600 and ledger.balance("brossard", world.residents["alice"].wallet).posted == 600
     again = relay(world, body, signature)  # Stripe redelivers
-    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert outcome(again) == "duplicate"
     assert ledger.balance("brossard", "services:revenue").posted == 400
     assert verify_database(world.ctx.engine)["ok"]
 
@@ -208,51 +214,51 @@ def test_a_partial_payment_is_captured_only_after_a_verified_success(world: Worl
 def test_a_failed_payment_voids_the_hold_and_frees_the_seat(world: World, localstripe, client) -> None:
     hooks = localstripe[1]
     pool = service(world, quantity=1)
-    started = redeem(world, "alice", pool["id"], "pool-2")
-    intent_id = started["payment"]["payment_intent_id"]
-    held = world.bearer("bob", "POST", "/v1/wallet/redemptions", {"item_id": pool["id"]}, key="bob-1")
+    started = redeem(world, "alice", pool.id, "pool-2")
+    intent_id = started.payment.payment_intent_id
+    held = world.bearer("bob", "POST", "/v1/wallet/redemptions", {"item_id": pool.id}, key="bob-1")
     assert_problem(held, 409, "sold_out")  # the only seat is held while alice pays
 
     pay(client, intent_id, DECLINED)
     body, signature = hooks.wait("payment_intent.payment_failed", intent_id)
     failed = relay(world, body, signature)
-    assert failed.status_code == 200 and failed.json()["outcome"] == "cancelled", failed.text
-    assert status(world, "alice", started["id"]) == "cancelled"
+    assert outcome(failed) == "cancelled", failed.text
+    assert status(world, "alice", started.id) == "cancelled"
     assert world.available("alice") == 1_000
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 0
     assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"  # it cannot succeed later
     world.bearer("carole", "POST", "/v1/wallet/opt-ins", {"city": "brossard"})
-    assert redeem(world, "carole", pool["id"], "carole-1")["status"] == "awaiting_payment"  # the seat is back
+    assert redeem(world, "carole", pool.id, "carole-1").status == "awaiting_payment"  # the seat is back
 
 
 def test_cancelled_and_abandoned_payments_release_everything(world: World, clock, client) -> None:
     pool = service(world, quantity=5)
-    first = redeem(world, "alice", pool["id"], "pool-3")
-    cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first['id']}/cancel")
+    first = redeem(world, "alice", pool.id, "pool-3")
+    cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first.id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert_problem(world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first['id']}/cancel"), 409, "redemption_not_pending")
-    assert client.v1.payment_intents.retrieve(first["payment"]["payment_intent_id"]).status == "canceled"
+    assert_problem(world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first.id}/cancel"), 409, "redemption_not_pending")
+    assert client.v1.payment_intents.retrieve(first.payment.payment_intent_id).status == "canceled"
     assert world.available("alice") == 1_000
 
-    second = redeem(world, "alice", pool["id"], "pool-4")
+    second = redeem(world, "alice", pool.id, "pool-4")
     assert world.ctx.redemptions.recover() == NOTHING  # not yet abandoned
     clock.advance(PAYMENT_HOLD_SECONDS + 1)
     assert world.ctx.redemptions.recover() == NOTHING | {"awaiting_payment": 1}
-    assert status(world, "alice", second["id"]) == "cancelled" and world.available("alice") == 1_000
+    assert status(world, "alice", second.id) == "cancelled" and world.available("alice") == 1_000
     assert world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 5
 
 
 def test_a_payment_that_succeeds_after_the_hold_expired_is_refunded(world: World, localstripe, clock, client) -> None:
     hooks = localstripe[1]
     pool = service(world, quantity=3)
-    started = redeem(world, "alice", pool["id"], "pool-5")
-    intent_id = started["payment"]["payment_intent_id"]
+    started = redeem(world, "alice", pool.id, "pool-5")
+    intent_id = started.payment.payment_intent_id
     clock.advance(PAYMENT_HOLD_SECONDS + 1)  # the ledger hold lapses before the resident pays
     pay(client, intent_id, VISA)
     body, signature = hooks.wait("payment_intent.succeeded", intent_id)
     late = relay(world, body, signature)
-    assert late.status_code == 200 and late.json()["outcome"] == "refunded", late.text
-    assert status(world, "alice", started["id"]) == "refunded"
+    assert outcome(late) == "refunded", late.text
+    assert status(world, "alice", started.id) == "refunded"
     assert world.available("alice") == 1_000 and world.ctx.ledger.balance("brossard", "services:revenue").posted == 0
     refunds = [r for r in client.v1.refunds.list().data if r.payment_intent == intent_id]
     assert [r.amount for r in refunds] == [1_500]
@@ -318,65 +324,65 @@ def test_a_redemption_during_an_outage_holds_nothing_and_its_retry_runs_again(wo
     pool = service(world, quantity=2)
     with stripe_link.outage():
         for attempt in (0, 1):  # the resident retries while Stripe is still unreachable
-            refused = world.bearer("alice", "POST", "/v1/wallet/redemptions", {"item_id": pool["id"]}, key="pool-out")
+            refused = world.bearer("alice", "POST", "/v1/wallet/redemptions", {"item_id": pool.id}, key="pool-out")
             assert_problem(refused, 503, "overloaded")
             assert int(refused.headers["Retry-After"]) > 0
-            assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
+            assert (held(world, "alice"), world.available("alice"), remaining(world, pool.id)) == (0, 1_000, 2)
             (row,) = world.bearer("alice", "GET", "/v1/wallet/redemptions").json()["redemptions"]
             assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == ("failed", "overloaded", attempt, [])
 
-    started = redeem(world, "alice", pool["id"], "pool-out")  # Stripe is back: the same key runs the whole redemption
-    assert (started["status"], started["attempt"], started["error"]) == ("awaiting_payment", 2, None)
-    assert "replayed" not in started
-    (hold_id,) = started["hold_ids"]
+    started = redeem(world, "alice", pool.id, "pool-out")  # Stripe is back: the same key runs the whole redemption
+    assert (started.status, started.attempt, started.error) == ("awaiting_payment", 2, None)
+    assert not started.replayed
+    (hold_id,) = started.hold_ids
     assert hold_is_open(world, "brossard", hold_id)
-    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (400, 600, 1)
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool.id)) == (400, 600, 1)
 
-    intent_id = started["payment"]["payment_intent_id"]
+    intent_id = started.payment.payment_intent_id
     pay(client, intent_id, VISA)
     body, signature = hooks.wait("payment_intent.succeeded", intent_id)
-    assert relay(world, body, signature).json()["outcome"] == "completed"
-    assert status(world, "alice", started["id"]) == "completed"
+    assert outcome(relay(world, body, signature)) == "completed"
+    assert status(world, "alice", started.id) == "completed"
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 400
     assert (held(world, "alice"), world.ctx.ledger.balance("brossard", world.residents["alice"].wallet).posted) == (0, 600)
-    again = redeem(world, "alice", pool["id"], "pool-out")
-    assert again["status"] == "completed" and again["replayed"] and again["attempt"] == 2
+    again = redeem(world, "alice", pool.id, "pool-out")
+    assert again.status == "completed" and again.replayed and again.attempt == 2
     assert [r.amount for r in client.v1.refunds.list().data if r.payment_intent == intent_id] == []
     assert verify_database(world.ctx.engine)["ok"]
 
 
 def test_cancelling_during_an_outage_answers_503_and_changes_nothing(world: World, stripe_link: Link, client) -> None:
     pool = service(world, quantity=2)
-    started = redeem(world, "alice", pool["id"], "pool-cancel")
-    intent_id = started["payment"]["payment_intent_id"]
-    before = world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started['id']}").json()
+    started = redeem(world, "alice", pool.id, "pool-cancel")
+    intent_id = started.payment.payment_intent_id
+    before = world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started.id}").json()
     entries = entry_count(world)
     with stripe_link.outage():
-        refused = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started['id']}/cancel")
+        refused = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started.id}/cancel")
         assert_problem(refused, 503, "overloaded")
         assert int(refused.headers["Retry-After"]) > 0
-    assert world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started['id']}").json() == before
-    assert entry_count(world) == entries and hold_is_open(world, "brossard", started["hold_ids"][0])
-    assert (held(world, "alice"), remaining(world, pool["id"])) == (400, 1)
+    assert world.bearer("alice", "GET", f"/v1/wallet/redemptions/{started.id}").json() == before
+    assert entry_count(world) == entries and hold_is_open(world, "brossard", started.hold_ids[0])
+    assert (held(world, "alice"), remaining(world, pool.id)) == (400, 1)
     assert client.v1.payment_intents.retrieve(intent_id).status == "requires_payment_method"
 
-    cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started['id']}/cancel")
+    cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{started.id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool.id)) == (0, 1_000, 2)
     assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
 
 
 def test_the_sweep_leaves_an_unpaid_payment_for_later_during_an_outage(world: World, stripe_link: Link, clock, client) -> None:
     pool = service(world, quantity=2)
-    started = redeem(world, "alice", pool["id"], "pool-sweep")
+    started = redeem(world, "alice", pool.id, "pool-sweep")
     clock.advance(PAYMENT_HOLD_SECONDS + 1)
     with stripe_link.outage():
         assert world.ctx.redemptions.recover() == NOTHING | {"deferred": 1}
-    assert status(world, "alice", started["id"]) == "awaiting_payment"
+    assert status(world, "alice", started.id) == "awaiting_payment"
     assert world.ctx.redemptions.recover() == NOTHING | {"awaiting_payment": 1}
-    assert status(world, "alice", started["id"]) == "cancelled"
-    assert (held(world, "alice"), world.available("alice"), remaining(world, pool["id"])) == (0, 1_000, 2)
-    assert client.v1.payment_intents.retrieve(started["payment"]["payment_intent_id"]).status == "canceled"
+    assert status(world, "alice", started.id) == "cancelled"
+    assert (held(world, "alice"), world.available("alice"), remaining(world, pool.id)) == (0, 1_000, 2)
+    assert client.v1.payment_intents.retrieve(started.payment.payment_intent_id).status == "canceled"
 
 
 def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(world: World, stripe_link: Link, monkeypatch) -> None:
@@ -387,16 +393,16 @@ def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(world: Wor
     for key in ("crash-1", "crash-2"):
         crash_once(monkeypatch, "_void_if_open")
         with stripe_link.outage(), pytest.raises(Crash):
-            world.ctx.redemptions.redeem(alice.id, key, pool["id"], 1)
-    assert held(world, "alice") == 800 and remaining(world, pool["id"]) == 2  # two failed attempts still holding
+            world.ctx.redemptions.redeem(alice.id, key, pool.id, 1)
+    assert held(world, "alice") == 800 and remaining(world, pool.id) == 2  # two failed attempts still holding
     assert world.ctx.redemptions.recover() == NOTHING | {"failed": 2}
     assert held(world, "alice") == 0 and world.ctx.redemptions.recover() == NOTHING
     crash_once(monkeypatch, "_void_if_open")
     with stripe_link.outage(), pytest.raises(Crash):
-        world.ctx.redemptions.redeem(alice.id, "crash-3", pool["id"], 1)
+        world.ctx.redemptions.redeem(alice.id, "crash-3", pool.id, 1)
     assert held(world, "alice") == 400
-    retried = world.ctx.redemptions.redeem(alice.id, "crash-3", pool["id"], 1)
-    assert (retried["status"], retried["attempt"], held(world, "alice"), remaining(world, pool["id"])) == ("awaiting_payment", 1, 400, 1)
+    retried = world.ctx.redemptions.redeem(alice.id, "crash-3", pool.id, 1)
+    assert (retried.status, retried.attempt, held(world, "alice"), remaining(world, pool.id)) == ("awaiting_payment", 1, 400, 1)
     assert verify_database(world.ctx.engine)["ok"]
 
 
@@ -406,35 +412,35 @@ def test_retries_racing_each_other_make_one_live_attempt(world: World, stripe_li
     pool = service(world, quantity=5, cash_cents=cash_cents)
     alice = world.residents["alice"]
 
-    def race(key: str) -> list[dict]:
+    def race(key: str) -> list[Redemption]:
         start = threading.Barrier(RACERS)
 
-        def one(_: int) -> dict:
+        def one(_: int) -> Redemption:
             start.wait()
-            return world.ctx.redemptions.redeem(alice.id, key, pool["id"], 1)
+            return world.ctx.redemptions.redeem(alice.id, key, pool.id, 1)
 
         with ThreadPoolExecutor(RACERS) as threads:
             return list(threads.map(one, range(RACERS)))
 
     expected = "awaiting_payment" if cash_cents else "completed"
     first = race("race-1")
-    assert {(r["id"], r["status"], r["attempt"], tuple(r["hold_ids"])) for r in first} == {
-        (first[0]["id"], expected, 0, tuple(first[0]["hold_ids"]))}  # fmt: skip
+    assert {(r.id, r.status, r.attempt, tuple(r.hold_ids)) for r in first} == {
+        (first[0].id, expected, 0, tuple(first[0].hold_ids))}  # fmt: skip
     if cash_cents:
-        assert len({r["payment"]["payment_intent_id"] for r in first}) == 1
+        assert len({r.payment.payment_intent_id for r in first}) == 1
         with stripe_link.outage(), pytest.raises(LedgerError):
-            world.ctx.redemptions.redeem(alice.id, "race-2", pool["id"], 1)
+            world.ctx.redemptions.redeem(alice.id, "race-2", pool.id, 1)
     else:
         drain = TransferRequest("brossard", "drain", "test_move", "single", alice.wallet, "services:revenue", 600)
         world.ctx.ledger.transfer(drain)
         with pytest.raises(LedgerError):  # refused for funds: a failed attempt
-            world.ctx.redemptions.redeem(alice.id, "race-2", pool["id"], 1)
+            world.ctx.redemptions.redeem(alice.id, "race-2", pool.id, 1)
         world.ctx.ledger.transfer(TransferRequest("brossard", "refill", "test_move", "single", "program:budget", alice.wallet, 600))
     second = race("race-2")
-    assert {(r["status"], r["attempt"]) for r in second} == {(expected, 1)} and len({tuple(r["hold_ids"]) for r in second}) == 1
+    assert {(r.status, r.attempt) for r in second} == {(expected, 1)} and len({tuple(r.hold_ids) for r in second}) == 1
     assert held(world, "alice") == (800 if cash_cents else 0)
     assert world.available("alice") == 1_000 - 800
-    assert remaining(world, pool["id"]) == 3
+    assert remaining(world, pool.id) == 3
     assert verify_database(world.ctx.engine)["ok"]
 
 
@@ -482,7 +488,7 @@ class Interleavings(RuleBasedStateMachine):
     @rule(k=st.integers(0, 2))
     def redeem(self, k: int) -> None:
         key, before = self.keys[k], self.row(self.keys[k])
-        response = self.world.bearer(self.who, "POST", "/v1/wallet/redemptions", {"item_id": self.item["id"]}, key=key)
+        response = self.world.bearer(self.who, "POST", "/v1/wallet/redemptions", {"item_id": self.item.id}, key=key)
         if before is not None and before["status"] != "failed":
             assert response.status_code == 201 and response.json()["status"] == before["status"], response.text
         elif self.live_units() == 3 and response.status_code == 409:
@@ -570,7 +576,7 @@ class Interleavings(RuleBasedStateMachine):
         completed = statuses.count("completed")
         resident = self.world.residents[self.who]
         assert self.world.ctx.ledger.balance("brossard", resident.wallet).posted == 1_000 - 100 * completed
-        assert remaining(self.world, self.item["id"]) == 3 - len(awaiting) - completed
+        assert remaining(self.world, self.item.id) == 3 - len(awaiting) - completed
 
 
 def test_any_interleaving_keeps_holds_stock_and_statuses_in_agreement(world: World, stripe_link: Link, client, clock) -> None:

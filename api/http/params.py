@@ -33,6 +33,7 @@ MAX_ID_LENGTH = 128
 _PRINTABLE = r"[\x21-\x7e]"
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False, max_length=128)]
+AcceptLanguage = Annotated[str | None, HeaderParameter(name="Accept-Language", required=False, max_length=1_000)]
 Ctx = NamedDependency[Context]
 Who = NamedDependency[Principal]
 

@@ -177,6 +177,13 @@ def move_redemption(conn: Connection, redemption_id: str, from_status: tuple[str
     return conn.execute(query.values(updated_at_us=now_us, **values)).rowcount == 1
 
 
+def redeemed_items(conn: Connection, item_ids: set[str]) -> dict[str, dict]:
+    """What a resident redeemed, by item id: kind, titles, merchant and the merchant's name (none for a city's)."""
+    query = (select(I.c.id, I.c.kind, I.c.city, I.c.title, I.c.merchant_id, M.c.name.label("merchant_name"))
+             .outerjoin(M, M.c.id == I.c.merchant_id).where(I.c.id.in_(sorted(item_ids))))  # fmt: skip
+    return {r.id: r._asdict() | {"title": json.loads(r.title)} for r in conn.execute(query)}
+
+
 def redemptions_of(conn: Connection, resident_id: str, before_us: int, limit: int) -> list[dict]:
     query = select(R).where(R.c.resident_id == resident_id, R.c.created_at_us < before_us)
     return [_redemption(r._asdict()) for r in conn.execute(query.order_by(R.c.created_at_us.desc(), R.c.id).limit(limit))]  # type: ignore[misc]

@@ -21,7 +21,8 @@ from community.domain.program import CATEGORIES
 from ledger.domain import accounts
 from marketplace.domain.errors import InvalidItem, ItemUnavailable, SoldOut
 
-KINDS = ("offer", "service", "event")
+Kind = Literal["offer", "service", "event"]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 CITY_KINDS = ("service", "event")
 LANGUAGES = ("fr", "en", "es")
 MAX_PRICE_POINTS = 10**9
@@ -34,6 +35,8 @@ FOREVER_US = 2**62
 MICRODEGREES = 1_000_000
 
 Lang = Literal["fr", "en", "es"]
+assert Lang.__args__ == LANGUAGES  # type: ignore[attr-defined]
+ItemStatus = Literal["draft", "published", "archived"]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=4_000)]
 TimeUs = Annotated[int, msgspec.Meta(ge=0, le=FOREVER_US)]
@@ -52,7 +55,7 @@ class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ItemSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What an owner says about an item; the body of `POST /v1/merchants/offers` and the city's item endpoints."""
 
-    title: Annotated[dict[Lang, Title], msgspec.Meta(min_length=1)]
+    title: Annotated[dict[Lang, Title], msgspec.Meta(min_length=1, description="the title by language: fr, en, es")]
     category: Category
     price_points: Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE_POINTS)]
     description: dict[Lang, Description] = msgspec.field(default_factory=dict)
@@ -97,7 +100,7 @@ class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     per_resident_limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_RESIDENT)] | None | msgspec.UnsetType = msgspec.UNSET
     valid_from_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
     valid_until_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
-    status: Literal["draft", "published", "archived"] | msgspec.UnsetType = msgspec.UNSET
+    status: ItemStatus | msgspec.UnsetType = msgspec.UNSET
     location: Location | None | msgspec.UnsetType = msgspec.UNSET
     starts_at_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
     seats_total: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None | msgspec.UnsetType = msgspec.UNSET
@@ -165,6 +168,14 @@ class Item:
 
     def transfer_kind(self) -> str:
         return "redeem" if self.kind == "offer" else "service"
+
+
+def title_in(titles: dict, lang: str) -> tuple[str, str]:
+    """The title in `lang`, else in French (the program's language), else in any language given; and its language."""
+    for candidate in (lang, "fr", *LANGUAGES):
+        if titles.get(candidate):
+            return candidate, titles[candidate]
+    raise AssertionError("an item has a title in at least one language")
 
 
 def validity(spec: ItemSpec) -> tuple[int, int]:

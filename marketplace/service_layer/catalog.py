@@ -15,8 +15,10 @@ import msgspec
 from sqlalchemy import Connection, Engine
 
 from community.domain.errors import Forbidden, WrongTenant
-from ledger.adapters import journal
+from ledger.adapters import idempotency, journal
 from ledger.domain.errors import InvalidRequest, UnknownLedger
+from ledger.service_layer.audit_trail import AuditTrail
+from marketplace import schemas
 from marketplace.adapters import store
 from marketplace.domain.catalog import (
     CITY_KINDS,
@@ -52,33 +54,32 @@ class Owner:
         return row["city"] == self.city and row["merchant_id"] == self.merchant_id
 
 
-def location_of(row: dict) -> dict | None:
+def location_of(row: dict) -> Location | None:
     if row.get("lat_e6") is None:
         return None
-    return {"lat": row["lat_e6"] / MICRODEGREES, "lng": row["lng_e6"] / MICRODEGREES, "address": row["address"]}
+    return Location(row["lat_e6"] / MICRODEGREES, row["lng_e6"] / MICRODEGREES, row["address"])
 
 
-def item_view(row: dict) -> dict:
+def item_view(row: dict) -> schemas.Item:
     item = Item.from_row(row)
-    return {
-        "id": item.id, "kind": item.kind, "city": item.city, "merchant_id": item.merchant_id, "category": item.category,
-        "title": item.title, "description": item.description, "price_points": item.price_points,
-        "cash_cents": item.cash_cents, "quantity": item.quantity, "remaining": item.remaining,
-        "per_resident_limit": item.per_resident_limit, "valid_from_us": item.valid_from_us,
-        "valid_until_us": None if item.valid_until_us >= FOREVER_US else item.valid_until_us, "status": item.status,
-        "suspended": item.suspended, "location": location_of(row), "starts_at_us": item.starts_at_us,
-        "seats_total": item.seats_total, "version": item.version, "updated_at_us": row["updated_at_us"],
-    }  # fmt: skip
+    return schemas.Item(
+        id=item.id, kind=item.kind, city=item.city, merchant_id=item.merchant_id, category=item.category,  # type: ignore[arg-type]
+        title=item.title, description=item.description, price_points=item.price_points,
+        cash_cents=item.cash_cents, quantity=item.quantity, remaining=item.remaining,
+        per_resident_limit=item.per_resident_limit, valid_from_us=item.valid_from_us,
+        valid_until_us=None if item.valid_until_us >= FOREVER_US else item.valid_until_us, status=item.status,  # type: ignore[arg-type]
+        suspended=item.suspended, suspended_reason=row.get("suspended_reason"), location=location_of(row),
+        starts_at_us=item.starts_at_us, seats_total=item.seats_total, version=item.version, updated_at_us=row["updated_at_us"],
+    )  # fmt: skip
 
 
 def _spec_of(row: dict) -> ItemSpec:
-    location = location_of(row)
     return ItemSpec(
         title=row["title"], category=row["category"], price_points=row["price_points"], description=row["description"],
         cash_cents=row["cash_cents"], quantity=row["quantity"], per_resident_limit=row["per_resident_limit"],
         valid_from_us=row["valid_from_us"] or None,
         valid_until_us=None if row["valid_until_us"] >= FOREVER_US else row["valid_until_us"],
-        location=None if location is None else Location(**location),
+        location=location_of(row),
         starts_at_us=row["starts_at_us"], seats_total=row["seats_total"],
     )  # fmt: skip
 
@@ -115,29 +116,40 @@ class Catalog:
 
     # --- items --------------------------------------------------------------------------------
 
-    def create(self, owner: Owner, kind: str, spec: ItemSpec, deliver_now: bool = True) -> dict:
-        """Add an item; with `deliver_now` False (bulk loads) the outbox alone carries it to search."""
+    def create(self, owner: Owner, kind: str, spec: ItemSpec, key: str | None = None, deliver_now: bool = True) -> schemas.Item:
+        """Add an item. With an idempotency `key` (the API's), a retry of the same request returns the
+        item first made and adds nothing; `None` only for loads that never retry (seeding, bulk).
+        With `deliver_now` False (bulk loads) the outbox alone carries it to search."""
         spec.check(kind)
         if (kind in CITY_KINDS) != (owner.merchant_id is None):
             raise Forbidden("merchants publish offers; cities publish services and events")
-        now, item_id = self.clock(), "i" + secrets.token_hex(12)
-        status = spec.status
+        now = self.clock()
         with self.engine.begin() as conn:
-            self._check_owner(conn, owner)
-            if store.count_items(conn, city=owner.city, merchant_id=owner.merchant_id) >= MAX_ITEMS_PER_OWNER:
-                raise InvalidItem(f"at most {MAX_ITEMS_PER_OWNER} items per merchant or city", field="items", reason="too_many", max_items=MAX_ITEMS_PER_OWNER)
-            columns = _columns(spec)
-            store.add_item(conn, id=item_id, city=owner.city, kind=kind, merchant_id=owner.merchant_id, remaining=spec.quantity,
-                           status=status, suspended=False, version=0, created_at_us=now, updated_at_us=now, **columns)  # fmt: skip
-            emit(conn, item_id, now)
-            row = store.item(conn, item_id)
-            self.audit.record(conn, actor=owner.actor, action=f"catalog.{kind}.create", city=owner.city, target=item_id,
-                                  before=None, after=item_view(row), now_us=now)  # fmt: skip
+            if key is None:
+                item = self._add(conn, owner, kind, spec, now)
+            else:
+                scope = f"{owner.city}:{owner.actor}:catalog.{kind}.create"
+                item = idempotency.once(conn, scope, key, spec, schemas.Item, lambda: self._add(conn, owner, kind, spec, now), now)
         if deliver_now:
             self.indexer.deliver_quietly()
-        return item_view(row)
+        return item
 
-    def update(self, owner: Owner, item_id: str, patch: ItemPatch) -> dict:
+    def _add(self, conn: Connection, owner: Owner, kind: str, spec: ItemSpec, now: int) -> schemas.Item:
+        self._check_owner(conn, owner)
+        if store.count_items(conn, city=owner.city, merchant_id=owner.merchant_id) >= MAX_ITEMS_PER_OWNER:
+            raise InvalidItem(f"at most {MAX_ITEMS_PER_OWNER} items per merchant or city", field="items", reason="too_many",
+                              max_items=MAX_ITEMS_PER_OWNER)  # fmt: skip
+        item_id = "i" + secrets.token_hex(12)
+        store.add_item(conn, id=item_id, city=owner.city, kind=kind, merchant_id=owner.merchant_id, remaining=spec.quantity,
+                       status=spec.status, suspended=False, version=0, created_at_us=now, updated_at_us=now,
+                       **_columns(spec))  # fmt: skip
+        emit(conn, item_id, now)
+        item = item_view(store.item(conn, item_id))  # type: ignore[arg-type]
+        self.audit.record(conn, actor=owner.actor, action=f"catalog.{kind}.create", city=owner.city, target=item_id,
+                          before=None, after=msgspec.to_builtins(item), now_us=now)  # fmt: skip
+        return item
+
+    def update(self, owner: Owner, item_id: str, patch: ItemPatch) -> schemas.Item:
         changes = patch.changes()
         status = changes.pop("status", None)
         now = self.clock()
@@ -152,7 +164,8 @@ class Catalog:
             emit(conn, item_id, now)
             after = store.item(conn, item_id)
             self.audit.record(conn, actor=owner.actor, action=f"catalog.{before['kind']}.update", city=owner.city,
-                                  target=item_id, before=item_view(before), after=item_view(after), now_us=now)  # fmt: skip
+                              target=item_id, before=msgspec.to_builtins(item_view(before)),
+                              after=msgspec.to_builtins(item_view(after)), now_us=now)  # fmt: skip
         self.indexer.deliver_quietly()
         return item_view(after)
 
@@ -166,11 +179,11 @@ class Catalog:
             raise InvalidItem(f"{taken} units are already taken; quantity cannot be lower", field="quantity", reason="below_taken", taken=taken)
         return quantity - taken
 
-    def get(self, owner: Owner, item_id: str) -> dict:
+    def get(self, owner: Owner, item_id: str) -> schemas.Item:
         with self.engine.connect() as conn:
             return item_view(self._owned(conn, owner, item_id))
 
-    def list(self, owner: Owner, kinds: tuple[str, ...] = (), after_id: str = "", limit: int = 50) -> dict:
+    def list(self, owner: Owner, kinds: tuple[str, ...] = (), after_id: str = "", limit: int = 50) -> schemas.ItemPage:
         if not 1 <= limit <= MAX_CATALOG_PAGE:
             raise InvalidRequest(f"limit is 1 to {MAX_CATALOG_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_CATALOG_PAGE)
         with self.engine.connect() as conn:
@@ -178,11 +191,11 @@ class Catalog:
             rows = store.items(conn, city=owner.city, kinds=kinds, after_id=after_id, limit=limit,
                                merchant_id=owner.merchant_id)  # fmt: skip
         views = [item_view(r) for r in rows]
-        return {"items": views, "next_after_id": views[-1]["id"] if len(views) == limit else None}
+        return schemas.ItemPage(items=views, next_after_id=views[-1].id if len(views) == limit else None)
 
     # --- shops --------------------------------------------------------------------------------
 
-    def set_shop(self, owner: Owner, location: Location | None, is_open: bool, deliver_now: bool = True) -> dict:
+    def set_shop(self, owner: Owner, location: Location | None, is_open: bool, deliver_now: bool = True) -> schemas.Shop:
         """Where the merchant's offers are and whether the shop is open; every offer is reindexed."""
         assert owner.merchant_id is not None
         now = self.clock()
@@ -202,14 +215,14 @@ class Catalog:
             self.indexer.deliver_quietly()
         return _shop_view(shop)
 
-    def shop(self, owner: Owner) -> dict:
+    def shop(self, owner: Owner) -> schemas.Shop:
         with self.engine.connect() as conn:
             found = store.shop(conn, owner.merchant_id)
-        return _shop_view(found) if found else {"location": None, "is_open": True}
+        return _shop_view(found) if found else schemas.Shop(location=None, is_open=True)
 
     # --- the city's staff -------------------------------------------------------------------
 
-    def suspend(self, city: str, item_id: str, suspended: bool, reason: str | None, actor: str) -> dict:
+    def suspend(self, city: str, item_id: str, suspended: bool, reason: str | None, actor: str) -> schemas.Item:
         """Suspend any item of the city (a merchant's offer too), or lift a suspension. The owner cannot lift it."""
         if reason is not None and len(reason) > MAX_REASON_CHARS:
             raise InvalidRequest(f"reason has at most {MAX_REASON_CHARS} characters", field="reason", reason="too_long", max_chars=MAX_REASON_CHARS)
@@ -246,5 +259,5 @@ class Catalog:
         return row
 
 
-def _shop_view(row: dict) -> dict:
-    return {"location": location_of(row), "is_open": bool(row["is_open"]), "updated_at_us": row["updated_at_us"]}
+def _shop_view(row: dict) -> schemas.Shop:
+    return schemas.Shop(location=location_of(row), is_open=bool(row["is_open"]), updated_at_us=row["updated_at_us"])

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from marketplace.adapters import store
 from marketplace.domain.errors import CardPaymentsUnavailable, InvalidWebhook
+from marketplace.schemas import WebhookAck
 from marketplace.service_layer.redemptions import CardPayments, Redemptions
 
 FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled")
@@ -23,7 +24,7 @@ class PaymentEvents:
     def __init__(self, engine: Engine, payments: CardPayments | None, redemptions: Redemptions, clock: Callable[[], int]) -> None:
         self.engine, self.payments, self.redemptions, self.clock = engine, payments, redemptions, clock
 
-    def handle(self, raw_body: bytes, signature_header: str | None) -> dict:
+    def handle(self, raw_body: bytes, signature_header: str | None) -> WebhookAck:
         if self.payments is None:
             raise CardPaymentsUnavailable("card payments are not configured")
         event = self.payments.verify_webhook(raw_body, signature_header)
@@ -34,7 +35,7 @@ class PaymentEvents:
         with self.engine.connect() as conn:
             seen = store.payment_event_seen(conn, event_id)
         if seen:
-            return {"event": event_id, "outcome": "duplicate"}
+            return WebhookAck(event=event_id, outcome="duplicate")
         outcome = "ignored"
         if event_type == "payment_intent.succeeded" and isinstance(intent.get("id"), str):
             outcome = self.redemptions.payment_succeeded(intent["id"], int(intent.get("amount") or 0))
@@ -42,4 +43,4 @@ class PaymentEvents:
             outcome = self.redemptions.payment_failed(intent["id"])
         with self.engine.begin() as conn:
             store.claim_payment_event(conn, event_id[:255], event_type[:100], self.clock())
-        return {"event": event_id, "outcome": outcome}
+        return WebhookAck(event=event_id, outcome=outcome)  # type: ignore[arg-type]

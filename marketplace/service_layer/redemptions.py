@@ -46,6 +46,7 @@ import secrets
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -57,9 +58,10 @@ from ledger.domain import accounts
 from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerError
 from ledger.domain.transfers import TransferRequest, linked_transfers
 from ledger.service_layer.committer import GroupCommitter
+from marketplace import schemas
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import Intent
-from marketplace.domain.catalog import Item, Price, check_redeemable, price_for
+from marketplace.domain.catalog import Item, Price, check_redeemable, price_for, title_in
 from marketplace.domain.errors import (
     CardPaymentsUnavailable,
     PaymentProviderUnavailable,
@@ -115,14 +117,24 @@ def hold_transfers(item: Item, home_city: str, wallet: str, key: str, points: in
                             timeout_seconds)  # fmt: skip
 
 
-def redemption_view(row: dict) -> dict:
-    view = {k: row[k] for k in ("id", "item_id", "city", "units", "points", "cash_cents", "status", "attempt", "error",
-                                "voucher", "created_at_us", "updated_at_us")}  # fmt: skip
-    view["hold_ids"] = [transfer_id for _, transfer_id in row["hold"]]
+PAYMENT_STATES = {"awaiting_payment": "pending", "completed": "succeeded", "refunded": "refunded"}  # else: cancelled
+
+
+def redemption_view(row: dict, redeemed: dict, lang: str) -> schemas.Redemption:
+    """A redemption in business terms: what was redeemed (title in `lang`, kind, seller), and its raw ids."""
+    title_lang, title = title_in(redeemed["title"], lang)
+    payment = None
     if row["payment_intent_id"]:
-        view["payment"] = {"provider": "stripe", "payment_intent_id": row["payment_intent_id"],
-                           "client_secret": row["client_secret"], "amount_cents": row["cash_cents"]}  # fmt: skip
-    return view
+        payment = schemas.CardPayment(provider="stripe", payment_intent_id=row["payment_intent_id"],
+                                      client_secret=row["client_secret"], amount_cents=row["cash_cents"],
+                                      state=PAYMENT_STATES.get(row["status"], "cancelled"))  # type: ignore[arg-type]  # fmt: skip
+    return schemas.Redemption(
+        id=row["id"], item_id=row["item_id"], kind=redeemed["kind"], title=title, title_lang=title_lang,  # type: ignore[arg-type]
+        seller_name=redeemed["merchant_name"] or redeemed["city"], merchant_id=redeemed["merchant_id"], city=row["city"],
+        quantity=row["units"], points=row["points"], cash_cents=row["cash_cents"], status=row["status"], attempt=row["attempt"],
+        error=row["error"], voucher=row["voucher"], hold_ids=[transfer_id for _, transfer_id in row["hold"]], payment=payment,
+        created_at_us=row["created_at_us"], updated_at_us=row["updated_at_us"],
+    )  # fmt: skip
 
 
 class Redemptions:
@@ -133,8 +145,9 @@ class Redemptions:
 
     # --- redeeming ------------------------------------------------------------------------------
 
-    def redeem(self, resident_id: str, idempotency_key: str, item_id: str, units: int) -> dict:
-        """A new redemption, the next attempt of a failed one, or the one this key made, as it stands."""
+    def redeem(self, resident_id: str, idempotency_key: str, item_id: str, units: int, lang: str = "fr") -> schemas.Redemption:
+        """A new redemption, the next attempt of a failed one, or the one this key made, as it stands.
+        `lang` is the language the caller reads (the item's title is given in it when it has one)."""
         rid = redemption_id_for(resident_id, idempotency_key)
         request_hash = hashlib.sha256(f"{item_id}\x00{units}".encode()).hexdigest()
         replayed = True
@@ -147,9 +160,9 @@ class Redemptions:
                 if row is None:
                     continue  # a concurrent retry reserved first: follow what it did
                 replayed = False
-            view = self._advance(row)
-            if view is not None:
-                return view | {"replayed": True} if replayed else view
+            advanced = self._advance(row)
+            if advanced is not None:
+                return msgspec.structs.replace(self._view(advanced, lang), replayed=replayed)
         raise RedemptionContended("concurrent retries of this redemption: try again", retry_after_seconds=1)
 
     def _find(self, rid: str) -> dict | None:
@@ -211,10 +224,10 @@ class Redemptions:
         return reserved
 
     def _advance(self, row: dict) -> dict | None:
-        """Carry a `reserved` attempt forward: hold, then capture or start the card payment. None when
-        a concurrent call moved the row meanwhile (the caller reads it again)."""
+        """Carry a `reserved` attempt forward: hold, then capture or start the card payment; the row as
+        it then stands. None when a concurrent call moved the row meanwhile (the caller reads it again)."""
         if row["status"] != "reserved":
-            return redemption_view(row)
+            return row
         item = self._item(row)
         timeout = PAYMENT_HOLD_SECONDS if item.card_payment else self.programs.get(item.city).hold_timeout_seconds
         claimed = bool(row["hold"])
@@ -254,7 +267,7 @@ class Redemptions:
             return None
         if self._move(row, ("reserved",), "awaiting_payment", hold=row["hold"], payment_intent_id=intent.id,
                       client_secret=intent.client_secret):  # fmt: skip
-            return redemption_view(self._find(row["id"]))  # type: ignore[arg-type]
+            return self._find(row["id"])
         if (self._find(row["id"]) or {}).get("payment_intent_id") != intent.id:
             self._cancel_quietly(row, intent.id)  # the attempt failed meanwhile: nobody may pay this intent
         return None
@@ -262,7 +275,7 @@ class Redemptions:
     def _complete(self, row: dict) -> dict | None:
         if not self._move(row, ("reserved",), "completed", hold=row["hold"]):
             return None
-        return redemption_view(self._find(row["id"]))  # type: ignore[arg-type]
+        return self._find(row["id"])
 
     # --- the card payment's outcome (webhooks) --------------------------------------------------
 
@@ -303,7 +316,7 @@ class Redemptions:
         self._roll_back(row, "awaiting_payment", "cancelled")
         return "cancelled"
 
-    def cancel(self, resident_id: str, redemption_id: str) -> dict:
+    def cancel(self, resident_id: str, redemption_id: str, lang: str = "fr") -> schemas.Redemption:
         """The resident abandons a card payment they have not made."""
         row = self._own(resident_id, redemption_id)
         if row["status"] != "awaiting_payment":
@@ -311,7 +324,7 @@ class Redemptions:
         outcome = self.payment_failed(row["payment_intent_id"])
         if outcome == "completed":
             raise RedemptionNotPending("the payment went through meanwhile", status="completed")
-        return redemption_view(self._find(redemption_id))  # type: ignore[arg-type]
+        return self._view(self._find(redemption_id), lang)  # type: ignore[arg-type]
 
     # --- recovery -------------------------------------------------------------------------------
 
@@ -353,16 +366,25 @@ class Redemptions:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def get(self, resident_id: str, redemption_id: str) -> dict:
-        return redemption_view(self._own(resident_id, redemption_id))
+    def get(self, resident_id: str, redemption_id: str, lang: str = "fr") -> schemas.Redemption:
+        return self._view(self._own(resident_id, redemption_id), lang)
 
-    def list(self, resident_id: str, before_us: int | None, limit: int) -> dict:
+    def list(self, resident_id: str, before_us: int | None, limit: int, lang: str = "fr") -> schemas.RedemptionPage:
         if not 1 <= limit <= MAX_REDEMPTION_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_REDEMPTION_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_REDEMPTION_PAGE)
+            raise InvalidRequest(f"limit is 1 to {MAX_REDEMPTION_PAGE}", field="limit", reason="out_of_range", min_value=1,
+                                 max_value=MAX_REDEMPTION_PAGE)  # fmt: skip
         with self.engine.connect() as conn:
             rows = store.redemptions_of(conn, resident_id, before_us if before_us is not None else 2**62, limit)
-        views = [redemption_view(r) for r in rows]
-        return {"redemptions": views, "next_before_us": views[-1]["created_at_us"] if len(views) == limit else None}
+        views = self._views(rows, lang)
+        return schemas.RedemptionPage(redemptions=views, next_before_us=views[-1].created_at_us if len(views) == limit else None)
+
+    def _view(self, row: dict, lang: str) -> schemas.Redemption:
+        return self._views([row], lang)[0]
+
+    def _views(self, rows: list[dict], lang: str) -> list[schemas.Redemption]:
+        with self.engine.connect() as conn:
+            redeemed = store.redeemed_items(conn, {r["item_id"] for r in rows})
+        return [redemption_view(r, redeemed[r["item_id"]], lang) for r in rows]
 
     def _own(self, resident_id: str, redemption_id: str) -> dict:
         row = self._find(redemption_id) if isinstance(redemption_id, str) else None

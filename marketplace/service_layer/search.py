@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 from sqlalchemy import Engine
 
 from community.domain.errors import NotOptedIn
 from community.domain.program import CATEGORIES
 from community.service_layer.residents import Residents
 from ledger.domain.errors import InvalidRequest, LedgerError
+from marketplace import schemas
 from marketplace.adapters import store
-from marketplace.domain.catalog import KINDS, Item, check_redeemable
+from marketplace.domain.catalog import KINDS, LANGUAGES, Item, check_redeemable
 from marketplace.domain.errors import SearchUnavailable, UnknownItem
 from marketplace.domain.search import (
     MAX_EXCLUDED,
@@ -87,7 +89,7 @@ class CatalogSearch:
     def cities_of(self, resident_id: str) -> tuple[str, ...]:
         return (self.residents.get(resident_id)["city"], *self.residents.opt_ins(resident_id))
 
-    def search(self, resident_id: str, request: SearchRequest) -> dict:
+    def search(self, resident_id: str, request: SearchRequest) -> schemas.SearchResults:
         _check(request)
         mine = self.cities_of(resident_id)
         outside = [c for c in request.cities if c not in mine]
@@ -111,11 +113,12 @@ class CatalogSearch:
             raise SearchUnavailable(f"search is unavailable: {type(exc).__name__}", retry_after_seconds=5) from exc
         hits = [_hit(document) for document in result.hits]
         following = request.offset + len(hits)
-        return {"hits": hits, "total": result.total, "offset": request.offset, "limit": request.limit,
-                "next_offset": following if following < result.total and following <= MAX_OFFSET and hits else None,
-                "facets": result.facets, "backend": self.backend.name}  # fmt: skip
+        more = following < result.total and following <= MAX_OFFSET and hits
+        return schemas.SearchResults(hits=hits, total=result.total, offset=request.offset, limit=request.limit,
+                                     next_offset=following if more else None, facets=schemas.Facets(**result.facets),
+                                     backend=self.backend.name)  # fmt: skip
 
-    def item(self, resident_id: str, item_id: str) -> dict:
+    def item(self, resident_id: str, item_id: str) -> schemas.Item:
         """One item as a resident sees it, only if it is offered to them now."""
         mine = self.cities_of(resident_id)
         with self.engine.connect() as conn:
@@ -127,9 +130,10 @@ class CatalogSearch:
         item = Item.from_row(row)
         if not item.indexable or not approved or not item.valid_from_us <= self.clock() < item.closes_at_us:
             raise UnknownItem("no such item", item_id=item_id)
-        view = item_view(row) | {"available_now": _available(item, self.clock(), shop)}
+        view = msgspec.structs.replace(item_view(row), available_now=_available(item, self.clock(), shop))
         if item.kind == "offer":  # an offer is at its shop
-            view |= {"location": location_of(shop) if shop else None, "is_open": shop is None or bool(shop["is_open"])}
+            view = msgspec.structs.replace(view, location=location_of(shop) if shop else None,
+                                           is_open=shop is None or bool(shop["is_open"]))  # fmt: skip
         return view
 
 
@@ -141,13 +145,14 @@ def _available(item: Item, now_us: int, shop: dict | None) -> bool:
     return True
 
 
-def _hit(document: dict) -> dict:
+def _hit(document: dict) -> schemas.SearchHit:
     """What a phone needs to draw a result card; the full item is one GET away."""
-    hit = {k: document.get(k) for k in ("id", "kind", "city", "category", "price_points", "cash_cents", "in_stock", "is_open",
-                                        "starts_at_us", "address")}  # fmt: skip
-    hit["merchant_id"] = document.get("merchant_id") or None
-    hit["title"] = {lang: document[f"title_{lang}"] for lang in ("fr", "en", "es") if document.get(f"title_{lang}")}
-    hit["location"] = document.get("_geo")
-    if "distance_m" in document:
-        hit["distance_m"] = document["distance_m"]
-    return hit
+    geo = document.get("_geo")
+    return schemas.SearchHit(
+        id=document["id"], kind=document["kind"], city=document["city"], merchant_id=document.get("merchant_id") or None,
+        category=document["category"], title={lang: document[f"title_{lang}"] for lang in LANGUAGES if document.get(f"title_{lang}")},
+        price_points=document["price_points"], cash_cents=document["cash_cents"], in_stock=document["in_stock"],
+        is_open=document["is_open"], starts_at_us=document.get("starts_at_us"), address=document.get("address") or "",
+        location=None if geo is None else schemas.Coordinates(lat=geo["lat"], lng=geo["lng"]),
+        distance_m=document.get("distance_m"),
+    )  # fmt: skip

@@ -29,6 +29,7 @@ from community.domain.program import Program
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer import audit_trail
 from marketplace.domain.catalog import ItemPatch, ItemSpec
+from marketplace.schemas import Item, ItemPage
 from marketplace.service_layer.catalog import Owner
 
 
@@ -197,33 +198,47 @@ def _city_owner(principal: Principal, city: str) -> Owner:
     return Owner(city, None, principal.actor)
 
 
-@post("/catalog/{city:str}/services", sync_to_thread=True, status_code=201)
-def create_service(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
-    """A municipal service (pool pass, library fee, registration): points, plus a cash part paid by card."""
-    return ctx.catalog.create(_city_owner(principal, city), "service", data)
+@post("/catalog/{city:str}/services", sync_to_thread=True, status_code=201, summary="Publish a municipal service",
+      operation_id="admin_create_service", problems=("invalid_item", "unknown_ledger"))  # fmt: skip
+def create_service(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Item:
+    """Publish a municipal service of the city (a pool pass, a library fee, a registration), or save it
+    as a draft: a price in points plus a cash part paid by card, at its venue. The city's staff only.
+    Audited. A retry with the same Idempotency-Key returns the service first made and adds none."""
+    return ctx.catalog.create(_city_owner(principal, city), "service", data, idempotency_key(key))
 
 
-@post("/catalog/{city:str}/events", sync_to_thread=True, status_code=201)
-def create_event(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
-    """A cultural or tourist event; `quantity` seats are reserved (VIP) for points, out of `seats_total`."""
-    return ctx.catalog.create(_city_owner(principal, city), "event", data)
+@post("/catalog/{city:str}/events", sync_to_thread=True, status_code=201, summary="Publish an event",
+      operation_id="admin_create_event", problems=("invalid_item", "unknown_ledger"))  # fmt: skip
+def create_event(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Item:
+    """Publish a cultural or tourist event of the city: `starts_at_us`, and `quantity` seats reserved
+    (VIP) for points out of the venue's `seats_total`. The city's staff only. Audited. A retry with the
+    same Idempotency-Key returns the event first made and adds none."""
+    return ctx.catalog.create(_city_owner(principal, city), "event", data, idempotency_key(key))
 
 
-@get("/catalog/{city:str}/items", sync_to_thread=True)
+@get("/catalog/{city:str}/items", sync_to_thread=True, summary="List the city's items", operation_id="admin_list_city_items")
 def list_city_items(city: City, principal: Who, ctx: Ctx, kind: ListParam = "", after_id: Cursor = "",
-                    limit: PageLimit = 50) -> dict:  # fmt: skip
-    """Every item of the city: its own services and events, and the offers of its merchants."""
+                    limit: PageLimit = 50) -> ItemPage:  # fmt: skip
+    """Every item of the city in every status, by id: its own services and events and the offers of its
+    merchants (`kind` narrows, comma-separated). The city's staff only. Changes nothing."""
     return ctx.catalog.list(_city_owner(principal, city), split_list(kind), after_id, limit)
 
 
-@patch("/catalog/{city:str}/items/{item_id:str}", sync_to_thread=True)
-def update_city_item(city: City, item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
+@patch("/catalog/{city:str}/items/{item_id:str}", sync_to_thread=True, summary="Change a service or an event",
+       operation_id="admin_update_city_item", problems=("unknown_item", "invalid_item", "unknown_ledger"))  # fmt: skip
+def update_city_item(city: City, item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> Item:
+    """Change some fields of one of the city's own services or events (a merchant's offer is its
+    merchant's: 403); absent fields keep their value, `status: archived` withdraws it. The city's staff
+    only. Audited, and search follows at once."""
     return ctx.catalog.update(_city_owner(principal, city), item_id, data)
 
 
-@post("/catalog/{city:str}/items/{item_id:str}/suspension", sync_to_thread=True, status_code=200)
-def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], principal: Who, ctx: Ctx) -> dict:
-    """Suspend an item of the city (a merchant's offer too), or lift the suspension."""
+@post("/catalog/{city:str}/items/{item_id:str}/suspension", sync_to_thread=True, status_code=200,
+      summary="Suspend an item or lift its suspension", operation_id="admin_suspend_item",
+      problems=("unknown_item", "invalid_request"))  # fmt: skip
+def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], principal: Who, ctx: Ctx) -> Item:
+    """Suspend any item of the city (a merchant's offer too), with a reason, or lift the suspension: a
+    suspended item leaves search and cannot be redeemed, and only the city's staff can lift it. Audited."""
     owner = _city_owner(principal, city)
     return ctx.catalog.suspend(city, item_id, data.suspended, data.reason, owner.actor)
 

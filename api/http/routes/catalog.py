@@ -22,6 +22,7 @@ from api.http.params import (
     Who,
     split_list,
 )
+from marketplace.schemas import Item, SearchResults
 from marketplace.service_layer.search import SearchRequest
 
 
@@ -29,7 +30,8 @@ def _resident(principal: Principal) -> str:
     return principal.require("resident").subject
 
 
-@get("/search", sync_to_thread=True)
+@get("/search", sync_to_thread=True, summary="Search the catalog", operation_id="catalog_search",
+     problems=("not_opted_in", "invalid_request", "overloaded"))  # fmt: skip
 def search(
     principal: Who, ctx: Ctx,
     q: SearchText = "",
@@ -40,15 +42,22 @@ def search(
     lat: Latitude = None, lng: Longitude = None, radius_m: RadiusM = None,
     offset: SearchOffset = 0, limit: SearchPageLimit = 20,
     facets: Flag = True,
-) -> dict:  # fmt: skip
-    """Offers, services and events of the resident's cities: full text (typos, prefixes, accents), filters, facets, sorts."""
+) -> SearchResults:  # fmt: skip
+    """Search the offers, services and events the resident can redeem now, in their home city and the
+    cities they opted in to (`city` narrows to some of them): full text over titles and descriptions
+    (typos, prefixes, accents), filters by category, kind, merchant, points and availability, a radius
+    around `lat`/`lng`, facet counts, sorts by relevance, price or distance, offset paging. Residents
+    only. Changes nothing; when the search backend is down it answers 503 `overloaded`."""
     request = SearchRequest(q, split_list(city), split_list(category), split_list(kind), split_list(merchant), min_points, max_points,
                             available_now, sort, lat, lng, radius_m, offset, limit, facets)  # fmt: skip
     return ctx.catalog_search.search(_resident(principal), request)
 
 
-@get("/items/{item_id:str}", sync_to_thread=True)
-def catalog_item(item_id: Id, principal: Who, ctx: Ctx) -> dict:
+@get("/items/{item_id:str}", sync_to_thread=True, summary="Read an item offered to the resident",
+     operation_id="catalog_get_item", problems=("unknown_item",))  # fmt: skip
+def catalog_item(item_id: Id, principal: Who, ctx: Ctx) -> Item:
+    """One published item of the resident's cities within its dates, with `available_now` (in stock,
+    shop open); an offer shows its shop's place. Anything else is 404 `unknown_item`. Changes nothing."""
     return ctx.catalog_search.item(_resident(principal), item_id)
 
 

@@ -7,10 +7,14 @@ from litestar.di import Provide
 from litestar.params import JSONBody
 
 from api.http.auth import Principal, terminal_principal
-from api.http.params import Ctx, Cursor, Id, PageLimit, Who
+from api.http.params import Ctx, Cursor, Id, IdempotencyKey, PageLimit, Who, idempotency_key
 from api.http.schemas import ShopBody
 from marketplace.domain.catalog import ItemPatch, ItemSpec
+from marketplace.schemas import Item, ItemPage, Shop
 from marketplace.service_layer.catalog import Owner
+
+# Every write checks the merchant is approved; the items' rules answer invalid_item.
+_WRITE_PROBLEMS = ("merchant_not_approved", "unknown_ledger")
 
 
 def _merchant(principal: Principal) -> Owner:
@@ -18,36 +22,49 @@ def _merchant(principal: Principal) -> Owner:
     return Owner(principal.terminal.city, principal.terminal.merchant_id, f"merchant:{principal.terminal.merchant_id}")
 
 
-@post("/offers", sync_to_thread=True, status_code=201)
-def create_offer(data: JSONBody[ItemSpec], principal: Who, ctx: Ctx) -> dict:
-    """Publish an offer (or save it as a draft): titles and descriptions in fr/en/es, price in points (+ cash at the till)."""
-    return ctx.catalog.create(_merchant(principal), "offer", data)
+@post("/offers", sync_to_thread=True, status_code=201, summary="Publish an offer", operation_id="merchants_create_offer",
+      problems=("invalid_item", *_WRITE_PROBLEMS))  # fmt: skip
+def create_offer(data: JSONBody[ItemSpec], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Item:
+    """Publish an offer of the signed terminal's merchant, or save it as a draft: titles and
+    descriptions in fr/en/es, a price in points per unit plus an optional cash part paid at the till,
+    stock and a per-resident limit, dates. The merchant must be approved. A retry with the same
+    Idempotency-Key returns the offer first made and publishes no second one."""
+    return ctx.catalog.create(_merchant(principal), "offer", data, idempotency_key(key))
 
 
-@get("/offers", sync_to_thread=True)
-def list_offers(principal: Who, ctx: Ctx, after_id: Cursor = "", limit: PageLimit = 50) -> dict:
+@get("/offers", sync_to_thread=True, summary="List the merchant's offers", operation_id="merchants_list_offers")
+def list_offers(principal: Who, ctx: Ctx, after_id: Cursor = "", limit: PageLimit = 50) -> ItemPage:
+    """The signed terminal's merchant's offers in every status, by id, a page at a time. Changes nothing."""
     return ctx.catalog.list(_merchant(principal), (), after_id, limit)
 
 
-@get("/offers/{item_id:str}", sync_to_thread=True)
-def get_offer(item_id: Id, principal: Who, ctx: Ctx) -> dict:
+@get("/offers/{item_id:str}", sync_to_thread=True, summary="Read one of the merchant's offers",
+     operation_id="merchants_get_offer", problems=("unknown_item",))  # fmt: skip
+def get_offer(item_id: Id, principal: Who, ctx: Ctx) -> Item:
+    """One offer of the signed terminal's merchant, with its stock, status and any suspension by the city."""
     return ctx.catalog.get(_merchant(principal), item_id)
 
 
-@patch("/offers/{item_id:str}", sync_to_thread=True)
-def update_offer(item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> dict:
-    """Change some fields; `status: archived` withdraws the offer. A city's suspension stays until the city lifts it."""
+@patch("/offers/{item_id:str}", sync_to_thread=True, summary="Change an offer", operation_id="merchants_update_offer",
+       problems=("unknown_item", "invalid_item", *_WRITE_PROBLEMS))  # fmt: skip
+def update_offer(item_id: Id, data: JSONBody[ItemPatch], principal: Who, ctx: Ctx) -> Item:
+    """Change some fields of one of the merchant's offers; absent fields keep their value, `null`
+    clears an optional one, `status: archived` withdraws the offer. Stock already taken stays taken.
+    A city's suspension stays until the city lifts it. Audited, and search follows at once."""
     return ctx.catalog.update(_merchant(principal), item_id, data)
 
 
-@put("/shop", sync_to_thread=True)
-def put_shop(data: JSONBody[ShopBody], principal: Who, ctx: Ctx) -> dict:
-    """Where the shop is and whether it is open now: every offer follows."""
+@put("/shop", sync_to_thread=True, summary="Set the shop's place and opening", operation_id="merchants_put_shop",
+     problems=_WRITE_PROBLEMS)  # fmt: skip
+def put_shop(data: JSONBody[ShopBody], principal: Who, ctx: Ctx) -> Shop:
+    """Where the merchant's shop is and whether it is open now: every offer follows, in search and at
+    redemption (a closed shop's offers cannot be redeemed). Audited."""
     return ctx.catalog.set_shop(_merchant(principal), data.location, data.is_open)
 
 
-@get("/shop", sync_to_thread=True)
-def get_shop(principal: Who, ctx: Ctx) -> dict:
+@get("/shop", sync_to_thread=True, summary="Read the shop", operation_id="merchants_get_shop")
+def get_shop(principal: Who, ctx: Ctx) -> Shop:
+    """The merchant's shop as last set (open, with no place, until it is set). Changes nothing."""
     return ctx.catalog.shop(_merchant(principal))
 
 

@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from api.http import schemas
 from api.http.auth import Principal, bearer_principal
 from api.http.params import (
+    AcceptLanguage,
     Ctx,
     Id,
     IdempotencyKey,
@@ -21,8 +22,10 @@ from api.http.params import (
     idempotency_key,
 )
 from api.http.schemas import RedeemBody
+from api.problems import negotiate_locale
 from ledger.adapters import journal
 from ledger.domain import accounts
+from marketplace.schemas import Redemption, RedemptionPage
 
 
 def _resident(principal: Principal) -> str:
@@ -91,26 +94,41 @@ def erasure(principal: Who, ctx: Ctx) -> dict:
 
 
 
-@post("/redemptions", sync_to_thread=True, status_code=201)
-def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
-    """Redeem an offer, book event seats or pay a municipal service; a cash part of a city's item is paid by card."""
-    return ctx.redemptions.redeem(_resident(principal), idempotency_key(key), data.item_id, data.quantity)
+@post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",
+      problems=("unknown_item", "item_unavailable", "sold_out", "resident_limit_reached", "not_opted_in", "resident_expired",
+                "insufficient_funds", "invalid_item", "payments_disabled", "overloaded", "conflict"))  # fmt: skip
+def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: IdempotencyKey,
+           accept_language: AcceptLanguage = None) -> Redemption:  # fmt: skip
+    """Redeem `quantity` units of an offer, book event seats or pay a municipal service, from the
+    resident's wallet (also in a city they opted in to). Points are held then captured at once; a
+    city item's cash part is a card payment (`payment.client_secret` for Stripe.js), captured when it
+    succeeds. A refusal leaves the redemption `failed` with nothing taken; a retry with the same
+    Idempotency-Key tries again, or returns the redemption as it stands (`replayed`). Residents only."""
+    return ctx.redemptions.redeem(_resident(principal), idempotency_key(key), data.item_id, data.quantity,
+                                  negotiate_locale(accept_language))  # fmt: skip
 
 
-@get("/redemptions", sync_to_thread=True)
-def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None, limit: RedemptionPageLimit = 20) -> dict:
-    return ctx.redemptions.list(_resident(principal), before_us, limit)
+@get("/redemptions", sync_to_thread=True, summary="List the resident's redemptions", operation_id="wallet_list_redemptions")
+def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None, limit: RedemptionPageLimit = 20,
+                     accept_language: AcceptLanguage = None) -> RedemptionPage:  # fmt: skip
+    """The resident's redemptions, newest first, with what was redeemed and where each stands. Changes nothing."""
+    return ctx.redemptions.list(_resident(principal), before_us, limit, negotiate_locale(accept_language))
 
 
-@get("/redemptions/{redemption_id:str}", sync_to_thread=True)
-def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx) -> dict:
-    return ctx.redemptions.get(_resident(principal), redemption_id)
+@get("/redemptions/{redemption_id:str}", sync_to_thread=True, summary="Read a redemption",
+     operation_id="wallet_get_redemption", problems=("unknown_redemption",))  # fmt: skip
+def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None) -> Redemption:
+    """One of the resident's redemptions (another resident's is 404), e.g. to follow a card payment. Changes nothing."""
+    return ctx.redemptions.get(_resident(principal), redemption_id, negotiate_locale(accept_language))
 
 
-@post("/redemptions/{redemption_id:str}/cancel", sync_to_thread=True, status_code=200)
-def cancel_redemption(redemption_id: Id, principal: Who, ctx: Ctx) -> dict:
-    """Give up a card payment not yet made: the points are released and the unit goes back on sale."""
-    return ctx.redemptions.cancel(_resident(principal), redemption_id)
+@post("/redemptions/{redemption_id:str}/cancel", sync_to_thread=True, status_code=200, summary="Cancel an unpaid redemption",
+      operation_id="wallet_cancel_redemption",
+      problems=("unknown_redemption", "redemption_not_pending", "payments_disabled", "overloaded"))  # fmt: skip
+def cancel_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None) -> Redemption:
+    """Give up a card payment not yet made: the payment is cancelled at Stripe, the points are
+    released and the unit goes back on sale. Only a redemption `awaiting_payment` can be cancelled."""
+    return ctx.redemptions.cancel(_resident(principal), redemption_id, negotiate_locale(accept_language))
 
 
 wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure,
