@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,11 @@ def _operator() -> Grantor:
     return operator(getpass.getuser())
 
 
+def _once() -> str:
+    """An idempotency key for one command: each run of a command is a new request."""
+    return secrets.token_hex(8)
+
+
 def _print(value: object) -> None:
     typer.echo(json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False, sort_keys=True))
 
@@ -53,8 +59,8 @@ def program_set(city: City, file: Annotated[Path, typer.Option("--file", help="P
             raise ValueError(f"{file}: {exc}") from None
         if program.city != city:
             raise ValueError(f"{file} is the program of {program.city!r}, not {city!r}")
-        _, version = _ctx(db, data_dir).programs.configure(program, _actor())
-    typer.echo(f"{city}: program version {version}")
+        saved = _ctx(db, data_dir).programs.configure(program, _actor())
+    typer.echo(f"{city}: program version {saved.version}")
 
 
 @admin_app.command("fund-budget")
@@ -73,8 +79,8 @@ def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str
     with errors():
         ctx = _ctx(db, data_dir)
         personal = {"name": name} | ({"email": email} if email else {})
-        resident = ctx.residents.enroll(city, personal, level, _actor())
-        _print(resident | {"card": ctx.residents.current_card(resident["id"])["token"]})
+        resident = ctx.residents.enroll(city, personal, level, _actor(), key=_once())
+        _print(msgspec.to_builtins(resident) | {"card": ctx.residents.current_card(resident.id)["token"]})
 
 
 @admin_app.command("merchant-add")
@@ -84,7 +90,7 @@ def merchant_add(city: City, merchant_id: Annotated[str, typer.Option("--id")], 
     """Add a merchant (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.merchants.add(city, merchant_id, name, _actor(), category=category)
+        row = ctx.merchants.add(city, merchant_id, name, _actor(), key=_once(), category=category)
         if approve:
             row = ctx.merchants.set_status(merchant_id, "approved", _actor(), city)
         _print(row)
@@ -96,8 +102,8 @@ def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchan
                  data_dir: DataDir = None) -> None:  # fmt: skip
     """Register a terminal's public key; prints the key id it signs with."""
     with errors():
-        key_id = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), _actor(), city)
-    typer.echo(key_id)
+        registered = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), _actor(), city, key=_once())
+    typer.echo(registered.terminal_key_id)
 
 
 @admin_app.command("org-add")
@@ -106,7 +112,7 @@ def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Anno
     """Add a community organization (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.organizations.add(city, org_id, name, _actor())
+        row = ctx.organizations.add(city, org_id, name, _actor(), key=_once())
         if approve:
             row = ctx.organizations.set_status(org_id, "approved", _actor(), city)
         _print(row)
@@ -120,8 +126,8 @@ def grant(city: City, role: Annotated[str, typer.Option(help="admin, staff, fina
           data_dir: DataDir = None) -> None:  # fmt: skip
     """Grant a bearer token from the built-in issuer (any role: the server's operator), audited; prints the token."""
     with errors():
-        granted = _ctx(db, data_dir).access.grant(_operator(), city, role, subject, org, ttl_seconds)
-    typer.echo(granted["token"])
+        granted = _ctx(db, data_dir).access.grant(_operator(), city, role, subject, org, ttl_seconds, key=_once())
+    typer.echo(granted.token)
 
 
 @admin_app.command("tokens")
