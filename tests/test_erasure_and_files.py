@@ -20,9 +20,9 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from api.http.app import create_app
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
+from api.http.app import create_app
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from tests.world import World
@@ -57,7 +57,7 @@ def _world(ctx, client) -> World:
 def _enrol_alice(world: World) -> str:
     body = {"personal": PERSONAL, "level": "verified", "subject": SUBJECT}
     response = world.client.post("/v1/admin/residents/brossard", json=body,
-                                 headers={"Authorization": f"Bearer {world.tokens['staff-brossard']}"})  # fmt: skip
+                                 headers={"Authorization": f"Bearer {world.tokens['staff-brossard']}", "Idempotency-Key": "alice"})  # fmt: skip
     assert response.status_code == 201, response.text
     resident_id = response.json()["id"]
     wallet = f"citizen:{resident_id}:wallet"

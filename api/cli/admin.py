@@ -136,7 +136,7 @@ def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subje
            data_dir: DataDir = None) -> None:  # fmt: skip
     """List a city's tokens (id, role, subject, who granted, expiry, revocation), never their text."""
     with errors():
-        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended))
+        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended).credentials)
 
 
 @admin_app.command("revoke")

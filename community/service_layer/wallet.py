@@ -23,7 +23,7 @@ from merchants.adapters.tables import MerchantRow
 WHAT = {"earn_purchase": "purchase", "earn_civic": "civic_activity", "earn_volunteer": "volunteering",
         "redeem": "redemption", "interop_redeem": "redemption", "service": "municipal_service", "refund": "refund",
         "expiry": "expiry", "donation": "donation"}  # fmt: skip
-STATUS = {"single": "posted", "post": "posted", "pending": "held", "void": "released"}
+STATUS = {"single": "posted", "post": "posted", "pending": "held", "void": "released", "expire": "released"}
 MARKETPLACE_KINDS = ("redeem", "service")  # a marketplace redemption's hold is of one of these
 # The resident's redemptions searched for the page's holds: a hold is made within minutes of its
 # redemption, and a page holds at most MAX_PAGE entries.
