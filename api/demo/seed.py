@@ -8,12 +8,11 @@ so that a second `entraide demo` on the same data serves the same accounts.
 
 from __future__ import annotations
 
-import secrets
-
 import datetime as dt
 import json
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
