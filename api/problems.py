@@ -14,6 +14,15 @@ language. Adding a language means adding one .po file (start from `api/locales/p
 A detail is a template with `{name}` placeholders. Detail templates are split into sentences, and a
 sentence whose placeholder has no value is left out, so a handler that lacks a number still gets a
 readable detail instead of an exception or a sentence with a hole in it.
+
+Two parameters mean the same thing for every code: `field` names the member of the request at
+fault, as the client wrote it, and `reason` says why, as a stable code whose sentence is the
+catalog's `reason.<reason>` (filled with the same parameters, e.g. "{field} must be between
+{min_value} and {max_value}."). Both travel as extension members; in a detail, `{reason}` stands for
+that localized sentence, never for the code. A `field` without a reason reads as `invalid_value`.
+Free English text (an exception's message, a library's) never reaches a client: a `message`
+parameter is ignored. Each code also has a `<code>.action`, what the caller should do, used by the
+reference in docs/error-codes.md (`python -m api.problems > docs/error-codes.md` regenerates it).
 """
 
 from __future__ import annotations
@@ -32,13 +41,17 @@ from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+from ledger.domain.errors import LedgerError
+
 __all__ = [
     "DEFAULT_LOCALE",
     "LOCALES",
     "PROBLEMS",
+    "error_params",
     "negotiate_locale",
     "problem_document",
     "problem_type",
+    "reference_markdown",
 ]
 
 PROBLEMS: dict[str, int] = {
@@ -123,9 +136,12 @@ _FORMAT_LOCALES: Mapping[str, str] = {"fr": "fr_CA", "en": "en_CA"}
 
 # Identifiers (accounts, transfers, keys) must be shown as sent, never with grouping separators,
 # so only placeholders named as quantities are formatted as numbers.
-_QUANTITY_SUFFIXES = ("points", "_bytes", "_seconds")
+_QUANTITY_SUFFIXES = ("points", "_bytes", "_seconds", "_value", "_chars", "_items", "_attempts")
 
 _STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "code"})
+# Free English text (an exception's or a library's message): for logs, never for a client.
+_NOT_FOR_CLIENTS = frozenset({"message"})
+DEFAULT_REASON = "invalid_value"  # what a `field` without a `reason` says
 # RFC 9457 §3.2: extension names should start with a letter, use ALPHA / DIGIT / "_", be 3+ long.
 _EXTENSION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 
@@ -283,15 +299,31 @@ def _filled(sentence: str, values: Mapping[str, str]) -> str | None:
     return "".join(parts)
 
 
+def _rendered(template: str, values: Mapping[str, str]) -> str:
+    sentences = (_filled(sentence, values) for sentence in _SENTENCE_BREAK.split(template))
+    return " ".join(sentence for sentence in sentences if sentence)
+
+
+def _reason_text(params: Mapping[str, object], locale: str, values: Mapping[str, str]) -> str | None:
+    """The localized sentence of `reason` (or of `invalid_value` for a bare `field`); None if unknown."""
+    reason = params.get("reason")
+    if not isinstance(reason, str) or not reason:
+        reason = DEFAULT_REASON if isinstance(params.get("field"), str) else None
+    template = _text(f"reason.{reason}", locale) if reason and _EXTENSION_NAME.fullmatch(reason) else None
+    return (_rendered(template, values) or None) if template else None
+
+
 def _detail(code: str, locale: str, params: Mapping[str, object], title: str) -> str:
     template = _text(f"{code}.detail", locale) or title
     values = {
         name: text
         for name, value in params.items()
-        if isinstance(name, str) and (text := _localized(name, value, locale)) is not None
+        if isinstance(name, str) and name not in _NOT_FOR_CLIENTS and (text := _localized(name, value, locale)) is not None
     }
-    sentences = (_filled(sentence, values) for sentence in _SENTENCE_BREAK.split(template))
-    return " ".join(sentence for sentence in sentences if sentence) or title
+    values.pop("reason", None)  # a code is not a sentence: `{reason}` is its localized text or nothing
+    if (reason := _reason_text(params, locale, values)) is not None:
+        values["reason"] = reason
+    return _rendered(template, values) or title
 
 
 def _is_json_scalar(value: object) -> bool:
@@ -304,7 +336,8 @@ def _extensions(params: Mapping[str, object]) -> dict[str, object]:
     """Parameters clients can read without parsing the detail, e.g. `available_points`."""
     members: dict[str, object] = {}
     for name, value in params.items():
-        if not isinstance(name, str) or name in _STANDARD_MEMBERS or not _EXTENSION_NAME.fullmatch(name):
+        if not isinstance(name, str) or name in _STANDARD_MEMBERS or name in _NOT_FOR_CLIENTS \
+                or not _EXTENSION_NAME.fullmatch(name):
             continue
         if isinstance(value, date):
             members[name] = value.isoformat()  # dates travel as ISO 8601, whatever the language
@@ -340,3 +373,134 @@ def problem_document(
         document["instance"] = instance
     document.update(_extensions(params))
     return document
+
+
+def error_params(error: LedgerError) -> dict[str, object]:
+    """A domain error's parameters for `problem_document(error.code, locale, error_params(error))`.
+
+    Its English text stays out (it is for logs); a transfer named as `ref` is also `transfer_id`,
+    the name the catalogs use for it.
+    """
+    params = dict(error.context)
+    if "ref" in params:
+        params.setdefault("transfer_id", params["ref"])
+    return params
+
+
+# msgspec's (English) messages, as litestar passes them on, and the reason each one means.
+_VALIDATOR_MESSAGES: tuple[tuple[re.Pattern[str], str, str | None], ...] = (
+    (re.compile(r"Object missing required field `([^`]{1,100})`"), "required", None),
+    (re.compile(r"Object contains unknown field `([^`]{1,100})`"), "unknown_field", None),
+    (re.compile(r"Expected `([^`]{1,100})`, got `[^`]{1,100}`"), "wrong_type", "expected"),
+    (re.compile(r"Expected `(?:str|bytes)` of length >= (\d{1,19})"), "too_short", "min_chars"),
+    (re.compile(r"Expected `(?:str|bytes)` of length <= (\d{1,19})"), "too_long", "max_chars"),
+    (re.compile(r"Expected `(?:array|object)` of length <= (\d{1,19})"), "too_many", "max_items"),
+    (re.compile(r"Expected `(?:int|float)` >= (-?\d{1,19})"), "below_minimum", "min_value"),
+    (re.compile(r"Expected `(?:int|float)` <= (-?\d{1,19})"), "above_maximum", "max_value"),
+)
+_MAX_FIELD_CHARS = 200
+
+
+def _pointer(path: str) -> str:
+    """`items[2].points` (litestar's key) as the JSON pointer `/items/2/points` (RFC 6901)."""
+    steps = re.findall(r"[^.\[\]]+", path)
+    return "".join("/" + step.replace("~", "~0").replace("/", "~1") for step in steps)
+
+
+def validation_params(error: Mapping[str, object]) -> dict[str, object]:
+    """The parameters of a `validation_error` from one of litestar's error entries
+    (`{"message": ..., "key": ..., "source": ...}`): `field`, `reason` and what the reason names,
+    a JSON `pointer` for a body member, and msgspec's own sentence as `validator_message_en`."""
+    message = str(error.get("message", ""))[:500]
+    key = str(error.get("key") or "")[:_MAX_FIELD_CHARS]
+    in_body = str(getattr(error.get("source"), "value", error.get("source"))) == "body"
+    params: dict[str, object] = {"reason": DEFAULT_REASON}
+    for pattern, reason, name in _VALIDATOR_MESSAGES:
+        if (match := pattern.search(message)) is None:
+            continue
+        params["reason"] = reason
+        if name is None:  # the member is named in the message; litestar's key is its parent
+            key = match[1] if key in ("", "data") else f"{key}.{match[1]}"
+        else:
+            params[name] = int(match[1]) if match[1].lstrip("-").isdigit() else match[1]
+        break
+    if key == "data" and in_body:
+        key = ""  # the whole body, as litestar names the handler's argument
+    if key:
+        params["field"] = key
+        if in_body:
+            params["pointer"] = _pointer(key)
+    if message:
+        params["validator_message_en"] = message
+    return params
+
+
+# --- the reference of codes (docs/error-codes.md) -----------------------------------------------
+
+REFERENCE_COMMAND = "python -m api.problems > docs/error-codes.md"
+_REFERENCE_LOCALES = (("en", "English"), ("fr", "Français"))
+_REFERENCE_INTRO = {
+    "en": (
+        "Columns: the code (also the `code` member), its HTTP status, its `type` URI, what it means "
+        "(the detail template; `{name}` is a parameter, also sent as a member of that name) and what the "
+        "caller should do. `{reason}` stands for the sentence of the `reason` member below; `field` names "
+        "the request member at fault, `pointer` (validation errors) locates it in the body."
+    ),
+    "fr": (
+        "Colonnes\u00a0: le code (aussi le membre `code`), son statut HTTP, son URI `type`, ce qu’il veut "
+        "dire (le modèle du détail; `{nom}` est un paramètre, aussi envoyé comme membre de ce nom) et ce que "
+        "l’appelant doit faire. `{reason}` tient lieu de la phrase du membre `reason` ci-dessous; `field` "
+        "nomme le membre fautif de la requête, `pointer` (erreurs de validation) le situe dans le corps."
+    ),
+}
+_REASONS_HEADING = {"en": "Reasons", "fr": "Motifs (reason)"}
+_COLUMNS = {
+    "en": ("Code", "HTTP", "Type", "Title", "What it means", "What to do"),
+    "fr": ("Code", "HTTP", "Type", "Titre", "Ce que cela veut dire", "Quoi faire"),
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def reason_codes() -> list[str]:
+    """Every `reason` the catalogs word, in the French catalog's order."""
+    return [key.removeprefix("reason.") for key in _messages(DEFAULT_LOCALE) if key.startswith("reason.")]
+
+
+def reference_markdown() -> str:
+    """docs/error-codes.md: every code and reason, in English and in French, from the catalogs."""
+    lines = [
+        "# Error codes / Codes d’erreur",
+        "",
+        f"<!-- Generated from api/locales by `{REFERENCE_COMMAND}`: edit the catalogs, not this file. -->",
+        "",
+        "Every refusal of the API is an RFC 9457 problem document (`application/problem+json`) whose `code`",
+        "is one of these. Clients branch on `code` or `type`, never on the wording, which follows",
+        "Accept-Language (fr, the default, en, es). A `type` is a tag URI: it names the code and is not",
+        "fetched; this page is its documentation (anchor `#<code>`).",
+        "",
+    ]
+    for locale, language in _REFERENCE_LOCALES:
+        prefix = "" if locale == "en" else f"{locale}-"
+        lines += [f"## {language}", "", _REFERENCE_INTRO[locale], "", _row(_COLUMNS[locale]),
+                  _row("---" for _ in _COLUMNS[locale])]  # fmt: skip
+        for code, status in PROBLEMS.items():
+            lines.append(_row((
+                f'<a id="{prefix}{code}"></a>`{code}`', str(status), f"`{problem_type(code)}`",
+                _cell(_text(f"{code}.title", locale) or code), _cell(_text(f"{code}.detail", locale) or ""),
+                _cell(_text(f"{code}.action", locale) or ""),
+            )))  # fmt: skip
+        lines += ["", f"### {_REASONS_HEADING[locale]}", "", _row(("reason", _COLUMNS[locale][4])), _row(("---", "---"))]
+        lines += [_row((f"`{reason}`", _cell(_text(f"reason.{reason}", locale) or ""))) for reason in reason_codes()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

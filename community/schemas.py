@@ -1,5 +1,5 @@
 """What the community services answer: programs, residents, members (merchants and organizations),
-terminals, attestations, access (tokens, credentials, principals) and the resident's wallet.
+terminals, access (tokens, credentials, principals) and the resident's wallet.
 
 Each struct is a `ledger.schemas.Result`: the API encodes it as it is and documents it field by
 field; units are in the field names (`points`, `*_us` for microseconds since the epoch).
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from community.domain.program import AwardLine, Program
+from community.domain.program import Program
 from ledger.schemas import Points, Result, Sequence, TimeUs
 
 City = Annotated[str, msgspec.Meta(description="the city (municipality) whose ledger and program this is")]
@@ -115,7 +115,8 @@ class TerminalKey(Result):
 class MerchantListing(Member):
     """A merchant with its terminals."""
 
-    terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = []
+    terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = msgspec.field(
+        default_factory=list)
 
 
 class Merchants(Result):
@@ -135,21 +136,6 @@ class TerminalRegistration(Result):
 
     terminal_key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
     merchant_id: Annotated[str, msgspec.Meta(description="the merchant the terminal belongs to")]
-
-
-# --- attestations -----------------------------------------------------------------------------
-
-
-class AwardResult(Result):
-    """Points earned (a purchase, an attested civic activity) and how they were computed."""
-
-    transfer_id: Annotated[str, msgspec.Meta(description="the journal transfer that paid the points")]
-    city: Annotated[str, msgspec.Meta(description="the city whose ledger paid")]
-    points: Annotated[Points, msgspec.Meta(description="points credited to the resident's wallet (0 when capped)")]
-    card_id: Annotated[str, msgspec.Meta(description="the card presented")]
-    lines: Annotated[list[AwardLine], msgspec.Meta(description="the explanation; the lines' points sum to `points`")]
-    time_us: Annotated[TimeUs, msgspec.Meta(description="when the points were credited")]
-    replayed: Replayed
 
 
 # --- access: tokens, credentials, principals --------------------------------------------------

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ledger.domain import accounts
 from ledger.domain.transfers import TransferRequest
 
 DAY_US = 86_400_000_000
@@ -80,16 +81,17 @@ class _City:
     _index: dict[str, int] = field(default_factory=dict)
 
     def wallet(self, resident: int) -> str:
-        return f"citizen:{self.members.residents[resident] if self.members else f'r{resident}'}:wallet"
+        return accounts.wallet(self.members.residents[resident] if self.members else f"r{resident}")
 
     def merchant(self, merchant: int, side: str) -> str:
-        return f"merchant:{self.members.merchants[merchant] if self.members else f'm{merchant}'}:{side}"
+        merchant_id = self.members.merchants[merchant] if self.members else f"m{merchant}"
+        return accounts.merchant_redeemed(merchant_id) if side == "redeemed" else accounts.merchant_issued(merchant_id)
 
     def org(self, org: int) -> str:
-        return f"org:{self.members.orgs[org] if self.members else f'o{org}'}"
+        return accounts.org(self.members.orgs[org] if self.members else f"o{org}")
 
     def resident_of(self, wallet: str) -> int:
-        name = wallet.split(":")[1]
+        name = accounts.parse_account(wallet).owner
         if self.members is None:
             return int(name[1:])
         if not self._index:
@@ -134,7 +136,7 @@ class Simulator:
     def funding(self) -> list[list[TransferRequest]]:
         """Each city funds its yearly program budget."""
         return [
-            [TransferRequest(c.community.id, self._key(), "budget_funding", "single", "program:funding", "program:budget",
+            [TransferRequest(c.community.id, self._key(), "budget_funding", "single", accounts.PROGRAM_FUNDING, accounts.PROGRAM_BUDGET,
                              c.community.population * BUDGET_POINTS_PER_RESIDENT)]
             for c in self.cities
         ]  # fmt: skip
@@ -214,13 +216,13 @@ class Simulator:
         resident = self._resident(city)
         points = self.rng.choice((50, 100, 150, 250, 500))
         self._credit(city, resident, points)
-        return [self._req(city, "earn_civic", "single", "program:budget", city.wallet(resident), points)]
+        return [self._req(city, "earn_civic", "single", accounts.PROGRAM_BUDGET, city.wallet(resident), points)]
 
     def _earn_volunteer(self, city: _City) -> list[TransferRequest]:
         resident = self._resident(city)
         points = 100 * self.rng.randint(1, 6)
         self._credit(city, resident, points)
-        return [self._req(city, "earn_volunteer", "single", "program:budget", city.wallet(resident), points)]
+        return [self._req(city, "earn_volunteer", "single", accounts.PROGRAM_BUDGET, city.wallet(resident), points)]
 
     def _hold(self, city: _City) -> list[TransferRequest] | None:
         resident, merchant = self._resident(city), self.rng.randrange(city.merchants)
@@ -256,7 +258,7 @@ class Simulator:
         points = self._spend(city, resident, self.rng.choice((300, 500, 1200, 2500)))
         if not points:
             return None
-        return [self._req(city, "service", "single", city.wallet(resident), "services:revenue", points)]
+        return [self._req(city, "service", "single", city.wallet(resident), accounts.SERVICES_REVENUE, points)]
 
     def _donation(self, city: _City) -> list[TransferRequest] | None:
         resident = self._resident(city)
@@ -271,7 +273,7 @@ class Simulator:
             return None
         original, debit, credit, amount = city.refundable[self.rng.randrange(len(city.refundable))]
         refund = max(1, amount // self.rng.choice((1, 2, 4)))
-        if debit.endswith(":issued"):  # a purchase returned: the points it earned go back
+        if accounts.is_issued(debit):  # a purchase returned: the points it earned go back
             if self._spend(city, city.resident_of(credit), refund) < refund:
                 return None
         else:  # a redemption refunded: the points return to the wallet
@@ -287,8 +289,8 @@ class Simulator:
         merchant = self.rng.randrange(other.merchants)
         home, away = city.community.id, other.community.id
         return [
-            self._req(city, "interop_redeem", "single", city.wallet(resident), f"interop:{away}", points),
-            TransferRequest(away, self._key(), "interop_redeem", "single", f"interop:{home}",
+            self._req(city, "interop_redeem", "single", city.wallet(resident), accounts.interop(away), points),
+            TransferRequest(away, self._key(), "interop_redeem", "single", accounts.interop(home),
                             other.merchant(merchant, "redeemed"), points),
         ]  # fmt: skip
 

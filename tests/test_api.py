@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 import re
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
 from api.http.app import MAX_BODY_BYTES, create_app
+from finance.domain.settlement import merchant_lines
 from ledger.adapters import journal
 from ledger.service_layer import audit
 from ledger.service_layer.audit import verify_database
+from merchants.schemas import (
+    AwardResult,
+    CaptureResult,
+    CardKeys,
+    HoldResult,
+    Identity,
+    OfflineResults,
+    RefundResult,
+    Revocations,
+    Statement,
+    VoidResult,
+)
 from tests.world import World, standard_world
 
 PROBLEM = "application/problem+json"
@@ -175,14 +189,84 @@ def test_offline_batch_each_item_its_own_result(world: World) -> None:
         {"idempotency_key": "o7", "card": alice.card, "points": 5, "purchase_cents": 100},  # both: which is it?
     ]
     results = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items}).json()["results"]
-    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "rejected", "accepted", "accepted", "rejected"]
+    assert [r["status"] for r in results] == ["accepted", "refused", "refused", "refused", "accepted", "accepted", "refused"]
     assert [r.get("code") for r in results] == [None, "insufficient_funds", "floor_limit_exceeded", "unknown_card", None, None,
                                                 "invalid_request"]  # fmt: skip
     assert [r["idempotency_key"] for r in results] == [f"o{n}" for n in range(1, 8)]
     assert world.available("alice") == 950 and world.available("bob") == 0
 
     again = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items[:1]}).json()["results"]
-    assert again[0]["status"] == "accepted" and again[0]["replayed"] and world.available("alice") == 950
+    assert again[0]["status"] == "replayed" and again[0]["replayed"] and world.available("alice") == 950
+
+
+@pytest.mark.parametrize(("lang", "word"), [("fr-CA", "insuffisant"), ("en", "Insufficient"), ("es-MX", "insuficientes")])
+def test_offline_refusals_are_worded_in_the_callers_language(world: World, lang: str, word: str) -> None:
+    items = [{"idempotency_key": "l1", "card": world.residents["bob"].card, "points": 60},
+             {"idempotency_key": "l2", "card": world.residents["alice"].card, "points": 10}]  # fmt: skip
+    response = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items}, lang=lang)
+    refused, accepted = msgspec.json.decode(response.content, type=OfflineResults).results
+    online = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 60}, key="l3", lang=lang)
+    assert (refused.status, refused.code) == ("refused", "insufficient_funds") and word in refused.title
+    assert online.headers["content-language"] == lang[:2]  # worded as the same refusal online:
+    assert (refused.title, refused.detail) == (online.json()["title"], online.json()["detail"])
+    assert refused.transfer_id is None and accepted.status == "accepted" and accepted.points == 10 and accepted.title is None
+
+
+def test_results_decode_as_their_types(world: World) -> None:
+    card = world.residents["alice"].card
+    identity = msgspec.json.decode(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": card}).content, type=Identity)
+    assert identity.available_points == 1_000
+    hold = msgspec.json.decode(world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 30}, key="t1").content,
+                               type=HoldResult)  # fmt: skip
+    assert hold.status == "pending" and hold.points == 30 and hold.expires_at_us == hold.time_us + 900 * 1_000_000
+    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold.hold_id}/capture", {}, key="t2")
+    assert msgspec.json.decode(capture.content, type=CaptureResult).hold_id == hold.hold_id
+    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 1_234}, key="t3")
+    assert msgspec.json.decode(award.content, type=AwardResult).purchase_cents == 1_234
+    refund = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": award.json()["transfer_id"]}, key="t4")
+    assert msgspec.json.decode(refund.content, type=RefundResult).refunded_transfer_id == award.json()["transfer_id"]
+    second = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 5}, key="t5").json()
+    assert msgspec.json.decode(world.pos("boulangerie", "POST", f"/v1/pos/holds/{second['hold_id']}/void", None, key="t6").content,
+                               type=VoidResult).status == "voided"  # fmt: skip
+    msgspec.json.decode(world.pos("boulangerie", "GET", "/v1/pos/statement").content, type=Statement)
+    msgspec.json.decode(world.pos("boulangerie", "GET", "/v1/pos/cards/keys").content, type=CardKeys)
+    msgspec.json.decode(world.pos("boulangerie", "GET", "/v1/pos/cards/revocations").content, type=Revocations)
+
+
+def test_statement_says_what_each_entry_was_and_totals_like_the_close(world: World) -> None:
+    world.ctx.programs.configure(msgspec.structs.replace(world.ctx.programs.get("brossard"), point_value_cents_per_100_points=133,
+                                                         redemption_rate_percent=90, funding_rate_percent=80), "staff:test")  # fmt: skip
+    alice, card = world.residents["alice"], world.residents["alice"].card
+    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 2_345}, key="a").json()  # 117 points
+    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 301}, key="h").json()
+    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 257}, key="c").json()
+    world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 19}, key="r1")
+    world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": award["transfer_id"], "points": 7}, key="r2")
+    voided = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 11}, key="h2").json()
+    world.pos("boulangerie", "POST", f"/v1/pos/holds/{voided['hold_id']}/void", None, key="v")
+    world.bearer("alice", "POST", "/v1/wallet/opt-ins", {"city": "delson"})
+    world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice.card, "points": 1}, key="elsewhere")
+
+    statement = msgspec.json.decode(world.pos("boulangerie", "GET", "/v1/pos/statement").content, type=Statement)
+    assert [(line.what, line.amount) for line in statement.entries] == [
+        ("hold_voided", 11), ("redemption_hold", 11), ("award_refund", 7), ("redemption_refund", 19), ("redemption", 257),
+        ("redemption_hold", 301), ("purchase_award", 117)]  # fmt: skip
+    assert {line.counterpart for line in statement.entries} == {"resident"}
+    assert statement.entries[-1].purchase_cents == 2_345 and statement.entries[-1].debit_account == "merchant:boulangerie:issued"
+    totals = statement.totals
+    assert (totals.awarded_points, totals.award_refunds_points, totals.redeemed_points, totals.redemption_refunds_points) == (117, 7, 257, 19)
+    assert (totals.refunded_points, totals.issued_net_points, totals.redeemed_net_points, totals.net_points) == (26, 110, 238, 128)
+    # Rounded toward zero once per merchant, as the close does: 238 × 1.33 × 90 % = 284.886, 110 × 1.33 × 80 % = 117.04.
+    assert (totals.reimbursement_cents, totals.funding_cents, totals.net_cents, totals.currency) == (284, 117, 167, "CAD")
+    program = world.ctx.programs.get("brossard")
+    flows = [("brossard", "merchant:boulangerie:issued", 117, 7), ("brossard", "merchant:boulangerie:redeemed", 19, 257)]
+    (close,) = merchant_lines(program, flows, {}, {})
+    assert (close.reimbursement_cents, close.funding_cents) == (totals.reimbursement_cents, totals.funding_cents)
+
+    across = msgspec.json.decode(world.pos("cafe-delson", "GET", "/v1/pos/statement").content, type=Statement)
+    assert [(line.what, line.counterpart, line.counterpart_city) for line in across.entries] == [
+        ("redemption_hold", "resident_of_another_city", "brossard")]
+    assert across.totals.redeemed_points == 0  # a hold is not a redemption yet
 
 
 def test_statement_pages_cover_the_merchants_own_transfers(world: World) -> None:

@@ -44,7 +44,8 @@ from community.domain.errors import (
     WrongTenant,
 )
 from community.domain.program import Program
-from community.service_layer.residents import YEAR_US, wallet_account
+from community.service_layer.residents import YEAR_US
+from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest as T
 from ledger.service_layer.audit import verify_database
@@ -169,7 +170,7 @@ def test_card_resolves_to_its_resident(city):
     card = city.residents.current_card(alice["id"])
     holder = city.residents.resolve_card(card["token"])
     assert (holder.card_id, holder.resident_id, holder.city, holder.level) == (card["id"], alice["id"], CITY, "basic")
-    assert holder.wallet == wallet_account(alice["id"]) and holder.opt_ins == ()
+    assert holder.wallet == accounts.wallet(alice["id"]) and holder.opt_ins == ()
     bob_holder = city.residents.resolve_card(city.residents.current_card(bob["id"])["token"])
     assert (bob_holder.resident_id, bob_holder.level) == (bob["id"], "verified")
 
@@ -312,7 +313,7 @@ def test_card_of_one_city_signed_under_another_citys_name_is_refused(city):
 
 def _earn_and_spend(ctx, resident_id: str) -> None:
     ctx.programs.fund_budget(CITY, 10_000, "y2026", "test:finance")
-    wallet = wallet_account(resident_id)
+    wallet = accounts.wallet(resident_id)
     ctx.ledger.transfer(T(CITY, "earn-1", "earn_civic", "single", "program:budget", wallet, 300))
     ctx.ledger.transfer(T(CITY, "spend-1", "service", "single", wallet, "services:revenue", 120))
 
@@ -352,7 +353,7 @@ def test_erase_destroys_the_key_but_not_the_ledger(city):
 
     report = verify_database(city.engine)
     assert report["ok"], report["error"]
-    assert city.ledger.balance(CITY, wallet_account(alice["id"])).posted == 180
+    assert city.ledger.balance(CITY, accounts.wallet(alice["id"])).posted == 180
     for call in (lambda: city.residents.export(alice["id"]), lambda: city.residents.get(alice["id"]),
                  lambda: city.residents.renew(alice["id"], "test:clerk", CITY),
                  lambda: city.residents.erase(alice["id"], "test:clerk")):  # fmt: skip

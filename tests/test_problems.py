@@ -23,9 +23,9 @@ LOCALES_DIR = Path(__file__).resolve().parents[1] / "api" / "locales"
 SPEC: dict[str, tuple[int, frozenset[str]]] = {
     code: (status, frozenset(names.split()))
     for code, status, names in [
-        ("invalid_request", 400, "message"),
+        ("invalid_request", 400, "reason"),
         ("invalid_account", 400, "account"),
-        ("validation_error", 400, "message"),
+        ("validation_error", 400, "reason"),
         ("malformed_json", 400, ""),
         ("idempotency_key_required", 400, ""),
         ("unknown_ledger", 404, "ledger"),
@@ -59,24 +59,24 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_organization", 404, ""),
         ("organization_not_approved", 403, ""),
         ("floor_limit_exceeded", 422, "points floor_limit_points"),
-        ("conflict", 409, "message"),
+        ("conflict", 409, "reason"),
         ("body_too_large", 413, "max_bytes"),
         ("unsupported_media_type", 415, ""),
         ("rate_limited", 429, "retry_after_seconds"),
         ("overloaded", 503, ""),
         ("internal_error", 500, ""),
         ("unknown_program", 404, "city"),
-        ("invalid_program", 422, "message"),
+        ("invalid_program", 422, "reason"),
         ("invalid_period", 400, "period"),
         ("period_open", 409, "period"),
         ("payments_disabled", 503, ""),
-        ("invalid_webhook", 400, ""),
-        ("export_unavailable", 422, "message"),
+        ("invalid_webhook", 400, "reason"),
+        ("export_unavailable", 422, "reason"),
         ("unknown_item", 404, "item_id"),
         ("item_unavailable", 409, "item_id"),
         ("sold_out", 409, "item_id"),
         ("resident_limit_reached", 409, "limit"),
-        ("invalid_item", 422, "message"),
+        ("invalid_item", 422, "reason"),
         ("unknown_redemption", 404, ""),
         ("redemption_not_pending", 409, "status"),
         ("not_refundable", 422, "transfer_id kind"),
@@ -90,7 +90,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("second_principal_required", 403, ""),
         ("unknown_change", 404, ""),
         ("change_not_pending", 409, "status"),
-        ("invalid_bank_file", 422, "message"),
+        ("invalid_bank_file", 422, "reason"),
     ]
 }
 
@@ -150,9 +150,10 @@ def test_po_header(locale):
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_every_code_has_title_and_detail(locale):
+def test_every_code_has_title_detail_and_action(locale):
     messages = translations(locale)
-    expected = {f"{code}.{part}" for code in PROBLEMS for part in ("title", "detail")}
+    expected = {f"{code}.{part}" for code in PROBLEMS for part in ("title", "detail", "action")}
+    expected |= {key for key in translations("fr") if key.startswith("reason.")}
     assert expected - messages.keys() == set(), "missing or fuzzy"
     assert messages.keys() - expected == set(), "stale keys"
     for key in expected:
@@ -164,6 +165,7 @@ def test_english_placeholders_match_the_contract():
     for code, (_, names) in SPEC.items():
         assert placeholders(english[f"{code}.detail"]) == names, code
         assert placeholders(english[f"{code}.title"]) == set(), code
+        assert placeholders(english[f"{code}.action"]) == set(), code  # shown as is, in the reference
 
 
 @pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])
@@ -177,7 +179,7 @@ def test_template_lists_every_key_untranslated():
     with (LOCALES_DIR / "problems.pot").open("rb") as file:
         template = read_po(file, domain="problems")
     entries = [m for m in template if m.id]
-    assert {m.id for m in entries} == {f"{code}.{part}" for code in PROBLEMS for part in ("title", "detail")}
+    assert {m.id for m in entries} == set(translations("en"))
     assert all(m.string == "" for m in entries)
 
 
@@ -318,7 +320,7 @@ def test_dates_are_localized_in_detail_and_iso_in_members():
 def test_extension_members_are_json_scalars_and_never_override_standard_members():
     params = {
         "status": 200, "title": "hijack", "type": "x", "detail": "x", "instance": "x", "code": "x",
-        "message": "Expected `int`, got `str` - at `$.points`",
+        "message": "Expected `int`, got `str`", "field": "points", "reason": "wrong_type", "expected": "int",
         "flag": True, "ratio": 0.5, "nothing": None, "nan": math.nan,
         "nested": {"a": 1}, "items": [1], "ab": "too short", "bad-name": 1, "_hidden": 1,
     }
@@ -327,9 +329,11 @@ def test_extension_members_are_json_scalars_and_never_override_standard_members(
     assert document["title"] == "Invalid data"
     assert document["type"] == problem_type("validation_error")
     assert "instance" not in document
-    assert document["detail"].endswith("Details: Expected `int`, got `str` - at `$.points`")
+    assert document["detail"] == "The request does not contain the expected fields or types. points must be of type int."
     extensions = {k: v for k, v in document.items() if k not in {"type", "title", "status", "detail", "code"}}
-    assert extensions == {"message": params["message"], "flag": True, "ratio": 0.5, "nothing": None}
+    # `message` is free English text: never sent, whatever the caller passes.
+    assert extensions == {"field": "points", "reason": "wrong_type", "expected": "int", "flag": True, "ratio": 0.5,
+                          "nothing": None}  # fmt: skip
 
 
 def test_unknown_code_is_an_internal_error_without_its_params():

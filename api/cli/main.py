@@ -25,6 +25,7 @@ from api.demo import seed as demo_seed
 from api.demo.catalog import seed_catalog
 from finance.domain.settlement import cents_text
 from ledger.adapters.database import DatabaseMissing, display_url, schema_revision
+from ledger.domain import accounts
 from ledger.domain.checkpoint import NoteError
 from ledger.service_layer import audit, keys, simulation
 from ledger.service_layer.keys import now_us
@@ -341,10 +342,10 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: simulation.Sim
     for name, chain in sorted(report["ledgers"].items()):
         balances = chain["balances"]
         posted = {a: c[1] - c[0] for a, c in balances.items()}
-        budget = balances.get("program:budget", (0, 0, 0, 0))
-        wallets = sum(v for a, v in posted.items() if a.startswith("citizen:"))
-        redeemed = sum(v for a, v in posted.items() if a.endswith(":redeemed"))
-        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get('services:revenue', 0):,}")
+        budget = balances.get(accounts.PROGRAM_BUDGET, (0, 0, 0, 0))
+        wallets = sum(v for a, v in posted.items() if accounts.is_wallet(a))
+        redeemed = sum(v for a, v in posted.items() if accounts.is_redeemed(a))
+        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get(accounts.SERVICES_REVENUE, 0):,}")
     out.print(table)
     if stats.transfers:
         refused = ", ".join(f"{c} {n:,}" for c, n in stats.rejected.most_common()) or "none"

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from api.bootstrap import Context
 from community.domain.access import operator
 from community.domain.program import CATEGORIES, Campaign, Program, Treasury
-from ledger.service_layer import simulation
 from ledger.simulate import COMMUNITIES, DAY_US, Members, Simulator
 
 ACTOR = "staff:demo-seeder"
@@ -137,11 +136,6 @@ def members_by_city(creds: dict) -> dict[str, Members]:
             orgs=tuple(o["org_id"] for o in creds["organizations"] if o["city"] == city),
         )
     return by_city
-
-
-def simulate_activity(ctx: Context, creds: dict, sim: Simulator, transfers: int, progress: Progress) -> simulation.SimulationStats:
-    """Months of earning, redeeming, refunds and cross-city redemptions between the seeded members."""
-    return simulation.run(ctx.ledger, sim, transfers, 1_000, progress, ctx.keystore, fund=False)
 
 
 def write_credentials(creds: dict, path: Path) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from api.bootstrap import Context
 from api.http.auth import FailureLimits, Limits, RateLimiter
 from api.http.routes import ROUTERS
-from api.problems import PROBLEMS, negotiate_locale, problem_document
+from api.problems import PROBLEMS, error_params, negotiate_locale, problem_document, validation_params
 from ledger.domain.errors import LedgerError
 from operations.service_layer.jobs import scheduler
 from operations.service_layer.scheduler import Scheduler
@@ -49,18 +49,16 @@ def _problem(request: Request, code: str, params: dict) -> Response:
 
 
 def _domain_error(request: Request, exc: LedgerError) -> Response:
-    params = dict(exc.context)
-    params.setdefault("message", exc.detail)
-    if "ref" in params:
-        params.setdefault("transfer_id", params["ref"])
-    return _problem(request, exc.code if exc.code in PROBLEMS else "internal_error", params)
+    # The error's English text is for logs; the client reads the catalog's, from `field` and `reason`.
+    return _problem(request, exc.code if exc.code in PROBLEMS else "internal_error", error_params(exc))
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response:
-    """Wrong types, missing or unknown fields, out-of-range values: msgspec's message and the field."""
+    """Wrong types, missing or unknown fields, out-of-range values: the first one's field, where it
+    is (`pointer`, into a body) and why (`reason`), worded by the catalogs; msgspec's English stays
+    under `validator_message_en`."""
     errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
-    messages = [f"{e.get('message', '')} ({e['key']})" if e.get("key") else str(e.get("message", "")) for e in errors]
-    return _problem(request, "validation_error", {"message": ("; ".join(messages) or str(exc.detail))[:500]})
+    return _problem(request, "validation_error", validation_params(errors[0]) if errors else {})
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:

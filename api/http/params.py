@@ -43,8 +43,8 @@ Id = Annotated[str, Parameter(pattern=f"^{_PRINTABLE}{{1,{MAX_ID_LENGTH}}}$")]
 # --- query parameters -----------------------------------------------------------------------------
 
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
-RedemptionPageLimit = Annotated[int, QueryParameter(ge=1, le=redemptions.MAX_PAGE)]
-SearchPageLimit = Annotated[int, QueryParameter(ge=1, le=search.MAX_PAGE)]
+RedemptionPageLimit = Annotated[int, QueryParameter(ge=1, le=redemptions.MAX_REDEMPTION_PAGE)]
+SearchPageLimit = Annotated[int, QueryParameter(ge=1, le=search.MAX_SEARCH_PAGE)]
 SearchOffset = Annotated[int, QueryParameter(ge=0, le=search.MAX_OFFSET)]
 TimeUs = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # µs since the epoch
 OptionalTimeUs = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]

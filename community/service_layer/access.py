@@ -81,7 +81,7 @@ class Access:
         else:
             principal_id = found["id"]
             if found["org_id"] != org_id:
-                raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id")
+                raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization")
             if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
                 raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
             if found["status"] == "revoked":

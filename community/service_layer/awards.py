@@ -17,7 +17,7 @@ from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder
 from ledger.adapters import journal
 from ledger.domain.errors import IdempotencyConflict
-from ledger.domain.transfers import TransferRequest, transfer_id_for
+from ledger.domain.transfers import TransferRequest, linked_transfers, transfer_id_for
 from ledger.service_layer.transfers import LedgerService
 
 
@@ -37,6 +37,7 @@ class AwardRequest:
     debit_account: str
     body_hash: str
     compute: Callable[[Program, dict[str, int], int], Award]  # (program, usage, now_us) -> award
+    purchase_cents: int | None = None  # a purchase's amount, kept in the answer for receipts and statements
 
 
 class Awards:
@@ -77,6 +78,8 @@ class Awards:
                 "lines": [msgspec.to_builtins(line) for line in award.lines], "time_us": entry.time_us if entry else now,
                 "replayed": False,
             }  # fmt: skip
+            if request.purchase_cents is not None:
+                response["purchase_cents"] = request.purchase_cents
             store.add_award(conn, ledger=city, transfer_id=transfer_id, source=request.source, actor_id=request.actor_id,
                             resident_id=holder.resident_id, body_hash=request.body_hash,
                             response=msgspec.json.encode(response).decode(), time_us=now)  # fmt: skip
@@ -85,9 +88,4 @@ class Awards:
     @staticmethod
     def _transfers(request: AwardRequest, points: int) -> list[TransferRequest]:
         holder, city, key = request.holder, request.city, request.idempotency_key
-        if city == holder.city:
-            return [TransferRequest(city, key, request.kind, "single", request.debit_account, holder.wallet, points)]
-        return [
-            TransferRequest(city, key, request.kind, "single", request.debit_account, f"interop:{holder.city}", points),
-            TransferRequest(holder.city, key, request.kind, "single", f"interop:{city}", holder.wallet, points),
-        ]
+        return linked_transfers(key, request.kind, "single", city, request.debit_account, holder.city, holder.wallet, points)

@@ -13,12 +13,14 @@ from community.adapters.tables import OrganizationRow
 from community.domain.access import identity
 from community.domain.errors import Conflict, OrganizationNotApproved, UnknownOrganization, WrongTenant
 from community.domain.program import civic_award
-from community.schemas import AwardResult, Member, Organizations
+from community.schemas import Member, Organizations
 from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.residents import Residents
 from ledger.adapters import idempotency, journal
+from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest, LedgerError, UnknownLedger
 from ledger.service_layer.audit_trail import AuditTrail
+from merchants.schemas import AwardResult  # one award result, for purchases and civic activity alike
 
 MEMBER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 STATUSES = ("pending", "approved", "suspended")
@@ -36,9 +38,9 @@ class Members:
         """Enrol a member, pending until staff approve it. A retry with the same `key` (per city and
         actor) returns the first record; another member under that key is an idempotency conflict."""
         if not isinstance(member_id, str) or not MEMBER_ID.fullmatch(member_id):
-            raise InvalidRequest(f"invalid {self.kind} id {member_id!r}", message="id")
+            raise InvalidRequest(f"invalid {self.kind} id {member_id!r}", field="id", reason="invalid_value")
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
-            raise InvalidRequest("name must have 1 to 200 characters", message="name")
+            raise InvalidRequest("name must have 1 to 200 characters", field="name", reason="length", min_chars=1, max_chars=200)
         now = self.clock()
         request = {"id": member_id, "name": name, **extra}
         with self.engine.begin() as conn:
@@ -50,7 +52,7 @@ class Members:
         if city not in journal.heads(conn):
             raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
         if store.member(conn, self.table, member_id) is not None:
-            raise Conflict(f"{self.kind} {member_id} already exists", message="id")
+            raise Conflict(f"{self.kind} {member_id} already exists", field="id", reason="already_exists")
         store.add_member(conn, self.table, id=member_id, city=city, name=name, status="pending", created_at_us=now, **extra)
         self.audit.record(conn, actor=actor, action=f"{self.kind}.add", city=city, target=member_id, before=None,
                           after={"name": name, **extra}, now_us=now)  # fmt: skip
@@ -59,7 +61,7 @@ class Members:
     def set_status(self, member_id: str, status: str, actor: str, city: str) -> Member:
         """Approve, suspend or reinstate a member of the city."""
         if status not in STATUSES:
-            raise InvalidRequest(f"status must be one of {STATUSES}", message="status")
+            raise InvalidRequest(f"status must be one of {STATUSES}", field="status", reason="not_one_of", allowed=", ".join(STATUSES))
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._in_city(conn, member_id, city)
@@ -112,7 +114,7 @@ class Attestations:
         body = {"card": card, "activity": activity, "units": units}
         return msgspec.convert(self.awards.grant(AwardRequest(
             city=org["city"], holder=holder, source="civic", actor_id=org_id, idempotency_key=f"org:{org_id}:{idempotency_key}",
-            kind="earn_civic", debit_account="program:budget", body_hash=body_hash(body),
+            kind="earn_civic", debit_account=accounts.PROGRAM_BUDGET, body_hash=body_hash(body),
             compute=lambda program, usage, now: civic_award(program, activity=activity, units=units, level=holder.level,
                                                             time_us=now, usage=usage),
         )), AwardResult)  # fmt: skip

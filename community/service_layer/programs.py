@@ -12,6 +12,7 @@ from community.adapters import store
 from community.domain.errors import UnknownProgram
 from community.domain.program import Program
 from community.schemas import BudgetFunding, ProgramVersion
+from ledger.domain import accounts
 from ledger.domain.accounts import check_ledger_name
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
@@ -70,17 +71,17 @@ class Programs:
     def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> BudgetFunding:
         """Allocate city funds to the program budget: program:funding → program:budget, audited."""
         if type(points) is not int or not 0 < points <= MAX_FUNDING_POINTS:
-            raise InvalidRequest("points must be a positive integer", message="points")
+            raise InvalidRequest("points must be a positive integer", field="points", reason="out_of_range", min_value=1, max_value=MAX_FUNDING_POINTS)
         self.get(city)
-        request = TransferRequest(city, f"budget:{idempotency_key}", "budget_funding", "single", "program:funding",
-                                  "program:budget", points)  # fmt: skip
+        request = TransferRequest(city, f"budget:{idempotency_key}", "budget_funding", "single", accounts.PROGRAM_FUNDING,
+                                  accounts.PROGRAM_BUDGET, points)  # fmt: skip
         with self.engine.begin() as conn:
             (outcome,) = self.ledger.submit([[request]], conn)
             if outcome.error is not None:
                 raise outcome.error
             (result,) = outcome.transfers
             if not result.replayed:
-                self.audit.record(conn, actor=actor, action="program.fund_budget", city=city, target="program:budget",
+                self.audit.record(conn, actor=actor, action="program.fund_budget", city=city, target=accounts.PROGRAM_BUDGET,
                             before=None, after={"points": points, "transfer_id": result.transfer_id}, now_us=self.clock())  # fmt: skip
         return BudgetFunding(transfer_id=result.transfer_id, points=points, replayed=result.replayed)
 

@@ -37,9 +37,9 @@ from community.domain.errors import (
 from community.domain.program import LEVELS
 from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalData, Resident, ResidentRecord
 from community.service_layer import wallet
-from community.service_layer.wallet import wallet_account
 from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
+from ledger.domain import accounts
 from ledger.domain.accounts import LEDGER_NAME
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer.audit_trail import AuditTrail
@@ -52,10 +52,10 @@ MAX_EXPORT_ENTRIES = 100_000
 def check_personal(personal: dict) -> dict:
     """Only known fields, as bounded strings: what a city needs to reach a resident, nothing more."""
     if not isinstance(personal, dict) or set(personal) - set(PERSONAL_FIELDS):
-        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", message="personal")
+        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", field="personal", reason="unknown_field")
     for name, value in personal.items():
         if not isinstance(value, str) or len(value) > PERSONAL_FIELDS[name]:
-            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", message=name)
+            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", field=name, reason="too_long", max_chars=PERSONAL_FIELDS[name])
     return personal
 
 
@@ -71,7 +71,7 @@ class CardHolder:
 
     @property
     def wallet(self) -> str:
-        return wallet_account(self.resident_id)
+        return accounts.wallet(self.resident_id)
 
     def require_city(self, city: str) -> None:
         """A merchant of `city` may serve this resident only in their home city or one they opted in to."""
@@ -108,7 +108,7 @@ class Residents:
         resident_id = "r" + secrets.token_hex(10)
         data_key = crypto.new_data_key()
         _require_program(conn, city)
-        taken = Conflict(f"a resident of {city} already has that subject", message="subject")
+        taken = Conflict(f"a resident of {city} already has that subject", field="subject", reason="already_exists")
         if subject is not None and store.residents_by_subject(conn, subject, city, limit=1):
             raise taken
         try:  # without an explicit subject none is stored: no provider token can ever name this resident
@@ -278,7 +278,7 @@ class Residents:
         with self.engine.connect() as conn:
             row = self._active(conn, resident_id, None, allow_lapsed=True)
             data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
-            rows = journal.account_entries(conn, row["city"], [wallet_account(resident_id)], limit=MAX_EXPORT_ENTRIES)
+            rows = journal.account_entries(conn, row["city"], [accounts.wallet(resident_id)], limit=MAX_EXPORT_ENTRIES)
             cards = [CardRecord(**{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")})
                      for c in store.cards_of(conn, resident_id)]  # fmt: skip
             return DataExport(
@@ -339,7 +339,7 @@ def _require_program(conn: Connection, city: str) -> None:
 
 def _check_level(level: str) -> None:
     if level not in LEVELS:
-        raise InvalidRequest(f"level must be one of {LEVELS}", message="level")
+        raise InvalidRequest(f"level must be one of {LEVELS}", field="level", reason="not_one_of", allowed=", ".join(LEVELS))
 
 
 def _card_city(token: str) -> str:

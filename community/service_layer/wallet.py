@@ -15,6 +15,7 @@ from community.adapters import store
 from community.adapters.tables import OrganizationRow
 from community.schemas import Balance, Counterparty, JournalEntry, WalletHistory, WalletLine
 from ledger.adapters import journal
+from ledger.domain import accounts
 from ledger.service_layer.transfers import LedgerService
 from marketplace.adapters import store as catalog_store
 from merchants.adapters.tables import MerchantRow
@@ -30,22 +31,18 @@ MARKETPLACE_KINDS = ("redeem", "service")  # a marketplace redemption's hold is 
 MAX_REDEMPTIONS_MATCHED = 1_000
 
 
-def wallet_account(resident_id: str) -> str:
-    return f"citizen:{resident_id}:wallet"
-
-
 class Wallet:
     def __init__(self, engine: Engine, ledger: LedgerService) -> None:
         self.engine, self.ledger = engine, ledger
 
     def balance(self, resident_id: str, city: str) -> Balance:
         """What the resident may spend now, what is posted, and what open holds reserve."""
-        b = self.ledger.balance(city, wallet_account(resident_id))
+        b = self.ledger.balance(city, accounts.wallet(resident_id))
         return Balance(available=b.available, posted=b.posted, pending=-b.pending, city=city)
 
     def history(self, resident_id: str, city: str, before_sequence: int | None, limit: int) -> WalletHistory:
         """A page of the wallet's movements, newest first; `before_sequence` is the previous page's cursor."""
-        account = wallet_account(resident_id)
+        account = accounts.wallet(resident_id)
         with self.engine.connect() as conn:
             posted = _posted(conn, city, account) if before_sequence is None else None
             rows = journal.account_entries(conn, city, [account], before_sequence=before_sequence, limit=limit)
@@ -63,7 +60,7 @@ def _posted(conn: Connection, city: str, account: str) -> int:
 def lines(conn: Connection, city: str, resident_id: str, rows: list[dict], posted_after: int | None) -> list[WalletLine]:
     """History lines of `rows` (wallet entries, newest first). With `posted_after`, the wallet's
     posted points after the newest row, each line gets the balance after it."""
-    account = wallet_account(resident_id)
+    account = accounts.wallet(resident_id)
     names = _Names(conn, resident_id, rows)
     result = []
     for row in rows:

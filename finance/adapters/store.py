@@ -24,11 +24,6 @@ def close(conn: Connection, city: str, period: str) -> dict | None:
     return first_row(conn, select(CL).where(CL.c.city == city, CL.c.period == period))
 
 
-def closes(conn: Connection, city: str) -> list[dict]:
-    query = select(CL.c.period, CL.c.closed_at_us, CL.c.closed_by, CL.c.statement_sha256).where(CL.c.city == city)
-    return [r._asdict() for r in conn.execute(query.order_by(CL.c.period))]
-
-
 def add_close(conn: Connection, **values) -> None:
     conn.execute(insert(CL).values(**values))
 
@@ -123,10 +118,6 @@ def claim_payout(conn: Connection, city: str, now_us: int, lease_us: int) -> dic
 
 def update_payout(conn: Connection, payout_id: str, now_us: int, **values) -> None:
     conn.execute(update(PO).where(PO.c.id == payout_id).values(updated_at_us=now_us, **values))
-
-
-def payout_by_stripe_payout(conn: Connection, stripe_payout_id: str) -> dict | None:
-    return first_row(conn, select(PO).where(PO.c.stripe_payout_id == stripe_payout_id))
 
 
 record_event = claim_payment_event  # one table of applied Stripe events, payments and payouts alike

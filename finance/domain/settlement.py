@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from community.domain.program import Program
+from ledger.domain.accounts import parse_account
 from ledger.domain.errors import LedgerError
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
@@ -91,13 +92,11 @@ def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, in
     redeemed: dict[str, int] = {}
     issued: dict[str, int] = {}
     for _, account, debits, credits in movements:
-        parts = account.split(":")
-        if parts[0] != "merchant" or len(parts) != 3:
-            continue
-        if parts[2] == "redeemed":
-            redeemed[parts[1]] = redeemed.get(parts[1], 0) + credits - debits
-        else:
-            issued[parts[1]] = issued.get(parts[1], 0) + debits - credits
+        kind, merchant = parse_account(account)
+        if kind == "merchant_redeemed":
+            redeemed[merchant] = redeemed.get(merchant, 0) + credits - debits
+        elif kind == "merchant_issued":
+            issued[merchant] = issued.get(merchant, 0) + debits - credits
     lines = []
     for merchant in sorted(set(redeemed) | set(issued) | set(adjustments_cents) | set(fees_cents)):
         r, i = redeemed.get(merchant, 0), issued.get(merchant, 0)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from community.service_layer.programs import Programs
 from ledger import core
 from ledger.adapters import journal
+from ledger.domain import accounts
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
@@ -39,7 +40,7 @@ class Expiry:
             events = [e for chunk in journal.wallet_events(conn, city) for e in chunk]
             # Open holds reserve the oldest points: they come last, as spends, in each wallet's order.
             events += [(h.debit_account, h.expires_at_us, -h.amount) for h in journal.open_holds(conn, city).values()
-                       if h.debit_account.startswith("citizen:")]  # fmt: skip
+                       if accounts.is_wallet(h.debit_account)]  # fmt: skip
         return core.expire_lots(events, cutoff_us)
 
     def run(self, cities: list[str] | None = None, actor: str = "system:expiry") -> dict[str, dict]:
@@ -50,7 +51,7 @@ class Expiry:
             program = self.programs.get(city)
             cutoff = now - program.expiry_days * DAY_US
             day = dt.datetime.fromtimestamp(cutoff / 1_000_000, dt.UTC).date().isoformat()
-            groups = [[TransferRequest(city, f"expiry:{day}:{account}", "expiry", "single", account, "breakage", points)]
+            groups = [[TransferRequest(city, f"expiry:{day}:{account}", "expiry", "single", account, accounts.BREAKAGE, points)]
                       for account, points in self.due(city, cutoff)]  # fmt: skip
             moved = refused = 0
             for start in range(0, len(groups), BATCH_GROUPS):
@@ -62,6 +63,6 @@ class Expiry:
                         refused += 1  # spent or held since it was computed: the next run sees it
             report[city] = {"cutoff_us": cutoff, "accounts": len(groups), "points": moved, "refused": refused}
             with self.engine.begin() as conn:
-                self.audit.record(conn, actor=actor, action="expiry.run", city=city, target="breakage", before=None,
+                self.audit.record(conn, actor=actor, action="expiry.run", city=city, target=accounts.BREAKAGE, before=None,
                                       after=report[city], now_us=now)  # fmt: skip
         return report

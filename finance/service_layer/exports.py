@@ -30,7 +30,7 @@ class Exports:
     def render(self, city: str, period: str, fmt: str) -> tuple[bytes, str, str]:
         """(content, media type, file name) of a closed period's file in `fmt`."""
         if fmt not in FORMATS:
-            raise InvalidRequest(f"format is one of {', '.join(FORMATS)}", message="format")
+            raise InvalidRequest(f"format is one of {', '.join(FORMATS)}", field="format", reason="not_one_of", allowed=", ".join(FORMATS))
         statement = self.settlement.closed_statement(city, period)
         program = self.programs.get(city)
         today = dt.datetime.fromtimestamp(self.clock() / 1_000_000, ZoneInfo(program.timezone))
@@ -43,7 +43,7 @@ class Exports:
             closing_day = dt.datetime.fromtimestamp(statement.until_us / 1_000_000 - 1, ZoneInfo(program.timezone)).date()
             return exports.erp_journal(statement, closing_day).encode(), FORMATS[fmt], name
         if program.treasury is None:
-            raise ExportUnavailable("the program has no treasury account to pay from", message="treasury")
+            raise ExportUnavailable("the program has no treasury account to pay from", reason="no_treasury")
         with self.engine.connect() as conn:
             ids = [line.merchant_id for line in statement.merchants]
             accounts = store.payout_accounts(conn, ids)
@@ -53,5 +53,5 @@ class Exports:
         try:
             xml = exports.pain001(statement, payer, accounts, names, today.replace(tzinfo=None), today.date())
         except exports.ExportError as exc:
-            raise ExportUnavailable(str(exc), message=str(exc)) from None
+            raise ExportUnavailable(str(exc), reason="export_failed") from None
         return xml, FORMATS[fmt], name

@@ -27,6 +27,7 @@ from finance.domain.settlement import Statement
 from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
+from marketplace.domain.errors import InvalidWebhook
 from merchants.adapters.tables import MerchantRow
 
 LEASE_SECONDS = 120  # longer than a Stripe call may take
@@ -37,10 +38,6 @@ MAX_PAYOUTS_PER_RUN = 1_000
 
 class PaymentsDisabled(LedgerError):
     code = "payments_disabled"
-
-
-class InvalidWebhook(LedgerError):
-    code = "invalid_webhook"
 
 
 class InvalidBankFile(LedgerError):
@@ -78,10 +75,10 @@ class Payouts:
         same merchant supersedes a pending one. Audited, the account number masked.
         """
         if not is_bank_account(account.get("institution"), account.get("transit"), account.get("account_number")):
-            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", field="account")
+            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", field="account", reason="invalid_value")
         stripe_account = account.get("stripe_account_id")
         if stripe_account is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,60}", stripe_account):
-            raise InvalidRequest("stripe_account_id looks like acct_…", field="stripe_account_id")
+            raise InvalidRequest("stripe_account_id looks like acct_…", field="stripe_account_id", reason="invalid_value")
         now = self.clock()
         with self.engine.begin() as conn:
             merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
@@ -252,16 +249,16 @@ def _bank_transfers(document: bytes, statement: Statement) -> dict[str, int]:
     try:
         bank = exports.read_pain001(document)
     except exports.BankFileError as exc:
-        raise InvalidBankFile(str(exc), message=str(exc)) from None
+        raise InvalidBankFile(str(exc), reason="unreadable_bank_file") from None
     expected = exports.pain001_message_id(statement)
     if bank.message_id != expected:
         problem = f"this is the bank file {bank.message_id!r}, not {expected!r}"
-        raise InvalidBankFile(problem, message=problem)
+        raise InvalidBankFile(problem, reason="wrong_bank_file", message_id=bank.message_id, expected_message_id=expected)
     found: dict[str, int] = {}
     for transfer in bank.transfers:
         merchant = transfer.end_to_end_id.removeprefix(f"{statement.period}-")
         if merchant == transfer.end_to_end_id or transfer.currency != statement.currency:
             problem = f"a transfer that is not of {statement.period} in {statement.currency}: {transfer.end_to_end_id}"
-            raise InvalidBankFile(problem, message=problem)
+            raise InvalidBankFile(problem, reason="foreign_transfer", end_to_end_id=transfer.end_to_end_id)
         found[merchant] = found.get(merchant, 0) + transfer.amount_cents
     return found

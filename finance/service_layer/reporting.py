@@ -21,6 +21,7 @@ from community.service_layer.programs import Programs
 from finance.adapters import store as finance_store
 from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
 from ledger.adapters import journal
+from ledger.domain import accounts
 from ledger.domain.errors import LedgerError
 from merchants.adapters.tables import MerchantRow
 
@@ -34,11 +35,6 @@ class PeriodNotPublished(LedgerError):
     code = "period_not_published"
 
 
-def _merchant(account: str) -> str | None:
-    parts = account.split(":")
-    return parts[1] if parts[0] == "merchant" and len(parts) == 3 else None
-
-
 class Reports:
     def __init__(self, engine: Engine, programs: Programs, clock: Callable[[], int]) -> None:
         self.engine, self.programs, self.clock = engine, programs, clock
@@ -48,8 +44,8 @@ class Reports:
         program = self.programs.get(city)
         with self.engine.connect() as conn:
             balances = journal.all_balances(conn, city)
-        budget = balances.get("program:budget")
-        wallets = [b for name, b in balances.items() if name.startswith("citizen:")]
+        budget = balances.get(accounts.PROGRAM_BUDGET)
+        wallets = [b for name, b in balances.items() if accounts.is_wallet(name)]
         outstanding = sum(b.posted for b in wallets)
         return {
             "city": city, "yearly_budget_points": program.yearly_budget_points,
@@ -57,7 +53,7 @@ class Reports:
             "remaining_points": budget.available if budget else 0,
             "outstanding_points": outstanding, "outstanding_cents": program.points_to_cents(outstanding),
             "reserved_points": sum(-b.pending for b in wallets),
-            "breakage_points": balances["breakage"].posted if "breakage" in balances else 0,
+            "breakage_points": balances[accounts.BREAKAGE].posted if accounts.BREAKAGE in balances else 0,
         }  # fmt: skip
 
     def _activity(self, city: str, period: str) -> tuple[list[tuple], dict[str, str]]:
@@ -76,8 +72,8 @@ class Reports:
         by_merchant: dict[str, int] = {}
         for _, debit, credit, amount in rows:
             for account, sign in ((credit, 1), (debit, -1)):
-                merchant = _merchant(account)
-                if merchant is not None and account.endswith(":redeemed"):
+                merchant = accounts.merchant_of(account)
+                if merchant is not None and accounts.is_redeemed(account):
                     by_merchant[merchant] = by_merchant.get(merchant, 0) + sign * amount
         by_category: dict[str, int] = {}
         for merchant, points in by_merchant.items():
@@ -101,16 +97,16 @@ class Reports:
         merchants: set[str] = set()
         for kind, debit, credit, amount in rows:
             for account in (debit, credit):
-                if account.startswith("citizen:"):
+                if accounts.is_wallet(account):
                     residents.add(account)
-                elif _merchant(account):
-                    merchants.add(_merchant(account))
-            if credit.startswith("citizen:") and kind.startswith("earn"):
+                elif accounts.merchant_of(account):
+                    merchants.add(accounts.merchant_of(account))
+            if accounts.is_wallet(credit) and kind.startswith("earn"):
                 _add(earned, kind, amount, credit)
-            elif debit.startswith("citizen:") and credit.endswith(":redeemed"):
-                _add(redeemed, categories.get(_merchant(credit), "unknown"), amount, debit)
-            elif credit.startswith("citizen:") and debit.endswith(":redeemed"):  # a refunded redemption
-                _add(redeemed, categories.get(_merchant(debit), "unknown"), -amount, credit)
+            elif accounts.is_wallet(debit) and accounts.is_redeemed(credit):
+                _add(redeemed, categories.get(accounts.merchant_of(credit), "unknown"), amount, debit)
+            elif accounts.is_wallet(credit) and accounts.is_redeemed(debit):  # a refunded redemption
+                _add(redeemed, categories.get(accounts.merchant_of(debit), "unknown"), -amount, credit)
         cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
         cells += [_cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())]
         cells.append(_cell(city, period, "active_residents", "all", None, len(residents)))

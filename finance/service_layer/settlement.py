@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine
 
 from community.adapters import store as community_store
 from community.domain.errors import Conflict, NotFound
@@ -32,14 +32,13 @@ from finance.domain.settlement import (
 )
 from ledger import core
 from ledger.adapters import journal
-from ledger.adapters.tables import JournalRow
+from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 from merchants.adapters.tables import MerchantRow
 
-J = JournalRow.__table__
 MAX_ADJUSTMENT_CENTS = 10**11
 
 
@@ -62,7 +61,7 @@ class Settlement:
         adjustments: dict[str, int] = {}
         for adjustment in store.open_adjustments(conn, city):
             adjustments[adjustment["merchant_id"]] = adjustments.get(adjustment["merchant_id"], 0) + adjustment["amount_cents"]
-        active = {a.split(":")[1] for _, a, _, _ in movements if a.startswith("merchant:")}
+        active = {m for _, a, _, _ in movements if (m := accounts.merchant_of(a)) is not None}
         fees = {m: program.settlement_fee_cents for m in active if program.settlement_fee_cents}
         lines = merchant_lines(program, movements, adjustments, fees)
         interop = self._interop(conn, city, since, until)
@@ -77,13 +76,8 @@ class Settlement:
         redemptions there, the other's merchants' awards here are credited on the other ledger), so
         every obligation is counted once. Obligations are valued at the debtor city's point value.
         """
-        query = (
-            select(J.c.ledger, J.c.credit_account, func.sum(J.c.amount).label("points"))
-            .where(and_(J.c.time_us >= since, J.c.time_us < until, J.c.credit_account.like("interop:%"),
-                        J.c.phase.in_(("single", "post")), J.c.kind.not_in(SETTLEMENT_KINDS)))  # fmt: skip
-            .group_by(J.c.ledger, J.c.credit_account)
-        )
-        gross_points = {(r.ledger, r.credit_account.split(":", 1)[1]): int(r.points) for r in conn.execute(query)}
+        gross_points = {(ledger, accounts.interop_city(account)): points
+                        for ledger, account, points in journal.interop_credits(conn, since, until, SETTLEMENT_KINDS)}  # fmt: skip
         obligations = [
             (debtor, creditor, points_to_cents(points, self.programs.get(debtor, conn), 100))
             for (debtor, creditor), points in sorted(gross_points.items())
@@ -127,16 +121,16 @@ class Settlement:
         city, period = statement.city, statement.period
         moves: list[tuple[str, int, str]] = []  # (account, points owed to the clearing, kind)
         for line in statement.merchants:
-            moves.append((f"merchant:{line.merchant_id}:redeemed", line.redeemed_points, "settlement"))
-            moves.append((f"merchant:{line.merchant_id}:issued", -line.issued_points, "settlement"))
+            moves.append((accounts.merchant_redeemed(line.merchant_id), line.redeemed_points, "settlement"))
+            moves.append((accounts.merchant_issued(line.merchant_id), -line.issued_points, "settlement"))
         for _, account, debits, credits in movements:
-            if account.startswith("interop:"):
+            if accounts.is_interop(account):
                 moves.append((account, credits - debits, "settlement_interop"))
         groups = []
         for account, points, kind in moves:
             if points == 0:
                 continue
-            debit, credit = (account, "settlement:clearing") if points > 0 else ("settlement:clearing", account)
+            debit, credit = (account, accounts.SETTLEMENT_CLEARING) if points > 0 else (accounts.SETTLEMENT_CLEARING, account)
             key = f"settlement:{period}:{account}"
             groups.append([TransferRequest(city, key, kind, "single", debit, credit, abs(points))])
         return groups
@@ -161,13 +155,13 @@ class Settlement:
     def adjust(self, city: str, merchant_id: str, amount_cents: int, reason: str, ref_period: str, actor: str) -> int:
         """Record a correction of a closed period; the next close applies it (a closed period never changes)."""
         if type(amount_cents) is not int or not 0 < abs(amount_cents) <= MAX_ADJUSTMENT_CENTS:
-            raise InvalidRequest("amount_cents must be a non-zero integer", message="amount_cents")
+            raise InvalidRequest("amount_cents must be a non-zero integer", field="amount_cents", reason="nonzero_integer")
         if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
-            raise InvalidRequest("a reason of 1 to 500 characters is required", message="reason")
+            raise InvalidRequest("a reason of 1 to 500 characters is required", field="reason", reason="length", min_chars=1, max_chars=500)
         now = self.clock()
         with self.engine.begin() as conn:
             if store.close(conn, city, ref_period) is None:
-                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", message="ref_period")
+                raise Conflict(f"{ref_period} is not closed: correct the ledger instead", field="ref_period", reason="period_not_closed", period=ref_period)
             merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
             if merchant is None or merchant["city"] != city:
                 raise NotFound(f"no merchant {merchant_id!r} in {city}")

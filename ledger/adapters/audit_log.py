@@ -13,7 +13,7 @@ from ledger.domain.audit_trail import GENESIS_HASH, AuditRecord
 AU = AuditRow.__table__
 AH = AuditHeadRow.__table__
 RECORD_COLUMNS = tuple(AU.c[name] for name in AuditRecord._fields)
-MAX_PAGE = 1_000
+MAX_AUDIT_PAGE = 1_000
 STREAM_CHUNK = 5_000
 
 _HEAD = select(AH.c.seq, AH.c.hash).where(AH.c.city == bindparam("city"))
@@ -34,7 +34,7 @@ def append(conn: Connection, record: AuditRecord) -> None:
 
 def page(conn: Connection, city: str, after_seq: int, limit: int) -> list[AuditRecord]:
     query = select(*RECORD_COLUMNS).where(AU.c.city == city, AU.c.seq > after_seq).order_by(AU.c.seq)
-    return [AuditRecord(*row) for row in conn.execute(query.limit(min(limit, MAX_PAGE)))]
+    return [AuditRecord(*row) for row in conn.execute(query.limit(min(limit, MAX_AUDIT_PAGE)))]
 
 
 def stream(conn: Connection, city: str | None = None) -> Iterator[list[AuditRecord]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from ledger.adapters.database import dialect_insert, text_array
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
-from ledger.domain.accounts import Balance, is_non_negative
+from ledger.domain.accounts import INTEROP_PREFIX, WALLET_PREFIX, Balance, is_non_negative, is_wallet
 from ledger.domain.transfers import Hold, Original
 
 IN_CHUNK = 2_000  # bound on the ids of one IN (...) clause (SQLite allows 32,766 parameters)
@@ -136,7 +136,7 @@ def _driver(conn: Connection):
     return conn.connection.driver_connection
 
 
-@lru_cache(maxsize=None)
+@cache
 def _driver_sql(statement, dialect) -> tuple[str, dict]:
     """A constant statement in the driver's parameter style, with the values it binds itself (such
     as a phase). Those must be plain comparisons: an IN of a list is expanded at execution time,
@@ -168,7 +168,7 @@ class PairLookup:
     """
 
     def __init__(self, build, ledger_col, id_col) -> None:
-        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))  # noqa: E731
+        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))
         keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
         self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
@@ -412,6 +412,12 @@ assert JOURNAL_COLUMNS[:16] == tuple(c.name for c in ENTRY_COLUMNS) and JOURNAL_
 row_values = itemgetter(*JOURNAL_COLUMNS)  # a journal row as a dict -> the tuple `appending` writes
 
 
+def streams_appends(conn: Connection) -> bool:
+    """Whether `appending` ingests rows while the caller prepares the next ones (PostgreSQL's COPY),
+    so that sealing a batch in slices pays; elsewhere rows are written when they are handed over."""
+    return conn.dialect.name == "postgresql"
+
+
 @contextmanager
 def appending(conn: Connection) -> Iterator[Callable[[list[tuple]], None]]:
     """A writer of journal rows (tuples in JOURNAL_COLUMNS order: the Entry16 layout, then the
@@ -530,6 +536,21 @@ def entry_page(rows: list[dict], limit: int) -> dict:
             "next_before_sequence": rows[-1]["sequence"] if len(rows) == limit else None}  # fmt: skip
 
 
+def account_flows(conn: Connection, ledger: str, accounts: list[str], since_us: int, until_us: int,
+                  exclude_kinds: tuple[str, ...] = ()) -> list[tuple[str, str, int, int]]:  # fmt: skip
+    """(ledger, account, debits, credits) of `accounts` over the posted entries (single, post) of
+    [since_us, until_us): what `movements` sums for a period's close, read through the accounts' entries."""
+    sums = {account: [0, 0] for account in accounts}
+    for side, column in enumerate((J.c.debit_account, J.c.credit_account)):
+        query = select(column, func.sum(J.c.amount)).where(
+            J.c.ledger == ledger, column.in_(accounts), J.c.phase.in_(("single", "post")), J.c.time_us >= since_us,
+            J.c.time_us < until_us, J.c.kind.not_in(exclude_kinds),
+        )  # fmt: skip
+        for account, points in conn.execute(query.group_by(column)):
+            sums[account][side] += int(points)
+    return [(ledger, account, debits, credits) for account, (debits, credits) in sums.items()]
+
+
 def linked_entries(conn: Connection, group_id: str) -> list[dict]:
     """Every entry of one linked group, on every ledger (both halves of a cross-city transfer)."""
     query = select(*ENTRY_COLUMNS).where(J.c.group_id == group_id).order_by(J.c.ledger, J.c.sequence)
@@ -551,16 +572,33 @@ def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int
     """(wallet, time_us, ±points) of every posted wallet movement of a ledger, in journal order."""
     query = select(J.c.debit_account, J.c.credit_account, J.c.amount, J.c.time_us).where(
         J.c.ledger == ledger, J.c.phase.in_(("single", "post")),
-        or_(J.c.debit_account.like("citizen:%"), J.c.credit_account.like("citizen:%")),
+        or_(J.c.debit_account.like(f"{WALLET_PREFIX}%"), J.c.credit_account.like(f"{WALLET_PREFIX}%")),
     )  # fmt: skip
     for chunk in _streamed(conn, query.order_by(J.c.sequence)):
         events = []
         for debit, credit, amount, time_us in chunk:
-            if credit.startswith("citizen:"):
+            if is_wallet(credit):
                 events.append((credit, time_us, amount))
-            if debit.startswith("citizen:"):
+            if is_wallet(debit):
                 events.append((debit, time_us, -amount))
         yield events
+
+
+def interop_credits(conn: Connection, since_us: int, until_us: int, exclude_kinds: tuple[str, ...]) -> list[tuple[str, str, int]]:
+    """(ledger, interop account, points) of every ledger: the posted credits to each `interop:<city>`
+    account in the period, summed (what each city owes the others)."""
+    query = (
+        select(J.c.ledger, J.c.credit_account, func.sum(J.c.amount).label("points"))
+        .where(and_(J.c.time_us >= since_us, J.c.time_us < until_us, J.c.credit_account.like(f"{INTEROP_PREFIX}%"),
+                    J.c.phase.in_(("single", "post")), J.c.kind.not_in(exclude_kinds)))  # fmt: skip
+        .group_by(J.c.ledger, J.c.credit_account)
+    )
+    return [(r.ledger, r.credit_account, int(r.points)) for r in conn.execute(query)]
+
+
+def entry_count(conn: Connection) -> int:
+    """Entries in the journal, all ledgers."""
+    return conn.scalar(select(func.count()).select_from(J)) or 0
 
 
 def period_rows(conn: Connection, ledger: str, since_us: int, until_us: int, columns: tuple[str, ...],

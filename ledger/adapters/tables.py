@@ -7,7 +7,7 @@ reproduces (balances, open holds) or metadata (ledgers' heads, public keys, chec
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -150,3 +150,16 @@ class JobRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     runs: Mapped[int] = mapped_column(BigInteger)
     failures: Mapped[int] = mapped_column(BigInteger)
+
+
+class RequestKeyRow(Base):
+    """An Idempotency-Key of a creating request (an offer, an enrolment, a token ...): the request's
+    fingerprint and the result it produced, written in the creation's own transaction
+    (ledger/adapters/idempotency.py). Money-moving requests keep theirs in the journal."""
+
+    __tablename__ = "request_keys"
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)
+    time_us: Mapped[int] = mapped_column(BigInteger)

@@ -1,4 +1,12 @@
-"""Domain errors. Each has a stable code; the API maps codes to RFC 9457 problem types in one place."""
+"""Domain errors. Each has a stable code; the API maps codes to RFC 9457 problem types in one place.
+
+An error carries three things, each under one name, everywhere:
+- its English `detail`, for logs and the CLI (never shown to an API client: it is not translated);
+- `field`, which member of the request is at fault, as the client wrote it (`limit`, `kind`);
+- `reason`, why: a stable snake_case code whose sentence is in the problem catalogs
+  (msgid `reason.<reason>`, filled with the error's other context, e.g. `max_value`).
+Anything else in the context is a parameter of the code's detail template (`available_points`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,18 @@ class LedgerError(Exception):
 
     code = "ledger_error"
 
-    def __init__(self, detail: str, **context: object) -> None:
+    def __init__(self, detail: str, *, field: str | None = None, reason: str | None = None, **context: object) -> None:
+        # `message=` once held a field name here and was shown as the explanation: the one word
+        # the problem catalog reserves for neither is refused, so that mix-up cannot come back.
+        if "message" in context:
+            raise TypeError("LedgerError takes field= (which member) and reason= (why), not message=")
         super().__init__(detail)
         self.detail = detail
-        self.context = context
+        self.context: dict[str, object] = context
+        if field is not None:
+            self.context["field"] = field
+        if reason is not None:
+            self.context["reason"] = reason
 
 
 class InvalidRequest(LedgerError):
@@ -63,3 +79,8 @@ class NotRefundable(LedgerError):
     funding...): only a merchant's own sales are refundable (REFUNDABLE_KINDS)."""
 
     code = "not_refundable"
+
+
+class InvariantViolation(RuntimeError):
+    """The append path caught itself breaking a ledger invariant (a bug, never a caller's mistake):
+    the transaction rolls back and the API answers internal_error. Not an `assert`, which -O removes."""

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Literal, NamedTuple
 
-from ledger.domain.accounts import Balance, check_account_name, check_ledger_name, is_non_negative
+from ledger.domain.accounts import (
+    PROGRAM_BUDGET,
+    Balance,
+    check_account_name,
+    check_ledger_name,
+    interop,
+    is_non_negative,
+)
 from ledger.domain.errors import (
     BudgetExceeded,
     ExceedsOriginal,
@@ -21,6 +28,7 @@ from ledger.domain.errors import (
     HoldNotOpen,
     InsufficientFunds,
     InvalidRequest,
+    InvariantViolation,
     LedgerError,
     NotRefundable,
     UnknownTransfer,
@@ -89,30 +97,44 @@ class TransferRequest:
         """Shape checks that need no state. Raises InvalidRequest."""
         check_ledger_name(self.ledger)
         if not isinstance(self.idempotency_key, str) or not 1 <= len(self.idempotency_key) <= MAX_KEY_LENGTH:
-            raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key")
+            raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key", reason="length", min_chars=1, max_chars=MAX_KEY_LENGTH)
         if not isinstance(self.kind, str) or not _valid_kind(self.kind):
-            raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind")
+            raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind", reason="invalid_value")
         if self.phase not in REQUEST_PHASES:
-            raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase")
+            raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase", reason="not_one_of", allowed=", ".join(REQUEST_PHASES))
         amount = self.amount_points
         if amount is not None and (type(amount) is not int or not 1 <= amount <= MAX_AMOUNT_POINTS):
-            raise InvalidRequest("amount_points must be a positive integer", field="amount_points")
+            raise InvalidRequest("amount_points must be a positive integer", field="amount_points", reason="out_of_range", min_value=1, max_value=MAX_AMOUNT_POINTS)
         if self.phase in ("post", "void"):
             if not self.ref:
-                raise InvalidRequest(f"a {self.phase} needs the hold's transfer id in ref", field="ref")
+                raise InvalidRequest(f"a {self.phase} needs the hold's transfer id in ref", field="ref", reason="required")
             return
         if amount is None:
-            raise InvalidRequest("amount_points is required", field="amount_points")
+            raise InvalidRequest("amount_points is required", field="amount_points", reason="required")
         check_account_name(self.debit_account)
         check_account_name(self.credit_account)
         if self.debit_account == self.credit_account:
-            raise InvalidRequest("debit and credit accounts must differ", field="credit_account")
+            raise InvalidRequest("debit and credit accounts must differ", field="credit_account", reason="must_differ", other_field="debit_account")
         timeout = self.timeout_seconds
         if self.phase == "pending":
             if type(timeout) is not int or not 1 <= timeout <= MAX_HOLD_SECONDS:
-                raise InvalidRequest("a hold needs timeout_seconds between 1 and 30 days", field="timeout_seconds")
+                raise InvalidRequest("a hold needs timeout_seconds between 1 and 30 days", field="timeout_seconds", reason="out_of_range", min_value=1, max_value=MAX_HOLD_SECONDS)
         elif timeout is not None:
-            raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds")
+            raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds", reason="holds_only")
+
+
+def linked_transfers(key: str, kind: str, phase: Phase, debit_ledger: str, debit_account: str, credit_ledger: str,
+                     credit_account: str, points: int | None, timeout_seconds: int | None = None) -> list[TransferRequest]:  # fmt: skip
+    """One transfer from an account of `debit_ledger` to one of `credit_ledger`: a single request
+    when the ledgers are the same, else a linked group of two through the interop accounts
+    (debit → interop:<credit ledger> at home, interop:<debit ledger> → credit there), committed all
+    or nothing. Both halves share the idempotency key; each ledger derives its own transfer id."""
+    if debit_ledger == credit_ledger:
+        return [TransferRequest(debit_ledger, key, kind, phase, debit_account, credit_account, points, None, timeout_seconds)]
+    return [
+        TransferRequest(debit_ledger, key, kind, phase, debit_account, interop(credit_ledger), points, None, timeout_seconds),
+        TransferRequest(credit_ledger, key, kind, phase, interop(debit_ledger), credit_account, points, None, timeout_seconds),
+    ]  # fmt: skip
 
 
 @dataclass
@@ -212,7 +234,7 @@ class _Overlay:
 def _debit(overlay: _Overlay, ledger: str, account: str, amount: int, pending: bool) -> None:
     balance = overlay.balance(ledger, account)
     if is_non_negative(account) and balance.available < amount:
-        error = BudgetExceeded if account == "program:budget" else InsufficientFunds
+        error = BudgetExceeded if account == PROGRAM_BUDGET else InsufficientFunds
         raise error(f"{account} has {balance.available} points available, {amount} needed", account=account,
                     available_points=balance.available, requested_points=amount)  # fmt: skip
     if pending:
@@ -256,7 +278,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
     if phase in ("post", "void"):
         hold = _open_hold(overlay, request, now_us)
         if request.kind != hold.kind:  # a posted hold keeps its purpose: what a refund may reverse depends on it
-            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind")
+            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind", reason="must_match_hold", expected=hold.kind)
         debit, credit = hold.debit_account, hold.credit_account
         if phase == "void":
             amount = hold.amount
@@ -276,7 +298,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
                 raise UnknownTransfer(f"no posted transfer {request.ref} to compensate", ref=request.ref)
             check_refundable(original.kind, request.ref)
             if (debit, credit) != (original.credit_account, original.debit_account):
-                raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account")
+                raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account", reason="refund_reverses_original")
             if amount > original.remaining:
                 raise ExceedsOriginal(f"only {original.remaining} points of {request.ref} remain to refund", ref=request.ref)
             overlay.originals[(ledger, request.ref)] = Original(original.kind, original.debit_account, original.credit_account,
@@ -304,7 +326,7 @@ def group_id_for(requests: list[TransferRequest]) -> str | None:
 def plan_group(view: BookView, requests: list[TransferRequest], now_us: int) -> list[PlannedEntry]:
     """All entries of a linked group, or a LedgerError and no change to the view."""
     if not 1 <= len(requests) <= MAX_GROUP_SIZE:
-        raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers")
+        raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
     group = group_id_for(requests)
     overlay = _Overlay(view)
     entries = []
@@ -326,3 +348,40 @@ def plan_expiry(view: BookView, hold: Hold) -> PlannedEntry:
     return PlannedEntry(hold.ledger, transfer_id_for(hold.ledger, f"expire:{hold.transfer_id}"), hold.kind,
                         "expire", hold.debit_account, hold.credit_account, hold.amount, hold.transfer_id,
                         None, None, None)  # fmt: skip
+
+
+# --- invariants the append path asserts on every batch (cheap: one pass over entries or accounts) ----
+
+
+def check_numbered(entries: list[tuple], sequences: dict[str, int]) -> None:
+    """Entry12 tuples about to be sealed, against each chain's sequence before them: every sequence
+    is the previous one plus one, every amount a positive integer within the format's bound, and
+    the two accounts differ. Raises InvariantViolation."""
+    last = dict(sequences)
+    for ledger, sequence, transfer_id, _, _, debit, credit, amount, *_ in entries:
+        if sequence != last[ledger] + 1:
+            raise InvariantViolation(f"{ledger}: sequence {sequence} after {last[ledger]}")
+        last[ledger] = sequence
+        if type(amount) is not int or not 1 <= amount <= MAX_AMOUNT_POINTS:
+            raise InvariantViolation(f"{ledger}: transfer {transfer_id} moves {amount!r} points")
+        if debit == credit:
+            raise InvariantViolation(f"{ledger}: transfer {transfer_id} debits and credits {debit}")
+
+
+def check_zero_sum(before: dict[tuple[str, str], Balance], after: dict[tuple[str, str], Balance],
+                   changed: set[tuple[str, str]]) -> None:  # fmt: skip
+    """Double entry: whatever a batch planned, each ledger's posted and pending balances moved by a
+    total of zero. `before` is a shallow copy of the view's balances taken before planning (the
+    planner replaces a Balance, never changes one in place), `after` and `changed` the view's after
+    it; an account the batch opened started at zero. One pass over the changed accounts only.
+    Raises InvariantViolation."""
+    zero = Balance()
+    moved: dict[str, list[int]] = {}
+    for key in changed:
+        old, new = before.get(key, zero), after[key]
+        sums = moved.setdefault(key[0], [0, 0])
+        sums[0] += new.posted - old.posted
+        sums[1] += new.pending - old.pending
+    for ledger, (posted, pending) in moved.items():
+        if posted or pending:
+            raise InvariantViolation(f"{ledger}: a batch moved the posted balances by {posted}, the pending by {pending}")

@@ -12,11 +12,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from ledger import core
 from ledger.adapters import journal
-from ledger.adapters.tables import JournalRow
 from ledger.domain import checkpoint as notes
 from ledger.service_layer.keys import Signer, now_us
 
@@ -76,7 +75,7 @@ def _note_keys(doc: dict) -> dict[str, tuple[bytes, int, int | None]]:
 
 def entry_count(engine: Engine) -> int:
     with engine.begin() as conn:
-        return conn.scalar(select(func.count()).select_from(JournalRow)) or 0
+        return journal.entry_count(conn)
 
 
 def entry_object(row: tuple) -> dict:

@@ -28,6 +28,8 @@ from ledger.domain.transfers import (
     Hold,
     PlannedEntry,
     TransferRequest,
+    check_numbered,
+    check_zero_sum,
     plan_expiry,
     plan_group,
 )
@@ -121,13 +123,13 @@ class LedgerService:
         that records kept beside the journal, such as an award's explanation, commit with it.
         """
         if len(groups) > MAX_BATCH_GROUPS:
-            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch")
+            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch", reason="too_many", max_items=MAX_BATCH_GROUPS)
         outcomes: list[Outcome | None] = [None] * len(groups)
         valid = []
         for index, group in enumerate(groups):
             try:
                 if not 1 <= len(group) <= MAX_GROUP_SIZE:
-                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers")
+                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
                 for request in group:
                     request.validate()
                 valid.append(index)
@@ -149,10 +151,12 @@ class LedgerService:
         requests = [r for _, g in groups for r in g]
         existing, view = self._read(conn, requests, due)
         holds_before = set(view.holds)
+        balances_before = dict(view.balances)  # the planner replaces balances, never changes them in place
 
         sealing = _Sealing(conn, heads, now, key_id, seed)
         try:
             placed = self._plan(view, heads, groups, due, existing, now, sealing, outcomes)
+            check_zero_sum(balances_before, view.balances, view.changed)
         except BaseException:
             sealing.abandon()
             raise
@@ -250,7 +254,7 @@ class _Sealing:
         self.planned: list[PlannedEntry] = []
         self.rows: list[tuple] = []
         self._seal = partial(_seal, heads=heads, now=now, key_id=key_id, seed=seed)
-        self._stream = conn.dialect.name == "postgresql"
+        self._stream = journal.streams_appends(conn)
         self._conn = conn
         self._copy = ExitStack()
         self._write: Callable[[list[tuple]], None] | None = None
@@ -291,6 +295,7 @@ def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int,
         next_sequence[e.ledger] += 1
         e12.append((e.ledger, next_sequence[e.ledger], e.transfer_id, e.kind, e.phase, e.debit_account,
                     e.credit_account, e.amount, e.ref, e.group, e.expires_at_us, now))  # fmt: skip
+    check_numbered(e12, {ledger: head.sequence for ledger, head in heads.items()})
     sealed = core.seal(e12, {ledger: head.hash for ledger, head in heads.items()}, seed)
     rows = [f + (prev_hash, digest, key_id, signature, e.request_hash)
             for e, f, (prev_hash, digest, signature) in zip(planned, e12, sealed, strict=True)]  # fmt: skip

@@ -42,6 +42,9 @@ pub fn sign_many<H: AsRef<[u8]> + Sync>(key: &SigningKey, hashes: &[H]) -> Vec<[
     hashes.par_iter().with_min_len(PARALLEL_SIGN_MIN / 2).map(|h| sign_hash(key, h.as_ref())).collect()
 }
 
+/// One sealed entry: the hash of the previous entry of its chain (hex), its own hash, its signature.
+pub type Sealed = (String, [u8; 32], [u8; 64]);
+
 /// Chains `entries` in order, each on its own ledger's chain starting from `prev_hashes[ledger]`
 /// (each entry's `prev_hash` is set, in place, to the hash of the previous entry of its ledger),
 /// and signs every hash. Returns `(prev_hash, hash, signature)` per entry, or the index of the
@@ -51,7 +54,7 @@ pub fn seal(
     entries: &mut [crate::canonical::Entry],
     prev_hashes: &FxHashMap<String, String>,
     key: &SigningKey,
-) -> Result<Vec<(String, [u8; 32], [u8; 64])>, usize> {
+) -> Result<Vec<Sealed>, usize> {
     let mut heads: FxHashMap<&str, String> = prev_hashes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let mut buf = Vec::with_capacity(512);
     let mut hashes = Vec::with_capacity(entries.len());

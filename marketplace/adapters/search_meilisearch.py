@@ -25,7 +25,7 @@ import meilisearch
 from meilisearch.errors import MeilisearchApiError
 
 from marketplace.domain.catalog import distance_m
-from marketplace.domain.search import FACETS, MAX_OFFSET, MAX_PAGE, STOP_WORDS, SearchQuery, SearchResult
+from marketplace.domain.search import FACETS, MAX_OFFSET, MAX_SEARCH_PAGE, STOP_WORDS, SearchQuery, SearchResult
 
 INDEX_UID = "catalog"
 TIMEOUT_SECONDS = 5
@@ -39,7 +39,7 @@ SETTINGS = {
     "rankingRules": ["sort", "words", "typo", "proximity", "attribute", "exactness"],
     "typoTolerance": {"enabled": True, "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9}},
     "stopWords": sorted(STOP_WORDS),
-    "pagination": {"maxTotalHits": MAX_OFFSET + MAX_PAGE},
+    "pagination": {"maxTotalHits": MAX_OFFSET + MAX_SEARCH_PAGE},
     "faceting": {"maxValuesPerFacet": 100},
 }
 

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from community.domain.program import CATEGORIES
+from ledger.domain import accounts
 from marketplace.domain.errors import InvalidItem, ItemUnavailable, SoldOut
 
 KINDS = ("offer", "service", "event")
@@ -68,20 +69,20 @@ class ItemSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def check(self, kind: str) -> None:
         """Rules across fields, per kind. Raises InvalidItem."""
         if kind not in KINDS:
-            raise InvalidItem(f"kind must be one of {KINDS}", message="kind")
+            raise InvalidItem(f"kind must be one of {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS))
         if self.valid_from_us is not None and self.valid_until_us is not None and self.valid_until_us <= self.valid_from_us:
-            raise InvalidItem("valid_until_us must be after valid_from_us", message="valid_until_us")
+            raise InvalidItem("valid_until_us must be after valid_from_us", field="valid_until_us", reason="must_be_after", other_field="valid_from_us")
         if kind == "offer" and (self.location is not None or self.starts_at_us is not None or self.seats_total is not None):
-            raise InvalidItem("an offer is at its shop (PUT /v1/merchants/shop); it has no venue, start or seats", message="location")
+            raise InvalidItem("an offer is at its shop (PUT /v1/merchants/shop); it has no venue, start or seats", field="location", reason="offer_at_shop")
         if kind == "event":
             if self.starts_at_us is None or self.quantity is None:
-                raise InvalidItem("an event needs starts_at_us and a quantity of seats for points", message="starts_at_us")
+                raise InvalidItem("an event needs starts_at_us and a quantity of seats for points", field="starts_at_us", reason="event_needs_seats")
             if self.seats_total is not None and self.seats_total < self.quantity:
-                raise InvalidItem("seats reserved for points cannot exceed the venue's seats", message="seats_total")
+                raise InvalidItem("seats reserved for points cannot exceed the venue's seats", field="quantity", reason="must_not_exceed", other_field="seats_total")
         elif self.starts_at_us is not None or self.seats_total is not None:
-            raise InvalidItem("only events have starts_at_us and seats_total", message="starts_at_us")
+            raise InvalidItem("only events have starts_at_us and seats_total", field="starts_at_us", reason="events_only")
         if self.per_resident_limit is not None and self.quantity is not None and self.per_resident_limit > self.quantity:
-            raise InvalidItem("per_resident_limit cannot exceed quantity", message="per_resident_limit")
+            raise InvalidItem("per_resident_limit cannot exceed quantity", field="per_resident_limit", reason="must_not_exceed", other_field="quantity")
 
 
 class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -160,7 +161,7 @@ class Item:
         return self.kind in CITY_KINDS and self.cash_cents > 0
 
     def credit_account(self) -> str:
-        return f"merchant:{self.merchant_id}:redeemed" if self.kind == "offer" else "services:revenue"
+        return accounts.merchant_redeemed(self.merchant_id) if self.kind == "offer" else accounts.SERVICES_REVENUE
 
     def transfer_kind(self) -> str:
         return "redeem" if self.kind == "offer" else "service"
@@ -197,7 +198,7 @@ class Price:
 def price_for(item: Item, units: int) -> Price:
     """The price of `units` units; integers only, so no rounding happens."""
     if type(units) is not int or not 1 <= units <= MAX_UNITS_PER_REDEMPTION:
-        raise InvalidItem(f"quantity is 1 to {MAX_UNITS_PER_REDEMPTION} units", message="quantity")
+        raise InvalidItem(f"quantity is 1 to {MAX_UNITS_PER_REDEMPTION} units", field="quantity", reason="out_of_range", min_value=1, max_value=MAX_UNITS_PER_REDEMPTION)
     price = Price(item.price_points * units, item.cash_cents * units)
     assert price.points > 0 and price.cash_cents >= 0
     return price

@@ -20,7 +20,7 @@ from typing import Protocol
 
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 10
-MAX_PAGE = 50
+MAX_SEARCH_PAGE = 50
 MAX_OFFSET = 1_000
 MAX_RADIUS_M = 500_000
 MAX_FILTER_VALUES = 50
@@ -81,7 +81,7 @@ class SearchQuery:
         # The service layer has refused bad input with problems already; these guard the backends.
         assert self.cities and len(self.cities) <= MAX_FILTER_VALUES
         assert len(self.text) <= MAX_QUERY_CHARS and self.sort in SORTS
-        assert 1 <= self.limit <= MAX_PAGE and 0 <= self.offset <= MAX_OFFSET
+        assert 1 <= self.limit <= MAX_SEARCH_PAGE and 0 <= self.offset <= MAX_OFFSET
         assert (self.sort != "distance" and self.radius_m is None) or self.origin is not None
         assert len(self.exclude_merchants) <= MAX_EXCLUDED
 

@@ -36,7 +36,7 @@ from marketplace.domain.errors import UnknownItem
 from marketplace.service_layer.indexing import SearchIndexer
 from merchants.errors import MerchantNotApproved
 
-MAX_PAGE = 200
+MAX_CATALOG_PAGE = 200
 MAX_REASON_CHARS = 500
 
 
@@ -125,7 +125,7 @@ class Catalog:
         with self.engine.begin() as conn:
             self._check_owner(conn, owner)
             if store.count_items(conn, city=owner.city, merchant_id=owner.merchant_id) >= MAX_ITEMS_PER_OWNER:
-                raise InvalidItem(f"at most {MAX_ITEMS_PER_OWNER} items per merchant or city", message="items")
+                raise InvalidItem(f"at most {MAX_ITEMS_PER_OWNER} items per merchant or city", field="items", reason="too_many", max_items=MAX_ITEMS_PER_OWNER)
             columns = _columns(spec)
             store.add_item(conn, id=item_id, city=owner.city, kind=kind, merchant_id=owner.merchant_id, remaining=spec.quantity,
                            status=status, suspended=False, version=0, created_at_us=now, updated_at_us=now, **columns)  # fmt: skip
@@ -163,7 +163,7 @@ class Catalog:
             return None
         taken = row["quantity"] - row["remaining"] if row["quantity"] is not None else store.units_taken(conn, row["id"])
         if quantity < taken:
-            raise InvalidItem(f"{taken} units are already taken; quantity cannot be lower", message="quantity")
+            raise InvalidItem(f"{taken} units are already taken; quantity cannot be lower", field="quantity", reason="below_taken", taken=taken)
         return quantity - taken
 
     def get(self, owner: Owner, item_id: str) -> dict:
@@ -171,8 +171,8 @@ class Catalog:
             return item_view(self._owned(conn, owner, item_id))
 
     def list(self, owner: Owner, kinds: tuple[str, ...] = (), after_id: str = "", limit: int = 50) -> dict:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", message="limit")
+        if not 1 <= limit <= MAX_CATALOG_PAGE:
+            raise InvalidRequest(f"limit is 1 to {MAX_CATALOG_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_CATALOG_PAGE)
         with self.engine.connect() as conn:
             # A merchant lists its offers; city staff (no merchant) list every item of the city.
             rows = store.items(conn, city=owner.city, kinds=kinds, after_id=after_id, limit=limit,
@@ -212,7 +212,7 @@ class Catalog:
     def suspend(self, city: str, item_id: str, suspended: bool, reason: str | None, actor: str) -> dict:
         """Suspend any item of the city (a merchant's offer too), or lift a suspension. The owner cannot lift it."""
         if reason is not None and len(reason) > MAX_REASON_CHARS:
-            raise InvalidRequest(f"reason has at most {MAX_REASON_CHARS} characters", message="reason")
+            raise InvalidRequest(f"reason has at most {MAX_REASON_CHARS} characters", field="reason", reason="too_long", max_chars=MAX_REASON_CHARS)
         now = self.clock()
         with self.engine.begin() as conn:
             before = store.item(conn, item_id, for_update=True) if isinstance(item_id, str) else None

@@ -51,10 +51,11 @@ from sqlalchemy.exc import IntegrityError
 
 from community.domain.errors import NotOptedIn, ResidentExpired
 from community.service_layer.programs import Programs
-from community.service_layer.residents import Residents, wallet_account
+from community.service_layer.residents import Residents
 from ledger.adapters import journal
+from ledger.domain import accounts
 from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerError
-from ledger.domain.transfers import TransferRequest
+from ledger.domain.transfers import TransferRequest, linked_transfers
 from ledger.service_layer.committer import GroupCommitter
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import Intent
@@ -78,7 +79,7 @@ RESERVED_GRACE_SECONDS = 300  # a `reserved` row older than this was abandoned b
 MAX_ATTEMPTS = 20  # tries of one Idempotency-Key; past this the resident starts again with a new key
 MAX_PASSES = 3  # times one call reads the row again after a concurrent call moved it
 MAX_RECOVER = 500
-MAX_PAGE = 100
+MAX_REDEMPTION_PAGE = 100
 VOUCHER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ABANDONED = "abandoned"  # the error of an attempt the sweep gave back (a crash left it); others are problem codes
 log = logging.getLogger("entraide.marketplace")
@@ -110,13 +111,8 @@ def stripe_key(row: dict, step: str) -> str:
 
 def hold_transfers(item: Item, home_city: str, wallet: str, key: str, points: int, timeout_seconds: int) -> list[TransferRequest]:
     """The hold: wallet → the item's account in one ledger, or through the interop accounts of both cities."""
-    kind, credit = item.transfer_kind(), item.credit_account()
-    if home_city == item.city:
-        return [TransferRequest(item.city, key, kind, "pending", wallet, credit, points, None, timeout_seconds)]
-    return [
-        TransferRequest(home_city, key, kind, "pending", wallet, f"interop:{item.city}", points, None, timeout_seconds),
-        TransferRequest(item.city, key, kind, "pending", f"interop:{home_city}", credit, points, None, timeout_seconds),
-    ]
+    return linked_transfers(key, item.transfer_kind(), "pending", home_city, wallet, item.city, item.credit_account(), points,
+                            timeout_seconds)  # fmt: skip
 
 
 def redemption_view(row: dict) -> dict:
@@ -190,7 +186,7 @@ class Redemptions:
         if failed is not None:
             if failed["attempt"] + 1 >= MAX_ATTEMPTS:
                 closed = f"this redemption failed {MAX_ATTEMPTS} times: start again with a new Idempotency-Key"
-                raise TooManyAttempts(closed, message=closed)
+                raise TooManyAttempts(closed, reason="too_many_attempts", max_attempts=MAX_ATTEMPTS)
             self._settle_failed(failed)  # a hold the failed attempt may still have open is voided first
         now = self.clock()
         try:
@@ -361,8 +357,8 @@ class Redemptions:
         return redemption_view(self._own(resident_id, redemption_id))
 
     def list(self, resident_id: str, before_us: int | None, limit: int) -> dict:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_PAGE}", message="limit")
+        if not 1 <= limit <= MAX_REDEMPTION_PAGE:
+            raise InvalidRequest(f"limit is 1 to {MAX_REDEMPTION_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_REDEMPTION_PAGE)
         with self.engine.connect() as conn:
             rows = store.redemptions_of(conn, resident_id, before_us if before_us is not None else 2**62, limit)
         views = [redemption_view(r) for r in rows]
@@ -387,7 +383,7 @@ class Redemptions:
 
     def _hold_requests(self, row: dict, item: Item, timeout_seconds: int = 1) -> list[TransferRequest]:
         """The hold of the row's attempt, derived from the row alone: ids follow from the idempotency key."""
-        wallet = wallet_account(row["resident_id"])
+        wallet = accounts.wallet(row["resident_id"])
         return hold_transfers(item, row["home_city"], wallet, step_key(row, "hold"), row["points"], timeout_seconds)
 
     def _hold_pairs(self, row: dict, item: Item | None = None) -> list[list[str]]:

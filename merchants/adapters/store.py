@@ -1,15 +1,19 @@
-"""Terminal keys and request nonces (merchants themselves are city members: community.adapters.store)."""
+"""Terminal keys, request nonces and the purchase amounts of awards (merchants themselves are city
+members: community.adapters.store)."""
 
 from __future__ import annotations
 
+import msgspec
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from community.adapters.tables import AwardRow
 from ledger.adapters.database import insert_once
 from merchants.adapters.tables import MerchantRow, NonceRow, TerminalRow
 
 M = MerchantRow.__table__
 T = TerminalRow.__table__
 N = NonceRow.__table__
+AW = AwardRow.__table__  # an award's answer keeps its purchase amount
 
 
 def add_terminal(conn: Connection, **values) -> None:
@@ -47,3 +51,15 @@ def claim_nonce(conn: Connection, key_id: str, nonce: str, created_s: int) -> bo
 def forget_nonces(conn: Connection, older_than_s: int) -> int:
     """Nonces older than the freshness window cannot be replayed anyway (their signature expired)."""
     return conn.execute(delete(N).where(N.c.created_s < older_than_s)).rowcount
+
+
+def purchase_amounts(conn: Connection, ledger: str, transfer_ids: list[str]) -> dict[str, int]:
+    """The purchase amount (cents) of each of these awards that recorded one with its answer."""
+    query = select(AW.c.transfer_id, AW.c.response).where(AW.c.ledger == ledger, AW.c.transfer_id.in_(transfer_ids),
+                                                          AW.c.source == "purchase")  # fmt: skip
+    amounts = {}
+    for transfer_id, response in conn.execute(query):
+        purchase_cents = msgspec.json.decode(response).get("purchase_cents")
+        if purchase_cents is not None:
+            amounts[transfer_id] = purchase_cents
+    return amounts

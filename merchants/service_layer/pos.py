@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from sqlalchemy import Connection, Engine
@@ -25,21 +27,52 @@ from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
+from finance.domain.settlement import SETTLEMENT_KINDS, MerchantStatement, merchant_lines
 from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit
+from ledger.domain import accounts
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
-from ledger.domain.transfers import TransferRequest, check_refundable
+from ledger.domain.transfers import TransferRequest, check_refundable, linked_transfers
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
-from ledger.service_layer.transfers import LedgerService, Outcome, TransferResult
+from ledger.service_layer.transfers import LedgerService, TransferResult
 from merchants.adapters import store
 from merchants.adapters.tables import MerchantRow
 from merchants.errors import FloorLimitExceeded, MerchantNotApproved, UnknownMerchant
+from merchants.schemas import (
+    AwardResult,
+    CaptureResult,
+    CardKeys,
+    HoldResult,
+    Identity,
+    OfflineItemResult,
+    OfflineResults,
+    RefundResult,
+    Revocations,
+    Statement,
+    StatementLine,
+    StatementTotals,
+    VoidResult,
+)
 
 MAX_OFFLINE_ITEMS = 500
 MAX_STATEMENT_PAGE = 500
 SIGNATURE_WINDOW_SECONDS = 300
-Operation = tuple[list[TransferRequest], Callable[[tuple[TransferResult, ...]], dict]]
+R = TypeVar("R")
+# A redemption's transfers and how to present their committed results: the caller commits them.
+Operation = tuple[list[TransferRequest], Callable[[tuple[TransferResult, ...]], R]]
+# How a refused offline item is worded for the caller: (code, params) -> (title, detail). The API
+# passes one bound to the request's language, so the service needs to know neither.
+Describe = Callable[[LedgerError], tuple[str, str]]
+
+
+class OfflineItem(Protocol):
+    """One item of an offline batch: a redemption (`points`) or a purchase (`purchase_cents`)."""
+
+    idempotency_key: str
+    card: str
+    points: int | None
+    purchase_cents: int | None
 
 
 @dataclass(frozen=True)
@@ -50,11 +83,11 @@ class Terminal:
 
     @property
     def redeemed(self) -> str:
-        return f"merchant:{self.merchant_id}:redeemed"
+        return accounts.merchant_redeemed(self.merchant_id)
 
     @property
     def issued(self) -> str:
-        return f"merchant:{self.merchant_id}:issued"
+        return accounts.merchant_issued(self.merchant_id)
 
     def key(self, idempotency_key: str) -> str:
         return f"pos:{self.merchant_id}:{idempotency_key}"
@@ -85,7 +118,7 @@ class Terminals:
         except (ValueError, TypeError, AttributeError):
             loaded = None
         if not isinstance(loaded, Ed25519PublicKey):
-            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", message="public_key_pem")
+            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", field="public_key_pem", reason="invalid_key")
         raw = loaded.public_bytes(Encoding.Raw, PublicFormat.Raw)
         key_id, now = terminal_key_id(raw), self.clock()
         request = {"merchant_id": merchant_id, "key_id": key_id}
@@ -96,7 +129,7 @@ class Terminals:
     def _register(self, conn: Connection, merchant_id: str, key_id: str, raw: bytes, actor: str, city: str,
                   now: int) -> TerminalRegistration:  # fmt: skip
         if store.terminal(conn, key_id) is not None:
-            raise Conflict("this key is already registered", message="public_key_pem")
+            raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
         store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
         self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
                           after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
@@ -168,7 +201,13 @@ class _KeyLookup:
         return row["public_key"]
 
 
-def _result_view(result: TransferResult) -> dict:
+def _mine(results: tuple[TransferResult, ...], terminal: Terminal) -> TransferResult:
+    """The merchant's side of a group (a cross-city one has a half on each ledger)."""
+    return next(r for r in results if r.ledger == terminal.city)
+
+
+def _posting(result: TransferResult) -> dict[str, object]:
+    """The fields of a `Posting` (every result that wrote a transfer) from the ledger's result."""
     return {
         "transfer_id": result.transfer_id, "city": result.ledger, "sequence": result.sequence, "phase": result.phase,
         "points": result.amount, "time_us": result.time_us, "replayed": result.replayed,
@@ -187,44 +226,40 @@ class PointOfSale:
 
     # --- identify and award -----------------------------------------------------------------------
 
-    def identify(self, terminal: Terminal, card: str) -> dict:
+    def identify(self, terminal: Terminal, card: str) -> Identity:
         holder = self.residents.resolve_card(card)
         holder.require_city(terminal.city)
         balance = self.ledger.balance(holder.city, holder.wallet)
-        return {"card_id": holder.card_id, "city": holder.city, "level": holder.level, "available_points": balance.available}
+        return Identity(card_id=holder.card_id, city=holder.city, level=holder.level, available_points=balance.available)
 
-    def award(self, terminal: Terminal, idempotency_key: str, card: str, purchase_cents: int) -> dict:
+    def award(self, terminal: Terminal, idempotency_key: str, card: str, purchase_cents: int) -> AwardResult:
         holder = self.residents.resolve_card(card)
         holder.require_city(terminal.city)
         merchant = self.members.get(terminal.merchant_id)
         body = {"card": card, "purchase_cents": purchase_cents}
-        return self.awards.grant(AwardRequest(
+        answer = self.awards.grant(AwardRequest(
             city=terminal.city, holder=holder, source="purchase", actor_id=terminal.merchant_id,
             idempotency_key=terminal.key(idempotency_key), kind="earn_purchase", debit_account=terminal.issued,
-            body_hash=body_hash(body),
+            body_hash=body_hash(body), purchase_cents=purchase_cents,
             compute=lambda program, usage, now: purchase_award(program, purchase_cents=purchase_cents,
                                                                category=merchant["category"], merchant_id=terminal.merchant_id,
                                                                time_us=now, usage=usage),
         ))  # fmt: skip
+        return msgspec.convert(answer, AwardResult)
 
     # --- redemption: hold, capture, void --------------------------------------------------------
 
     def _redemption(self, terminal: Terminal, holder: CardHolder, key: str, phase: str, points: int,
                     timeout_seconds: int | None) -> list[TransferRequest]:  # fmt: skip
         """The transfers of a redemption at this merchant: one ledger, or two linked across cities."""
-        city = terminal.city
-        if holder.city == city:
-            return [TransferRequest(city, key, "redeem", phase, holder.wallet, terminal.redeemed, points, None, timeout_seconds)]
-        return [
-            TransferRequest(holder.city, key, "redeem", phase, holder.wallet, f"interop:{city}", points, None, timeout_seconds),
-            TransferRequest(city, key, "redeem", phase, f"interop:{holder.city}", terminal.redeemed, points, None, timeout_seconds),
-        ]  # fmt: skip
+        return linked_transfers(key, "redeem", phase, holder.city, holder.wallet, terminal.city, terminal.redeemed, points,
+                                timeout_seconds)  # fmt: skip
 
-    def hold(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> dict:
+    def hold(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> HoldResult:
         group, view = self.hold_operation(terminal, idempotency_key, card, points)
         return view(self._commit(group))
 
-    def hold_operation(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> Operation:
+    def hold_operation(self, terminal: Terminal, idempotency_key: str, card: str, points: int) -> Operation[HoldResult]:
         """The hold's transfers and how to present their result; the caller commits them (the API
         awaits the group commit without holding a thread)."""
         holder = self.residents.resolve_card(card)
@@ -232,9 +267,9 @@ class PointOfSale:
         program = self.programs.current(terminal.city)
         group = self._redemption(terminal, holder, terminal.key(idempotency_key), "pending", points, program.hold_timeout_seconds)
 
-        def view(results: tuple[TransferResult, ...]) -> dict:
+        def view(results: tuple[TransferResult, ...]) -> HoldResult:
             mine = results[-1]  # the merchant's side names the hold
-            return _result_view(mine) | {"hold_id": mine.transfer_id, "status": "pending", "expires_at_us": mine.expires_at_us}
+            return HoldResult(**_posting(mine), hold_id=mine.transfer_id, status="pending", expires_at_us=mine.expires_at_us)
 
         return group, view
 
@@ -251,26 +286,27 @@ class PointOfSale:
                 return [entry]
             return journal.linked_entries(conn, entry["group_id"])
 
-    def resolve(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str, points: int | None) -> dict:
-        group, view = self.resolve_operation(terminal, idempotency_key, hold_id, phase, points)
-        return view(self._commit(group))
-
-    def resolve_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str,
-                          points: int | None) -> Operation:  # fmt: skip
-        """Capture (post, in full or in part) or void a hold; both halves together when cross-city."""
+    def _resolution(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str,
+                    points: int | None) -> list[TransferRequest]:  # fmt: skip
+        """Post (in full or in part) or void a hold; both halves together when cross-city."""
         entries = self._own_hold(terminal, hold_id)
         key = terminal.key(idempotency_key)
-        group = [TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"]) for e in entries]
+        return [TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"]) for e in entries]
 
-        def view(results: tuple[TransferResult, ...]) -> dict:
-            mine = next(r for r in results if r.ledger == terminal.city)
-            return _result_view(mine) | {"hold_id": hold_id, "status": "captured" if phase == "post" else "voided"}
+    def capture_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str,
+                          points: int | None) -> Operation[CaptureResult]:  # fmt: skip
+        """Capture a hold, in full or in part: its transfers and how to present their result."""
+        group = self._resolution(terminal, idempotency_key, hold_id, "post", points)
+        return group, lambda results: CaptureResult(**_posting(_mine(results, terminal)), hold_id=hold_id, status="captured")
 
-        return group, view
+    def void_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str) -> Operation[VoidResult]:
+        """Void a hold: its transfers and how to present their result."""
+        group = self._resolution(terminal, idempotency_key, hold_id, "void", None)
+        return group, lambda results: VoidResult(**_posting(_mine(results, terminal)), hold_id=hold_id, status="voided")
 
     # --- refunds --------------------------------------------------------------------------------
 
-    def refund(self, terminal: Terminal, idempotency_key: str, transfer_id: str, points: int | None) -> dict:
+    def refund(self, terminal: Terminal, idempotency_key: str, transfer_id: str, points: int | None) -> RefundResult:
         """Reverse an award or a captured redemption of this merchant, never beyond what is left of it.
 
         The kind is checked before the tenant, so that a merchant's own settlement, or an expiry that
@@ -281,7 +317,7 @@ class PointOfSale:
             if entry is None or entry["phase"] not in ("single", "post") or entry["ref"] is not None and entry["phase"] == "single":
                 raise UnknownTransfer("no refundable transfer with that id", transfer_id=transfer_id)
             check_refundable(entry["kind"], transfer_id)
-            if terminal.merchant_id not in (_merchant_of(entry["debit_account"]), _merchant_of(entry["credit_account"])):
+            if terminal.merchant_id not in (accounts.merchant_of(entry["debit_account"]), accounts.merchant_of(entry["credit_account"])):
                 raise WrongTenant("the transfer belongs to another merchant")
             entries = journal.linked_entries(conn, entry["group_id"]) if entry["group_id"] else [entry]
             left = journal.originals(conn, [(e["ledger"], e["transfer_id"]) for e in entries])
@@ -291,70 +327,129 @@ class PointOfSale:
         key = terminal.key(idempotency_key)
         group = [TransferRequest(e["ledger"], key, "refund", "single", e["credit_account"], e["debit_account"], amount, e["transfer_id"])
                  for e in entries]  # fmt: skip
-        results = self._commit(group)
-        mine = next(r for r in results if r.ledger == terminal.city)
-        return _result_view(mine) | {"refunded_transfer_id": transfer_id}
+        return RefundResult(**_posting(_mine(self._commit(group), terminal)), refunded_transfer_id=transfer_id)
 
     # --- offline batches ------------------------------------------------------------------------
 
-    def offline(self, terminal: Terminal, items: list[dict]) -> list[dict]:
+    def offline(self, terminal: Terminal, items: Sequence[OfflineItem], describe: Describe) -> OfflineResults:
         """What a terminal recorded while offline: redemptions (`points`) and purchases (`purchase_cents`).
 
         Each item is idempotent (its own key) and gets its own result; none is half-applied.
         Redemptions are accepted up to the program's floor limit and all go to the ledger in one
-        batch, each decided on its own; purchase awards go one by one, as online.
+        batch, each decided on its own; purchase awards go one by one, as online. A refusal is
+        worded by `describe`, in the caller's language.
         """
         if not 1 <= len(items) <= MAX_OFFLINE_ITEMS:
-            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", message="items")
+            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", field="items", reason="out_of_range", min_value=1, max_value=MAX_OFFLINE_ITEMS)
         floor = self.programs.current(terminal.city).offline_floor_points
-        results: list[dict | None] = [None] * len(items)
+        results: list[OfflineItemResult | None] = [None] * len(items)
         groups, positions = [], []
         for index, item in enumerate(items):
             try:
-                if (item.get("points") is None) == (item.get("purchase_cents") is None):
-                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)")
-                if item.get("purchase_cents") is not None:
-                    award = self.award(terminal, item["idempotency_key"], item["card"], item["purchase_cents"])
-                    results[index] = {"status": "accepted"} | award
+                if (item.points is None) == (item.purchase_cents is None):
+                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)", reason="points_or_purchase")
+                if item.purchase_cents is not None:
+                    award = self.award(terminal, item.idempotency_key, item.card, item.purchase_cents)
+                    results[index] = _accepted(item, msgspec.structs.asdict(award))
                     continue
-                if item["points"] > floor:
-                    raise FloorLimitExceeded("above the offline floor limit", points=item["points"], floor_limit_points=floor)
-                holder = self.residents.resolve_card(item["card"])
+                assert item.points is not None
+                if item.points > floor:
+                    raise FloorLimitExceeded("above the offline floor limit", points=item.points, floor_limit_points=floor)
+                holder = self.residents.resolve_card(item.card)
                 holder.require_city(terminal.city)
-                groups.append(self._redemption(terminal, holder, terminal.key(item["idempotency_key"]), "single", item["points"], None))
+                groups.append(self._redemption(terminal, holder, terminal.key(item.idempotency_key), "single", item.points, None))
                 positions.append(index)
             except LedgerError as exc:
-                results[index] = _item_error(exc)
+                results[index] = _refused(item, exc, describe)
         for index, outcome in zip(positions, self.ledger.submit(groups) if groups else [], strict=True):
-            results[index] = _item_outcome(outcome, terminal.city)
-        return [r | {"idempotency_key": item["idempotency_key"]} for r, item in zip(results, items, strict=True)]  # type: ignore[operator]
+            item = items[index]
+            if outcome.error is not None:
+                results[index] = _refused(item, outcome.error, describe)
+            else:
+                results[index] = _accepted(item, _posting(_mine(outcome.transfers, terminal)))
+        assert all(result is not None for result in results)
+        return OfflineResults(results=results)  # type: ignore[arg-type]
 
     # --- statements -----------------------------------------------------------------------------
 
     def statement(self, merchant_id: str, city: str, since_us: int, until_us: int, before_sequence: int | None,
-                  limit: int) -> dict:  # fmt: skip
-        """The merchant's own transfers in a period, newest first, one keyset page at a time."""
+                  limit: int) -> Statement:  # fmt: skip
+        """The merchant's own entries in [since_us, until_us), newest first, one keyset page at a time,
+        each in business terms beside the raw entry, with the totals of the whole range."""
         if not 1 <= limit <= MAX_STATEMENT_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", message="limit")
-        accounts = [f"merchant:{merchant_id}:issued", f"merchant:{merchant_id}:redeemed"]
+            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_STATEMENT_PAGE)
+        issued, redeemed = accounts.merchant_issued(merchant_id), accounts.merchant_redeemed(merchant_id)
         with self.engine.connect() as conn:
-            rows = journal.account_entries(conn, city, accounts, before_sequence=before_sequence, since_us=since_us,
+            program = self.programs.get(city, conn)  # not the cached one: totals as the close will count them
+            rows = journal.account_entries(conn, city, [issued, redeemed], before_sequence=before_sequence, since_us=since_us,
                                            until_us=until_us, limit=limit)  # fmt: skip
-        return journal.entry_page(rows, limit)
+            awards = [r["transfer_id"] for r in rows if r["kind"] == "earn_purchase" and r["phase"] == "single"]
+            purchases = store.purchase_amounts(conn, city, awards) if awards else {}
+            flows = journal.account_flows(conn, city, [issued, redeemed], since_us, until_us, exclude_kinds=SETTLEMENT_KINDS)
+        page = journal.entry_page(rows, limit)
+        # The close's own line for this merchant (both accounts are always in `flows`, so there is one).
+        (line,) = merchant_lines(program, flows, {}, {})
+        return Statement(
+            merchant_id=merchant_id, city=city, since_us=since_us, until_us=until_us,
+            entries=[_statement_line(entry, issued, redeemed, purchases) for entry in page["entries"]],
+            next_before_sequence=page["next_before_sequence"], totals=_totals(program.currency, flows, issued, line),
+        )  # fmt: skip
+
+    # --- cards a terminal checks offline -------------------------------------------------------
+
+    def card_keys(self) -> CardKeys:
+        """The card public keys of every city, for checking cards offline."""
+        return msgspec.convert(self.residents.card_keys(self.programs.cities()), CardKeys)
+
+    def revocations(self, terminal: Terminal, since_us: int) -> Revocations:
+        """Cards of the terminal's city revoked since `since_us`: what an offline terminal must refuse."""
+        revoked = self.residents.revocations(terminal.city, since_us)
+        return msgspec.convert({"city": terminal.city, "revoked": revoked}, Revocations)
 
 
-def _merchant_of(account: str) -> str | None:
-    parts = account.split(":")
-    return parts[1] if parts[0] == "merchant" and len(parts) == 3 else None
+def _accepted(item: OfflineItem, fields: dict[str, object]) -> OfflineItemResult:
+    status = "replayed" if fields["replayed"] else "accepted"
+    return msgspec.convert(fields | {"idempotency_key": item.idempotency_key, "status": status}, OfflineItemResult)
 
 
-def _item_error(exc: LedgerError) -> dict:
-    return {"status": "rejected", "code": exc.code, "detail": exc.detail}
+def _refused(item: OfflineItem, exc: LedgerError, describe: Describe) -> OfflineItemResult:
+    title, detail = describe(exc)
+    return OfflineItemResult(idempotency_key=item.idempotency_key, status="refused", code=exc.code, title=title, detail=detail)
 
 
-def _item_outcome(outcome: Outcome, city: str) -> dict:
-    if outcome.error is not None:
-        return _item_error(outcome.error)
-    mine = next(r for r in outcome.transfers if r.ledger == city)
-    return {"status": "accepted"} | _result_view(mine)
+_HOLD_PHASES = {"pending": "redemption_hold", "void": "hold_voided", "expire": "hold_expired"}
 
+
+def _statement_line(entry: dict, issued: str, redeemed: str, purchases: dict[str, int]) -> StatementLine:
+    """One entry in the merchant's words: what it was, and who was on the other side."""
+    mine = entry["credit_account"] in (issued, redeemed)
+    other = entry["debit_account"] if mine else entry["credit_account"]
+    if entry["kind"] in SETTLEMENT_KINDS:
+        what = "settlement"
+    elif entry["kind"] == "earn_purchase":
+        what = "purchase_award"
+    elif entry["kind"] == "refund":
+        what = "award_refund" if entry["credit_account"] == issued else "redemption_refund"
+    elif entry["credit_account"] == redeemed:
+        what = _HOLD_PHASES.get(entry["phase"], "redemption")
+    else:
+        what = "other"
+    kind_of_other, _, rest = other.partition(":")
+    counterpart = {"citizen": "resident", "interop": "resident_of_another_city"}.get(kind_of_other, "program")
+    return StatementLine(what=what, counterpart=counterpart, counterpart_city=rest if kind_of_other == "interop" else None,
+                         purchase_cents=purchases.get(entry["transfer_id"]), **entry)  # fmt: skip
+
+
+def _totals(currency: str, flows: list[tuple[str, str, int, int]], issued: str, line: MerchantStatement) -> StatementTotals:
+    """The range's totals: gross points from the accounts' flows, net points and cents from the
+    close's own merchant line (the same rates and rounding as a close)."""
+    sides = {account: (debits, credits) for _, account, debits, credits in flows}
+    awarded, award_refunds = sides.pop(issued)
+    ((redemption_refunds, redeemed),) = sides.values()
+    return StatementTotals(
+        currency=currency, awarded_points=awarded, award_refunds_points=award_refunds, redeemed_points=redeemed,
+        redemption_refunds_points=redemption_refunds, refunded_points=award_refunds + redemption_refunds,
+        issued_net_points=line.issued_points, redeemed_net_points=line.redeemed_points,
+        net_points=line.redeemed_points - line.issued_points, funding_cents=line.funding_cents,
+        reimbursement_cents=line.reimbursement_cents, net_cents=line.net_cents,
+    )  # fmt: skip

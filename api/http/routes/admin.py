@@ -69,7 +69,7 @@ def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -
     and after. City staff only; the body's city must be the path's."""
     _staff(principal, city)
     if data.city != city:
-        raise InvalidRequest("the program's city must be the one in the path", message="city")
+        raise InvalidRequest("the program's city must be the one in the path", field="city", reason="must_match_path")
     return ctx.programs.configure(data, principal.actor)
 
 

@@ -10,7 +10,7 @@ from api.http import schemas
 from api.http.auth import bearer_principal
 from api.http.params import Ctx, IdempotencyKey, Who, idempotency_key
 from community.domain.errors import Forbidden
-from community.schemas import AwardResult
+from merchants.schemas import AwardResult
 
 
 @post("/attestations", sync_to_thread=True, status_code=201, summary="Attest a civic activity",

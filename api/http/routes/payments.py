@@ -14,7 +14,7 @@ async def stripe_webhook(request: Request, ctx: Ctx) -> dict:
     """Payment outcomes from Stripe, checked with the library's signature verification on the raw body."""
     raw = await request.body()
     if not raw:
-        raise InvalidRequest("an empty webhook", message="body")
+        raise InvalidRequest("an empty webhook", field="body", reason="required")
     return await to_thread.run_sync(ctx.payment_events.handle, raw, request.headers.get("stripe-signature"))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from anyio import to_thread
-from litestar import Router, get, post
+from litestar import Request, Router, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody
 
@@ -11,7 +11,26 @@ from api.bootstrap import Context
 from api.http import schemas
 from api.http.auth import Principal, terminal_principal
 from api.http.params import Ctx, Id, IdempotencyKey, OptionalSequence, PageLimit, TimeUs, Who, idempotency_key
-from merchants.service_layer.pos import Terminal
+from api.problems import error_params, negotiate_locale, problem_document
+from ledger.domain.errors import LedgerError
+from merchants.schemas import (
+    AwardResult,
+    CaptureResult,
+    CardKeys,
+    HoldResult,
+    Identity,
+    OfflineResults,
+    RefundResult,
+    Revocations,
+    Statement,
+    VoidResult,
+)
+from merchants.service_layer.pos import Describe, Operation, R, Terminal
+
+# Every signed request can be refused for its signature or its merchant before the handler runs.
+SIGNED = ("invalid_signature", "signature_expired", "replayed_request", "unknown_key", "merchant_not_approved")
+# A presented card, checked with its holder.
+CARD = ("unknown_card", "card_revoked", "card_expired", "resident_expired", "resident_erased", "not_opted_in")
 
 
 def _terminal(principal: Principal) -> Terminal:
@@ -19,75 +38,113 @@ def _terminal(principal: Principal) -> Terminal:
     return principal.terminal
 
 
-@post("/identify", sync_to_thread=True, status_code=200)
-def identify(data: JSONBody[schemas.CardBody], principal: Who, ctx: Ctx) -> dict:
-    """Who holds this card, and how many points they can spend here."""
+@post("/identify", sync_to_thread=True, status_code=200, summary="Identify a card", operation_id="pos_identify_card",
+      problems=(*SIGNED, *CARD))  # fmt: skip
+def identify(data: JSONBody[schemas.CardBody], principal: Who, ctx: Ctx) -> Identity:
+    """Who holds this card (its opaque id, city and level, never a name), and how many points they can
+    spend here now. Any terminal of an approved merchant; writes nothing."""
     return ctx.pos.identify(_terminal(principal), data.card)
 
 
-@post("/awards", sync_to_thread=True, status_code=201)
-def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
-    """Award merchant-funded points for a purchase; the answer explains the computation."""
+@post("/awards", sync_to_thread=True, status_code=201, summary="Award points for a purchase", operation_id="pos_create_award",
+      problems=(*SIGNED, *CARD, "unknown_program", "invalid_request"))  # fmt: skip
+def award(data: JSONBody[schemas.AwardBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> AwardResult:
+    """Award merchant-funded points for a purchase: the program's rate, campaigns and caps apply, and the
+    answer explains the computation line by line. Writes one transfer from the merchant's issued
+    account to the resident's wallet (none when caps leave 0 points); a retry with the same
+    Idempotency-Key answers the first result."""
     return ctx.pos.award(_terminal(principal), idempotency_key(key), data.card, data.purchase_cents)
 
 
-async def _committed(ctx: Context, prepare, *args) -> dict:
+async def _committed(ctx: Context, prepare, *args) -> R:
     """Prepare on a thread (lookups), then await the group commit without holding one: concurrent
     terminals then share batches instead of queueing for threads."""
-    group, view = await to_thread.run_sync(prepare, *args)
+    operation: Operation[R] = await to_thread.run_sync(prepare, *args)
+    group, view = operation
     return view(await ctx.committer.transfer_async(*group))
 
 
-@post("/holds", status_code=201)
-async def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
-    """Reserve points for a redemption; capture or void it, or it expires."""
+@post("/holds", status_code=201, summary="Hold points for a redemption", operation_id="pos_create_hold",
+      problems=(*SIGNED, *CARD, "insufficient_funds", "unknown_program"))  # fmt: skip
+async def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> HoldResult:
+    """Reserve points of the card's wallet for a redemption at this merchant (a pending transfer; across
+    cities, one linked pair through the interop accounts). Capture or void it before
+    `expires_at_us`, or it is released. A retry with the same Idempotency-Key answers the first result."""
     return await _committed(ctx, ctx.pos.hold_operation, _terminal(principal), idempotency_key(key), data.card, data.points)
 
 
-@post("/holds/{hold_id:str}/capture", status_code=200)
+@post("/holds/{hold_id:str}/capture", status_code=200, summary="Capture a hold", operation_id="pos_capture_hold",
+      problems=(*SIGNED, "unknown_transfer", "hold_not_open", "hold_expired", "exceeds_original"))  # fmt: skip
 async def capture(hold_id: Id, data: JSONBody[schemas.CaptureBody], principal: Who, ctx: Ctx,
-                  key: IdempotencyKey) -> dict:  # fmt: skip
-    return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "post",
-                            data.points)  # fmt: skip
+                  key: IdempotencyKey) -> CaptureResult:  # fmt: skip
+    """Spend a hold of this merchant, in full or in part (`points`, at most the hold's): the captured
+    points go to the merchant's redeemed account, the rest back to the wallet. A hold resolves once."""
+    return await _committed(ctx, ctx.pos.capture_operation, _terminal(principal), idempotency_key(key), hold_id, data.points)
 
 
-@post("/holds/{hold_id:str}/void", status_code=200)
+@post("/holds/{hold_id:str}/void", status_code=200, summary="Void a hold", operation_id="pos_void_hold",
+      problems=(*SIGNED, "unknown_transfer", "hold_not_open", "hold_expired"))  # fmt: skip
 async def void(hold_id: Id, principal: Who, ctx: Ctx, key: IdempotencyKey,
-               data: JSONBody[schemas.VoidBody | None] = None) -> dict:  # fmt: skip
-    return await _committed(ctx, ctx.pos.resolve_operation, _terminal(principal), idempotency_key(key), hold_id, "void", None)
+               data: JSONBody[schemas.VoidBody | None] = None) -> VoidResult:  # fmt: skip
+    """Release a hold of this merchant: every held point returns to the wallet. A hold resolves once."""
+    return await _committed(ctx, ctx.pos.void_operation, _terminal(principal), idempotency_key(key), hold_id)
 
 
-@post("/refunds", sync_to_thread=True, status_code=201)
-def refund(data: JSONBody[schemas.RefundBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
-    """Refund a purchase's points or a captured redemption, never more than is left of it."""
+@post("/refunds", sync_to_thread=True, status_code=201, summary="Refund an award or a redemption", operation_id="pos_create_refund",
+      problems=(*SIGNED, "unknown_transfer", "not_refundable", "exceeds_original", "insufficient_funds"))  # fmt: skip
+def refund(data: JSONBody[schemas.RefundBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> RefundResult:
+    """Refund this merchant's purchase award (points leave the wallet again) or captured redemption
+    (points return to it), in part (`points`) or whatever is left of it, never more: a new
+    compensating transfer that references the original."""
     return ctx.pos.refund(_terminal(principal), idempotency_key(key), data.transfer_id, data.points)
 
 
-@post("/offline", sync_to_thread=True, status_code=200)
-def offline(data: JSONBody[schemas.OfflineBatch], principal: Who, ctx: Ctx) -> dict:
-    """Redemptions and purchases recorded offline; each item is idempotent and gets its own result."""
-    items = [schemas.msgspec.structs.asdict(item) for item in data.items]
-    return {"results": ctx.pos.offline(_terminal(principal), items)}
+def _describe(request: Request) -> Describe:
+    """Word a refused offline item like the problem the same refusal online would answer, in the
+    request's language."""
+    locale = negotiate_locale(request.headers.get("accept-language"))
+
+    def describe(exc: LedgerError) -> tuple[str, str]:
+        document = problem_document(exc.code, locale, error_params(exc))
+        return str(document["title"]), str(document["detail"])
+
+    return describe
 
 
-@get("/statement", sync_to_thread=True)
+@post("/offline", sync_to_thread=True, status_code=200, summary="Submit an offline batch", operation_id="pos_submit_offline_batch",
+      problems=(*SIGNED, "unknown_program"))  # fmt: skip
+def offline(data: JSONBody[schemas.OfflineBatch], principal: Who, ctx: Ctx, request: Request) -> OfflineResults:
+    """Redemptions (`points`, up to the program's floor limit) and purchases (`purchase_cents`) recorded
+    while offline. Each item is idempotent by its own key and gets its own result, in order:
+    accepted, replayed, or refused with the problem's code, title and detail in the language of
+    Accept-Language. A refused item writes nothing and does not stop the others."""
+    return ctx.pos.offline(_terminal(principal), data.items, _describe(request))
+
+
+@get("/statement", sync_to_thread=True, summary="Read the merchant's statement", operation_id="pos_get_statement",
+     problems=(*SIGNED, "unknown_program"))  # fmt: skip
 def statement(principal: Who, ctx: Ctx, since_us: TimeUs = 0, until_us: TimeUs = 2**62, before_sequence: OptionalSequence = None,
-              limit: PageLimit = 100) -> dict:  # fmt: skip
+              limit: PageLimit = 100) -> Statement:  # fmt: skip
+    """The merchant's own ledger entries in [since_us, until_us), newest first, each saying what it was
+    and with whom beside the raw entry, with the whole range's totals in points and in cents.
+    Page with `before_sequence` = the previous page's `next_before_sequence`. Writes nothing."""
     terminal = _terminal(principal)
     return ctx.pos.statement(terminal.merchant_id, terminal.city, since_us, until_us, before_sequence, limit)
 
 
-@get("/cards/keys", sync_to_thread=True)
-def card_keys(principal: Who, ctx: Ctx) -> dict:
-    """The card public keys of every city, for checking cards offline."""
-    return ctx.residents.card_keys(ctx.programs.cities())
+@get("/cards/keys", sync_to_thread=True, summary="Get the card public keys", operation_id="pos_get_card_keys",
+     problems=SIGNED)  # fmt: skip
+def card_keys(principal: Who, ctx: Ctx) -> CardKeys:
+    """The card public keys of every city (a JWKS), for checking cards offline. Writes nothing."""
+    return ctx.pos.card_keys()
 
 
-@get("/cards/revocations", sync_to_thread=True)
-def revocations(principal: Who, ctx: Ctx, since_us: TimeUs = 0) -> dict:
-    """Cards of the terminal's city revoked since `since_us`: what an offline terminal must refuse."""
-    rows = ctx.residents.revocations(_terminal(principal).city, since_us)
-    return {"city": principal.city, "revoked": rows}
+@get("/cards/revocations", sync_to_thread=True, summary="List revoked cards", operation_id="pos_list_card_revocations",
+     problems=SIGNED)  # fmt: skip
+def revocations(principal: Who, ctx: Ctx, since_us: TimeUs = 0) -> Revocations:
+    """Cards of the terminal's city revoked since `since_us`, oldest first: what an offline terminal
+    must refuse. Writes nothing."""
+    return ctx.pos.revocations(_terminal(principal), since_us)
 
 
 pos = Router("/v1/pos", route_handlers=[identify, award, hold, capture, void, refund, offline, statement, card_keys, revocations],
