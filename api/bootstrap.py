@@ -18,6 +18,7 @@ from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.programs import Programs
 from community.service_layer.residents import Residents
+from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
@@ -137,6 +138,10 @@ class Context:
     @cached_property
     def residents(self) -> Residents:
         return Residents(self.engine, self.keys, self.audit, self.clock)
+
+    @cached_property
+    def wallet(self) -> Wallet:
+        return Wallet(self.engine, self.ledger)
 
     @cached_property
     def awards(self) -> Awards:

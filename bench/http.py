@@ -201,20 +201,20 @@ def _seed(db_url: str, data_dir: Path, terminals: int) -> dict:
         for t in range(terminals):
             merchant = f"m{t // TERMINALS_PER_MERCHANT:04d}"
             if t % TERMINALS_PER_MERCHANT == 0:
-                ctx.merchants.add(CITY, merchant, f"Merchant {merchant}", "bench:setup", category="food")
+                ctx.merchants.add(CITY, merchant, f"Merchant {merchant}", "bench:setup", key=merchant, category="food")
                 ctx.merchants.set_status(merchant, "approved", "bench:setup", CITY)
             private = Ed25519PrivateKey.generate()
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-            key_id = ctx.terminals.register(merchant, public_pem, "bench:setup", CITY)
+            key_id = ctx.terminals.register(merchant, public_pem, "bench:setup", CITY, key=f"t{t}").terminal_key_id
             seeded.append({"key_id": key_id, "private_key_pem": private_pem, "cards": []})
         groups = []
         for t in range(terminals):
-            for _ in range(RESIDENTS_PER_TERMINAL):
-                resident = ctx.residents.enroll(CITY, {"name": f"Resident {t}"}, "basic", "bench:setup")
-                seeded[t]["cards"].append(ctx.residents.current_card(resident["id"])["token"])
-                groups.append([TransferRequest(CITY, f"bench-fund:{resident['id']}", "earn_civic", "single", "program:budget",
-                                               f"citizen:{resident['id']}:wallet", WALLET_POINTS)])  # fmt: skip
+            for n in range(RESIDENTS_PER_TERMINAL):
+                resident = ctx.residents.enroll(CITY, {"name": f"Resident {t}"}, "basic", "bench:setup", key=f"r{t}-{n}")
+                seeded[t]["cards"].append(ctx.residents.current_card(resident.id)["token"])
+                groups.append([TransferRequest(CITY, f"bench-fund:{resident.id}", "earn_civic", "single", "program:budget",
+                                               f"citizen:{resident.id}:wallet", WALLET_POINTS)])  # fmt: skip
         for outcome in ctx.ledger.submit(groups):
             if outcome.error is not None:
                 raise outcome.error

@@ -9,7 +9,7 @@ the struct's docstring becomes the schema's description.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -85,3 +85,31 @@ class Checkpoints(Result):
     """The latest signed checkpoint of every ledger, to check later that history was only appended to."""
 
     checkpoints: list[Checkpoint]
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+class AuditEntry(Result):
+    """One record of a city's audit trail: who did what to what, the state before and after, and
+    the fields that chain and sign it (checkable with the keys of /v1/transparency)."""
+
+    city: Annotated[str, msgspec.Meta(description="the city whose trail this is")]
+    seq: Annotated[int, msgspec.Meta(ge=1, description="the record's position in the city's trail, from 1")]
+    at_us: TimeUs
+    actor: Annotated[str, msgspec.Meta(description="who acted (`role:subject/credential`, `cli:<user>`)")]
+    action: Annotated[str, msgspec.Meta(description="what was done (`resident.enroll`, `program.configure`, …)")]
+    target: Annotated[str, msgspec.Meta(description="what it was done to")]
+    before: Annotated[Any, msgspec.Meta(description="the target's state before (JSON), or null")]
+    after: Annotated[Any, msgspec.Meta(description="the target's state after (JSON), or null")]
+    prev_hash: Annotated[str, msgspec.Meta(description="the previous record's hash (hex)")]
+    hash: Annotated[str, msgspec.Meta(description="this record's hash (hex)")]
+    key_id: Annotated[str | None, msgspec.Meta(description="the signing key's id (null on unsigned legacy records)")]
+    signature: Annotated[str | None, msgspec.Meta(description="the hash's Ed25519 signature (hex), or null")]
+
+
+class AuditPage(Result):
+    """A page of a city's audit trail, in order."""
+
+    entries: list[AuditEntry]
+    next_after_seq: Annotated[int | None, msgspec.Meta(description="pass as `after_seq` for the next page; null at the end")]

@@ -379,7 +379,7 @@ def test_cross_tenant_matrix(world: World) -> None:
     assert entry_count(world) == before
     # A resident sees only their own wallet, whatever they ask for.
     history = world.bearer("bob", "GET", "/v1/wallet/history").json()["entries"]
-    assert all(world.residents["bob"].id in e["debit_account"] + e["credit_account"] for e in history)
+    assert all(world.residents["bob"].id in e["entry"]["debit_account"] + e["entry"]["credit_account"] for e in history)
 
 
 # --- wallet -------------------------------------------------------------------------------------
@@ -392,6 +392,15 @@ def test_wallet_history_card_qr_export_and_erasure(world: World) -> None:
     page = world.bearer("alice", "GET", "/v1/wallet/history?limit=3").json()
     more = world.bearer("alice", "GET", f"/v1/wallet/history?limit=3&before_sequence={page['next_before_sequence']}").json()
     assert len(page["entries"]) == 3 and len(more["entries"]) == 2 and more["next_before_sequence"] is None
+    # In business terms: a purchase at the bakery, the balance after it, the raw entry beside.
+    newest = page["entries"][0]
+    assert newest["what"] == "purchase" and newest["status"] == "posted" and newest["points"] == 5
+    assert newest["counterparty"] == {"kind": "merchant", "id": "boulangerie", "name": "Commerce boulangerie"}
+    assert newest["balance_after_points"] == world.available("alice") == 1_020
+    assert [e["balance_after_points"] for e in page["entries"]] == [1_020, 1_015, 1_010]
+    assert newest["entry"]["kind"] == "earn_purchase" and newest["entry"]["amount"] == 5
+    assert {e["balance_after_points"] for e in more["entries"]} == {None}  # only the first page has it
+    assert more["entries"][-1]["what"] == "civic_activity" and more["entries"][-1]["counterparty"]["kind"] == "city"
 
     mine = world.bearer("alice", "GET", "/v1/wallet/card").json()
     assert mine["token"] == card
@@ -460,24 +469,51 @@ def test_program_changes_are_validated_and_audited(world: World) -> None:
 
 def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> None:
     staff = "staff-brossard"
-    made = world.bearer(staff, "POST", "/v1/admin/residents/brossard", {"personal": {"name": "Émile"}, "level": "verified"})
+    emile = {"personal": {"name": "Émile"}, "level": "verified"}
+    made = world.bearer(staff, "POST", "/v1/admin/residents/brossard", emile, key="emile")
     assert made.status_code == 201
     resident = made.json()
+    # A retry answers the same resident and enrols nobody; another body under the key is refused.
+    assert world.bearer(staff, "POST", "/v1/admin/residents/brossard", emile, key="emile").json() == resident
+    other = {"personal": {"name": "Zoé"}, "level": "verified"}
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/residents/brossard", other, key="emile"), 409, "idempotency_conflict")
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/residents/brossard", emile), 400, "idempotency_key_required")
+    enrolments = [e for e in world.bearer(staff, "GET", "/v1/admin/audit/brossard?limit=200").json()["entries"]
+                  if e["action"] == "resident.enroll" and e["actor"].startswith("staff:s-brossard")]  # fmt: skip
+    assert [e["target"] for e in enrolments] == [resident["id"]]
     clock.advance(10)
     renewed = world.bearer(staff, "POST", f"/v1/admin/residents/brossard/{resident['id']}/renew").json()
     assert renewed["valid_until_us"] == resident["valid_until_us"] + 365 * 86_400 * 1_000_000
     level = world.bearer(staff, "PUT", f"/v1/admin/residents/brossard/{resident['id']}/level", {"level": "checked"})
     assert level.json()["level"] == "checked"
 
-    created = world.bearer(staff, "POST", "/v1/admin/merchants/brossard", {"id": "fleuriste", "name": "Fleuriste", "category": "retail"})
+    fleuriste = {"id": "fleuriste", "name": "Fleuriste", "category": "retail"}
+    created = world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="fleuriste")
     assert created.status_code == 201 and created.json()["status"] == "pending"
+    assert world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="fleuriste").json() == created.json()
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="other"), 409, "conflict")
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste | {"name": "F"}, key="fleuriste"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/organizations/brossard", {"id": "o", "name": "O"}), 400,
+                   "idempotency_key_required")  # fmt: skip
     approved = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/status", {"status": "approved"})
     assert approved.json()["status"] == "approved"
-    bad_key = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50})
+    bad_key = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50}, key="t")
     assert_problem(bad_key, 400, "invalid_request")
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50}),
+                   400, "idempotency_key_required")  # fmt: skip
 
-    token = world.bearer(staff, "POST", "/v1/admin/tokens/brossard", {"role": "org", "subject": "x", "org_id": "entraide-jeunesse"})
+    grant = {"role": "org", "subject": "x", "org_id": "entraide-jeunesse"}
+    token = world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant, key="x")
     assert token.status_code == 201
+    # A retry answers the same token text, not a second grant.
+    assert world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant, key="x").json() == token.json()
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant | {"ttl_seconds": 600}, key="x"), 409,
+                   "idempotency_conflict")  # fmt: skip
+    assert_problem(world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant), 400, "idempotency_key_required")
+    grants = [e for e in world.bearer(staff, "GET", "/v1/admin/audit/brossard?limit=200").json()["entries"]
+              if e["action"] == "credential.grant" and e["target"] == "org:x"]  # fmt: skip
+    assert len(grants) == 1
     world.tokens["new-org"] = token.json()["token"]
     attested = world.bearer("new-org", "POST", "/v1/orgs/attestations",
                             {"card": world.residents["bob"].card, "activity": "civic_participation", "units": 1}, key="t")  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -35,8 +36,8 @@ def actions(ctx, city: str = "brossard", n: int = 6) -> None:
     for other in (city, "delson"):
         ctx.programs.configure(Program(city=other), "staff:alice")
     for i in range(n):
-        ctx.merchants.add(city, f"m{i}", f"Commerce {i}", "staff:alice", category="food")
-    ctx.organizations.add("delson", "club", "Club", "staff:bob")
+        ctx.merchants.add(city, f"m{i}", f"Commerce {i}", "staff:alice", key=f"m{i}", category="food")
+    ctx.organizations.add("delson", "club", "Club", "staff:bob", key="club")
 
 
 def _tamper(ctx, statement: str) -> None:
@@ -48,7 +49,7 @@ def test_records_are_chained_signed_and_verify(ctx):
     report = audit_trail.verify_database(ctx.engine)
     assert report["ok"], report
     assert report["cities"]["brossard"]["records"] == 7 and report["cities"]["delson"]["records"] == 2
-    entries = audit_trail.page(ctx.engine, "brossard", 0, 100)
+    entries = msgspec.to_builtins(audit_trail.page(ctx.engine, "brossard", 0, 100).entries)
     assert [e["seq"] for e in entries] == list(range(1, 8))
     assert entries[1]["prev_hash"] == entries[0]["hash"] and all(e["signature"] and e["key_id"] for e in entries)
     assert entries[1]["action"] == "merchant.add" and entries[1]["after"]["name"] == "Commerce 0"
@@ -92,7 +93,7 @@ def test_edited_removed_or_reordered_records_are_found(ctx, tmp_path, statement,
 def test_a_forged_signature_and_an_edited_export_are_found(ctx, tmp_path):
     actions(ctx)
     rotate(ctx.engine, ctx.keystore)  # records signed by a retired key stay verifiable
-    ctx.merchants.add("brossard", "late", "Après rotation", "staff:alice", category="food")
+    ctx.merchants.add("brossard", "late", "Après rotation", "staff:alice", key="late", category="food")
     db = ["--db", ctx.settings.database_url, "--data-dir", str(ctx.settings.data_dir)]
     exported, keys = tmp_path / "audit.jsonl", tmp_path / "keys.json"
     run("audit", "export", "--out", str(exported), *db)
@@ -132,7 +133,7 @@ def test_records_written_before_the_trail_was_signed_are_chained_on_upgrade(sett
     ctx = open_context(settings, create=True)  # the 0004 database above has no signing key yet
     report = audit_trail.verify_database(ctx.engine)
     assert report["ok"] and report["cities"]["magog"] == {**report["cities"]["magog"], "records": 3, "unsigned_legacy": 3}
-    ctx.organizations.add("magog", "club", "Club", "cli:root")
+    ctx.organizations.add("magog", "club", "Club", "cli:root", key="club")
     report = audit_trail.verify_database(ctx.engine)
     assert report["ok"] and report["cities"]["magog"]["records"] == 4
     _tamper(ctx, "UPDATE audit_log SET actor = 'cli:mallory' WHERE city = 'magog' AND seq = 2")

@@ -37,8 +37,10 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
         headers = sign_request("POST", "/v1/pos/holds", body, merchant["terminal_key_id"], merchant["private_key_pem"])
         hold = client.post("/v1/pos/holds", content=body, headers=headers | {"Idempotency-Key": "demo-1", "Content-Type": "application/json"})
         assert hold.status_code == 201, hold.text
-        history = client.get("/v1/wallet/history", headers={"Authorization": f"Bearer {resident['token']}"}).json()
-        assert history["entries"][0]["transfer_id"] == hold.json()["hold_id"] and len(history["entries"]) > 1
+        history = client.get("/v1/wallet/history", headers={"Authorization": f"Bearer {resident['token']}"})
+        assert history.status_code == 200, history.text
+        history = history.json()
+        assert history["entries"][0]["entry"]["transfer_id"] == hold.json()["hold_id"] and len(history["entries"]) > 1
     ctx.engine.dispose()
 
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))

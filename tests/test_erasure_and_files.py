@@ -57,7 +57,7 @@ def _world(ctx, client) -> World:
 def _enrol_alice(world: World) -> str:
     body = {"personal": PERSONAL, "level": "verified", "subject": SUBJECT}
     response = world.client.post("/v1/admin/residents/brossard", json=body,
-                                 headers={"Authorization": f"Bearer {world.tokens['staff-brossard']}"})  # fmt: skip
+                                 headers={"Authorization": f"Bearer {world.tokens['staff-brossard']}", "Idempotency-Key": "alice"})  # fmt: skip
     assert response.status_code == 201, response.text
     resident_id = response.json()["id"]
     wallet = f"citizen:{resident_id}:wallet"

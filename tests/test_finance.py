@@ -568,7 +568,7 @@ def test_open_data_is_published_for_closed_months_only_and_then_frozen(ctx, cloc
     clock.now_us = max(clock.now_us, start_us - DAY * 1_000_000)
     world = World(ctx, client=None)  # type: ignore[arg-type]
     world.city(city)
-    ctx.merchants.add(city, f"{city}-m", "Marché", "test", category="food")
+    ctx.merchants.add(city, f"{city}-m", "Marché", "test", key=f"{city}-m", category="food")
     for r in range(12):
         world.resident(f"{city}-{r}", city, points=20_000)  # before the month
     timed = sorted(((start_us if in_month else end_us) + day * DAY * 1_000_000 + i, in_month, day, r, points, kind)
@@ -613,7 +613,7 @@ def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) 
     assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open")
     budget = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").json()
     assert budget["funded_points"] == 1_000_000
-    actions = [e["action"] for e in audit_trail.page(world.ctx.engine, "brossard", 0, 1_000)]
+    actions = [e["action"] for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, "brossard", 0, 1_000).entries)]
     assert "settlement.close" in actions
 
 

@@ -79,7 +79,7 @@ def test_statements_equal_the_ledger_and_netting_sums_to_zero(ctx, clock, ops) -
     for city in (home, away):
         world.city(city, daily_cap_points=10**9, monthly_cap_points=10**9)
         for merchant in MERCHANTS:
-            ctx.merchants.add(city, f"{city}-{merchant}", merchant, "test", category="food")
+            ctx.merchants.add(city, f"{city}-{merchant}", merchant, "test", key=f"{city}-{merchant}", category="food")
     for r in range(RESIDENTS):
         world.resident(f"{home}-{r}", home, points=2_000)
     _play(world, home, away, ops)

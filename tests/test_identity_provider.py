@@ -14,6 +14,7 @@ The provider is tests/identity_provider.py, a real HTTP server that counts every
 from __future__ import annotations
 
 import itertools
+import secrets
 import string
 import subprocess
 import sys
@@ -85,7 +86,8 @@ def problem(response, status: int, code: str) -> dict:
 
 def enrol(world: World, city: str, subject: str | None, name: str = "Résidente") -> httpx.Response:
     body = {"personal": {"name": name}, "level": "basic"} | ({"subject": subject} if subject is not None else {})
-    return call(world, world.tokens[f"staff-{city}"], f"/v1/admin/residents/{city}", "POST", body)
+    headers = {"Authorization": f"Bearer {world.tokens[f'staff-{city}']}", "Idempotency-Key": secrets.token_hex(8)}
+    return world.client.post(f"/v1/admin/residents/{city}", json=body, headers=headers)
 
 
 def eventually(check, timeout_seconds: float = 30) -> bool:
@@ -454,7 +456,7 @@ def test_concurrent_enrolments_of_one_subject_in_one_city_make_one_resident(ctx)
     def enrol_once(n: int) -> str:
         barrier.wait()
         try:
-            return ctx.residents.enroll("brossard", {"name": f"R{n}"}, "basic", "test:clerk", subject="same@idp")["id"]
+            return ctx.residents.enroll("brossard", {"name": f"R{n}"}, "basic", "test:clerk", subject="same@idp", key=f"r{n}").id
         except Conflict:
             return "conflict"
 

@@ -134,7 +134,8 @@ def send(world: World, r: Request):
 
 def test_a_real_app_accepts_the_guides_requests(world: World, clock) -> None:
     public_pem = load_pem_private_key(private_pem(), None).public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    assert world.ctx.terminals.register("boulangerie", public_pem.decode(), "staff:test", "brossard") == request("hold").param("keyid")
+    registered = world.ctx.terminals.register("boulangerie", public_pem.decode(), "staff:test", "brossard", key="guide")
+    assert registered.terminal_key_id == request("hold").param("keyid")
     assert clock() == int(request("hold").param("created")) * 1_000_000  # the guide's time is the tests' start
 
     statement = send(world, request("statement"))

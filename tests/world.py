@@ -101,26 +101,26 @@ class World:
         self.grant(f"staff-{city}", "staff", city, f"s-{city}")
 
     def merchant(self, name: str, city: str, category: str = "food", terminals: int = 1) -> None:
-        self.ctx.merchants.add(city, name, f"Commerce {name}", "staff:test", category=category)
+        self.ctx.merchants.add(city, name, f"Commerce {name}", "staff:test", key=f"add-{name}", category=category)
         self.ctx.merchants.set_status(name, "approved", "staff:test", city)
         for n in range(terminals):
             private = Ed25519PrivateKey.generate()
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-            key_id = self.ctx.terminals.register(name, public_pem, "staff:test", city)
+            key_id = self.ctx.terminals.register(name, public_pem, "staff:test", city, key=f"{name}#{n}").terminal_key_id
             pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
             self.terminals[name if n == 0 else f"{name}#{n}"] = TerminalCreds(name, city, key_id, pem)
 
     def resident(self, name: str, city: str, points: int = 0, level: str = "basic") -> ResidentCreds:
-        row = self.ctx.residents.enroll(city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test")
-        token = self.ctx.access.issue_resident(row["id"], city, MAX_TTL_SECONDS, "cli:test")
-        card = self.ctx.residents.current_card(row["id"])["token"]
-        self.residents[name] = creds = ResidentCreds(row["id"], city, token, card)
+        row = self.ctx.residents.enroll(city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test", key=f"enrol-{name}")
+        token = self.ctx.access.issue_resident(row.id, city, MAX_TTL_SECONDS, "cli:test")
+        card = self.ctx.residents.current_card(row.id)["token"]
+        self.residents[name] = creds = ResidentCreds(row.id, city, token, card)
         if points:
             self.ctx.ledger.transfer(TransferRequest(city, f"seed-{name}", "earn_civic", "single", "program:budget", creds.wallet, points))
         return creds
 
     def organization(self, org_id: str, city: str) -> None:
-        self.ctx.organizations.add(city, org_id, f"Organisme {org_id}", "staff:test")
+        self.ctx.organizations.add(city, org_id, f"Organisme {org_id}", "staff:test", key=f"add-{org_id}")
         self.ctx.organizations.set_status(org_id, "approved", "staff:test", city)
         self.grant(org_id, "org", city, f"coordo-{org_id}", org_id=org_id)
 
@@ -132,8 +132,8 @@ class World:
     def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
         every such token here, so that how tokens are granted is written in one place."""
-        granted = self.ctx.access.grant(operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS)
-        self.tokens[name] = token = granted["token"]
+        granted = self.ctx.access.grant(operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{len(self.tokens)}")
+        self.tokens[name] = token = granted.token
         return token
 
 

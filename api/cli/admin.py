@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,11 @@ admin_app = typer.Typer(help="City program administration: programs, budgets, re
 
 def _operator() -> Grantor:
     return operator(getpass.getuser())
+
+
+def _once() -> str:
+    """An idempotency key for one command: each run of a command is a new request."""
+    return secrets.token_hex(8)
 
 
 def _print(value: object) -> None:
@@ -49,8 +55,8 @@ def program_set(city: City, file: Annotated[Path, typer.Option("--file", help="P
         if program.city != city:
             raise ValueError(_("{file} is the program of {program!r}, not {city!r}").format(file=file, program=program.city,
                                                                                             city=city))  # fmt: skip
-        _program, version = _ctx(db, data_dir).programs.configure(program, actor())
-    typer.echo(_("{city}: program version {version}").format(city=city, version=version))
+        saved = _ctx(db, data_dir).programs.configure(program, actor())
+    typer.echo(_("{city}: program version {version}").format(city=city, version=saved.version))
 
 
 @admin_app.command("fund-budget")
@@ -71,7 +77,7 @@ def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str
     with errors():
         ctx = _ctx(db, data_dir)
         personal = {"name": name} | ({"email": email} if email else {})
-        resident = plain(ctx.residents.enroll(city, personal, level, actor(), subject))
+        resident = plain(ctx.residents.enroll(city, personal, level, actor(), subject, key=_once()))
         _print(resident | {"card": plain(ctx.residents.current_card(resident["id"]))["token"]})
 
 
@@ -82,7 +88,7 @@ def merchant_add(city: City, merchant_id: Annotated[str, typer.Option("--id")], 
     """Add a merchant (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.merchants.add(city, merchant_id, name, actor(), category=category)
+        row = ctx.merchants.add(city, merchant_id, name, actor(), key=_once(), category=category)
         if approve:
             row = ctx.merchants.set_status(merchant_id, "approved", actor(), city)
         _print(row)
@@ -94,8 +100,8 @@ def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchan
                  data_dir: DataDir = None) -> None:  # fmt: skip
     """Register a terminal's public key; prints the key id it signs with."""
     with errors():
-        key_id = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), actor(), city)
-    typer.echo(key_id)
+        registered = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), actor(), city, key=_once())
+    typer.echo(registered.terminal_key_id)
 
 
 @admin_app.command("org-add")
@@ -104,7 +110,7 @@ def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Anno
     """Add a community organization (pending unless --approve)."""
     with errors():
         ctx = _ctx(db, data_dir)
-        row = ctx.organizations.add(city, org_id, name, actor())
+        row = ctx.organizations.add(city, org_id, name, actor(), key=_once())
         if approve:
             row = ctx.organizations.set_status(org_id, "approved", actor(), city)
         _print(row)
@@ -118,8 +124,8 @@ def grant(city: City, role: Annotated[str, typer.Option(help="admin, staff, fina
           data_dir: DataDir = None) -> None:  # fmt: skip
     """Grant a bearer token from the built-in issuer (any role: the server's operator), audited; prints the token."""
     with errors():
-        granted = _ctx(db, data_dir).access.grant(_operator(), city, role, subject, org, ttl_seconds)
-    typer.echo(granted["token"])
+        granted = _ctx(db, data_dir).access.grant(_operator(), city, role, subject, org, ttl_seconds, key=_once())
+    typer.echo(granted.token)
 
 
 @admin_app.command("tokens")
@@ -128,7 +134,7 @@ def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subje
            data_dir: DataDir = None) -> None:  # fmt: skip
     """List a city's tokens (id, role, subject, who granted, expiry, revocation), never their text."""
     with errors():
-        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended))
+        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended).credentials)
 
 
 @admin_app.command("revoke")

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import random
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,11 +76,11 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             category = CATEGORIES[n % len(CATEGORIES)]
             merchant_id = f"{city}-{category}-{n}"[:48]
             shop = SHOPS[category][n % len(SHOPS[category])]
-            ctx.merchants.add(city, merchant_id, f"{shop} {community.name} {n}", ACTOR, category=category)
+            ctx.merchants.add(city, merchant_id, f"{shop} {community.name} {n}", ACTOR, key=merchant_id, category=category)
             ctx.merchants.set_status(merchant_id, "approved", ACTOR, city)
             private = Ed25519PrivateKey.generate()
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-            key_id = ctx.terminals.register(merchant_id, public_pem, ACTOR, city)
+            key_id = ctx.terminals.register(merchant_id, public_pem, ACTOR, city, key=merchant_id).terminal_key_id
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
             account = {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
                        "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"}  # fmt: skip
@@ -90,18 +91,19 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             progress(1)
         for n in range(orgs):
             org_id = f"{city}-org-{n}"
-            ctx.organizations.add(city, org_id, f"Centre communautaire {community.name} {n}", ACTOR)
+            ctx.organizations.add(city, org_id, f"Centre communautaire {community.name} {n}", ACTOR, key=org_id)
             ctx.organizations.set_status(org_id, "approved", ACTOR, city)
             creds["organizations"].append({"city": city, "org_id": org_id, "subject": f"coordo-{org_id}"})
             progress(1)
-        for _ in range(residents):
+        for n in range(residents):
             name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
             level = rng.choice(("basic", "basic", "verified", "checked"))
-            resident = ctx.residents.enroll(city, {"name": name, "language": rng.choice(("fr", "fr", "en"))}, level, ACTOR)
+            personal = {"name": name, "language": rng.choice(("fr", "fr", "en"))}
+            resident = ctx.residents.enroll(city, personal, level, ACTOR, key=f"resident-{n}")
             if rng.random() < 0.15:
-                ctx.residents.opt_in(resident["id"], rng.choice([c.id for c in COMMUNITIES if c.id != city]))
-            card = ctx.residents.current_card(resident["id"])
-            creds["residents"].append({"city": city, "resident_id": resident["id"], "level": level, "card": card["token"],
+                ctx.residents.opt_in(resident.id, rng.choice([c.id for c in COMMUNITIES if c.id != city]))
+            card = ctx.residents.current_card(resident.id)
+            creds["residents"].append({"city": city, "resident_id": resident.id, "level": level, "card": card["token"],
                                        "card_id": card["id"]})  # fmt: skip
             progress(1)
     return creds
@@ -112,10 +114,10 @@ def grant_tokens(ctx: Context, creds: dict) -> dict:
     last TOKEN_TTL_SECONDS): granted by the operator, as `entraide admin grant` does."""
     for role, key in PRINCIPALS:
         for entry in creds[key]:
-            entry["token"] = ctx.access.grant(SEEDER, entry["city"], role, entry["subject"], None, TOKEN_TTL_SECONDS)["token"]
+            entry["token"] = ctx.access.grant(SEEDER, entry["city"], role, entry["subject"], None, TOKEN_TTL_SECONDS, key=secrets.token_hex(8)).token
     for entry in creds["organizations"]:
-        granted = ctx.access.grant(SEEDER, entry["city"], "org", entry["subject"], entry["org_id"], TOKEN_TTL_SECONDS)
-        entry["token"] = granted["token"]
+        granted = ctx.access.grant(SEEDER, entry["city"], "org", entry["subject"], entry["org_id"], TOKEN_TTL_SECONDS, key=secrets.token_hex(8))
+        entry["token"] = granted.token
     for entry in creds["residents"]:
         entry["token"] = ctx.access.issue_resident(entry["resident_id"], entry["city"], TOKEN_TTL_SECONDS, SEEDER.actor)
     return creds

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from community.adapters import access_store as store
 from community.adapters import store as community_store
@@ -25,19 +25,22 @@ from community.domain.access import (
     TokenRevoked,
     UnknownCredential,
     check_grant,
+    identity,
     require_reader,
 )
 from community.domain.errors import Conflict, Unauthorized, UnknownOrganization, UnknownProgram, WrongTenant
+from community.schemas import Credential, Credentials, IssuedToken, Principal, PrincipalRevocation, Principals
+from ledger.adapters import idempotency
 from ledger.service_layer.audit_trail import AuditTrail
 
 RESIDENT_TTL_SECONDS_MAX = 90 * 86_400
 
 
-def _public(row: dict) -> dict:
+def _public(row: dict) -> Credential:
     """A credential as listed: everything but the token, which is never stored."""
     keys = ("jti", "principal_id", "city", "role", "subject", "issued_by", "issued_at_us", "expires_at_us", "revoked_by",
             "revoked_at_us")  # fmt: skip
-    return {k: row[k] for k in keys}
+    return Credential(**{k: row[k] for k in keys})
 
 
 class Access:
@@ -47,44 +50,51 @@ class Access:
     # --- granting ---------------------------------------------------------------------------
 
     def grant(self, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None = None,
-              ttl_seconds: int = 3_600) -> dict:  # fmt: skip
+              ttl_seconds: int = 3_600, *, key: str) -> IssuedToken:  # fmt: skip
         """A new token for (city, role, subject); creates the principal on its first grant.
 
         A principal that exists and is active gets a new token only from itself (renewal) or the
         operator: a staff member cannot mint a token under a colleague's subject. A revoked one
-        is granted again by whoever may grant its role.
+        is granted again by whoever may grant its role. A retry with the same `key` (per city and
+        grantor) returns the same token, kept with the key for that (it is nowhere else stored).
         """
         check_grant(grantor, city, role, subject, org_id, ttl_seconds)
         now = self.clock()
+        request = {"role": role, "subject": subject, "org_id": org_id, "ttl_seconds": ttl_seconds}
         with self.engine.begin() as conn:
-            if community_store.program(conn, city) is None:
-                raise UnknownProgram(f"no program for {city!r}", city=city)
-            if org_id is not None:
-                org = community_store.member(conn, OrganizationRow.__table__, org_id)
-                if org is None or org["city"] != city:
-                    raise UnknownOrganization(f"no organization {org_id!r} in {city}")
-            found = store.principal(conn, city, role, subject, for_update=True)
-            if found is None:
-                principal_id = "p" + secrets.token_hex(10)
-                store.add_principal(conn, id=principal_id, city=city, role=role, subject=subject, org_id=org_id, status="active",
-                                    granted_by=grantor.actor, granted_at_us=now)  # fmt: skip
-            else:
-                principal_id = found["id"]
-                if found["org_id"] != org_id:
-                    raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization")
-                if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
-                    raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
-                if found["status"] == "revoked":
-                    if not grantor.may_grant(role, city):
-                        raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
-                    store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
-                                        revoked_by=None, revoked_at_us=None)  # fmt: skip
-            view = self._issue(conn, principal_id, city, role, subject, org_id, ttl_seconds, grantor.actor, now)
-            self.audit.record(conn, actor=grantor.actor, action="credential.grant", city=city, target=f"{role}:{subject}",
-                              before=None if found is None else {"status": found["status"]},
-                              after={k: view[k] for k in ("jti", "principal_id", "role", "subject", "org_id", "expires_at_us")},
-                              now_us=now)  # fmt: skip
-        return view
+            return idempotency.once(conn, f"{city}:{identity(grantor.actor)}:tokens.grant", key, request, IssuedToken,
+                                    lambda: self._grant(conn, grantor, city, role, subject, org_id, ttl_seconds, now), now)  # fmt: skip
+
+    def _grant(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
+               ttl_seconds: int, now: int) -> IssuedToken:  # fmt: skip
+        if community_store.program(conn, city) is None:
+            raise UnknownProgram(f"no program for {city!r}", city=city)
+        if org_id is not None:
+            org = community_store.member(conn, OrganizationRow.__table__, org_id)
+            if org is None or org["city"] != city:
+                raise UnknownOrganization(f"no organization {org_id!r} in {city}")
+        found = store.principal(conn, city, role, subject, for_update=True)
+        if found is None:
+            principal_id = "p" + secrets.token_hex(10)
+            store.add_principal(conn, id=principal_id, city=city, role=role, subject=subject, org_id=org_id, status="active",
+                                granted_by=grantor.actor, granted_at_us=now)  # fmt: skip
+        else:
+            principal_id = found["id"]
+            if found["org_id"] != org_id:
+                raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization")
+            if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
+                raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
+            if found["status"] == "revoked":
+                if not grantor.may_grant(role, city):
+                    raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
+                store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
+                                    revoked_by=None, revoked_at_us=None)  # fmt: skip
+        view = self._issue(conn, principal_id, city, role, subject, org_id, ttl_seconds, grantor.actor, now)
+        self.audit.record(conn, actor=grantor.actor, action="credential.grant", city=city, target=f"{role}:{subject}",
+                          before=None if found is None else {"status": found["status"]},
+                          after={k: view[k] for k in ("jti", "principal_id", "role", "subject", "org_id", "expires_at_us")},
+                          now_us=now)  # fmt: skip
+        return IssuedToken(**view)
 
     def issue_resident(self, resident_id: str, city: str, ttl_seconds: int, issued_by: str) -> str:
         """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
@@ -124,7 +134,7 @@ class Access:
     # --- listing and revoking ---------------------------------------------------------------
 
     def credentials(self, viewer: Grantor, city: str, role: str | None = None, subject: str | None = None,
-                    live_only: bool = True) -> list[dict]:  # fmt: skip
+                    live_only: bool = True) -> Credentials:  # fmt: skip
         """A city's credentials for its administrators and auditors; anyone else sees their own."""
         if not viewer.may_read_credentials(city):
             if viewer.city != city:
@@ -132,14 +142,15 @@ class Access:
             role, subject = viewer.role, viewer.subject
         with self.engine.connect() as conn:
             rows = store.credentials(conn, city, role, subject, self.clock() if live_only else None)
-        return [_public(r) for r in rows]
+        return Credentials(credentials=[_public(r) for r in rows])
 
-    def principals(self, viewer: Grantor, city: str) -> list[dict]:
+    def principals(self, viewer: Grantor, city: str) -> Principals:
+        """A city's principals, for its administrators and auditors."""
         require_reader(viewer, city)
         with self.engine.connect() as conn:
-            return store.principals(conn, city)
+            return Principals(principals=[Principal(**row) for row in store.principals(conn, city)])
 
-    def revoke(self, revoker: Grantor, city: str, jti: str) -> dict:
+    def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -154,7 +165,7 @@ class Access:
                                   target=f"{row['role']}:{row['subject']}", before=None, after={"jti": jti}, now_us=now)  # fmt: skip
             return _public(store.credential(conn, jti))  # type: ignore[arg-type]
 
-    def revoke_principal(self, revoker: Grantor, city: str, role: str, subject: str) -> dict:
+    def revoke_principal(self, revoker: Grantor, city: str, role: str, subject: str) -> PrincipalRevocation:
         """Withdraw a principal's grant: every token it holds stops working at once."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -169,4 +180,4 @@ class Access:
                 self.audit.record(conn, actor=revoker.actor, action="principal.revoke", city=city, target=f"{role}:{subject}",
                                   before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
                                   now_us=now)  # fmt: skip
-            return store.principal(conn, city, role, subject) | {"tokens_revoked": revoked}  # type: ignore[operator]
+            return PrincipalRevocation(**store.principal(conn, city, role, subject), tokens_revoked=revoked)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 from community.adapters import store
 from community.domain.errors import UnknownProgram
 from community.domain.program import Program
+from community.schemas import BudgetFunding, ProgramVersion
 from ledger.domain import accounts
 from ledger.domain.accounts import check_ledger_name
 from ledger.domain.errors import InvalidRequest
@@ -52,7 +53,7 @@ class Programs:
         with self.engine.connect() as conn:
             return store.program_cities(conn)
 
-    def configure(self, program: Program, actor: str) -> tuple[Program, int]:
+    def configure(self, program: Program, actor: str) -> ProgramVersion:
         """Create or replace a city's program (its ledger too, the first time); returns it and its version."""
         check_ledger_name(program.city)
         program.validate()
@@ -65,9 +66,9 @@ class Programs:
             self.audit.record(conn, actor=actor, action="program.configure", city=program.city, target=f"program:{program.city}",
                         before=before and msgspec.json.decode(before["config"]), after=msgspec.to_builtins(program),
                         now_us=now)  # fmt: skip
-        return program, version
+        return ProgramVersion(version=version, program=program)
 
-    def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> dict:
+    def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> BudgetFunding:
         """Allocate city funds to the program budget: program:funding → program:budget, audited."""
         if type(points) is not int or not 0 < points <= MAX_FUNDING_POINTS:
             raise InvalidRequest("points must be a positive integer", field="points", reason="out_of_range", min_value=1, max_value=MAX_FUNDING_POINTS)
@@ -82,5 +83,5 @@ class Programs:
             if not result.replayed:
                 self.audit.record(conn, actor=actor, action="program.fund_budget", city=city, target=accounts.PROGRAM_BUDGET,
                             before=None, after={"points": points, "transfer_id": result.transfer_id}, now_us=self.clock())  # fmt: skip
-        return {"transfer_id": result.transfer_id, "points": points, "replayed": result.replayed}
+        return BudgetFunding(transfer_id=result.transfer_id, points=points, replayed=result.replayed)
 

@@ -8,16 +8,19 @@ held any of it, still verifies.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from community.adapters import secrets as crypto
 from community.adapters import store
+from community.domain.access import identity
 from community.domain.errors import (
     CardExpired,
     CardRevoked,
@@ -32,7 +35,9 @@ from community.domain.errors import (
     WrongTenant,
 )
 from community.domain.program import LEVELS
-from ledger.adapters import journal
+from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalData, Resident, ResidentRecord
+from community.service_layer import wallet
+from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain import accounts
 from ledger.domain.accounts import LEDGER_NAME
@@ -85,31 +90,40 @@ class Residents:
 
     # --- enrolment ------------------------------------------------------------------------------
 
-    def enroll(self, city: str, personal: dict, level: str, actor: str, subject: str | None = None) -> dict:
-        """Enrol a resident (valid one year) and issue their first card; returns their record."""
+    def enroll(self, city: str, personal: dict, level: str, actor: str, subject: str | None = None, *, key: str) -> Resident:
+        """Enrol a resident (valid one year) and issue their first card; returns their record. A retry
+        with the same `key` (per city and actor) returns the first record and enrols nobody new."""
         check_personal(personal)
         _check_level(level)
-        resident_id = "r" + secrets.token_hex(10)
         now = self.clock()
-        data_key = crypto.new_data_key()
+        # The fingerprint stands for the personal data without keeping it: salted with the key.
+        sealed = hashlib.sha256(key.encode() + msgspec.json.encode(personal, order="sorted")).hexdigest()
+        request = {"level": level, "subject": subject, "personal_sha256": sealed}
         with self.engine.begin() as conn:
-            _require_program(conn, city)
-            taken = Conflict(f"a resident of {city} already has that subject", field="subject", reason="already_exists")
-            if subject is not None and store.residents_by_subject(conn, subject, city, limit=1):
-                raise taken
-            try:  # without an explicit subject none is stored: no provider token can ever name this resident
-                store.add_resident(conn, id=resident_id, city=city, subject=subject, level=level,
-                                   status="active", valid_until_us=now + YEAR_US, created_at_us=now,
-                                   wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
-                                   personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
-            except IntegrityError:  # a concurrent enrolment took the subject after our check (PostgreSQL)
-                raise taken from None
-            self._issue_card(conn, resident_id, city, now + YEAR_US, now)
-            self.audit.record(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
-                        after={"level": level}, now_us=now)  # fmt: skip
-            return self._public(store.resident(conn, resident_id))
+            return idempotency.once(conn, f"{city}:{identity(actor)}:residents.enroll", key, request, Resident,
+                                    lambda: self._enroll(conn, city, personal, level, actor, subject, now), now)  # fmt: skip
 
-    def renew(self, resident_id: str, actor: str, city: str) -> dict:
+    def _enroll(self, conn: Connection, city: str, personal: dict, level: str, actor: str, subject: str | None,
+                now: int) -> Resident:  # fmt: skip
+        resident_id = "r" + secrets.token_hex(10)
+        data_key = crypto.new_data_key()
+        _require_program(conn, city)
+        taken = Conflict(f"a resident of {city} already has that subject", field="subject", reason="already_exists")
+        if subject is not None and store.residents_by_subject(conn, subject, city, limit=1):
+            raise taken
+        try:  # without an explicit subject none is stored: no provider token can ever name this resident
+            store.add_resident(conn, id=resident_id, city=city, subject=subject, level=level,
+                               status="active", valid_until_us=now + YEAR_US, created_at_us=now,
+                               wrapped_key=crypto.wrap_key(self.keys.kek(city), data_key, resident_id),
+                               personal=crypto.seal_personal(data_key, personal, resident_id))  # fmt: skip
+        except IntegrityError:  # a concurrent enrolment took the subject after our check (PostgreSQL)
+            raise taken from None
+        self._issue_card(conn, resident_id, city, now + YEAR_US, now)
+        self.audit.record(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
+                          after={"level": level}, now_us=now)  # fmt: skip
+        return _resident(store.resident(conn, resident_id))
+
+    def renew(self, resident_id: str, actor: str, city: str) -> Resident:
         """Extend the city-issued identifier by a year (from its end, or from today if it lapsed)."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -120,9 +134,9 @@ class Residents:
             self._issue_card(conn, resident_id, row["city"], valid_until, now)
             self.audit.record(conn, actor=actor, action="resident.renew", city=row["city"], target=resident_id,
                         before={"valid_until_us": row["valid_until_us"]}, after={"valid_until_us": valid_until}, now_us=now)  # fmt: skip
-            return self._public(store.resident(conn, resident_id))
+            return _resident(store.resident(conn, resident_id))
 
-    def set_level(self, resident_id: str, level: str, actor: str, city: str) -> dict:
+    def set_level(self, resident_id: str, level: str, actor: str, city: str) -> Resident:
         _check_level(level)
         now = self.clock()
         with self.engine.begin() as conn:
@@ -130,11 +144,17 @@ class Residents:
             store.update_resident(conn, resident_id, level=level)
             self.audit.record(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
                         before={"level": row["level"]}, after={"level": level}, now_us=now)  # fmt: skip
-            return self._public(store.resident(conn, resident_id))
+            return _resident(store.resident(conn, resident_id))
 
     def get(self, resident_id: str, city: str | None = None) -> dict:
         with self.engine.connect() as conn:
             return self._public(self._active(conn, resident_id, city, allow_lapsed=True))
+
+    def record(self, resident_id: str, city: str) -> ResidentRecord:
+        """A resident's record for their city's staff, with their opt-ins (no personal data)."""
+        with self.engine.connect() as conn:
+            row = self._public(self._active(conn, resident_id, city, allow_lapsed=True))
+            return ResidentRecord(**row, opt_ins=store.opt_ins(conn, resident_id))
 
     def for_token(self, claims: dict) -> dict:
         """The resident a verified token names (`TokenService.verify`'s claims), refused if none.
@@ -156,18 +176,25 @@ class Residents:
             raise Unauthorized("no resident for this token" if not rows else "the subject is enrolled in several cities")
         return self._public(self._checked(rows[0], None, allow_lapsed=True))
 
-    def opt_in(self, resident_id: str, city: str) -> list[str]:
+    def opt_in(self, resident_id: str, city: str) -> OptIns:
+        """Let the resident earn and redeem in another participating city (their wallet stays at home)."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, None)
             _require_program(conn, city)
             if city != row["city"]:
                 store.add_opt_in(conn, resident_id, city, now)
-            return store.opt_ins(conn, resident_id)
+            return OptIns(home=row["city"], opt_ins=store.opt_ins(conn, resident_id))
 
     def opt_ins(self, resident_id: str) -> list[str]:
         with self.engine.connect() as conn:
             return store.opt_ins(conn, resident_id)
+
+    def cities(self, resident_id: str) -> OptIns:
+        """The resident's home city and the cities they opted in to."""
+        with self.engine.connect() as conn:
+            row = self._active(conn, resident_id, None, allow_lapsed=True)
+            return OptIns(home=row["city"], opt_ins=store.opt_ins(conn, resident_id))
 
     # --- cards ----------------------------------------------------------------------------------
 
@@ -188,7 +215,12 @@ class Residents:
             raise UnknownCard("the resident has no valid card")
         return cards[-1] | {"token": self.card_token(cards[-1])}
 
-    def replace_card(self, resident_id: str, actor: str, city: str | None = None) -> dict:
+    def card(self, resident_id: str) -> Card:
+        """The resident's current card, as the wallet shows it."""
+        found = self.current_card(resident_id)
+        return Card(card_id=found["id"], city=found["city"], expires_at_us=found["expires_at_us"], token=found["token"])
+
+    def replace_card(self, resident_id: str, actor: str, city: str | None = None) -> Card:
         """Revoke every card of the resident (lost or stolen) and issue a new one."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -197,7 +229,7 @@ class Residents:
             self._issue_card(conn, resident_id, row["city"], row["valid_until_us"], now)
             self.audit.record(conn, actor=actor, action="card.replace", city=row["city"], target=resident_id, before=None,
                         after=None, now_us=now)  # fmt: skip
-        return self.current_card(resident_id)
+        return self.card(resident_id)
 
     def revoke_card(self, card_id: str, actor: str, city: str) -> None:
         now = self.clock()
@@ -241,19 +273,18 @@ class Residents:
 
     # --- the resident's own data ----------------------------------------------------------------
 
-    def export(self, resident_id: str) -> dict:
+    def export(self, resident_id: str) -> DataExport:
         """Everything held about the resident: profile (decrypted), cards, opt-ins and wallet history."""
         with self.engine.connect() as conn:
             row = self._active(conn, resident_id, None, allow_lapsed=True)
             data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
-            history = journal.account_entries(conn, row["city"], [accounts.wallet(resident_id)], limit=MAX_EXPORT_ENTRIES)
-            return {
-                "resident": self._public(row),
-                "personal": crypto.open_personal(data_key, row["personal"], resident_id),
-                "opt_ins": store.opt_ins(conn, resident_id),
-                "cards": [{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")} for c in store.cards_of(conn, resident_id)],
-                "history": history,
-            }
+            rows = journal.account_entries(conn, row["city"], [accounts.wallet(resident_id)], limit=MAX_EXPORT_ENTRIES)
+            cards = [CardRecord(**{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")})
+                     for c in store.cards_of(conn, resident_id)]  # fmt: skip
+            return DataExport(
+                resident=_resident(row), personal=PersonalData(**crypto.open_personal(data_key, row["personal"], resident_id)),
+                opt_ins=store.opt_ins(conn, resident_id), cards=cards, history=wallet.lines(conn, row["city"], resident_id, rows, None),
+            )  # fmt: skip
 
     def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
         """Destroy what identifies the resident: their key (crypto-erasure), their sealed data and the
@@ -290,7 +321,14 @@ class Residents:
 
     @staticmethod
     def _public(row: dict) -> dict:
-        return {k: row[k] for k in ("id", "city", "level", "status", "valid_until_us", "created_at_us")}
+        return {k: row[k] for k in RESIDENT_FIELDS}
+
+
+RESIDENT_FIELDS = ("id", "city", "level", "status", "valid_until_us", "created_at_us")
+
+
+def _resident(row: dict) -> Resident:
+    return Resident(**{k: row[k] for k in RESIDENT_FIELDS})
 
 
 def _require_program(conn: Connection, city: str) -> None:

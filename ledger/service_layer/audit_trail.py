@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from ledger import core
 from ledger.adapters import audit_log
 from ledger.domain.audit_trail import AuditRecord, ChainError, check_chain, record_hash, state_text
+from ledger.schemas import AuditEntry, AuditPage
 from ledger.service_layer.audit import keys_document, load_keys_document
 from ledger.service_layer.keys import Signer
 
@@ -42,17 +43,19 @@ class AuditTrail:
         return record
 
 
-def record_view(record: AuditRecord) -> dict:
-    """A record as the API and exports show it: states decoded, chain fields kept for checking."""
+def record_view(record: AuditRecord) -> AuditEntry:
+    """A record as the API shows it: states decoded, chain fields kept for checking."""
     view = record._asdict()
     view["before"] = None if record.before is None else json.loads(record.before)
     view["after"] = None if record.after is None else json.loads(record.after)
-    return view
+    return AuditEntry(**view)
 
 
-def page(engine: Engine, city: str, after_seq: int, limit: int) -> list[dict]:
+def page(engine: Engine, city: str, after_seq: int, limit: int) -> AuditPage:
+    """The city's records after `after_seq`, in order, with the cursor of the next page."""
     with engine.connect() as conn:
-        return [record_view(r) for r in audit_log.page(conn, city, after_seq, limit)]
+        entries = [record_view(r) for r in audit_log.page(conn, city, after_seq, limit)]
+    return AuditPage(entries=entries, next_after_seq=entries[-1].seq if len(entries) == limit else None)
 
 
 # --- verification -------------------------------------------------------------------------------

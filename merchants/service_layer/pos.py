@@ -19,15 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from sqlalchemy import Connection, Engine
 
+from community.domain.access import identity
 from community.domain.errors import Conflict, WrongTenant
 from community.domain.program import purchase_award
+from community.schemas import MerchantListing, Merchants, TerminalKey, TerminalRegistration
 from community.service_layer.awards import AwardRequest, Awards, body_hash
 from community.service_layer.organizations import Members
 from community.service_layer.programs import Programs
 from community.service_layer.residents import CardHolder, Residents
 from finance.domain.settlement import SETTLEMENT_KINDS, merchant_lines
 from finance.schemas import StatementLine as SettlementLine
-from ledger.adapters import journal
+from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit
 from ledger.domain import accounts
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
@@ -108,23 +110,31 @@ class Terminals:
         self.reads = autocommit(engine)  # lookups and the nonce claim of every signed request
         self._claims = 0
 
-    def register(self, merchant_id: str, public_key_pem: str, actor: str, city: str) -> str:
+    def register(self, merchant_id: str, public_key_pem: str, actor: str, city: str, *, key: str) -> TerminalRegistration:
+        """Register a terminal's Ed25519 public key for a merchant of the city. A retry with the same
+        `key` (per city and actor) returns the first registration."""
         self.members.get(merchant_id, city)
         try:
-            key = load_pem_public_key(public_key_pem.encode())
+            loaded = load_pem_public_key(public_key_pem.encode())
         except (ValueError, TypeError, AttributeError):
-            key = None
-        if not isinstance(key, Ed25519PublicKey):
+            loaded = None
+        if not isinstance(loaded, Ed25519PublicKey):
             raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", field="public_key_pem", reason="invalid_key")
-        raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        raw = loaded.public_bytes(Encoding.Raw, PublicFormat.Raw)
         key_id, now = terminal_key_id(raw), self.clock()
+        request = {"merchant_id": merchant_id, "key_id": key_id}
         with self.engine.begin() as conn:
-            if store.terminal(conn, key_id) is not None:
-                raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
-            store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
-            self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
-                                  after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
-        return key_id
+            return idempotency.once(conn, f"{city}:{identity(actor)}:terminals.register", key, request, TerminalRegistration,
+                                    lambda: self._register(conn, merchant_id, key_id, raw, actor, city, now), now)  # fmt: skip
+
+    def _register(self, conn: Connection, merchant_id: str, key_id: str, raw: bytes, actor: str, city: str,
+                  now: int) -> TerminalRegistration:  # fmt: skip
+        if store.terminal(conn, key_id) is not None:
+            raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
+        store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
+        self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
+                          after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
+        return TerminalRegistration(terminal_key_id=key_id, merchant_id=merchant_id)
 
     def revoke(self, key_id: str, actor: str, city: str) -> None:
         now = self.clock()
@@ -139,6 +149,12 @@ class Terminals:
     def list(self, merchant_id: str) -> list[dict]:
         with self.engine.connect() as conn:
             return store.terminals_of(conn, merchant_id)
+
+    def merchants(self, city: str) -> Merchants:
+        """The city's merchants, each with its terminal keys."""
+        with self.engine.connect() as conn:
+            return Merchants(merchants=[MerchantListing(**m, terminals=[TerminalKey(**t) for t in store.terminals_of(conn, m["id"])])
+                                        for m in self.members.list(city)])  # fmt: skip
 
     def admit(self, verify: Callable[[Callable[[str], bytes | None]], tuple[str, str, int]],
               admitted: Callable[[str], None]) -> Terminal | None:  # fmt: skip

@@ -26,7 +26,24 @@ from api.http.params import (
 )
 from api.http.schemas import SuspensionBody
 from community.domain.program import Program
+from community.schemas import (
+    BudgetFunding,
+    Credential,
+    Credentials,
+    Done,
+    IssuedToken,
+    Member,
+    Merchants,
+    Organizations,
+    PrincipalRevocation,
+    Principals,
+    ProgramVersion,
+    Resident,
+    ResidentRecord,
+    TerminalRegistration,
+)
 from ledger.domain.errors import InvalidRequest
+from ledger.schemas import AuditPage
 from ledger.service_layer import audit_trail
 from marketplace.domain.catalog import ItemPatch, ItemSpec
 from marketplace.schemas import Item, ItemPage
@@ -38,159 +55,200 @@ def _staff(principal: Principal, city: str) -> Principal:
     return principal
 
 
-@get("/programs/{city:str}", sync_to_thread=True)
+@get("/programs/{city:str}", sync_to_thread=True, summary="Read a city's program", operation_id="admin_get_program",
+     problems=("unknown_program",))  # fmt: skip
 def get_program(city: City, principal: Who, ctx: Ctx) -> Program:
+    """The city's program (point value, earning rules, caps, campaigns, expiry, budget): its staff only."""
     _staff(principal, city)
     return ctx.programs.get(city)
 
 
-@put("/programs/{city:str}", sync_to_thread=True)
-def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -> dict:
+@put("/programs/{city:str}", sync_to_thread=True, summary="Create or replace a city's program",
+     operation_id="admin_put_program", problems=("invalid_program", "invalid_request", "unknown_ledger"))  # fmt: skip
+def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -> ProgramVersion:
+    """Validate and save the program (its ledger too, the first time), audited with the state before
+    and after. City staff only; the body's city must be the path's."""
     _staff(principal, city)
     if data.city != city:
         raise InvalidRequest("the program's city must be the one in the path", field="city", reason="must_match_path")
-    program, version = ctx.programs.configure(data, principal.actor)
-    return {"version": version, "program": program}
+    return ctx.programs.configure(data, principal.actor)
 
 
-@post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201)
-def fund(city: City, data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> dict:
+@post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201, summary="Fund the program budget",
+      operation_id="admin_fund_budget", problems=("unknown_program", "invalid_request"))  # fmt: skip
+def fund(city: City, data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> BudgetFunding:
+    """Allocate city funds to the program budget (program:funding → program:budget), audited. City staff only."""
     _staff(principal, city)
     return ctx.programs.fund_budget(city, data.points, idempotency_key(key), principal.actor)
 
 
-@get("/audit/{city:str}", sync_to_thread=True)
-def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, limit: PageLimit = 100) -> dict:
-    """The city's audit trail in order, each record with its hash chain and signature."""
+@get("/audit/{city:str}", sync_to_thread=True, summary="Read the city's audit trail", operation_id="admin_list_audit_records")
+def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, limit: PageLimit = 100) -> AuditPage:
+    """The city's audit trail in order, each record with its hash chain and signature: for its staff,
+    finance officers, auditors and administrators."""
     principal.require("staff", "finance", "auditor", "admin").require_city(city)
-    rows = audit_trail.page(ctx.engine, city, after_seq, limit)
-    return {"entries": rows, "next_after_seq": rows[-1]["seq"] if len(rows) == limit else None}
+    return audit_trail.page(ctx.engine, city, after_seq, limit)
 
 
-@post("/residents/{city:str}", sync_to_thread=True, status_code=201)
-def enrol(city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx) -> dict:
+@post("/residents/{city:str}", sync_to_thread=True, status_code=201, summary="Enrol a resident",
+      operation_id="admin_enrol_resident", problems=("unknown_program", "conflict", "invalid_request"))  # fmt: skip
+def enrol(city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Resident:
+    """Enrol a resident of the city (valid one year) and issue their first card; their personal data
+    is sealed with their own key. City staff only."""
     _staff(principal, city)
     personal = {k: v for k, v in schemas.msgspec.structs.asdict(data.personal).items() if v is not None}
-    return ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject)
+    return ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject, key=idempotency_key(key))
 
 
-@post("/residents/{city:str}/{resident_id:str}/renew", sync_to_thread=True, status_code=200)
-def renew(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
+@post("/residents/{city:str}/{resident_id:str}/renew", sync_to_thread=True, status_code=200, summary="Renew a resident",
+      operation_id="admin_renew_resident", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def renew(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Resident:
+    """Extend the resident's identifier by a year and issue a new card (the old ones are revoked). City staff only."""
     return ctx.residents.renew(resident_id, _staff(principal, city).actor, city)
 
 
-@put("/residents/{city:str}/{resident_id:str}/level", sync_to_thread=True)
-def set_level(city: City, resident_id: Id, data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> dict:
+@put("/residents/{city:str}/{resident_id:str}/level", sync_to_thread=True, summary="Set a resident's verification level",
+     operation_id="admin_set_resident_level", problems=("unknown_resident", "resident_erased", "invalid_request"))  # fmt: skip
+def set_level(city: City, resident_id: Id, data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> Resident:
+    """Set the level that gates some civic activities (basic, verified, checked), audited. City staff only."""
     return ctx.residents.set_level(resident_id, data.level, _staff(principal, city).actor, city)
 
 
-@post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200)
-def erase(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
+@post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200,
+      summary="Erase a resident's personal data", operation_id="admin_erase_resident",
+      problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def erase(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Done:
+    """Destroy the resident's key and sealed data and revoke their cards; the ledger keeps its opaque
+    entries and still verifies. City staff only."""
     ctx.residents.erase(resident_id, _staff(principal, city).actor, city)
-    return {"status": "erased"}
+    return Done(status="erased")
 
 
-@post("/cards/{city:str}/{card_id:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_card(city: City, card_id: Id, principal: Who, ctx: Ctx) -> dict:
+@post("/cards/{city:str}/{card_id:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a citizen card",
+      operation_id="admin_revoke_card", problems=("unknown_card",))  # fmt: skip
+def revoke_card(city: City, card_id: Id, principal: Who, ctx: Ctx) -> Done:
+    """Revoke one card of the city: terminals refuse it from their next revocation list. City staff only."""
     ctx.residents.revoke_card(card_id, _staff(principal, city).actor, city)
-    return {"status": "revoked"}
+    return Done(status="revoked")
 
 
-@get("/merchants/{city:str}", sync_to_thread=True)
-def list_merchants(city: City, principal: Who, ctx: Ctx) -> dict:
+@get("/merchants/{city:str}", sync_to_thread=True, summary="List the city's merchants", operation_id="admin_list_merchants")
+def list_merchants(city: City, principal: Who, ctx: Ctx) -> Merchants:
+    """The city's merchants with their status and terminal keys. City staff only."""
     _staff(principal, city)
-    return {"merchants": [m | {"terminals": ctx.terminals.list(m["id"])} for m in ctx.merchants.list(city)]}
+    return ctx.terminals.merchants(city)
 
 
-@get("/organizations/{city:str}", sync_to_thread=True)
-def list_organizations(city: City, principal: Who, ctx: Ctx) -> dict:
+@get("/organizations/{city:str}", sync_to_thread=True, summary="List the city's community organizations",
+     operation_id="admin_list_organizations")  # fmt: skip
+def list_organizations(city: City, principal: Who, ctx: Ctx) -> Organizations:
+    """The city's community organizations with their status. City staff only."""
     _staff(principal, city)
-    return {"organizations": ctx.organizations.list(city)}
+    return ctx.organizations.listing(city)
 
 
-@get("/residents/{city:str}/{resident_id:str}", sync_to_thread=True)
-def get_resident(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> dict:
-    """A resident's record (no personal data: that is the resident's own export)."""
+@get("/residents/{city:str}/{resident_id:str}", sync_to_thread=True, summary="Read a resident's record",
+     operation_id="admin_get_resident", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def get_resident(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> ResidentRecord:
+    """A resident's record and opt-ins (no personal data: that is the resident's own export). City staff only."""
     _staff(principal, city)
-    return ctx.residents.get(resident_id, city) | {"opt_ins": ctx.residents.opt_ins(resident_id)}
+    return ctx.residents.record(resident_id, city)
 
 
-@post("/merchants/{city:str}", sync_to_thread=True, status_code=201)
-def add_merchant(city: City, data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx) -> dict:
-    return ctx.merchants.add(city, data.id, data.name, _staff(principal, city).actor, category=data.category)
+@post("/merchants/{city:str}", sync_to_thread=True, status_code=201, summary="Add a merchant",
+      operation_id="admin_add_merchant", problems=("conflict", "unknown_ledger", "invalid_request"))  # fmt: skip
+def add_merchant(city: City, data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Member:
+    """Add a merchant to the city, pending until approved, audited. City staff only."""
+    actor = _staff(principal, city).actor
+    return ctx.merchants.add(city, data.id, data.name, actor, key=idempotency_key(key), category=data.category)
 
 
-@post("/organizations/{city:str}", sync_to_thread=True, status_code=201)
-def add_organization(city: City, data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx) -> dict:
-    return ctx.organizations.add(city, data.id, data.name, _staff(principal, city).actor)
+@post("/organizations/{city:str}", sync_to_thread=True, status_code=201, summary="Add a community organization",
+      operation_id="admin_add_organization", problems=("conflict", "unknown_ledger", "invalid_request"))  # fmt: skip
+def add_organization(city: City, data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Member:
+    """Add a community organization to the city, pending until approved, audited. City staff only."""
+    return ctx.organizations.add(city, data.id, data.name, _staff(principal, city).actor, key=idempotency_key(key))
 
 
-@post("/merchants/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
-def merchant_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
-    """Approve, suspend or reinstate a merchant."""
+@post("/merchants/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200,
+      summary="Approve, suspend or reinstate a merchant", operation_id="admin_set_merchant_status",
+      problems=("unknown_merchant", "invalid_request"))  # fmt: skip
+def merchant_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> Member:
+    """Set a merchant's status (pending, approved, suspended), audited: only an approved merchant's
+    terminals are served. City staff only."""
     return ctx.merchants.set_status(member_id, data.status, _staff(principal, city).actor, city)
 
 
-@post("/organizations/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200)
-def organization_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> dict:
-    """Approve, suspend or reinstate a community organization."""
+@post("/organizations/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200,
+      summary="Approve, suspend or reinstate a community organization", operation_id="admin_set_organization_status",
+      problems=("unknown_organization", "invalid_request"))  # fmt: skip
+def organization_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> Member:
+    """Set an organization's status (pending, approved, suspended), audited: only an approved one
+    attests civic activity. City staff only."""
     return ctx.organizations.set_status(member_id, data.status, _staff(principal, city).actor, city)
 
 
-@post("/merchants/{city:str}/{merchant_id:str}/terminals", sync_to_thread=True, status_code=201)
-def add_terminal(city: City, merchant_id: Id, data: JSONBody[schemas.TerminalBody], principal: Who, ctx: Ctx) -> dict:
-    key_id = ctx.terminals.register(merchant_id, data.public_key_pem, _staff(principal, city).actor, city)
-    return {"terminal_key_id": key_id, "merchant_id": merchant_id}
+@post("/merchants/{city:str}/{merchant_id:str}/terminals", sync_to_thread=True, status_code=201,
+      summary="Register a terminal key", operation_id="admin_add_terminal",
+      problems=("unknown_merchant", "conflict", "invalid_request"))  # fmt: skip
+def add_terminal(city: City, merchant_id: Id, data: JSONBody[schemas.TerminalBody], principal: Who, ctx: Ctx,
+                 key: IdempotencyKey) -> TerminalRegistration:  # fmt: skip
+    """Register a merchant terminal's Ed25519 public key, with which it signs its POS requests
+    (RFC 9421); the server keeps only the public key. City staff only."""
+    actor = _staff(principal, city).actor
+    return ctx.terminals.register(merchant_id, data.public_key_pem, actor, city, key=idempotency_key(key))
 
 
-@post("/terminals/{city:str}/{key_id:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> dict:
+@post("/terminals/{city:str}/{key_id:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a terminal key",
+      operation_id="admin_revoke_terminal", problems=("unknown_merchant",))  # fmt: skip
+def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> Done:
+    """Revoke a terminal key of the city: its next request is refused. City staff only."""
     ctx.terminals.revoke(key_id, _staff(principal, city).actor, city)
-    return {"status": "revoked"}
+    return Done(status="revoked")
 
 
 def _granting(principal: Principal) -> Principal:
     return principal.require("org", "staff", "finance", "auditor", "admin")
 
 
-@post("/tokens/{city:str}", sync_to_thread=True, status_code=201)
-def issue_token(city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx) -> dict:
+@post("/tokens/{city:str}", sync_to_thread=True, status_code=201, summary="Issue a bearer token",
+      operation_id="admin_issue_token",
+      problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_organization",
+                "invalid_request"))  # fmt: skip
+def issue_token(city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> IssuedToken:
     """Grant a token from the built-in issuer: a role may grant only the roles of the table in
-    docs/security-model.md (finance and auditor: a city administrator), or renew its own."""
+    docs/security-model.md (finance and auditor: a city administrator), or renew its own. Audited;
+    the token's text is answered only here (and to a retry with the same Idempotency-Key)."""
     grantor = _granting(principal).grantor
-    return ctx.access.grant(grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds)
+    return ctx.access.grant(grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds, key=idempotency_key(key))
 
 
-@get("/tokens/{city:str}", sync_to_thread=True)
+@get("/tokens/{city:str}", sync_to_thread=True, summary="List tokens", operation_id="admin_list_tokens")
 def list_tokens(city: City, principal: Who, ctx: Ctx, role: OptionalRole = None, subject: OptionalSubject = None,
-                include_ended: Flag = False) -> dict:  # fmt: skip
+                include_ended: Flag = False) -> Credentials:  # fmt: skip
     """The city's tokens (never their text) for its administrators and auditors; one's own for others."""
-    rows = ctx.access.credentials(_granting(principal).grantor, city, role, subject, live_only=not include_ended)
-    return {"credentials": rows}
+    return ctx.access.credentials(_granting(principal).grantor, city, role, subject, live_only=not include_ended)
 
 
-@post("/tokens/{city:str}/{jti:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_token(city: City, jti: Id, principal: Who, ctx: Ctx) -> dict:
-    """Revoke a token: its holder, whoever may grant its role, or the operator. Effective at once."""
+@post("/tokens/{city:str}/{jti:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a token",
+      operation_id="admin_revoke_token", problems=("unknown_credential", "grant_not_allowed"))  # fmt: skip
+def revoke_token(city: City, jti: Id, principal: Who, ctx: Ctx) -> Credential:
+    """Revoke a token: its holder, whoever may grant its role, or the operator. Effective at once, audited."""
     return ctx.access.revoke(_granting(principal).grantor, city, jti)
 
 
-@get("/principals/{city:str}", sync_to_thread=True)
-def list_principals(city: City, principal: Who, ctx: Ctx) -> dict:
-    return {"principals": ctx.access.principals(_granting(principal).grantor, city)}
+@get("/principals/{city:str}", sync_to_thread=True, summary="List principals", operation_id="admin_list_principals")
+def list_principals(city: City, principal: Who, ctx: Ctx) -> Principals:
+    """The city's principals (staff, finance, auditors, administrators, organization coordinators):
+    for its administrators and auditors."""
+    return ctx.access.principals(_granting(principal).grantor, city)
 
 
-@post("/principals/{city:str}/revoke", sync_to_thread=True, status_code=200)
-def revoke_principal(city: City, data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> dict:
-    """Withdraw a principal's grant: every token it holds is refused from the next request on."""
+@post("/principals/{city:str}/revoke", sync_to_thread=True, status_code=200, summary="Withdraw a principal's grant",
+      operation_id="admin_revoke_principal", problems=("unknown_credential", "grant_not_allowed"))  # fmt: skip
+def revoke_principal(city: City, data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> PrincipalRevocation:
+    """Withdraw a principal's grant: every token it holds is refused from the next request on. Audited."""
     return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
-
-
-
-
-
-
-
 
 
 def _city_owner(principal: Principal, city: str) -> Owner:

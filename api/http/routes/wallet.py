@@ -23,8 +23,7 @@ from api.http.params import (
 )
 from api.http.schemas import RedeemBody
 from api.problems import negotiate_locale
-from ledger.adapters import journal
-from ledger.domain import accounts
+from community.schemas import Balance, Card, DataExport, Done, OptIns, WalletHistory
 from marketplace.schemas import Redemption, RedemptionPage
 
 
@@ -32,66 +31,69 @@ def _resident(principal: Principal) -> str:
     return principal.require("resident").subject
 
 
-@get("/balance", sync_to_thread=True)
-def balance(principal: Who, ctx: Ctx) -> dict:
-    b = ctx.ledger.balance(principal.city, accounts.wallet(_resident(principal)))
-    return {"available": b.available, "posted": b.posted, "pending": -b.pending, "city": principal.city}
+@get("/balance", sync_to_thread=True, summary="Read the wallet's balance", operation_id="wallet_get_balance")
+def balance(principal: Who, ctx: Ctx) -> Balance:
+    """The signed-in resident's points: available to spend, posted, and held by open holds."""
+    return ctx.wallet.balance(_resident(principal), principal.city)
 
 
-@get("/history", sync_to_thread=True)
-def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> dict:
-    with ctx.engine.connect() as conn:
-        rows = journal.account_entries(conn, principal.city, [accounts.wallet(_resident(principal))],
-                                       before_sequence=before_sequence, limit=limit)  # fmt: skip
-    return journal.entry_page(rows, limit)
+@get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history")
+def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> WalletHistory:
+    """The signed-in resident's wallet movements, newest first, in business terms (what, with whom,
+    the points, the balance after) beside each raw journal entry; page with `before_sequence`."""
+    return ctx.wallet.history(_resident(principal), principal.city, before_sequence, limit)
 
 
-@get("/card", sync_to_thread=True)
-def card(principal: Who, ctx: Ctx) -> dict:
-    found = ctx.residents.current_card(_resident(principal))
-    return {"card_id": found["id"], "city": found["city"], "expires_at_us": found["expires_at_us"], "token": found["token"]}
+@get("/card", sync_to_thread=True, summary="Read the citizen card", operation_id="wallet_get_card",
+     problems=("unknown_card",))  # fmt: skip
+def card(principal: Who, ctx: Ctx) -> Card:
+    """The signed-in resident's current card: a signed token a terminal checks offline (no personal data)."""
+    return ctx.residents.card(_resident(principal))
 
 
-@get("/card/qr.svg", sync_to_thread=True, media_type="image/svg+xml")
+@get("/card/qr.svg", sync_to_thread=True, media_type="image/svg+xml", summary="Show the citizen card as a QR code",
+     operation_id="wallet_get_card_qr", problems=("unknown_card",), media_types=("image/svg+xml",))  # fmt: skip
 def card_qr(principal: Who, ctx: Ctx) -> Response[bytes]:
     """The card as a QR code (SVG) to show at the till."""
-    token = ctx.residents.current_card(_resident(principal))["token"]
+    token = ctx.residents.card(_resident(principal)).token
     return Response(segno.make(token, error="m").svg_inline(scale=4).encode(), media_type="image/svg+xml")
 
 
-@post("/card/replace", sync_to_thread=True, status_code=201)
-def replace_card(principal: Who, ctx: Ctx) -> dict:
-    """Report the card lost: every card of the resident is revoked and a new one issued."""
-    found = ctx.residents.replace_card(_resident(principal), principal.actor)
-    return {"card_id": found["id"], "city": found["city"], "expires_at_us": found["expires_at_us"], "token": found["token"]}
+@post("/card/replace", sync_to_thread=True, status_code=201, summary="Replace a lost card", operation_id="wallet_replace_card",
+      problems=("unknown_resident", "resident_expired", "resident_erased", "unknown_card"))  # fmt: skip
+def replace_card(principal: Who, ctx: Ctx) -> Card:
+    """Report the card lost: every card of the resident is revoked and a new one issued, audited."""
+    return ctx.residents.replace_card(_resident(principal), principal.actor)
 
 
-@get("/opt-ins", sync_to_thread=True)
-def list_opt_ins(principal: Who, ctx: Ctx) -> dict:
-    return {"home": principal.city, "opt_ins": ctx.residents.opt_ins(_resident(principal))}
+@get("/opt-ins", sync_to_thread=True, summary="List the cities opted in to", operation_id="wallet_list_opt_ins",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def list_opt_ins(principal: Who, ctx: Ctx) -> OptIns:
+    """The resident's home city and the other cities where they may earn and redeem."""
+    return ctx.residents.cities(_resident(principal))
 
 
-@post("/opt-ins", sync_to_thread=True, status_code=200)
-def opt_in(data: JSONBody[schemas.OptInBody], principal: Who, ctx: Ctx) -> dict:
-    return {"home": principal.city, "opt_ins": ctx.residents.opt_in(_resident(principal), data.city)}
+@post("/opt-ins", sync_to_thread=True, status_code=200, summary="Opt in to another city", operation_id="wallet_opt_in",
+      problems=("unknown_program", "unknown_resident", "resident_expired", "resident_erased"))  # fmt: skip
+def opt_in(data: JSONBody[schemas.OptInBody], principal: Who, ctx: Ctx) -> OptIns:
+    """Let the resident earn and redeem in another participating city; their wallet stays at home."""
+    return ctx.residents.opt_in(_resident(principal), data.city)
 
 
-@get("/export", sync_to_thread=True)
-def export(principal: Who, ctx: Ctx) -> dict:
-    """Everything held about the resident, in JSON."""
+@get("/export", sync_to_thread=True, summary="Export the resident's data", operation_id="wallet_export_data",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def export(principal: Who, ctx: Ctx) -> DataExport:
+    """Everything held about the signed-in resident, in JSON: record, personal data, opt-ins, cards, wallet history."""
     return ctx.residents.export(_resident(principal))
 
 
-@post("/erasure", sync_to_thread=True, status_code=202)
-def erasure(principal: Who, ctx: Ctx) -> dict:
-    """Erase the resident's personal data (their key is destroyed); the ledger keeps opaque entries."""
+@post("/erasure", sync_to_thread=True, status_code=202, summary="Erase the resident's personal data",
+      operation_id="wallet_request_erasure", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def erasure(principal: Who, ctx: Ctx) -> Done:
+    """Erase the resident's personal data (their key is destroyed) and revoke their cards; the ledger
+    keeps opaque entries and still verifies."""
     ctx.residents.erase(_resident(principal), principal.actor)
-    return {"status": "erased"}
-
-
-
-
-
+    return Done(status="erased")
 
 
 @post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",

@@ -1,0 +1,285 @@
+"""What the community services answer: programs, residents, members (merchants and organizations),
+terminals, access (tokens, credentials, principals) and the resident's wallet.
+
+Each struct is a `ledger.schemas.Result`: the API encodes it as it is and documents it field by
+field; units are in the field names (`points`, `*_us` for microseconds since the epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from community.domain.program import Program
+from ledger.schemas import Points, Result, Sequence, TimeUs
+
+City = Annotated[str, msgspec.Meta(description="the city (municipality) whose ledger and program this is")]
+ResidentId = Annotated[str, msgspec.Meta(description="the resident's opaque id, as the ledger knows them")]
+Replayed = Annotated[bool, msgspec.Meta(description="true when this answers a retry of an earlier request (nothing new was written)")]
+Actor = Annotated[str, msgspec.Meta(description="who acted, as the audit trail names them (`role:subject/credential`)")]
+OptionalTimeUs = Annotated[int, msgspec.Meta(ge=0)] | None  # µs since the epoch, or null
+
+
+# --- programs ---------------------------------------------------------------------------------
+
+
+class ProgramVersion(Result):
+    """A city's program as saved, with its version (1 on creation, one more on each change)."""
+
+    version: Annotated[int, msgspec.Meta(ge=1, description="the program's version after this change")]
+    program: Annotated[Program, msgspec.Meta(description="the program as saved")]
+
+
+class BudgetFunding(Result):
+    """City funds allocated to the program budget (program:funding → program:budget)."""
+
+    transfer_id: Annotated[str, msgspec.Meta(description="the journal transfer that moved the points")]
+    points: Annotated[Points, msgspec.Meta(description="points added to the budget")]
+    replayed: Replayed
+
+
+# --- residents and cards ----------------------------------------------------------------------
+
+
+class Resident(Result):
+    """A resident's record: no personal data (that is the resident's own export)."""
+
+    id: ResidentId
+    city: Annotated[str, msgspec.Meta(description="the resident's home city, where their wallet is")]
+    level: Annotated[str, msgspec.Meta(description="verification level: basic, verified or checked")]
+    status: Annotated[str, msgspec.Meta(description="active or erased")]
+    valid_until_us: Annotated[TimeUs, msgspec.Meta(description="when the city-issued identifier lapses (µs since the epoch)")]
+    created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the resident was enrolled (µs since the epoch)")]
+
+
+class ResidentRecord(Resident):
+    """A resident's record with the other cities they opted in to."""
+
+    opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+
+
+class Card(Result):
+    """The resident's current citizen card: a compact token signed by the city, to show as a QR code."""
+
+    card_id: Annotated[str, msgspec.Meta(description="the card's id")]
+    city: City
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the card expires (µs since the epoch)")]
+    token: Annotated[str, msgspec.Meta(description="the signed card token (JWS) a terminal checks offline")]
+
+
+class CardRecord(Result):
+    """One card the resident holds or held."""
+
+    id: Annotated[str, msgspec.Meta(description="the card's id")]
+    issued_at_us: Annotated[TimeUs, msgspec.Meta(description="when the card was issued")]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the card expires")]
+    revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the card was revoked, or null")]
+
+
+class OptIns(Result):
+    """The resident's home city and the other cities where they may earn and redeem."""
+
+    home: Annotated[str, msgspec.Meta(description="the resident's home city")]
+    opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+
+
+class Done(Result):
+    """An action that returns no record: what became of its target."""
+
+    status: Annotated[Literal["erased", "revoked"], msgspec.Meta(description="the target's state now")]
+
+
+# --- members: merchants and organizations, and terminals ----------------------------------------
+
+
+class Member(Result):
+    """A merchant or a community organization of a city."""
+
+    id: Annotated[str, msgspec.Meta(description="the member's id, chosen by the city")]
+    city: City
+    name: Annotated[str, msgspec.Meta(description="the display name")]
+    status: Annotated[str, msgspec.Meta(description="pending, approved or suspended")]
+    created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the city added the member")]
+    category: Annotated[str | None, msgspec.Meta(description="a merchant's category (null for an organization)")] = None
+
+
+class TerminalKey(Result):
+    """A terminal's registered public key."""
+
+    key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
+    status: Annotated[str, msgspec.Meta(description="active or revoked")]
+    created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the key was registered")]
+
+
+class MerchantListing(Member):
+    """A merchant with its terminals."""
+
+    terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = msgspec.field(
+        default_factory=list)
+
+
+class Merchants(Result):
+    """The merchants of a city, by id."""
+
+    merchants: list[MerchantListing]
+
+
+class Organizations(Result):
+    """The community organizations of a city, by id."""
+
+    organizations: list[Member]
+
+
+class TerminalRegistration(Result):
+    """A terminal key registered for a merchant."""
+
+    terminal_key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
+    merchant_id: Annotated[str, msgspec.Meta(description="the merchant the terminal belongs to")]
+
+
+# --- access: tokens, credentials, principals --------------------------------------------------
+
+
+class IssuedToken(Result):
+    """A bearer token from the built-in issuer. Its text is shown only here: it is never stored."""
+
+    token: Annotated[str, msgspec.Meta(description="the bearer token")]
+    jti: Annotated[str, msgspec.Meta(description="the token's credential id, to list or revoke it")]
+    principal_id: Annotated[str | None, msgspec.Meta(description="the principal the token belongs to (null for a resident)")]
+    city: City
+    role: Annotated[str, msgspec.Meta(description="the role granted")]
+    subject: Annotated[str, msgspec.Meta(description="who holds it")]
+    org_id: Annotated[str | None, msgspec.Meta(description="the organization of an `org` token, else null")]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the token expires")]
+
+
+class Credential(Result):
+    """A token as recorded (never its text)."""
+
+    jti: Annotated[str, msgspec.Meta(description="the credential id")]
+    principal_id: Annotated[str | None, msgspec.Meta(description="its principal (null for a resident's token)")]
+    city: City
+    role: Annotated[str, msgspec.Meta(description="the role granted")]
+    subject: Annotated[str, msgspec.Meta(description="the principal's subject, or the resident id")]
+    issued_by: Actor
+    issued_at_us: Annotated[TimeUs, msgspec.Meta(description="when it was issued")]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when it expires")]
+    revoked_by: Annotated[str | None, msgspec.Meta(description="who revoked it, or null")]
+    revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when it was revoked, or null")]
+
+
+class Credentials(Result):
+    """Credentials, newest first (at most 1,000)."""
+
+    credentials: list[Credential]
+
+
+class Principal(Result):
+    """A city's staff member, finance officer, auditor, administrator or organization coordinator."""
+
+    id: Annotated[str, msgspec.Meta(description="the principal's id")]
+    city: City
+    role: Annotated[str, msgspec.Meta(description="org, staff, finance, auditor or admin")]
+    subject: Annotated[str, msgspec.Meta(description="who the principal is")]
+    org_id: Annotated[str | None, msgspec.Meta(description="the organization an `org` principal coordinates, else null")]
+    status: Annotated[str, msgspec.Meta(description="active or revoked")]
+    granted_by: Actor
+    granted_at_us: Annotated[TimeUs, msgspec.Meta(description="when the role was (last) granted")]
+    revoked_by: Annotated[str | None, msgspec.Meta(description="who withdrew the grant, or null")]
+    revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the grant was withdrawn, or null")]
+
+
+class Principals(Result):
+    """A city's principals by role and subject (at most 1,000)."""
+
+    principals: list[Principal]
+
+
+class PrincipalRevocation(Principal):
+    """A principal whose grant was withdrawn, and how many of its tokens this revoked."""
+
+    tokens_revoked: Annotated[int, msgspec.Meta(ge=0, description="tokens revoked by this request")]
+
+
+# --- the wallet -------------------------------------------------------------------------------
+
+
+class Balance(Result):
+    """The resident's wallet: what they may spend now, what is posted, and what is held."""
+
+    available: Annotated[Points, msgspec.Meta(description="points the resident may spend now (posted minus held)")]
+    posted: Annotated[Points, msgspec.Meta(description="points in the wallet, holds not deducted")]
+    pending: Annotated[Points, msgspec.Meta(description="points held by open holds (redemptions not yet captured or voided)")]
+    city: Annotated[str, msgspec.Meta(description="the resident's home city, whose ledger holds the wallet")]
+
+
+WHAT = Literal["purchase", "civic_activity", "volunteering", "redemption", "municipal_service", "refund", "expiry",
+               "donation", "other"]  # fmt: skip
+
+
+class JournalEntry(Result):
+    """A journal entry as the ledger holds it."""
+
+    sequence: Sequence
+    transfer_id: Annotated[str, msgspec.Meta(description="the transfer this entry belongs to")]
+    kind: Annotated[str, msgspec.Meta(description="the transfer's purpose (earn_purchase, redeem, service, refund, expiry, …)")]
+    phase: Annotated[str, msgspec.Meta(description="single, pending (a hold), post (its capture) or void (its release)")]
+    debit_account: Annotated[str, msgspec.Meta(description="the account debited")]
+    credit_account: Annotated[str, msgspec.Meta(description="the account credited")]
+    amount: Annotated[Points, msgspec.Meta(description="points moved (positive)")]
+    ref: Annotated[str | None, msgspec.Meta(description="the transfer this one posts, voids or refunds, or null")]
+    time_us: TimeUs
+    hash: Annotated[str, msgspec.Meta(description="the entry's hash in the ledger's chain (hex)")]
+
+
+class Counterparty(Result):
+    """Who the resident dealt with."""
+
+    kind: Annotated[Literal["merchant", "organization", "city"], msgspec.Meta(description="a merchant, an organization or the city")]
+    id: Annotated[str, msgspec.Meta(description="the merchant's or organization's id, or the city's name")]
+    name: Annotated[str, msgspec.Meta(description="the display name")]
+
+
+class WalletLine(Result):
+    """One movement of the resident's wallet, in business terms, beside the raw journal entry."""
+
+    what: Annotated[WHAT, msgspec.Meta(description="what it was")]
+    status: Annotated[Literal["posted", "held", "released"], msgspec.Meta(
+        description="posted (it counts), held (reserved by an open hold) or released (a hold voided or lapsed)")]
+    points: Annotated[Points, msgspec.Meta(description="points for the resident: positive earned or given back, negative spent")]
+    time_us: TimeUs
+    entry: Annotated[JournalEntry, msgspec.Meta(description="the journal entry this line reads")]
+    balance_after_points: Annotated[int | None, msgspec.Meta(
+        description="the wallet's posted points after this movement; on the first page only (null on later pages)")] = None
+    counterparty: Annotated[Counterparty | None, msgspec.Meta(description="the merchant, organization or city, when known")] = None
+    item_title: Annotated[dict[str, str] | None, msgspec.Meta(
+        description="the offer's, event's or service's title by language, for a marketplace redemption")] = None
+
+
+class WalletHistory(Result):
+    """A page of the wallet's history, newest first."""
+
+    entries: Annotated[list[WalletLine], msgspec.Meta(description="the movements, newest first")]
+    next_before_sequence: Annotated[int | None, msgspec.Meta(
+        description="pass as `before_sequence` for the next page; null on the last page")]
+
+
+class PersonalData(Result, omit_defaults=True):
+    """What the city holds to reach the resident (decrypted for their own export): only the fields given."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    language: str | None = None
+
+
+class DataExport(Result):
+    """Everything held about the resident: record, personal data, opt-ins, cards and wallet history."""
+
+    resident: Resident
+    personal: PersonalData
+    opt_ins: Annotated[list[str], msgspec.Meta(description="other cities the resident opted in to")]
+    cards: Annotated[list[CardRecord], msgspec.Meta(description="every card, oldest first")]
+    history: Annotated[list[WalletLine], msgspec.Meta(description="the wallet's movements, newest first (at most 100,000)")]
