@@ -16,12 +16,13 @@ what each handler declares and depends on:
 - tags with descriptions (each router module's docstring), and the links of `LINKS`.
 
 The document is built once per app, on first request, and served at `/schema/openapi.json`; Swagger
-UI at `/schema/swagger` is served from the `swagger-ui-bundle` package's files, never a CDN.
+UI at `/schema/swagger` is served from the `swagger-ui-py` package's files, never a CDN.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import inspect
 import re
 from collections.abc import Iterator
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from litestar import Litestar, Request, Response, Router, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -280,9 +280,14 @@ def _first_line(text: str | None) -> str | None:
     return lines[0].rstrip(".") if lines and lines[0] else None
 
 
+def docstring(handler: HTTPRouteHandler) -> str | None:
+    """The handler function's own docstring (a sync handler run on a thread is wrapped once registered)."""
+    return getattr(handler.fn, "func", handler.fn).__doc__
+
+
 def _operation(path: str, operation: dict[str, Any], facts: Facts) -> None:
     handler = facts.handler
-    if handler.summary is None and (line := _first_line(handler.fn.__doc__)):
+    if handler.summary is None and (line := _first_line(docstring(handler))):
         operation["summary"] = line
     operation["responses"] = {s: r for s, r in operation.get("responses", {}).items() if not _is_default_error(r)}
     _parameters(operation)
@@ -413,7 +418,8 @@ class FinishedYaml(_Finished, YamlRenderPlugin):
 
 # --- Swagger UI, offline --------------------------------------------------------------------------
 
-SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# The `swagger-ui-py` package's copy of Swagger UI 5 (OpenAPI 3.1), found without importing its web adapters.
+SWAGGER_ASSETS = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0]) / "static"
 # The pages load only our own scripts and styles: no inline script, nothing from another host.
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
@@ -422,9 +428,8 @@ _SWAGGER_INIT = f"""window.addEventListener("load", () => {{
     url: "{SCHEMA_PATH}/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout",
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
   }});
 }});
 """
@@ -440,7 +445,6 @@ _SWAGGER_PAGE = f"""<!DOCTYPE html>
 <body>
   <div id="swagger-ui"></div>
   <script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>
-  <script src="{ASSETS_PATH}/swagger-ui-standalone-preset.js"></script>
   <script src="{SCHEMA_PATH}/swagger-init.js"></script>
 </body>
 </html>
