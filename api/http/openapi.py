@@ -122,6 +122,7 @@ WITH_BODY = ("validation_error", "malformed_json", "body_too_large", "unsupporte
 WITH_PARAMETERS = ("validation_error",)
 WITH_PATH_PARAMETERS = ("not_found",)
 WITH_IDEMPOTENCY_KEY = ("idempotency_key_required", "idempotency_conflict")
+WEBHOOK_PROBLEMS = ("invalid_webhook", "payments_disabled")  # a bad Stripe-Signature; Stripe not configured
 RETRY_AFTER_STATUSES = (429, 503)
 
 # Extension members the problems carry (the parameters of their details), with their types.
@@ -275,6 +276,28 @@ def _parameters(operation: dict[str, Any]) -> None:
             parameter["schema"] = {"type": "string", "pattern": PATH_PARAMETER_PATTERNS[parameter["name"]]}
 
 
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum",
+           "min_length": "minLength", "max_length": "maxLength", "pattern": "pattern"}  # fmt: skip
+
+
+def _parameter_bounds(operation: dict[str, Any], facts: Facts) -> None:
+    """Each parameter's bounds as the handler declares them, in the schema of every non-null branch:
+    litestar drops a bound of 0 and writes 2**63 - 1 as a float (which rounds up to 2**63)."""
+    fields = {getattr(f.kwarg_definition, "name", None) or getattr(f.kwarg_definition, "header", None) or name: f
+              for name, f in facts.handler.parsed_fn_signature.parameters.items()}  # fmt: skip
+    for parameter in operation.get("parameters", []):
+        field = fields.get(parameter["name"])
+        definition = getattr(field, "kwarg_definition", None)
+        if definition is None or parameter["name"] == IDEMPOTENCY_HEADER:
+            continue
+        bounds = {key: getattr(definition, attribute) for attribute, key in _BOUNDS.items()
+                  if getattr(definition, attribute, None) is not None}  # fmt: skip
+        schema = parameter["schema"]
+        for branch in schema.get("oneOf") or schema.get("anyOf") or [schema]:
+            if branch.get("type") != "null":
+                branch.update(bounds)
+
+
 def _first_line(text: str | None) -> str | None:
     lines = inspect.cleandoc(text or "").splitlines()
     return lines[0].rstrip(".") if lines and lines[0] else None
@@ -290,6 +313,7 @@ def _operation(path: str, operation: dict[str, Any], facts: Facts) -> None:
     if handler.summary is None and (line := _first_line(docstring(handler))):
         operation["summary"] = line
     operation["responses"] = {s: r for s, r in operation.get("responses", {}).items() if not _is_default_error(r)}
+    _parameter_bounds(operation, facts)
     _parameters(operation)
     _media_types(operation, facts)
     if facts.scheme is not None:
@@ -300,7 +324,8 @@ def _operation(path: str, operation: dict[str, Any], facts: Facts) -> None:
             "description": "Stripe's signature of the raw body (`t=…,v1=…`); a missing or wrong one is 400 `invalid_webhook`.",
         })  # fmt: skip
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
-    operation["responses"].update(_problem_responses(_codes(facts, operation)))
+    codes = _codes(facts, operation) | (set(WEBHOOK_PROBLEMS) if path in STRIPE_WEBHOOKS else set())
+    operation["responses"].update(_problem_responses(codes))
 
 
 def _links(document: dict[str, Any]) -> None:
@@ -323,57 +348,66 @@ def _tags(document: dict[str, Any]) -> None:
     ]  # fmt: skip
 
 
-def _strict_schemas(document: dict[str, Any], app: Litestar) -> None:
-    """additionalProperties: false where the struct forbids unknown fields, and its docstring."""
+def _structs(app: Litestar) -> dict[str, type]:
+    """The msgspec structs the handlers take (request bodies) and return, by the name litestar gave them."""
     import msgspec
 
-    structs: dict[str, type] = {}
+    found: dict[str, type] = {}
     for _path, _method, facts in _handlers(app):
-        for parameter in facts.handler.parsed_fn_signature.parameters.values():
-            for annotation in _struct_types(parameter.annotation):
-                structs[annotation.__name__] = annotation
-    for (name, field), pattern in FIELD_PATTERNS.items():
-        document["components"]["schemas"][name]["properties"][field]["pattern"] = pattern
-    for name, schema in document.get("components", {}).get("schemas", {}).items():
-        struct = structs.get(name) or _nested(structs, name)
-        if struct is None or not issubclass(struct, msgspec.Struct):
-            continue
-        if struct.__struct_config__.forbid_unknown_fields:
-            schema["additionalProperties"] = False
-        if struct.__doc__ and "description" not in schema:
-            schema["description"] = inspect.cleandoc(struct.__doc__)
+        signature = facts.handler.parsed_fn_signature
+        annotations = [p.annotation for p in signature.parameters.values()] + [signature.return_type.annotation]
+        for annotation in annotations:
+            for struct in _struct_types(annotation):
+                if issubclass(struct, msgspec.Struct):
+                    found.setdefault(struct.__name__, struct)
+    return found
 
 
 def _struct_types(annotation: Any) -> Iterator[type]:
-    import msgspec
-
-    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+    if isinstance(annotation, type):
         yield annotation
     for argument in getattr(annotation, "__args__", ()) or ():
         yield from _struct_types(argument)
-    for argument in getattr(annotation, "__metadata__", ()) or ():
-        if isinstance(argument, type):
-            yield from _struct_types(argument)
-    origin = getattr(annotation, "__origin__", None)
-    if origin is not None and origin is not annotation:
-        yield from _struct_types(origin)
 
 
-def _nested(structs: dict[str, type], name: str) -> type | None:
-    """A struct reached through another one's fields (OfflineItem in OfflineBatch)."""
+def _msgspec_schemas(document: dict[str, Any], app: Litestar) -> None:
+    """Each struct's schema as msgspec itself writes it: the server decodes with msgspec, so its
+    schema is exactly as strict (additionalProperties: false for forbid_unknown_fields, bounds inside
+    each branch of a nullable field, minProperties, the docstring as description), which litestar's
+    translation is not."""
     import msgspec
 
-    seen, pending = set(), list(structs.values())
-    while pending:
-        struct = pending.pop()
-        if struct in seen:
-            continue
-        seen.add(struct)
-        if struct.__name__ == name:
-            return struct
-        for field in msgspec.structs.fields(struct):
-            pending.extend(_struct_types(field.type))
-    return None
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    structs = [struct for name, struct in _structs(app).items() if name in components]
+    if not structs:
+        return
+    _, definitions = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    for name, schema in definitions.items():
+        if name != "Problem":
+            components[name] = schema
+
+
+_CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern",
+                "format", "minItems", "maxItems", "enum")  # fmt: skip
+
+
+def _nullable_constraints(node: Any) -> None:
+    """litestar writes `X | None` with bounds as `{oneOf: [X, null], minimum: ...}`: bounds beside a
+    oneOf apply to no type a generator picks first. Move them into the non-null branch."""
+    if isinstance(node, list):
+        for item in node:
+            _nullable_constraints(item)
+        return
+    if not isinstance(node, dict):
+        return
+    branches = node.get("oneOf") or node.get("anyOf")
+    if isinstance(branches, list) and any(key in node for key in _CONSTRAINTS):
+        moved = {key: node.pop(key) for key in _CONSTRAINTS if key in node}
+        for branch in branches:
+            if isinstance(branch, dict) and branch.get("type") != "null":
+                branch.update({k: v for k, v in moved.items() if k not in branch})
+    for value in node.values():
+        _nullable_constraints(value)
 
 
 def finish(app: Litestar, raw: dict[str, Any]) -> dict[str, Any]:
@@ -387,7 +421,10 @@ def finish(app: Litestar, raw: dict[str, Any]) -> dict[str, Any]:
     components = document.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = problem_schema()
     components["securitySchemes"] = SECURITY_SCHEMES
-    _strict_schemas(document, app)
+    _msgspec_schemas(document, app)
+    for (name, field), pattern in FIELD_PATTERNS.items():
+        document["components"]["schemas"][name]["properties"][field]["pattern"] = pattern
+    _nullable_constraints(document["paths"])
     _links(document)
     _tags(document)
     return document
