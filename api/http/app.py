@@ -3,8 +3,8 @@
 Every refusal, from the domain (LedgerError and its kin, each with a stable code) or from the
 framework (validation, 404, 405, 413), leaves here as an RFC 9457 `application/problem+json`
 document in the caller's language; so does a database that cannot be reached (503
-`database_unavailable`, logged once per outage, not per request). The OpenAPI document is served
-at `/schema/openapi.json`.
+`database_unavailable`, logged once per outage, not per request). The OpenAPI document
+(`api/http/openapi.py`) is served at `/schema/openapi.json`, Swagger UI at `/schema/swagger`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from litestar import Litestar, Request, Response
 from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from api.bootstrap import Context
-from api.http.auth import FailureLimits, Limits, RateLimiter
+from api.http.auth import AuthenticatedFirst, FailureLimits, Limits, RateLimiter
+from api.http.openapi import openapi_config
 from api.http.routes import ROUTERS
 from api.problems import PROBLEMS, error_params, negotiate_locale, problem_document, validation_params
 from ledger.domain.errors import LedgerError
@@ -39,10 +39,10 @@ RETRY_LATER = ("rate_limited", "overloaded", "database_unavailable", "identity_p
 log = logging.getLogger("entraide.api")
 
 
-def _problem(request: Request, code: str, params: dict) -> Response:
+def _problem(request: Request, code: str, params: dict, headers: dict[str, str] | None = None) -> Response:
     locale = negotiate_locale(request.headers.get("accept-language"))
     document = problem_document(code, locale, params, instance=request.url.path)
-    headers = {"Content-Language": locale}
+    headers = {**(headers or {}), "Content-Language": locale}
     if code in RETRY_LATER:
         headers["Retry-After"] = str(params.get("retry_after_seconds", 1))
     return Response(document, status_code=int(document["status"]), media_type="application/problem+json", headers=headers)
@@ -69,7 +69,22 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code >= 500:
             log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         code = "internal_error" if exc.status_code >= 500 else "invalid_request"
-    return _problem(request, code, {"message": str(exc.detail)[:500], "max_bytes": MAX_BODY_BYTES})
+    params: dict[str, object] = {"message": str(exc.detail)[:500]}
+    if exc.status_code == 413:
+        params["max_bytes"] = MAX_BODY_BYTES
+    # A 405 keeps litestar's Allow header: the methods the path has.
+    headers = {name: value for name, value in (exc.headers or {}).items() if name.lower() == "allow"}
+    return _problem(request, code, params, headers)
+
+
+def _options(request: Request) -> Response | None:
+    """Answer OPTIONS with every method of the path. litestar's own answer lists only the methods of
+    the handlers registered first when two handlers of a router share a path (a GET and a POST)."""
+    if request.method != "OPTIONS":
+        return None
+    handlers = request.app.route_handler_method_map.get(request.scope.get("path_template", ""), {})
+    methods = sorted({method for method in handlers if method.isupper()} | {"OPTIONS"})
+    return Response(None, status_code=204, headers={"Allow": ", ".join(methods)}, media_type="text/plain")
 
 
 # What CPython's json and msgspec add to a RecursionError when a document nests deeper than they
@@ -206,8 +221,10 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             RecursionError: _too_deep,
             Exception: _unexpected,
         },
-        openapi_config=OpenAPIConfig(title="Entraide", version="1.0.0", description="Rewards ledger and local commerce"),
+        openapi_config=openapi_config(),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=AuthenticatedFirst,
+        before_request=_options,
         on_startup=[_freeze_startup_heap, ctx.tokens.start, *([jobs.start] if jobs else [])],
         on_shutdown=[*([jobs.stop] if jobs else []), ctx.tokens.stop,
                      lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip

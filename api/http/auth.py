@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from anyio import to_thread
 from litestar import Request
 from litestar.di import NamedDependency
+from litestar.exceptions import SerializationException
 
 from api.bootstrap import Context
 from api.http.schemas import check_body, check_body_strictly
@@ -219,6 +221,23 @@ def _principal_from_token(ctx: Context, token: str) -> Principal:
         resident = ctx.residents.for_token(claims)
         return Principal("resident", resident["id"], resident["city"], credential=credential)
     return Principal(role, subject, claims.get("city"), claims.get("org"), credential=credential)
+
+
+class AuthenticatedFirst(Request):
+    """A request whose JSON body, when malformed, is refused only after authentication.
+
+    litestar decodes the body before it resolves dependencies, which would answer a stranger 400
+    `malformed_json` where the route answers strangers 401. On a protected route the decoding error
+    is deferred: the principal dependency decodes the body strictly once the caller is known
+    (`check_body_strictly`) and refuses it there."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except SerializationException:
+            if "principal" not in self.route_handler.resolve_dependencies():
+                raise
+            return None
 
 
 async def bearer_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
