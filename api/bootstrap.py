@@ -70,7 +70,9 @@ class Settings:
         url = database_url or os.environ.get("ENTRAIDE_DATABASE_URL") or str(data / "entraide.db")
         keys = Path(os.environ.get("ENTRAIDE_KEYS_DIR") or data / "keys")
         env = os.environ.get
-        refresh = _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", env("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS"), JWKS_REFRESH_SECONDS)
+        refresh = _seconds(
+            "ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", env("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS"), JWKS_REFRESH_SECONDS
+        )
         return cls(data, url, keys, env("ENTRAIDE_OIDC_JWKS_URL"), env("ENTRAIDE_OIDC_ISSUER"), env("ENTRAIDE_OIDC_AUDIENCE"),
                    refresh, env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"),
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
@@ -214,7 +216,11 @@ class Context:
     @cached_property
     def card_payments(self) -> StripeCardPayments | None:
         s = self.settings  # card payments are off without a Stripe key (the embedded default)
-        return StripeCardPayments(s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base) if s.stripe_api_key else None
+        return (
+            StripeCardPayments(s.stripe_api_key, s.stripe_webhook_secret, s.stripe_api_base)
+            if s.stripe_api_key
+            else None
+        )
 
     @cached_property
     def redemptions(self) -> Redemptions:

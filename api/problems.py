@@ -203,9 +203,7 @@ def negotiate_locale(accept_language: str | None) -> str:
     wildcard = acceptable[0] if acceptable else DEFAULT_LOCALE
     # sorted() is stable: equal q-values keep the client's order, as RFC 9110 intends.
     preferred = [
-        wildcard if tag == "*" else tag
-        for tag, quality in sorted(ranges, key=lambda pair: -pair[1])
-        if quality > 0
+        wildcard if tag == "*" else tag for tag, quality in sorted(ranges, key=lambda pair: -pair[1]) if quality > 0
     ]
     by_lower = {locale.lower(): locale for locale in LOCALES}
     match = _babel_negotiate_locale(preferred, list(by_lower), sep="_", aliases=None)
@@ -231,8 +229,11 @@ def _messages(locale: str) -> Mapping[str, str]:
     return {
         message.id: message.string
         for message in catalog
-        if isinstance(message.id, str) and message.id and isinstance(message.string, str)
-        and message.string and not message.fuzzy
+        if isinstance(message.id, str)
+        and message.id
+        and isinstance(message.string, str)
+        and message.string
+        and not message.fuzzy
     }
 
 
@@ -318,7 +319,9 @@ def _detail(code: str, locale: str, params: Mapping[str, object], title: str) ->
     values = {
         name: text
         for name, value in params.items()
-        if isinstance(name, str) and name not in _NOT_FOR_CLIENTS and (text := _localized(name, value, locale)) is not None
+        if isinstance(name, str)
+        and name not in _NOT_FOR_CLIENTS
+        and (text := _localized(name, value, locale)) is not None
     }
     values.pop("reason", None)  # a code is not a sentence: `{reason}` is its localized text or nothing
     if (reason := _reason_text(params, locale, values)) is not None:
@@ -336,8 +339,12 @@ def _extensions(params: Mapping[str, object]) -> dict[str, object]:
     """Parameters clients can read without parsing the detail, e.g. `available_points`."""
     members: dict[str, object] = {}
     for name, value in params.items():
-        if not isinstance(name, str) or name in _STANDARD_MEMBERS or name in _NOT_FOR_CLIENTS \
-                or not _EXTENSION_NAME.fullmatch(name):
+        if (
+            not isinstance(name, str)
+            or name in _STANDARD_MEMBERS
+            or name in _NOT_FOR_CLIENTS
+            or not _EXTENSION_NAME.fullmatch(name)
+        ):
             continue
         if isinstance(value, date):
             members[name] = value.isoformat()  # dates travel as ISO 8601, whatever the language
@@ -496,7 +503,13 @@ def reference_markdown() -> str:
                 _cell(_text(f"{code}.title", locale) or code), _cell(_text(f"{code}.detail", locale) or ""),
                 _cell(_text(f"{code}.action", locale) or ""),
             )))  # fmt: skip
-        lines += ["", f"### {_REASONS_HEADING[locale]}", "", _row(("reason", _COLUMNS[locale][4])), _row(("---", "---"))]
+        lines += [
+            "",
+            f"### {_REASONS_HEADING[locale]}",
+            "",
+            _row(("reason", _COLUMNS[locale][4])),
+            _row(("---", "---")),
+        ]
         lines += [_row((f"`{reason}`", _cell(_text(f"reason.{reason}", locale) or ""))) for reason in reason_codes()]
         lines.append("")
     return "\n".join(lines)

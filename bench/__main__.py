@@ -54,7 +54,9 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
 
 
 def row(label: str, rust_s: float, python_s: float, n: int) -> None:
-    print(f"  {label:<34} rust {n / rust_s:>12,.0f}/s   python {n / python_s:>10,.0f}/s   ratio {python_s / rust_s:>7.1f}x")
+    print(
+        f"  {label:<34} rust {n / rust_s:>12,.0f}/s   python {n / python_s:>10,.0f}/s   ratio {python_s / rust_s:>7.1f}x"
+    )
 
 
 def synthetic_journal(n: int) -> list[tuple]:
@@ -69,15 +71,67 @@ def synthetic_journal(n: int) -> list[tuple]:
         t = T0 + i * 1000
         step = seq % 5
         if step in (1, 2):
-            e = (ledger, seq, f"{i:032x}", "earn_purchase", "single", "merchant:m1:issued", wallet, 500, None, None, None, t)
+            e = (
+                ledger,
+                seq,
+                f"{i:032x}",
+                "earn_purchase",
+                "single",
+                "merchant:m1:issued",
+                wallet,
+                500,
+                None,
+                None,
+                None,
+                t,
+            )
         elif step == 3:
-            e = (ledger, seq, f"{i:032x}", "redeem", "pending", entries[-1][6], "merchant:m2:redeemed", 300, None, None, t + 10**9, t)
+            e = (
+                ledger,
+                seq,
+                f"{i:032x}",
+                "redeem",
+                "pending",
+                entries[-1][6],
+                "merchant:m2:redeemed",
+                300,
+                None,
+                None,
+                t + 10**9,
+                t,
+            )
         elif step == 4:
             hold = entries[-1]
             phase = "post" if seq % 2 else "void"
-            e = (ledger, seq, f"{i:032x}", "redeem", phase, hold[5], hold[6], 200 if phase == "post" else 300, hold[2], None, None, t)
+            e = (
+                ledger,
+                seq,
+                f"{i:032x}",
+                "redeem",
+                phase,
+                hold[5],
+                hold[6],
+                200 if phase == "post" else 300,
+                hold[2],
+                None,
+                None,
+                t,
+            )
         else:
-            e = (ledger, seq, f"{i:032x}", "service", "single", entries[-1][5], "services:revenue", 100, None, None, None, t)
+            e = (
+                ledger,
+                seq,
+                f"{i:032x}",
+                "service",
+                "single",
+                entries[-1][5],
+                "services:revenue",
+                100,
+                None,
+                None,
+                None,
+                t,
+            )
         entries.append(e)
     kid = core.key_id(core.public_key(SEED))
     rows = []
@@ -127,7 +181,9 @@ def bench_export(rows: list[tuple], workdir: Path) -> None:
     assert bad is None
     full_s, report = timed(lambda: core.verify_export(str(path), keys), 2)
     assert report["ok"], report["error"]
-    print(f"  bare batch verify: {bare_s:6.2f} s   full export verify (parse, canonicalize, hash, chain, sign, replay): {full_s:6.2f} s")
+    print(
+        f"  bare batch verify: {bare_s:6.2f} s   full export verify (parse, canonicalize, hash, chain, sign, replay): {full_s:6.2f} s"
+    )
     print(f"  ratio full/bare {full_s / bare_s:.2f}x   (goal <= 2x -> {'met' if full_s / bare_s <= 2 else 'NOT met'})")
 
 
@@ -240,7 +296,16 @@ def settlement_journal(n: int) -> list[tuple]:
         else:
             other = f"city-{(int(city[5:]) + rng.randrange(1, 11)) % 11}"
             out.append((city, wallet, f"interop:{other}", amount, "single", time_us))
-            out.append((other, f"interop:{city}", f"merchant:{other}-m{rng.randrange(1_000)}:redeemed", amount, "single", time_us))
+            out.append(
+                (
+                    other,
+                    f"interop:{city}",
+                    f"merchant:{other}-m{rng.randrange(1_000)}:redeemed",
+                    amount,
+                    "single",
+                    time_us,
+                )
+            )
         balance[wallet] = have - amount
     return out[:n]
 
@@ -259,11 +324,15 @@ def wallet_events(entries: list[tuple]) -> list[tuple[str, int, int]]:
 
 
 def bench_settlement(n: int) -> None:
-    print(f"\n5. Settlement: Rust core vs Python oracle on {n:,} entries (11 cities, 330,000 wallets, 11,000 merchants)")
+    print(
+        f"\n5. Settlement: Rust core vs Python oracle on {n:,} entries (11 cities, 330,000 wallets, 11,000 merchants)"
+    )
     started = time.perf_counter()
     entries = settlement_journal(n)
     events = wallet_events(entries)
-    print(f"  (generated in {time.perf_counter() - started:.1f} s, not timed; {len(events):,} wallet events for expiry)")
+    print(
+        f"  (generated in {time.perf_counter() - started:.1f} s, not timed; {len(events):,} wallet events for expiry)"
+    )
     since_us, until_us = T0, entries[-1][5] + 1
     r_s, rust = timed(lambda: core.movements(entries, since_us, until_us), 3)
     p_s, py = timed(lambda: oracle.movements(entries, since_us, until_us))

@@ -133,7 +133,9 @@ def _start_server(db_url: str, data_dir: Path, workers: int, log: Path) -> tuple
     env = os.environ | {ENV_URL: db_url, ENV_DATA: str(data_dir)}
     command = [sys.executable, "-m", "bench.http", "serve", "--port", str(port), "--workers", str(workers)]
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:
@@ -211,7 +213,9 @@ def _seed(db_url: str, data_dir: Path, terminals: int) -> dict:
         groups = []
         for t in range(terminals):
             for n in range(RESIDENTS_PER_TERMINAL):
-                resident = ctx.residents.enroll(CITY, {"name": f"Resident {t}"}, "basic", "bench:setup", key=f"r{t}-{n}")
+                resident = ctx.residents.enroll(
+                    CITY, {"name": f"Resident {t}"}, "basic", "bench:setup", key=f"r{t}-{n}"
+                )
                 seeded[t]["cards"].append(ctx.residents.current_card(resident.id)["token"])
                 groups.append([TransferRequest(CITY, f"bench-fund:{resident.id}", "earn_civic", "single", "program:budget",
                                                f"citizen:{resident.id}:wallet", WALLET_POINTS)])  # fmt: skip
@@ -396,7 +400,12 @@ async def _load(base: str, mode: str, terminals: list[dict], start: float, warmu
     finally:
         for c in conns:
             await c.close()
-    return {"latencies": rec.latencies, "errors": dict(rec.errors), "samples": rec.samples, "late_start_s": max(0.0, late)}
+    return {
+        "latencies": rec.latencies,
+        "errors": dict(rec.errors),
+        "samples": rec.samples,
+        "late_start_s": max(0.0, late),
+    }
 
 
 def _load_main(args: argparse.Namespace) -> None:
@@ -409,7 +418,9 @@ def _load_main(args: argparse.Namespace) -> None:
     # out of the collections, as the server does (api.http.app._freeze_startup_heap).
     gc.collect()
     gc.freeze()
-    result = asyncio.run(_load(args.base, args.mode, mine, args.start, args.warmup, args.seconds, args.client, args.pace_ms / 1000))
+    result = asyncio.run(
+        _load(args.base, args.mode, mine, args.start, args.warmup, args.seconds, args.client, args.pace_ms / 1000)
+    )
     Path(args.out).write_text(json.dumps(result))
 
 
@@ -464,7 +475,12 @@ def _processes() -> dict[int, tuple[int, str, float, float]]:
         except OSError:
             continue  # the process ended
         f = raw[raw.rindex(")") + 2 :].split()
-        found[int(entry.parent.name)] = (int(f[1]), command, (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick)
+        found[int(entry.parent.name)] = (
+            int(f[1]),
+            command,
+            (int(f[11]) + int(f[12])) / tick,
+            (int(f[13]) + int(f[14])) / tick,
+        )
     return found
 
 
@@ -602,7 +618,9 @@ def _report_cpu(label: str, usage: dict, requests: int) -> bool:
 
 
 def bench_http(pg_url: str, terminals: int = TERMINALS, workers: int = WORKERS, clients: int = CLIENTS) -> None:
-    print(f"\n4. HTTP on PostgreSQL: hold + capture by {terminals} signed terminals vs GET /v1/health, same server, same run")
+    print(
+        f"\n4. HTTP on PostgreSQL: hold + capture by {terminals} signed terminals vs GET /v1/health, same server, same run"
+    )
     print(f"  uvicorn {workers} worker(s); {clients} load process(es) ({CLIENT} client), {terminals} keep-alive connections;"
           f" {WARMUP:g} s warm-up + {SECONDS:g} s measured per phase")  # fmt: skip
     db_url = _database_url(pg_url, BENCH_DB)
@@ -646,7 +664,9 @@ def bench_http(pg_url: str, terminals: int = TERMINALS, workers: int = WORKERS, 
         print(_line("POS requests (hold or capture)", pos_all))
         h_rps, p_rps = len(h) / SECONDS, len(pos_all) / SECONDS
         ratio = p_rps / h_rps if h_rps else float("nan")
-        print(f"  throughput ratio POS req/s / health req/s     {ratio:6.2f}   (goal >= {GOAL_RATIO} -> {'met' if ratio >= GOAL_RATIO else 'NOT met'})")
+        print(
+            f"  throughput ratio POS req/s / health req/s     {ratio:6.2f}   (goal >= {GOAL_RATIO} -> {'met' if ratio >= GOAL_RATIO else 'NOT met'})"
+        )
         print(f"  latency ratio health/POS in the closed loop  p50 {_pct(h, 0.5) / _pct(pos_all, 0.5):5.2f}   p99"
               f" {_pct(h, 0.99) / _pct(pos_all, 0.99):5.2f}   (each is {terminals} / req/s by Little's law: a queue, not a service time)")  # fmt: skip
         p_holds, p_captures = paced["latencies"].get("hold", []), paced["latencies"].get("capture", [])
@@ -655,7 +675,9 @@ def bench_http(pg_url: str, terminals: int = TERMINALS, workers: int = WORKERS, 
         print(_line("POST /v1/pos/holds", p_holds))
         print(_line("POST /v1/pos/holds/{id}/capture", p_captures))
         worst = max(_pct(p_holds, 0.99), _pct(p_captures, 0.99))
-        print(f"  POS p99 at {terminals} terminals: {worst:.1f} ms   (goal < {GOAL_P99_MS:g} ms -> {'met' if worst < GOAL_P99_MS else 'NOT met'})")
+        print(
+            f"  POS p99 at {terminals} terminals: {worst:.1f} ms   (goal < {GOAL_P99_MS:g} ms -> {'met' if worst < GOAL_P99_MS else 'NOT met'})"
+        )
         hu, pu, qu = health["usage"], pos["usage"], paced["usage"]
         if h and pos_all and hu["server_cpu"] is not None:
             h_ms, p_ms = hu["server_cpu"] / len(h) * 1000, pu["server_cpu"] / len(pos_all) * 1000
@@ -708,7 +730,9 @@ def main(argv: list[str] | None = None) -> None:
     load.add_argument("--out", required=True)
     load.add_argument("--client", choices=["raw", "httpx"], default="raw")
     load.add_argument("--pace-ms", type=float, default=0.0)
-    serve = sub.add_parser("serve", help="internal: the API server (reads the database URL and data dir from the environment)")
+    serve = sub.add_parser(
+        "serve", help="internal: the API server (reads the database URL and data dir from the environment)"
+    )
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)

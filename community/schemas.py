@@ -16,7 +16,9 @@ from ledger.schemas import Points, Result, Sequence, TimeUs
 
 City = Annotated[str, msgspec.Meta(description="the city (municipality) whose ledger and program this is")]
 ResidentId = Annotated[str, msgspec.Meta(description="the resident's opaque id, as the ledger knows them")]
-Replayed = Annotated[bool, msgspec.Meta(description="true when this answers a retry of an earlier request (nothing new was written)")]
+Replayed = Annotated[
+    bool, msgspec.Meta(description="true when this answers a retry of an earlier request (nothing new was written)")
+]
 Actor = Annotated[str, msgspec.Meta(description="who acted, as the audit trail names them (`role:subject/credential`)")]
 OptionalTimeUs = Annotated[int, msgspec.Meta(ge=0)] | None  # µs since the epoch, or null
 
@@ -49,7 +51,9 @@ class Resident(Result):
     city: Annotated[str, msgspec.Meta(description="the resident's home city, where their wallet is")]
     level: Annotated[str, msgspec.Meta(description="verification level: basic, verified or checked")]
     status: Annotated[str, msgspec.Meta(description="active or erased")]
-    valid_until_us: Annotated[TimeUs, msgspec.Meta(description="when the city-issued identifier lapses (µs since the epoch)")]
+    valid_until_us: Annotated[
+        TimeUs, msgspec.Meta(description="when the city-issued identifier lapses (µs since the epoch)")
+    ]
     created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the resident was enrolled (µs since the epoch)")]
 
 
@@ -115,8 +119,9 @@ class TerminalKey(Result):
 class MerchantListing(Member):
     """A merchant with its terminals."""
 
-    terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = msgspec.field(
-        default_factory=list)
+    terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = (
+        msgspec.field(default_factory=list)
+    )
 
 
 class Merchants(Result):
@@ -146,7 +151,9 @@ class IssuedToken(Result):
 
     token: Annotated[str, msgspec.Meta(description="the bearer token")]
     jti: Annotated[str, msgspec.Meta(description="the token's credential id, to list or revoke it")]
-    principal_id: Annotated[str | None, msgspec.Meta(description="the principal the token belongs to (null for a resident)")]
+    principal_id: Annotated[
+        str | None, msgspec.Meta(description="the principal the token belongs to (null for a resident)")
+    ]
     city: City
     role: Annotated[str, msgspec.Meta(description="the role granted")]
     subject: Annotated[str, msgspec.Meta(description="who holds it")]
@@ -182,7 +189,9 @@ class Principal(Result):
     city: City
     role: Annotated[str, msgspec.Meta(description="org, staff, finance, auditor or admin")]
     subject: Annotated[str, msgspec.Meta(description="who the principal is")]
-    org_id: Annotated[str | None, msgspec.Meta(description="the organization an `org` principal coordinates, else null")]
+    org_id: Annotated[
+        str | None, msgspec.Meta(description="the organization an `org` principal coordinates, else null")
+    ]
     status: Annotated[str, msgspec.Meta(description="active or revoked")]
     granted_by: Actor
     granted_at_us: Annotated[TimeUs, msgspec.Meta(description="when the role was (last) granted")]
@@ -210,7 +219,9 @@ class Balance(Result):
 
     available: Annotated[Points, msgspec.Meta(description="points the resident may spend now (posted minus held)")]
     posted: Annotated[Points, msgspec.Meta(description="points in the wallet, holds not deducted")]
-    pending: Annotated[Points, msgspec.Meta(description="points held by open holds (redemptions not yet captured or voided)")]
+    pending: Annotated[
+        Points, msgspec.Meta(description="points held by open holds (redemptions not yet captured or voided)")
+    ]
     city: Annotated[str, msgspec.Meta(description="the resident's home city, whose ledger holds the wallet")]
 
 
@@ -223,8 +234,12 @@ class JournalEntry(Result):
 
     sequence: Sequence
     transfer_id: Annotated[str, msgspec.Meta(description="the transfer this entry belongs to")]
-    kind: Annotated[str, msgspec.Meta(description="the transfer's purpose (earn_purchase, redeem, service, refund, expiry, …)")]
-    phase: Annotated[str, msgspec.Meta(description="single, pending (a hold), post (its capture) or void (its release)")]
+    kind: Annotated[
+        str, msgspec.Meta(description="the transfer's purpose (earn_purchase, redeem, service, refund, expiry, …)")
+    ]
+    phase: Annotated[
+        str, msgspec.Meta(description="single, pending (a hold), post (its capture) or void (its release)")
+    ]
     debit_account: Annotated[str, msgspec.Meta(description="the account debited")]
     credit_account: Annotated[str, msgspec.Meta(description="the account credited")]
     amount: Annotated[Points, msgspec.Meta(description="points moved (positive)")]
@@ -236,7 +251,9 @@ class JournalEntry(Result):
 class Counterparty(Result):
     """Who the resident dealt with."""
 
-    kind: Annotated[Literal["merchant", "organization", "city"], msgspec.Meta(description="a merchant, an organization or the city")]
+    kind: Annotated[
+        Literal["merchant", "organization", "city"], msgspec.Meta(description="a merchant, an organization or the city")
+    ]
     id: Annotated[str, msgspec.Meta(description="the merchant's or organization's id, or the city's name")]
     name: Annotated[str, msgspec.Meta(description="the display name")]
 
@@ -245,24 +262,39 @@ class WalletLine(Result):
     """One movement of the resident's wallet, in business terms, beside the raw journal entry."""
 
     what: Annotated[WHAT, msgspec.Meta(description="what it was")]
-    status: Annotated[Literal["posted", "held", "released"], msgspec.Meta(
-        description="posted (it counts), held (reserved by an open hold) or released (a hold voided or lapsed)")]
-    points: Annotated[Points, msgspec.Meta(description="points for the resident: positive earned or given back, negative spent")]
+    status: Annotated[
+        Literal["posted", "held", "released"],
+        msgspec.Meta(
+            description="posted (it counts), held (reserved by an open hold) or released (a hold voided or lapsed)"
+        ),
+    ]
+    points: Annotated[
+        Points, msgspec.Meta(description="points for the resident: positive earned or given back, negative spent")
+    ]
     time_us: TimeUs
     entry: Annotated[JournalEntry, msgspec.Meta(description="the journal entry this line reads")]
-    balance_after_points: Annotated[int | None, msgspec.Meta(
-        description="the wallet's posted points after this movement; on the first page only (null on later pages)")] = None
-    counterparty: Annotated[Counterparty | None, msgspec.Meta(description="the merchant, organization or city, when known")] = None
-    item_title: Annotated[dict[str, str] | None, msgspec.Meta(
-        description="the offer's, event's or service's title by language, for a marketplace redemption")] = None
+    balance_after_points: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="the wallet's posted points after this movement; on the first page only (null on later pages)"
+        ),
+    ] = None
+    counterparty: Annotated[
+        Counterparty | None, msgspec.Meta(description="the merchant, organization or city, when known")
+    ] = None
+    item_title: Annotated[
+        dict[str, str] | None,
+        msgspec.Meta(description="the offer's, event's or service's title by language, for a marketplace redemption"),
+    ] = None
 
 
 class WalletHistory(Result):
     """A page of the wallet's history, newest first."""
 
     entries: Annotated[list[WalletLine], msgspec.Meta(description="the movements, newest first")]
-    next_before_sequence: Annotated[int | None, msgspec.Meta(
-        description="pass as `before_sequence` for the next page; null on the last page")]
+    next_before_sequence: Annotated[
+        int | None, msgspec.Meta(description="pass as `before_sequence` for the next page; null on the last page")
+    ]
 
 
 class PersonalData(Result, omit_defaults=True):
@@ -282,4 +314,6 @@ class DataExport(Result):
     personal: PersonalData
     opt_ins: Annotated[list[str], msgspec.Meta(description="other cities the resident opted in to")]
     cards: Annotated[list[CardRecord], msgspec.Meta(description="every card, oldest first")]
-    history: Annotated[list[WalletLine], msgspec.Meta(description="the wallet's movements, newest first (at most 100,000)")]
+    history: Annotated[
+        list[WalletLine], msgspec.Meta(description="the wallet's movements, newest first (at most 100,000)")
+    ]

@@ -28,14 +28,26 @@ class StatementLine(Result):
     """One merchant's settlement for a period: points in both directions, their value, and the net."""
 
     merchant_id: MerchantId
-    redeemed_points: Annotated[int, msgspec.Meta(description="points redeemed at the merchant in the period, net of refunds")]
+    redeemed_points: Annotated[
+        int, msgspec.Meta(description="points redeemed at the merchant in the period, net of refunds")
+    ]
     issued_points: Annotated[int, msgspec.Meta(description="points the merchant funded in the period, net of refunds")]
-    reimbursement_cents: Annotated[int, msgspec.Meta(description="what the program owes for the redeemed points (redemption rate)")]
-    funding_cents: Annotated[int, msgspec.Meta(description="what the merchant owes for the points it funded (funding rate)")]
+    reimbursement_cents: Annotated[
+        int, msgspec.Meta(description="what the program owes for the redeemed points (redemption rate)")
+    ]
+    funding_cents: Annotated[
+        int, msgspec.Meta(description="what the merchant owes for the points it funded (funding rate)")
+    ]
     fees_cents: Annotated[int, msgspec.Meta(description="the program's settlement fee for the period")]
-    adjustments_cents: Annotated[int, msgspec.Meta(description="corrections of earlier closed periods applied by this close")]
-    net_cents: Annotated[int, msgspec.Meta(
-        description="reimbursement - funding - fees + adjustments; positive: the program pays, negative: the merchant owes")]
+    adjustments_cents: Annotated[
+        int, msgspec.Meta(description="corrections of earlier closed periods applied by this close")
+    ]
+    net_cents: Annotated[
+        int,
+        msgspec.Meta(
+            description="reimbursement - funding - fees + adjustments; positive: the program pays, negative: the merchant owes"
+        ),
+    ]
 
 
 class CityPosition(Result):
@@ -58,7 +70,9 @@ class StatementTotals(Result):
     adjustments_cents: Annotated[int, msgspec.Meta(description="sum of the lines' adjustments")]
     net_cents: Annotated[int, msgspec.Meta(description="sum of the lines' nets")]
     payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the program pays: the sum of positive nets")]
-    receivable_cents: Annotated[int, msgspec.Meta(ge=0, description="what merchants owe: the sum of negative nets, as a positive amount")]
+    receivable_cents: Annotated[
+        int, msgspec.Meta(ge=0, description="what merchants owe: the sum of negative nets, as a positive amount")
+    ]
 
 
 class Statement(Result):
@@ -67,8 +81,12 @@ class Statement(Result):
 
     city: City
     period: Period
-    since_us: Annotated[int, msgspec.Meta(description="start of the month in the city's time zone (µs since the epoch, inclusive)")]
-    until_us: Annotated[int, msgspec.Meta(description="end of the month in the city's time zone (µs since the epoch, exclusive)")]
+    since_us: Annotated[
+        int, msgspec.Meta(description="start of the month in the city's time zone (µs since the epoch, inclusive)")
+    ]
+    until_us: Annotated[
+        int, msgspec.Meta(description="end of the month in the city's time zone (µs since the epoch, exclusive)")
+    ]
     currency: Annotated[str, msgspec.Meta(description="ISO 4217 currency of every amount in cents")]
     merchants: tuple[StatementLine, ...]
     interop: tuple[CityPosition, ...]
@@ -82,7 +100,9 @@ class PeriodClose(Result):
     statement_sha256: Annotated[str, msgspec.Meta(description="SHA-256 (hex) of the stored statement document")]
     closed_at_us: TimeUs
     closed_by: Actor
-    replayed: Annotated[bool, msgspec.Meta(description="true when the period was already closed and nothing was written")]
+    replayed: Annotated[
+        bool, msgspec.Meta(description="true when the period was already closed and nothing was written")
+    ]
 
 
 class Adjustment(Result):
@@ -133,8 +153,9 @@ class PayoutsQueued(Result):
     """What queuing a closed period's payouts did; queuing again adds nothing."""
 
     queued: Annotated[int, msgspec.Meta(ge=0, description="payouts newly queued")]
-    without_account: Annotated[list[str], msgspec.Meta(
-        description="merchants owed money but without a Stripe connected account: not queued")]
+    without_account: Annotated[
+        list[str], msgspec.Meta(description="merchants owed money but without a Stripe connected account: not queued")
+    ]
 
 
 class Payout(Result, kw_only=True):
@@ -234,8 +255,12 @@ class OpenDataCell(Result, kw_only=True):
     metric: Annotated[Literal["earned_points_by_kind", "redeemed_points_by_category", "active_residents", "active_merchants"],
                       msgspec.Meta(description="what is counted")]  # fmt: skip
     dimension: Annotated[str, msgspec.Meta(description="the kind, the category, or `all`")]
-    points: Annotated[int | None, msgspec.Meta(description="points, or null (suppressed, or not a points metric)")] = None
-    residents: Annotated[int | None, msgspec.Meta(description="distinct residents, or null (suppressed, or not counted)")] = None
+    points: Annotated[int | None, msgspec.Meta(description="points, or null (suppressed, or not a points metric)")] = (
+        None
+    )
+    residents: Annotated[
+        int | None, msgspec.Meta(description="distinct residents, or null (suppressed, or not counted)")
+    ] = None
     merchants: Annotated[int | None, msgspec.Meta(description="distinct merchants (active_merchants only)")] = None
     suppressed: Annotated[bool, msgspec.Meta(description="true when the figures are withheld")]
 

@@ -16,9 +16,7 @@ from typing import TypedDict
 
 Entry12 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int]
 Entry13 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int, str]
-Entry16 = tuple[
-    str, int, str, str, str, str, str, int, str | None, str | None, int | None, int, str, str, str, str
-]
+Entry16 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int, str, str, str, str]
 Counters = tuple[int, int, int, int]
 """(debits_posted, credits_posted, debits_pending, credits_pending)"""
 VerifierKey = tuple[str, bytes, int, int | None]

@@ -102,7 +102,9 @@ def seal(entries: Sequence[Entry12], prev_hashes: Mapping[str, str], seed: bytes
 
 def _signature_ok(hash_hex: str, signature_hex: str, public_key_bytes: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public_key_bytes).verify(bytes.fromhex(signature_hex), bytes.fromhex(hash_hex))
+        Ed25519PublicKey.from_public_bytes(public_key_bytes).verify(
+            bytes.fromhex(signature_hex), bytes.fromhex(hash_hex)
+        )
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -511,7 +513,9 @@ def movements(entries: Iterable[tuple], since_us: int, until_us: int) -> list[tu
     return [(ledger, account, debits, credits) for (ledger, account), (debits, credits) in sorted(sums.items())]
 
 
-def net_positions(obligations: Iterable[tuple[str, str, int]]) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
+def net_positions(
+    obligations: Iterable[tuple[str, str, int]],
+) -> tuple[list[tuple[str, int]], list[tuple[str, str, int]]]:
     """Each city's net position (positive: it is owed) and one transfer per pair of cities whose
     (debtor, creditor, amount) obligations do not cancel out, from the pair's net debtor."""
     positions: dict[str, int] = {}
@@ -553,7 +557,9 @@ def expire_lots(events: Iterable[tuple[str, int, int]], cutoff_us: int) -> list[
             continue
         points = -delta
         if points > left.get(account, 0):
-            raise ValueError(f"event {index}: {account!r} consumes {points} points but only {left.get(account, 0)} remain")
+            raise ValueError(
+                f"event {index}: {account!r} consumes {points} points but only {left.get(account, 0)} remain"
+            )
         left[account] -= points
         while points:
             taken = min(queue[0][1], points)

@@ -112,4 +112,6 @@ class AuditPage(Result):
     """A page of a city's audit trail, in order."""
 
     entries: list[AuditEntry]
-    next_after_seq: Annotated[int | None, msgspec.Meta(description="pass as `after_seq` for the next page; null at the end")]
+    next_after_seq: Annotated[
+        int | None, msgspec.Meta(description="pass as `after_seq` for the next page; null at the end")
+    ]

@@ -180,7 +180,9 @@ class Simulator:
         action = self.rng.choices(self._actions, self._action_weights)[0]
         return getattr(self, f"_{action}")(city)
 
-    def _req(self, city: _City, kind: str, phase: str, debit: str, credit: str, amount: int | None, **kw) -> TransferRequest:
+    def _req(
+        self, city: _City, kind: str, phase: str, debit: str, credit: str, amount: int | None, **kw
+    ) -> TransferRequest:
         return TransferRequest(city.community.id, self._key(), kind, phase, debit, credit, amount, **kw)
 
     def _resident(self, city: _City) -> int:
@@ -208,7 +210,9 @@ class Simulator:
         dollars = self.rng.choice((4, 9, 12, 18, 25, 40, 65, 120, 250))
         points = dollars * PURCHASE_POINTS_PER_DOLLAR
         self._credit(city, resident, points)
-        request = self._req(city, "earn_purchase", "single", city.merchant(merchant, "issued"), city.wallet(resident), points)
+        request = self._req(
+            city, "earn_purchase", "single", city.merchant(merchant, "issued"), city.wallet(resident), points
+        )
         self._remember(city, request.transfer_id, request.debit_account, request.credit_account, points)
         return [request]
 
@@ -239,10 +243,14 @@ class Simulator:
             self._credit(city, resident, points)  # the believed balance returns when the ledger expires it
         else:
             due = self._steps + self.rng.randint(1, MAX_RESOLUTION_DELAY_STEPS)
-            heapq.heappush(self._scheduled, (due, self.counter, city, (request.transfer_id, resident, merchant, points)))
+            heapq.heappush(
+                self._scheduled, (due, self.counter, city, (request.transfer_id, resident, merchant, points))
+            )
         return [request]
 
-    def _resolve_hold(self, city: _City, hold_id: str, resident: int, merchant: int, points: int) -> list[TransferRequest]:
+    def _resolve_hold(
+        self, city: _City, hold_id: str, resident: int, merchant: int, points: int
+    ) -> list[TransferRequest]:
         roll = self.rng.random()
         if roll < 0.2:
             self._credit(city, resident, points)
@@ -293,4 +301,3 @@ class Simulator:
             TransferRequest(away, self._key(), "interop_redeem", "single", accounts.interop(home),
                             other.merchant(merchant, "redeemed"), points),
         ]  # fmt: skip
-

@@ -19,7 +19,9 @@ WebhookOutcome = Literal["duplicate", "ignored", "unchanged", "completed", "canc
 
 ItemId = Annotated[str, msgspec.Meta(description="the catalog item's id")]
 City = Annotated[str, msgspec.Meta(description="the city (program ledger) the item belongs to")]
-MerchantId = Annotated[str | None, msgspec.Meta(description="the merchant of an offer; null for a city's service or event")]
+MerchantId = Annotated[
+    str | None, msgspec.Meta(description="the merchant of an offer; null for a city's service or event")
+]
 Titles = Annotated[dict[Lang, str], msgspec.Meta(description="the title in each language the owner gave (fr, en, es)")]
 Count = Annotated[int, msgspec.Meta(ge=0, description="a number of units")]
 
@@ -42,31 +44,52 @@ class Item(Result):
     title: Titles
     description: Annotated[dict[Lang, str], msgspec.Meta(description="the description in each language given")]
     price_points: Annotated[int, msgspec.Meta(ge=1, description="points per unit")]
-    cash_cents: Annotated[int, msgspec.Meta(ge=0, description="cash part per unit, in cents: at the till for an offer, by card for a city's item")]
-    quantity: Annotated[int | None, msgspec.Meta(description="units on sale in all (for an event, seats for points); null: unlimited")]
+    cash_cents: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0, description="cash part per unit, in cents: at the till for an offer, by card for a city's item"
+        ),
+    ]
+    quantity: Annotated[
+        int | None, msgspec.Meta(description="units on sale in all (for an event, seats for points); null: unlimited")
+    ]
     remaining: Annotated[int | None, msgspec.Meta(description="units not yet taken; null: unlimited")]
-    per_resident_limit: Annotated[int | None, msgspec.Meta(description="most units one resident may take; null: no limit")]
+    per_resident_limit: Annotated[
+        int | None, msgspec.Meta(description="most units one resident may take; null: no limit")
+    ]
     valid_from_us: Annotated[int, msgspec.Meta(ge=0, description="redeemable from, µs since the epoch (0: always)")]
-    valid_until_us: Annotated[int | None, msgspec.Meta(description="redeemable until, µs since the epoch; null: no end")]
+    valid_until_us: Annotated[
+        int | None, msgspec.Meta(description="redeemable until, µs since the epoch; null: no end")
+    ]
     status: Annotated[ItemStatus, msgspec.Meta(description="the owner's status: draft, published or archived")]
     suspended: Annotated[bool, msgspec.Meta(description="suspended by the city's staff; only they can lift it")]
     location: Annotated[Location | None, msgspec.Meta(description="where it is: the venue, or for an offer its shop")]
-    starts_at_us: Annotated[int | None, msgspec.Meta(description="an event's start, µs since the epoch; null otherwise")]
+    starts_at_us: Annotated[
+        int | None, msgspec.Meta(description="an event's start, µs since the epoch; null otherwise")
+    ]
     seats_total: Annotated[int | None, msgspec.Meta(description="an event's venue capacity; null otherwise")]
     version: Annotated[int, msgspec.Meta(ge=0, description="raised by every change")]
     updated_at_us: Annotated[TimeUs, msgspec.Meta(description="last change, µs since the epoch")]
     suspended_reason: Annotated[str | None, msgspec.Meta(description="why the staff suspended it, if they said")] = None
-    available_now: Annotated[bool | None, msgspec.Meta(
-        description="a resident's view: whether they can redeem it now (in stock, shop open); null in an owner's view")] = None
-    is_open: Annotated[bool | None, msgspec.Meta(
-        description="a resident's view of an offer: whether its shop is open now; null otherwise")] = None
+    available_now: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="a resident's view: whether they can redeem it now (in stock, shop open); null in an owner's view"
+        ),
+    ] = None
+    is_open: Annotated[
+        bool | None,
+        msgspec.Meta(description="a resident's view of an offer: whether its shop is open now; null otherwise"),
+    ] = None
 
 
 class ItemPage(Result):
     """A page of catalog items, by id."""
 
     items: Annotated[list[Item], msgspec.Meta(description="the items, in id order")]
-    next_after_id: Annotated[str | None, msgspec.Meta(description="pass as `after_id` for the next page; null on the last")]
+    next_after_id: Annotated[
+        str | None, msgspec.Meta(description="pass as `after_id` for the next page; null on the last")
+    ]
 
 
 class Shop(Result):
@@ -74,7 +97,9 @@ class Shop(Result):
 
     location: Annotated[Location | None, msgspec.Meta(description="the shop's place; null when not given")]
     is_open: Annotated[bool, msgspec.Meta(description="open now: its offers can be redeemed")]
-    updated_at_us: Annotated[int | None, msgspec.Meta(description="last change, µs since the epoch; null if never set")] = None
+    updated_at_us: Annotated[
+        int | None, msgspec.Meta(description="last change, µs since the epoch; null if never set")
+    ] = None
 
 
 class SearchHit(Result):
@@ -93,7 +118,9 @@ class SearchHit(Result):
     starts_at_us: Annotated[int | None, msgspec.Meta(description="an event's start, µs since the epoch")]
     address: Annotated[str, msgspec.Meta(description="the shop's or venue's address, as given")]
     location: Annotated[Coordinates | None, msgspec.Meta(description="the shop's or venue's place")]
-    distance_m: Annotated[float | None, msgspec.Meta(description="meters from the given lat/lng; null without them")] = None
+    distance_m: Annotated[
+        float | None, msgspec.Meta(description="meters from the given lat/lng; null without them")
+    ] = None
 
 
 class Facets(Result):
@@ -137,13 +164,19 @@ class Redemption(Result):
     item_id: ItemId
     kind: Annotated[Kind, msgspec.Meta(description="what was redeemed: an offer, a service or an event")]
     title: Annotated[str, msgspec.Meta(description="the item's title in `title_lang`")]
-    title_lang: Annotated[Lang, msgspec.Meta(description="the language of `title`: the caller's (Accept-Language) when the item has it")]
-    seller_name: Annotated[str, msgspec.Meta(description="the merchant's name, or the city for its own services and events")]
+    title_lang: Annotated[
+        Lang, msgspec.Meta(description="the language of `title`: the caller's (Accept-Language) when the item has it")
+    ]
+    seller_name: Annotated[
+        str, msgspec.Meta(description="the merchant's name, or the city for its own services and events")
+    ]
     merchant_id: MerchantId
     city: City
     quantity: Annotated[int, msgspec.Meta(ge=1, description="units redeemed")]
     points: Points
-    cash_cents: Annotated[int, msgspec.Meta(ge=0, description="the cash part in cents: at the till, or by card for a city's item")]
+    cash_cents: Annotated[
+        int, msgspec.Meta(ge=0, description="the cash part in cents: at the till, or by card for a city's item")
+    ]
     status: RedemptionStatus
     attempt: Annotated[int, msgspec.Meta(ge=0, description="the attempt of this Idempotency-Key, from 0")]
     error: Annotated[str | None, msgspec.Meta(description="the problem code of a failed attempt")]
@@ -151,7 +184,9 @@ class Redemption(Result):
     hold_ids: Annotated[list[str], msgspec.Meta(description="the ledger transfer ids of the hold (two across cities)")]
     created_at_us: TimeUs
     updated_at_us: TimeUs
-    payment: Annotated[CardPayment | None, msgspec.Meta(description="the card payment of the cash part; null without one")] = None
+    payment: Annotated[
+        CardPayment | None, msgspec.Meta(description="the card payment of the cash part; null without one")
+    ] = None
     replayed: Annotated[bool, msgspec.Meta(description="this answers a retry with the same Idempotency-Key")] = False
 
 
@@ -159,12 +194,18 @@ class RedemptionPage(Result):
     """A resident's redemptions, newest first."""
 
     redemptions: list[Redemption]
-    next_before_us: Annotated[int | None, msgspec.Meta(description="pass as `before_us` for the next page; null on the last")]
+    next_before_us: Annotated[
+        int | None, msgspec.Meta(description="pass as `before_us` for the next page; null on the last")
+    ]
 
 
 class WebhookAck(Result):
     """What a Stripe event did: Stripe stops resending once answered 2xx."""
 
     event: Annotated[str, msgspec.Meta(description="Stripe's event id")]
-    outcome: Annotated[WebhookOutcome, msgspec.Meta(
-        description="duplicate (seen before), ignored (not ours), unchanged, or what it did to the redemption")]
+    outcome: Annotated[
+        WebhookOutcome,
+        msgspec.Meta(
+            description="duplicate (seen before), ignored (not ours), unchanged, or what it did to the redemption"
+        ),
+    ]

@@ -65,7 +65,7 @@ class IdentityProvider:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 provider._arrived(self.connection)
                 try:
                     provider._answer(self)

@@ -40,7 +40,7 @@ class StripeServer:
             def log_message(self, *args) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 status, answer = server.handle(self.path, dict(self.headers), urllib.parse.parse_qs(body))
                 if server.delay_seconds:

@@ -46,7 +46,11 @@ def grant(world: World, who: str, role: str, subject: str, city: str = "brossard
 
 
 def audit_of(world: World, action: str, city: str = "brossard") -> list[dict]:
-    return [e for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, city, 0, 1_000).entries) if e["action"] == action]
+    return [
+        e
+        for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, city, 0, 1_000).entries)
+        if e["action"] == action
+    ]
 
 
 def jti_of(world: World, token: str) -> str:
@@ -70,7 +74,9 @@ def test_staff_cannot_mint_finance_or_auditor_tokens(world: World) -> None:
     assert world.bearer("f3", "GET", "/v1/finance/brossard/budget").status_code == 200
     record = audit_of(world, "credential.grant")[-1]
     assert record["actor"] == f"admin:maire@brossard.ca/{jti_of(world, world.tokens['admin-brossard'])}"
-    assert record["target"] == "finance:f3" and record["after"]["jti"] == made.json()["jti"] == jti_of(world, world.tokens["f3"])
+    assert record["target"] == "finance:f3" and record["after"]["jti"] == made.json()["jti"] == jti_of(
+        world, world.tokens["f3"]
+    )
     assert_problem(grant(world, "admin-brossard", "finance", "f4", city="delson"), 403, "grant_not_allowed")
 
 
@@ -95,7 +101,9 @@ def test_no_role_grants_what_the_table_does_not_allow(world: World, attempts) ->
         assert granted.status_code in (201, 409), granted.text  # 409: this subject was granted by an earlier example
         if granted.status_code == 201:
             record = [e for e in audit_of(world, "credential.grant") if e["after"]["jti"] == granted.json()["jti"]]
-            assert len(record) == 1 and record[0]["actor"] == f"{granter}:seed-{holders[granter]}/{jti_of(world, token)}"
+            assert (
+                len(record) == 1 and record[0]["actor"] == f"{granter}:seed-{holders[granter]}/{jti_of(world, token)}"
+            )
     # Renewing one's own token is always allowed, whatever the role.
     for role, name in holders.items():
         renewed = grant(world, name, role, f"seed-{name}", org_id="entraide-jeunesse" if role == "org" else None)
@@ -104,7 +112,9 @@ def test_no_role_grants_what_the_table_does_not_allow(world: World, attempts) ->
 
 def test_one_principal_per_subject_and_role(world: World) -> None:
     """A staff member cannot mint a token under a colleague's subject; the colleague can renew theirs."""
-    assert grant(world, "staff-brossard", "org", "coordo-entraide-jeunesse", org_id="entraide-jeunesse").status_code == 409
+    assert (
+        grant(world, "staff-brossard", "org", "coordo-entraide-jeunesse", org_id="entraide-jeunesse").status_code == 409
+    )
     assert_problem(grant(world, "admin-brossard", "finance", "f1"), 409, "subject_taken")
     assert_problem(grant(world, "admin-brossard", "staff", "s-brossard"), 409, "subject_taken")
     renewed = grant(world, "finance-brossard", "finance", "f1")
@@ -120,7 +130,9 @@ def test_revocation_is_checked_on_every_request_and_audited(world: World) -> Non
     token = world.tokens["finance-brossard"]
     assert world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").status_code == 200
     jti = jti_of(world, token)
-    assert_problem(world.bearer("staff-brossard", "POST", f"/v1/admin/tokens/brossard/{jti}/revoke"), 403, "grant_not_allowed")
+    assert_problem(
+        world.bearer("staff-brossard", "POST", f"/v1/admin/tokens/brossard/{jti}/revoke"), 403, "grant_not_allowed"
+    )
     revoked = world.bearer("admin-brossard", "POST", f"/v1/admin/tokens/brossard/{jti}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at_us"] is not None
     assert_problem(world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget"), 401, "token_revoked")
@@ -133,8 +145,14 @@ def test_revocation_is_checked_on_every_request_and_audited(world: World) -> Non
     assert_problem(world.bearer("finance2-brossard", "GET", "/v1/finance/brossard/budget"), 401, "token_revoked")
     second = grant(world, "admin-brossard", "staff", "s2").json()["token"]
     world.tokens["s2"], world.tokens["s2-bis"] = second, grant(world, "admin-brossard", "staff", "s3").json()["token"]
-    withdrawn = world.bearer("admin-brossard", "POST", "/v1/admin/principals/brossard/revoke", {"role": "staff", "subject": "s2"})
-    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "revoked" and withdrawn.json()["tokens_revoked"] == 1
+    withdrawn = world.bearer(
+        "admin-brossard", "POST", "/v1/admin/principals/brossard/revoke", {"role": "staff", "subject": "s2"}
+    )
+    assert (
+        withdrawn.status_code == 200
+        and withdrawn.json()["status"] == "revoked"
+        and withdrawn.json()["tokens_revoked"] == 1
+    )
     assert_problem(world.bearer("s2", "GET", "/v1/admin/programs/brossard"), 401, "token_revoked")
     assert world.bearer("s2-bis", "GET", "/v1/admin/programs/brossard").status_code == 200
     # Granted again later by someone allowed to: a new token, the old one stays dead.
@@ -157,7 +175,9 @@ def test_tokens_without_a_credential_are_refused(world: World) -> None:
 
 def test_listing_shows_credentials_never_tokens(world: World) -> None:
     listed = world.bearer("admin-brossard", "GET", "/v1/admin/tokens/brossard").json()["credentials"]
-    assert {("finance", "f1"), ("staff", "s-brossard"), ("admin", "maire@brossard.ca")} <= {(c["role"], c["subject"]) for c in listed}
+    assert {("finance", "f1"), ("staff", "s-brossard"), ("admin", "maire@brossard.ca")} <= {
+        (c["role"], c["subject"]) for c in listed
+    }
     assert all("token" not in c for c in listed) and world.tokens["finance-brossard"] not in json.dumps(listed)
     assert world.bearer("auditor-brossard", "GET", "/v1/admin/tokens/brossard").json()["credentials"] == listed
     mine = world.bearer("staff-brossard", "GET", "/v1/admin/tokens/brossard").json()["credentials"]
@@ -192,16 +212,28 @@ def test_payout_account_needs_a_second_principal(world: World) -> None:
     # A city administrator may confirm too; the proposer may withdraw their own proposal.
     other = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/librairie/payout-account", ACCOUNT,
                          key="p2").json()  # fmt: skip
-    assert world.bearer("admin-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{other['id']}/confirm").status_code == 200
+    assert (
+        world.bearer(
+            "admin-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{other['id']}/confirm"
+        ).status_code
+        == 200
+    )
     third = world.bearer("finance-brossard", "PUT", "/v1/finance/brossard/merchants/librairie/payout-account",
                          ACCOUNT | {"account_number": "1111111"}, key="p3").json()  # fmt: skip
-    rejected = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{third['id']}/reject")
+    rejected = world.bearer(
+        "finance-brossard", "POST", f"/v1/finance/brossard/payout-account-changes/{third['id']}/reject"
+    )
     assert rejected.json()["status"] == "rejected"
     with world.ctx.engine.connect() as conn:
         assert store.payout_accounts(conn, ["librairie"])["librairie"]["account_number"] == "7654321"
-    actions = [e["action"] for e in audit_of(world, "payouts.propose_account") + audit_of(world, "payouts.confirm_account")]
+    actions = [
+        e["action"] for e in audit_of(world, "payouts.propose_account") + audit_of(world, "payouts.confirm_account")
+    ]
     assert actions.count("payouts.propose_account") == 3 and actions.count("payouts.confirm_account") == 2
-    assert all("7654321" not in json.dumps(e) for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, "brossard", 0, 1_000).entries))
+    assert all(
+        "7654321" not in json.dumps(e)
+        for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, "brossard", 0, 1_000).entries)
+    )
 
 
 def test_cli_grants_lists_and_revokes(db_url, tmp_path) -> None:
@@ -218,9 +250,15 @@ def test_cli_grants_lists_and_revokes(db_url, tmp_path) -> None:
         assert mine["issued_by"] == f"cli:{getpass.getuser()}" and "token" not in mine
         run("admin", "revoke", "--city", "brossard", "--jti", mine["jti"], *db)
         assert_problem(client.get("/v1/admin/audit/brossard", headers=headers), 401, "token_revoked")
-    assert "not a role that can be granted" in run("admin", "grant", "--city", "brossard", "--role", "resident", "--subject", "x", *db, code=2)
+    assert "not a role that can be granted" in run(
+        "admin", "grant", "--city", "brossard", "--role", "resident", "--subject", "x", *db, code=2
+    )
     assert "no program" in run("admin", "grant", "--city", "atlantis", "--role", "staff", "--subject", "x", *db, code=2)
-    records = [e for e in msgspec.to_builtins(audit_trail.page(ctx.engine, "brossard", 0, 100).entries) if e["action"].startswith("credential.")]
+    records = [
+        e
+        for e in msgspec.to_builtins(audit_trail.page(ctx.engine, "brossard", 0, 100).entries)
+        if e["action"].startswith("credential.")
+    ]
     assert [(e["action"], e["actor"]) for e in records] == [("credential.grant", f"cli:{getpass.getuser()}"),
                                                            ("credential.revoke", f"cli:{getpass.getuser()}")]  # fmt: skip
     ctx.engine.dispose()

@@ -75,7 +75,9 @@ def test_pos_and_marketplace_build_the_same_redemption_group(home, away):
     assert at_till == online == linked_transfers("k1", "redeem", "pending", home, "citizen:r1:wallet", away,
                                                  "merchant:m1:redeemed", 300, 900)  # fmt: skip
     if home == away:
-        assert [(t.ledger, t.debit_account, t.credit_account) for t in at_till] == [(home, "citizen:r1:wallet", "merchant:m1:redeemed")]
+        assert [(t.ledger, t.debit_account, t.credit_account) for t in at_till] == [
+            (home, "citizen:r1:wallet", "merchant:m1:redeemed")
+        ]
     else:
         assert [(t.ledger, t.debit_account, t.credit_account) for t in at_till] == [
             (home, "citizen:r1:wallet", "interop:laval"), (away, "interop:brossard", "merchant:m1:redeemed")]  # fmt: skip
@@ -89,7 +91,9 @@ WALLET, SHOP = "citizen:r1:wallet", "merchant:m1:redeemed"
 
 def _funded(ctx) -> None:
     ctx.ledger.create_ledger("brossard")
-    ctx.ledger.transfer(T("brossard", f"f{next(_keys)}", "budget_funding", "single", "program:funding", "program:budget", 1_000))
+    ctx.ledger.transfer(
+        T("brossard", f"f{next(_keys)}", "budget_funding", "single", "program:funding", "program:budget", 1_000)
+    )
     ctx.ledger.transfer(T("brossard", f"f{next(_keys)}", "earn_civic", "single", "program:budget", WALLET, 500))
 
 

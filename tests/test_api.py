@@ -58,22 +58,30 @@ def assert_problem(response, status: int, code: str) -> dict:
 def test_award_is_explained_capped_and_idempotent(world: World) -> None:
     alice = world.residents["alice"]
     before = world.available("alice")
-    first = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1")
+    first = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1"
+    )
     assert first.status_code == 201, first.text
     award = first.json()
     assert award["points"] == 4_250 * 5 // 100 == 212
     assert sum(line["points"] for line in award["lines"]) == award["points"]
     assert world.available("alice") == before + 212
 
-    again = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1")
+    again = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 4_250}, key="sale-1"
+    )
     assert again.status_code == 201 and again.json() == award | {"replayed": True}
     assert world.available("alice") == before + 212
 
-    other_body = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 99}, key="sale-1")
+    other_body = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 99}, key="sale-1"
+    )
     assert_problem(other_body, 409, "idempotency_conflict")
 
     # The daily cap of 300 points leaves 88 for the next purchase; the explanation says so.
-    capped = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 10_000}, key="sale-2").json()
+    capped = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice.card, "purchase_cents": 10_000}, key="sale-2"
+    ).json()
     assert capped["points"] == 88
     assert {"rule": "cap:daily", "points": 88 - 500} in capped["lines"]
     assert sum(line["points"] for line in capped["lines"]) == 88
@@ -113,14 +121,18 @@ def test_hold_capture_in_part_and_void(world: World) -> None:
 
 def test_hold_beyond_balance_is_refused_and_writes_nothing(world: World) -> None:
     before = entry_count(world)
-    refused = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 51}, key="h")
+    refused = world.pos(
+        "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 51}, key="h"
+    )
     body = assert_problem(refused, 422, "insufficient_funds")
     assert body["available_points"] == 50 and body["requested_points"] == 51
     assert entry_count(world) == before
 
 
 def test_expired_hold_cannot_be_captured(world: World, clock) -> None:
-    hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["alice"].card, "points": 100}, key="h").json()
+    hold = world.pos(
+        "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["alice"].card, "points": 100}, key="h"
+    ).json()
     clock.advance(901)  # the program's hold timeout is 900 s
     late = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c")
     assert_problem(late, 409, "hold_expired")
@@ -132,9 +144,13 @@ def test_refunds_never_exceed_the_original(world: World) -> None:
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 400}, key="h").json()
     capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c").json()
     assert world.available("alice") == 600
-    part = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 150}, key="r1")
+    part = world.pos(
+        "boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 150}, key="r1"
+    )
     assert part.status_code == 201 and world.available("alice") == 750
-    too_much = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 251}, key="r2")
+    too_much = world.pos(
+        "boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 251}, key="r2"
+    )
     assert_problem(too_much, 422, "exceeds_original")
     rest = world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"]}, key="r3")
     assert rest.status_code == 201 and rest.json()["points"] == 250 and world.available("alice") == 1_000
@@ -153,7 +169,9 @@ def test_cross_city_redemption_is_linked_on_both_ledgers(world: World) -> None:
     hold = world.pos("cafe-delson", "POST", "/v1/pos/holds", {"card": alice.card, "points": 100}, key="x1")
     assert hold.status_code == 201 and hold.json()["city"] == "delson"
     assert world.available("alice") == 900
-    captured = world.pos("cafe-delson", "POST", f"/v1/pos/holds/{hold.json()['hold_id']}/capture", {"points": 80}, key="x2")
+    captured = world.pos(
+        "cafe-delson", "POST", f"/v1/pos/holds/{hold.json()['hold_id']}/capture", {"points": 80}, key="x2"
+    )
     assert captured.status_code == 200
     ledger = world.ctx.ledger
     assert world.available("alice") == 920
@@ -161,7 +179,9 @@ def test_cross_city_redemption_is_linked_on_both_ledgers(world: World) -> None:
     assert ledger.balance("delson", "merchant:cafe-delson:redeemed").posted == 80
     assert ledger.balance("delson", "interop:brossard").posted == -80
 
-    refund = world.pos("cafe-delson", "POST", "/v1/pos/refunds", {"transfer_id": captured.json()["transfer_id"]}, key="x3")
+    refund = world.pos(
+        "cafe-delson", "POST", "/v1/pos/refunds", {"transfer_id": captured.json()["transfer_id"]}, key="x3"
+    )
     assert refund.status_code == 201 and world.available("alice") == 1_000
     assert ledger.balance("brossard", "interop:delson").posted == 0
     assert verify_database(world.ctx.engine)["ok"]
@@ -189,7 +209,15 @@ def test_offline_batch_each_item_its_own_result(world: World) -> None:
         {"idempotency_key": "o7", "card": alice.card, "points": 5, "purchase_cents": 100},  # both: which is it?
     ]
     results = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items}).json()["results"]
-    assert [r["status"] for r in results] == ["accepted", "refused", "refused", "refused", "accepted", "accepted", "refused"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "refused",
+        "refused",
+        "refused",
+        "accepted",
+        "accepted",
+        "refused",
+    ]
     assert [r.get("code") for r in results] == [None, "insufficient_funds", "floor_limit_exceeded", "unknown_card", None, None,
                                                 "invalid_request"]  # fmt: skip
     assert [r["idempotency_key"] for r in results] == [f"o{n}" for n in range(1, 8)]
@@ -199,22 +227,33 @@ def test_offline_batch_each_item_its_own_result(world: World) -> None:
     assert again[0]["status"] == "replayed" and again[0]["replayed"] and world.available("alice") == 950
 
 
-@pytest.mark.parametrize(("lang", "word"), [("fr-CA", "insuffisant"), ("en", "Insufficient"), ("es-MX", "insuficientes")])
+@pytest.mark.parametrize(
+    ("lang", "word"), [("fr-CA", "insuffisant"), ("en", "Insufficient"), ("es-MX", "insuficientes")]
+)
 def test_offline_refusals_are_worded_in_the_callers_language(world: World, lang: str, word: str) -> None:
     items = [{"idempotency_key": "l1", "card": world.residents["bob"].card, "points": 60},
              {"idempotency_key": "l2", "card": world.residents["alice"].card, "points": 10}]  # fmt: skip
     response = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items}, lang=lang)
     refused, accepted = msgspec.json.decode(response.content, type=OfflineResults).results
-    online = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 60}, key="l3", lang=lang)
+    online = world.pos(
+        "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 60}, key="l3", lang=lang
+    )
     assert (refused.status, refused.code) == ("refused", "insufficient_funds") and word in refused.title
     assert online.headers["content-language"] == lang[:2]  # worded as the same refusal online:
     assert (refused.title, refused.detail) == (online.json()["title"], online.json()["detail"])
-    assert refused.transfer_id is None and accepted.status == "accepted" and accepted.points == 10 and accepted.title is None
+    assert (
+        refused.transfer_id is None
+        and accepted.status == "accepted"
+        and accepted.points == 10
+        and accepted.title is None
+    )
 
 
 def test_results_decode_as_their_types(world: World) -> None:
     card = world.residents["alice"].card
-    identity = msgspec.json.decode(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": card}).content, type=Identity)
+    identity = msgspec.json.decode(
+        world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": card}).content, type=Identity
+    )
     assert identity.available_points == 1_000
     hold = msgspec.json.decode(world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 30}, key="t1").content,
                                type=HoldResult)  # fmt: skip
@@ -237,9 +276,13 @@ def test_statement_says_what_each_entry_was_and_totals_like_the_close(world: Wor
     world.ctx.programs.configure(msgspec.structs.replace(world.ctx.programs.get("brossard"), point_value_cents_per_100_points=133,
                                                          redemption_rate_percent=90, funding_rate_percent=80), "staff:test")  # fmt: skip
     alice, card = world.residents["alice"], world.residents["alice"].card
-    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 2_345}, key="a").json()  # 117 points
+    award = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 2_345}, key="a"
+    ).json()  # 117 points
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 301}, key="h").json()
-    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 257}, key="c").json()
+    capture = world.pos(
+        "boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 257}, key="c"
+    ).json()
     world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 19}, key="r1")
     world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": award["transfer_id"], "points": 7}, key="r2")
     voided = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 11}, key="h2").json()
@@ -252,20 +295,42 @@ def test_statement_says_what_each_entry_was_and_totals_like_the_close(world: Wor
         ("hold_voided", 11), ("redemption_hold", 11), ("award_refund", 7), ("redemption_refund", 19), ("redemption", 257),
         ("redemption_hold", 301), ("purchase_award", 117)]  # fmt: skip
     assert {line.counterpart for line in statement.entries} == {"resident"}
-    assert statement.entries[-1].purchase_cents == 2_345 and statement.entries[-1].debit_account == "merchant:boulangerie:issued"
+    assert (
+        statement.entries[-1].purchase_cents == 2_345
+        and statement.entries[-1].debit_account == "merchant:boulangerie:issued"
+    )
     totals = statement.totals
-    assert (totals.awarded_points, totals.award_refunds_points, totals.redeemed_points, totals.redemption_refunds_points) == (117, 7, 257, 19)
-    assert (totals.refunded_points, totals.issued_net_points, totals.redeemed_net_points, totals.net_points) == (26, 110, 238, 128)
+    assert (
+        totals.awarded_points,
+        totals.award_refunds_points,
+        totals.redeemed_points,
+        totals.redemption_refunds_points,
+    ) == (117, 7, 257, 19)
+    assert (totals.refunded_points, totals.issued_net_points, totals.redeemed_net_points, totals.net_points) == (
+        26,
+        110,
+        238,
+        128,
+    )
     # Rounded toward zero once per merchant, as the close does: 238 × 1.33 × 90 % = 284.886, 110 × 1.33 × 80 % = 117.04.
-    assert (totals.reimbursement_cents, totals.funding_cents, totals.net_cents, totals.currency) == (284, 117, 167, "CAD")
+    assert (totals.reimbursement_cents, totals.funding_cents, totals.net_cents, totals.currency) == (
+        284,
+        117,
+        167,
+        "CAD",
+    )
     program = world.ctx.programs.get("brossard")
-    flows = [("brossard", "merchant:boulangerie:issued", 117, 7), ("brossard", "merchant:boulangerie:redeemed", 19, 257)]
+    flows = [
+        ("brossard", "merchant:boulangerie:issued", 117, 7),
+        ("brossard", "merchant:boulangerie:redeemed", 19, 257),
+    ]
     (close,) = merchant_lines(program, flows, {}, {})
     assert (close.reimbursement_cents, close.funding_cents) == (totals.reimbursement_cents, totals.funding_cents)
 
     across = msgspec.json.decode(world.pos("cafe-delson", "GET", "/v1/pos/statement").content, type=Statement)
     assert [(line.what, line.counterpart, line.counterpart_city) for line in across.entries] == [
-        ("redemption_hold", "resident_of_another_city", "brossard")]
+        ("redemption_hold", "resident_of_another_city", "brossard")
+    ]
     assert across.totals.redeemed_points == 0  # a hold is not a redemption yet
 
 
@@ -276,7 +341,9 @@ def test_statement_pages_cover_the_merchants_own_transfers(world: World) -> None
     world.pos("librairie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 500}, key="other")
     page = world.pos("boulangerie", "GET", "/v1/pos/statement?limit=3").json()
     assert len(page["entries"]) == 3 and page["next_before_sequence"] is not None
-    rest = world.pos("boulangerie", "GET", f"/v1/pos/statement?limit=3&before_sequence={page['next_before_sequence']}").json()
+    rest = world.pos(
+        "boulangerie", "GET", f"/v1/pos/statement?limit=3&before_sequence={page['next_before_sequence']}"
+    ).json()
     entries = page["entries"] + rest["entries"]
     assert len(entries) == 5 and rest["next_before_sequence"] is None
     assert all("boulangerie" in e["debit_account"] + e["credit_account"] for e in entries)
@@ -325,7 +392,13 @@ def test_the_query_string_is_signed(world: World) -> None:
     assert world.pos("boulangerie", "GET", f"{revocations}?since_us={2**62}").json()["revoked"] == []
 
     for n in range(3):
-        world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": world.residents["bob"].card, "purchase_cents": 500}, key=f"q{n}")
+        world.pos(
+            "boulangerie",
+            "POST",
+            "/v1/pos/awards",
+            {"card": world.residents["bob"].card, "purchase_cents": 500},
+            key=f"q{n}",
+        )
     headers = world.signed_headers("boulangerie", "GET", "/v1/pos/statement?limit=1", b"")
     changed = world.client.get("/v1/pos/statement?limit=200", headers=headers)
     assert assert_problem(changed, 401, "invalid_signature")["reason"] == "bad_signature"
@@ -340,8 +413,15 @@ def test_old_unknown_and_revoked_keys_are_refused(world: World, clock) -> None:
     assert_problem(world.client.post("/v1/pos/identify", content=body, headers=stale), 401, "signature_expired")
 
     world.ctx.terminals.revoke(world.terminals["boulangerie"].key_id, "staff:test", "brossard")
-    assert_problem(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}), 401, "unknown_key")
-    assert world.pos("boulangerie#1", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}).status_code == 200
+    assert_problem(
+        world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}),
+        401,
+        "unknown_key",
+    )
+    assert (
+        world.pos("boulangerie#1", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card}).status_code
+        == 200
+    )
 
     world.ctx.merchants.set_status("boulangerie", "suspended", "staff:test", "brossard")
     suspended = world.pos("boulangerie#1", "POST", "/v1/pos/identify", {"card": world.residents["alice"].card})
@@ -354,7 +434,9 @@ def test_old_unknown_and_revoked_keys_are_refused(world: World, clock) -> None:
 def test_cross_tenant_matrix(world: World) -> None:
     alice_card = world.residents["alice"].card
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": alice_card, "points": 100}, key="h").json()
-    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice_card, "purchase_cents": 1_000}, key="a").json()
+    award = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice_card, "purchase_cents": 1_000}, key="a"
+    ).json()
     before = entry_count(world)
     refusals = [
         (world.pos("librairie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c"), 403, "wrong_tenant"),
@@ -390,7 +472,9 @@ def test_wallet_history_card_qr_export_and_erasure(world: World) -> None:
     for n in range(4):
         world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": card, "purchase_cents": 100}, key=f"a{n}")
     page = world.bearer("alice", "GET", "/v1/wallet/history?limit=3").json()
-    more = world.bearer("alice", "GET", f"/v1/wallet/history?limit=3&before_sequence={page['next_before_sequence']}").json()
+    more = world.bearer(
+        "alice", "GET", f"/v1/wallet/history?limit=3&before_sequence={page['next_before_sequence']}"
+    ).json()
     assert len(page["entries"]) == 3 and len(more["entries"]) == 2 and more["next_before_sequence"] is None
     # In business terms: a purchase at the bakery, the balance after it, the raw entry beside.
     newest = page["entries"][0]
@@ -444,7 +528,9 @@ def test_budget_cannot_be_exceeded(world: World) -> None:
     while spend >= 1_200:
         assert world.bearer("club-magog", "POST", "/v1/orgs/attestations", civic, key=f"k{spend}").status_code == 201
         spend -= 1_200
-    assert_problem(world.bearer("club-magog", "POST", "/v1/orgs/attestations", civic, key="last"), 422, "budget_exceeded")
+    assert_problem(
+        world.bearer("club-magog", "POST", "/v1/orgs/attestations", civic, key="last"), 422, "budget_exceeded"
+    )
 
 
 # --- admin --------------------------------------------------------------------------------------
@@ -476,7 +562,9 @@ def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> No
     # A retry answers the same resident and enrols nobody; another body under the key is refused.
     assert world.bearer(staff, "POST", "/v1/admin/residents/brossard", emile, key="emile").json() == resident
     other = {"personal": {"name": "Zoé"}, "level": "verified"}
-    assert_problem(world.bearer(staff, "POST", "/v1/admin/residents/brossard", other, key="emile"), 409, "idempotency_conflict")
+    assert_problem(
+        world.bearer(staff, "POST", "/v1/admin/residents/brossard", other, key="emile"), 409, "idempotency_conflict"
+    )
     assert_problem(world.bearer(staff, "POST", "/v1/admin/residents/brossard", emile), 400, "idempotency_key_required")
     enrolments = [e for e in world.bearer(staff, "GET", "/v1/admin/audit/brossard?limit=200").json()["entries"]
                   if e["action"] == "resident.enroll" and e["actor"].startswith("staff:s-brossard")]  # fmt: skip
@@ -490,7 +578,9 @@ def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> No
     fleuriste = {"id": "fleuriste", "name": "Fleuriste", "category": "retail"}
     created = world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="fleuriste")
     assert created.status_code == 201 and created.json()["status"] == "pending"
-    assert world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="fleuriste").json() == created.json()
+    assert (
+        world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="fleuriste").json() == created.json()
+    )
     assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste, key="other"), 409, "conflict")
     assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard", fleuriste | {"name": "F"}, key="fleuriste"), 409,
                    "idempotency_conflict")  # fmt: skip
@@ -498,7 +588,9 @@ def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> No
                    "idempotency_key_required")  # fmt: skip
     approved = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/status", {"status": "approved"})
     assert approved.json()["status"] == "approved"
-    bad_key = world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50}, key="t")
+    bad_key = world.bearer(
+        staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50}, key="t"
+    )
     assert_problem(bad_key, 400, "invalid_request")
     assert_problem(world.bearer(staff, "POST", "/v1/admin/merchants/brossard/fleuriste/terminals", {"public_key_pem": "-" * 50}),
                    400, "idempotency_key_required")  # fmt: skip
@@ -539,8 +631,17 @@ def test_bad_input_gets_localized_problems(world: World) -> None:
     assert_problem(negative, 400, "validation_error")
     no_key = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": card, "points": 5})
     assert_problem(no_key, 400, "idempotency_key_required")
-    french = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 500}, key="fr")
-    spanish = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 500}, key="es", lang="es")
+    french = world.pos(
+        "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["bob"].card, "points": 500}, key="fr"
+    )
+    spanish = world.pos(
+        "boulangerie",
+        "POST",
+        "/v1/pos/holds",
+        {"card": world.residents["bob"].card, "points": 500},
+        key="es",
+        lang="es",
+    )
     assert french.headers["content-language"] == "fr" and spanish.headers["content-language"] == "es"
     assert french.json()["title"] != spanish.json()["title"]
     assert_problem(world.client.get("/v1/nothing-here"), 404, "not_found")
@@ -594,7 +695,9 @@ def test_listings_and_transparency(world: World) -> None:
 
     audit.make_checkpoints(world.ctx.engine, world.ctx.signer, world.ctx.clock)
     keys = world.client.get("/v1/transparency/keys").json()
-    assert keys["ledger"]["keys"] and {k["kid"] for k in keys["cards"]["keys"]} >= {world.ctx.keys.card_key("brossard").kid}
+    assert keys["ledger"]["keys"] and {k["kid"] for k in keys["cards"]["keys"]} >= {
+        world.ctx.keys.card_key("brossard").kid
+    }
     notes = world.client.get("/v1/transparency/checkpoints").json()["checkpoints"]
     assert {n["ledger"] for n in notes} == {"brossard", "delson"}
     assert all(n["note"].startswith(f"entraide/{n['ledger']}\n") for n in notes)

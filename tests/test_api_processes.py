@@ -52,7 +52,9 @@ def test_concurrent_holds_on_one_wallet_never_exceed_its_balance(world: World, d
     terminals = sorted(world.terminals)
     barrier = threading.Barrier(HOLDS)
     with server_process(db_url, tmp_path) as (base, _), ThreadPoolExecutor(HOLDS) as pool:
-        futures = [pool.submit(_hold, world, base, terminals[n % len(terminals)], f"h{n}", card, barrier) for n in range(HOLDS)]
+        futures = [
+            pool.submit(_hold, world, base, terminals[n % len(terminals)], f"h{n}", card, barrier) for n in range(HOLDS)
+        ]
         responses = [f.result() for f in futures]
     accepted = [r for r in responses if r.status_code == 201]
     refused = [r for r in responses if r.status_code != 201]
@@ -70,7 +72,9 @@ def test_a_crash_between_hold_and_capture_leaves_a_consistent_ledger(world: Worl
 
     def post(base: str, path: str, raw: bytes, key: str) -> httpx.Response:
         world.ctx.clock.now_us = now_us()
-        return httpx.post(base + path, content=raw, headers=world.signed_headers("boulangerie", "POST", path, raw, key=key))
+        return httpx.post(
+            base + path, content=raw, headers=world.signed_headers("boulangerie", "POST", path, raw, key=key)
+        )
 
     with server_process(db_url, tmp_path) as (base, process):
         hold = post(base, "/v1/pos/holds", body, "sale-7")
@@ -82,7 +86,11 @@ def test_a_crash_between_hold_and_capture_leaves_a_consistent_ledger(world: Worl
 
     with server_process(db_url, tmp_path) as (base, _):
         retried = post(base, "/v1/pos/holds", body, "sale-7")  # the terminal never saw the answer
-        assert retried.status_code == 201 and retried.json()["replayed"] and retried.json()["hold_id"] == hold.json()["hold_id"]
+        assert (
+            retried.status_code == 201
+            and retried.json()["replayed"]
+            and retried.json()["hold_id"] == hold.json()["hold_id"]
+        )
         captured = post(base, f"/v1/pos/holds/{hold.json()['hold_id']}/capture", b"{}", "sale-7-capture")
         assert captured.status_code == 200 and captured.json()["points"] == 300
     assert world.available("alice") == WALLET_POINTS - 300
@@ -90,7 +98,9 @@ def test_a_crash_between_hold_and_capture_leaves_a_consistent_ledger(world: Worl
     assert verify_database(world.ctx.engine)["ok"]
 
 
-def test_two_server_processes_run_each_job_once_and_take_over_a_dead_runners_lease(world: World, db_url: str, tmp_path) -> None:
+def test_two_server_processes_run_each_job_once_and_take_over_a_dead_runners_lease(
+    world: World, db_url: str, tmp_path
+) -> None:
     """Two `entraide serve` started together on one database: each job runs on one of them; the
     checkpoints, leased by a runner that died (it hangs here, and never records), are taken over
     once the lease runs out."""
@@ -119,7 +129,11 @@ def test_two_server_processes_run_each_job_once_and_take_over_a_dead_runners_lea
     assert jobs["checkpoints"].last_started_us >= started_us + 3_000_000  # not before the dead lease ran out
     assert jobs["points_expiry"].runs == 1
     with ctx.engine.connect() as conn:
-        audited = conn.execute(select(func.count()).select_from(AuditRow).where(AuditRow.action == "expiry.run")).scalar_one()
+        audited = conn.execute(
+            select(func.count()).select_from(AuditRow).where(AuditRow.action == "expiry.run")
+        ).scalar_one()
         checkpoints = conn.execute(select(func.count()).select_from(CheckpointRow)).scalar_one()
     assert (audited, checkpoints) == (1, 1)  # one expiry run for the one city, one checkpoint, across two servers
-    assert {j.name: j.runs for j in scheduler(ctx).status()}["checkpoints"] == 1  # the dead runner's late record was refused
+    assert {j.name: j.runs for j in scheduler(ctx).status()}[
+        "checkpoints"
+    ] == 1  # the dead runner's late record was refused

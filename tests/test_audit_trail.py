@@ -62,9 +62,8 @@ def test_records_are_chained_signed_and_verify(ctx):
 ])  # fmt: skip
 def test_database_refuses_to_change_the_trail(ctx, statement):
     actions(ctx, n=2)
-    with pytest.raises(DBAPIError, match="append-only"):
-        with ctx.engine.begin() as conn:
-            conn.execute(text(statement))
+    with pytest.raises(DBAPIError, match="append-only"), ctx.engine.begin() as conn:
+        conn.execute(text(statement))
     assert audit_trail.verify_database(ctx.engine)["ok"]
 
 
@@ -83,7 +82,11 @@ def test_edited_removed_or_reordered_records_are_found(ctx, tmp_path, statement,
     if "1000" in statement:
         _tamper(ctx, "UPDATE audit_log SET seq = 4 WHERE city = 'brossard' AND seq = 1000")
     report = audit_trail.verify_database(ctx.engine)
-    assert not report["ok"] and (report["error"]["city"], report["error"]["seq"], report["error"]["code"]) == ("brossard", seq, code)
+    assert not report["ok"] and (report["error"]["city"], report["error"]["seq"], report["error"]["code"]) == (
+        "brossard",
+        seq,
+        code,
+    )
     db = ["--db", ctx.settings.database_url, "--data-dir", str(ctx.settings.data_dir)]
     output = run("audit", "verify", *db, code=1)
     assert f"brossard, record {seq}: {code}" in output
@@ -105,11 +108,17 @@ def test_a_forged_signature_and_an_edited_export_are_found(ctx, tmp_path):
     record = json.loads(lines[2])
     record["signature"] = record["signature"][:-2] + ("00" if record["signature"][-2:] != "00" else "11")
     (tmp_path / "forged.jsonl").write_text("\n".join([*lines[:2], json.dumps(record), *lines[3:]]) + "\n")
-    assert "record 3: bad_signature" in run("audit", "verify", "--export", str(tmp_path / "forged.jsonl"), "--keys", str(keys), code=1)
+    assert "record 3: bad_signature" in run(
+        "audit", "verify", "--export", str(tmp_path / "forged.jsonl"), "--keys", str(keys), code=1
+    )
     (tmp_path / "swapped.jsonl").write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")
-    assert "record 2: gap" in run("audit", "verify", "--export", str(tmp_path / "swapped.jsonl"), "--keys", str(keys), code=1)
+    assert "record 2: gap" in run(
+        "audit", "verify", "--export", str(tmp_path / "swapped.jsonl"), "--keys", str(keys), code=1
+    )
     (tmp_path / "junk.jsonl").write_text(lines[0] + "\nnot json\n")
-    assert "not an audit record" in run("audit", "verify", "--export", str(tmp_path / "junk.jsonl"), "--keys", str(keys), code=2)
+    assert "not an audit record" in run(
+        "audit", "verify", "--export", str(tmp_path / "junk.jsonl"), "--keys", str(keys), code=2
+    )
 
 
 def test_records_written_before_the_trail_was_signed_are_chained_on_upgrade(settings, tmp_path):
@@ -132,7 +141,11 @@ def test_records_written_before_the_trail_was_signed_are_chained_on_upgrade(sett
 
     ctx = open_context(settings, create=True)  # the 0004 database above has no signing key yet
     report = audit_trail.verify_database(ctx.engine)
-    assert report["ok"] and report["cities"]["magog"] == {**report["cities"]["magog"], "records": 3, "unsigned_legacy": 3}
+    assert report["ok"] and report["cities"]["magog"] == {
+        **report["cities"]["magog"],
+        "records": 3,
+        "unsigned_legacy": 3,
+    }
     ctx.organizations.add("magog", "club", "Club", "cli:root", key="club")
     report = audit_trail.verify_database(ctx.engine)
     assert report["ok"] and report["cities"]["magog"]["records"] == 4

@@ -132,7 +132,9 @@ def test_failures_for_one_terminal_key_throttle_that_key_from_every_address(worl
     for n in range(CREDENTIAL_FAILURES):  # each from its own address: no address runs out
         w = at(world, f"192.0.2.{n + 1}")
         headers = w.signed_headers("boulangerie", "POST", IDENTIFY, body)
-        assert_problem(w.client.post(IDENTIFY, content=body.replace(b"}", b" }"), headers=headers), 401, "invalid_signature")
+        assert_problem(
+            w.client.post(IDENTIFY, content=body.replace(b"}", b" }"), headers=headers), 401, "invalid_signature"
+        )
 
     fresh = at(world, "192.0.2.200")
     assert_problem(identify(fresh), 429, "rate_limited")  # correctly signed, but for that key id

@@ -28,7 +28,15 @@ from tests.test_api import assert_problem
 from tests.world import World, standard_world
 
 WEBHOOK_SECRET = "whsec_bad_input"
-INJECTED = {"ctx", "principal", "jobs", "request", "data", "scope", "key"}  # dependencies, the raw request, the body, a header
+INJECTED = {
+    "ctx",
+    "principal",
+    "jobs",
+    "request",
+    "data",
+    "scope",
+    "key",
+}  # dependencies, the raw request, the body, a header
 PATH_VALUES = {"city": "brossard", "period": "2026-01"}  # any other path parameter: an id that does not exist
 DEPTH = 40_000  # far past what the decoders recurse, within the 256 KiB body limit
 
@@ -213,4 +221,6 @@ def test_a_deeply_nested_webhook_with_a_valid_signature_is_malformed_json(world:
     body = b'{"a":' * 5_000 + b"1" + b"}" * 5_000  # deep enough, and below the webhooks' own size limit
     assert_problem(world.client.post(path, content=body, headers={"Stripe-Signature": stripe_signature(body)}), 400,
                    "malformed_json")  # fmt: skip
-    assert_problem(world.client.post(path, content=body, headers={"Stripe-Signature": "t=1,v1=00"}), 400, "invalid_webhook")
+    assert_problem(
+        world.client.post(path, content=body, headers={"Stripe-Signature": "t=1,v1=00"}), 400, "invalid_webhook"
+    )

@@ -38,7 +38,9 @@ def test_simulate_verify_export_checkpoint_prove(db_url, tmp_path):
     data = str(tmp_path / "data")
     common = ["--db", db_url, "--data-dir", data]
     run("init", *common, "--history-days", "30")  # the first key may sign the simulated month
-    output = run("ledger", "simulate", *common, "--transfers", "800", "--seed", "3", "--days", "30", "--batch-size", "200")
+    output = run(
+        "ledger", "simulate", *common, "--transfers", "800", "--seed", "3", "--days", "30", "--batch-size", "200"
+    )
     assert "transfers in" in output and "committed" in output
     keyfiles = list((tmp_path / "data" / "keys").glob("*.pem"))
     assert len(keyfiles) == 2  # generated on first run, rotated halfway
@@ -49,8 +51,20 @@ def test_simulate_verify_export_checkpoint_prove(db_url, tmp_path):
     keys = json.loads((tmp_path / "keys.json").read_text())
     assert keys["format"] == "entraide.keys/1" and len(keys["keys"]) == 2
     first = json.loads((tmp_path / "l.jsonl").read_text().splitlines()[0])
-    assert {"ledger", "sequence", "amount", "debit_account", "credit_account", "prev_hash", "hash", "key_id", "signature"} <= first.keys()
-    assert "intact" in run("ledger", "verify", "--export", str(tmp_path / "l.jsonl"), "--keys", str(tmp_path / "keys.json"))
+    assert {
+        "ledger",
+        "sequence",
+        "amount",
+        "debit_account",
+        "credit_account",
+        "prev_hash",
+        "hash",
+        "key_id",
+        "signature",
+    } <= first.keys()
+    assert "intact" in run(
+        "ledger", "verify", "--export", str(tmp_path / "l.jsonl"), "--keys", str(tmp_path / "keys.json")
+    )
 
     run("ledger", "checkpoint", *common, "--out", str(tmp_path / "cp1.json"))
     old_note = json.loads((tmp_path / "cp1.json").read_text())["checkpoints"][0]
@@ -67,12 +81,28 @@ def test_simulate_verify_export_checkpoint_prove(db_url, tmp_path):
     proof = json.loads((tmp_path / "inc.json").read_text())
     new_size = proof["tree_size"]
     assert new_size > old_size
-    run("ledger", "prove", *common, "--ledger", ledger, "--from", str(old_size), "--to", str(new_size), "--out", str(tmp_path / "con.json"))
-    assert "append-only" in run("ledger", "verify-proof", str(tmp_path / "con.json"), "--keys", str(tmp_path / "keys.json"))
+    run(
+        "ledger",
+        "prove",
+        *common,
+        "--ledger",
+        ledger,
+        "--from",
+        str(old_size),
+        "--to",
+        str(new_size),
+        "--out",
+        str(tmp_path / "con.json"),
+    )
+    assert "append-only" in run(
+        "ledger", "verify-proof", str(tmp_path / "con.json"), "--keys", str(tmp_path / "keys.json")
+    )
 
     proof["entry"]["amount"] += 1  # a doctored entry
     (tmp_path / "bad.json").write_text(json.dumps(proof))
-    assert "does not verify" in run("ledger", "verify-proof", str(tmp_path / "bad.json"), "--keys", str(tmp_path / "keys.json"), code=1)
+    assert "does not verify" in run(
+        "ledger", "verify-proof", str(tmp_path / "bad.json"), "--keys", str(tmp_path / "keys.json"), code=1
+    )
     proof = json.loads((tmp_path / "con.json").read_text())
     proof["path"][0] = "00" * 32
     (tmp_path / "bad.json").write_text(json.dumps(proof))
@@ -94,13 +124,17 @@ def test_keys_rotate_keeps_old_keys_verifiable(db_url, tmp_path):
 def test_errors_are_one_clear_line(tmp_path):
     output = run("ledger", "verify", "--export", str(tmp_path / "missing.jsonl"), code=2)
     assert "needs --keys" in output and "Traceback" not in output
-    output = run("ledger", "verify", "--export", str(tmp_path / "missing.jsonl"), "--keys", str(tmp_path / "nokeys.json"), code=2)
+    output = run(
+        "ledger", "verify", "--export", str(tmp_path / "missing.jsonl"), "--keys", str(tmp_path / "nokeys.json"), code=2
+    )
     assert "cannot read keys file" in output
     run("init", "--db", str(tmp_path / "x.db"), "--data-dir", str(tmp_path))
     output = run("ledger", "prove", "--db", str(tmp_path / "x.db"), "--data-dir", str(tmp_path), "--ledger", "brossard",
                  "--sequence", "1", "--out", str(tmp_path / "p.json"), code=2)  # fmt: skip
     assert "no checkpoint" in output
-    output = run("ledger", "verify", "--db", "postgresql://nobody@127.0.0.1:1/none", "--data-dir", str(tmp_path), code=2)
+    output = run(
+        "ledger", "verify", "--db", "postgresql://nobody@127.0.0.1:1/none", "--data-dir", str(tmp_path), code=2
+    )
     assert output.startswith("error: database:")
 
 
@@ -155,7 +189,9 @@ def nothing_there(db_url: str) -> bool:
     engine = create_engine(normalize_url(db_url))
     try:
         with engine.connect() as conn:
-            tables = conn.execute(text("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"))
+            tables = conn.execute(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+            )
             return tables.scalar_one() == 0
     finally:
         engine.dispose()
@@ -163,7 +199,12 @@ def nothing_there(db_url: str) -> bool:
 
 def refused(output: str, db_url: str) -> bool:
     lines = output.strip().splitlines()
-    return len(lines) == 1 and lines[0].startswith("error: ") and display_url(db_url) in lines[0] and "`entraide init`" in lines[0]
+    return (
+        len(lines) == 1
+        and lines[0].startswith("error: ")
+        and display_url(db_url) in lines[0]
+        and "`entraide init`" in lines[0]
+    )
 
 
 def test_every_command_refuses_a_database_that_is_not_there(db_url, tmp_path):
@@ -174,7 +215,13 @@ def test_every_command_refuses_a_database_that_is_not_there(db_url, tmp_path):
             ("expiry", "run"), ("opendata", "export"), ("search", "status"), ("jobs",), ("jobs", "run")} <= set(paths)  # fmt: skip
     for path in paths:
         if path == ("serve",):  # would serve instead of exiting, were it to open the database: a process with a timeout
-            result = subprocess.run([sys.executable, "-m", "api.cli", *path, *common], capture_output=True, text=True, timeout=120, check=False)
+            result = subprocess.run(
+                [sys.executable, "-m", "api.cli", *path, *common],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
             code, output = result.returncode, result.stderr
         else:
             result = runner.invoke(app, [*path, *arguments(path, tmp_path), *common])
@@ -195,7 +242,9 @@ def test_a_mistyped_database_name_is_refused_and_nothing_appears(db_url, tmp_pat
         assert refused(output, typo) and not (tmp_path / f"typo-{name}").exists()
         return
     database = f"entraide_typo_{name}"
-    typo = make_url(normalize_url(PG_URL)).set(database=database, password="s3cret").render_as_string(hide_password=False)
+    typo = (
+        make_url(normalize_url(PG_URL)).set(database=database, password="s3cret").render_as_string(hide_password=False)
+    )
     for words in (["ledger", "verify"], ["init"]):  # init makes a schema, not a server database
         output = run(*words, "--db", typo, "--data-dir", str(tmp_path / "d"), code=2)
         assert f"database '{database}' does not exist" in output and "***" in output and "s3cret" not in output, output

@@ -28,14 +28,20 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
     assert all({"city", "token", "card"} <= set(r) for r in creds["residents"])
 
     ctx = open_context(Settings.load(db_url, tmp_path))
-    resident = max(creds["residents"], key=lambda r: ctx.ledger.balance(r["city"], f"citizen:{r['resident_id']}:wallet").available)
+    resident = max(
+        creds["residents"], key=lambda r: ctx.ledger.balance(r["city"], f"citizen:{r['resident_id']}:wallet").available
+    )
     merchant = next(m for m in creds["merchants"] if m["city"] == resident["city"])
     with TestClient(create_app(ctx)) as client:
         balance = client.get("/v1/wallet/balance", headers={"Authorization": f"Bearer {resident['token']}"}).json()
         assert balance["available"] > 0
         body = json.dumps({"card": resident["card"], "points": 1}).encode()
         headers = sign_request("POST", "/v1/pos/holds", body, merchant["terminal_key_id"], merchant["private_key_pem"])
-        hold = client.post("/v1/pos/holds", content=body, headers=headers | {"Idempotency-Key": "demo-1", "Content-Type": "application/json"})
+        hold = client.post(
+            "/v1/pos/holds",
+            content=body,
+            headers=headers | {"Idempotency-Key": "demo-1", "Content-Type": "application/json"},
+        )
         assert hold.status_code == 201, hold.text
         history = client.get("/v1/wallet/history", headers={"Authorization": f"Bearer {resident['token']}"})
         assert history.status_code == 200, history.text
@@ -57,7 +63,9 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     program = {"city": "magog", "merchant_points_per_dollar": 3, "daily_cap_points": 400}
     (tmp_path / "program.json").write_text(json.dumps(program))
     run("init", *base)
-    assert "version 1" in run("admin", "program-set", "--city", "magog", "--file", str(tmp_path / "program.json"), *base)
+    assert "version 1" in run(
+        "admin", "program-set", "--city", "magog", "--file", str(tmp_path / "program.json"), *base
+    )
     shown = json.loads(run("admin", "program-show", "--city", "magog", *base))
     assert shown["merchant_points_per_dollar"] == 3 and shown["expiry_days"] == 730
     funded = json.loads(run("admin", "fund-budget", "--city", "magog", "--points", "5000", "--key", "2026", *base))
@@ -66,14 +74,29 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
     assert resident["level"] == "verified" and resident["card"].count(".") == 2
     signs_in = json.loads(run("admin", "enrol", "--city", "magog", "--name", "Léa", "--subject", "idp|lea", *base))
     assert signs_in["id"] != resident["id"]
-    assert "Traceback" not in run("admin", "enrol", "--city", "magog", "--name", "Léo", "--subject", "idp|lea", *base, code=2)
+    assert "Traceback" not in run(
+        "admin", "enrol", "--city", "magog", "--name", "Léo", "--subject", "idp|lea", *base, code=2
+    )
     assert json.loads(run("admin", "merchant-add", "--city", "magog", "--id", "velo", "--name", "Vélo", "--category", "sports",
                           "--approve", *base))["status"] == "approved"  # fmt: skip
     public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "terminal.pem").write_bytes(public)
-    assert run("admin", "terminal-add", "--city", "magog", "--merchant", "velo", "--public-key", str(tmp_path / "terminal.pem"), *base).startswith("t-")
+    assert run(
+        "admin",
+        "terminal-add",
+        "--city",
+        "magog",
+        "--merchant",
+        "velo",
+        "--public-key",
+        str(tmp_path / "terminal.pem"),
+        *base,
+    ).startswith("t-")
     run("admin", "org-add", "--city", "magog", "--id", "club", "--name", "Club", "--approve", *base)
-    assert run("admin", "grant", "--city", "magog", "--role", "org", "--subject", "x", "--org", "club", *base).count(".") == 2
+    assert (
+        run("admin", "grant", "--city", "magog", "--role", "org", "--subject", "x", "--org", "club", *base).count(".")
+        == 2
+    )
 
     audit_file = tmp_path / "audit.jsonl"
     run("audit", "export", "--city", "magog", "--out", str(audit_file), *base)

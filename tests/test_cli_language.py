@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from api.cli import app, i18n
 
 runner = CliRunner()
-NO_LANGUAGE = {name: "" for name in i18n.LANGUAGE_ENV}
+NO_LANGUAGE = dict.fromkeys(i18n.LANGUAGE_ENV, "")
 HEAVY = ("sqlalchemy", "litestar", "uvicorn", "cryptography", "alembic", "psycopg", "stripe", "meilisearch", "tantivy",
          "xmlschema", "rich.progress")  # fmt: skip
 # Runs `python -m api.cli --help` as the installed command would, then says which modules it loaded.
@@ -68,7 +68,10 @@ def test_language_resolution():
     assert i18n.resolve(None, {"LC_ALL": "fr_CA.UTF-8", "LANG": "en_US.UTF-8"}) == "fr"  # LC_ALL overrides LANG
     assert i18n.resolve(None, {"LANGUAGE": "de:en", "LANG": "fr_CA"}) == "en"  # first supported of the list
     assert i18n.resolve("EN", {"LANG": "fr_CA"}) == "en" and i18n.resolve("de", {"LANG": "en"}) == "fr"
-    assert i18n.split_lang(["admin", "--lang", "en", "enrol", "--", "--lang"]) == ("en", ["admin", "enrol", "--", "--lang"])
+    assert i18n.split_lang(["admin", "--lang", "en", "enrol", "--", "--lang"]) == (
+        "en",
+        ["admin", "enrol", "--", "--lang"],
+    )
 
 
 def test_output_and_errors_in_both_languages(tmp_path):

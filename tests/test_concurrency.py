@@ -58,7 +58,9 @@ def _prepare(settings: Settings, ledgers: list[str]) -> None:
 def _run_workers(settings: Settings, ledgers: list[str]) -> list[tuple]:
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
-    procs = [spawn.Process(target=_spender, args=(settings, w, ledgers[w % len(ledgers)], results)) for w in range(WORKERS)]
+    procs = [
+        spawn.Process(target=_spender, args=(settings, w, ledgers[w % len(ledgers)], results)) for w in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     out = [results.get(timeout=300) for _ in procs]
@@ -135,8 +137,12 @@ for n in range(100000):
 
 
 def _crasher(settings: Settings, mode: str, acked: Path, batch_size: int = 50) -> subprocess.Popen:
-    args = json.dumps({"data_dir": str(settings.data_dir), "database_url": settings.database_url, "keys_dir": str(settings.keys_dir)})
-    return subprocess.Popen([sys.executable, "-c", CRASHER, args, mode, str(acked), str(batch_size)], cwd=Path(__file__).parent.parent)
+    args = json.dumps(
+        {"data_dir": str(settings.data_dir), "database_url": settings.database_url, "keys_dir": str(settings.keys_dir)}
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", CRASHER, args, mode, str(acked), str(batch_size)], cwd=Path(__file__).parent.parent
+    )
 
 
 def _acknowledged(acked: Path) -> list[str]:
@@ -157,7 +163,9 @@ def test_a_crash_inside_an_append_leaves_nothing_half_written(settings, tmp_path
     assert audit.entry_count(ctx.engine) == 2 and not _acknowledged(tmp_path / "acked")
     report = audit.verify_database(ctx.engine)
     assert report["ok"], report["error"]
-    ctx.ledger.transfer(T("brossard", "after", "earn_civic", "single", "program:budget", WALLET, 5))  # the chain goes on
+    ctx.ledger.transfer(
+        T("brossard", "after", "earn_civic", "single", "program:budget", WALLET, 5)
+    )  # the chain goes on
     assert audit.verify_database(ctx.engine)["ok"]
 
 
@@ -193,7 +201,9 @@ def test_group_commit_coalesces_concurrent_callers(settings):
     calls = 120
 
     def earn(n: int):
-        return committer.transfer(T("brossard", f"gc-{n}", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1))
+        return committer.transfer(
+            T("brossard", f"gc-{n}", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1)
+        )
 
     with ThreadPoolExecutor(max_workers=24) as pool:
         results = [r[0] for r in pool.map(earn, range(calls))]
@@ -202,6 +212,8 @@ def test_group_commit_coalesces_concurrent_callers(settings):
     assert committer.batches_committed < calls  # shared transactions, not one per caller
     assert ctx.ledger.balance("brossard", "citizen:r3:wallet").posted == calls
     again = GroupCommitter(ctx.ledger)
-    assert again.transfer(T("brossard", "gc-0", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1))[0].replayed
+    assert again.transfer(T("brossard", "gc-0", "earn_civic", "single", "program:budget", "citizen:r3:wallet", 1))[
+        0
+    ].replayed
     again.close()
     assert audit.verify_database(ctx.engine)["ok"]

@@ -136,14 +136,17 @@ def test_the_server_keeps_its_openapi_contract(contract, db_url: str) -> None:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 (pending if _awaits_declared_problems(exc, handlers, operation) else failures).append(
-                    _failure(operation.label, mode.value, exc))
+                    _failure(operation.label, mode.value, exc)
+                )
     for exc in _stateful(schema, world, base, session, checks, EXAMPLES[backend]):
         undeclared = not any("problems" in handler.opt for handler in handlers.values())
         (pending if undeclared and _only_problem_codes(exc) else failures).append(_failure("stateful", "links", exc))
     assert not failures, f"{len(failures)} contract failures:\n\n" + "\n\n".join(failures)
     if pending:
-        pytest.xfail(f"{len(pending)} operations answer problems their handlers do not declare yet (issue 13):\n\n"
-                     + "\n\n".join(pending))
+        pytest.xfail(
+            f"{len(pending)} operations answer problems their handlers do not declare yet (issue 13):\n\n"
+            + "\n\n".join(pending)
+        )
 
 
 SCHEMA_REFUSALS = ("validation_error", "malformed_json")

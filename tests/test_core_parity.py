@@ -73,16 +73,55 @@ def _entry(ledger, seq, n, operation, state, time_us):
     kind = operation[0]
     wallet = lambda r: f"citizen:r{r}:wallet"  # noqa: E731
     if kind == "earn":
-        return (ledger, seq, tid, "earn_civic", "single", "program:funding", wallet(operation[1]), operation[2], None, None, None, time_us)
+        return (
+            ledger,
+            seq,
+            tid,
+            "earn_civic",
+            "single",
+            "program:funding",
+            wallet(operation[1]),
+            operation[2],
+            None,
+            None,
+            None,
+            time_us,
+        )
     if kind in ("spend", "hold"):
         account = wallet(operation[1])
         dp, cp, dpend, _ = state.counters.get(account, [0, 0, 0, 0])
         if cp - dp - dpend < operation[2]:
             return None
         if kind == "spend":
-            return (ledger, seq, tid, "service", "single", account, "services:revenue", operation[2], None, None, None, time_us)
+            return (
+                ledger,
+                seq,
+                tid,
+                "service",
+                "single",
+                account,
+                "services:revenue",
+                operation[2],
+                None,
+                None,
+                None,
+                time_us,
+            )
         expires = time_us + operation[3] * 1_000_000
-        return (ledger, seq, tid, "redeem", "pending", account, "merchant:m1:redeemed", operation[2], None, None, expires, time_us)
+        return (
+            ledger,
+            seq,
+            tid,
+            "redeem",
+            "pending",
+            account,
+            "merchant:m1:redeemed",
+            operation[2],
+            None,
+            None,
+            expires,
+            time_us,
+        )
     holds = sorted(state.holds.items())
     if not holds:
         return None
@@ -114,11 +153,17 @@ def reports_agree(rows: list[tuple]) -> dict:
     rust, py = reports
     assert rust["ok"] == py["ok"]
     if not py["ok"]:
-        assert {k: rust["error"][k] for k in ("code", "ledger", "sequence")} == {k: py["error"][k] for k in ("code", "ledger", "sequence")}
+        assert {k: rust["error"][k] for k in ("code", "ledger", "sequence")} == {
+            k: py["error"][k] for k in ("code", "ledger", "sequence")
+        }
     else:
         for ledger, chain in py["ledgers"].items():
             r = rust["ledgers"][ledger]
-            assert (r["head_sequence"], r["head_hash"], r["open_holds"]) == (chain["head_sequence"], chain["head_hash"], chain["open_holds"])
+            assert (r["head_sequence"], r["head_hash"], r["open_holds"]) == (
+                chain["head_sequence"],
+                chain["head_hash"],
+                chain["open_holds"],
+            )
             assert {a: tuple(c) for a, c in r["balances"].items()} == chain["balances"]
     return py
 
@@ -131,7 +176,9 @@ def test_seal_replay_and_verify_agree(per_ledger):
         ledger_rows = [r for r in rows if r[0] == f"city-{number}"]
         e12s = [r[:12] for r in ledger_rows]
         seed = SEEDS[number % 2]
-        assert core.seal(e12s, {f"city-{number}": oracle.GENESIS_HASH}, seed) == [(r[12], r[13], r[15]) for r in ledger_rows]
+        assert core.seal(e12s, {f"city-{number}": oracle.GENESIS_HASH}, seed) == [
+            (r[12], r[13], r[15]) for r in ledger_rows
+        ]
     # One call for every chain, entries of the ledgers interleaved as a batch has them: each chain
     # as if sealed alone (with one key here), and the same from both implementations.
     mixed = sorted((r[:12] for r in rows), key=lambda e: (e[1], e[0]))
@@ -140,14 +187,29 @@ def test_seal_replay_and_verify_agree(per_ledger):
     assert together == oracle.seal(mixed, heads, SEEDS[0])
     for name in heads:
         alone = [e for e in mixed if e[0] == name]
-        assert core.seal(alone, {name: oracle.GENESIS_HASH}, SEEDS[0]) == [s for e, s in zip(mixed, together, strict=True) if e[0] == name]
+        assert core.seal(alone, {name: oracle.GENESIS_HASH}, SEEDS[0]) == [
+            s for e, s in zip(mixed, together, strict=True) if e[0] == name
+        ]
     assert core.EntryBatch(rows).replay() == oracle.replay(r[:13] for r in rows)
     assert reports_agree(rows)["ok"]
 
 
 @pytest.mark.parametrize("impl", [core, oracle], ids=["rust", "oracle"])
 def test_seal_refuses_an_entry_of_a_ledger_without_a_starting_hash(impl):
-    entry = ("city-0", 1, "0" * 32, "earn_civic", "single", "program:funding", "citizen:r1:wallet", 5, None, None, None, T0)
+    entry = (
+        "city-0",
+        1,
+        "0" * 32,
+        "earn_civic",
+        "single",
+        "program:funding",
+        "citizen:r1:wallet",
+        5,
+        None,
+        None,
+        None,
+        T0,
+    )
     with pytest.raises(ValueError, match='entry 1: no prev_hash for ledger "city-1"'):
         impl.seal([entry, ("city-1",) + entry[1:]], {"city-0": oracle.GENESIS_HASH}, SEEDS[0])
 
@@ -178,7 +240,9 @@ def test_tampered_journals_get_the_same_verdict(per_ledger, tamper, where):
     elif tamper == "resign":  # an insider with a valid key rewrites the entry and re-hashes it
         row[7] += 1
         row[13] = oracle.entry_hash(tuple(row[:13]))
-        row[15] = oracle.sign_hashes([row[13]], SEEDS[0] if row[14] == oracle.key_id(oracle.public_key(SEEDS[0])) else SEEDS[1])[0]
+        row[15] = oracle.sign_hashes(
+            [row[13]], SEEDS[0] if row[14] == oracle.key_id(oracle.public_key(SEEDS[0])) else SEEDS[1]
+        )[0]
     rows = list(rows)
     if tamper == "drop":
         del rows[i]
@@ -208,7 +272,9 @@ def test_merkle_agrees(size, data):
         proof = oracle.consistency_proof(leaves, old)
         assert core.consistency_proof(leaves, old) == proof
         old_root = oracle.merkle_root(leaves[: 32 * old])
-        assert core.verify_consistency(old, size, old_root, root, proof) == oracle.verify_consistency(old, size, old_root, root, proof)
+        assert core.verify_consistency(old, size, old_root, root, proof) == oracle.verify_consistency(
+            old, size, old_root, root, proof
+        )
         assert oracle.verify_consistency(old, size, old_root, root, proof)
 
 
@@ -217,7 +283,9 @@ def test_merkle_agrees(size, data):
 def test_signature_checks_agree(hashes, bad):
     seed = SEEDS[0]
     public = oracle.public_key(seed)
-    items = [(h.hex(), s, public) for h, s in zip(hashes, oracle.sign_hashes([h.hex() for h in hashes], seed), strict=True)]
+    items = [
+        (h.hex(), s, public) for h, s in zip(hashes, oracle.sign_hashes([h.hex() for h in hashes], seed), strict=True)
+    ]
     assert core.verify_signatures(items) is None and oracle.verify_signatures(items) is None
     if items:
         bad %= len(items)
@@ -228,12 +296,35 @@ def test_signature_checks_agree(hashes, bad):
 
 # --- refunds ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("impl", [core, oracle], ids=["rust", "oracle"])
 def test_the_verifiers_let_a_refund_reverse_exactly_the_domains_refundable_kinds(impl):
-    kinds = sorted(REFUNDABLE_KINDS) + ["earn_civic", "service", "settlement", "settlement_interop", "expiry", "budget_funding"]
+    kinds = sorted(REFUNDABLE_KINDS) + [
+        "earn_civic",
+        "service",
+        "settlement",
+        "settlement_interop",
+        "expiry",
+        "budget_funding",
+    ]
     for kind in kinds:
-        e12s = [("city-k", 1, "1" * 32, kind, "single", "program:funding", "citizen:r1:wallet", 10, None, None, None, T0),
-                ("city-k", 2, "2" * 32, "refund", "single", "citizen:r1:wallet", "program:funding", 10, "1" * 32, None, None, T0)]
+        e12s = [
+            ("city-k", 1, "1" * 32, kind, "single", "program:funding", "citizen:r1:wallet", 10, None, None, None, T0),
+            (
+                "city-k",
+                2,
+                "2" * 32,
+                "refund",
+                "single",
+                "citizen:r1:wallet",
+                "program:funding",
+                10,
+                "1" * 32,
+                None,
+                None,
+                T0,
+            ),
+        ]
         verifier = impl.ChainVerifier(verifier_keys())
         verifier.feed(sealed_rows(e12s, "city-k"))
         assert verifier.finish()["ok"] is (kind in REFUNDABLE_KINDS), kind
@@ -242,7 +333,9 @@ def test_the_verifiers_let_a_refund_reverse_exactly_the_domains_refundable_kinds
 refund_op = st.one_of(
     st.tuples(st.just("earn"), st.integers(1, 500)),
     st.tuples(st.just("sale"), st.integers(1, 300)),
-    st.tuples(st.just("refund"), st.integers(0, 10_000), st.integers(1, 300), st.booleans()),  # target, points, reversed
+    st.tuples(
+        st.just("refund"), st.integers(0, 10_000), st.integers(1, 300), st.booleans()
+    ),  # target, points, reversed
 )
 
 
@@ -260,17 +353,36 @@ def test_refunds_of_anything_get_the_verdict_of_the_refund_rule(ops):
         sequence = len(e12s) + 1
         tid, time_us = f"{sequence:032x}", T0 + sequence * 1_000_000
         if operation[0] == "earn":
-            e12s.append((ledger, sequence, tid, "earn_civic", "single", "program:funding", wallet, operation[1], None, None, None, time_us))
+            e12s.append(
+                (
+                    ledger,
+                    sequence,
+                    tid,
+                    "earn_civic",
+                    "single",
+                    "program:funding",
+                    wallet,
+                    operation[1],
+                    None,
+                    None,
+                    None,
+                    time_us,
+                )
+            )
             available += operation[1]
         elif operation[0] == "sale" and available >= operation[1]:
-            e12s.append((ledger, sequence, tid, "redeem", "single", wallet, shop, operation[1], None, None, None, time_us))
+            e12s.append(
+                (ledger, sequence, tid, "redeem", "single", wallet, shop, operation[1], None, None, None, time_us)
+            )
             available -= operation[1]
             left[tid] = operation[1]
         elif operation[0] == "refund" and e12s:
             _, target, points, reversed_ = operation
             original = e12s[target % len(e12s)]
             debit, credit = (original[6], original[5]) if reversed_ else (original[5], original[6])
-            e12s.append((ledger, sequence, tid, "refund", "single", debit, credit, points, original[2], None, None, time_us))
+            e12s.append(
+                (ledger, sequence, tid, "refund", "single", debit, credit, points, original[2], None, None, time_us)
+            )
             if reversed_ and points <= left.get(original[2], 0):
                 left[original[2]] -= points
                 available += points

@@ -107,7 +107,9 @@ def proxy(db_url: str) -> Iterator[CuttableProxy]:
 @pytest.fixture
 def world(db_url: str, settings, clock, proxy: CuttableProxy) -> Iterator[World]:
     through_proxy = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    ctx = open_context(dataclasses.replace(settings, database_url=through_proxy), clock=clock, key_from_us=clock(), create=True)
+    ctx = open_context(
+        dataclasses.replace(settings, database_url=through_proxy), clock=clock, key_from_us=clock(), create=True
+    )
     app = create_app(ctx, terminal_rate_per_second=1_000, resident_rate_per_second=1_000)
     with TestClient(app) as client:
         yield standard_world(ctx, client)
@@ -153,7 +155,9 @@ def test_an_outage_is_503_logged_once_with_its_recovery(world: World, proxy: Cut
     outage = [r.getMessage() for r in caplog.records if r.name == "entraide.api"]
     assert len(outage) == 2, outage
     assert outage[0].startswith("database unavailable (") and outage[0].endswith("): answering 503 until it is back")
-    recovered = re.fullmatch(r"database available again after [0-9.]+ s; (\d+) requests answered 503 meanwhile", outage[1])
+    recovered = re.fullmatch(
+        r"database available again after [0-9.]+ s; (\d+) requests answered 503 meanwhile", outage[1]
+    )
     assert recovered is not None and int(recovered[1]) == len(refused)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == outage[:1]
 
@@ -214,7 +218,9 @@ def test_only_errors_of_reaching_the_server_count_as_an_outage(world: World) -> 
 
 def test_a_commit_that_outlasts_its_callers_is_503_and_the_committer_carries_on(world: World) -> None:
     def award(n: int) -> TransferRequest:
-        return TransferRequest("brossard", f"late-{n}", "earn_civic", "single", "program:budget", world.residents["bob"].wallet, 1)
+        return TransferRequest(
+            "brossard", f"late-{n}", "earn_civic", "single", "program:budget", world.residents["bob"].wallet, 1
+        )
 
     async def both_give_up() -> list[BaseException]:
         first = asyncio.ensure_future(committer.transfer_async(award(1), timeout_seconds=1))

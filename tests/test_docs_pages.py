@@ -18,13 +18,17 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's (.ci/run installs it); Playwrig
 RENDER_TIMEOUT_MS = 120_000  # Swagger UI lays out 80 operations; a loaded 2-core machine takes its time
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and not shutil.which("chromium"), reason="chromium is not installed")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not shutil.which("chromium"), reason="chromium is not installed"
+)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("docs")
-    ctx = open_context(Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True)
+    ctx = open_context(
+        Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True
+    )
     with served(create_app(ctx)) as url:
         yield url
     ctx.engine.dispose()

@@ -28,7 +28,11 @@ from ledger.service_layer.audit import verify_database
 from tests.world import World
 
 SUBJECT = "alice.tremblay@courriel.example"
-PERSONAL = {"name": "Alice Tremblay", "email": "alice.tremblay@courriel.example", "address": "12 rue des Érables, Brossard"}
+PERSONAL = {
+    "name": "Alice Tremblay",
+    "email": "alice.tremblay@courriel.example",
+    "address": "12 rue des Érables, Brossard",
+}
 
 
 def mode(path: Path) -> int:
@@ -61,8 +65,12 @@ def _enrol_alice(world: World) -> str:
     assert response.status_code == 201, response.text
     resident_id = response.json()["id"]
     wallet = f"citizen:{resident_id}:wallet"
-    world.ctx.ledger.transfer(TransferRequest("brossard", "alice-earns", "earn_civic", "single", "program:budget", wallet, 250))
-    world.ctx.ledger.transfer(TransferRequest("brossard", "alice-spends", "service", "single", wallet, "services:revenue", 90))
+    world.ctx.ledger.transfer(
+        TransferRequest("brossard", "alice-earns", "earn_civic", "single", "program:budget", wallet, 250)
+    )
+    world.ctx.ledger.transfer(
+        TransferRequest("brossard", "alice-spends", "service", "single", wallet, "services:revenue", 90)
+    )
     return resident_id
 
 
@@ -126,7 +134,12 @@ def test_on_sqlite_no_file_keeps_a_readable_copy_of_the_erased_key(tmp_path, clo
 def test_the_data_directory_is_created_private(db_url, tmp_path, clock, umask_022):
     data = tmp_path / "new" / "data"
     database = str(data / "entraide.db") if "://" not in db_url else db_url
-    ctx = open_context(Settings(data_dir=data, database_url=database, keys_dir=data / "keys"), clock=clock, key_from_us=clock(), create=True)
+    ctx = open_context(
+        Settings(data_dir=data, database_url=database, keys_dir=data / "keys"),
+        clock=clock,
+        key_from_us=clock(),
+        create=True,
+    )
     assert mode(data) == 0o700 and mode(tmp_path / "new") == 0o700 and mode(data / "keys") == 0o700
     ctx.engine.dispose()
 
@@ -134,7 +147,12 @@ def test_the_data_directory_is_created_private(db_url, tmp_path, clock, umask_02
 def test_sqlite_files_are_created_0600(tmp_path, clock, umask_022):
     data = tmp_path / "data"
     database = data / "entraide.db"
-    ctx = open_context(Settings(data_dir=data, database_url=str(database), keys_dir=data / "keys"), clock=clock, key_from_us=clock(), create=True)
+    ctx = open_context(
+        Settings(data_dir=data, database_url=str(database), keys_dir=data / "keys"),
+        clock=clock,
+        key_from_us=clock(),
+        create=True,
+    )
     assert mode(data) == 0o700
     assert {path.name: mode(path) for path in sqlite_files(database)} == {p.name: 0o600 for p in sqlite_files(database)}
     with TestClient(create_app(ctx)) as client:

@@ -74,10 +74,14 @@ def world(ctx, clock) -> World:
 
 def january_activity(world: World) -> None:
     alice = world.residents["alice"].card
-    award = world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 4_250}, key="a1").json()
+    award = world.pos(
+        "boulangerie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 4_250}, key="a1"
+    ).json()
     assert award["points"] == 212
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": alice, "points": 300}, key="h1").json()
-    capture = world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 200}, key="c1").json()
+    capture = world.pos(
+        "boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {"points": 200}, key="c1"
+    ).json()
     world.pos("boulangerie", "POST", "/v1/pos/refunds", {"transfer_id": capture["transfer_id"], "points": 50}, key="r1")
     hold = world.pos("librairie", "POST", "/v1/pos/holds", {"card": alice, "points": 100}, key="h2").json()
     world.pos("librairie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="c2")
@@ -156,7 +160,9 @@ def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
 
 def test_exports_validate_and_balance(world: World, clock) -> None:
     end_of_january(clock)
-    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.programs.configure(
+        Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t"
+    )
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     for merchant in ("boulangerie", "librairie"):
         world.payout_account("brossard", merchant, {"holder_name": merchant.title(), "institution": "003", "transit": "00011",
@@ -190,7 +196,9 @@ def test_pain001_needs_a_treasury_and_bank_accounts(world: World, clock) -> None
     end_of_january(clock)
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     token = world.tokens["finance-brossard"]
-    response = world.client.get(f"/v1/finance/brossard/periods/{JAN}/export?format=pain001", headers={"Authorization": f"Bearer {token}"})
+    response = world.client.get(
+        f"/v1/finance/brossard/periods/{JAN}/export?format=pain001", headers={"Authorization": f"Bearer {token}"}
+    )
     assert_problem(response, 422, "export_unavailable")
 
 
@@ -219,12 +227,17 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
         (transfer,) = server.made("transfer")
         (payout,) = server.made("payout")
         assert (transfer["amount"], transfer["currency"], transfer["destination"]) == (100, "cad", "acct_librairie")
-        assert payout["stripe_account"] == "acct_librairie" and payout["metadata"]["entraide_payout_id"] == f"brossard:{JAN}:librairie"
+        assert (
+            payout["stripe_account"] == "acct_librairie"
+            and payout["metadata"]["entraide_payout_id"] == f"brossard:{JAN}:librairie"
+        )
         assert all(r["headers"].get("Idempotency-Key", "").startswith("entraide-payout-") for r in server.requests)
 
     event = {"id": "evt_1", "object": "event", "type": "payout.paid", "data": {"object": payout | {"status": "paid"}}}
     payload, signature = signed_event(event)
-    webhook = lambda body, sig: world.client.post("/v1/finance/stripe/webhook", content=body, headers={"Stripe-Signature": sig})  # noqa: E731
+    webhook = lambda body, sig: world.client.post(
+        "/v1/finance/stripe/webhook", content=body, headers={"Stripe-Signature": sig}
+    )
     assert_problem(webhook(payload, signature.replace("v1=", "v1=0")), 400, "invalid_webhook")
     assert webhook(payload, signature).json()["status"] == "paid"
     assert webhook(payload, signature).json() == {"event": "evt_1", "applied": False, "duplicate": True}
@@ -247,7 +260,9 @@ def test_a_stripe_timeout_is_retried_under_the_same_key(world: World, clock) -> 
         server.delay_seconds = 0
         clock.advance(60)
         assert world.ctx.payouts.run("brossard") == {"advanced": 2, "retry_later": 0, "failed": 0}
-        assert len(server.made("transfer")) == 1 and len([r for r in server.requests if r["path"] == "/v1/transfers"]) == 2
+        assert (
+            len(server.made("transfer")) == 1 and len([r for r in server.requests if r["path"] == "/v1/transfers"]) == 2
+        )
 
 
 def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, tmp_path) -> None:
@@ -279,7 +294,9 @@ def test_a_worker_killed_mid_call_never_pays_twice(world: World, clock, db_url, 
 
 def test_reconciliation_lists_differences(world: World, clock) -> None:
     end_of_january(clock)
-    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.programs.configure(
+        Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t"
+    )
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     with StripeServer() as server:
         payout_world(world, server)
@@ -312,8 +329,12 @@ def test_paying_one_city_pays_that_city_alone(world: World, clock, db_url, tmp_p
         payout_world(world, server)
         queued = world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/payouts")
         assert queued.status_code == 202 and queued.json() == {"queued": 1, "without_account": []}
-        assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/payouts"), 403, "wrong_tenant")
-        assert world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json() == {"payouts": []}
+        assert_problem(
+            world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/payouts"), 403, "wrong_tenant"
+        )
+        assert world.bearer("finance-delson", "GET", f"/v1/finance/delson/periods/{JAN}/payouts").json() == {
+            "payouts": []
+        }
         assert world.ctx.payouts.queue("delson", JAN, "finance:test").queued == 1  # both cities have a payout due
 
         monkeypatch.setenv("ENTRAIDE_STRIPE_API_KEY", API_KEY)
@@ -340,28 +361,38 @@ def test_expiring_one_city_expires_that_city_alone(ctx, clock, db_url, tmp_path)
         world.resident(f"r-{city}", city, points=250)
     common = ["--db", db_url, "--data-dir", str(tmp_path)]
     assert "magog: 250 points expired from 1 wallets" in run_cli("expiry", "run", "--city", "magog", *common)
-    assert ctx.ledger.balance("magog", "breakage").posted == 250 and ctx.ledger.balance("sherbrooke", "breakage").posted == 0
+    assert (
+        ctx.ledger.balance("magog", "breakage").posted == 250
+        and ctx.ledger.balance("sherbrooke", "breakage").posted == 0
+    )
     output = run_cli("expiry", "run", "--city", "sherbrooke", *common)
     assert "sherbrooke: 250 points" in output and "magog" not in output
-    assert ctx.ledger.balance("sherbrooke", "breakage").posted == 250 and ctx.ledger.balance("magog", "breakage").posted == 250
+    assert (
+        ctx.ledger.balance("sherbrooke", "breakage").posted == 250
+        and ctx.ledger.balance("magog", "breakage").posted == 250
+    )
 
 
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY a "aaaaaaaaaa">'
                   + b"".join(b'<!ENTITY %s "%s">' % (chr(98 + n).encode(), b"&%s;" % chr(97 + n).encode() * 10) for n in range(9))
                   + b']><Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09">&j;</Document>')  # fmt: skip
-CAMT_053 = b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt/></Document>'
+CAMT_053 = (
+    b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt/></Document>'
+)
 
 
 def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, clock, db_url, tmp_path) -> None:
     end_of_january(clock)
-    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t")
+    world.ctx.programs.configure(
+        Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t"
+    )
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     payout_account(world, "brossard", "librairie")
     good = world.ctx.exports.render("brossard", JAN, "pain001")[0]
     fetched: list[str] = []
 
     class Secrets(BaseHTTPRequestHandler):  # what an external entity or DTD would make the parser fetch
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             fetched.append(self.path)
             self.send_response(200)
             self.end_headers()
@@ -378,7 +409,7 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
         "empty": b"",
         "billion laughs": BILLION_LAUGHS,
         "external entity": f'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "{secret}/etc/passwd">]>'
-                           f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'.encode(),  # fmt: skip
+        f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'.encode(),  # fmt: skip
         "external DTD": f'<?xml version="1.0"?><!DOCTYPE Document SYSTEM "{secret}/pain.dtd"><Document xmlns="{PAIN_NAMESPACE}"/>'.encode(),
         "another document type": CAMT_053,
         "another city's file": good.replace(b"ENTRAIDE-brossard-2026-01", b"ENTRAIDE-delson-2026-01"),
@@ -400,7 +431,9 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
             path = tmp_path / "bank.xml"
             path.write_bytes(document)
             output = run_cli("settlement", "reconcile", *common, "--bank-file", str(path), code=2)
-            assert output.startswith("error:") and len(output.strip().splitlines()) == 1 and "Traceback" not in output, (name, output)
+            assert (
+                output.startswith("error:") and len(output.strip().splitlines()) == 1 and "Traceback" not in output
+            ), (name, output)
     finally:
         server.shutdown()
     assert fetched == [] and entry_count(world) == before
@@ -409,7 +442,12 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
     assert reconciled.status_code == 200, reconciled.text
     assert reconciled.json()["differences"] == [] and reconciled.json()["bank_file_cents"] == 100
     (tmp_path / "bank.xml").write_bytes(good)
-    assert json.loads(run_cli("settlement", "reconcile", *common, "--bank-file", str(tmp_path / "bank.xml")))["bank_file_cents"] == 100
+    assert (
+        json.loads(run_cli("settlement", "reconcile", *common, "--bank-file", str(tmp_path / "bank.xml")))[
+            "bank_file_cents"
+        ]
+        == 100
+    )
 
 
 # --- expiry -------------------------------------------------------------------------------------
@@ -430,7 +468,9 @@ def test_expiry_takes_only_what_is_left_of_old_lots(ctx, clock) -> None:
     clock.advance(DAY)
     assert world.ctx.expiry.run(["magog"])["magog"]["points"] == 0  # a new day: still nothing new to expire
     clock.advance(10 * DAY)  # day 46: lot 2 expires, minus what a hold reserves
-    hold = world.ctx.ledger.transfer(_t("magog", "hold", alice.wallet, "services:revenue", 100, phase="pending", timeout_seconds=3_600))
+    hold = world.ctx.ledger.transfer(
+        _t("magog", "hold", alice.wallet, "services:revenue", 100, phase="pending", timeout_seconds=3_600)
+    )
     assert world.ctx.expiry.run(["magog"])["magog"]["points"] == 200
     assert world.ctx.ledger.balance("magog", alice.wallet).available == 0
     assert hold[0].amount == 100 and verify_database(world.ctx.engine)["ok"]
@@ -459,11 +499,16 @@ def test_budget_report_and_redemptions(world: World) -> None:
 def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> None:
     for n in range(12):
         world.resident(f"r{n}", "brossard", points=100)
-        hold_id = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents[f"r{n}"].card, "points": 10}, key=f"o{n}").json()["hold_id"]
+        hold_id = world.pos(
+            "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents[f"r{n}"].card, "points": 10}, key=f"o{n}"
+        ).json()["hold_id"]
         world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold_id}/capture", {}, key=f"p{n}")
     end_of_january(clock)
     world.ctx.settlement.close("brossard", JAN, "finance:test")
-    cells = {(c["metric"], c["dimension"]): c for c in msgspec.to_builtins(world.ctx.reports.open_data("brossard", JAN).cells)}
+    cells = {
+        (c["metric"], c["dimension"]): c
+        for c in msgspec.to_builtins(world.ctx.reports.open_data("brossard", JAN).cells)
+    }
     food = cells[("redeemed_points_by_category", "food")]
     assert not food["suppressed"] and food["residents"] == 13 and food["points"] == 150 + 120
     retail = cells[("redeemed_points_by_category", "retail")]  # alice alone
@@ -475,7 +520,9 @@ def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> 
 
 def civic(world: World, who: str, points: int, key: str) -> None:
     resident = world.residents[who]
-    world.ctx.ledger.transfer(TransferRequest(resident.city, key, "earn_civic", "single", "program:budget", resident.wallet, points))
+    world.ctx.ledger.transfer(
+        TransferRequest(resident.city, key, "earn_civic", "single", "program:budget", resident.wallet, points)
+    )
 
 
 def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, db_url, tmp_path) -> None:
@@ -487,7 +534,12 @@ def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, d
     civic(world, "v0", 370, "jan-award")  # what two reads a minute apart used to show
     clock.advance(60)
     second = world.client.get(url)
-    for response in (first, second, world.client.get(url + "?format=csv"), world.client.get("/v1/transparency/open-data/brossard/2026-03")):
+    for response in (
+        first,
+        second,
+        world.client.get(url + "?format=csv"),
+        world.client.get("/v1/transparency/open-data/brossard/2026-03"),
+    ):
         assert_problem(response, 404, "period_not_published")
     assert first.json() == second.json()
     assert_problem(world.client.get("/v1/transparency/open-data/brossard/2026-13"), 400, "validation_error")
@@ -506,7 +558,9 @@ def test_open_data_of_a_month_in_progress_reveals_nothing(world: World, clock, d
     assert cells[("active_residents", "all")]["residents"] == 13  # the twelve and alice
     assert cells[("earned_points_by_kind", "earn_purchase")]["suppressed"]  # alice's award alone
 
-    capture = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["v2"].card, "points": 20}, key="feb-h").json()
+    capture = world.pos(
+        "boulangerie", "POST", "/v1/pos/holds", {"card": world.residents["v2"].card, "points": 20}, key="feb-h"
+    ).json()
     world.pos("boulangerie", "POST", f"/v1/pos/holds/{capture['hold_id']}/capture", {}, key="feb-c")
     civic(world, "v3", 42, "feb-after-close")
     assert world.client.get(url).json() == published.json()  # frozen: later activity never reaches a closed month
@@ -531,7 +585,11 @@ def _expected_cells(city: str, period: str, ops: list) -> dict[tuple[str, str], 
     active: set[int] = set()
     for in_month, _, r, points, kind in ops:
         if in_month:
-            metric = ("earned_points_by_kind", "earn_civic") if kind == "earn_civic" else ("redeemed_points_by_category", "food")
+            metric = (
+                ("earned_points_by_kind", "earn_civic")
+                if kind == "earn_civic"
+                else ("redeemed_points_by_category", "food")
+            )
             total, who = earned.get(metric, (0, set()))
             earned[metric] = (total + points, who | {r})
             active.add(r)
@@ -557,12 +615,16 @@ def public(ctx) -> Iterator[TestClient]:
         yield client
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=st.lists(OPEN_DATA_OP, max_size=30))
 def test_open_data_is_published_for_closed_months_only_and_then_frozen(ctx, clock, public, ops) -> None:
     """Any activity in a month and after it: nothing is published while the month is open; once
     closed, its cells are what the month's own operations give, and stay so whatever comes after."""
-    n = 2 * next(months)  # every other month: an example's next-month activity never falls in the following example's month
+    n = 2 * next(
+        months
+    )  # every other month: an example's next-month activity never falls in the following example's month
     period, city = f"{2030 + n // 12}-{n % 12 + 1:02d}", f"open{n}"
     start_us, end_us = period_bounds_us(period, "America/Toronto")
     clock.now_us = max(clock.now_us, start_us - DAY * 1_000_000)
@@ -607,13 +669,23 @@ def test_finance_endpoints_are_for_the_citys_finance_staff(world: World, clock) 
     assert statement["statement"] == closed.json()["statement"]
     exported = world.bearer("finance-brossard", "GET", f"/v1/finance/brossard/periods/{JAN}/export?format=csv")
     assert exported.headers["content-type"].startswith("text/csv") and "librairie" in exported.text
-    assert_problem(world.bearer("staff-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close"), 403, "forbidden")
-    assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/close"), 403, "wrong_tenant")
-    assert_problem(world.bearer("finance-brossard", "POST", "/v1/finance/brossard/periods/2026-13/close"), 400, "validation_error")
-    assert_problem(world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open")
+    assert_problem(
+        world.bearer("staff-brossard", "POST", f"/v1/finance/brossard/periods/{JAN}/close"), 403, "forbidden"
+    )
+    assert_problem(
+        world.bearer("finance-brossard", "POST", f"/v1/finance/delson/periods/{JAN}/close"), 403, "wrong_tenant"
+    )
+    assert_problem(
+        world.bearer("finance-brossard", "POST", "/v1/finance/brossard/periods/2026-13/close"), 400, "validation_error"
+    )
+    assert_problem(
+        world.bearer("finance-brossard", "POST", f"/v1/finance/brossard/periods/{FEB}/close"), 409, "period_open"
+    )
     budget = world.bearer("finance-brossard", "GET", "/v1/finance/brossard/budget").json()
     assert budget["funded_points"] == 1_000_000
-    actions = [e["action"] for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, "brossard", 0, 1_000).entries)]
+    actions = [
+        e["action"] for e in msgspec.to_builtins(audit_trail.page(world.ctx.engine, "brossard", 0, 1_000).entries)
+    ]
     assert "settlement.close" in actions
 
 
@@ -622,7 +694,9 @@ def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock
     statement = world.ctx.settlement.close("brossard", JAN, "finance:test").statement
     since, until = statement.since_us, statement.until_us
     with world.ctx.engine.connect() as conn:
-        rows = journal.period_rows(conn, "brossard", since, until, ("kind", "debit_account", "credit_account", "amount"))
+        rows = journal.period_rows(
+            conn, "brossard", since, until, ("kind", "debit_account", "credit_account", "amount")
+        )
     expected = defaultdict(lambda: [0, 0])
     for kind, debit, credit, amount in rows:
         if kind in SETTLEMENT_KINDS:
@@ -630,7 +704,9 @@ def test_statement_matches_an_independent_sum_of_the_journal(world: World, clock
         for account, sign in ((credit, 1), (debit, -1)):
             if account.startswith("merchant:"):
                 _, merchant, side = account.split(":")
-                expected[merchant][0 if side == "redeemed" else 1] += sign * amount if side == "redeemed" else -sign * amount
+                expected[merchant][0 if side == "redeemed" else 1] += (
+                    sign * amount if side == "redeemed" else -sign * amount
+                )
     assert {m: [line.redeemed_points, line.issued_points] for m, line in lines(statement).items()} == dict(expected)
     assert statement.totals.net_cents == sum(line.net_cents for line in statement.merchants)
 
@@ -681,7 +757,9 @@ def test_formats_decisions_and_statuses_are_enums(world: World, clock) -> None:
     end_of_january(clock)
     world.ctx.settlement.close("brossard", JAN, "finance:test")
     finance = "/v1/finance/brossard"
-    assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=xls"), 400, "validation_error")
+    assert_problem(
+        world.bearer("finance-brossard", "GET", f"{finance}/periods/{JAN}/export?format=xls"), 400, "validation_error"
+    )
     assert_problem(world.bearer("finance-brossard", "GET", f"{finance}/payout-account-changes?status=lost"), 400,
                    "validation_error")  # fmt: skip
     assert_problem(world.bearer("finance-brossard", "POST", f"{finance}/payout-account-changes/pc1/approve"), 400,
@@ -715,7 +793,10 @@ def test_every_answer_decodes_as_its_declared_struct(world: World, clock) -> Non
                                  type=PeriodClose)  # fmt: skip
     totals = closed.statement.totals
     assert (totals.redeemed_points, totals.issued_points) == (250, 212) and totals.net_cents == 100 - 62
-    for path, struct in {f"{finance}/periods/{JAN}/statement": PeriodClose, f"{finance}/periods/{JAN}/payouts": PayoutList}.items():
+    for path, struct in {
+        f"{finance}/periods/{JAN}/statement": PeriodClose,
+        f"{finance}/periods/{JAN}/payouts": PayoutList,
+    }.items():
         msgspec.json.decode(world.bearer("finance-brossard", "GET", path).content, type=struct)
     reconciled = world.bearer("finance-brossard", "POST", f"{finance}/periods/{JAN}/reconciliation")
     assert {d.issue for d in msgspec.json.decode(reconciled.content, type=Reconciliation).differences} == {"not_paid"}

@@ -39,9 +39,13 @@ def _play(world: World, home: str, away: str, ops) -> None:
         key = f"k{next(counter)}"
         merchant = f"{home}-{MERCHANTS[m]}"
         if kind == "award":
-            group = [TransferRequest(home, key, "earn_purchase", "single", f"merchant:{merchant}:issued", wallets[r], points)]
+            group = [
+                TransferRequest(home, key, "earn_purchase", "single", f"merchant:{merchant}:issued", wallets[r], points)
+            ]
         elif kind == "redeem":
-            group = [TransferRequest(home, key, "redeem", "single", wallets[r], f"merchant:{merchant}:redeemed", points)]
+            group = [
+                TransferRequest(home, key, "redeem", "single", wallets[r], f"merchant:{merchant}:redeemed", points)
+            ]
         elif kind == "cross":
             group = [TransferRequest(home, key, "redeem", "single", wallets[r], f"interop:{away}", points),
                      TransferRequest(away, key, "redeem", "single", f"interop:{home}", f"merchant:{away}-m0:redeemed", points)]  # fmt: skip
@@ -65,11 +69,15 @@ def _expected(world: World, city: str, since: int, until: int) -> dict[str, list
         for account, sign in ((credit, 1), (debit, -1)):
             parts = account.split(":")
             if parts[0] == "merchant":
-                expected[parts[1]][0 if parts[2] == "redeemed" else 1] += sign * amount * (1 if parts[2] == "redeemed" else -1)
+                expected[parts[1]][0 if parts[2] == "redeemed" else 1] += (
+                    sign * amount * (1 if parts[2] == "redeemed" else -1)
+                )
     return {m: v for m, v in expected.items() if v != [0, 0]}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(st.lists(operation, min_size=1, max_size=25))
 def test_statements_equal_the_ledger_and_netting_sums_to_zero(ctx, clock, ops) -> None:
     world = World(ctx, client=None)  # type: ignore[arg-type]
@@ -100,4 +108,3 @@ def test_statements_equal_the_ledger_and_netting_sums_to_zero(ctx, clock, ops) -
     with ctx.engine.connect() as conn:
         for city in (home, away):
             assert sum(b.posted for b in journal.all_balances(conn, city).values()) == 0
-

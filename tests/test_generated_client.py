@@ -29,7 +29,9 @@ pytestmark = pytest.mark.skipif(not GENERATOR.exists(), reason="openapi-python-c
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, dict]:
     """The client package, generated once from the document a served app answers with."""
     data = tmp_path_factory.mktemp("client")
-    ctx = open_context(Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True)
+    ctx = open_context(
+        Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True
+    )
     with served(create_app(ctx)) as base:
         document = httpx.get(f"{base}/schema/openapi.json", timeout=60).json()
     ctx.engine.dispose()
@@ -85,15 +87,18 @@ def test_a_generated_client_holds_captures_and_reads_a_balance(generated, world:
     alice = world.residents["alice"]
 
     hold = _operation(package, document, "/v1/pos/holds", "post").sync_detailed(
-        client=terminal, body=models.HoldBody(card=alice.card, points=120), idempotency_key="client-hold-1")
+        client=terminal, body=models.HoldBody(card=alice.card, points=120), idempotency_key="client-hold-1"
+    )
     assert hold.status_code == 201, hold.content
     held = json.loads(hold.content)
     capture = _operation(package, document, "/v1/pos/holds/{hold_id}/capture", "post").sync_detailed(
-        held["hold_id"], client=terminal, body=models.CaptureBody(points=100), idempotency_key="client-capture-1")
+        held["hold_id"], client=terminal, body=models.CaptureBody(points=100), idempotency_key="client-capture-1"
+    )
     assert capture.status_code == 200, capture.content
 
     refused = _operation(package, document, "/v1/pos/holds", "post").sync_detailed(
-        client=terminal, body=models.HoldBody(card=alice.card, points=10**9), idempotency_key="client-hold-2")
+        client=terminal, body=models.HoldBody(card=alice.card, points=10**9), idempotency_key="client-hold-2"
+    )
     assert refused.status_code == 422 and json.loads(refused.content)["code"] == "insufficient_funds"
 
     resident = package.AuthenticatedClient(base_url=world.base, token=alice.token)

@@ -21,6 +21,7 @@ class Made(msgspec.Struct, frozen=True):
 
 def _create(ctx: Context, key: str, request: dict, made: list[str], fail: bool = False) -> Made:
     with ctx.engine.begin() as conn:
+
         def produce() -> Made:
             made.append(key)
             if fail:

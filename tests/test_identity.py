@@ -162,7 +162,9 @@ def city(ctx):
 
 
 def enroll(ctx, personal: dict | None = None, level: str = "basic") -> dict:
-    return msgspec.to_builtins(ctx.residents.enroll(CITY, personal or ALICE, level, "test:clerk", key=secrets.token_hex(8)))
+    return msgspec.to_builtins(
+        ctx.residents.enroll(CITY, personal or ALICE, level, "test:clerk", key=secrets.token_hex(8))
+    )
 
 
 def test_card_resolves_to_its_resident(city):
@@ -338,8 +340,12 @@ def test_personal_data_is_checked(city):
 
 
 def test_erase_destroys_the_key_but_not_the_ledger(city):
-    alice = msgspec.to_builtins(city.residents.enroll(CITY, ALICE, "basic", "test:clerk", subject="alice@idp.example", key="a"))
-    bob = msgspec.to_builtins(city.residents.enroll(CITY, {"name": "Bob"}, "basic", "test:clerk", subject="bob@idp.example", key="b"))
+    alice = msgspec.to_builtins(
+        city.residents.enroll(CITY, ALICE, "basic", "test:clerk", subject="alice@idp.example", key="a")
+    )
+    bob = msgspec.to_builtins(
+        city.residents.enroll(CITY, {"name": "Bob"}, "basic", "test:clerk", subject="bob@idp.example", key="b")
+    )
     token = city.residents.current_card(alice["id"])["token"]
     _earn_and_spend(city, alice["id"])
     city.residents.erase(alice["id"], "test:clerk", CITY)
@@ -434,7 +440,9 @@ def provider():
 
 @pytest.fixture
 def service(tmp_path, provider) -> TokenService:
-    tokens = TokenService(CommunityKeys(tmp_path), RemoteJwks(provider.jwks_url), external_issuer=ISSUER, external_audience=AUDIENCE)
+    tokens = TokenService(
+        CommunityKeys(tmp_path), RemoteJwks(provider.jwks_url), external_issuer=ISSUER, external_audience=AUDIENCE
+    )
     yield tokens
     tokens.stop()
 

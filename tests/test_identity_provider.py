@@ -40,7 +40,9 @@ from tests.identity_provider import AUDIENCE, ISSUER, IdentityProvider, new_key,
 from tests.world import World, server_process
 
 PROBLEM = "application/problem+json"
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 OIDC_VARIABLES = ("ENTRAIDE_OIDC_JWKS_URL", "ENTRAIDE_OIDC_ISSUER", "ENTRAIDE_OIDC_AUDIENCE")
 
 
@@ -61,8 +63,14 @@ def city_idp(settings, clock, provider, request):
     configured = replace(settings, oidc_jwks_url=provider.jwks_url, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
                          oidc_jwks_refresh_seconds=refresh_seconds)  # fmt: skip
     ctx = open_context(configured, clock=clock, key_from_us=clock(), create=True)
-    with TestClient(create_app(ctx, resident_rate_per_second=10_000, address_failures_per_minute=100_000,
-                                credential_failures_per_minute=100_000)) as client:
+    with TestClient(
+        create_app(
+            ctx,
+            resident_rate_per_second=10_000,
+            address_failures_per_minute=100_000,
+            credential_failures_per_minute=100_000,
+        )
+    ) as client:
         assert options["mode"] != "serve" or eventually(lambda: ctx.tokens.external.loaded)  # started with the app
         world = World(ctx, client)
         world.city("brossard")
@@ -116,7 +124,9 @@ def eventually(check, timeout_seconds: float = 30) -> bool:
        "ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS": "0"}, "ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS must be a positive")],
     ids=["url-only", "no-audience", "no-url", "plain-http", "builtin-issuer", "zero-refresh"],
 )  # fmt: skip
-def test_every_command_refuses_a_half_configured_identity_provider(db_url, tmp_path, monkeypatch, given_variables, named):
+def test_every_command_refuses_a_half_configured_identity_provider(
+    db_url, tmp_path, monkeypatch, given_variables, named
+):
     for variable in (*OIDC_VARIABLES, "ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS"):
         monkeypatch.delenv(variable, raising=False)
     for variable, value in given_variables.items():
@@ -138,7 +148,9 @@ def test_serve_refuses_to_start_without_issuer_and_audience(db_url, tmp_path, mo
     command = [sys.executable, "-m", "api.cli", "serve", "--db", db_url, "--data-dir", str(tmp_path), "--port", "9"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "serving" not in done.stdout
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "ENTRAIDE_OIDC_ISSUER is required" in done.stderr
+    assert (
+        done.stderr.strip().splitlines() == [done.stderr.strip()] and "ENTRAIDE_OIDC_ISSUER is required" in done.stderr
+    )
 
 
 # --- 6. claims: every rule, for any claims a provider key might sign -------------------------------
@@ -187,12 +199,16 @@ def alice_at_idp(city_idp: World) -> str:
 def test_a_provider_token_is_accepted_only_when_every_claim_holds(city_idp, provider, alice_at_idp, data):
     now_s = city_idp.now_s()
     claims = data.draw(_claims(now_s))
-    response = call(city_idp, sign(provider.key, {k: v for k, v in claims.items() if v is not None}), "/v1/wallet/export")
+    response = call(
+        city_idp, sign(provider.key, {k: v for k, v in claims.items() if v is not None}), "/v1/wallet/export"
+    )
     if _accepted(claims, now_s):
         assert response.status_code == 200, (claims, response.text)
         assert response.json()["resident"]["id"] == alice_at_idp
         return
-    assert response.status_code == 401 and response.headers["content-type"].startswith(PROBLEM), response.text  # never a 500
+    assert response.status_code == 401 and response.headers["content-type"].startswith(PROBLEM), (
+        response.text
+    )  # never a 500
     code = response.json()["code"]
     assert code in ("unauthorized", "token_expired")
     if code == "token_expired":
@@ -200,7 +216,11 @@ def test_a_provider_token_is_accepted_only_when_every_claim_holds(city_idp, prov
 
 
 @PROPERTY
-@given(offset_s=st.one_of(st.integers(-3 * LEEWAY, 3 * LEEWAY), st.integers(-3 * LEEWAY, 3 * LEEWAY).map(lambda d: MAX_TTL_SECONDS + d)))
+@given(
+    offset_s=st.one_of(
+        st.integers(-3 * LEEWAY, 3 * LEEWAY), st.integers(-3 * LEEWAY, 3 * LEEWAY).map(lambda d: MAX_TTL_SECONDS + d)
+    )
+)
 def test_a_builtin_token_is_accepted_only_from_its_iat_to_its_exp_give_or_take_the_leeway(city_idp, clock, offset_s):
     """World.resident issues a token of the longest lifetime at the clock's time; the clock then moves by offset_s."""
     issued_us = clock.now_us
@@ -238,7 +258,9 @@ def test_a_subject_maps_to_a_resident_only_in_the_city_that_enrolled_it(city_idp
     in_brossard = enrol(city_idp, "brossard", "chloe@idp").json()["id"]
     token = {city: provider.token(now_s, sub="chloe@idp", city=city) for city in ("brossard", "delson", None)}
     assert call(city_idp, token["brossard"], "/v1/wallet/export").json()["resident"]["id"] == in_brossard
-    assert call(city_idp, token[None], "/v1/wallet/export").json()["resident"]["id"] == in_brossard  # enrolled in one city
+    assert (
+        call(city_idp, token[None], "/v1/wallet/export").json()["resident"]["id"] == in_brossard
+    )  # enrolled in one city
     problem(call(city_idp, token["delson"], "/v1/wallet/export"), 401, "unauthorized")
 
     problem(enrol(city_idp, "brossard", "chloe@idp"), 409, "conflict")  # unique per city
@@ -260,7 +282,9 @@ ENROLMENT = st.tuples(st.just("enrol"), st.sampled_from(["brossard", "delson"]),
 ERASURE = st.tuples(st.just("erase"), st.integers(0, 7), st.none())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(steps=st.lists(st.one_of(ENROLMENT, ENROLMENT, ERASURE), min_size=1, max_size=8))
 def test_a_provider_token_resolves_to_the_one_resident_enrolled_with_its_subject(city_idp, provider, steps):
     """Any history of enrolments (with a subject or without) and erasures; then every token a provider
@@ -456,7 +480,9 @@ def test_concurrent_enrolments_of_one_subject_in_one_city_make_one_resident(ctx)
     def enrol_once(n: int) -> str:
         barrier.wait()
         try:
-            return ctx.residents.enroll("brossard", {"name": f"R{n}"}, "basic", "test:clerk", subject="same@idp", key=f"r{n}").id
+            return ctx.residents.enroll(
+                "brossard", {"name": f"R{n}"}, "basic", "test:clerk", subject="same@idp", key=f"r{n}"
+            ).id
         except Conflict:
             return "conflict"
 

@@ -140,7 +140,9 @@ def test_a_crashed_runners_job_is_taken_over_when_its_lease_ends(ctx, clock) -> 
         return {"late": 1}
 
     done: list[int] = []
-    crashed = Scheduler(ctx.engine, [Job("probe", 3_600, 300, "test", hangs)], clock, owner="crashed", tick_seconds=TICK_SECONDS)
+    crashed = Scheduler(
+        ctx.engine, [Job("probe", 3_600, 300, "test", hangs)], clock, owner="crashed", tick_seconds=TICK_SECONDS
+    )
     healthy = Scheduler(ctx.engine, [Job("probe", 3_600, 300, "test", lambda: done.append(1) or {"ok": 1})], clock,
                         owner="healthy")  # fmt: skip
     crashed.start()
@@ -156,19 +158,25 @@ def test_a_crashed_runners_job_is_taken_over_when_its_lease_ends(ctx, clock) -> 
         release.set()
         crashed.stop()
     (row,) = healthy.status()
-    assert row.runs == 1 and row.last_result == {"ok": 1} and row.lease_owner is None  # the late runner's record was refused
+    assert (
+        row.runs == 1 and row.last_result == {"ok": 1} and row.lease_owner is None
+    )  # the late runner's record was refused
 
 
 # --- a failing job ------------------------------------------------------------------------------
 
 
-def test_a_failing_job_shows_its_error_to_staff_is_retried_with_backoff_and_stops_no_other(ctx, clock, settings) -> None:
+def test_a_failing_job_shows_its_error_to_staff_is_retried_with_backoff_and_stops_no_other(
+    ctx, clock, settings
+) -> None:
     world = busy_world(ctx, clock)
     world.grant("auditor", "auditor", "delson", "a1")
     world.grant("finance", "finance", "magog", "f1")
     # A server deployed without the secrets mount: everything that signs fails there. Staff ask
     # another server (each answers from the shared jobs table).
-    keyless = open_context(Settings(settings.data_dir, settings.database_url, settings.data_dir / "no-keys"), clock=clock)
+    keyless = open_context(
+        Settings(settings.data_dir, settings.database_url, settings.data_dir / "no-keys"), clock=clock
+    )
     with ExitStack() as stack:
         served(stack, keyless, "keyless")
         world.client = stack.enter_context(TestClient(create_app(ctx)))
@@ -182,7 +190,11 @@ def test_a_failing_job_shows_its_error_to_staff_is_retried_with_backoff_and_stop
             assert jobs[name]["next_run_us"] == jobs[name]["last_finished_us"] + 30 * 1_000_000  # first retry: 30 s
         for name in ("search_outbox", "search_outbox_prune", "abandoned_redemptions"):
             assert jobs[name]["last_outcome"] == "ok" and jobs[name]["last_error"] is None, jobs[name]
-        assert {k: jobs["checkpoints"][k] for k in ("runs", "failures_in_a_row", "running")} == {"runs": 1, "failures_in_a_row": 1, "running": False}
+        assert {k: jobs["checkpoints"][k] for k in ("runs", "failures_in_a_row", "running")} == {
+            "runs": 1,
+            "failures_in_a_row": 1,
+            "running": False,
+        }
 
         clock.advance(30)
         wait_for(lambda: rows(ctx)["checkpoints"].runs == 2, "the first retry")

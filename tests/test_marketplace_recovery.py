@@ -123,7 +123,9 @@ def test_a_refused_hold_fails_the_attempt_and_its_retry_runs_again(world: World)
     assert remaining(world, item.id) == 1 and world.available("bob") == 50
     (row,) = world.ctx.redemptions.list(bob.id, None, 10).redemptions
     assert (row.status, row.error, row.attempt, row.hold_ids) == ("failed", "insufficient_funds", 0, [])
-    world.ctx.ledger.transfer(TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300))
+    world.ctx.ledger.transfer(
+        TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300)
+    )
     done = world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
     assert (done.status, done.attempt) == ("completed", 1)
     assert remaining(world, item.id) == 0 and world.available("bob") == 50
@@ -139,7 +141,9 @@ def test_a_retry_of_a_failed_attempt_is_checked_again(world: World) -> None:
     with pytest.raises(LedgerError):
         world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
     world.ctx.catalog.suspend("brossard", item.id, True, None, "staff:test")
-    world.ctx.ledger.transfer(TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300))
+    world.ctx.ledger.transfer(
+        TransferRequest("brossard", "earn-bob", "earn_civic", "single", "program:budget", bob.wallet, 300)
+    )
     with pytest.raises(ItemUnavailable):
         world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
     world.ctx.catalog.suspend("brossard", item.id, False, None, "staff:test")

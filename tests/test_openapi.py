@@ -35,7 +35,9 @@ IDEMPOTENT = {("/v1/pos/awards", "post"), ("/v1/pos/holds", "post"), ("/v1/pos/h
 def app(tmp_path_factory: pytest.TempPathFactory):
     """The app on a throwaway SQLite database: the document does not depend on the backend."""
     data = tmp_path_factory.mktemp("openapi")
-    ctx = open_context(Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True)
+    ctx = open_context(
+        Settings(data_dir=data, database_url=str(data / "entraide.db"), keys_dir=data / "keys"), create=True
+    )
     yield create_app(ctx)
     ctx.engine.dispose()
 
@@ -120,7 +122,9 @@ def test_every_error_is_a_problem_document_with_its_possible_codes(app, document
                     *by_handler[(path, method)].opt.get("problems", ())}  # fmt: skip
         if op.get("security"):
             expected |= {"rate_limited"}
-            expected |= {"unauthorized", "forbidden"} if op["security"] == [{"bearerAuth": []}] else {"invalid_signature"}
+            expected |= (
+                {"unauthorized", "forbidden"} if op["security"] == [{"bearerAuth": []}] else {"invalid_signature"}
+            )
         if any(p["in"] == "path" for p in op.get("parameters", [])):
             expected |= {"not_found", "validation_error"}
         if "requestBody" in op:
@@ -137,7 +141,10 @@ def test_the_idempotency_key_is_required_exactly_where_the_handler_takes_it(docu
             assert keys[0]["in"] == "header" and keys[0]["required"] is True
             codes = op["responses"]["400"]["content"][PROBLEM]["schema"]["properties"]["code"]["enum"]
             assert "idempotency_key_required" in codes
-            assert "idempotency_conflict" in op["responses"]["409"]["content"][PROBLEM]["schema"]["properties"]["code"]["enum"]
+            assert (
+                "idempotency_conflict"
+                in op["responses"]["409"]["content"][PROBLEM]["schema"]["properties"]["code"]["enum"]
+            )
     assert taking >= IDEMPOTENT
 
 
@@ -184,7 +191,10 @@ def test_links_name_operations_parameters_and_fields_that_exist(app, document: d
             assert set(parameters) <= target_parameters, (source, name)
             for expression in parameters.values():
                 if expression.startswith("$response.body#/"):
-                    assert expression.removeprefix("$response.body#/") in body.get("properties", {}), (source, expression)
+                    assert expression.removeprefix("$response.body#/") in body.get("properties", {}), (
+                        source,
+                        expression,
+                    )
                 else:
                     assert expression.removeprefix("$request.path.") in {p["name"] for p in op.get("parameters", [])}
 
@@ -259,7 +269,9 @@ def test_a_strangers_malformed_body_is_refused_for_its_credentials_first(world: 
 
 def test_the_schema_path_is_not_mistaken_for_an_api_path(tmp_path: Path) -> None:
     """/schema answers HTML docs, never a problem document about a missing route."""
-    ctx = open_context(Settings(data_dir=tmp_path, database_url=str(tmp_path / "e.db"), keys_dir=tmp_path / "k"), create=True)
+    ctx = open_context(
+        Settings(data_dir=tmp_path, database_url=str(tmp_path / "e.db"), keys_dir=tmp_path / "k"), create=True
+    )
     with TestClient(create_app(ctx)) as client:
         assert client.get("/schema").headers["content-type"].startswith("text/html")
     ctx.engine.dispose()

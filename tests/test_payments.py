@@ -47,7 +47,12 @@ from tests.world import World, free_port, standard_world
 SECRET = "whsec_entraide_test"
 API_KEY = "sk_test_entraide"
 VISA, DECLINED = "4242424242424242", "4000000000000341"
-POOL = {"title": {"fr": "Abonnement piscine", "en": "Pool pass"}, "category": "sports", "price_points": 400, "cash_cents": 1_500}
+POOL = {
+    "title": {"fr": "Abonnement piscine", "en": "Pool pass"},
+    "category": "sports",
+    "price_points": 400,
+    "cash_cents": 1_500,
+}
 RACERS = 8
 
 
@@ -139,7 +144,9 @@ def client(localstripe) -> stripe.StripeClient:
 
 
 def service(world: World, **changes) -> Item:
-    created = world.bearer("staff-brossard", "POST", "/v1/admin/catalog/brossard/services", POOL | changes, key=uuid.uuid4().hex)
+    created = world.bearer(
+        "staff-brossard", "POST", "/v1/admin/catalog/brossard/services", POOL | changes, key=uuid.uuid4().hex
+    )
     return decoded(created, Item, 201)
 
 
@@ -176,7 +183,12 @@ def test_a_partial_payment_is_captured_only_after_a_verified_success(world: Worl
     pool = service(world)
     started = redeem(world, "alice", pool.id, "pool-1")
     assert started.status == "awaiting_payment" and started.points == 400 and started.cash_cents == 1_500
-    assert (started.kind, started.seller_name, started.payment.state, started.payment.amount_cents) == ("service", "brossard", "pending", 1_500)
+    assert (started.kind, started.seller_name, started.payment.state, started.payment.amount_cents) == (
+        "service",
+        "brossard",
+        "pending",
+        1_500,
+    )
     intent_id = started.payment.payment_intent_id
     assert started.payment.client_secret.startswith(intent_id + "_secret_")
     intent = client.v1.payment_intents.retrieve(intent_id)
@@ -236,7 +248,9 @@ def test_cancelled_and_abandoned_payments_release_everything(world: World, clock
     first = redeem(world, "alice", pool.id, "pool-3")
     cancelled = world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first.id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert_problem(world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first.id}/cancel"), 409, "redemption_not_pending")
+    assert_problem(
+        world.bearer("alice", "POST", f"/v1/wallet/redemptions/{first.id}/cancel"), 409, "redemption_not_pending"
+    )
     assert client.v1.payment_intents.retrieve(first.payment.payment_intent_id).status == "canceled"
     assert world.available("alice") == 1_000
 
@@ -245,7 +259,9 @@ def test_cancelled_and_abandoned_payments_release_everything(world: World, clock
     clock.advance(PAYMENT_HOLD_SECONDS + 1)
     assert world.ctx.redemptions.recover() == NOTHING | {"awaiting_payment": 1}
     assert status(world, "alice", second.id) == "cancelled" and world.available("alice") == 1_000
-    assert world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 5
+    assert (
+        world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 5
+    )
 
 
 def test_a_payment_that_succeeds_after_the_hold_expired_is_refunded(world: World, localstripe, clock, client) -> None:
@@ -262,7 +278,9 @@ def test_a_payment_that_succeeds_after_the_hold_expired_is_refunded(world: World
     assert world.available("alice") == 1_000 and world.ctx.ledger.balance("brossard", "services:revenue").posted == 0
     refunds = [r for r in client.v1.refunds.list().data if r.payment_intent == intent_id]
     assert [r.amount for r in refunds] == [1_500]
-    assert world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 3
+    assert (
+        world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 3
+    )
 
 
 def test_the_library_sends_amount_metadata_and_idempotency_key() -> None:
@@ -271,7 +289,9 @@ def test_the_library_sends_amount_metadata_and_idempotency_key() -> None:
 
     class Stripe(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode(), strict_parsing=True)
+            form = urllib.parse.parse_qs(
+                self.rfile.read(int(self.headers["Content-Length"])).decode(), strict_parsing=True
+            )
             seen.append((self.command, self.path, {k: v for k, v in form.items()}, dict(self.headers)))
             answer = json.dumps({"id": "pi_123", "object": "payment_intent", "amount": 1_500, "currency": "cad",
                                  "client_secret": "pi_123_secret_x", "status": "requires_payment_method"}).encode()  # fmt: skip
@@ -329,7 +349,12 @@ def test_a_redemption_during_an_outage_holds_nothing_and_its_retry_runs_again(wo
             assert int(refused.headers["Retry-After"]) > 0
             assert (held(world, "alice"), world.available("alice"), remaining(world, pool.id)) == (0, 1_000, 2)
             (row,) = world.bearer("alice", "GET", "/v1/wallet/redemptions").json()["redemptions"]
-            assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == ("failed", "overloaded", attempt, [])
+            assert (row["status"], row["error"], row["attempt"], row["hold_ids"]) == (
+                "failed",
+                "overloaded",
+                attempt,
+                [],
+            )
 
     started = redeem(world, "alice", pool.id, "pool-out")  # Stripe is back: the same key runs the whole redemption
     assert (started.status, started.attempt, started.error) == ("awaiting_payment", 2, None)
@@ -344,7 +369,10 @@ def test_a_redemption_during_an_outage_holds_nothing_and_its_retry_runs_again(wo
     assert outcome(relay(world, body, signature)) == "completed"
     assert status(world, "alice", started.id) == "completed"
     assert world.ctx.ledger.balance("brossard", "services:revenue").posted == 400
-    assert (held(world, "alice"), world.ctx.ledger.balance("brossard", world.residents["alice"].wallet).posted) == (0, 600)
+    assert (held(world, "alice"), world.ctx.ledger.balance("brossard", world.residents["alice"].wallet).posted) == (
+        0,
+        600,
+    )
     again = redeem(world, "alice", pool.id, "pool-out")
     assert again.status == "completed" and again.replayed and again.attempt == 2
     assert [r.amount for r in client.v1.refunds.list().data if r.payment_intent == intent_id] == []
@@ -372,7 +400,9 @@ def test_cancelling_during_an_outage_answers_503_and_changes_nothing(world: Worl
     assert client.v1.payment_intents.retrieve(intent_id).status == "canceled"
 
 
-def test_the_sweep_leaves_an_unpaid_payment_for_later_during_an_outage(world: World, stripe_link: Link, clock, client) -> None:
+def test_the_sweep_leaves_an_unpaid_payment_for_later_during_an_outage(
+    world: World, stripe_link: Link, clock, client
+) -> None:
     pool = service(world, quantity=2)
     started = redeem(world, "alice", pool.id, "pool-sweep")
     clock.advance(PAYMENT_HOLD_SECONDS + 1)
@@ -385,7 +415,9 @@ def test_the_sweep_leaves_an_unpaid_payment_for_later_during_an_outage(world: Wo
     assert client.v1.payment_intents.retrieve(started.payment.payment_intent_id).status == "canceled"
 
 
-def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(world: World, stripe_link: Link, monkeypatch) -> None:
+def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(
+    world: World, stripe_link: Link, monkeypatch
+) -> None:
     """The failure is recorded before the hold is voided; a crash between the two is settled by the
     sweep, or by the retry before it runs again."""
     pool = service(world, quantity=2)
@@ -402,7 +434,12 @@ def test_a_crash_after_an_attempt_failed_leaves_nothing_held_for_long(world: Wor
         world.ctx.redemptions.redeem(alice.id, "crash-3", pool.id, 1)
     assert held(world, "alice") == 400
     retried = world.ctx.redemptions.redeem(alice.id, "crash-3", pool.id, 1)
-    assert (retried.status, retried.attempt, held(world, "alice"), remaining(world, pool.id)) == ("awaiting_payment", 1, 400, 1)
+    assert (retried.status, retried.attempt, held(world, "alice"), remaining(world, pool.id)) == (
+        "awaiting_payment",
+        1,
+        400,
+        1,
+    )
     assert verify_database(world.ctx.engine)["ok"]
 
 
@@ -435,7 +472,9 @@ def test_retries_racing_each_other_make_one_live_attempt(world: World, stripe_li
         world.ctx.ledger.transfer(drain)
         with pytest.raises(LedgerError):  # refused for funds: a failed attempt
             world.ctx.redemptions.redeem(alice.id, "race-2", pool.id, 1)
-        world.ctx.ledger.transfer(TransferRequest("brossard", "refill", "test_move", "single", "program:budget", alice.wallet, 600))
+        world.ctx.ledger.transfer(
+            TransferRequest("brossard", "refill", "test_move", "single", "program:budget", alice.wallet, 600)
+        )
     second = race("race-2")
     assert {(r.status, r.attempt) for r in second} == {(expected, 1)} and len({tuple(r.hold_ids) for r in second}) == 1
     assert held(world, "alice") == (800 if cash_cents else 0)
@@ -515,7 +554,9 @@ class Interleavings(RuleBasedStateMachine):
         if applied:
             assert response.json()["outcome"] == "duplicate", response.text
         elif event_type == "payment_intent.succeeded":
-            assert response.json()["outcome"] == ("completed" if before["status"] == "awaiting_payment" else "unchanged")
+            assert response.json()["outcome"] == (
+                "completed" if before["status"] == "awaiting_payment" else "unchanged"
+            )
         elif before["status"] != "awaiting_payment":
             assert response.json()["outcome"] == "unchanged", response.text
         elif self.link.is_down:  # cancelling the intent needs Stripe: Stripe will deliver it again
@@ -533,7 +574,9 @@ class Interleavings(RuleBasedStateMachine):
         if row is None or row["status"] != "awaiting_payment":
             return
         pay(self.client, row["payment"]["payment_intent_id"], card)  # the browser talks to Stripe, not through our line
-        self._deliver(self._webhook(key, "payment_intent.succeeded" if card == VISA else "payment_intent.payment_failed"))
+        self._deliver(
+            self._webhook(key, "payment_intent.succeeded" if card == VISA else "payment_intent.payment_failed")
+        )
 
     @precondition(lambda self: self.events)
     @rule(n=st.integers(0, 100))
@@ -579,8 +622,12 @@ class Interleavings(RuleBasedStateMachine):
         assert remaining(self.world, self.item.id) == 3 - len(awaiting) - completed
 
 
-def test_any_interleaving_keeps_holds_stock_and_statuses_in_agreement(world: World, stripe_link: Link, client, clock) -> None:
-    world.ctx.__dict__["card_payments"] = StripeCardPayments(API_KEY, SECRET, stripe_link.url, network_retries=0)  # fast outages
+def test_any_interleaving_keeps_holds_stock_and_statuses_in_agreement(
+    world: World, stripe_link: Link, client, clock
+) -> None:
+    world.ctx.__dict__["card_payments"] = StripeCardPayments(
+        API_KEY, SECRET, stripe_link.url, network_retries=0
+    )  # fast outages
     for derived in ("redemptions", "payment_events"):
         world.ctx.__dict__.pop(derived, None)
     run_state_machine_as_test(lambda: Interleavings(world, stripe_link, client, clock),

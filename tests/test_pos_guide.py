@@ -80,7 +80,12 @@ def base(name: str) -> bytes:
 def base_by_the_rules(r: Request) -> bytes:
     """The signature base as the guide's rules build it, without any RFC 9421 library."""
     components = re.fullmatch(r"\(([^)]*)\).*", r.signature_params())[1].split(" ")  # type: ignore[index]
-    values = {'"@method"': r.method, '"@path"': r.path, '"content-digest"': r.headers["Content-Digest"], '"@query"': r.query}
+    values = {
+        '"@method"': r.method,
+        '"@path"': r.path,
+        '"content-digest"': r.headers["Content-Digest"],
+        '"@query"': r.query,
+    }
     lines = [f"{component}: {values[component]}" for component in components]
     return "\n".join([*lines, f'"@signature-params": {r.signature_params()}']).encode()
 
@@ -108,16 +113,22 @@ def test_the_guides_rules_give_its_signature_base_and_signature(name: str) -> No
     assert r.headers["Content-Digest"] == f"sha-256=:{digest}:"
     signature = load_pem_private_key(private_pem(), None).sign(base(name))  # Ed25519 is deterministic
     assert r.headers["Signature"] == f"pos=:{base64.b64encode(signature).decode()}:"
-    checked = verify_request(r.method, r.target, r.headers, r.body, lambda key_id: public_key_raw(), int(r.param("created")))
+    checked = verify_request(
+        r.method, r.target, r.headers, r.body, lambda key_id: public_key_raw(), int(r.param("created"))
+    )
     assert checked.nonce == r.param("nonce")
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_the_shell_recipe_prints_the_first_examples_headers(tmp_path: Path) -> None:
     (tmp_path / "terminal.pem").write_bytes(private_pem())
-    run = subprocess.run(["sh", "-c", blocks()["sign.sh"]], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True)
+    run = subprocess.run(
+        ["sh", "-c", blocks()["sign.sh"]], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True
+    )
     r = request("hold")
-    assert run.stdout.splitlines() == [f"{k}: {r.headers[k]}" for k in ("Content-Digest", "Signature-Input", "Signature")]
+    assert run.stdout.splitlines() == [
+        f"{k}: {r.headers[k]}" for k in ("Content-Digest", "Signature-Input", "Signature")
+    ]
     assert (tmp_path / "signature-base.txt").read_bytes() == base("hold")
 
 
@@ -133,7 +144,11 @@ def send(world: World, r: Request):
 
 
 def test_a_real_app_accepts_the_guides_requests(world: World, clock) -> None:
-    public_pem = load_pem_private_key(private_pem(), None).public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        load_pem_private_key(private_pem(), None)
+        .public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
     registered = world.ctx.terminals.register("boulangerie", public_pem.decode(), "staff:test", "brossard", key="guide")
     assert registered.terminal_key_id == request("hold").param("keyid")
     assert clock() == int(request("hold").param("created")) * 1_000_000  # the guide's time is the tests' start

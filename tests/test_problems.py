@@ -115,12 +115,18 @@ def placeholders(template: str) -> set[str]:
 
 
 def test_codes_and_statuses_match_the_contract():
-    assert PROBLEMS == {code: status for code, (status, _) in SPEC.items()}
+    assert {code: status for code, (status, _) in SPEC.items()} == PROBLEMS
 
 
 def test_statuses_are_client_errors_except_internal_error_and_overloaded():
     for code, status in PROBLEMS.items():
-        if code in {"internal_error", "overloaded", "payments_disabled", "database_unavailable", "identity_provider_unavailable"}:
+        if code in {
+            "internal_error",
+            "overloaded",
+            "payments_disabled",
+            "database_unavailable",
+            "identity_provider_unavailable",
+        }:
             assert 500 <= status <= 599, code
         else:
             assert 400 <= status <= 499, code
@@ -319,17 +325,34 @@ def test_dates_are_localized_in_detail_and_iso_in_members():
 
 def test_extension_members_are_json_scalars_and_never_override_standard_members():
     params = {
-        "status": 200, "title": "hijack", "type": "x", "detail": "x", "instance": "x", "code": "x",
-        "message": "Expected `int`, got `str`", "field": "points", "reason": "wrong_type", "expected": "int",
-        "flag": True, "ratio": 0.5, "nothing": None, "nan": math.nan,
-        "nested": {"a": 1}, "items": [1], "ab": "too short", "bad-name": 1, "_hidden": 1,
+        "status": 200,
+        "title": "hijack",
+        "type": "x",
+        "detail": "x",
+        "instance": "x",
+        "code": "x",
+        "message": "Expected `int`, got `str`",
+        "field": "points",
+        "reason": "wrong_type",
+        "expected": "int",
+        "flag": True,
+        "ratio": 0.5,
+        "nothing": None,
+        "nan": math.nan,
+        "nested": {"a": 1},
+        "items": [1],
+        "ab": "too short",
+        "bad-name": 1,
+        "_hidden": 1,
     }
     document = problem_document("validation_error", "en", params)
     assert document["status"] == 400 and document["code"] == "validation_error"
     assert document["title"] == "Invalid data"
     assert document["type"] == problem_type("validation_error")
     assert "instance" not in document
-    assert document["detail"] == "The request does not contain the expected fields or types. points must be of type int."
+    assert (
+        document["detail"] == "The request does not contain the expected fields or types. points must be of type int."
+    )
     extensions = {k: v for k, v in document.items() if k not in {"type", "title", "status", "detail", "code"}}
     # `message` is free English text: never sent, whatever the caller passes.
     assert extensions == {"field": "points", "reason": "wrong_type", "expected": "int", "flag": True, "ratio": 0.5,

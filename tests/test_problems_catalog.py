@@ -130,7 +130,9 @@ def test_every_field_comes_with_a_literal_reason_the_catalogs_word():
     reasons = {where: kw["reason"] for where, _, call in SITES if "reason" in (kw := _keywords(call))}
     assert {w: ast.unparse(r) for w, r in reasons.items() if not isinstance(r, ast.Constant)} == {
         # the signature checker's own reason codes, listed below
-        w: "exc.reason" for w, r in reasons.items() if ast.unparse(r) == "exc.reason"
+        w: "exc.reason"
+        for w, r in reasons.items()
+        if ast.unparse(r) == "exc.reason"
     }
     assert {r.value for r in reasons.values() if isinstance(r, ast.Constant)} - worded == set()
 
@@ -166,7 +168,9 @@ def _supplied() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     for node in ast.walk(app):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_problem" and len(node.args) == 3:
             code, params = node.args[1], node.args[2]
-            keys = {k.value for k in params.keys if isinstance(k, ast.Constant)} if isinstance(params, ast.Dict) else set()
+            keys = (
+                {k.value for k in params.keys if isinstance(k, ast.Constant)} if isinstance(params, ast.Dict) else set()
+            )
             codes = [code.value] if isinstance(code, ast.Constant) else list(PROBLEMS)
             for name in codes:
                 by_code[name] |= keys

@@ -30,7 +30,7 @@ from community.domain.program import (
 from ledger.domain.errors import LedgerError
 
 TORONTO = ZoneInfo("America/Toronto")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 JAN_1 = dt.date(2026, 1, 1)
 MERCHANTS = ("m1", "m2")
 FAST = settings(max_examples=120, deadline=None)
@@ -103,7 +103,9 @@ def test_campaign_extra_is_rounded_down_too():
 
 
 def test_campaign_cap_limits_extras_to_what_is_left():
-    program = Program(city="x", campaigns=(Campaign("c", JAN_1, dt.date(2026, 2, 1), bonus_points=100, cap_points=250),))
+    program = Program(
+        city="x", campaigns=(Campaign("c", JAN_1, dt.date(2026, 2, 1), bonus_points=100, cap_points=250),)
+    )
     assert lines_of(buy(program, 100, usage={"campaign:c": 200})) == {"base": 5, "campaign:c": 50}
     spent = buy(program, 100, usage={"campaign:c": 250})
     assert lines_of(spent) == {"base": 5} and "campaign:c" not in spent.usage
@@ -146,7 +148,9 @@ def test_local_day_uses_the_program_time_zone():
     moment = us(dt.datetime(2026, 1, 2, 3, 0, tzinfo=UTC))
     assert Program(city="x").local_day(moment) == dt.date(2026, 1, 1)
     assert Program(city="x", timezone="UTC").local_day(moment) == dt.date(2026, 1, 2)
-    assert Program(city="x", timezone="Asia/Tokyo").local_day(us(dt.datetime(2026, 1, 1, 16, 0, tzinfo=UTC))) == dt.date(2026, 1, 2)
+    assert Program(city="x", timezone="Asia/Tokyo").local_day(
+        us(dt.datetime(2026, 1, 1, 16, 0, tzinfo=UTC))
+    ) == dt.date(2026, 1, 2)
     # The usage buckets follow the local day and month, and so does a campaign ending on Jan 1.
     program = Program(city="x", campaigns=(Campaign("newyear", JAN_1, JAN_1, bonus_points=3),))
     award = buy(program, 1_000, time_us=moment)
@@ -165,7 +169,9 @@ def test_usage_buckets_name_the_day_and_the_month():
 
 
 def test_daily_cap_cuts_campaign_extras_before_the_base():
-    program = Program(city="x", daily_cap_points=1_000, campaigns=(Campaign("c", JAN_1, dt.date(2026, 12, 31), 200, 10),))
+    program = Program(
+        city="x", daily_cap_points=1_000, campaigns=(Campaign("c", JAN_1, dt.date(2026, 12, 31), 200, 10),)
+    )
     award = buy(program, 1_000, usage={"day:2026-01-15": 930})  # base 50 + extras 60, room 70
     assert award.points == 70
     assert lines_of(award) == {"base": 50, "campaign:c": 60, "cap:daily": -40}

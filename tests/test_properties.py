@@ -35,7 +35,9 @@ op = st.one_of(
     st.tuples(st.just("cross"), st.integers(0, RESIDENTS - 1), st.integers(1, 300)),
     st.tuples(st.just("retry"), st.integers(0, 60)),
     st.tuples(st.just("advance"), st.integers(1, 90)),
-    st.tuples(st.just("cut"),),
+    st.tuples(
+        st.just("cut"),
+    ),
 )
 
 
@@ -60,7 +62,18 @@ def to_batches(ops, a: str, b: str):
             group = [T(a, key, "redeem", "single", wallet(operation[1]), "merchant:m1:redeemed", operation[2])]
             refund_targets.append((group[0].transfer_id, wallet(operation[1]), "merchant:m1:redeemed"))
         elif kind == "hold":
-            group = [T(a, key, "redeem", "pending", wallet(operation[1]), "merchant:m2:redeemed", operation[2], timeout_seconds=operation[3])]
+            group = [
+                T(
+                    a,
+                    key,
+                    "redeem",
+                    "pending",
+                    wallet(operation[1]),
+                    "merchant:m2:redeemed",
+                    operation[2],
+                    timeout_seconds=operation[3],
+                )
+            ]
             holds.append(group[0].transfer_id)
         elif kind in ("post", "void") and holds:
             ref = holds[operation[1] % len(holds)]
@@ -93,7 +106,9 @@ def _check_non_negative(ctx, ledgers):
                     assert b.debits_posted + b.debits_pending <= b.credits_posted, (ledger, name)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=st.lists(op, min_size=1, max_size=40))
 def test_invariants_hold_for_random_activity(ctx, clock, ops):
     n = next(_examples)

@@ -63,7 +63,9 @@ def _close(world: World, city: str, period: str) -> dict:
 def _transfers(world: World, city: str, kind: str) -> list[dict]:
     """Every posted transfer of a kind in the city's journal (the public log holds them all)."""
     with world.ctx.engine.connect() as conn:
-        rows = journal.period_rows(conn, city, 0, 2**62, ("transfer_id", "kind", "debit_account", "credit_account", "amount"))
+        rows = journal.period_rows(
+            conn, city, 0, 2**62, ("transfer_id", "kind", "debit_account", "credit_account", "amount")
+        )
     return [dict(zip(("transfer_id", "kind", "debit_account", "credit_account", "amount"), r, strict=True)) for r in rows
             if r[1] == kind]  # fmt: skip
 
@@ -81,14 +83,25 @@ def closed_january(ctx, client, clock) -> World:
     """January in Brossard: boulangerie awards and redeems, librairie redeems, a Delson resident
     redeems at boulangerie; January closed (settlement transfers written), then expiry runs."""
     world = standard_world(ctx, client)
-    ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, expiry_days=20), "staff:test")
+    ctx.programs.configure(
+        Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, expiry_days=20), "staff:test"
+    )
     clock.advance(86_400)  # into January in Montréal
     alice, carole = world.residents["alice"].card, world.residents["carole"].card
     world.bearer("carole", "POST", "/v1/wallet/opt-ins", {"city": "brossard"})
     world.pos("boulangerie", "POST", "/v1/pos/awards", {"card": alice, "purchase_cents": 4_000}, key="award")
-    for terminal, card, points, key in (("boulangerie", alice, 300, "b"), ("librairie", alice, 100, "l"), ("boulangerie", carole, 70, "x")):
+    for terminal, card, points, key in (
+        ("boulangerie", alice, 300, "b"),
+        ("librairie", alice, 100, "l"),
+        ("boulangerie", carole, 70, "x"),
+    ):
         hold = world.pos(terminal, "POST", "/v1/pos/holds", {"card": card, "points": points}, key=f"hold-{key}").json()
-        assert world.pos(terminal, "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key=f"capture-{key}").status_code == 200
+        assert (
+            world.pos(
+                terminal, "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key=f"capture-{key}"
+            ).status_code
+            == 200
+        )
     assert _close(world, "brossard", _into_next_month(clock))["merchants"]
     assert ctx.expiry.run(["brossard"])["brossard"]["points"] > 0  # what is left of January's points, 20 days on
     return world
@@ -107,7 +120,9 @@ NOT_REFUNDABLE = [
 @pytest.mark.parametrize(("kind", "account"), NOT_REFUNDABLE, ids=[f"{k}:{a}" for k, a in NOT_REFUNDABLE])
 def test_a_merchant_cannot_refund_a_transfer_that_is_no_sale(closed_january: World, kind: str, account: str) -> None:
     world = closed_january
-    target = next(t for t in _transfers(world, "brossard", kind) if account in (t["debit_account"], t["credit_account"]))
+    target = next(
+        t for t in _transfers(world, "brossard", kind) if account in (t["debit_account"], t["credit_account"])
+    )
     before = entry_count(world)
     for points in (None, 1, target["amount"]):
         body = assert_problem(_refund(world, "boulangerie", target["transfer_id"], points), 422, "not_refundable")
@@ -117,8 +132,12 @@ def test_a_merchant_cannot_refund_a_transfer_that_is_no_sale(closed_january: Wor
 
 def test_a_merchant_cannot_refund_another_merchants_sale_or_a_refund(closed_january: World) -> None:
     world = closed_january
-    (rival,) = [t for t in _transfers(world, "brossard", "redeem") if t["credit_account"] == "merchant:librairie:redeemed"]
-    own = next(t for t in _transfers(world, "brossard", "redeem") if t["credit_account"] == "merchant:boulangerie:redeemed")
+    (rival,) = [
+        t for t in _transfers(world, "brossard", "redeem") if t["credit_account"] == "merchant:librairie:redeemed"
+    ]
+    own = next(
+        t for t in _transfers(world, "brossard", "redeem") if t["credit_account"] == "merchant:boulangerie:redeemed"
+    )
     assert _refund(world, "boulangerie", own["transfer_id"], 10).status_code == 201
     (refund,) = _transfers(world, "brossard", "refund")
     before = entry_count(world)
@@ -127,7 +146,9 @@ def test_a_merchant_cannot_refund_another_merchants_sale_or_a_refund(closed_janu
     assert entry_count(world) == before
 
 
-def test_the_next_close_pays_only_what_was_redeemed_after_a_refused_settlement_refund(closed_january: World, clock) -> None:
+def test_the_next_close_pays_only_what_was_redeemed_after_a_refused_settlement_refund(
+    closed_january: World, clock
+) -> None:
     world = closed_january
     for target in _transfers(world, "brossard", "settlement"):
         _refund(world, "boulangerie", target["transfer_id"])
@@ -162,8 +183,12 @@ merchant_call = st.one_of(
     st.tuples(st.just("offline"), st.integers(0, RESIDENTS - 1), st.integers(1, 300)),
     st.tuples(st.just("rival"), st.integers(0, RESIDENTS - 1), st.integers(1, 300)),
     refund_call,
-    st.tuples(st.just("close"),),
-    st.tuples(st.just("expiry"),),
+    st.tuples(
+        st.just("close"),
+    ),
+    st.tuples(
+        st.just("expiry"),
+    ),
 )
 
 
@@ -235,10 +260,14 @@ def _play_refund(world: World, city: str, call: tuple, model: Model) -> None:
         getattr(model, side)["shop"] -= answer.json()["points"]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(before=st.lists(merchant_call, min_size=3, max_size=15), refunds=st.lists(refund_call, min_size=1, max_size=6),
        after=st.lists(merchant_call, max_size=10))  # fmt: skip
-def test_no_merchant_calls_make_a_close_pay_more_than_residents_redeemed(ctx, client, clock, before, refunds, after) -> None:
+def test_no_merchant_calls_make_a_close_pay_more_than_residents_redeemed(
+    ctx, client, clock, before, refunds, after
+) -> None:
     """Calls, a close, refunds of what the merchant can name, more calls (closes among them), a last
     close: all the closes together pay each merchant for what residents redeemed there, net of the
     refunds it gave them, and no more."""
@@ -267,7 +296,12 @@ def test_no_merchant_calls_make_a_close_pay_more_than_residents_redeemed(ctx, cl
 
     program = ctx.programs.get(city)
     for merchant in ("shop", "rival"):
-        lines = [line for statement in closes for line in statement["merchants"] if line["merchant_id"] == f"{city}-{merchant}"]
+        lines = [
+            line
+            for statement in closes
+            for line in statement["merchants"]
+            if line["merchant_id"] == f"{city}-{merchant}"
+        ]
         assert sum(line["redeemed_points"] for line in lines) == model.redeemed[merchant]
         assert sum(line["issued_points"] for line in lines) == model.issued[merchant]
         owed_cents = points_to_cents(model.redeemed[merchant], program, program.redemption_rate_percent)
@@ -281,7 +315,9 @@ def test_no_merchant_calls_make_a_close_pay_more_than_residents_redeemed(ctx, cl
 def _refund_of_a_settlement(world: World) -> tuple:
     """What the old code wrote: a refund of boulangerie's January settlement, chained to the head of
     Brossard's journal and signed with the ledger's own key (Entry16)."""
-    settlement = next(t for t in _transfers(world, "brossard", "settlement") if t["debit_account"] == "merchant:boulangerie:redeemed")
+    settlement = next(
+        t for t in _transfers(world, "brossard", "settlement") if t["debit_account"] == "merchant:boulangerie:redeemed"
+    )
     with world.ctx.engine.connect() as conn:
         head = journal.heads(conn)["brossard"]
         key_id, seed, _ = world.ctx.signer.active(conn)

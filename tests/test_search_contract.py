@@ -38,26 +38,80 @@ def doc(item_id: str, fr: str, en: str, *, city: str = "brossard", kind: str = "
         lat_e6=None if geo is None else round(geo[0] * 1e6), lng_e6=None if geo is None else round(geo[1] * 1e6),
         address="", starts_at_us=None, seats_total=None, version=version,
     )  # fmt: skip
-    shop = None if kind != "offer" else {"lat_e6": item.lat_e6, "lng_e6": item.lng_e6, "address": "", "is_open": is_open}
+    shop = (
+        None if kind != "offer" else {"lat_e6": item.lat_e6, "lng_e6": item.lng_e6, "address": "", "is_open": is_open}
+    )
     return search_document(item, shop)
 
 
 CORPUS = [
-    doc("croissant", "Croissant au beurre", "Butter croissant", points=120, merchant="boulangerie", geo=(45.4501, -73.4601)),
+    doc(
+        "croissant",
+        "Croissant au beurre",
+        "Butter croissant",
+        points=120,
+        merchant="boulangerie",
+        geo=(45.4501, -73.4601),
+    ),
     doc("creme", "Crème brûlée à l’érable", "Maple crème brûlée", points=300, merchant="cafe", geo=(45.4600, -73.4700)),
-    doc("dejeuner", "Petit déjeuner", "Breakfast", points=700, merchant="cafe", geo=(45.4700, -73.4800),
-        desc_fr="Café, jus et croissant", desc_en="Coffee, juice and a croissant"),
-    doc("livre", "Livre de poésie québécoise", "Quebec poetry book", category="retail", points=900, merchant="librairie",
-        geo=(45.5200, -73.5200)),
-    doc("piscine", "Abonnement à la piscine municipale", "Municipal pool pass", kind="service", category="sports",
-        points=1_500, geo=(45.4420, -73.4520)),
-    doc("velo", "Réparation de vélo", "Bicycle repair", category="services", points=500, merchant="velo", in_stock=False,
-        geo=(45.4550, -73.4650)),
+    doc(
+        "dejeuner",
+        "Petit déjeuner",
+        "Breakfast",
+        points=700,
+        merchant="cafe",
+        geo=(45.4700, -73.4800),
+        desc_fr="Café, jus et croissant",
+        desc_en="Coffee, juice and a croissant",
+    ),
+    doc(
+        "livre",
+        "Livre de poésie québécoise",
+        "Quebec poetry book",
+        category="retail",
+        points=900,
+        merchant="librairie",
+        geo=(45.5200, -73.5200),
+    ),
+    doc(
+        "piscine",
+        "Abonnement à la piscine municipale",
+        "Municipal pool pass",
+        kind="service",
+        category="sports",
+        points=1_500,
+        geo=(45.4420, -73.4520),
+    ),
+    doc(
+        "velo",
+        "Réparation de vélo",
+        "Bicycle repair",
+        category="services",
+        points=500,
+        merchant="velo",
+        in_stock=False,
+        geo=(45.4550, -73.4650),
+    ),
     doc("glace", "Café glacé", "Iced coffee", points=250, merchant="cafe2", is_open=False, geo=(45.4520, -73.4620)),
-    doc("concert", "Concert symphonique au parc", "Symphony concert in the park", city="delson", kind="event",
-        category="culture", points=2_000, geo=(45.3700, -73.5400)),
-    doc("visite", "Visite guidée du vieux port", "Guided tour of the old port", city="delson", kind="event",
-        category="tourism", points=800),
+    doc(
+        "concert",
+        "Concert symphonique au parc",
+        "Symphony concert in the park",
+        city="delson",
+        kind="event",
+        category="culture",
+        points=2_000,
+        geo=(45.3700, -73.5400),
+    ),
+    doc(
+        "visite",
+        "Visite guidée du vieux port",
+        "Guided tour of the old port",
+        city="delson",
+        kind="event",
+        category="tourism",
+        points=800,
+    ),
     # Never to be found by a Brossard + Delson resident at NOW:
     doc("futur", "Croissant aux amandes", "Almond croissant", valid=(NOW + DAY, FOREVER_US)),
     doc("hier", "Croissant d’hier", "Yesterday’s croissant", valid=(0, NOW - DAY)),
@@ -75,7 +129,9 @@ def query(text: str = "", **kw) -> SearchQuery:
 def make_backend(name: str, tmp_path) -> tuple[object, callable]:
     if name == "embedded":
         return EmbeddedSearch(tmp_path / "search"), lambda: None
-    backend = MeilisearchBackend(MEILI_URL, os.environ.get("ENTRAIDE_MEILI_KEY"), index_uid=f"test_{uuid.uuid4().hex[:12]}")
+    backend = MeilisearchBackend(
+        MEILI_URL, os.environ.get("ENTRAIDE_MEILI_KEY"), index_uid=f"test_{uuid.uuid4().hex[:12]}"
+    )
     return backend, lambda: backend.client.delete_index(backend.uid)
 
 
@@ -179,7 +235,14 @@ def test_filters(loaded):
     assert set(ids(loaded, categories=("retail", "sports"), limit=50)) == {"livre", "piscine"}
     assert set(ids(loaded, kinds=("event",), limit=50)) == {"concert", "visite"}
     assert set(ids(loaded, merchant_ids=("cafe",), limit=50)) == {"creme", "dejeuner"}
-    assert set(ids(loaded, min_points=250, max_points=900, limit=50)) == {"creme", "dejeuner", "livre", "velo", "glace", "visite"}
+    assert set(ids(loaded, min_points=250, max_points=900, limit=50)) == {
+        "creme",
+        "dejeuner",
+        "livre",
+        "velo",
+        "glace",
+        "visite",
+    }
     assert set(ids(loaded, max_points=120, limit=50)) == {"croissant"}
     available = set(ids(loaded, available_now=True, limit=50))
     assert "velo" not in available and "glace" not in available and "croissant" in available

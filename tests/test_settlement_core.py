@@ -27,7 +27,14 @@ def outcome(fn, *args):
 
 # --- movements ----------------------------------------------------------------------------------
 
-posting = st.tuples(st.sampled_from(["city-a", "city-b", "city-c"]), name, name, st.integers(1, 10**6), st.sampled_from(oracle.PHASES), time_us)
+posting = st.tuples(
+    st.sampled_from(["city-a", "city-b", "city-c"]),
+    name,
+    name,
+    st.integers(1, 10**6),
+    st.sampled_from(oracle.PHASES),
+    time_us,
+)
 bad_posting = st.tuples(name, name, name, st.integers(-3, 2**53 + 3), st.sampled_from(BAD_PHASES), time_us)
 
 
@@ -41,7 +48,9 @@ def test_movements_agree(entries, t1, t2):
 @PROPERTY
 @given(st.lists(bad_posting, max_size=8), time_us, time_us)
 def test_movements_errors_agree(entries, since_us, until_us):
-    assert outcome(core.movements, entries, since_us, until_us) == outcome(oracle.movements, entries, since_us, until_us)
+    assert outcome(core.movements, entries, since_us, until_us) == outcome(
+        oracle.movements, entries, since_us, until_us
+    )
 
 
 @PROPERTY
@@ -109,7 +118,12 @@ def test_net_positions_errors_agree(obligations):
 
 
 def test_bilateral_netting_example():
-    obligations = [("quebec", "levis", 100), ("levis", "quebec", 30), ("levis", "wendake", 50), ("wendake", "levis", 50)]
+    obligations = [
+        ("quebec", "levis", 100),
+        ("levis", "quebec", 30),
+        ("levis", "wendake", 50),
+        ("wendake", "levis", 50),
+    ]
     expected = ([("levis", 70), ("quebec", -70), ("wendake", 0)], [("quebec", "levis", 70)])
     assert core.net_positions(obligations) == oracle.net_positions(obligations) == expected
 
@@ -165,7 +179,10 @@ def test_expiry_is_oldest_first_and_idempotent(ops, cutoff_minutes):
 
 
 @PROPERTY
-@given(st.lists(st.tuples(st.sampled_from(ACCOUNTS[:2]), st.integers(0, 5), st.integers(-20, 20)), max_size=10), st.integers(0, 6))
+@given(
+    st.lists(st.tuples(st.sampled_from(ACCOUNTS[:2]), st.integers(0, 5), st.integers(-20, 20)), max_size=10),
+    st.integers(0, 6),
+)
 def test_expiry_errors_agree(events, cutoff_us):
     assert outcome(core.expire_lots, events, cutoff_us) == outcome(oracle.expire_lots, events, cutoff_us)
 

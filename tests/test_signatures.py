@@ -43,9 +43,7 @@ def signed(
     return sign_request(method, path, body, KEY_ID, PEM, created=created, nonce=nonce)
 
 
-def verify(
-    headers: Mapping[str, str], method: str = "POST", path: str = PATH, body: bytes = BODY
-) -> VerifiedSignature:
+def verify(headers: Mapping[str, str], method: str = "POST", path: str = PATH, body: bytes = BODY) -> VerifiedSignature:
     return verify_request(method, path, headers, body, KEYS.get, NOW)
 
 

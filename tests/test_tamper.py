@@ -48,7 +48,9 @@ def _write(tmp_path: Path, lines: list[dict]) -> Path:
 
 def _positions(lines: list[dict], seed: int) -> list[int]:
     """Interior positions (not a ledger's first or last entry), spread over ledgers."""
-    interior = [i for i in range(1, len(lines) - 1) if lines[i - 1]["ledger"] == lines[i]["ledger"] == lines[i + 1]["ledger"]]
+    interior = [
+        i for i in range(1, len(lines) - 1) if lines[i - 1]["ledger"] == lines[i]["ledger"] == lines[i + 1]["ledger"]
+    ]
     return random.Random(seed).sample(interior, POSITIONS)
 
 
@@ -105,7 +107,9 @@ def test_intact_export_verifies(export, tmp_path):
     lines, keys = export
     report = audit.verify_export(_write(tmp_path, lines), keys)
     assert report["ok"] and report["entries"] == len(lines)
-    result = CliRunner().invoke(app, ["ledger", "verify", "--export", str(_write(tmp_path, lines)), "--keys", str(keys)])
+    result = CliRunner().invoke(
+        app, ["ledger", "verify", "--export", str(_write(tmp_path, lines)), "--keys", str(keys)]
+    )
     assert result.exit_code == 0 and "intact" in result.output
 
 
@@ -120,7 +124,11 @@ def test_tampering_is_detected_at_the_first_bad_sequence(export, tmp_path, tampe
         report = audit.verify_export(path, keys)
         assert not report["ok"]
         error = report["error"]
-        assert (error["ledger"], error["sequence"]) == (ledger, sequence) and error["code"] in codes, (tamper.__name__, i, error)
+        assert (error["ledger"], error["sequence"]) == (ledger, sequence) and error["code"] in codes, (
+            tamper.__name__,
+            i,
+            error,
+        )
         if n == 0:  # and once through the CLI: exit 1, the ledger and the sequence named
             result = CliRunner().invoke(app, ["ledger", "verify", "--export", str(path), "--keys", str(keys)])
             assert result.exit_code == 1

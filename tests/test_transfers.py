@@ -39,7 +39,9 @@ def funded(ctx, ledger: str = "brossard", budget: int = 10_000, wallet: int = 1_
 
 
 def hold(ctx, points: int, timeout_seconds: int = 60, ledger: str = "brossard"):
-    (result,) = ctx.ledger.transfer(T(ledger, key(), "redeem", "pending", WALLET, SHOP, points, timeout_seconds=timeout_seconds))
+    (result,) = ctx.ledger.transfer(
+        T(ledger, key(), "redeem", "pending", WALLET, SHOP, points, timeout_seconds=timeout_seconds)
+    )
     return result
 
 
@@ -70,7 +72,9 @@ def test_wallet_never_goes_negative_and_refusal_writes_nothing(ctx):
 def test_budget_cannot_be_exceeded(ctx):
     funded(ctx, budget=500, wallet=400)
     with pytest.raises(BudgetExceeded):
-        ctx.ledger.transfer(T("brossard", key(), "earn_volunteer", "single", "program:budget", "citizen:r2:wallet", 101))
+        ctx.ledger.transfer(
+            T("brossard", key(), "earn_volunteer", "single", "program:budget", "citizen:r2:wallet", 101)
+        )
     ctx.ledger.transfer(T("brossard", key(), "earn_volunteer", "single", "program:budget", "citizen:r2:wallet", 100))
     assert ctx.ledger.balance("brossard", "program:budget").available == 0
 
@@ -83,7 +87,13 @@ def test_hold_reserves_funds_then_partial_capture_releases_the_rest(ctx):
     with pytest.raises(InsufficientFunds):  # the hold's reservation counts
         ctx.ledger.transfer(T("brossard", key(), "service", "single", WALLET, "services:revenue", 201))
     (post,) = ctx.ledger.transfer(T("brossard", key(), "redeem", "post", amount_points=500, ref=h.transfer_id))
-    assert (post.phase, post.amount, post.ref, post.debit_account, post.credit_account) == ("post", 500, h.transfer_id, WALLET, SHOP)
+    assert (post.phase, post.amount, post.ref, post.debit_account, post.credit_account) == (
+        "post",
+        500,
+        h.transfer_id,
+        WALLET,
+        SHOP,
+    )
     wallet = ctx.ledger.balance("brossard", WALLET)
     assert (wallet.posted, wallet.available, wallet.debits_pending) == (500, 500, 0)
     assert ctx.ledger.balance("brossard", SHOP).posted == 500
@@ -112,7 +122,9 @@ def test_a_hold_is_posted_or_voided_under_its_own_kind(ctx):
     """What a refund may later reverse depends on the posted kind: a municipal service's hold cannot be
     captured as a merchant redemption (and so become refundable by the merchant)."""
     funded(ctx)
-    (service,) = ctx.ledger.transfer(T("brossard", key(), "service", "pending", WALLET, "services:revenue", 100, timeout_seconds=60))
+    (service,) = ctx.ledger.transfer(
+        T("brossard", key(), "service", "pending", WALLET, "services:revenue", 100, timeout_seconds=60)
+    )
     before = audit.entry_count(ctx.engine)
     for phase in ("post", "void"):
         with pytest.raises(InvalidRequest, match="kind"):
@@ -172,9 +184,16 @@ def test_idempotent_retry_returns_the_original_and_writes_nothing(ctx):
     funded(ctx)
     request = T("brossard", "till-7-sale-42", "service", "single", WALLET, "services:revenue", 250)
     (first,) = ctx.ledger.transfer(request)
-    (again,) = ctx.ledger.transfer(T("brossard", "till-7-sale-42", "service", "single", WALLET, "services:revenue", 250))
+    (again,) = ctx.ledger.transfer(
+        T("brossard", "till-7-sale-42", "service", "single", WALLET, "services:revenue", 250)
+    )
     assert again.replayed and not first.replayed
-    assert (again.sequence, again.hash, again.transfer_id, again.time_us) == (first.sequence, first.hash, first.transfer_id, first.time_us)
+    assert (again.sequence, again.hash, again.transfer_id, again.time_us) == (
+        first.sequence,
+        first.hash,
+        first.transfer_id,
+        first.time_us,
+    )
     assert audit.entry_count(ctx.engine) == 3
     assert ctx.ledger.balance("brossard", WALLET).posted == 750
     with pytest.raises(IdempotencyConflict):
@@ -184,7 +203,9 @@ def test_idempotent_retry_returns_the_original_and_writes_nothing(ctx):
 def test_duplicate_in_one_batch_is_written_once(ctx):
     funded(ctx)
     request = T("brossard", "dup", "service", "single", WALLET, "services:revenue", 10)
-    outcomes = ctx.ledger.submit([[request], [request], [T("brossard", "dup", "service", "single", WALLET, "services:revenue", 11)]])
+    outcomes = ctx.ledger.submit(
+        [[request], [request], [T("brossard", "dup", "service", "single", WALLET, "services:revenue", 11)]]
+    )
     assert outcomes[0].ok and outcomes[1].ok and not outcomes[0].transfers[0].replayed
     assert outcomes[1].transfers[0].replayed and outcomes[1].transfers[0].hash == outcomes[0].transfers[0].hash
     assert isinstance(outcomes[2].error, IdempotencyConflict)
@@ -251,7 +272,10 @@ def test_refunds_reference_the_original_and_never_exceed_it(ctx):
         (T("brossard", "x", "service", "single", WALLET, "services:revenue", 2**53), InvalidRequest),
         (T("brossard", "x", "service", "single", WALLET, "services:revenue", True), InvalidRequest),
         (T("brossard", "x", "service", "single", WALLET, WALLET, 5), InvalidRequest),
-        (T("brossard", "x", "service", "single", "citizen:Jean Tremblay:wallet", "services:revenue", 5), InvalidAccount),
+        (
+            T("brossard", "x", "service", "single", "citizen:Jean Tremblay:wallet", "services:revenue", 5),
+            InvalidAccount,
+        ),
         (T("brossard", "x", "service", "single", WALLET, "bank:somewhere", 5), InvalidAccount),
         (T("brossard", "", "service", "single", WALLET, "services:revenue", 5), InvalidRequest),
         (T("brossard", "x", "Service!", "single", WALLET, "services:revenue", 5), InvalidRequest),
@@ -297,14 +321,20 @@ def test_a_batch_sealed_in_slices_is_the_batch_sealed_at_once(ctx, clock, tmp_pa
     for context in (ctx, whole):
         for ledger in ("brossard", "wendake"):
             context.ledger.create_ledger(ledger)
-            context.ledger.transfer(T(ledger, "fund", "budget_funding", "single", "program:funding", "program:budget", 10_000))
+            context.ledger.transfer(
+                T(ledger, "fund", "budget_funding", "single", "program:funding", "program:budget", 10_000)
+            )
             context.ledger.transfer(T(ledger, "earn", "earn_civic", "single", "program:budget", WALLET, 600))
     monkeypatch.setattr(transfers, "SEAL_SLICE", 5)
     sliced_outcomes = ctx.ledger.submit(slicing_batch())
     whole_outcomes = whole.ledger.submit(slicing_batch())
 
     def view(outcome):
-        return [(t.ledger, t.sequence, t.hash, t.replayed) for t in outcome.transfers] if outcome.ok else type(outcome.error)
+        return (
+            [(t.ledger, t.sequence, t.hash, t.replayed) for t in outcome.transfers]
+            if outcome.ok
+            else type(outcome.error)
+        )
 
     assert [view(o) for o in sliced_outcomes] == [view(o) for o in whole_outcomes]
     assert sum(len(o.transfers) for o in sliced_outcomes) > 60 and not all(o.ok for o in sliced_outcomes)

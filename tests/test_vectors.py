@@ -23,7 +23,9 @@ def e16(obj: dict) -> tuple:
 
 
 def verifier_keys() -> list[tuple]:
-    return [(k["key_id"], bytes.fromhex(k["public_key"]), k["valid_from_us"], k["valid_until_us"]) for k in VECTORS["keys"]]
+    return [
+        (k["key_id"], bytes.fromhex(k["public_key"]), k["valid_from_us"], k["valid_until_us"]) for k in VECTORS["keys"]
+    ]
 
 
 def test_rfc8032_test_vector_1():

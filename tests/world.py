@@ -106,17 +106,23 @@ class World:
         for n in range(terminals):
             private = Ed25519PrivateKey.generate()
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
-            key_id = self.ctx.terminals.register(name, public_pem, "staff:test", city, key=f"{name}#{n}").terminal_key_id
+            key_id = self.ctx.terminals.register(
+                name, public_pem, "staff:test", city, key=f"{name}#{n}"
+            ).terminal_key_id
             pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
             self.terminals[name if n == 0 else f"{name}#{n}"] = TerminalCreds(name, city, key_id, pem)
 
     def resident(self, name: str, city: str, points: int = 0, level: str = "basic") -> ResidentCreds:
-        row = self.ctx.residents.enroll(city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test", key=f"enrol-{name}")
+        row = self.ctx.residents.enroll(
+            city, {"name": name.title(), "email": f"{name}@example.org"}, level, "staff:test", key=f"enrol-{name}"
+        )
         token = self.ctx.access.issue_resident(row.id, city, MAX_TTL_SECONDS, "cli:test")
         card = self.ctx.residents.current_card(row.id)["token"]
         self.residents[name] = creds = ResidentCreds(row.id, city, token, card)
         if points:
-            self.ctx.ledger.transfer(TransferRequest(city, f"seed-{name}", "earn_civic", "single", "program:budget", creds.wallet, points))
+            self.ctx.ledger.transfer(
+                TransferRequest(city, f"seed-{name}", "earn_civic", "single", "program:budget", creds.wallet, points)
+            )
         return creds
 
     def organization(self, org_id: str, city: str) -> None:
@@ -126,13 +132,17 @@ class World:
 
     def payout_account(self, city: str, merchant: str, account: dict) -> PayoutAccountChange:
         """A merchant's payout account, proposed by one finance officer and confirmed by another."""
-        change = self.ctx.payouts.propose_account(city, merchant, account, "finance:test-proposer", key=secrets.token_hex(8))
+        change = self.ctx.payouts.propose_account(
+            city, merchant, account, "finance:test-proposer", key=secrets.token_hex(8)
+        )
         return self.ctx.payouts.decide_account(city, change.id, "confirm", "finance:test-confirmer")
 
     def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
         every such token here, so that how tokens are granted is written in one place."""
-        granted = self.ctx.access.grant(operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{len(self.tokens)}")
+        granted = self.ctx.access.grant(
+            operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{len(self.tokens)}"
+        )
         self.tokens[name] = token = granted.token
         return token
 
@@ -165,7 +175,18 @@ def free_port() -> int:
 def server_process(db_url: str, data_dir: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """`entraide serve` in its own process; yields its base URL and the process (tests may kill it)."""
     port = free_port()
-    command = [sys.executable, "-m", "api.cli", "serve", "--db", db_url, "--data-dir", str(data_dir), "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "serve",
+        "--db",
+        db_url,
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
     try:

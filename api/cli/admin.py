@@ -21,6 +21,7 @@ from community.domain.access import MAX_TTL_SECONDS, MIN_TTL_SECONDS, Grantor, o
 admin_app = typer.Typer(help="City program administration: programs, budgets, residents, merchants, tokens, audit.",
                         no_args_is_help=True)  # fmt: skip
 
+
 def _operator() -> Grantor:
     return operator(getpass.getuser())
 
@@ -100,7 +101,9 @@ def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchan
                  data_dir: DataDir = None) -> None:  # fmt: skip
     """Register a terminal's public key; prints the key id it signs with."""
     with errors():
-        registered = _ctx(db, data_dir).terminals.register(merchant_id, public_key.read_text(), actor(), city, key=_once())
+        registered = _ctx(db, data_dir).terminals.register(
+            merchant_id, public_key.read_text(), actor(), city, key=_once()
+        )
     typer.echo(registered.terminal_key_id)
 
 
@@ -134,7 +137,11 @@ def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subje
            data_dir: DataDir = None) -> None:  # fmt: skip
     """List a city's tokens (id, role, subject, who granted, expiry, revocation), never their text."""
     with errors():
-        _print(_ctx(db, data_dir).access.credentials(_operator(), city, role, subject, live_only=not include_ended).credentials)
+        _print(
+            _ctx(db, data_dir)
+            .access.credentials(_operator(), city, role, subject, live_only=not include_ended)
+            .credentials
+        )
 
 
 @admin_app.command("revoke")

@@ -37,13 +37,17 @@ def verify(city: CityOption = None, db: DbOption = None, data_dir: DataDirOption
     with errors():
         if export_file is not None:
             if keys_file is None:
-                raise ValueError(_("--export needs --keys (the public keys file of `entraide ledger export --keys-out`)"))
+                raise ValueError(
+                    _("--export needs --keys (the public keys file of `entraide ledger export --keys-out`)")
+                )
             report, source = audit_trail.verify_export(export_file, keys_file), str(export_file)
         else:
             report, source = audit_trail.verify_database(context(db, data_dir).engine, city), _("database")
     if not report["ok"]:
         e = report["error"]
-        raise fail(_("{source}: audit trail of {city}, record {seq}: {code}: {detail}").format(source=source, **e), code=1)
+        raise fail(
+            _("{source}: audit trail of {city}, record {seq}: {code}: {detail}").format(source=source, **e), code=1
+        )
     table = Table(title=_("{source}: audit trail intact").format(source=source))
     for n, column in enumerate((_("city"), _("records"), _("head"), _("unsigned (before 0005)"))):
         table.add_column(column, justify="right" if n else "left")

@@ -39,7 +39,11 @@ def close(city: City, period: Period, db: DbOption = None, data_dir: DataDirOpti
                                                       "adjustments_cents", "net_cents")))  # fmt: skip
     out.print(table)
     for position in statement["interop"]:
-        out.print(_("{payer} pays {payee} {amount} ({points:,} points)").format(amount=cents_text(position["cents"]), **position))
+        out.print(
+            _("{payer} pays {payee} {amount} ({points:,} points)").format(
+                amount=cents_text(position["cents"]), **position
+            )
+        )
     totals = statement["totals"]
     out.print(_("net payable {payable}, receivable {receivable}; statement sha256 {sha}…")
               .format(payable=cents_text(totals["payable_cents"]), receivable=cents_text(totals["receivable_cents"]),
@@ -96,8 +100,11 @@ def expiry_run(db: DbOption = None, data_dir: DataDirOption = None,
     with errors():
         report = plain(context(db, data_dir).expiry.run(city or None, actor()))
     for name, moved in report.items():
-        message = _("{points:,} points expired from {accounts:,} wallets, {refused} deferred") if moved["refused"] else \
-            _("{points:,} points expired from {accounts:,} wallets")
+        message = (
+            _("{points:,} points expired from {accounts:,} wallets, {refused} deferred")
+            if moved["refused"]
+            else _("{points:,} points expired from {accounts:,} wallets")
+        )
         out.print(f"{name}: " + message.format(**moved))
 
 

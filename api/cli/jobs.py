@@ -60,7 +60,9 @@ def jobs(typer_ctx: typer.Context, db: DbOption = None, data_dir: DataDirOption 
     for job in listed:
         outcome = job.last_error if job.last_outcome == "error" else _summary(job.last_result)
         state = _("running") if job.running else _when(job.next_run_us)
-        table.add_row(job.name, f"{job.interval_seconds:,} s", _when(job.last_finished_us), outcome, state, str(job.runs))
+        table.add_row(
+            job.name, f"{job.interval_seconds:,} s", _when(job.last_finished_us), outcome, state, str(job.runs)
+        )
     out.print(table)
 
 

@@ -68,7 +68,9 @@ def _root(
 def _report_verification(report: dict, source: str) -> None:
     if not report["ok"]:
         e = report["error"]
-        raise fail(_("{source}: ledger {ledger}, sequence {sequence}: {code}: {detail}").format(source=source, **e), code=1)
+        raise fail(
+            _("{source}: ledger {ledger}, sequence {sequence}: {code}: {detail}").format(source=source, **e), code=1
+        )
     table = Table(title=_("{source}: intact").format(source=source), show_lines=False)
     for column in (_("ledger"), _("entries"), _("head"), _("open holds")):
         table.add_column(column, justify="left" if column == _("ledger") else "right")
@@ -158,7 +160,11 @@ def export_(
         ctx = context(db, data_dir)
         with progress(_("exporting"), audit.entry_count(ctx.engine)) as advance:
             written = audit.export(ctx.engine, out_file, keys_out, advance)
-    message = _("{written:,} entries written to {file}, keys to {keys}") if keys_out else _("{written:,} entries written to {file}")
+    message = (
+        _("{written:,} entries written to {file}, keys to {keys}")
+        if keys_out
+        else _("{written:,} entries written to {file}")
+    )
     out.print(message.format(written=written, file=out_file, keys=keys_out))
 
 
@@ -175,7 +181,9 @@ def checkpoint(
         ctx = context(db, data_dir)
         made = audit.make_checkpoints(ctx.engine, ctx.signer)
         if out_file is not None:
-            out_file.write_text(json.dumps({"checkpoints": [c["note"] for c in made]}, indent=2) + "\n", encoding="utf-8")
+            out_file.write_text(
+                json.dumps({"checkpoints": [c["note"] for c in made]}, indent=2) + "\n", encoding="utf-8"
+            )
     for cp in made:
         out.print(_("{ledger}: size {size:,}, root {root}…").format(ledger=cp["ledger"], size=cp["tree_size"],
                                                                      root=cp["root_hash"][:16]))  # fmt: skip
@@ -249,7 +257,9 @@ def keys_(
     for column in (_("key id"), _("public key"), _("valid from (µs)"), _("valid until (µs)")):
         table.add_column(column)
     for k in listed:
-        table.add_row(k["key_id"], k["public_key"][:16] + "…", str(k["valid_from_us"]), str(k["valid_until_us"] or _("active")))
+        table.add_row(
+            k["key_id"], k["public_key"][:16] + "…", str(k["valid_from_us"]), str(k["valid_until_us"] or _("active"))
+        )
     out.print(table)
 
 
@@ -331,7 +341,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed")] = 2026,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Months of activity, in days, up to today")] = 120,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API once seeded")] = True,
-    credentials_out: Annotated[Path | None, typer.Option("--credentials-out", help="Write the demo accounts' credentials here")] = None,
+    credentials_out: Annotated[
+        Path | None, typer.Option("--credentials-out", help="Write the demo accounts' credentials here")
+    ] = None,
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
 ) -> None:
@@ -364,7 +376,9 @@ def demo(
                 creds = demo_seed.seed_members(ctx, advance, random.Random(seed))
             demo_seed.write_credentials(creds, creds_file)  # before the long part: a rerun finds the members
             items = seed_catalog(ctx, creds, random.Random(seed))
-            out.print(_("catalog: {items} offers, municipal services and events, indexed for search").format(items=items))
+            out.print(
+                _("catalog: {items} offers, municipal services and events, indexed for search").format(items=items)
+            )
             sim = demo_seed.new_simulator(seed, days, creds, start_us + days * DAY_US)
             clock["now"] = sim.clock
             with progress(_("seeding activity"), transfers) as advance:
@@ -383,7 +397,9 @@ def demo(
         _summary(ctx, report, len(made), stats)
         if credentials_out is not None:
             demo_seed.write_credentials(creds, credentials_out)
-        _how_to_use(creds_file if credentials_out is None else credentials_out, creds, f"http://{host}:{port}", serve_api)
+        _how_to_use(
+            creds_file if credentials_out is None else credentials_out, creds, f"http://{host}:{port}", serve_api
+        )
         ctx.engine.dispose()
     if serve_api:
         _serve(context(db, data_dir), host, port)
@@ -391,7 +407,7 @@ def demo(
 
 def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None:
     """Where the demo's accounts are, what to open, and one signed-in request to copy."""
-    token = (f"$(python3 -c 'import json; print(json.load(open(\"{creds_file}\"))[\"residents\"][0][\"token\"])')")
+    token = f'$(python3 -c \'import json; print(json.load(open("{creds_file}"))["residents"][0]["token"])\')'
     out.print(_("credentials of {merchants} terminals, {residents} residents, {orgs} organizations and {staff} city staff: {file}")
               .format(merchants=len(creds["merchants"]), residents=len(creds["residents"]), orgs=len(creds["organizations"]),
                       staff=len(creds["staff"]), file=creds_file), highlight=False)  # fmt: skip
@@ -408,7 +424,14 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: SimulationStat
     from ledger.service_layer import keys
 
     table = Table(title=_("communities"))
-    columns = (_("ledger"), _("entries"), _("budget used"), _("wallets hold"), _("redeemed at merchants"), _("services paid"))
+    columns = (
+        _("ledger"),
+        _("entries"),
+        _("budget used"),
+        _("wallets hold"),
+        _("redeemed at merchants"),
+        _("services paid"),
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for name, chain in sorted(report["ledgers"].items()):
@@ -417,7 +440,14 @@ def _summary(ctx: Context, report: dict, checkpoints: int, stats: SimulationStat
         budget = balances.get(accounts.PROGRAM_BUDGET, (0, 0, 0, 0))
         wallets = sum(v for a, v in posted.items() if accounts.is_wallet(a))
         redeemed = sum(v for a, v in posted.items() if accounts.is_redeemed(a))
-        table.add_row(name, f"{chain['entries']:,}", f"{budget[0]:,}", f"{wallets:,}", f"{redeemed:,}", f"{posted.get(accounts.SERVICES_REVENUE, 0):,}")
+        table.add_row(
+            name,
+            f"{chain['entries']:,}",
+            f"{budget[0]:,}",
+            f"{wallets:,}",
+            f"{redeemed:,}",
+            f"{posted.get(accounts.SERVICES_REVENUE, 0):,}",
+        )
     out.print(table)
     if stats.transfers:
         out.print(_("simulated {transfers:,} transfers: {committed:,} committed, refused as the ledger should: {refused}")

@@ -32,7 +32,9 @@ def deliver(
     data_dir: DataDirOption = None,
     watch: Annotated[bool, typer.Option(help="Keep delivering as changes come (until interrupted)")] = False,
     interval_seconds: Annotated[float, typer.Option(min=0.1, max=3600, help="Pause between rounds with --watch")] = 2.0,
-    max_seconds: Annotated[int, typer.Option(min=1, max=MAX_WATCH_SECONDS, help="Stop watching after this long")] = MAX_WATCH_SECONDS,
+    max_seconds: Annotated[
+        int, typer.Option(min=1, max=MAX_WATCH_SECONDS, help="Stop watching after this long")
+    ] = MAX_WATCH_SECONDS,
 ) -> None:
     """Send due catalog changes to the search backend (once until nothing is due, or --watch)."""
     with errors():
@@ -65,4 +67,6 @@ def sweep(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Finish or undo redemptions a crash or an unpaid card payment left behind (void holds, give stock back)."""
     with errors():
         counts = context(db, data_dir).redemptions.recover()
-    out.print(_("{reserved:,} abandoned reservations and {awaiting_payment:,} unpaid card payments settled").format(**counts))
+    out.print(
+        _("{reserved:,} abandoned reservations and {awaiting_payment:,} unpaid card payments settled").format(**counts)
+    )

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL or SQLite path [default: the data directory's]")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL or SQLite path [default: the data directory's]")
+]
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env ENTRAIDE_DATA_DIR]")]
 City = Annotated[str, typer.Option("--city", help="City (ledger) id, e.g. brossard")]
 

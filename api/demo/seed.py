@@ -30,7 +30,12 @@ ACTOR = "staff:demo-seeder"
 SEEDER = operator("demo-seeder")  # grants the demo's tokens, as `entraide admin grant` would
 TREASURER = "finance:demo-treasurer"  # proposes the merchants' payout accounts …
 ADMINISTRATOR = "admin:demo-administrator"  # … and a second person confirms them
-PRINCIPALS = (("admin", "admins"), ("staff", "staff"), ("finance", "finance"), ("auditor", "auditors"))  # role, creds key
+PRINCIPALS = (
+    ("admin", "admins"),
+    ("staff", "staff"),
+    ("finance", "finance"),
+    ("auditor", "auditors"),
+)  # role, creds key
 TOKEN_TTL_SECONDS = 30 * 86_400
 SHOPS = {
     "food": ("Boulangerie", "Épicerie", "Fromagerie", "Café"),
@@ -59,7 +64,9 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
     credentials file's content without tokens (`grant_tokens` adds them). Members join at the
     context's clock: the start of the simulated months."""
     today = dt.date.fromtimestamp(time.time())
-    creds: dict = {role: [] for role in ("admins", "staff", "finance", "auditors", "organizations", "merchants", "residents")}
+    creds: dict = {
+        role: [] for role in ("admins", "staff", "finance", "auditors", "organizations", "merchants", "residents")
+    }
     campaign = Campaign(id="achat-local", starts_on=today - dt.timedelta(days=30), ends_on=today + dt.timedelta(days=30),
                         multiplier_percent=200, category="food")  # fmt: skip
     for n, community in enumerate(COMMUNITIES):  # every city first: residents opt in to their neighbours
@@ -76,7 +83,9 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             category = CATEGORIES[n % len(CATEGORIES)]
             merchant_id = f"{city}-{category}-{n}"[:48]
             shop = SHOPS[category][n % len(SHOPS[category])]
-            ctx.merchants.add(city, merchant_id, f"{shop} {community.name} {n}", ACTOR, key=merchant_id, category=category)
+            ctx.merchants.add(
+                city, merchant_id, f"{shop} {community.name} {n}", ACTOR, key=merchant_id, category=category
+            )
             ctx.merchants.set_status(merchant_id, "approved", ACTOR, city)
             private = Ed25519PrivateKey.generate()
             public_pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
@@ -84,7 +93,9 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             private_pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
             account = {"holder_name": shop, "institution": "006", "transit": f"{10000 + n:05d}",
                        "account_number": f"{5500000 + n:07d}", "stripe_account_id": f"acct_demo{city.replace('-', '')}{n}"}  # fmt: skip
-            change = ctx.payouts.propose_account(city, merchant_id, account, TREASURER, key=f"demo-account-{merchant_id}")
+            change = ctx.payouts.propose_account(
+                city, merchant_id, account, TREASURER, key=f"demo-account-{merchant_id}"
+            )
             ctx.payouts.decide_account(city, change.id, "confirm", ADMINISTRATOR)
             creds["merchants"].append({"city": city, "merchant_id": merchant_id, "category": category,
                                        "terminal_key_id": key_id, "private_key_pem": private_pem})  # fmt: skip
@@ -114,9 +125,13 @@ def grant_tokens(ctx: Context, creds: dict) -> dict:
     last TOKEN_TTL_SECONDS): granted by the operator, as `entraide admin grant` does."""
     for role, key in PRINCIPALS:
         for entry in creds[key]:
-            entry["token"] = ctx.access.grant(SEEDER, entry["city"], role, entry["subject"], None, TOKEN_TTL_SECONDS, key=secrets.token_hex(8)).token
+            entry["token"] = ctx.access.grant(
+                SEEDER, entry["city"], role, entry["subject"], None, TOKEN_TTL_SECONDS, key=secrets.token_hex(8)
+            ).token
     for entry in creds["organizations"]:
-        granted = ctx.access.grant(SEEDER, entry["city"], "org", entry["subject"], entry["org_id"], TOKEN_TTL_SECONDS, key=secrets.token_hex(8))
+        granted = ctx.access.grant(
+            SEEDER, entry["city"], "org", entry["subject"], entry["org_id"], TOKEN_TTL_SECONDS, key=secrets.token_hex(8)
+        )
         entry["token"] = granted.token
     for entry in creds["residents"]:
         entry["token"] = ctx.access.issue_resident(entry["resident_id"], entry["city"], TOKEN_TTL_SECONDS, SEEDER.actor)

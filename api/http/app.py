@@ -35,7 +35,12 @@ from operations.service_layer.scheduler import Scheduler
 MAX_BODY_BYTES = 256 * 1024
 STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
                 415: "unsupported_media_type", 429: "rate_limited"}  # fmt: skip
-RETRY_LATER = ("rate_limited", "overloaded", "database_unavailable", "identity_provider_unavailable")  # with Retry-After
+RETRY_LATER = (
+    "rate_limited",
+    "overloaded",
+    "database_unavailable",
+    "identity_provider_unavailable",
+)  # with Retry-After
 log = logging.getLogger("entraide.api")
 
 
@@ -45,7 +50,9 @@ def _problem(request: Request, code: str, params: dict, headers: dict[str, str] 
     headers = {**(headers or {}), "Content-Language": locale}
     if code in RETRY_LATER:
         headers["Retry-After"] = str(params.get("retry_after_seconds", 1))
-    return Response(document, status_code=int(document["status"]), media_type="application/problem+json", headers=headers)
+    return Response(
+        document, status_code=int(document["status"]), media_type="application/problem+json", headers=headers
+    )
 
 
 def _domain_error(request: Request, exc: LedgerError) -> Response:
@@ -210,9 +217,11 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
     outage = DatabaseOutage(ctx.engine)
     return Litestar(
         route_handlers=ROUTERS,
-        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
-                      "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
-                      "jobs": Provide(lambda: schedule, use_cache=True, sync_to_thread=False)},  # fmt: skip
+        dependencies={
+            "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
+            "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
+            "jobs": Provide(lambda: schedule, use_cache=True, sync_to_thread=False),
+        },  # fmt: skip
         exception_handlers={
             LedgerError: _domain_error,
             ValidationException: _validation_error,
@@ -226,6 +235,9 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
         request_class=AuthenticatedFirst,
         before_request=_options,
         on_startup=[_freeze_startup_heap, ctx.tokens.start, *([jobs.start] if jobs else [])],
-        on_shutdown=[*([jobs.stop] if jobs else []), ctx.tokens.stop,
-                     lambda: ctx.committer.close() if "committer" in vars(ctx) else None],  # fmt: skip
+        on_shutdown=[
+            *([jobs.stop] if jobs else []),
+            ctx.tokens.stop,
+            lambda: ctx.committer.close() if "committer" in vars(ctx) else None,
+        ],  # fmt: skip
     )

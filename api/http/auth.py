@@ -68,7 +68,6 @@ class Principal:
     terminal: Terminal | None = None
     credential: str | None = None  # the built-in token's jti
 
-
     def require(self, *roles: str) -> Principal:
         if self.role not in roles:
             raise Forbidden(f"this action needs the role {' or '.join(roles)}")
@@ -210,7 +209,9 @@ def _principal_from_token(ctx: Context, token: str) -> Principal:
     try:
         claims = ctx.tokens.verify(token, ctx.clock() // 1_000_000)
     except TokenRejected as exc:
-        raise (TokenExpired("the token has expired") if exc.reason == "expired" else Unauthorized("invalid token")) from None
+        raise (
+            TokenExpired("the token has expired") if exc.reason == "expired" else Unauthorized("invalid token")
+        ) from None
     role, subject = claims.get("role"), claims.get("sub")
     if role not in ROLES or not isinstance(subject, str):
         raise Unauthorized("invalid token")
@@ -240,7 +241,9 @@ class AuthenticatedFirst(Request):
             return None
 
 
-async def bearer_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+async def bearer_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
     with limits.failures.attempt(client_address(request)) as attempt:
         token = _bearer(request)
         attempt.claim(_token_credential(token))
@@ -283,7 +286,9 @@ def _request_target(scope) -> str:
     return f"{path}?{query}" if query else path
 
 
-async def terminal_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+async def terminal_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
     """A POS terminal, after its RFC 9421 signature, freshness, request budget and nonce are checked.
 
     A request refused at any of these steps writes nothing: the nonce is claimed last, so a request

@@ -112,10 +112,23 @@ TAG_MODULES = {"pos": routes.pos, "merchants": routes.merchants, "wallet": route
 
 # What authentication itself can answer, per scheme.
 AUTH_PROBLEMS = {
-    BEARER: ("unauthorized", "token_expired", "token_revoked", "forbidden", "wrong_tenant", "rate_limited",
-             "identity_provider_unavailable"),  # fmt: skip
-    SIGNATURE: ("invalid_signature", "signature_expired", "replayed_request", "unknown_key", "merchant_not_approved",
-                "rate_limited"),  # fmt: skip
+    BEARER: (
+        "unauthorized",
+        "token_expired",
+        "token_revoked",
+        "forbidden",
+        "wrong_tenant",
+        "rate_limited",
+        "identity_provider_unavailable",
+    ),  # fmt: skip
+    SIGNATURE: (
+        "invalid_signature",
+        "signature_expired",
+        "replayed_request",
+        "unknown_key",
+        "merchant_not_approved",
+        "rate_limited",
+    ),  # fmt: skip
 }
 ALWAYS = ("method_not_allowed", "internal_error", "database_unavailable")
 WITH_BODY = ("validation_error", "malformed_json", "body_too_large", "unsupported_media_type")
@@ -132,7 +145,10 @@ PROBLEM_EXTENSIONS: dict[str, dict[str, Any]] = {
     "requested_points": {"type": "integer", "description": "points the request asked for"},
     "remaining_points": {"type": "integer", "description": "points left of the original transfer or budget"},
     "floor_limit_points": {"type": "integer", "description": "the offline floor limit, in points"},
-    "retry_after_seconds": {"type": "integer", "description": "seconds to wait before trying again (also in Retry-After)"},
+    "retry_after_seconds": {
+        "type": "integer",
+        "description": "seconds to wait before trying again (also in Retry-After)",
+    },
     "max_bytes": {"type": "integer", "description": "the largest body accepted, in bytes (413 only)"},
     "transfer_id": {"type": "string", "description": "the transfer (or hold) concerned"},
     "item_id": {"type": "string", "description": "the catalog item concerned"},
@@ -153,7 +169,10 @@ def problem_schema() -> dict[str, Any]:
         ),
         "required": ["type", "title", "status", "detail", "code"],
         "properties": {
-            "type": {"type": "string", "description": "a tag URI naming the problem, e.g. " + problem_type("insufficient_funds")},
+            "type": {
+                "type": "string",
+                "description": "a tag URI naming the problem, e.g. " + problem_type("insufficient_funds"),
+            },
             "title": {"type": "string", "description": "a short, localized summary of the problem type"},
             "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "the HTTP status code"},
             "detail": {"type": "string", "description": "a localized explanation of this occurrence"},
@@ -231,8 +250,11 @@ def _problem_responses(codes: set[str]) -> dict[str, dict[str, Any]]:
     responses = {}
     for status, listed in sorted(by_status.items()):
         headers: dict[str, Any] = {
-            "Content-Language": {"required": True, "schema": {"type": "string", "enum": ["fr", "en", "es"]},
-                                 "description": "the language of the title and detail"},  # fmt: skip
+            "Content-Language": {
+                "required": True,
+                "schema": {"type": "string", "enum": ["fr", "en", "es"]},
+                "description": "the language of the title and detail",
+            },  # fmt: skip
         }
         if status in RETRY_AFTER_STATUSES:
             headers["Retry-After"] = {"schema": {"type": "string", "pattern": r"^\d+$"},
@@ -526,5 +548,7 @@ def openapi_config() -> OpenAPIConfig:
         use_handler_docstrings=True,
         operation_id_creator=operation_id,
         render_plugins=[OfflineSwagger(), FinishedJson(path="/openapi.json"), FinishedYaml(path="/openapi.yaml")],
-        openapi_router=Router(SCHEMA_PATH, route_handlers=[], include_in_schema=False, after_request=_with_docs_headers),
+        openapi_router=Router(
+            SCHEMA_PATH, route_handlers=[], include_in_schema=False, after_request=_with_docs_headers
+        ),
     )

@@ -157,7 +157,6 @@ class SuspensionBody(Struct):
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
-
 async def check_body_strictly(request: Request) -> None:
     """Decode the JSON body strictly against the handler's `data` type.
 

@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, cast
 
@@ -129,7 +129,7 @@ def sign_request(
     prepared = _SIGNER.prepare(
         message,
         key_id=key_id,
-        created=None if created is None else datetime.fromtimestamp(created, tz=timezone.utc),
+        created=None if created is None else datetime.fromtimestamp(created, tz=UTC),
         nonce=secrets.token_urlsafe(16) if nonce is None else nonce,
         label=LABEL,
         covered_component_ids=covered_components(path),

@@ -51,7 +51,9 @@ def credential(conn: Connection, jti: str) -> dict | None:
     return first_row(conn, select(CR).where(CR.c.jti == jti))
 
 
-def credentials(conn: Connection, city: str, role: str | None, subject: str | None, live_at_us: int | None) -> list[dict]:
+def credentials(
+    conn: Connection, city: str, role: str | None, subject: str | None, live_at_us: int | None
+) -> list[dict]:
     """The city's credentials, newest first; with `live_at_us`, only those unrevoked and unexpired then."""
     query = select(CR).where(CR.c.city == city)
     if role is not None:

@@ -46,15 +46,19 @@ class IdentityProviderUnavailable(LedgerError):
 def check_jwks_url(url: str) -> None:
     """HTTPS only (a key set fetched in clear could be swapped in transit), plain HTTP to this machine."""
     parts = urlsplit(url)
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)):
-        raise ValueError(f"ENTRAIDE_OIDC_JWKS_URL must be an https:// URL (plain http only to this machine), not {url!r}")
+    if not parts.hostname or not (
+        parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    ):
+        raise ValueError(
+            f"ENTRAIDE_OIDC_JWKS_URL must be an https:// URL (plain http only to this machine), not {url!r}"
+        )
 
 
 def fetch_key_set(url: str, timeout_seconds: float) -> KeySet:
     """The provider's signing keys; keys of types we cannot use are skipped, an empty set is an error."""
     deadline = time.monotonic() + timeout_seconds
     body = bytearray()
-    with urllib.request.urlopen(url, timeout=timeout_seconds) as response:  # noqa: S310 (https, checked at startup)
+    with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
         while chunk := response.read(65_536):
             body += chunk
             if len(body) > MAX_JWKS_BYTES or time.monotonic() > deadline:

@@ -120,7 +120,9 @@ def unwrap_key(kek: AESGCM, wrapped: bytes, resident_id: str) -> bytes:
 
 
 def seal_personal(data_key: bytes, personal: dict, resident_id: str) -> bytes:
-    return _seal(AESGCM(data_key), json.dumps(personal, sort_keys=True).encode(), f"entraide/pii/{resident_id}".encode())
+    return _seal(
+        AESGCM(data_key), json.dumps(personal, sort_keys=True).encode(), f"entraide/pii/{resident_id}".encode()
+    )
 
 
 def open_personal(data_key: bytes, sealed: bytes, resident_id: str) -> dict:
@@ -198,7 +200,9 @@ class TokenService:
     external_audience: str | None = None
 
     def __post_init__(self) -> None:
-        assert self.external is None or (self.external_issuer and self.external_audience), "issuer and audience are required"
+        assert self.external is None or (self.external_issuer and self.external_audience), (
+            "issuer and audience are required"
+        )
         assert self.external_issuer != BUILTIN_ISSUER
 
     @cached_property
@@ -218,7 +222,9 @@ class TokenService:
         if kid is None:
             raise TokenRejected("invalid")
         if self.external is None or kid == self.keys.issuer_key().kid:
-            claims = verify_token(token, self.builtin_keys, now_s, leeway_seconds=CLOCK_LEEWAY_SECONDS, iss=BUILTIN_ISSUER)
+            claims = verify_token(
+                token, self.builtin_keys, now_s, leeway_seconds=CLOCK_LEEWAY_SECONDS, iss=BUILTIN_ISSUER
+            )
             _check_claim_types(claims, "role", "city", "org", "jti")
             return claims
         return self._verify_external(token, kid, now_s)

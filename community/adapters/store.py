@@ -69,7 +69,9 @@ def opt_ins(conn: Connection, resident_id: str) -> list[str]:
 
 
 def add_opt_in(conn: Connection, resident_id: str, city: str, now_us: int) -> None:
-    conn.execute(dialect_insert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing())
+    conn.execute(
+        dialect_insert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing()
+    )
 
 
 def add_card(conn: Connection, **values) -> None:
@@ -81,7 +83,9 @@ def card(conn: Connection, card_id: str) -> dict | None:
 
 
 _HOLDER = R.alias("holder")
-_CARD_AND_HOLDER = select(CA, _HOLDER).join(_HOLDER, _HOLDER.c.id == CA.c.resident_id).where(CA.c.id == bindparam("card_id"))
+_CARD_AND_HOLDER = (
+    select(CA, _HOLDER).join(_HOLDER, _HOLDER.c.id == CA.c.resident_id).where(CA.c.id == bindparam("card_id"))
+)
 
 
 def card_and_holder(conn: Connection, card_id: str) -> tuple[dict, dict] | None:
@@ -95,7 +99,9 @@ def card_and_holder(conn: Connection, card_id: str) -> tuple[dict, dict] | None:
 
 
 def cards_of(conn: Connection, resident_id: str) -> list[dict]:
-    return [r._asdict() for r in conn.execute(select(CA).where(CA.c.resident_id == resident_id).order_by(CA.c.issued_at_us))]
+    return [
+        r._asdict() for r in conn.execute(select(CA).where(CA.c.resident_id == resident_id).order_by(CA.c.issued_at_us))
+    ]
 
 
 def revoke_cards(conn: Connection, now_us: int, *, card_id: str | None = None, resident_id: str | None = None) -> int:
@@ -105,7 +111,9 @@ def revoke_cards(conn: Connection, now_us: int, *, card_id: str | None = None, r
 
 
 def revoked_cards(conn: Connection, city: str, since_us: int, limit: int) -> list[dict]:
-    query = select(CA.c.id, CA.c.revoked_at_us, CA.c.expires_at_us).where(CA.c.city == city, CA.c.revoked_at_us >= since_us)
+    query = select(CA.c.id, CA.c.revoked_at_us, CA.c.expires_at_us).where(
+        CA.c.city == city, CA.c.revoked_at_us >= since_us
+    )
     return [r._asdict() for r in conn.execute(query.order_by(CA.c.revoked_at_us, CA.c.id).limit(limit))]
 
 
@@ -120,7 +128,11 @@ def usage(conn: Connection, resident_id: str, buckets: list[str]) -> dict[str, i
 def add_usage(conn: Connection, resident_id: str, increments: dict[str, int]) -> None:
     for bucket, points in sorted(increments.items()):
         stmt = dialect_insert(conn, U).values(resident_id=resident_id, bucket=bucket, points=points)
-        conn.execute(stmt.on_conflict_do_update(index_elements=[U.c.resident_id, U.c.bucket], set_={"points": U.c.points + points}))
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[U.c.resident_id, U.c.bucket], set_={"points": U.c.points + points}
+            )
+        )
 
 
 def award(conn: Connection, ledger: str, transfer_id: str) -> dict | None:

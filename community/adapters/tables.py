@@ -35,7 +35,10 @@ class ResidentRow(Base):
     created_at_us: Mapped[int] = mapped_column(BIG)
     wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once erased
     personal: Mapped[bytes | None] = mapped_column(LargeBinary)
-    __table_args__ = (UniqueConstraint("city", "subject", name="uq_residents_subject"), Index("ix_residents_subject", "subject"))
+    __table_args__ = (
+        UniqueConstraint("city", "subject", name="uq_residents_subject"),
+        Index("ix_residents_subject", "subject"),
+    )
 
 
 class OptInRow(Base):
@@ -128,4 +131,7 @@ class CredentialRow(Base):
     expires_at_us: Mapped[int] = mapped_column(BIG)
     revoked_by: Mapped[str | None] = mapped_column(String(160))
     revoked_at_us: Mapped[int | None] = mapped_column(BIG)
-    __table_args__ = (Index("ix_credentials_principal", "principal_id"), Index("ix_credentials_subject", "city", "role", "subject"))
+    __table_args__ = (
+        Index("ix_credentials_principal", "principal_id"),
+        Index("ix_credentials_subject", "city", "role", "subject"),
+    )

@@ -100,9 +100,17 @@ def check_grant(grantor: Grantor, city: str, role: str, subject: str, org_id: st
     if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
         raise InvalidRequest("subject: 1 to 64 letters, digits or . _ @ + -", field="subject", reason="invalid_value")
     if (role == "org") != (org_id is not None):
-        raise InvalidRequest("an organization token names its organization, and only it", field="org_id", reason="org_id_for_org_role")
+        raise InvalidRequest(
+            "an organization token names its organization, and only it", field="org_id", reason="org_id_for_org_role"
+        )
     if type(ttl_seconds) is not int or not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
-        raise InvalidRequest(f"ttl_seconds is {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}", field="ttl_seconds", reason="out_of_range", min_value=MIN_TTL_SECONDS, max_value=MAX_TTL_SECONDS)
+        raise InvalidRequest(
+            f"ttl_seconds is {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS}",
+            field="ttl_seconds",
+            reason="out_of_range",
+            min_value=MIN_TTL_SECONDS,
+            max_value=MAX_TTL_SECONDS,
+        )
     if not (grantor.may_grant(role, city) or grantor.is_self(role, subject, city)):
         raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
 

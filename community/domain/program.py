@@ -201,7 +201,13 @@ def purchase_award(program: Program, *, purchase_cents: int, category: str, merc
     then cut the total, campaign extras first (the base is what the resident was promised).
     """
     if type(purchase_cents) is not int or not 0 < purchase_cents <= MAX_PURCHASE_CENTS:
-        raise LedgerError("purchase_cents must be a positive integer", field="purchase_cents", reason="out_of_range", min_value=1, max_value=MAX_PURCHASE_CENTS)
+        raise LedgerError(
+            "purchase_cents must be a positive integer",
+            field="purchase_cents",
+            reason="out_of_range",
+            min_value=1,
+            max_value=MAX_PURCHASE_CENTS,
+        )
     day = program.local_day(time_us)
     base = purchase_cents * program.merchant_points_per_dollar // 100
     lines = [AwardLine("base", base)]
@@ -223,9 +229,20 @@ def civic_award(program: Program, *, activity: str, units: int, level: str, time
     """City-funded points for a civic activity, gated by the resident's verification level."""
     rule = program.civic_activities.get(activity)
     if rule is None:
-        raise InvalidProgram(f"no civic activity {activity!r} in the program", field="activity", reason="unknown_activity", activity=str(activity)[:64])
+        raise InvalidProgram(
+            f"no civic activity {activity!r} in the program",
+            field="activity",
+            reason="unknown_activity",
+            activity=str(activity)[:64],
+        )
     if type(units) is not int or not 0 < units <= rule.max_units:
-        raise LedgerError(f"units must be 1 to {rule.max_units}", field="units", reason="out_of_range", min_value=1, max_value=rule.max_units)
+        raise LedgerError(
+            f"units must be 1 to {rule.max_units}",
+            field="units",
+            reason="out_of_range",
+            min_value=1,
+            max_value=rule.max_units,
+        )
     if level not in LEVELS or LEVELS.index(level) < LEVELS.index(rule.min_level):
         raise LevelRequired(f"{activity} needs level {rule.min_level}", required_level=rule.min_level, level=level)
     day = program.local_day(time_us)

@@ -81,7 +81,9 @@ class Access:
         else:
             principal_id = found["id"]
             if found["org_id"] != org_id:
-                raise Conflict(f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization")
+                raise Conflict(
+                    f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization"
+                )
             if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
                 raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
             if found["status"] == "revoked":
@@ -100,7 +102,9 @@ class Access:
         """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
         assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
         with self.engine.begin() as conn:
-            return self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())["token"]
+            return self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())[
+                "token"
+            ]
 
     def _issue(self, conn, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
                issued_by: str, now_us: int) -> dict:  # fmt: skip

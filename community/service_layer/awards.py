@@ -56,7 +56,9 @@ class Awards:
             previous = store.award(conn, city, transfer_id)
             if previous is not None:
                 if previous["body_hash"] != request.body_hash:
-                    raise IdempotencyConflict("idempotency key was used for another request", key=request.idempotency_key)
+                    raise IdempotencyConflict(
+                        "idempotency key was used for another request", key=request.idempotency_key
+                    )
                 return msgspec.json.decode(previous["response"]) | {"replayed": True}
             program = self.programs.get(city, conn)
             now = self.clock()
@@ -88,4 +90,6 @@ class Awards:
     @staticmethod
     def _transfers(request: AwardRequest, points: int) -> list[TransferRequest]:
         holder, city, key = request.holder, request.city, request.idempotency_key
-        return linked_transfers(key, request.kind, "single", city, request.debit_account, holder.city, holder.wallet, points)
+        return linked_transfers(
+            key, request.kind, "single", city, request.debit_account, holder.city, holder.wallet, points
+        )

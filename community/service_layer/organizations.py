@@ -40,7 +40,9 @@ class Members:
         if not isinstance(member_id, str) or not MEMBER_ID.fullmatch(member_id):
             raise InvalidRequest(f"invalid {self.kind} id {member_id!r}", field="id", reason="invalid_value")
         if not isinstance(name, str) or not 1 <= len(name) <= 200:
-            raise InvalidRequest("name must have 1 to 200 characters", field="name", reason="length", min_chars=1, max_chars=200)
+            raise InvalidRequest(
+                "name must have 1 to 200 characters", field="name", reason="length", min_chars=1, max_chars=200
+            )
         now = self.clock()
         request = {"id": member_id, "name": name, **extra}
         with self.engine.begin() as conn:
@@ -53,7 +55,9 @@ class Members:
             raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
         if store.member(conn, self.table, member_id) is not None:
             raise Conflict(f"{self.kind} {member_id} already exists", field="id", reason="already_exists")
-        store.add_member(conn, self.table, id=member_id, city=city, name=name, status="pending", created_at_us=now, **extra)
+        store.add_member(
+            conn, self.table, id=member_id, city=city, name=name, status="pending", created_at_us=now, **extra
+        )
         self.audit.record(conn, actor=actor, action=f"{self.kind}.add", city=city, target=member_id, before=None,
                           after={"name": name, **extra}, now_us=now)  # fmt: skip
         return Member(**store.member(conn, self.table, member_id))  # type: ignore[arg-type]
@@ -61,7 +65,9 @@ class Members:
     def set_status(self, member_id: str, status: str, actor: str, city: str) -> Member:
         """Approve, suspend or reinstate a member of the city."""
         if status not in STATUSES:
-            raise InvalidRequest(f"status must be one of {STATUSES}", field="status", reason="not_one_of", allowed=", ".join(STATUSES))
+            raise InvalidRequest(
+                f"status must be one of {STATUSES}", field="status", reason="not_one_of", allowed=", ".join(STATUSES)
+            )
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._in_city(conn, member_id, city)
@@ -98,7 +104,9 @@ class Members:
 
 
 def organizations(engine: Engine, audit: AuditTrail, clock: Callable[[], int]) -> Members:
-    return Members(engine, OrganizationRow.__table__, "organization", UnknownOrganization, OrganizationNotApproved, audit, clock)
+    return Members(
+        engine, OrganizationRow.__table__, "organization", UnknownOrganization, OrganizationNotApproved, audit, clock
+    )
 
 
 class Attestations:
@@ -118,4 +126,3 @@ class Attestations:
             compute=lambda program, usage, now: civic_award(program, activity=activity, units=units, level=holder.level,
                                                             time_us=now, usage=usage),
         )), AwardResult)  # fmt: skip
-

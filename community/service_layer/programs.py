@@ -71,7 +71,13 @@ class Programs:
     def fund_budget(self, city: str, points: int, idempotency_key: str, actor: str) -> BudgetFunding:
         """Allocate city funds to the program budget: program:funding → program:budget, audited."""
         if type(points) is not int or not 0 < points <= MAX_FUNDING_POINTS:
-            raise InvalidRequest("points must be a positive integer", field="points", reason="out_of_range", min_value=1, max_value=MAX_FUNDING_POINTS)
+            raise InvalidRequest(
+                "points must be a positive integer",
+                field="points",
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_FUNDING_POINTS,
+            )
         self.get(city)
         request = TransferRequest(city, f"budget:{idempotency_key}", "budget_funding", "single", accounts.PROGRAM_FUNDING,
                                   accounts.PROGRAM_BUDGET, points)  # fmt: skip
@@ -84,4 +90,3 @@ class Programs:
                 self.audit.record(conn, actor=actor, action="program.fund_budget", city=city, target=accounts.PROGRAM_BUDGET,
                             before=None, after={"points": points, "transfer_id": result.transfer_id}, now_us=self.clock())  # fmt: skip
         return BudgetFunding(transfer_id=result.transfer_id, points=points, replayed=result.replayed)
-

@@ -52,10 +52,17 @@ MAX_EXPORT_ENTRIES = 100_000
 def check_personal(personal: dict) -> dict:
     """Only known fields, as bounded strings: what a city needs to reach a resident, nothing more."""
     if not isinstance(personal, dict) or set(personal) - set(PERSONAL_FIELDS):
-        raise InvalidRequest(f"personal data holds only {sorted(PERSONAL_FIELDS)}", field="personal", reason="unknown_field")
+        raise InvalidRequest(
+            f"personal data holds only {sorted(PERSONAL_FIELDS)}", field="personal", reason="unknown_field"
+        )
     for name, value in personal.items():
         if not isinstance(value, str) or len(value) > PERSONAL_FIELDS[name]:
-            raise InvalidRequest(f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters", field=name, reason="too_long", max_chars=PERSONAL_FIELDS[name])
+            raise InvalidRequest(
+                f"{name} must be a string of at most {PERSONAL_FIELDS[name]} characters",
+                field=name,
+                reason="too_long",
+                max_chars=PERSONAL_FIELDS[name],
+            )
     return personal
 
 
@@ -90,7 +97,9 @@ class Residents:
 
     # --- enrolment ------------------------------------------------------------------------------
 
-    def enroll(self, city: str, personal: dict, level: str, actor: str, subject: str | None = None, *, key: str) -> Resident:
+    def enroll(
+        self, city: str, personal: dict, level: str, actor: str, subject: str | None = None, *, key: str
+    ) -> Resident:
         """Enrol a resident (valid one year) and issue their first card; returns their record. A retry
         with the same `key` (per city and actor) returns the first record and enrols nobody new."""
         check_personal(personal)
@@ -173,7 +182,9 @@ class Residents:
             else:
                 rows = store.residents_by_subject(conn, subject, city, limit=2)
         if len(rows) != 1:
-            raise Unauthorized("no resident for this token" if not rows else "the subject is enrolled in several cities")
+            raise Unauthorized(
+                "no resident for this token" if not rows else "the subject is enrolled in several cities"
+            )
         return self._public(self._checked(rows[0], None, allow_lapsed=True))
 
     def opt_in(self, resident_id: str, city: str) -> OptIns:
@@ -200,7 +211,9 @@ class Residents:
 
     def _issue_card(self, conn: Connection, resident_id: str, city: str, expires_at_us: int, now: int) -> str:
         card_id = "c" + secrets.token_hex(10)
-        store.add_card(conn, id=card_id, resident_id=resident_id, city=city, issued_at_us=now, expires_at_us=expires_at_us)
+        store.add_card(
+            conn, id=card_id, resident_id=resident_id, city=city, issued_at_us=now, expires_at_us=expires_at_us
+        )
         return card_id
 
     def card_token(self, card: dict) -> str:
@@ -238,7 +251,9 @@ class Residents:
             if card is None or card["city"] != city:
                 raise UnknownCard("no such card in this city")
             store.revoke_cards(conn, now, card_id=card_id)
-            self.audit.record(conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now)
+            self.audit.record(
+                conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now
+            )
 
     def revocations(self, city: str, since_us: int, limit: int = 10_000) -> list[dict]:
         with self.engine.connect() as conn:
@@ -259,9 +274,13 @@ class Residents:
                 raise UnknownCard("unknown card")  # and no key is ever made for a city named by a stranger
             self._card_cities.add(city)
         try:
-            claims = crypto.verify_token(token, KeySet([self.keys.card_key(city)]), self.clock() // 1_000_000, city=city)
+            claims = crypto.verify_token(
+                token, KeySet([self.keys.card_key(city)]), self.clock() // 1_000_000, city=city
+            )
         except crypto.TokenRejected as exc:
-            raise (CardExpired("the card has expired") if exc.reason == "expired" else UnknownCard("unknown card")) from None
+            raise (
+                CardExpired("the card has expired") if exc.reason == "expired" else UnknownCard("unknown card")
+            ) from None
         found = store.card_and_holder(conn, claims["sub"])
         if found is None or found[0]["city"] != city:
             raise UnknownCard("unknown card")
@@ -339,7 +358,9 @@ def _require_program(conn: Connection, city: str) -> None:
 
 def _check_level(level: str) -> None:
     if level not in LEVELS:
-        raise InvalidRequest(f"level must be one of {LEVELS}", field="level", reason="not_one_of", allowed=", ".join(LEVELS))
+        raise InvalidRequest(
+            f"level must be one of {LEVELS}", field="level", reason="not_one_of", allowed=", ".join(LEVELS)
+        )
 
 
 def _card_city(token: str) -> str:

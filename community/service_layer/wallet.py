@@ -57,7 +57,9 @@ def _posted(conn: Connection, city: str, account: str) -> int:
     return 0 if found is None else found.posted
 
 
-def lines(conn: Connection, city: str, resident_id: str, rows: list[dict], posted_after: int | None) -> list[WalletLine]:
+def lines(
+    conn: Connection, city: str, resident_id: str, rows: list[dict], posted_after: int | None
+) -> list[WalletLine]:
     """History lines of `rows` (wallet entries, newest first). With `posted_after`, the wallet's
     posted points after the newest row, each line gets the balance after it."""
     account = accounts.wallet(resident_id)
@@ -117,7 +119,9 @@ class _Names:
         if (kind, member_id) not in self.members:
             table = MerchantRow.__table__ if kind == "merchant" else OrganizationRow.__table__
             row = store.member(self.conn, table, member_id)
-            self.members[kind, member_id] = None if row is None else Counterparty(kind=kind, id=member_id, name=row["name"])  # type: ignore[arg-type]
+            self.members[kind, member_id] = (
+                None if row is None else Counterparty(kind=kind, id=member_id, name=row["name"])
+            )  # type: ignore[arg-type]
         return self.members[kind, member_id]
 
     def _redeemed_items(self, resident_id: str, rows: list[dict]) -> dict[str, str]:

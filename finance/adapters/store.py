@@ -16,7 +16,6 @@ PC = PayoutAccountChangeRow.__table__
 MAX_CHANGES_LISTED = 1_000
 
 
-
 # --- closes and adjustments ---------------------------------------------------------------------
 
 
@@ -68,7 +67,9 @@ def account_changes(conn: Connection, city: str, status: str | None) -> list[dic
     query = select(PC).where(PC.c.city == city)
     if status is not None:
         query = query.where(PC.c.status == status)
-    return [r._asdict() for r in conn.execute(query.order_by(PC.c.proposed_at_us.desc(), PC.c.id).limit(MAX_CHANGES_LISTED))]
+    return [
+        r._asdict() for r in conn.execute(query.order_by(PC.c.proposed_at_us.desc(), PC.c.id).limit(MAX_CHANGES_LISTED))
+    ]
 
 
 def decide_account_change(conn: Connection, change_id: str, status: str, decided_by: str, now_us: int) -> bool:

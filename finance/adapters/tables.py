@@ -70,7 +70,6 @@ class PayoutRow(Base):
     __table_args__ = (Index("ix_payouts_due", "status", "lease_until_us"), Index("ix_payouts_period", "city", "period"))
 
 
-
 class PayoutAccountChangeRow(Base):
     """A proposed payout account: used by payouts and bank files only once a second principal (another
     finance officer, or a city administrator) confirmed it; then it replaces `payout_accounts`' row."""
@@ -89,4 +88,7 @@ class PayoutAccountChangeRow(Base):
     proposed_at_us: Mapped[int] = mapped_column(BIG)
     decided_by: Mapped[str | None] = mapped_column(String(160))
     decided_at_us: Mapped[int | None] = mapped_column(BIG)
-    __table_args__ = (Index("ix_payout_changes_city", "city", "status"), Index("ix_payout_changes_merchant", "merchant_id", "status"))
+    __table_args__ = (
+        Index("ix_payout_changes_city", "city", "status"),
+        Index("ix_payout_changes_merchant", "merchant_id", "status"),
+    )

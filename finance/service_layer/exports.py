@@ -35,7 +35,12 @@ class Exports:
     def render(self, city: str, period: str, fmt: ExportFormat) -> tuple[bytes, str, str]:
         """(content, media type, file name) of a closed period's file in `fmt`."""
         if fmt not in FORMATS:
-            raise InvalidRequest(f"format is one of {', '.join(FORMATS)}", field="format", reason="not_one_of", allowed=", ".join(FORMATS))
+            raise InvalidRequest(
+                f"format is one of {', '.join(FORMATS)}",
+                field="format",
+                reason="not_one_of",
+                allowed=", ".join(FORMATS),
+            )
         statement = self.settlement.closed_statement(city, period)
         program = self.programs.get(city)
         today = dt.datetime.fromtimestamp(self.clock() / 1_000_000, ZoneInfo(program.timezone))
@@ -45,7 +50,9 @@ class Exports:
         if fmt == "json":
             return exports.statement_json(statement).encode(), FORMATS[fmt], name
         if fmt == "erp":
-            closing_day = dt.datetime.fromtimestamp(statement.until_us / 1_000_000 - 1, ZoneInfo(program.timezone)).date()
+            closing_day = dt.datetime.fromtimestamp(
+                statement.until_us / 1_000_000 - 1, ZoneInfo(program.timezone)
+            ).date()
             return exports.erp_journal(statement, closing_day).encode(), FORMATS[fmt], name
         if program.treasury is None:
             raise ExportUnavailable("the program has no treasury account to pay from", reason="no_treasury")

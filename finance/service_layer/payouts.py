@@ -79,7 +79,9 @@ class Payouts:
 
     # --- payout accounts: proposed by one person, confirmed by another -------------------------
 
-    def propose_account(self, city: str, merchant_id: str, account: dict, actor: str, *, key: str) -> PayoutAccountChange:
+    def propose_account(
+        self, city: str, merchant_id: str, account: dict, actor: str, *, key: str
+    ) -> PayoutAccountChange:
         """Propose where a merchant is paid (bank account for pain.001, Stripe connected account).
 
         Nothing pays to it until a second principal confirms it (`decide_account`): a single
@@ -88,17 +90,25 @@ class Payouts:
         same idempotency `key` returns the first proposal and supersedes nothing.
         """
         if not is_bank_account(account.get("institution"), account.get("transit"), account.get("account_number")):
-            raise InvalidRequest("institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits", field="account", reason="invalid_value")
+            raise InvalidRequest(
+                "institution: 3 digits, transit: 5 digits, account_number: 7 to 12 digits",
+                field="account",
+                reason="invalid_value",
+            )
         stripe_account = account.get("stripe_account_id")
         if stripe_account is not None and not re.fullmatch(r"acct_[A-Za-z0-9]{1,60}", stripe_account):
-            raise InvalidRequest("stripe_account_id looks like acct_…", field="stripe_account_id", reason="invalid_value")
+            raise InvalidRequest(
+                "stripe_account_id looks like acct_…", field="stripe_account_id", reason="invalid_value"
+            )
         now = self.clock()
         with self.engine.begin() as conn:
             return idempotency.once(conn, f"{city}:{actor}:finance.propose_payout_account", key,
                                     {"merchant_id": merchant_id, "account": account}, PayoutAccountChange,
                                     lambda: self._propose(conn, city, merchant_id, account, actor, now), now)  # fmt: skip
 
-    def _propose(self, conn: Connection, city: str, merchant_id: str, account: dict, actor: str, now: int) -> PayoutAccountChange:
+    def _propose(
+        self, conn: Connection, city: str, merchant_id: str, account: dict, actor: str, now: int
+    ) -> PayoutAccountChange:
         merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
         if merchant is None or merchant["city"] != city:
             raise NotFound(f"no merchant {merchant_id!r} in {city}")
@@ -131,7 +141,14 @@ class Payouts:
             if not store.decide_account_change(conn, change_id, status, actor, now):
                 raise ChangeNotPending("this change was decided meanwhile", status="decided")
             if status == "confirmed":
-                columns = ("merchant_id", "holder_name", "institution", "transit", "account_number", "stripe_account_id")
+                columns = (
+                    "merchant_id",
+                    "holder_name",
+                    "institution",
+                    "transit",
+                    "account_number",
+                    "stripe_account_id",
+                )
                 store.set_payout_account(conn, **{k: change[k] for k in columns})
             view = _masked(store.account_change(conn, change_id))  # type: ignore[arg-type]
             self.audit.record(conn, actor=actor, action=f"payouts.{decision}_account", city=city, target=change["merchant_id"],
@@ -173,7 +190,9 @@ class Payouts:
         for _ in range(max_payouts):
             with self.engine.begin() as conn:
                 payout = store.claim_payout(conn, city, self.clock(), LEASE_SECONDS * 1_000_000)
-                account = store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
+                account = (
+                    store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
+                )
             if payout is None:
                 break
             counts[self._advance(payout, account["stripe_account_id"])] += 1
@@ -185,8 +204,12 @@ class Payouts:
         key = f"entraide-payout-{payout['id']}"
         try:
             if payout["status"] == "queued":
-                transfer_id = self.gateway.transfer(payout["amount_cents"], "CAD", stripe_account, f"{key}-transfer", metadata)
-                return self._update(payout, status="transferred", stripe_transfer_id=transfer_id, lease_until_us=self.clock())
+                transfer_id = self.gateway.transfer(
+                    payout["amount_cents"], "CAD", stripe_account, f"{key}-transfer", metadata
+                )
+                return self._update(
+                    payout, status="transferred", stripe_transfer_id=transfer_id, lease_until_us=self.clock()
+                )
             payout_id = self.gateway.payout(payout["amount_cents"], "CAD", stripe_account, f"{key}-payout", metadata)
             return self._update(payout, status="in_transit", stripe_payout_id=payout_id)
         except RETRYABLE as exc:
@@ -223,8 +246,14 @@ class Payouts:
             if payout is None or payout["stripe_payout_id"] not in (None, obj.get("id")):
                 return PayoutWebhookAck(event=event.id, applied=False)
             status = "paid" if event.type == "payout.paid" else "failed"
-            error = None if status == "paid" else str(obj.get("failure_message") or obj.get("failure_code") or "failed")[:500]
-            store.update_payout(conn, payout["id"], self.clock(), status=status, stripe_payout_id=obj.get("id"), last_error=error)
+            error = (
+                None
+                if status == "paid"
+                else str(obj.get("failure_message") or obj.get("failure_code") or "failed")[:500]
+            )
+            store.update_payout(
+                conn, payout["id"], self.clock(), status=status, stripe_payout_id=obj.get("id"), last_error=error
+            )
         return PayoutWebhookAck(event=event.id, applied=True, payout=payout["id"], status=status)
 
     def list(self, city: str, period: str) -> PayoutList:
@@ -272,7 +301,9 @@ def _bank_transfers(document: bytes, statement: Statement) -> dict[str, int]:
     expected = exports.pain001_message_id(statement)
     if bank.message_id != expected:
         problem = f"this is the bank file {bank.message_id!r}, not {expected!r}"
-        raise InvalidBankFile(problem, reason="wrong_bank_file", message_id=bank.message_id, expected_message_id=expected)
+        raise InvalidBankFile(
+            problem, reason="wrong_bank_file", message_id=bank.message_id, expected_message_id=expected
+        )
     found: dict[str, int] = {}
     for transfer in bank.transfers:
         merchant = transfer.end_to_end_id.removeprefix(f"{statement.period}-")

@@ -109,7 +109,9 @@ class Reports:
             elif accounts.is_wallet(credit) and accounts.is_redeemed(debit):  # a refunded redemption
                 _add(redeemed, categories.get(accounts.merchant_of(debit), "unknown"), -amount, credit)
         cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
-        cells += [_cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())]
+        cells += [
+            _cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())
+        ]
         cells.append(_cell(city, period, "active_residents", "all", None, len(residents)))
         cells.append(OpenDataCell(city=city, period=period, metric="active_merchants", dimension="all",
                                   merchants=len(merchants), suppressed=False))  # fmt: skip

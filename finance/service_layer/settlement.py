@@ -60,7 +60,9 @@ class Settlement:
         movements = core.movements(entries, since, until)
         adjustments: dict[str, int] = {}
         for adjustment in store.open_adjustments(conn, city):
-            adjustments[adjustment["merchant_id"]] = adjustments.get(adjustment["merchant_id"], 0) + adjustment["amount_cents"]
+            adjustments[adjustment["merchant_id"]] = (
+                adjustments.get(adjustment["merchant_id"], 0) + adjustment["amount_cents"]
+            )
         active = {m for _, a, _, _ in movements if (m := accounts.merchant_of(a)) is not None}
         fees = {m: program.settlement_fee_cents for m in active if program.settlement_fee_cents}
         lines = merchant_lines(program, movements, adjustments, fees)
@@ -116,7 +118,9 @@ class Settlement:
             return self._closed(row, replayed=False)
 
     @staticmethod
-    def _settlement_transfers(statement: Statement, movements: list[tuple[str, str, int, int]]) -> list[list[TransferRequest]]:
+    def _settlement_transfers(
+        statement: Statement, movements: list[tuple[str, str, int, int]]
+    ) -> list[list[TransferRequest]]:
         """Transfers that move the period's merchant and interop movements to `settlement:clearing`."""
         city, period = statement.city, statement.period
         moves: list[tuple[str, int, str]] = []  # (account, points owed to the clearing, kind)
@@ -130,7 +134,9 @@ class Settlement:
         for account, points, kind in moves:
             if points == 0:
                 continue
-            debit, credit = (account, accounts.SETTLEMENT_CLEARING) if points > 0 else (accounts.SETTLEMENT_CLEARING, account)
+            debit, credit = (
+                (account, accounts.SETTLEMENT_CLEARING) if points > 0 else (accounts.SETTLEMENT_CLEARING, account)
+            )
             key = f"settlement:{period}:{account}"
             groups.append([TransferRequest(city, key, kind, "single", debit, credit, abs(points))])
         return groups
@@ -159,9 +165,17 @@ class Settlement:
         """Record a correction of a closed period; the next close applies it (a closed period never changes).
         A retry with the same idempotency `key` returns the first answer and records nothing."""
         if type(amount_cents) is not int or not 0 < abs(amount_cents) <= MAX_ADJUSTMENT_CENTS:
-            raise InvalidRequest("amount_cents must be a non-zero integer", field="amount_cents", reason="nonzero_integer")
+            raise InvalidRequest(
+                "amount_cents must be a non-zero integer", field="amount_cents", reason="nonzero_integer"
+            )
         if not isinstance(reason, str) or not 1 <= len(reason) <= 500:
-            raise InvalidRequest("a reason of 1 to 500 characters is required", field="reason", reason="length", min_chars=1, max_chars=500)
+            raise InvalidRequest(
+                "a reason of 1 to 500 characters is required",
+                field="reason",
+                reason="length",
+                min_chars=1,
+                max_chars=500,
+            )
         request = {"merchant_id": merchant_id, "amount_cents": amount_cents, "reason": reason, "ref_period": ref_period}
         now = self.clock()
         with self.engine.begin() as conn:

@@ -172,7 +172,10 @@ def _sqlite_revision(path: Path) -> str | None:
     # Read-only, without the engine: its first connection would switch a stranger's file to WAL.
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone() is None:
+            if (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone()
+                is None
+            ):
                 return None
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -205,7 +208,9 @@ def _server_lacks_database(url: str) -> bool:
     probe = create_engine(parsed.set(database="postgres"), poolclass=NullPool)
     try:
         with probe.connect() as conn:
-            found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}).first()
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+            ).first()
         return found is None
     except SQLAlchemyError:
         return False

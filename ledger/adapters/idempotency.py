@@ -48,7 +48,9 @@ def once(conn: Connection, scope: str, key: str, request: Any, result_type: type
         stored = msgspec.json.encode(result)
         conn.execute(update(_TABLE).where(_TABLE.c.scope == scope, _TABLE.c.key == key).values(result=stored))
         return result
-    row = conn.execute(select(_TABLE.c.fingerprint, _TABLE.c.result).where(_TABLE.c.scope == scope, _TABLE.c.key == key)).one()
+    row = conn.execute(
+        select(_TABLE.c.fingerprint, _TABLE.c.result).where(_TABLE.c.scope == scope, _TABLE.c.key == key)
+    ).one()
     if row.fingerprint != digest:
         raise IdempotencyConflict("this Idempotency-Key was used for a different request", key=key)
     if row.result is None:  # only a transaction that claimed it and has not finished: not possible after the wait

@@ -49,8 +49,21 @@ K = SigningKeyRow.__table__
 C = CheckpointRow.__table__
 
 ENTRY_COLUMNS = (
-    J.c.ledger, J.c.sequence, J.c.transfer_id, J.c.kind, J.c.phase, J.c.debit_account, J.c.credit_account,
-    J.c.amount, J.c.ref, J.c.group_id, J.c.expires_at_us, J.c.time_us, J.c.prev_hash, J.c.hash, J.c.key_id,
+    J.c.ledger,
+    J.c.sequence,
+    J.c.transfer_id,
+    J.c.kind,
+    J.c.phase,
+    J.c.debit_account,
+    J.c.credit_account,
+    J.c.amount,
+    J.c.ref,
+    J.c.group_id,
+    J.c.expires_at_us,
+    J.c.time_us,
+    J.c.prev_hash,
+    J.c.hash,
+    J.c.key_id,
     J.c.signature,
 )  # fmt: skip  (the Entry16 layout of docs/ledger-format.md)
 
@@ -82,7 +95,9 @@ def create_ledger(conn: Connection, name: str, genesis_hash: str, now_us: int) -
     """Create the ledger if it does not exist; True if it was created."""
     if conn.execute(select(L.c.name).where(L.c.name == name)).first():
         return False
-    conn.execute(insert(L).values(name=name, head_sequence=0, head_hash=genesis_hash, head_time_us=0, created_at_us=now_us))
+    conn.execute(
+        insert(L).values(name=name, head_sequence=0, head_hash=genesis_hash, head_time_us=0, created_at_us=now_us)
+    )
     return True
 
 
@@ -114,8 +129,10 @@ _LOCK_LEDGERS = (
 )
 
 
-_SET_HEAD = update(L).where(L.c.name == bindparam("b_name")).values(
-    head_sequence=bindparam("b_sequence"), head_hash=bindparam("b_hash"), head_time_us=bindparam("b_time_us")
+_SET_HEAD = (
+    update(L)
+    .where(L.c.name == bindparam("b_name"))
+    .values(head_sequence=bindparam("b_sequence"), head_hash=bindparam("b_hash"), head_time_us=bindparam("b_time_us"))
 )
 
 
@@ -169,9 +186,13 @@ class PairLookup:
 
     def __init__(self, build, ledger_col, id_col) -> None:
         cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))
-        keys = select(func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")).subquery()
+        keys = select(
+            func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")
+        ).subquery()
         self.postgresql = build(tuple_(ledger_col, id_col).in_(select(keys.c.l, keys.c.i)))
-        self.sqlite = build(and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True))))
+        self.sqlite = build(
+            and_(ledger_col == bindparam("pair_ledger"), id_col.in_(bindparam("pair_ids", expanding=True)))
+        )
 
     def run(self, conn: Connection, pairs: Iterable[tuple[str, str]]) -> list:
         """Execute (or, in a pipeline, queue) for every pair: one cursor or result per statement,
@@ -208,7 +229,9 @@ def pipelined(conn: Connection) -> Iterator[None]:
         yield
 
 
-_TRANSFERS = PairLookup(lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).where(where), J.c.ledger, J.c.transfer_id)
+_TRANSFERS = PairLookup(
+    lambda where: select(*ENTRY_COLUMNS, J.c.request_hash).where(where), J.c.ledger, J.c.transfer_id
+)
 
 
 def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
@@ -285,7 +308,9 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
 
 
 def _hold(row) -> Hold:
-    return Hold(row.ledger, row.transfer_id, row.kind, row.debit_account, row.credit_account, row.amount, row.expires_at_us)
+    return Hold(
+        row.ledger, row.transfer_id, row.kind, row.debit_account, row.credit_account, row.amount, row.expires_at_us
+    )
 
 
 _HOLDS = PairLookup(lambda where: select(H).where(where), H.c.ledger, H.c.transfer_id)
@@ -373,7 +398,9 @@ def originals(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
 
 
 def _originals(refundable: Iterable, compensated: Iterable) -> dict[tuple[str, str], Original]:
-    found = {(r.ledger, r.transfer_id): Original(r.kind, r.debit_account, r.credit_account, r.amount) for r in refundable}
+    found = {
+        (r.ledger, r.transfer_id): Original(r.kind, r.debit_account, r.credit_account, r.amount) for r in refundable
+    }
     for r in compensated:
         if (r.ledger, r.ref) in found:
             found[(r.ledger, r.ref)].remaining -= int(r.total)
@@ -480,11 +507,15 @@ def active_key(conn: Connection) -> dict | None:
 
 
 def add_key(conn: Connection, key_id: str, public_key_hex: str, valid_from_us: int) -> None:
-    conn.execute(insert(K).values(key_id=key_id, algorithm="ed25519", public_key=public_key_hex, valid_from_us=valid_from_us))
+    conn.execute(
+        insert(K).values(key_id=key_id, algorithm="ed25519", public_key=public_key_hex, valid_from_us=valid_from_us)
+    )
 
 
 def retire_key(conn: Connection, key_id: str, valid_until_us: int) -> None:
-    conn.execute(update(K).where(K.c.key_id == key_id, K.c.valid_until_us.is_(None)).values(valid_until_us=valid_until_us))
+    conn.execute(
+        update(K).where(K.c.key_id == key_id, K.c.valid_until_us.is_(None)).values(valid_until_us=valid_until_us)
+    )
 
 
 def add_checkpoint(conn: Connection, ledger: str, tree_size: int, root_hex: str, time_us: int, note: str) -> None:
@@ -558,11 +589,15 @@ def linked_entries(conn: Connection, group_id: str) -> list[dict]:
 
 
 def _in_period(columns: tuple[str, ...], ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...]):
-    query = select(*(J.c[name] for name in columns)).where(J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us)
+    query = select(*(J.c[name] for name in columns)).where(
+        J.c.ledger == ledger, J.c.time_us >= since_us, J.c.time_us < until_us
+    )
     return query.where(J.c.kind.not_in(exclude_kinds)) if exclude_kinds else query
 
 
-def period_entries(conn: Connection, ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...] = ()) -> Iterator[list[tuple]]:
+def period_entries(
+    conn: Connection, ledger: str, since_us: int, until_us: int, exclude_kinds: tuple[str, ...] = ()
+) -> Iterator[list[tuple]]:
     """(ledger, debit, credit, amount, phase, time_us) of a period's entries, in chunks, in journal order."""
     columns = ("ledger", "debit_account", "credit_account", "amount", "phase", "time_us")
     return _streamed(conn, _in_period(columns, ledger, since_us, until_us, exclude_kinds).order_by(J.c.sequence))
@@ -584,13 +619,22 @@ def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int
         yield events
 
 
-def interop_credits(conn: Connection, since_us: int, until_us: int, exclude_kinds: tuple[str, ...]) -> list[tuple[str, str, int]]:
+def interop_credits(
+    conn: Connection, since_us: int, until_us: int, exclude_kinds: tuple[str, ...]
+) -> list[tuple[str, str, int]]:
     """(ledger, interop account, points) of every ledger: the posted credits to each `interop:<city>`
     account in the period, summed (what each city owes the others)."""
     query = (
         select(J.c.ledger, J.c.credit_account, func.sum(J.c.amount).label("points"))
-        .where(and_(J.c.time_us >= since_us, J.c.time_us < until_us, J.c.credit_account.like(f"{INTEROP_PREFIX}%"),
-                    J.c.phase.in_(("single", "post")), J.c.kind.not_in(exclude_kinds)))  # fmt: skip
+        .where(
+            and_(
+                J.c.time_us >= since_us,
+                J.c.time_us < until_us,
+                J.c.credit_account.like(f"{INTEROP_PREFIX}%"),
+                J.c.phase.in_(("single", "post")),
+                J.c.kind.not_in(exclude_kinds),
+            )
+        )  # fmt: skip
         .group_by(J.c.ledger, J.c.credit_account)
     )
     return [(r.ledger, r.credit_account, int(r.points)) for r in conn.execute(query)]

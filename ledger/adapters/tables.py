@@ -53,7 +53,12 @@ class JournalRow(Base):
         Index("ix_journal_time", "ledger", "time_us"),
         Index("ix_journal_debit", "ledger", "debit_account", "sequence"),
         Index("ix_journal_credit", "ledger", "credit_account", "sequence"),
-        Index("ix_journal_group", "group_id", sqlite_where=text("group_id IS NOT NULL"), postgresql_where=text("group_id IS NOT NULL")),
+        Index(
+            "ix_journal_group",
+            "group_id",
+            sqlite_where=text("group_id IS NOT NULL"),
+            postgresql_where=text("group_id IS NOT NULL"),
+        ),
     )
 
 
@@ -110,7 +115,9 @@ class AuditRow(Base):
     signed by the ledger's active key (ledger/domain/audit_trail.py). Append-only, like the journal."""
 
     __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     city: Mapped[str] = mapped_column(String(63))
     seq: Mapped[int] = mapped_column(BigInteger)
     at_us: Mapped[int] = mapped_column(BigInteger)
@@ -123,7 +130,10 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(16))  # NULL only for records written before the trail was signed
     signature: Mapped[str | None] = mapped_column(String(128))
-    __table_args__ = (UniqueConstraint("city", "seq", name="uq_audit_city_seq"), Index("ix_audit_city_time", "city", "at_us"))
+    __table_args__ = (
+        UniqueConstraint("city", "seq", name="uq_audit_city_seq"),
+        Index("ix_audit_city_time", "city", "at_us"),
+    )
 
 
 class AuditHeadRow(Base):

@@ -141,7 +141,11 @@ def check_account_name(name: str) -> str:
 
 def is_non_negative(name: str) -> bool:
     """Wallets, organizations and the budget may never be overdrawn; other accounts are unbounded."""
-    return name == PROGRAM_BUDGET or name.startswith(ORG_PREFIX) or (name.startswith(WALLET_PREFIX) and name.endswith(":wallet"))
+    return (
+        name == PROGRAM_BUDGET
+        or name.startswith(ORG_PREFIX)
+        or (name.startswith(WALLET_PREFIX) and name.endswith(":wallet"))
+    )
 
 
 @dataclass

@@ -82,7 +82,9 @@ def _shape_error(record: AuditRecord) -> str | None:
     return None
 
 
-def check_chain(records: Iterable[AuditRecord], known_keys: set[str]) -> tuple[dict[str, tuple[int, str]], list, ChainError | None]:
+def check_chain(
+    records: Iterable[AuditRecord], known_keys: set[str]
+) -> tuple[dict[str, tuple[int, str]], list, ChainError | None]:
     """Walk records in (city, seq) order and check everything but the signatures themselves.
 
     Returns each city's head (seq, hash), the signed records to check as (hash, signature, key_id)
@@ -100,9 +102,17 @@ def check_chain(records: Iterable[AuditRecord], known_keys: set[str]) -> tuple[d
         if error is not None:
             return heads, to_sign, ChainError(city, expected_seq + 1, "invalid_record", error)
         if record.seq != expected_seq + 1:
-            return heads, to_sign, ChainError(city, expected_seq + 1, "gap", f"record {expected_seq + 1} is missing or out of order")
+            return (
+                heads,
+                to_sign,
+                ChainError(city, expected_seq + 1, "gap", f"record {expected_seq + 1} is missing or out of order"),
+            )
         if record.prev_hash != prev:
-            return heads, to_sign, ChainError(city, record.seq, "chain_break", "prev_hash is not the previous record's hash")
+            return (
+                heads,
+                to_sign,
+                ChainError(city, record.seq, "chain_break", "prev_hash is not the previous record's hash"),
+            )
         if record_hash(record._asdict()) != record.hash:
             return heads, to_sign, ChainError(city, record.seq, "hash_mismatch", "the hash does not match the record")
         if record.signature is None:
@@ -111,7 +121,11 @@ def check_chain(records: Iterable[AuditRecord], known_keys: set[str]) -> tuple[d
         else:
             signed_seen.add(city)
             if record.key_id not in known_keys:
-                return heads, to_sign, ChainError(city, record.seq, "unknown_key", f"key {record.key_id} is not in the keys file")
+                return (
+                    heads,
+                    to_sign,
+                    ChainError(city, record.seq, "unknown_key", f"key {record.key_id} is not in the keys file"),
+                )
             to_sign.append((city, record.seq, record.hash, record.signature, record.key_id))
         heads[city] = (record.seq, record.hash)
     return heads, to_sign, None

@@ -97,28 +97,55 @@ class TransferRequest:
         """Shape checks that need no state. Raises InvalidRequest."""
         check_ledger_name(self.ledger)
         if not isinstance(self.idempotency_key, str) or not 1 <= len(self.idempotency_key) <= MAX_KEY_LENGTH:
-            raise InvalidRequest("an idempotency key of 1 to 128 characters is required", field="idempotency_key", reason="length", min_chars=1, max_chars=MAX_KEY_LENGTH)
+            raise InvalidRequest(
+                "an idempotency key of 1 to 128 characters is required",
+                field="idempotency_key",
+                reason="length",
+                min_chars=1,
+                max_chars=MAX_KEY_LENGTH,
+            )
         if not isinstance(self.kind, str) or not _valid_kind(self.kind):
             raise InvalidRequest(f"invalid kind {self.kind!r}", field="kind", reason="invalid_value")
         if self.phase not in REQUEST_PHASES:
-            raise InvalidRequest(f"invalid phase {self.phase!r}", field="phase", reason="not_one_of", allowed=", ".join(REQUEST_PHASES))
+            raise InvalidRequest(
+                f"invalid phase {self.phase!r}", field="phase", reason="not_one_of", allowed=", ".join(REQUEST_PHASES)
+            )
         amount = self.amount_points
         if amount is not None and (type(amount) is not int or not 1 <= amount <= MAX_AMOUNT_POINTS):
-            raise InvalidRequest("amount_points must be a positive integer", field="amount_points", reason="out_of_range", min_value=1, max_value=MAX_AMOUNT_POINTS)
+            raise InvalidRequest(
+                "amount_points must be a positive integer",
+                field="amount_points",
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_AMOUNT_POINTS,
+            )
         if self.phase in ("post", "void"):
             if not self.ref:
-                raise InvalidRequest(f"a {self.phase} needs the hold's transfer id in ref", field="ref", reason="required")
+                raise InvalidRequest(
+                    f"a {self.phase} needs the hold's transfer id in ref", field="ref", reason="required"
+                )
             return
         if amount is None:
             raise InvalidRequest("amount_points is required", field="amount_points", reason="required")
         check_account_name(self.debit_account)
         check_account_name(self.credit_account)
         if self.debit_account == self.credit_account:
-            raise InvalidRequest("debit and credit accounts must differ", field="credit_account", reason="must_differ", other_field="debit_account")
+            raise InvalidRequest(
+                "debit and credit accounts must differ",
+                field="credit_account",
+                reason="must_differ",
+                other_field="debit_account",
+            )
         timeout = self.timeout_seconds
         if self.phase == "pending":
             if type(timeout) is not int or not 1 <= timeout <= MAX_HOLD_SECONDS:
-                raise InvalidRequest("a hold needs timeout_seconds between 1 and 30 days", field="timeout_seconds", reason="out_of_range", min_value=1, max_value=MAX_HOLD_SECONDS)
+                raise InvalidRequest(
+                    "a hold needs timeout_seconds between 1 and 30 days",
+                    field="timeout_seconds",
+                    reason="out_of_range",
+                    min_value=1,
+                    max_value=MAX_HOLD_SECONDS,
+                )
         elif timeout is not None:
             raise InvalidRequest("timeout_seconds applies to holds only", field="timeout_seconds", reason="holds_only")
 
@@ -130,7 +157,11 @@ def linked_transfers(key: str, kind: str, phase: Phase, debit_ledger: str, debit
     (debit → interop:<credit ledger> at home, interop:<debit ledger> → credit there), committed all
     or nothing. Both halves share the idempotency key; each ledger derives its own transfer id."""
     if debit_ledger == credit_ledger:
-        return [TransferRequest(debit_ledger, key, kind, phase, debit_account, credit_account, points, None, timeout_seconds)]
+        return [
+            TransferRequest(
+                debit_ledger, key, kind, phase, debit_account, credit_account, points, None, timeout_seconds
+            )
+        ]
     return [
         TransferRequest(debit_ledger, key, kind, phase, debit_account, interop(credit_ledger), points, None, timeout_seconds),
         TransferRequest(credit_ledger, key, kind, phase, interop(debit_ledger), credit_account, points, None, timeout_seconds),
@@ -278,11 +309,14 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
     if phase in ("post", "void"):
         hold = _open_hold(overlay, request, now_us)
         if request.kind != hold.kind:  # a posted hold keeps its purpose: what a refund may reverse depends on it
-            raise InvalidRequest(f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}", field="kind", reason="must_match_hold", expected=hold.kind)
+            raise InvalidRequest(
+                f"a {phase} of a {hold.kind} hold has kind {hold.kind}, not {request.kind}",
+                field="kind",
+                reason="must_match_hold",
+                expected=hold.kind,
+            )
         debit, credit = hold.debit_account, hold.credit_account
-        if phase == "void":
-            amount = hold.amount
-        elif amount is None:
+        if phase == "void" or amount is None:
             amount = hold.amount
         elif amount > hold.amount:
             raise ExceedsOriginal(f"cannot post {amount} points of a {hold.amount}-point hold", ref=request.ref)
@@ -298,9 +332,15 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
                 raise UnknownTransfer(f"no posted transfer {request.ref} to compensate", ref=request.ref)
             check_refundable(original.kind, request.ref)
             if (debit, credit) != (original.credit_account, original.debit_account):
-                raise InvalidRequest("a refund or correction reverses the original's accounts", field="debit_account", reason="refund_reverses_original")
+                raise InvalidRequest(
+                    "a refund or correction reverses the original's accounts",
+                    field="debit_account",
+                    reason="refund_reverses_original",
+                )
             if amount > original.remaining:
-                raise ExceedsOriginal(f"only {original.remaining} points of {request.ref} remain to refund", ref=request.ref)
+                raise ExceedsOriginal(
+                    f"only {original.remaining} points of {request.ref} remain to refund", ref=request.ref
+                )
             overlay.originals[(ledger, request.ref)] = Original(original.kind, original.debit_account, original.credit_account,
                                                                 original.remaining - amount)  # fmt: skip
         pending = phase == "pending"
@@ -309,7 +349,9 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
         if pending:
             expires_at_us = now_us + request.timeout_seconds * 1_000_000
             key = (ledger, request.transfer_id)
-            overlay.holds_opened[key] = Hold(ledger, request.transfer_id, request.kind, debit, credit, amount, expires_at_us)
+            overlay.holds_opened[key] = Hold(
+                ledger, request.transfer_id, request.kind, debit, credit, amount, expires_at_us
+            )
         elif request.ref is None:
             overlay.originals[(ledger, request.transfer_id)] = Original(request.kind, debit, credit, amount)
     return PlannedEntry(ledger, request.transfer_id, request.kind, phase, debit, credit, amount, request.ref,
@@ -326,7 +368,13 @@ def group_id_for(requests: list[TransferRequest]) -> str | None:
 def plan_group(view: BookView, requests: list[TransferRequest], now_us: int) -> list[PlannedEntry]:
     """All entries of a linked group, or a LedgerError and no change to the view."""
     if not 1 <= len(requests) <= MAX_GROUP_SIZE:
-        raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
+        raise InvalidRequest(
+            f"a linked group has 1 to {MAX_GROUP_SIZE} transfers",
+            field="transfers",
+            reason="out_of_range",
+            min_value=1,
+            max_value=MAX_GROUP_SIZE,
+        )
     group = group_id_for(requests)
     overlay = _Overlay(view)
     entries = []
@@ -384,4 +432,6 @@ def check_zero_sum(before: dict[tuple[str, str], Balance], after: dict[tuple[str
         sums[1] += new.pending - old.pending
     for ledger, (posted, pending) in moved.items():
         if posted or pending:
-            raise InvariantViolation(f"{ledger}: a batch moved the posted balances by {posted}, the pending by {pending}")
+            raise InvariantViolation(
+                f"{ledger}: a batch moved the posted balances by {posted}, the pending by {pending}"
+            )

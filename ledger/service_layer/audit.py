@@ -24,8 +24,22 @@ from ledger.service_layer.keys import Signer, now_us
 KEYS_FORMAT = "entraide.keys/1"
 PROOF_FORMAT = "entraide.proof/1"
 ENTRY_KEYS = (
-    "ledger", "sequence", "transfer_id", "kind", "phase", "debit_account", "credit_account", "amount", "ref",
-    "group", "expires_at_us", "time_us", "prev_hash", "hash", "key_id", "signature",
+    "ledger",
+    "sequence",
+    "transfer_id",
+    "kind",
+    "phase",
+    "debit_account",
+    "credit_account",
+    "amount",
+    "ref",
+    "group",
+    "expires_at_us",
+    "time_us",
+    "prev_hash",
+    "hash",
+    "key_id",
+    "signature",
 )  # fmt: skip  (Entry16)
 MAX_PROOF_BYTES = 1 << 20
 
@@ -98,7 +112,9 @@ def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress 
     tmp = Path(f"{out}.partial")
     with engine.begin() as conn, tmp.open("w", encoding="utf-8") as handle:
         for chunk in journal.stream_entries(conn):
-            handle.writelines(json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in chunk)
+            handle.writelines(
+                json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in chunk
+            )
             written += len(chunk)
             progress(len(chunk))
     os.replace(tmp, out)
@@ -128,7 +144,9 @@ def verify_database(engine: Engine, progress: Progress = _noop) -> dict:
 
 def _projection_error(conn, replayed: dict) -> dict | None:
     for name, head in sorted(journal.heads(conn).items()):
-        chain = replayed.get(name, {"head_sequence": 0, "head_hash": core.GENESIS_HASH, "balances": {}, "open_holds": 0})
+        chain = replayed.get(
+            name, {"head_sequence": 0, "head_hash": core.GENESIS_HASH, "balances": {}, "open_holds": 0}
+        )
         if (head.sequence, head.hash) != (chain["head_sequence"], chain["head_hash"]):
             return _error(name, chain["head_sequence"], "head_mismatch",
                           f"stored head is #{head.sequence} {head.hash[:12]}, the chain ends at #{chain['head_sequence']}")  # fmt: skip

@@ -64,7 +64,12 @@ def page(engine: Engine, city: str, after_seq: int, limit: int) -> AuditPage:
 def _report(heads: dict, unsigned: dict, records: int, error: ChainError | None) -> dict:
     cities = {city: {"records": seq, "head_hash": digest, "unsigned_legacy": unsigned.get(city, 0)}
               for city, (seq, digest) in sorted(heads.items())}  # fmt: skip
-    return {"ok": error is None, "records": records, "cities": cities, "error": None if error is None else error._asdict()}
+    return {
+        "ok": error is None,
+        "records": records,
+        "cities": cities,
+        "error": None if error is None else error._asdict(),
+    }
 
 
 def verify_records(records: list[AuditRecord], keys_doc: dict, stored_heads: dict | None = None) -> dict:
@@ -77,7 +82,9 @@ def verify_records(records: list[AuditRecord], keys_doc: dict, stored_heads: dic
         if r.signature is None:
             unsigned[r.city] = unsigned.get(r.city, 0) + 1
     if error is None and signed:
-        bad = core.verify_signatures([(digest, signature, public[key_id]) for _, _, digest, signature, key_id in signed])
+        bad = core.verify_signatures(
+            [(digest, signature, public[key_id]) for _, _, digest, signature, key_id in signed]
+        )
         if bad is not None:
             city, seq = signed[bad][0], signed[bad][1]
             error = ChainError(city, seq, "bad_signature", "the signature does not verify")

@@ -41,7 +41,11 @@ def _for_one_caller(exc: Exception) -> Exception:
         mine = copy.copy(exc)
     except Exception:  # noqa: BLE001  (one that cannot be rebuilt from its arguments: shared, as it was)
         return exc
-    mine.__cause__, mine.__context__, mine.__suppress_context__ = exc.__cause__, exc.__context__, exc.__suppress_context__
+    mine.__cause__, mine.__context__, mine.__suppress_context__ = (
+        exc.__cause__,
+        exc.__context__,
+        exc.__suppress_context__,
+    )
     return mine.with_traceback(exc.__traceback__)
 
 
@@ -71,7 +75,9 @@ class GroupCommitter:
             raise outcome.error
         return outcome.transfers
 
-    async def transfer_async(self, *requests: TransferRequest, timeout_seconds: float = 30) -> tuple[TransferResult, ...]:
+    async def transfer_async(
+        self, *requests: TransferRequest, timeout_seconds: float = 30
+    ) -> tuple[TransferResult, ...]:
         """As `transfer`, awaited: an API handler waits for its batch without holding a thread."""
         try:
             outcome = await asyncio.wait_for(asyncio.wrap_future(self.submit(requests)), timeout_seconds)

@@ -123,13 +123,21 @@ class LedgerService:
         that records kept beside the journal, such as an award's explanation, commit with it.
         """
         if len(groups) > MAX_BATCH_GROUPS:
-            raise InvalidRequest(f"at most {MAX_BATCH_GROUPS} groups per batch", reason="too_many", max_items=MAX_BATCH_GROUPS)
+            raise InvalidRequest(
+                f"at most {MAX_BATCH_GROUPS} groups per batch", reason="too_many", max_items=MAX_BATCH_GROUPS
+            )
         outcomes: list[Outcome | None] = [None] * len(groups)
         valid = []
         for index, group in enumerate(groups):
             try:
                 if not 1 <= len(group) <= MAX_GROUP_SIZE:
-                    raise InvalidRequest(f"a linked group has 1 to {MAX_GROUP_SIZE} transfers", field="transfers", reason="out_of_range", min_value=1, max_value=MAX_GROUP_SIZE)
+                    raise InvalidRequest(
+                        f"a linked group has 1 to {MAX_GROUP_SIZE} transfers",
+                        field="transfers",
+                        reason="out_of_range",
+                        min_value=1,
+                        max_value=MAX_GROUP_SIZE,
+                    )
                 for request in group:
                     request.validate()
                 valid.append(index)
@@ -175,8 +183,9 @@ class LedgerService:
                 outcomes[index] = Outcome(tuple(_result(rows[p], replayed) for p in positions))
         return len(due)
 
-    def _plan(self, view: BookView, heads, groups, due: list[Hold], existing, now: int, sealing: _Sealing,
-              outcomes: list) -> dict[int, list[int]]:
+    def _plan(
+        self, view: BookView, heads, groups, due: list[Hold], existing, now: int, sealing: _Sealing, outcomes: list
+    ) -> dict[int, list[int]]:
         """Plan expiries, then every group, handing the entries to `sealing` as they come; fills the
         refused groups' outcomes and returns, per planned group, its positions among the entries."""
         planned = sealing.planned
@@ -229,9 +238,16 @@ class LedgerService:
         balances, holds, resolutions of closed holds, originals of refunds."""
         hold_refs = [(r.ledger, r.ref) for r in requests if r.phase in ("post", "void")]
         refund_refs = [(r.ledger, r.ref) for r in requests if r.phase == "single" and r.ref is not None]
-        accounts = {(r.ledger, a) for r in requests if r.phase in ("single", "pending") for a in (r.debit_account, r.credit_account)}
+        accounts = {
+            (r.ledger, a)
+            for r in requests
+            if r.phase in ("single", "pending")
+            for a in (r.debit_account, r.credit_account)
+        }
         accounts |= {(h.ledger, a) for h in due for a in (h.debit_account, h.credit_account)}
-        read = journal.batch_reads(conn, [(r.ledger, r.transfer_id) for r in requests], hold_refs, refund_refs, accounts)
+        read = journal.batch_reads(
+            conn, [(r.ledger, r.transfer_id) for r in requests], hold_refs, refund_refs, accounts
+        )
         holds = read.holds | {(h.ledger, h.transfer_id): h for h in due}
         # The accounts of the holds a post or void names were not known before they were read.
         more = {(h.ledger, a) for h in read.holds.values() for a in (h.debit_account, h.credit_account)} - accounts
@@ -284,7 +300,9 @@ class _Sealing:
         self._write(rows)
 
 
-def _seal(planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> list[tuple]:
+def _seal(
+    planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes
+) -> list[tuple]:
     """Number the entries per chain, hash-chain and sign them (one Rust call for every chain of
     the batch, its signing spread over the cores), and build journal rows: tuples in
     `journal.JOURNAL_COLUMNS` order, the Entry12 followed by what sealing adds. `heads` move on to

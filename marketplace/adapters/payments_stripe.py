@@ -33,7 +33,9 @@ def _answered(what: str, every_error: bool = False) -> Iterator[None]:
     except stripe.StripeError as exc:
         if not every_error and not isinstance(exc, UNAVAILABLE):
             raise
-        raise PaymentProviderUnavailable(f"{what}: {type(exc).__name__}", reason="provider_unreachable", retry_after_seconds=RETRY_AFTER_SECONDS) from None
+        raise PaymentProviderUnavailable(
+            f"{what}: {type(exc).__name__}", reason="provider_unreachable", retry_after_seconds=RETRY_AFTER_SECONDS
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,9 @@ class EmbeddedSearch:
         box = [Query.term_query(self.schema, "has_geo", 1),
                Query.range_query(self.schema, "lat", tantivy.FieldType.Float, q.origin.lat - dlat, q.origin.lat + dlat)]  # fmt: skip
         if dlng < 180:
-            box.append(Query.range_query(self.schema, "lng", tantivy.FieldType.Float, q.origin.lng - dlng, q.origin.lng + dlng))
+            box.append(
+                Query.range_query(self.schema, "lng", tantivy.FieldType.Float, q.origin.lng - dlng, q.origin.lng + dlng)
+            )
         return box
 
     def search(self, q: SearchQuery) -> SearchResult:

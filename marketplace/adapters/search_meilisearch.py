@@ -33,8 +33,19 @@ TASK_TIMEOUT_MS = 30_000
 SEARCHABLE = [f"{field}_{lang}" for field in ("title", "description") for lang in ("fr", "en", "es")]
 SETTINGS = {
     "searchableAttributes": SEARCHABLE,
-    "filterableAttributes": ["id", "city", "category", "kind", "merchant_id", "price_points", "valid_from_us",
-                             "valid_until_us", "in_stock", "is_open", "_geo"],
+    "filterableAttributes": [
+        "id",
+        "city",
+        "category",
+        "kind",
+        "merchant_id",
+        "price_points",
+        "valid_from_us",
+        "valid_until_us",
+        "in_stock",
+        "is_open",
+        "_geo",
+    ],
     "sortableAttributes": ["price_points", "_geo"],
     "rankingRules": ["sort", "words", "typo", "proximity", "attribute", "exactness"],
     "typoTolerance": {"enabled": True, "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9}},

@@ -31,7 +31,6 @@ PE = PaymentEventRow.__table__
 M = MerchantRow.__table__
 
 
-
 def _item(row: dict | None) -> dict | None:
     if row is None:
         return None
@@ -55,7 +54,10 @@ def update_item(conn: Connection, item_id: str, **values) -> None:
 
 
 def _encoded(values: dict) -> dict:
-    return {k: json.dumps(v, ensure_ascii=False, sort_keys=True) if k in ("title", "description") else v for k, v in values.items()}
+    return {
+        k: json.dumps(v, ensure_ascii=False, sort_keys=True) if k in ("title", "description") else v
+        for k, v in values.items()
+    }
 
 
 def items(conn: Connection, *, city: str | None = None, merchant_id: str | None = None, kinds: tuple[str, ...] = (),
@@ -108,7 +110,7 @@ def unapproved_merchants(conn: Connection, cities: tuple[str, ...], limit: int) 
 # --- stock and per-resident limits --------------------------------------------------------------
 
 
-def take_stock(conn: Connection, item_id: str, units: int) -> int | None | bool:
+def take_stock(conn: Connection, item_id: str, units: int) -> int | bool | None:
     """Take `units` from the stock: the units left (None when unlimited), or False if there are not enough.
 
     The UPDATE also matches an unlimited item (leaving it NULL), so it always locks the item's row:
@@ -186,7 +188,9 @@ def redeemed_items(conn: Connection, item_ids: set[str]) -> dict[str, dict]:
 
 def redemptions_of(conn: Connection, resident_id: str, before_us: int, limit: int) -> list[dict]:
     query = select(R).where(R.c.resident_id == resident_id, R.c.created_at_us < before_us)
-    return [_redemption(r._asdict()) for r in conn.execute(query.order_by(R.c.created_at_us.desc(), R.c.id).limit(limit))]  # type: ignore[misc]
+    return [
+        _redemption(r._asdict()) for r in conn.execute(query.order_by(R.c.created_at_us.desc(), R.c.id).limit(limit))
+    ]  # type: ignore[misc]
 
 
 def stale_redemptions(conn: Connection, status: str, updated_before_us: int, limit: int) -> list[dict]:
@@ -268,7 +272,11 @@ def settle_outbox(conn: Connection, ids: list[int], now_us: int) -> int:
 
 def requeue_outbox(conn: Connection, delivered_since_us: int, now_us: int) -> int:
     """Deliver again what was delivered since a rebuild began: it may have gone to the index being replaced."""
-    query = update(OB).where(OB.c.delivered_at_us >= delivered_since_us).values(delivered_at_us=None, next_attempt_at_us=now_us)
+    query = (
+        update(OB)
+        .where(OB.c.delivered_at_us >= delivered_since_us)
+        .values(delivered_at_us=None, next_attempt_at_us=now_us)
+    )
     return conn.execute(query).rowcount
 
 

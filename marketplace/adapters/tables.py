@@ -76,7 +76,9 @@ class RedemptionRow(Base):
     points: Mapped[int] = mapped_column(BIG)
     cash_cents: Mapped[int] = mapped_column(BIG)
     status: Mapped[str] = mapped_column(String(20))
-    attempt: Mapped[int] = mapped_column(Integer, server_default="0")  # numbers the hold of each try (see redemptions.py)
+    attempt: Mapped[int] = mapped_column(
+        Integer, server_default="0"
+    )  # numbers the hold of each try (see redemptions.py)
     hold: Mapped[str | None] = mapped_column(Text)  # [[ledger, transfer_id], …] of the hold's halves, as JSON
     payment_intent_id: Mapped[str | None] = mapped_column(String(64))
     client_secret: Mapped[str | None] = mapped_column(String(255))
@@ -88,8 +90,10 @@ class RedemptionRow(Base):
         UniqueConstraint("resident_id", "idempotency_key", name="uq_redemptions_key"),
         UniqueConstraint("payment_intent_id", name="uq_redemptions_payment_intent"),
         CheckConstraint("units > 0 AND points > 0 AND cash_cents >= 0", name="ck_redemptions_amounts"),
-        CheckConstraint("status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded', 'failed')",
-                        name="ck_redemptions_status"),
+        CheckConstraint(
+            "status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded', 'failed')",
+            name="ck_redemptions_status",
+        ),
         Index("ix_redemptions_status", "status", "updated_at_us"),
         Index("ix_redemptions_item", "item_id"),
         Index("ix_redemptions_resident", "resident_id", "created_at_us"),
@@ -120,8 +124,12 @@ class SearchOutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at_us: Mapped[int] = mapped_column(BIG)
     __table_args__ = (
-        Index("ix_outbox_pending", "next_attempt_at_us", sqlite_where=text("delivered_at_us IS NULL"),
-              postgresql_where=text("delivered_at_us IS NULL")),
+        Index(
+            "ix_outbox_pending",
+            "next_attempt_at_us",
+            sqlite_where=text("delivered_at_us IS NULL"),
+            postgresql_where=text("delivered_at_us IS NULL"),
+        ),
         Index("ix_outbox_item", "item_id", "version"),
     )
 

@@ -72,20 +72,57 @@ class ItemSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def check(self, kind: str) -> None:
         """Rules across fields, per kind. Raises InvalidItem."""
         if kind not in KINDS:
-            raise InvalidItem(f"kind must be one of {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS))
-        if self.valid_from_us is not None and self.valid_until_us is not None and self.valid_until_us <= self.valid_from_us:
-            raise InvalidItem("valid_until_us must be after valid_from_us", field="valid_until_us", reason="must_be_after", other_field="valid_from_us")
-        if kind == "offer" and (self.location is not None or self.starts_at_us is not None or self.seats_total is not None):
-            raise InvalidItem("an offer is at its shop (PUT /v1/merchants/shop); it has no venue, start or seats", field="location", reason="offer_at_shop")
+            raise InvalidItem(
+                f"kind must be one of {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS)
+            )
+        if (
+            self.valid_from_us is not None
+            and self.valid_until_us is not None
+            and self.valid_until_us <= self.valid_from_us
+        ):
+            raise InvalidItem(
+                "valid_until_us must be after valid_from_us",
+                field="valid_until_us",
+                reason="must_be_after",
+                other_field="valid_from_us",
+            )
+        if kind == "offer" and (
+            self.location is not None or self.starts_at_us is not None or self.seats_total is not None
+        ):
+            raise InvalidItem(
+                "an offer is at its shop (PUT /v1/merchants/shop); it has no venue, start or seats",
+                field="location",
+                reason="offer_at_shop",
+            )
         if kind == "event":
             if self.starts_at_us is None or self.quantity is None:
-                raise InvalidItem("an event needs starts_at_us and a quantity of seats for points", field="starts_at_us", reason="event_needs_seats")
+                raise InvalidItem(
+                    "an event needs starts_at_us and a quantity of seats for points",
+                    field="starts_at_us",
+                    reason="event_needs_seats",
+                )
             if self.seats_total is not None and self.seats_total < self.quantity:
-                raise InvalidItem("seats reserved for points cannot exceed the venue's seats", field="quantity", reason="must_not_exceed", other_field="seats_total")
+                raise InvalidItem(
+                    "seats reserved for points cannot exceed the venue's seats",
+                    field="quantity",
+                    reason="must_not_exceed",
+                    other_field="seats_total",
+                )
         elif self.starts_at_us is not None or self.seats_total is not None:
-            raise InvalidItem("only events have starts_at_us and seats_total", field="starts_at_us", reason="events_only")
-        if self.per_resident_limit is not None and self.quantity is not None and self.per_resident_limit > self.quantity:
-            raise InvalidItem("per_resident_limit cannot exceed quantity", field="per_resident_limit", reason="must_not_exceed", other_field="quantity")
+            raise InvalidItem(
+                "only events have starts_at_us and seats_total", field="starts_at_us", reason="events_only"
+            )
+        if (
+            self.per_resident_limit is not None
+            and self.quantity is not None
+            and self.per_resident_limit > self.quantity
+        ):
+            raise InvalidItem(
+                "per_resident_limit cannot exceed quantity",
+                field="per_resident_limit",
+                reason="must_not_exceed",
+                other_field="quantity",
+            )
 
 
 class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -96,14 +133,16 @@ class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     price_points: Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE_POINTS)] | msgspec.UnsetType = msgspec.UNSET
     description: dict[Lang, Description] | msgspec.UnsetType = msgspec.UNSET
     cash_cents: Annotated[int, msgspec.Meta(ge=0, le=MAX_CASH_CENTS)] | msgspec.UnsetType = msgspec.UNSET
-    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None | msgspec.UnsetType = msgspec.UNSET
-    per_resident_limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_RESIDENT)] | None | msgspec.UnsetType = msgspec.UNSET
-    valid_from_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
-    valid_until_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | msgspec.UnsetType | None = msgspec.UNSET
+    per_resident_limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PER_RESIDENT)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    valid_from_us: TimeUs | msgspec.UnsetType | None = msgspec.UNSET
+    valid_until_us: TimeUs | msgspec.UnsetType | None = msgspec.UNSET
     status: ItemStatus | msgspec.UnsetType = msgspec.UNSET
-    location: Location | None | msgspec.UnsetType = msgspec.UNSET
-    starts_at_us: TimeUs | None | msgspec.UnsetType = msgspec.UNSET
-    seats_total: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None | msgspec.UnsetType = msgspec.UNSET
+    location: Location | msgspec.UnsetType | None = msgspec.UNSET
+    starts_at_us: TimeUs | msgspec.UnsetType | None = msgspec.UNSET
+    seats_total: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | msgspec.UnsetType | None = msgspec.UNSET
 
     def changes(self) -> dict:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
@@ -209,7 +248,13 @@ class Price:
 def price_for(item: Item, units: int) -> Price:
     """The price of `units` units; integers only, so no rounding happens."""
     if type(units) is not int or not 1 <= units <= MAX_UNITS_PER_REDEMPTION:
-        raise InvalidItem(f"quantity is 1 to {MAX_UNITS_PER_REDEMPTION} units", field="quantity", reason="out_of_range", min_value=1, max_value=MAX_UNITS_PER_REDEMPTION)
+        raise InvalidItem(
+            f"quantity is 1 to {MAX_UNITS_PER_REDEMPTION} units",
+            field="quantity",
+            reason="out_of_range",
+            min_value=1,
+            max_value=MAX_UNITS_PER_REDEMPTION,
+        )
     price = Price(item.price_points * units, item.cash_cents * units)
     assert price.points > 0 and price.cash_cents >= 0
     return price

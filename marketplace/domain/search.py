@@ -31,7 +31,39 @@ ONE_TYPO_FROM = 5
 TWO_TYPOS_FROM = 9
 # Dropped from a query of several words, in both backends (Meilisearch gets them as stop words).
 STOP_WORDS = frozenset(
-    ["a", "au", "aux", "de", "des", "du", "en", "et", "l", "la", "le", "les", "d", "un", "une", "the", "an", "and", "of", "for", "to", "in", "at", "with", "y", "el", "los", "las", "del", "para", "con"]
+    [
+        "a",
+        "au",
+        "aux",
+        "de",
+        "des",
+        "du",
+        "en",
+        "et",
+        "l",
+        "la",
+        "le",
+        "les",
+        "d",
+        "un",
+        "une",
+        "the",
+        "an",
+        "and",
+        "of",
+        "for",
+        "to",
+        "in",
+        "at",
+        "with",
+        "y",
+        "el",
+        "los",
+        "las",
+        "del",
+        "para",
+        "con",
+    ]
 )
 
 

@@ -116,7 +116,9 @@ class Catalog:
 
     # --- items --------------------------------------------------------------------------------
 
-    def create(self, owner: Owner, kind: str, spec: ItemSpec, key: str | None = None, deliver_now: bool = True) -> schemas.Item:
+    def create(
+        self, owner: Owner, kind: str, spec: ItemSpec, key: str | None = None, deliver_now: bool = True
+    ) -> schemas.Item:
         """Add an item. With an idempotency `key` (the API's), a retry of the same request returns the
         item first made and adds nothing; `None` only for loads that never retry (seeding, bulk).
         With `deliver_now` False (bulk loads) the outbox alone carries it to search."""
@@ -129,7 +131,9 @@ class Catalog:
                 item = self._add(conn, owner, kind, spec, now)
             else:
                 scope = f"{owner.city}:{owner.actor}:catalog.{kind}.create"
-                item = idempotency.once(conn, scope, key, spec, schemas.Item, lambda: self._add(conn, owner, kind, spec, now), now)
+                item = idempotency.once(
+                    conn, scope, key, spec, schemas.Item, lambda: self._add(conn, owner, kind, spec, now), now
+                )
         if deliver_now:
             self.indexer.deliver_quietly()
         return item
@@ -174,9 +178,16 @@ class Catalog:
         """The stock after a change of quantity: what was taken stays taken (the row is locked)."""
         if quantity is None:
             return None
-        taken = row["quantity"] - row["remaining"] if row["quantity"] is not None else store.units_taken(conn, row["id"])
+        taken = (
+            row["quantity"] - row["remaining"] if row["quantity"] is not None else store.units_taken(conn, row["id"])
+        )
         if quantity < taken:
-            raise InvalidItem(f"{taken} units are already taken; quantity cannot be lower", field="quantity", reason="below_taken", taken=taken)
+            raise InvalidItem(
+                f"{taken} units are already taken; quantity cannot be lower",
+                field="quantity",
+                reason="below_taken",
+                taken=taken,
+            )
         return quantity - taken
 
     def get(self, owner: Owner, item_id: str) -> schemas.Item:
@@ -185,7 +196,13 @@ class Catalog:
 
     def list(self, owner: Owner, kinds: tuple[str, ...] = (), after_id: str = "", limit: int = 50) -> schemas.ItemPage:
         if not 1 <= limit <= MAX_CATALOG_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_CATALOG_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_CATALOG_PAGE)
+            raise InvalidRequest(
+                f"limit is 1 to {MAX_CATALOG_PAGE}",
+                field="limit",
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_CATALOG_PAGE,
+            )
         with self.engine.connect() as conn:
             # A merchant lists its offers; city staff (no merchant) list every item of the city.
             rows = store.items(conn, city=owner.city, kinds=kinds, after_id=after_id, limit=limit,
@@ -195,7 +212,9 @@ class Catalog:
 
     # --- shops --------------------------------------------------------------------------------
 
-    def set_shop(self, owner: Owner, location: Location | None, is_open: bool, deliver_now: bool = True) -> schemas.Shop:
+    def set_shop(
+        self, owner: Owner, location: Location | None, is_open: bool, deliver_now: bool = True
+    ) -> schemas.Shop:
         """Where the merchant's offers are and whether the shop is open; every offer is reindexed."""
         assert owner.merchant_id is not None
         now = self.clock()
@@ -225,7 +244,12 @@ class Catalog:
     def suspend(self, city: str, item_id: str, suspended: bool, reason: str | None, actor: str) -> schemas.Item:
         """Suspend any item of the city (a merchant's offer too), or lift a suspension. The owner cannot lift it."""
         if reason is not None and len(reason) > MAX_REASON_CHARS:
-            raise InvalidRequest(f"reason has at most {MAX_REASON_CHARS} characters", field="reason", reason="too_long", max_chars=MAX_REASON_CHARS)
+            raise InvalidRequest(
+                f"reason has at most {MAX_REASON_CHARS} characters",
+                field="reason",
+                reason="too_long",
+                max_chars=MAX_REASON_CHARS,
+            )
         now = self.clock()
         with self.engine.begin() as conn:
             before = store.item(conn, item_id, for_update=True) if isinstance(item_id, str) else None

@@ -21,7 +21,9 @@ FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled")
 
 
 class PaymentEvents:
-    def __init__(self, engine: Engine, payments: CardPayments | None, redemptions: Redemptions, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, engine: Engine, payments: CardPayments | None, redemptions: Redemptions, clock: Callable[[], int]
+    ) -> None:
         self.engine, self.payments, self.redemptions, self.clock = engine, payments, redemptions, clock
 
     def handle(self, raw_body: bytes, signature_header: str | None) -> WebhookAck:

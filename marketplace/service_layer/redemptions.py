@@ -111,7 +111,9 @@ def stripe_key(row: dict, step: str) -> str:
     return f"entraide-{step}-{row['id']}{attempt}"
 
 
-def hold_transfers(item: Item, home_city: str, wallet: str, key: str, points: int, timeout_seconds: int) -> list[TransferRequest]:
+def hold_transfers(
+    item: Item, home_city: str, wallet: str, key: str, points: int, timeout_seconds: int
+) -> list[TransferRequest]:
     """The hold: wallet → the item's account in one ledger, or through the interop accounts of both cities."""
     return linked_transfers(key, item.transfer_kind(), "pending", home_city, wallet, item.city, item.credit_account(), points,
                             timeout_seconds)  # fmt: skip
@@ -145,7 +147,9 @@ class Redemptions:
 
     # --- redeeming ------------------------------------------------------------------------------
 
-    def redeem(self, resident_id: str, idempotency_key: str, item_id: str, units: int, lang: str = "fr") -> schemas.Redemption:
+    def redeem(
+        self, resident_id: str, idempotency_key: str, item_id: str, units: int, lang: str = "fr"
+    ) -> schemas.Redemption:
         """A new redemption, the next attempt of a failed one, or the one this key made, as it stands.
         `lang` is the language the caller reads (the item's title is given in it when it has one)."""
         rid = redemption_id_for(resident_id, idempotency_key)
@@ -154,7 +158,9 @@ class Redemptions:
         for _ in range(MAX_PASSES):
             row = self._find(rid)
             if row is not None and row["request_hash"] != request_hash:
-                raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for another request", key=idempotency_key)
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} was used for another request", key=idempotency_key
+                )
             if row is None or row["status"] == "failed":
                 row = self._reserve(rid, request_hash, resident_id, idempotency_key, item_id, units, row)
                 if row is None:
@@ -335,7 +341,9 @@ class Redemptions:
         counts = {"reserved": 0, "awaiting_payment": 0, "failed": 0, "deferred": 0}
         with self.engine.connect() as conn:
             stale = store.stale_redemptions(conn, "reserved", now - RESERVED_GRACE_SECONDS * 1_000_000, MAX_RECOVER)
-            unpaid = store.stale_redemptions(conn, "awaiting_payment", now - PAYMENT_HOLD_SECONDS * 1_000_000, MAX_RECOVER)
+            unpaid = store.stale_redemptions(
+                conn, "awaiting_payment", now - PAYMENT_HOLD_SECONDS * 1_000_000, MAX_RECOVER
+            )
             failed = store.failed_with_hold(conn, MAX_RECOVER)
         for row in stale:
             self._recover_reserved(row)
@@ -376,7 +384,9 @@ class Redemptions:
         with self.engine.connect() as conn:
             rows = store.redemptions_of(conn, resident_id, before_us if before_us is not None else 2**62, limit)
         views = self._views(rows, lang)
-        return schemas.RedemptionPage(redemptions=views, next_before_us=views[-1].created_at_us if len(views) == limit else None)
+        return schemas.RedemptionPage(
+            redemptions=views, next_before_us=views[-1].created_at_us if len(views) == limit else None
+        )
 
     def _view(self, row: dict, lang: str) -> schemas.Redemption:
         return self._views([row], lang)[0]
@@ -427,7 +437,11 @@ class Redemptions:
         if resolved or len(written) < len(pairs):
             return "closed"
         now = self.clock()
-        return "lapsed" if any(w["expires_at_us"] is not None and w["expires_at_us"] <= now for w in written.values()) else "open"
+        return (
+            "lapsed"
+            if any(w["expires_at_us"] is not None and w["expires_at_us"] <= now for w in written.values())
+            else "open"
+        )
 
     def _resolve(self, row: dict, phase: str) -> None:
         action, kind = "capture" if phase == "post" else "void", self._item(row).transfer_kind()

@@ -59,27 +59,56 @@ class SearchRequest:
 
 def _check(request: SearchRequest) -> None:
     if len(request.q) > MAX_QUERY_CHARS:
-        raise InvalidRequest(f"q: at most {MAX_QUERY_CHARS} characters", field="q", reason="too_long", max_chars=MAX_QUERY_CHARS)
-    if any(len(v) > MAX_FILTER_VALUES for v in (request.cities, request.categories, request.kinds, request.merchant_ids)):
-        raise InvalidRequest(f"at most {MAX_FILTER_VALUES} values per filter", field="filters", reason="too_many", max_items=MAX_FILTER_VALUES)
+        raise InvalidRequest(
+            f"q: at most {MAX_QUERY_CHARS} characters", field="q", reason="too_long", max_chars=MAX_QUERY_CHARS
+        )
+    if any(
+        len(v) > MAX_FILTER_VALUES for v in (request.cities, request.categories, request.kinds, request.merchant_ids)
+    ):
+        raise InvalidRequest(
+            f"at most {MAX_FILTER_VALUES} values per filter",
+            field="filters",
+            reason="too_many",
+            max_items=MAX_FILTER_VALUES,
+        )
     if set(request.categories) - set(CATEGORIES):
-        raise InvalidRequest(f"categories are {CATEGORIES}", field="category", reason="not_one_of", allowed=", ".join(CATEGORIES))
+        raise InvalidRequest(
+            f"categories are {CATEGORIES}", field="category", reason="not_one_of", allowed=", ".join(CATEGORIES)
+        )
     if set(request.kinds) - set(KINDS):
         raise InvalidRequest(f"kinds are {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS))
     if request.sort not in SORTS:
         raise InvalidRequest(f"sort: one of {SORTS}", field="sort", reason="not_one_of", allowed=", ".join(SORTS))
-    if (request.lat is None) != (request.lng is None) or (request.lat is not None and not (-90 <= request.lat <= 90 and -180 <= request.lng <= 180)):  # type: ignore[operator]
+    if (request.lat is None) != (request.lng is None) or (
+        request.lat is not None and not (-90 <= request.lat <= 90 and -180 <= request.lng <= 180)
+    ):  # type: ignore[operator]
         raise InvalidRequest("lat and lng go together, in degrees", field="lat", reason="lat_lng_together")
     if (request.sort == "distance" or request.radius_m is not None) and request.lat is None:
         raise InvalidRequest("sorting by distance or a radius needs lat and lng", field="lat", reason="needs_location")
     if request.radius_m is not None and not 1 <= request.radius_m <= MAX_RADIUS_M:
-        raise InvalidRequest(f"radius_m: 1 to {MAX_RADIUS_M} meters", field="radius_m", reason="out_of_range", min_value=1, max_value=MAX_RADIUS_M)
+        raise InvalidRequest(
+            f"radius_m: 1 to {MAX_RADIUS_M} meters",
+            field="radius_m",
+            reason="out_of_range",
+            min_value=1,
+            max_value=MAX_RADIUS_M,
+        )
     if not 1 <= request.limit <= MAX_SEARCH_PAGE:
-        raise InvalidRequest(f"limit is 1 to {MAX_SEARCH_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_SEARCH_PAGE)
+        raise InvalidRequest(
+            f"limit is 1 to {MAX_SEARCH_PAGE}",
+            field="limit",
+            reason="out_of_range",
+            min_value=1,
+            max_value=MAX_SEARCH_PAGE,
+        )
     if not 0 <= request.offset <= MAX_OFFSET:
-        raise InvalidRequest(f"offset is 0 to {MAX_OFFSET}", field="offset", reason="out_of_range", min_value=0, max_value=MAX_OFFSET)
+        raise InvalidRequest(
+            f"offset is 0 to {MAX_OFFSET}", field="offset", reason="out_of_range", min_value=0, max_value=MAX_OFFSET
+        )
     if request.min_points is not None and request.max_points is not None and request.min_points > request.max_points:
-        raise InvalidRequest("min_points is above max_points", field="min_points", reason="must_not_exceed", other_field="max_points")
+        raise InvalidRequest(
+            "min_points is above max_points", field="min_points", reason="must_not_exceed", other_field="max_points"
+        )
 
 
 class CatalogSearch:

@@ -110,7 +110,9 @@ class Terminals:
         self.reads = autocommit(engine)  # lookups and the nonce claim of every signed request
         self._claims = 0
 
-    def register(self, merchant_id: str, public_key_pem: str, actor: str, city: str, *, key: str) -> TerminalRegistration:
+    def register(
+        self, merchant_id: str, public_key_pem: str, actor: str, city: str, *, key: str
+    ) -> TerminalRegistration:
         """Register a terminal's Ed25519 public key for a merchant of the city. A retry with the same
         `key` (per city and actor) returns the first registration."""
         self.members.get(merchant_id, city)
@@ -119,7 +121,9 @@ class Terminals:
         except (ValueError, TypeError, AttributeError):
             loaded = None
         if not isinstance(loaded, Ed25519PublicKey):
-            raise InvalidRequest("public_key_pem must be an Ed25519 public key in PEM", field="public_key_pem", reason="invalid_key")
+            raise InvalidRequest(
+                "public_key_pem must be an Ed25519 public key in PEM", field="public_key_pem", reason="invalid_key"
+            )
         raw = loaded.public_bytes(Encoding.Raw, PublicFormat.Raw)
         key_id, now = terminal_key_id(raw), self.clock()
         request = {"merchant_id": merchant_id, "key_id": key_id}
@@ -131,7 +135,9 @@ class Terminals:
                   now: int) -> TerminalRegistration:  # fmt: skip
         if store.terminal(conn, key_id) is not None:
             raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
-        store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now)
+        store.add_terminal(
+            conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now
+        )
         self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
                           after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
         return TerminalRegistration(terminal_key_id=key_id, merchant_id=merchant_id)
@@ -231,7 +237,9 @@ class PointOfSale:
         holder = self.residents.resolve_card(card)
         holder.require_city(terminal.city)
         balance = self.ledger.balance(holder.city, holder.wallet)
-        return Identity(card_id=holder.card_id, city=holder.city, level=holder.level, available_points=balance.available)
+        return Identity(
+            card_id=holder.card_id, city=holder.city, level=holder.level, available_points=balance.available
+        )
 
     def award(self, terminal: Terminal, idempotency_key: str, card: str, purchase_cents: int) -> AwardResult:
         holder = self.residents.resolve_card(card)
@@ -266,11 +274,15 @@ class PointOfSale:
         holder = self.residents.resolve_card(card)
         holder.require_city(terminal.city)
         program = self.programs.current(terminal.city)
-        group = self._redemption(terminal, holder, terminal.key(idempotency_key), "pending", points, program.hold_timeout_seconds)
+        group = self._redemption(
+            terminal, holder, terminal.key(idempotency_key), "pending", points, program.hold_timeout_seconds
+        )
 
         def view(results: tuple[TransferResult, ...]) -> HoldResult:
             mine = results[-1]  # the merchant's side names the hold
-            return HoldResult(**_posting(mine), hold_id=mine.transfer_id, status="pending", expires_at_us=mine.expires_at_us)
+            return HoldResult(
+                **_posting(mine), hold_id=mine.transfer_id, status="pending", expires_at_us=mine.expires_at_us
+            )
 
         return group, view
 
@@ -292,13 +304,18 @@ class PointOfSale:
         """Post (in full or in part) or void a hold; both halves together when cross-city."""
         entries = self._own_hold(terminal, hold_id)
         key = terminal.key(idempotency_key)
-        return [TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"]) for e in entries]
+        return [
+            TransferRequest(e["ledger"], key, "redeem", phase, amount_points=points, ref=e["transfer_id"])
+            for e in entries
+        ]
 
     def capture_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str,
                           points: int | None) -> Operation[CaptureResult]:  # fmt: skip
         """Capture a hold, in full or in part: its transfers and how to present their result."""
         group = self._resolution(terminal, idempotency_key, hold_id, "post", points)
-        return group, lambda results: CaptureResult(**_posting(_mine(results, terminal)), hold_id=hold_id, status="captured")
+        return group, lambda results: CaptureResult(
+            **_posting(_mine(results, terminal)), hold_id=hold_id, status="captured"
+        )
 
     def void_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str) -> Operation[VoidResult]:
         """Void a hold: its transfers and how to present their result."""
@@ -315,16 +332,25 @@ class PointOfSale:
         with self.engine.connect() as conn:
             found = journal.transfers(conn, [(terminal.city, transfer_id)]) if isinstance(transfer_id, str) else {}
             entry = found.get((terminal.city, transfer_id))
-            if entry is None or entry["phase"] not in ("single", "post") or entry["ref"] is not None and entry["phase"] == "single":
+            if (
+                entry is None
+                or entry["phase"] not in ("single", "post")
+                or (entry["ref"] is not None and entry["phase"] == "single")
+            ):
                 raise UnknownTransfer("no refundable transfer with that id", transfer_id=transfer_id)
             check_refundable(entry["kind"], transfer_id)
-            if terminal.merchant_id not in (accounts.merchant_of(entry["debit_account"]), accounts.merchant_of(entry["credit_account"])):
+            if terminal.merchant_id not in (
+                accounts.merchant_of(entry["debit_account"]),
+                accounts.merchant_of(entry["credit_account"]),
+            ):
                 raise WrongTenant("the transfer belongs to another merchant")
             entries = journal.linked_entries(conn, entry["group_id"]) if entry["group_id"] else [entry]
             left = journal.originals(conn, [(e["ledger"], e["transfer_id"]) for e in entries])
         amount = points if points is not None else min((o.remaining for o in left.values()), default=0)
         if amount == 0:
-            raise ExceedsOriginal("nothing is left to refund", transfer_id=transfer_id, remaining_points=0, requested_points=0)
+            raise ExceedsOriginal(
+                "nothing is left to refund", transfer_id=transfer_id, remaining_points=0, requested_points=0
+            )
         key = terminal.key(idempotency_key)
         group = [TransferRequest(e["ledger"], key, "refund", "single", e["credit_account"], e["debit_account"], amount, e["transfer_id"])
                  for e in entries]  # fmt: skip
@@ -341,24 +367,37 @@ class PointOfSale:
         worded by `describe`, in the caller's language.
         """
         if not 1 <= len(items) <= MAX_OFFLINE_ITEMS:
-            raise InvalidRequest(f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items", field="items", reason="out_of_range", min_value=1, max_value=MAX_OFFLINE_ITEMS)
+            raise InvalidRequest(
+                f"an offline batch has 1 to {MAX_OFFLINE_ITEMS} items",
+                field="items",
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_OFFLINE_ITEMS,
+            )
         floor = self.programs.current(terminal.city).offline_floor_points
         results: list[OfflineItemResult | None] = [None] * len(items)
         groups, positions = [], []
         for index, item in enumerate(items):
             try:
                 if (item.points is None) == (item.purchase_cents is None):
-                    raise InvalidRequest("an offline item has either points (redemption) or purchase_cents (award)", reason="points_or_purchase")
+                    raise InvalidRequest(
+                        "an offline item has either points (redemption) or purchase_cents (award)",
+                        reason="points_or_purchase",
+                    )
                 if item.purchase_cents is not None:
                     award = self.award(terminal, item.idempotency_key, item.card, item.purchase_cents)
                     results[index] = _accepted(item, msgspec.structs.asdict(award))
                     continue
                 assert item.points is not None
                 if item.points > floor:
-                    raise FloorLimitExceeded("above the offline floor limit", points=item.points, floor_limit_points=floor)
+                    raise FloorLimitExceeded(
+                        "above the offline floor limit", points=item.points, floor_limit_points=floor
+                    )
                 holder = self.residents.resolve_card(item.card)
                 holder.require_city(terminal.city)
-                groups.append(self._redemption(terminal, holder, terminal.key(item.idempotency_key), "single", item.points, None))
+                groups.append(
+                    self._redemption(terminal, holder, terminal.key(item.idempotency_key), "single", item.points, None)
+                )
                 positions.append(index)
             except LedgerError as exc:
                 results[index] = _refused(item, exc, describe)
@@ -378,7 +417,13 @@ class PointOfSale:
         """The merchant's own entries in [since_us, until_us), newest first, one keyset page at a time,
         each in business terms beside the raw entry, with the totals of the whole range."""
         if not 1 <= limit <= MAX_STATEMENT_PAGE:
-            raise InvalidRequest(f"limit is 1 to {MAX_STATEMENT_PAGE}", field="limit", reason="out_of_range", min_value=1, max_value=MAX_STATEMENT_PAGE)
+            raise InvalidRequest(
+                f"limit is 1 to {MAX_STATEMENT_PAGE}",
+                field="limit",
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_STATEMENT_PAGE,
+            )
         issued, redeemed = accounts.merchant_issued(merchant_id), accounts.merchant_redeemed(merchant_id)
         with self.engine.connect() as conn:
             program = self.programs.get(city, conn)  # not the cached one: totals as the close will count them
@@ -386,7 +431,9 @@ class PointOfSale:
                                            until_us=until_us, limit=limit)  # fmt: skip
             awards = [r["transfer_id"] for r in rows if r["kind"] == "earn_purchase" and r["phase"] == "single"]
             purchases = store.purchase_amounts(conn, city, awards) if awards else {}
-            flows = journal.account_flows(conn, city, [issued, redeemed], since_us, until_us, exclude_kinds=SETTLEMENT_KINDS)
+            flows = journal.account_flows(
+                conn, city, [issued, redeemed], since_us, until_us, exclude_kinds=SETTLEMENT_KINDS
+            )
         page = journal.entry_page(rows, limit)
         # The close's own line for this merchant (both accounts are always in `flows`, so there is one).
         (line,) = merchant_lines(program, flows, {}, {})
@@ -415,7 +462,9 @@ def _accepted(item: OfflineItem, fields: dict[str, object]) -> OfflineItemResult
 
 def _refused(item: OfflineItem, exc: LedgerError, describe: Describe) -> OfflineItemResult:
     title, detail = describe(exc)
-    return OfflineItemResult(idempotency_key=item.idempotency_key, status="refused", code=exc.code, title=title, detail=detail)
+    return OfflineItemResult(
+        idempotency_key=item.idempotency_key, status="refused", code=exc.code, title=title, detail=detail
+    )
 
 
 _HOLD_PHASES = {"pending": "redemption_hold", "void": "hold_voided", "expire": "hold_expired"}
@@ -441,7 +490,9 @@ def _statement_line(entry: dict, issued: str, redeemed: str, purchases: dict[str
                          purchase_cents=purchases.get(entry["transfer_id"]), **entry)  # fmt: skip
 
 
-def _totals(currency: str, flows: list[tuple[str, str, int, int]], issued: str, line: SettlementLine) -> StatementTotals:
+def _totals(
+    currency: str, flows: list[tuple[str, str, int, int]], issued: str, line: SettlementLine
+) -> StatementTotals:
     """The range's totals: gross points from the accounts' flows, net points and cents from the
     close's own merchant line (the same rates and rounding as a close)."""
     sides = {account: (debits, credits) for _, account, debits, credits in flows}

@@ -57,7 +57,9 @@ class Services(Protocol):
     def payouts_enabled(self) -> bool: ...  # a Stripe key is configured
 
 
-def recurring_jobs(services: Services, payouts_enabled: bool, checkpoint_seconds: int = CHECKPOINT_SECONDS) -> list[Job]:
+def recurring_jobs(
+    services: Services, payouts_enabled: bool, checkpoint_seconds: int = CHECKPOINT_SECONDS
+) -> list[Job]:
     """The schedule. The payout worker is in it only when Stripe is configured (payouts are off otherwise)."""
     s = services
     jobs = [

@@ -121,13 +121,17 @@ class Scheduler:
                     registered = True
                 self._start_due()
             except Exception as exc:  # noqa: BLE001 — the database may be down: look again next tick, quietly
-                log.warning("jobs: cannot read the schedule: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
+                log.warning(
+                    "jobs: cannot read the schedule: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200]
+                )
             self._stop.wait(self.tick_seconds)
 
     def _start_due(self) -> None:
         busy = {name for name, thread in self._running.items() if thread.is_alive()}
         for job, failures in self._claim_due(skip=busy):
-            thread = threading.Thread(target=self._execute, args=(job, failures), name=f"entraide-job-{job.name}", daemon=True)
+            thread = threading.Thread(
+                target=self._execute, args=(job, failures), name=f"entraide-job-{job.name}", daemon=True
+            )
             self._running[job.name] = thread
             thread.start()
 

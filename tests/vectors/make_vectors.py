@@ -50,7 +50,7 @@ def seal_chain(ledger: str, specs: list[tuple], seed_for=None) -> list[dict]:
     for seq, (n, kind, phase, debit, credit, amount, ref, group, expires, time_us) in enumerate(specs, start=1):
         e12 = (ledger, seq, tid(n), kind, phase, debit, credit, amount, ref, group, expires, time_us)
         seed = (seed_for or (lambda t: SEEDS[key_for(t)]))(time_us)
-        (prev_hash, digest, signature), = oracle.seal([e12], {ledger: prev}, seed)
+        ((prev_hash, digest, signature),) = oracle.seal([e12], {ledger: prev}, seed)
         line = dict(zip(oracle.ENTRY_FIELDS, (*e12, prev_hash), strict=True))
         line.update(v=1, hash=digest, key_id=oracle.key_id(oracle.public_key(seed)), signature=signature)
         lines.append(line)
@@ -75,7 +75,18 @@ BROSSARD = [
 ]
 WENDAKE = [
     (50, "fund", "single", "program:funding", "program:budget", 500_000, None, None, None, T0),
-    (51, "interop_redeem", "single", "interop:brossard", "merchant:w1:redeemed", 40, None, tid(99), None, T0 + 42 * MINUTE),
+    (
+        51,
+        "interop_redeem",
+        "single",
+        "interop:brossard",
+        "merchant:w1:redeemed",
+        40,
+        None,
+        tid(99),
+        None,
+        T0 + 42 * MINUTE,
+    ),
     (52, "earn_civic", "single", "program:budget", "citizen:w9:wallet", 10, None, None, None, T0 + 44 * MINUTE),
 ]
 
@@ -114,13 +125,19 @@ def tamper_cases(intact: list[dict]) -> list[tuple[str, list[dict]]]:
     cases.append(("missing_tail_of_other_ledger_is_fine", b + w[:2]))
     over = BROSSARD[:3] + [(60, "redeem", "single", W1, "merchant:m1:redeemed", 371, None, None, None, T0 + 3 * MINUTE)]
     cases.append(("overdraft", seal_chain("brossard", over)))
-    bad_ref = BROSSARD[:3] + [(61, "redeem", "void", W1, "merchant:m1:redeemed", 10, tid(42), None, None, T0 + 3 * MINUTE)]
+    bad_ref = BROSSARD[:3] + [
+        (61, "redeem", "void", W1, "merchant:m1:redeemed", 10, tid(42), None, None, T0 + 3 * MINUTE)
+    ]
     cases.append(("void_of_unknown_hold", seal_chain("brossard", bad_ref)))
     late = BROSSARD[:4] + [(62, "redeem", "post", W1, "merchant:m1:redeemed", 10, tid(4), None, None, T0 + 19 * MINUTE)]
     cases.append(("post_after_expiry", seal_chain("brossard", late)))
-    early = BROSSARD[:4] + [(63, "redeem", "expire", W1, "merchant:m1:redeemed", 200, tid(4), None, None, T0 + 5 * MINUTE)]
+    early = BROSSARD[:4] + [
+        (63, "redeem", "expire", W1, "merchant:m1:redeemed", 200, tid(4), None, None, T0 + 5 * MINUTE)
+    ]
     cases.append(("expire_before_expiry", seal_chain("brossard", early)))
-    same = BROSSARD[:1] + [(64, "earn_civic", "single", "program:budget", "program:budget", 5, None, None, None, T0 + MINUTE)]
+    same = BROSSARD[:1] + [
+        (64, "earn_civic", "single", "program:budget", "program:budget", 5, None, None, None, T0 + MINUTE)
+    ]
     cases.append(("same_accounts", seal_chain("brossard", same)))
     return cases + refund_cases()
 
@@ -160,7 +177,21 @@ ODD_STRINGS = ['quote " and backslash \\', "tab\tnew\nline\rcr\x08bs\x0cff", "ct
 def encoding_cases() -> list[dict]:
     out = []
     for i, text in enumerate(ODD_STRINGS):
-        e13 = ("x", i + 1, text, "k", "single", "a", text + "b", 2**53 - 1 - i, None if i % 2 else text, None, None, i, "0" * 64)
+        e13 = (
+            "x",
+            i + 1,
+            text,
+            "k",
+            "single",
+            "a",
+            text + "b",
+            2**53 - 1 - i,
+            None if i % 2 else text,
+            None,
+            None,
+            i,
+            "0" * 64,
+        )
         out.append({"fields": oracle.entry_object(e13), "canonical": oracle.canonical_bytes(e13).decode(),
                     "hash": oracle.entry_hash(e13)})  # fmt: skip
     return out

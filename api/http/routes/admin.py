@@ -76,13 +76,20 @@ def put_program(city: City, data: JSONBody[Program], principal: Who, ctx: Ctx) -
 
 @post("/programs/{city:str}/budget", sync_to_thread=True, status_code=201, summary="Fund the program budget",
       operation_id="admin_fund_budget", problems=("unknown_program", "invalid_request"))  # fmt: skip
-def fund(city: City, data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> BudgetFunding:
+def fund(
+    city: City, data: JSONBody[schemas.FundingBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> BudgetFunding:
     """Allocate city funds to the program budget (program:funding → program:budget), audited. City staff only."""
     _staff(principal, city)
     return ctx.programs.fund_budget(city, data.points, idempotency_key(key), principal.actor)
 
 
-@get("/audit/{city:str}", sync_to_thread=True, summary="Read the city's audit trail", operation_id="admin_list_audit_records")
+@get(
+    "/audit/{city:str}",
+    sync_to_thread=True,
+    summary="Read the city's audit trail",
+    operation_id="admin_list_audit_records",
+)
 def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, limit: PageLimit = 100) -> AuditPage:
     """The city's audit trail in order, each record with its hash chain and signature: for its staff,
     finance officers, auditors and administrators."""
@@ -132,7 +139,12 @@ def revoke_card(city: City, card_id: Id, principal: Who, ctx: Ctx) -> Done:
     return Done(status="revoked")
 
 
-@get("/merchants/{city:str}", sync_to_thread=True, summary="List the city's merchants", operation_id="admin_list_merchants")
+@get(
+    "/merchants/{city:str}",
+    sync_to_thread=True,
+    summary="List the city's merchants",
+    operation_id="admin_list_merchants",
+)
 def list_merchants(city: City, principal: Who, ctx: Ctx) -> Merchants:
     """The city's merchants with their status and terminal keys. City staff only."""
     _staff(principal, city)
@@ -157,7 +169,9 @@ def get_resident(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Resid
 
 @post("/merchants/{city:str}", sync_to_thread=True, status_code=201, summary="Add a merchant",
       operation_id="admin_add_merchant", problems=("conflict", "unknown_ledger", "invalid_request"))  # fmt: skip
-def add_merchant(city: City, data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Member:
+def add_merchant(
+    city: City, data: JSONBody[schemas.MerchantBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> Member:
     """Add a merchant to the city, pending until approved, audited. City staff only."""
     actor = _staff(principal, city).actor
     return ctx.merchants.add(city, data.id, data.name, actor, key=idempotency_key(key), category=data.category)
@@ -165,7 +179,9 @@ def add_merchant(city: City, data: JSONBody[schemas.MerchantBody], principal: Wh
 
 @post("/organizations/{city:str}", sync_to_thread=True, status_code=201, summary="Add a community organization",
       operation_id="admin_add_organization", problems=("conflict", "unknown_ledger", "invalid_request"))  # fmt: skip
-def add_organization(city: City, data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Member:
+def add_organization(
+    city: City, data: JSONBody[schemas.MemberBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> Member:
     """Add a community organization to the city, pending until approved, audited. City staff only."""
     return ctx.organizations.add(city, data.id, data.name, _staff(principal, city).actor, key=idempotency_key(key))
 
@@ -182,7 +198,9 @@ def merchant_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody
 @post("/organizations/{city:str}/{member_id:str}/status", sync_to_thread=True, status_code=200,
       summary="Approve, suspend or reinstate a community organization", operation_id="admin_set_organization_status",
       problems=("unknown_organization", "invalid_request"))  # fmt: skip
-def organization_status(city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx) -> Member:
+def organization_status(
+    city: City, member_id: Id, data: JSONBody[schemas.StatusBody], principal: Who, ctx: Ctx
+) -> Member:
     """Set an organization's status (pending, approved, suspended), audited: only an approved one
     attests civic activity. City staff only."""
     return ctx.organizations.set_status(member_id, data.status, _staff(principal, city).actor, city)
@@ -215,12 +233,16 @@ def _granting(principal: Principal) -> Principal:
       operation_id="admin_issue_token",
       problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_organization",
                 "invalid_request"))  # fmt: skip
-def issue_token(city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> IssuedToken:
+def issue_token(
+    city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> IssuedToken:
     """Grant a token from the built-in issuer: a role may grant only the roles of the table in
     docs/security-model.md (finance and auditor: a city administrator), or renew its own. Audited;
     the token's text is answered only here (and to a retry with the same Idempotency-Key)."""
     grantor = _granting(principal).grantor
-    return ctx.access.grant(grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds, key=idempotency_key(key))
+    return ctx.access.grant(
+        grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds, key=idempotency_key(key)
+    )
 
 
 @get("/tokens/{city:str}", sync_to_thread=True, summary="List tokens", operation_id="admin_list_tokens")
@@ -246,7 +268,9 @@ def list_principals(city: City, principal: Who, ctx: Ctx) -> Principals:
 
 @post("/principals/{city:str}/revoke", sync_to_thread=True, status_code=200, summary="Withdraw a principal's grant",
       operation_id="admin_revoke_principal", problems=("unknown_credential", "grant_not_allowed"))  # fmt: skip
-def revoke_principal(city: City, data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx) -> PrincipalRevocation:
+def revoke_principal(
+    city: City, data: JSONBody[schemas.PrincipalBody], principal: Who, ctx: Ctx
+) -> PrincipalRevocation:
     """Withdraw a principal's grant: every token it holds is refused from the next request on. Audited."""
     return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
 
@@ -274,7 +298,12 @@ def create_event(city: City, data: JSONBody[ItemSpec], principal: Who, ctx: Ctx,
     return ctx.catalog.create(_city_owner(principal, city), "event", data, idempotency_key(key))
 
 
-@get("/catalog/{city:str}/items", sync_to_thread=True, summary="List the city's items", operation_id="admin_list_city_items")
+@get(
+    "/catalog/{city:str}/items",
+    sync_to_thread=True,
+    summary="List the city's items",
+    operation_id="admin_list_city_items",
+)
 def list_city_items(city: City, principal: Who, ctx: Ctx, kind: ListParam = "", after_id: Cursor = "",
                     limit: PageLimit = 50) -> ItemPage:  # fmt: skip
     """Every item of the city in every status, by id: its own services and events and the offers of its

@@ -62,8 +62,6 @@ def _finance(principal: Principal, city: str, *roles: str) -> Principal:
     return principal
 
 
-
-
 @post("/{city:str}/periods/{period:str}/close", sync_to_thread=True, status_code=200, summary="Close a period",
       operation_id="finance_close_period", problems=("unknown_program", "period_open"))  # fmt: skip
 def close(city: City, period: Period, principal: Who, ctx: Ctx) -> PeriodClose:
@@ -92,8 +90,7 @@ def preview(city: City, period: Period, principal: Who, ctx: Ctx) -> Statement:
 @get("/{city:str}/periods/{period:str}/export", sync_to_thread=True, summary="Export a closed period",
      operation_id="finance_export_period", problems=("unknown_program", "export_unavailable"),
      media_types=MEDIA_TYPES)  # fmt: skip
-def export(city: City, period: Period, principal: Who, ctx: Ctx,
-           format: ExportFormat = "csv") -> Response[bytes]:  # noqa: A002  (the query parameter's name)  # fmt: skip
+def export(city: City, period: Period, principal: Who, ctx: Ctx, format: ExportFormat = "csv") -> Response[bytes]:
     """A closed period's file, as an attachment (finance, auditors): the statement as `csv` or `json`,
     the ISO 20022 credit transfers as `pain001` (XML, validated against its schema; needs the program's
     treasury account and every payable merchant's bank account), or the ERP journal as `erp` (CSV)."""
@@ -124,7 +121,9 @@ def payout_account(city: City, merchant_id: Id, data: JSONBody[PayoutAccountBody
 
 @get("/{city:str}/payout-account-changes", sync_to_thread=True, summary="List payout account changes",
      operation_id="finance_list_payout_account_changes", problems=())  # fmt: skip
-def payout_account_changes(city: City, principal: Who, ctx: Ctx, status: ChangeStatus = "pending") -> PayoutAccountChanges:
+def payout_account_changes(
+    city: City, principal: Who, ctx: Ctx, status: ChangeStatus = "pending"
+) -> PayoutAccountChanges:
     """The city's payout account changes in a status, newest first, account numbers masked (finance,
     administrators, auditors)."""
     _finance(principal, city, "finance", "admin", "auditor")

@@ -13,7 +13,9 @@ from operations.service_layer.scheduler import Scheduler
 ALIVE = Health(status="ok")
 
 
-@get("/v1/health", sync_to_thread=False, tags=["meta"], summary="Check liveness", operation_id="health_get", problems=())
+@get(
+    "/v1/health", sync_to_thread=False, tags=["meta"], summary="Check liveness", operation_id="health_get", problems=()
+)
 def health() -> Health:
     """Liveness: the server answers (no dependency is checked); also the trivial endpoint that benchmarks
     compare against. Public."""

@@ -70,7 +70,9 @@ async def hold(data: JSONBody[schemas.HoldBody], principal: Who, ctx: Ctx, key: 
     """Reserve points of the card's wallet for a redemption at this merchant (a pending transfer; across
     cities, one linked pair through the interop accounts). Capture or void it before
     `expires_at_us`, or it is released. A retry with the same Idempotency-Key answers the first result."""
-    return await _committed(ctx, ctx.pos.hold_operation, _terminal(principal), idempotency_key(key), data.card, data.points)
+    return await _committed(
+        ctx, ctx.pos.hold_operation, _terminal(principal), idempotency_key(key), data.card, data.points
+    )
 
 
 @post("/holds/{hold_id:str}/capture", status_code=200, summary="Capture a hold", operation_id="pos_capture_hold",
@@ -79,7 +81,9 @@ async def capture(hold_id: Id, data: JSONBody[schemas.CaptureBody], principal: W
                   key: IdempotencyKey) -> CaptureResult:  # fmt: skip
     """Spend a hold of this merchant, in full or in part (`points`, at most the hold's): the captured
     points go to the merchant's redeemed account, the rest back to the wallet. A hold resolves once."""
-    return await _committed(ctx, ctx.pos.capture_operation, _terminal(principal), idempotency_key(key), hold_id, data.points)
+    return await _committed(
+        ctx, ctx.pos.capture_operation, _terminal(principal), idempotency_key(key), hold_id, data.points
+    )
 
 
 @post("/holds/{hold_id:str}/void", status_code=200, summary="Void a hold", operation_id="pos_void_hold",

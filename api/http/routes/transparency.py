@@ -37,7 +37,7 @@ def checkpoints(ctx: Ctx) -> Checkpoints:
 @get("/open-data/{city:str}/{period:str}", sync_to_thread=True, summary="Get a closed month's open data",
      operation_id="transparency_get_open_data", problems=("unknown_program", "period_not_published"),
      media_types=("application/json", "text/csv"))  # fmt: skip
-def open_data(city: City, period: Period, ctx: Ctx, format: OpenDataFormat = "json") -> OpenData:  # noqa: A002
+def open_data(city: City, period: Period, ctx: Ctx, format: OpenDataFormat = "json") -> OpenData:
     """Anonymous monthly aggregates of a closed month, as JSON or CSV (an attachment); any cell counting
     fewer than 10 residents is suppressed. A month that is not closed is not published (404). Public."""
     data = ctx.reports.open_data(city, period)

@@ -110,7 +110,12 @@ def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: Idempotenc
                                   negotiate_locale(accept_language))  # fmt: skip
 
 
-@get("/redemptions", sync_to_thread=True, summary="List the resident's redemptions", operation_id="wallet_list_redemptions")
+@get(
+    "/redemptions",
+    sync_to_thread=True,
+    summary="List the resident's redemptions",
+    operation_id="wallet_list_redemptions",
+)
 def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None, limit: RedemptionPageLimit = 20,
                      accept_language: AcceptLanguage = None) -> RedemptionPage:  # fmt: skip
     """The resident's redemptions, newest first, with what was redeemed and where each stands. Changes nothing."""
@@ -127,7 +132,9 @@ def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language:
 @post("/redemptions/{redemption_id:str}/cancel", sync_to_thread=True, status_code=200, summary="Cancel an unpaid redemption",
       operation_id="wallet_cancel_redemption",
       problems=("unknown_redemption", "redemption_not_pending", "payments_disabled", "overloaded"))  # fmt: skip
-def cancel_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None) -> Redemption:
+def cancel_redemption(
+    redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None
+) -> Redemption:
     """Give up a card payment not yet made: the payment is cancelled at Stripe, the points are
     released and the unit goes back on sale. Only a redemption `awaiting_payment` can be cancelled."""
     return ctx.redemptions.cancel(_resident(principal), redemption_id, negotiate_locale(accept_language))

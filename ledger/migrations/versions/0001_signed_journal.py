@@ -85,8 +85,12 @@ def upgrade() -> None:
     )
     # At most one active key: two processes initialising an empty database cannot both win.
     op.create_index(
-        "uq_signing_keys_one_active", "signing_keys", [sa.text("(valid_until_us IS NULL)")], unique=True,
-        postgresql_where=sa.text("valid_until_us IS NULL"), sqlite_where=sa.text("valid_until_us IS NULL"),
+        "uq_signing_keys_one_active",
+        "signing_keys",
+        [sa.text("(valid_until_us IS NULL)")],
+        unique=True,
+        postgresql_where=sa.text("valid_until_us IS NULL"),
+        sqlite_where=sa.text("valid_until_us IS NULL"),
     )
     op.create_table(
         "checkpoints",

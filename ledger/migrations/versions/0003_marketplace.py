@@ -83,8 +83,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("resident_id", "idempotency_key", name="uq_redemptions_key"),
         sa.UniqueConstraint("payment_intent_id", name="uq_redemptions_payment_intent"),
         sa.CheckConstraint("units > 0 AND points > 0 AND cash_cents >= 0", name="ck_redemptions_amounts"),
-        sa.CheckConstraint("status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded')",
-                           name="ck_redemptions_status"),
+        sa.CheckConstraint(
+            "status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded')",
+            name="ck_redemptions_status",
+        ),
     )
     op.create_index("ix_redemptions_status", "redemptions", ["status", "updated_at_us"])
     op.create_index("ix_redemptions_item", "redemptions", ["item_id"])
@@ -108,7 +110,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500)),
         sa.Column("created_at_us", BIG, nullable=False),
     )
-    op.create_index("ix_outbox_pending", "search_outbox", ["next_attempt_at_us"], sqlite_where=PENDING, postgresql_where=PENDING)
+    op.create_index(
+        "ix_outbox_pending", "search_outbox", ["next_attempt_at_us"], sqlite_where=PENDING, postgresql_where=PENDING
+    )
     op.create_index("ix_outbox_item", "search_outbox", ["item_id", "version"])
     op.create_table(
         "payment_events",

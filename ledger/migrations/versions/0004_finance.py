@@ -64,7 +64,9 @@ def upgrade() -> None:
         sa.Column("created_at_us", BIG, nullable=False),
         sa.Column("updated_at_us", BIG, nullable=False),
         sa.CheckConstraint("amount_cents > 0", name="ck_payouts_amount"),
-        sa.CheckConstraint("status IN ('queued', 'transferred', 'in_transit', 'paid', 'failed')", name="ck_payouts_status"),
+        sa.CheckConstraint(
+            "status IN ('queued', 'transferred', 'in_transit', 'paid', 'failed')", name="ck_payouts_status"
+        ),
     )
     op.create_index("ix_payouts_due", "payouts", ["status", "lease_until_us"])
     op.create_index("ix_payouts_period", "payouts", ["city", "period"])

@@ -23,7 +23,9 @@ ROLES = "'resident', 'org', 'staff', 'finance', 'auditor', 'admin'"
 def _chain_existing_audit_records(bind) -> None:
     """Records written before this revision get their city's sequence and hash chain; they stay
     unsigned (no key is at hand in a migration), and the next signed record of the city covers them."""
-    rows = bind.execute(sa.text("SELECT id, city, at_us, actor, action, target, before, after FROM audit_log ORDER BY city, id"))
+    rows = bind.execute(
+        sa.text("SELECT id, city, at_us, actor, action, target, before, after FROM audit_log ORDER BY city, id")
+    )
     heads: dict[str, tuple[int, str]] = {}
     for row in rows.mappings().all():
         seq, prev = heads.get(row["city"], (0, GENESIS_HASH))
@@ -118,7 +120,9 @@ def upgrade() -> None:
         sa.Column("proposed_at_us", BIG, nullable=False),
         sa.Column("decided_by", sa.String(160)),
         sa.Column("decided_at_us", BIG),
-        sa.CheckConstraint("status IN ('pending', 'confirmed', 'rejected', 'superseded')", name="ck_payout_changes_status"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'confirmed', 'rejected', 'superseded')", name="ck_payout_changes_status"
+        ),
     )
     op.create_index("ix_payout_changes_city", "payout_account_changes", ["city", "status"])
     op.create_index("ix_payout_changes_merchant", "payout_account_changes", ["merchant_id", "status"])
