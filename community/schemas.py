@@ -26,14 +26,14 @@ OptionalTimeUs = Annotated[int, msgspec.Meta(ge=0)] | None  # µs since the epoc
 # --- programs ---------------------------------------------------------------------------------
 
 
-class ProgramVersion(Result):
+class ProgramVersion(Result, frozen=True):
     """A city's program as saved, with its version (1 on creation, one more on each change)."""
 
     version: Annotated[int, msgspec.Meta(ge=1, description="the program's version after this change")]
     program: Annotated[Program, msgspec.Meta(description="the program as saved")]
 
 
-class BudgetFunding(Result):
+class BudgetFunding(Result, frozen=True):
     """City funds allocated to the program budget (program:funding → program:budget)."""
 
     transfer_id: Annotated[str, msgspec.Meta(description="the journal transfer that moved the points")]
@@ -44,7 +44,7 @@ class BudgetFunding(Result):
 # --- residents and cards ----------------------------------------------------------------------
 
 
-class Resident(Result):
+class Resident(Result, frozen=True):
     """A resident's record: no personal data (that is the resident's own export)."""
 
     id: ResidentId
@@ -57,13 +57,13 @@ class Resident(Result):
     created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the resident was enrolled (µs since the epoch)")]
 
 
-class ResidentRecord(Resident):
+class ResidentRecord(Resident, frozen=True):
     """A resident's record with the other cities they opted in to."""
 
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
 
 
-class Card(Result):
+class Card(Result, frozen=True):
     """The resident's current citizen card: a compact token signed by the city, to show as a QR code."""
 
     card_id: Annotated[str, msgspec.Meta(description="the card's id")]
@@ -72,7 +72,7 @@ class Card(Result):
     token: Annotated[str, msgspec.Meta(description="the signed card token (JWS) a terminal checks offline")]
 
 
-class CardRecord(Result):
+class CardRecord(Result, frozen=True):
     """One card the resident holds or held."""
 
     id: Annotated[str, msgspec.Meta(description="the card's id")]
@@ -81,14 +81,14 @@ class CardRecord(Result):
     revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the card was revoked, or null")]
 
 
-class OptIns(Result):
+class OptIns(Result, frozen=True):
     """The resident's home city and the other cities where they may earn and redeem."""
 
     home: Annotated[str, msgspec.Meta(description="the resident's home city")]
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
 
 
-class Done(Result):
+class Done(Result, frozen=True):
     """An action that returns no record: what became of its target."""
 
     status: Annotated[Literal["erased", "revoked"], msgspec.Meta(description="the target's state now")]
@@ -97,7 +97,7 @@ class Done(Result):
 # --- members: merchants and organizations, and terminals ----------------------------------------
 
 
-class Member(Result):
+class Member(Result, frozen=True):
     """A merchant or a community organization of a city."""
 
     id: Annotated[str, msgspec.Meta(description="the member's id, chosen by the city")]
@@ -108,7 +108,7 @@ class Member(Result):
     category: Annotated[str | None, msgspec.Meta(description="a merchant's category (null for an organization)")] = None
 
 
-class TerminalKey(Result):
+class TerminalKey(Result, frozen=True):
     """A terminal's registered public key."""
 
     key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
@@ -116,7 +116,7 @@ class TerminalKey(Result):
     created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the key was registered")]
 
 
-class MerchantListing(Member):
+class MerchantListing(Member, frozen=True):
     """A merchant with its terminals."""
 
     terminals: Annotated[list[TerminalKey], msgspec.Meta(description="the merchant's terminal keys, oldest first")] = (
@@ -124,19 +124,19 @@ class MerchantListing(Member):
     )
 
 
-class Merchants(Result):
+class Merchants(Result, frozen=True):
     """The merchants of a city, by id."""
 
     merchants: list[MerchantListing]
 
 
-class Organizations(Result):
+class Organizations(Result, frozen=True):
     """The community organizations of a city, by id."""
 
     organizations: list[Member]
 
 
-class TerminalRegistration(Result):
+class TerminalRegistration(Result, frozen=True):
     """A terminal key registered for a merchant."""
 
     terminal_key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
@@ -146,7 +146,7 @@ class TerminalRegistration(Result):
 # --- access: tokens, credentials, principals --------------------------------------------------
 
 
-class IssuedToken(Result):
+class IssuedToken(Result, frozen=True):
     """A bearer token from the built-in issuer. Its text is shown only here: it is never stored."""
 
     token: Annotated[str, msgspec.Meta(description="the bearer token")]
@@ -161,7 +161,7 @@ class IssuedToken(Result):
     expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the token expires")]
 
 
-class Credential(Result):
+class Credential(Result, frozen=True):
     """A token as recorded (never its text)."""
 
     jti: Annotated[str, msgspec.Meta(description="the credential id")]
@@ -176,13 +176,13 @@ class Credential(Result):
     revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when it was revoked, or null")]
 
 
-class Credentials(Result):
+class Credentials(Result, frozen=True):
     """Credentials, newest first (at most 1,000)."""
 
     credentials: list[Credential]
 
 
-class Principal(Result):
+class Principal(Result, frozen=True):
     """A city's staff member, finance officer, auditor, administrator or organization coordinator."""
 
     id: Annotated[str, msgspec.Meta(description="the principal's id")]
@@ -199,13 +199,13 @@ class Principal(Result):
     revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the grant was withdrawn, or null")]
 
 
-class Principals(Result):
+class Principals(Result, frozen=True):
     """A city's principals by role and subject (at most 1,000)."""
 
     principals: list[Principal]
 
 
-class PrincipalRevocation(Principal):
+class PrincipalRevocation(Principal, frozen=True):
     """A principal whose grant was withdrawn, and how many of its tokens this revoked."""
 
     tokens_revoked: Annotated[int, msgspec.Meta(ge=0, description="tokens revoked by this request")]
@@ -214,7 +214,7 @@ class PrincipalRevocation(Principal):
 # --- the wallet -------------------------------------------------------------------------------
 
 
-class Balance(Result):
+class Balance(Result, frozen=True):
     """The resident's wallet: what they may spend now, what is posted, and what is held."""
 
     available: Annotated[Points, msgspec.Meta(description="points the resident may spend now (posted minus held)")]
@@ -229,7 +229,7 @@ WHAT = Literal["purchase", "civic_activity", "volunteering", "redemption", "muni
                "donation", "other"]  # fmt: skip
 
 
-class JournalEntry(Result):
+class JournalEntry(Result, frozen=True):
     """A journal entry as the ledger holds it."""
 
     sequence: Sequence
@@ -248,7 +248,7 @@ class JournalEntry(Result):
     hash: Annotated[str, msgspec.Meta(description="the entry's hash in the ledger's chain (hex)")]
 
 
-class Counterparty(Result):
+class Counterparty(Result, frozen=True):
     """Who the resident dealt with."""
 
     kind: Annotated[
@@ -258,7 +258,7 @@ class Counterparty(Result):
     name: Annotated[str, msgspec.Meta(description="the display name")]
 
 
-class WalletLine(Result):
+class WalletLine(Result, frozen=True):
     """One movement of the resident's wallet, in business terms, beside the raw journal entry."""
 
     what: Annotated[WHAT, msgspec.Meta(description="what it was")]
@@ -288,7 +288,7 @@ class WalletLine(Result):
     ] = None
 
 
-class WalletHistory(Result):
+class WalletHistory(Result, frozen=True):
     """A page of the wallet's history, newest first."""
 
     entries: Annotated[list[WalletLine], msgspec.Meta(description="the movements, newest first")]
@@ -297,7 +297,7 @@ class WalletHistory(Result):
     ]
 
 
-class PersonalData(Result, omit_defaults=True):
+class PersonalData(Result, omit_defaults=True, frozen=True):
     """What the city holds to reach the resident (decrypted for their own export): only the fields given."""
 
     name: str | None = None
@@ -307,7 +307,7 @@ class PersonalData(Result, omit_defaults=True):
     language: str | None = None
 
 
-class DataExport(Result):
+class DataExport(Result, frozen=True):
     """Everything held about the resident: record, personal data, opt-ins, cards and wallet history."""
 
     resident: Resident

@@ -24,7 +24,7 @@ OptionalCents = Annotated[int | None, msgspec.Meta(description="an amount in cen
 # --- statements ----------------------------------------------------------------------------------
 
 
-class StatementLine(Result):
+class StatementLine(Result, frozen=True):
     """One merchant's settlement for a period: points in both directions, their value, and the net."""
 
     merchant_id: MerchantId
@@ -50,7 +50,7 @@ class StatementLine(Result):
     ]
 
 
-class CityPosition(Result):
+class CityPosition(Result, frozen=True):
     """What one city owes another for the period's cross-city redemptions, after bilateral netting."""
 
     payer: Annotated[str, msgspec.Meta(description="the city that pays")]
@@ -59,7 +59,7 @@ class CityPosition(Result):
     cents: Annotated[int, msgspec.Meta(description="their value in cents, at the payer's point value")]
 
 
-class StatementTotals(Result):
+class StatementTotals(Result, frozen=True):
     """The period's totals over every merchant line, in points and in cents."""
 
     redeemed_points: Annotated[int, msgspec.Meta(description="sum of the lines' redeemed points")]
@@ -75,7 +75,7 @@ class StatementTotals(Result):
     ]
 
 
-class Statement(Result):
+class Statement(Result, frozen=True):
     """A city's settlement statement for a month: one line per merchant, cross-city positions and totals.
     Closing the period stores it; the preview computes it from the ledger as it stands."""
 
@@ -93,7 +93,7 @@ class Statement(Result):
     totals: StatementTotals
 
 
-class PeriodClose(Result):
+class PeriodClose(Result, frozen=True):
     """A closed period: its statement as stored, the statement's hash, and who closed it when."""
 
     statement: Statement
@@ -105,7 +105,7 @@ class PeriodClose(Result):
     ]
 
 
-class Adjustment(Result):
+class Adjustment(Result, frozen=True):
     """A correction of a closed period, applied by the next close (a closed period never changes)."""
 
     id: Annotated[int, msgspec.Meta(description="the adjustment's id")]
@@ -124,7 +124,7 @@ ChangeStatus = Literal["pending", "confirmed", "rejected", "superseded"]
 PayoutStatus = Literal["queued", "transferred", "in_transit", "paid", "failed"]
 
 
-class PayoutAccountChange(Result, kw_only=True):
+class PayoutAccountChange(Result, kw_only=True, frozen=True):
     """A proposed payout account for a merchant; it pays nothing until a second principal confirms it.
     The account number is masked to its last three digits."""
 
@@ -143,13 +143,13 @@ class PayoutAccountChange(Result, kw_only=True):
     decided_at_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was decided, once decided")] = None
 
 
-class PayoutAccountChanges(Result):
+class PayoutAccountChanges(Result, frozen=True):
     """A city's payout account changes, newest first (at most 1,000)."""
 
     changes: list[PayoutAccountChange]
 
 
-class PayoutsQueued(Result):
+class PayoutsQueued(Result, frozen=True):
     """What queuing a closed period's payouts did; queuing again adds nothing."""
 
     queued: Annotated[int, msgspec.Meta(ge=0, description="payouts newly queued")]
@@ -158,7 +158,7 @@ class PayoutsQueued(Result):
     ]
 
 
-class Payout(Result, kw_only=True):
+class Payout(Result, kw_only=True, frozen=True):
     """One merchant's payout of a closed period, moved by the payout worker and Stripe's webhooks."""
 
     id: Annotated[str, msgspec.Meta(description="<city>:<period>:<merchant>")]
@@ -176,13 +176,13 @@ class Payout(Result, kw_only=True):
     updated_at_us: TimeUs
 
 
-class PayoutList(Result):
+class PayoutList(Result, frozen=True):
     """A closed period's payouts, by merchant."""
 
     payouts: list[Payout]
 
 
-class PayoutWebhookAck(Result, omit_defaults=True):
+class PayoutWebhookAck(Result, omit_defaults=True, frozen=True):
     """Stripe Connect's event acknowledged: applied to a payout once, or ignored (another type, a redelivery)."""
 
     event: Annotated[str, msgspec.Meta(description="Stripe's event id")]
@@ -197,7 +197,7 @@ class PayoutWebhookAck(Result, omit_defaults=True):
 Issue = Literal["paid_without_statement", "payout_amount", "payout_failed", "not_paid", "bank_file_amount"]
 
 
-class Difference(Result, omit_defaults=True):
+class Difference(Result, omit_defaults=True, frozen=True):
     """One mismatch between the statement, the payouts and the bank file, for one merchant."""
 
     merchant_id: MerchantId
@@ -208,7 +208,7 @@ class Difference(Result, omit_defaults=True):
     error: Annotated[str | None, msgspec.Meta(description="the failed payout's error")] = None
 
 
-class Reconciliation(Result, kw_only=True):
+class Reconciliation(Result, kw_only=True, frozen=True):
     """A closed period's statement against its payouts and the bank file; every difference listed."""
 
     city: City
@@ -223,7 +223,7 @@ class Reconciliation(Result, kw_only=True):
 # --- reports ---------------------------------------------------------------------------------------
 
 
-class BudgetReport(Result, kw_only=True):
+class BudgetReport(Result, kw_only=True, frozen=True):
     """A city's program budget: funded, consumed and remaining; the points outstanding in wallets (the
     liability, also in cents); the points held by open holds; breakage."""
 
@@ -238,7 +238,7 @@ class BudgetReport(Result, kw_only=True):
     breakage_points: Points
 
 
-class RedemptionsReport(Result):
+class RedemptionsReport(Result, frozen=True):
     """Points redeemed in a period, net of refunds, by merchant and by merchant category."""
 
     city: City
@@ -247,7 +247,7 @@ class RedemptionsReport(Result):
     by_category: Annotated[dict[str, int], msgspec.Meta(description="category → points")]
 
 
-class OpenDataCell(Result, kw_only=True):
+class OpenDataCell(Result, kw_only=True, frozen=True):
     """One anonymous aggregate; a cell counting fewer than 10 residents is suppressed (figures null)."""
 
     city: City
@@ -265,7 +265,7 @@ class OpenDataCell(Result, kw_only=True):
     suppressed: Annotated[bool, msgspec.Meta(description="true when the figures are withheld")]
 
 
-class OpenData(Result):
+class OpenData(Result, frozen=True):
     """A closed month's anonymous open data for a city."""
 
     city: City

@@ -28,7 +28,7 @@ Sequence = Annotated[int, msgspec.Meta(ge=1, description="a position in a ledger
 # --- what anyone needs to check the ledger: its keys and checkpoints ------------------------------
 
 
-class SigningKey(Result):
+class SigningKey(Result, frozen=True):
     """A ledger signing key, current or retired: entries signed with it verify with `public_key`."""
 
     key_id: Annotated[str, msgspec.Meta(description="the key id entries and checkpoints name")]
@@ -38,14 +38,14 @@ class SigningKey(Result):
     valid_until_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was retired; null while current")] = None
 
 
-class KeysDocument(Result):
+class KeysDocument(Result, frozen=True):
     """The ledger's public keys (the `entraide.keys/1` file that `entraide ledger verify` reads)."""
 
     format: Annotated[str, msgspec.Meta(description="the document's format, entraide.keys/1")]
     keys: list[SigningKey]
 
 
-class Jwk(Result, kw_only=True):
+class Jwk(Result, kw_only=True, frozen=True):
     """An Ed25519 public key as a JSON Web Key (RFC 8037)."""
 
     kty: Annotated[str, msgspec.Meta(description="key type: OKP")]
@@ -56,13 +56,13 @@ class Jwk(Result, kw_only=True):
     use: Annotated[str, msgspec.Meta(description="sig: it verifies signatures")]
 
 
-class Jwks(Result):
+class Jwks(Result, frozen=True):
     """A JSON Web Key Set (RFC 7517)."""
 
     keys: list[Jwk]
 
 
-class PublicKeys(Result):
+class PublicKeys(Result, frozen=True):
     """Every public key a verifier needs: the ledger's signing keys, the cities' card keys (to check a
     citizen card offline) and the token issuer's key (to check bearer tokens)."""
 
@@ -71,7 +71,7 @@ class PublicKeys(Result):
     token_issuer: Jwks
 
 
-class Checkpoint(Result):
+class Checkpoint(Result, frozen=True):
     """A ledger's signed checkpoint: its size and Merkle root at a time, as a C2SP signed note."""
 
     ledger: Annotated[str, msgspec.Meta(description="the ledger (city)")]
@@ -81,7 +81,7 @@ class Checkpoint(Result):
     note: Annotated[str, msgspec.Meta(description="the signed note (C2SP checkpoint format)")]
 
 
-class Checkpoints(Result):
+class Checkpoints(Result, frozen=True):
     """The latest signed checkpoint of every ledger, to check later that history was only appended to."""
 
     checkpoints: list[Checkpoint]
@@ -90,7 +90,7 @@ class Checkpoints(Result):
 # --- the audit trail --------------------------------------------------------------------------
 
 
-class AuditEntry(Result):
+class AuditEntry(Result, frozen=True):
     """One record of a city's audit trail: who did what to what, the state before and after, and
     the fields that chain and sign it (checkable with the keys of /v1/transparency)."""
 
@@ -108,7 +108,7 @@ class AuditEntry(Result):
     signature: Annotated[str | None, msgspec.Meta(description="the hash's Ed25519 signature (hex), or null")]
 
 
-class AuditPage(Result):
+class AuditPage(Result, frozen=True):
     """A page of a city's audit trail, in order."""
 
     entries: list[AuditEntry]

@@ -26,14 +26,14 @@ Titles = Annotated[dict[Lang, str], msgspec.Meta(description="the title in each 
 Count = Annotated[int, msgspec.Meta(ge=0, description="a number of units")]
 
 
-class Coordinates(Result):
+class Coordinates(Result, frozen=True):
     """A point on the map, in degrees (WGS 84)."""
 
     lat: Annotated[float, msgspec.Meta(description="latitude in degrees")]
     lng: Annotated[float, msgspec.Meta(description="longitude in degrees")]
 
 
-class Item(Result):
+class Item(Result, frozen=True):
     """A catalog item: a merchant's offer, or a city's municipal service or event, with its stock and status."""
 
     id: ItemId
@@ -83,7 +83,7 @@ class Item(Result):
     ] = None
 
 
-class ItemPage(Result):
+class ItemPage(Result, frozen=True):
     """A page of catalog items, by id."""
 
     items: Annotated[list[Item], msgspec.Meta(description="the items, in id order")]
@@ -92,7 +92,7 @@ class ItemPage(Result):
     ]
 
 
-class Shop(Result):
+class Shop(Result, frozen=True):
     """A merchant's shop: where its offers are and whether it is open now."""
 
     location: Annotated[Location | None, msgspec.Meta(description="the shop's place; null when not given")]
@@ -102,7 +102,7 @@ class Shop(Result):
     ] = None
 
 
-class SearchHit(Result):
+class SearchHit(Result, frozen=True):
     """What a phone needs to draw a result card; the full item is `GET /v1/catalog/items/{item_id}`."""
 
     id: ItemId
@@ -123,7 +123,7 @@ class SearchHit(Result):
     ] = None
 
 
-class Facets(Result):
+class Facets(Result, frozen=True):
     """How many hits have each value, over all hits (not only this page); empty when facets were not asked for."""
 
     category: dict[Category, Count] = msgspec.field(default_factory=dict)
@@ -131,7 +131,7 @@ class Facets(Result):
     kind: dict[Kind, Count] = msgspec.field(default_factory=dict)
 
 
-class SearchResults(Result):
+class SearchResults(Result, frozen=True):
     """A page of search hits among the items offered to the resident now."""
 
     hits: list[SearchHit]
@@ -143,7 +143,7 @@ class SearchResults(Result):
     backend: Annotated[str, msgspec.Meta(description="the search backend that answered (embedded, meilisearch)")]
 
 
-class CardPayment(Result):
+class CardPayment(Result, frozen=True):
     """The card payment of a city item's cash part (Stripe): the browser confirms it with `client_secret`."""
 
     provider: Literal["stripe"]
@@ -153,7 +153,7 @@ class CardPayment(Result):
     state: Annotated[PaymentState, msgspec.Meta(description="pending (to be paid), succeeded, cancelled, or refunded")]
 
 
-class Redemption(Result):
+class Redemption(Result, frozen=True):
     """A resident's redemption of an item: what it was, who sells it, what it cost, and where it stands.
 
     `completed` is done (show the voucher); `awaiting_payment` waits for the card payment of the cash
@@ -190,7 +190,7 @@ class Redemption(Result):
     replayed: Annotated[bool, msgspec.Meta(description="this answers a retry with the same Idempotency-Key")] = False
 
 
-class RedemptionPage(Result):
+class RedemptionPage(Result, frozen=True):
     """A resident's redemptions, newest first."""
 
     redemptions: list[Redemption]
@@ -199,7 +199,7 @@ class RedemptionPage(Result):
     ]
 
 
-class WebhookAck(Result):
+class WebhookAck(Result, frozen=True):
     """What a Stripe event did: Stripe stops resending once answered 2xx."""
 
     event: Annotated[str, msgspec.Meta(description="Stripe's event id")]

@@ -24,7 +24,7 @@ Phase = Annotated[str, msgspec.Meta(description="the ledger phase: single, pendi
 IdempotencyKey = Annotated[str, msgspec.Meta(description="the item's own idempotency key, as sent")]
 
 
-class Identity(Result):
+class Identity(Result, frozen=True):
     """The holder of a presented card, as a terminal may know them: no name, only what it needs."""
 
     card_id: CardId
@@ -33,7 +33,7 @@ class Identity(Result):
     available_points: Annotated[int, msgspec.Meta(description="points the resident can spend now (posted minus held)")]
 
 
-class AwardLine(Result):
+class AwardLine(Result, frozen=True):
     """One step of an award's computation; the lines' points sum to the award."""
 
     rule: Annotated[
@@ -45,7 +45,7 @@ class AwardLine(Result):
     points: Annotated[int, msgspec.Meta(description="points this rule adds (negative for a cap)")]
 
 
-class AwardResult(Result):
+class AwardResult(Result, frozen=True):
     """Merchant-funded points awarded for a purchase, with the explanation of how they were computed."""
 
     transfer_id: TransferId
@@ -60,7 +60,7 @@ class AwardResult(Result):
     purchase_cents: Cents | None = None
 
 
-class Posting(Result):
+class Posting(Result, frozen=True):
     """A transfer the terminal's request wrote on the merchant's ledger."""
 
     transfer_id: TransferId
@@ -72,7 +72,7 @@ class Posting(Result):
     replayed: Replayed
 
 
-class HoldResult(Posting):
+class HoldResult(Posting, frozen=True):
     """Points reserved for a redemption: capture them (in full or in part) or void them before `expires_at_us`."""
 
     hold_id: Annotated[
@@ -87,27 +87,27 @@ class HoldResult(Posting):
     ]
 
 
-class CaptureResult(Posting):
+class CaptureResult(Posting, frozen=True):
     """A hold captured: the points captured are spent at the merchant, the rest returns to the wallet."""
 
     hold_id: Annotated[str, msgspec.Meta(description="the hold captured")]
     status: Annotated[Literal["captured"], msgspec.Meta(description="always captured")]
 
 
-class VoidResult(Posting):
+class VoidResult(Posting, frozen=True):
     """A hold voided: every held point returns to the wallet."""
 
     hold_id: Annotated[str, msgspec.Meta(description="the hold voided")]
     status: Annotated[Literal["voided"], msgspec.Meta(description="always voided")]
 
 
-class RefundResult(Posting):
+class RefundResult(Posting, frozen=True):
     """A refund: a new compensating transfer that reverses part or all of an award or a captured redemption."""
 
     refunded_transfer_id: Annotated[str, msgspec.Meta(description="the award or captured redemption refunded")]
 
 
-class OfflineItemResult(Result):
+class OfflineItemResult(Result, frozen=True):
     """The fate of one offline item: accepted (written now), replayed (written earlier) or refused (nothing written).
 
     A refusal carries the problem's stable `code` with its `title` and `detail` in the language of
@@ -137,7 +137,7 @@ class OfflineItemResult(Result):
     purchase_cents: Cents | None = None
 
 
-class OfflineResults(Result):
+class OfflineResults(Result, frozen=True):
     """One result per offline item, in the order sent."""
 
     results: list[OfflineItemResult]
@@ -147,7 +147,7 @@ StatementWhat = Literal["purchase_award", "award_refund", "redemption", "redempt
                         "redemption_refund", "settlement", "other"]  # fmt: skip
 
 
-class StatementLine(Result):
+class StatementLine(Result, frozen=True):
     """One entry of the merchant's statement: what it was and with whom, beside the raw ledger entry."""
 
     what: Annotated[StatementWhat, msgspec.Meta(description=(
@@ -176,7 +176,7 @@ class StatementLine(Result):
     )
 
 
-class StatementTotals(Result):
+class StatementTotals(Result, frozen=True):
     """The whole period's totals (every page's), posted movements only, settlements left out.
 
     Cents follow the period close exactly: the city's point value and its redemption and funding
@@ -212,7 +212,7 @@ class StatementTotals(Result):
     ]
 
 
-class Statement(Result):
+class Statement(Result, frozen=True):
     """The merchant's own ledger entries in [since_us, until_us), newest first, one page at a time, with the period's totals."""
 
     merchant_id: Annotated[str, msgspec.Meta(description="the merchant")]
@@ -226,7 +226,7 @@ class Statement(Result):
     totals: StatementTotals
 
 
-class CardKey(Result):
+class CardKey(Result, frozen=True):
     """A city's card public key (a JWK, RFC 8037 Ed25519): cards are EdDSA-signed tokens a terminal can check offline."""
 
     kty: Annotated[str, msgspec.Meta(description='"OKP"')]
@@ -237,13 +237,13 @@ class CardKey(Result):
     use: Annotated[str, msgspec.Meta(description='"sig"')]
 
 
-class CardKeys(Result):
+class CardKeys(Result, frozen=True):
     """The card public keys of every city (a JWKS)."""
 
     keys: list[CardKey]
 
 
-class RevokedCard(Result):
+class RevokedCard(Result, frozen=True):
     """A card an offline terminal must refuse."""
 
     id: CardId
@@ -253,7 +253,7 @@ class RevokedCard(Result):
     ]
 
 
-class Revocations(Result):
+class Revocations(Result, frozen=True):
     """The cards of the terminal's city revoked since `since_us`, oldest first."""
 
     city: Annotated[str, msgspec.Meta(description="the terminal's city")]

@@ -11,13 +11,13 @@ from ledger.schemas import Result, TimeUs
 OptionalTimeUs = Annotated[TimeUs | None, msgspec.Meta(description="microseconds since the Unix epoch (UTC), or null")]
 
 
-class Health(Result):
+class Health(Result, frozen=True):
     """The server answers: liveness only, no dependency is checked."""
 
     status: Annotated[Literal["ok"], msgspec.Meta(description="always `ok` when the server answers")]
 
 
-class JobStatus(Result, kw_only=True):
+class JobStatus(Result, kw_only=True, frozen=True):
     """A recurring job as staff see it in `/v1/health/jobs` and `entraide jobs`."""
 
     name: Annotated[str, msgspec.Meta(description="the job's name")]
@@ -43,7 +43,7 @@ class JobStatus(Result, kw_only=True):
     failures_in_a_row: Annotated[int, msgspec.Meta(ge=0, description="failed runs since the last success")]
 
 
-class JobsReport(Result):
+class JobsReport(Result, frozen=True):
     """Every recurring job of the program (not one city's), and `degraded` while any job's last run failed."""
 
     status: Annotated[Literal["ok", "degraded"], msgspec.Meta(description="`degraded` while any job's last run failed")]

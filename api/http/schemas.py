@@ -32,34 +32,34 @@ class Struct(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pass
 
 
-class CardBody(Struct):
+class CardBody(Struct, frozen=True):
     card: Card
 
 
-class AwardBody(Struct):
+class AwardBody(Struct, frozen=True):
     card: Card
     purchase_cents: Cents
 
 
-class HoldBody(Struct):
+class HoldBody(Struct, frozen=True):
     card: Card
     points: Points
 
 
-class CaptureBody(Struct):
+class CaptureBody(Struct, frozen=True):
     points: Points | None = None  # None captures the whole hold
 
 
-class VoidBody(Struct):
+class VoidBody(Struct, frozen=True):
     pass
 
 
-class RefundBody(Struct):
+class RefundBody(Struct, frozen=True):
     transfer_id: TransferId
     points: Points | None = None  # None refunds all that is left
 
 
-class OfflineItem(Struct):
+class OfflineItem(Struct, frozen=True):
     """A redemption (`points`) or a purchase to award (`purchase_cents`) recorded while offline."""
 
     idempotency_key: Key
@@ -68,21 +68,21 @@ class OfflineItem(Struct):
     purchase_cents: Cents | None = None
 
 
-class OfflineBatch(Struct):
+class OfflineBatch(Struct, frozen=True):
     items: Annotated[list[OfflineItem], msgspec.Meta(min_length=1, max_length=500)]
 
 
-class AttestationBody(Struct):
+class AttestationBody(Struct, frozen=True):
     card: Card
     activity: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     units: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
 
 
-class OptInBody(Struct):
+class OptInBody(Struct, frozen=True):
     city: CityName
 
 
-class PersonalData(Struct):
+class PersonalData(Struct, frozen=True):
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     email: Annotated[str, msgspec.Meta(max_length=254)] | None = None
     phone: Annotated[str, msgspec.Meta(max_length=40)] | None = None
@@ -90,36 +90,36 @@ class PersonalData(Struct):
     language: Annotated[str, msgspec.Meta(pattern=r"^(fr|en|es)$")] | None = None
 
 
-class EnrolBody(Struct):
+class EnrolBody(Struct, frozen=True):
     personal: PersonalData
     level: Level = "basic"
     subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
 
 
-class LevelBody(Struct):
+class LevelBody(Struct, frozen=True):
     level: Level
 
 
-class MemberBody(Struct):
+class MemberBody(Struct, frozen=True):
     id: MemberId
     name: Name
 
 
-class MerchantBody(Struct):
+class MerchantBody(Struct, frozen=True):
     id: MemberId
     name: Name
     category: Category
 
 
-class StatusBody(Struct):
+class StatusBody(Struct, frozen=True):
     status: Status
 
 
-class TerminalBody(Struct):
+class TerminalBody(Struct, frozen=True):
     public_key_pem: Annotated[str, msgspec.Meta(min_length=40, max_length=1_000)]
 
 
-class FundingBody(Struct):
+class FundingBody(Struct, frozen=True):
     points: Points
 
 
@@ -127,14 +127,14 @@ Role = Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor|admin)$
 Subject = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
 
 
-class TokenBody(Struct):
+class TokenBody(Struct, frozen=True):
     role: Role
     subject: Subject
     org_id: MemberId | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=90 * 86_400)] = 3_600
 
 
-class PrincipalBody(Struct):
+class PrincipalBody(Struct, frozen=True):
     role: Role
     subject: Subject
 
@@ -142,17 +142,17 @@ class PrincipalBody(Struct):
 ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]
 
 
-class ShopBody(Struct):
+class ShopBody(Struct, frozen=True):
     is_open: bool
     location: Location | None = None
 
 
-class RedeemBody(Struct):
+class RedeemBody(Struct, frozen=True):
     item_id: ItemId
     quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_UNITS_PER_REDEMPTION)] = 1
 
 
-class SuspensionBody(Struct):
+class SuspensionBody(Struct, frozen=True):
     suspended: bool
     reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 

@@ -42,14 +42,14 @@ from finance.schemas import (
 from finance.service_layer.exports import MEDIA_TYPES
 
 
-class AdjustmentBody(Struct):
+class AdjustmentBody(Struct, frozen=True):
     merchant_id: MemberId
     amount_cents: Annotated[int, msgspec.Meta(ge=-(10**11), le=10**11)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     ref_period: Annotated[str, msgspec.Meta(pattern=PERIOD_PATTERN)]
 
 
-class PayoutAccountBody(Struct):
+class PayoutAccountBody(Struct, frozen=True):
     holder_name: Annotated[str, msgspec.Meta(min_length=1, max_length=140)]
     institution: Annotated[str, msgspec.Meta(pattern=r"^\d{3}$")]
     transit: Annotated[str, msgspec.Meta(pattern=r"^\d{5}$")]
