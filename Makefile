@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: setup demo test test-rust test-python bench postgres clean
+.PHONY: setup demo test lint test-rust test-python bench postgres clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -28,14 +28,24 @@ demo: setup
 postgres:
 	@scripts/postgres.sh start
 
+# ruff (its rules and its format), mypy (strict on the domain and service layers), clippy on the Rust core.
+lint: setup
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cargo clippy --quiet -p ledger_core_rs --all-targets -- -D warnings
+
 test-rust:
 	cargo test --quiet -p ledger_core_rs
 
-# The whole suite, on SQLite and on a real PostgreSQL server that this target starts.
+# The whole suite, on SQLite and on a real PostgreSQL server that this target starts; the browser
+# tests drive Debian's chromium, installed if missing.
 test-python: setup
+	@scripts/chromium.sh >/dev/null
 	ENTRAIDE_TEST_PG_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -q -n $(JOBS) -p no:cacheprovider
 
-test: test-rust test-python
+test: lint test-rust test-python
 
 bench: setup
 	ENTRAIDE_BENCH_PG_URL=$$(scripts/postgres.sh start) $(PY) -m bench

@@ -297,7 +297,7 @@ class WalletHistory(Result, frozen=True):
     ]
 
 
-class PersonalData(Result, omit_defaults=True, frozen=True):
+class PersonalRecord(Result, omit_defaults=True, frozen=True):
     """What the city holds to reach the resident (decrypted for their own export): only the fields given."""
 
     name: str | None = None
@@ -311,7 +311,7 @@ class DataExport(Result, frozen=True):
     """Everything held about the resident: record, personal data, opt-ins, cards and wallet history."""
 
     resident: Resident
-    personal: PersonalData
+    personal: PersonalRecord
     opt_ins: Annotated[list[str], msgspec.Meta(description="other cities the resident opted in to")]
     cards: Annotated[list[CardRecord], msgspec.Meta(description="every card, oldest first")]
     history: Annotated[

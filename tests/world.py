@@ -7,6 +7,7 @@ bearer token.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -59,6 +60,7 @@ class World:
     terminals: dict[str, TerminalCreds] = field(default_factory=dict)
     residents: dict[str, ResidentCreds] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # staff and organization tokens by name
+    _grants: itertools.count = field(default_factory=itertools.count)  # each grant its own Idempotency-Key
 
     def now_s(self) -> int:
         return self.ctx.clock() // 1_000_000
@@ -141,7 +143,7 @@ class World:
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
         every such token here, so that how tokens are granted is written in one place."""
         granted = self.ctx.access.grant(
-            operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{len(self.tokens)}"
+            operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{next(self._grants)}"
         )
         self.tokens[name] = token = granted.token
         return token

@@ -71,14 +71,14 @@ def _validation_error(request: Request, exc: ValidationException) -> Response:
 def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 400:  # a body msgspec could not parse (schema errors are ValidationExceptions)
         return _problem(request, "malformed_json", {})
+    if exc.status_code == 413:
+        return _problem(request, "body_too_large", {"max_bytes": MAX_BODY_BYTES})
     code = STATUS_CODES.get(exc.status_code)
     if code is None:
         if exc.status_code >= 500:
             log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         code = "internal_error" if exc.status_code >= 500 else "invalid_request"
     params: dict[str, object] = {"message": str(exc.detail)[:500]}
-    if exc.status_code == 413:
-        params["max_bytes"] = MAX_BODY_BYTES
     # A 405 keeps litestar's Allow header: the methods the path has.
     headers = {name: value for name, value in (exc.headers or {}).items() if name.lower() == "allow"}
     return _problem(request, code, params, headers)

@@ -70,7 +70,11 @@ class Treasury(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def validate(self) -> None:
         if not (1 <= len(self.name) <= 140 and is_bank_account(self.institution, self.transit, self.account_number)):
-            raise _invalid("treasury: a name, a 3-digit institution, a 5-digit transit and a 7-12 digit account")
+            raise InvalidProgram(
+                "treasury: a name, a 3-digit institution, a 5-digit transit and a 7-12 digit account",
+                field="treasury",
+                reason="invalid_value",
+            )
 
 
 def is_bank_account(institution: object, transit: object, account_number: object) -> bool:
@@ -113,24 +117,46 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
                                   "yearly_budget_points", "offline_floor_points", "settlement_fee_cents"))  # fmt: skip
         for name in ("redemption_rate_percent", "funding_rate_percent"):
             if not 0 <= getattr(self, name) <= 100:
-                raise _invalid(f"{name} must be between 0 and 100")
+                raise InvalidProgram(
+                    f"{name} must be between 0 and 100", field=name, reason="out_of_range", min_value=0, max_value=100
+                )
         if not 60 <= self.hold_timeout_seconds <= 7 * 86_400:
-            raise _invalid("hold_timeout_seconds must be between 60 seconds and 7 days")
+            raise InvalidProgram(
+                "hold_timeout_seconds must be between 60 seconds and 7 days",
+                field="hold_timeout_seconds",
+                reason="out_of_range",
+                min_value=60,
+                max_value=7 * 86_400,
+            )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise _invalid(f"unknown time zone {self.timezone!r}") from None
+            raise InvalidProgram(
+                f"unknown time zone {self.timezone!r}", field="timezone", reason="invalid_value"
+            ) from None
         if len(self.campaigns) > MAX_CAMPAIGNS or len({c.id for c in self.campaigns}) != len(self.campaigns):
-            raise _invalid(f"at most {MAX_CAMPAIGNS} campaigns, with distinct ids")
+            raise InvalidProgram(
+                f"at most {MAX_CAMPAIGNS} campaigns, with distinct ids",
+                field="campaigns",
+                reason="too_many",
+                max_items=MAX_CAMPAIGNS,
+            )
         for campaign in self.campaigns:
             _check_campaign(campaign)
         if self.treasury is not None:
             self.treasury.validate()
         for name, activity in self.civic_activities.items():
             if not _ID.fullmatch(name) or activity.min_level not in LEVELS:
-                raise _invalid(f"invalid civic activity {name!r}")
+                raise InvalidProgram(
+                    f"invalid civic activity {name!r}", field=f"civic_activities.{name}", reason="invalid_value"
+                )
             if not (0 < activity.points_per_unit <= MAX_POINTS and 0 < activity.max_units <= 1_000):
-                raise _invalid(f"civic activity {name!r} needs positive points and units")
+                raise InvalidProgram(
+                    f"civic activity {name!r} needs positive points and units",
+                    field=f"civic_activities.{name}",
+                    reason="below_minimum",
+                    min_value=1,
+                )
         return self
 
     def local_day(self, time_us: int) -> dt.date:
@@ -142,33 +168,63 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         return points * self.point_value_cents_per_100_points // 100
 
 
-def _invalid(message: str) -> InvalidProgram:
-    return InvalidProgram(message)
-
-
 def _positive_ints(program: Program, names: tuple[str, ...]) -> None:
     for name in names:
         if not 0 < getattr(program, name) <= MAX_POINTS:
-            raise _invalid(f"{name} must be a positive integer")
+            raise InvalidProgram(
+                f"{name} must be a positive integer",
+                field=name,
+                reason="out_of_range",
+                min_value=1,
+                max_value=MAX_POINTS,
+            )
 
 
 def _non_negative_ints(program: Program, names: tuple[str, ...]) -> None:
     for name in names:
         if not 0 <= getattr(program, name) <= MAX_POINTS:
-            raise _invalid(f"{name} must be a non-negative integer")
+            raise InvalidProgram(
+                f"{name} must be a non-negative integer",
+                field=name,
+                reason="out_of_range",
+                min_value=0,
+                max_value=MAX_POINTS,
+            )
 
 
 def _check_campaign(campaign: Campaign) -> None:
     if not _ID.fullmatch(campaign.id):
-        raise _invalid(f"invalid campaign id {campaign.id!r}")
+        raise InvalidProgram(f"invalid campaign id {campaign.id!r}", field="campaigns.id", reason="invalid_value")
     if campaign.ends_on < campaign.starts_on:
-        raise _invalid(f"campaign {campaign.id} ends before it starts")
+        raise InvalidProgram(
+            f"campaign {campaign.id} ends before it starts",
+            field=f"campaigns.{campaign.id}.ends_on",
+            reason="must_be_after",
+            other_field="starts_on",
+        )
     if not 100 <= campaign.multiplier_percent <= 1_000 or not 0 <= campaign.bonus_points <= MAX_POINTS:
-        raise _invalid(f"campaign {campaign.id}: multiplier 100–1000 %, bonus non-negative")
+        raise InvalidProgram(
+            f"campaign {campaign.id}: multiplier 100–1000 %, bonus non-negative",
+            field=f"campaigns.{campaign.id}.multiplier_percent",
+            reason="out_of_range",
+            min_value=100,
+            max_value=1_000,
+        )
     if campaign.category is not None and campaign.category not in CATEGORIES:
-        raise _invalid(f"campaign {campaign.id}: unknown category {campaign.category!r}")
+        raise InvalidProgram(
+            f"campaign {campaign.id}: unknown category {campaign.category!r}",
+            field=f"campaigns.{campaign.id}.category",
+            reason="not_one_of",
+            allowed=", ".join(CATEGORIES),
+        )
     if campaign.cap_points is not None and not 0 <= campaign.cap_points <= MAX_POINTS:
-        raise _invalid(f"campaign {campaign.id}: cap must be non-negative")
+        raise InvalidProgram(
+            f"campaign {campaign.id}: cap must be non-negative",
+            field=f"campaigns.{campaign.id}.cap_points",
+            reason="out_of_range",
+            min_value=0,
+            max_value=MAX_POINTS,
+        )
 
 
 # --- earning -----------------------------------------------------------------------------------

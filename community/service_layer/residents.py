@@ -35,7 +35,7 @@ from community.domain.errors import (
     WrongTenant,
 )
 from community.domain.program import LEVELS
-from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalData, Resident, ResidentRecord
+from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalRecord, Resident, ResidentRecord
 from community.service_layer import wallet
 from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
@@ -301,7 +301,7 @@ class Residents:
             cards = [CardRecord(**{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")})
                      for c in store.cards_of(conn, resident_id)]  # fmt: skip
             return DataExport(
-                resident=_resident(row), personal=PersonalData(**crypto.open_personal(data_key, row["personal"], resident_id)),
+                resident=_resident(row), personal=PersonalRecord(**crypto.open_personal(data_key, row["personal"], resident_id)),
                 opt_ins=store.opt_ins(conn, resident_id), cards=cards, history=wallet.lines(conn, row["city"], resident_id, rows, None),
             )  # fmt: skip
 
