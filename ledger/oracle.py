@@ -364,7 +364,7 @@ class LedgerState:
         return posted == 0 and pending == 0
 
     def balances(self) -> dict[str, Counters]:
-        return {name: tuple(c) for name, c in self.counters.items()}
+        return {name: (c[0], c[1], c[2], c[3]) for name, c in self.counters.items()}
 
 
 def replay(entries: Iterable[Entry13]) -> dict[str, dict[str, Counters]]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ledger.domain import accounts
-from ledger.domain.transfers import TransferRequest
+from ledger.domain.transfers import Phase, TransferRequest
 
 DAY_US = 86_400_000_000
 
@@ -92,6 +92,7 @@ class _City:
 
     def resident_of(self, wallet: str) -> int:
         name = accounts.parse_account(wallet).owner
+        assert name is not None, f"{wallet} is a resident's wallet"
         if self.members is None:
             return int(name[1:])
         if not self._index:
@@ -147,7 +148,7 @@ class Simulator:
         self.batch_span_us = batch_size * step_us
         made = 0
         while made < transfers:
-            batch = []
+            batch: list[list[TransferRequest]] = []
             while len(batch) < batch_size and made < transfers:
                 group = self._next_group()
                 if group:
@@ -165,6 +166,7 @@ class Simulator:
             for request in group:
                 city = self._city(request.ledger)
                 if request.phase == "pending" and city is not None:
+                    assert request.amount_points is not None, "a hold has an amount"
                     self._credit(city, city.resident_of(request.debit_account), request.amount_points)
 
     # --- the actions --------------------------------------------------------------------------
@@ -181,7 +183,7 @@ class Simulator:
         return getattr(self, f"_{action}")(city)
 
     def _req(
-        self, city: _City, kind: str, phase: str, debit: str, credit: str, amount: int | None, **kw
+        self, city: _City, kind: str, phase: Phase, debit: str, credit: str, amount: int | None, **kw
     ) -> TransferRequest:
         return TransferRequest(city.community.id, self._key(), kind, phase, debit, credit, amount, **kw)
 

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from typing import Self
 
 from joserfc import jwt
 from joserfc.jwk import OKPKey
@@ -76,7 +77,7 @@ class IdentityProvider:
         self.jwks_url = f"{self.httpd.url}/.well-known/jwks.json"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> IdentityProvider:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

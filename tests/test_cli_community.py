@@ -51,8 +51,11 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
 
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
     assert "already seeded" in again
+
     # The same accounts, with fresh tokens (each start grants them from the real clock).
-    accounts = lambda c: {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}
+    def accounts(c: dict) -> dict:
+        return {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}
+
     renewed = json.loads((tmp_path / "again.json").read_text())
     assert accounts(renewed) == accounts(creds) and renewed["staff"][0]["token"] != creds["staff"][0]["token"]
     assert {"admins", "staff", "finance", "auditors", "organizations"} <= renewed.keys()

@@ -146,7 +146,7 @@ def test_serve_refuses_to_start_without_issuer_and_audience(db_url, tmp_path, mo
     monkeypatch.delenv("ENTRAIDE_OIDC_ISSUER", raising=False)
     monkeypatch.delenv("ENTRAIDE_OIDC_AUDIENCE", raising=False)
     command = [sys.executable, "-m", "api.cli", "serve", "--db", db_url, "--data-dir", str(tmp_path), "--port", "9"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "serving" not in done.stdout
     assert (
         done.stderr.strip().splitlines() == [done.stderr.strip()] and "ENTRAIDE_OIDC_ISSUER is required" in done.stderr

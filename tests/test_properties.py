@@ -127,7 +127,7 @@ def test_invariants_hold_for_random_activity(ctx, clock, ops):
     ctx.ledger.expire_holds([a, b])
     before = audit.entry_count(ctx.engine)
     groups = [group for group, _ in committed.values()]
-    for (group, first), outcome in zip(committed.values(), ctx.ledger.submit(groups), strict=True):
+    for (_, first), outcome in zip(committed.values(), ctx.ledger.submit(groups), strict=True):
         assert outcome.ok and all(t.replayed for t in outcome.transfers)
         assert [t.hash for t in outcome.transfers] == [t.hash for t in first]
     assert audit.entry_count(ctx.engine) == before

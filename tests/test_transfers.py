@@ -386,7 +386,7 @@ def test_the_database_refuses_an_overdraft_the_planner_let_through(ctx, monkeypa
     funded(ctx, wallet=100)
     before = audit.entry_count(ctx.engine)
     monkeypatch.setattr(domain, "is_non_negative", lambda name: False)
-    with pytest.raises((IntegrityError, psycopg.IntegrityError), match="ck_accounts_not_overdrawn|CHECK constraint"):
+    with pytest.raises((IntegrityError, psycopg.IntegrityError), match=r"ck_accounts_not_overdrawn|CHECK constraint"):
         ctx.ledger.submit([[T("brossard", key(), "service", "single", WALLET, "services:revenue", 30)],
                            [T("brossard", key(), "service", "single", WALLET, "services:revenue", 500)]])  # fmt: skip
     assert audit.entry_count(ctx.engine) == before

@@ -66,7 +66,7 @@ def fetch_key_set(url: str, timeout_seconds: float) -> KeySet:
     document = json.loads(body)
     found = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(found, list):
-        raise ValueError("not a JWKS document")
+        raise ValueError("not a JWKS document")  # noqa: TRY004  (callers handle every unusable key set as ValueError)
     keys = []
     for entry in found[:MAX_JWKS_KEYS]:
         try:

@@ -12,9 +12,11 @@ Files live in `<keys dir>/community`, mode 0600, created on first use, like the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -58,13 +60,11 @@ class CommunityKeys:
         self.directory = Path(keys_dir) / "community"
         self._cache: dict[str, object] = {}
 
-    def _load_or_create(self, name: str, make: callable) -> bytes:
+    def _load_or_create(self, name: str, make: Callable[[], bytes]) -> bytes:
         path = self.directory / name
         if not path.exists():
-            try:
+            with contextlib.suppress(FileExistsError):  # another process created it first
                 _write_private(path, make())
-            except FileExistsError:  # another process created it first
-                pass
         if path.stat().st_mode & 0o077:
             raise PermissionError(f"{path} is readable by others; chmod 600 it")
         return path.read_bytes()
@@ -148,7 +148,7 @@ def verify_token(token: str, keys: KeySet, now_s: int, algorithms=(TOKEN_ALGORIT
         raise TokenRejected("invalid")
     if any(claims.get(name) != value for name, value in expected.items()):
         raise TokenRejected("invalid")
-    if any(times[name] is not None and times[name] > now_s + leeway_seconds for name in ("nbf", "iat")):
+    if any(t is not None and t > now_s + leeway_seconds for t in (times["nbf"], times["iat"])):
         raise TokenRejected("invalid")  # not valid yet, or from a clock ahead of ours by more than the leeway
     if times["exp"] + leeway_seconds <= now_s:
         raise TokenRejected("expired")
@@ -230,6 +230,7 @@ class TokenService:
         return self._verify_external(token, kid, now_s)
 
     def _verify_external(self, token: str, kid: str, now_s: int) -> dict:
+        assert self.external is not None, "verify() sends a token here only with a provider configured"
         keys = self.external.key_set(kid)
         if keys is None:
             raise TokenRejected("invalid")  # a key the provider does not publish (the refresher was told)

@@ -33,7 +33,8 @@ def save_program(conn: Connection, city: str, config_json: str, now_us: int) -> 
         index_elements=[P.c.city], set_={"config": config_json, "version": P.c.version + 1, "updated_at_us": now_us}
     )
     conn.execute(stmt)
-    return conn.scalar(select(P.c.version).where(P.c.city == city))
+    version: int = conn.execute(select(P.c.version).where(P.c.city == city)).scalar_one()
+    return version
 
 
 # --- residents, opt-ins and cards ---------------------------------------------------------------
@@ -95,7 +96,9 @@ def card_and_holder(conn: Connection, card_id: str) -> tuple[dict, dict] | None:
         return None
     values = tuple(row)
     card_columns = len(CA.columns)
-    return dict(zip(CA.columns.keys(), values[:card_columns])), dict(zip(R.columns.keys(), values[card_columns:]))
+    # the join selects every column of both tables, cards first
+    card = dict(zip(CA.columns.keys(), values[:card_columns], strict=True))
+    return card, dict(zip(R.columns.keys(), values[card_columns:], strict=True))
 
 
 def cards_of(conn: Connection, resident_id: str) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -36,7 +37,7 @@ from ledger.service_layer.audit_trail import AuditTrail
 RESIDENT_TTL_SECONDS_MAX = 90 * 86_400
 
 
-def _public(row: dict) -> Credential:
+def _public(row: dict[str, Any]) -> Credential:
     """A credential as listed: everything but the token, which is never stored."""
     keys = ("jti", "principal_id", "city", "role", "subject", "issued_by", "issued_at_us", "expires_at_us", "revoked_by",
             "revoked_at_us")  # fmt: skip
@@ -102,12 +103,12 @@ class Access:
         """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
         assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
         with self.engine.begin() as conn:
-            return self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())[
-                "token"
-            ]
+            issued = self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())
+        token: str = issued["token"]
+        return token
 
-    def _issue(self, conn, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
-               issued_by: str, now_us: int) -> dict:  # fmt: skip
+    def _issue(self, conn: Connection, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
+               issued_by: str, now_us: int) -> dict[str, Any]:  # fmt: skip
         jti = secrets.token_hex(16)
         now_s = now_us // 1_000_000
         expires_at_us = (now_s + ttl_seconds) * 1_000_000
@@ -120,7 +121,7 @@ class Access:
 
     # --- every request ------------------------------------------------------------------------
 
-    def check(self, claims: dict) -> str:
+    def check(self, claims: dict[str, Any]) -> str:
         """The credential id of a verified built-in token, refused if it was revoked, its principal's
         grant withdrawn, or it names another role, subject, city or organization than was granted."""
         jti = claims.get("jti")
@@ -128,8 +129,8 @@ class Access:
             raise Unauthorized("invalid token")
         with self.engine.connect() as conn:
             row = store.credential_state(conn, jti)
-        granted = None if row is None else (row["role"], row["subject"], row["city"], row["org_id"])
-        if granted != (claims.get("role"), claims.get("sub"), claims.get("city"), claims.get("org")):
+        claimed = (claims.get("role"), claims.get("sub"), claims.get("city"), claims.get("org"))
+        if row is None or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed:
             raise Unauthorized("invalid token")
         if row["revoked_at_us"] is not None or row["principal_status"] == "revoked":
             raise TokenRevoked("this token was revoked")

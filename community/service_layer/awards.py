@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
@@ -47,7 +48,7 @@ class Awards:
         self.programs = programs
         self.clock = clock
 
-    def grant(self, request: AwardRequest) -> dict:
+    def grant(self, request: AwardRequest) -> dict[str, Any]:
         holder, city = request.holder, request.city
         transfer_id = transfer_id_for(city, request.idempotency_key)
         with self.engine.begin() as conn:
@@ -59,7 +60,8 @@ class Awards:
                     raise IdempotencyConflict(
                         "idempotency key was used for another request", key=request.idempotency_key
                     )
-                return msgspec.json.decode(previous["response"]) | {"replayed": True}
+                answer: dict[str, Any] = msgspec.json.decode(previous["response"])
+                return answer | {"replayed": True}
             program = self.programs.get(city, conn)
             now = self.clock()
             day_bucket, month_bucket = usage_buckets(program, program.local_day(now))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine, Table
@@ -34,7 +35,7 @@ class Members:
         self.engine, self.table, self.kind, self.audit, self.clock = engine, table, kind, audit, clock
         self.unknown, self.not_approved = unknown, not_approved
 
-    def add(self, city: str, member_id: str, name: str, actor: str, *, key: str, **extra) -> Member:
+    def add(self, city: str, member_id: str, name: str, actor: str, *, key: str, **extra: object) -> Member:
         """Enrol a member, pending until staff approve it. A retry with the same `key` (per city and
         actor) returns the first record; another member under that key is an idempotency conflict."""
         if not isinstance(member_id, str) or not MEMBER_ID.fullmatch(member_id):
@@ -50,7 +51,9 @@ class Members:
             return idempotency.once(conn, scope, key, request, Member, lambda: self._add(conn, city, member_id, name, actor, now, extra),
                                     now)  # fmt: skip
 
-    def _add(self, conn: Connection, city: str, member_id: str, name: str, actor: str, now: int, extra: dict) -> Member:
+    def _add(
+        self, conn: Connection, city: str, member_id: str, name: str, actor: str, now: int, extra: dict[str, object]
+    ) -> Member:
         if city not in journal.heads(conn):
             raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
         if store.member(conn, self.table, member_id) is not None:
@@ -76,17 +79,17 @@ class Members:
                         before={"status": row["status"]}, after={"status": status}, now_us=now)  # fmt: skip
             return Member(**store.member(conn, self.table, member_id))  # type: ignore[arg-type]
 
-    def get(self, member_id: str, city: str | None = None) -> dict:
+    def get(self, member_id: str, city: str | None = None) -> dict[str, Any]:
         with self.engine.connect() as conn:
             return self._in_city(conn, member_id, city)
 
-    def approved(self, member_id: str) -> dict:
+    def approved(self, member_id: str) -> dict[str, Any]:
         row = self.get(member_id)
         if row["status"] != "approved":
             raise self.not_approved(f"{self.kind} {member_id} is not approved")
         return row
 
-    def list(self, city: str) -> list[dict]:
+    def list(self, city: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return store.members(conn, self.table, city)
 
@@ -94,7 +97,7 @@ class Members:
         """The city's members, by id (the organizations' listing; merchants add their terminals)."""
         return Organizations(organizations=[Member(**row) for row in self.list(city)])
 
-    def _in_city(self, conn, member_id: str, city: str | None) -> dict:
+    def _in_city(self, conn: Connection, member_id: str, city: str | None) -> dict[str, Any]:
         row = store.member(conn, self.table, member_id) if isinstance(member_id, str) else None
         if row is None:
             raise self.unknown(f"no {self.kind} {member_id!r}")

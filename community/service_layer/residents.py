@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from joserfc.jwk import KeySet
@@ -49,7 +50,7 @@ PERSONAL_FIELDS = {"name": 200, "email": 254, "phone": 40, "address": 400, "lang
 MAX_EXPORT_ENTRIES = 100_000
 
 
-def check_personal(personal: dict) -> dict:
+def check_personal(personal: dict[str, Any]) -> dict[str, Any]:
     """Only known fields, as bounded strings: what a city needs to reach a resident, nothing more."""
     if not isinstance(personal, dict) or set(personal) - set(PERSONAL_FIELDS):
         raise InvalidRequest(
@@ -98,7 +99,7 @@ class Residents:
     # --- enrolment ------------------------------------------------------------------------------
 
     def enroll(
-        self, city: str, personal: dict, level: str, actor: str, subject: str | None = None, *, key: str
+        self, city: str, personal: dict[str, Any], level: str, actor: str, subject: str | None = None, *, key: str
     ) -> Resident:
         """Enrol a resident (valid one year) and issue their first card; returns their record. A retry
         with the same `key` (per city and actor) returns the first record and enrols nobody new."""
@@ -112,7 +113,7 @@ class Residents:
             return idempotency.once(conn, f"{city}:{identity(actor)}:residents.enroll", key, request, Resident,
                                     lambda: self._enroll(conn, city, personal, level, actor, subject, now), now)  # fmt: skip
 
-    def _enroll(self, conn: Connection, city: str, personal: dict, level: str, actor: str, subject: str | None,
+    def _enroll(self, conn: Connection, city: str, personal: dict[str, Any], level: str, actor: str, subject: str | None,
                 now: int) -> Resident:  # fmt: skip
         resident_id = "r" + secrets.token_hex(10)
         data_key = crypto.new_data_key()
@@ -130,7 +131,7 @@ class Residents:
         self._issue_card(conn, resident_id, city, now + YEAR_US, now)
         self.audit.record(conn, actor=actor, action="resident.enroll", city=city, target=resident_id, before=None,
                           after={"level": level}, now_us=now)  # fmt: skip
-        return _resident(store.resident(conn, resident_id))
+        return _stored(conn, resident_id)
 
     def renew(self, resident_id: str, actor: str, city: str) -> Resident:
         """Extend the city-issued identifier by a year (from its end, or from today if it lapsed)."""
@@ -143,7 +144,7 @@ class Residents:
             self._issue_card(conn, resident_id, row["city"], valid_until, now)
             self.audit.record(conn, actor=actor, action="resident.renew", city=row["city"], target=resident_id,
                         before={"valid_until_us": row["valid_until_us"]}, after={"valid_until_us": valid_until}, now_us=now)  # fmt: skip
-            return _resident(store.resident(conn, resident_id))
+            return _stored(conn, resident_id)
 
     def set_level(self, resident_id: str, level: str, actor: str, city: str) -> Resident:
         _check_level(level)
@@ -153,9 +154,9 @@ class Residents:
             store.update_resident(conn, resident_id, level=level)
             self.audit.record(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
                         before={"level": row["level"]}, after={"level": level}, now_us=now)  # fmt: skip
-            return _resident(store.resident(conn, resident_id))
+            return _stored(conn, resident_id)
 
-    def get(self, resident_id: str, city: str | None = None) -> dict:
+    def get(self, resident_id: str, city: str | None = None) -> dict[str, Any]:
         with self.engine.connect() as conn:
             return self._public(self._active(conn, resident_id, city, allow_lapsed=True))
 
@@ -165,7 +166,7 @@ class Residents:
             row = self._public(self._active(conn, resident_id, city, allow_lapsed=True))
             return ResidentRecord(**row, opt_ins=store.opt_ins(conn, resident_id))
 
-    def for_token(self, claims: dict) -> dict:
+    def for_token(self, claims: dict[str, Any]) -> dict[str, Any]:
         """The resident a verified token names (`TokenService.verify`'s claims), refused if none.
 
         A built-in token names the resident by id. A provider's token names only a subject, which
@@ -216,12 +217,12 @@ class Residents:
         )
         return card_id
 
-    def card_token(self, card: dict) -> str:
+    def card_token(self, card: dict[str, Any]) -> str:
         """The card as a compact JWS: card id, city and expiry, no personal data; signed by the city."""
         claims = {"sub": card["id"], "city": card["city"], "exp": card["expires_at_us"] // 1_000_000}
         return crypto.sign_token(self.keys.card_key(card["city"]), claims)
 
-    def current_card(self, resident_id: str) -> dict:
+    def current_card(self, resident_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
             cards = [c for c in store.cards_of(conn, resident_id) if c["revoked_at_us"] is None]
         if not cards:
@@ -255,11 +256,11 @@ class Residents:
                 conn, actor=actor, action="card.revoke", city=city, target=card_id, before=None, after=None, now_us=now
             )
 
-    def revocations(self, city: str, since_us: int, limit: int = 10_000) -> list[dict]:
+    def revocations(self, city: str, since_us: int, limit: int = 10_000) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return store.revoked_cards(conn, city, since_us, limit)
 
-    def card_keys(self, cities: list[str]) -> dict:
+    def card_keys(self, cities: list[str]) -> dict[str, Any]:
         """The cities' card public keys (JWKS): what a terminal needs to check cards offline."""
         return crypto.public_jwks([self.keys.card_key(city) for city in cities])
 
@@ -322,12 +323,12 @@ class Residents:
     # --- checks ---------------------------------------------------------------------------------
 
     def _active(self, conn: Connection, resident_id: str, city: str | None, for_update: bool = False,
-                allow_lapsed: bool = False) -> dict:  # fmt: skip
+                allow_lapsed: bool = False) -> dict[str, Any]:  # fmt: skip
         """The resident's row, refused if unknown, of another city, erased, or (unless allowed) lapsed."""
         row = store.resident(conn, resident_id, for_update) if isinstance(resident_id, str) else None
         return self._checked(row, city, allow_lapsed)
 
-    def _checked(self, row: dict | None, city: str | None, allow_lapsed: bool) -> dict:
+    def _checked(self, row: dict[str, Any] | None, city: str | None, allow_lapsed: bool) -> dict[str, Any]:
         if row is None:
             raise UnknownResident("unknown resident")
         if city is not None and row["city"] != city:
@@ -339,15 +340,22 @@ class Residents:
         return row
 
     @staticmethod
-    def _public(row: dict) -> dict:
+    def _public(row: dict[str, Any]) -> dict[str, Any]:
         return {k: row[k] for k in RESIDENT_FIELDS}
 
 
 RESIDENT_FIELDS = ("id", "city", "level", "status", "valid_until_us", "created_at_us")
 
 
-def _resident(row: dict) -> Resident:
+def _resident(row: dict[str, Any]) -> Resident:
     return Resident(**{k: row[k] for k in RESIDENT_FIELDS})
+
+
+def _stored(conn: Connection, resident_id: str) -> Resident:
+    """The resident just written in this transaction."""
+    row = store.resident(conn, resident_id)
+    assert row is not None, "the resident was written in this transaction"
+    return _resident(row)
 
 
 def _require_program(conn: Connection, city: str) -> None:

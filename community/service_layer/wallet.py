@@ -9,6 +9,8 @@ page for each distinct id.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from sqlalchemy import Connection, Engine
 
 from community.adapters import store
@@ -58,7 +60,7 @@ def _posted(conn: Connection, city: str, account: str) -> int:
 
 
 def lines(
-    conn: Connection, city: str, resident_id: str, rows: list[dict], posted_after: int | None
+    conn: Connection, city: str, resident_id: str, rows: list[dict[str, Any]], posted_after: int | None
 ) -> list[WalletLine]:
     """History lines of `rows` (wallet entries, newest first). With `posted_after`, the wallet's
     posted points after the newest row, each line gets the balance after it."""
@@ -84,13 +86,13 @@ def lines(
 class _Names:
     """Display names of one page's counterparties, each read once."""
 
-    def __init__(self, conn: Connection, resident_id: str, rows: list[dict]) -> None:
+    def __init__(self, conn: Connection, resident_id: str, rows: list[dict[str, Any]]) -> None:
         self.conn = conn
         self.members: dict[tuple[str, str], Counterparty | None] = {}
         self.items = self._redeemed_items(resident_id, rows)
         self.titles: dict[str, dict[str, str] | None] = {}
 
-    def counterparty(self, ledger: str, account: str, row: dict) -> Counterparty | None:
+    def counterparty(self, ledger: str, account: str, row: dict[str, Any]) -> Counterparty | None:
         kind, _, rest = account.partition(":")
         if kind == "merchant":
             return self._member("merchant", rest.rsplit(":", 1)[0])
@@ -107,7 +109,7 @@ class _Names:
             return Counterparty(kind="city", id=ledger, name=ledger)
         return None
 
-    def _across(self, other_city: str, row: dict) -> Counterparty | None:
+    def _across(self, other_city: str, row: dict[str, Any]) -> Counterparty | None:
         """Who stood on the other city's half of a linked transfer (cross-city earning or redemption)."""
         for half in journal.linked_entries(self.conn, row["group_id"]):
             if half["ledger"] == other_city:
@@ -115,16 +117,16 @@ class _Names:
                 return self.counterparty(other_city, far, half)
         return None
 
-    def _member(self, kind: str, member_id: str) -> Counterparty | None:
+    def _member(self, kind: Literal["merchant", "organization"], member_id: str) -> Counterparty | None:
         if (kind, member_id) not in self.members:
             table = MerchantRow.__table__ if kind == "merchant" else OrganizationRow.__table__
             row = store.member(self.conn, table, member_id)
             self.members[kind, member_id] = (
                 None if row is None else Counterparty(kind=kind, id=member_id, name=row["name"])
-            )  # type: ignore[arg-type]
+            )
         return self.members[kind, member_id]
 
-    def _redeemed_items(self, resident_id: str, rows: list[dict]) -> dict[str, str]:
+    def _redeemed_items(self, resident_id: str, rows: list[dict[str, Any]]) -> dict[str, str]:
         """The catalog item behind each marketplace hold of the page, by the hold's transfer id."""
         if not any(r["kind"] in MARKETPLACE_KINDS for r in rows):
             return {}
@@ -132,7 +134,7 @@ class _Names:
         found = catalog_store.redemptions_of(self.conn, resident_id, newest_us + 1, MAX_REDEMPTIONS_MATCHED)
         return {transfer_id: r["item_id"] for r in found for _, transfer_id in r["hold"]}
 
-    def title(self, row: dict) -> dict[str, str] | None:
+    def title(self, row: dict[str, Any]) -> dict[str, str] | None:
         hold_id = row["transfer_id"] if row["phase"] == "pending" else row["ref"]
         item_id = self.items.get(hold_id) if row["kind"] in MARKETPLACE_KINDS else None
         if item_id is None:

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import BindParameter
 
 MIGRATIONS = "ledger:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -258,8 +260,8 @@ def dialect_insert(conn, table):
 
 @lru_cache(maxsize=256)
 def _insert_once_statement(dialect: str, table, columns: tuple[str, ...]):
-    values = {column: bindparam(f"v_{column}") for column in columns}
-    return _dialect_insert(dialect, table).values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    params: dict[str, BindParameter[Any]] = {column: bindparam(f"v_{column}") for column in columns}
+    return _dialect_insert(dialect, table).values(params).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def insert_once(conn, table, **values) -> bool:
@@ -278,15 +280,16 @@ def text_array(values: Iterable[str | int | bool]) -> str:
     The values are all strings (quoted, and escaped where needed), all integers, or all booleans;
     no NULLs.
     """
-    values = list(values)
-    if not values:
+    items = list(values)
+    if not items:
         return "{}"
-    first = values[0]
+    first = items[0]
     if isinstance(first, bool):
-        return "{" + ",".join("t" if v else "f" for v in values) + "}"
+        return "{" + ",".join("t" if v else "f" for v in items) + "}"
     if isinstance(first, int):
-        return "{" + ",".join(map(str, values)) + "}"
-    plain = "".join(values)
+        return "{" + ",".join(map(str, items)) + "}"
+    texts = cast("list[str]", items)  # the first is a string, so all are (see above)
+    plain = "".join(texts)
     if '"' in plain or "\\" in plain:
-        values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
-    return '{"' + '","'.join(values) + '"}'
+        texts = [v.replace("\\", "\\\\").replace('"', '\\"') for v in texts]
+    return '{"' + '","'.join(texts) + '"}'

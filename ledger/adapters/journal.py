@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import Cast
 
 from ledger.adapters.database import dialect_insert, text_array
 from ledger.adapters.tables import AccountRow, CheckpointRow, HoldRow, JournalRow, LedgerRow, SigningKeyRow
@@ -185,7 +186,9 @@ class PairLookup:
     """
 
     def __init__(self, build, ledger_col, id_col) -> None:
-        cast_array = lambda name: cast(bindparam(name, type_=String), ARRAY(String))
+        def cast_array(name: str) -> Cast[Any]:
+            return cast(bindparam(name, type_=String), ARRAY(String))
+
         keys = select(
             func.unnest(cast_array("pair_ledgers")).label("l"), func.unnest(cast_array("pair_ids")).label("i")
         ).subquery()
@@ -239,7 +242,11 @@ def transfers(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[
     return _transfers(_TRANSFERS.rows(conn, pairs))
 
 
-def _transfers(rows: Iterable) -> dict[tuple[str, str], dict]:
+# A stored journal row by column name (JOURNAL_COLUMNS): what a retry compares and answers with.
+StoredTransfer = dict[str, Any]
+
+
+def _transfers(rows: Iterable[Any]) -> dict[tuple[str, str], StoredTransfer]:
     return {(row.ledger, row.transfer_id): row._asdict() for row in rows}
 
 
@@ -269,7 +276,7 @@ BALANCE_COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credit
 
 def _array_params(names: tuple[str, ...], rows: list[tuple]) -> dict[str, str]:
     """Rows (at least one) as one array literal per column: the parameters of an `unnest` insert."""
-    return {name: text_array(column) for name, column in zip(names, zip(*rows), strict=True)}
+    return {name: text_array(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 _UPSERT_BALANCES_FROM_ARRAYS = text(
@@ -297,14 +304,14 @@ def save_balances(conn: Connection, changed: dict[tuple[str, str], Balance]) -> 
         names = ("ledgers", "names", "non_negative", *BALANCE_COUNTERS)  # as_tuple() is in BALANCE_COUNTERS order
         _send(conn, _UPSERT_BALANCES_FROM_ARRAYS, _array_params(names, rows))
         return
-    rows = [
+    records = [
         {"ledger": ledger, "name": name, "non_negative": is_non_negative(name)}
         | {c: getattr(changed[(ledger, name)], c) for c in BALANCE_COUNTERS}
         for ledger, name in keys
     ]
     stmt = dialect_insert(conn, A)
     conn.execute(stmt.on_conflict_do_update(index_elements=[A.c.ledger, A.c.name],
-                                            set_={c: stmt.excluded[c] for c in BALANCE_COUNTERS}), rows)  # fmt: skip
+                                            set_={c: stmt.excluded[c] for c in BALANCE_COUNTERS}), records)  # fmt: skip
 
 
 def _hold(row) -> Hold:
@@ -410,7 +417,7 @@ def _originals(refundable: Iterable, compensated: Iterable) -> dict[tuple[str, s
 class BatchReads(NamedTuple):
     """What an append reads before planning (see `batch_reads`)."""
 
-    transfers: dict[tuple[str, str], dict]
+    transfers: dict[tuple[str, str], StoredTransfer]
     holds: dict[tuple[str, str], Hold]
     resolutions: dict[tuple[str, str], str]
     originals: dict[tuple[str, str], Original]
@@ -436,6 +443,10 @@ def batch_reads(conn: Connection, transfer_ids: list[tuple[str, str]], hold_refs
 
 JOURNAL_COLUMNS = tuple(c.name for c in J.columns)
 assert JOURNAL_COLUMNS[:16] == tuple(c.name for c in ENTRY_COLUMNS) and JOURNAL_COLUMNS[16:] == ("request_hash",)
+# A journal row in JOURNAL_COLUMNS order: the Entry12 of the domain, then prev_hash, hash, key_id,
+# signature (the Entry16 layout of ledger/_core.pyi) and the request fingerprint.
+JournalTuple = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int,
+                     str, str, str, str, str | None]  # fmt: skip
 row_values = itemgetter(*JOURNAL_COLUMNS)  # a journal row as a dict -> the tuple `appending` writes
 
 
@@ -446,17 +457,21 @@ def streams_appends(conn: Connection) -> bool:
 
 
 @contextmanager
-def appending(conn: Connection) -> Iterator[Callable[[list[tuple]], None]]:
+def appending(conn: Connection) -> Iterator[Callable[[list[JournalTuple]], None]]:
     """A writer of journal rows (tuples in JOURNAL_COLUMNS order: the Entry16 layout, then the
     request fingerprint), for the slices of one batch. On PostgreSQL it is one COPY, several times
     faster than a multi-row INSERT, open until the block ends: the server ingests each slice while
     the caller prepares the next, and no other statement may run on the connection meanwhile."""
     if conn.dialect.name != "postgresql":
-        yield lambda rows: conn.execute(insert(J), [dict(zip(JOURNAL_COLUMNS, row)) for row in rows])
+
+        def insert_rows(rows: list[JournalTuple]) -> None:
+            conn.execute(insert(J), [dict(zip(JOURNAL_COLUMNS, row, strict=True)) for row in rows])
+
+        yield insert_rows
         return
     with _driver(conn).cursor().copy(f"COPY journal ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
 
-        def write(rows: list[tuple]) -> None:
+        def write(rows: list[JournalTuple]) -> None:
             for row in rows:
                 copy.write_row(row)
 
@@ -493,7 +508,7 @@ def entry(conn: Connection, ledger: str, sequence: int) -> tuple | None:
 # --- keys and checkpoints -----------------------------------------------------------------------
 
 
-def signing_keys(conn: Connection) -> list[dict]:
+def signing_keys(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(K).order_by(K.c.valid_from_us, K.c.key_id))
     return [r._asdict() for r in rows]
 
@@ -501,7 +516,7 @@ def signing_keys(conn: Connection) -> list[dict]:
 _ACTIVE_KEY = select(K).where(K.c.valid_until_us.is_(None))
 
 
-def active_key(conn: Connection) -> dict | None:
+def active_key(conn: Connection) -> dict[str, Any] | None:
     row = conn.execute(_ACTIVE_KEY).first()
     return None if row is None else row._asdict()
 
@@ -522,7 +537,11 @@ def add_checkpoint(conn: Connection, ledger: str, tree_size: int, root_hex: str,
     conn.execute(insert(C).values(ledger=ledger, tree_size=tree_size, root_hash=root_hex, time_us=time_us, note=note))
 
 
-def checkpoint(conn: Connection, ledger: str, tree_size: int | None = None) -> dict | None:
+# A checkpoints row by column name.
+CheckpointRecord = dict[str, Any]
+
+
+def checkpoint(conn: Connection, ledger: str, tree_size: int | None = None) -> CheckpointRecord | None:
     """The checkpoint of that size, or the latest one."""
     query = select(C).where(C.c.ledger == ledger)
     query = query.where(C.c.tree_size == tree_size) if tree_size is not None else query.order_by(C.c.tree_size.desc())
@@ -530,7 +549,7 @@ def checkpoint(conn: Connection, ledger: str, tree_size: int | None = None) -> d
     return None if row is None else row._asdict()
 
 
-def latest_checkpoints(conn: Connection) -> list[dict]:
+def latest_checkpoints(conn: Connection) -> list[CheckpointRecord]:
     latest = select(C.c.ledger, func.max(C.c.tree_size).label("size")).group_by(C.c.ledger).subquery()
     query = select(C).join(latest, and_(C.c.ledger == latest.c.ledger, C.c.tree_size == latest.c.size))
     return [r._asdict() for r in conn.execute(query.order_by(C.c.ledger))]
@@ -634,7 +653,7 @@ def interop_credits(
                 J.c.phase.in_(("single", "post")),
                 J.c.kind.not_in(exclude_kinds),
             )
-        )  # fmt: skip
+        )
         .group_by(J.c.ledger, J.c.credit_account)
     )
     return [(r.ledger, r.credit_account, int(r.points)) for r in conn.execute(query)]

@@ -7,12 +7,20 @@ reproduces (balances, open holds) or metadata (ledgers' heads, public keys, chec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar
+
 from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:
+        # Every mapping here is declared with __tablename__, so its __table__ is a Table (the
+        # stubs say FromClause, which insert/update/delete and Members refuse).
+        __table__: ClassVar[Table]
 
 
 class LedgerRow(Base):

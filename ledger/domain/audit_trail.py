@@ -12,14 +12,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple, TypedDict
 
 AUDIT_FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = ("city", "seq", "at_us", "actor", "action", "target", "before", "after", "prev_hash")
 HEX64 = re.compile(r"[0-9a-f]{64}")
 HEX128 = re.compile(r"[0-9a-f]{128}")
+
+
+class HashedFields(TypedDict):
+    """The fields of a record that its hash covers (HASHED_FIELDS)."""
+
+    city: str
+    seq: int
+    at_us: int
+    actor: str
+    action: str
+    target: str
+    before: str | None
+    after: str | None
+    prev_hash: str
 
 
 class AuditRecord(NamedTuple):
@@ -45,14 +59,14 @@ def state_text(value: object) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
-def canonical_bytes(fields: dict) -> bytes:
+def canonical_bytes(fields: Mapping[str, object]) -> bytes:
     """RFC 8785 of the record's hashed object: every value is a string, an integer or null, so JCS
     is members sorted by key, no whitespace, and JSON string escapes as `json.dumps` writes them."""
     obj = {name: fields[name] for name in HASHED_FIELDS} | {"v": AUDIT_FORMAT_VERSION}
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def record_hash(fields: dict) -> str:
+def record_hash(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_bytes(fields)).hexdigest()
 
 
@@ -84,7 +98,7 @@ def _shape_error(record: AuditRecord) -> str | None:
 
 def check_chain(
     records: Iterable[AuditRecord], known_keys: set[str]
-) -> tuple[dict[str, tuple[int, str]], list, ChainError | None]:
+) -> tuple[dict[str, tuple[int, str]], list[tuple[str, int, str, str, str]], ChainError | None]:
     """Walk records in (city, seq) order and check everything but the signatures themselves.
 
     Returns each city's head (seq, hash), the signed records to check as (hash, signature, key_id)

@@ -9,6 +9,7 @@ which case the group it was planning leaves no trace.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Literal, NamedTuple
@@ -52,6 +53,10 @@ def _valid_kind(kind: str) -> bool:
 
 
 Phase = Literal["single", "pending", "post", "void"]
+# A journal entry as the Rust core seals it (ledger/_core.pyi, docs/ledger-format.md): ledger,
+# sequence, transfer_id, kind, phase, debit_account, credit_account, amount, ref, group,
+# expires_at_us, time_us.
+Entry12 = tuple[str, int, str, str, str, str, str, int, str | None, str | None, int | None, int]
 REQUEST_PHASES = ("single", "pending", "post", "void")
 
 
@@ -289,6 +294,7 @@ def _release(overlay: _Overlay, hold: Hold, phase: str) -> None:
 
 
 def _open_hold(overlay: _Overlay, request: TransferRequest, now_us: int) -> Hold:
+    assert request.ref is not None, "validate() requires a post or void to name its hold"
     hold = overlay.hold(request.ledger, request.ref)
     if hold is None:
         closed_by = overlay.view.resolved.get((request.ledger, request.ref))
@@ -326,6 +332,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
             _credit(overlay, ledger, credit, amount, pending=False)
             overlay.originals[(ledger, request.transfer_id)] = Original(request.kind, debit, credit, amount)
     else:
+        assert amount is not None, "validate() requires the amount of a single or pending transfer"
         if request.ref is not None:
             original = overlay.original(ledger, request.ref)
             if original is None:
@@ -347,6 +354,7 @@ def plan_one(overlay: _Overlay, request: TransferRequest, group: str | None, now
         _debit(overlay, ledger, debit, amount, pending)
         _credit(overlay, ledger, credit, amount, pending)
         if pending:
+            assert request.timeout_seconds is not None, "validate() requires the timeout of a hold"
             expires_at_us = now_us + request.timeout_seconds * 1_000_000
             key = (ledger, request.transfer_id)
             overlay.holds_opened[key] = Hold(
@@ -401,7 +409,7 @@ def plan_expiry(view: BookView, hold: Hold) -> PlannedEntry:
 # --- invariants the append path asserts on every batch (cheap: one pass over entries or accounts) ----
 
 
-def check_numbered(entries: list[tuple], sequences: dict[str, int]) -> None:
+def check_numbered(entries: Sequence[Entry12], sequences: dict[str, int]) -> None:
     """Entry12 tuples about to be sealed, against each chain's sequence before them: every sequence
     is the previous one plus one, every amount a positive integer within the format's bound, and
     the two accounts differ. Raises InvariantViolation."""

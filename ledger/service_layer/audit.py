@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ledger import core
 from ledger.adapters import journal
 from ledger.domain import checkpoint as notes
 from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
 from ledger.service_layer.keys import Signer, now_us
+
+if TYPE_CHECKING:
+    from ledger._core import LedgerReport, Report, VerifyError
+
+# Keys files, proofs and exported entries are JSON documents read from and written to files: open
+# dicts, checked field by field where they are read.
+JsonObject = dict[str, Any]
 
 KEYS_FORMAT = "entraide.keys/1"
 PROOF_FORMAT = "entraide.proof/1"
@@ -62,12 +70,13 @@ def public_keys(engine: Engine) -> KeysDocument:
                    valid_from_us=k["valid_from_us"], valid_until_us=k["valid_until_us"]) for k in keys])  # fmt: skip
 
 
-def keys_document(engine: Engine) -> dict:
+def keys_document(engine: Engine) -> JsonObject:
     """`public_keys` as the plain document a keys file holds and the verifiers read."""
-    return msgspec.to_builtins(public_keys(engine))
+    doc: JsonObject = msgspec.to_builtins(public_keys(engine))
+    return doc
 
 
-def load_keys_document(path: Path) -> dict:
+def load_keys_document(path: Path) -> JsonObject:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -77,7 +86,7 @@ def load_keys_document(path: Path) -> dict:
     return doc
 
 
-def verifier_keys(doc: dict) -> list[tuple[str, bytes, int, int | None]]:
+def verifier_keys(doc: Mapping[str, Any]) -> list[tuple[str, bytes, int, int | None]]:
     try:
         return [
             (k["key_id"], bytes.fromhex(k["public_key"]), int(k["valid_from_us"]),
@@ -88,7 +97,7 @@ def verifier_keys(doc: dict) -> list[tuple[str, bytes, int, int | None]]:
         raise ValueError(f"malformed key entry: {exc}") from None
 
 
-def _note_keys(doc: dict) -> dict[str, tuple[bytes, int, int | None]]:
+def _note_keys(doc: Mapping[str, Any]) -> dict[str, tuple[bytes, int, int | None]]:
     return {kid: (pub, start, end) for kid, pub, start, end in verifier_keys(doc)}
 
 
@@ -100,7 +109,7 @@ def entry_count(engine: Engine) -> int:
         return journal.entry_count(conn)
 
 
-def entry_object(row: tuple) -> dict:
+def entry_object(row: tuple[object, ...]) -> dict[str, object]:
     obj = dict(zip(ENTRY_KEYS, row, strict=True))
     obj["v"] = core.FORMAT_VERSION
     return obj
@@ -123,12 +132,12 @@ def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress 
     return written
 
 
-def verify_export(path: Path, keys_path: Path) -> dict:
+def verify_export(path: Path, keys_path: Path) -> Report:
     """Verify a JSONL export with public keys only (no database)."""
     return core.verify_export(str(path), verifier_keys(load_keys_document(keys_path)))
 
 
-def verify_database(engine: Engine, progress: Progress = _noop) -> dict:
+def verify_database(engine: Engine, progress: Progress = _noop) -> Report:
     """Verify every chain in the database and check the projections against the replay."""
     verifier = core.ChainVerifier(verifier_keys(keys_document(engine)))
     with engine.begin() as conn:
@@ -142,11 +151,12 @@ def verify_database(engine: Engine, progress: Progress = _noop) -> dict:
     return report
 
 
-def _projection_error(conn, replayed: dict) -> dict | None:
+def _projection_error(conn: Connection, replayed: dict[str, LedgerReport]) -> VerifyError | None:
     for name, head in sorted(journal.heads(conn).items()):
-        chain = replayed.get(
-            name, {"head_sequence": 0, "head_hash": core.GENESIS_HASH, "balances": {}, "open_holds": 0}
-        )
+        empty: LedgerReport = {
+            "entries": 0, "head_sequence": 0, "head_hash": core.GENESIS_HASH, "balances": {}, "open_holds": 0
+        }  # fmt: skip
+        chain = replayed.get(name, empty)
         if (head.sequence, head.hash) != (chain["head_sequence"], chain["head_hash"]):
             return _error(name, chain["head_sequence"], "head_mismatch",
                           f"stored head is #{head.sequence} {head.hash[:12]}, the chain ends at #{chain['head_sequence']}")  # fmt: skip
@@ -161,14 +171,16 @@ def _projection_error(conn, replayed: dict) -> dict | None:
     return None
 
 
-def _error(ledger: str, sequence: int, code: str, detail: str) -> dict:
+def _error(ledger: str, sequence: int, code: str, detail: str) -> VerifyError:
     return {"ledger": ledger, "sequence": sequence, "code": code, "detail": detail}
 
 
 # --- checkpoints and proofs ---------------------------------------------------------------------
 
 
-def make_checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int] = now_us) -> list[dict]:
+def make_checkpoints(
+    engine: Engine, signer: Signer, clock: Callable[[], int] = now_us
+) -> list[journal.CheckpointRecord]:
     """Sign a checkpoint of every ledger's current head (skipping ledgers already checkpointed there)."""
     made = []
     with engine.begin() as conn:
@@ -182,7 +194,9 @@ def make_checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int] = 
             time_us = max(clock(), head.time_us)
             note = notes.sign(name, head.sequence, root, time_us, key_id, seed)
             journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)
-            made.append(journal.checkpoint(conn, name, head.sequence))
+            added = journal.checkpoint(conn, name, head.sequence)
+            assert added is not None, "the checkpoint was written in this transaction"
+            made.append(added)
     return made
 
 
@@ -194,7 +208,7 @@ def latest_checkpoints(engine: Engine) -> Checkpoints:
                                     for c in latest])  # fmt: skip
 
 
-def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> dict:
+def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
     with engine.begin() as conn:
         cp = journal.checkpoint(conn, ledger)
         if cp is None:
@@ -202,6 +216,7 @@ def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> dict:
         if not 1 <= sequence <= cp["tree_size"]:
             raise ValueError(f"sequence {sequence} is not in the latest checkpoint (size {cp['tree_size']})")
         row = journal.entry(conn, ledger, sequence)
+        assert row is not None, "a chain has every sequence up to its checkpoint's size"
         leaves = journal.leaf_hashes(conn, ledger, cp["tree_size"])
     path = core.inclusion_proof(leaves, sequence - 1)
     return {"format": PROOF_FORMAT, "type": "inclusion", "ledger": ledger, "checkpoint": cp["note"],
@@ -209,7 +224,7 @@ def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> dict:
             "path": [p.hex() for p in path]}  # fmt: skip
 
 
-def prove_consistency(engine: Engine, ledger: str, old_size: int, new_size: int) -> dict:
+def prove_consistency(engine: Engine, ledger: str, old_size: int, new_size: int) -> JsonObject:
     with engine.begin() as conn:
         old, new = journal.checkpoint(conn, ledger, old_size), journal.checkpoint(conn, ledger, new_size)
         if old is None or new is None:
@@ -222,7 +237,7 @@ def prove_consistency(engine: Engine, ledger: str, old_size: int, new_size: int)
             "new_checkpoint": new["note"], "path": [p.hex() for p in path]}  # fmt: skip
 
 
-def verify_proof(proof: dict, keys_doc: dict) -> str:
+def verify_proof(proof: JsonObject, keys_doc: Mapping[str, Any]) -> str:
     """Check a proof file offline; returns a one-line summary or raises ValueError."""
     keys = _note_keys(keys_doc)
     if not isinstance(proof, dict) or proof.get("format") != PROOF_FORMAT:
@@ -238,7 +253,9 @@ def verify_proof(proof: dict, keys_doc: dict) -> str:
     raise ValueError(f"unknown proof type {proof.get('type')!r}")
 
 
-def _verify_inclusion_proof(proof: dict, path: list[bytes], keys: dict) -> str:
+def _verify_inclusion_proof(
+    proof: JsonObject, path: list[bytes], keys: dict[str, tuple[bytes, int, int | None]]
+) -> str:
     cp = notes.open_note(proof["checkpoint"], keys)
     entry = proof["entry"]
     row = tuple(entry[k] for k in ENTRY_KEYS)
@@ -255,7 +272,9 @@ def _verify_inclusion_proof(proof: dict, path: list[bytes], keys: dict) -> str:
     return f"entry {cp.ledger}#{entry['sequence']} is included in the checkpoint of size {size} signed by {cp.key_id}"
 
 
-def _verify_consistency_proof(proof: dict, path: list[bytes], keys: dict) -> str:
+def _verify_consistency_proof(
+    proof: JsonObject, path: list[bytes], keys: dict[str, tuple[bytes, int, int | None]]
+) -> str:
     old = notes.open_note(proof["old_checkpoint"], keys)
     new = notes.open_note(proof["new_checkpoint"], keys)
     if old.ledger != new.ledger:

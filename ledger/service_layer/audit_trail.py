@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Engine
 
 from ledger import core
 from ledger.adapters import audit_log
-from ledger.domain.audit_trail import AuditRecord, ChainError, check_chain, record_hash, state_text
+from ledger.domain.audit_trail import AuditRecord, ChainError, HashedFields, check_chain, record_hash, state_text
 from ledger.schemas import AuditEntry, AuditPage
 from ledger.service_layer.audit import keys_document, load_keys_document
 from ledger.service_layer.keys import Signer
@@ -34,7 +36,7 @@ class AuditTrail:
         """Append one record to the city's chain, in the caller's transaction."""
         seq, prev_hash = audit_log.lock_head(conn, city)
         key_id, seed, _ = self.signer.active(conn)
-        fields = {"city": city, "seq": seq + 1, "at_us": now_us, "actor": actor, "action": action, "target": target,
+        fields: HashedFields = {"city": city, "seq": seq + 1, "at_us": now_us, "actor": actor, "action": action, "target": target,
                   "before": state_text(before), "after": state_text(after), "prev_hash": prev_hash}  # fmt: skip
         assert fields["seq"] == seq + 1 >= 1
         digest = record_hash(fields)
@@ -61,8 +63,23 @@ def page(engine: Engine, city: str, after_seq: int, limit: int) -> AuditPage:
 # --- verification -------------------------------------------------------------------------------
 
 
-def _report(heads: dict, unsigned: dict, records: int, error: ChainError | None) -> dict:
-    cities = {city: {"records": seq, "head_hash": digest, "unsigned_legacy": unsigned.get(city, 0)}
+class CityReport(TypedDict):
+    records: int
+    head_hash: str
+    unsigned_legacy: int
+
+
+class TrailReport(TypedDict):
+    ok: bool
+    records: int
+    cities: dict[str, CityReport]
+    error: dict[str, Any] | None  # ChainError._asdict()
+
+
+def _report(
+    heads: dict[str, tuple[int, str]], unsigned: dict[str, int], records: int, error: ChainError | None
+) -> TrailReport:
+    cities: dict[str, CityReport] = {city: {"records": seq, "head_hash": digest, "unsigned_legacy": unsigned.get(city, 0)}
               for city, (seq, digest) in sorted(heads.items())}  # fmt: skip
     return {
         "ok": error is None,
@@ -72,7 +89,9 @@ def _report(heads: dict, unsigned: dict, records: int, error: ChainError | None)
     }
 
 
-def verify_records(records: list[AuditRecord], keys_doc: dict, stored_heads: dict | None = None) -> dict:
+def verify_records(
+    records: list[AuditRecord], keys_doc: Mapping[str, Any], stored_heads: Mapping[str, tuple[int, str]] | None = None
+) -> TrailReport:
     """Chain, hashes and signatures of records in (city, seq) order; with `stored_heads` (a database),
     also that each chain reaches its stored head, so that records cut off the end are found."""
     public = {k["key_id"]: bytes.fromhex(k["public_key"]) for k in keys_doc["keys"]}
@@ -97,7 +116,7 @@ def verify_records(records: list[AuditRecord], keys_doc: dict, stored_heads: dic
     return _report(heads, unsigned, len(records), error)
 
 
-def verify_database(engine: Engine, city: str | None = None) -> dict:
+def verify_database(engine: Engine, city: str | None = None) -> TrailReport:
     with engine.connect() as conn:
         records = [r for chunk in audit_log.stream(conn, city) for r in chunk]
         stored = audit_log.heads(conn)
@@ -136,7 +155,7 @@ def load_export(path: Path) -> list[AuditRecord]:
     return records
 
 
-def verify_export(path: Path, keys_path: Path) -> dict:
+def verify_export(path: Path, keys_path: Path) -> TrailReport:
     """Verify an exported trail, in file order ((city, seq), as `export` writes it), with public keys
     only. A trail cut off at its end cannot be seen from the file alone: compare each city's last
     record with a head obtained elsewhere (the API's audit page, an earlier export)."""

@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import Protocol
 
 from ledger.domain.errors import LedgerError
 from ledger.domain.transfers import TransferRequest
@@ -49,11 +50,19 @@ def _for_one_caller(exc: Exception) -> Exception:
     return mine.with_traceback(exc.__traceback__)
 
 
+class BatchSubmitter(Protocol):
+    """What the committer needs of the ledger service: one transaction per batch of groups."""
+
+    def submit(self, groups: Sequence[Sequence[TransferRequest]]) -> list[Outcome]: ...
+
+
 class GroupCommitter:
-    def __init__(self, service, max_batch_groups: int = MAX_BATCH_GROUPS, max_queued: int = MAX_QUEUED_GROUPS) -> None:
+    def __init__(
+        self, service: BatchSubmitter, max_batch_groups: int = MAX_BATCH_GROUPS, max_queued: int = MAX_QUEUED_GROUPS
+    ) -> None:
         self.service = service
         self.max_batch_groups = max_batch_groups
-        self._queue: queue.Queue[tuple[list[TransferRequest], Future] | None] = queue.Queue(maxsize=max_queued)
+        self._queue: queue.Queue[tuple[list[TransferRequest], Future[Outcome]] | None] = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
         self.batches_committed = 0
         self._thread.start()
@@ -112,10 +121,10 @@ class GroupCommitter:
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: list[tuple[list[TransferRequest], Future]]) -> None:
+    def _commit(self, batch: list[tuple[list[TransferRequest], Future[Outcome]]]) -> None:
         try:
             outcomes = self.service.submit([group for group, _ in batch])
-        except Exception as exc:  # the transaction failed as a whole (the database is down): every caller learns it
+        except Exception as exc:  # noqa: BLE001  the transaction failed as a whole (the database is down): every caller learns it
             for _, future in batch:
                 future.set_exception(_for_one_caller(exc))
             return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from ledger import core
@@ -24,12 +25,12 @@ class Signer:
         self.keystore = keystore
         self._seeds: dict[str, bytes] = {}
 
-    def active(self, conn) -> tuple[str, bytes, int]:
+    def active(self, conn: Connection) -> tuple[str, bytes, int]:
         """(key_id, seed, valid_from_us) of the active key."""
         row = journal.active_key(conn)
         if row is None:
             raise KeyStoreError("no active signing key; run `entraide init`")
-        key_id = row["key_id"]
+        key_id: str = row["key_id"]
         if key_id not in self._seeds:
             self._seeds[key_id] = self.keystore.load(key_id)
         return key_id, self._seeds[key_id], row["valid_from_us"]
@@ -40,7 +41,8 @@ def ensure_key(engine: Engine, keystore: KeyStore, at_us: int | None = None) -> 
     with engine.begin() as conn:
         row = journal.active_key(conn)
         if row is not None:
-            return row["key_id"]
+            active_id: str = row["key_id"]
+            return active_id
         known = {k["key_id"] for k in journal.signing_keys(conn)}
     unused = [kid for kid in keystore.key_ids() if kid not in known]
     key_id = unused[-1] if unused else keystore.generate()[0]
@@ -50,7 +52,10 @@ def ensure_key(engine: Engine, keystore: KeyStore, at_us: int | None = None) -> 
             journal.add_key(conn, key_id, core.public_key(seed).hex(), at_us if at_us is not None else now_us())
     except IntegrityError:  # another process registered a key first: use that one
         with engine.begin() as conn:
-            return journal.active_key(conn)["key_id"]
+            row = journal.active_key(conn)
+        assert row is not None, "the key that won the race is the active one"
+        winner_id: str = row["key_id"]
+        return winner_id
     return key_id
 
 
@@ -71,6 +76,6 @@ def rotate(engine: Engine, keystore: KeyStore, at_us: int | None = None) -> tupl
     return (old["key_id"] if old else None), new_id
 
 
-def list_keys(engine: Engine) -> list[dict]:
+def list_keys(engine: Engine) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         return journal.signing_keys(conn)

@@ -25,6 +25,7 @@ from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerErro
 from ledger.domain.transfers import (
     MAX_GROUP_SIZE,
     BookView,
+    Entry12,
     Hold,
     PlannedEntry,
     TransferRequest,
@@ -74,7 +75,7 @@ class Outcome:
         return self.error is None
 
 
-def _result(row: tuple, replayed: bool) -> TransferResult:
+def _result(row: journal.JournalTuple, replayed: bool) -> TransferResult:
     """From a journal row in `journal.JOURNAL_COLUMNS` order: the Entry12 fields, then the hash."""
     return TransferResult(*row[:12], row[13], replayed)
 
@@ -149,7 +150,13 @@ class LedgerService:
                 self._append(conn, names, [(i, list(groups[i])) for i in valid], outcomes)
         return outcomes  # type: ignore[return-value]
 
-    def _append(self, conn, names: list[str], groups: list[tuple[int, list[TransferRequest]]], outcomes: list) -> int:
+    def _append(
+        self,
+        conn: Connection,
+        names: list[str],
+        groups: list[tuple[int, list[TransferRequest]]],
+        outcomes: list[Outcome | None],
+    ) -> int:
         """The body of one append transaction; fills `outcomes` and returns the number of expiries."""
         heads = journal.lock_ledgers(conn, names)
         key_id, seed, key_from_us = self.signer.active(conn)
@@ -184,7 +191,15 @@ class LedgerService:
         return len(due)
 
     def _plan(
-        self, view: BookView, heads, groups, due: list[Hold], existing, now: int, sealing: _Sealing, outcomes: list
+        self,
+        view: BookView,
+        heads: dict[str, journal.Head],
+        groups: list[tuple[int, list[TransferRequest]]],
+        due: list[Hold],
+        existing: dict[tuple[str, str], journal.StoredTransfer],
+        now: int,
+        sealing: _Sealing,
+        outcomes: list[Outcome | None],
     ) -> dict[int, list[int]]:
         """Plan expiries, then every group, handing the entries to `sealing` as they come; fills the
         refused groups' outcomes and returns, per planned group, its positions among the entries."""
@@ -217,26 +232,37 @@ class LedgerService:
         return placed
 
     @staticmethod
-    def _replay(group, existing, in_batch) -> Outcome | list[int] | None:
+    def _replay(
+        group: list[TransferRequest],
+        existing: dict[tuple[str, str], journal.StoredTransfer],
+        in_batch: dict[tuple[str, str], tuple[str, int, int]],
+    ) -> Outcome | list[int] | None:
         """For a retried group: the original Outcome (or its positions in this batch), a conflict, or None."""
         keys = [(r.ledger, r.transfer_id) for r in group]
-        stored = [existing.get(k) for k in keys]
-        earlier = [in_batch.get(k) for k in keys]
-        if not any(stored) and not any(earlier):
+        stored = [s for s in (existing.get(k) for k in keys) if s is not None]
+        earlier = [e for e in (in_batch.get(k) for k in keys) if e is not None]
+        if not stored and not earlier:
             return None
         hashes = [r.request_hash for r in group]
-        if all(stored) and all(s["request_hash"] == h for s, h in zip(stored, hashes)):
+        if len(stored) == len(keys) and all(s["request_hash"] == h for s, h in zip(stored, hashes, strict=True)):
             return Outcome(tuple(_result(journal.row_values(s), replayed=True) for s in stored))
-        if all(earlier) and all(e[0] == h for e, h in zip(earlier, hashes)) and len({e[1] for e in earlier}) == 1:
+        if (
+            len(earlier) == len(keys)
+            and all(e[0] == h for e, h in zip(earlier, hashes, strict=True))
+            and len({e[1] for e in earlier}) == 1
+        ):
             return [e[2] for e in earlier]
         key = group[0].idempotency_key
         return Outcome(error=IdempotencyConflict(f"idempotency key {key!r} was used for another request", key=key))
 
     @staticmethod
-    def _read(conn, requests: list[TransferRequest], due: list[Hold]) -> tuple[dict, BookView]:
+    def _read(
+        conn: Connection, requests: list[TransferRequest], due: list[Hold]
+    ) -> tuple[dict[tuple[str, str], journal.StoredTransfer], BookView]:
         """The stored transfers of the batch's ids (for retries), and the view its planner needs:
         balances, holds, resolutions of closed holds, originals of refunds."""
-        hold_refs = [(r.ledger, r.ref) for r in requests if r.phase in ("post", "void")]
+        # validate() gave every post and void the ref of its hold
+        hold_refs = [(r.ledger, r.ref) for r in requests if r.phase in ("post", "void") and r.ref is not None]
         refund_refs = [(r.ledger, r.ref) for r in requests if r.phase == "single" and r.ref is not None]
         accounts = {
             (r.ledger, a)
@@ -268,19 +294,19 @@ class _Sealing:
 
     def __init__(self, conn: Connection, heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes) -> None:
         self.planned: list[PlannedEntry] = []
-        self.rows: list[tuple] = []
+        self.rows: list[journal.JournalTuple] = []
         self._seal = partial(_seal, heads=heads, now=now, key_id=key_id, seed=seed)
         self._stream = journal.streams_appends(conn)
         self._conn = conn
         self._copy = ExitStack()
-        self._write: Callable[[list[tuple]], None] | None = None
+        self._write: Callable[[list[journal.JournalTuple]], None] | None = None
 
     def extend(self, entries: list[PlannedEntry]) -> None:
         self.planned.extend(entries)
         if self._stream and len(self.planned) - len(self.rows) >= SEAL_SLICE:
             self._seal_rest()
 
-    def close(self) -> list[tuple]:
+    def close(self) -> list[journal.JournalTuple]:
         """Every row, in planned order, once all are in the journal."""
         self._seal_rest()
         self._copy.close()  # the end of the COPY: the server has every row
@@ -302,13 +328,13 @@ class _Sealing:
 
 def _seal(
     planned: list[PlannedEntry], heads: dict[str, journal.Head], now: int, key_id: str, seed: bytes
-) -> list[tuple]:
+) -> list[journal.JournalTuple]:
     """Number the entries per chain, hash-chain and sign them (one Rust call for every chain of
     the batch, its signing spread over the cores), and build journal rows: tuples in
     `journal.JOURNAL_COLUMNS` order, the Entry12 followed by what sealing adds. `heads` move on to
     the last entry of each chain."""
     next_sequence = {ledger: head.sequence for ledger, head in heads.items()}
-    e12 = []
+    e12: list[Entry12] = []
     for e in planned:
         next_sequence[e.ledger] += 1
         e12.append((e.ledger, next_sequence[e.ledger], e.transfer_id, e.kind, e.phase, e.debit_account,

@@ -21,6 +21,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
@@ -137,7 +139,7 @@ class Scheduler:
 
     # --- one run --------------------------------------------------------------------------------
 
-    def _claim_due(self, skip: set[str] = frozenset()) -> list[tuple[Job, int]]:
+    def _claim_due(self, skip: AbstractSet[str] = frozenset()) -> list[tuple[Job, int]]:
         now = self.clock()
         with self.engine.connect() as conn:
             found = store.rows(conn, list(self.jobs))
@@ -180,7 +182,7 @@ class Scheduler:
         return RunOutcome(job.name, ran=True, result=result, error=error, next_run_us=upcoming)
 
 
-def _status(job: Job, row: dict | None, now_us: int) -> JobStatus:
+def _status(job: Job, row: dict[str, Any] | None, now_us: int) -> JobStatus:
     row = row or {}
     result = row.get("last_result")
     runs = row.get("runs") or 0
