@@ -12,7 +12,6 @@ expires only what aged since.
 
 from __future__ import annotations
 
-
 import datetime as dt
 from collections.abc import Callable
 

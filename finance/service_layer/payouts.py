@@ -10,11 +10,10 @@ paid or failed), verified on the raw body, finish the state machine; redelivered
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import stripe

@@ -10,10 +10,9 @@ either all of it or none of it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine

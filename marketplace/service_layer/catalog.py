@@ -7,11 +7,10 @@ Every change is audited with the state before and after, like the program's.
 
 from __future__ import annotations
 
-from typing import Any
-
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine

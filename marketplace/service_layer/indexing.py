@@ -15,12 +15,11 @@ again and changes nothing. The ledger is never touched here.
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 

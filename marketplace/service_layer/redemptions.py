@@ -41,7 +41,6 @@ paid unsold.
 from __future__ import annotations
 
 import builtins  # `Redemptions.list` shadows the builtin in the class's annotations
-
 import hashlib
 import logging
 import secrets

@@ -7,10 +7,9 @@ they opted in to, filtered to items valid now and not from a merchant that is pe
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
