@@ -188,7 +188,7 @@ class EmbeddedSearch:
         with self._lock:
             searcher = self._live().searcher()
         found = searcher.search(Query.term_query(self.schema, "id", item_id), limit=10)
-        return found.count  # type: ignore[attr-defined, no-any-return]  # tantivy's stub omits SearchResult.count (an int)
+        return found.count  # type: ignore[attr-defined]  # tantivy's stub omits SearchResult.count (an int)
 
     def _words(self, words: list[str]) -> list[str]:
         return [token for word in words for token in self.analyzer.analyze(word)]
