@@ -19,6 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from typing import Self
 
 from tests.local_server import LocalServer
 from tests.world import free_port
@@ -56,7 +57,7 @@ class StripeServer:
         self.url = self.httpd.url
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> StripeServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -20,20 +20,20 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 
+from api.http import openapi
 from api.http.app import create_app
 from api.http.signatures import sign_request
 from tests.test_auth_limits import served
 from tests.world import World, standard_world
 
+# schemathesis is optional: without it the module is skipped, so its names are imported after the check.
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import CHECKS, load_all_checks
-from schemathesis.openapi.checks import JsonSchemaError, UndefinedStatusCode
-
-from api.http import openapi
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import CHECKS, load_all_checks  # noqa: E402
+from schemathesis.openapi.checks import JsonSchemaError, UndefinedStatusCode  # noqa: E402
 
 SIGN_ME = "entraide-contract-sign-me"  # a placeholder Signature: the session signs it for real
 EXAMPLES = {"sqlite": int(os.environ.get("ENTRAIDE_CONTRACT_EXAMPLES", "6")), "postgresql": 3}

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from xml.etree import ElementTree as ET
 
+import httpx
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -235,9 +236,10 @@ def test_payouts_are_made_once_and_finished_by_webhooks(world: World, clock) -> 
 
     event = {"id": "evt_1", "object": "event", "type": "payout.paid", "data": {"object": payout | {"status": "paid"}}}
     payload, signature = signed_event(event)
-    webhook = lambda body, sig: world.client.post(
-        "/v1/finance/stripe/webhook", content=body, headers={"Stripe-Signature": sig}
-    )
+
+    def webhook(body: bytes, sig: str) -> httpx.Response:
+        return world.client.post("/v1/finance/stripe/webhook", content=body, headers={"Stripe-Signature": sig})
+
     assert_problem(webhook(payload, signature.replace("v1=", "v1=0")), 400, "invalid_webhook")
     assert webhook(payload, signature).json()["status"] == "paid"
     assert webhook(payload, signature).json() == {"event": "evt_1", "applied": False, "duplicate": True}
@@ -408,8 +410,10 @@ def test_a_bad_bank_file_is_refused_and_a_good_one_reconciles(world: World, cloc
         "not XML": b"%PDF-1.7 this is not a bank file",
         "empty": b"",
         "billion laughs": BILLION_LAUGHS,
-        "external entity": f'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "{secret}/etc/passwd">]>'
-        f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'.encode(),  # fmt: skip
+        "external entity": (
+            f'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "{secret}/etc/passwd">]>'
+            f'<Document xmlns="{PAIN_NAMESPACE}">&x;</Document>'
+        ).encode(),
         "external DTD": f'<?xml version="1.0"?><!DOCTYPE Document SYSTEM "{secret}/pain.dtd"><Document xmlns="{PAIN_NAMESPACE}"/>'.encode(),
         "another document type": CAMT_053,
         "another city's file": good.replace(b"ENTRAIDE-brossard-2026-01", b"ENTRAIDE-delson-2026-01"),

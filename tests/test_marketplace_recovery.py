@@ -156,7 +156,7 @@ def test_a_retry_of_a_failed_attempt_is_checked_again(world: World) -> None:
 
 def test_a_key_that_keeps_failing_is_closed_after_its_last_attempt(world: World) -> None:
     item, bob = seats(world), world.residents["bob"]
-    for attempt in range(MAX_ATTEMPTS):
+    for _attempt in range(MAX_ATTEMPTS):
         with pytest.raises(LedgerError) as refused:
             world.ctx.redemptions.redeem(bob.id, "k", item.id, 1)
         assert refused.value.code == "insufficient_funds"

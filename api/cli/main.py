@@ -362,7 +362,11 @@ def demo(
         # Members join at the start of the simulated months, activity follows the simulator's clock,
         # and closing last month happens today.
         clock = {"now": lambda: start_us}
-        ctx = context(db, data_dir, clock=lambda: clock["now"](), key_from_us=start_us, create=True)
+
+        def demo_now_us() -> int:  # looked up at each call: the demo moves time on by replacing clock["now"]
+            return clock["now"]()
+
+        ctx = context(db, data_dir, clock=demo_now_us, key_from_us=start_us, create=True)
         out.print(_("[bold]Entraide demo[/] — database {url}").format(url=ctx.settings.database_url))
         stats = simulation.SimulationStats()
         creds_file = demo_seed.credentials_path(ctx)

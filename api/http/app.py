@@ -221,7 +221,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
             "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
             "jobs": Provide(lambda: schedule, use_cache=True, sync_to_thread=False),
-        },  # fmt: skip
+        },
         exception_handlers={
             LedgerError: _domain_error,
             ValidationException: _validation_error,
@@ -239,5 +239,5 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             *([jobs.stop] if jobs else []),
             ctx.tokens.stop,
             lambda: ctx.committer.close() if "committer" in vars(ctx) else None,
-        ],  # fmt: skip
+        ],
     )

@@ -120,7 +120,7 @@ AUTH_PROBLEMS = {
         "wrong_tenant",
         "rate_limited",
         "identity_provider_unavailable",
-    ),  # fmt: skip
+    ),
     SIGNATURE: (
         "invalid_signature",
         "signature_expired",
@@ -128,7 +128,7 @@ AUTH_PROBLEMS = {
         "unknown_key",
         "merchant_not_approved",
         "rate_limited",
-    ),  # fmt: skip
+    ),
 }
 ALWAYS = ("method_not_allowed", "internal_error", "database_unavailable")
 WITH_BODY = ("validation_error", "malformed_json", "body_too_large", "unsupported_media_type")
@@ -254,7 +254,7 @@ def _problem_responses(codes: set[str]) -> dict[str, dict[str, Any]]:
                 "required": True,
                 "schema": {"type": "string", "enum": ["fr", "en", "es"]},
                 "description": "the language of the title and detail",
-            },  # fmt: skip
+            },
         }
         if status in RETRY_AFTER_STATUSES:
             headers["Retry-After"] = {"schema": {"type": "string", "pattern": r"^\d+$"},

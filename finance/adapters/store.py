@@ -6,13 +6,15 @@ from sqlalchemy import Connection, insert, select, update
 
 from finance.adapters.tables import AdjustmentRow, CloseRow, PayoutAccountChangeRow, PayoutAccountRow, PayoutRow
 from ledger.adapters.database import first_row, insert_once
+from ledger.adapters.tables import Base
 from marketplace.adapters.store import claim_payment_event
 
-CL = CloseRow.__table__
-AD = AdjustmentRow.__table__
-PA = PayoutAccountRow.__table__
-PO = PayoutRow.__table__
-PC = PayoutAccountChangeRow.__table__
+# SQLAlchemy types `__table__` as a FromClause; the metadata's entry is the same Table, typed as one.
+CL = Base.metadata.tables[CloseRow.__tablename__]
+AD = Base.metadata.tables[AdjustmentRow.__tablename__]
+PA = Base.metadata.tables[PayoutAccountRow.__tablename__]
+PO = Base.metadata.tables[PayoutRow.__tablename__]
+PC = Base.metadata.tables[PayoutAccountChangeRow.__tablename__]
 MAX_CHANGES_LISTED = 1_000
 
 
@@ -50,8 +52,9 @@ def set_payout_account(conn: Connection, **values) -> None:
 
 
 def payout_accounts(conn: Connection, merchant_ids: list[str]) -> dict[str, dict]:
-    rows = conn.execute(select(PA).where(PA.c.merchant_id.in_(merchant_ids))) if merchant_ids else []
-    return {r.merchant_id: r._asdict() for r in rows}
+    if not merchant_ids:
+        return {}
+    return {r.merchant_id: r._asdict() for r in conn.execute(select(PA).where(PA.c.merchant_id.in_(merchant_ids)))}
 
 
 def add_account_change(conn: Connection, **values) -> None:

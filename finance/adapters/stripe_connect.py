@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import stripe
+from stripe import RequestOptions
+from stripe.params import PayoutCreateParams, TransferCreateParams
 
 RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)  # timeouts, 429, Stripe 5xx
 
@@ -25,14 +27,18 @@ class StripeConnect:
             http_client=stripe.RequestsClient(timeout=self.timeout_seconds),
         )
 
-    def transfer(self, amount_cents: int, currency: str, destination: str, idempotency_key: str, metadata: dict) -> str:
-        params = {"amount": amount_cents, "currency": currency.lower(), "destination": destination, "metadata": metadata,
+    def transfer(
+        self, amount_cents: int, currency: str, destination: str, idempotency_key: str, metadata: dict[str, str]
+    ) -> str:
+        params: TransferCreateParams = {"amount": amount_cents, "currency": currency.lower(), "destination": destination, "metadata": metadata,
                   "transfer_group": metadata.get("entraide_payout_id", "")}  # fmt: skip
         return self.client.v1.transfers.create(params=params, options={"idempotency_key": idempotency_key}).id
 
-    def payout(self, amount_cents: int, currency: str, account: str, idempotency_key: str, metadata: dict) -> str:
-        params = {"amount": amount_cents, "currency": currency.lower(), "metadata": metadata}
-        options = {"idempotency_key": idempotency_key, "stripe_account": account}
+    def payout(
+        self, amount_cents: int, currency: str, account: str, idempotency_key: str, metadata: dict[str, str]
+    ) -> str:
+        params: PayoutCreateParams = {"amount": amount_cents, "currency": currency.lower(), "metadata": metadata}
+        options: RequestOptions = {"idempotency_key": idempotency_key, "stripe_account": account}
         return self.client.v1.payouts.create(params=params, options=options).id
 
 

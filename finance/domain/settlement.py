@@ -61,6 +61,8 @@ def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, in
     issued: dict[str, int] = {}
     for _, account, debits, credits in movements:
         kind, merchant = parse_account(account)
+        if merchant is None:  # not a merchant's account
+            continue
         if kind == "merchant_redeemed":
             redeemed[merchant] = redeemed.get(merchant, 0) + credits - debits
         elif kind == "merchant_issued":

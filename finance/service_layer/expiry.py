@@ -43,9 +43,9 @@ class Expiry:
                        if accounts.is_wallet(h.debit_account)]  # fmt: skip
         return core.expire_lots(events, cutoff_us)
 
-    def run(self, cities: list[str] | None = None, actor: str = "system:expiry") -> dict[str, dict]:
+    def run(self, cities: list[str] | None = None, actor: str = "system:expiry") -> dict[str, dict[str, int]]:
         """Expire due points in every city with a program (or the given ones); returns what moved."""
-        report = {}
+        report: dict[str, dict[str, int]] = {}
         now = self.clock()
         for city in cities or self.programs.cities():
             program = self.programs.get(city)
@@ -58,7 +58,9 @@ class Expiry:
                 batch = groups[start : start + BATCH_GROUPS]
                 for group, outcome in zip(batch, self.ledger.submit(batch), strict=True):
                     if outcome.ok and not outcome.transfers[0].replayed:
-                        moved += group[0].amount_points
+                        amount = group[0].amount_points
+                        assert amount is not None  # a single transfer carries its amount
+                        moved += amount
                     elif not outcome.ok:
                         refused += 1  # spent or held since it was computed: the next run sees it
             report[city] = {"cutoff_us": cutoff, "accounts": len(groups), "points": moved, "refused": refused}

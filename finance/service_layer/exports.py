@@ -14,7 +14,7 @@ from community.service_layer.programs import Programs
 from finance.adapters import exports, store
 from finance.service_layer.settlement import Settlement
 from ledger.domain.errors import InvalidRequest, LedgerError
-from merchants.adapters.tables import MerchantRow
+from merchants.adapters.tables import MERCHANTS
 
 ExportFormat = Literal["csv", "json", "pain001", "erp"]
 # litestar adds `; charset=utf-8` to the text types
@@ -59,7 +59,7 @@ class Exports:
         with self.engine.connect() as conn:
             ids = [line.merchant_id for line in statement.merchants]
             accounts = store.payout_accounts(conn, ids)
-            names = {m["id"]: m["name"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+            names = {m["id"]: m["name"] for m in community_store.members(conn, MERCHANTS, city)}
         payer = {"name": program.treasury.name, "institution": program.treasury.institution,
                  "transit": program.treasury.transit, "account_number": program.treasury.account_number}  # fmt: skip
         try:

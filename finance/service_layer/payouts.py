@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import stripe
@@ -40,7 +41,7 @@ from ledger.adapters import idempotency
 from ledger.domain.errors import InvalidRequest, LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
 from marketplace.domain.errors import InvalidWebhook
-from merchants.adapters.tables import MerchantRow
+from merchants.adapters.tables import MERCHANTS
 
 LEASE_SECONDS = 120  # longer than a Stripe call may take
 MAX_ATTEMPTS = 8
@@ -66,7 +67,7 @@ class ChangeNotPending(LedgerError):
     code = "change_not_pending"
 
 
-def _masked(change: dict) -> PayoutAccountChange:
+def _masked(change: dict[str, Any]) -> PayoutAccountChange:
     """A payout account change as shown and audited: the account number reduced to its last three digits."""
     return msgspec.convert(change | {"account_number": "…" + change["account_number"][-3:]}, PayoutAccountChange)
 
@@ -80,7 +81,7 @@ class Payouts:
     # --- payout accounts: proposed by one person, confirmed by another -------------------------
 
     def propose_account(
-        self, city: str, merchant_id: str, account: dict, actor: str, *, key: str
+        self, city: str, merchant_id: str, account: dict[str, Any], actor: str, *, key: str
     ) -> PayoutAccountChange:
         """Propose where a merchant is paid (bank account for pain.001, Stripe connected account).
 
@@ -107,9 +108,9 @@ class Payouts:
                                     lambda: self._propose(conn, city, merchant_id, account, actor, now), now)  # fmt: skip
 
     def _propose(
-        self, conn: Connection, city: str, merchant_id: str, account: dict, actor: str, now: int
+        self, conn: Connection, city: str, merchant_id: str, account: dict[str, Any], actor: str, now: int
     ) -> PayoutAccountChange:
-        merchant = community_store.member(conn, MerchantRow.__table__, merchant_id)
+        merchant = community_store.member(conn, MERCHANTS, merchant_id)
         if merchant is None or merchant["city"] != city:
             raise NotFound(f"no merchant {merchant_id!r} in {city}")
         store.supersede_account_changes(conn, merchant_id, actor, now)
@@ -198,7 +199,7 @@ class Payouts:
             counts[self._advance(payout, account["stripe_account_id"])] += 1
         return counts
 
-    def _advance(self, payout: dict, stripe_account: str) -> str:
+    def _advance(self, payout: dict[str, Any], stripe_account: str) -> str:
         """One Stripe call for this payout, then its new state; the call is repeated safely after a crash."""
         metadata = {"entraide_payout_id": payout["id"], "city": payout["city"], "period": payout["period"]}
         key = f"entraide-payout-{payout['id']}"
@@ -221,7 +222,7 @@ class Payouts:
         except stripe.StripeError as exc:  # refused for good (bad account, invalid request): a person must look
             return self._update(payout, status="failed", last_error=str(exc)[:500], result="failed")
 
-    def _update(self, payout: dict, result: str = "advanced", **values) -> str:
+    def _update(self, payout: dict[str, Any], result: str = "advanced", **values) -> str:
         with self.engine.begin() as conn:
             store.update_payout(conn, payout["id"], self.clock(), **values)
         return result

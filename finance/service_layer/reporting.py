@@ -24,7 +24,7 @@ from finance.schemas import BudgetReport, OpenData, OpenDataCell, RedemptionsRep
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import LedgerError
-from merchants.adapters.tables import MerchantRow
+from merchants.adapters.tables import MERCHANTS
 
 MIN_RESIDENTS_PER_CELL = 10
 OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed", "merchants")
@@ -57,14 +57,14 @@ class Reports:
             breakage_points=balances[accounts.BREAKAGE].posted if accounts.BREAKAGE in balances else 0,
         )  # fmt: skip
 
-    def _activity(self, city: str, period: str) -> tuple[list[tuple], dict[str, str]]:
+    def _activity(self, city: str, period: str) -> tuple[list[tuple[str, str, str, int]], dict[str, str]]:
         """The period's posted entries (kind, debit, credit, amount) without settlements, and merchant categories."""
         program = self.programs.get(city)
         since, until = period_bounds_us(period, program.timezone)
         columns = ("kind", "debit_account", "credit_account", "amount")
         with self.engine.connect() as conn:
             rows = journal.period_rows(conn, city, since, until, columns, SETTLEMENT_KINDS)
-            categories = {m["id"]: m["category"] for m in community_store.members(conn, MerchantRow.__table__, city)}
+            categories = {m["id"]: m["category"] for m in community_store.members(conn, MERCHANTS, city)}
         return rows, categories
 
     def redemptions(self, city: str, period: str) -> RedemptionsReport:
@@ -92,22 +92,22 @@ class Reports:
         if not closed:
             raise PeriodNotPublished(f"{period} is not closed in {city}", period=period)
         rows, categories = self._activity(city, period)
-        earned: dict[str, tuple[int, set]] = {}
-        redeemed: dict[str, tuple[int, set]] = {}
+        earned: dict[str, tuple[int, set[str]]] = {}
+        redeemed: dict[str, tuple[int, set[str]]] = {}
         residents: set[str] = set()
         merchants: set[str] = set()
         for kind, debit, credit, amount in rows:
             for account in (debit, credit):
                 if accounts.is_wallet(account):
                     residents.add(account)
-                elif accounts.merchant_of(account):
-                    merchants.add(accounts.merchant_of(account))
+                elif merchant := accounts.merchant_of(account):
+                    merchants.add(merchant)
             if accounts.is_wallet(credit) and kind.startswith("earn"):
                 _add(earned, kind, amount, credit)
             elif accounts.is_wallet(debit) and accounts.is_redeemed(credit):
-                _add(redeemed, categories.get(accounts.merchant_of(credit), "unknown"), amount, debit)
+                _add(redeemed, _category(categories, credit), amount, debit)
             elif accounts.is_wallet(credit) and accounts.is_redeemed(debit):  # a refunded redemption
-                _add(redeemed, categories.get(accounts.merchant_of(debit), "unknown"), -amount, credit)
+                _add(redeemed, _category(categories, debit), -amount, credit)
         cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
         cells += [
             _cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())
@@ -118,7 +118,12 @@ class Reports:
         return OpenData(city=city, period=period, cells=cells)
 
 
-def _add(table: dict[str, tuple[int, set]], key: str, amount: int, resident: str) -> None:
+def _category(categories: dict[str, str], account: str) -> str:
+    merchant = accounts.merchant_of(account)
+    return "unknown" if merchant is None else categories.get(merchant, "unknown")
+
+
+def _add(table: dict[str, tuple[int, set[str]]], key: str, amount: int, resident: str) -> None:
     points, who = table.get(key, (0, set()))
     who.add(resident)
     table[key] = (points + amount, who)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine
@@ -36,7 +37,7 @@ from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
-from merchants.adapters.tables import MerchantRow
+from merchants.adapters.tables import MERCHANTS
 
 MAX_ADJUSTMENT_CENTS = 10**11
 
@@ -85,7 +86,10 @@ class Settlement:
             for (debtor, creditor), points in sorted(gross_points.items())
         ]
         _, transfers = core.net_positions(obligations)
-        net_points = lambda a, b: gross_points.get((a, b), 0) - gross_points.get((b, a), 0)  # noqa: E731
+
+        def net_points(payer: str, payee: str) -> int:
+            return gross_points.get((payer, payee), 0) - gross_points.get((payee, payer), 0)
+
         return [CityPosition(payer=payer, payee=payee, points=net_points(payer, payee), cents=cents) for payer, payee, cents in transfers
                 if city in (payer, payee)]  # fmt: skip
 
@@ -108,13 +112,14 @@ class Settlement:
                 if outcome.error is not None:
                     raise outcome.error
             document = msgspec.json.encode(statement)
-            row = {"city": city, "period": period, "closed_at_us": self.clock(), "closed_by": actor,
+            closed_at_us = self.clock()
+            row = {"city": city, "period": period, "closed_at_us": closed_at_us, "closed_by": actor,
                    "statement": document.decode(), "statement_sha256": hashlib.sha256(document).hexdigest()}  # fmt: skip
             store.add_close(conn, **row)
             store.apply_adjustments(conn, [a["id"] for a in store.open_adjustments(conn, city)], period)
             self.audit.record(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
                                   after={"totals": msgspec.to_builtins(statement.totals), "statement_sha256": row["statement_sha256"]},
-                                  now_us=row["closed_at_us"])  # fmt: skip
+                                  now_us=closed_at_us)  # fmt: skip
             return self._closed(row, replayed=False)
 
     @staticmethod
@@ -142,7 +147,7 @@ class Settlement:
         return groups
 
     @staticmethod
-    def _closed(row: dict, replayed: bool) -> PeriodClose:
+    def _closed(row: dict[str, Any], replayed: bool) -> PeriodClose:
         return PeriodClose(statement=msgspec.json.decode(row["statement"], type=Statement),
                            statement_sha256=row["statement_sha256"], closed_at_us=row["closed_at_us"],
                            closed_by=row["closed_by"], replayed=replayed)  # fmt: skip
@@ -180,13 +185,13 @@ class Settlement:
         now = self.clock()
         with self.engine.begin() as conn:
             return idempotency.once(conn, f"{city}:{actor}:finance.adjust", key, request, Adjustment,
-                                    lambda: self._adjust(conn, city, actor, now, **request), now)  # fmt: skip
+                                    lambda: self._adjust(conn, city, actor, now, request), now)  # fmt: skip
 
-    def _adjust(self, conn: Connection, city: str, actor: str, now: int, **request) -> Adjustment:
+    def _adjust(self, conn: Connection, city: str, actor: str, now: int, request: dict[str, Any]) -> Adjustment:
         if store.close(conn, city, request["ref_period"]) is None:
             raise Conflict(f"{request['ref_period']} is not closed: correct the ledger instead", field="ref_period",
                            reason="period_not_closed", period=request["ref_period"])  # fmt: skip
-        merchant = community_store.member(conn, MerchantRow.__table__, request["merchant_id"])
+        merchant = community_store.member(conn, MERCHANTS, request["merchant_id"])
         if merchant is None or merchant["city"] != city:
             raise NotFound(f"no merchant {request['merchant_id']!r} in {city}")
         adjustment = {"city": city, **request, "created_at_us": now, "created_by": actor}

@@ -187,7 +187,8 @@ class EmbeddedSearch:
     def count(self, item_id: str) -> int:
         with self._lock:
             searcher = self._live().searcher()
-        return searcher.search(Query.term_query(self.schema, "id", item_id), limit=10).count
+        found = searcher.search(Query.term_query(self.schema, "id", item_id), limit=10)
+        return found.count  # type: ignore[attr-defined]  # tantivy's stub omits SearchResult.count (an int)
 
     def _words(self, words: list[str]) -> list[str]:
         return [token for word in words for token in self.analyzer.analyze(word)]
@@ -254,7 +255,8 @@ class EmbeddedSearch:
             found = searcher.search(query, limit=q.limit, offset=q.offset)
         hits = [json.loads(searcher.doc(address)["doc"][0]) for _, address in found.hits]
         facets = self._facets(searcher, query) if q.facets else {}
-        return SearchResult(hits, found.count, facets)
+        total: int = found.count  # type: ignore[attr-defined]  # tantivy's stub omits SearchResult.count
+        return SearchResult(hits, total, facets)
 
     @staticmethod
     def _facets(searcher: tantivy.Searcher, query: Query) -> dict[str, dict[str, int]]:
@@ -267,7 +269,7 @@ class EmbeddedSearch:
         assert q.origin is not None
         found = searcher.search(query, limit=MAX_GEO_CANDIDATES)
         candidates = []
-        for rank, (score, address) in enumerate(found.hits):
+        for rank, (_score, address) in enumerate(found.hits):
             source = json.loads(searcher.doc(address)["doc"][0])
             geo = source.get("_geo")
             meters = None if geo is None else distance_m(q.origin.lat, q.origin.lng, geo["lat"], geo["lng"])

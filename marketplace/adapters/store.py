@@ -8,10 +8,12 @@ the condition against the committed value; SQLite has one writer at a time (BEGI
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from ledger.adapters.database import dialect_insert, first_row, insert_once
+from ledger.adapters.tables import Base
 from marketplace.adapters.tables import (
     CatalogItemRow,
     PaymentEventRow,
@@ -22,18 +24,17 @@ from marketplace.adapters.tables import (
 )
 from merchants.adapters.tables import MerchantRow
 
-I = CatalogItemRow.__table__
-S = ShopRow.__table__
-R = RedemptionRow.__table__
-RC = RedemptionCountRow.__table__
-OB = SearchOutboxRow.__table__
-PE = PaymentEventRow.__table__
-M = MerchantRow.__table__
+# SQLAlchemy types `__table__` as a FromClause; the metadata's entry is the same Table, typed as one.
+I = Base.metadata.tables[CatalogItemRow.__tablename__]
+S = Base.metadata.tables[ShopRow.__tablename__]
+R = Base.metadata.tables[RedemptionRow.__tablename__]
+RC = Base.metadata.tables[RedemptionCountRow.__tablename__]
+OB = Base.metadata.tables[SearchOutboxRow.__tablename__]
+PE = Base.metadata.tables[PaymentEventRow.__tablename__]
+M = Base.metadata.tables[MerchantRow.__tablename__]
 
 
-def _item(row: dict | None) -> dict | None:
-    if row is None:
-        return None
+def _item(row: dict[str, Any]) -> dict[str, Any]:
     return row | {"title": json.loads(row["title"]), "description": json.loads(row["description"])}
 
 
@@ -42,7 +43,8 @@ def _item(row: dict | None) -> dict | None:
 
 def item(conn: Connection, item_id: str, for_update: bool = False) -> dict | None:
     query = select(I).where(I.c.id == item_id)
-    return _item(first_row(conn, query.with_for_update() if for_update else query))
+    row = first_row(conn, query.with_for_update() if for_update else query)
+    return None if row is None else _item(row)
 
 
 def add_item(conn: Connection, **values) -> None:
@@ -69,7 +71,7 @@ def items(conn: Connection, *, city: str | None = None, merchant_id: str | None 
         query = query.where(I.c.merchant_id == merchant_id)
     if kinds:
         query = query.where(I.c.kind.in_(kinds))
-    return [_item(r._asdict()) for r in conn.execute(query.order_by(I.c.id).limit(limit))]  # type: ignore[misc]
+    return [_item(r._asdict()) for r in conn.execute(query.order_by(I.c.id).limit(limit))]
 
 
 def count_items(conn: Connection, *, city: str, merchant_id: str | None) -> int:
@@ -147,18 +149,18 @@ def give_back_allowance(conn: Connection, item_id: str, resident_id: str, units:
 # --- redemptions --------------------------------------------------------------------------------
 
 
-def _redemption(row: dict | None) -> dict | None:
-    if row is None:
-        return None
+def _redemption(row: dict[str, Any]) -> dict[str, Any]:
     return row | {"hold": json.loads(row["hold"]) if row["hold"] else []}
 
 
 def redemption(conn: Connection, redemption_id: str) -> dict | None:
-    return _redemption(first_row(conn, select(R).where(R.c.id == redemption_id)))
+    row = first_row(conn, select(R).where(R.c.id == redemption_id))
+    return None if row is None else _redemption(row)
 
 
 def redemption_by_payment(conn: Connection, payment_intent_id: str) -> dict | None:
-    return _redemption(first_row(conn, select(R).where(R.c.payment_intent_id == payment_intent_id)))
+    row = first_row(conn, select(R).where(R.c.payment_intent_id == payment_intent_id))
+    return None if row is None else _redemption(row)
 
 
 def add_redemption(conn: Connection, **values) -> None:
@@ -190,18 +192,18 @@ def redemptions_of(conn: Connection, resident_id: str, before_us: int, limit: in
     query = select(R).where(R.c.resident_id == resident_id, R.c.created_at_us < before_us)
     return [
         _redemption(r._asdict()) for r in conn.execute(query.order_by(R.c.created_at_us.desc(), R.c.id).limit(limit))
-    ]  # type: ignore[misc]
+    ]
 
 
 def stale_redemptions(conn: Connection, status: str, updated_before_us: int, limit: int) -> list[dict]:
     query = select(R).where(R.c.status == status, R.c.updated_at_us < updated_before_us).order_by(R.c.updated_at_us)
-    return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]  # type: ignore[misc]
+    return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]
 
 
 def failed_with_hold(conn: Connection, limit: int) -> list[dict]:
     """Failed attempts whose hold may still be open (a crash came between the failure and the void)."""
     query = select(R).where(R.c.status == "failed", R.c.hold.is_not(None)).order_by(R.c.updated_at_us)
-    return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]  # type: ignore[misc]
+    return [_redemption(r._asdict()) for r in conn.execute(query.limit(limit))]
 
 
 def payment_event_seen(conn: Connection, event_id: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -24,7 +24,7 @@ from marketplace.domain.errors import InvalidItem, ItemUnavailable, SoldOut
 Kind = Literal["offer", "service", "event"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 CITY_KINDS = ("service", "event")
-LANGUAGES = ("fr", "en", "es")
+LANGUAGES: tuple[Lang, ...] = ("fr", "en", "es")
 MAX_PRICE_POINTS = 10**9
 MAX_CASH_CENTS = 1_000_000  # ten thousand dollars for one unit: above is a typo
 MAX_QUANTITY = 1_000_000
@@ -144,7 +144,7 @@ class ItemPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     starts_at_us: TimeUs | msgspec.UnsetType | None = msgspec.UNSET
     seats_total: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | msgspec.UnsetType | None = msgspec.UNSET
 
-    def changes(self) -> dict:
+    def changes(self) -> dict[str, Any]:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
 
 
@@ -157,8 +157,8 @@ class Item:
     kind: str
     merchant_id: str | None
     category: str
-    title: dict
-    description: dict
+    title: dict[Lang, str]
+    description: dict[Lang, str]
     price_points: int
     cash_cents: int
     quantity: int | None
@@ -176,7 +176,7 @@ class Item:
     version: int
 
     @classmethod
-    def from_row(cls, row: dict) -> Item:
+    def from_row(cls, row: dict[str, Any]) -> Item:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
     @property
@@ -203,15 +203,19 @@ class Item:
         return self.kind in CITY_KINDS and self.cash_cents > 0
 
     def credit_account(self) -> str:
-        return accounts.merchant_redeemed(self.merchant_id) if self.kind == "offer" else accounts.SERVICES_REVENUE
+        if self.kind != "offer":
+            return accounts.SERVICES_REVENUE
+        assert self.merchant_id is not None, "an offer is a merchant's"
+        return accounts.merchant_redeemed(self.merchant_id)
 
     def transfer_kind(self) -> str:
         return "redeem" if self.kind == "offer" else "service"
 
 
-def title_in(titles: dict, lang: str) -> tuple[str, str]:
+def title_in(titles: dict[Lang, str], lang: str) -> tuple[Lang, str]:
     """The title in `lang`, else in French (the program's language), else in any language given; and its language."""
-    for candidate in (lang, "fr", *LANGUAGES):
+    candidates: tuple[Lang, ...] = (*(known for known in LANGUAGES if known == lang), "fr", *LANGUAGES)
+    for candidate in candidates:
         if titles.get(candidate):
             return candidate, titles[candidate]
     raise AssertionError("an item has a title in at least one language")
@@ -260,7 +264,7 @@ def price_for(item: Item, units: int) -> Price:
     return price
 
 
-def search_document(item: Item, shop: dict | None) -> dict:
+def search_document(item: Item, shop: dict[str, Any] | None) -> dict[str, Any]:
     """The document both search backends index. Flat, so every backend filters on the same names.
 
     Offers take their place and opening status from the shop; a city's items are at their venue

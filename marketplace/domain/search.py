@@ -16,7 +16,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 MAX_QUERY_CHARS = 200
 MAX_QUERY_WORDS = 10
@@ -124,7 +124,7 @@ class SearchQuery:
 
 @dataclass
 class SearchResult:
-    hits: list[dict]  # the indexed documents, with `distance_m` when an origin was given
+    hits: list[dict[str, Any]]  # the indexed documents, with `distance_m` when an origin was given
     total: int
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -134,12 +134,12 @@ class SearchBackend(Protocol):
 
     name: str
 
-    def apply(self, upserts: list[dict], deletes: list[tuple[str, int]]) -> None:
+    def apply(self, upserts: list[dict[str, Any]], deletes: list[tuple[str, int]]) -> None:
         """Upsert documents and delete ids, each skipped when the index holds a newer `version`. Idempotent."""
 
     def search(self, query: SearchQuery) -> SearchResult: ...
 
-    def rebuild(self, batches: Iterable[list[dict]]) -> int:
+    def rebuild(self, batches: Iterable[list[dict[str, Any]]]) -> int:
         """Replace the whole index with these documents without a moment of empty results (index swap)."""
 
     def count(self, item_id: str) -> int:

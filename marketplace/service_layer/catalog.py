@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine
@@ -50,17 +51,17 @@ class Owner:
     merchant_id: str | None
     actor: str
 
-    def owns(self, row: dict) -> bool:
+    def owns(self, row: dict[str, Any]) -> bool:
         return row["city"] == self.city and row["merchant_id"] == self.merchant_id
 
 
-def location_of(row: dict) -> Location | None:
+def location_of(row: dict[str, Any]) -> Location | None:
     if row.get("lat_e6") is None:
         return None
     return Location(row["lat_e6"] / MICRODEGREES, row["lng_e6"] / MICRODEGREES, row["address"])
 
 
-def item_view(row: dict) -> schemas.Item:
+def item_view(row: dict[str, Any]) -> schemas.Item:
     item = Item.from_row(row)
     return schemas.Item(
         id=item.id, kind=item.kind, city=item.city, merchant_id=item.merchant_id, category=item.category,  # type: ignore[arg-type]
@@ -73,7 +74,7 @@ def item_view(row: dict) -> schemas.Item:
     )  # fmt: skip
 
 
-def _spec_of(row: dict) -> ItemSpec:
+def _spec_of(row: dict[str, Any]) -> ItemSpec:
     return ItemSpec(
         title=row["title"], category=row["category"], price_points=row["price_points"], description=row["description"],
         cash_cents=row["cash_cents"], quantity=row["quantity"], per_resident_limit=row["per_resident_limit"],
@@ -84,7 +85,7 @@ def _spec_of(row: dict) -> ItemSpec:
     )  # fmt: skip
 
 
-def _columns(spec: ItemSpec) -> dict:
+def _columns(spec: ItemSpec) -> dict[str, Any]:
     valid_from, valid_until = validity(spec)
     location = spec.location
     return {
@@ -174,7 +175,7 @@ class Catalog:
         return item_view(after)
 
     @staticmethod
-    def _remaining(conn: Connection, row: dict, quantity: int | None) -> int | None:
+    def _remaining(conn: Connection, row: dict[str, Any], quantity: int | None) -> int | None:
         """The stock after a change of quantity: what was taken stays taken (the row is locked)."""
         if quantity is None:
             return None
@@ -274,7 +275,7 @@ class Catalog:
             raise MerchantNotApproved("the merchant is not approved")
 
     @staticmethod
-    def _owned(conn: Connection, owner: Owner, item_id: str, for_update: bool = False) -> dict:
+    def _owned(conn: Connection, owner: Owner, item_id: str, for_update: bool = False) -> dict[str, Any]:
         row = store.item(conn, item_id, for_update) if isinstance(item_id, str) else None
         if row is None:
             raise UnknownItem("no such item", item_id=item_id)
@@ -283,5 +284,5 @@ class Catalog:
         return row
 
 
-def _shop_view(row: dict) -> schemas.Shop:
+def _shop_view(row: dict[str, Any]) -> schemas.Shop:
     return schemas.Shop(location=location_of(row), is_open=bool(row["is_open"]), updated_at_us=row["updated_at_us"])

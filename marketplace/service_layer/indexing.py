@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -67,7 +68,7 @@ class SearchIndexer:
             rows = store.claim_outbox(conn, now, now + LEASE_SECONDS * 1_000_000, min(limit, BATCH_ROWS))
         if not rows:
             return DeliveryReport()
-        newest: dict[str, dict] = {}
+        newest: dict[str, dict[str, Any]] = {}
         for row in rows:
             if row["version"] >= newest.get(row["item_id"], row)["version"]:
                 newest[row["item_id"]] = row
@@ -104,7 +105,7 @@ class SearchIndexer:
         except Exception:  # the change is committed and its outbox row durable: never fail the caller
             log.exception("inline search delivery failed; the outbox will retry")
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
             return store.outbox_stats(conn) | {"backend": self.backend.name}
 
@@ -118,7 +119,7 @@ class SearchIndexer:
         with self.engine.connect() as conn:
             return store.count_all_items(conn)
 
-    def _documents(self, progress: Callable[[int], None]) -> Iterator[list[dict]]:
+    def _documents(self, progress: Callable[[int], None]) -> Iterator[list[dict[str, Any]]]:
         after = ""
         while True:
             with self.engine.connect() as conn:
@@ -131,7 +132,7 @@ class SearchIndexer:
             yield [search_document(i, shops.get(i.merchant_id)) for i in items if i.indexable]
             progress(len(rows))
 
-    def reindex(self, progress: Callable[[int], None] = lambda n: None) -> dict:
+    def reindex(self, progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
         """Rebuild the index from the database and swap it in; then settle and replay the outbox around it.
 
         Rows pending when the rebuild starts are visible to it, so they are settled by it. Rows delivered

@@ -40,11 +40,12 @@ paid unsold.
 
 from __future__ import annotations
 
+import builtins  # `Redemptions.list` shadows the builtin in the class's annotations
 import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import Connection, Engine
@@ -91,21 +92,21 @@ class CardPayments(Protocol):
     def create_intent(self, amount_cents: int, idempotency_key: str, metadata: dict[str, str]) -> Intent: ...
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent: ...
     def refund(self, intent_id: str, idempotency_key: str) -> str: ...
-    def verify_webhook(self, raw_body: bytes, signature_header: str | None) -> dict: ...
+    def verify_webhook(self, raw_body: bytes, signature_header: str | None) -> dict[str, Any]: ...
 
 
 def redemption_id_for(resident_id: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{resident_id}\x00{idempotency_key}".encode()).hexdigest()[:32]
 
 
-def step_key(row: dict, step: str) -> str:
+def step_key(row: dict[str, Any], step: str) -> str:
     """The ledger idempotency key of one step (hold, capture, void) of the row's attempt. The first
     attempt keeps the keys of redemptions made before attempts were numbered."""
     attempt = f":{row['attempt']}" if row["attempt"] else ""
     return f"mkt:{row['id']}{attempt}:{step}"
 
 
-def stripe_key(row: dict, step: str) -> str:
+def stripe_key(row: dict[str, Any], step: str) -> str:
     """The Stripe idempotency key of a step (redemption, cancel, refund) of the row's attempt."""
     attempt = f"-{row['attempt']}" if row["attempt"] else ""
     return f"entraide-{step}-{row['id']}{attempt}"
@@ -122,7 +123,7 @@ def hold_transfers(
 PAYMENT_STATES = {"awaiting_payment": "pending", "completed": "succeeded", "refunded": "refunded"}  # else: cancelled
 
 
-def redemption_view(row: dict, redeemed: dict, lang: str) -> schemas.Redemption:
+def redemption_view(row: dict[str, Any], redeemed: dict[str, Any], lang: str) -> schemas.Redemption:
     """A redemption in business terms: what was redeemed (title in `lang`, kind, seller), and its raw ids."""
     title_lang, title = title_in(redeemed["title"], lang)
     payment = None
@@ -171,7 +172,7 @@ class Redemptions:
                 return msgspec.structs.replace(self._view(advanced, lang), replayed=replayed)
         raise RedemptionContended("concurrent retries of this redemption: try again", retry_after_seconds=1)
 
-    def _find(self, rid: str) -> dict | None:
+    def _find(self, rid: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             return store.redemption(conn, rid)
 
@@ -198,7 +199,7 @@ class Redemptions:
         return item, price, resident["city"]
 
     def _reserve(self, rid: str, request_hash: str, resident_id: str, key: str, item_id: str, units: int,
-                 failed: dict | None) -> dict | None:  # fmt: skip
+                 failed: dict[str, Any] | None) -> dict[str, Any] | None:  # fmt: skip
         """Take the stock for a new attempt: the first (a new row) or the next after a failed one (a
         compare-and-set on that row and its attempt). None if a concurrent retry took it first."""
         item, price, home_city = self._checked(resident_id, item_id, units)
@@ -229,7 +230,7 @@ class Redemptions:
             self.indexer.deliver_quietly()
         return reserved
 
-    def _advance(self, row: dict) -> dict | None:
+    def _advance(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """Carry a `reserved` attempt forward: hold, then capture or start the card payment; the row as
         it then stands. None when a concurrent call moved the row meanwhile (the caller reads it again)."""
         if row["status"] != "reserved":
@@ -263,7 +264,7 @@ class Redemptions:
             return None
         return self._complete(row)
 
-    def _start_payment(self, row: dict) -> dict | None:
+    def _start_payment(self, row: dict[str, Any]) -> dict[str, Any] | None:
         metadata = {"redemption_id": row["id"], "city": row["city"], "attempt": str(row["attempt"])}
         try:
             intent = self._payments().create_intent(row["cash_cents"], stripe_key(row, "redemption"), metadata)
@@ -278,7 +279,7 @@ class Redemptions:
             self._cancel_quietly(row, intent.id)  # the attempt failed meanwhile: nobody may pay this intent
         return None
 
-    def _complete(self, row: dict) -> dict | None:
+    def _complete(self, row: dict[str, Any]) -> dict[str, Any] | None:
         if not self._move(row, ("reserved",), "completed", hold=row["hold"]):
             return None
         return self._find(row["id"])
@@ -334,7 +335,7 @@ class Redemptions:
 
     # --- recovery -------------------------------------------------------------------------------
 
-    def recover(self) -> dict:
+    def recover(self) -> dict[str, Any]:
         """Finish or undo what a crash or a silent payment left: bounded work, safe to run any time.
         An unpaid payment that cannot be cancelled now (Stripe not answering) is deferred to the next run."""
         now = self.clock()
@@ -361,7 +362,7 @@ class Redemptions:
             counts["failed"] += 1
         return counts
 
-    def _recover_reserved(self, row: dict) -> None:
+    def _recover_reserved(self, row: dict[str, Any]) -> None:
         """An attempt nobody finished: a captured hold completes it, a claimed points-only hold is
         carried forward, anything else fails (stock given back, hold voided)."""
         item, claimed = self._item(row), bool(row["hold"])
@@ -388,15 +389,15 @@ class Redemptions:
             redemptions=views, next_before_us=views[-1].created_at_us if len(views) == limit else None
         )
 
-    def _view(self, row: dict, lang: str) -> schemas.Redemption:
+    def _view(self, row: dict[str, Any], lang: str) -> schemas.Redemption:
         return self._views([row], lang)[0]
 
-    def _views(self, rows: list[dict], lang: str) -> list[schemas.Redemption]:
+    def _views(self, rows: builtins.list[dict[str, Any]], lang: str) -> builtins.list[schemas.Redemption]:
         with self.engine.connect() as conn:
             redeemed = store.redeemed_items(conn, {r["item_id"] for r in rows})
         return [redemption_view(r, redeemed[r["item_id"]], lang) for r in rows]
 
-    def _own(self, resident_id: str, redemption_id: str) -> dict:
+    def _own(self, resident_id: str, redemption_id: str) -> dict[str, Any]:
         row = self._find(redemption_id) if isinstance(redemption_id, str) else None
         if row is None or row["resident_id"] != resident_id:
             raise UnknownRedemption("no such redemption")
@@ -409,19 +410,21 @@ class Redemptions:
             raise CardPaymentsUnavailable("card payments are not configured")
         return self.payments
 
-    def _item(self, row: dict) -> Item:
+    def _item(self, row: dict[str, Any]) -> Item:
         with self.engine.connect() as conn:
             return Item.from_row(store.item(conn, row["item_id"]))  # type: ignore[arg-type]
 
-    def _hold_requests(self, row: dict, item: Item, timeout_seconds: int = 1) -> list[TransferRequest]:
+    def _hold_requests(
+        self, row: dict[str, Any], item: Item, timeout_seconds: int = 1
+    ) -> builtins.list[TransferRequest]:
         """The hold of the row's attempt, derived from the row alone: ids follow from the idempotency key."""
         wallet = accounts.wallet(row["resident_id"])
         return hold_transfers(item, row["home_city"], wallet, step_key(row, "hold"), row["points"], timeout_seconds)
 
-    def _hold_pairs(self, row: dict, item: Item | None = None) -> list[list[str]]:
+    def _hold_pairs(self, row: dict[str, Any], item: Item | None = None) -> builtins.list[builtins.list[str]]:
         return [[r.ledger, r.transfer_id] for r in self._hold_requests(row, item or self._item(row))]
 
-    def _hold_state(self, row: dict) -> str:
+    def _hold_state(self, row: dict[str, Any]) -> str:
         """How the attempt's hold stands in the journal: none (never written), open, post, closed (voided
         or expired), or lapsed (past its expiry, which the ledger writes at its next append there)."""
         pairs = [(ledger, transfer_id) for ledger, transfer_id in row["hold"]]
@@ -443,20 +446,20 @@ class Redemptions:
             else "open"
         )
 
-    def _resolve(self, row: dict, phase: str) -> None:
+    def _resolve(self, row: dict[str, Any], phase: str) -> None:
         action, kind = "capture" if phase == "post" else "void", self._item(row).transfer_kind()
         requests = [TransferRequest(ledger, step_key(row, action), kind, phase, ref=transfer_id)
                     for ledger, transfer_id in row["hold"]]  # fmt: skip
         self.committer.transfer(*requests)
 
-    def _captured(self, row: dict) -> bool:
+    def _captured(self, row: dict[str, Any]) -> bool:
         try:
             self._resolve(row, "post")
         except LedgerError:
             return False
         return True
 
-    def _void_if_open(self, row: dict) -> None:
+    def _void_if_open(self, row: dict[str, Any]) -> None:
         """Void the hold if it still reserves points; a lapsed one is asked too, so that the ledger
         writes its expiry now and the points show as free at once."""
         if self._hold_state(row) not in ("open", "lapsed"):
@@ -466,13 +469,13 @@ class Redemptions:
         except LedgerError as exc:  # it expired or closed meanwhile; what matters is that it is not open
             log.info("void of redemption %s: %s", row["id"], exc.code)
 
-    def _void_if_dead(self, row: dict) -> None:
+    def _void_if_dead(self, row: dict[str, Any]) -> None:
         """After a lost claim: void this attempt's hold if the attempt is over (failed, or a later one runs)."""
         current = self._find(row["id"])
         if current is not None and (current["status"] == "failed" or current["attempt"] != row["attempt"]):
             self._void_if_open(row)
 
-    def _fail(self, row: dict, error: str, when_held: bool | None) -> bool:
+    def _fail(self, row: dict[str, Any], error: str, when_held: bool | None) -> bool:
         """End a `reserved` attempt as failed: the row is claimed and the stock and allowance given back
         in one transaction, then the hold is voided. False if a concurrent call moved the row first."""
         hold = self._hold_pairs(row)
@@ -481,13 +484,13 @@ class Redemptions:
         self._settle_failed(row | {"hold": hold})
         return True
 
-    def _settle_failed(self, row: dict) -> None:
+    def _settle_failed(self, row: dict[str, Any]) -> None:
         """A failed attempt holds nothing: void its hold if still open, then forget it (hold NULL)."""
         self._void_if_open(row | {"hold": self._hold_pairs(row)})
         if row["hold"]:
             self._move(row, ("failed",), None, when_held=True, hold=None)
 
-    def _roll_back(self, row: dict, from_status: str, to_status: str) -> None:
+    def _roll_back(self, row: dict[str, Any], from_status: str, to_status: str) -> None:
         """Void the hold unless it was captured, then give the stock back."""
         self._void_if_open(row)
         if self._hold_state(row) == "post":
@@ -496,7 +499,7 @@ class Redemptions:
             return
         self._release(row, from_status, to_status)
 
-    def _release(self, row: dict, from_status: str, to_status: str, **values) -> bool:
+    def _release(self, row: dict[str, Any], from_status: str, to_status: str, **values) -> bool:
         """Close the row (compare-and-set) and give the units and the allowance back, in one transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -511,16 +514,16 @@ class Redemptions:
             self.indexer.deliver_quietly()
         return True
 
-    def _refund(self, row: dict) -> None:
+    def _refund(self, row: dict[str, Any]) -> None:
         self._payments().refund(row["payment_intent_id"], stripe_key(row, "refund"))
 
-    def _cancel_quietly(self, row: dict, intent_id: str) -> None:
+    def _cancel_quietly(self, row: dict[str, Any], intent_id: str) -> None:
         try:
             self._payments().cancel(intent_id, stripe_key(row, "cancel"))
         except LedgerError as exc:  # unpaid and unknown to the resident: it lapses at Stripe
             log.warning("intent %s of failed redemption %s not cancelled: %s", intent_id, row["id"], exc.code)
 
-    def _move(self, row: dict, from_status: tuple[str, ...], to_status: str | None, **values) -> bool:
+    def _move(self, row: dict[str, Any], from_status: tuple[str, ...], to_status: str | None, **values) -> bool:
         """Compare-and-set on status and attempt; `to_status` None keeps the status (a claim)."""
         if to_status is not None:
             values["status"] = to_status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
@@ -166,7 +167,7 @@ class CatalogSearch:
         return view
 
 
-def _available(item: Item, now_us: int, shop: dict | None) -> bool:
+def _available(item: Item, now_us: int, shop: dict[str, Any] | None) -> bool:
     try:
         check_redeemable(item, now_us, shop is None or bool(shop["is_open"]), True)
     except LedgerError:
@@ -174,7 +175,7 @@ def _available(item: Item, now_us: int, shop: dict | None) -> bool:
     return True
 
 
-def _hit(document: dict) -> schemas.SearchHit:
+def _hit(document: dict[str, Any]) -> schemas.SearchHit:
     """What a phone needs to draw a result card; the full item is one GET away."""
     geo = document.get("_geo")
     return schemas.SearchHit(

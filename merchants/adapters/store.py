@@ -8,12 +8,14 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from community.adapters.tables import AwardRow
 from ledger.adapters.database import insert_once
+from ledger.adapters.tables import Base
 from merchants.adapters.tables import MerchantRow, NonceRow, TerminalRow
 
-M = MerchantRow.__table__
-T = TerminalRow.__table__
-N = NonceRow.__table__
-AW = AwardRow.__table__  # an award's answer keeps its purchase amount
+# SQLAlchemy types `__table__` as a FromClause; the metadata's entry is the same Table, typed as one.
+M = Base.metadata.tables[MerchantRow.__tablename__]
+T = Base.metadata.tables[TerminalRow.__tablename__]
+N = Base.metadata.tables[NonceRow.__tablename__]
+AW = Base.metadata.tables[AwardRow.__tablename__]  # an award's answer keeps its purchase amount
 
 
 def add_terminal(conn: Connection, **values) -> None:

@@ -39,3 +39,8 @@ class NonceRow(Base):
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_s: Mapped[int] = mapped_column(BIG)
     __table_args__ = (Index("ix_nonces_created", "created_s"),)
+
+
+# The merchants table for queries shared with other members (community.adapters.store.member):
+# SQLAlchemy types `MerchantRow.__table__` as a FromClause, the metadata holds it typed as a Table.
+MERCHANTS = Base.metadata.tables[MerchantRow.__tablename__]

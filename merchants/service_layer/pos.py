@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -38,7 +38,7 @@ from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, TransferResult
 from merchants.adapters import store
-from merchants.adapters.tables import MerchantRow
+from merchants.adapters.tables import MERCHANTS
 from merchants.errors import FloorLimitExceeded, MerchantNotApproved, UnknownMerchant
 from merchants.schemas import (
     AwardResult,
@@ -95,7 +95,7 @@ class Terminal:
 
 
 def merchants(engine: Engine, audit: AuditTrail, clock: Callable[[], int]) -> Members:
-    return Members(engine, MerchantRow.__table__, "merchant", UnknownMerchant, MerchantNotApproved, audit, clock)
+    return Members(engine, MERCHANTS, "merchant", UnknownMerchant, MerchantNotApproved, audit, clock)
 
 
 def terminal_key_id(public_key: bytes) -> str:
@@ -152,7 +152,7 @@ class Terminals:
             self.audit.record(conn, actor=actor, action="terminal.revoke", city=city, target=key_id, before=None,
                                   after=None, now_us=now)  # fmt: skip
 
-    def list(self, merchant_id: str) -> list[dict]:
+    def list(self, merchant_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return store.terminals_of(conn, merchant_id)
 
@@ -197,7 +197,7 @@ class _KeyLookup:
     def __init__(self, engine: Engine, scope: contextlib.ExitStack) -> None:
         self.engine, self.scope = engine, scope
         self.conn: Connection | None = None
-        self.row: dict | None = None
+        self.row: dict[str, Any] | None = None
 
     def __call__(self, key_id: str) -> bytes | None:
         self.conn = self.scope.enter_context(self.engine.begin())
@@ -286,7 +286,7 @@ class PointOfSale:
 
         return group, view
 
-    def _own_hold(self, terminal: Terminal, hold_id: str) -> list[dict]:
+    def _own_hold(self, terminal: Terminal, hold_id: str) -> list[dict[str, Any]]:
         """The hold's entries (both halves when cross-city), refused unless it is this merchant's."""
         with self.reads.connect() as conn:
             found = journal.transfers(conn, [(terminal.city, hold_id)]) if isinstance(hold_id, str) else {}
@@ -470,7 +470,7 @@ def _refused(item: OfflineItem, exc: LedgerError, describe: Describe) -> Offline
 _HOLD_PHASES = {"pending": "redemption_hold", "void": "hold_voided", "expire": "hold_expired"}
 
 
-def _statement_line(entry: dict, issued: str, redeemed: str, purchases: dict[str, int]) -> StatementLine:
+def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases: dict[str, int]) -> StatementLine:
     """One entry in the merchant's words: what it was, and who was on the other side."""
     mine = entry["credit_account"] in (issued, redeemed)
     other = entry["debit_account"] if mine else entry["credit_account"]
