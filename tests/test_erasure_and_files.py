@@ -186,3 +186,32 @@ def test_the_cli_creates_private_files(tmp_path, umask_022):
         assert result.exit_code == 0, result.output
     assert mode(data) == 0o700 and mode(data / "entraide.db") == 0o600
     assert all(mode(path) == 0o600 for path in sqlite_files(data / "entraide.db") if path.exists())
+
+
+def test_concurrent_first_uses_of_a_key_file_read_one_whole_key(tmp_path: Path) -> None:
+    """Threads (as concurrent enrolments do) that need a city's key before it exists all get the
+    same whole key: none reads the file while another is still writing it."""
+    import threading
+
+    from community.adapters.secrets import CommunityKeys
+
+    for round_ in range(20):
+        directory = tmp_path / f"round-{round_}"
+        start, found, errors = threading.Barrier(8), [], []
+
+        def use(directory: Path = directory, start: threading.Barrier = start, found: list = found,
+                errors: list = errors) -> None:  # fmt: skip
+            start.wait()
+            try:
+                found.append(CommunityKeys(directory)._load_or_create("kek-brossard.key", lambda: os.urandom(32)))
+            except Exception as exc:  # noqa: BLE001  (reported below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=use) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert not errors and len(found) == 8 and len(set(found)) == 1 and len(found[0]) == 32
+        assert [p.name for p in (directory / "community").iterdir()] == ["kek-brossard.key"]  # no temporary left
+        assert (directory / "community" / "kek-brossard.key").stat().st_mode & 0o777 == 0o600

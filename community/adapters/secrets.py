@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -47,12 +48,19 @@ class TokenRejected(Exception):
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` (0600) holding `data`, whole or not at all: the bytes go to a temporary file of
+    the same directory first, and a hard link publishes it, which fails with FileExistsError when
+    another process or thread published the file first (a reader never sees it half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 class CommunityKeys:
