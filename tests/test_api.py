@@ -8,6 +8,7 @@ import re
 import msgspec
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import text
 
 from api.http.app import MAX_BODY_BYTES, create_app
 from finance.domain.settlement import merchant_lines
@@ -598,8 +599,11 @@ def test_staff_enrol_renew_level_terminals_and_tokens(world: World, clock) -> No
     grant = {"role": "org", "subject": "x", "org_id": "entraide-jeunesse"}
     token = world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant, key="x")
     assert token.status_code == 201
-    # A retry answers the same token text, not a second grant.
+    # A retry answers the same token text, not a second grant, and the text is stored nowhere.
     assert world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant, key="x").json() == token.json()
+    with world.ctx.engine.connect() as conn:
+        kept = b"".join(r for (r,) in conn.execute(text("SELECT result FROM request_keys")) if r is not None)
+    assert token.json()["jti"].encode() in kept and token.json()["token"].encode() not in kept
     assert_problem(world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant | {"ttl_seconds": 600}, key="x"), 409,
                    "idempotency_conflict")  # fmt: skip
     assert_problem(world.bearer(staff, "POST", "/v1/admin/tokens/brossard", grant), 400, "idempotency_key_required")

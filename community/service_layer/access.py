@@ -32,6 +32,7 @@ from community.domain.access import (
 from community.domain.errors import Conflict, Unauthorized, UnknownOrganization, UnknownProgram, WrongTenant
 from community.schemas import Credential, Credentials, IssuedToken, Principal, PrincipalRevocation, Principals
 from ledger.adapters import idempotency
+from ledger.schemas import Result
 from ledger.service_layer.audit_trail import AuditTrail
 
 RESIDENT_TTL_SECONDS_MAX = 90 * 86_400
@@ -44,8 +45,29 @@ def _public(row: dict[str, Any]) -> Credential:
     return Credential(**{k: row[k] for k in keys})
 
 
+class Granted(Result, frozen=True):
+    """A credential as its grant's Idempotency-Key keeps it: what signs its token again on a retry,
+    never the token's text."""
+
+    jti: str
+    principal_id: str | None
+    city: str
+    role: str
+    subject: str
+    org_id: str | None
+    issued_at_s: int
+    ttl_seconds: int
+    expires_at_us: int
+
+
 class Access:
-    def __init__(self, engine: Engine, tokens: TokenService, audit: AuditTrail, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tokens: TokenService,
+        audit: AuditTrail,
+        clock: Callable[[], int],
+    ) -> None:
         self.engine, self.tokens, self.audit, self.clock = engine, tokens, audit, clock
 
     # --- granting ---------------------------------------------------------------------------
@@ -57,17 +79,31 @@ class Access:
         A principal that exists and is active gets a new token only from itself (renewal) or the
         operator: a staff member cannot mint a token under a colleague's subject. A revoked one
         is granted again by whoever may grant its role. A retry with the same `key` (per city and
-        grantor) returns the same token, kept with the key for that (it is nowhere else stored).
+        grantor) returns the same token: its key keeps the claims, never the token's text, and the
+        token is signed again from them (an Ed25519 signature of the same bytes is the same).
         """
         check_grant(grantor, city, role, subject, org_id, ttl_seconds)
         now = self.clock()
-        request = {"role": role, "subject": subject, "org_id": org_id, "ttl_seconds": ttl_seconds}
+        request = {
+            "role": role,
+            "subject": subject,
+            "org_id": org_id,
+            "ttl_seconds": ttl_seconds,
+        }
         with self.engine.begin() as conn:
-            return idempotency.once(conn, f"{city}:{identity(grantor.actor)}:tokens.grant", key, request, IssuedToken,
-                                    lambda: self._grant(conn, grantor, city, role, subject, org_id, ttl_seconds, now), now)  # fmt: skip
+            granted = idempotency.once(conn, f"{city}:{identity(grantor.actor)}:tokens.grant", key, request, Granted,
+                                       lambda: self._grant(conn, grantor, city, role, subject, org_id, ttl_seconds, now), now)  # fmt: skip
+        return IssuedToken(
+            token=self._sign(granted),
+            **{
+                f: getattr(granted, f)
+                for f in IssuedToken.__struct_fields__
+                if f != "token"
+            },
+        )
 
     def _grant(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
-               ttl_seconds: int, now: int) -> IssuedToken:  # fmt: skip
+               ttl_seconds: int, now: int) -> Granted:  # fmt: skip
         if community_store.program(conn, city) is None:
             raise UnknownProgram(f"no program for {city!r}", city=city)
         if org_id is not None:
@@ -83,41 +119,83 @@ class Access:
             principal_id = found["id"]
             if found["org_id"] != org_id:
                 raise Conflict(
-                    f"{subject} coordinates another organization in {city}", field="org_id", reason="other_organization"
+                    f"{subject} coordinates another organization in {city}",
+                    field="org_id",
+                    reason="other_organization",
                 )
-            if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
-                raise SubjectTaken(f"{subject} already holds {role} in {city}", subject=subject, role=role)
+            if found["status"] == "active" and not (
+                grantor.role == "operator" or grantor.is_self(role, subject, city)
+            ):
+                raise SubjectTaken(
+                    f"{subject} already holds {role} in {city}",
+                    subject=subject,
+                    role=role,
+                )
             if found["status"] == "revoked":
                 if not grantor.may_grant(role, city):
-                    raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
+                    raise GrantNotAllowed(
+                        f"a {grantor.role} may not grant the role {role}", role=role
+                    )
                 store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
                                     revoked_by=None, revoked_at_us=None)  # fmt: skip
-        view = self._issue(conn, principal_id, city, role, subject, org_id, ttl_seconds, grantor.actor, now)
+        granted = self._issue(
+            conn,
+            principal_id,
+            city,
+            role,
+            subject,
+            org_id,
+            ttl_seconds,
+            grantor.actor,
+            now,
+        )
         self.audit.record(conn, actor=grantor.actor, action="credential.grant", city=city, target=f"{role}:{subject}",
                           before=None if found is None else {"status": found["status"]},
-                          after={k: view[k] for k in ("jti", "principal_id", "role", "subject", "org_id", "expires_at_us")},
+                          after={k: getattr(granted, k) for k in ("jti", "principal_id", "role", "subject", "org_id", "expires_at_us")},
                           now_us=now)  # fmt: skip
-        return IssuedToken(**view)
+        return granted
 
-    def issue_resident(self, resident_id: str, city: str, ttl_seconds: int, issued_by: str) -> str:
+    def issue_resident(
+        self, resident_id: str, city: str, ttl_seconds: int, issued_by: str
+    ) -> str:
         """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
         assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
         with self.engine.begin() as conn:
-            issued = self._issue(conn, None, city, RESIDENT, resident_id, None, ttl_seconds, issued_by, self.clock())
-        token: str = issued["token"]
-        return token
+            granted = self._issue(
+                conn,
+                None,
+                city,
+                RESIDENT,
+                resident_id,
+                None,
+                ttl_seconds,
+                issued_by,
+                self.clock(),
+            )
+        return self._sign(granted)
 
-    def _issue(self, conn: Connection, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
-               issued_by: str, now_us: int) -> dict[str, Any]:  # fmt: skip
-        jti = secrets.token_hex(16)
+    def _issue(self, conn: Connection, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None,
+               ttl_seconds: int, issued_by: str, now_us: int) -> Granted:  # fmt: skip
+        """Record a new credential; its token is `_sign(granted)`."""
         now_s = now_us // 1_000_000
-        expires_at_us = (now_s + ttl_seconds) * 1_000_000
-        claims = {"sub": subject, "role": role, "city": city, "jti": jti} | ({"org": org_id} if org_id else {})
-        token = self.tokens.issue(claims, ttl_seconds, now_s)
-        store.add_credential(conn, jti=jti, principal_id=principal_id, city=city, role=role, subject=subject, issued_by=issued_by,
-                             issued_at_us=now_us, expires_at_us=expires_at_us)  # fmt: skip
-        return {"token": token, "jti": jti, "principal_id": principal_id, "city": city, "role": role, "subject": subject,
-                "org_id": org_id, "expires_at_us": expires_at_us}  # fmt: skip
+        granted = Granted(jti=secrets.token_hex(16), principal_id=principal_id, city=city, role=role, subject=subject,
+                          org_id=org_id, issued_at_s=now_s, ttl_seconds=ttl_seconds,
+                          expires_at_us=(now_s + ttl_seconds) * 1_000_000)  # fmt: skip
+        store.add_credential(conn, jti=granted.jti, principal_id=principal_id, city=city, role=role, subject=subject,
+                             issued_by=issued_by, issued_at_us=now_us, expires_at_us=granted.expires_at_us)  # fmt: skip
+        return granted
+
+    def _sign(self, granted: Granted) -> str:
+        """The credential's token: the same claims in the same order give the same text."""
+        claims = {
+            "sub": granted.subject,
+            "role": granted.role,
+            "city": granted.city,
+            "jti": granted.jti,
+        }
+        if granted.org_id:
+            claims["org"] = granted.org_id
+        return self.tokens.issue(claims, granted.ttl_seconds, granted.issued_at_s)
 
     # --- every request ------------------------------------------------------------------------
 
@@ -125,12 +203,24 @@ class Access:
         """The credential id of a verified built-in token, refused if it was revoked, its principal's
         grant withdrawn, or it names another role, subject, city or organization than was granted."""
         jti = claims.get("jti")
-        if claims.get("iss") != BUILTIN_ISSUER or not isinstance(jti, str) or len(jti) != 32:
+        if (
+            claims.get("iss") != BUILTIN_ISSUER
+            or not isinstance(jti, str)
+            or len(jti) != 32
+        ):
             raise Unauthorized("invalid token")
         with self.engine.connect() as conn:
             row = store.credential_state(conn, jti)
-        claimed = (claims.get("role"), claims.get("sub"), claims.get("city"), claims.get("org"))
-        if row is None or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed:
+        claimed = (
+            claims.get("role"),
+            claims.get("sub"),
+            claims.get("city"),
+            claims.get("org"),
+        )
+        if (
+            row is None
+            or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed
+        ):
             raise Unauthorized("invalid token")
         if row["revoked_at_us"] is not None or row["principal_status"] == "revoked":
             raise TokenRevoked("this token was revoked")
@@ -146,14 +236,18 @@ class Access:
                 raise WrongTenant("this belongs to another city")
             role, subject = viewer.role, viewer.subject
         with self.engine.connect() as conn:
-            rows = store.credentials(conn, city, role, subject, self.clock() if live_only else None)
+            rows = store.credentials(
+                conn, city, role, subject, self.clock() if live_only else None
+            )
         return Credentials(credentials=[_public(r) for r in rows])
 
     def principals(self, viewer: Grantor, city: str) -> Principals:
         """A city's principals, for its administrators and auditors."""
         require_reader(viewer, city)
         with self.engine.connect() as conn:
-            return Principals(principals=[Principal(**row) for row in store.principals(conn, city)])
+            return Principals(
+                principals=[Principal(**row) for row in store.principals(conn, city)]
+            )
 
     def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
@@ -162,27 +256,51 @@ class Access:
             row = store.credential(conn, jti) if isinstance(jti, str) else None
             if row is None or row["city"] != city:
                 raise UnknownCredential("no such token in this city")
-            if not (revoker.may_grant(row["role"], city) or revoker.is_self(row["role"], row["subject"], city)):
-                raise GrantNotAllowed(f"a {revoker.role} may not revoke the role {row['role']}", role=row["role"])
+            if not (
+                revoker.may_grant(row["role"], city)
+                or revoker.is_self(row["role"], row["subject"], city)
+            ):
+                raise GrantNotAllowed(
+                    f"a {revoker.role} may not revoke the role {row['role']}",
+                    role=row["role"],
+                )
             revoked = store.revoke_credentials(conn, now, revoker.actor, jti=jti)
             if revoked:
                 self.audit.record(conn, actor=revoker.actor, action="credential.revoke", city=city,
                                   target=f"{row['role']}:{row['subject']}", before=None, after={"jti": jti}, now_us=now)  # fmt: skip
             return _public(store.credential(conn, jti))  # type: ignore[arg-type]
 
-    def revoke_principal(self, revoker: Grantor, city: str, role: str, subject: str) -> PrincipalRevocation:
+    def revoke_principal(
+        self, revoker: Grantor, city: str, role: str, subject: str
+    ) -> PrincipalRevocation:
         """Withdraw a principal's grant: every token it holds stops working at once."""
         now = self.clock()
         with self.engine.begin() as conn:
-            found = store.principal(conn, city, role, subject, for_update=True) if isinstance(subject, str) else None
+            found = (
+                store.principal(conn, city, role, subject, for_update=True)
+                if isinstance(subject, str)
+                else None
+            )
             if found is None:
                 raise UnknownCredential("no such principal in this city")
             if not revoker.may_grant(role, city):
-                raise GrantNotAllowed(f"a {revoker.role} may not revoke the role {role}", role=role)
-            revoked = store.revoke_credentials(conn, now, revoker.actor, principal_id=found["id"])
+                raise GrantNotAllowed(
+                    f"a {revoker.role} may not revoke the role {role}", role=role
+                )
+            revoked = store.revoke_credentials(
+                conn, now, revoker.actor, principal_id=found["id"]
+            )
             if found["status"] == "active":
-                store.set_principal(conn, found["id"], status="revoked", revoked_by=revoker.actor, revoked_at_us=now)
+                store.set_principal(
+                    conn,
+                    found["id"],
+                    status="revoked",
+                    revoked_by=revoker.actor,
+                    revoked_at_us=now,
+                )
                 self.audit.record(conn, actor=revoker.actor, action="principal.revoke", city=city, target=f"{role}:{subject}",
                                   before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
                                   now_us=now)  # fmt: skip
-            return PrincipalRevocation(**store.principal(conn, city, role, subject), tokens_revoked=revoked)  # type: ignore[arg-type]
+            return PrincipalRevocation(
+                **store.principal(conn, city, role, subject), tokens_revoked=revoked
+            )  # type: ignore[arg-type]
