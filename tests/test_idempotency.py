@@ -80,3 +80,17 @@ def test_concurrent_first_uses_create_once(ctx: Context) -> None:
         t.join(30)
     assert not errors, errors
     assert len(made) == 1 and len(results) == 4 and len(set(results)) == 1
+
+
+def test_keys_older_than_a_day_are_forgotten_by_their_job(ctx: Context) -> None:
+    from operations.service_layer.jobs import scheduler
+
+    made: list[str] = []
+    with ctx.engine.begin() as conn:
+        idempotency.once(conn, "s", "old", {}, Made, lambda: Made(id="old", n=1), ctx.clock() - 86_401 * 1_000_000)
+        idempotency.once(conn, "s", "new", {}, Made, lambda: Made(id="new", n=1), ctx.clock() - 3_600 * 1_000_000)
+    assert scheduler(ctx).run_now("request_keys_prune").result == {"forgotten": 1}
+    assert _keys(ctx) == 1
+    with ctx.engine.begin() as conn:  # still honoured: a replay, nothing made
+        assert idempotency.once(conn, "s", "new", {}, Made, lambda: Made(id=str(made.append("x")), n=2), 1).id == "new"
+    assert made == []

@@ -7,7 +7,8 @@ stored result; the same key with a different request is refused (409 `idempotenc
 Two concurrent first uses of one key: on PostgreSQL the second waits on the first's unique key and
 then replays its result; SQLite has one writer at a time, so the second starts after the first.
 A request that fails (any error raised by the creation) rolls its claim back with it, so its retry
-runs again rather than replaying the failure.
+runs again rather than replaying the failure. Keys are kept a day (`KEEP_SECONDS`): the
+`request_keys_prune` job forgets older ones, so the table holds a day of creations, not all of them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.adapters.tables import RequestKeyRow
 from ledger.domain.errors import IdempotencyConflict
 
 T = TypeVar("T")
+KEEP_SECONDS = 86_400  # a key is honoured for a day (as Stripe's are); `forget` drops older ones
 _TABLE = RequestKeyRow.__table__
 
 
@@ -56,3 +58,8 @@ def once(conn: Connection, scope: str, key: str, request: Any, result_type: type
     if row.result is None:  # only a transaction that claimed it and has not finished: not possible after the wait
         raise IdempotencyConflict("a request with this Idempotency-Key is still running", key=key)
     return msgspec.json.decode(row.result, type=result_type)
+
+
+def forget(conn: Connection, before_us: int) -> int:
+    """Drop the keys claimed before `before_us`; how many were dropped."""
+    return conn.execute(delete(_TABLE).where(_TABLE.c.time_us < before_us)).rowcount

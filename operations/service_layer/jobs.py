@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from community.service_layer.programs import Programs
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.payouts import Payouts
-from ledger.adapters import journal
+from ledger.adapters import idempotency, journal
 from ledger.service_layer import audit
 from ledger.service_layer.keys import Signer
 from ledger.service_layer.transfers import LedgerService
@@ -69,6 +69,8 @@ def recurring_jobs(
             lambda: _delivery(s.search_indexer)),
         Job("search_outbox_prune", DAY, HOUR, "forget outbox rows delivered more than a week ago",
             lambda: {"forgotten": s.search_indexer.forget_delivered()}),
+        Job("request_keys_prune", HOUR, 10 * MINUTE, "forget Idempotency-Keys of creating requests older than a day",
+            lambda: {"forgotten": _forget_request_keys(s.engine, s.clock)}),
         Job("abandoned_redemptions", MINUTE, 15 * MINUTE, "undo reservations a crash left and card payments never paid",
             lambda: s.redemptions.recover()),  # noqa: PLW0108  (a property: read when the job runs, see Services)
         Job("points_expiry", DAY, 2 * HOUR, "move points unused past each program's expiry period to breakage",
@@ -88,6 +90,11 @@ def scheduler(services: Services, checkpoint_seconds: int = CHECKPOINT_SECONDS, 
     `entraide jobs` lists and runs, and `/v1/health/jobs` reports."""
     jobs = recurring_jobs(services, services.payouts_enabled, checkpoint_seconds)
     return Scheduler(services.engine, jobs, services.clock, owner, tick_seconds)
+
+
+def _forget_request_keys(engine: Engine, clock: Callable[[], int]) -> int:
+    with engine.begin() as conn:
+        return idempotency.forget(conn, clock() - idempotency.KEEP_SECONDS * 1_000_000)
 
 
 def _delivery(indexer: SearchIndexer) -> Summary:
