@@ -23,7 +23,6 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from api.http import openapi
 from api.http.app import create_app
 from api.http.signatures import sign_request
 from tests.test_auth_limits import served
@@ -33,7 +32,6 @@ from tests.world import World, standard_world
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import CHECKS, load_all_checks  # noqa: E402
-from schemathesis.openapi.checks import JsonSchemaError, UndefinedStatusCode  # noqa: E402
 
 SIGN_ME = "entraide-contract-sign-me"  # a placeholder Signature: the session signs it for real
 EXAMPLES = {"sqlite": int(os.environ.get("ENTRAIDE_CONTRACT_EXAMPLES", "6")), "postgresql": 3}
@@ -98,7 +96,7 @@ def _failure(label: str, mode: str, exc: BaseException) -> str:
 
 
 def test_the_server_keeps_its_openapi_contract(contract, db_url: str) -> None:
-    world, base, app = contract
+    world, base, _app = contract
     backend = "sqlite" if "://" not in db_url else "postgresql"
     load_all_checks()
     # positive_data_acceptance wants every schema-valid request served; a service's own rules (a
@@ -106,11 +104,9 @@ def test_the_server_keeps_its_openapi_contract(contract, db_url: str) -> None:
     # design. `_accepted_by_the_schema_checks` asks what the contract means: the schema checks pass.
     checks = [check for check in CHECKS.get_all() if check.__name__ != "positive_data_acceptance"]
     schema = schemathesis.openapi.from_url(f"{base}/schema/openapi.json")
-    handlers = {(path, method): facts.handler for path, method, facts in openapi._handlers(app)}
     session = requests.Session()
     session.auth = Signer(world, "boulangerie")
     failures: list[str] = []
-    pending: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.path in UNTESTED:
@@ -135,18 +131,10 @@ def test_the_server_keeps_its_openapi_contract(contract, db_url: str) -> None:
             except BaseException as exc:  # schemathesis' FailureGroup: each operation's, collected, then all reported
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                (pending if _awaits_declared_problems(exc, handlers, operation) else failures).append(
-                    _failure(operation.label, mode.value, exc)
-                )
+                failures.append(_failure(operation.label, mode.value, exc))
     for exc in _stateful(schema, world, base, session, checks, EXAMPLES[backend]):
-        undeclared = not any("problems" in handler.opt for handler in handlers.values())
-        (pending if undeclared and _only_problem_codes(exc) else failures).append(_failure("stateful", "links", exc))
+        failures.append(_failure("stateful", "links", exc))
     assert not failures, f"{len(failures)} contract failures:\n\n" + "\n\n".join(failures)
-    if pending:
-        pytest.xfail(
-            f"{len(pending)} operations answer problems their handlers do not declare yet (issue 13):\n\n"
-            + "\n\n".join(pending)
-        )
 
 
 SCHEMA_REFUSALS = ("validation_error", "malformed_json")
@@ -171,19 +159,6 @@ def _integral(value):
     if isinstance(value, dict):
         return {k: _integral(v) for k, v in value.items()}
     return value
-
-
-def _awaits_declared_problems(exc: BaseException, handlers: dict, operation) -> bool:
-    """An undocumented status, or a problem code missing from a status's enum, on a handler that
-    declares no `problems=` yet: the document cannot know those codes until the handler says them."""
-    handler = handlers.get((operation.path, operation.method.lower()))
-    return handler is not None and "problems" not in handler.opt and _only_problem_codes(exc)
-
-
-def _only_problem_codes(exc: BaseException) -> bool:
-    found = getattr(exc, "exceptions", None) or [exc]
-    return all(isinstance(e, UndefinedStatusCode) or (isinstance(e, JsonSchemaError) and "/properties/code" in str(e))
-               for e in found)  # fmt: skip
 
 
 def _stateful(schema, world: World, base: str, session: requests.Session, checks, examples: int) -> list[BaseException]:
