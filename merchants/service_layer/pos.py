@@ -69,12 +69,17 @@ Describe = Callable[[LedgerError], tuple[str, str]]
 
 
 class OfflineItem(Protocol):
-    """One item of an offline batch: a redemption (`points`) or a purchase (`purchase_cents`)."""
+    """One item of an offline batch: a redemption (`points`) or a purchase (`purchase_cents`).
+    Read-only, so that the API's frozen request struct is one."""
 
-    idempotency_key: str
-    card: str
-    points: int | None
-    purchase_cents: int | None
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def card(self) -> str: ...
+    @property
+    def points(self) -> int | None: ...
+    @property
+    def purchase_cents(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
