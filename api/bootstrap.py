@@ -88,6 +88,7 @@ class Settings:
             if not value:
                 raise ValueError(f"{variable} is required with a city identity provider "
                                  "(ENTRAIDE_OIDC_JWKS_URL, ENTRAIDE_OIDC_ISSUER and ENTRAIDE_OIDC_AUDIENCE go together)")  # fmt: skip
+        assert self.oidc_jwks_url is not None  # refused above when empty
         check_jwks_url(self.oidc_jwks_url)
         if self.oidc_issuer == BUILTIN_ISSUER:
             raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")

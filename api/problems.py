@@ -206,7 +206,7 @@ def negotiate_locale(accept_language: str | None) -> str:
         wildcard if tag == "*" else tag for tag, quality in sorted(ranges, key=lambda pair: -pair[1]) if quality > 0
     ]
     by_lower = {locale.lower(): locale for locale in LOCALES}
-    match = _babel_negotiate_locale(preferred, list(by_lower), sep="_", aliases=None)
+    match = _babel_negotiate_locale(preferred, list(by_lower), sep="_", aliases={})  # no alias table
     if match is not None:
         return by_lower[match.lower()]
     return wildcard

@@ -45,6 +45,7 @@ def verify(city: CityOption = None, db: DbOption = None, data_dir: DataDirOption
             report, source = audit_trail.verify_database(context(db, data_dir).engine, city), _("database")
     if not report["ok"]:
         e = report["error"]
+        assert e is not None  # a report that is not ok names its error
         raise fail(
             _("{source}: audit trail of {city}, record {seq}: {code}: {detail}").format(source=source, **e), code=1
         )

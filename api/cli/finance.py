@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
 
 from api.cli.i18n import _
 from api.cli.support import City, DataDirOption, DbOption, actor, context, errors, out, plain
+
+if TYPE_CHECKING:
+    from finance.service_layer.exports import ExportFormat
 
 settlement_app = typer.Typer(help="Close periods, export statements and bank files, pay merchants, reconcile.",
                              no_args_is_help=True)  # fmt: skip
@@ -56,7 +59,8 @@ def export(city: City, period: Period, fmt: Annotated[str, typer.Option("--forma
            data_dir: DataDirOption = None) -> None:  # fmt: skip
     """Write a closed period's statements (csv, json), credit transfers (pain001) or ERP journal (erp)."""
     with errors():
-        content = context(db, data_dir).exports.render(city, period, fmt)[0]
+        # Typer takes any string; render refuses one that is not a format, with the problem listing them.
+        content = context(db, data_dir).exports.render(city, period, cast("ExportFormat", fmt))[0]
         out_file.write_bytes(content)
     out.print(_("{format} written to {file} ({size:,} bytes)").format(format=fmt, file=out_file, size=len(content)))
 

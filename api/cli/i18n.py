@@ -82,7 +82,11 @@ def _messages(language: str) -> Mapping[str, str]:
 
     with path.open("rb") as file:
         catalog = read_po(file, locale=language, domain=DOMAIN)
-    return {m.id: m.string for m in catalog if isinstance(m.id, str) and m.id and m.string and not m.fuzzy}
+    return {
+        m.id: m.string
+        for m in catalog
+        if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string and not m.fuzzy
+    }
 
 
 def _(msgid: str) -> str:

@@ -29,6 +29,7 @@ from api.cli.support import DataDirOption, DbOption, check_port_free, context, e
 
 if TYPE_CHECKING:
     from api.bootstrap import Context
+    from ledger._core import Report
     from ledger.service_layer.simulation import SimulationStats
 
 
@@ -65,9 +66,10 @@ def _root(
     # `--lang` is read (and removed) by EntraideGroup.main, anywhere on the line; declared here for --help.
 
 
-def _report_verification(report: dict, source: str) -> None:
+def _report_verification(report: Report, source: str) -> None:
     if not report["ok"]:
         e = report["error"]
+        assert e is not None  # a report that is not ok names its error
         raise fail(
             _("{source}: ledger {ledger}, sequence {sequence}: {code}: {detail}").format(source=source, **e), code=1
         )
@@ -423,7 +425,7 @@ def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None
                   soft_wrap=True)  # fmt: skip
 
 
-def _summary(ctx: Context, report: dict, checkpoints: int, stats: SimulationStats) -> None:
+def _summary(ctx: Context, report: Report, checkpoints: int, stats: SimulationStats) -> None:
     from ledger.domain import accounts
     from ledger.service_layer import keys
 

@@ -11,7 +11,7 @@ import random
 import time
 
 from api.bootstrap import Context
-from marketplace.domain.catalog import ItemSpec, Location
+from marketplace.domain.catalog import Category, ItemSpec, Location
 from marketplace.service_layer.catalog import Owner
 
 ACTOR = "staff:demo-seeder"
@@ -39,12 +39,14 @@ OFFERS = {
     "tourism": [("Nuitée en auberge", "Night at the inn", "Petit déjeuner compris.", "Breakfast included.", 6_000, 4_000),
                 ("Croisière sur le lac", "Lake cruise", "Une heure commentée sur l’eau.", "A guided hour on the water.", 2_500, 0)],
 }  # fmt: skip
-SERVICES = [
+# (title fr, title en, category, price points, cash cents)
+SERVICES: list[tuple[str, str, Category, int, int]] = [
     ("Abonnement à la piscine (10 entrées)", "Pool pass (10 visits)", "sports", 2_000, 1_500),
     ("Frais de retard de la bibliothèque", "Library late fees", "culture", 300, 0),
     ("Inscription au soccer récréatif", "Recreational soccer registration", "sports", 3_000, 4_500),
 ]
-EVENTS = [
+# (title fr, title en, category, price points, seats, capacity)
+EVENTS: list[tuple[str, str, Category, int, int, int]] = [
     ("Concert symphonique au parc", "Symphony concert in the park", "culture", 800, 40, 600),
     ("Visite guidée du patrimoine", "Heritage guided tour", "tourism", 500, 20, 30),
 ]

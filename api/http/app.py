@@ -47,12 +47,12 @@ log = logging.getLogger("entraide.api")
 def _problem(request: Request, code: str, params: dict, headers: dict[str, str] | None = None) -> Response:
     locale = negotiate_locale(request.headers.get("accept-language"))
     document = problem_document(code, locale, params, instance=request.url.path)
+    status = document["status"]
+    assert isinstance(status, int)  # problem_document puts the code's status there
     headers = {**(headers or {}), "Content-Language": locale}
     if code in RETRY_LATER:
         headers["Retry-After"] = str(params.get("retry_after_seconds", 1))
-    return Response(
-        document, status_code=int(document["status"]), media_type="application/problem+json", headers=headers
-    )
+    return Response(document, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def _domain_error(request: Request, exc: LedgerError) -> Response:
@@ -130,7 +130,7 @@ def database_unreachable(exc: DBAPIError) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | None) -> str:
     # psycopg's messages go on with hints over several lines; the first says what happened.
     lines = str(error).strip().splitlines()
     return lines[0][:300] if lines else type(error).__name__

@@ -199,7 +199,8 @@ class Facts:
     def scheme(self) -> str | None:
         provider = self.handler.resolve_dependencies().get("principal")
         dependency = getattr(provider, "dependency", None)
-        return {bearer_principal: BEARER, terminal_principal: SIGNATURE}.get(dependency)
+        schemes: dict[object, str] = {bearer_principal: BEARER, terminal_principal: SIGNATURE}
+        return schemes.get(dependency)
 
 
 def _handlers(app: Litestar) -> Iterator[tuple[str, str, Facts]]:
@@ -477,8 +478,16 @@ class FinishedYaml(_Finished, YamlRenderPlugin):
 
 # --- Swagger UI, offline --------------------------------------------------------------------------
 
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package's files are, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"{name} is not an installed package"
+    return Path(spec.submodule_search_locations[0])
+
+
 # The `swagger-ui-py` package's copy of Swagger UI 5 (OpenAPI 3.1), found without importing its web adapters.
-SWAGGER_ASSETS = Path(importlib.util.find_spec("swagger_ui").submodule_search_locations[0]) / "static"
+SWAGGER_ASSETS = _package_dir("swagger_ui") / "static"
 # The pages load only our own scripts and styles: no inline script, nothing from another host.
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip

@@ -24,7 +24,6 @@ from finance.service_layer.exports import ExportFormat as ExportFormatValue
 from ledger.domain.errors import InvalidRequest
 from marketplace.domain import search
 from marketplace.service_layer import redemptions
-from marketplace.service_layer.search import MAX_RADIUS_M
 
 MAX_PAGE = 200
 BIGINT_MAX = 2**63 - 1  # PostgreSQL's BIGINT, SQLite's INTEGER
@@ -56,7 +55,7 @@ OptionalTimeUs = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
 Sequence = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # a position in a chain
 OptionalSequence = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
 PointsFilter = Annotated[int | None, QueryParameter(ge=0, le=MAX_POINTS_FILTER)]
-RadiusM = Annotated[int | None, QueryParameter(ge=1, le=MAX_RADIUS_M)]
+RadiusM = Annotated[int | None, QueryParameter(ge=1, le=search.MAX_RADIUS_M)]
 Latitude = Annotated[float | None, QueryParameter(ge=-90, le=90)]
 Longitude = Annotated[float | None, QueryParameter(ge=-180, le=180)]
 Cursor = Annotated[str, QueryParameter(pattern=f"^{_PRINTABLE}{{0,{MAX_ID_LENGTH}}}$")]  # the last id of a page

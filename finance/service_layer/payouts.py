@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import stripe
@@ -185,7 +185,8 @@ class Payouts:
     def run(self, city: str, max_payouts: int = MAX_PAYOUTS_PER_RUN) -> dict[str, int]:
         """Advance the city's due payouts one Stripe call at a time; returns how many steps ended how.
         One city only, always: a job that pays every city calls this once per city."""
-        if self.gateway is None:
+        gateway = self.gateway
+        if gateway is None:
             raise PaymentsDisabled("card payments and payouts are off (no Stripe key configured)")
         counts = {"advanced": 0, "retry_later": 0, "failed": 0}
         for _ in range(max_payouts):
@@ -196,22 +197,23 @@ class Payouts:
                 )
             if payout is None:
                 break
-            counts[self._advance(payout, account["stripe_account_id"])] += 1
+            assert account is not None  # a payout is queued only for a merchant with a payout account
+            counts[self._advance(gateway, payout, account["stripe_account_id"])] += 1
         return counts
 
-    def _advance(self, payout: dict[str, Any], stripe_account: str) -> str:
+    def _advance(self, gateway: StripeConnect, payout: dict[str, Any], stripe_account: str) -> str:
         """One Stripe call for this payout, then its new state; the call is repeated safely after a crash."""
         metadata = {"entraide_payout_id": payout["id"], "city": payout["city"], "period": payout["period"]}
         key = f"entraide-payout-{payout['id']}"
         try:
             if payout["status"] == "queued":
-                transfer_id = self.gateway.transfer(
+                transfer_id = gateway.transfer(
                     payout["amount_cents"], "CAD", stripe_account, f"{key}-transfer", metadata
                 )
                 return self._update(
                     payout, status="transferred", stripe_transfer_id=transfer_id, lease_until_us=self.clock()
                 )
-            payout_id = self.gateway.payout(payout["amount_cents"], "CAD", stripe_account, f"{key}-payout", metadata)
+            payout_id = gateway.payout(payout["amount_cents"], "CAD", stripe_account, f"{key}-payout", metadata)
             return self._update(payout, status="in_transit", stripe_payout_id=payout_id)
         except RETRYABLE as exc:
             if payout["attempts"] >= MAX_ATTEMPTS:
@@ -222,7 +224,7 @@ class Payouts:
         except stripe.StripeError as exc:  # refused for good (bad account, invalid request): a person must look
             return self._update(payout, status="failed", last_error=str(exc)[:500], result="failed")
 
-    def _update(self, payout: dict[str, Any], result: str = "advanced", **values) -> str:
+    def _update(self, payout: dict[str, Any], result: str = "advanced", **values: object) -> str:
         with self.engine.begin() as conn:
             store.update_payout(conn, payout["id"], self.clock(), **values)
         return result
@@ -246,7 +248,7 @@ class Payouts:
             payout = store.payout(conn, (obj.get("metadata") or {}).get("entraide_payout_id", ""), for_update=True)
             if payout is None or payout["stripe_payout_id"] not in (None, obj.get("id")):
                 return PayoutWebhookAck(event=event.id, applied=False)
-            status = "paid" if event.type == "payout.paid" else "failed"
+            status: Literal["paid", "failed"] = "paid" if event.type == "payout.paid" else "failed"
             error = (
                 None
                 if status == "paid"

@@ -26,7 +26,6 @@ from marketplace.domain.catalog import (
     FOREVER_US,
     MAX_ITEMS_PER_OWNER,
     MICRODEGREES,
-    InvalidItem,
     Item,
     ItemPatch,
     ItemSpec,
@@ -35,7 +34,7 @@ from marketplace.domain.catalog import (
     search_document,
     validity,
 )
-from marketplace.domain.errors import UnknownItem
+from marketplace.domain.errors import InvalidItem, UnknownItem
 from marketplace.service_layer.indexing import SearchIndexer
 from merchants.errors import MerchantNotApproved
 
@@ -52,7 +51,7 @@ class Owner:
     actor: str
 
     def owns(self, row: dict[str, Any]) -> bool:
-        return row["city"] == self.city and row["merchant_id"] == self.merchant_id
+        return bool(row["city"] == self.city and row["merchant_id"] == self.merchant_id)
 
 
 def location_of(row: dict[str, Any]) -> Location | None:
@@ -103,7 +102,7 @@ def emit(conn: Connection, item_id: str, now_us: int) -> int:
     """Bump the item's version and queue its search document (or its removal), in the caller's transaction."""
     row = store.item(conn, item_id)
     assert row is not None
-    version = row["version"] + 1
+    version: int = row["version"] + 1
     store.update_item(conn, item_id, version=version, updated_at_us=now_us)
     item = Item.from_row(row | {"version": version})
     document = search_document(item, store.shop(conn, item.merchant_id)) if item.indexable else None
@@ -168,6 +167,7 @@ class Catalog:
             store.update_item(conn, item_id, status=status or before["status"], **columns)
             emit(conn, item_id, now)
             after = store.item(conn, item_id)
+            assert after is not None  # written above, in this transaction
             self.audit.record(conn, actor=owner.actor, action=f"catalog.{before['kind']}.update", city=owner.city,
                               target=item_id, before=msgspec.to_builtins(item_view(before)),
                               after=msgspec.to_builtins(item_view(after)), now_us=now)  # fmt: skip
@@ -229,6 +229,7 @@ class Catalog:
             for row in store.items(conn, merchant_id=owner.merchant_id, limit=MAX_ITEMS_PER_OWNER):
                 emit(conn, row["id"], now)
             shop = store.shop(conn, owner.merchant_id)
+            assert shop is not None  # saved above, in this transaction
             self.audit.record(conn, actor=owner.actor, action="catalog.shop", city=owner.city, target=owner.merchant_id,
                                   before=before, after=shop, now_us=now)  # fmt: skip
         if deliver_now:
@@ -259,6 +260,7 @@ class Catalog:
             store.update_item(conn, item_id, suspended=suspended, suspended_reason=reason if suspended else None)
             emit(conn, item_id, now)
             after = store.item(conn, item_id)
+            assert after is not None  # updated above, in this transaction
             self.audit.record(conn, actor=actor, action="catalog.suspend" if suspended else "catalog.reinstate", city=city,
                                   target=item_id, before={"suspended": before["suspended"]},
                                   after={"suspended": suspended, "reason": reason}, now_us=now)  # fmt: skip

@@ -57,7 +57,7 @@ from community.service_layer.residents import Residents
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerError
-from ledger.domain.transfers import TransferRequest, linked_transfers
+from ledger.domain.transfers import Phase, TransferRequest, linked_transfers
 from ledger.service_layer.committer import GroupCommitter
 from marketplace import schemas
 from marketplace.adapters import store
@@ -132,7 +132,7 @@ def redemption_view(row: dict[str, Any], redeemed: dict[str, Any], lang: str) ->
                                       client_secret=row["client_secret"], amount_cents=row["cash_cents"],
                                       state=PAYMENT_STATES.get(row["status"], "cancelled"))  # type: ignore[arg-type]  # fmt: skip
     return schemas.Redemption(
-        id=row["id"], item_id=row["item_id"], kind=redeemed["kind"], title=title, title_lang=title_lang,  # type: ignore[arg-type]
+        id=row["id"], item_id=row["item_id"], kind=redeemed["kind"], title=title, title_lang=title_lang,
         seller_name=redeemed["merchant_name"] or redeemed["city"], merchant_id=redeemed["merchant_id"], city=row["city"],
         quantity=row["units"], points=row["points"], cash_cents=row["cash_cents"], status=row["status"], attempt=row["attempt"],
         error=row["error"], voucher=row["voucher"], hold_ids=[transfer_id for _, transfer_id in row["hold"]], payment=payment,
@@ -446,7 +446,7 @@ class Redemptions:
             else "open"
         )
 
-    def _resolve(self, row: dict[str, Any], phase: str) -> None:
+    def _resolve(self, row: dict[str, Any], phase: Phase) -> None:
         action, kind = "capture" if phase == "post" else "void", self._item(row).transfer_kind()
         requests = [TransferRequest(ledger, step_key(row, action), kind, phase, ref=transfer_id)
                     for ledger, transfer_id in row["hold"]]  # fmt: skip
@@ -499,12 +499,13 @@ class Redemptions:
             return
         self._release(row, from_status, to_status)
 
-    def _release(self, row: dict[str, Any], from_status: str, to_status: str, **values) -> bool:
+    def _release(self, row: dict[str, Any], from_status: str, to_status: str, *, when_held: bool | None = None,
+                 **values: object) -> bool:  # fmt: skip
         """Close the row (compare-and-set) and give the units and the allowance back, in one transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
-            if not store.move_redemption(conn, row["id"], (from_status,), now, when_attempt=row["attempt"], status=to_status,
-                                         **values):  # fmt: skip
+            if not store.move_redemption(conn, row["id"], (from_status,), now, when_attempt=row["attempt"],
+                                         when_held=when_held, status=to_status, **values):  # fmt: skip
                 return False  # someone else settled it
             left = store.give_back_stock(conn, row["item_id"], row["units"])
             store.give_back_allowance(conn, row["item_id"], row["resident_id"], row["units"])
@@ -523,13 +524,14 @@ class Redemptions:
         except LedgerError as exc:  # unpaid and unknown to the resident: it lapses at Stripe
             log.warning("intent %s of failed redemption %s not cancelled: %s", intent_id, row["id"], exc.code)
 
-    def _move(self, row: dict[str, Any], from_status: tuple[str, ...], to_status: str | None, **values) -> bool:
+    def _move(self, row: dict[str, Any], from_status: tuple[str, ...], to_status: str | None, *,
+              when_held: bool | None = None, **values: object) -> bool:  # fmt: skip
         """Compare-and-set on status and attempt; `to_status` None keeps the status (a claim)."""
         if to_status is not None:
             values["status"] = to_status
-        values.setdefault("when_attempt", row["attempt"])
         with self.engine.begin() as conn:
-            return store.move_redemption(conn, row["id"], from_status, self.clock(), **values)
+            return store.move_redemption(conn, row["id"], from_status, self.clock(), when_attempt=row["attempt"],
+                                         when_held=when_held, **values)  # fmt: skip
 
 
 def _take_stock(conn: Connection, item: Item, resident_id: str, units: int, now_us: int) -> bool:

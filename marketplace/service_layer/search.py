@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Engine
@@ -20,7 +20,7 @@ from community.service_layer.residents import Residents
 from ledger.domain.errors import InvalidRequest, LedgerError
 from marketplace import schemas
 from marketplace.adapters import store
-from marketplace.domain.catalog import KINDS, LANGUAGES, Item, check_redeemable
+from marketplace.domain.catalog import KINDS, LANGUAGES, Category, Item, Kind, check_redeemable
 from marketplace.domain.errors import SearchUnavailable, UnknownItem
 from marketplace.domain.search import (
     MAX_EXCLUDED,
@@ -81,8 +81,10 @@ def _check(request: SearchRequest) -> None:
     if request.sort not in SORTS:
         raise InvalidRequest(f"sort: one of {SORTS}", field="sort", reason="not_one_of", allowed=", ".join(SORTS))
     if (request.lat is None) != (request.lng is None) or (
-        request.lat is not None and not (-90 <= request.lat <= 90 and -180 <= request.lng <= 180)
-    ):  # type: ignore[operator]
+        request.lat is not None
+        and request.lng is not None
+        and not (-90 <= request.lat <= 90 and -180 <= request.lng <= 180)
+    ):
         raise InvalidRequest("lat and lng go together, in degrees", field="lat", reason="lat_lng_together")
     if (request.sort == "distance" or request.radius_m is not None) and request.lat is None:
         raise InvalidRequest("sorting by distance or a radius needs lat and lng", field="lat", reason="needs_location")
@@ -145,7 +147,7 @@ class CatalogSearch:
         following = request.offset + len(hits)
         more = following < result.total and following <= MAX_OFFSET and hits
         return schemas.SearchResults(hits=hits, total=result.total, offset=request.offset, limit=request.limit,
-                                     next_offset=following if more else None, facets=schemas.Facets(**result.facets),
+                                     next_offset=following if more else None, facets=_facets(result.facets),
                                      backend=self.backend.name)  # fmt: skip
 
     def item(self, resident_id: str, item_id: str) -> schemas.Item:
@@ -186,3 +188,14 @@ def _hit(document: dict[str, Any]) -> schemas.SearchHit:
         location=None if geo is None else schemas.Coordinates(lat=geo["lat"], lng=geo["lng"]),
         distance_m=document.get("distance_m"),
     )  # fmt: skip
+
+
+def _facets(counts: dict[str, dict[str, int]]) -> schemas.Facets:
+    """The backend's counts per facet; a facet not asked for stays empty."""
+    # The backends count the values of indexed documents, whose category and kind the catalog
+    # validated before indexing them: the keys are a Category and a Kind.
+    return schemas.Facets(
+        category=cast("dict[Category, int]", counts.get("category", {})),
+        city=counts.get("city", {}),
+        kind=cast("dict[Kind, int]", counts.get("kind", {})),
+    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypedDict, TypeVar
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -33,7 +33,7 @@ from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit
 from ledger.domain import accounts
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
-from ledger.domain.transfers import TransferRequest, check_refundable, linked_transfers
+from ledger.domain.transfers import Phase, TransferRequest, check_refundable, linked_transfers
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.transfers import LedgerService, TransferResult
@@ -53,6 +53,7 @@ from merchants.schemas import (
     Statement,
     StatementLine,
     StatementTotals,
+    StatementWhat,
     VoidResult,
 )
 
@@ -68,12 +69,17 @@ Describe = Callable[[LedgerError], tuple[str, str]]
 
 
 class OfflineItem(Protocol):
-    """One item of an offline batch: a redemption (`points`) or a purchase (`purchase_cents`)."""
+    """One item of an offline batch: a redemption (`points`) or a purchase (`purchase_cents`).
+    Read-only, so that the API's frozen request struct is one."""
 
-    idempotency_key: str
-    card: str
-    points: int | None
-    purchase_cents: int | None
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def card(self) -> str: ...
+    @property
+    def points(self) -> int | None: ...
+    @property
+    def purchase_cents(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,8 @@ class _KeyLookup:
         if row is None or row["status"] != "active":
             return None
         self.row = row
-        return row["public_key"]
+        public_key: bytes = row["public_key"]
+        return public_key
 
 
 def _mine(results: tuple[TransferResult, ...], terminal: Terminal) -> TransferResult:
@@ -213,7 +220,19 @@ def _mine(results: tuple[TransferResult, ...], terminal: Terminal) -> TransferRe
     return next(r for r in results if r.ledger == terminal.city)
 
 
-def _posting(result: TransferResult) -> dict[str, object]:
+class _PostingFields(TypedDict):
+    """The fields of a `Posting`, typed so that unpacking them into a result struct is checked."""
+
+    transfer_id: str
+    city: str
+    sequence: int
+    phase: str
+    points: int
+    time_us: int
+    replayed: bool
+
+
+def _posting(result: TransferResult) -> _PostingFields:
     """The fields of a `Posting` (every result that wrote a transfer) from the ledger's result."""
     return {
         "transfer_id": result.transfer_id, "city": result.ledger, "sequence": result.sequence, "phase": result.phase,
@@ -258,7 +277,7 @@ class PointOfSale:
 
     # --- redemption: hold, capture, void --------------------------------------------------------
 
-    def _redemption(self, terminal: Terminal, holder: CardHolder, key: str, phase: str, points: int,
+    def _redemption(self, terminal: Terminal, holder: CardHolder, key: str, phase: Phase, points: int,
                     timeout_seconds: int | None) -> list[TransferRequest]:  # fmt: skip
         """The transfers of a redemption at this merchant: one ledger, or two linked across cities."""
         return linked_transfers(key, "redeem", phase, holder.city, holder.wallet, terminal.city, terminal.redeemed, points,
@@ -299,7 +318,7 @@ class PointOfSale:
                 return [entry]
             return journal.linked_entries(conn, entry["group_id"])
 
-    def _resolution(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: str,
+    def _resolution(self, terminal: Terminal, idempotency_key: str, hold_id: str, phase: Phase,
                     points: int | None) -> list[TransferRequest]:  # fmt: skip
         """Post (in full or in part) or void a hold; both halves together when cross-city."""
         entries = self._own_hold(terminal, hold_id)
@@ -455,9 +474,9 @@ class PointOfSale:
         return msgspec.convert({"city": terminal.city, "revoked": revoked}, Revocations)
 
 
-def _accepted(item: OfflineItem, fields: dict[str, object]) -> OfflineItemResult:
+def _accepted(item: OfflineItem, fields: Mapping[str, object]) -> OfflineItemResult:
     status = "replayed" if fields["replayed"] else "accepted"
-    return msgspec.convert(fields | {"idempotency_key": item.idempotency_key, "status": status}, OfflineItemResult)
+    return msgspec.convert({**fields, "idempotency_key": item.idempotency_key, "status": status}, OfflineItemResult)
 
 
 def _refused(item: OfflineItem, exc: LedgerError, describe: Describe) -> OfflineItemResult:
@@ -467,13 +486,16 @@ def _refused(item: OfflineItem, exc: LedgerError, describe: Describe) -> Offline
     )
 
 
-_HOLD_PHASES = {"pending": "redemption_hold", "void": "hold_voided", "expire": "hold_expired"}
+_HOLD_PHASES: dict[str, StatementWhat] = {"pending": "redemption_hold", "void": "hold_voided", "expire": "hold_expired"}
+Counterpart = Literal["resident", "resident_of_another_city", "program"]
+_COUNTERPARTS: dict[str, Counterpart] = {"citizen": "resident", "interop": "resident_of_another_city"}
 
 
 def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases: dict[str, int]) -> StatementLine:
     """One entry in the merchant's words: what it was, and who was on the other side."""
     mine = entry["credit_account"] in (issued, redeemed)
     other = entry["debit_account"] if mine else entry["credit_account"]
+    what: StatementWhat
     if entry["kind"] in SETTLEMENT_KINDS:
         what = "settlement"
     elif entry["kind"] == "earn_purchase":
@@ -485,7 +507,7 @@ def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases
     else:
         what = "other"
     kind_of_other, _, rest = other.partition(":")
-    counterpart = {"citizen": "resident", "interop": "resident_of_another_city"}.get(kind_of_other, "program")
+    counterpart = _COUNTERPARTS.get(kind_of_other, "program")
     return StatementLine(what=what, counterpart=counterpart, counterpart_city=rest if kind_of_other == "interop" else None,
                          purchase_cents=purchases.get(entry["transfer_id"]), **entry)  # fmt: skip
 

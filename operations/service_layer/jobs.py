@@ -36,7 +36,9 @@ class Services(Protocol):
     engine: Engine
     signer: Signer
     ledger: LedgerService
-    clock: Callable[[], int]
+
+    @property
+    def clock(self) -> Callable[[], int]: ...
 
     @property
     def search_indexer(self) -> SearchIndexer: ...

@@ -8,6 +8,7 @@ import msgspec
 from anyio import to_thread
 from litestar import Request, Response, Router, get, post, put
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 
 from api.http.auth import Principal, bearer_principal
@@ -200,4 +201,4 @@ async def connect_webhook(request: Request, ctx: Ctx) -> PayoutWebhookAck:
     return await to_thread.run_sync(ctx.payouts.webhook, payload, request.headers.get("stripe-signature"))
 
 
-ROUTERS = [finance, connect_webhook]
+ROUTERS: list[Router | HTTPRouteHandler] = [finance, connect_webhook]

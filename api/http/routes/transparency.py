@@ -43,7 +43,7 @@ def open_data(city: City, period: Period, ctx: Ctx, format: OpenDataFormat = "js
     data = ctx.reports.open_data(city, period)
     if format == "csv":
         disposition = f'attachment; filename="entraide-open-data-{city}-{period}.csv"'
-        return Response(open_data_csv(data).encode(), media_type="text/csv",  # type: ignore[return-value]  (litestar adds the charset)
+        return Response(open_data_csv(data).encode(), media_type="text/csv",  # type: ignore[return-value]  # OpenData documents the JSON; CSV is its other media type (litestar adds the charset)
                         headers={"Content-Disposition": disposition})  # fmt: skip
     return data
 

@@ -31,17 +31,23 @@ def _resident(principal: Principal) -> str:
     return principal.require("resident").subject
 
 
+def _home_city(principal: Principal) -> str:
+    # A resident's principal is made from their record (see auth), which always names the home city.
+    assert principal.city is not None
+    return principal.city
+
+
 @get("/balance", sync_to_thread=True, summary="Read the wallet's balance", operation_id="wallet_get_balance")
 def balance(principal: Who, ctx: Ctx) -> Balance:
     """The signed-in resident's points: available to spend, posted, and held by open holds."""
-    return ctx.wallet.balance(_resident(principal), principal.city)
+    return ctx.wallet.balance(_resident(principal), _home_city(principal))
 
 
 @get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history")
 def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> WalletHistory:
     """The signed-in resident's wallet movements, newest first, in business terms (what, with whom,
     the points, the balance after) beside each raw journal entry; page with `before_sequence`."""
-    return ctx.wallet.history(_resident(principal), principal.city, before_sequence, limit)
+    return ctx.wallet.history(_resident(principal), _home_city(principal), before_sequence, limit)
 
 
 @get("/card", sync_to_thread=True, summary="Read the citizen card", operation_id="wallet_get_card",
