@@ -95,11 +95,7 @@ class Access:
                                        lambda: self._grant(conn, grantor, city, role, subject, org_id, ttl_seconds, now), now)  # fmt: skip
         return IssuedToken(
             token=self._sign(granted),
-            **{
-                f: getattr(granted, f)
-                for f in IssuedToken.__struct_fields__
-                if f != "token"
-            },
+            **{f: getattr(granted, f) for f in IssuedToken.__struct_fields__ if f != "token"},
         )
 
     def _grant(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
@@ -123,9 +119,7 @@ class Access:
                     field="org_id",
                     reason="other_organization",
                 )
-            if found["status"] == "active" and not (
-                grantor.role == "operator" or grantor.is_self(role, subject, city)
-            ):
+            if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
                 raise SubjectTaken(
                     f"{subject} already holds {role} in {city}",
                     subject=subject,
@@ -133,9 +127,7 @@ class Access:
                 )
             if found["status"] == "revoked":
                 if not grantor.may_grant(role, city):
-                    raise GrantNotAllowed(
-                        f"a {grantor.role} may not grant the role {role}", role=role
-                    )
+                    raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
                 store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
                                     revoked_by=None, revoked_at_us=None)  # fmt: skip
         granted = self._issue(
@@ -155,9 +147,7 @@ class Access:
                           now_us=now)  # fmt: skip
         return granted
 
-    def issue_resident(
-        self, resident_id: str, city: str, ttl_seconds: int, issued_by: str
-    ) -> str:
+    def issue_resident(self, resident_id: str, city: str, ttl_seconds: int, issued_by: str) -> str:
         """A resident's bearer token from the built-in issuer (the embedded default's sign-in)."""
         assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
         with self.engine.begin() as conn:
@@ -203,11 +193,7 @@ class Access:
         """The credential id of a verified built-in token, refused if it was revoked, its principal's
         grant withdrawn, or it names another role, subject, city or organization than was granted."""
         jti = claims.get("jti")
-        if (
-            claims.get("iss") != BUILTIN_ISSUER
-            or not isinstance(jti, str)
-            or len(jti) != 32
-        ):
+        if claims.get("iss") != BUILTIN_ISSUER or not isinstance(jti, str) or len(jti) != 32:
             raise Unauthorized("invalid token")
         with self.engine.connect() as conn:
             row = store.credential_state(conn, jti)
@@ -217,10 +203,7 @@ class Access:
             claims.get("city"),
             claims.get("org"),
         )
-        if (
-            row is None
-            or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed
-        ):
+        if row is None or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed:
             raise Unauthorized("invalid token")
         if row["revoked_at_us"] is not None or row["principal_status"] == "revoked":
             raise TokenRevoked("this token was revoked")
@@ -236,18 +219,14 @@ class Access:
                 raise WrongTenant("this belongs to another city")
             role, subject = viewer.role, viewer.subject
         with self.engine.connect() as conn:
-            rows = store.credentials(
-                conn, city, role, subject, self.clock() if live_only else None
-            )
+            rows = store.credentials(conn, city, role, subject, self.clock() if live_only else None)
         return Credentials(credentials=[_public(r) for r in rows])
 
     def principals(self, viewer: Grantor, city: str) -> Principals:
         """A city's principals, for its administrators and auditors."""
         require_reader(viewer, city)
         with self.engine.connect() as conn:
-            return Principals(
-                principals=[Principal(**row) for row in store.principals(conn, city)]
-            )
+            return Principals(principals=[Principal(**row) for row in store.principals(conn, city)])
 
     def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
@@ -256,10 +235,7 @@ class Access:
             row = store.credential(conn, jti) if isinstance(jti, str) else None
             if row is None or row["city"] != city:
                 raise UnknownCredential("no such token in this city")
-            if not (
-                revoker.may_grant(row["role"], city)
-                or revoker.is_self(row["role"], row["subject"], city)
-            ):
+            if not (revoker.may_grant(row["role"], city) or revoker.is_self(row["role"], row["subject"], city)):
                 raise GrantNotAllowed(
                     f"a {revoker.role} may not revoke the role {row['role']}",
                     role=row["role"],
@@ -270,26 +246,16 @@ class Access:
                                   target=f"{row['role']}:{row['subject']}", before=None, after={"jti": jti}, now_us=now)  # fmt: skip
             return _public(store.credential(conn, jti))  # type: ignore[arg-type]
 
-    def revoke_principal(
-        self, revoker: Grantor, city: str, role: str, subject: str
-    ) -> PrincipalRevocation:
+    def revoke_principal(self, revoker: Grantor, city: str, role: str, subject: str) -> PrincipalRevocation:
         """Withdraw a principal's grant: every token it holds stops working at once."""
         now = self.clock()
         with self.engine.begin() as conn:
-            found = (
-                store.principal(conn, city, role, subject, for_update=True)
-                if isinstance(subject, str)
-                else None
-            )
+            found = store.principal(conn, city, role, subject, for_update=True) if isinstance(subject, str) else None
             if found is None:
                 raise UnknownCredential("no such principal in this city")
             if not revoker.may_grant(role, city):
-                raise GrantNotAllowed(
-                    f"a {revoker.role} may not revoke the role {role}", role=role
-                )
-            revoked = store.revoke_credentials(
-                conn, now, revoker.actor, principal_id=found["id"]
-            )
+                raise GrantNotAllowed(f"a {revoker.role} may not revoke the role {role}", role=role)
+            revoked = store.revoke_credentials(conn, now, revoker.actor, principal_id=found["id"])
             if found["status"] == "active":
                 store.set_principal(
                     conn,
@@ -301,6 +267,4 @@ class Access:
                 self.audit.record(conn, actor=revoker.actor, action="principal.revoke", city=city, target=f"{role}:{subject}",
                                   before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
                                   now_us=now)  # fmt: skip
-            return PrincipalRevocation(
-                **store.principal(conn, city, role, subject), tokens_revoked=revoked
-            )  # type: ignore[arg-type]
+            return PrincipalRevocation(**store.principal(conn, city, role, subject), tokens_revoked=revoked)  # type: ignore[arg-type]
