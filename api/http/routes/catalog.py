@@ -31,7 +31,7 @@ def _resident(principal: Principal) -> str:
 
 
 @get("/search", sync_to_thread=True, summary="Search the catalog", operation_id="catalog_search",
-     problems=("not_opted_in", "invalid_request", "overloaded"))  # fmt: skip
+     problems=("not_opted_in", "invalid_request", "overloaded", "unknown_resident", "resident_erased"))  # fmt: skip
 def search(
     principal: Who, ctx: Ctx,
     q: SearchText = "",
@@ -54,7 +54,7 @@ def search(
 
 
 @get("/items/{item_id:str}", sync_to_thread=True, summary="Read an item offered to the resident",
-     operation_id="catalog_get_item", problems=("unknown_item",))  # fmt: skip
+     operation_id="catalog_get_item", problems=("unknown_item", "unknown_resident", "resident_erased"))  # fmt: skip
 def catalog_item(item_id: Id, principal: Who, ctx: Ctx) -> Item:
     """One published item of the resident's cities within its dates, with `available_now` (in stock,
     shop open); an offer shows its shop's place. Anything else is 404 `unknown_item`. Changes nothing."""

@@ -37,13 +37,15 @@ def _home_city(principal: Principal) -> str:
     return principal.city
 
 
-@get("/balance", sync_to_thread=True, summary="Read the wallet's balance", operation_id="wallet_get_balance")
+@get("/balance", sync_to_thread=True, summary="Read the wallet's balance", operation_id="wallet_get_balance",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
 def balance(principal: Who, ctx: Ctx) -> Balance:
     """The signed-in resident's points: available to spend, posted, and held by open holds."""
     return ctx.wallet.balance(_resident(principal), _home_city(principal))
 
 
-@get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history")
+@get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
 def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> WalletHistory:
     """The signed-in resident's wallet movements, newest first, in business terms (what, with whom,
     the points, the balance after) beside each raw journal entry; page with `before_sequence`."""
@@ -104,7 +106,8 @@ def erasure(principal: Who, ctx: Ctx) -> Done:
 
 @post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",
       problems=("unknown_item", "item_unavailable", "sold_out", "resident_limit_reached", "not_opted_in", "resident_expired",
-                "insufficient_funds", "invalid_item", "payments_disabled", "overloaded", "conflict"))  # fmt: skip
+                "insufficient_funds", "invalid_item", "payments_disabled", "overloaded", "conflict", "unknown_resident",
+                "resident_erased"))  # fmt: skip
 def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: IdempotencyKey,
            accept_language: AcceptLanguage = None) -> Redemption:  # fmt: skip
     """Redeem `quantity` units of an offer, book event seats or pay a municipal service, from the
@@ -121,6 +124,7 @@ def redeem(data: JSONBody[RedeemBody], principal: Who, ctx: Ctx, key: Idempotenc
     sync_to_thread=True,
     summary="List the resident's redemptions",
     operation_id="wallet_list_redemptions",
+    problems=("unknown_resident", "resident_erased"),
 )
 def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None, limit: RedemptionPageLimit = 20,
                      accept_language: AcceptLanguage = None) -> RedemptionPage:  # fmt: skip
@@ -129,7 +133,7 @@ def list_redemptions(principal: Who, ctx: Ctx, before_us: OptionalTimeUs = None,
 
 
 @get("/redemptions/{redemption_id:str}", sync_to_thread=True, summary="Read a redemption",
-     operation_id="wallet_get_redemption", problems=("unknown_redemption",))  # fmt: skip
+     operation_id="wallet_get_redemption", problems=("unknown_redemption", "unknown_resident", "resident_erased"))  # fmt: skip
 def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None) -> Redemption:
     """One of the resident's redemptions (another resident's is 404), e.g. to follow a card payment. Changes nothing."""
     return ctx.redemptions.get(_resident(principal), redemption_id, negotiate_locale(accept_language))
@@ -137,7 +141,8 @@ def get_redemption(redemption_id: Id, principal: Who, ctx: Ctx, accept_language:
 
 @post("/redemptions/{redemption_id:str}/cancel", sync_to_thread=True, status_code=200, summary="Cancel an unpaid redemption",
       operation_id="wallet_cancel_redemption",
-      problems=("unknown_redemption", "redemption_not_pending", "payments_disabled", "overloaded"))  # fmt: skip
+      problems=("unknown_redemption", "redemption_not_pending", "payments_disabled", "overloaded", "unknown_resident",
+                "resident_erased"))  # fmt: skip
 def cancel_redemption(
     redemption_id: Id, principal: Who, ctx: Ctx, accept_language: AcceptLanguage = None
 ) -> Redemption:
