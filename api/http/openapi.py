@@ -226,8 +226,15 @@ def _is_default_error(response: dict[str, Any]) -> bool:
     return set(schema.get("properties", {})) >= {"status_code", "detail"}
 
 
+# A resident's routes look the resident up on every call: once erased (or unknown), each answers so.
+RESIDENT_PREFIXES = ("/v1/wallet", "/v1/catalog")
+RESIDENT_PROBLEMS = ("unknown_resident", "resident_erased")
+
+
 def _codes(facts: Facts, operation: dict[str, Any]) -> set[str]:
     codes = set(ALWAYS) | set(facts.opt.get("problems", ()))
+    if facts.path.startswith(RESIDENT_PREFIXES):
+        codes |= set(RESIDENT_PROBLEMS)
     parameters = operation.get("parameters", [])
     if parameters or "requestBody" in operation:
         codes |= set(WITH_PARAMETERS)
