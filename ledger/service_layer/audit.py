@@ -181,19 +181,26 @@ def _error(ledger: str, sequence: int, code: str, detail: str) -> VerifyError:
 def make_checkpoints(
     engine: Engine, signer: Signer, clock: Callable[[], int] = now_us
 ) -> list[journal.CheckpointRecord]:
-    """Sign a checkpoint of every ledger's current head (skipping ledgers already checkpointed there)."""
+    """Sign a checkpoint of every ledger's current head (skipping ledgers already checkpointed there).
+
+    The chains are locked while signing, and each signed chain's clock (its head's `time_us`) moves
+    to the checkpoint's time: entries appended later carry a later time, and a key rotation retires
+    the old key only after every checkpoint it signed, so the key is valid at each note's time.
+    """
     made = []
     with engine.begin() as conn:
-        key_id, seed, _ = signer.active(conn)
-        for name, head in sorted(journal.heads(conn).items()):
+        heads = journal.lock_ledgers(conn, journal.ledger_names(conn))
+        _, seed, key_from_us = signer.active(conn)
+        for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
             if latest is not None and latest["tree_size"] == head.sequence:
                 made.append(latest)
                 continue
             root = core.merkle_root(journal.leaf_hashes(conn, name, head.sequence))
-            time_us = max(clock(), head.time_us)
-            note = notes.sign(name, head.sequence, root, time_us, key_id, seed)
+            time_us = max(clock(), head.time_us, key_from_us)
+            note = notes.sign(name, head.sequence, root, time_us, seed)
             journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)
+            journal.set_heads(conn, {name: journal.Head(head.sequence, head.hash, time_us)})
             added = journal.checkpoint(conn, name, head.sequence)
             assert added is not None, "the checkpoint was written in this transaction"
             made.append(added)
@@ -264,6 +271,8 @@ def _verify_inclusion_proof(
     pub = keys.get(entry["key_id"])
     if pub is None or core.verify_signatures([(entry["hash"], entry["signature"], pub[0])]) is not None:
         raise ValueError("the entry's signature does not verify with the published keys")
+    if not (pub[1] <= entry["time_us"] and (pub[2] is None or entry["time_us"] < pub[2])):
+        raise ValueError(f"key {entry['key_id']} was not valid at the entry's time_us {entry['time_us']}")
     index, size = proof["index"], cp.tree_size
     if entry["ledger"] != cp.ledger or entry["sequence"] != index + 1 or proof["tree_size"] != size:
         raise ValueError("the entry, index and checkpoint do not belong together")
