@@ -87,9 +87,10 @@ class CardKeyring:
         with self.engine.begin() as conn:
             if store.program(conn, city) is None:
                 raise UnknownProgram(f"no program for {city!r}", city=city)  # no key is made for a stranger
-        new = self.keys.new_card_key(
-            city
-        )  # written first: a failed rotation leaves an unused file, never a row without its key
+        # The key file is written first: a failed rotation leaves an unused file, never a row without its key.
+        new = self.keys.new_card_key(city)
+        new_kid = new.kid
+        assert new_kid is not None, "every card key is made with its kid"
         with self.engine.begin() as conn:
             rows = store.card_keys(conn, city, for_update=True)
             if not rows:
@@ -100,13 +101,13 @@ class CardKeyring:
                 raise Conflict(f"another rotation of {city}'s card key is under way")
             accepted_until_s = (store.last_card_expiry_us(conn, city, now) or now) // US_PER_S
             store.retire_card_key(conn, old["kid"], now, accepted_until_s)
-            active = {"kid": new.kid, "city": city, "public_key": new.as_dict(private=False)["x"], "valid_from_us": now,
+            active = {"kid": new_kid, "city": city, "public_key": new.as_dict(private=False)["x"], "valid_from_us": now,
                       "retired_at_us": None, "accepted_until_s": None}  # fmt: skip
             store.add_card_key(conn, **active)
             retired = old | {"retired_at_us": now, "accepted_until_s": accepted_until_s}
-            self.audit.record(conn, actor=actor, action="card_key.rotate", city=city, target=new.kid,
+            self.audit.record(conn, actor=actor, action="card_key.rotate", city=city, target=new_kid,
                               before={"active": old["kid"]},
-                              after={"active": new.kid, "retired": old["kid"], "accepted_until_s": accepted_until_s},
+                              after={"active": new_kid, "retired": old["kid"], "accepted_until_s": accepted_until_s},
                               now_us=now)  # fmt: skip
         now_s = now // US_PER_S
         return CardKeyRotation(retired=_state(retired, now_s), active=_state(active, now_s))
