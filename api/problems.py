@@ -81,6 +81,7 @@ PROBLEMS: dict[str, int] = {
     "unknown_card": 404,
     "card_revoked": 403,
     "card_expired": 403,
+    "card_key_retired": 403,
     "unknown_resident": 404,
     "resident_expired": 403,
     "resident_erased": 410,

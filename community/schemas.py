@@ -81,6 +81,34 @@ class CardRecord(Result, frozen=True):
     revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the card was revoked, or null")]
 
 
+CardKeyStatus = Literal["active", "retiring", "retired"]
+
+
+class CardKeyState(Result, frozen=True):
+    """One card key of a city and its validity (community/service_layer/card_keys.py has the rule)."""
+
+    kid: Annotated[
+        str, msgspec.Meta(description="the key id cards name in their header: card-<city>.<thumbprint start>")
+    ]
+    city: City
+    public_key: Annotated[str, msgspec.Meta(description="the Ed25519 public key, base64url (the JWK's x)")]
+    status: Annotated[CardKeyStatus, msgspec.Meta(description="active: signs new cards; retiring: only verifies the "
+                                                               "cards it signed, until accepted_until_s; retired: accepted no more")]  # fmt: skip
+    valid_from_us: Annotated[
+        TimeUs, msgspec.Meta(description="when it began signing (0: the city's first key, from its first card)")
+    ]
+    retired_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when it stopped signing, or null while active")]
+    accepted_until_s: Annotated[int | None, msgspec.Meta(description="cards it signed verify while now < this (s since "
+                                                                     "the epoch: the last such card's exp); null while active")]  # fmt: skip
+
+
+class CardKeyRotation(Result, frozen=True):
+    """A city's card key rotation: the key that retired and the one that signs from now on."""
+
+    retired: CardKeyState
+    active: CardKeyState
+
+
 class OptIns(Result, frozen=True):
     """The resident's home city and the other cities where they may earn and redeem."""
 

@@ -45,8 +45,8 @@ class KeysDocument(Result, frozen=True):
     keys: list[SigningKey]
 
 
-class Jwk(Result, kw_only=True, frozen=True):
-    """An Ed25519 public key as a JSON Web Key (RFC 8037)."""
+class Jwk(Result, kw_only=True, frozen=True, omit_defaults=True):
+    """An Ed25519 public key as a JSON Web Key (RFC 8037); a card key also says when it verifies."""
 
     kty: Annotated[str, msgspec.Meta(description="key type: OKP")]
     crv: Annotated[str, msgspec.Meta(description="curve: Ed25519")]
@@ -54,6 +54,11 @@ class Jwk(Result, kw_only=True, frozen=True):
     kid: Annotated[str | None, msgspec.Meta(description="key id, as tokens name it in their header")] = None
     alg: Annotated[str, msgspec.Meta(description="algorithm the key signs with")]
     use: Annotated[str, msgspec.Meta(description="sig: it verifies signatures")]
+    nbf: Annotated[
+        int | None, msgspec.Meta(description="card keys: when the key began signing cards (s since the epoch)")
+    ] = None
+    exp: Annotated[int | None, msgspec.Meta(description="card keys, once retired: cards it signed verify while now < exp "
+                                                        "(s since the epoch); absent on the active key")] = None  # fmt: skip
 
 
 class Jwks(Result, frozen=True):

@@ -226,19 +226,25 @@ class Statement(Result, frozen=True):
     totals: StatementTotals
 
 
-class CardKey(Result, frozen=True):
+class CardKey(Result, frozen=True, omit_defaults=True):
     """A city's card public key (a JWK, RFC 8037 Ed25519): cards are EdDSA-signed tokens a terminal can check offline."""
 
     kty: Annotated[str, msgspec.Meta(description='"OKP"')]
     crv: Annotated[str, msgspec.Meta(description='"Ed25519"')]
     x: Annotated[str, msgspec.Meta(description="the public key, base64url")]
     kid: Annotated[str, msgspec.Meta(description="the key id named in a card's header")]
-    alg: Annotated[str, msgspec.Meta(description='"EdDSA"')]
+    alg: Annotated[str, msgspec.Meta(description='"Ed25519" (EdDSA over Ed25519, RFC 9864)')]
     use: Annotated[str, msgspec.Meta(description='"sig"')]
+    nbf: Annotated[
+        int, msgspec.Meta(description="when the key began signing cards (s since the epoch; 0 for a city's first key)")
+    ]
+    exp: Annotated[int | None, msgspec.Meta(description="once retired: cards it signed verify while now < exp (s since the "
+                                                        "epoch), then drop the key; absent on the active key")] = None  # fmt: skip
 
 
 class CardKeys(Result, frozen=True):
-    """The card public keys of every city (a JWKS)."""
+    """The card public keys that verify cards now, of every city (a JWKS): each city's active key and
+    the retired keys whose cards have not all expired. Cache them by kid; refresh at least daily."""
 
     keys: list[CardKey]
 

@@ -49,6 +49,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_card", 404, ""),
         ("card_revoked", 403, ""),
         ("card_expired", 403, ""),
+        ("card_key_retired", 403, ""),
         ("unknown_resident", 404, ""),
         ("resident_expired", 403, "valid_until"),
         ("resident_erased", 410, ""),

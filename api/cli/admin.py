@@ -157,3 +157,39 @@ def revoke(city: City, jti: Annotated[str | None, typer.Option(help="One token, 
             _print(access.revoke_principal(_operator(), city, role, subject))
         else:
             raise ValueError(_("give either --jti, or both --role and --subject"))
+
+
+def _utc(time_s: int | None) -> str:
+    from datetime import UTC, datetime
+
+    return "-" if time_s is None else datetime.fromtimestamp(time_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@admin_app.command("card-keys")
+def card_keys(city: Annotated[str | None, typer.Option("--city", help="One city (default: every city with a program)")] = None,
+              rotate: Annotated[bool, typer.Option("--rotate", help="Retire the active card key and sign new cards with a new one")] = False,
+              db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """List the card keys and their validity; --rotate rotates them first (audited)."""
+    from rich.table import Table
+
+    from api.cli.support import out
+
+    with errors():
+        ctx = _ctx(db, data_dir)
+        cities = [ctx.programs.get(city).city] if city is not None else ctx.programs.cities()
+        for name in cities if rotate else []:
+            done = ctx.residents.card_keyring.rotate(name, actor())
+            typer.echo(_("{city}: card key {old} retired (it verifies the cards it signed until {until}), {new} active")
+                       .format(city=name, old=done.retired.kid, until=_utc(done.retired.accepted_until_s), new=done.active.kid))  # fmt: skip
+        states = ctx.residents.card_keyring.states(cities)
+    status = {"active": _("active"), "retiring": _("retiring"), "retired": _("retired")}
+    table = Table(title=_("card keys"))
+    for n, column in enumerate(
+        (_("city"), _("key id"), _("status"), _("valid from"), _("retired at"), _("accepted until"))
+    ):
+        table.add_column(column, no_wrap=n < 3)  # whole ids and words; the dates may wrap
+    for s in states:
+        retired_at = None if s.retired_at_us is None else s.retired_at_us // 1_000_000
+        table.add_row(s.city, s.kid, status[s.status], _utc(s.valid_from_us // 1_000_000) if s.valid_from_us else _("first key"),
+                      _utc(retired_at), _utc(s.accepted_until_s))  # fmt: skip
+    out.print(table)

@@ -1,6 +1,8 @@
 """The community's keys and what they protect: citizen cards, bearer tokens and personal data.
 
-- Each city has an Ed25519 card key; a terminal verifies a card offline with its public half.
+- Each city has an Ed25519 card key; a terminal verifies a card offline with its public half. Card
+  keys rotate (community/service_layer/card_keys.py): the first is `card-<city>.pem`, each later
+  one `<kid>.pem`.
 - The built-in token issuer (embedded default) has one Ed25519 key; production residents may come
   from the city's identity provider instead, whose tokens are checked against its JWKS
   (`community/adapters/jwks.py`), its issuer and its audience.
@@ -73,6 +75,10 @@ class CommunityKeys:
         if not path.exists():
             with contextlib.suppress(FileExistsError):  # another process created it first
                 _write_private(path, make())
+        return self._read_private(name)
+
+    def _read_private(self, name: str) -> bytes:
+        path = self.directory / name
         if path.stat().st_mode & 0o077:
             raise PermissionError(f"{path} is readable by others; chmod 600 it")
         return path.read_bytes()
@@ -86,7 +92,25 @@ class CommunityKeys:
         return self._cache[name]  # type: ignore[return-value]
 
     def card_key(self, city: str) -> OKPKey:
+        """The city's first card key, `card-<city>.pem`, made at first use."""
         return self.signing_key(f"card-{city}")
+
+    def new_card_key(self, city: str) -> OKPKey:
+        """A new card key for `city` (a rotation), stored as `<kid>.pem`; its kid has the first key's form."""
+        pem = OKPKey.generate_key("Ed25519").as_pem(private=True)
+        kid = f"card-{city}.{OKPKey.import_key(pem).thumbprint()[:8]}"
+        _write_private(self.directory / f"{kid}.pem", pem)
+        return self.card_key_by_kid(city, kid)
+
+    def card_key_by_kid(self, city: str, kid: str) -> OKPKey:
+        """The private card key `kid` of `city`: its first key, or one a rotation made."""
+        first = self.card_key(city)
+        if kid == first.kid:
+            return first
+        if kid not in self._cache:
+            pem = self._read_private(f"{kid}.pem")  # a rotation wrote it; never made here
+            self._cache[kid] = OKPKey.import_key(pem, parameters={"kid": kid})
+        return self._cache[kid]  # type: ignore[return-value]
 
     def issuer_key(self) -> OKPKey:
         return self.signing_key("issuer")

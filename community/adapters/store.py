@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from community.adapters.tables import AwardRow, CardRow, OptInRow, OrganizationRow, ProgramRow, ResidentRow, UsageRow
+from community.adapters.tables import (
+    AwardRow,
+    CardKeyRow,
+    CardRow,
+    OptInRow,
+    OrganizationRow,
+    ProgramRow,
+    ResidentRow,
+    UsageRow,
+)
 from ledger.adapters.database import dialect_insert, first_row
 
 P = ProgramRow.__table__
 R = ResidentRow.__table__
 O = OptInRow.__table__
 CA = CardRow.__table__
+CK = CardKeyRow.__table__
 U = UsageRow.__table__
 ORG = OrganizationRow.__table__
 AW = AwardRow.__table__
@@ -118,6 +128,34 @@ def revoked_cards(conn: Connection, city: str, since_us: int, limit: int) -> lis
         CA.c.city == city, CA.c.revoked_at_us >= since_us
     )
     return [r._asdict() for r in conn.execute(query.order_by(CA.c.revoked_at_us, CA.c.id).limit(limit))]
+
+
+def last_card_expiry_us(conn: Connection, city: str, now_us: int) -> int | None:
+    """When the last of the city's valid (unrevoked, unexpired) cards expires; None without one."""
+    query = select(func.max(CA.c.expires_at_us)).where(
+        CA.c.city == city, CA.c.revoked_at_us.is_(None), CA.c.expires_at_us > now_us
+    )
+    return conn.execute(query).scalar()
+
+
+# --- card keys ----------------------------------------------------------------------------------
+
+
+def card_keys(conn: Connection, city: str | None = None, for_update: bool = False) -> list[dict]:
+    """The card keys recorded for `city` (every city's when None), oldest first."""
+    query = select(CK).order_by(CK.c.city, CK.c.valid_from_us, CK.c.kid)
+    query = query if city is None else query.where(CK.c.city == city)
+    return [r._asdict() for r in conn.execute(query.with_for_update() if for_update else query)]
+
+
+def add_card_key(conn: Connection, **values) -> None:
+    conn.execute(insert(CK).values(**values))
+
+
+def retire_card_key(conn: Connection, kid: str, retired_at_us: int, accepted_until_s: int) -> None:
+    conn.execute(
+        update(CK).where(CK.c.kid == kid).values(retired_at_us=retired_at_us, accepted_until_s=accepted_until_s)
+    )
 
 
 # --- earning: cap usage and award records -------------------------------------------------------

@@ -6,7 +6,7 @@ stored wrapped by the city's key; the journal only ever sees opaque ids (invaria
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.adapters.tables import Base
@@ -59,6 +59,32 @@ class CardRow(Base):
     expires_at_us: Mapped[int] = mapped_column(BIG)
     revoked_at_us: Mapped[int | None] = mapped_column(BIG)
     __table_args__ = (Index("ix_cards_resident", "resident_id"), Index("ix_cards_revoked", "city", "revoked_at_us"))
+
+
+class CardKeyRow(Base):
+    """Public half of every card key a city rotated to or from, with its validity (the private half
+    stays in the keys directory). A city without rows still signs with its first key, the file
+    `card-<city>.pem`; its first rotation records that key here, retired."""
+
+    __tablename__ = "card_keys"
+    kid: Mapped[str] = mapped_column(String(80), primary_key=True)  # card-<city>.<thumbprint start>
+    city: Mapped[str] = mapped_column(String(63))
+    public_key: Mapped[str] = mapped_column(String(64))  # the JWK's `x`, base64url
+    valid_from_us: Mapped[int] = mapped_column(BIG)
+    retired_at_us: Mapped[int | None] = mapped_column(BIG)  # NULL: the city's active key
+    # Cards keep verifying with a retired key while `now_s < accepted_until_s`: the expiry (whole
+    # seconds, as in the card's `exp`) of the last card of the city valid when the key retired.
+    accepted_until_s: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (
+        Index("ix_card_keys_city", "city"),
+        Index(
+            "uq_card_keys_one_active",
+            "city",
+            unique=True,
+            sqlite_where=text("retired_at_us IS NULL"),
+            postgresql_where=text("retired_at_us IS NULL"),
+        ),
+    )
 
 
 class UsageRow(Base):

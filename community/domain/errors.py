@@ -58,6 +58,13 @@ class CardExpired(LedgerError):
     code = "card_expired"
 
 
+class CardKeyRetired(LedgerError):
+    """The card was signed by a retired card key that no longer vouches for it: past the key's
+    acceptance, or for a card issued after the key retired."""
+
+    code = "card_key_retired"
+
+
 class NotOptedIn(LedgerError):
     code = "not_opted_in"
 

@@ -24,6 +24,7 @@ from community.adapters import store
 from community.domain.access import identity
 from community.domain.errors import (
     CardExpired,
+    CardKeyRetired,
     CardRevoked,
     Conflict,
     NotOptedIn,
@@ -38,6 +39,7 @@ from community.domain.errors import (
 from community.domain.program import LEVELS
 from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalRecord, Resident, ResidentRecord
 from community.service_layer import wallet
+from community.service_layer.card_keys import CardKeyring
 from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain import accounts
@@ -94,6 +96,7 @@ class Residents:
         self.reads = autocommit(engine)  # cards are checked on every redemption
         self.keys = keys
         self.clock = clock
+        self.card_keyring = CardKeyring(engine, keys, audit, clock)
         self._card_cities: set[str] = set()  # cities known to run a program (programs are never removed)
 
     # --- enrolment ------------------------------------------------------------------------------
@@ -220,7 +223,9 @@ class Residents:
     def card_token(self, card: dict[str, Any]) -> str:
         """The card as a compact JWS: card id, city and expiry, no personal data; signed by the city."""
         claims = {"sub": card["id"], "city": card["city"], "exp": card["expires_at_us"] // 1_000_000}
-        return crypto.sign_token(self.keys.card_key(card["city"]), claims)
+        with self.reads.connect() as conn:
+            key = self.card_keyring.signing_key(conn, card["city"])
+        return crypto.sign_token(key, claims)
 
     def current_card(self, resident_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -261,23 +266,24 @@ class Residents:
             return store.revoked_cards(conn, city, since_us, limit)
 
     def card_keys(self, cities: list[str]) -> dict[str, Any]:
-        """The cities' card public keys (JWKS): what a terminal needs to check cards offline."""
-        return crypto.public_jwks([self.keys.card_key(city) for city in cities])
+        """The cities' card public keys that verify cards now (JWKS, each with its validity): what a
+        terminal needs to check cards offline."""
+        return self.card_keyring.published(cities)
 
     def resolve_card(self, token: str, conn: Connection | None = None) -> CardHolder:
         """Check a presented card (signature, expiry, revocation) and its holder (active, valid)."""
         if conn is None:
             with self.reads.connect() as conn:
                 return self.resolve_card(token, conn)
-        city = _card_city(token)
+        city, kid = _card_key_id(token)
         if city not in self._card_cities:
             if not LEDGER_NAME.fullmatch(city) or store.program(conn, city) is None:
                 raise UnknownCard("unknown card")  # and no key is ever made for a city named by a stranger
             self._card_cities.add(city)
+        now_s = self.clock() // 1_000_000
+        key, key_retired_at_us = self.card_keyring.verifying_key(conn, city, kid, now_s)
         try:
-            claims = crypto.verify_token(
-                token, KeySet([self.keys.card_key(city)]), self.clock() // 1_000_000, city=city
-            )
+            claims = crypto.verify_token(token, KeySet([key]), now_s, city=city)
         except crypto.TokenRejected as exc:
             raise (
                 CardExpired("the card has expired") if exc.reason == "expired" else UnknownCard("unknown card")
@@ -286,6 +292,8 @@ class Residents:
         if found is None or found[0]["city"] != city:
             raise UnknownCard("unknown card")
         card, row = found
+        if key_retired_at_us is not None and card["issued_at_us"] > key_retired_at_us:
+            raise CardKeyRetired("the card was signed by a retired card key")  # a key retired vouches for no newer card
         if card["revoked_at_us"] is not None:
             raise CardRevoked("the card was revoked")
         self._checked(row, None, allow_lapsed=False)
@@ -371,9 +379,9 @@ def _check_level(level: str) -> None:
         )
 
 
-def _card_city(token: str) -> str:
-    """The city named by the card's key id; the signature check that follows is what trusts it."""
+def _card_key_id(token: str) -> tuple[str, str]:
+    """The city named by the card's key id, and the key id; the signature check that follows is what trusts them."""
     kid = crypto.token_key_id(token) or ""
     if not kid.startswith("card-"):
         raise UnknownCard("unknown card")
-    return kid.removeprefix("card-").split(".")[0]
+    return kid.removeprefix("card-").split(".")[0], kid

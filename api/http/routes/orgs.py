@@ -16,7 +16,7 @@ from merchants.schemas import AwardResult
 @post("/attestations", sync_to_thread=True, status_code=201, summary="Attest a civic activity",
       operation_id="orgs_attest_activity",
       problems=("organization_not_approved", "unknown_organization", "unknown_card", "card_revoked", "card_expired",
-                "resident_expired", "resident_erased", "not_opted_in", "level_required", "invalid_program",
+                "card_key_retired", "resident_expired", "resident_erased", "not_opted_in", "level_required", "invalid_program",
                 "invalid_request", "budget_exceeded", "unknown_program"))  # fmt: skip
 def attest(data: JSONBody[schemas.AttestationBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> AwardResult:
     """Attest a civic activity of the resident whose card is presented: city-funded points (from the

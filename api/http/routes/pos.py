@@ -30,7 +30,15 @@ from merchants.service_layer.pos import Describe, Operation, R, Terminal
 # Every signed request can be refused for its signature or its merchant before the handler runs.
 SIGNED = ("invalid_signature", "signature_expired", "replayed_request", "unknown_key", "merchant_not_approved")
 # A presented card, checked with its holder.
-CARD = ("unknown_card", "card_revoked", "card_expired", "resident_expired", "resident_erased", "not_opted_in")
+CARD = (
+    "unknown_card",
+    "card_revoked",
+    "card_expired",
+    "card_key_retired",
+    "resident_expired",
+    "resident_erased",
+    "not_opted_in",
+)
 
 
 def _terminal(principal: Principal) -> Terminal:
