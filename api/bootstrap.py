@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -27,10 +27,13 @@ from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
 from ledger.adapters.database import open_database, private_directory
 from ledger.adapters.keystore import KeyStore
+from ledger.domain import witnesses
+from ledger.domain.witnesses import WitnessConfig
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.keys import Signer, ensure_key, now_us
 from ledger.service_layer.transfers import LedgerService
+from ledger.service_layer.witnessing import Witnessing
 from marketplace.adapters.payments_stripe import StripeCardPayments
 from marketplace.adapters.search_embedded import EmbeddedSearch
 from marketplace.adapters.search_meilisearch import MeilisearchBackend
@@ -62,6 +65,9 @@ class Settings:
     # Catalog search: a Meilisearch server when a URL is set, else the embedded index in <data_dir>/search.
     meili_url: str | None = None
     meili_key: str | None = None
+    # Witnesses each new checkpoint is submitted to, and how many must cosign it (docs/operations.md):
+    # ENTRAIDE_WITNESSES names a witnesses file, ENTRAIDE_WITNESS_QUORUM the quorum; none listed: witnessing off.
+    witnesses: WitnessConfig = field(default_factory=WitnessConfig)
 
     @classmethod
     def load(cls, database_url: str | None = None, data_dir: Path | None = None) -> Settings:
@@ -76,7 +82,8 @@ class Settings:
         return cls(data, url, keys, env("ENTRAIDE_OIDC_JWKS_URL"), env("ENTRAIDE_OIDC_ISSUER"), env("ENTRAIDE_OIDC_AUDIENCE"),
                    refresh, env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"),
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
-                   env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"))  # fmt: skip
+                   env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
+                   _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
@@ -93,6 +100,23 @@ class Settings:
         if self.oidc_issuer == BUILTIN_ISSUER:
             raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")
         _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
+
+
+def _witnesses(path: str | None, quorum: str | None) -> WitnessConfig:
+    """The witnesses file's witnesses and the quorum (a majority of them by default); ValueError if
+    either is wrong, so that `entraide serve` does not start with witnessing half configured."""
+    if quorum is not None and not quorum.isdigit():
+        raise ValueError(f"ENTRAIDE_WITNESS_QUORUM must be a whole number, not {quorum!r}")
+    listed: tuple[witnesses.Witness, ...] = ()
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"ENTRAIDE_WITNESSES: cannot read {path}: {exc.strerror}") from None
+        listed = witnesses.parse_witnesses(text, path)
+        if not listed:
+            raise ValueError(f"ENTRAIDE_WITNESSES: {path} lists no witness")
+    return witnesses.config(listed, None if quorum is None else int(quorum))
 
 
 def _seconds(variable: str, value: str | None, default: int) -> int:
@@ -129,6 +153,10 @@ class Context:
     @cached_property
     def access(self) -> Access:
         return Access(self.engine, self.tokens, self.audit, self.clock)
+
+    @cached_property
+    def witnessing(self) -> Witnessing:
+        return Witnessing(self.engine, self.settings.witnesses, self.clock)
 
     @cached_property
     def committer(self) -> GroupCommitter:

@@ -9,7 +9,7 @@ the struct's docstring becomes the schema's description.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -83,13 +83,56 @@ class Checkpoint(Result, frozen=True):
     tree_size: Annotated[int, msgspec.Meta(ge=0, description="entries covered: the checkpoint's last sequence")]
     root_hash: Annotated[str, msgspec.Meta(description="Merkle tree root of the entries' hashes, hex")]
     time_us: TimeUs
-    note: Annotated[str, msgspec.Meta(description="the signed note (C2SP checkpoint format)")]
+    note: Annotated[
+        str,
+        msgspec.Meta(
+            description="the signed note (C2SP checkpoint format): the log's signature, then the witnesses' cosignatures"
+        ),
+    ]
+    witnessed: Annotated[
+        bool,
+        msgspec.Meta(
+            description="whether the configured quorum of witnesses has cosigned it; false when witnessing is off"
+        ),
+    ] = False
+    cosigners: Annotated[
+        list[str], msgspec.Meta(description="names of the witnesses whose verified cosignatures the note carries")
+    ] = msgspec.field(default_factory=list)
 
 
 class Checkpoints(Result, frozen=True):
     """The latest signed checkpoint of every ledger, to check later that history was only appended to."""
 
     checkpoints: list[Checkpoint]
+
+
+class WitnessState(Result, frozen=True):
+    """How the last submission of a ledger's checkpoint to one witness went."""
+
+    ledger: Annotated[str, msgspec.Meta(description="the ledger (city)")]
+    witness: Annotated[str, msgspec.Meta(description="the witness's name (its key name)")]
+    size: Annotated[int, msgspec.Meta(ge=0, description="the latest size the witness cosigned, as it last told us")]
+    state: Annotated[
+        Literal["ok", "failed", "fork"],
+        msgspec.Meta(
+            description="`ok`: it cosigned the checkpoint last submitted; `failed`: unreachable or refused, retried at the "
+            "next run; `fork`: it reported a size larger than ours or an inconsistent history (422)"
+        ),
+    ]
+    tried_size: Annotated[int, msgspec.Meta(ge=0, description="the size of the checkpoint last submitted to it")]
+    detail: Annotated[str | None, msgspec.Meta(description="why it failed or reported a fork, or null")]
+    updated_us: TimeUs
+
+
+class WitnessingStatus(Result, frozen=True):
+    """Whether checkpoints are submitted to witnesses, and how each witness answered."""
+
+    enabled: Annotated[bool, msgspec.Meta(description="false when no witness is configured: witnessing is off")]
+    quorum: Annotated[int, msgspec.Meta(ge=0, description="cosignatures needed for a checkpoint to be witnessed")]
+    witnesses: Annotated[list[str], msgspec.Meta(description="the configured witnesses' names")]
+    forks: Annotated[int, msgspec.Meta(ge=0, description="witnesses reporting a fork or rollback of a ledger now")]
+    failing: Annotated[int, msgspec.Meta(ge=0, description="witnesses whose last submission failed (retried)")]
+    states: list[WitnessState]
 
 
 # --- the audit trail --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ledger.schemas import Result, TimeUs
+from ledger.schemas import Result, TimeUs, WitnessingStatus
 
 OptionalTimeUs = Annotated[TimeUs | None, msgspec.Meta(description="microseconds since the Unix epoch (UTC), or null")]
 
@@ -48,3 +48,9 @@ class JobsReport(Result, frozen=True):
 
     status: Annotated[Literal["ok", "degraded"], msgspec.Meta(description="`degraded` while any job's last run failed")]
     jobs: list[JobStatus]
+    witnessing: Annotated[
+        WitnessingStatus | None,
+        msgspec.Meta(
+            description="the checkpoints' witnesses and their last answers (a fork also makes the status `degraded`)"
+        ),
+    ] = None

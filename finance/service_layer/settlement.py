@@ -35,6 +35,7 @@ from ledger.adapters import idempotency, journal
 from ledger.domain import accounts
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.transfers import TransferRequest
+from ledger.service_layer.audit import make_checkpoints
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 from merchants.adapters.tables import MERCHANTS
@@ -120,7 +121,10 @@ class Settlement:
             self.audit.record(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
                                   after={"totals": msgspec.to_builtins(statement.totals), "statement_sha256": row["statement_sha256"]},
                                   now_us=closed_at_us)  # fmt: skip
-            return self._closed(row, replayed=False)
+        # Once the close has committed, a checkpoint of the city's ledger as the period left it (the
+        # checkpoints job submits it to the witnesses at its next run).
+        make_checkpoints(self.engine, self.ledger.signer, self.clock, [city])
+        return self._closed(row, replayed=False)
 
     @staticmethod
     def _settlement_transfers(

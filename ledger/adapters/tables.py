@@ -181,3 +181,28 @@ class RequestKeyRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     result: Mapped[bytes | None] = mapped_column(LargeBinary)
     time_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class CosignatureRow(Base):
+    """A witness's cosignature line on a checkpoint (c2sp.org/tlog-cosignature), verified before it is stored."""
+
+    __tablename__ = "cosignatures"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # the cosignature's, in seconds
+    received_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class WitnessStateRow(Base):
+    """What a witness has cosigned of a ledger, and how the last submission to it went."""
+
+    __tablename__ = "witness_state"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # the witness's latest cosigned size, as it last told us
+    state: Mapped[str] = mapped_column(String(16))  # ok | failed | fork
+    tried_size: Mapped[int] = mapped_column(BigInteger)  # the checkpoint last submitted to it
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_us: Mapped[int] = mapped_column(BigInteger)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +17,10 @@ import msgspec
 from sqlalchemy import Connection, Engine
 
 from ledger import core
-from ledger.adapters import journal
+from ledger.adapters import cosignatures, journal
 from ledger.domain import checkpoint as notes
+from ledger.domain import cosignature
+from ledger.domain.witnesses import WitnessConfig
 from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
 from ledger.service_layer.keys import Signer, now_us
 
@@ -179,9 +181,10 @@ def _error(ledger: str, sequence: int, code: str, detail: str) -> VerifyError:
 
 
 def make_checkpoints(
-    engine: Engine, signer: Signer, clock: Callable[[], int] = now_us
+    engine: Engine, signer: Signer, clock: Callable[[], int] = now_us, ledgers: Sequence[str] | None = None
 ) -> list[journal.CheckpointRecord]:
-    """Sign a checkpoint of every ledger's current head (skipping ledgers already checkpointed there).
+    """Sign a checkpoint of every ledger's current head, or of these ledgers' (skipping ledgers
+    already checkpointed there).
 
     The chains are locked while signing, and each signed chain's clock (its head's `time_us`) moves
     to the checkpoint's time: entries appended later carry a later time, and a key rotation retires
@@ -189,7 +192,7 @@ def make_checkpoints(
     """
     made = []
     with engine.begin() as conn:
-        heads = journal.lock_ledgers(conn, journal.ledger_names(conn))
+        heads = journal.lock_ledgers(conn, journal.ledger_names(conn) if ledgers is None else ledgers)
         _, seed, key_from_us = signer.active(conn)
         for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
@@ -207,12 +210,30 @@ def make_checkpoints(
     return made
 
 
-def latest_checkpoints(engine: Engine) -> Checkpoints:
-    """The latest signed checkpoint of every ledger, by ledger."""
+def published_note(conn: Connection, ledger: str, tree_size: int | None = None) -> str | None:
+    """The checkpoint of that size (or the latest) as published: the log's signed note with the
+    witnesses' verified cosignature lines appended; None when there is no such checkpoint. Every
+    reader of a checkpoint note for the public uses this (the checkpoints table is append-only, so
+    the cosignatures live beside it)."""
+    cp = journal.checkpoint(conn, ledger, tree_size)
+    if cp is None:
+        return None
+    found = cosignatures.lines(conn, [(ledger, cp["tree_size"])])[(ledger, cp["tree_size"])]
+    return cosignature.add(cp["note"], list(found.values()))
+
+
+def latest_checkpoints(engine: Engine, witnesses: WitnessConfig | None = None) -> Checkpoints:
+    """The latest signed checkpoint of every ledger, by ledger, with its cosignatures and whether the
+    witnesses' quorum has cosigned it."""
+    config = witnesses or WitnessConfig()
     with engine.connect() as conn:
         latest = journal.latest_checkpoints(conn)
-    return Checkpoints(checkpoints=[Checkpoint(**{k: c[k] for k in ("ledger", "tree_size", "root_hash", "time_us", "note")})
-                                    for c in latest])  # fmt: skip
+        cosigned = cosignatures.lines(conn, [(c["ledger"], c["tree_size"]) for c in latest])
+    return Checkpoints(checkpoints=[
+        Checkpoint(ledger=c["ledger"], tree_size=c["tree_size"], root_hash=c["root_hash"], time_us=c["time_us"],
+                   note=cosignature.add(c["note"], list(lines.values())), witnessed=config.is_witnessed(lines),
+                   cosigners=sorted(lines))
+        for c in latest for lines in [cosigned[(c["ledger"], c["tree_size"])]]])  # fmt: skip
 
 
 def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
@@ -225,8 +246,9 @@ def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
         row = journal.entry(conn, ledger, sequence)
         assert row is not None, "a chain has every sequence up to its checkpoint's size"
         leaves = journal.leaf_hashes(conn, ledger, cp["tree_size"])
+        note = published_note(conn, ledger, cp["tree_size"])
     path = core.inclusion_proof(leaves, sequence - 1)
-    return {"format": PROOF_FORMAT, "type": "inclusion", "ledger": ledger, "checkpoint": cp["note"],
+    return {"format": PROOF_FORMAT, "type": "inclusion", "ledger": ledger, "checkpoint": note,
             "entry": entry_object(row), "index": sequence - 1, "tree_size": cp["tree_size"],
             "path": [p.hex() for p in path]}  # fmt: skip
 
@@ -239,9 +261,10 @@ def prove_consistency(engine: Engine, ledger: str, old_size: int, new_size: int)
         if old_size > new_size:
             raise ValueError("--from must not be larger than --to")
         leaves = journal.leaf_hashes(conn, ledger, new_size)
+        old_note, new_note = published_note(conn, ledger, old_size), published_note(conn, ledger, new_size)
     path = core.consistency_proof(leaves, old_size)
-    return {"format": PROOF_FORMAT, "type": "consistency", "ledger": ledger, "old_checkpoint": old["note"],
-            "new_checkpoint": new["note"], "path": [p.hex() for p in path]}  # fmt: skip
+    return {"format": PROOF_FORMAT, "type": "consistency", "ledger": ledger, "old_checkpoint": old_note,
+            "new_checkpoint": new_note, "path": [p.hex() for p in path]}  # fmt: skip
 
 
 def verify_proof(proof: JsonObject, keys_doc: Mapping[str, Any]) -> str:

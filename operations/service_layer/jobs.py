@@ -20,6 +20,7 @@ from ledger.adapters import idempotency, journal
 from ledger.service_layer import audit
 from ledger.service_layer.keys import Signer
 from ledger.service_layer.transfers import LedgerService
+from ledger.service_layer.witnessing import Witnessing
 from marketplace.service_layer.indexing import SearchIndexer
 from marketplace.service_layer.redemptions import Redemptions
 from operations.domain.schedule import Job, Summary
@@ -58,6 +59,9 @@ class Services(Protocol):
     @property
     def payouts_enabled(self) -> bool: ...  # a Stripe key is configured
 
+    @property
+    def witnessing(self) -> Witnessing: ...
+
 
 def recurring_jobs(
     services: Services, payouts_enabled: bool, checkpoint_seconds: int = CHECKPOINT_SECONDS
@@ -77,8 +81,9 @@ def recurring_jobs(
             lambda: s.redemptions.recover()),  # noqa: PLW0108  (a property: read when the job runs, see Services)
         Job("points_expiry", DAY, 2 * HOUR, "move points unused past each program's expiry period to breakage",
             lambda: _expiry(s.expiry)),
-        Job("checkpoints", checkpoint_seconds, 30 * MINUTE, "sign a checkpoint of every ledger that has new entries",
-            lambda: _checkpoints(s.engine, s.signer, s.clock)),
+        Job("checkpoints", checkpoint_seconds, 30 * MINUTE,
+            "sign a checkpoint of every ledger that has new entries, and submit the latest to the witnesses",
+            lambda: _checkpoints(s.engine, s.signer, s.clock, s.witnessing)),
     ]  # fmt: skip
     if payouts_enabled:
         jobs.append(Job("payouts", MINUTE, HOUR, "advance queued payouts through Stripe Connect, with their retries",
@@ -119,9 +124,14 @@ def _payouts(payouts: Payouts, programs: Programs) -> Summary:
     return total
 
 
-def _checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int]) -> Summary:
-    """A checkpoint per ledger whose head moved since its last one (make_checkpoints skips the others)."""
+def _checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int], witnessing: Witnessing) -> Summary:
+    """A checkpoint per ledger whose head moved since its last one (make_checkpoints skips the others),
+    then, once that transaction has committed, the latest of each ledger (this run's, a period
+    close's, or one a witness missed) to the witnesses that have not cosigned it."""
     with engine.connect() as conn:
         before = {c["ledger"]: c["tree_size"] for c in journal.latest_checkpoints(conn)}
     made = audit.make_checkpoints(engine, signer, clock)
-    return {"ledgers": len(made), "signed": sum(1 for c in made if before.get(c["ledger"]) != c["tree_size"])}
+    summary = {"ledgers": len(made), "signed": sum(1 for c in made if before.get(c["ledger"]) != c["tree_size"])}
+    if witnessing.config.enabled:  # with witnessing off the summary stays as it was: nothing to count
+        summary |= witnessing.submit_latest().summary()
+    return summary

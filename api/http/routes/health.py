@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import get
 from litestar.di import NamedDependency, Provide
 
 from api.http.auth import bearer_principal
-from api.http.params import Who
+from api.http.params import Ctx, Who
 from operations.schemas import Health, JobsReport
 from operations.service_layer.scheduler import Scheduler
 
@@ -27,11 +28,15 @@ HEALTH_DETAIL_ROLES = ("staff", "finance", "auditor", "admin")
 
 @get("/v1/health/jobs", sync_to_thread=True, tags=["meta"], dependencies={"principal": Provide(bearer_principal)},
      summary="Get the recurring jobs' status", operation_id="health_get_jobs", problems=())  # fmt: skip
-def health_jobs(principal: Who, jobs: NamedDependency[Scheduler]) -> JobsReport:
+def health_jobs(principal: Who, jobs: NamedDependency[Scheduler], ctx: Ctx) -> JobsReport:
     """The recurring jobs, for staff, finance, auditors and administrators: last run, next run, last outcome
-    or error, and `degraded` while any job's last run failed. The schedule is the whole program's, not one city's."""
+    or error, and `degraded` while any job's last run failed or a witness reports a fork of a ledger. The
+    schedule is the whole program's, not one city's. `witnessing` says whether checkpoints are submitted to
+    witnesses (`enabled` false: witnessing is off) and how each witness last answered."""
     principal.require(*HEALTH_DETAIL_ROLES)
-    return jobs.report()
+    report, witnessing = jobs.report(), ctx.witnessing.status()
+    status = "degraded" if witnessing.forks else report.status
+    return msgspec.structs.replace(report, status=status, witnessing=witnessing)
 
 
 ROUTERS = [health, health_jobs]

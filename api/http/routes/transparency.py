@@ -29,9 +29,10 @@ def public_keys(ctx: Ctx) -> PublicKeys:
 @get("/checkpoints", sync_to_thread=True, summary="Get the latest checkpoints", operation_id="transparency_get_checkpoints",
      problems=())  # fmt: skip
 def checkpoints(ctx: Ctx) -> Checkpoints:
-    """The latest signed checkpoint of every ledger (C2SP signed notes), to check later that history was
-    only appended to. Public."""
-    return audit.latest_checkpoints(ctx.engine)
+    """The latest signed checkpoint of every ledger (C2SP signed notes, with the witnesses' cosignatures),
+    to check later that history was only appended to; `witnessed` once the configured quorum of witnesses
+    has cosigned it. Public."""
+    return audit.latest_checkpoints(ctx.engine, ctx.settings.witnesses)
 
 
 @get("/open-data/{city:str}/{period:str}", sync_to_thread=True, summary="Get a closed month's open data",
