@@ -1,14 +1,14 @@
 """Card keys rotate: the public half and validity of every card key a city rotated to or from
 (community/service_layer/card_keys.py). A city without rows still signs with its first key file.
 
-Revision ID: 0011
+Revision ID: 0009
 Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
