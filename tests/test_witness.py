@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -20,12 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from api.bootstrap import Context, Settings, open_context
 from ledger import core
 from ledger.adapters import journal
-from ledger.adapters.database import normalize_url
 from ledger.adapters.witness_client import Conflict, WitnessRefused, request_body, submit
 from ledger.adapters.witness_state import WitnessState, origin_hash
 from ledger.domain import accounts, cosignature
@@ -45,8 +41,8 @@ from ledger.domain.witness import (
 )
 from ledger.service_layer import audit
 from ledger.service_layer.witness import Witness
-from tests.conftest import PG_URL, Clock, _pg_schema_url
-from tests.world import World, free_port
+from tests.conftest import PG_URL, Clock, pg_schema
+from tests.world import World, free_port, process_serving
 
 CITY = "brossard"
 ORIGIN = notes.origin(CITY)
@@ -54,8 +50,8 @@ WITNESSES = 3
 
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", "--lang", "en", *args], capture_output=True, text=True,
-                          timeout=120, env=os.environ.copy(), **kw)  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "api.cli", "--lang", "en", *args], check=False, capture_output=True,
+                          text=True, timeout=120, env=os.environ.copy(), **kw)  # fmt: skip
 
 
 @dataclass
@@ -74,7 +70,9 @@ class City:
 
     def checkpoint(self) -> tuple[int, str]:
         self.clock.advance(1)
-        (made,) = [c for c in audit.make_checkpoints(self.ctx.engine, self.ctx.signer, self.clock) if c["ledger"] == CITY]
+        (made,) = [
+            c for c in audit.make_checkpoints(self.ctx.engine, self.ctx.signer, self.clock) if c["ledger"] == CITY
+        ]
         return made["tree_size"], made["note"]
 
     def proof(self, old_size: int, size: int) -> list[bytes]:
@@ -108,16 +106,8 @@ def fork_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     if PG_URL is None or not db_url.startswith("postgresql"):
         yield str(tmp_path / "fork.db")
         return
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield _pg_schema_url(schema)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema("f") as url:
+        yield url
 
 
 @dataclass
@@ -135,29 +125,8 @@ def witness_process(key: Path, state: Path, logs: Path) -> Iterator[WitnessProce
     port = free_port()
     command = [sys.executable, "-m", "api.cli", "witness", "serve", "--key", str(key), "--state", str(state),
                "--logs", str(logs), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/evidence", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                assert process.stderr is not None
-                raise RuntimeError(f"witness did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield WitnessProcess(url, witness_key.name, witness_key.public_key, process)
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with process_serving(command, f"http://127.0.0.1:{port}/evidence") as process:
+        yield WitnessProcess(f"http://127.0.0.1:{port}", witness_key.name, witness_key.public_key, process)
 
 
 def keygen(tmp_path: Path, name: str) -> Path:
@@ -365,7 +334,9 @@ def test_key_validity_in_the_logs_file_is_applied(tmp_path: Path) -> None:
     assert witness.add_checkpoint(request_body(notes.sign(CITY, 1, bytes(32), 15, seed), 0, []))
 
 
-@pytest.mark.parametrize("line", ["not-a-vkey", "entraide/brossard+00000000+AQ==", "{vkey} valid_from=3", "{vkey}\n{vkey}"])
+@pytest.mark.parametrize(
+    "line", ["not-a-vkey", "entraide/brossard+00000000+AQ==", "{vkey} valid_from=3", "{vkey}\n{vkey}"]
+)
 def test_a_wrong_logs_file_names_its_line(line: str) -> None:
     vkey = notes.vkey(ORIGIN, bytes(32))
     with pytest.raises(ValueError, match="logs line"):
@@ -403,7 +374,7 @@ def test_witness_logs_prints_a_citys_keys_as_logs_lines(tmp_path: Path) -> None:
                                            {"vkey": vkeys[1], "valid_from_us": 5, "valid_until_us": None}]}  # fmt: skip
 
     class Keys(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             found = self.path == f"/v1/transparency/{CITY}/keys"
             body = json.dumps(document if found else {}).encode()
             self.send_response(200 if found else 404)
@@ -419,9 +390,25 @@ def test_witness_logs_prints_a_citys_keys_as_logs_lines(tmp_path: Path) -> None:
     try:
         printed = _cli("witness", "logs", "--url", server.url, "--city", CITY)
         assert printed.returncode == 0, printed.stderr
-        assert printed.stdout.splitlines() == [f"{vkeys[0]} valid_from_us=1 valid_until_us=5", f"{vkeys[1]} valid_from_us=5"]
-        assert parse_logs(printed.stdout)[ORIGIN][notes.key_hash(ORIGIN, bytes([2]) * 32).hex()] == (bytes([2]) * 32, 5, None)
+        assert printed.stdout.splitlines() == [
+            f"{vkeys[0]} valid_from_us=1 valid_until_us=5",
+            f"{vkeys[1]} valid_from_us=5",
+        ]
+        assert parse_logs(printed.stdout)[ORIGIN][notes.key_hash(ORIGIN, bytes([2]) * 32).hex()] == (
+            bytes([2]) * 32,
+            5,
+            None,
+        )
         wrong = _cli("witness", "logs", "--url", server.url, "--city", "delson")
         assert wrong.returncode == 2 and "delson" in wrong.stderr
     finally:
         server.shutdown()
+
+
+def test_serve_refuses_a_key_others_can_read(tmp_path: Path) -> None:
+    key = keygen(tmp_path, "witness.open.example/w1")
+    key.chmod(0o644)
+    (tmp_path / "logs.txt").write_text("")
+    refused = _cli("witness", "serve", "--key", str(key), "--state", str(tmp_path / "state"),
+                   "--logs", str(tmp_path / "logs.txt"), "--port", str(free_port()))  # fmt: skip
+    assert refused.returncode == 2 and "chmod 600" in refused.stderr

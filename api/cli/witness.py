@@ -87,6 +87,8 @@ def logs_(url: Annotated[str, typer.Option("--url", help="The city's API, e.g. h
             raise ValueError(_("{url}: not a city's keys: {reason}").format(url=url, reason=exc)) from None
         trusted = parse_logs("\n".join(lines))  # each vkey well formed, no key twice
         if set(trusted) != {origin(city)}:
-            raise ValueError(_("{url}: keys of {found}, not of {city}").format(url=url, found=sorted(trusted), city=city))
+            raise ValueError(
+                _("{url}: keys of {found}, not of {city}").format(url=url, found=sorted(trusted), city=city)
+            )
     for line in lines:
         print(line)

@@ -84,7 +84,9 @@ class WitnessKey:
     def private_text(self) -> str:
         """The key file's one line: `PRIVATE+KEY+<name>+<hex key id>+base64(0x04 || seed)`."""
         material = base64.b64encode(bytes([COSIGNATURE_V1]) + self.seed).decode()
-        return f"{PRIVATE_KEY_PREFIX}{self.name}+{key_hash(self.name, self.public_key, COSIGNATURE_V1).hex()}+{material}\n"
+        return (
+            f"{PRIVATE_KEY_PREFIX}{self.name}+{key_hash(self.name, self.public_key, COSIGNATURE_V1).hex()}+{material}\n"
+        )
 
 
 def parse_private_key(text: str) -> WitnessKey:

@@ -46,7 +46,9 @@ class Evidence(Result, frozen=True):
     held_note: Annotated[str, msgspec.Meta(description="the checkpoint the witness had cosigned (signed note)")]
     submitted_note: Annotated[str, msgspec.Meta(description="the conflicting checkpoint it was sent (signed note)")]
     proof: Annotated[list[str], msgspec.Meta(description="the consistency proof sent with it, base64 hashes")]
-    recorded_at_s: Annotated[int, msgspec.Meta(ge=0, description="when the witness recorded it, seconds since the epoch")]
+    recorded_at_s: Annotated[
+        int, msgspec.Meta(ge=0, description="when the witness recorded it, seconds since the epoch")
+    ]
 
 
 class EvidenceList(Result, frozen=True):
