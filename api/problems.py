@@ -124,6 +124,12 @@ PROBLEMS: dict[str, int] = {
     "unknown_change": 404,
     "change_not_pending": 409,
     "invalid_bank_file": 422,
+    # the witness (`entraide witness serve`, c2sp.org/tlog-witness)
+    "witness_malformed_submission": 400,
+    "witness_untrusted_checkpoint": 403,
+    "witness_unknown_log": 404,
+    "witness_size_conflict": 409,
+    "witness_inconsistent_checkpoint": 422,
 }
 
 FALLBACK_CODE = "internal_error"

@@ -92,6 +92,11 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_change", 404, ""),
         ("change_not_pending", 409, "status"),
         ("invalid_bank_file", 422, "reason"),
+        ("witness_malformed_submission", 400, "reason"),
+        ("witness_untrusted_checkpoint", 403, "origin"),
+        ("witness_unknown_log", 404, "origin"),
+        ("witness_size_conflict", 409, "tree_size"),
+        ("witness_inconsistent_checkpoint", 422, "reason"),
     ]
 }
 

@@ -189,20 +189,28 @@ def server_process(db_url: str, data_dir: Path) -> Iterator[tuple[str, subproces
         "--port",
         str(port),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     base = f"http://127.0.0.1:{port}"
+    with process_serving(command, f"{base}/v1/health") as process:
+        yield base, process
+
+
+@contextmanager
+def process_serving(command: list[str], ready_url: str) -> Iterator[subprocess.Popen]:
+    """A command in its own process, once `ready_url` answers 200; terminated afterwards."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
+                assert process.stderr is not None
                 raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
             time.sleep(0.1)
-        yield base, process
+        yield process
     finally:
         if process.poll() is None:
             process.terminate()

@@ -26,6 +26,7 @@ from api.cli.i18n import _
 from api.cli.jobs import CheckpointOption, checkpoint_interval, jobs_app
 from api.cli.search import search_app
 from api.cli.support import DataDirOption, DbOption, check_port_free, context, errors, fail, out, progress
+from api.cli.witness import witness_app
 
 if TYPE_CHECKING:
     from api.bootstrap import Context
@@ -55,6 +56,7 @@ app.add_typer(settlement_app, name="settlement")
 app.add_typer(expiry_app, name="expiry")
 app.add_typer(opendata_app, name="opendata")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(witness_app, name="witness")
 
 
 @app.callback()

@@ -32,16 +32,19 @@ class Answer:
     detail: str = ""  # a refusal's body, shortened
 
 
-def request_body(old_size: int, proof: list[bytes], note: str) -> bytes:
+def request_body(note: str, old_size: int, proof: list[bytes]) -> bytes:
+    """`old <size>`, one base64 line per proof hash, an empty line, then the checkpoint note."""
     assert old_size >= 0 and len(proof) <= MAX_PROOF_LINES, "tlog-witness: old size >= 0, at most 63 proof lines"
     lines = [f"old {old_size}\n", *(base64.b64encode(h).decode() + "\n" for h in proof), "\n"]
     return ("".join(lines) + note).encode()
 
 
-def submit(url: str, old_size: int, proof: list[bytes], note: str, timeout_seconds: float) -> Answer:
-    """Submit a checkpoint note with a consistency proof from `old_size` to the witness at `url`
-    (the full add-checkpoint URL)."""
-    request = urllib.request.Request(url, data=request_body(old_size, proof, note), method="POST",
+def submit(prefix: str, note: str, old_size: int, proof: list[bytes], timeout_seconds: float) -> Answer:
+    """Submit a checkpoint note with a consistency proof from `old_size` to the witness whose
+    submission prefix is `prefix` (the request goes to `<prefix>/add-checkpoint`). The lines of a
+    200 are not verified here: check them with `cosignature.verify` and the witness's key."""
+    url = prefix.rstrip("/") + "/add-checkpoint"
+    request = urllib.request.Request(url, data=request_body(note, old_size, proof), method="POST",
                                      headers={"Content-Type": "text/plain; charset=utf-8"})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:

@@ -138,7 +138,7 @@ class Witnessing:
 
     def _send(self, s: _Submission, old_size: int) -> Answer:
         proof = core.consistency_proof(s.leaves, old_size) if 0 < old_size < s.tree_size else []
-        return witness_client.submit(s.witness.add_checkpoint_url, old_size, proof, s.note, self.timeout_seconds)
+        return witness_client.submit(s.witness.url, s.note, old_size, proof, self.timeout_seconds)
 
     def _submit(self, s: _Submission) -> _Outcome:
         """One witness, one checkpoint: at most two requests (the second after a 409 told its size)."""
