@@ -411,3 +411,40 @@ def test_serve_refuses_a_key_others_can_read(tmp_path: Path) -> None:
     refused = _cli("witness", "serve", "--key", str(key), "--state", str(tmp_path / "state"),
                    "--logs", str(tmp_path / "logs.txt"), "--port", str(free_port()))  # fmt: skip
     assert refused.returncode == 2 and "chmod 600" in refused.stderr
+
+
+def test_the_checkpoints_job_gets_a_quorum_of_real_witnesses_to_cosign(ctx: Context, clock: Clock,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    """What `entraide serve` runs: its checkpoints job signs, submits to every configured witness
+    (real `entraide witness serve` processes, one of them down), stores the verified cosignatures and
+    publishes the note as witnessed once 2 of 3 have cosigned; the next checkpoint goes with a
+    consistency proof from the size each witness holds."""
+    import dataclasses
+
+    from ledger.domain import witnesses as configured
+    from operations.service_layer.jobs import scheduler
+
+    city = start_city(ctx, clock)
+    logs = city.logs_file(tmp_path / "logs.txt")
+    keys = [keygen(tmp_path, f"witness.job{n}.example/w1") for n in range(WITNESSES)]
+    with ExitStack() as stack:
+        running = [stack.enter_context(witness_process(k, tmp_path / f"state{n}", logs)) for n, k in enumerate(keys)]
+        running[-1].process.terminate()  # one witness is down
+        running[-1].process.wait(10)
+        listed = "".join(f"{notes.vkey(w.name, w.public_key, cosignature.COSIGNATURE_V1)} {w.url}\n" for w in running)
+        config = configured.config(configured.parse_witnesses(listed), 2)
+        ctx.settings = dataclasses.replace(ctx.settings, witnesses=config)
+        ctx.__dict__.pop("witnessing", None)
+        for round_ in range(2):
+            clock.advance(60)
+            outcome = scheduler(ctx).run_now("checkpoints")
+            assert outcome.error is None and outcome.result is not None, outcome.error
+            assert {k: outcome.result[k] for k in ("signed", "cosigned", "failed", "forks", "witnessed")} == {
+                "signed": 1, "cosigned": 2, "failed": 1, "forks": 0, "witnessed": 1}, round_  # fmt: skip
+            (published,) = [c for c in audit.latest_checkpoints(ctx.engine, config).checkpoints if c.ledger == CITY]
+            assert published.witnessed and sorted(published.cosigners) == sorted(w.name for w in running[:2])
+            assert cosigners(published.note, running) == {w.name for w in running[:2]}
+            assert notes.open_note(published.note, city.keys()).tree_size == published.tree_size
+            for w in running[:2]:  # each witness now holds exactly this checkpoint
+                assert held_checkpoint(w).text.startswith(published.note.split("\n\n")[0])
+            city.grow(2, f"job-{round_}")
