@@ -116,18 +116,26 @@ def entry_object(row: tuple[object, ...]) -> dict[str, object]:
     return obj
 
 
-def entry_line(row: tuple[object, ...]) -> str:
-    """An entry as one line of an export (without its newline), and in the public log's bundles."""
-    return json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":"))
+# `entry_object` as a struct, its members in the same order: msgspec writes it as json.dumps(
+# entry_object(row), ensure_ascii=False, separators=(",", ":")) would, for every code point
+# (tests/test_tiles.py checks it), ten times faster; the public log encodes every entry it serves.
+_ExportedEntry = msgspec.defstruct("ExportedEntry", [*((k, Any) for k in ENTRY_KEYS), ("v", int, core.FORMAT_VERSION)])
+_ENTRY_JSON = msgspec.json.Encoder()
+
+
+def entry_json(row: tuple[object, ...]) -> bytes:
+    """An entry as one line of an export (UTF-8, without its newline), and in the public log's bundles."""
+    assert len(row) == len(ENTRY_KEYS)
+    return _ENTRY_JSON.encode(_ExportedEntry(*row))
 
 
 def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress = _noop) -> int:
     """Write the journal as JSON Lines (ledger, then sequence) and the public keys; returns entries."""
     written = 0
     tmp = Path(f"{out}.partial")
-    with engine.begin() as conn, tmp.open("w", encoding="utf-8") as handle:
+    with engine.begin() as conn, tmp.open("wb") as handle:
         for chunk in journal.stream_entries(conn):
-            handle.writelines(entry_line(row) + "\n" for row in chunk)
+            handle.writelines(entry_json(row) + b"\n" for row in chunk)
             written += len(chunk)
             progress(len(chunk))
     os.replace(tmp, out)

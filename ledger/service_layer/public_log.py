@@ -19,7 +19,7 @@ from ledger.domain.checkpoint import ED25519_ALGORITHM, ORIGIN_PREFIX, key_hash
 from ledger.domain.errors import InvariantViolation, NotInLog, UnknownLedger
 from ledger.domain.tiles import HASH_BYTES, TILE_WIDTH, TilePathError, TileRef, bundle, parse_tile_path
 from ledger.schemas import Checkpoint, CheckpointPage, LogKey, LogKeys
-from ledger.service_layer.audit import entry_line
+from ledger.service_layer.audit import entry_json
 
 CHECKPOINT_FIELDS = ("ledger", "tree_size", "root_hash", "time_us", "note")
 
@@ -73,7 +73,7 @@ def entry_bundle(engine: Engine, city: str, path: str) -> bytes:
         rows = log_tiles.entries(conn, city, first, first + ref.width)
     if len(rows) != ref.width:
         raise InvariantViolation(f"bundle {ref} of {city} is covered by a checkpoint but has {len(rows)} entries")
-    return bundle(entry_line(row).encode() for row in rows)
+    return bundle(entry_json(row) for row in rows)
 
 
 def checkpoint_history(engine: Engine, city: str, after_size: int | None, limit: int) -> CheckpointPage:
