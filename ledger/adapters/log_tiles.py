@@ -3,7 +3,7 @@ caller's transaction. Every read is one indexed range or primary-key lookup, wha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Integer, bindparam, select
@@ -74,9 +74,9 @@ def entry_hashes(conn: Connection, ledger: str, after: int, upto: int) -> bytes:
     return b"".join(bytes.fromhex(h) for h in hashes)
 
 
-def entries(conn: Connection, ledger: str, after: int, upto: int) -> Sequence[tuple[Any, ...]]:
-    """Entry16 rows of sequences after+1..upto, in order, fetched at once (rows behave as tuples)."""
-    return conn.execute(_ENTRIES, {"ledger": ledger, "after": after, "upto": upto}).tuples().all()
+def entries(conn: Connection, ledger: str, after: int, upto: int) -> list[tuple[Any, ...]]:
+    """Entry16 tuples of sequences after+1..upto, in order, fetched at once."""
+    return [*map(tuple, conn.execute(_ENTRIES, {"ledger": ledger, "after": after, "upto": upto}).all())]
 
 
 def latest_checkpoint(conn: Connection, ledger: str) -> CheckpointRecord | None:
