@@ -130,6 +130,7 @@ PROBLEMS: dict[str, int] = {
     "witness_unknown_log": 404,
     "witness_size_conflict": 409,
     "witness_inconsistent_checkpoint": 422,
+    "not_in_log": 404,
 }
 
 FALLBACK_CODE = "internal_error"

@@ -97,6 +97,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("witness_unknown_log", 404, "origin"),
         ("witness_size_conflict", 409, "tree_size"),
         ("witness_inconsistent_checkpoint", 422, "reason"),
+        ("not_in_log", 404, "ledger path"),
     ]
 }
 

@@ -22,6 +22,7 @@ from ledger.domain import checkpoint as notes
 from ledger.domain import cosignature
 from ledger.domain.witnesses import WitnessConfig
 from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
+from ledger.service_layer import tiles
 from ledger.service_layer.keys import Signer, now_us
 
 if TYPE_CHECKING:
@@ -117,15 +118,26 @@ def entry_object(row: tuple[object, ...]) -> dict[str, object]:
     return obj
 
 
+# `entry_object` as a struct, its members in the same order: msgspec writes it as json.dumps(
+# entry_object(row), ensure_ascii=False, separators=(",", ":")) would, for every code point
+# (tests/test_tiles.py checks it), ten times faster; the public log encodes every entry it serves.
+_ExportedEntry = msgspec.defstruct("ExportedEntry", [*((k, Any) for k in ENTRY_KEYS), ("v", int, core.FORMAT_VERSION)])
+_ENTRY_JSON = msgspec.json.Encoder()
+
+
+def entry_json(row: tuple[object, ...]) -> bytes:
+    """An entry as one line of an export (UTF-8, without its newline), and in the public log's bundles."""
+    assert len(row) == len(ENTRY_KEYS)
+    return _ENTRY_JSON.encode(_ExportedEntry(*row))
+
+
 def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress = _noop) -> int:
     """Write the journal as JSON Lines (ledger, then sequence) and the public keys; returns entries."""
     written = 0
     tmp = Path(f"{out}.partial")
-    with engine.begin() as conn, tmp.open("w", encoding="utf-8") as handle:
+    with engine.begin() as conn, tmp.open("wb") as handle:
         for chunk in journal.stream_entries(conn):
-            handle.writelines(
-                json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in chunk
-            )
+            handle.writelines(entry_json(row) + b"\n" for row in chunk)
             written += len(chunk)
             progress(len(chunk))
     os.replace(tmp, out)
@@ -197,9 +209,12 @@ def make_checkpoints(
         for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
             if latest is not None and latest["tree_size"] == head.sequence:
+                # A checkpoint signed before its ledger had tiles gets them now.
+                tiles.record(conn, name, head.sequence, bytes.fromhex(latest["root_hash"]))
                 made.append(latest)
                 continue
             root = core.merkle_root(journal.leaf_hashes(conn, name, head.sequence))
+            tiles.record(conn, name, head.sequence, root)
             time_us = max(clock(), head.time_us, key_from_us)
             note = notes.sign(name, head.sequence, root, time_us, seed)
             journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)
@@ -225,15 +240,21 @@ def published_note(conn: Connection, ledger: str, tree_size: int | None = None) 
 def latest_checkpoints(engine: Engine, witnesses: WitnessConfig | None = None) -> Checkpoints:
     """The latest signed checkpoint of every ledger, by ledger, with its cosignatures and whether the
     witnesses' quorum has cosigned it."""
-    config = witnesses or WitnessConfig()
     with engine.connect() as conn:
-        latest = journal.latest_checkpoints(conn)
-        cosigned = cosignatures.lines(conn, [(c["ledger"], c["tree_size"]) for c in latest])
-    return Checkpoints(checkpoints=[
+        return Checkpoints(checkpoints=published_checkpoints(conn, journal.latest_checkpoints(conn), witnesses))
+
+
+def published_checkpoints(conn: Connection, records: list[journal.CheckpointRecord],
+                          witnesses: WitnessConfig | None = None) -> list[Checkpoint]:  # fmt: skip
+    """Checkpoints rows as published: each note with its witnesses' cosignature lines appended."""
+    config = witnesses or WitnessConfig()
+    cosigned = cosignatures.lines(conn, [(c["ledger"], c["tree_size"]) for c in records])
+    return [
         Checkpoint(ledger=c["ledger"], tree_size=c["tree_size"], root_hash=c["root_hash"], time_us=c["time_us"],
                    note=cosignature.add(c["note"], list(lines.values())), witnessed=config.is_witnessed(lines),
                    cosigners=sorted(lines))
-        for c in latest for lines in [cosigned[(c["ledger"], c["tree_size"])]]])  # fmt: skip
+        for c in records for lines in [cosigned[(c["ledger"], c["tree_size"])]]
+    ]  # fmt: skip
 
 
 def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
