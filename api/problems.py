@@ -123,6 +123,7 @@ PROBLEMS: dict[str, int] = {
     "unknown_change": 404,
     "change_not_pending": 409,
     "invalid_bank_file": 422,
+    "not_in_log": 404,
 }
 
 FALLBACK_CODE = "internal_error"

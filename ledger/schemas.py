@@ -87,6 +87,35 @@ class Checkpoints(Result, frozen=True):
     checkpoints: list[Checkpoint]
 
 
+# --- a city's public log (C2SP tlog-tiles, ledger/service_layer/public_log.py) ---------------------
+
+
+class CheckpointPage(Result, frozen=True):
+    """A page of one ledger's signed checkpoints, smallest tree size first."""
+
+    checkpoints: list[Checkpoint]
+    next_after_size: Annotated[
+        int | None, msgspec.Meta(description="pass as `after_size` for the next page; null at the end")
+    ]
+
+
+class LogKey(Result, frozen=True):
+    """A key that signs a city's log, with the signed-note verifier key a generic client takes."""
+
+    key_id: Annotated[str, msgspec.Meta(description="the key id entries name")]
+    public_key: Annotated[str, msgspec.Meta(description="the raw Ed25519 public key, hex")]
+    vkey: Annotated[str, msgspec.Meta(description="C2SP signed-note verifier key: `<origin>+<key hash, 8 hex>+base64(0x01 || public key)`")]  # fmt: skip
+    valid_from_us: TimeUs
+    valid_until_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was retired; null while current")] = None
+
+
+class LogKeys(Result, frozen=True):
+    """The public keys of a city's log and when each was valid."""
+
+    origin: Annotated[str, msgspec.Meta(description="the checkpoints' origin line, `entraide/<city>`")]
+    keys: list[LogKey]
+
+
 # --- the audit trail --------------------------------------------------------------------------
 
 

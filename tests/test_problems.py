@@ -91,6 +91,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_change", 404, ""),
         ("change_not_pending", 409, "status"),
         ("invalid_bank_file", 422, "reason"),
+        ("not_in_log", 404, "ledger path"),
     ]
 }
 

@@ -118,6 +118,18 @@ class CheckpointRow(Base):
     note: Mapped[str] = mapped_column(Text)
 
 
+class LogTileRow(Base):
+    """A ledger's Merkle tree as tlog-tiles (ledger/domain/tiles.py): the 32-byte hashes of one tile,
+    written with the checkpoint that makes them public. A full tile (8,192 bytes) never changes; the
+    right-edge tile of a level grows until it is full."""
+
+    __tablename__ = "log_tiles"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tile_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class AuditRow(Base):
     """Who changed what, when, with the state before and after: one hash chain per city, each record
     signed by the ledger's active key (ledger/domain/audit_trail.py). Append-only, like the journal."""

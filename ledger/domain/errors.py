@@ -81,6 +81,13 @@ class NotRefundable(LedgerError):
     code = "not_refundable"
 
 
+class NotInLog(LedgerError):
+    """A tile, bundle or checkpoint the public log does not publish: past its latest checkpoint,
+    or before the ledger's first one."""
+
+    code = "not_in_log"
+
+
 class InvariantViolation(RuntimeError):
     """The append path caught itself breaking a ledger invariant (a bug, never a caller's mistake):
     the transaction rolls back and the API answers internal_error. Not an `assert`, which -O removes."""

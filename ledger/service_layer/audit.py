@@ -20,6 +20,7 @@ from ledger import core
 from ledger.adapters import journal
 from ledger.domain import checkpoint as notes
 from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
+from ledger.service_layer import tiles
 from ledger.service_layer.keys import Signer, now_us
 
 if TYPE_CHECKING:
@@ -115,15 +116,18 @@ def entry_object(row: tuple[object, ...]) -> dict[str, object]:
     return obj
 
 
+def entry_line(row: tuple[object, ...]) -> str:
+    """An entry as one line of an export (without its newline), and in the public log's bundles."""
+    return json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":"))
+
+
 def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress = _noop) -> int:
     """Write the journal as JSON Lines (ledger, then sequence) and the public keys; returns entries."""
     written = 0
     tmp = Path(f"{out}.partial")
     with engine.begin() as conn, tmp.open("w", encoding="utf-8") as handle:
         for chunk in journal.stream_entries(conn):
-            handle.writelines(
-                json.dumps(entry_object(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in chunk
-            )
+            handle.writelines(entry_line(row) + "\n" for row in chunk)
             written += len(chunk)
             progress(len(chunk))
     os.replace(tmp, out)
@@ -194,9 +198,12 @@ def make_checkpoints(
         for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
             if latest is not None and latest["tree_size"] == head.sequence:
+                # A checkpoint signed before its ledger had tiles gets them now.
+                tiles.record(conn, name, head.sequence, bytes.fromhex(latest["root_hash"]))
                 made.append(latest)
                 continue
             root = core.merkle_root(journal.leaf_hashes(conn, name, head.sequence))
+            tiles.record(conn, name, head.sequence, root)
             time_us = max(clock(), head.time_us, key_from_us)
             note = notes.sign(name, head.sequence, root, time_us, seed)
             journal.add_checkpoint(conn, name, head.sequence, root.hex(), time_us, note)

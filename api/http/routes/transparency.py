@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import Response, Router, get
+from litestar.params import Parameter
 
-from api.http.params import City, Ctx, OpenDataFormat, Period
+from api.http.params import City, Ctx, OpenDataFormat, OptionalSequence, PageLimit, Period
 from community.adapters.secrets import public_jwks
 from finance.schemas import OpenData
 from finance.service_layer.reporting import open_data_csv
-from ledger.schemas import Checkpoints, Jwks, PublicKeys
-from ledger.service_layer import audit
+from ledger.schemas import CheckpointPage, Checkpoints, Jwks, LogKeys, PublicKeys
+from ledger.service_layer import audit, public_log
 
 
 def _jwks(document: object) -> Jwks:
@@ -48,6 +51,66 @@ def open_data(city: City, period: Period, ctx: Ctx, format: OpenDataFormat = "js
     return data
 
 
+# --- a city's public log, in the C2SP tlog-tiles layout (docs/ledger-format.md, "Public log (tiles)") ---
+
+OCTETS = "application/octet-stream"
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # a published tile never changes
+MUTABLE = {"Cache-Control": "public, max-age=5"}  # the checkpoint moves on: cache it only seconds
+LOG_PROBLEMS = ("unknown_ledger", "not_in_log")
+# No pattern: a path outside the tlog-tiles encoding names no tile, and answers 404 as a static log would.
+MAX_TILE_PATH = 100
+TilePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
+    "`<L>/<N>[.p/<W>]`: level L (0-63), index N in 3-digit elements, all but the last prefixed with x "
+    "(1234067 is x001/x234/067), and for a partial tile its width W (1-255)"))]  # fmt: skip
+BundlePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
+    "`<N>[.p/<W>]`: the bundle's index N, encoded as in tile paths, and for a partial bundle its width W"))]  # fmt: skip
+
+
+@get("/{city:str}/checkpoint", sync_to_thread=True, summary="Get a city's latest checkpoint",
+     operation_id="transparency_get_log_checkpoint", problems=LOG_PROBLEMS, media_types=("text/plain",))  # fmt: skip
+def log_checkpoint(city: City, ctx: Ctx) -> Response[str]:
+    """The latest signed checkpoint of the city's log (C2SP tlog-checkpoint), as a signed note with the
+    witnesses' cosignatures it has gathered. Cached a few seconds only. Public."""
+    note = public_log.checkpoint_note(ctx.engine, city)
+    return Response(note, media_type="text/plain", headers=MUTABLE)  # litestar adds "; charset=utf-8"
+
+
+@get("/{city:str}/tile/entries/{bundle:path}", sync_to_thread=True, summary="Get an entry bundle of a city's log",
+     operation_id="transparency_get_log_entries", problems=LOG_PROBLEMS, media_types=(OCTETS,))  # fmt: skip
+def log_entries(city: City, bundle: BundlePath, ctx: Ctx) -> Response[bytes]:
+    """256 entries of the city's log (fewer in a partial bundle), each a big-endian uint16 length then
+    the entry's JSON line as `entraide ledger export` writes it. Only what the latest checkpoint covers
+    is served; immutable. Public."""
+    return Response(public_log.entry_bundle(ctx.engine, city, bundle), media_type=OCTETS, headers=IMMUTABLE)
+
+
+@get("/{city:str}/tile/{tile:path}", sync_to_thread=True, summary="Get a hash tile of a city's log",
+     operation_id="transparency_get_log_tile", problems=LOG_PROBLEMS, media_types=(OCTETS,))  # fmt: skip
+def log_tile(city: City, tile: TilePath, ctx: Ctx) -> Response[bytes]:
+    """256 hashes of 32 bytes of one level of the city's Merkle tree (fewer in a partial tile): level 0
+    holds the leaf hashes, level L+1 the roots of level L's full tiles (C2SP tlog-tiles). Only what the
+    latest checkpoint covers is served; immutable. Public."""
+    return Response(public_log.tile(ctx.engine, city, tile), media_type=OCTETS, headers=IMMUTABLE)
+
+
+@get("/{city:str}/checkpoints", sync_to_thread=True, summary="List a city's checkpoints",
+     operation_id="transparency_list_log_checkpoints", problems=("unknown_ledger",))  # fmt: skip
+def log_checkpoints(city: City, ctx: Ctx, after_size: OptionalSequence = None, limit: PageLimit = 50) -> CheckpointPage:
+    """Every checkpoint the city's log has signed, smallest tree size first, a page at a time (pass
+    `next_after_size` as `after_size`). Public."""
+    return public_log.checkpoint_history(ctx.engine, city, after_size, limit)
+
+
+@get("/{city:str}/keys", sync_to_thread=True, summary="Get the keys of a city's log",
+     operation_id="transparency_get_log_keys", problems=("unknown_ledger",))  # fmt: skip
+def log_keys(city: City, ctx: Ctx) -> LogKeys:
+    """The keys that sign the city's entries and checkpoints, when each was valid, and each as the
+    signed-note verifier key (`<origin>+<hash>+<key>`) generic tlog clients take. Public."""
+    return public_log.keys(ctx.engine, city)
+
+
 transparency = Router("/v1/transparency", route_handlers=[public_keys, checkpoints, open_data], tags=["transparency"])
+for _log_route in (log_checkpoint, log_entries, log_tile, log_checkpoints, log_keys):
+    transparency.register(_log_route)
 
 ROUTERS = [transparency]
