@@ -59,8 +59,7 @@ class FetchError(ValueError):
 class LedgerSummary:
     ledger: str
     size: int
-    new_entries: int  # entries verified in this run (downloaded and checked)
-    verified_entries: int  # entries the chain verifier checked in this run: the mirror, then the new ones
+    new_entries: int  # entries downloaded and verified in this run
     cosigned: int | None  # valid cosignatures by configured witnesses; None without --witnesses
     quorum: int | None
 
@@ -326,16 +325,32 @@ def _check_against_verified(ledger: str, cp: notes.Checkpoint, old: LedgerState)
                            verified_size=old.size, verified_time_us=old.time_us)  # fmt: skip
 
 
-def _follow(run: _Run, ledger: str, old: LedgerState) -> tuple[LedgerState, LedgerSummary]:
+@dataclass
+class _Step:
+    """One ledger's step in a run, checked but for its entries' chain (done for every ledger at once)."""
+
+    ledger: str
+    state: LedgerState  # the new state, once the new lines are in the mirror
+    summary: LedgerSummary
+    verified: core.EntryBatch  # the mirror
+    new: core.EntryBatch
+    new_lines: bytes
+    tail_bytes: int  # bytes of the new lines in the last, partial, tile
+
+
+def _follow(run: _Run, ledger: str, old: LedgerState) -> _Step:
     prefix = f"/v1/transparency/{ledger}"
     note = run.client.get(f"{prefix}/checkpoint", MAX_CHECKPOINT_BYTES).decode("utf-8", "replace")
     cp, cosigned = _open_checkpoint(run, ledger, note)
     _check_against_verified(ledger, cp, old)
     quorum = None if run.witnesses is None else run.witnesses.quorum
     size, base = cp.tree_size, old.size
+    verified = _mirror(run, ledger, old)
     if size == base:
         state = msgspec.structs.replace(old, note=note, time_us=cp.time_us, witnessed=cosigned or 0)
-        return state, LedgerSummary(ledger, size, 0, 0, cosigned, quorum)
+        return _Step(
+            ledger, state, LedgerSummary(ledger, size, 0, cosigned, quorum), verified, core.EntryBatch(), b"", 0
+        )
     tree = ServedTree(run.client, prefix, size)
     first_tile = base // TILE_WIDTH
     # Plan every tile this step needs and fetch them concurrently: the level-0 tiles and bundles
@@ -355,12 +370,13 @@ def _follow(run: _Run, ledger: str, old: LedgerState) -> tuple[LedgerState, Ledg
                for e in _bundle_entries(body.result(), tree.width(0, t), path)]  # fmt: skip
     overlap = base - first_tile * TILE_WIDTH
     if overlap:
-        verified = monitor_state.read_mirror_tail(run.directory, ledger, old.partial_offset, old.mirror_bytes)
-        for i, (served, mine) in enumerate(zip(entries[:overlap], verified.split(b"\n")[:-1], strict=True)):
+        kept = monitor_state.read_mirror_tail(run.directory, ledger, old.partial_offset, old.mirror_bytes)
+        for i, (served, mine) in enumerate(zip(entries[:overlap], kept.split(b"\n")[:-1], strict=True)):
             if served != mine:
                 raise MonitorError("fork_entry", ledger=ledger, sequence=first_tile * TILE_WIDTH + i + 1)
     new_lines = b"".join(e + b"\n" for e in entries[overlap:])
-    all_hashes, checked = _verify_entries(run, ledger, old, new_lines, size)
+    new = _parse(run, ledger, old, new_lines)
+    all_hashes = verified.leaf_hashes(ledger) + new.leaf_hashes(ledger)
     # Every served hash must be the one the entries give: level 0 from the entry hashes, upper levels
     # from the leaves below; and the leaves must give the signed root.
     leaves = leaf_hashes(all_hashes[first_tile * TILE_WIDTH * HASH_BYTES :])
@@ -377,12 +393,11 @@ def _follow(run: _Run, ledger: str, old: LedgerState) -> tuple[LedgerState, Ledg
     if root != cp.root:
         raise MonitorError("bad_root", ledger=ledger, size=size, root=cp.root.hex(), computed=root.hex())
     _check_times(ledger, cp, old, entries[overlap], entries[-1])
-    mirror_bytes = monitor_state.append_mirror(run.directory, ledger, new_lines)
     tail = entries[(size // TILE_WIDTH - first_tile) * TILE_WIDTH :]  # the entries of the partial tile, if any
-    partial_offset = mirror_bytes - sum(len(e) + 1 for e in tail)
     state = LedgerState(size=size, root=root.hex(), time_us=cp.time_us, note=note, head_hash=all_hashes[-HASH_BYTES:].hex(),
-                        mirror_bytes=mirror_bytes, partial_offset=partial_offset, witnessed=cosigned or 0)  # fmt: skip
-    return state, LedgerSummary(ledger, size, size - base, checked, cosigned, quorum)
+                        mirror_bytes=0, partial_offset=0, witnessed=cosigned or 0)  # fmt: skip
+    summary = LedgerSummary(ledger, size, size - base, cosigned, quorum)
+    return _Step(ledger, state, summary, verified, new, new_lines, sum(len(e) + 1 for e in tail))
 
 
 def _compare_tile(ledger: str, tree: ServedTree, level: int, index: int, expected: bytes) -> None:
@@ -397,35 +412,46 @@ def _compare_tile(ledger: str, tree: ServedTree, level: int, index: int, expecte
                        expected=expected[at : at + HASH_BYTES].hex())  # fmt: skip
 
 
-def _verify_entries(run: _Run, ledger: str, old: LedgerState, new_lines: bytes, size: int) -> tuple[bytes, int]:
-    """Chain-verify the mirror then the new entries: (every entry's raw hash, entries checked)."""
+def _mirror(run: _Run, ledger: str, old: LedgerState) -> core.EntryBatch:
+    """The verified entries kept from earlier runs (checked again with the new ones)."""
+    if not old.size:
+        return core.EntryBatch()
+    verified = core.EntryBatch.from_jsonl(str(monitor_state.mirror_path(run.directory, ledger)))
+    hashes = verified.leaf_hashes(ledger)
+    if len(verified) != old.size or len(hashes) != old.size * HASH_BYTES or hashes[-HASH_BYTES:].hex() != old.head_hash:
+        raise monitor_state.StateError(f"{ledger}: the state's mirror does not end at the verified head")
+    return verified
+
+
+def _parse(run: _Run, ledger: str, old: LedgerState, new_lines: bytes) -> core.EntryBatch:
+    """The new entries in Rust memory (parsed there, from a file: no per-entry Python work)."""
     pending = run.directory / f"{ledger}.pending.jsonl"
     pending.write_bytes(new_lines)
     try:
-        mirror = monitor_state.mirror_path(run.directory, ledger)
-        verified = core.EntryBatch.from_jsonl(str(mirror)) if old.size else core.EntryBatch()
-        try:
-            new = core.EntryBatch.from_jsonl(str(pending))
-        except ValueError as exc:
-            raise MonitorError("malformed_entry", ledger=ledger, after=old.size, reason=str(exc)) from None
+        new = core.EntryBatch.from_jsonl(str(pending))
+    except ValueError as exc:
+        raise MonitorError("malformed_entry", ledger=ledger, after=old.size, reason=str(exc)) from None
     finally:
         pending.unlink(missing_ok=True)
+    if len(new.leaf_hashes(ledger)) != len(new) * HASH_BYTES:
+        raise MonitorError("foreign_entry", ledger=ledger, after=old.size)
+    return new
+
+
+def _verify_chains(run: _Run, steps: Sequence[_Step]) -> int:
+    """Every ledger's mirror then new entries through one chain verifier, in export order: entries checked."""
     verifier = core.ChainVerifier(run.keys)
-    verifier.feed_batch(verified)
-    verifier.feed_batch(new)
+    for step in steps:
+        verifier.feed_batch(step.verified)
+        verifier.feed_batch(step.new)
     report = verifier.finish()
     error = report["error"]
     if error is not None:
         raise MonitorError("bad_entry", ledger=error["ledger"], sequence=error["sequence"], check=error["code"],
                            detail=error["detail"])  # fmt: skip
-    chains = report["ledgers"]
-    if set(chains) != {ledger} or chains[ledger]["entries"] != size:
-        raise MonitorError("entry_count", ledger=ledger, size=size, served=report["entries"],
-                           ledgers=", ".join(sorted(chains)))  # fmt: skip
-    mirror_hashes = verified.leaf_hashes(ledger)
-    if old.size and mirror_hashes[-HASH_BYTES:].hex() != old.head_hash:
-        raise MonitorError("state_damaged", ledger=ledger)
-    return mirror_hashes + new.leaf_hashes(ledger), report["entries"]
+    for step in steps:
+        assert report["ledgers"].get(step.ledger, {"entries": 0})["entries"] == step.state.size, "fed whole"
+    return report["entries"]
 
 
 def _check_times(ledger: str, cp: notes.Checkpoint, old: LedgerState, first: bytes, last: bytes) -> None:
@@ -447,8 +473,9 @@ EMPTY = LedgerState(size=0, root=hashlib.sha256(b"").hexdigest(), time_us=0, not
 
 
 def monitor(base_url: str, directory: Path, witnesses: Witnesses | None = None,
-            on_ledger: Callable[[LedgerSummary], None] = lambda _: None) -> list[LedgerSummary]:  # fmt: skip
-    """One run: verify what the log at `base_url` added since the state in `directory`, then save it.
+            on_ledger: Callable[[LedgerSummary], None] = lambda _: None) -> tuple[int, list[LedgerSummary]]:  # fmt: skip
+    """One run: verify what the log at `base_url` added since the state in `directory`, then save it;
+    (entries the chain verifier checked, a summary per ledger).
 
     MonitorError on an inconsistency (the state is left as it was: the next run sees it again),
     FetchError when the log cannot be read, StateError for an unusable state directory.
@@ -473,14 +500,20 @@ def monitor(base_url: str, directory: Path, witnesses: Witnesses | None = None,
         note_keys = _note_keys(keys)
         run = _Run(client, directory, [(kid, pub, start, end) for kid, (pub, start, end) in note_keys.items()],
                    note_keys, witnesses)  # fmt: skip
-        summaries, ledgers = [], dict(state.ledgers)
-        for ledger in listed:
-            ledgers[ledger], summary = _follow(run, ledger, ledgers.get(ledger, EMPTY))
-            summaries.append(summary)
-            on_ledger(summary)
+        steps = [_follow(run, ledger, state.ledgers.get(ledger, EMPTY)) for ledger in listed]
+        checked = _verify_chains(run, steps)
+        ledgers = {}
+        for step in steps:
+            mirror_bytes = monitor_state.append_mirror(directory, step.ledger, step.new_lines) if step.new_lines else (
+                step.state.mirror_bytes)  # fmt: skip
+            partial = step.state.partial_offset if not step.new_lines else mirror_bytes - step.tail_bytes
+            ledgers[step.ledger] = msgspec.structs.replace(
+                step.state, mirror_bytes=mirror_bytes, partial_offset=partial
+            )
+            on_ledger(step.summary)
         state.keys, state.ledgers = keys, ledgers
         state.verified_time_us = max([state.verified_time_us, *(s.time_us for s in ledgers.values())])
         monitor_state.save(directory, state)
-        return summaries
+        return checked, [step.summary for step in steps]
     finally:
         client.close()
