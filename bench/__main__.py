@@ -7,11 +7,11 @@
    once the 1M-entry journal of 1 and 2 is freed, which would otherwise weigh on both sides.
 4. Hold + capture over HTTP by 200 signed terminals vs the same server's GET /v1/health (bench/http.py).
 5. Settlement: period movements and oldest-first expiry over 1M entries, Rust core vs the oracle.
-6. The public log: a 100k-entry city fetched through its tiles over loopback vs verify --export (bench/tiles.py).
+6. The monitor verifying a served log from its tiles vs `verify --export` of it (bench/monitor.py).
 
 Timings are wall-clock on a shared machine: the ratios, measured side by side, are what to read.
 Set ENTRAIDE_BENCH_ENTRIES (default 1,000,000) to scale 1, 2 and 5 down; `--only http` runs 4 alone,
-`--only settlement` runs 5 alone, `--only tiles` 6.
+`--only settlement` runs 5 alone, `--only monitor` runs 6 alone.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from api.bootstrap import Settings, open_context
 from bench.http import bench_http
-from bench.tiles import bench_tiles
+from bench.monitor import bench_monitor
 from ledger import core, oracle
 from ledger.adapters.database import make_engine, normalize_url
 from ledger.service_layer import audit
@@ -353,7 +353,7 @@ def bench_settlement(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", choices=["http", "settlement", "tiles"], help="run one section")
+    parser.add_argument("--only", choices=["http", "settlement", "monitor"], help="run one section")
     only = parser.parse_args().only
     print(f"Entraide ledger benchmarks ({os.cpu_count()} cores)")
     pg_url = os.environ.get("ENTRAIDE_BENCH_PG_URL")
@@ -366,8 +366,8 @@ def main() -> None:
             print("\n4. skipped: set ENTRAIDE_BENCH_PG_URL (make bench starts PostgreSQL)")
     if only in (None, "settlement"):
         bench_settlement(ENTRIES)
-    if only in (None, "tiles"):
-        bench_tiles(pg_url)
+    if only in (None, "monitor"):
+        bench_monitor()
 
 
 def run_ledger_sections(pg_url: str | None) -> None:

@@ -24,6 +24,7 @@ from api.cli.audit import audit_app
 from api.cli.finance import expiry_app, opendata_app, settlement_app
 from api.cli.i18n import _
 from api.cli.jobs import CheckpointOption, checkpoint_interval, jobs_app
+from api.cli.monitor import monitor as monitor_command
 from api.cli.search import search_app
 from api.cli.support import DataDirOption, DbOption, check_port_free, context, errors, fail, out, progress
 from api.cli.witness import witness_app
@@ -57,6 +58,7 @@ app.add_typer(expiry_app, name="expiry")
 app.add_typer(opendata_app, name="opendata")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(witness_app, name="witness")
+app.command("monitor")(monitor_command)
 
 
 @app.callback()
