@@ -30,6 +30,7 @@ from ledger.adapters.keystore import KeyStore
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.keys import Signer, ensure_key, now_us
+from ledger.service_layer.receipts import Receipts
 from ledger.service_layer.transfers import LedgerService
 from marketplace.adapters.payments_stripe import StripeCardPayments
 from marketplace.adapters.search_embedded import EmbeddedSearch
@@ -145,6 +146,10 @@ class Context:
     @cached_property
     def wallet(self) -> Wallet:
         return Wallet(self.engine, self.ledger)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        return Receipts(self.engine)
 
     @cached_property
     def awards(self) -> Awards:

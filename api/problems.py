@@ -123,6 +123,8 @@ PROBLEMS: dict[str, int] = {
     "unknown_change": 404,
     "change_not_pending": 409,
     "invalid_bank_file": 422,
+    "unknown_receipt": 404,
+    "receipt_not_checkpointed": 409,
 }
 
 FALLBACK_CODE = "internal_error"

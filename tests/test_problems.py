@@ -91,6 +91,8 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_change", 404, ""),
         ("change_not_pending", 409, "status"),
         ("invalid_bank_file", 422, "reason"),
+        ("unknown_receipt", 404, "sequence"),
+        ("receipt_not_checkpointed", 409, "sequence ledger"),
     ]
 }
 
