@@ -19,7 +19,8 @@ from api.cli import app, i18n
 from api.http.app import create_app
 from ledger.schemas import Receipt
 from ledger.service_layer import audit, receipts
-from merchants.schemas import AwardResult, CaptureResult, HoldResult, RefundResult
+from marketplace.schemas import Redemption
+from merchants.schemas import AwardResult, CaptureResult, HoldResult, OfflineResults, RefundResult
 from tests.world import World, standard_world
 
 VECTOR = Path(__file__).parent / "vectors" / "receipt-v1.json"
@@ -152,6 +153,34 @@ def test_award_and_refund_receipts_verify_and_a_replay_answers_the_same(world: W
     checkpoint(world)
     for entry in (award.receipt.entries[0], refunded.receipt.entries[0]):
         assert "valide" in verify_cli(tmp_path, proved(world, "alice", entry.sequence), keys(world))
+
+
+def test_offline_items_carry_their_receipts(world: World, tmp_path: Path) -> None:
+    card = world.residents["alice"].card
+    items = [{"idempotency_key": "o1", "card": card, "points": 20},
+             {"idempotency_key": "o2", "card": card, "purchase_cents": 1_000}]  # fmt: skip
+    answer = world.pos("boulangerie", "POST", "/v1/pos/offline", {"items": items})
+    redeemed, awarded = msgspec.json.decode(answer.content, type=OfflineResults).results
+    assert redeemed.receipt is not None and awarded.receipt is not None, answer.text
+    assert [(e.kind, e.amount) for e in redeemed.receipt.entries] == [("redeem", 20)]
+    assert [(e.kind, e.amount) for e in awarded.receipt.entries] == [("earn_purchase", awarded.points)]
+    assert "inclusion non vérifiée" in verify_cli(tmp_path, msgspec.to_builtins(redeemed.receipt), keys(world))
+
+
+def test_a_wallet_redemption_answers_the_receipts_of_its_hold_and_capture(world: World, tmp_path: Path) -> None:
+    croissant = {"title": {"fr": "Croissant"}, "category": "food", "price_points": 100, "quantity": 2}
+    item = world.pos("boulangerie", "POST", "/v1/merchants/offers", croissant, key="o1").json()
+    answer = world.bearer("alice", "POST", "/v1/wallet/redemptions", {"item_id": item["id"], "quantity": 1}, key="r1")
+    redemption = msgspec.json.decode(answer.content, type=Redemption)
+    assert redemption.status == "completed", answer.text
+    hold, captured = redemption.receipts
+    assert [e.phase for e in hold.entries] == ["pending"] and [e.phase for e in captured.entries] == ["post"]
+    assert captured.entries[0].ref == hold.entries[0].transfer_id == redemption.hold_ids[0]
+    again = world.bearer("alice", "POST", "/v1/wallet/redemptions", {"item_id": item["id"], "quantity": 1}, key="r1")
+    assert again.json()["receipts"] == answer.json()["receipts"]
+    checkpoint(world)
+    for receipt in redemption.receipts:
+        assert "valide" in verify_cli(tmp_path, proved(world, "alice", receipt.entries[0].sequence), keys(world))
 
 
 def test_proofs_stay_right_as_the_ledger_grows_past_the_leaves_the_server_kept(world: World, tmp_path: Path) -> None:

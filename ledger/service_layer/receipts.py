@@ -51,6 +51,12 @@ def _sealed(row: Mapping[str, Any]) -> SealedEntry:
     return SealedEntry(**fields, v=core.FORMAT_VERSION)
 
 
+def receipt_of_rows(rows: Iterable[Mapping[str, Any]]) -> Receipt:
+    """The receipt, without proof, of a linked group's journal rows (by column name)."""
+    entries = sorted((_sealed(r) for r in rows), key=lambda e: (e.ledger, e.sequence))
+    return Receipt(format=RECEIPT_FORMAT, entries=entries)
+
+
 class Receipts:
     """A resident's receipt by sequence, with inclusion proofs (GET /v1/wallet/receipts/{sequence}).
 
@@ -77,7 +83,7 @@ class Receipts:
                 raise UnknownReceipt("no entry of yours at this sequence", sequence=sequence)
             group = mine["group"]
             rows = journal.linked_entries(conn, group) if group is not None else [mine | {"group_id": None}]
-            entries = sorted((_sealed(r) for r in rows), key=lambda e: (e.ledger, e.sequence))
+            entries = receipt_of_rows(rows).entries
             proofs = []
             for ledger in sorted({e.ledger for e in entries}):
                 sequences = [e.sequence for e in entries if e.ledger == ledger]

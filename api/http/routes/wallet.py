@@ -156,7 +156,7 @@ def cancel_redemption(
     return ctx.redemptions.cancel(_resident(principal), redemption_id, negotiate_locale(accept_language))
 
 
-@get("/receipts/{sequence:int}", sync_to_thread=True, summary="Get a receipt with its inclusion proof",
+@get("/receipts/{sequence:str}", sync_to_thread=True, summary="Get a receipt with its inclusion proof",
      operation_id="wallet_get_receipt",
      problems=("unknown_receipt", "receipt_not_checkpointed", "unknown_resident", "resident_erased"))  # fmt: skip
 def get_receipt(sequence: SequencePath, principal: Who, ctx: Ctx, jobs: NamedDependency[Scheduler]) -> Receipt:
