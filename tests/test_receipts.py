@@ -298,7 +298,13 @@ def test_the_documented_vector_verifies_and_its_tampered_copy_does_not(tmp_path:
     assert "valide" in verify_cli(tmp_path, vector["receipt"], vector["keys"])
     document = (Path(__file__).parents[1] / "docs" / "ledger-format.md").read_text(encoding="utf-8")
     assert vector["receipt"]["entries"][0]["signature"] in document  # the document shows this very receipt
-    vector["receipt"]["entries"][0]["time_us"] += 1
-    with pytest.raises(receipts.ReceiptRejected) as refused:
-        receipts.verify(vector["receipt"], vector["keys"])
-    assert refused.value.code == "hash_mismatch"
+    odd = copy.deepcopy(vector["receipt"])
+    odd["proof"]["ledgers"][0]["inclusions"][0]["path"][0] += "0"
+    huge = copy.deepcopy(vector["receipt"])
+    huge["entries"][0]["amount"] = 2**70
+    changed = copy.deepcopy(vector["receipt"])
+    changed["entries"][0]["time_us"] += 1
+    for receipt, code in ((odd, "malformed"), (huge, "malformed"), (changed, "hash_mismatch")):
+        with pytest.raises(receipts.ReceiptRejected) as refused:
+            receipts.verify(receipt, vector["keys"])
+        assert refused.value.code == code, refused.value

@@ -146,7 +146,13 @@ def _check_members(index: int, entry: object) -> dict[str, Any]:
 
 def _check_seal(entry: dict[str, Any], keys: Mapping[str, tuple[bytes, int, int | None]]) -> None:
     name = _name(entry)
-    if core.entry_hash(tuple(entry[k] for k in audit.ENTRY_KEYS[:13])) != entry["hash"]:
+    try:
+        computed = core.entry_hash(tuple(entry[k] for k in audit.ENTRY_KEYS[:13]))
+    except (ValueError, OverflowError) as exc:  # an integer beyond 64 bits, a lone surrogate
+        raise ReceiptRejected(
+            "malformed", "entry {entry} cannot be encoded: {reason}", entry=name, reason=exc
+        ) from None
+    if computed != entry["hash"]:
         raise ReceiptRejected("hash_mismatch", "entry {entry}: its hash does not match its content", entry=name)
     key = keys.get(entry["key_id"])
     if key is None:
@@ -198,6 +204,9 @@ def _check_proof(entries: list[dict[str, Any]], proof: object, keys: Mapping[str
             if key not in wanted or key in proved:
                 raise ReceiptRejected("inclusion_mismatch", "the proof's path for {entry} is not for an entry of the "
                                       "receipt, or is given twice", entry=f"{key[0]}#{key[1]}")  # fmt: skip
+            if any(len(p) != 64 for p in inclusion.path):
+                raise ReceiptRejected("malformed", "the path of {entry} has a node that is not 32 bytes of hex",
+                                      entry=f"{key[0]}#{key[1]}")  # fmt: skip
             path = [bytes.fromhex(p) for p in inclusion.path]
             leaf = bytes.fromhex(wanted[key]["hash"])
             if inclusion.index != inclusion.sequence - 1 or not core.verify_inclusion(leaf, inclusion.index, cp.tree_size,
