@@ -21,6 +21,7 @@ from ledger.schemas import Receipt
 from ledger.service_layer import audit, receipts
 from marketplace.schemas import Redemption
 from merchants.schemas import AwardResult, CaptureResult, HoldResult, OfflineResults, RefundResult
+from operations.service_layer.jobs import CHECKPOINT_SECONDS, scheduler
 from tests.world import World, standard_world
 
 VECTOR = Path(__file__).parent / "vectors" / "receipt-v1.json"
@@ -213,13 +214,17 @@ def test_another_residents_entry_is_unknown_like_a_missing_one(world: World) -> 
     assert merchant_side.status_code == 404
 
 
-def test_an_entry_not_yet_checkpointed_answers_409_with_retry_after(world: World) -> None:
+def test_an_entry_not_yet_checkpointed_answers_409_with_retry_after(world: World, clock) -> None:
     checkpoint(world)
     _, captured = capture(world)
     response = world.bearer("alice", "GET", f"/v1/wallet/receipts/{captured.sequence}", lang="en")
     assert response.status_code == 409 and response.json()["code"] == "receipt_not_checkpointed", response.text
-    assert int(response.headers["retry-after"]) >= 1
+    assert int(response.headers["retry-after"]) == CHECKPOINT_SECONDS  # no server scheduled it: one interval
     assert f"Entry {captured.sequence} of the ledger brossard" in response.json()["detail"]
+    scheduler(world.ctx).register()  # the checkpoints job is now due: ask again in a second
+    clock.advance(-30)  # the next run is now 30 s away
+    assert world.bearer("alice", "GET", f"/v1/wallet/receipts/{captured.sequence}").headers["retry-after"] == "30"
+    clock.advance(30)
     checkpoint(world)
     assert proved(world, "alice", captured.sequence)["proof"] is not None
 
