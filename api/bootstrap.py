@@ -32,6 +32,7 @@ from ledger.domain.witnesses import WitnessConfig
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.keys import Signer, ensure_key, now_us
+from ledger.service_layer.receipts import Receipts
 from ledger.service_layer.transfers import LedgerService
 from ledger.service_layer.witnessing import Witnessing
 from marketplace.adapters.payments_stripe import StripeCardPayments
@@ -173,6 +174,10 @@ class Context:
     @cached_property
     def wallet(self) -> Wallet:
         return Wallet(self.engine, self.ledger)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        return Receipts(self.engine)
 
     @cached_property
     def awards(self) -> Awards:

@@ -131,6 +131,8 @@ PROBLEMS: dict[str, int] = {
     "witness_size_conflict": 409,
     "witness_inconsistent_checkpoint": 422,
     "not_in_log": 404,
+    "unknown_receipt": 404,
+    "receipt_not_checkpointed": 409,
 }
 
 FALLBACK_CODE = "internal_error"

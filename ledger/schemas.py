@@ -192,3 +192,71 @@ class AuditPage(Result, frozen=True):
     next_after_seq: Annotated[
         int | None, msgspec.Meta(description="pass as `after_seq` for the next page; null at the end")
     ]
+
+
+# --- receipts: a resident's own entries, checkable offline (docs/ledger-format.md "Receipts") ------
+
+RECEIPT_FORMAT = "entraide.receipt/1"
+Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]*$", description="lowercase hex")]
+
+
+class SealedEntry(Result, frozen=True):
+    """A sealed journal entry, the 17 members of a line of `entraide ledger export`, in its order."""
+
+    ledger: Annotated[str, msgspec.Meta(description="the ledger (city) whose chain holds the entry")]
+    sequence: Sequence
+    transfer_id: Annotated[str, msgspec.Meta(description="the transfer's id in its ledger (32 lowercase hex)")]
+    kind: Annotated[str, msgspec.Meta(description="the business purpose (earn_purchase, redeem, refund, …)")]
+    phase: Annotated[str, msgspec.Meta(description="single, pending, post, void or expire")]
+    debit_account: Annotated[str, msgspec.Meta(description="the account debited")]
+    credit_account: Annotated[str, msgspec.Meta(description="the account credited")]
+    amount: Annotated[int, msgspec.Meta(ge=1, description="points moved")]
+    ref: Annotated[str | None, msgspec.Meta(description="the transfer this one posts, voids, expires or refunds")]
+    group: Annotated[
+        str | None, msgspec.Meta(description="the linked group's id, shared by entries committed together")
+    ]
+    expires_at_us: Annotated[int | None, msgspec.Meta(description="a pending hold's expiry (µs since the epoch)")]
+    time_us: TimeUs
+    prev_hash: Annotated[Hex, msgspec.Meta(description="the previous entry's hash in the same ledger (hex)")]
+    hash: Annotated[Hex, msgspec.Meta(description="SHA-256 of the entry's canonical encoding (hex)")]
+    key_id: Annotated[str, msgspec.Meta(description="the signing key's id (see the keys of /v1/transparency)")]
+    signature: Annotated[Hex, msgspec.Meta(description="Ed25519 signature of the 32 raw bytes of `hash` (hex)")]
+    v: Annotated[int, msgspec.Meta(description="the entry format's version, 1")]
+
+
+class Inclusion(Result, frozen=True):
+    """One entry's RFC 9162 audit path to its ledger's checkpoint root."""
+
+    sequence: Sequence
+    index: Annotated[int, msgspec.Meta(ge=0, description="the leaf's index in the tree: sequence − 1")]
+    path: Annotated[list[Hex], msgspec.Meta(description="the audit path, leaf to root, each node 32 bytes in hex")]
+
+
+class LedgerInclusion(Result, frozen=True):
+    """A ledger's signed checkpoint and the paths of the receipt's entries of that ledger to its root."""
+
+    ledger: Annotated[str, msgspec.Meta(description="the ledger (city)")]
+    checkpoint: Annotated[str, msgspec.Meta(description="the checkpoint's signed note text (C2SP tlog-checkpoint)")]
+    tree_size: Annotated[int, msgspec.Meta(ge=1, description="entries the checkpoint covers")]
+    inclusions: list[Inclusion]
+
+
+class ReceiptProof(Result, frozen=True):
+    """Inclusion proofs of every entry of a receipt, one checkpoint per ledger."""
+
+    ledgers: list[LedgerInclusion]
+
+
+class Receipt(Result, frozen=True):
+    """A resident's receipt: the sealed entries of one linked group (possibly in several ledgers),
+    each with its hash and signature, and, once a checkpoint covers them, their inclusion proofs.
+    `entraide ledger verify-receipt` checks it offline with the public keys."""
+
+    format: Annotated[str, msgspec.Meta(description="the document's format, entraide.receipt/1")]
+    entries: Annotated[
+        list[SealedEntry], msgspec.Meta(min_length=1, description="the group's entries, by ledger then sequence")
+    ]
+    proof: Annotated[
+        ReceiptProof | None,
+        msgspec.Meta(description="inclusion proofs against the latest checkpoints; null when not yet checkpointed"),
+    ] = None

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ledger.schemas import Cents, Points, Result, TimeUs
+from ledger.schemas import Cents, Points, Receipt, Result, TimeUs
 from marketplace.domain.catalog import Category, ItemStatus, Kind, Lang, Location
 
 RedemptionStatus = Literal["reserved", "awaiting_payment", "completed", "failed", "cancelled", "refunded"]
@@ -188,6 +188,9 @@ class Redemption(Result, frozen=True):
         CardPayment | None, msgspec.Meta(description="the card payment of the cash part; null without one")
     ] = None
     replayed: Annotated[bool, msgspec.Meta(description="this answers a retry with the same Idempotency-Key")] = False
+    receipts: Annotated[list[Receipt], msgspec.Meta(description=(
+        "in the answers that move points (redeem, cancel), the resident's receipts of what the ledger holds for "
+        "this attempt: its hold, then its capture or release; empty in lists and reads"))] = msgspec.field(default_factory=list)  # fmt: skip
 
 
 class RedemptionPage(Result, frozen=True):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ledger.schemas import Cents, Points, Result, Sequence, TimeUs
+from ledger.schemas import Cents, Points, Receipt, Result, Sequence, TimeUs
 
 TransferId = Annotated[str, msgspec.Meta(description="the ledger transfer's id, unique within its city's ledger")]
 City = Annotated[str, msgspec.Meta(description="the city whose ledger holds the transfer")]
@@ -21,6 +21,10 @@ Replayed = Annotated[
     bool, msgspec.Meta(description="true when this answers a retry of an earlier request with the same Idempotency-Key")
 ]
 Phase = Annotated[str, msgspec.Meta(description="the ledger phase: single, pending, post, void or expire")]
+ResidentReceipt = Annotated[
+    Receipt,
+    msgspec.Meta(description="the resident's receipt: the sealed entries of the transfer (both ledgers across cities)"),
+]
 IdempotencyKey = Annotated[str, msgspec.Meta(description="the item's own idempotency key, as sent")]
 
 
@@ -58,6 +62,9 @@ class AwardResult(Result, frozen=True):
     time_us: TimeUs
     replayed: Replayed
     purchase_cents: Cents | None = None
+    receipt: Annotated[
+        Receipt | None, msgspec.Meta(description="the resident's receipt; null when no transfer was written")
+    ] = None
 
 
 class Posting(Result, frozen=True):
@@ -70,6 +77,7 @@ class Posting(Result, frozen=True):
     points: Points
     time_us: TimeUs
     replayed: Replayed
+    receipt: ResidentReceipt
 
 
 class HoldResult(Posting, frozen=True):
@@ -135,6 +143,7 @@ class OfflineItemResult(Result, frozen=True):
     card_id: CardId | None = None
     lines: Annotated[list[AwardLine] | None, msgspec.Meta(description="a purchase's award explanation")] = None
     purchase_cents: Cents | None = None
+    receipt: Annotated[Receipt | None, msgspec.Meta(description="an accepted or replayed item's receipt")] = None
 
 
 class OfflineResults(Result, frozen=True):

@@ -98,6 +98,8 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("witness_size_conflict", 409, "tree_size"),
         ("witness_inconsistent_checkpoint", 422, "reason"),
         ("not_in_log", 404, "ledger path"),
+        ("unknown_receipt", 404, "sequence"),
+        ("receipt_not_checkpointed", 409, "sequence ledger"),
     ]
 }
 

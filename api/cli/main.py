@@ -220,6 +220,16 @@ def prove(
     out.print(_("{kind} proof written to {file}").format(kind=proof["type"], file=out_file))
 
 
+def _json_file(path: Path, max_bytes: int) -> Any:
+    """A proof or receipt file, refused when larger than `max_bytes` (read whole, it is bounded)."""
+    if path.stat().st_size > max_bytes:
+        raise ValueError(_("{file} is too large").format(file=path))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(_("{file} is not JSON: {reason}").format(file=path, reason=exc)) from None
+
+
 @ledger_app.command("verify-proof")
 def verify_proof(
     proof_file: Annotated[Path, typer.Argument(help="Proof file from `entraide ledger prove`")],
@@ -230,18 +240,57 @@ def verify_proof(
     from ledger.service_layer import audit
 
     with errors():
-        if proof_file.stat().st_size > audit.MAX_PROOF_BYTES:
-            raise ValueError(_("proof file is too large"))
-        try:
-            proof = json.loads(proof_file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ValueError(_("{file} is not JSON: {reason}").format(file=proof_file, reason=exc)) from None
+        proof = _json_file(proof_file, audit.MAX_PROOF_BYTES)
         keys_doc = audit.load_keys_document(keys_file)
         try:
             summary = audit.verify_proof(proof, keys_doc)
         except (ValueError, NoteError) as exc:
             raise fail(_("proof does not verify: {reason}").format(reason=exc), code=1) from None
     out.print(_("[green]valid:[/] {summary}").format(summary=summary))
+
+
+def _receipt_failure(code: str, params: dict[str, object]) -> str:
+    """What a receipt's failed check (`receipts.ReceiptRejected.code`) says, in the CLI's language."""
+    words = {
+        "format": _("not an entraide.receipt/1 receipt"),
+        "malformed": _("the receipt is malformed ({detail})"),
+        "hash_mismatch": _("entry {entry}: its hash does not match its content"),
+        "unknown_key": _("entry {entry}: key {key_id} is not in the keys file"),
+        "key_not_valid": _("entry {entry}: key {key_id} was not valid at {time_us}"),
+        "bad_signature": _("entry {entry}: its signature does not verify"),
+        "not_one_group": _("the entries do not form one linked group ({detail})"),
+        "bad_checkpoint": _("the checkpoint given for {ledger} does not verify: {reason}"),
+        "checkpoint_mismatch": _("the checkpoint given for {ledger} (size {tree_size}) is the checkpoint of {note_ledger} at size {note_size}"),
+        "inclusion_mismatch": _("the proof does not match the entries ({detail})"),
+        "bad_path": _("entry {entry}: the inclusion path does not lead to the root of the checkpoint of size {tree_size}"),
+    }  # fmt: skip
+    return words[code].format_map(params)
+
+
+@ledger_app.command("verify-receipt")
+def verify_receipt(
+    receipt_file: Annotated[Path, typer.Argument(help="Receipt file (a POS or wallet answer's `receipt`)")],
+    keys_file: Annotated[Path, typer.Option("--keys", help="Public keys file")],
+) -> None:
+    """Check a resident's receipt offline, with public keys only."""
+    from ledger.service_layer import audit, receipts
+
+    with errors():
+        document = _json_file(receipt_file, receipts.MAX_RECEIPT_BYTES)
+        keys_doc = audit.load_keys_document(keys_file)
+        try:
+            check = receipts.verify(document, keys_doc)
+        except receipts.ReceiptRejected as exc:
+            reason = _receipt_failure(exc.code, {"detail": str(exc), **exc.params})
+            raise fail(_("receipt does not verify: {reason}").format(reason=reason), code=1) from None
+    entries = ", ".join(check.entries)
+    if check.checkpoints is None:
+        out.print(_("[green]valid:[/] entries {entries} hashed and signed by valid keys; "
+                    "[yellow]inclusion not checked[/] (the receipt has no proof)").format(entries=entries))  # fmt: skip
+        return
+    signed = ", ".join(f"{ledger}@{size} ({key_id})" for ledger, size, key_id in check.checkpoints)
+    out.print(_("[green]valid:[/] entries {entries} hashed, signed by valid keys and included in checkpoints {checkpoints}")
+              .format(entries=entries, checkpoints=signed))  # fmt: skip
 
 
 @ledger_app.command("keys")

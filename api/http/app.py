@@ -40,6 +40,7 @@ RETRY_LATER = (
     "overloaded",
     "database_unavailable",
     "identity_provider_unavailable",
+    "receipt_not_checkpointed",
 )  # with Retry-After
 log = logging.getLogger("entraide.api")
 

@@ -19,6 +19,7 @@ from community.service_layer.residents import CardHolder
 from ledger.adapters import journal
 from ledger.domain.errors import IdempotencyConflict
 from ledger.domain.transfers import TransferRequest, linked_transfers, transfer_id_for
+from ledger.service_layer.receipts import receipt_builtins
 from ledger.service_layer.transfers import LedgerService
 
 
@@ -67,7 +68,7 @@ class Awards:
             day_bucket, month_bucket = usage_buckets(program, program.local_day(now))
             buckets = [day_bucket, month_bucket] + [f"campaign:{c.id}" for c in program.campaigns]
             award = request.compute(program, store.usage(conn, holder.resident_id, buckets), now)
-            entry = None
+            entry, receipt = None, None
             if award.points > 0:
                 # Points earned in another city are paid by that city's ledger to the resident's wallet
                 # at home through the interop accounts, both halves linked.
@@ -75,12 +76,12 @@ class Awards:
                 (outcome,) = self.ledger.submit([group], conn)
                 if outcome.error is not None:
                     raise outcome.error
-                entry = outcome.transfers[-1]
+                entry, receipt = outcome.transfers[-1], receipt_builtins(outcome.transfers)
                 store.add_usage(conn, holder.resident_id, award.usage)
             response = {
                 "transfer_id": transfer_id, "city": city, "points": award.points, "card_id": holder.card_id,
                 "lines": [msgspec.to_builtins(line) for line in award.lines], "time_us": entry.time_us if entry else now,
-                "replayed": False,
+                "replayed": False, "receipt": receipt,
             }  # fmt: skip
             if request.purchase_cents is not None:
                 response["purchase_cents"] = request.purchase_cents

@@ -494,9 +494,10 @@ def stream_entries(conn: Connection, ledger: str | None = None, chunk_rows: int 
     return _streamed(conn, query, chunk_rows)
 
 
-def leaf_hashes(conn: Connection, ledger: str, tree_size: int) -> bytes:
-    """Raw entry hashes of sequences 1..tree_size, concatenated (the Merkle leaves)."""
-    query = select(J.c.hash).where(J.c.ledger == ledger, J.c.sequence <= tree_size).order_by(J.c.sequence)
+def leaf_hashes(conn: Connection, ledger: str, tree_size: int, after_sequence: int = 0) -> bytes:
+    """Raw entry hashes of sequences after_sequence+1..tree_size, concatenated (the Merkle leaves)."""
+    query = select(J.c.hash).where(J.c.ledger == ledger, J.c.sequence > after_sequence, J.c.sequence <= tree_size)
+    query = query.order_by(J.c.sequence)
     return b"".join(bytes.fromhex(h) for h in conn.scalars(query.execution_options(yield_per=50_000)))
 
 

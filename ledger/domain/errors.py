@@ -88,6 +88,19 @@ class NotInLog(LedgerError):
     code = "not_in_log"
 
 
+class UnknownReceipt(LedgerError):
+    """No entry of the resident's own at that sequence: another resident's entry answers the same,
+    so that sequences cannot be probed."""
+
+    code = "unknown_receipt"
+
+
+class ReceiptNotCheckpointed(LedgerError):
+    """The entry is not yet covered by a signed checkpoint of its ledger: ask again after the next one."""
+
+    code = "receipt_not_checkpointed"
+
+
 class InvariantViolation(RuntimeError):
     """The append path caught itself breaking a ledger invariant (a bug, never a caller's mistake):
     the transaction rolls back and the API answers internal_error. Not an `assert`, which -O removes."""

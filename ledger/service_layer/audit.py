@@ -257,6 +257,18 @@ def published_checkpoints(conn: Connection, records: list[journal.CheckpointReco
     ]  # fmt: skip
 
 
+def inclusion_paths(conn: Connection, ledger: str, tree_size: int, sequences: list[int],
+                    known: bytes = b"") -> tuple[bytes, list[list[bytes]]]:  # fmt: skip
+    """The RFC 9162 audit path of each sequence (all within `tree_size`) to the root of the ledger's
+    first `tree_size` entries, and those leaves. One query reads the leaves (32 bytes per entry) but
+    those of `known`, a prefix the caller kept from an earlier call (entries never change), and the
+    Rust core computes each path; proofs (`prove`) and receipts (`receipts.Receipts`) share it."""
+    assert all(1 <= s <= tree_size for s in sequences), "a path exists only for an entry the tree holds"
+    assert len(known) % 32 == 0 and len(known) // 32 <= tree_size, "known leaves are a prefix of the tree"
+    leaves = known + journal.leaf_hashes(conn, ledger, tree_size, after_sequence=len(known) // 32)
+    return leaves, [core.inclusion_proof(leaves, s - 1) for s in sequences]
+
+
 def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
     with engine.begin() as conn:
         cp = journal.checkpoint(conn, ledger)
@@ -266,9 +278,8 @@ def prove_inclusion(engine: Engine, ledger: str, sequence: int) -> JsonObject:
             raise ValueError(f"sequence {sequence} is not in the latest checkpoint (size {cp['tree_size']})")
         row = journal.entry(conn, ledger, sequence)
         assert row is not None, "a chain has every sequence up to its checkpoint's size"
-        leaves = journal.leaf_hashes(conn, ledger, cp["tree_size"])
+        _, (path,) = inclusion_paths(conn, ledger, cp["tree_size"], [sequence])
         note = published_note(conn, ledger, cp["tree_size"])
-    path = core.inclusion_proof(leaves, sequence - 1)
     return {"format": PROOF_FORMAT, "type": "inclusion", "ledger": ledger, "checkpoint": note,
             "entry": entry_object(row), "index": sequence - 1, "tree_size": cp["tree_size"],
             "path": [p.hex() for p in path]}  # fmt: skip

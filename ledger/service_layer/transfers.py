@@ -59,7 +59,10 @@ class TransferResult(NamedTuple):
     group: str | None
     expires_at_us: int | None
     time_us: int
+    prev_hash: str
     hash: str
+    key_id: str  # the seal: with prev_hash, what a resident's receipt needs to check the entry offline
+    signature: str
     replayed: bool = False
 
 
@@ -76,8 +79,8 @@ class Outcome:
 
 
 def _result(row: journal.JournalTuple, replayed: bool) -> TransferResult:
-    """From a journal row in `journal.JOURNAL_COLUMNS` order: the Entry12 fields, then the hash."""
-    return TransferResult(*row[:12], row[13], replayed)
+    """From a journal row in `journal.JOURNAL_COLUMNS` order: the Entry16 fields (the sealed entry)."""
+    return TransferResult(*row[:16], replayed)
 
 
 class LedgerService:

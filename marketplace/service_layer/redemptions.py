@@ -57,8 +57,10 @@ from community.service_layer.residents import Residents
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import IdempotencyConflict, InvalidRequest, LedgerError
-from ledger.domain.transfers import Phase, TransferRequest, linked_transfers
+from ledger.domain.transfers import Phase, TransferRequest, linked_transfers, transfer_id_for
+from ledger.schemas import Receipt
 from ledger.service_layer.committer import GroupCommitter
+from ledger.service_layer.receipts import receipt_of_rows
 from marketplace import schemas
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import Intent
@@ -169,7 +171,8 @@ class Redemptions:
                 replayed = False
             advanced = self._advance(row)
             if advanced is not None:
-                return msgspec.structs.replace(self._view(advanced, lang), replayed=replayed)
+                return msgspec.structs.replace(self._view(advanced, lang), replayed=replayed,
+                                               receipts=self._receipts(advanced))  # fmt: skip
         raise RedemptionContended("concurrent retries of this redemption: try again", retry_after_seconds=1)
 
     def _find(self, rid: str) -> dict[str, Any] | None:
@@ -331,7 +334,22 @@ class Redemptions:
         outcome = self.payment_failed(row["payment_intent_id"])
         if outcome == "completed":
             raise RedemptionNotPending("the payment went through meanwhile", status="completed")
-        return self._view(self._find(redemption_id), lang)  # type: ignore[arg-type]
+        cancelled: dict[str, Any] = self._find(redemption_id)  # type: ignore[assignment]
+        return msgspec.structs.replace(self._view(cancelled, lang), receipts=self._receipts(cancelled))
+
+    def _receipts(self, row: dict[str, Any]) -> builtins.list[Receipt]:
+        """The resident's receipts of this attempt's ledger groups, as far as the journal has them: the
+        hold, then its capture or its void (each step's transfer ids derive from its key)."""
+        holds = [(ledger, transfer_id) for ledger, transfer_id in self._hold_pairs(row)]
+        steps = [
+            [(ledger, transfer_id_for(ledger, step_key(row, step))) for ledger, _ in holds]
+            for step in ("capture", "void")
+        ]
+        with self.engine.connect() as conn:
+            found = journal.transfers(conn, holds + [pair for pairs in steps for pair in pairs])
+        return [
+            receipt_of_rows([found[p] for p in pairs]) for pairs in (holds, *steps) if all(p in found for p in pairs)
+        ]
 
     # --- recovery -------------------------------------------------------------------------------
 

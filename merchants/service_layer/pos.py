@@ -34,8 +34,10 @@ from ledger.adapters.database import autocommit
 from ledger.domain import accounts
 from ledger.domain.errors import ExceedsOriginal, InvalidRequest, LedgerError, UnknownTransfer
 from ledger.domain.transfers import Phase, TransferRequest, check_refundable, linked_transfers
+from ledger.schemas import Receipt
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.committer import GroupCommitter
+from ledger.service_layer.receipts import receipt
 from ledger.service_layer.transfers import LedgerService, TransferResult
 from merchants.adapters import store
 from merchants.adapters.tables import MERCHANTS
@@ -230,13 +232,15 @@ class _PostingFields(TypedDict):
     points: int
     time_us: int
     replayed: bool
+    receipt: Receipt
 
 
-def _posting(result: TransferResult) -> _PostingFields:
-    """The fields of a `Posting` (every result that wrote a transfer) from the ledger's result."""
+def _posting(result: TransferResult, group: tuple[TransferResult, ...]) -> _PostingFields:
+    """The fields of a `Posting` (every result that wrote a transfer) from the ledger's result, with
+    the resident's receipt of its whole linked group."""
     return {
         "transfer_id": result.transfer_id, "city": result.ledger, "sequence": result.sequence, "phase": result.phase,
-        "points": result.amount, "time_us": result.time_us, "replayed": result.replayed,
+        "points": result.amount, "time_us": result.time_us, "replayed": result.replayed, "receipt": receipt(group),
     }  # fmt: skip
 
 
@@ -300,7 +304,7 @@ class PointOfSale:
         def view(results: tuple[TransferResult, ...]) -> HoldResult:
             mine = results[-1]  # the merchant's side names the hold
             return HoldResult(
-                **_posting(mine), hold_id=mine.transfer_id, status="pending", expires_at_us=mine.expires_at_us
+                **_posting(mine, results), hold_id=mine.transfer_id, status="pending", expires_at_us=mine.expires_at_us
             )
 
         return group, view
@@ -333,13 +337,15 @@ class PointOfSale:
         """Capture a hold, in full or in part: its transfers and how to present their result."""
         group = self._resolution(terminal, idempotency_key, hold_id, "post", points)
         return group, lambda results: CaptureResult(
-            **_posting(_mine(results, terminal)), hold_id=hold_id, status="captured"
+            **_posting(_mine(results, terminal), results), hold_id=hold_id, status="captured"
         )
 
     def void_operation(self, terminal: Terminal, idempotency_key: str, hold_id: str) -> Operation[VoidResult]:
         """Void a hold: its transfers and how to present their result."""
         group = self._resolution(terminal, idempotency_key, hold_id, "void", None)
-        return group, lambda results: VoidResult(**_posting(_mine(results, terminal)), hold_id=hold_id, status="voided")
+        return group, lambda results: VoidResult(
+            **_posting(_mine(results, terminal), results), hold_id=hold_id, status="voided"
+        )
 
     # --- refunds --------------------------------------------------------------------------------
 
@@ -373,7 +379,8 @@ class PointOfSale:
         key = terminal.key(idempotency_key)
         group = [TransferRequest(e["ledger"], key, "refund", "single", e["credit_account"], e["debit_account"], amount, e["transfer_id"])
                  for e in entries]  # fmt: skip
-        return RefundResult(**_posting(_mine(self._commit(group), terminal)), refunded_transfer_id=transfer_id)
+        results = self._commit(group)
+        return RefundResult(**_posting(_mine(results, terminal), results), refunded_transfer_id=transfer_id)
 
     # --- offline batches ------------------------------------------------------------------------
 
@@ -425,7 +432,7 @@ class PointOfSale:
             if outcome.error is not None:
                 results[index] = _refused(item, outcome.error, describe)
             else:
-                results[index] = _accepted(item, _posting(_mine(outcome.transfers, terminal)))
+                results[index] = _accepted(item, _posting(_mine(outcome.transfers, terminal), outcome.transfers))
         assert all(result is not None for result in results)
         return OfflineResults(results=results)  # type: ignore[arg-type]
 

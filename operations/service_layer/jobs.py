@@ -27,6 +27,7 @@ from operations.domain.schedule import Job, Summary
 from operations.service_layer.scheduler import Scheduler
 
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
+CHECKPOINTS_JOB = "checkpoints"  # the job below; its next run is when new entries get their inclusion proofs
 CHECKPOINT_SECONDS = 5 * MINUTE  # default: a checkpoint at most five minutes behind the journal
 
 

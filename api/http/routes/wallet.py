@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import segno
 from litestar import Response, Router, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from api.http import schemas
@@ -18,13 +18,18 @@ from api.http.params import (
     OptionalTimeUs,
     PageLimit,
     RedemptionPageLimit,
+    SequencePath,
     Who,
     idempotency_key,
 )
 from api.http.schemas import RedeemBody
 from api.problems import negotiate_locale
 from community.schemas import Balance, Card, DataExport, Done, OptIns, WalletHistory
+from ledger.domain.errors import ReceiptNotCheckpointed
+from ledger.schemas import Receipt
 from marketplace.schemas import Redemption, RedemptionPage
+from operations.service_layer.jobs import CHECKPOINT_SECONDS, CHECKPOINTS_JOB
+from operations.service_layer.scheduler import Scheduler
 
 
 def _resident(principal: Principal) -> str:
@@ -151,8 +156,34 @@ def cancel_redemption(
     return ctx.redemptions.cancel(_resident(principal), redemption_id, negotiate_locale(accept_language))
 
 
+@get("/receipts/{sequence:str}", sync_to_thread=True, summary="Get a receipt with its inclusion proof",
+     operation_id="wallet_get_receipt",
+     problems=("unknown_receipt", "receipt_not_checkpointed", "unknown_resident", "resident_erased"))  # fmt: skip
+def get_receipt(sequence: SequencePath, principal: Who, ctx: Ctx, jobs: NamedDependency[Scheduler]) -> Receipt:
+    """The receipt of the resident's entry at `sequence` of their home city's ledger (with the rest of
+    its linked group, in every ledger), each entry proved against the latest signed checkpoint of its
+    ledger: check it offline with `entraide ledger verify-receipt`. Another resident's entry is 404,
+    like a sequence that does not exist; an entry no checkpoint covers yet is 409 with Retry-After
+    (until the next scheduled checkpoint). Changes nothing."""
+    try:
+        return ctx.receipts.get(_resident(principal), _home_city(principal), sequence)
+    except ReceiptNotCheckpointed as exc:
+        exc.context["retry_after_seconds"] = _until_next_checkpoint(jobs, ctx.clock())
+        raise
+
+
+def _until_next_checkpoint(jobs: Scheduler, now_us: int) -> int:
+    """Seconds until the checkpoints job runs next (its interval when no server has scheduled it yet)."""
+    job = next((j for j in jobs.status() if j.name == CHECKPOINTS_JOB), None)
+    if job is None:
+        return CHECKPOINT_SECONDS
+    if job.next_run_us is None:
+        return job.interval_seconds
+    return max(1, -(-(job.next_run_us - now_us) // 1_000_000))
+
+
 wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure,
-                                          redeem, list_redemptions, get_redemption, cancel_redemption],
+                                          redeem, list_redemptions, get_redemption, cancel_redemption, get_receipt],
                 dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
 
 
