@@ -669,7 +669,7 @@ def parse_line(line: bytes) -> tuple[int, ...] | tuple[object, ...]:
     UTF-8 JSON, not an object, not exactly the 17 members, a member of the wrong JSON type (an
     integer has no fraction or exponent and fits in 64 bits; true and false are not integers), a
     string that is not valid Unicode, or `v` other than 1."""
-    obj = json.loads(line.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_float=_float,
+    obj = json.loads(line.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_float=_float, parse_int=_int,
                      parse_constant=_reject_constant)  # fmt: skip
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")  # noqa: TRY004  (every malformed line is a ValueError)
@@ -697,6 +697,10 @@ class _Float(float):
 
 def _float(text: str) -> _Float:
     return _Float(text)  # a number with a fraction or an exponent: never an integer member
+
+
+def _int(text: str) -> int | _Float:
+    return _Float(text) if text == "-0" else int(text)  # `-0` is a float to JSON parsers that keep the sign
 
 
 _BLANK = frozenset(b" \t\n\r\x0c")  # Rust's is_ascii_whitespace
