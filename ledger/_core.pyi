@@ -21,6 +21,8 @@ Counters = tuple[int, int, int, int]
 """(debits_posted, credits_posted, debits_pending, credits_pending)"""
 VerifierKey = tuple[str, bytes, int, int | None]
 """(key_id, public_key, valid_from_us, valid_until_us)"""
+VerifierCheckpoint = tuple[str, int, bytes]
+"""(ledger, tree_size, 32-byte root) of a checkpoint note whose signature was checked"""
 Posting = tuple[str, str, str, int, str, int]
 """(ledger, debit_account, credit_account, amount, phase, time_us)"""
 Movement = tuple[str, str, int, int]
@@ -35,7 +37,9 @@ class VerifyError(TypedDict):
     sequence: int
     code: str
     """gap, reordered, duplicate, chain_break, hash_mismatch, unknown_key, key_not_valid,
-    bad_signature, invalid_entry, bad_reference, overdraft or zero_sum"""
+    bad_signature, invalid_entry, reused_transfer_id, time_reversed, bad_reference, overdraft,
+    checkpoint_mismatch, malformed_line, truncated or incomplete_group (docs/ledger-format.md,
+    "Verification"; head_mismatch and projection_mismatch come from the database check)"""
     detail: str
 
 class LedgerReport(TypedDict):
@@ -99,8 +103,12 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     """RFC 9162 §2.1.4.2. Equal sizes need equal roots and an empty path; old_size 0 needs an
     empty path; old_size > new_size is False."""
 
-def verify_export(jsonl_path: str, keys: list[VerifierKey]) -> Report:
-    """`EntryBatch.from_jsonl` + `ChainVerifier(keys).feed_batch` + `finish`, GIL released."""
+def verify_export(
+    jsonl_path: str, keys: list[VerifierKey], checkpoints: list[VerifierCheckpoint] | None = None
+) -> Report:
+    """Parse an export up to its first malformed line, verify its entries with
+    `ChainVerifier(keys, checkpoints)`, then report the malformed line (`malformed_line`, named by
+    the last entry before it) unless an entry failed first; GIL released. OSError if unreadable."""
 
 def movements(entries: Iterable[Posting], since_us: int, until_us: int) -> list[Movement]:
     """Posted debits and credits per (ledger, account) of the entries with since_us <= time_us <
@@ -128,10 +136,10 @@ class EntryBatch:
     def __init__(self, rows: list[Entry16] = ...) -> None: ...
     @staticmethod
     def from_jsonl(path: str) -> EntryBatch:
-        """Parse an export: one JSON object per line with the 14 entry fields plus hash, key_id
-        and signature (all required; unknown keys ignored; blank lines skipped). A malformed
-        line raises ValueError naming its 1-based line number; OSError if unreadable. A `v`
-        other than 1 is kept (the verifier reports invalid_entry)."""
+        """Parse an export: one JSON object per line with exactly the 14 entry fields plus hash,
+        key_id and signature (blank lines skipped). A malformed line (not an object, a member
+        missing, repeated or unknown, a wrong JSON type, `v` other than 1) raises ValueError naming
+        its 1-based line number; OSError if unreadable."""
 
     def extend(self, rows: list[Entry16]) -> None:
         """Append rows."""
@@ -147,10 +155,11 @@ class EntryBatch:
 
 class ChainVerifier:
     """Streaming verifier of sealed entries in export order (docs/ledger-format.md,
-    "Verification"): checks 1-8 per entry, the first failure of the stream wins, zero_sum at
-    finish. A repeated key_id replaces the earlier key, as in a dict."""
+    "Verification"): checks 1-11 per entry, the first failure of the stream wins, then the
+    end-of-stream checks (truncated, incomplete_group) at finish. A repeated key_id replaces the
+    earlier key, as in a dict. Each checkpoint's ledger must reach its tree size with its root."""
 
-    def __init__(self, keys: list[VerifierKey]) -> None: ...
+    def __init__(self, keys: list[VerifierKey], checkpoints: list[VerifierCheckpoint] | None = None) -> None: ...
     def feed(self, rows: list[Entry16]) -> None:
         """Check the next rows of the stream (signatures batch-verified in parallel)."""
 
@@ -158,5 +167,5 @@ class ChainVerifier:
         """Check the batch's rows as the next rows of the stream."""
 
     def finish(self) -> Report:
-        """The report. `gap` vs `reordered` is decided and `zero_sum` checked here; the outcome
+        """The report. `gap` vs `reordered` and the end-of-stream checks are decided here; the outcome
         is then final (rows fed afterwards are ignored). Can be called more than once."""

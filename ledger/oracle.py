@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.domain.accounts import is_non_negative
-from ledger.domain.transfers import REFUNDABLE_KINDS
+from ledger.domain.accounts import ACCOUNT_NAME, LEDGER_NAME, is_non_negative
+from ledger.domain.transfers import MAX_HOLD_SECONDS, REFUNDABLE_KINDS
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -33,6 +34,12 @@ ENTRY_FIELDS = (
     "amount", "ref", "group", "expires_at_us", "time_us", "prev_hash",
 )  # fmt: skip
 SEAL_FIELDS = ("hash", "key_id", "signature")
+
+# An export line: exactly these members (spec "Export").
+LINE_MEMBERS = frozenset((*ENTRY_FIELDS, *SEAL_FIELDS, "v"))
+KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+HEX = re.compile(r"[0-9a-f]*")
+MAX_HOLD_US = MAX_HOLD_SECONDS * 1_000_000
 
 Entry12 = tuple  # ENTRY_FIELDS[:12]
 Entry13 = tuple  # ENTRY_FIELDS
@@ -253,6 +260,7 @@ class Hold:
     credit_account: str
     amount: int
     expires_at_us: int
+    kind: str = ""
 
 
 class ReplayError(ValueError):
@@ -287,8 +295,14 @@ class LedgerState:
         return counters
 
     def check(self, entry: Entry13) -> None:
-        """Raise ReplayError if the entry is out of its domain or breaks a two-phase rule."""
-        _, _, _, _, phase, debit, credit, amount, ref, _, expires_at_us, time_us = entry[:12]
+        """Raise ReplayError if the entry is out of its domain or breaks a two-phase or refund rule
+        (checks 6 and 9 of the format, without the format of each member: see `format_problem`)."""
+        self.check_domain(entry)
+        self.check_references(entry)
+
+    def check_domain(self, entry: Entry13) -> None:
+        """Raise ReplayError (invalid_entry) if the entry's members do not fit together."""
+        _, _, _, _, phase, debit, credit, amount, ref, _, expires_at_us, _ = entry[:12]
         if not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT:
             raise ReplayError("invalid_entry", f"amount {amount!r} is not in [1, 2^53-1]")
         if debit == credit:
@@ -299,6 +313,10 @@ class LedgerState:
             raise ReplayError("invalid_entry", "expires_at_us is required on pending entries only")
         if phase in RESOLVING_PHASES and ref is None:
             raise ReplayError("invalid_entry", f"a {phase} entry needs a ref")
+
+    def check_references(self, entry: Entry13) -> None:
+        """Raise ReplayError (bad_reference) if the entry breaks a two-phase or refund rule."""
+        _, _, _, kind, phase, debit, credit, amount, ref, _, _, time_us = entry[:12]
         if phase == "single" and ref is not None:
             self._check_refund(debit, credit, amount, ref)
         if phase not in RESOLVING_PHASES:
@@ -308,10 +326,14 @@ class LedgerState:
             raise ReplayError("bad_reference", f"{phase} of {ref}, which is not an open hold")
         if (hold.debit_account, hold.credit_account) != (debit, credit):
             raise ReplayError("bad_reference", f"{phase} accounts differ from hold {ref}")
+        if hold.kind != kind:
+            raise ReplayError("bad_reference", f"{phase} kind differs from hold {ref}")
         if phase == "post" and (amount > hold.amount or time_us >= hold.expires_at_us):
             raise ReplayError("bad_reference", f"post exceeds hold {ref} or comes after its expiry")
         if phase in ("void", "expire") and amount != hold.amount:
             raise ReplayError("bad_reference", f"{phase} amount differs from hold {ref}")
+        if phase == "void" and time_us >= hold.expires_at_us:
+            raise ReplayError("bad_reference", f"void of hold {ref} comes after its expiry")
         if phase == "expire" and time_us < hold.expires_at_us:
             raise ReplayError("bad_reference", f"hold {ref} expired before its expiry time")
 
@@ -339,7 +361,7 @@ class LedgerState:
         if phase == "pending":
             d[2] += amount
             c[3] += amount
-            self.holds[transfer_id] = Hold(debit, credit, amount, expires_at_us)
+            self.holds[transfer_id] = Hold(debit, credit, amount, expires_at_us, kind)
         else:
             d[0] += amount
             c[1] += amount
@@ -357,11 +379,6 @@ class LedgerState:
     def overdrawn(self, account: str) -> bool:
         dp, cp, dpend, _ = self.counters[account]
         return is_non_negative(account) and dp + dpend > cp
-
-    def zero_sum(self) -> bool:
-        posted = sum(c[1] - c[0] for c in self.counters.values())
-        pending = sum(c[3] - c[2] for c in self.counters.values())
-        return posted == 0 and pending == 0
 
     def balances(self) -> dict[str, Counters]:
         return {name: (c[0], c[1], c[2], c[3]) for name, c in self.counters.items()}
@@ -381,12 +398,63 @@ def replay(entries: Iterable[Entry13]) -> dict[str, dict[str, Counters]]:
 # --- chain verification -------------------------------------------------------------------------
 
 
+def _is_hex(value: object, digits: int) -> bool:
+    return isinstance(value, str) and len(value) == digits and HEX.fullmatch(value) is not None
+
+
+def format_problem(row: Entry16) -> str | None:
+    """The first member of the row outside its format (check 6 of the format, first part), or None.
+    `prev_hash`, `hash` and `signature` are left to checks 2, 3 and 5, which a malformed one fails."""
+    ledger, _, transfer_id, kind, _, debit, credit, _, ref, group, expires_at_us, time_us = row[:12]
+    problems = (
+        (not LEDGER_NAME.fullmatch(ledger), "ledger", ledger, "a ledger name"),
+        (not _is_hex(transfer_id, 32), "transfer_id", transfer_id, "32 lowercase hex digits"),
+        (not KIND.fullmatch(kind), "kind", kind, "a kind (^[a-z][a-z0-9_]{0,31}$)"),
+        (not ACCOUNT_NAME.fullmatch(debit), "debit_account", debit, "an account name"),
+        (not ACCOUNT_NAME.fullmatch(credit), "credit_account", credit, "an account name"),
+        (ref is not None and not _is_hex(ref, 32), "ref", ref, "null or 32 lowercase hex digits"),
+        (group is not None and not _is_hex(group, 32), "group", group, "null or 32 lowercase hex digits"),
+        (not _is_hex(row[14], 16), "key_id", row[14], "16 lowercase hex digits"),
+    )
+    for bad, name, value, want in problems:
+        if bad:
+            return f"{name} {json.dumps(value, ensure_ascii=False)} is not {want}"
+    if time_us < 0:
+        return f"time_us {time_us} is negative"
+    if expires_at_us is not None:
+        held = expires_at_us - time_us
+        if not 1_000_000 <= held <= MAX_HOLD_US or held % 1_000_000:
+            return f"expires_at_us {expires_at_us} is not a whole number of seconds, 1 s to 30 days, after time_us"
+    return None
+
+
+def _compact_push(subtrees: list[tuple[int, bytes]], entry_hash_bytes: bytes) -> None:
+    """Add a leaf to the right edge of a tree (its perfect subtrees, largest first)."""
+    subtrees.append((1, _leaf(entry_hash_bytes)))
+    while len(subtrees) >= 2 and subtrees[-1][0] == subtrees[-2][0]:
+        (size, right), (_, left) = subtrees.pop(), subtrees.pop()
+        subtrees.append((2 * size, _node(left, right)))
+
+
+def _compact_root(subtrees: list[tuple[int, bytes]]) -> bytes:
+    if not subtrees:
+        return hashlib.sha256(b"").digest()
+    root = subtrees[-1][1]
+    for _, left in reversed(subtrees[:-1]):
+        root = _node(left, root)
+    return root
+
+
 @dataclass
 class _Chain:
     state: LedgerState = field(default_factory=LedgerState)
     expected: int = 1
     prev_hash: str = GENESIS_HASH
+    time_us: int | None = None
     entries: int = 0
+    transfer_ids: set[str] = field(default_factory=set)
+    checkpoints: list[tuple[int, bytes]] = field(default_factory=list)  # not reached yet, smallest last
+    tree: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -396,15 +464,35 @@ class _Anomaly:
     seen_later: bool = False
 
 
-class ChainVerifier:
-    """Streaming verifier of sealed entries (Entry16) in export order; see the format's checks 1-8."""
+@dataclass
+class _Group:
+    ledger: str
+    sequence: int
+    members: int = 0
+    flows: dict[tuple, int] = field(default_factory=dict)  # (from, to, phase, kind, amount) -> +from -to
 
-    def __init__(self, keys: Iterable[tuple[str, bytes, int, int | None]]) -> None:
+
+INTEROP = "interop:"
+
+
+class ChainVerifier:
+    """Streaming verifier of sealed entries (Entry16) in export order; see the format's checks 1-11
+    and the end-of-stream checks. `checkpoints` are (ledger, tree_size, root) of verified notes."""
+
+    def __init__(self, keys: Iterable[tuple[str, bytes, int, int | None]],
+                 checkpoints: Iterable[tuple[str, int, bytes]] = ()) -> None:  # fmt: skip
         self._keys = {kid: (pub, start, end) for kid, pub, start, end in keys}
+        self._checkpoints: dict[str, list[tuple[int, bytes]]] = {}
+        for ledger, size, root in checkpoints:
+            self._checkpoints.setdefault(ledger, []).append((size, root))
+        for sizes in self._checkpoints.values():
+            sizes[:] = sorted(set(sizes), reverse=True)
         self._chains: dict[str, _Chain] = {}
+        self._groups: dict[str, _Group] = {}
         self._error: dict | None = None
         self._anomaly: _Anomaly | None = None
         self._checked = 0
+        self._last: tuple[str, int] | None = None
 
     def feed(self, rows: Iterable[Entry16]) -> None:
         for row in rows:
@@ -416,12 +504,21 @@ class ChainVerifier:
                 return
             self._check(row)
 
+    def malformed_line(self, detail: str) -> None:
+        """The stream ended at a line that could not be read: named by the last entry before it."""
+        if self._error is None and self._anomaly is None:
+            ledger, sequence = self._last or ("", 0)
+            self._fail(ledger, sequence, "malformed_line", detail)
+
     def _fail(self, ledger: str, sequence: int, code: str, detail: str) -> None:
         self._error = {"ledger": ledger, "sequence": sequence, "code": code, "detail": detail}
 
     def _check(self, row: Entry16) -> None:
         ledger, sequence = row[0], row[1]
-        chain = self._chains.setdefault(ledger, _Chain())
+        chain = self._chains.get(ledger)
+        if chain is None:
+            sizes = [c for c in self._checkpoints.get(ledger, []) if c[0] > 0]
+            chain = self._chains[ledger] = _Chain(checkpoints=sizes)
         if sequence != chain.expected:
             if isinstance(sequence, int) and sequence < chain.expected:
                 self._fail(ledger, sequence, "duplicate", f"sequence {sequence} appears again")
@@ -433,13 +530,26 @@ class ChainVerifier:
             self._fail(ledger, sequence, *problem)
             return
         chain.state.apply(row[:13])
+        chain.transfer_ids.add(row[2])
         if chain.state.overdrawn(row[5]):
             self._fail(ledger, sequence, "overdraft", f"{row[5]} would go below zero")
             return
         chain.expected += 1
         chain.prev_hash = row[13]
+        chain.time_us = row[11]
         chain.entries += 1
+        if chain.checkpoints:
+            _compact_push(chain.tree, bytes.fromhex(row[13]))
+            while chain.checkpoints and chain.checkpoints[-1][0] == chain.entries:
+                size, root = chain.checkpoints.pop()
+                if _compact_root(chain.tree) != root:
+                    detail = f"the root of entries 1..{size} is not the signed checkpoint's root"
+                    self._fail(ledger, sequence, "checkpoint_mismatch", detail)
+                    return
+        if row[9] is not None:
+            self._track_group(row)
         self._checked += 1
+        self._last = (ledger, sequence)
 
     def _entry_problem(self, chain: _Chain, row: Entry16) -> tuple[str, str] | None:
         prev_hash, stored_hash, kid, signature = row[12:16]
@@ -454,12 +564,58 @@ class ChainVerifier:
         pub, start, end = key
         if not (start <= row[11] and (end is None or row[11] < end)):
             return "key_not_valid", f"key {kid} was not valid at time_us {row[11]}"
-        if not _signature_ok(stored_hash, signature, pub):
+        if not _is_hex(signature, 128) or not _signature_ok(stored_hash, signature, pub):
             return "bad_signature", f"signature does not verify with key {kid}"
+        problem = format_problem(row)
+        if problem is not None:
+            return "invalid_entry", problem
         try:
-            chain.state.check(row[:13])
+            chain.state.check_domain(row[:13])
         except ReplayError as exc:
             return exc.code, exc.detail
+        if row[2] in chain.transfer_ids:
+            return "reused_transfer_id", f"transfer_id {row[2]} was used by an earlier entry"
+        if chain.time_us is not None and row[11] < chain.time_us:
+            return "time_reversed", f"time_us {row[11]} is before the previous entry's {chain.time_us}"
+        try:
+            chain.state.check_references(row[:13])
+        except ReplayError as exc:
+            return exc.code, exc.detail
+        return None
+
+    def _track_group(self, row: Entry16) -> None:
+        ledger, sequence, _, kind, phase, debit, credit, amount, _, group_id = row[:10]
+        group = self._groups.setdefault(group_id, _Group(ledger, sequence))
+        group.members += 1
+        flows = []
+        if credit.startswith(INTEROP):
+            flows.append(((ledger, credit[len(INTEROP) :], phase, kind, amount), 1))
+        if debit.startswith(INTEROP):
+            flows.append(((debit[len(INTEROP) :], ledger, phase, kind, amount), -1))
+        for flow, n in flows:
+            group.flows[flow] = group.flows.get(flow, 0) + n
+
+    def _end_of_stream(self) -> tuple[str, int, str, str] | None:
+        for ledger in sorted(self._checkpoints):
+            chain = self._chains.get(ledger)
+            entries, head = (chain.entries, chain.expected - 1) if chain else (0, 0)
+            left = chain.checkpoints if chain else self._checkpoints[ledger]
+            if any(size == 0 and root != hashlib.sha256(b"").digest() for size, root in self._checkpoints[ledger]):
+                return ledger, 0, "checkpoint_mismatch", "the empty tree's root is not the signed checkpoint's root"
+            beyond = [size for size, _ in left if size > entries]
+            if beyond:
+                return (
+                    ledger,
+                    head,
+                    "truncated",
+                    f"the export ends at #{head}, a signed checkpoint has size {min(beyond)}",
+                )
+        for group in self._groups.values():
+            if group.members < 2:
+                return group.ledger, group.sequence, "incomplete_group", "the linked group has no other member"
+            if any(group.flows.values()):
+                return (group.ledger, group.sequence, "incomplete_group",
+                        "a cross-city half of the linked group has no counterpart in the other ledger")  # fmt: skip
         return None
 
     def finish(self) -> dict:
@@ -470,10 +626,9 @@ class ChainVerifier:
             self._fail(a.ledger, a.expected, code, detail)
             self._anomaly = None
         if self._error is None:
-            for ledger, chain in sorted(self._chains.items()):
-                if not chain.state.zero_sum():
-                    self._fail(ledger, chain.expected - 1, "zero_sum", "balances do not sum to zero")
-                    break
+            failure = self._end_of_stream()
+            if failure is not None:
+                self._fail(*failure)
         return {
             "ok": self._error is None,
             "entries": self._checked,
@@ -489,6 +644,85 @@ class ChainVerifier:
                 for ledger, chain in self._chains.items()
             },
         }
+
+
+# --- export lines -------------------------------------------------------------------------------
+
+_INT_MEMBERS = frozenset(("sequence", "amount", "time_us", "v"))
+_NULLABLE = frozenset(("ref", "group", "expires_at_us"))
+_I64 = range(-(2**63), 2**63)
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("a member appears twice")
+    return obj
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_line(line: bytes) -> tuple[int, ...] | tuple[object, ...]:
+    """Entry16 of one export line (spec "Export"), or ValueError saying why it is malformed: not
+    UTF-8 JSON, not an object, not exactly the 17 members, a member of the wrong JSON type (an
+    integer has no fraction or exponent and fits in 64 bits; true and false are not integers), a
+    string that is not valid Unicode, or `v` other than 1."""
+    obj = json.loads(line.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_float=_float, parse_int=_int,
+                     parse_constant=_reject_constant)  # fmt: skip
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")  # noqa: TRY004  (every malformed line is a ValueError)
+    if obj.keys() != LINE_MEMBERS:
+        missing, extra = sorted(LINE_MEMBERS - obj.keys()), sorted(obj.keys() - LINE_MEMBERS)
+        raise ValueError(f"members missing {missing}, unknown {extra}")
+    for name, value in obj.items():
+        if value is None and name in _NULLABLE:
+            continue
+        if name in _INT_MEMBERS or name == "expires_at_us":
+            if type(value) is not int or value not in _I64:
+                raise ValueError(f"{name} is not a 64-bit integer")
+        elif not isinstance(value, str):
+            raise ValueError(f"{name} is not a string")
+        else:
+            value.encode("utf-8")  # a lone surrogate is not Unicode
+    if obj["v"] != FORMAT_VERSION:
+        raise ValueError(f"v is {obj['v']}, this verifier reads format version 1")
+    return tuple(obj[f] for f in (*ENTRY_FIELDS, *SEAL_FIELDS))
+
+
+class _Float(float):
+    pass
+
+
+def _float(text: str) -> _Float:
+    return _Float(text)  # a number with a fraction or an exponent: never an integer member
+
+
+def _int(text: str) -> int | _Float:
+    return _Float(text) if text == "-0" else int(text)  # `-0` is a float to JSON parsers that keep the sign
+
+
+_BLANK = frozenset(b" \t\n\r\x0c")  # Rust's is_ascii_whitespace
+
+
+def verify_export(path: str, keys: Iterable[tuple[str, bytes, int, int | None]],
+                  checkpoints: Iterable[tuple[str, int, bytes]] = ()) -> dict:  # fmt: skip
+    """Verify a JSONL export: its entries up to the first malformed line, then that line."""
+    verifier = ChainVerifier(keys, checkpoints)
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\n")
+            line = line[:-1] if line.endswith(b"\r") else line
+            if all(b in _BLANK for b in line):
+                continue
+            try:
+                row = parse_line(line)
+            except (ValueError, UnicodeError) as exc:
+                verifier.malformed_line(f"line {number}: malformed entry: {exc}")
+                break
+            verifier.feed([row])
+    return verifier.finish()
 
 
 # --- settlement and expiry ----------------------------------------------------------------------

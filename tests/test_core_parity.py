@@ -57,6 +57,7 @@ def build_journal(per_ledger: list[list[tuple]]) -> list[tuple]:
                 state.check(entry + ("",))
                 state.apply(entry + ("",))
                 e12s.append(entry)
+                time_us = entry[11]  # an expiry waits for its hold's expiry: time never goes back
         rows += sealed_rows(e12s, ledger, SEEDS[number % 2])
     return rows
 

@@ -100,3 +100,48 @@ def test_verification_cases(impl, case):
     assert report["ok"] is (case["error"] is None)
     if case["error"] is not None:
         assert {k: report["error"][k] for k in ("code", "ledger", "sequence")} == case["error"]
+
+
+SECOND = json.dumps(next(c for c in VECTORS["verify"] if c["name"] == "intact")["lines"][1], ensure_ascii=False)
+MALFORMED = ("malformed_line", "brossard", 1)  # named by the last entry before the line
+LINE_CASES = {
+    "repeated member": (SECOND[:-1] + ', "v": 1}', MALFORMED),
+    "lone surrogate": (SECOND.replace('"kind": "earn_civic"', '"kind": "\\ud800"'), MALFORMED),
+    "integer beyond 64 bits": (SECOND.replace('"amount": 250', '"amount": 99999999999999999999'), MALFORMED),
+    "minus zero": (SECOND.replace('"amount": 250', '"amount": -0'), MALFORMED),
+    "fraction": (SECOND.replace('"amount": 250', '"amount": 250.0'), MALFORMED),
+    "exponent": (SECOND.replace('"amount": 250', '"amount": 25e1'), MALFORMED),
+    "boolean": (SECOND.replace('"amount": 250', '"amount": true'), MALFORMED),
+    "null amount": (SECOND.replace('"amount": 250', '"amount": null'), MALFORMED),
+    "string sequence": (SECOND.replace('"sequence": 2', '"sequence": "2"'), MALFORMED),
+    "NaN": (SECOND.replace('"amount": 250', '"amount": NaN'), MALFORMED),
+    "v 2": (SECOND.replace('"v": 1', '"v": 2'), MALFORMED),
+    "v 1.0": (SECOND.replace('"v": 1', '"v": 1.0'), MALFORMED),
+    "byte order mark": ("\ufeff" + SECOND, MALFORMED),
+    "array": ("[" + SECOND + "]", MALFORMED),
+    "trailing text": (SECOND + " x", MALFORMED),
+    "raw control character": (SECOND.replace('"kind": "earn_civic"', '"kind": "a\tb"'), MALFORMED),
+    "vertical tab only": ("\x0b", MALFORMED),
+    "form feed only is blank": ("\x0c", ("gap", "brossard", 2)),
+    "surrounding whitespace": ("\t" + SECOND + "  \r", None),
+    "escaped astral character": (
+        SECOND.replace('"kind": "earn_civic"', '"kind": "\\ud83d\\ude00"'),
+        ("hash_mismatch", "brossard", 2),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LINE_CASES, ids=str)
+def test_export_lines_get_one_verdict_from_both_implementations(case, tmp_path):
+    """The second of three lines is replaced: both parsers agree on what a line may be."""
+    text, expected = LINE_CASES[case]
+    lines = next(c for c in VECTORS["verify"] if c["name"] == "intact")["lines"]
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(
+        (json.dumps(lines[0]) + "\n" + text + "\n" + json.dumps(lines[2]) + "\n").encode("utf-8", "surrogatepass")
+    )
+    for report in (core.verify_export(str(path), verifier_keys()), oracle.verify_export(str(path), verifier_keys())):
+        error = report["error"]
+        assert (None if error is None else (error["code"], error["ledger"], error["sequence"])) == expected
+        if expected == MALFORMED:
+            assert error["detail"].startswith("line 2: ")

@@ -83,8 +83,8 @@ def _report_verification(report: Report, source: str) -> None:
     for name, chain in sorted(report["ledgers"].items()):
         table.add_row(name, f"{chain['entries']:,}", chain["head_hash"][:16], str(chain["open_holds"]))
     out.print(table)
-    out.print(_("{entries:,} entries verified: hashes, chain, signatures, two-phase and refund rules, balances, zero sum.")
-              .format(entries=report["entries"]))  # fmt: skip
+    out.print(_("{entries:,} entries verified: formats, hashes, chain, signatures, time order, two-phase and refund rules, "
+                "balances, linked groups.").format(entries=report["entries"]))  # fmt: skip
 
 
 # --- ledger commands ----------------------------------------------------------------------------
@@ -128,6 +128,10 @@ def verify(
     data_dir: DataDirOption = None,
     export: Annotated[Path | None, typer.Option("--export", help="Verify a JSONL export instead of a database")] = None,
     keys_file: Annotated[Path | None, typer.Option("--keys", help="Public keys file (with --export)")] = None,
+    checkpoints_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoints", help="Signed checkpoints the export must reach and agree with (with --export)"),
+    ] = None,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Accept a ledger with no entries at all")] = False,
 ) -> None:
     """Verify hashes, chain, signatures and balances; exit 1 naming the first bad entry, or if there is nothing to verify."""
@@ -138,9 +142,11 @@ def verify(
         if export is not None:
             if keys_file is None:
                 raise ValueError(_("--export needs --keys (the public keys file)"))
-            report = audit.verify_export(export, keys_file)
+            report = audit.verify_export(export, keys_file, checkpoints_file)
             source = str(export)
         else:
+            if checkpoints_file is not None:
+                raise ValueError(_("--checkpoints needs --export"))
             ctx = context(db, data_dir)
             with progress(_("verifying"), audit.entry_count(ctx.engine)) as advance:
                 report = audit.verify_database(ctx.engine, advance)

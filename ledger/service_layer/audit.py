@@ -146,9 +146,40 @@ def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress 
     return written
 
 
-def verify_export(path: Path, keys_path: Path) -> Report:
-    """Verify a JSONL export with public keys only (no database)."""
-    return core.verify_export(str(path), verifier_keys(load_keys_document(keys_path)))
+def verify_export(path: Path, keys_path: Path, checkpoints_path: Path | None = None) -> Report:
+    """Verify a JSONL export with public keys only (no database); with signed checkpoints, also
+    that the export reaches each one's tree size with its root (docs/ledger-format.md)."""
+    keys_doc = load_keys_document(keys_path)
+    checkpoints = [] if checkpoints_path is None else load_checkpoints(checkpoints_path, keys_doc)
+    return core.verify_export(str(path), verifier_keys(keys_doc), checkpoints)
+
+
+def load_checkpoints(path: Path, keys_doc: Mapping[str, Any]) -> list[tuple[str, int, bytes]]:
+    """(ledger, tree_size, root) of every note of a checkpoints file, each note's signature checked
+    with the keys. The file is what `entraide ledger checkpoint --out` writes, `{"checkpoints":
+    [note, ...]}`, or the answer of `GET /v1/transparency/checkpoints`, `{"checkpoints": [{"ledger":
+    ..., "note": ...}, ...]}`. ValueError naming the first note that is malformed or not signed."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read checkpoints file {path}: {exc}") from None
+    items = doc.get("checkpoints") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f'{path} has no "checkpoints" list')  # noqa: TRY004  (an unusable input file is a ValueError)
+    keys = _note_keys(keys_doc)
+    out = []
+    for index, item in enumerate(items):
+        note = item.get("note") if isinstance(item, dict) else item
+        if not isinstance(note, str):
+            raise ValueError(f"{path}: checkpoint {index} is neither a note nor an object with a note")  # noqa: TRY004
+        try:
+            cp = notes.open_note(note, keys)
+        except ValueError as exc:
+            raise ValueError(f"{path}: checkpoint {index}: {exc}") from None
+        if isinstance(item, dict) and item.get("ledger", cp.ledger) != cp.ledger:
+            raise ValueError(f"{path}: checkpoint {index} is listed for {item['ledger']!r} but signs {cp.ledger!r}")
+        out.append((cp.ledger, cp.tree_size, cp.root))
+    return out
 
 
 def verify_database(engine: Engine, progress: Progress = _noop) -> Report:

@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::canonical::{entry_hash_with, Entry, Fields, SealedEntry};
 use crate::util::{parse_lower_hex, to_hex, FxHashMap, FxHashSet};
+use crate::vocab::format_problem;
 
 pub const NULL_ID: u32 = u32::MAX;
 
@@ -27,6 +28,8 @@ pub const F_HASH_RAW: u8 = 4;
 pub const F_SIG_RAW: u8 = 8;
 /// The stored `hash` equals the SHA-256 of the canonical encoding.
 pub const F_HASH_OK: u8 = 16;
+/// A member is outside its format (`vocab::format_problem`): `invalid_entry`.
+pub const F_FORMAT_BAD: u8 = 32;
 
 const CHUNK: usize = 1 << 16;
 
@@ -65,7 +68,7 @@ impl Tid {
 }
 
 #[repr(u8)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Phase {
     Single,
     Pending,
@@ -180,6 +183,7 @@ struct Prep {
     sig: Option<[u8; 64]>,
     tid: Option<[u8; 16]>,
     ref_: Option<[u8; 16]>,
+    format_ok: bool,
 }
 
 fn prepare(s: &SealedRef<'_>, buf: &mut Vec<u8>) -> Prep {
@@ -190,6 +194,7 @@ fn prepare(s: &SealedRef<'_>, buf: &mut Vec<u8>) -> Prep {
         sig: parse_lower_hex(s.signature),
         tid: parse_lower_hex(s.fields.transfer_id),
         ref_: s.fields.ref_.and_then(parse_lower_hex),
+        format_ok: format_problem(s).is_none(),
     }
 }
 
@@ -223,6 +228,8 @@ pub struct EntryBatch {
     pub ledgers: Vec<u32>,
     /// (0, ledger) and (1, key_id) already listed above.
     seen: FxHashSet<(u8, u32)>,
+    /// The first malformed line of a JSONL export ("line N: why"); nothing after it was read.
+    pub malformed: Option<String>,
 }
 
 impl EntryBatch {
@@ -306,6 +313,9 @@ impl EntryBatch {
         };
         if f.expires_at_us.is_some() {
             flags |= F_EXP;
+        }
+        if !p.format_ok {
+            flags |= F_FORMAT_BAD;
         }
         self.entries.push(CEntry {
             v: f.v,
@@ -444,9 +454,10 @@ impl EntryBatch {
         Ok(out)
     }
 
-    /// Parses and appends the lines of `block` (the first is line `first_line`); returns the
-    /// number of newlines seen. Blank lines are skipped. Errors name the 1-based line number.
-    fn push_jsonl_block<'b>(&mut self, block: &'b [u8], first_line: usize) -> Result<usize, String> {
+    /// Parses and appends the lines of `block` (the first is line `first_line`), up to the first
+    /// malformed one, which is recorded in `malformed`; returns the number of newlines seen.
+    /// Blank lines are skipped.
+    fn push_jsonl_block<'b>(&mut self, block: &'b [u8], first_line: usize) -> usize {
         let mut lines: Vec<(usize, &'b [u8])> = Vec::with_capacity(block.len() / 400 + 1);
         let mut start = 0;
         let mut no = first_line;
@@ -470,15 +481,7 @@ impl EntryBatch {
                 .map_init(
                     || Vec::with_capacity(512),
                     |buf, (no, line)| {
-                        let je: JsonEntry<'_> = serde_json::from_slice(line).map_err(|e| {
-                            // serde's position is within the line: report it as a column.
-                            let msg = e.to_string();
-                            let msg = match msg.rfind(" at line ") {
-                                Some(i) => &msg[..i],
-                                None => &msg,
-                            };
-                            format!("line {no}: malformed entry (column {}): {msg}", e.column())
-                        })?;
+                        let je = parse_line(line).map_err(|m| format!("line {no}: {m}"))?;
                         let p = prepare(&je.as_ref(), buf);
                         Ok((je, p))
                     },
@@ -486,35 +489,48 @@ impl EntryBatch {
                 .collect();
             self.entries.reserve(parsed.len());
             for r in parsed {
-                let (je, p) = r?;
-                self.push(&je.as_ref(), &p);
+                match r {
+                    Ok((je, p)) => self.push(&je.as_ref(), &p),
+                    Err(m) => {
+                        self.malformed = Some(m);
+                        return newlines;
+                    }
+                }
             }
         }
-        Ok(newlines)
+        newlines
+    }
+
+    fn strict(self) -> Result<Self, String> {
+        match self.malformed {
+            Some(m) => Err(m),
+            None => Ok(self),
+        }
     }
 
     /// Parses a JSONL export (see `docs/ledger-format.md`, "Export"). Blank lines are skipped.
     /// Errors name the 1-based line number.
     pub fn from_jsonl_bytes(data: &[u8]) -> Result<Self, String> {
         let mut batch = Self::new();
-        batch.push_jsonl_block(data, 1)?;
-        Ok(batch)
+        batch.push_jsonl_block(data, 1);
+        batch.strict()
     }
 
     /// Reads a JSONL export from `r` in blocks (bounded memory besides the batch itself).
     pub fn from_jsonl_reader<R: Read>(r: R) -> Result<Self, JsonlError> {
-        Self::from_jsonl_reader_blocks(r, 16 << 20)
+        Self::read_jsonl(r, 16 << 20)?.strict().map_err(JsonlError::Parse)
     }
 
-    /// `from_jsonl_reader` reading `block` bytes at a time (exposed for tests).
-    #[doc(hidden)]
-    pub fn from_jsonl_reader_blocks<R: Read>(mut r: R, block: usize) -> Result<Self, JsonlError> {
+    /// Reads a JSONL export up to its first malformed line, recorded in `malformed` (the entries
+    /// before it are kept: the verifier checks them first, spec "Verification").
+    pub fn read_jsonl<R: Read>(r: R, block: usize) -> Result<Self, JsonlError> {
         let block = block.max(1);
+        let mut r = r;
         let mut batch = Self::new();
         let mut buf: Vec<u8> = Vec::with_capacity(block);
         let mut line_no = 1usize;
         let mut eof = false;
-        while !eof {
+        while !eof && batch.malformed.is_none() {
             // Read up to `block` more bytes after the carried-over partial line.
             let start = buf.len();
             buf.resize(start + block, 0);
@@ -540,16 +556,44 @@ impl EntryBatch {
                     None => continue,
                 }
             };
-            line_no += batch.push_jsonl_block(&buf[..end], line_no).map_err(JsonlError::Parse)?;
+            line_no += batch.push_jsonl_block(&buf[..end], line_no);
             buf.drain(..end);
         }
         Ok(batch)
+    }
+
+    /// `from_jsonl_reader` reading `block` bytes at a time (exposed for tests).
+    #[doc(hidden)]
+    pub fn from_jsonl_reader_blocks<R: Read>(r: R, block: usize) -> Result<Self, JsonlError> {
+        Self::read_jsonl(r, block)?.strict().map_err(JsonlError::Parse)
     }
 
     pub fn from_jsonl_path(path: &str) -> Result<Self, JsonlError> {
         let f = std::fs::File::open(path).map_err(JsonlError::Io)?;
         Self::from_jsonl_reader(f)
     }
+}
+
+/// One export line as the format requires it (spec "Export"): a JSON object with exactly the 17
+/// members, each of its JSON type (integers without fraction or exponent), `v` equal to 1.
+fn parse_line(line: &[u8]) -> Result<JsonEntry<'_>, String> {
+    // serde would also read a struct from a JSON array, by position.
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("malformed entry: not a JSON object".into());
+    }
+    let je: JsonEntry<'_> = serde_json::from_slice(line).map_err(|e| {
+        // serde's position is within the line: report it as a column.
+        let msg = e.to_string();
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => &msg[..i],
+            None => &msg,
+        };
+        format!("malformed entry (column {}): {msg}", e.column())
+    })?;
+    if je.v != 1 {
+        return Err(format!("malformed entry: v is {}, this verifier reads format version 1", je.v));
+    }
+    Ok(je)
 }
 
 #[derive(Debug)]
@@ -588,9 +632,10 @@ fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d)
 }
 
-/// One line of the export: the 14 hashed fields plus `hash`, `key_id`, `signature`.
-/// Unknown keys are ignored.
+/// One line of the export: the 14 hashed fields plus `hash`, `key_id`, `signature`, nothing else
+/// (a missing, repeated or unknown member is an error).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonEntry<'a> {
     v: i64,
     #[serde(borrow)]

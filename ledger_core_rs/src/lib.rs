@@ -10,6 +10,7 @@ pub mod merkle;
 pub mod replay;
 pub mod settlement;
 pub mod util;
+pub mod vocab;
 pub mod verify;
 
 #[cfg(feature = "python")]

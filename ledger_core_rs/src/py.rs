@@ -13,7 +13,7 @@ use crate::merkle;
 use crate::replay::{self, Counters};
 use crate::settlement::{self, Posting};
 use crate::util::{py_fromhex, to_hex, FxHashMap};
-use crate::verify::{self, KeySpec, Report};
+use crate::verify::{self, CheckpointSpec, KeySpec, Report};
 
 fn value_error(msg: impl Into<String>) -> PyErr {
     PyValueError::new_err(msg.into())
@@ -424,12 +424,32 @@ fn verify_consistency(
     Ok(merkle::verify_consistency(m as u128, n as u128, old_root, new_root, &path_slices(&path)))
 }
 
+/// (ledger, tree_size, 32-byte root) of verified checkpoint notes.
+fn extract_checkpoints(checkpoints: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<CheckpointSpec>> {
+    let Some(checkpoints) = checkpoints else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (i, c) in checkpoints.try_iter()?.enumerate() {
+        let bad = || value_error(format!("checkpoint {i}: expected (ledger, tree_size, 32-byte root)"));
+        let (ledger, tree_size, root): (String, u64, Vec<u8>) = c?.extract().map_err(|_| bad())?;
+        let root: [u8; 32] = root.try_into().map_err(|_| bad())?;
+        out.push(CheckpointSpec { ledger, tree_size, root });
+    }
+    Ok(out)
+}
+
 /// Parses a JSONL export and verifies it (GIL released).
 #[pyfunction]
-fn verify_export<'py>(py: Python<'py>, jsonl_path: &str, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (jsonl_path, keys, checkpoints = None))]
+fn verify_export<'py>(
+    py: Python<'py>,
+    jsonl_path: &str,
+    keys: &Bound<'py, PyAny>,
+    checkpoints: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let keys = extract_keys(keys)?;
+    let checkpoints = extract_checkpoints(checkpoints)?;
     let path = jsonl_path.to_string();
-    let report = py.detach(move || verify::verify_export(&path, &keys)).map_err(jsonl_err)?;
+    let report = py.detach(move || verify::verify_export(&path, &keys, &checkpoints))?;
     report_obj(py, &report)
 }
 
@@ -608,8 +628,10 @@ struct PyChainVerifier {
 #[pymethods]
 impl PyChainVerifier {
     #[new]
-    fn new(keys: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyChainVerifier { inner: verify::ChainVerifier::new(&extract_keys(keys)?) })
+    #[pyo3(signature = (keys, checkpoints = None))]
+    fn new(keys: &Bound<'_, PyAny>, checkpoints: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let checkpoints = extract_checkpoints(checkpoints)?;
+        Ok(PyChainVerifier { inner: verify::ChainVerifier::new(&extract_keys(keys)?).with_checkpoints(&checkpoints) })
     }
 
     fn feed(&mut self, py: Python<'_>, rows: &Bound<'_, PyAny>) -> PyResult<()> {

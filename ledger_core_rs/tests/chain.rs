@@ -60,9 +60,9 @@ fn base() -> Vec<Entry> {
     vec![
         e(1, "single", "program:funding", "program:budget", 1000, None, None, T0),
         e(2, "single", "program:budget", w, 300, None, None, T0 + 1),
-        e(3, "pending", w, "merchant:m:redeemed", 200, None, Some(T0 + 100), T0 + 2),
+        e(3, "pending", w, "merchant:m:redeemed", 200, None, Some(T0 + 2 + 10_000_000), T0 + 2),
         e(4, "post", w, "merchant:m:redeemed", 150, Some(3), None, T0 + 3),
-        e(5, "pending", w, "merchant:m:redeemed", 50, None, Some(T0 + 100), T0 + 4),
+        e(5, "pending", w, "merchant:m:redeemed", 50, None, Some(T0 + 4 + 10_000_000), T0 + 4),
         e(6, "void", w, "merchant:m:redeemed", 50, Some(5), None, T0 + 5),
         e(7, "single", "program:budget", w, 10, None, None, T0 + 6),
     ]
@@ -96,6 +96,18 @@ fn resign(mut row: SealedEntry, seed: &[u8; 32]) -> SealedEntry {
     row.key_id = key_id(&public_key(seed));
     row.signature = to_hex(&sign_hash(&signing_key(seed), &h));
     row
+}
+
+fn line(r: &SealedEntry) -> String {
+    let f = &r.entry;
+    serde_json::json!({
+        "v": f.v, "ledger": f.ledger, "sequence": f.sequence, "transfer_id": f.transfer_id, "kind": f.kind,
+        "phase": f.phase, "debit_account": f.debit_account, "credit_account": f.credit_account,
+        "amount": f.amount, "ref": f.ref_, "group": f.group, "expires_at_us": f.expires_at_us,
+        "time_us": f.time_us, "prev_hash": f.prev_hash, "hash": r.hash, "key_id": r.key_id,
+        "signature": r.signature,
+    })
+    .to_string()
 }
 
 #[test]
@@ -141,8 +153,8 @@ fn tamper_cases() {
     forged.entry.sequence = 3;
     forged.entry.prev_hash = rows[1].hash.clone();
     inserted.insert(2, resign(forged, &SEED));
-    // A forged entry signed with the real key is accepted; the original #3 then repeats.
-    assert_eq!(err(&verify(&inserted)), Some(("duplicate", 3)));
+    // A forged copy of #2 signed with the real key still reuses #2's transfer id.
+    assert_eq!(err(&verify(&inserted)), Some(("reused_transfer_id", 3)));
     let mut forged = rows[1].clone();
     forged.entry.sequence = 3;
     forged.entry.prev_hash = rows[1].hash.clone();
@@ -186,6 +198,67 @@ fn tamper_cases() {
 }
 
 #[test]
+fn writer_rules_and_formats() {
+    let case = |f: &dyn Fn(&mut Vec<Entry>)| {
+        let mut es = base();
+        f(&mut es);
+        err(&verify(&chain(es, &SEED))).map(|(c, s)| (c.to_string(), s))
+    };
+    let want = |c: &str, s: i64| Some((c.to_string(), s));
+    assert_eq!(case(&|es| es[4].transfer_id = es[1].transfer_id.clone()), want("reused_transfer_id", 5));
+    assert_eq!(case(&|es| es[6].time_us = T0 + 4), want("time_reversed", 7));
+    assert_eq!(case(&|es| es[3].kind = "other".into()), want("bad_reference", 4));
+    assert_eq!(case(&|es| es[5].time_us = T0 + 4 + 10_000_000), want("bad_reference", 6));
+    assert_eq!(case(&|es| es[1].transfer_id = "NOT-HEX".into()), want("invalid_entry", 2));
+    assert_eq!(case(&|es| es[1].kind = "Earn Civic!".into()), want("invalid_entry", 2));
+    assert_eq!(case(&|es| es[1].credit_account = "memo".into()), want("invalid_entry", 2));
+    assert_eq!(case(&|es| es[2].expires_at_us = Some(T0 + 2 + 1_500_000)), want("invalid_entry", 3));
+    // A linked group needs a second member; a cross-city half needs its counterpart.
+    assert_eq!(case(&|es| es[1].group = Some("ab".repeat(16))), want("incomplete_group", 2));
+    let g = Some("cd".repeat(16));
+    let pair = |es: &mut Vec<Entry>| {
+        es[1].group = g.clone();
+        es[6].group = g.clone();
+    };
+    assert_eq!(case(&pair), None);
+    let cross = |es: &mut Vec<Entry>| {
+        pair(es);
+        es[6].credit_account = "interop:laval".into();
+    };
+    assert_eq!(case(&cross), want("incomplete_group", 2));
+}
+
+#[test]
+fn checkpoints_and_malformed_lines() {
+    use ledger_core_rs::merkle::root;
+    use ledger_core_rs::verify::CheckpointSpec;
+    let rows = chain(base(), &SEED);
+    let leaves: Vec<[u8; 32]> = EntryBatch::from_rows(&rows).leaf_hashes("brossard").unwrap();
+    let cp = |n: usize, r: [u8; 32]| CheckpointSpec { ledger: "brossard".into(), tree_size: n as u64, root: r };
+    let run = |rows: &[SealedEntry], cps: &[CheckpointSpec]| {
+        let mut v = ChainVerifier::new(&keys()).with_checkpoints(cps);
+        v.feed_rows(rows);
+        let r = v.finish();
+        r.error.map(|e| (e.code, e.sequence))
+    };
+    let all: Vec<_> = (0..=7).map(|n| cp(n, root(&leaves[..n]))).collect();
+    assert_eq!(run(&rows, &all), None);
+    assert_eq!(run(&rows[..5], &all), Some(("truncated", 5)));
+    assert_eq!(run(&rows, &[cp(4, root(&leaves[..3]))]), Some(("checkpoint_mismatch", 4)));
+    assert_eq!(run(&rows, &[cp(0, root(&leaves[..1]))]), Some(("checkpoint_mismatch", 0)));
+    // A line with a member the format does not have stops the stream there.
+    let mut text: String = rows[..3].iter().map(|r| line(r) + "\n").collect();
+    text.push_str(&line(&rows[3]).replacen('{', "{\"memo\":\"x\",", 1));
+    let b = EntryBatch::read_jsonl(text.as_bytes(), 1 << 10).ok().unwrap();
+    assert_eq!(b.len(), 3);
+    assert!(b.malformed.as_deref().unwrap().starts_with("line 4: "), "{:?}", b.malformed);
+    for bad in ["[1]", "{}", "\"x\""] {
+        let b = EntryBatch::read_jsonl(bad.as_bytes(), 1 << 10).ok().unwrap();
+        assert!(b.is_empty() && b.malformed.is_some(), "{bad}");
+    }
+}
+
+#[test]
 fn gap_decided_across_feeds() {
     let rows = chain(base(), &SEED);
     let mut v = ChainVerifier::new(&keys());
@@ -208,17 +281,6 @@ fn gap_decided_across_feeds() {
 #[test]
 fn jsonl_errors_name_the_line() {
     let rows = chain(base(), &SEED);
-    let line = |r: &SealedEntry| {
-        let f = &r.entry;
-        serde_json::json!({
-            "v": f.v, "ledger": f.ledger, "sequence": f.sequence, "transfer_id": f.transfer_id, "kind": f.kind,
-            "phase": f.phase, "debit_account": f.debit_account, "credit_account": f.credit_account,
-            "amount": f.amount, "ref": f.ref_, "group": f.group, "expires_at_us": f.expires_at_us,
-            "time_us": f.time_us, "prev_hash": f.prev_hash, "hash": r.hash, "key_id": r.key_id,
-            "signature": r.signature,
-        })
-        .to_string()
-    };
     let good: String = rows.iter().map(|r| line(r) + "\n").collect();
     let b = EntryBatch::from_jsonl_bytes(good.as_bytes()).unwrap();
     assert_eq!(b.len(), 7);

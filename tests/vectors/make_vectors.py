@@ -139,7 +139,7 @@ def tamper_cases(intact: list[dict]) -> list[tuple[str, list[dict]]]:
         (64, "earn_civic", "single", "program:budget", "program:budget", 5, None, None, None, T0 + MINUTE)
     ]
     cases.append(("same_accounts", seal_chain("brossard", same)))
-    return cases + refund_cases()
+    return cases + refund_cases() + writer_rule_cases(intact)
 
 
 def refund_cases() -> list[tuple[str, list[dict]]]:
@@ -152,9 +152,40 @@ def refund_cases() -> list[tuple[str, list[dict]]]:
     beyond = BROSSARD[:10] + [(68, "refund", "single", "merchant:m1:redeemed", W1, 131, tid(5), None, None, at)]
     unreversed = BROSSARD[:5] + [(69, "refund", "single", W1, "merchant:m1:redeemed", 10, tid(5), None, None, at)]
     award = BROSSARD + [(70, "refund", "single", W1, "merchant:m1:issued", 120, tid(3), None, None, at)]
-    return [(name, seal_chain("brossard", specs)) for name, specs in (
+    cases = [(name, seal_chain("brossard", specs)) for name, specs in (
         ("refund_of_a_civic_earning", civic), ("refund_of_a_settlement", settled), ("refund_beyond_the_original", beyond),
-        ("refund_not_reversing_the_original", unreversed), ("refund_of_an_award_is_fine", award))]  # fmt: skip
+        ("refund_not_reversing_the_original", unreversed))]  # fmt: skip
+    return cases + [("refund_of_an_award_is_fine", seal_chain("brossard", award) + seal_chain("wendake", WENDAKE))]
+
+
+def writer_rule_cases(intact: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Entries signed with a valid key that the writer never writes: formats, reused ids, time going
+    back, holds resolved against their rules, linked groups without their other half."""
+    b = [dict(x) for x in intact if x["ledger"] == "brossard"]
+    w = [dict(x) for x in intact if x["ledger"] == "wendake"]
+    at = T0 + 3 * MINUTE
+    cases = [
+        ("transfer_id_not_hex", b[:3] + [resealed({**b[3], "transfer_id": "NOT-HEX"}, SEEDS[0])]),
+        ("kind_outside_its_pattern", b[:1] + [resealed({**b[1], "kind": "Earn Civic!"}, SEEDS[0])]),
+        ("account_outside_the_vocabulary", b[:1] + [resealed({**b[1], "credit_account": "memo"}, SEEDS[0])]),
+        ("ref_not_hex", b[:4] + [resealed({**b[4], "ref": "4"}, SEEDS[0])]),
+        ("group_not_hex", b[:1] + [resealed({**b[1], "group": "g1"}, SEEDS[0])]),
+        ("incomplete_group", b),
+        ("group_halves_disagree", b + [w[0], resealed({**w[1], "amount": 39}, SEEDS[1])]),
+    ]
+    specs = {
+        "reused_transfer_id": BROSSARD[:3] + [(3, "earn_civic", "single", "program:budget", W1, 5, None, None, None, at)],
+        "time_reversed": BROSSARD[:3] + [(71, "earn_civic", "single", "program:budget", W1, 5, None, None, None, T0 + MINUTE)],
+        "hold_longer_than_30_days": BROSSARD[:3] + [(72, "redeem", "pending", W1, "merchant:m1:redeemed", 5, None, None,
+                                                     at + 31 * 24 * 60 * MINUTE, at)],
+        "hold_not_whole_seconds": BROSSARD[:3] + [(73, "redeem", "pending", W1, "merchant:m1:redeemed", 5, None, None,
+                                                   at + MINUTE + 1, at)],
+        "capture_of_another_kind": BROSSARD[:4] + [(74, "earn_purchase", "post", W1, "merchant:m1:redeemed", 150, tid(4),
+                                                    None, None, T0 + 4 * MINUTE)],
+        "void_after_expiry": BROSSARD[:4] + [(75, "redeem", "void", W1, "merchant:m1:redeemed", 200, tid(4), None, None,
+                                              T0 + 18 * MINUTE)],
+    }  # fmt: skip
+    return cases + [(name, seal_chain("brossard", entries)) for name, entries in specs.items()]
 
 
 def stream_rows(lines: list[dict]) -> list[tuple]:
