@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= 2
 
-.PHONY: setup demo test lint test-rust test-python bench postgres clean
+.PHONY: setup demo test lint lint-python lint-rust test-rust test-python bench postgres clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -29,23 +29,32 @@ postgres:
 	@scripts/postgres.sh start
 
 # ruff (its rules and its format), mypy (strict on the domain and service layers), clippy on the Rust core.
-lint: setup
-	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+lint: lint-python lint-rust
+
+lint-python: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+lint-rust:
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 	cargo clippy --quiet -p ledger_core_rs --all-targets -- -D warnings
 
 test-rust:
 	cargo test --quiet -p ledger_core_rs
 
 # The whole suite, on SQLite and on a real PostgreSQL server that this target starts; the browser
-# tests drive Debian's chromium, installed if missing.
+# tests drive Debian's chromium, installed if missing. The slow tests start first (tests/conftest.py)
+# and each worker is sent two tests at a time, so that the longest run side by side from the start.
 test-python: setup
 	@scripts/chromium.sh >/dev/null
-	ENTRAIDE_TEST_PG_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -q -n $(JOBS) -p no:cacheprovider
+	ENTRAIDE_TEST_PG_URL=$$(scripts/postgres.sh start) $(PY) -m pytest -q -n $(JOBS) --maxschedchunk 2 -p no:cacheprovider
 
-test: lint test-rust test-python
+# mypy checks on one core (~1 min on a clean clone, which has no cache) while cargo builds and runs
+# clippy and the Rust tests on the others; the Python suite then has both cores to itself.
+test: setup
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint test-rust
+	$(MAKE) --no-print-directory test-python
 
 bench: setup
 	ENTRAIDE_BENCH_PG_URL=$$(scripts/postgres.sh start) $(PY) -m bench

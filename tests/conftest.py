@@ -8,17 +8,18 @@ Without it the suite refuses to run, rather than silently testing one backend on
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.bootstrap import Context, Settings, open_context
-from ledger.adapters.database import normalize_url
+from ledger.adapters.database import checkpoint_wal, normalize_url, open_database
 
 # The `entraide` CLI speaks French unless told otherwise; tests read its English (and those of
 # French say so, tests/test_cli_language.py). LANGUAGE comes first in gettext's order.
@@ -36,16 +37,108 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# The modules whose tests take the longest (end-to-end processes, a browser, the contract, the demo),
+# longest first: they start first, so that with `-n 2 --maxschedchunk 2` (make test-python) none of
+# them starts last and leaves one core idle at the end while the other runs it.
+SLOW_FIRST = ("test_cli_community.py", "test_api_processes.py", "test_concurrency.py", "test_contract.py",
+              "test_cli.py", "test_docs_pages.py", "test_generated_client.py", "test_database_outage.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: modules keep their order
+
+
 def _pg_schema_url(schema: str) -> str:
     url = make_url(normalize_url(PG_URL))
     return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
+def _pg_database_url(database: str) -> str:
+    return make_url(normalize_url(PG_URL)).set(database=database).render_as_string(hide_password=False)
+
+
+class Templates:
+    """Databases holding the schema at its latest revision, made once per test process (each xdist
+    worker its own) on first use, then copied for each test that wants a migrated database: running
+    the migrations cost ~0.7 s a test on SQLite and ~1 s on PostgreSQL, a copy ~1 ms and ~0.1 s.
+    SQLite: a file, copied. PostgreSQL: a database that `CREATE DATABASE … TEMPLATE` clones (nobody
+    connects to it after it is made, as PostgreSQL requires of a template)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sqlite: Path | None = None
+        self._pg: str | None = None
+        self._admin: Engine | None = None
+
+    @property
+    def admin(self) -> Engine:
+        if self._admin is None:
+            self._admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    def sqlite_copy(self, path: Path) -> None:
+        if self._sqlite is None:
+            template = self.directory / "template.db"
+            engine = open_database(str(template), create=True)
+            checkpoint_wal(engine)  # the whole schema in the file itself: it is copied without its -wal
+            engine.dispose()
+            self._sqlite = template
+        shutil.copyfile(self._sqlite, path)
+
+    def pg_copy(self, database: str) -> None:
+        if self._pg is None:
+            template = f"t_template_{uuid.uuid4().hex[:12]}"
+            with self.admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {template}"))
+            open_database(_pg_database_url(template), create=True).dispose()
+            self._pg = template
+        with self.admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {database} TEMPLATE {self._pg}"))
+
+    def drop(self, database: str) -> None:
+        with self.admin.connect() as conn:  # FORCE: a server process a test killed may hold a connection
+            conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self.drop(self._pg)
+        if self._admin is not None:
+            self._admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    made = Templates(tmp_path_factory.mktemp("templates"))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def migrated_database() -> None:
+    """Asks `db_url` for a database that has the schema already (as `ctx` does): for tests that open
+    it themselves, with `open_context(settings, create=True)`, and would otherwise migrate it."""
+
+
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a new schema on the PostgreSQL server."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, templates: Templates) -> Iterator[str]:
+    """A fresh database: a SQLite file, or on the PostgreSQL server a new schema. Empty, unless the
+    test uses `ctx` or `migrated_database`: then a copy of a database with the schema at its latest
+    revision (`ctx` would migrate it to that anyway), on PostgreSQL a database of its own."""
+    migrated = not {"ctx", "migrated_database"}.isdisjoint(request.fixturenames)
     if request.param == "sqlite":
-        yield str(tmp_path / "entraide.db")
+        path = tmp_path / "entraide.db"
+        if migrated:
+            templates.sqlite_copy(path)
+        yield str(path)
+        return
+    if migrated:
+        database = f"t_{uuid.uuid4().hex[:12]}"
+        templates.pg_copy(database)
+        try:
+            yield _pg_database_url(database)
+        finally:
+            templates.drop(database)
         return
     with pg_schema("t") as url:
         yield url
@@ -53,7 +146,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @contextmanager
 def pg_schema(prefix: str) -> Iterator[str]:
-    """The URL of a new schema on the PostgreSQL server, dropped afterwards."""
+    """The URL of a new, empty schema on the PostgreSQL server, dropped afterwards."""
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -23,6 +23,8 @@ from ledger.domain.errors import InsufficientFunds
 from ledger.domain.transfers import TransferRequest as T
 from ledger.service_layer import audit
 
+# Each test makes its ledgers in a database that has the schema already (a copy of a template).
+pytestmark = pytest.mark.usefixtures("migrated_database")
 WALLET = "citizen:r1:wallet"
 WORKERS = 4
 SPENDS_PER_WORKER = 40

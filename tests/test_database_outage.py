@@ -105,7 +105,7 @@ def proxy(db_url: str) -> Iterator[CuttableProxy]:
 
 
 @pytest.fixture
-def world(db_url: str, settings, clock, proxy: CuttableProxy) -> Iterator[World]:
+def world(db_url: str, settings, clock, proxy: CuttableProxy, migrated_database) -> Iterator[World]:
     through_proxy = make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     ctx = open_context(
         dataclasses.replace(settings, database_url=through_proxy), clock=clock, key_from_us=clock(), create=True
