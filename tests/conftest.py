@@ -40,7 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # The modules whose tests take the longest (end-to-end processes, a browser, the contract, the demo),
 # longest first: they start first, so that with `-n 2 --maxschedchunk 2` (make test-python) none of
 # them starts last and leaves one core idle at the end while the other runs it.
-SLOW_FIRST = ("test_cli_community.py", "test_api_processes.py", "test_concurrency.py", "test_contract.py",
+SLOW_FIRST = ("test_cli_community.py", "test_api_processes.py", "test_concurrency.py", "test_contract.py", "test_witness.py",
+              "test_monitor.py",
               "test_cli.py", "test_docs_pages.py", "test_generated_client.py", "test_database_outage.py")  # fmt: skip
 
 

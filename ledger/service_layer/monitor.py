@@ -431,12 +431,28 @@ def _parse(run: _Run, ledger: str, old: LedgerState, new_lines: bytes) -> core.E
     return new
 
 
-def _verify_chains(run: _Run, steps: Sequence[_Step]) -> int:
-    """Every ledger's mirror then new entries through one chain verifier, in export order: entries checked."""
+def _feed(verifier: core.ChainVerifier, step: _Step) -> None:
+    verifier.feed_batch(step.verified)
+    verifier.feed_batch(step.new)
+
+
+def _follow_and_verify(run: _Run, listed: Sequence[str], state: MonitorState) -> tuple[int, list[_Step]]:
+    """Follow each ledger, in export order, while one chain verifier checks the ledgers already
+    fetched: every ledger's mirror then its new entries (cross-ledger rules hold). The verifier runs
+    in Rust without the GIL, so it checks one city while the next one's tiles download. Returns
+    the entries checked and the steps."""
     verifier = core.ChainVerifier(run.keys)
-    for step in steps:
-        verifier.feed_batch(step.verified)
-        verifier.feed_batch(step.new)
+    steps: list[_Step] = []
+    with ThreadPoolExecutor(1) as feeder:  # one thread: the batches reach the verifier in order
+        fed: list[Future[None]] = []
+        try:
+            for ledger in listed:
+                step = _follow(run, ledger, state.ledgers.get(ledger, EMPTY))
+                steps.append(step)
+                fed.append(feeder.submit(_feed, verifier, step))
+        finally:
+            for done in fed:
+                done.result()
     report = verifier.finish()
     error = report["error"]
     if error is not None:
@@ -444,7 +460,7 @@ def _verify_chains(run: _Run, steps: Sequence[_Step]) -> int:
                            detail=error["detail"])  # fmt: skip
     for step in steps:
         assert report["ledgers"].get(step.ledger, {"entries": 0})["entries"] == step.state.size, "fed whole"
-    return report["entries"]
+    return report["entries"], steps
 
 
 def _check_times(ledger: str, cp: notes.Checkpoint, old: LedgerState, first: bytes, last: bytes) -> None:
@@ -493,8 +509,7 @@ def monitor(base_url: str, directory: Path, witnesses: Witnesses | None = None,
         note_keys = _note_keys(keys)
         run = _Run(client, directory, [(kid, pub, start, end) for kid, (pub, start, end) in note_keys.items()],
                    note_keys, witnesses)  # fmt: skip
-        steps = [_follow(run, ledger, state.ledgers.get(ledger, EMPTY)) for ledger in listed]
-        checked = _verify_chains(run, steps)
+        checked, steps = _follow_and_verify(run, listed, state)
         ledgers = {}
         for step in steps:
             mirror_bytes = monitor_state.append_mirror(directory, step.ledger, step.new_lines) if step.new_lines else (
