@@ -86,3 +86,14 @@ def idempotency_key(value: str | None) -> str:
     if not value or not value.isprintable() or " " in value:
         raise IdempotencyKeyRequired("an Idempotency-Key header is required")
     return value
+
+
+# --- the public log (C2SP tlog-tiles) --------------------------------------------------------------
+
+# No pattern: a path outside the tlog-tiles encoding names no tile, and answers 404 as a static log would.
+MAX_TILE_PATH = 100
+TilePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
+    "`<L>/<N>[.p/<W>]`: level L (0-63), index N in 3-digit elements, all but the last prefixed with x "
+    "(1234067 is x001/x234/067), and for a partial tile its width W (1-255)"))]  # fmt: skip
+BundlePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
+    "`<N>[.p/<W>]`: the bundle's index N, encoded as in tile paths, and for a partial bundle its width W"))]  # fmt: skip

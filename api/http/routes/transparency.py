@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Response, Router, get
-from litestar.params import Parameter
 
-from api.http.params import City, Ctx, OpenDataFormat, OptionalSequence, PageLimit, Period
+from api.http.params import BundlePath, City, Ctx, OpenDataFormat, OptionalSequence, PageLimit, Period, TilePath
 from community.adapters.secrets import public_jwks
 from finance.schemas import OpenData
 from finance.service_layer.reporting import open_data_csv
@@ -58,13 +55,6 @@ OCTETS = "application/octet-stream"
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}  # a published tile never changes
 MUTABLE = {"Cache-Control": "public, max-age=5"}  # the checkpoint moves on: cache it only seconds
 LOG_PROBLEMS = ("unknown_ledger", "not_in_log")
-# No pattern: a path outside the tlog-tiles encoding names no tile, and answers 404 as a static log would.
-MAX_TILE_PATH = 100
-TilePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
-    "`<L>/<N>[.p/<W>]`: level L (0-63), index N in 3-digit elements, all but the last prefixed with x "
-    "(1234067 is x001/x234/067), and for a partial tile its width W (1-255)"))]  # fmt: skip
-BundlePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
-    "`<N>[.p/<W>]`: the bundle's index N, encoded as in tile paths, and for a partial bundle its width W"))]  # fmt: skip
 
 
 @get("/{city:str}/checkpoint", sync_to_thread=True, summary="Get a city's latest checkpoint",
