@@ -507,6 +507,10 @@ class Interleavings(RuleBasedStateMachine):
         self.keys = [f"m{n}-k{k}" for k in range(3)]
         self.ids = {key: redemption_id_for(world.residents[self.who].id, key) for key in self.keys}
         self.events: list[list] = []  # [body, signature, type, key, applied]
+        # localstripe refuses a second confirm of an intent whose card was declined (400 "Bad request"),
+        # where Stripe lets the browser confirm it again with another card: those intents are not
+        # paid again here, so the retry after a decline is not exercised against localstripe.
+        self.declined: set[str] = set()
         link.up()
 
     def teardown(self) -> None:
@@ -570,9 +574,11 @@ class Interleavings(RuleBasedStateMachine):
     def pay(self, k: int, card: str) -> None:
         key = self.keys[k]
         row = self.row(key)
-        if row is None or row["status"] != "awaiting_payment":
+        if row is None or row["status"] != "awaiting_payment" or key in self.declined:
             return
         pay(self.client, row["payment"]["payment_intent_id"], card)  # the browser talks to Stripe, not through our line
+        if card == DECLINED:
+            self.declined.add(key)
         self._deliver(
             self._webhook(key, "payment_intent.succeeded" if card == VISA else "payment_intent.payment_failed")
         )
