@@ -70,7 +70,18 @@ def _make_files_private(cursor) -> None:
 def _sqlite_begin(connection) -> None:
     # pysqlite's own BEGIN is deferred; a deferred writer can fail mid-transaction when another
     # writer commits first. IMMEDIATE takes the write lock up front, as PostgreSQL's row lock does.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A connection opened by `reading` never writes: its deferred BEGIN reads one WAL snapshot
+    # beside the writer and the other readers, instead of queueing for the write lock.
+    connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "entraide_read_only"
+
+
+def reading(engine: Engine) -> Engine:
+    """The same pool for transactions that only read: on SQLite they begin deferred, so they take no
+    write lock (a write in one fails there); on PostgreSQL nothing changes."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str) -> Engine:

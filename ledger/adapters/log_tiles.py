@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, select
+from sqlalchemy import Connection, Integer, bindparam, func, select
 
 from ledger.adapters.database import dialect_insert
 from ledger.adapters.journal import ENTRY_COLUMNS, C, CheckpointRecord, J, L
@@ -42,6 +42,9 @@ _CHECKPOINTS = (
     .limit(bindparam("limit", type_=Integer))
 )
 _LEDGER = select(L.c.name).where(L.c.name == bindparam("ledger"))
+_SIGNED_SIZE = select(func.max(C.c.tree_size)).where(C.c.ledger == bindparam("ledger")).scalar_subquery()
+_SIGNED_TILE = select(_TILE.scalar_subquery()).where(bindparam("end", type_=Integer) <= _SIGNED_SIZE)
+_SIGNED_ENTRIES = _ENTRIES.where(J.c.sequence <= _SIGNED_SIZE)
 
 
 def ledger_exists(conn: Connection, ledger: str) -> bool:
@@ -77,6 +80,16 @@ def entry_hashes(conn: Connection, ledger: str, after: int, upto: int) -> bytes:
 def entries(conn: Connection, ledger: str, after: int, upto: int) -> list[tuple[Any, ...]]:
     """Entry16 tuples of sequences after+1..upto, in order, fetched at once."""
     return [*map(tuple, conn.execute(_ENTRIES, {"ledger": ledger, "after": after, "upto": upto}).all())]
+
+
+def signed_tile(conn: Connection, ledger: str, level: int, index: int, end: int) -> bytes | None:
+    """A stored tile's hashes when the latest checkpoint covers `end` leaves, else None: one query."""
+    return conn.scalar(_SIGNED_TILE, {"ledger": ledger, "level": level, "tile_index": index, "end": end})
+
+
+def signed_entries(conn: Connection, ledger: str, after: int, upto: int) -> list[tuple[Any, ...]]:
+    """`entries`, but only those the latest checkpoint covers: one query."""
+    return [*map(tuple, conn.execute(_SIGNED_ENTRIES, {"ledger": ledger, "after": after, "upto": upto}).all())]
 
 
 def latest_checkpoint(conn: Connection, ledger: str) -> CheckpointRecord | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine
 
 from ledger.adapters import journal, log_tiles
+from ledger.adapters.database import reading
 from ledger.adapters.journal import CheckpointRecord
 from ledger.domain import checkpoint as notes
 from ledger.domain.errors import InvariantViolation, NotInLog, UnknownLedger
@@ -44,29 +45,42 @@ def _published(conn: Connection, city: str, path: str, *, entries: bool) -> Tile
 
 def checkpoint_note(engine: Engine, city: str) -> str:
     """The latest checkpoint's note as published, with the witnesses' cosignatures gathered so far."""
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         size = int(_latest(conn, city, "checkpoint")["tree_size"])
         note = published_note(conn, city, size)
     assert note is not None, "the checkpoint was just read"
     return note
 
 
+def _parse(conn: Connection, city: str, path: str, *, entries: bool) -> TileRef:
+    try:
+        return parse_tile_path(path, entries=entries)
+    except TilePathError:
+        return _published(conn, city, path, entries=entries)  # raises, UnknownLedger first
+
+
 def tile(engine: Engine, city: str, path: str) -> bytes:
-    """The hash tile at `<L>/<N>[.p/<W>]`."""
-    with engine.connect() as conn:
-        ref = _published(conn, city, path, entries=False)
-        hashes = log_tiles.tile(conn, city, ref.level, ref.index)
+    """The hash tile at `<L>/<N>[.p/<W>]`. One query when it is published; the errors' cases are told
+    apart only then."""
+    with reading(engine).connect() as conn:
+        ref = _parse(conn, city, path, entries=False)
+        hashes = log_tiles.signed_tile(conn, city, ref.level, ref.index, ref.end())
+        if hashes is None:
+            _published(conn, city, path, entries=False)  # raises when the checkpoint does not cover it
     if hashes is None or len(hashes) < ref.width * HASH_BYTES:
         raise InvariantViolation(f"tile {ref} of {city} is covered by a checkpoint but not stored")
     return hashes[: ref.width * HASH_BYTES]
 
 
 def entry_bundle(engine: Engine, city: str, path: str) -> bytes:
-    """The entry bundle at `<N>[.p/<W>]`: each entry's export line, uint16-length-prefixed."""
-    with engine.connect() as conn:
-        ref = _published(conn, city, path, entries=True)
+    """The entry bundle at `<N>[.p/<W>]`: each entry's export line, uint16-length-prefixed. One query
+    when it is published; the errors' cases are told apart only then."""
+    with reading(engine).connect() as conn:
+        ref = _parse(conn, city, path, entries=True)
         first = ref.index * TILE_WIDTH
-        rows = log_tiles.entries(conn, city, first, first + ref.width)
+        rows = log_tiles.signed_entries(conn, city, first, first + ref.width)
+        if len(rows) != ref.width:
+            _published(conn, city, path, entries=True)  # raises when the checkpoint does not cover it
     if len(rows) != ref.width:
         raise InvariantViolation(f"bundle {ref} of {city} is covered by a checkpoint but has {len(rows)} entries")
     return bundle(entry_json(row) for row in rows)
@@ -75,7 +89,7 @@ def entry_bundle(engine: Engine, city: str, path: str) -> bytes:
 def checkpoint_history(engine: Engine, city: str, after_size: int | None, limit: int,
                        witnesses: WitnessConfig | None = None) -> CheckpointPage:  # fmt: skip
     """Signed checkpoints of tree sizes above `after_size` (all when None), smallest first, as published."""
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         if not log_tiles.ledger_exists(conn, city):
             raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
         rows = log_tiles.checkpoints(conn, city, -1 if after_size is None else after_size, limit)
@@ -85,7 +99,7 @@ def checkpoint_history(engine: Engine, city: str, after_size: int | None, limit:
 
 def keys(engine: Engine, city: str) -> LogKeys:
     """The keys that sign the city's log, each with its signed-note verifier key under the origin."""
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         if not log_tiles.ledger_exists(conn, city):
             raise UnknownLedger(f"no ledger named {city!r}", ledger=city)
         rows = journal.signing_keys(conn)
