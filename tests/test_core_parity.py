@@ -127,9 +127,9 @@ def _entry(ledger, seq, n, operation, state, time_us):
     if not holds:
         return None
     ref, hold = holds[operation[1] % len(holds)]
+    if kind in ("post", "void") and time_us >= hold.expires_at_us:
+        return None  # an expired hold can only expire
     if kind == "post":
-        if time_us >= hold.expires_at_us:
-            return None
         amount = min(operation[2], hold.amount)
     elif kind == "expire":
         time_us = max(time_us, hold.expires_at_us)
