@@ -17,7 +17,7 @@ import msgspec
 from sqlalchemy import Connection, Engine
 
 from ledger import core
-from ledger.adapters import cosignatures, journal
+from ledger.adapters import cosignatures, journal, log_tiles
 from ledger.domain import checkpoint as notes
 from ledger.domain import cosignature
 from ledger.domain.witnesses import WitnessConfig
@@ -240,8 +240,8 @@ def make_checkpoints(
         for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
             if latest is not None and latest["tree_size"] == head.sequence:
-                # A checkpoint signed before its ledger had tiles gets them now.
-                tiles.record(conn, name, head.sequence, bytes.fromhex(latest["root_hash"]))
+                if log_tiles.tiled_size(conn, name) < head.sequence:  # signed before its ledger had tiles
+                    tiles.record(conn, name, head.sequence, bytes.fromhex(latest["root_hash"]))
                 made.append(latest)
                 continue
             root = core.merkle_root(journal.leaf_hashes(conn, name, head.sequence))
