@@ -133,6 +133,8 @@ PROBLEMS: dict[str, int] = {
     "not_in_log": 404,
     "unknown_receipt": 404,
     "receipt_not_checkpointed": 409,
+    # the pages (web/)
+    "csrf_failed": 403,
 }
 
 FALLBACK_CODE = "internal_error"

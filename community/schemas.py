@@ -109,6 +109,14 @@ class CardKeyRotation(Result, frozen=True):
     active: CardKeyState
 
 
+class Community(Result, frozen=True):
+    """A city that runs a program, as residents read its name."""
+
+    city: City
+    name: Annotated[str, msgspec.Meta(description="the city's name as shown (its program's `name`, else its id)")]
+    timezone: Annotated[str, msgspec.Meta(description="the IANA time zone its dates are shown in")]
+
+
 class OptIns(Result, frozen=True):
     """The resident's home city and the other cities where they may earn and redeem."""
 

@@ -100,6 +100,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("not_in_log", 404, "ledger path"),
         ("unknown_receipt", 404, "sequence"),
         ("receipt_not_checkpointed", 409, "sequence ledger"),
+        ("csrf_failed", 403, ""),
     ]
 }
 

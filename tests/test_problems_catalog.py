@@ -28,7 +28,7 @@ from api.problems import (
 from ledger.domain.errors import InvalidRequest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "community", "finance", "ledger", "marketplace", "merchants", "operations")
+PACKAGES = ("api", "community", "finance", "ledger", "marketplace", "merchants", "operations", "web")
 # Parameters every code may get whatever the raise site: the localized sentence of the reason, and
 # what `error_params` derives (a transfer named as `ref` is also `transfer_id`).
 DERIVED = {"reason", "field", "transfer_id"}

@@ -72,7 +72,9 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
     for n, community in enumerate(COMMUNITIES):  # every city first: residents opt in to their neighbours
         treasury = Treasury(name=f"Ville de {community.name}"[:140], institution="815", transit=f"{30000 + n:05d}",
                             account_number=f"{4400000 + n:07d}")  # fmt: skip
-        ctx.programs.configure(Program(city=community.id, campaigns=(campaign,), treasury=treasury), ACTOR)
+        ctx.programs.configure(
+            Program(city=community.id, name=community.name, campaigns=(campaign,), treasury=treasury), ACTOR
+        )
         ctx.programs.fund_budget(community.id, community.population * 400, f"demo-{today.year}", ACTOR)
     for community in COMMUNITIES:
         city = community.id

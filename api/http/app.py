@@ -31,6 +31,7 @@ from api.problems import PROBLEMS, error_params, negotiate_locale, problem_docum
 from ledger.domain.errors import LedgerError
 from operations.service_layer.jobs import scheduler
 from operations.service_layer.scheduler import Scheduler
+from web.pages import template_config
 
 MAX_BODY_BYTES = 256 * 1024
 STATUS_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
@@ -69,11 +70,20 @@ def _validation_error(request: Request, exc: ValidationException) -> Response:
     return _problem(request, "validation_error", validation_params(errors[0]) if errors else {})
 
 
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page of the site (not the API's, not the schema's): it reads HTML."""
+    return not request.url.path.startswith(("/v1/", "/schema")) and "text/html" in request.headers.get("accept", "")
+
+
 def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 400:  # a body msgspec could not parse (schema errors are ValidationExceptions)
         return _problem(request, "malformed_json", {})
     if exc.status_code == 413:
         return _problem(request, "body_too_large", {"max_bytes": MAX_BODY_BYTES})
+    if exc.status_code == 404 and _wants_a_page(request):
+        from web.routes.errors import problem_page
+
+        return problem_page(request, "not_found", {})
     code = STATUS_CODES.get(exc.status_code)
     if code is None:
         if exc.status_code >= 500:
@@ -216,8 +226,10 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
     limits = _limits(ctx, terminal_rate_per_second, resident_rate_per_second, address_failures_per_minute,
                      credential_failures_per_minute)  # fmt: skip
     outage = DatabaseOutage(ctx.engine)
+    from web.routes import routers as pages  # the pages import the API's auth and errors: bound late
+
     return Litestar(
-        route_handlers=ROUTERS,
+        route_handlers=[*ROUTERS, *pages(ctx)],
         dependencies={
             "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
             "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),
@@ -232,6 +244,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
             Exception: _unexpected,
         },
         openapi_config=openapi_config(),
+        template_config=template_config(),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=AuthenticatedFirst,
         before_request=_options,

@@ -191,7 +191,7 @@ def client_address(request: Request) -> str:
     return host or "unknown"
 
 
-def _token_credential(token: str) -> str:
+def token_credential(token: str) -> str:
     # The token itself is the credential (its `kid` names the issuer's key, which every token
     # shares: counting by it would let anyone lock every resident out).
     return "token:" + hashlib.blake2b(token.encode(), digest_size=16).hexdigest()
@@ -205,7 +205,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _principal_from_token(ctx: Context, token: str) -> Principal:
+def principal_from_token(ctx: Context, token: str) -> Principal:
     try:
         claims = ctx.tokens.verify(token, ctx.clock() // 1_000_000)
     except TokenRejected as exc:
@@ -246,8 +246,8 @@ async def bearer_principal(
 ) -> Principal:
     with limits.failures.attempt(client_address(request)) as attempt:
         token = _bearer(request)
-        attempt.claim(_token_credential(token))
-        principal = await to_thread.run_sync(_principal_from_token, ctx, token)
+        attempt.claim(token_credential(token))
+        principal = await to_thread.run_sync(principal_from_token, ctx, token)
     limits.bearer.take(principal.identity)
     await check_body_strictly(request)
     return principal

@@ -118,8 +118,12 @@ class CommunityKeys:
     def kek(self, city: str) -> AESGCM:
         name = f"kek-{city}"
         if name not in self._cache:
-            self._cache[name] = AESGCM(self._load_or_create(f"{name}.key", lambda: AESGCM.generate_key(256)))
+            self._cache[name] = AESGCM(self.secret(name))
         return self._cache[name]  # type: ignore[return-value]
+
+    def secret(self, name: str) -> bytes:
+        """32 random bytes of this deployment, `<name>.key`, made at first use (every worker reads the same)."""
+        return self._load_or_create(f"{name}.key", lambda: AESGCM.generate_key(256))
 
 
 def public_jwks(keys: list[OKPKey]) -> dict:

@@ -91,8 +91,12 @@ def _default_activities() -> dict[str, CivicActivity]:
     }
 
 
+MAX_NAME_CHARS = 80
+
+
 class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     city: str
+    name: str | None = None  # as residents read it ("Saint-Jean-sur-Richelieu"); the pages show `city` without one
     currency: str = "CAD"
     timezone: str = "America/Toronto"
     point_value_cents_per_100_points: int = 100  # 100: one point is worth one cent
@@ -112,6 +116,9 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
 
     def validate(self) -> Program:
         """Raise InvalidProgram on any value a city could not have meant."""
+        if self.name is not None and not 0 < len(self.name.strip()) == len(self.name) <= MAX_NAME_CHARS:
+            raise InvalidProgram("name must be 1 to 80 characters, without surrounding spaces", field="name",
+                                 reason="invalid_value")  # fmt: skip
         _positive_ints(self, ("point_value_cents_per_100_points", "expiry_days", "hold_timeout_seconds"))
         _non_negative_ints(self, ("merchant_points_per_dollar", "daily_cap_points", "monthly_cap_points",
                                   "yearly_budget_points", "offline_floor_points", "settlement_fee_cents"))  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 
 import msgspec
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, Engine
 from community.adapters import store
 from community.domain.errors import UnknownProgram
 from community.domain.program import Program
-from community.schemas import BudgetFunding, ProgramVersion
+from community.schemas import BudgetFunding, Community, ProgramVersion
 from ledger.domain import accounts
 from ledger.domain.accounts import check_ledger_name
 from ledger.domain.errors import InvalidRequest
@@ -52,6 +53,12 @@ class Programs:
         """The cities that run a program (a bare ledger, as simulations make, is not one)."""
         with self.engine.connect() as conn:
             return store.program_cities(conn)
+
+    def communities(self) -> list[Community]:
+        """Every city that runs a program, with its name and time zone, in the order of their names."""
+        programs = [self.current(city) for city in self.cities()]
+        listed = [Community(city=p.city, name=p.name or p.city, timezone=p.timezone) for p in programs]
+        return sorted(listed, key=lambda c: unicodedata.normalize("NFKD", c.name.casefold()))  # É with the Es
 
     def configure(self, program: Program, actor: str) -> ProgramVersion:
         """Create or replace a city's program (its ledger too, the first time); returns it and its version."""

@@ -1,0 +1,110 @@
+"""The browser tests' tools: Debian's chromium driven by Playwright (one browser per test module, a
+fresh context, so fresh cookies, per visitor), every request to another host aborted, every console
+error or CSP violation collected, and `check(page, name)` for each page: zero axe-core violations
+(WCAG 2.1 A and AA), no sideways scrolling on a 360-pixel phone, and screenshots (desktop and phone)
+in the run's output folder, `ENTRAIDE_SCREENSHOTS` or `.test-output/screenshots/`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from api.http.app import create_app
+from tests.test_auth_limits import served
+
+playwright = pytest.importorskip("playwright.sync_api")
+axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (.ci/run installs it); Playwright downloads no browser here
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = Path(os.environ.get("ENTRAIDE_SCREENSHOTS", ROOT / ".test-output" / "screenshots"))
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+TIMEOUT_MS = 30_000  # a loaded 2-core machine runs two suites' browsers at once
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() and not shutil.which("chromium"), reason="chromium is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Visitor:
+    """One person's browser: their own cookies, the site's address, what went wrong in the console."""
+
+    page: object
+    base: str
+    problems: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+    def open(self, path: str):
+        response = self.page.goto(self.base + path)  # type: ignore[attr-defined]
+        return response
+
+    def check(self, name: str) -> None:
+        """The page as it is now: axe-clean on a desktop and on a phone, no sideways scroll on the
+        phone, screenshots of both; and nothing went wrong so far (console, CSP, foreign hosts)."""
+        page = self.page
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for viewport, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+            page.set_viewport_size(viewport)  # type: ignore[attr-defined]
+            results = axe_playwright.Axe().run(page, options=WCAG_AA)
+            assert results.violations_count == 0, f"{name}{suffix}: {results.generate_report()}"
+            page.screenshot(path=SCREENSHOTS / f"{name}{suffix}.png", full_page=True)  # type: ignore[attr-defined]
+        overflow = page.evaluate(  # type: ignore[attr-defined]
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow} px on a 360-px phone"
+        page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
+        self.assert_clean()
+
+    def assert_clean(self) -> None:
+        assert not self.problems, self.problems
+        assert not self.foreign, self.foreign
+
+
+@contextmanager
+def visitor(browser, base: str, locale: str = "fr-CA") -> Iterator[Visitor]:
+    """A new visitor whose browser speaks `locale` (its Accept-Language)."""
+    context = browser.new_context(locale=locale, viewport=DESKTOP)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    seen = Visitor(page, base)
+    ours = urlsplit(base).netloc
+
+    def only_ours(route) -> None:
+        if urlsplit(route.request.url).netloc == ours or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            seen.foreign.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_ours)
+    page.on("console", lambda m: seen.problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: seen.problems.append(str(error)))
+    try:
+        yield seen
+    finally:
+        context.close()
+
+
+@contextmanager
+def site(ctx) -> Iterator[str]:
+    """The whole app (API and pages) on a real loopback server: its base URL."""
+    with served(create_app(ctx)) as base:
+        yield base

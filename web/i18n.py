@@ -1,0 +1,93 @@
+"""The pages' words: English msgids in the `web` domain, translated in `web/locales/<lang>/LC_MESSAGES/web.po`.
+
+`python -m web.catalogs` extracts the msgids from the templates and `web/**.py` into `web/locales/web.pot`
+and merges them into each language's catalog. A page's language is the visitor's choice (the `lang`
+cookie the language switch sets), else their browser's (`Accept-Language`), else French. Numbers,
+money and dates follow Canadian conventions, in the city's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_skeleton, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations, Translations
+
+from api.problems import DEFAULT_LOCALE, LOCALES, negotiate_locale
+
+LOCALES_DIR = Path(__file__).with_name("locales")
+DOMAIN = "web"
+LANGUAGE_COOKIE = "lang"
+LANGUAGE_NAMES = {"fr": "Français", "en": "English", "es": "Español"}  # each in its own language
+# Our cities are in Québec: fr_CA groups digits with a no-break space, en_CA writes "March 15, 2026".
+_FORMAT_LOCALES = {"fr": "fr_CA", "en": "en_CA", "es": "es"}
+DEFAULT_TIME_ZONE = "America/Toronto"
+
+
+def page_locale(cookie: str | None, accept_language: str | None) -> str:
+    """The visitor's chosen language if it is one of ours, else the browser's best, else French."""
+    return cookie if cookie in LOCALES else negotiate_locale(accept_language)
+
+
+@cache
+def translations(locale: str) -> NullTranslations:
+    """A language's catalog as gettext translations (fuzzy entries left out, as gettext does);
+    the English msgids themselves where a language has no catalog or a msgid no translation."""
+    path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not path.exists():
+        return NullTranslations()
+    with path.open("rb") as file:
+        catalog = read_po(file, locale=locale, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def gettext(locale: str, message: str) -> str:
+    return translations(locale).gettext(message)
+
+
+def _format_locale(locale: str) -> str:
+    return _FORMAT_LOCALES.get(locale, locale)
+
+
+def points(locale: str, amount_points: int) -> str:
+    """A whole number of points, grouped as the language writes numbers ("12 345")."""
+    assert isinstance(amount_points, int)
+    return format_decimal(amount_points, locale=_format_locale(locale))
+
+
+def signed_points(locale: str, amount_points: int) -> str:
+    """A movement of points with its sign: "+12", "−300" (a true minus sign, as typography wants)."""
+    text = points(locale, abs(amount_points))
+    return f"+{text}" if amount_points > 0 else f"−{text}" if amount_points < 0 else text
+
+
+def dollars(locale: str, amount_cents: int) -> str:
+    """Cents as dollars, exactly ("12,34 $" in French, "$12.34" in English): no float on the way."""
+    assert isinstance(amount_cents, int)
+    return format_currency(Decimal(amount_cents).scaleb(-2), "CAD", locale=_format_locale(locale))
+
+
+def moment(locale: str, time_us: int, time_zone: str = DEFAULT_TIME_ZONE) -> str:
+    """A point in time (microseconds since the epoch) in the city's zone, short: "1 déc. 2025 09 h 40"."""
+    when = dt.datetime.fromtimestamp(time_us / 1_000_000, ZoneInfo(time_zone))
+    form = _format_locale(locale)
+    return f"{format_skeleton('yMMMd', when.date(), locale=form)} {format_time(when, 'short', locale=form)}"
+
+
+def day(locale: str, date: dt.date, form: str = "long") -> str:
+    return format_date(date, format=form, locale=_format_locale(locale))
+
+
+__all__ = ["DEFAULT_LOCALE", "LANGUAGE_COOKIE", "LANGUAGE_NAMES", "LOCALES", "dollars", "gettext", "moment",
+           "page_locale", "points", "signed_points", "translations"]  # fmt: skip
