@@ -108,3 +108,13 @@ def site(ctx) -> Iterator[str]:
     """The whole app (API and pages) on a real loopback server: its base URL."""
     with served(create_app(ctx)) as base:
         yield base
+
+
+def signed_in(seen: Visitor, ctx, resident_id: str, city: str) -> None:
+    """Give a visitor the session a sign-in would give (web.auth.open_session): for the pages'
+    tests that start signed in. The sign-in ways themselves are tested step by step in the browser."""
+    from web.auth import open_session
+
+    cookie = open_session(ctx, resident_id, city, "test:browser")
+    seen.page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": seen.base,  # type: ignore[attr-defined]
+                                    "httpOnly": True, "secure": True, "sameSite": "Lax"}])  # fmt: skip

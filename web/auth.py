@@ -12,14 +12,16 @@ from urllib.parse import quote
 
 from anyio import to_thread
 from litestar import Request
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 
 from api.bootstrap import Context
 from api.http.auth import Limits, Principal, client_address, principal_from_token, token_credential
 from ledger.domain.errors import LedgerError
-from web.pages import SESSION_COOKIE
+from web.pages import SESSION_COOKIE, secure_cookie
 
 SIGN_IN_PATH = "/wallet/sign-in"
+SESSION_SECONDS = 7 * 86_400  # a phone stays signed in for a week; signing out ends it at once
 
 
 class SignInRequired(LedgerError):
@@ -70,3 +72,15 @@ DEPENDENCIES = {
     "visitor": Provide(session_principal),
     "principal": Provide(resident_principal),
 }
+
+
+def open_session(ctx: Context, resident_id: str, city: str, how: str) -> Cookie:
+    """A resident's new session (however they proved who they are: `how` names it in the audit
+    trail, e.g. "web:passkey"): a built-in token of SESSION_SECONDS in the HttpOnly cookie."""
+    token = ctx.access.issue_resident(resident_id, city, SESSION_SECONDS, issued_by=how)
+    return secure_cookie(SESSION_COOKIE, token, SESSION_SECONDS)
+
+
+def ended_session() -> Cookie:
+    """The cookie that replaces a session's when it ends (the token is revoked separately)."""
+    return secure_cookie(SESSION_COOKIE, "", 0)
