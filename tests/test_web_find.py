@@ -1,0 +1,266 @@
+"""The wallet's "Find": a resident searches the catalog with a typo and filters (a GET form, no
+script needed), sees the results as a list and on a map (Leaflet from our own origin, no tile
+fetched), opens an item, redeems it with points and sees the voucher and the balance drop; a
+redemption the wallet cannot pay is refused next to the form and changes nothing; a double submit
+redeems once. In French and English (Spanish once), axe-clean, with the keyboard."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from api.http.app import create_app
+from marketplace.domain.catalog import ItemSpec, Location
+from marketplace.service_layer.catalog import Owner
+from tests.browser import browser, needs_chromium, signed_in, site, visitor
+from tests.world import World
+from web.auth import open_session
+from web.pages import CONTENT_SECURITY_POLICY, SESSION_COOKIE
+
+__all__ = ["browser"]  # the fixture, imported for its module
+
+BAKERY = Owner("brossard", "boulangerie", "merchant:boulangerie")
+BOOKSHOP = Owner("brossard", "librairie", "merchant:librairie")
+CITY = Owner("brossard", None, "staff:test")
+CROISSANT = ItemSpec(title={"fr": "Croissant au beurre", "en": "Butter croissant"}, category="food", price_points=100,
+                     description={"fr": "Cuit ce matin, pur beurre.", "en": "Baked this morning."}, quantity=5,
+                     per_resident_limit=2)  # fmt: skip
+NOVEL = ItemSpec(title={"fr": "Roman québécois", "en": "Québec novel"}, category="retail", price_points=900, quantity=3)
+POOL = ItemSpec(title={"fr": "Abonnement piscine", "en": "Pool pass"}, category="sports", price_points=400,
+                location=Location(45.44, -73.45, "Centre aquatique"))  # fmt: skip
+
+
+class Market(msgspec.Struct):
+    world: World
+    croissant: str
+    novel: str
+    pool: str
+
+
+@pytest.fixture
+def market(ctx) -> Market:
+    world = World(ctx, client=None)  # type: ignore[arg-type]
+    world.city("brossard", name="Brossard")
+    world.merchant("boulangerie", "brossard", "food")
+    world.merchant("librairie", "brossard", "retail")
+    ctx.catalog.set_shop(BAKERY, Location(45.4501, -73.4601, "12 rue Principale"), True)
+    ctx.catalog.set_shop(BOOKSHOP, Location(45.4602, -73.4702, "3 rue du Livre"), True)
+    items = [ctx.catalog.create(owner, kind, spec).id for owner, kind, spec in
+             ((BAKERY, "offer", CROISSANT), (BOOKSHOP, "offer", NOVEL), (CITY, "service", POOL))]  # fmt: skip
+    world.resident("alice", "brossard", points=1_000)
+    world.resident("bob", "brossard", points=50)
+    return Market(world, *items)
+
+
+def available(market: Market, who: str) -> int:
+    return market.world.available(who)
+
+
+def expect_refused_page(resident, status: int) -> None:
+    """The page answered `status` on purpose (a refusal is a page with the problem's status): the
+    console's one note of it is expected; anything else it said is still a problem."""
+    expected = f"Failed to load resource: the server responded with a status of {status}"
+    assert [m for m in resident.problems if m.startswith(expected)], resident.problems
+    resident.problems[:] = [m for m in resident.problems if not m.startswith(expected)]
+
+
+@needs_chromium
+def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, ctx, market) -> None:
+    """One walk per database (Chromium is the costly part): in French every page and the refusal,
+    then in English a second redemption, then a bad filter in Spanish."""
+    alice = market.world.residents["alice"]
+    with site(ctx) as base:
+        with visitor(browser, base, locale="fr-CA") as resident:
+            signed_in(resident, ctx, alice.id, "brossard")
+            page = resident.page
+            resident.open("/wallet/find")
+            assert page.locator(".find-hit").count() == 3  # everything offered, before any search
+            page.wait_for_selector("#find-map[data-markers='3']")  # the map shows the same results
+
+            # With the keyboard: the query field, a typo, Enter; the form needs no script.
+            page.get_by_label("Que cherchez-vous ?").focus()
+            page.keyboard.type("croisant")
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(r"q=croisant"))
+            assert page.locator("#results-count").inner_text().strip() == "1 résultat"
+            assert page.get_by_role("link", name="Croissant au beurre").is_visible()
+
+            # Filters: a category, then a points range.
+            page.get_by_label("Que cherchez-vous ?").fill("")
+            page.get_by_label("Catégorie").select_option(label="Alimentation")
+            page.get_by_role("button", name="Rechercher").click()
+            page.wait_for_url(re.compile(r"category=food"))
+            assert page.locator(".find-hit").count() == 1
+            page.get_by_label("Catégorie").select_option(value="")
+            page.get_by_label("Points, au plus").fill("500")
+            page.get_by_role("button", name="Rechercher").click()
+            page.wait_for_url(re.compile(r"max_points=500"))
+            assert page.locator(".find-hit").count() == 2  # the croissant and the pool, not the 900-point novel
+            page.wait_for_selector("#find-map[data-markers='2']")
+            assert page.locator(".find-marker").count() == 2
+            resident.check("wallet-find-fr")
+
+            # The item: reached and opened with the keyboard, redeemed with the keyboard.
+            page.get_by_role("link", name="Croissant au beurre").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/wallet/find/items/{market.croissant}")
+            assert "Commerce boulangerie" in page.locator(".find-facts").inner_text()
+            resident.check("wallet-find-item-fr")
+            page.get_by_label("Combien").fill("2")
+            page.get_by_role("button", name="Échanger").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(r"/wallet/redemptions/[0-9a-f]{32}$"))
+            assert page.get_by_role("heading", level=1).inner_text() == "Mon bon"
+            code = page.locator(".voucher-number").inner_text()
+            assert re.fullmatch(r"[A-Z2-9]{6,}", code), code
+            assert page.get_by_role("img", name=re.compile(code)).is_visible()  # the QR to show at the counter
+            assert "Il vous reste 800 points disponibles." in page.locator("main").inner_text()
+            assert available(market, "alice") == 800
+            resident.check("wallet-voucher-fr")
+
+            # Not enough points for the novel: said next to the form; nothing taken.
+            resident.open(f"/wallet/find/items/{market.novel}")
+            page.get_by_role("button", name="Échanger").click()
+            assert "Solde de points insuffisant" in page.get_by_role("alert").inner_text()
+            assert page.get_by_label("Combien").get_attribute("aria-describedby").endswith("redeem-refusal")
+            assert available(market, "alice") == 800
+            assert ctx.catalog_search.item(alice.id, market.novel).remaining == 3
+            expect_refused_page(resident, 422)
+            resident.check("wallet-find-refused-fr")
+
+        with visitor(browser, base, locale="en-CA") as resident:
+            signed_in(resident, ctx, alice.id, "brossard")
+            page = resident.page
+            resident.open("/wallet/find?q=piscne")  # one letter missing
+            assert page.locator("#results-count").inner_text().strip() == "1 result"
+            page.wait_for_selector("#find-map[data-markers='1']")
+            resident.check("wallet-find-en")
+            page.get_by_role("link", name="Pool pass").click()
+            assert "The city of Brossard" in page.locator(".find-facts").inner_text()
+            resident.check("wallet-find-item-en")
+            page.get_by_role("button", name="Redeem").click()
+            page.wait_for_url(re.compile(r"/wallet/redemptions/[0-9a-f]{32}$"))
+            assert page.get_by_role("heading", level=1).inner_text() == "My voucher"
+            assert "You now have 400 points available." in page.locator("main").inner_text()
+            assert available(market, "alice") == 400
+            resident.check("wallet-voucher-en")
+
+        with visitor(browser, base, locale="es-MX") as resident:
+            signed_in(resident, ctx, market.world.residents["bob"].id, "brossard")
+            answer = resident.open("/wallet/find?min_points=900&max_points=100")
+            assert answer.status == 400
+            field = resident.page.get_by_label("Puntos, como máximo")
+            assert field.get_attribute("aria-invalid") == "true"
+            message = resident.page.locator("#" + field.get_attribute("aria-describedby")).inner_text()
+            assert message == "El máximo no puede ser inferior al mínimo."
+            assert resident.page.locator(".find-hit").count() == 0
+            expect_refused_page(resident, 400)
+            resident.check("wallet-find-error-es")
+
+
+# --- without a browser -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(ctx, market) -> Iterator[TestClient]:
+    """The app over https (the cookies are Secure), signed in as alice, with the CSRF cookie."""
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        http.cookies.set(
+            SESSION_COOKIE, open_session(ctx, market.world.residents["alice"].id, "brossard", "test:web").value
+        )
+        http.get("/wallet/find")
+        yield http
+
+
+def form(http: TestClient, key: str, units: str = "1") -> dict[str, str]:
+    return {"_csrf_token": http.cookies["entraide_csrf"], "idempotency_key": key, "units": units}
+
+
+def test_a_double_submit_redeems_once(client, ctx, market) -> None:
+    first = client.post(
+        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
+    )
+    again = client.post(
+        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
+    )
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == again.headers["location"]
+    assert available(market, "alice") == 900
+    assert ctx.catalog_search.item(market.world.residents["alice"].id, market.croissant).remaining == 4
+    voucher = client.get(first.headers["location"])
+    assert voucher.status_code == 200 and "Prêt" in voucher.text
+
+
+def test_bad_redemptions_and_searches_are_pages_that_change_nothing(client, ctx, market) -> None:
+    for units in ("0", "abc", "11", ""):
+        refused = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, f"k{units}", units))
+        assert refused.status_code == 400, units
+        assert 'id="redeem-units-error"' in refused.text and 'aria-invalid="true"' in refused.text
+    over = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "limit", "3"))
+    assert over.status_code == 409 and "Limite par personne atteinte" in over.text
+    # Without the form's CSRF token: refused before anything.
+    forged = client.post(f"/wallet/find/items/{market.croissant}/redeem", data={"idempotency_key": "x", "units": "1"})
+    assert forged.status_code == 403
+    # Another city's item, or no such item: the 404 page; someone else's voucher too.
+    assert client.get("/wallet/find/items/nope").status_code == 404
+    assert client.get("/wallet/redemptions/" + "0" * 32).status_code == 404
+    assert available(market, "alice") == 1_000
+    assert ctx.catalog_search.item(market.world.residents["alice"].id, market.croissant).remaining == 5
+    for query, field in (("min_points=-5", "min_points"), ("max_points=lots", "max_points"), ("category=weapons", "category"),
+                         ("city=montreal", "city")):  # fmt: skip
+        bad = client.get(f"/wallet/find?{query}")
+        assert bad.status_code == 400 and f'id="find-{field}-error"' in bad.text, query
+    assert client.get("/wallet/find?offset=-1").status_code == 400
+
+
+def test_a_card_remainder_is_refused_plainly_where_card_payments_are_off(client, ctx, market) -> None:
+    parking = ctx.catalog.create(CITY, "service", ItemSpec(title={"fr": "Vignette de stationnement"}, category="services",
+                                                           price_points=200, cash_cents=1_500)).id  # fmt: skip
+    page = client.get(f"/wallet/find/items/{parking}", headers={"Accept-Language": "en"})
+    assert "200 points + $15.00 by card" in page.text
+    refused = client.post(f"/wallet/find/items/{parking}/redeem", data=form(client, "card"))
+    assert refused.status_code == 503 and "Paiements désactivés" in refused.text
+    assert available(market, "alice") == 1_000
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(ctx, market) -> None:
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        answer = http.get("/wallet/find?q=croissant", follow_redirects=False)
+        assert (
+            answer.status_code == 303
+            and answer.headers["location"] == "/wallet/sign-in?next=/wallet/find%3Fq%3Dcroissant"
+        )
+
+
+def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings) -> None:
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        leaflet = http.get("/static/leaflet/leaflet-src.esm.js")
+        assert leaflet.status_code == 200 and "javascript" in leaflet.headers["content-type"]
+        assert http.get("/static/leaflet/leaflet.css").status_code == 200
+        http.cookies.set(
+            SESSION_COOKIE, open_session(ctx, market.world.residents["alice"].id, "brossard", "test:web").value
+        )
+        blank = http.get("/wallet/find")
+        assert blank.headers["content-security-policy"] == CONTENT_SECURITY_POLICY and 'data-tiles=""' in blank.text
+        assert all(
+            "src=" in tag or 'type="application/json"' in tag for tag in re.findall(r"<script\b[^>]*>", blank.text)
+        )
+    tiles = "https://tiles.example.org/{z}/{x}/{y}.png"
+    ctx.settings = dataclasses.replace(settings, map_tiles_url=tiles)
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        http.cookies.set(
+            SESSION_COOKIE, open_session(ctx, market.world.residents["alice"].id, "brossard", "test:web").value
+        )
+        mapped = http.get("/wallet/find")
+        policy = mapped.headers["content-security-policy"]
+        assert "img-src 'self' data: https://tiles.example.org;" in policy and "script-src 'self';" in policy
+        assert f'data-tiles="{tiles}"' in mapped.text
+        assert urlsplit(tiles).netloc not in http.get("/").headers["content-security-policy"]  # only the map's page
+    with pytest.raises(ValueError, match="ENTRAIDE_MAP_TILES_URL"):
+        dataclasses.replace(settings, map_tiles_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
