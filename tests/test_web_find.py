@@ -13,17 +13,20 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
+import stripe
 from litestar.testing import TestClient
 
+from api.bootstrap import Settings
 from api.http.app import create_app
 from marketplace.domain.catalog import ItemSpec, Location
 from marketplace.service_layer.catalog import Owner
 from tests.browser import browser, needs_chromium, signed_in, site, visitor
+from tests.test_payments import API_KEY, SECRET, localstripe
 from tests.world import World
 from web.auth import open_session
 from web.pages import CONTENT_SECURITY_POLICY, SESSION_COOKIE
 
-__all__ = ["browser"]  # the fixture, imported for its module
+__all__ = ["browser", "localstripe"]  # the fixtures, imported for this module
 
 BAKERY = Owner("brossard", "boulangerie", "merchant:boulangerie")
 BOOKSHOP = Owner("brossard", "librairie", "merchant:librairie")
@@ -34,6 +37,9 @@ CROISSANT = ItemSpec(title={"fr": "Croissant au beurre", "en": "Butter croissant
 NOVEL = ItemSpec(title={"fr": "Roman québécois", "en": "Québec novel"}, category="retail", price_points=900, quantity=3)
 POOL = ItemSpec(title={"fr": "Abonnement piscine", "en": "Pool pass"}, category="sports", price_points=400,
                 location=Location(45.44, -73.45, "Centre aquatique"))  # fmt: skip
+
+PARKING = ItemSpec(title={"fr": "Vignette de stationnement", "en": "Parking permit"}, category="services",
+                   price_points=200, cash_cents=1_500)  # fmt: skip
 
 
 class Market(msgspec.Struct):
@@ -220,8 +226,7 @@ def test_bad_redemptions_and_searches_are_pages_that_change_nothing(client, ctx,
 
 
 def test_a_card_remainder_is_refused_plainly_where_card_payments_are_off(client, ctx, market) -> None:
-    parking = ctx.catalog.create(CITY, "service", ItemSpec(title={"fr": "Vignette de stationnement"}, category="services",
-                                                           price_points=200, cash_cents=1_500)).id  # fmt: skip
+    parking = ctx.catalog.create(CITY, "service", PARKING).id
     page = client.get(f"/wallet/find/items/{parking}", headers={"Accept-Language": "en"})
     assert "200 points + $15.00 by card" in page.text
     refused = client.post(f"/wallet/find/items/{parking}/redeem", data=form(client, "card"))
@@ -238,7 +243,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(ctx, market) -> None:
         )
 
 
-def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings) -> None:
+def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings, monkeypatch) -> None:
     with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
         leaflet = http.get("/static/leaflet/leaflet-src.esm.js")
         assert leaflet.status_code == 200 and "javascript" in leaflet.headers["content-type"]
@@ -262,5 +267,70 @@ def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings)
         assert "img-src 'self' data: https://tiles.example.org;" in policy and "script-src 'self';" in policy
         assert f'data-tiles="{tiles}"' in mapped.text
         assert urlsplit(tiles).netloc not in http.get("/").headers["content-security-policy"]  # only the map's page
+    monkeypatch.setenv("ENTRAIDE_MAP_TILES_URL", tiles)
+    assert Settings.load(settings.database_url, settings.data_dir).map_tiles_url == tiles
+    monkeypatch.setenv("ENTRAIDE_MAP_TILES_URL", "")
+    assert Settings.load(settings.database_url, settings.data_dir).map_tiles_url is None
     with pytest.raises(ValueError, match="ENTRAIDE_MAP_TILES_URL"):
         dataclasses.replace(settings, map_tiles_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+
+
+def test_a_card_remainder_waits_for_its_payment_then_the_voucher_is_ready(ctx, market, localstripe) -> None:
+    """With card payments on (the real stripe library against localstripe): the page holds the
+    points and shows the card part to pay; cancelling gives the points back; once the card is paid
+    (what Stripe.js would do in the browser, done here with the stripe library) the voucher is ready."""
+    base, hooks = localstripe
+    assert "redemptions" not in vars(ctx) and "card_payments" not in vars(ctx)  # built from the settings below
+    ctx.settings = dataclasses.replace(ctx.settings, stripe_api_key=API_KEY, stripe_api_base=base,
+                                       stripe_webhook_secret=SECRET)  # fmt: skip
+    parking = ctx.catalog.create(CITY, "service", PARKING).id
+    alice = market.world.residents["alice"]
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        http.cookies.set(SESSION_COOKIE, open_session(ctx, alice.id, "brossard", "test:web").value)
+        http.headers["Accept-Language"] = "en"
+        assert "The card part is paid after the points" in http.get(f"/wallet/find/items/{parking}").text
+        given_up = http.post(f"/wallet/find/items/{parking}/redeem", data=form(http, "card-1"))
+        assert given_up.status_code == 200 and "Waiting for the card payment" in given_up.text
+        assert "$15.00 · to be paid" in given_up.text and "You now have 800 points available." in given_up.text
+        assert 'class="voucher-number"' not in given_up.text  # no voucher before the card is paid
+        cancelled = http.post(f"{given_up.url.path}/cancel", data={"_csrf_token": http.cookies["entraide_csrf"]})
+        assert (
+            "Cancelled: the points came back to your wallet" in cancelled.text and available(market, "alice") == 1_000
+        )
+
+        waiting = http.post(f"/wallet/find/items/{parking}/redeem", data=form(http, "card-2"))
+        redemption = ctx.redemptions.get(alice.id, waiting.url.path.rsplit("/", 1)[1])
+        assert redemption.status == "awaiting_payment" and redemption.payment is not None
+        intent_id = redemption.payment.payment_intent_id
+        stripe_client = stripe.StripeClient(API_KEY, base_addresses={"api": base})
+        method = stripe_client.v1.payment_methods.create(params={"type": "card", "card": {
+            "number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}})  # fmt: skip
+        stripe_client.v1.payment_intents.update(intent_id, params={"payment_method": method.id})
+        stripe_client.v1.payment_intents.confirm(intent_id)
+        body, signature = hooks.wait("payment_intent.succeeded", intent_id)
+        delivered = http.post("/v1/payments/stripe/webhook", content=body,
+                              headers={"Content-Type": "application/json", "Stripe-Signature": signature})  # fmt: skip
+        assert delivered.status_code == 200, delivered.text
+        ready = http.get(waiting.url.path)
+        assert "Ready: show this voucher at the counter" in ready.text and "$15.00 · paid" in ready.text
+        assert 'class="mono voucher-number"' in ready.text and available(market, "alice") == 800
+
+
+def test_results_come_in_pages_that_keep_the_filters(client, ctx, market) -> None:
+    for n in range(11):
+        spec = ItemSpec(title={"fr": f"Muffin numéro {n}"}, category="food", price_points=10 + n)
+        ctx.catalog.create(BAKERY, "offer", spec, deliver_now=False)
+    ctx.search_indexer.deliver_quietly()
+    first = client.get("/wallet/find?q=muffin&category=food&open_now=1")
+    assert (
+        first.text.count('class="find-hit"') == 10 and "12 résultats" not in first.text and "11 résultats" in first.text
+    )
+    following = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert following is not None and 'rel="prev"' not in first.text
+    link = following.group(1).replace("&amp;", "&")
+    assert all(part in link for part in ("q=muffin", "category=food", "open_now=1", "offset=10"))
+    second = client.get(link)
+    assert (
+        second.text.count('class="find-hit"') == 1 and 'rel="prev"' in second.text and 'rel="next"' not in second.text
+    )
+    assert '<ol class="find-list" start="11">' in second.text
