@@ -188,63 +188,11 @@ def form(http: TestClient, key: str, units: str = "1") -> dict[str, str]:
     return {"_csrf_token": http.cookies["entraide_csrf"], "idempotency_key": key, "units": units}
 
 
-def test_a_double_submit_redeems_once(client, ctx, market) -> None:
-    first = client.post(
-        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
-    )
-    again = client.post(
-        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
-    )
-    assert first.status_code == again.status_code == 303
-    assert first.headers["location"] == again.headers["location"]
-    assert available(market, "alice") == 900
-    assert ctx.catalog_search.item(market.world.residents["alice"].id, market.croissant).remaining == 4
-    voucher = client.get(first.headers["location"])
-    assert voucher.status_code == 200 and "Prêt" in voucher.text
-
-
-def test_bad_redemptions_and_searches_are_pages_that_change_nothing(client, ctx, market) -> None:
-    for units in ("0", "abc", "11", ""):
-        refused = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, f"k{units}", units))
-        assert refused.status_code == 400, units
-        assert 'id="redeem-units-error"' in refused.text and 'aria-invalid="true"' in refused.text
-    over = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "limit", "3"))
-    assert over.status_code == 409 and "Limite par personne atteinte" in over.text
-    # Without the form's CSRF token: refused before anything.
-    forged = client.post(f"/wallet/find/items/{market.croissant}/redeem", data={"idempotency_key": "x", "units": "1"})
-    assert forged.status_code == 403
-    # Another city's item, or no such item: the 404 page; someone else's voucher too.
-    assert client.get("/wallet/find/items/nope").status_code == 404
-    assert client.get("/wallet/redemptions/" + "0" * 32).status_code == 404
-    assert available(market, "alice") == 1_000
-    assert ctx.catalog_search.item(market.world.residents["alice"].id, market.croissant).remaining == 5
-    for query, field in (("min_points=-5", "min_points"), ("max_points=lots", "max_points"), ("category=weapons", "category"),
-                         ("city=montreal", "city")):  # fmt: skip
-        bad = client.get(f"/wallet/find?{query}")
-        assert bad.status_code == 400 and f'id="find-{field}-error"' in bad.text, query
-    assert client.get("/wallet/find?offset=-1").status_code == 400
-
-
-def test_a_card_remainder_is_refused_plainly_where_card_payments_are_off(client, ctx, market) -> None:
-    parking = ctx.catalog.create(CITY, "service", PARKING).id
-    page = client.get(f"/wallet/find/items/{parking}", headers={"Accept-Language": "en"})
-    assert "200 points + $15.00 by card" in page.text
-    refused = client.post(f"/wallet/find/items/{parking}/redeem", data=form(client, "card"))
-    assert refused.status_code == 503 and "Paiements désactivés" in refused.text
-    assert available(market, "alice") == 1_000
-
-
-def test_signed_out_visitors_are_sent_to_sign_in(ctx, market) -> None:
-    with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
-        answer = http.get("/wallet/find?q=croissant", follow_redirects=False)
-        assert (
-            answer.status_code == 303
-            and answer.headers["location"] == "/wallet/sign-in?next=/wallet/find%3Fq%3Dcroissant"
-        )
-
-
 def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings, monkeypatch) -> None:
     with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
+        signed_out = http.get("/wallet/find?q=croissant", follow_redirects=False)  # no session yet: sign in first
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"] == "/wallet/sign-in?next=/wallet/find%3Fq%3Dcroissant"
         leaflet = http.get("/static/leaflet/leaflet-src.esm.js")
         assert leaflet.status_code == 200 and "javascript" in leaflet.headers["content-type"]
         assert http.get("/static/leaflet/leaflet.css").status_code == 200
@@ -316,7 +264,49 @@ def test_a_card_remainder_waits_for_its_payment_then_the_voucher_is_ready(ctx, m
         assert 'class="mono voucher-number"' in ready.text and available(market, "alice") == 800
 
 
-def test_results_come_in_pages_that_keep_the_filters(client, ctx, market) -> None:
+def test_the_redeem_form_refuses_bad_input_and_a_double_submit_redeems_once(client, ctx, market) -> None:
+    alice = market.world.residents["alice"].id
+    for units in ("0", "abc", "11", ""):
+        refused = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, f"k{units}", units))
+        assert refused.status_code == 400, units
+        assert 'id="redeem-units-error"' in refused.text and 'aria-invalid="true"' in refused.text
+    over = client.post(f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "limit", "3"))
+    assert over.status_code == 409 and "Limite par personne atteinte" in over.text
+    # Without the form's CSRF token: refused before anything.
+    forged = client.post(f"/wallet/find/items/{market.croissant}/redeem", data={"idempotency_key": "x", "units": "1"})
+    assert forged.status_code == 403
+    # No such item (or another city's): the 404 page; a voucher that is not hers too.
+    assert client.get("/wallet/find/items/nope").status_code == 404
+    assert client.get("/wallet/redemptions/" + "0" * 32).status_code == 404
+    # A card remainder where card payments are off (the embedded default): said plainly.
+    parking = ctx.catalog.create(CITY, "service", PARKING).id
+    assert (
+        "200 points + $15.00 by card"
+        in client.get(f"/wallet/find/items/{parking}", headers={"Accept-Language": "en"}).text
+    )
+    card = client.post(f"/wallet/find/items/{parking}/redeem", data=form(client, "card"))
+    assert card.status_code == 503 and "Paiements désactivés" in card.text
+    assert available(market, "alice") == 1_000 and ctx.catalog_search.item(alice, market.croissant).remaining == 5
+
+    # The same form sent twice (a double click, a reload): one redemption.
+    first = client.post(
+        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
+    )
+    again = client.post(
+        f"/wallet/find/items/{market.croissant}/redeem", data=form(client, "same-key"), follow_redirects=False
+    )
+    assert first.status_code == again.status_code == 303 and first.headers["location"] == again.headers["location"]
+    assert available(market, "alice") == 900 and ctx.catalog_search.item(alice, market.croissant).remaining == 4
+    voucher = client.get(first.headers["location"])
+    assert voucher.status_code == 200 and "Prêt\u00a0: montrez ce bon au comptoir" in voucher.text
+
+
+def test_bad_filters_are_said_next_to_them_and_pages_keep_the_filters(client, ctx, market) -> None:
+    for query, field in (("min_points=-5", "min_points"), ("max_points=lots", "max_points"), ("category=weapons", "category"),
+                         ("city=montreal", "city")):  # fmt: skip
+        bad = client.get(f"/wallet/find?{query}")
+        assert bad.status_code == 400 and f'id="find-{field}-error"' in bad.text, query
+    assert client.get("/wallet/find?offset=-1").status_code == 400
     for n in range(11):
         spec = ItemSpec(title={"fr": f"Muffin numéro {n}"}, category="food", price_points=10 + n)
         ctx.catalog.create(BAKERY, "offer", spec, deliver_now=False)
