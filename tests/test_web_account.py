@@ -182,7 +182,7 @@ def test_the_forms_refuse_what_they_must_and_change_nothing(ctx, world) -> None:
         )
         home = client.post("/wallet/account/opt-outs", data={"city": "brossard", "_csrf_token": token})
         assert home.status_code == 409 and "home_city" in home.text
-        assert client.get("/wallet/account?done=nonsense").status_code == 400
+        assert client.get("/wallet/account?done=<script>").status_code == 400
         export = client.get("/wallet/account/export")
         assert export.headers["content-disposition"] == 'attachment; filename="entraide-my-data-2025-12-31.json"'
         assert export.headers["content-security-policy"] and json.loads(export.content)["resident"]["id"] == alice.id

@@ -8,17 +8,17 @@ Each handler calls the service the wallet API calls (`api/http/routes/wallet.py`
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from api.http.auth import Principal
-from api.http.params import CITY_PATTERN, Ctx
+from api.http.params import Ctx, DoneNotice, OptionalCity
 from api.problems import problem_document
 from community.schemas import Community
 from community.service_layer.residents import DAY_US
@@ -28,7 +28,6 @@ from web.auth import Resident
 ACCOUNT_PATH = "/wallet/account"
 ERASE_PATH = f"{ACCOUNT_PATH}/erase"
 CONFIRMATION = "yes"  # the box's value: ticked, it says the resident understood the warning
-Done = Literal["joined", "left", "erasure-asked", "erasure-undone"]  # what the page says after a form
 
 
 class CityChoice(msgspec.Struct, frozen=True):
@@ -52,8 +51,10 @@ def _communities(ctx: Ctx) -> dict[str, Community]:
 
 
 @get(ACCOUNT_PATH, sync_to_thread=True)
-def account(request: Request, principal: Resident, ctx: Ctx, done: Annotated[Done | None, QueryParameter()] = None,
-            city: Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)] = None) -> Template:  # fmt: skip
+def account(
+    request: Request, principal: Resident, ctx: Ctx, done: DoneNotice = None, city: OptionalCity = None
+) -> Template:
+    """The page; after a form, `done` (joined, left, erasure-asked, erasure-undone) and `city` say what changed."""
     resident_id, home = _ids(principal)
     communities = _communities(ctx)
     mine = ctx.residents.cities(resident_id)
