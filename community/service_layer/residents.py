@@ -50,7 +50,7 @@ from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain import accounts
 from ledger.domain.accounts import LEDGER_NAME
-from ledger.domain.errors import InvalidRequest
+from ledger.domain.errors import InsufficientFunds, InvalidRequest
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
@@ -400,7 +400,7 @@ class Residents:
             try:
                 self.erase(resident_id, actor)
                 erased += 1
-            except ErasureBlocked:
+            except (ErasureBlocked, InsufficientFunds):  # held, or spent between the read and the sweep
                 deferred += 1
         return {"erased": erased, "deferred": deferred}
 
