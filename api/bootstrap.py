@@ -189,7 +189,7 @@ class Context:
 
     @cached_property
     def residents(self) -> Residents:
-        return Residents(self.engine, self.keys, self.audit, self.clock)
+        return Residents(self.engine, self.keys, self.audit, self.clock, self.ledger, self.programs)
 
     @cached_property
     def wallet(self) -> Wallet:

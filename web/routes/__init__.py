@@ -9,9 +9,9 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import errors, find, home
+from web.routes import account, errors, find, home
 
-AREAS = [home.ROUTER, find.ROUTER]
+AREAS = [home.ROUTER, find.ROUTER, account.ROUTER]
 
 
 def routers(ctx: Context) -> list[Router]:
