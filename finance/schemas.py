@@ -265,6 +265,13 @@ class OpenDataCell(Result, kw_only=True, frozen=True):
     suppressed: Annotated[bool, msgspec.Meta(description="true when the figures are withheld")]
 
 
+class PublishedPeriods(Result, frozen=True):
+    """The months of a city whose open data is published (closed), latest first."""
+
+    city: City
+    periods: list[Period]
+
+
 class OpenData(Result, frozen=True):
     """A closed month's anonymous open data for a city."""
 

@@ -20,13 +20,14 @@ from community.adapters import store as community_store
 from community.service_layer.programs import Programs
 from finance.adapters import store as finance_store
 from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
-from finance.schemas import BudgetReport, OpenData, OpenDataCell, RedemptionsReport
+from finance.schemas import BudgetReport, OpenData, OpenDataCell, PublishedPeriods, RedemptionsReport
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import LedgerError
 from merchants.adapters.tables import MERCHANTS
 
 MIN_RESIDENTS_PER_CELL = 10
+MAX_PUBLISHED_PERIODS = 120  # ten years of months: a page lists them all
 OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed", "merchants")
 
 
@@ -82,6 +83,13 @@ class Reports:
             by_category[category] = by_category.get(category, 0) + points
         return RedemptionsReport(city=city, period=period, by_merchant=dict(sorted(by_merchant.items())),
                                  by_category=dict(sorted(by_category.items())))  # fmt: skip
+
+    def published_periods(self, city: str) -> PublishedPeriods:
+        """The months whose open data is published (the closed ones), latest first."""
+        self.programs.get(city)  # an unknown city is a 404, as for its open data
+        with self.engine.connect() as conn:
+            periods = finance_store.closed_periods(conn, city, MAX_PUBLISHED_PERIODS)
+        return PublishedPeriods(city=city, periods=periods)
 
     def open_data(self, city: str, period: str) -> OpenData:
         """Anonymous aggregates of a closed period: earnings by kind, redemptions by category, active
