@@ -53,6 +53,8 @@ def town(ctx, clock) -> Town:
         wallet = world.resident(f"r{n}", "brossard", points=100 + n).wallet
         ctx.ledger.transfer(TransferRequest("brossard", f"buy-{n}", "redeem", "single", wallet,
                                             "merchant:boulangerie:redeemed", 10 + n))  # fmt: skip
+        ctx.ledger.transfer(TransferRequest("brossard", f"pool-{n}", "service_pool", "single", wallet,
+                                            "services:revenue", 5))  # fmt: skip
     alice = world.resident("alice", "brossard")
     (earned,) = ctx.ledger.transfer(TransferRequest("brossard", "alice-civic", "earn_civic", "single",
                                                     "program:budget", alice.wallet, 150))  # fmt: skip
@@ -169,6 +171,10 @@ def test_the_public_site_shows_each_ledger_its_numbers_and_checks_receipts(brows
         spent = page.get_by_role("table", name=re.compile("Points dépensés en 2026-01"))
         assert spent.get_by_role("row", name=re.compile("Alimentation")).inner_text().split("\t")[1:] == [
             str(sum(10 + n for n in range(RESIDENTS))), str(RESIDENTS)]  # fmt: skip
+        assert spent.get_by_role("row", name=re.compile("Services municipaux")).inner_text().split("\t")[1:] == [
+            str(5 * RESIDENTS), str(RESIDENTS)]  # fmt: skip
+        budget = page.get_by_role("region", name="Points payés par le budget de la ville")
+        assert budget.locator(".figure").inner_text() == f"{civic // 1000}\u00a0{civic % 1000:03d}"
         csv = page.get_by_role("link", name="Le mois de 2026-01 en CSV").get_attribute("href")
         assert httpx.get(base + csv).text.startswith("city,period,metric")
         french.check("public-numbers-fr")

@@ -74,13 +74,21 @@ def city_log(request: Request, city: City, ctx: Ctx, after: OptionalSequence = N
     )  # fmt: skip
 
 
-def bars(cells: list[OpenDataCell], metric: str) -> list[Bar]:
-    """A metric's cells as bars, longest first; a withheld cell has no length (it is said, not drawn)."""
-    chosen = [c for c in cells if c.metric == metric]
+# The bars of a chart: metrics, each cell a bar named by its dimension (a metric of one cell, `all`, by the metric).
+EARNED = {"earned_points_by_kind": None}
+SPENT = {"redeemed_points_by_category": None, "spent_points_on_services": "municipal_services"}
+
+
+def bars(cells: list[OpenDataCell], metrics: dict[str, str | None]) -> list[Bar]:
+    """The cells of these metrics as bars, longest first; a withheld cell has no length (it is said, not drawn)."""
+    chosen = [c for c in cells if c.metric in metrics]
     longest = max((c.points for c in chosen if c.points is not None and c.points > 0), default=1)
-    made = [Bar(dimension=c.dimension, points=c.points, residents=c.residents,
+    made = [Bar(dimension=metrics[c.metric] or c.dimension, points=c.points, residents=c.residents,
                 length_permille=max(0, c.points) * 1000 // longest if c.points is not None else 0) for c in chosen]  # fmt: skip
     return sorted(made, key=lambda b: (b.points is None, -(b.points or 0), b.dimension))
+
+
+FIGURES = ("active_residents", "active_merchants", "budget_used_points", "expired_points")  # one cell each
 
 
 def _cell(data: OpenData, metric: str) -> OpenDataCell | None:
@@ -95,10 +103,8 @@ def numbers(request: Request, city: City, ctx: Ctx, period: OptionalPeriod = Non
     data = None if chosen is None else ctx.reports.open_data(city, chosen)  # a month not closed: its 404 page
     return pages.render(
         request, "public/numbers.html", community=community, periods=published.periods, data=data,
-        earned=bars(data.cells, "earned_points_by_kind") if data else [],
-        redeemed=bars(data.cells, "redeemed_points_by_category") if data else [],
-        residents=_cell(data, "active_residents") if data else None,
-        merchants=_cell(data, "active_merchants") if data else None,
+        earned=bars(data.cells, EARNED) if data else [], spent=bars(data.cells, SPENT) if data else [],
+        figures={m: _cell(data, m) for m in FIGURES} if data else {},
     )  # fmt: skip
 
 
