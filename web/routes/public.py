@@ -75,8 +75,8 @@ def city_log(request: Request, city: City, ctx: Ctx, after: OptionalSequence = N
 
 
 # The bars of a chart: metrics, each cell a bar named by its dimension (a metric of one cell, `all`, by the metric).
-EARNED = {"earned_points_by_kind": None}
-SPENT = {"redeemed_points_by_category": None, "spent_points_on_services": "municipal_services"}
+EARNED: dict[str, str | None] = {"earned_points_by_kind": None}
+SPENT: dict[str, str | None] = {"redeemed_points_by_category": None, "spent_points_on_services": "municipal_services"}
 
 
 def bars(cells: list[OpenDataCell], metrics: dict[str, str | None]) -> list[Bar]:
