@@ -23,7 +23,7 @@ from litestar.testing import TestClient
 
 from api.http.app import create_app
 from ledger.domain.transfers import TransferRequest
-from ledger.service_layer import audit
+from ledger.service_layer import audit, public_log
 from tests.browser import browser, needs_chromium, site, visitor
 from tests.world import World
 
@@ -233,6 +233,12 @@ def test_the_public_site_shows_each_ledger_its_numbers_and_checks_receipts(brows
             english.check(name)
         assert "This entry is in the city’s public ledger" in _check_receipt(english.page, receipt)
         assert "is not valid: the city did not sign" in _check_receipt(english.page, _signature_flipped(receipt))
+        # A file chosen is checked at once, from the text box where it now shows.
+        english.page.locator("#receipt-file").set_input_files(
+            files=[{"name": "receipt.json", "mimeType": "application/json", "buffer": json.dumps(receipt).encode()}]
+        )
+        english.page.wait_for_function("() => document.querySelector('#receipt-result').classList.contains('good')")
+        assert json.loads(english.page.locator("#receipt-text").input_value()) == receipt
 
         with visitor(browser, base, locale="es-MX") as spanish:
             spanish.open("/public/brossard/numbers")
@@ -287,6 +293,29 @@ def quiet(ctx, clock) -> None:
     world.city("wendake", name="Wendake")
     clock.now_us = END_OF_JANUARY_US
     ctx.settlement.close("brossard", JAN, "finance:test")
+
+
+def test_a_citys_checkpoints_are_listed_a_page_at_a_time(ctx, quiet) -> None:
+    from web.routes.public import HISTORY_PAGE
+
+    wallet = World(ctx, client=None).resident("zoe", "brossard").wallet  # type: ignore[arg-type]
+    for n in range(HISTORY_PAGE + 1):  # a checkpoint after each entry
+        ctx.ledger.transfer(TransferRequest("brossard", f"z{n}", "earn_civic", "single", "program:budget", wallet, 1))
+        audit.make_checkpoints(ctx.engine, ctx.signer, ctx.clock)
+    with TestClient(create_app(ctx), base_url="https://entraide.test") as client:
+        english = {"Accept": "text/html", "Accept-Language": "en"}
+        first = client.get("/public/brossard", headers=english).text
+        sizes = [int(s) for s in re.findall(r'<tr><th scope="row" class="number">(\d+)</th>', first)]
+        assert len(sizes) == HISTORY_PAGE and sizes == sorted(sizes)
+        later = re.search(r'<a href="(/public/brossard\?after=\d+)">Later checkpoints</a>', first)
+        assert later is not None and "First checkpoints" not in first
+        second = client.get(later.group(1), headers=english).text
+        signed = [c.tree_size for c in public_log.checkpoint_history(ctx.engine, "brossard", None, 100).checkpoints]
+        assert HISTORY_PAGE < len(signed) <= 2 * HISTORY_PAGE and sizes == signed[:HISTORY_PAGE]
+        assert re.findall(r'<tr><th scope="row" class="number">(\d+)</th>', second) == [
+            str(s) for s in signed[HISTORY_PAGE:]
+        ]
+        assert "Later checkpoints" not in second and "First checkpoints" in second
 
 
 def test_the_public_pages_refuse_bad_input_and_unknown_cities(ctx, quiet) -> None:

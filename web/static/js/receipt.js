@@ -307,8 +307,14 @@ async function checkText(text) {
 
 async function onSubmit(event, form, result) {
   event.preventDefault();
-  const file = form.querySelector("#receipt-file").files[0];
-  const text = file ? await file.text() : form.querySelector("#receipt-text").value;
+  // A chosen file is shown in the text box and checked from there: a later paste is checked as pasted.
+  const fileInput = form.querySelector("#receipt-file");
+  const textBox = form.querySelector("#receipt-text");
+  if (fileInput.files.length > 0) {
+    textBox.value = await fileInput.files[0].text();
+    fileInput.value = "";
+  }
+  const text = textBox.value;
   const words = (code) => document.querySelector(`#receipt-messages [data-code="${code}"]`).textContent;
   show(result, "", words("checking"), "");
   try {
@@ -332,4 +338,5 @@ if (form !== null) {
   form.hidden = false;
   document.querySelector("#receipt-needs-js")?.remove();
   form.addEventListener("submit", (event) => onSubmit(event, form, result));
+  form.querySelector("#receipt-file").addEventListener("change", () => form.requestSubmit());
 }
