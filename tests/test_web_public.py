@@ -164,20 +164,20 @@ def test_the_public_site_shows_each_ledger_its_numbers_and_checks_receipts(brows
         # The program in numbers: January, closed; charts (images with their words) and tables.
         page.get_by_role("link", name="Brossard en chiffres").click()
         page.wait_for_url(f"{base}/public/brossard/numbers")
-        chart = page.get_by_role("img", name=re.compile("Points gagnés en 2026-01"))
+        chart = page.get_by_role("img", name=re.compile("Points gagnés en janvier 2026"))
         assert chart.count() == 1 and chart.locator("rect").count() >= 1
-        earned = page.get_by_role("table", name="Points gagnés en 2026-01, par source")
+        earned = page.get_by_role("table", name="Points gagnés en janvier 2026, par source")
         civic = sum(100 + n for n in range(RESIDENTS)) + 150
         assert earned.get_by_role("row", name=re.compile("Participation citoyenne")).inner_text().split("\t")[1:] == [
             f"{civic // 1000}\u00a0{civic % 1000:03d}", "13"]  # fmt: skip
-        spent = page.get_by_role("table", name=re.compile("Points dépensés en 2026-01"))
+        spent = page.get_by_role("table", name=re.compile("Points dépensés en janvier 2026"))
         assert spent.get_by_role("row", name=re.compile("Alimentation")).inner_text().split("\t")[1:] == [
             str(sum(10 + n for n in range(RESIDENTS))), str(RESIDENTS)]  # fmt: skip
         assert spent.get_by_role("row", name=re.compile("Services municipaux")).inner_text().split("\t")[1:] == [
             str(5 * RESIDENTS), str(RESIDENTS)]  # fmt: skip
         budget = page.get_by_role("region", name="Points payés par le budget de la ville")
         assert budget.locator(".figure").inner_text() == f"{civic // 1000}\u00a0{civic % 1000:03d}"
-        csv = page.get_by_role("link", name="Le mois de 2026-01 en CSV").get_attribute("href")
+        csv = page.get_by_role("link", name="Le mois de janvier 2026 en CSV").get_attribute("href")
         assert httpx.get(base + csv).text.startswith("city,period,metric")
         french.check("public-numbers-fr")
 

@@ -6,6 +6,8 @@ Each page calls the services `/v1/transparency` calls (api/http/routes/transpare
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.response import Template
@@ -101,8 +103,9 @@ def numbers(request: Request, city: City, ctx: Ctx, period: OptionalPeriod = Non
     published = ctx.reports.published_periods(city)
     chosen = period or (published.periods[0] if published.periods else None)
     data = None if chosen is None else ctx.reports.open_data(city, chosen)  # a month not closed: its 404 page
+    months = {p: dt.date(int(p[:4]), int(p[5:7]), 1) for p in {*published.periods, *([chosen] if chosen else [])}}
     return pages.render(
-        request, "public/numbers.html", community=community, periods=published.periods, data=data,
+        request, "public/numbers.html", community=community, periods=published.periods, months=months, data=data,
         earned=bars(data.cells, EARNED) if data else [], spent=bars(data.cells, SPENT) if data else [],
         figures={m: _cell(data, m) for m in FIGURES} if data else {},
     )  # fmt: skip
