@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import TestClient
 
 from api.http.app import create_app
-from ledger.domain.transfers import TransferRequest
+from ledger.domain.transfers import TransferRequest, linked_transfers
 from ledger.service_layer import audit, public_log
 from tests.browser import browser, needs_chromium, site, visitor
 from tests.world import World
@@ -40,6 +40,7 @@ RESIDENTS = 12  # more than 10: the month's cells are published, not withheld
 class Town(msgspec.Struct):
     world: World
     receipt: dict  # a genuine receipt of alice's, with its inclusion proof
+    cross_city: dict  # alice's purchase in Delson: an entry in each ledger, each proved in its own
 
 
 @pytest.fixture
@@ -60,12 +61,15 @@ def town(ctx, clock) -> Town:
     alice = world.resident("alice", "brossard")
     (earned,) = ctx.ledger.transfer(TransferRequest("brossard", "alice-civic", "earn_civic", "single",
                                                     "program:budget", alice.wallet, 150))  # fmt: skip
+    world.city("delson", name="Delson")
+    home, _ = ctx.ledger.transfer(*linked_transfers("alice-delson", "redeem", "single", "brossard", alice.wallet,
+                                                    "delson", "merchant:cafe:redeemed", 40))  # fmt: skip
     clock.now_us = END_OF_JANUARY_US
     ctx.settlement.close("brossard", JAN, "finance:test")
     audit.make_checkpoints(ctx.engine, ctx.signer, ctx.clock)
     world.city("wendake", name="Wendake")  # after the checkpoint: a community with no checkpoint yet
     receipt = msgspec.to_builtins(ctx.receipts.get(alice.id, "brossard", earned.sequence))
-    return Town(world, receipt)
+    return Town(world, receipt, msgspec.to_builtins(ctx.receipts.get(alice.id, "brossard", home.sequence)))
 
 
 # --- tampering, as docs/ledger-format.md's checks name them ----------------------------------------
@@ -199,6 +203,17 @@ def test_the_public_site_shows_each_ledger_its_numbers_and_checks_receipts(brows
             verdict = _check_receipt(page, tamper(receipt))
             assert "Ce reçu ne passe pas la vérification" in verdict and reasons[code] in verdict, (code, verdict)
         assert "pas un reçu" in _check_receipt(page, "{ceci n’est pas du JSON")
+        # A purchase in another city: an entry in each ledger, each under its own city's checkpoint.
+        verdict = _check_receipt(page, town.cross_city)
+        assert (
+            "Cette écriture est dans le registre public" in verdict
+            and "brossard (" in verdict
+            and "delson (" in verdict
+        )
+        swapped = copy.deepcopy(town.cross_city)
+        first, second = swapped["proof"]["ledgers"]
+        first["checkpoint"], second["checkpoint"] = second["checkpoint"], first["checkpoint"]
+        assert "n’est pas celui de brossard" in _check_receipt(page, swapped)
 
         # The module on its own: the genuine test vector (another deployment's keys) and its tamperings.
         vector, vector_keys = VECTOR["receipt"], VECTOR["keys"]
@@ -279,8 +294,9 @@ def test_the_printed_commands_verify_the_ledger_from_public_data_only(ctx, town,
                                   cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
             assert done.returncode == 0, (command, done.stdout, done.stderr)
             outputs.append(done.stdout)
-        assert "consistent: 1 ledgers, 39 entries verified" in outputs[2], outputs[2]  # Wendake: no checkpoint yet
-        assert "39" in outputs[4], outputs[4]
+        mirrored = re.search(r"consistent: 2 ledgers, ([\d,]+) entries verified", outputs[2])  # Wendake: no checkpoint
+        assert mirrored is not None, outputs[2]
+        assert f"{mirrored.group(1)} entries verified" in " ".join(outputs[4].split()), outputs[4]
         assert json.loads((tmp_path / "entraide-keys.json").read_text())["format"] == "entraide.keys/1"
 
 
