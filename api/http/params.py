@@ -43,6 +43,7 @@ City = Annotated[str, Parameter(pattern=CITY_PATTERN)]
 # the service decides whether it exists; here it is only kept printable and short.
 Id = Annotated[str, Parameter(pattern=f"^{_PRINTABLE}{{1,{MAX_ID_LENGTH}}}$")]
 Period = Annotated[str, Parameter(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
+OptionalPeriod = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
 SequencePath = Annotated[int, Parameter(ge=1, le=BIGINT_MAX, description="a position in a ledger's chain, from 1")]
 
 # --- query parameters -----------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home
+from web.routes import account, errors, find, home, public
 
-AREAS = [home.ROUTER, find.ROUTER, account.ROUTER]
+AREAS = [home.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER]
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
