@@ -66,8 +66,13 @@ def _validation_error(request: Request, exc: ValidationException) -> Response:
     """Wrong types, missing or unknown fields, out-of-range values: the first one's field, where it
     is (`pointer`, into a body) and why (`reason`), worded by the catalogs; msgspec's English stays
     under `validator_message_en`."""
+    return _problem(request, "validation_error", validation_error_params(exc))
+
+
+def validation_error_params(exc: ValidationException) -> dict[str, object]:
+    """The first of a validation error's complaints, as the problem's parameters (the pages' too)."""
     errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
-    return _problem(request, "validation_error", validation_params(errors[0]) if errors else {})
+    return validation_params(errors[0]) if errors else {}
 
 
 def _wants_a_page(request: Request) -> bool:
