@@ -19,7 +19,7 @@ from litestar.testing import TestClient
 from api.http.app import create_app
 from community.domain.errors import CardRevoked
 from ledger.domain.transfers import TransferRequest
-from ledger.service_layer import audit
+from ledger.service_layer import audit, receipts
 from marketplace.domain.catalog import ItemSpec
 from marketplace.service_layer.catalog import Owner
 from merchants.service_layer.pos import Terminal
@@ -166,7 +166,7 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
         available = ctx.wallet.balance(wallet.alice_id, "brossard").available
         balance = page.locator(".wallet-balance")
         assert f"{available:,}".replace(",", "\u00a0") + "\u00a0points" in balance.inner_text()
-        assert "$" in balance.inner_text()  # its value in dollars, e.g. "8,51 $"
+        assert available == 970 and "Valeur de 9,70\u00a0$" in balance.inner_text()  # one point, one cent
         holds = page.get_by_role("table", name="Points réservés par des échanges pas encore conclus")
         assert "Commerce boulangerie" in holds.inner_text() and "50" in holds.inner_text()
         expiry = page.get_by_role("table", name="Les prochaines dates d’expiration, les plus proches d’abord")
@@ -199,28 +199,33 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
         assert lines.first.inner_text().startswith("Achat chez Commerce boulangerie, +")
         alice.check("wallet-history-fr")
         page.get_by_role("link", name="Mouvements plus anciens").click()
+        page.wait_for_url("**/wallet/history?before=*")
         older = page.locator(".history-what").all_inner_texts()
         assert any(t.startswith("Bénévolat avec Organisme maison-jeunes, +100") for t in older)
         assert any(t.startswith("Entrée à la piscine, −300") for t in older)
         assert any(t.startswith("Participation citoyenne à Brossard, +1\u00a0000") for t in older)
         page.get_by_role("link", name="Mouvements plus récents").click()
+        page.wait_for_url("**/wallet/history?after=*")
         assert page.locator(".history-what").first.inner_text().startswith("Achat chez Commerce boulangerie")
         page.get_by_role("link", name="Mouvements plus anciens").click()
+        page.wait_for_url("**/wallet/history?before=*")
         pool = page.locator(".history-line").filter(has_text="Entrée à la piscine").first
         with page.expect_download() as downloaded:
             pool.get_by_role("link", name="Reçu").click()
         receipt = downloaded.value
-        assert receipt.suggested_filename.startswith("entraide-receipt-brossard-")
         saved = tmp_path / receipt.suggested_filename
         receipt.save_as(saved)
-        body = json.loads(saved.read_text())
-        assert body["entries"] and body["proofs"]
+        check = receipts.verify(json.loads(saved.read_text()), audit.keys_document(ctx.engine))  # offline, as the CLI
+        assert check.checkpoints and len(check.entries) == 1
+        assert receipt.suggested_filename == f"entraide-receipt-{check.entries[0].replace('#', '-')}.json"
         # A movement after the last checkpoint: its receipt comes with the next one.
         alice.open("/wallet/history")
         newest = page.locator(".history-line").first.get_by_role("link", name="Reçu")
         pending = page.goto(base + newest.get_attribute("href"))
         assert pending.status == 409
-        assert "disponible après le prochain point de contrôle" in page.locator("main").inner_text()
+        assert "disponible après le prochain point de contrôle du registre, d’ici 5 minutes" in page.locator("main").inner_text()
+        assert [m for m in alice.problems if "409" not in m] == []  # the browser logs the page's status itself
+        alice.problems.clear()
         alice.check("wallet-receipt-pending-fr")
 
         # Replace a lost card, with the keyboard alone: the old card is refused at the till.
@@ -243,19 +248,22 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
         english.open("/wallet")
         assert english.page.get_by_role("heading", name="When my points expire").is_visible()
         english.check("wallet-home-en")
-        english.open("/wallet/history?before=999999")
-        texts = english.page.locator(".history-what").all_inner_texts()
-        assert any(t.startswith("Volunteering with Organisme maison-jeunes, +100") for t in texts)
-        assert any(t.startswith("Pool entry, −300") for t in texts)
         english.open("/wallet/history")
         assert english.page.locator(".history-what").first.inner_text().startswith("Purchase at Commerce boulangerie, +")
         english.check("wallet-history-en")
+        english.page.get_by_role("link", name="Older movements").click()
+        english.page.wait_for_url("**/wallet/history?before=*")
+        texts = english.page.locator(".history-what").all_inner_texts()
+        assert any(t.startswith("Volunteering with Organisme maison-jeunes, +100") for t in texts)
+        assert any(t.startswith("Pool entry, −300") for t in texts)
         english.open("/wallet/card")
         english.check("wallet-card-en")
 
     with site(ctx) as base, visitor(browser, base, locale="es") as spanish:
         signed_in(spanish, ctx, wallet.alice_id, "brossard")
-        spanish.open("/wallet/history?before=999999")
+        spanish.open("/wallet/history")
+        spanish.page.get_by_role("link", name="Movimientos más antiguos").click()
+        spanish.page.wait_for_url("**/wallet/history?before=*")
         assert any(t.startswith("Entrada a la piscina, −300") for t in spanish.page.locator(".history-what").all_inner_texts())
         spanish.check("wallet-history-es")
 
