@@ -23,7 +23,7 @@ from ledger.service_layer import audit, receipts
 from marketplace.domain.catalog import ItemSpec
 from marketplace.service_layer.catalog import Owner
 from merchants.service_layer.pos import Terminal
-from tests.browser import browser, needs_chromium, signed_in, site, visitor
+from tests.browser import SCREENSHOTS, browser, needs_chromium, signed_in, site, visitor
 from tests.world import World
 
 __all__ = ["browser"]  # the fixture, imported for its module
@@ -115,13 +115,20 @@ def test_the_api_tells_holds_expiry_and_pages_the_history_both_ways(ctx, wallet:
         world.client = client
         holds = world.bearer("alice", "GET", "/v1/wallet/holds").json()["holds"]
         assert len(holds) == 1 and holds[0]["line"]["points"] == -50
-        assert holds[0]["line"]["counterparty"]["name"] == "Commerce boulangerie" and holds[0]["expires_at_us"] > ctx.clock()
+        assert (
+            holds[0]["line"]["counterparty"]["name"] == "Commerce boulangerie"
+            and holds[0]["expires_at_us"] > ctx.clock()
+        )
         expiry = world.bearer("alice", "GET", "/v1/wallet/expiry").json()
         assert expiry["dates"][0] == {"day": "2026-01-30", "points": 650}
 
         newest = world.bearer("alice", "GET", "/v1/wallet/history?limit=2").json()
-        older = world.bearer("alice", "GET", f"/v1/wallet/history?limit=2&before_sequence={newest['next_before_sequence']}").json()
-        back = world.bearer("alice", "GET", f"/v1/wallet/history?limit=2&after_sequence={older['newer_after_sequence']}").json()
+        older = world.bearer(
+            "alice", "GET", f"/v1/wallet/history?limit=2&before_sequence={newest['next_before_sequence']}"
+        ).json()
+        back = world.bearer(
+            "alice", "GET", f"/v1/wallet/history?limit=2&after_sequence={older['newer_after_sequence']}"
+        ).json()
         assert newest["newer_after_sequence"] is None and older["newer_after_sequence"] is not None
         assert [e["entry"]["sequence"] for e in back["entries"]] == [e["entry"]["sequence"] for e in newest["entries"]]
         assert back["entries"][0]["balance_after_points"] is not None  # back on the newest page: its balances
@@ -142,7 +149,11 @@ def test_the_pages_need_a_session_and_refuse_bad_input(ctx, wallet: Wallet) -> N
         cookie = open_session(ctx, wallet.alice_id, "brossard", "test:client")
         client.cookies.set(cookie.key, cookie.value)
         bad = client.get("/wallet/history?before=abc", headers={"Accept-Language": "en", "Accept": "text/html"})
-        assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/html") and "validation_error" in bad.text
+        assert (
+            bad.status_code == 400
+            and bad.headers["content-type"].startswith("text/html")
+            and "validation_error" in bad.text
+        )
         assert client.get("/wallet/receipts/999999", headers={"Accept-Language": "en"}).status_code == 404
         card_before = ctx.residents.card(wallet.alice_id).card_id
         forged = client.post("/wallet/card/replace", data={}, follow_redirects=False)  # no CSRF token
@@ -159,117 +170,122 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
     for n in range(20):  # enough movements for a second page of history
         ctx.pos.award(wallet.bakery, f"small-{n}", world.residents["alice"].card, 100)
     old_card = world.residents["alice"].card
-    with site(ctx) as base, visitor(browser, base, locale="fr-CA") as alice:
-        signed_in(alice, ctx, wallet.alice_id, "brossard")
-        page = alice.page
-        alice.open("/wallet")
-        available = ctx.wallet.balance(wallet.alice_id, "brossard").available
-        balance = page.locator(".wallet-balance")
-        assert f"{available:,}".replace(",", "\u00a0") + "\u00a0points" in balance.inner_text()
-        assert available == 970 and "Valeur de 9,70\u00a0$" in balance.inner_text()  # one point, one cent
-        holds = page.get_by_role("table", name="Points réservés par des échanges pas encore conclus")
-        assert "Commerce boulangerie" in holds.inner_text() and "50" in holds.inner_text()
-        expiry = page.get_by_role("table", name="Les prochaines dates d’expiration, les plus proches d’abord")
-        assert "30 janvier 2026" in expiry.inner_text() and "650" in expiry.inner_text()
-        assert "Wendake" in page.locator(".wallet-cities").inner_text()
-        alice.check("wallet-home-fr")
+    with site(ctx) as base:
+        with visitor(browser, base, locale="fr-CA") as alice:
+            signed_in(alice, ctx, wallet.alice_id, "brossard")
+            page = alice.page
+            alice.open("/wallet")
+            available = ctx.wallet.balance(wallet.alice_id, "brossard").available
+            balance = page.locator(".wallet-balance")
+            assert available == 970 and "970\u00a0points" in balance.inner_text()
+            assert "Valeur de 9,70\u00a0$" in balance.inner_text()  # one point, one cent
+            holds = page.get_by_role("table", name="Points réservés par des échanges pas encore conclus")
+            assert "Commerce boulangerie" in holds.inner_text() and "50" in holds.inner_text()
+            expiry = page.get_by_role("table", name="Les prochaines dates d’expiration, les plus proches d’abord")
+            assert "30 janvier 2026" in expiry.inner_text() and "650" in expiry.inner_text()
+            assert "Wendake" in page.locator(".wallet-cities").inner_text()
+            alice.check("wallet-home-fr")
 
-        # The card: the code, full screen (the page that is just the code), and the printed card.
-        page.locator(".wallet-nav").get_by_role("link", name="Ma carte").click()
-        page.wait_for_url(f"{base}/wallet/card")
-        qr = page.get_by_role("img", name="Code QR de ma carte citoyenne, à montrer à la caisse")
-        assert qr.evaluate("img => img.naturalWidth > 0")  # the SVG loads as an image
-        alice.check("wallet-card-fr")
-        page.emulate_media(media="print")
-        page.screenshot(path=alice_screenshot("wallet-card-print"), full_page=True)
-        assert page.locator(".wallet-nav").is_hidden() and page.locator("#citizen-card").is_visible()
-        page.emulate_media(media="screen")
-        page.get_by_role("link", name="Afficher en plein écran").click()
-        page.wait_for_function("() => document.fullscreenElement !== null")
-        assert page.evaluate("() => document.fullscreenElement.id") == "citizen-card"
-        page.evaluate("() => document.exitFullscreen()")
-        alice.open("/wallet/card/full")
-        assert page.get_by_role("img").evaluate("img => img.getBoundingClientRect().width") >= 600
-        alice.check("wallet-card-full-fr")
+            # The card: the code, full screen (the page that is just the code), and the printed card.
+            page.locator(".wallet-nav").get_by_role("link", name="Ma carte").click()
+            page.wait_for_url(f"{base}/wallet/card")
+            qr = page.get_by_role("img", name="Code QR de ma carte citoyenne, à montrer à la caisse")
+            assert qr.evaluate("img => img.naturalWidth > 0")  # the SVG loads as an image
+            alice.check("wallet-card-fr")
+            page.emulate_media(media="print")
+            page.screenshot(path=SCREENSHOTS / "wallet-card-print.png", full_page=True)  # check() made the folder
+            assert page.locator(".wallet-nav").is_hidden() and page.locator("#citizen-card").is_visible()
+            page.emulate_media(media="screen")
+            page.get_by_role("link", name="Afficher en plein écran").click()
+            page.wait_for_function("() => document.fullscreenElement !== null")
+            assert page.evaluate("() => document.fullscreenElement.id") == "citizen-card"
+            page.evaluate("() => document.exitFullscreen()")
+            alice.open("/wallet/card/full")
+            assert page.get_by_role("img").evaluate("img => img.getBoundingClientRect().width") >= 600
+            alice.check("wallet-card-full-fr")
 
-        # The history, in the resident's words, page by page, and a receipt to download.
-        alice.open("/wallet/history")
-        lines = page.locator(".history-what")
-        assert lines.count() == 20
-        assert lines.first.inner_text().startswith("Achat chez Commerce boulangerie, +")
-        alice.check("wallet-history-fr")
-        page.get_by_role("link", name="Mouvements plus anciens").click()
-        page.wait_for_url("**/wallet/history?before=*")
-        older = page.locator(".history-what").all_inner_texts()
-        assert any(t.startswith("Bénévolat avec Organisme maison-jeunes, +100") for t in older)
-        assert any(t.startswith("Entrée à la piscine, −300") for t in older)
-        assert any(t.startswith("Participation citoyenne à Brossard, +1\u00a0000") for t in older)
-        page.get_by_role("link", name="Mouvements plus récents").click()
-        page.wait_for_url("**/wallet/history?after=*")
-        assert page.locator(".history-what").first.inner_text().startswith("Achat chez Commerce boulangerie")
-        page.get_by_role("link", name="Mouvements plus anciens").click()
-        page.wait_for_url("**/wallet/history?before=*")
-        pool = page.locator(".history-line").filter(has_text="Entrée à la piscine").first
-        with page.expect_download() as downloaded:
-            pool.get_by_role("link", name="Reçu").click()
-        receipt = downloaded.value
-        saved = tmp_path / receipt.suggested_filename
-        receipt.save_as(saved)
-        check = receipts.verify(json.loads(saved.read_text()), audit.keys_document(ctx.engine))  # offline, as the CLI
-        assert check.checkpoints and len(check.entries) == 1
-        assert receipt.suggested_filename == f"entraide-receipt-{check.entries[0].replace('#', '-')}.json"
-        # A movement after the last checkpoint: its receipt comes with the next one.
-        alice.open("/wallet/history")
-        newest = page.locator(".history-line").first.get_by_role("link", name="Reçu")
-        pending = page.goto(base + newest.get_attribute("href"))
-        assert pending.status == 409
-        assert "disponible après le prochain point de contrôle du registre, d’ici 5 minutes" in page.locator("main").inner_text()
-        assert [m for m in alice.problems if "409" not in m] == []  # the browser logs the page's status itself
-        alice.problems.clear()
-        alice.check("wallet-receipt-pending-fr")
+            # The history, in the resident's words, page by page, and a receipt to download.
+            alice.open("/wallet/history")
+            lines = page.locator(".history-what")
+            assert lines.count() == 20
+            assert lines.first.inner_text().startswith("Achat chez Commerce boulangerie, +")
+            alice.check("wallet-history-fr")
+            page.get_by_role("link", name="Mouvements plus anciens").click()
+            page.wait_for_url("**/wallet/history?before=*")
+            older = page.locator(".history-what").all_inner_texts()
+            assert any(t.startswith("Bénévolat avec Organisme maison-jeunes, +100") for t in older)
+            assert any(t.startswith("Entrée à la piscine, −300") for t in older)
+            assert any(t.startswith("Participation citoyenne à Brossard, +1\u00a0000") for t in older)
+            page.get_by_role("link", name="Mouvements plus récents").click()
+            page.wait_for_url("**/wallet/history?after=*")
+            assert page.locator(".history-what").first.inner_text().startswith("Achat chez Commerce boulangerie")
+            page.get_by_role("link", name="Mouvements plus anciens").click()
+            page.wait_for_url("**/wallet/history?before=*")
+            pool = page.locator(".history-line").filter(has_text="Entrée à la piscine").first
+            with page.expect_download() as downloaded:
+                pool.get_by_role("link", name="Reçu").click()
+            receipt = downloaded.value
+            saved = tmp_path / receipt.suggested_filename
+            receipt.save_as(saved)
+            keys = audit.keys_document(ctx.engine)
+            check = receipts.verify(json.loads(saved.read_text()), keys)  # offline, as the CLI does
+            assert check.checkpoints and len(check.entries) == 1
+            assert receipt.suggested_filename == f"entraide-receipt-{check.entries[0].replace('#', '-')}.json"
+            # A movement after the last checkpoint: its receipt comes with the next one.
+            alice.open("/wallet/history")
+            newest = page.locator(".history-line").first.get_by_role("link", name="Reçu")
+            pending = page.goto(base + newest.get_attribute("href"))
+            assert pending.status == 409
+            assert (
+                "disponible après le prochain point de contrôle du registre, d’ici 5 minutes"
+                in page.locator("main").inner_text()
+            )
+            assert [m for m in alice.problems if "409" not in m] == []  # the browser logs the page's status itself
+            alice.problems.clear()
+            alice.check("wallet-receipt-pending-fr")
 
-        # Replace a lost card, with the keyboard alone: the old card is refused at the till.
-        alice.open("/wallet/card")
-        replace = page.get_by_role("link", name="Remplacer une carte perdue")
-        replace.focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/wallet/card/replace")
-        alice.check("wallet-card-replace-fr")
-        page.get_by_role("button", name="Oui, remplacer ma carte").focus()
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{base}/wallet/card?replaced=true")
-        assert page.get_by_role("status").inner_text().startswith("Votre nouvelle carte est prête")
-        with pytest.raises(CardRevoked):
-            ctx.pos.identify(wallet.bakery, old_card)
-        assert ctx.pos.identify(wallet.bakery, ctx.residents.card(wallet.alice_id).token).card_id
+            # Replace a lost card, with the keyboard alone: the old card is refused at the till.
+            alice.open("/wallet/card")
+            replace = page.get_by_role("link", name="Remplacer une carte perdue")
+            replace.focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/wallet/card/replace")
+            alice.check("wallet-card-replace-fr")
+            page.get_by_role("button", name="Oui, remplacer ma carte").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/wallet/card?replaced=true")
+            assert page.get_by_role("status").inner_text().startswith("Votre nouvelle carte est prête")
+            with pytest.raises(CardRevoked):
+                ctx.pos.identify(wallet.bakery, old_card)
+            assert ctx.pos.identify(wallet.bakery, ctx.residents.card(wallet.alice_id).token).card_id
 
-    with site(ctx) as base, visitor(browser, base, locale="en-CA") as english:
-        signed_in(english, ctx, wallet.alice_id, "brossard")
-        english.open("/wallet")
-        assert english.page.get_by_role("heading", name="When my points expire").is_visible()
-        english.check("wallet-home-en")
-        english.open("/wallet/history")
-        assert english.page.locator(".history-what").first.inner_text().startswith("Purchase at Commerce boulangerie, +")
-        english.check("wallet-history-en")
-        english.page.get_by_role("link", name="Older movements").click()
-        english.page.wait_for_url("**/wallet/history?before=*")
-        texts = english.page.locator(".history-what").all_inner_texts()
-        assert any(t.startswith("Volunteering with Organisme maison-jeunes, +100") for t in texts)
-        assert any(t.startswith("Pool entry, −300") for t in texts)
-        english.open("/wallet/card")
-        english.check("wallet-card-en")
+        with visitor(browser, base, locale="en-CA") as english:
+            signed_in(english, ctx, wallet.alice_id, "brossard")
+            english.open("/wallet")
+            assert english.page.get_by_role("heading", name="When my points expire").is_visible()
+            english.check("wallet-home-en")
+            english.open("/wallet/history")
+            assert (
+                english.page.locator(".history-what")
+                .first.inner_text()
+                .startswith("Purchase at Commerce boulangerie, +")
+            )
+            english.check("wallet-history-en")
+            english.page.get_by_role("link", name="Older movements").click()
+            english.page.wait_for_url("**/wallet/history?before=*")
+            texts = english.page.locator(".history-what").all_inner_texts()
+            assert any(t.startswith("Volunteering with Organisme maison-jeunes, +100") for t in texts)
+            assert any(t.startswith("Pool entry, −300") for t in texts)
+            english.open("/wallet/card")
+            english.check("wallet-card-en")
 
-    with site(ctx) as base, visitor(browser, base, locale="es") as spanish:
-        signed_in(spanish, ctx, wallet.alice_id, "brossard")
-        spanish.open("/wallet/history")
-        spanish.page.get_by_role("link", name="Movimientos más antiguos").click()
-        spanish.page.wait_for_url("**/wallet/history?before=*")
-        assert any(t.startswith("Entrada a la piscina, −300") for t in spanish.page.locator(".history-what").all_inner_texts())
-        spanish.check("wallet-history-es")
-
-
-def alice_screenshot(name: str):
-    from tests.browser import SCREENSHOTS
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"{name}.png"
+        with visitor(browser, base, locale="es") as spanish:
+            signed_in(spanish, ctx, wallet.alice_id, "brossard")
+            spanish.open("/wallet/history")
+            spanish.page.get_by_role("link", name="Movimientos más antiguos").click()
+            spanish.page.wait_for_url("**/wallet/history?before=*")
+            assert any(
+                t.startswith("Entrada a la piscina, −300")
+                for t in spanish.page.locator(".history-what").all_inner_texts()
+            )
+            spanish.check("wallet-history-es")

@@ -356,8 +356,10 @@ def open_holds(conn: Connection, ledger: str, debit_account: str | None = None) 
 
 def hold_entries(conn: Connection, ledger: str, debit_account: str) -> list[dict]:
     """The pending entries of the open holds that take from `debit_account`, newest first."""
-    query = select(*ENTRY_COLUMNS).join(H, and_(H.c.ledger == J.c.ledger, H.c.transfer_id == J.c.transfer_id)).where(
-        J.c.ledger == ledger, H.c.debit_account == debit_account, J.c.phase == "pending"
+    query = (
+        select(*ENTRY_COLUMNS)
+        .join(H, and_(H.c.ledger == J.c.ledger, H.c.transfer_id == J.c.transfer_id))
+        .where(J.c.ledger == ledger, H.c.debit_account == debit_account, J.c.phase == "pending")
     )
     return [r._asdict() for r in conn.execute(query.order_by(J.c.sequence.desc()))]
 

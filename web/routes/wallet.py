@@ -52,7 +52,9 @@ def home(request: Request, principal: Resident, ctx: Ctx) -> Template:
 
 
 @get("/card", sync_to_thread=True)
-def card(request: Request, principal: Resident, ctx: Ctx, replaced: Annotated[bool, QueryParameter()] = False) -> Template:
+def card(
+    request: Request, principal: Resident, ctx: Ctx, replaced: Annotated[bool, QueryParameter()] = False
+) -> Template:
     resident_id, city = _who(principal)
     return pages.render(request, "wallet/card.html", card=ctx.residents.card(resident_id), cities=_cities(ctx),
                         timezone=ctx.programs.current(city).timezone, replaced=replaced)  # fmt: skip
