@@ -196,7 +196,8 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
             page.screenshot(path=SCREENSHOTS / "wallet-card-print.png", full_page=True)  # check() made the folder
             assert page.locator(".wallet-nav").is_hidden() and page.locator("#citizen-card").is_visible()
             page.emulate_media(media="screen")
-            page.get_by_role("link", name="Afficher en plein écran").click()
+            page.get_by_role("link", name="Afficher en plein écran").focus()
+            page.keyboard.press("Enter")  # the keyboard operates it as the mouse does
             page.wait_for_function("() => document.fullscreenElement !== null")
             assert page.evaluate("() => document.fullscreenElement.id") == "citizen-card"
             page.evaluate("() => document.exitFullscreen()")
@@ -210,7 +211,8 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
             assert lines.count() == 20
             assert lines.first.inner_text().startswith("Achat chez Commerce boulangerie, +")
             alice.check("wallet-history-fr")
-            page.get_by_role("link", name="Mouvements plus anciens").click()
+            page.get_by_role("link", name="Mouvements plus anciens").focus()
+            page.keyboard.press("Enter")
             page.wait_for_url("**/wallet/history?before=*")
             older = page.locator(".history-what").all_inner_texts()
             assert any(t.startswith("Bénévolat avec Organisme maison-jeunes, +100") for t in older)
