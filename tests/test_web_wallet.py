@@ -103,6 +103,8 @@ def test_the_schedule_lists_twelve_dates_and_sums_the_rest(ctx, clock) -> None:
     assert len(schedule.dates) == 12 and {d.points for d in schedule.dates} == {10}
     assert schedule.later_points == 30
     assert [d.day for d in schedule.dates] == sorted({d.day for d in schedule.dates})
+    nothing = ctx.expiry.schedule(world.resident("carole", "brossard").id, "brossard")
+    assert nothing.dates == [] and nothing.later_points == 0
 
 
 def _earn(wallet: str, transfer_id: str) -> TransferRequest:
