@@ -9,11 +9,13 @@ card, and the old one is refused at the till.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from dataclasses import dataclass
 
 import pytest
+import zxingcpp
 from litestar.testing import TestClient
 
 from api.http.app import create_app
@@ -23,7 +25,7 @@ from ledger.service_layer import audit, receipts
 from marketplace.domain.catalog import ItemSpec
 from marketplace.service_layer.catalog import Owner
 from merchants.service_layer.pos import Terminal
-from tests.browser import SCREENSHOTS, browser, needs_chromium, signed_in, site, visitor
+from tests.browser import DESKTOP, PHONE, SCREENSHOTS, browser, needs_chromium, signed_in, site, visitor
 from tests.world import World
 
 __all__ = ["browser"]  # the fixture, imported for its module
@@ -205,6 +207,9 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
             page.evaluate("() => document.exitFullscreen()")
             alice.open("/wallet/card/full")
             assert page.get_by_role("img").evaluate("img => img.getBoundingClientRect().width") >= 600
+            page.set_viewport_size(PHONE)  # a phone held to the till's scanner: the code reads back as the card
+            assert scanned(page) == ctx.residents.card(wallet.alice_id).token
+            page.set_viewport_size(DESKTOP)
             alice.check("wallet-card-full-fr")
 
             # The history, in the resident's words, page by page, and a receipt to download.
@@ -293,3 +298,27 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
                 for t in spanish.page.locator(".history-what").all_inner_texts()
             )
             spanish.check("wallet-history-es")
+
+
+# The image as the page shows it (its displayed size, in grey), for a QR decoder.
+GREY_PIXELS = """img => {
+  const { width, height } = img.getBoundingClientRect();
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(width); canvas.height = Math.round(height);
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0, canvas.width, canvas.height);
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let grey = "";
+  for (let i = 0; i < rgba.length; i += 4) grey += String.fromCharCode(rgba[i + 3] === 0 ? 255 : rgba[i]);
+  return [canvas.width, canvas.height, btoa(grey)];
+}"""
+
+
+def scanned(page) -> str:
+    """What a QR decoder (zxing-cpp, as in many scanners) reads from the page's image at its size."""
+    width, height, grey = page.get_by_role("img").evaluate(GREY_PIXELS)
+    assert width >= 300  # large on a 360-px phone
+    pixels = memoryview(base64.b64decode(grey)).cast("B", shape=(height, width))
+    found = zxingcpp.read_barcodes(pixels, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert len(found) == 1
+    return found[0].text
