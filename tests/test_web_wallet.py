@@ -107,6 +107,12 @@ def test_the_schedule_lists_twelve_dates_and_sums_the_rest(ctx, clock) -> None:
     assert [d.day for d in schedule.dates] == sorted({d.day for d in schedule.dates})
     nothing = ctx.expiry.schedule(world.resident("carole", "brossard").id, "brossard")
     assert nothing.dates == [] and nothing.later_points == 0
+    world.city("forever", expiry_days=9_000_000)  # 24 000 years: past the calendar's end, all "later"
+    dana = world.resident("dana", "forever", points=5)
+    assert (
+        ctx.expiry.schedule(dana.id, "forever").dates == []
+        and ctx.expiry.schedule(dana.id, "forever").later_points == 5
+    )
 
 
 def _earn(wallet: str, transfer_id: str) -> TransferRequest:

@@ -31,6 +31,7 @@ from ledger.service_layer.transfers import LedgerService
 DAY_US = 86_400_000_000
 BATCH_GROUPS = 1_000
 MAX_EXPIRY_DATES = 12  # the wallet shows the next dates; the rest is one sum
+LAST_DAY_US = int(dt.datetime(9999, 12, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000  # the calendar's end, nearly
 
 
 class Expiry:
@@ -66,7 +67,8 @@ class Expiry:
         zone = ZoneInfo(program.timezone)
         today = program.local_day(self.clock())
         # The days on which lots reach their expiry (one already past it is due today), in order.
-        days = sorted({max(today, program.local_day(t + period_us)) for _, t, delta in events if delta > 0})
+        days = sorted({max(today, program.local_day(t + period_us)) for _, t, delta in events
+                       if delta > 0 and t + period_us < LAST_DAY_US})  # beyond the calendar: "later"  # fmt: skip
 
         def left_by_end_of(day: dt.date) -> int:
             end_us = int(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).timestamp()) * 1_000_000
