@@ -53,6 +53,9 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_resident", 404, ""),
         ("resident_expired", 403, "valid_until"),
         ("resident_erased", 410, ""),
+        ("home_city", 409, "city"),
+        ("opt_out_blocked", 409, "city held_points"),
+        ("erasure_blocked", 409, "held_points"),
         ("level_required", 403, "required_level level"),
         ("not_opted_in", 403, "city"),
         ("unknown_merchant", 404, ""),
@@ -101,6 +104,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_receipt", 404, "sequence"),
         ("receipt_not_checkpointed", 409, "sequence ledger"),
         ("csrf_failed", 403, ""),
+        ("confirmation_required", 422, ""),
     ]
 }
 

@@ -187,7 +187,7 @@ def test_a_resident_reads_their_wallet_card_and_history(browser, ctx, clock, wal
             alice.open("/wallet")
             available = ctx.wallet.balance(wallet.alice_id, "brossard").available
             balance = page.locator(".wallet-balance")
-            assert available == 970 and "970\u00a0points" in balance.inner_text()
+            assert available == 970 and "970 points" in balance.inner_text()
             assert "Valeur de 9,70\u00a0$" in balance.inner_text()  # one point, one cent
             holds = page.get_by_role("table", name="Points réservés par des échanges pas encore conclus")
             assert "Commerce boulangerie" in holds.inner_text() and "50" in holds.inner_text()

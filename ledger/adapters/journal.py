@@ -364,6 +364,12 @@ def hold_entries(conn: Connection, ledger: str, debit_account: str) -> list[dict
     return [r._asdict() for r in conn.execute(query.order_by(J.c.sequence.desc()))]
 
 
+def open_holds_of(conn: Connection, ledger: str, debit_account: str) -> list[Hold]:
+    """The open holds that reserve points of one account (a wallet), soonest to expire first."""
+    query = select(H).where(H.c.ledger == ledger, H.c.debit_account == debit_account).order_by(H.c.expires_at_us)
+    return [_hold(r) for r in conn.execute(query)]
+
+
 _INSERT_HOLDS_FROM_ARRAYS = text(
     "INSERT INTO holds (ledger, transfer_id, kind, debit_account, credit_account, amount, expires_at_us) "
     "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:ids AS text[]), CAST(:kinds AS text[]), "
