@@ -53,7 +53,7 @@ def wallet(ctx, clock) -> Wallet:
     world.merchant("boulangerie", "brossard")
     world.organization("maison-jeunes", "brossard")
     alice = world.resident("alice", "brossard", points=1_000)
-    ctx.residents.opt_in(alice.id, "wendake")
+    ctx.residents.opt_in(alice.id, "wendake", "resident:test")
     bakery = Terminal(world.terminals["boulangerie"].key_id, "boulangerie", "brossard")
     clock.advance(DAY_S)
     purchase = ctx.pos.award(bakery, "a1", alice.card, 2_400).points
