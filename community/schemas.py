@@ -7,6 +7,7 @@ field; units are in the field names (`points`, `*_us` for microseconds since the
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -350,6 +351,46 @@ class WalletHistory(Result, frozen=True):
     entries: Annotated[list[WalletLine], msgspec.Meta(description="the movements, newest first")]
     next_before_sequence: Annotated[
         int | None, msgspec.Meta(description="pass as `before_sequence` for the next page; null on the last page")
+    ]
+    newer_after_sequence: Annotated[
+        int | None,
+        msgspec.Meta(description="pass as `after_sequence` for the page of newer movements; null on the newest page"),
+    ] = None
+
+
+class WalletHold(Result, frozen=True):
+    """Points an open hold reserves (a redemption not yet captured or released), and until when."""
+
+    line: Annotated[WalletLine, msgspec.Meta(description="the hold as a history line: what, with whom, the points")]
+    expires_at_us: Annotated[
+        TimeUs, msgspec.Meta(description="when the hold lapses and its points come back, unless captured first")
+    ]
+
+
+class WalletHolds(Result, frozen=True):
+    """The wallet's open holds, newest first."""
+
+    holds: list[WalletHold]
+
+
+class ExpiryDate(Result, frozen=True):
+    """Points that expire on one day of the city's calendar."""
+
+    day: Annotated[dt.date, msgspec.Meta(description="the day, in the city's time zone (today: already due)")]
+    points: Annotated[Points, msgspec.Meta(description="points that expire that day unless spent before")]
+
+
+class ExpirySchedule(Result, frozen=True):
+    """When the wallet's available points expire, oldest first as expiry takes them: each earning
+    expires `expiry_days` after it, and spending (or a hold) uses the oldest points first."""
+
+    city: City
+    expiry_days: Annotated[int, msgspec.Meta(ge=1, description="the program's expiry period in days")]
+    dates: Annotated[
+        list[ExpiryDate], msgspec.Meta(description="the next days on which points expire, soonest first (at most 12)")
+    ]
+    later_points: Annotated[
+        Points, msgspec.Meta(description="the available points that expire after the last listed day")
     ]
 
 

@@ -11,12 +11,14 @@ wallet then move to `breakage`, as expired points do.
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import segno
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -282,6 +284,15 @@ class Residents:
         """The resident's current card, as the wallet shows it."""
         found = self.current_card(resident_id)
         return Card(card_id=found["id"], city=found["city"], expires_at_us=found["expires_at_us"], token=found["token"])
+
+    def card_qr(self, resident_id: str) -> bytes:
+        """The current card as a QR code, a standalone SVG that scales to any size (a viewBox, no
+        width), dark on white with the standard quiet zone, so a till's scanner reads it from a phone
+        screen or paper. Error correction M: a scuffed printed card still reads."""
+        qr = segno.make(self.card(resident_id).token, error="m")
+        svg = io.BytesIO()
+        qr.save(svg, kind="svg", xmldecl=False, omitsize=True, light="#fff", dark="#000", svgclass=None, lineclass=None)
+        return svg.getvalue()
 
     def replace_card(self, resident_id: str, actor: str, city: str | None = None) -> Card:
         """Revoke every card of the resident (lost or stolen) and issue a new one."""

@@ -142,3 +142,14 @@ def _checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int], witne
     if witnessing.config.enabled:  # with witnessing off the summary stays as it was: nothing to count
         summary |= witnessing.submit_latest().summary()
     return summary
+
+
+def seconds_until_checkpoint(jobs: Scheduler, now_us: int) -> int:
+    """Seconds until the checkpoints job runs next (its interval when no server has scheduled it yet):
+    how long a new entry waits for its inclusion proof."""
+    job = next((j for j in jobs.status() if j.name == CHECKPOINTS_JOB), None)
+    if job is None:
+        return CHECKPOINT_SECONDS
+    if job.next_run_us is None:
+        return job.interval_seconds
+    return max(1, -(-(job.next_run_us - now_us) // 1_000_000))

@@ -37,11 +37,10 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def _validation_error(request: Request, exc: ValidationException) -> Response:
+    """A query parameter of the wrong type or out of range (a hand-edited link): the API's
+    validation problem, as a page (the app's own handler, more specific, would answer JSON)."""
     return problem_page(request, "validation_error", validation_error_params(exc))
 
 
-HANDLERS: ExceptionHandlersMap = {
-    LedgerError: _domain_error,
-    ValidationException: _validation_error,
-    HTTPException: _http_error,
-}
+HANDLERS: ExceptionHandlersMap = {LedgerError: _domain_error, ValidationException: _validation_error,
+                                  HTTPException: _http_error}  # fmt: skip
