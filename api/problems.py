@@ -135,6 +135,9 @@ PROBLEMS: dict[str, int] = {
     "receipt_not_checkpointed": 409,
     # the pages (web/)
     "csrf_failed": 403,
+    "provider_sign_in_refused": 403,
+    "sign_in_state_mismatch": 400,
+    "subject_not_enrolled": 403,
 }
 
 FALLBACK_CODE = "internal_error"

@@ -1,0 +1,88 @@
+"""`/wallet/sign-in/provider`: a resident signs in through their city's identity provider (OpenID
+Connect, authorization code with PKCE), where the deployment configures one (ENTRAIDE_OIDC_CLIENT_ID).
+
+The start sends the browser to the provider with a fresh `state`, `nonce` and code challenge, whose
+secrets the browser keeps sealed in a ten-minute HttpOnly cookie, sent to the callback alone. The
+callback accepts only the answer to that sign-in, exchanges the code, checks the ID token and finds
+the resident enrolled with its subject (community/service_layer/provider_sign_in.py); then the
+session opens (`web.auth.open_session`) and the browser goes on to `next`, a page of this site. Any
+refusal is a page in the visitor's language, without a session; the flow cookie is gone either way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Request, Router, get
+from litestar.datastructures import Cookie
+from litestar.params import FromQuery, QueryParameter
+from litestar.response import Redirect, Response
+
+from api.http.params import Ctx
+from api.problems import error_params, problem_document
+from community.adapters.jwks import IdentityProviderUnavailable
+from community.adapters.oidc_client import FLOW_SECONDS
+from community.domain.errors import NotFound
+from community.service_layer.provider_sign_in import ProviderSignIn
+from ledger.domain.errors import LedgerError
+from web import auth, pages
+
+START_PATH = "/wallet/sign-in/provider"
+CALLBACK_PATH = f"{START_PATH}/callback"
+FLOW_COOKIE = "entraide_oidc_flow"
+DEFAULT_NEXT = "/wallet"
+
+
+def _sign_in(ctx: Ctx) -> ProviderSignIn:
+    if ctx.provider_sign_in is None:
+        raise NotFound("no identity provider is configured")
+    return ctx.provider_sign_in
+
+
+def _redirect_uri(request: Request) -> str:
+    """Where the provider sends the browser back: this site's callback, as the provider registered it."""
+    return str(request.base_url).rstrip("/") + CALLBACK_PATH
+
+
+def _flow_cookie(value: str, max_age_seconds: int) -> Cookie:
+    # SameSite=Lax: the provider's redirect back is a top-level GET from another site, which Lax lets through.
+    return Cookie(key=FLOW_COOKIE, value=value, max_age=max_age_seconds, path=START_PATH, httponly=True, secure=True,
+                  samesite="lax")  # fmt: skip
+
+
+@get(START_PATH, sync_to_thread=True)
+def start(request: Request, ctx: Ctx, next: FromQuery[str | None] = None) -> Response:
+    """To the provider's authorization endpoint; `next` (a page of this site) is where to land after."""
+    try:
+        url, sealed = _sign_in(ctx).start(_redirect_uri(request), pages.local_target(next, DEFAULT_NEXT))
+    except IdentityProviderUnavailable as exc:  # its metadata: the page says when to try again
+        return _refused(request, exc, _flow_cookie("", 0))
+    return Redirect(url, status_code=303, cookies=[_flow_cookie(sealed, FLOW_SECONDS)], headers=pages.SECURITY_HEADERS)
+
+
+@get(CALLBACK_PATH, sync_to_thread=True, name="oidc-callback")
+def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryParameter(name="state")] = None,
+             code: FromQuery[str | None] = None, error: FromQuery[str | None] = None) -> Response:  # fmt: skip
+    """The provider's answer: signed in and on to `next`, or a page that says why not and what to do."""
+    gone = _flow_cookie("", 0)
+    try:
+        signed = _sign_in(ctx).finish(request.cookies.get(FLOW_COOKIE), _redirect_uri(request), state_, code, error)
+    except LedgerError as exc:
+        return _refused(request, exc, gone)
+    session = auth.open_session(ctx, signed.resident["id"], signed.resident["city"], "web:oidc")
+    return pages.see_other(signed.next, [session, gone])
+
+
+def _refused(request: Request, exc: LedgerError, gone: Cookie) -> Response:
+    document = problem_document(exc.code, pages.locale(request), error_params(exc), instance=request.url.path)
+    status = document["status"]
+    assert isinstance(status, int)
+    page = pages.render(request, "oidc/refused.html", status_code=status, problem=document, start_path=START_PATH,
+                        sign_in_path=auth.SIGN_IN_PATH)  # fmt: skip
+    page.cookies.append(gone)
+    if exc.code == "identity_provider_unavailable":
+        page.headers["Retry-After"] = str(document.get("retry_after_seconds", 5))
+    return page
+
+
+ROUTER = Router("/", route_handlers=[start, callback])
