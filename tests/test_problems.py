@@ -101,6 +101,9 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_receipt", 404, "sequence"),
         ("receipt_not_checkpointed", 409, "sequence ledger"),
         ("csrf_failed", 403, ""),
+        ("provider_sign_in_refused", 403, ""),
+        ("sign_in_state_mismatch", 400, ""),
+        ("subject_not_enrolled", 403, ""),
     ]
 }
 
