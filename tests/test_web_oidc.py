@@ -378,7 +378,7 @@ def test_without_a_configured_provider_there_is_no_such_sign_in(ctx) -> None:
             assert answer.status_code == 404 and "not_found" in answer.text
 
 
-def test_a_half_configured_client_is_refused(tmp_path) -> None:
+def test_a_half_configured_client_is_refused(tmp_path, monkeypatch) -> None:
     settings = Settings(data_dir=tmp_path, database_url=str(tmp_path / "entraide.db"), keys_dir=tmp_path / "keys")
     provider = {"oidc_jwks_url": "https://idp.example/jwks", "oidc_issuer": "https://idp.example",
                 "oidc_audience": "entraide"}  # fmt: skip
@@ -389,6 +389,16 @@ def test_a_half_configured_client_is_refused(tmp_path) -> None:
         with pytest.raises(ValueError, match=variable):
             replace(settings, **changes)
     assert replace(settings, **provider, oidc_client_id=CLIENT_ID).oidc_client_secret is None  # a public client
+    variables = {"ENTRAIDE_OIDC_JWKS_URL": provider["oidc_jwks_url"], "ENTRAIDE_OIDC_ISSUER": provider["oidc_issuer"],
+                 "ENTRAIDE_OIDC_AUDIENCE": "entraide", "ENTRAIDE_OIDC_CLIENT_ID": CLIENT_ID,
+                 "ENTRAIDE_OIDC_CLIENT_SECRET": CLIENT_SECRET}  # fmt: skip
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    loaded = Settings.load(data_dir=tmp_path)
+    assert (loaded.oidc_client_id, loaded.oidc_client_secret) == (CLIENT_ID, CLIENT_SECRET)
+    monkeypatch.delenv("ENTRAIDE_OIDC_CLIENT_ID")
+    with pytest.raises(ValueError, match="ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID"):
+        Settings.load(data_dir=tmp_path)
 
 
 # --- the ID token's checks, one by one (real keys and signatures, no network) -----------------------
