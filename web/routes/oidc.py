@@ -19,7 +19,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect, Response
 
 from api.http.params import Ctx
-from api.problems import error_params, problem_document
+from api.problems import PROBLEMS, error_params, problem_document
 from community.adapters.jwks import IdentityProviderUnavailable
 from community.adapters.oidc_client import FLOW_SECONDS
 from community.domain.errors import NotFound
@@ -60,13 +60,13 @@ def start(request: Request, ctx: Ctx, next: FromQuery[str | None] = None) -> Res
     return Redirect(url, status_code=303, cookies=[_flow_cookie(sealed, FLOW_SECONDS)], headers=pages.SECURITY_HEADERS)
 
 
-@get(CALLBACK_PATH, sync_to_thread=True, name="oidc-callback")
+@get(CALLBACK_PATH, sync_to_thread=True)
 def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryParameter(name="state")] = None,
              code: FromQuery[str | None] = None, error: FromQuery[str | None] = None) -> Response:  # fmt: skip
     """The provider's answer: signed in and on to `next`, or a page that says why not and what to do."""
-    gone = _flow_cookie("", 0)
+    sign_in, gone = _sign_in(ctx), _flow_cookie("", 0)
     try:
-        signed = _sign_in(ctx).finish(request.cookies.get(FLOW_COOKIE), _redirect_uri(request), state_, code, error)
+        signed = sign_in.finish(request.cookies.get(FLOW_COOKIE), _redirect_uri(request), state_, code, error)
     except LedgerError as exc:
         return _refused(request, exc, gone)
     session = auth.open_session(ctx, signed.resident["id"], signed.resident["city"], "web:oidc")
@@ -74,13 +74,14 @@ def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryPara
 
 
 def _refused(request: Request, exc: LedgerError, gone: Cookie) -> Response:
-    document = problem_document(exc.code, pages.locale(request), error_params(exc), instance=request.url.path)
+    code = exc.code if exc.code in PROBLEMS else "internal_error"
+    document = problem_document(code, pages.locale(request), error_params(exc), instance=request.url.path)
     status = document["status"]
     assert isinstance(status, int)
     page = pages.render(request, "oidc/refused.html", status_code=status, problem=document, start_path=START_PATH,
                         sign_in_path=auth.SIGN_IN_PATH)  # fmt: skip
     page.cookies.append(gone)
-    if exc.code == "identity_provider_unavailable":
+    if code == "identity_provider_unavailable":
         page.headers["Retry-After"] = str(document.get("retry_after_seconds", 5))
     return page
 
