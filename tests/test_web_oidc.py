@@ -40,7 +40,7 @@ from tests.browser import browser, needs_chromium, site, visitor
 from tests.conftest import Clock
 from tests.world import World
 from web.pages import SESSION_COOKIE
-from web.routes.oidc import CALLBACK_PATH, FLOW_COOKIE, START_PATH
+from web.routes.oidc import CALLBACK_PATH, FLOW_COOKIE, REFUSED_PATH, START_PATH
 
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
 
@@ -219,7 +219,7 @@ def test_a_resident_signs_in_through_the_citys_provider_and_refusals_say_what_to
             _allow_provider(french, provider)
             french.open(f"{START_PATH}?next=/wallet")
             _sign_in_at_provider(french, "bob@example.org")
-            french.page.wait_for_url(f"{base}{CALLBACK_PATH}?**")
+            french.page.wait_for_url(f"{base}{REFUSED_PATH}?**")
             page = french.page
             assert (
                 page.get_by_role("heading", level=1).inner_text()
@@ -259,11 +259,16 @@ def test_a_resident_signs_in_through_the_citys_provider_and_refusals_say_what_to
             page.goto(urlunsplit(parts._replace(query=urlencode(query, doseq=True))))
             exchanged = provider.verified
             _sign_in_at_provider(english, ALICE)
-            page.wait_for_url(f"{base}{CALLBACK_PATH}?**")
+            page.wait_for_url(f"{base}{REFUSED_PATH}?**")
             assert page.get_by_role("heading", level=1).inner_text() == "Sign-in expired"
             assert _session_cookie(english) is None and provider.verified == exchanged
             _refusal_shown(english)
             english.check("oidc-state-en")
+            # The refusal has its own address: switching the language shows the same refusal again.
+            page.get_by_role("button", name="Español").click()
+            page.wait_for_url(f"{base}{REFUSED_PATH}?problem=sign_in_state_mismatch")
+            assert page.get_by_role("heading", level=1).inner_text() == "Inicio de sesión caducado"
+            _refusal_shown(english)
 
             english.open(f"{START_PATH}?next=/wallet")
             with page.expect_response(lambda r: urlsplit(r.url).path == CALLBACK_PATH) as answer:
@@ -338,10 +343,15 @@ def test_refused_answers_are_pages_that_open_no_session(city) -> None:
             client.cookies.clear()
             if cookie is not None:
                 client.cookies.set(FLOW_COOKIE, cookie, domain="entraide.test")
-            answer = client.get(CALLBACK_PATH, params=params, headers={"Accept-Language": "fr"})
-            assert answer.status_code == 400 and "Connexion expirée" in answer.text, (cookie, params)
+            answer = client.get(CALLBACK_PATH, params=params, follow_redirects=False)
+            assert answer.status_code == 303, (cookie, params)
+            assert answer.headers["location"] == f"{REFUSED_PATH}?problem=sign_in_state_mismatch"
             assert "Max-Age=0" in answer.headers["set-cookie"]
         assert provider.verified == provider.refused == 0
+        shown = client.get(f"{REFUSED_PATH}?problem=sign_in_state_mismatch", headers={"Accept-Language": "fr"})
+        assert shown.status_code == 400 and "Connexion expirée" in shown.text
+        for problem in ("identity_provider_unavailable", "insufficient_funds", ""):  # its three refusals only
+            assert client.get(REFUSED_PATH, params={"problem": problem}).status_code == 404
 
         # A flow with this state and nonce but another verifier (only a holder of the deployment's
         # secret could seal one): the provider checks PKCE and refuses the exchange.

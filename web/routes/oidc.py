@@ -6,12 +6,14 @@ secrets the browser keeps sealed in a ten-minute HttpOnly cookie, sent to the ca
 callback accepts only the answer to that sign-in, exchanges the code, checks the ID token and finds
 the resident enrolled with its subject (community/service_layer/provider_sign_in.py); then the
 session opens (`web.auth.open_session`) and the browser goes on to `next`, a page of this site. Any
-refusal is a page in the visitor's language, without a session; the flow cookie is gone either way.
+refusal is a page in the visitor's language, without a session (a definitive one at
+`/wallet/sign-in/provider/refused?problem=…`); the flow cookie is gone either way.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from litestar import Request, Router, get
 from litestar.datastructures import Cookie
@@ -29,6 +31,10 @@ from web import auth, pages
 
 START_PATH = "/wallet/sign-in/provider"
 CALLBACK_PATH = f"{START_PATH}/callback"
+REFUSED_PATH = f"{START_PATH}/refused"
+# A definitive refusal is shown at its own address (POST-redirect-GET's cousin): the provider's code
+# leaves the address bar, and reloading the page or switching its language shows the same refusal.
+REFUSALS = ("provider_sign_in_refused", "sign_in_state_mismatch", "subject_not_enrolled")
 FLOW_COOKIE = "entraide_oidc_flow"
 DEFAULT_NEXT = "/wallet"
 
@@ -56,7 +62,7 @@ def start(request: Request, ctx: Ctx, next: FromQuery[str | None] = None) -> Res
     try:
         url, sealed = _sign_in(ctx).start(_redirect_uri(request), pages.local_target(next, DEFAULT_NEXT))
     except IdentityProviderUnavailable as exc:  # its metadata: the page says when to try again
-        return _refused(request, exc, _flow_cookie("", 0))
+        return _refused(request, exc.code, error_params(exc), _flow_cookie("", 0))
     return Redirect(url, status_code=303, cookies=[_flow_cookie(sealed, FLOW_SECONDS)], headers=pages.SECURITY_HEADERS)
 
 
@@ -68,22 +74,33 @@ def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryPara
     try:
         signed = sign_in.finish(request.cookies.get(FLOW_COOKIE), _redirect_uri(request), state_, code, error)
     except LedgerError as exc:
-        return _refused(request, exc, gone)
+        if exc.code in REFUSALS:
+            return pages.see_other(f"{REFUSED_PATH}?{urlencode({'problem': exc.code})}", [gone])
+        return _refused(request, exc.code, error_params(exc), gone)  # a moment's outage: try again
     session = auth.open_session(ctx, signed.resident["id"], signed.resident["city"], "web:oidc")
     return pages.see_other(signed.next, [session, gone])
 
 
-def _refused(request: Request, exc: LedgerError, gone: Cookie) -> Response:
-    code = exc.code if exc.code in PROBLEMS else "internal_error"
-    document = problem_document(code, pages.locale(request), error_params(exc), instance=request.url.path)
+@get(REFUSED_PATH)
+async def refused(request: Request, problem: FromQuery[str] = "") -> Response:
+    """Why the sign-in was refused, and what to do (with the refusal's status)."""
+    if problem not in REFUSALS:
+        raise NotFound("not a refusal of this sign-in")
+    return _refused(request, problem, {}, None)
+
+
+def _refused(request: Request, code: str, params: dict, gone: Cookie | None) -> Response:
+    code = code if code in PROBLEMS else "internal_error"
+    document = problem_document(code, pages.locale(request), params, instance=request.url.path)
     status = document["status"]
     assert isinstance(status, int)
     page = pages.render(request, "oidc/refused.html", status_code=status, problem=document, start_path=START_PATH,
                         sign_in_path=auth.SIGN_IN_PATH)  # fmt: skip
-    page.cookies.append(gone)
+    if gone is not None:
+        page.cookies.append(gone)
     if code == "identity_provider_unavailable":
         page.headers["Retry-After"] = str(document.get("retry_after_seconds", 5))
     return page
 
 
-ROUTER = Router("/", route_handlers=[start, callback])
+ROUTER = Router("/", route_handlers=[start, callback, refused])
