@@ -38,6 +38,7 @@ from community.adapters.oidc_client import Flow, id_token_claims
 from community.domain.errors import ProviderSignInRefused
 from tests.browser import browser, needs_chromium, site, visitor
 from tests.conftest import Clock
+from tests.test_bad_input import ODD_VALUES
 from tests.world import World
 from web.pages import SESSION_COOKIE
 from web.routes.oidc import CALLBACK_PATH, FLOW_COOKIE, REFUSED_PATH, START_PATH
@@ -352,6 +353,11 @@ def test_refused_answers_are_pages_that_open_no_session(city) -> None:
         assert shown.status_code == 400 and "Connexion expirée" in shown.text
         for problem in ("identity_provider_unavailable", "insufficient_funds", ""):  # its three refusals only
             assert client.get(REFUSED_PATH, params={"problem": problem}).status_code == 404
+        for value in ODD_VALUES:  # whatever a query holds: refused or harmless, never a 500 or a session
+            for path, name in ((START_PATH, "next"), (CALLBACK_PATH, "state"), (CALLBACK_PATH, "code"),
+                               (CALLBACK_PATH, "error"), (REFUSED_PATH, "problem")):  # fmt: skip
+                answer = client.get(f"{path}?{name}={value}", follow_redirects=False)
+                assert answer.status_code < 500 and SESSION_COOKIE not in answer.cookies, (path, name, value)
 
         # A flow with this state and nonce but another verifier (only a holder of the deployment's
         # secret could seal one): the provider checks PKCE and refuses the exchange.

@@ -12,15 +12,13 @@ refusal is a page in the visitor's language, without a session (a definitive one
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import urlencode
 
 from litestar import Request, Router, get
 from litestar.datastructures import Cookie
-from litestar.params import FromQuery, QueryParameter
 from litestar.response import Redirect, Response
 
-from api.http.params import Ctx
+from api.http.params import Ctx, NextPath, OAuthCode, OAuthError, OAuthState, SignInProblem
 from api.problems import PROBLEMS, error_params, problem_document
 from community.adapters.jwks import IdentityProviderUnavailable
 from community.adapters.oidc_client import FLOW_SECONDS
@@ -57,7 +55,7 @@ def _flow_cookie(value: str, max_age_seconds: int) -> Cookie:
 
 
 @get(START_PATH, sync_to_thread=True)
-def start(request: Request, ctx: Ctx, next: FromQuery[str | None] = None) -> Response:
+def start(request: Request, ctx: Ctx, next: NextPath = None) -> Response:
     """To the provider's authorization endpoint; `next` (a page of this site) is where to land after."""
     try:
         url, sealed = _sign_in(ctx).start(_redirect_uri(request), pages.local_target(next, DEFAULT_NEXT))
@@ -67,8 +65,8 @@ def start(request: Request, ctx: Ctx, next: FromQuery[str | None] = None) -> Res
 
 
 @get(CALLBACK_PATH, sync_to_thread=True)
-def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryParameter(name="state")] = None,
-             code: FromQuery[str | None] = None, error: FromQuery[str | None] = None) -> Response:  # fmt: skip
+def callback(request: Request, ctx: Ctx, state_: OAuthState = None, code: OAuthCode = None,
+             error: OAuthError = None) -> Response:  # fmt: skip
     """The provider's answer: signed in and on to `next`, or a page that says why not and what to do."""
     sign_in, gone = _sign_in(ctx), _flow_cookie("", 0)
     try:
@@ -82,7 +80,7 @@ def callback(request: Request, ctx: Ctx, state_: Annotated[str | None, QueryPara
 
 
 @get(REFUSED_PATH)
-async def refused(request: Request, problem: FromQuery[str] = "") -> Response:
+async def refused(request: Request, problem: SignInProblem = "") -> Response:
     """Why the sign-in was refused, and what to do (with the refusal's status)."""
     if problem not in REFUSALS:
         raise NotFound("not a refusal of this sign-in")
