@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
@@ -72,6 +73,9 @@ class Settings:
     # Witnesses each new checkpoint is submitted to, and how many must cosign it (docs/operations.md):
     # ENTRAIDE_WITNESSES names a witnesses file, ENTRAIDE_WITNESS_QUORUM the quorum; none listed: witnessing off.
     witnesses: WitnessConfig = field(default_factory=WitnessConfig)
+    # The wallet's map: a tile server's URL template (`https://tiles.example/{z}/{x}/{y}.png`); None:
+    # no tiles, the markers on a blank map (and no other origin in the pages' CSP).
+    map_tiles_url: str | None = None
     # Residents sign in on the pages through the city's identity provider (OpenID Connect, authorization
     # code with PKCE) when a client id is set: it needs the provider above (its metadata is discovered
     # at <oidc_issuer>/.well-known/openid-configuration); no secret means a public client.
@@ -93,12 +97,15 @@ class Settings:
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
                    _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")),
-                   env("ENTRAIDE_OIDC_CLIENT_ID"), env("ENTRAIDE_OIDC_CLIENT_SECRET"))  # fmt: skip
+                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None, oidc_client_id=env("ENTRAIDE_OIDC_CLIENT_ID"),
+                   oidc_client_secret=env("ENTRAIDE_OIDC_CLIENT_SECRET"))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
         any token its keys sign (for any service, from any tenant of a shared provider) would pass.
         Signing in on the pages through it needs the whole provider, and a secret needs its client id."""
+        if self.map_tiles_url is not None:
+            check_tiles_url(self.map_tiles_url)
         if self.oidc_client_secret and not self.oidc_client_id:
             raise ValueError("ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID (the client it authenticates)")
         if self.oidc_client_id and not self.oidc_issuer:
@@ -118,6 +125,19 @@ class Settings:
         _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
         if self.oidc_client_id:  # its metadata is fetched from the issuer's URL
             check_jwks_url(self.oidc_issuer or "", "ENTRAIDE_OIDC_ISSUER")
+
+
+def check_tiles_url(url: str) -> None:
+    """ENTRAIDE_MAP_TILES_URL: an https URL template with {z}, {x} and {y} on one host (no `{s}`
+    subdomains: the pages' CSP allows that one origin's images)."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or "{" in parts.netloc
+        or any(f"{{{v}}}" not in url for v in "zxy")
+    ):
+        raise ValueError(f"ENTRAIDE_MAP_TILES_URL must be an https URL with {{z}}, {{x}} and {{y}}, not {url!r}")
 
 
 def _witnesses(path: str | None, quorum: str | None) -> WitnessConfig:
@@ -196,7 +216,7 @@ class Context:
 
     @cached_property
     def residents(self) -> Residents:
-        return Residents(self.engine, self.keys, self.audit, self.clock)
+        return Residents(self.engine, self.keys, self.audit, self.clock, self.ledger, self.programs)
 
     @cached_property
     def wallet(self) -> Wallet:

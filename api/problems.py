@@ -85,6 +85,9 @@ PROBLEMS: dict[str, int] = {
     "unknown_resident": 404,
     "resident_expired": 403,
     "resident_erased": 410,
+    "home_city": 409,
+    "opt_out_blocked": 409,
+    "erasure_blocked": 409,
     "level_required": 403,
     "not_opted_in": 403,
     "unknown_merchant": 404,
@@ -135,6 +138,7 @@ PROBLEMS: dict[str, int] = {
     "receipt_not_checkpointed": 409,
     # the pages (web/)
     "csrf_failed": 403,
+    "confirmation_required": 422,
     "provider_sign_in_refused": 403,
     "sign_in_state_mismatch": 400,
     "subject_not_enrolled": 403,

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from community.domain.program import Program
-from ledger.schemas import Points, Result, Sequence, TimeUs
+from ledger.schemas import Cents, Points, Result, Sequence, TimeUs
 
 City = Annotated[str, msgspec.Meta(description="the city (municipality) whose ledger and program this is")]
 ResidentId = Annotated[str, msgspec.Meta(description="the resident's opaque id, as the ledger knows them")]
@@ -58,9 +58,11 @@ class Resident(Result, frozen=True):
 
 
 class ResidentRecord(Resident, frozen=True):
-    """A resident's record with the other cities they opted in to."""
+    """A resident's record with the other cities they opted in to, and their pending erasure if any."""
 
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+    erasure_due_at_us: Annotated[OptionalTimeUs, msgspec.Meta(
+        description="when the erasure the resident asked for will be carried out (they can undo it until then), or null")] = None  # fmt: skip
 
 
 class Card(Result, frozen=True):
@@ -122,6 +124,24 @@ class OptIns(Result, frozen=True):
 
     home: Annotated[str, msgspec.Meta(description="the resident's home city")]
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+
+
+class Erasure(Result, frozen=True):
+    """The resident's erasure: asked for or not, when it will be carried out, and what becomes of their points.
+
+    Asking starts a delay (`delay_days`) during which everything keeps working (card, earning,
+    spending, export) and the resident can undo it; then the `erasures` job carries it out: their
+    personal data, key, identity provider subject and cards go, the points left in the wallet move to
+    `breakage` (as expired points do: the city no longer owes them) and the journal keeps its entries,
+    under the opaque id only."""
+
+    status: Annotated[Literal["none", "pending"], msgspec.Meta(description="none: not asked for; pending: will be carried out at due_at_us")]  # fmt: skip
+    requested_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the resident asked, or null")]
+    due_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when it will be carried out, or null")]
+    delay_days: Annotated[int, msgspec.Meta(ge=1, description="the delay between asking and erasure, in days")]
+    points: Annotated[Points, msgspec.Meta(description="the points available now, which go to breakage on erasure")]
+    points_value_cents: Annotated[Cents, msgspec.Meta(description="what those points are worth (the program's point value, rounded down)")]  # fmt: skip
+    held_points: Annotated[Points, msgspec.Meta(description="points reserved by open holds: erasure waits until they are captured or released")]  # fmt: skip
 
 
 class Done(Result, frozen=True):

@@ -147,7 +147,7 @@ def test_late_transfers_and_corrections_belong_to_the_next_period(world: World, 
 
 def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
     carole = world.residents["carole"]
-    world.ctx.residents.opt_in(carole.id, "brossard")
+    world.ctx.residents.opt_in(carole.id, "brossard", "resident:test")
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": carole.card, "points": 30}, key="x").json()
     world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="y")
     end_of_january(clock)

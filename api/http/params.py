@@ -70,6 +70,9 @@ ChangeStatus = Annotated[ChangeStatusValue | None, QueryParameter()]
 Decision = Annotated[Literal["confirm", "reject"], Parameter()]  # a path segment
 ExportFormat = Annotated[ExportFormatValue, QueryParameter()]
 OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
+OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
+# What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
+DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 
 
 def split_list(value: str) -> tuple[str, ...]:

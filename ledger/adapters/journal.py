@@ -350,6 +350,12 @@ def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
     return {r.transfer_id: _hold(r) for r in conn.execute(select(H).where(H.c.ledger == ledger))}
 
 
+def open_holds_of(conn: Connection, ledger: str, debit_account: str) -> list[Hold]:
+    """The open holds that reserve points of one account (a wallet), soonest to expire first."""
+    query = select(H).where(H.c.ledger == ledger, H.c.debit_account == debit_account).order_by(H.c.expires_at_us)
+    return [_hold(r) for r in conn.execute(query)]
+
+
 _INSERT_HOLDS_FROM_ARRAYS = text(
     "INSERT INTO holds (ledger, transfer_id, kind, debit_account, credit_account, amount, expires_at_us) "
     "SELECT * FROM unnest(CAST(:ledgers AS text[]), CAST(:ids AS text[]), CAST(:kinds AS text[]), "

@@ -14,6 +14,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from community.service_layer.programs import Programs
+from community.service_layer.residents import Residents
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.payouts import Payouts
 from ledger.adapters import idempotency, journal
@@ -58,6 +59,9 @@ class Services(Protocol):
     def programs(self) -> Programs: ...
 
     @property
+    def residents(self) -> Residents: ...
+
+    @property
     def payouts_enabled(self) -> bool: ...  # a Stripe key is configured
 
     @property
@@ -82,6 +86,8 @@ def recurring_jobs(
             lambda: s.redemptions.recover()),  # noqa: PLW0108  (a property: read when the job runs, see Services)
         Job("points_expiry", DAY, 2 * HOUR, "move points unused past each program's expiry period to breakage",
             lambda: _expiry(s.expiry)),
+        Job("erasures", HOUR, 10 * MINUTE, "erase the residents whose erasure delay is over, their points left to breakage",
+            lambda: s.residents.carry_out_erasures()),  # noqa: PLW0108  (a property: read when the job runs)
         Job("checkpoints", checkpoint_seconds, 30 * MINUTE,
             "sign a checkpoint of every ledger that has new entries, and submit the latest to the witnesses",
             lambda: _checkpoints(s.engine, s.signer, s.clock, s.witnessing)),

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from litestar import Router
 from litestar.static_files import create_static_files_router
+from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import errors, home, oidc
+from web.routes import account, errors, find, home, oidc
 
-AREAS = [home.ROUTER, oidc.ROUTER]
+AREAS = [home.ROUTER, find.ROUTER, account.ROUTER, oidc.ROUTER]
 
 
 def routers(ctx: Context) -> list[Router]:
     static = create_static_files_router("/static", directories=[pages.STATIC_DIR], name="static",
                                         after_request=pages.with_security_headers, include_in_schema=False)  # fmt: skip
+    # The map's Leaflet (the xstatic-leaflet package's files), from our own origin like the rest.
+    vendored = create_static_files_router("/static/leaflet", directories=[leaflet.BASE_DIR], name="leaflet",
+                                          after_request=pages.with_security_headers, include_in_schema=False)  # fmt: skip
     site = Router(
         "/",
         route_handlers=AREAS,
@@ -25,4 +29,4 @@ def routers(ctx: Context) -> list[Router]:
         after_request=pages.with_security_headers,
         include_in_schema=False,
     )
-    return [site, static]
+    return [site, vendored, static]

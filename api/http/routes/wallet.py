@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import segno
-from litestar import Response, Router, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
@@ -11,6 +11,7 @@ from api.http import schemas
 from api.http.auth import Principal, bearer_principal
 from api.http.params import (
     AcceptLanguage,
+    City,
     Ctx,
     Id,
     IdempotencyKey,
@@ -24,7 +25,7 @@ from api.http.params import (
 )
 from api.http.schemas import RedeemBody
 from api.problems import negotiate_locale
-from community.schemas import Balance, Card, DataExport, Done, OptIns, WalletHistory
+from community.schemas import Balance, Card, DataExport, Erasure, OptIns, WalletHistory
 from ledger.domain.errors import ReceiptNotCheckpointed
 from ledger.schemas import Receipt
 from marketplace.schemas import Redemption, RedemptionPage
@@ -90,7 +91,18 @@ def list_opt_ins(principal: Who, ctx: Ctx) -> OptIns:
       problems=("unknown_program", "unknown_resident", "resident_expired", "resident_erased"))  # fmt: skip
 def opt_in(data: JSONBody[schemas.OptInBody], principal: Who, ctx: Ctx) -> OptIns:
     """Let the resident earn and redeem in another participating city; their wallet stays at home."""
-    return ctx.residents.opt_in(_resident(principal), data.city)
+    return ctx.residents.opt_in(_resident(principal), data.city, principal.actor)
+
+
+@delete("/opt-ins/{city:str}", sync_to_thread=True, status_code=200, summary="Opt out of a city",
+        operation_id="wallet_opt_out",
+        problems=("unknown_program", "home_city", "opt_out_blocked", "unknown_resident", "resident_erased"))  # fmt: skip
+def opt_out(city: City, principal: Who, ctx: Ctx) -> OptIns:
+    """Stop earning and redeeming in a city opted in to (audited). Refused with 409 while points are
+    held for a purchase there, until the hold is captured or released; points earned there stay in
+    the wallet and vouchers redeemed there stay valid. Opting out of the home city is 409; of a city
+    not opted in to, changes nothing."""
+    return ctx.residents.opt_out(_resident(principal), city, principal.actor)
 
 
 @get("/export", sync_to_thread=True, summary="Export the resident's data", operation_id="wallet_export_data",
@@ -100,13 +112,32 @@ def export(principal: Who, ctx: Ctx) -> DataExport:
     return ctx.residents.export(_resident(principal))
 
 
-@post("/erasure", sync_to_thread=True, status_code=202, summary="Erase the resident's personal data",
-      operation_id="wallet_request_erasure", problems=("unknown_resident", "resident_erased"))  # fmt: skip
-def erasure(principal: Who, ctx: Ctx) -> Done:
-    """Erase the resident's personal data (their key is destroyed) and revoke their cards; the ledger
-    keeps opaque entries and still verifies."""
-    ctx.residents.erase(_resident(principal), principal.actor)
-    return Done(status="erased")
+ERASURE_PROBLEMS = ("unknown_resident", "resident_erased")
+
+
+@get("/erasure", sync_to_thread=True, summary="Read the resident's erasure", operation_id="wallet_get_erasure",
+     problems=ERASURE_PROBLEMS)  # fmt: skip
+def get_erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Whether the resident asked to be erased and when it will be carried out, with the points that
+    would go to breakage now and their value. Changes nothing."""
+    return ctx.residents.erasure(_resident(principal))
+
+
+@post("/erasure", sync_to_thread=True, status_code=202, summary="Ask to be erased", operation_id="wallet_request_erasure",
+      problems=ERASURE_PROBLEMS)  # fmt: skip
+def erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Ask to be erased `delay_days` from now (audited; asking again keeps the first date). Until
+    then everything keeps working and `DELETE /v1/wallet/erasure` undoes it; then the personal data,
+    key and cards are destroyed, the points left in the wallet go to breakage, and the ledger keeps
+    its entries under the opaque id only."""
+    return ctx.residents.request_erasure(_resident(principal), principal.actor)
+
+
+@delete("/erasure", sync_to_thread=True, status_code=200, summary="Undo an erasure asked for",
+        operation_id="wallet_cancel_erasure", problems=ERASURE_PROBLEMS)  # fmt: skip
+def cancel_erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Undo a pending erasure before its date (audited); with none pending, changes nothing."""
+    return ctx.residents.cancel_erasure(_resident(principal), principal.actor)
 
 
 @post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",
@@ -182,7 +213,8 @@ def _until_next_checkpoint(jobs: Scheduler, now_us: int) -> int:
     return max(1, -(-(job.next_run_us - now_us) // 1_000_000))
 
 
-wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure,
+wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, opt_out, export, get_erasure,
+                                          erasure, cancel_erasure,
                                           redeem, list_redemptions, get_redemption, cancel_redemption, get_receipt],
                 dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
 
