@@ -9,15 +9,18 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine
 
 from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
 from community.adapters.jwks import check_jwks_url
+from community.adapters.oidc_client import ProviderClient
 from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
 from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.programs import Programs
+from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
@@ -73,6 +76,11 @@ class Settings:
     # The wallet's map: a tile server's URL template (`https://tiles.example/{z}/{x}/{y}.png`); None:
     # no tiles, the markers on a blank map (and no other origin in the pages' CSP).
     map_tiles_url: str | None = None
+    # Residents sign in on the pages through the city's identity provider (OpenID Connect, authorization
+    # code with PKCE) when a client id is set: it needs the provider above (its metadata is discovered
+    # at <oidc_issuer>/.well-known/openid-configuration); no secret means a public client.
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
 
     @classmethod
     def load(cls, database_url: str | None = None, data_dir: Path | None = None) -> Settings:
@@ -89,13 +97,20 @@ class Settings:
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
                    _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")),
-                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None)  # fmt: skip
+                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None, oidc_client_id=env("ENTRAIDE_OIDC_CLIENT_ID"),
+                   oidc_client_secret=env("ENTRAIDE_OIDC_CLIENT_SECRET"))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
-        any token its keys sign (for any service, from any tenant of a shared provider) would pass."""
+        any token its keys sign (for any service, from any tenant of a shared provider) would pass.
+        Signing in on the pages through it needs the whole provider, and a secret needs its client id."""
         if self.map_tiles_url is not None:
             check_tiles_url(self.map_tiles_url)
+        if self.oidc_client_secret and not self.oidc_client_id:
+            raise ValueError("ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID (the client it authenticates)")
+        if self.oidc_client_id and not self.oidc_issuer:
+            raise ValueError("ENTRAIDE_OIDC_CLIENT_ID needs the city identity provider: ENTRAIDE_OIDC_ISSUER, "
+                             "ENTRAIDE_OIDC_JWKS_URL and ENTRAIDE_OIDC_AUDIENCE")  # fmt: skip
         if not (self.oidc_jwks_url or self.oidc_issuer or self.oidc_audience):
             return
         for variable, value in (("ENTRAIDE_OIDC_JWKS_URL", self.oidc_jwks_url), ("ENTRAIDE_OIDC_ISSUER", self.oidc_issuer),
@@ -108,6 +123,8 @@ class Settings:
         if self.oidc_issuer == BUILTIN_ISSUER:
             raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")
         _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
+        if self.oidc_client_id:  # its metadata is fetched from the issuer's URL
+            check_jwks_url(self.oidc_issuer or "", "ENTRAIDE_OIDC_ISSUER")
 
 
 def check_tiles_url(url: str) -> None:
@@ -166,6 +183,16 @@ class Context:
         s = self.settings
         external = RemoteJwks(s.oidc_jwks_url, s.oidc_jwks_refresh_seconds) if s.oidc_jwks_url else None
         return TokenService(self.keys, external, s.oidc_issuer, s.oidc_audience)
+
+    @cached_property
+    def provider_sign_in(self) -> ProviderSignIn | None:
+        """Signing in on the pages through the city's identity provider; None unless a client id is set."""
+        s = self.settings
+        if not s.oidc_client_id:
+            return None
+        assert s.oidc_issuer is not None and self.tokens.external is not None  # Settings require the provider
+        client = ProviderClient(s.oidc_issuer, s.oidc_client_id, s.oidc_client_secret, self.tokens.external)
+        return ProviderSignIn(client, self.residents, AESGCM(self.keys.secret("oidc-flow")), self.clock)
 
     @cached_property
     def audit(self) -> AuditTrail:

@@ -139,6 +139,9 @@ PROBLEMS: dict[str, int] = {
     # the pages (web/)
     "csrf_failed": 403,
     "confirmation_required": 422,
+    "provider_sign_in_refused": 403,
+    "sign_in_state_mismatch": 400,
+    "subject_not_enrolled": 403,
 }
 
 FALLBACK_CODE = "internal_error"

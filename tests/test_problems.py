@@ -105,6 +105,9 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("receipt_not_checkpointed", 409, "sequence ledger"),
         ("csrf_failed", 403, ""),
         ("confirmation_required", 422, ""),
+        ("provider_sign_in_refused", 403, ""),
+        ("sign_in_state_mismatch", 400, ""),
+        ("subject_not_enrolled", 403, ""),
     ]
 }
 

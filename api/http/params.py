@@ -101,3 +101,11 @@ TilePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
     "(1234067 is x001/x234/067), and for a partial tile its width W (1-255)"))]  # fmt: skip
 BundlePath = Annotated[str, Parameter(max_length=MAX_TILE_PATH, description=(
     "`<N>[.p/<W>]`: the bundle's index N, encoded as in tile paths, and for a partial bundle its width W"))]  # fmt: skip
+
+# The pages' sign-in through a city's identity provider (web/routes/oidc.py): where to land after
+# (a path of this site, else the wallet: web.pages.local_target), and the provider's answer.
+NextPath = Annotated[str | None, QueryParameter(max_length=2_000)]
+OAuthState = Annotated[str | None, QueryParameter(name="state", max_length=512)]
+OAuthCode = Annotated[str | None, QueryParameter(max_length=2_048)]
+OAuthError = Annotated[str | None, QueryParameter(pattern=r"^[\x20-\x7e]{1,128}$")]  # RFC 6749 §4.1.2.1
+SignInProblem = Annotated[str, QueryParameter(pattern=r"^[a-z_]{0,64}$")]

@@ -43,15 +43,18 @@ class IdentityProviderUnavailable(LedgerError):
     code = "identity_provider_unavailable"
 
 
-def check_jwks_url(url: str) -> None:
-    """HTTPS only (a key set fetched in clear could be swapped in transit), plain HTTP to this machine."""
+def secure_url(url: str) -> bool:
+    """HTTPS, or plain HTTP to this machine: what we fetch keys, metadata or tokens from."""
     parts = urlsplit(url)
-    if not parts.hostname or not (
+    return bool(parts.hostname) and (
         parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-    ):
-        raise ValueError(
-            f"ENTRAIDE_OIDC_JWKS_URL must be an https:// URL (plain http only to this machine), not {url!r}"
-        )
+    )
+
+
+def check_jwks_url(url: str, variable: str = "ENTRAIDE_OIDC_JWKS_URL") -> None:
+    """HTTPS only (a key set fetched in clear could be swapped in transit), plain HTTP to this machine."""
+    if not secure_url(url):
+        raise ValueError(f"{variable} must be an https:// URL (plain http only to this machine), not {url!r}")
 
 
 def fetch_key_set(url: str, timeout_seconds: float) -> KeySet:
@@ -114,6 +117,11 @@ class RemoteJwks:
             raise IdentityProviderUnavailable("the identity provider's keys were never loaded",
                                               retry_after_seconds=self.retry_after_seconds())  # fmt: skip
         return self._loaded
+
+    def current(self) -> KeySet:
+        """The whole cached set (for a token whose header names no key: joserfc then takes the set's
+        only key, and refuses when there are several); IdentityProviderUnavailable before a first load."""
+        return (self._loaded or self._first_load())[0]
 
     @property
     def loaded(self) -> bool:

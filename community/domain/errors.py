@@ -99,3 +99,23 @@ class UnknownOrganization(LedgerError):
 
 class OrganizationNotApproved(LedgerError):
     code = "organization_not_approved"
+
+
+class ProviderSignInRefused(LedgerError):
+    """The city's identity provider did not sign the resident in (they declined, or it refused the
+    code), or its answer did not verify (ID token: signature, issuer, audience, nonce, expiry)."""
+
+    code = "provider_sign_in_refused"
+
+
+class SignInStateMismatch(LedgerError):
+    """The provider's answer does not belong to a sign-in this browser started here, recently: no
+    flow cookie, an expired or garbled one, or another `state` (a forged or replayed callback)."""
+
+    code = "sign_in_state_mismatch"
+
+
+class SubjectNotEnrolled(LedgerError):
+    """The provider vouched for a subject that no resident was explicitly enrolled with."""
+
+    code = "subject_not_enrolled"

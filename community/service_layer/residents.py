@@ -37,6 +37,7 @@ from community.domain.errors import (
     OptOutBlocked,
     ResidentErased,
     ResidentExpired,
+    SubjectNotEnrolled,
     Unauthorized,
     UnknownCard,
     UnknownProgram,
@@ -210,6 +211,14 @@ class Residents:
                 "no resident for this token" if not rows else "the subject is enrolled in several cities"
             )
         return self._public(self._checked(rows[0], None, allow_lapsed=True))
+
+    def for_provider_subject(self, issuer: str, subject: str, city: str | None) -> dict[str, Any]:
+        """The resident a provider signed in on the pages (its ID token's `sub` and `city`): the same
+        explicit enrolment `for_token` requires, never an e-mail or a name; refused as not enrolled."""
+        try:
+            return self.for_token({"iss": issuer, "sub": subject, "city": city})
+        except Unauthorized:
+            raise SubjectNotEnrolled("no resident is enrolled with this subject") from None
 
     def opt_in(self, resident_id: str, city: str, actor: str) -> OptIns:
         """Let the resident earn and redeem in another participating city (their wallet stays at home)."""
