@@ -7,15 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
 from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
 from community.adapters.jwks import check_jwks_url
+from community.adapters.mail import DevMailbox, Mailer, SmtpMailer, check_smtp_url
 from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
+from community.service_layer.activation import Activation
 from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
+from community.service_layer.passkeys import Passkeys
 from community.service_layer.programs import Programs
 from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
@@ -69,6 +73,15 @@ class Settings:
     # Witnesses each new checkpoint is submitted to, and how many must cosign it (docs/operations.md):
     # ENTRAIDE_WITNESSES names a witnesses file, ENTRAIDE_WITNESS_QUORUM the quorum; none listed: witnessing off.
     witnesses: WitnessConfig = field(default_factory=WitnessConfig)
+    # Outgoing e-mail (activation codes): an SMTP server, `smtp://host:port` or `smtps://user:password@host`;
+    # none: no e-mail is sent (the demo keeps it in its /dev/mailbox page instead).
+    smtp_url: str | None = None
+    mail_from: str = "Entraide <no-reply@entraide.invalid>"
+    # The pages' public address, e.g. https://entraide.brossard.ca: passkeys are bound to its host
+    # (the WebAuthn relying party); none: the address each request came to.
+    web_origin: str | None = None
+    # `entraide demo` only: the sign-in page's list of demo residents and the dev mailbox page.
+    demo: bool = False
 
     @classmethod
     def load(cls, database_url: str | None = None, data_dir: Path | None = None) -> Settings:
@@ -84,7 +97,8 @@ class Settings:
                    refresh, env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"),
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
-                   _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")))  # fmt: skip
+                   _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")), env("ENTRAIDE_SMTP_URL"),
+                   env("ENTRAIDE_MAIL_FROM") or cls.mail_from, env("ENTRAIDE_WEB_ORIGIN"))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
@@ -101,6 +115,13 @@ class Settings:
         if self.oidc_issuer == BUILTIN_ISSUER:
             raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")
         _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
+
+
+def check_web_origin(origin: str) -> None:
+    """`https://host[:port]` (or `http://localhost…` for a developer): no path, no query."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"ENTRAIDE_WEB_ORIGIN must be an origin such as https://entraide.example.ca, not {origin!r}")
 
 
 def _witnesses(path: str | None, quorum: str | None) -> WitnessConfig:
@@ -154,6 +175,22 @@ class Context:
     @cached_property
     def access(self) -> Access:
         return Access(self.engine, self.tokens, self.audit, self.clock)
+
+    @cached_property
+    def mailer(self) -> Mailer | None:
+        """SMTP when configured; else the demo's in-memory mailbox; else none (no e-mail is sent)."""
+        if self.settings.smtp_url:
+            return SmtpMailer(self.settings.smtp_url)
+        return DevMailbox() if self.settings.demo else None
+
+    @cached_property
+    def activation(self) -> Activation:
+        return Activation(self.engine, self.keys, self.residents, self.audit, self.clock, self.mailer,
+                          self.settings.mail_from)  # fmt: skip
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        return Passkeys(self.engine, self.residents, self.audit, self.clock)
 
     @cached_property
     def witnessing(self) -> Witnessing:

@@ -135,6 +135,13 @@ PROBLEMS: dict[str, int] = {
     "receipt_not_checkpointed": 409,
     # the pages (web/)
     "csrf_failed": 403,
+    # signing in on the web (community/service_layer/activation.py, passkeys.py)
+    "activation_code_invalid": 401,
+    "activation_code_used": 401,
+    "activation_code_expired": 401,
+    "passkey_refused": 401,
+    "unknown_passkey": 404,
+    "mail_unavailable": 503,
 }
 
 FALLBACK_CODE = "internal_error"

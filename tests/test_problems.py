@@ -101,6 +101,12 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_receipt", 404, "sequence"),
         ("receipt_not_checkpointed", 409, "sequence ledger"),
         ("csrf_failed", 403, ""),
+        ("activation_code_invalid", 401, ""),
+        ("activation_code_used", 401, ""),
+        ("activation_code_expired", 401, ""),
+        ("passkey_refused", 401, ""),
+        ("unknown_passkey", 404, ""),
+        ("mail_unavailable", 503, ""),
     ]
 }
 
@@ -136,6 +142,7 @@ def test_statuses_are_client_errors_except_internal_error_and_overloaded():
             "payments_disabled",
             "database_unavailable",
             "identity_provider_unavailable",
+            "mail_unavailable",
         }:
             assert 500 <= status <= 599, code
         else:

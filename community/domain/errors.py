@@ -75,3 +75,27 @@ class UnknownOrganization(LedgerError):
 
 class OrganizationNotApproved(LedgerError):
     code = "organization_not_approved"
+
+
+class ActivationCodeInvalid(LedgerError):
+    code = "activation_code_invalid"
+
+
+class ActivationCodeUsed(LedgerError):
+    code = "activation_code_used"
+
+
+class ActivationCodeExpired(LedgerError):
+    code = "activation_code_expired"
+
+
+class PasskeyRefused(LedgerError):
+    code = "passkey_refused"
+
+
+class UnknownPasskey(LedgerError):
+    code = "unknown_passkey"
+
+
+class MailUnavailable(LedgerError):
+    code = "mail_unavailable"

@@ -8,9 +8,9 @@ from litestar.static_files import create_static_files_router
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import errors, home
+from web.routes import errors, home, signin
 
-AREAS = [home.ROUTER]
+AREAS = [home.ROUTER, signin.ROUTER]
 
 
 def routers(ctx: Context) -> list[Router]:
