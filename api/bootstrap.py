@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
 from community.adapters.jwks import check_jwks_url
-from community.adapters.mail import DevMailbox, Mailer, SmtpMailer, check_smtp_url
+from community.adapters.mail import DevMailbox, Mailer, SmtpMailer
 from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
 from community.service_layer.activation import Activation

@@ -361,7 +361,9 @@ class ActivationCode(Result, frozen=True):
 
     resident_id: ResidentId
     city: City
-    code: Annotated[str, msgspec.Meta(description="twelve letters and digits in three groups of four, e.g. 7KQD-M2XA-9PRT")]
+    code: Annotated[
+        str, msgspec.Meta(description="twelve letters and digits in three groups of four, e.g. 7KQD-M2XA-9PRT")
+    ]
     expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the code stops working (µs since the epoch)")]
 
 

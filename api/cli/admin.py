@@ -75,8 +75,7 @@ def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str
           subject: Annotated[str | None, typer.Option(help="Their identity provider's subject (`sub`), unique per city, "
                                                            "so they can sign in with it")] = None,
           db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
-    """Enrol a resident (valid one year) and print their id, card and activation code (to give them:
-    it signs them in on the web once, within 72 hours)."""
+    """Enrol a resident (valid one year) and print their id, card and web activation code (one use, 72 hours)."""
     with errors():
         ctx = _ctx(db, data_dir)
         personal = {"name": name} | ({"email": email} if email else {})

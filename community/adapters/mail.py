@@ -36,7 +36,9 @@ class SmtpMailer:
         host = parts.hostname or "localhost"
         context = ssl.create_default_context()
         if parts.scheme == "smtps":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(host, parts.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, parts.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=context
+            )
         else:
             client = smtplib.SMTP(host, parts.port or 25, timeout=SMTP_TIMEOUT_SECONDS)
         with client:

@@ -32,7 +32,9 @@ def end_codes(conn: Connection, resident_id: str, status: str, now_us: int, code
 
 
 def codes_of(conn: Connection, resident_id: str) -> list[dict]:
-    return [r._asdict() for r in conn.execute(select(AC).where(AC.c.resident_id == resident_id).order_by(AC.c.issued_at_us))]
+    return [
+        r._asdict() for r in conn.execute(select(AC).where(AC.c.resident_id == resident_id).order_by(AC.c.issued_at_us))
+    ]
 
 
 # --- passkeys -----------------------------------------------------------------------------------
@@ -53,7 +55,9 @@ def passkeys_of(conn: Connection, resident_id: str) -> list[dict]:
 
 
 def used_passkey(conn: Connection, credential_id: str, sign_count: int, now_us: int) -> None:
-    conn.execute(update(PK).where(PK.c.credential_id == credential_id).values(sign_count=sign_count, last_used_at_us=now_us))
+    conn.execute(
+        update(PK).where(PK.c.credential_id == credential_id).values(sign_count=sign_count, last_used_at_us=now_us)
+    )
 
 
 def remove_passkey(conn: Connection, resident_id: str, credential_id: str) -> int:

@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import msgspec
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from community.adapters import sign_in_store as store
 from community.adapters import store as community_store
@@ -99,7 +99,7 @@ class Activation:
         return ActivationCode(resident_id=resident_id, city=city, code=grouped(self._code(issued.id)),
                               expires_at_us=issued.expires_at_us)  # fmt: skip
 
-    def _issue(self, conn, resident_id: str, city: str, actor: str, delivery: str, now: int) -> Issued:
+    def _issue(self, conn: Connection, resident_id: str, city: str, actor: str, delivery: str, now: int) -> Issued:
         code_id = "ac" + secrets.token_hex(10)
         replaced = store.end_codes(conn, resident_id, "replaced", now)
         issued = Issued(code_id, resident_id, city, now + VALID_SECONDS * 1_000_000)

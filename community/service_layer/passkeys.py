@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 from webauthn import (
@@ -22,7 +23,11 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json, parse_registration_credential_json
+from webauthn.helpers import (
+    bytes_to_base64url,
+    parse_authentication_credential_json,
+    parse_registration_credential_json,
+)
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -44,7 +49,7 @@ TIMEOUT_MS = 120_000
 RP_NAME = "Entraide"
 
 
-def _passkey(row: dict) -> Passkey:
+def _passkey(row: dict[str, Any]) -> Passkey:
     return Passkey(credential_id=row["credential_id"], transports=json.loads(row["transports"]),
                    created_at_us=row["created_at_us"], last_used_at_us=row["last_used_at_us"])  # fmt: skip
 
@@ -64,7 +69,9 @@ class Passkeys:
         self.residents.get(resident_id, city)
         existing = self.list(resident_id)
         if len(existing) >= MAX_PASSKEYS:
-            raise InvalidRequest(f"at most {MAX_PASSKEYS} passkeys", field="passkeys", reason="too_many", max_items=MAX_PASSKEYS)
+            raise InvalidRequest(
+                f"at most {MAX_PASSKEYS} passkeys", field="passkeys", reason="too_many", max_items=MAX_PASSKEYS
+            )
         options = generate_registration_options(
             rp_id=rp_id, rp_name=RP_NAME, user_id=resident_id.encode(), user_name=f"{city} · {resident_id[:8]}",
             user_display_name=f"Entraide · {city}", timeout=TIMEOUT_MS,

@@ -34,6 +34,7 @@ from api.bootstrap import Context
 from api.http.auth import Limits, client_address
 from api.http.params import Ctx
 from api.problems import PROBLEMS, error_params, problem_document
+from community.adapters.mail import DevMailbox
 from community.domain.errors import PasskeyRefused
 from ledger.domain.errors import LedgerError
 from web import auth, pages
@@ -188,8 +189,10 @@ def passkey_sign_in_options(request: Request, ctx: Ctx) -> Response:
     return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "sign-in", challenge)])
 
 
-@post("/wallet/sign-in/passkey", sync_to_thread=False)
-async def passkey_sign_in(request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]) -> Response:
+@post("/wallet/sign-in/passkey")
+async def passkey_sign_in(
+    request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]
+) -> Response:
     """The device's signature of the sign-in challenge: a session, and where to go next."""
     try:
         with limits.failures.attempt(client_address(request)) as attempt:
@@ -240,7 +243,9 @@ def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
 def passkey_options(request: Request, ctx: Ctx, principal: Resident) -> Response:
     assert principal.city is not None
     try:
-        options, challenge = ctx.passkeys.registration_options(principal.subject, principal.city, _site(request, ctx)[1])
+        options, challenge = ctx.passkeys.registration_options(
+            principal.subject, principal.city, _site(request, ctx)[1]
+        )
     except LedgerError as exc:
         return _json_problem(request, exc)
     return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "register", challenge, principal.subject)])
@@ -281,8 +286,8 @@ def sign_out_everywhere(ctx: Ctx, principal: Resident) -> Redirect:
 @get("/dev/mailbox", sync_to_thread=True)
 def dev_mailbox(request: Request, ctx: Ctx) -> Template:
     """The demo's outgoing e-mail (nothing leaves the machine); `entraide serve` has no such page."""
-    mailbox = ctx.mailer
-    if not ctx.settings.demo or mailbox is None or not hasattr(mailbox, "messages"):
+    mailbox = ctx.mailer if ctx.settings.demo else None
+    if not isinstance(mailbox, DevMailbox):
         raise NotFoundException()
     messages = [{"to": m["To"], "subject": m["Subject"], "date": m["Date"] or "", "lang": m["Content-Language"] or "fr",
                  "text": m.get_content()} for m in mailbox.messages()]  # fmt: skip

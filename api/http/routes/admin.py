@@ -102,7 +102,9 @@ def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, lim
 
 @post("/residents/{city:str}", sync_to_thread=True, status_code=201, summary="Enrol a resident",
       operation_id="admin_enrol_resident", problems=("unknown_program", "conflict", "invalid_request"))  # fmt: skip
-def enrol(city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> EnrolledResident:
+def enrol(
+    city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> EnrolledResident:
     """Enrol a resident of the city (valid one year) and issue their first card and their first
     activation code (to sign in on the web: give it to them, it works once, for 72 hours); their
     personal data is sealed with their own key. A retry with the same Idempotency-Key answers the
