@@ -13,6 +13,7 @@ fewer examples on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from hypothesis.errors import Unsatisfiable
 
 from api.http.app import create_app
 from api.http.signatures import sign_request
+from tests.smtp_server import smtp_server
 from tests.test_auth_limits import served
 from tests.world import World, standard_world
 
@@ -83,6 +85,12 @@ def authorize(world: World, case) -> None:
 
 @pytest.fixture
 def contract(ctx, db_url) -> Iterator[tuple[World, str, object]]:
+    with smtp_server() as (smtp_url, _received):  # staff may e-mail an activation code
+        ctx.settings = dataclasses.replace(ctx.settings, smtp_url=smtp_url)
+        yield from _contract(ctx)
+
+
+def _contract(ctx) -> Iterator[tuple[World, str, object]]:
     app = create_app(ctx, terminal_rate_per_second=10_000, resident_rate_per_second=10_000,
                      address_failures_per_minute=100_000, credential_failures_per_minute=100_000)  # fmt: skip
     world = standard_world(ctx, None)

@@ -9,11 +9,6 @@ import dataclasses
 import json
 import re
 import secrets
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from email import message_from_bytes
-from email.message import Message
 
 import pytest
 from litestar.testing import TestClient
@@ -24,7 +19,8 @@ from community.adapters.tables import ActivationCodeRow
 from community.service_layer.activation import VALID_SECONDS
 from ledger.service_layer import audit_trail
 from tests.browser import browser, needs_chromium, site, visitor
-from tests.world import World, free_port
+from tests.smtp_server import smtp_server
+from tests.world import World
 from web.mail import activation_message
 from web.pages import SESSION_COOKIE
 
@@ -263,29 +259,6 @@ def test_signing_out_everywhere_ends_every_session_and_token(ctx, brossard) -> N
 
 
 # --- the city gives the code: enrolment, the API, e-mail ------------------------------------------
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[str, list[Message]]]:
-    """A real SMTP server (aiosmtpd) on a free port: its URL and the messages it received."""
-    from aiosmtpd.controller import Controller
-
-    received: list[Message] = []
-    arrived = threading.Event()
-
-    class Keep:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(message_from_bytes(envelope.original_content))
-            arrived.set()
-            return "250 OK"
-
-    port = free_port()
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield f"smtp://127.0.0.1:{port}", received
-    finally:
-        controller.stop()
 
 
 def test_staff_enrol_a_resident_with_a_code_and_send_a_new_one_by_email(ctx, brossard) -> None:
