@@ -39,6 +39,8 @@ SIGN_ME = "entraide-contract-sign-me"  # a placeholder Signature: the session si
 EXAMPLES = {"sqlite": int(os.environ.get("ENTRAIDE_CONTRACT_EXAMPLES", "6")), "postgresql": 3}
 # Stripe's webhooks need Stripe's signature and configuration: tests/test_payments.py and test_finance.py.
 UNTESTED = ("/v1/payments/stripe/webhook", "/v1/finance/stripe/webhook")
+# What a resident does once (their token stops working): each example acts as a new resident.
+ONCE = ("/v1/wallet/erasure", "/v1/wallet/sign-out-everywhere")
 # Which bearer token serves which prefix (the first that matches).
 BEARERS = (("/v1/wallet", "alice"), ("/v1/catalog", "alice"), ("/v1/orgs", "entraide-jeunesse"),
            ("/v1/finance", "finance-brossard"), ("/v1/admin", "staff-brossard"), ("/v1/health/jobs", "staff-brossard"))  # fmt: skip
@@ -73,7 +75,7 @@ def authorize(world: World, case) -> None:
         headers["Signature"] = SIGN_ME
     elif "bearerAuth" in schemes:
         who = next(name for prefix, name in BEARERS if case.operation.path.startswith(prefix))
-        if case.operation.path == "/v1/wallet/erasure":  # erasure is once: each example erases a new resident
+        if case.operation.path in ONCE:  # each example erases, or signs out everywhere, a new resident
             who = f"erased-{len(world.residents)}"
             world.resident(who, "brossard")
         token = world.residents[who].token if who in world.residents else world.tokens[who]

@@ -255,6 +255,13 @@ def test_signing_out_everywhere_ends_every_session_and_token(ctx, brossard) -> N
         assert ended.status_code == 303 and ended.headers["location"] == "/wallet/sign-in?signed_out=everywhere"
         assert laptop.get("/wallet/account/security", follow_redirects=False).status_code == 303
         assert phone.get("/v1/wallet/balance", headers={"Authorization": f"Bearer {alice.token}"}).status_code == 401
+        assert live_sessions(ctx, brossard, "alice") == 0
+        # The same from a resident's app, through the API.
+        assert sign_in_with(laptop, new_code(ctx, brossard, "alice")).status_code == 303
+        app_token = {"Authorization": f"Bearer {ctx.access.issue_resident(alice.id, 'brossard', 3_600, 'test:app')}"}
+        assert phone.post("/v1/wallet/sign-out-everywhere", headers=app_token).json() == {"status": "revoked"}
+        assert laptop.get("/wallet/account/security", follow_redirects=False).status_code == 303
+        assert phone.get("/v1/wallet/balance", headers=app_token).status_code == 401
     assert live_sessions(ctx, brossard, "alice") == 0
 
 

@@ -109,6 +109,15 @@ def erasure(principal: Who, ctx: Ctx) -> Done:
     return Done(status="erased")
 
 
+@post("/sign-out-everywhere", sync_to_thread=True, status_code=200, summary="Sign out everywhere",
+      operation_id="wallet_sign_out_everywhere", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def sign_out_everywhere(principal: Who, ctx: Ctx) -> Done:
+    """Revoke every live token of the resident at once, this one included: every app and browser
+    signed in to the wallet is signed out (a lost phone). Passkeys stay registered."""
+    ctx.access.revoke_resident(_resident(principal), _home_city(principal), principal.actor)
+    return Done(status="revoked")
+
+
 @post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",
       problems=("unknown_item", "item_unavailable", "sold_out", "resident_limit_reached", "not_opted_in", "resident_expired",
                 "insufficient_funds", "invalid_item", "payments_disabled", "overloaded", "conflict", "unknown_resident",
@@ -182,7 +191,7 @@ def _until_next_checkpoint(jobs: Scheduler, now_us: int) -> int:
     return max(1, -(-(job.next_run_us - now_us) // 1_000_000))
 
 
-wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure,
+wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure, sign_out_everywhere,
                                           redeem, list_redemptions, get_redemption, cancel_redemption, get_receipt],
                 dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
 
