@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
 from community.adapters.jwks import check_jwks_url
-from community.adapters.mail import DevMailbox, Mailer, SmtpMailer
+from community.adapters.mail import DevMailbox, Mailer, SmtpMailer, check_smtp_url
 from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
 from community.service_layer.activation import Activation
@@ -73,6 +73,9 @@ class Settings:
     # Witnesses each new checkpoint is submitted to, and how many must cosign it (docs/operations.md):
     # ENTRAIDE_WITNESSES names a witnesses file, ENTRAIDE_WITNESS_QUORUM the quorum; none listed: witnessing off.
     witnesses: WitnessConfig = field(default_factory=WitnessConfig)
+    # The wallet's map: a tile server's URL template (`https://tiles.example/{z}/{x}/{y}.png`); None:
+    # no tiles, the markers on a blank map (and no other origin in the pages' CSP).
+    map_tiles_url: str | None = None
     # Outgoing e-mail (activation codes): an SMTP server, `smtp://host:port` or `smtps://user:password@host`;
     # none: no e-mail is sent (the demo keeps it in its /dev/mailbox page instead).
     smtp_url: str | None = None
@@ -97,12 +100,19 @@ class Settings:
                    refresh, env("ENTRAIDE_STRIPE_API_KEY"), env("ENTRAIDE_STRIPE_API_BASE"),
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
-                   _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")), env("ENTRAIDE_SMTP_URL"),
-                   env("ENTRAIDE_MAIL_FROM") or cls.mail_from, env("ENTRAIDE_WEB_ORIGIN"))  # fmt: skip
+                   _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")),
+                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None, smtp_url=env("ENTRAIDE_SMTP_URL"),
+                   mail_from=env("ENTRAIDE_MAIL_FROM") or cls.mail_from, web_origin=env("ENTRAIDE_WEB_ORIGIN"))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
         any token its keys sign (for any service, from any tenant of a shared provider) would pass."""
+        if self.map_tiles_url is not None:
+            check_tiles_url(self.map_tiles_url)
+        if self.smtp_url:
+            check_smtp_url(self.smtp_url)
+        if self.web_origin:
+            check_web_origin(self.web_origin)
         if not (self.oidc_jwks_url or self.oidc_issuer or self.oidc_audience):
             return
         for variable, value in (("ENTRAIDE_OIDC_JWKS_URL", self.oidc_jwks_url), ("ENTRAIDE_OIDC_ISSUER", self.oidc_issuer),
@@ -115,6 +125,19 @@ class Settings:
         if self.oidc_issuer == BUILTIN_ISSUER:
             raise ValueError(f"ENTRAIDE_OIDC_ISSUER cannot be {BUILTIN_ISSUER!r}, the built-in issuer's name")
         _seconds("ENTRAIDE_OIDC_JWKS_REFRESH_SECONDS", str(self.oidc_jwks_refresh_seconds), JWKS_REFRESH_SECONDS)
+
+
+def check_tiles_url(url: str) -> None:
+    """ENTRAIDE_MAP_TILES_URL: an https URL template with {z}, {x} and {y} on one host (no `{s}`
+    subdomains: the pages' CSP allows that one origin's images)."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or "{" in parts.netloc
+        or any(f"{{{v}}}" not in url for v in "zxy")
+    ):
+        raise ValueError(f"ENTRAIDE_MAP_TILES_URL must be an https URL with {{z}}, {{x}} and {{y}}, not {url!r}")
 
 
 def check_web_origin(origin: str) -> None:
@@ -206,7 +229,7 @@ class Context:
 
     @cached_property
     def residents(self) -> Residents:
-        return Residents(self.engine, self.keys, self.audit, self.clock)
+        return Residents(self.engine, self.keys, self.audit, self.clock, self.ledger, self.programs)
 
     @cached_property
     def wallet(self) -> Wallet:

@@ -85,6 +85,9 @@ PROBLEMS: dict[str, int] = {
     "unknown_resident": 404,
     "resident_expired": 403,
     "resident_erased": 410,
+    "home_city": 409,
+    "opt_out_blocked": 409,
+    "erasure_blocked": 409,
     "level_required": 403,
     "not_opted_in": 403,
     "unknown_merchant": 404,
@@ -135,6 +138,7 @@ PROBLEMS: dict[str, int] = {
     "receipt_not_checkpointed": 409,
     # the pages (web/)
     "csrf_failed": 403,
+    "confirmation_required": 422,
     # signing in on the web (community/service_layer/activation.py, passkeys.py)
     "activation_code_invalid": 401,
     "activation_code_used": 401,

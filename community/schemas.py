@@ -7,12 +7,13 @@ field; units are in the field names (`points`, `*_us` for microseconds since the
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
 
 from community.domain.program import Program
-from ledger.schemas import Points, Result, Sequence, TimeUs
+from ledger.schemas import Cents, Points, Result, Sequence, TimeUs
 
 City = Annotated[str, msgspec.Meta(description="the city (municipality) whose ledger and program this is")]
 ResidentId = Annotated[str, msgspec.Meta(description="the resident's opaque id, as the ledger knows them")]
@@ -58,9 +59,11 @@ class Resident(Result, frozen=True):
 
 
 class ResidentRecord(Resident, frozen=True):
-    """A resident's record with the other cities they opted in to."""
+    """A resident's record with the other cities they opted in to, and their pending erasure if any."""
 
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+    erasure_due_at_us: Annotated[OptionalTimeUs, msgspec.Meta(
+        description="when the erasure the resident asked for will be carried out (they can undo it until then), or null")] = None  # fmt: skip
 
 
 class Card(Result, frozen=True):
@@ -122,6 +125,24 @@ class OptIns(Result, frozen=True):
 
     home: Annotated[str, msgspec.Meta(description="the resident's home city")]
     opt_ins: Annotated[list[str], msgspec.Meta(description="other participating cities the resident opted in to")]
+
+
+class Erasure(Result, frozen=True):
+    """The resident's erasure: asked for or not, when it will be carried out, and what becomes of their points.
+
+    Asking starts a delay (`delay_days`) during which everything keeps working (card, earning,
+    spending, export) and the resident can undo it; then the `erasures` job carries it out: their
+    personal data, key, identity provider subject and cards go, the points left in the wallet move to
+    `breakage` (as expired points do: the city no longer owes them) and the journal keeps its entries,
+    under the opaque id only."""
+
+    status: Annotated[Literal["none", "pending"], msgspec.Meta(description="none: not asked for; pending: will be carried out at due_at_us")]  # fmt: skip
+    requested_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the resident asked, or null")]
+    due_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when it will be carried out, or null")]
+    delay_days: Annotated[int, msgspec.Meta(ge=1, description="the delay between asking and erasure, in days")]
+    points: Annotated[Points, msgspec.Meta(description="the points available now, which go to breakage on erasure")]
+    points_value_cents: Annotated[Cents, msgspec.Meta(description="what those points are worth (the program's point value, rounded down)")]  # fmt: skip
+    held_points: Annotated[Points, msgspec.Meta(description="points reserved by open holds: erasure waits until they are captured or released")]  # fmt: skip
 
 
 class Done(Result, frozen=True):
@@ -330,6 +351,46 @@ class WalletHistory(Result, frozen=True):
     entries: Annotated[list[WalletLine], msgspec.Meta(description="the movements, newest first")]
     next_before_sequence: Annotated[
         int | None, msgspec.Meta(description="pass as `before_sequence` for the next page; null on the last page")
+    ]
+    newer_after_sequence: Annotated[
+        int | None,
+        msgspec.Meta(description="pass as `after_sequence` for the page of newer movements; null on the newest page"),
+    ] = None
+
+
+class WalletHold(Result, frozen=True):
+    """Points an open hold reserves (a redemption not yet captured or released), and until when."""
+
+    line: Annotated[WalletLine, msgspec.Meta(description="the hold as a history line: what, with whom, the points")]
+    expires_at_us: Annotated[
+        TimeUs, msgspec.Meta(description="when the hold lapses and its points come back, unless captured first")
+    ]
+
+
+class WalletHolds(Result, frozen=True):
+    """The wallet's open holds, newest first."""
+
+    holds: list[WalletHold]
+
+
+class ExpiryDate(Result, frozen=True):
+    """Points that expire on one day of the city's calendar."""
+
+    day: Annotated[dt.date, msgspec.Meta(description="the day, in the city's time zone (today: already due)")]
+    points: Annotated[Points, msgspec.Meta(description="points that expire that day unless spent before")]
+
+
+class ExpirySchedule(Result, frozen=True):
+    """When the wallet's available points expire, oldest first as expiry takes them: each earning
+    expires `expiry_days` after it, and spending (or a hold) uses the oldest points first."""
+
+    city: City
+    expiry_days: Annotated[int, msgspec.Meta(ge=1, description="the program's expiry period in days")]
+    dates: Annotated[
+        list[ExpiryDate], msgspec.Meta(description="the next days on which points expire, soonest first (at most 12)")
+    ]
+    later_points: Annotated[
+        Points, msgspec.Meta(description="the available points that expire after the last listed day")
     ]
 
 

@@ -252,7 +252,8 @@ class OpenDataCell(Result, kw_only=True, frozen=True):
 
     city: City
     period: Period
-    metric: Annotated[Literal["earned_points_by_kind", "redeemed_points_by_category", "active_residents", "active_merchants"],
+    metric: Annotated[Literal["earned_points_by_kind", "redeemed_points_by_category", "spent_points_on_services",
+                              "expired_points", "budget_used_points", "active_residents", "active_merchants"],
                       msgspec.Meta(description="what is counted")]  # fmt: skip
     dimension: Annotated[str, msgspec.Meta(description="the kind, the category, or `all`")]
     points: Annotated[int | None, msgspec.Meta(description="points, or null (suppressed, or not a points metric)")] = (
@@ -263,6 +264,13 @@ class OpenDataCell(Result, kw_only=True, frozen=True):
     ] = None
     merchants: Annotated[int | None, msgspec.Meta(description="distinct merchants (active_merchants only)")] = None
     suppressed: Annotated[bool, msgspec.Meta(description="true when the figures are withheld")]
+
+
+class PublishedPeriods(Result, frozen=True):
+    """The months of a city whose open data is published (closed), latest first."""
+
+    city: City
+    periods: list[Period]
 
 
 class OpenData(Result, frozen=True):

@@ -81,6 +81,10 @@ class Item(Result, frozen=True):
         bool | None,
         msgspec.Meta(description="a resident's view of an offer: whether its shop is open now; null otherwise"),
     ] = None
+    seller_name: Annotated[
+        str | None,
+        msgspec.Meta(description="a resident's view: the merchant's name, or the city for its own services and events"),
+    ] = None
 
 
 class ItemPage(Result, frozen=True):

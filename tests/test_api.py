@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 
 from api.http.app import MAX_BODY_BYTES, create_app
+from community.service_layer.residents import ERASURE_DELAY_DAYS
 from finance.domain.settlement import merchant_lines
 from ledger.adapters import journal
 from ledger.service_layer import audit
@@ -497,6 +498,9 @@ def test_wallet_history_card_qr_export_and_erasure(world: World) -> None:
     assert len(exported["history"]) == 5 and exported["resident"]["id"] == world.residents["alice"].id
 
     assert world.bearer("alice", "POST", "/v1/wallet/erasure").status_code == 202
+    assert world.bearer("alice", "GET", "/v1/wallet/export").status_code == 200  # until the delay is over
+    world.ctx.clock.advance(ERASURE_DELAY_DAYS * 86_400)  # type: ignore[attr-defined]  # the tests' clock
+    assert world.ctx.residents.carry_out_erasures() == {"erased": 1, "deferred": 0}
     assert_problem(world.bearer("alice", "GET", "/v1/wallet/export"), 410, "resident_erased")
     assert_problem(world.pos("boulangerie", "POST", "/v1/pos/identify", {"card": card}), 403, "card_revoked")
     assert verify_database(world.ctx.engine)["ok"]
@@ -681,6 +685,7 @@ def test_openapi_document_lists_every_endpoint(world: World) -> None:
                      "/v1/wallet/card", "/v1/wallet/export", "/v1/wallet/erasure", "/v1/orgs/attestations",
                      "/v1/admin/programs/{city}", "/v1/health"):  # fmt: skip
         assert expected in paths
+    assert {r for r in routes if r.startswith("/v1/")} == paths  # the pages (/, /wallet, /static) are not the API
     assert {r for r in routes if r.startswith("/v1")} == paths  # the pages (web/) are not the API's
     hold = document["paths"]["/v1/pos/holds"]["post"]
     assert "requestBody" in hold and any(p["name"] == "Idempotency-Key" for p in hold["parameters"])

@@ -26,6 +26,7 @@ from api.http import params
 from api.http.app import create_app
 from tests.test_api import assert_problem
 from tests.world import World, standard_world
+from web.auth import open_session
 
 WEBHOOK_SECRET = "whsec_bad_input"
 INJECTED = {
@@ -68,8 +69,8 @@ def _kind(annotation: object) -> type:
 def parameters(app: Litestar) -> list[Param]:
     found = []
     for route in app.routes:
-        if route.path.startswith("/schema"):
-            continue  # litestar's OpenAPI pages
+        if route.path.startswith(("/schema", "/static")):
+            continue  # litestar's OpenAPI pages and static files (tested below for odd names)
         for handler in getattr(route, "route_handlers", []):
             for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
                 for name, field in handler.parsed_fn_signature.parameters.items():
@@ -95,8 +96,25 @@ def caller(path: str) -> str | None:
     return next((who for prefix, who in prefixes.items() if path.startswith(prefix)), None)
 
 
+def is_page(path: str) -> bool:
+    return not path.startswith("/v1/")
+
+
+def refused(response, status: int, code: str, path: str) -> str:
+    """The refusal's detail: a problem document from the API, an error page (same code) from the pages."""
+    if not is_page(path):
+        return assert_problem(response, status, code)["detail"]
+    assert response.status_code == status and response.headers["content-type"].startswith("text/html"), response.text
+    assert f"<code>{code}</code>" in response.text
+    return response.text
+
+
 def send(world: World, method: str, url: str, body: bytes = b"", who: str | None = "route") -> object:
     who = caller(url) if who == "route" else who
+    if is_page(url):  # a signed-in resident's browser (the session cookie is sent by hand: the client speaks http)
+        cookie = open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
+        headers = {"Cookie": f"{cookie.key}={cookie.value}", "Accept": "text/html"}
+        return world.client.request(method, url, content=body, headers=headers)
     if who == "pos":
         headers = world.signed_headers("boulangerie", method, url, body, key="bad-input")
     else:
@@ -152,8 +170,8 @@ def test_integers_out_of_bounds_or_not_integers_are_validation_errors(world: Wor
         empty = [] if param.in_path else [""]  # an empty path segment is another URL, which no route answers
         for value in (2**64, 2**63, int(param.le) + 1, -1, int(param.ge) - 1, "x", "1.5", *empty):
             response = send(world, param.method, param.url(str(value)))
-            body = assert_problem(response, 400, "validation_error")
-            assert param.name in body["detail"], (param, value)
+            detail = refused(response, 400, "validation_error", param.path)
+            assert param.name in detail, (param, value)
         for value in (param.ge, param.le):  # the bounds themselves are served
             assert send(world, param.method, param.url(str(int(value)))).status_code < 500, (param, value)
 
@@ -167,9 +185,9 @@ def test_an_integer_is_served_exactly_when_within_its_bounds(world: World, data:
                       | st.integers(int(param.le) - 3, int(param.le) + 3))  # type: ignore[arg-type]  # fmt: skip
     response = send(world, param.method, param.url(str(value)))
     if param.ge <= value <= param.le:  # type: ignore[operator]
-        assert response.status_code < 500 and response.json().get("code") != "validation_error", (param, value)
+        assert response.status_code < 500 and "validation_error" not in response.text, (param, value)
     else:
-        assert_problem(response, 400, "validation_error")
+        refused(response, 400, "validation_error", param.path)
 
 
 # --- every other parameter ------------------------------------------------------------------------
@@ -183,6 +201,14 @@ def test_odd_values_in_any_parameter_are_refused_or_harmless(world: World) -> No
         for value in ODD_VALUES:
             response = send(world, param.method, param.url(value))
             assert response.status_code < 500, (param.method, param.url(value)[:100], response.text[:300])
+
+
+@pytest.mark.usefixtures("quiet_log")
+def test_odd_file_names_under_static_are_not_found(world: World) -> None:
+    for value in [*ODD_VALUES, "..%2Fpages.py", "css/..%2F..%2Fpages.py", "leaflet/..%2F..%2Fcss%2Fsite.css"]:
+        response = world.client.get(f"/static/{value}")
+        assert response.status_code == 404, (value, response.status_code)
+    assert world.client.get("/static/css/site.css").status_code == 200
 
 
 # --- deeply nested JSON ---------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 from api.bootstrap import Settings, open_context
 from api.cli import app as cli
 from api.http.app import create_app
+from community.service_layer.residents import ERASURE_DELAY_DAYS
+from ledger.adapters import journal
 from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from tests.world import World
@@ -96,11 +98,19 @@ def test_an_erased_row_holds_nothing_that_identifies_and_the_ledger_still_verifi
         assert None not in _identifying(ctx, alice)
         _erase(world, alice)
         assert _identifying(ctx, alice) == (None, None, None)
-        assert world.bearer("bob", "POST", "/v1/wallet/erasure").status_code == 202  # the resident's own erasure
+        # The resident's own erasure: asked for, then carried out by the job once its delay is over.
+        assert world.bearer("bob", "POST", "/v1/wallet/erasure").status_code == 202
+        assert None not in _identifying(ctx, world.residents["bob"].id)[1:]  # his key and data, until then
+        ctx.clock.advance(ERASURE_DELAY_DAYS * 86_400)
+        assert ctx.residents.carry_out_erasures() == {"erased": 1, "deferred": 0}
         assert _identifying(ctx, world.residents["bob"].id) == (None, None, None)
         report = verify_database(ctx.engine)
         assert report["ok"], report["error"]
-        assert ctx.ledger.balance("brossard", f"citizen:{alice}:wallet").posted == 160  # the ledger forgets nothing
+        # The ledger forgets nothing: Alice's entries stay, and the 160 points left went to breakage (Bob's 40 too).
+        with ctx.engine.connect() as conn:
+            assert len(journal.account_entries(conn, "brossard", [f"citizen:{alice}:wallet"])) == 3
+        assert ctx.ledger.balance("brossard", f"citizen:{alice}:wallet").posted == 0
+        assert ctx.ledger.balance("brossard", "breakage").posted == 160 + 40
 
 
 def test_on_sqlite_no_file_keeps_a_readable_copy_of_the_erased_key(tmp_path, clock):

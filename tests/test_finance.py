@@ -147,7 +147,7 @@ def test_late_transfers_and_corrections_belong_to_the_next_period(world: World, 
 
 def test_netting_across_cities_sums_to_zero(world: World, clock) -> None:
     carole = world.residents["carole"]
-    world.ctx.residents.opt_in(carole.id, "brossard")
+    world.ctx.residents.opt_in(carole.id, "brossard", "resident:test")
     hold = world.pos("boulangerie", "POST", "/v1/pos/holds", {"card": carole.card, "points": 30}, key="x").json()
     world.pos("boulangerie", "POST", f"/v1/pos/holds/{hold['hold_id']}/capture", {}, key="y")
     end_of_january(clock)
@@ -522,6 +522,27 @@ def test_open_data_suppresses_cells_under_ten_residents(world: World, clock) -> 
     assert world.residents["alice"].id not in public.text
 
 
+def test_open_data_counts_municipal_services_expiry_and_the_budget_used(world: World, clock) -> None:
+    for n in range(11):
+        wallet = world.resident(f"s{n}", "brossard", points=500).wallet  # from the budget: 11 × 500
+        world.ctx.ledger.transfer(TransferRequest("brossard", f"pool-{n}", "service_pool", "single", wallet,
+                                                  "services:revenue", 30))  # fmt: skip
+    for n in range(3):  # three residents' expiry alone: withheld
+        world.ctx.ledger.transfer(TransferRequest("brossard", f"exp-{n}", "expiry", "single",
+                                                  world.residents[f"s{n}"].wallet, "breakage", 7))  # fmt: skip
+    end_of_january(clock)
+    world.ctx.settlement.close("brossard", JAN, "finance:test")
+    cells = {(c.metric, c.dimension): c for c in world.ctx.reports.open_data("brossard", JAN).cells}
+    services = cells[("spent_points_on_services", "all")]
+    assert (services.points, services.residents, services.suppressed) == (11 * 30, 11, False)
+    budget = cells[("budget_used_points", "all")]  # the eleven's; alice's and bob's came on December 31 in Montréal
+    assert (budget.points, budget.residents) == (11 * 500, 11)
+    assert world.ctx.reports.budget("brossard").consumed_points == 11 * 500 + 1_000 + 50
+    expired = cells[("expired_points", "all")]
+    assert expired.suppressed and expired.points is None
+    assert world.ctx.reports.published_periods("brossard").periods == [JAN]
+
+
 def civic(world: World, who: str, points: int, key: str) -> None:
     resident = world.residents[who]
     world.ctx.ledger.transfer(
@@ -607,6 +628,14 @@ def _expected_cells(city: str, period: str, ops: list) -> dict[tuple[str, str], 
     cells[("active_residents", "all")] = {"city": city, "period": period, "metric": "active_residents", "dimension": "all",
                                           "points": None, "residents": None if hidden else len(active), "merchants": None,
                                           "suppressed": hidden}  # fmt: skip
+    civic = [(r, points) for in_month, _, r, points, kind in ops if in_month and kind == "earn_civic"]
+    if civic:  # earned from the city's budget: the budget used, counted again as a whole
+        who = {r for r, _ in civic}
+        hidden = len(who) < 10
+        cells[("budget_used_points", "all")] = {"city": city, "period": period, "metric": "budget_used_points",
+                                                "dimension": "all", "points": None if hidden else sum(p for _, p in civic),
+                                                "residents": None if hidden else len(who), "merchants": None,
+                                                "suppressed": hidden}  # fmt: skip
     redeemed = any(in_month and kind == "redeem" for in_month, *_, kind in ops)
     cells[("active_merchants", "all")] = {"city": city, "period": period, "metric": "active_merchants", "dimension": "all",
                                           "points": None, "residents": None, "merchants": int(redeemed), "suppressed": False}  # fmt: skip

@@ -359,7 +359,9 @@ def test_erase_destroys_the_key_but_not_the_ledger(city):
 
     report = verify_database(city.engine)
     assert report["ok"], report["error"]
-    assert city.ledger.balance(CITY, accounts.wallet(alice["id"])).posted == 180
+    # The points left went to breakage, as expired points do: nobody can spend them, the city owes them no more.
+    assert city.ledger.balance(CITY, accounts.wallet(alice["id"])).posted == 0
+    assert city.ledger.balance(CITY, accounts.BREAKAGE).posted == 180
     for call in (lambda: city.residents.export(alice["id"]), lambda: city.residents.get(alice["id"]),
                  lambda: city.residents.renew(alice["id"], "test:clerk", CITY),
                  lambda: city.residents.erase(alice["id"], "test:clerk")):  # fmt: skip
@@ -409,14 +411,15 @@ def test_lapsed_resident_is_refused_but_can_be_renewed(city, clock):
 def test_opt_in_to_an_unknown_city_is_refused(city):
     alice = enroll(city)
     with pytest.raises(UnknownProgram):
-        city.residents.opt_in(alice["id"], "atlantis")
+        city.residents.opt_in(alice["id"], "atlantis", "test:alice")
     city.ledger.create_ledger("bare")  # a ledger without a program is no city to opt in to
     with pytest.raises(UnknownProgram):
-        city.residents.opt_in(alice["id"], "bare")
+        city.residents.opt_in(alice["id"], "bare", "test:alice")
     assert city.residents.opt_ins(alice["id"]) == []
     city.programs.configure(Program(city="longueuil"), "test:setup")
-    assert city.residents.opt_in(alice["id"], "longueuil").opt_ins == ["longueuil"]
-    assert city.residents.opt_in(alice["id"], CITY).opt_ins == ["longueuil"]  # the home city needs no opt-in
+    assert city.residents.opt_in(alice["id"], "longueuil", "test:alice").opt_ins == ["longueuil"]
+    # The home city needs no opt-in.
+    assert city.residents.opt_in(alice["id"], CITY, "test:alice").opt_ins == ["longueuil"]
     holder = city.residents.resolve_card(city.residents.current_card(alice["id"])["token"])
     assert holder.opt_ins == ("longueuil",)
     holder.require_city("longueuil")

@@ -35,6 +35,7 @@ from api.cli import app as cli
 from api.http.app import create_app
 from community.adapters.secrets import CLOCK_LEEWAY_SECONDS as LEEWAY
 from community.domain.access import MAX_TTL_SECONDS
+from community.service_layer.residents import ERASURE_DELAY_DAYS
 from ledger.service_layer.keys import now_us
 from tests.identity_provider import AUDIENCE, ISSUER, IdentityProvider, new_key, sign
 from tests.world import World, server_process
@@ -269,7 +270,11 @@ def test_a_subject_maps_to_a_resident_only_in_the_city_that_enrolled_it(city_idp
     assert call(city_idp, token["brossard"], "/v1/wallet/export").json()["resident"]["id"] == in_brossard
     problem(call(city_idp, token[None], "/v1/wallet/export"), 401, "unauthorized")  # which one? refused
 
-    assert call(city_idp, token["delson"], "/v1/wallet/erasure", "POST").status_code == 202
+    asked = call(city_idp, token["delson"], "/v1/wallet/erasure", "POST")
+    assert asked.status_code == 202 and asked.json()["status"] == "pending"  # erased when the delay is over
+    city_idp.ctx.clock.advance(ERASURE_DELAY_DAYS * 86_400)
+    assert city_idp.ctx.residents.carry_out_erasures() == {"erased": 1, "deferred": 0}
+    token = {city: provider.token(city_idp.now_s(), sub="chloe@idp", city=city) for city in token}
     problem(call(city_idp, token["delson"], "/v1/wallet/export"), 401, "unauthorized")  # erased: the subject is gone
     assert call(city_idp, token[None], "/v1/wallet/export").json()["resident"]["id"] == in_brossard
     again = enrol(city_idp, "delson", "chloe@idp").json()["id"]  # the person may enrol again

@@ -98,6 +98,7 @@ def test_merchant_publishes_and_a_resident_finds_it_as_they_type(world: World) -
     assert found.hits[0].title == CROISSANT["title"] and found.total == 1
     item = decoded(world.bearer("alice", "GET", f"/v1/catalog/items/{created.id}"), Item)
     assert item.available_now and item.location.lat == 45.45 and item.is_open
+    assert item.seller_name == "Commerce boulangerie"  # the resident sees who sells it
     assert decoded(world.pos("boulangerie", "GET", "/v1/merchants/shop"), Shop).location.lat == 45.45
     listed = decoded(world.pos("boulangerie", "GET", "/v1/merchants/offers"), ItemPage).items
     assert [i.id for i in listed] == [created.id] and listed[0].available_now is None

@@ -41,6 +41,15 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
     "connect-src 'self'", "manifest-src 'self'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'",
 ))  # fmt: skip
+
+
+def content_security_policy(img_origins: tuple[str, ...] = ()) -> str:
+    """The policy, with images also allowed from `img_origins` (a page's map tiles, a setting)."""
+    if not img_origins:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", " ".join(("img-src 'self' data:", *img_origins)))
+
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -110,15 +119,18 @@ def locale(request: Request) -> str:
     return i18n.page_locale(request.cookies.get(i18n.LANGUAGE_COOKIE), request.headers.get("accept-language"))
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
+def render(request: Request, template: str, status_code: int = 200, img_origins: tuple[str, ...] = (),
+           **context: Any) -> Template:  # fmt: skip
     """A page in the visitor's language, with its security headers. `context` holds what the page
-    shows, typed structs from the service layer as the API returns them."""
+    shows, typed structs from the service layer as the API returns them; `img_origins`, another
+    origin the page's images may come from (the map's tile server, when one is configured)."""
     lang = locale(request)
     return Template(
         template_name=template,
         context={"lang": lang, "path": request.url.path, "query": request.url.query, **context},
         status_code=status_code,
-        headers={**SECURITY_HEADERS, "Content-Language": lang, "Cache-Control": "no-store", "Vary": "Cookie, Accept-Language"},
+        headers={**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(img_origins), "Content-Language": lang,
+                 "Cache-Control": "no-store", "Vary": "Cookie, Accept-Language"},
     )  # fmt: skip
 
 

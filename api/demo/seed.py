@@ -114,7 +114,7 @@ def seed_members(ctx: Context, progress: Progress, rng: random.Random) -> dict:
             personal = {"name": name, "language": rng.choice(("fr", "fr", "en"))}
             resident = ctx.residents.enroll(city, personal, level, ACTOR, key=f"resident-{n}")
             if rng.random() < 0.15:
-                ctx.residents.opt_in(resident.id, rng.choice([c.id for c in COMMUNITIES if c.id != city]))
+                ctx.residents.opt_in(resident.id, rng.choice([c.id for c in COMMUNITIES if c.id != city]), ACTOR)
             card = ctx.residents.current_card(resident.id)
             creds["residents"].append({"city": city, "resident_id": resident.id, "level": level, "card": card["token"],
                                        "card_id": card["id"]})  # fmt: skip

@@ -62,12 +62,16 @@ def _domain_error(request: Request, exc: LedgerError) -> Response:
     return _problem(request, exc.code if exc.code in PROBLEMS else "internal_error", error_params(exc))
 
 
-def _validation_error(request: Request, exc: ValidationException) -> Response:
+def validation_error_params(exc: ValidationException) -> dict[str, object]:
     """Wrong types, missing or unknown fields, out-of-range values: the first one's field, where it
     is (`pointer`, into a body) and why (`reason`), worded by the catalogs; msgspec's English stays
-    under `validator_message_en`."""
+    under `validator_message_en`. The pages' error pages take the same parameters."""
     errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
-    return _problem(request, "validation_error", validation_params(errors[0]) if errors else {})
+    return validation_params(errors[0]) if errors else {}
+
+
+def _validation_error(request: Request, exc: ValidationException) -> Response:
+    return _problem(request, "validation_error", validation_error_params(exc))
 
 
 def _wants_a_page(request: Request) -> bool:

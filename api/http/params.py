@@ -43,6 +43,7 @@ City = Annotated[str, Parameter(pattern=CITY_PATTERN)]
 # the service decides whether it exists; here it is only kept printable and short.
 Id = Annotated[str, Parameter(pattern=f"^{_PRINTABLE}{{1,{MAX_ID_LENGTH}}}$")]
 Period = Annotated[str, Parameter(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
+OptionalPeriod = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, description="a calendar month, YYYY-MM")]
 SequencePath = Annotated[int, Parameter(ge=1, le=BIGINT_MAX, description="a position in a ledger's chain, from 1")]
 
 # --- query parameters -----------------------------------------------------------------------------
@@ -70,6 +71,9 @@ ChangeStatus = Annotated[ChangeStatusValue | None, QueryParameter()]
 Decision = Annotated[Literal["confirm", "reject"], Parameter()]  # a path segment
 ExportFormat = Annotated[ExportFormatValue, QueryParameter()]
 OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
+OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
+# What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
+DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from community.adapters.tables import (
     AwardRow,
     CardKeyRow,
     CardRow,
+    ErasureRequestRow,
     OptInRow,
     OrganizationRow,
     ProgramRow,
@@ -24,6 +25,7 @@ CK = CardKeyRow.__table__
 U = UsageRow.__table__
 ORG = OrganizationRow.__table__
 AW = AwardRow.__table__
+ER = ErasureRequestRow.__table__
 
 
 # --- programs -----------------------------------------------------------------
@@ -83,6 +85,35 @@ def add_opt_in(conn: Connection, resident_id: str, city: str, now_us: int) -> No
     conn.execute(
         dialect_insert(conn, O).values(resident_id=resident_id, city=city, at_us=now_us).on_conflict_do_nothing()
     )
+
+
+def remove_opt_in(conn: Connection, resident_id: str, city: str) -> int:
+    return conn.execute(delete(O).where(O.c.resident_id == resident_id, O.c.city == city)).rowcount
+
+
+# --- erasure requests ---------------------------------------------------------------------------
+
+
+def erasure_request(conn: Connection, resident_id: str) -> dict | None:
+    return first_row(conn, select(ER).where(ER.c.resident_id == resident_id))
+
+
+def add_erasure_request(conn: Connection, resident_id: str, city: str, requested_at_us: int, due_at_us: int) -> None:
+    conn.execute(
+        dialect_insert(conn, ER)
+        .values(resident_id=resident_id, city=city, requested_at_us=requested_at_us, due_at_us=due_at_us)
+        .on_conflict_do_nothing()
+    )
+
+
+def remove_erasure_request(conn: Connection, resident_id: str) -> int:
+    return conn.execute(delete(ER).where(ER.c.resident_id == resident_id)).rowcount
+
+
+def due_erasures(conn: Connection, now_us: int, limit: int) -> list[str]:
+    """Residents whose erasure is due, the longest due first."""
+    query = select(ER.c.resident_id).where(ER.c.due_at_us <= now_us).order_by(ER.c.due_at_us, ER.c.resident_id)
+    return list(conn.scalars(query.limit(limit)))
 
 
 def add_card(conn: Connection, **values) -> None:

@@ -50,6 +50,18 @@ class OptInRow(Base):
     at_us: Mapped[int] = mapped_column(BIG)
 
 
+class ErasureRequestRow(Base):
+    """A resident's request to be erased, until it is carried out (due_at_us) or they undo it: then the
+    row goes, and the audit trail keeps what happened."""
+
+    __tablename__ = "erasure_requests"
+    resident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))  # the resident's home city, for its staff
+    requested_at_us: Mapped[int] = mapped_column(BIG)
+    due_at_us: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_erasure_requests_due", "due_at_us"), Index("ix_erasure_requests_city", "city"))
+
+
 class CardRow(Base):
     __tablename__ = "cards"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -46,6 +46,30 @@ class ResidentErased(LedgerError):
     code = "resident_erased"
 
 
+class HomeCity(LedgerError):
+    """A resident's home city is where their wallet is: they cannot opt out of it."""
+
+    code = "home_city"
+
+
+class OptOutBlocked(LedgerError):
+    """Points are held for a purchase in that city: the opt-out waits until they are captured or released."""
+
+    code = "opt_out_blocked"
+
+
+class ErasureBlocked(LedgerError):
+    """Points are held for a purchase: the erasure waits until they are captured or released."""
+
+    code = "erasure_blocked"
+
+
+class ConfirmationRequired(LedgerError):
+    """A form asked to confirm an action that cannot be undone later, and the box was not ticked."""
+
+    code = "confirmation_required"
+
+
 class UnknownCard(LedgerError):
     code = "unknown_card"
 

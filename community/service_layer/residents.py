@@ -3,18 +3,22 @@
 Personal data is encrypted with the resident's own key, wrapped by the city's key; the ledger sees
 only the opaque resident id in `citizen:<id>:wallet`. Erasure deletes the wrapped key, the sealed
 data and the provider subject: nothing left links the id to a person, and the ledger, which never
-held any of it, still verifies.
+held any of it, still verifies. A resident who asks to be erased is erased ERASURE_DELAY_DAYS later
+(they may undo it until then, and everything keeps working meanwhile); the points left in their
+wallet then move to `breakage`, as expired points do.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import segno
 from joserfc.jwk import KeySet
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +31,10 @@ from community.domain.errors import (
     CardKeyRetired,
     CardRevoked,
     Conflict,
+    ErasureBlocked,
+    HomeCity,
     NotOptedIn,
+    OptOutBlocked,
     ResidentErased,
     ResidentExpired,
     Unauthorized,
@@ -37,19 +44,27 @@ from community.domain.errors import (
     WrongTenant,
 )
 from community.domain.program import LEVELS
-from community.schemas import Card, CardRecord, DataExport, OptIns, PersonalRecord, Resident, ResidentRecord
+from community.schemas import Card, CardRecord, DataExport, Erasure, OptIns, PersonalRecord, Resident, ResidentRecord
 from community.service_layer import wallet
 from community.service_layer.card_keys import CardKeyring
+from community.service_layer.programs import Programs
 from ledger.adapters import idempotency, journal
 from ledger.adapters.database import autocommit, checkpoint_wal
 from ledger.domain import accounts
 from ledger.domain.accounts import LEDGER_NAME
-from ledger.domain.errors import InvalidRequest
+from ledger.domain.errors import InsufficientFunds, InvalidRequest
+from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit_trail import AuditTrail
+from ledger.service_layer.transfers import LedgerService
 
 YEAR_US = 365 * 86_400 * 1_000_000
 PERSONAL_FIELDS = {"name": 200, "email": 254, "phone": 40, "address": 400, "language": 8}
 MAX_EXPORT_ENTRIES = 100_000
+# Between asking to be erased and the erasure: time to change one's mind (a lost phone, a child's
+# click) and to spend the points. The same for every city; their privacy notices state it.
+ERASURE_DELAY_DAYS = 14
+DAY_US = 86_400 * 1_000_000
+ERASURES_PER_RUN = 100  # the job's batch; the rest wait for its next run
 
 
 def check_personal(personal: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +105,11 @@ class CardHolder:
 
 
 class Residents:
-    def __init__(self, engine: Engine, keys: crypto.CommunityKeys, audit: AuditTrail, clock: Callable[[], int]) -> None:
+    def __init__(self, engine: Engine, keys: crypto.CommunityKeys, audit: AuditTrail, clock: Callable[[], int],
+                 ledger: LedgerService, programs: Programs) -> None:  # fmt: skip
         self.engine = engine
+        self.ledger = ledger  # erasure moves the points left to breakage
+        self.programs = programs
         self.audit = audit
         self.reads = autocommit(engine)  # cards are checked on every redemption
         self.keys = keys
@@ -167,7 +185,9 @@ class Residents:
         """A resident's record for their city's staff, with their opt-ins (no personal data)."""
         with self.engine.connect() as conn:
             row = self._public(self._active(conn, resident_id, city, allow_lapsed=True))
-            return ResidentRecord(**row, opt_ins=store.opt_ins(conn, resident_id))
+            pending = store.erasure_request(conn, resident_id)
+            return ResidentRecord(**row, opt_ins=store.opt_ins(conn, resident_id),
+                                  erasure_due_at_us=None if pending is None else pending["due_at_us"])  # fmt: skip
 
     def for_token(self, claims: dict[str, Any]) -> dict[str, Any]:
         """The resident a verified token names (`TokenService.verify`'s claims), refused if none.
@@ -191,14 +211,40 @@ class Residents:
             )
         return self._public(self._checked(rows[0], None, allow_lapsed=True))
 
-    def opt_in(self, resident_id: str, city: str) -> OptIns:
+    def opt_in(self, resident_id: str, city: str, actor: str) -> OptIns:
         """Let the resident earn and redeem in another participating city (their wallet stays at home)."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, None)
             _require_program(conn, city)
-            if city != row["city"]:
+            if city != row["city"] and city not in store.opt_ins(conn, resident_id):
                 store.add_opt_in(conn, resident_id, city, now)
+                self.audit.record(conn, actor=actor, action="resident.opt_in", city=row["city"], target=resident_id,
+                                  before=None, after={"city": city}, now_us=now)  # fmt: skip
+            return OptIns(home=row["city"], opt_ins=store.opt_ins(conn, resident_id))
+
+    def opt_out(self, resident_id: str, city: str, actor: str) -> OptIns:
+        """Stop earning and redeeming in a city the resident opted in to. Refused while points are held
+        for a purchase there (a till's hold, a card payment under way): capturing it needs the opt-in,
+        so it waits until the hold is captured or released (at most the program's hold timeout).
+        Points earned there stay in the wallet, which is at home, and vouchers already redeemed
+        there stay valid. Opting out of a city one is not opted in to changes nothing."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, None, for_update=True, allow_lapsed=True)
+            _require_program(conn, city)
+            if city == row["city"]:
+                raise HomeCity("the home city holds the wallet: it cannot be left", city=city)
+            if city in store.opt_ins(conn, resident_id):
+                there = accounts.interop(city)
+                held = [h for h in journal.open_holds_of(conn, row["city"], accounts.wallet(resident_id))
+                        if h.credit_account == there]  # fmt: skip
+                if held:
+                    raise OptOutBlocked(f"{len(held)} holds for purchases in {city} are open", city=city,
+                                        held_points=sum(h.amount for h in held))  # fmt: skip
+                store.remove_opt_in(conn, resident_id, city)
+                self.audit.record(conn, actor=actor, action="resident.opt_out", city=row["city"], target=resident_id,
+                                  before={"city": city}, after=None, now_us=now)  # fmt: skip
             return OptIns(home=row["city"], opt_ins=store.opt_ins(conn, resident_id))
 
     def opt_ins(self, resident_id: str) -> list[str]:
@@ -238,6 +284,15 @@ class Residents:
         """The resident's current card, as the wallet shows it."""
         found = self.current_card(resident_id)
         return Card(card_id=found["id"], city=found["city"], expires_at_us=found["expires_at_us"], token=found["token"])
+
+    def card_qr(self, resident_id: str) -> bytes:
+        """The current card as a QR code, a standalone SVG that scales to any size (a viewBox, no
+        width), dark on white with the standard quiet zone, so a till's scanner reads it from a phone
+        screen or paper. Error correction M: a scuffed printed card still reads."""
+        qr = segno.make(self.card(resident_id).token, error="m")
+        svg = io.BytesIO()
+        qr.save(svg, kind="svg", xmldecl=False, omitsize=True, light="#fff", dark="#000", svgclass=None, lineclass=None)
+        return svg.getvalue()
 
     def replace_card(self, resident_id: str, actor: str, city: str | None = None) -> Card:
         """Revoke every card of the resident (lost or stolen) and issue a new one."""
@@ -314,6 +369,52 @@ class Residents:
                 opt_ins=store.opt_ins(conn, resident_id), cards=cards, history=wallet.lines(conn, row["city"], resident_id, rows, None),
             )  # fmt: skip
 
+    # --- erasure: asked for, undone, carried out -----------------------------------------------
+
+    def erasure(self, resident_id: str) -> Erasure:
+        """The resident's erasure as it stands, with the points it would take now."""
+        with self.engine.connect() as conn:
+            row = self._active(conn, resident_id, None, allow_lapsed=True)
+            return self._erasure(conn, row)
+
+    def request_erasure(self, resident_id: str, actor: str) -> Erasure:
+        """Ask to be erased ERASURE_DELAY_DAYS from now; asking again keeps the first date."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, None, for_update=True, allow_lapsed=True)
+            if store.erasure_request(conn, resident_id) is None:
+                due = now + ERASURE_DELAY_DAYS * DAY_US
+                store.add_erasure_request(conn, resident_id, row["city"], now, due)
+                self.audit.record(conn, actor=actor, action="resident.erasure_request", city=row["city"],
+                                  target=resident_id, before=None, after={"due_at_us": due}, now_us=now)  # fmt: skip
+            return self._erasure(conn, row)
+
+    def cancel_erasure(self, resident_id: str, actor: str) -> Erasure:
+        """Undo a pending erasure (nothing to undo changes nothing)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._active(conn, resident_id, None, for_update=True, allow_lapsed=True)
+            pending = store.erasure_request(conn, resident_id)
+            if pending is not None:
+                store.remove_erasure_request(conn, resident_id)
+                self.audit.record(conn, actor=actor, action="resident.erasure_cancel", city=row["city"], target=resident_id,
+                                  before={"due_at_us": pending["due_at_us"]}, after=None, now_us=now)  # fmt: skip
+            return self._erasure(conn, row)
+
+    def carry_out_erasures(self, actor: str = "system:erasures", limit: int = ERASURES_PER_RUN) -> dict[str, int]:
+        """Erase the residents whose delay is over (the `erasures` job). One with points still held
+        waits for the next run: the hold is captured or released within the program's hold timeout."""
+        with self.engine.connect() as conn:
+            due = store.due_erasures(conn, self.clock(), limit)
+        erased = deferred = 0
+        for resident_id in due:
+            try:
+                self.erase(resident_id, actor)
+                erased += 1
+            except (ErasureBlocked, InsufficientFunds):  # held, or spent between the read and the sweep
+                deferred += 1
+        return {"erased": erased, "deferred": deferred}
+
     def personal(self, resident_id: str, city: str | None = None) -> dict[str, Any]:
         """The resident's personal data, decrypted for the task at hand (writing to them, greeting
         them) and not kept."""
@@ -329,18 +430,47 @@ class Residents:
         return personal.get("email"), personal.get("language") or "fr"
 
     def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
-        """Destroy what identifies the resident: their key (crypto-erasure), their sealed data and the
-        provider subject, and revoke their cards; the journal, which holds only the opaque id, is
-        untouched. On SQLite the write-ahead log is then folded into the file and truncated, so no
-        older page holding the key survives (with `secure_delete`, freed bytes are zeroed)."""
+        """Erase now (the job when the delay is over; a city's staff at once): destroy what
+        identifies the resident, their key (crypto-erasure), their sealed data and the provider
+        subject, revoke their cards, and move the points left in the wallet to `breakage`, in one
+        transaction; the journal, which holds only the opaque id, keeps every entry. Refused while
+        points are held for a purchase (ErasureBlocked). On SQLite the write-ahead log is then folded
+        into the file and truncated, so no older page holding the key survives (with
+        `secure_delete`, freed bytes are zeroed)."""
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
+            home, account = row["city"], accounts.wallet(resident_id)
+            held = journal.open_holds_of(conn, home, account)
+            if held:
+                raise ErasureBlocked(f"{len(held)} holds are open", held_points=sum(h.amount for h in held))
+            left = journal.balances(conn, [(home, account)]).get((home, account))
+            points = 0 if left is None else left.available
+            if points > 0:  # the transfer's id derives from the resident: erased once, moved once
+                sweep = TransferRequest(
+                    home, f"erasure:{resident_id}", "erasure", "single", account, accounts.BREAKAGE, points
+                )
+                (outcome,) = self.ledger.submit([[sweep]], conn=conn)
+                if outcome.error is not None:
+                    raise outcome.error
             store.update_resident(conn, resident_id, status="erased", subject=None, wrapped_key=None, personal=None)
             store.revoke_cards(conn, now, resident_id=resident_id)
-            self.audit.record(conn, actor=actor, action="resident.erase", city=row["city"], target=resident_id, before=None,
-                        after=None, now_us=now)  # fmt: skip
+            store.remove_erasure_request(conn, resident_id)
+            self.audit.record(conn, actor=actor, action="resident.erase", city=home, target=resident_id, before=None,
+                        after={"points_to_breakage": points}, now_us=now)  # fmt: skip
         checkpoint_wal(self.engine)
+
+    def _erasure(self, conn: Connection, row: dict[str, Any]) -> Erasure:
+        home, account = row["city"], accounts.wallet(row["id"])
+        balance = journal.balances(conn, [(home, account)]).get((home, account))
+        available, held = (0, 0) if balance is None else (balance.available, -balance.pending)
+        pending = store.erasure_request(conn, row["id"])
+        value = self.programs.get(home, conn).points_to_cents(available)
+        if pending is None:
+            return Erasure(status="none", requested_at_us=None, due_at_us=None, delay_days=ERASURE_DELAY_DAYS,
+                           points=available, points_value_cents=value, held_points=held)  # fmt: skip
+        return Erasure(status="pending", requested_at_us=pending["requested_at_us"], due_at_us=pending["due_at_us"],
+                       delay_days=ERASURE_DELAY_DAYS, points=available, points_value_cents=value, held_points=held)  # fmt: skip
 
     # --- checks ---------------------------------------------------------------------------------
 

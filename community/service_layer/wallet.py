@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from community.adapters import store
 from community.adapters.tables import OrganizationRow
-from community.schemas import Balance, Counterparty, JournalEntry, WalletHistory, WalletLine
+from community.schemas import Balance, Counterparty, JournalEntry, WalletHistory, WalletHold, WalletHolds, WalletLine
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.service_layer.transfers import LedgerService
@@ -42,16 +42,47 @@ class Wallet:
         b = self.ledger.balance(city, accounts.wallet(resident_id))
         return Balance(available=b.available, posted=b.posted, pending=-b.pending, city=city)
 
-    def history(self, resident_id: str, city: str, before_sequence: int | None, limit: int) -> WalletHistory:
-        """A page of the wallet's movements, newest first; `before_sequence` is the previous page's cursor."""
+    def history(self, resident_id: str, city: str, before_sequence: int | None, limit: int,
+                after_sequence: int | None = None) -> WalletHistory:  # fmt: skip
+        """A page of the wallet's movements, newest first; `before_sequence` is the previous page's
+        cursor, `after_sequence` (instead) the newer page's, to page back."""
+        assert before_sequence is None or after_sequence is None
+        if after_sequence is not None:
+            page = self._page(resident_id, city, None, after_sequence, limit)
+            if page is not None:
+                return page
+        found = self._page(resident_id, city, before_sequence, None, limit)
+        assert found is not None
+        return found
+
+    def _page(self, resident_id: str, city: str, before_sequence: int | None, after_sequence: int | None,
+              limit: int) -> WalletHistory | None:  # fmt: skip
+        """The page older than `before_sequence`, or newer than `after_sequence` (None if that one
+        would be the newest: paging back reads one more to know), or else the newest."""
         account = accounts.wallet(resident_id)
+        newest_page = before_sequence is None and after_sequence is None
+        extra = 0 if after_sequence is None else 1
         with self.engine.connect() as conn:
-            posted = _posted(conn, city, account) if before_sequence is None else None
-            rows = journal.account_entries(conn, city, [account], before_sequence=before_sequence, limit=limit)
+            posted = _posted(conn, city, account) if newest_page else None
+            rows = journal.account_entries(conn, city, [account], before_sequence=before_sequence,
+                                           after_sequence=after_sequence, limit=limit + extra)  # fmt: skip
+            if extra and len(rows) <= limit:
+                return None
+            rows = rows[extra:]
             if posted is not None and _posted(conn, city, account) != posted:
                 posted = None  # a transfer landed between the reads: no balance rather than a wrong one
             entries = lines(conn, city, resident_id, rows, posted)
-        return WalletHistory(entries=entries, next_before_sequence=rows[-1]["sequence"] if len(rows) == limit else None)
+        older = rows[-1]["sequence"] if rows and (len(rows) == limit or after_sequence is not None) else None
+        newer = rows[0]["sequence"] if rows and not newest_page else None
+        return WalletHistory(entries=entries, next_before_sequence=older, newer_after_sequence=newer)
+
+    def holds(self, resident_id: str, city: str) -> WalletHolds:
+        """The wallet's open holds, each with what it is for, where, and when it lapses."""
+        with self.engine.connect() as conn:
+            rows = journal.hold_entries(conn, city, accounts.wallet(resident_id))
+            held = lines(conn, city, resident_id, rows, None)
+        return WalletHolds(holds=[WalletHold(line=line, expires_at_us=row["expires_at_us"])
+                                  for line, row in zip(held, rows, strict=True)])  # fmt: skip
 
 
 def _posted(conn: Connection, city: str, account: str) -> int:

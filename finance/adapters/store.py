@@ -25,6 +25,12 @@ def close(conn: Connection, city: str, period: str) -> dict | None:
     return first_row(conn, select(CL).where(CL.c.city == city, CL.c.period == period))
 
 
+def closed_periods(conn: Connection, city: str, limit: int) -> list[str]:
+    """The city's closed periods, latest first (at most `limit`)."""
+    query = select(CL.c.period).where(CL.c.city == city).order_by(CL.c.period.desc()).limit(limit)
+    return list(conn.execute(query).scalars())
+
+
 def add_close(conn: Connection, **values) -> None:
     conn.execute(insert(CL).values(**values))
 

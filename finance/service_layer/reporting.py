@@ -20,14 +20,19 @@ from community.adapters import store as community_store
 from community.service_layer.programs import Programs
 from finance.adapters import store as finance_store
 from finance.domain.settlement import SETTLEMENT_KINDS, period_bounds_us
-from finance.schemas import BudgetReport, OpenData, OpenDataCell, RedemptionsReport
+from finance.schemas import BudgetReport, OpenData, OpenDataCell, PublishedPeriods, RedemptionsReport
 from ledger.adapters import journal
 from ledger.domain import accounts
 from ledger.domain.errors import LedgerError
 from merchants.adapters.tables import MERCHANTS
 
 MIN_RESIDENTS_PER_CELL = 10
+MAX_PUBLISHED_PERIODS = 120  # ten years of months: a page lists them all
 OPEN_DATA_COLUMNS = ("city", "period", "metric", "dimension", "points", "residents", "suppressed", "merchants")
+
+
+# Where a wallet's points go to the city itself: municipal services paid in points, expiry.
+_PROGRAM_METRICS = {accounts.SERVICES_REVENUE: "spent_points_on_services", accounts.BREAKAGE: "expired_points"}
 
 
 class PeriodNotPublished(LedgerError):
@@ -83,9 +88,16 @@ class Reports:
         return RedemptionsReport(city=city, period=period, by_merchant=dict(sorted(by_merchant.items())),
                                  by_category=dict(sorted(by_category.items())))  # fmt: skip
 
+    def published_periods(self, city: str) -> PublishedPeriods:
+        """The months whose open data is published (the closed ones), latest first."""
+        self.programs.get(city)  # an unknown city is a 404, as for its open data
+        with self.engine.connect() as conn:
+            periods = finance_store.closed_periods(conn, city, MAX_PUBLISHED_PERIODS)
+        return PublishedPeriods(city=city, periods=periods)
+
     def open_data(self, city: str, period: str) -> OpenData:
-        """Anonymous aggregates of a closed period: earnings by kind, redemptions by category, active
-        residents and merchants. An open or future period is not published (PeriodNotPublished)."""
+        """Anonymous aggregates of a closed period: earnings by kind, redemptions by category, points
+        spent on municipal services, expired, and paid from the city's budget, active residents and merchants. An open or future period is not published (PeriodNotPublished)."""
         period_bounds_us(period, self.programs.get(city).timezone)  # a malformed period is a 400, before anything
         with self.engine.connect() as conn:
             closed = finance_store.close(conn, city, period) is not None
@@ -94,6 +106,7 @@ class Reports:
         rows, categories = self._activity(city, period)
         earned: dict[str, tuple[int, set[str]]] = {}
         redeemed: dict[str, tuple[int, set[str]]] = {}
+        program: dict[str, tuple[int, set[str]]] = {}  # by metric: the city's own accounts' side of wallets
         residents: set[str] = set()
         merchants: set[str] = set()
         for kind, debit, credit, amount in rows:
@@ -108,10 +121,15 @@ class Reports:
                 _add(redeemed, _category(categories, credit), amount, debit)
             elif accounts.is_wallet(credit) and accounts.is_redeemed(debit):  # a refunded redemption
                 _add(redeemed, _category(categories, debit), -amount, credit)
+            if accounts.is_wallet(debit) and credit in _PROGRAM_METRICS:
+                _add(program, _PROGRAM_METRICS[credit], amount, debit)
+            if debit == accounts.PROGRAM_BUDGET and accounts.is_wallet(credit):
+                _add(program, "budget_used_points", amount, credit)
         cells = [_cell(city, period, "earned_points_by_kind", k, p, len(r)) for k, (p, r) in sorted(earned.items())]
         cells += [
             _cell(city, period, "redeemed_points_by_category", c, p, len(r)) for c, (p, r) in sorted(redeemed.items())
         ]
+        cells += [_cell(city, period, metric, "all", p, len(r)) for metric, (p, r) in sorted(program.items())]
         cells.append(_cell(city, period, "active_residents", "all", None, len(residents)))
         cells.append(OpenDataCell(city=city, period=period, metric="active_merchants", dimension="all",
                                   merchants=len(merchants), suppressed=False))  # fmt: skip

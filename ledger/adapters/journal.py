@@ -346,8 +346,28 @@ _DUE_HOLDS = (
 )
 
 
-def open_holds(conn: Connection, ledger: str) -> dict[str, Hold]:
-    return {r.transfer_id: _hold(r) for r in conn.execute(select(H).where(H.c.ledger == ledger))}
+def open_holds(conn: Connection, ledger: str, debit_account: str | None = None) -> dict[str, Hold]:
+    """A ledger's open holds (those taking from `debit_account` only, when given)."""
+    query = select(H).where(H.c.ledger == ledger)
+    if debit_account is not None:
+        query = query.where(H.c.debit_account == debit_account)
+    return {r.transfer_id: _hold(r) for r in conn.execute(query)}
+
+
+def hold_entries(conn: Connection, ledger: str, debit_account: str) -> list[dict]:
+    """The pending entries of the open holds that take from `debit_account`, newest first."""
+    query = (
+        select(*ENTRY_COLUMNS)
+        .join(H, and_(H.c.ledger == J.c.ledger, H.c.transfer_id == J.c.transfer_id))
+        .where(J.c.ledger == ledger, H.c.debit_account == debit_account, J.c.phase == "pending")
+    )
+    return [r._asdict() for r in conn.execute(query.order_by(J.c.sequence.desc()))]
+
+
+def open_holds_of(conn: Connection, ledger: str, debit_account: str) -> list[Hold]:
+    """The open holds that reserve points of one account (a wallet), soonest to expire first."""
+    query = select(H).where(H.c.ledger == ledger, H.c.debit_account == debit_account).order_by(H.c.expires_at_us)
+    return [_hold(r) for r in conn.execute(query)]
 
 
 _INSERT_HOLDS_FROM_ARRAYS = text(
@@ -560,16 +580,22 @@ def latest_checkpoints(conn: Connection) -> list[CheckpointRecord]:
 
 
 def account_entries(conn: Connection, ledger: str, accounts: list[str], *, before_sequence: int | None = None,
-                    since_us: int | None = None, until_us: int | None = None, limit: int = 50) -> list[dict]:  # fmt: skip
+                    after_sequence: int | None = None, since_us: int | None = None, until_us: int | None = None,
+                    limit: int = 50) -> list[dict]:  # fmt: skip
     """Entries that touch any of `accounts`, newest first: one page of a history or statement.
 
-    Keyset paging on the sequence (pass the last page's smallest one) stays fast on any page.
+    Keyset paging on the sequence (pass the last page's smallest one as `before_sequence`, or to go
+    back, the page's largest one as `after_sequence`: the `limit` entries just newer) stays fast on any page.
     """
     query = select(*ENTRY_COLUMNS).where(
         J.c.ledger == ledger, or_(J.c.debit_account.in_(accounts), J.c.credit_account.in_(accounts))
     )
     if before_sequence is not None:
         query = query.where(J.c.sequence < before_sequence)
+    if after_sequence is not None:
+        query = query.where(J.c.sequence > after_sequence)
+        rows = [r._asdict() for r in conn.execute(query.order_by(J.c.sequence).limit(limit))]
+        return rows[::-1]
     if since_us is not None:
         query = query.where(J.c.time_us >= since_us)
     if until_us is not None:
@@ -623,12 +649,16 @@ def period_entries(
     return _streamed(conn, _in_period(columns, ledger, since_us, until_us, exclude_kinds).order_by(J.c.sequence))
 
 
-def wallet_events(conn: Connection, ledger: str) -> Iterator[list[tuple[str, int, int]]]:
-    """(wallet, time_us, ±points) of every posted wallet movement of a ledger, in journal order."""
+def wallet_events(conn: Connection, ledger: str, wallet: str | None = None) -> Iterator[list[tuple[str, int, int]]]:
+    """(wallet, time_us, ±points) of every posted wallet movement of a ledger (or of one `wallet`), in journal order."""
+    touches = (
+        or_(J.c.debit_account.like(f"{WALLET_PREFIX}%"), J.c.credit_account.like(f"{WALLET_PREFIX}%"))
+        if wallet is None
+        else or_(J.c.debit_account == wallet, J.c.credit_account == wallet)
+    )
     query = select(J.c.debit_account, J.c.credit_account, J.c.amount, J.c.time_us).where(
-        J.c.ledger == ledger, J.c.phase.in_(("single", "post")),
-        or_(J.c.debit_account.like(f"{WALLET_PREFIX}%"), J.c.credit_account.like(f"{WALLET_PREFIX}%")),
-    )  # fmt: skip
+        J.c.ledger == ledger, J.c.phase.in_(("single", "post")), touches
+    )
     for chunk in _streamed(conn, query.order_by(J.c.sequence)):
         events = []
         for debit, credit, amount, time_us in chunk:

@@ -159,10 +159,12 @@ class CatalogSearch:
                 raise UnknownItem("no such item", item_id=item_id)
             shop = store.shop(conn, row["merchant_id"])
             approved = row["merchant_id"] is None or store.merchant_status(conn, row["merchant_id"]) == "approved"
+            seller = store.redeemed_items(conn, {item_id})[item_id]["merchant_name"] or row["city"]
         item = Item.from_row(row)
         if not item.indexable or not approved or not item.valid_from_us <= self.clock() < item.closes_at_us:
             raise UnknownItem("no such item", item_id=item_id)
-        view = msgspec.structs.replace(item_view(row), available_now=_available(item, self.clock(), shop))
+        view = msgspec.structs.replace(item_view(row), available_now=_available(item, self.clock(), shop),
+                                       seller_name=seller)  # fmt: skip
         if item.kind == "offer":  # an offer is at its shop
             view = msgspec.structs.replace(view, location=location_of(shop) if shop else None,
                                            is_open=shop is None or bool(shop["is_open"]))  # fmt: skip

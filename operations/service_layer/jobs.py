@@ -14,6 +14,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from community.service_layer.programs import Programs
+from community.service_layer.residents import Residents
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.payouts import Payouts
 from ledger.adapters import idempotency, journal
@@ -58,6 +59,9 @@ class Services(Protocol):
     def programs(self) -> Programs: ...
 
     @property
+    def residents(self) -> Residents: ...
+
+    @property
     def payouts_enabled(self) -> bool: ...  # a Stripe key is configured
 
     @property
@@ -82,6 +86,8 @@ def recurring_jobs(
             lambda: s.redemptions.recover()),  # noqa: PLW0108  (a property: read when the job runs, see Services)
         Job("points_expiry", DAY, 2 * HOUR, "move points unused past each program's expiry period to breakage",
             lambda: _expiry(s.expiry)),
+        Job("erasures", HOUR, 10 * MINUTE, "erase the residents whose erasure delay is over, their points left to breakage",
+            lambda: s.residents.carry_out_erasures()),  # noqa: PLW0108  (a property: read when the job runs)
         Job("checkpoints", checkpoint_seconds, 30 * MINUTE,
             "sign a checkpoint of every ledger that has new entries, and submit the latest to the witnesses",
             lambda: _checkpoints(s.engine, s.signer, s.clock, s.witnessing)),
@@ -136,3 +142,14 @@ def _checkpoints(engine: Engine, signer: Signer, clock: Callable[[], int], witne
     if witnessing.config.enabled:  # with witnessing off the summary stays as it was: nothing to count
         summary |= witnessing.submit_latest().summary()
     return summary
+
+
+def seconds_until_checkpoint(jobs: Scheduler, now_us: int) -> int:
+    """Seconds until the checkpoints job runs next (its interval when no server has scheduled it yet):
+    how long a new entry waits for its inclusion proof."""
+    job = next((j for j in jobs.status() if j.name == CHECKPOINTS_JOB), None)
+    if job is None:
+        return CHECKPOINT_SECONDS
+    if job.next_run_us is None:
+        return job.interval_seconds
+    return max(1, -(-(job.next_run_us - now_us) // 1_000_000))

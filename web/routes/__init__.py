@@ -3,19 +3,39 @@
 
 from __future__ import annotations
 
-from litestar import Router
+from pathlib import Path
+
+from litestar import Request, Router
+from litestar.exceptions import NotFoundException
 from litestar.static_files import create_static_files_router
+from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import errors, home, signin
+from web.routes import account, errors, find, home, public, signin, wallet
 
-AREAS = [home.ROUTER, signin.ROUTER]
+AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, signin.ROUTER]
+
+
+def _files(path: str, directory: Path, name: str) -> Router:
+    """Files from our own origin, with the pages' headers; a name no file can have (a NUL byte, a
+    name longer than the file system allows: it would answer with an error) is simply not found."""
+    return create_static_files_router(path, directories=[directory], name=name, before_request=_plain_file_name,
+                                      after_request=pages.with_security_headers, include_in_schema=False)  # fmt: skip
+
+
+MAX_FILE_NAME_BYTES = 255  # NAME_MAX of Linux file systems
+
+
+def _plain_file_name(request: Request) -> None:
+    path = request.url.path
+    if "\x00" in path or any(len(part.encode()) > MAX_FILE_NAME_BYTES for part in path.split("/")):
+        raise NotFoundException()
 
 
 def routers(ctx: Context) -> list[Router]:
-    static = create_static_files_router("/static", directories=[pages.STATIC_DIR], name="static",
-                                        after_request=pages.with_security_headers, include_in_schema=False)  # fmt: skip
+    static = _files("/static", pages.STATIC_DIR, "static")
+    vendored = _files("/static/leaflet", Path(leaflet.BASE_DIR), "leaflet")  # the map's Leaflet (xstatic-leaflet)
     site = Router(
         "/",
         route_handlers=AREAS,
@@ -25,4 +45,4 @@ def routers(ctx: Context) -> list[Router]:
         after_request=pages.with_security_headers,
         include_in_schema=False,
     )
-    return [site, static]
+    return [site, vendored, static]

@@ -5,11 +5,11 @@ sends the visitor to sign in instead."""
 from __future__ import annotations
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 
-from api.http.app import STATUS_CODES
+from api.http.app import STATUS_CODES, validation_error_params
 from api.problems import PROBLEMS, error_params, problem_document
 from ledger.domain.errors import LedgerError
 from web import pages
@@ -36,4 +36,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem_page(request, code, {})
 
 
-HANDLERS: ExceptionHandlersMap = {LedgerError: _domain_error, HTTPException: _http_error}
+def _validation_error(request: Request, exc: ValidationException) -> Response:
+    """A query parameter of the wrong type or out of range (a hand-edited link): the API's
+    validation problem, as a page (the app's own handler, more specific, would answer JSON)."""
+    return problem_page(request, "validation_error", validation_error_params(exc))
+
+
+HANDLERS: ExceptionHandlersMap = {LedgerError: _domain_error, ValidationException: _validation_error,
+                                  HTTPException: _http_error}  # fmt: skip

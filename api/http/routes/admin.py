@@ -156,10 +156,12 @@ def set_level(city: City, resident_id: Id, data: JSONBody[schemas.LevelBody], pr
 
 @post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200,
       summary="Erase a resident's personal data", operation_id="admin_erase_resident",
-      problems=("unknown_resident", "resident_erased"))  # fmt: skip
+      problems=("unknown_resident", "resident_erased", "erasure_blocked"))  # fmt: skip
 def erase(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Done:
-    """Destroy the resident's key and sealed data and revoke their cards; the ledger keeps its opaque
-    entries and still verifies. City staff only."""
+    """Erase at once, without the delay a resident's own request waits: destroy the resident's key
+    and sealed data, revoke their cards and move the points left in their wallet to breakage; the
+    ledger keeps its opaque entries and still verifies. Refused (409) while points are held for a
+    purchase. A resident's pending erasure shows in their record (`erasure_due_at_us`). City staff only."""
     ctx.residents.erase(resident_id, _staff(principal, city).actor, city)
     return Done(status="erased")
 

@@ -7,13 +7,13 @@ from litestar import Response, Router, get
 
 from api.http.params import BundlePath, City, Ctx, OpenDataFormat, OptionalSequence, PageLimit, Period, TilePath
 from community.adapters.secrets import public_jwks
-from finance.schemas import OpenData
+from finance.schemas import OpenData, PublishedPeriods
 from finance.service_layer.reporting import open_data_csv
 from ledger.schemas import CheckpointPage, Checkpoints, Jwks, LogKeys, PublicKeys
 from ledger.service_layer import audit, public_log
 
 
-def _jwks(document: object) -> Jwks:
+def jwks(document: object) -> Jwks:
     """A key set as published, from whichever form its service returns (a dict today)."""
     return msgspec.convert(msgspec.to_builtins(document), Jwks)
 
@@ -22,8 +22,8 @@ def _jwks(document: object) -> Jwks:
 def public_keys(ctx: Ctx) -> PublicKeys:
     """Ledger signing keys (current and retired), the cities' card keys and the token issuer's key: all a
     verifier needs to check entries, checkpoints, citizen cards and tokens offline. Public."""
-    return PublicKeys(ledger=audit.public_keys(ctx.engine), cards=_jwks(ctx.residents.card_keys(ctx.programs.cities())),
-                      token_issuer=_jwks(public_jwks([ctx.keys.issuer_key()])))  # fmt: skip
+    return PublicKeys(ledger=audit.public_keys(ctx.engine), cards=jwks(ctx.residents.card_keys(ctx.programs.cities())),
+                      token_issuer=jwks(public_jwks([ctx.keys.issuer_key()])))  # fmt: skip
 
 
 @get("/checkpoints", sync_to_thread=True, summary="Get the latest checkpoints", operation_id="transparency_get_checkpoints",
@@ -33,6 +33,13 @@ def checkpoints(ctx: Ctx) -> Checkpoints:
     to check later that history was only appended to; `witnessed` once the configured quorum of witnesses
     has cosigned it. Public."""
     return audit.latest_checkpoints(ctx.engine, ctx.settings.witnesses)
+
+
+@get("/open-data/{city:str}", sync_to_thread=True, summary="List the months of a city's open data",
+     operation_id="transparency_list_open_data", problems=("unknown_program",))  # fmt: skip
+def open_data_periods(city: City, ctx: Ctx) -> PublishedPeriods:
+    """The closed months whose open data is published, latest first. Public."""
+    return ctx.reports.published_periods(city)
 
 
 @get("/open-data/{city:str}/{period:str}", sync_to_thread=True, summary="Get a closed month's open data",
@@ -100,7 +107,9 @@ def log_keys(city: City, ctx: Ctx) -> LogKeys:
     return public_log.keys(ctx.engine, city)
 
 
-transparency = Router("/v1/transparency", route_handlers=[public_keys, checkpoints, open_data], tags=["transparency"])
+transparency = Router(
+    "/v1/transparency", route_handlers=[public_keys, checkpoints, open_data_periods, open_data], tags=["transparency"]
+)
 for _log_route in (log_checkpoint, log_entries, log_tile, log_checkpoints, log_keys):
     transparency.register(_log_route)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import segno
-from litestar import Response, Router, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
@@ -11,6 +10,7 @@ from api.http import schemas
 from api.http.auth import Principal, bearer_principal
 from api.http.params import (
     AcceptLanguage,
+    City,
     Ctx,
     Id,
     IdempotencyKey,
@@ -24,11 +24,21 @@ from api.http.params import (
 )
 from api.http.schemas import RedeemBody
 from api.problems import negotiate_locale
-from community.schemas import Balance, Card, DataExport, Done, OptIns, WalletHistory
-from ledger.domain.errors import ReceiptNotCheckpointed
+from community.schemas import (
+    Balance,
+    Card,
+    DataExport,
+    Done,
+    Erasure,
+    ExpirySchedule,
+    OptIns,
+    WalletHistory,
+    WalletHolds,
+)
+from ledger.domain.errors import InvalidRequest, ReceiptNotCheckpointed
 from ledger.schemas import Receipt
 from marketplace.schemas import Redemption, RedemptionPage
-from operations.service_layer.jobs import CHECKPOINT_SECONDS, CHECKPOINTS_JOB
+from operations.service_layer.jobs import seconds_until_checkpoint
 from operations.service_layer.scheduler import Scheduler
 
 
@@ -51,10 +61,31 @@ def balance(principal: Who, ctx: Ctx) -> Balance:
 
 @get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history",
      problems=("unknown_resident", "resident_erased"))  # fmt: skip
-def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, limit: PageLimit = 50) -> WalletHistory:
+def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, after_sequence: OptionalSequence = None,
+            limit: PageLimit = 50) -> WalletHistory:  # fmt: skip
     """The signed-in resident's wallet movements, newest first, in business terms (what, with whom,
-    the points, the balance after) beside each raw journal entry; page with `before_sequence`."""
-    return ctx.wallet.history(_resident(principal), _home_city(principal), before_sequence, limit)
+    the points, the balance after) beside each raw journal entry; page with `before_sequence` (older)
+    or `after_sequence` (newer: the page's `newer_after_sequence`), not both."""
+    if before_sequence is not None and after_sequence is not None:
+        raise InvalidRequest("give before_sequence or after_sequence, not both", field="after_sequence",
+                             reason="invalid_value")  # fmt: skip
+    return ctx.wallet.history(_resident(principal), _home_city(principal), before_sequence, limit, after_sequence)
+
+
+@get("/holds", sync_to_thread=True, summary="List the wallet's open holds", operation_id="wallet_list_holds",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def holds(principal: Who, ctx: Ctx) -> WalletHolds:
+    """The points open holds reserve (redemptions not yet captured or released): what, where, how
+    many, and when each lapses. Changes nothing."""
+    return ctx.wallet.holds(_resident(principal), _home_city(principal))
+
+
+@get("/expiry", sync_to_thread=True, summary="Read when the wallet's points expire", operation_id="wallet_get_expiry",
+     problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def expiry(principal: Who, ctx: Ctx) -> ExpirySchedule:
+    """The next days (in the city's calendar) on which available points expire and how many, oldest
+    earnings first as expiry takes them; the rest as one sum. Changes nothing."""
+    return ctx.expiry.schedule(_resident(principal), _home_city(principal))
 
 
 @get("/card", sync_to_thread=True, summary="Read the citizen card", operation_id="wallet_get_card",
@@ -67,9 +98,8 @@ def card(principal: Who, ctx: Ctx) -> Card:
 @get("/card/qr.svg", sync_to_thread=True, media_type="image/svg+xml", summary="Show the citizen card as a QR code",
      operation_id="wallet_get_card_qr", problems=("unknown_card",), media_types=("image/svg+xml",))  # fmt: skip
 def card_qr(principal: Who, ctx: Ctx) -> Response[bytes]:
-    """The card as a QR code (SVG) to show at the till."""
-    token = ctx.residents.card(_resident(principal)).token
-    return Response(segno.make(token, error="m").svg_inline(scale=4).encode(), media_type="image/svg+xml")
+    """The card as a QR code (a standalone SVG that scales to the screen) to show at the till."""
+    return Response(ctx.residents.card_qr(_resident(principal)), media_type="image/svg+xml")
 
 
 @post("/card/replace", sync_to_thread=True, status_code=201, summary="Replace a lost card", operation_id="wallet_replace_card",
@@ -90,7 +120,18 @@ def list_opt_ins(principal: Who, ctx: Ctx) -> OptIns:
       problems=("unknown_program", "unknown_resident", "resident_expired", "resident_erased"))  # fmt: skip
 def opt_in(data: JSONBody[schemas.OptInBody], principal: Who, ctx: Ctx) -> OptIns:
     """Let the resident earn and redeem in another participating city; their wallet stays at home."""
-    return ctx.residents.opt_in(_resident(principal), data.city)
+    return ctx.residents.opt_in(_resident(principal), data.city, principal.actor)
+
+
+@delete("/opt-ins/{city:str}", sync_to_thread=True, status_code=200, summary="Opt out of a city",
+        operation_id="wallet_opt_out",
+        problems=("unknown_program", "home_city", "opt_out_blocked", "unknown_resident", "resident_erased"))  # fmt: skip
+def opt_out(city: City, principal: Who, ctx: Ctx) -> OptIns:
+    """Stop earning and redeeming in a city opted in to (audited). Refused with 409 while points are
+    held for a purchase there, until the hold is captured or released; points earned there stay in
+    the wallet and vouchers redeemed there stay valid. Opting out of the home city is 409; of a city
+    not opted in to, changes nothing."""
+    return ctx.residents.opt_out(_resident(principal), city, principal.actor)
 
 
 @get("/export", sync_to_thread=True, summary="Export the resident's data", operation_id="wallet_export_data",
@@ -100,13 +141,32 @@ def export(principal: Who, ctx: Ctx) -> DataExport:
     return ctx.residents.export(_resident(principal))
 
 
-@post("/erasure", sync_to_thread=True, status_code=202, summary="Erase the resident's personal data",
-      operation_id="wallet_request_erasure", problems=("unknown_resident", "resident_erased"))  # fmt: skip
-def erasure(principal: Who, ctx: Ctx) -> Done:
-    """Erase the resident's personal data (their key is destroyed) and revoke their cards; the ledger
-    keeps opaque entries and still verifies."""
-    ctx.residents.erase(_resident(principal), principal.actor)
-    return Done(status="erased")
+ERASURE_PROBLEMS = ("unknown_resident", "resident_erased")
+
+
+@get("/erasure", sync_to_thread=True, summary="Read the resident's erasure", operation_id="wallet_get_erasure",
+     problems=ERASURE_PROBLEMS)  # fmt: skip
+def get_erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Whether the resident asked to be erased and when it will be carried out, with the points that
+    would go to breakage now and their value. Changes nothing."""
+    return ctx.residents.erasure(_resident(principal))
+
+
+@post("/erasure", sync_to_thread=True, status_code=202, summary="Ask to be erased", operation_id="wallet_request_erasure",
+      problems=ERASURE_PROBLEMS)  # fmt: skip
+def erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Ask to be erased `delay_days` from now (audited; asking again keeps the first date). Until
+    then everything keeps working and `DELETE /v1/wallet/erasure` undoes it; then the personal data,
+    key and cards are destroyed, the points left in the wallet go to breakage, and the ledger keeps
+    its entries under the opaque id only."""
+    return ctx.residents.request_erasure(_resident(principal), principal.actor)
+
+
+@delete("/erasure", sync_to_thread=True, status_code=200, summary="Undo an erasure asked for",
+        operation_id="wallet_cancel_erasure", problems=ERASURE_PROBLEMS)  # fmt: skip
+def cancel_erasure(principal: Who, ctx: Ctx) -> Erasure:
+    """Undo a pending erasure before its date (audited); with none pending, changes nothing."""
+    return ctx.residents.cancel_erasure(_resident(principal), principal.actor)
 
 
 @post("/sign-out-everywhere", sync_to_thread=True, status_code=200, summary="Sign out everywhere",
@@ -177,21 +237,12 @@ def get_receipt(sequence: SequencePath, principal: Who, ctx: Ctx, jobs: NamedDep
     try:
         return ctx.receipts.get(_resident(principal), _home_city(principal), sequence)
     except ReceiptNotCheckpointed as exc:
-        exc.context["retry_after_seconds"] = _until_next_checkpoint(jobs, ctx.clock())
+        exc.context["retry_after_seconds"] = seconds_until_checkpoint(jobs, ctx.clock())
         raise
 
 
-def _until_next_checkpoint(jobs: Scheduler, now_us: int) -> int:
-    """Seconds until the checkpoints job runs next (its interval when no server has scheduled it yet)."""
-    job = next((j for j in jobs.status() if j.name == CHECKPOINTS_JOB), None)
-    if job is None:
-        return CHECKPOINT_SECONDS
-    if job.next_run_us is None:
-        return job.interval_seconds
-    return max(1, -(-(job.next_run_us - now_us) // 1_000_000))
-
-
-wallet = Router("/v1/wallet", route_handlers=[balance, history, card, card_qr, replace_card, list_opt_ins, opt_in, export, erasure, sign_out_everywhere,
+wallet = Router("/v1/wallet", route_handlers=[balance, history, holds, expiry, card, card_qr, replace_card, list_opt_ins, opt_in, opt_out,
+                                          export, get_erasure, erasure, cancel_erasure, sign_out_everywhere,
                                           redeem, list_redemptions, get_redemption, cancel_redemption, get_receipt],
                 dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
 
