@@ -14,11 +14,14 @@ from sqlalchemy import Engine
 
 from community.adapters.jwks import REFRESH_SECONDS as JWKS_REFRESH_SECONDS
 from community.adapters.jwks import check_jwks_url
+from community.adapters.mail import DevMailbox, Mailer, SmtpMailer, check_smtp_url
 from community.adapters.oidc_client import ProviderClient
 from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks, TokenService
 from community.service_layer.access import Access
+from community.service_layer.activation import Activation
 from community.service_layer.awards import Awards
 from community.service_layer.organizations import Attestations, Members, organizations
+from community.service_layer.passkeys import Passkeys
 from community.service_layer.programs import Programs
 from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
@@ -81,6 +84,15 @@ class Settings:
     # at <oidc_issuer>/.well-known/openid-configuration); no secret means a public client.
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
+    # Outgoing e-mail (activation codes): an SMTP server, `smtp://host:port` or `smtps://user:password@host`;
+    # none: no e-mail is sent (the demo keeps it in its /dev/mailbox page instead).
+    smtp_url: str | None = None
+    mail_from: str = "Entraide <no-reply@entraide.invalid>"
+    # The pages' public address, e.g. https://entraide.brossard.ca: passkeys are bound to its host
+    # (the WebAuthn relying party); none: the address each request came to.
+    web_origin: str | None = None
+    # `entraide demo` only: the sign-in page's list of demo residents and the dev mailbox page.
+    demo: bool = False
 
     @classmethod
     def load(cls, database_url: str | None = None, data_dir: Path | None = None) -> Settings:
@@ -98,7 +110,8 @@ class Settings:
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
                    _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")),
                    map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None, oidc_client_id=env("ENTRAIDE_OIDC_CLIENT_ID"),
-                   oidc_client_secret=env("ENTRAIDE_OIDC_CLIENT_SECRET"))  # fmt: skip
+                   oidc_client_secret=env("ENTRAIDE_OIDC_CLIENT_SECRET"), smtp_url=env("ENTRAIDE_SMTP_URL"),
+                   mail_from=env("ENTRAIDE_MAIL_FROM") or cls.mail_from, web_origin=env("ENTRAIDE_WEB_ORIGIN"))  # fmt: skip
 
     def __post_init__(self) -> None:
         """Refuse a half-configured identity provider: without an issuer and an audience to check,
@@ -111,6 +124,10 @@ class Settings:
         if self.oidc_client_id and not self.oidc_issuer:
             raise ValueError("ENTRAIDE_OIDC_CLIENT_ID needs the city identity provider: ENTRAIDE_OIDC_ISSUER, "
                              "ENTRAIDE_OIDC_JWKS_URL and ENTRAIDE_OIDC_AUDIENCE")  # fmt: skip
+        if self.smtp_url:
+            check_smtp_url(self.smtp_url)
+        if self.web_origin:
+            check_web_origin(self.web_origin)
         if not (self.oidc_jwks_url or self.oidc_issuer or self.oidc_audience):
             return
         for variable, value in (("ENTRAIDE_OIDC_JWKS_URL", self.oidc_jwks_url), ("ENTRAIDE_OIDC_ISSUER", self.oidc_issuer),
@@ -138,6 +155,13 @@ def check_tiles_url(url: str) -> None:
         or any(f"{{{v}}}" not in url for v in "zxy")
     ):
         raise ValueError(f"ENTRAIDE_MAP_TILES_URL must be an https URL with {{z}}, {{x}} and {{y}}, not {url!r}")
+
+
+def check_web_origin(origin: str) -> None:
+    """`https://host[:port]` (or `http://localhost…` for a developer): no path, no query."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"ENTRAIDE_WEB_ORIGIN must be an origin such as https://entraide.example.ca, not {origin!r}")
 
 
 def _witnesses(path: str | None, quorum: str | None) -> WitnessConfig:
@@ -201,6 +225,22 @@ class Context:
     @cached_property
     def access(self) -> Access:
         return Access(self.engine, self.tokens, self.audit, self.clock)
+
+    @cached_property
+    def mailer(self) -> Mailer | None:
+        """SMTP when configured; else the demo's in-memory mailbox; else none (no e-mail is sent)."""
+        if self.settings.smtp_url:
+            return SmtpMailer(self.settings.smtp_url)
+        return DevMailbox() if self.settings.demo else None
+
+    @cached_property
+    def activation(self) -> Activation:
+        return Activation(self.engine, self.keys, self.residents, self.audit, self.clock, self.mailer,
+                          self.settings.mail_from)  # fmt: skip
+
+    @cached_property
+    def passkeys(self) -> Passkeys:
+        return Passkeys(self.engine, self.residents, self.audit, self.clock)
 
     @cached_property
     def witnessing(self) -> Witnessing:

@@ -142,6 +142,13 @@ PROBLEMS: dict[str, int] = {
     "provider_sign_in_refused": 403,
     "sign_in_state_mismatch": 400,
     "subject_not_enrolled": 403,
+    # signing in on the web (community/service_layer/activation.py, passkeys.py)
+    "activation_code_invalid": 401,
+    "activation_code_used": 401,
+    "activation_code_expired": 401,
+    "passkey_refused": 401,
+    "unknown_passkey": 404,
+    "mail_unavailable": 503,
 }
 
 FALLBACK_CODE = "internal_error"

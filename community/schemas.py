@@ -414,3 +414,40 @@ class DataExport(Result, frozen=True):
     history: Annotated[
         list[WalletLine], msgspec.Meta(description="the wallet's movements, newest first (at most 100,000)")
     ]
+
+
+class ActivationCode(Result, frozen=True):
+    """A resident's one-time activation code, for signing in on the web the first time or on a new
+    device: shown once to whoever issued it (staff, the CLI), never stored in clear."""
+
+    resident_id: ResidentId
+    city: City
+    code: Annotated[
+        str, msgspec.Meta(description="twelve letters and digits in three groups of four, e.g. 7KQD-M2XA-9PRT")
+    ]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the code stops working (µs since the epoch)")]
+
+
+class ActivationSent(Result, frozen=True):
+    """An activation code sent to the resident's e-mail address (the code itself is not shown)."""
+
+    resident_id: ResidentId
+    city: City
+    status: Annotated[str, msgspec.Meta(description="sent")]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the code stops working (µs since the epoch)")]
+
+
+class EnrolledResident(Resident, frozen=True):
+    """A newly enrolled resident, with their first activation code (to sign in on the web)."""
+
+    activation_code: Annotated[str, msgspec.Meta(description="one-time code to sign in on the web, valid 72 hours")]
+    activation_expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the activation code stops working")]
+
+
+class Passkey(Result, frozen=True):
+    """One of a resident's passkeys, as their security page lists it."""
+
+    credential_id: Annotated[str, msgspec.Meta(description="the WebAuthn credential id, base64url")]
+    transports: Annotated[list[str], msgspec.Meta(description="how the browser reaches it, e.g. internal, hybrid")]
+    created_at_us: TimeUs
+    last_used_at_us: OptionalTimeUs

@@ -686,6 +686,7 @@ def test_openapi_document_lists_every_endpoint(world: World) -> None:
                      "/v1/admin/programs/{city}", "/v1/health"):  # fmt: skip
         assert expected in paths
     assert {r for r in routes if r.startswith("/v1/")} == paths  # the pages (/, /wallet, /static) are not the API
+    assert {r for r in routes if r.startswith("/v1")} == paths  # the pages (web/) are not the API's
     hold = document["paths"]["/v1/pos/holds"]["post"]
     assert "requestBody" in hold and any(p["name"] == "Idempotency-Key" for p in hold["parameters"])
 

@@ -6,6 +6,7 @@ import getpass
 import json
 import stat
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import TestClient
@@ -13,6 +14,7 @@ from litestar.testing import TestClient
 from api.bootstrap import Settings, open_context
 from api.http.app import create_app
 from api.http.signatures import sign_request
+from community.domain.errors import ActivationCodeUsed
 from tests.test_cli import run
 
 
@@ -52,12 +54,23 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
     assert "already seeded" in again
 
-    # The same accounts, with fresh tokens (each start grants them from the real clock).
+    # The same accounts, with fresh tokens and activation codes (each start grants them from the real clock).
     def accounts(c: dict) -> dict:
-        return {k: [{f: v for f, v in e.items() if f != "token"} for e in rows] for k, rows in c.items()}
+        fresh = ("token", "activation_code")
+        return {k: [{f: v for f, v in e.items() if f not in fresh} for e in rows] for k, rows in c.items()}
 
     renewed = json.loads((tmp_path / "again.json").read_text())
     assert accounts(renewed) == accounts(creds) and renewed["staff"][0]["token"] != creds["staff"][0]["token"]
+    first, fresh = creds["residents"][0], renewed["residents"][0]
+    assert first["activation_code"] != fresh["activation_code"]
+    ctx = open_context(Settings.load(db_url, tmp_path))
+    assert ctx.activation.redeem(fresh["activation_code"]) == (
+        fresh["resident_id"],
+        fresh["city"],
+    )  # signs in on the web
+    with pytest.raises(ActivationCodeUsed):  # the first start's code was replaced by this one's
+        ctx.activation.redeem(first["activation_code"])
+    ctx.engine.dispose()
     assert {"admins", "staff", "finance", "auditors", "organizations"} <= renewed.keys()
 
 

@@ -13,6 +13,7 @@ fewer examples on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import traceback
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from hypothesis.errors import Unsatisfiable
 
 from api.http.app import create_app
 from api.http.signatures import sign_request
+from tests.smtp_server import smtp_server
 from tests.test_auth_limits import served
 from tests.world import World, standard_world
 
@@ -37,6 +39,8 @@ SIGN_ME = "entraide-contract-sign-me"  # a placeholder Signature: the session si
 EXAMPLES = {"sqlite": int(os.environ.get("ENTRAIDE_CONTRACT_EXAMPLES", "6")), "postgresql": 3}
 # Stripe's webhooks need Stripe's signature and configuration: tests/test_payments.py and test_finance.py.
 UNTESTED = ("/v1/payments/stripe/webhook", "/v1/finance/stripe/webhook")
+# What a resident does once (their token stops working): each example acts as a new resident.
+ONCE = ("/v1/wallet/erasure", "/v1/wallet/sign-out-everywhere")
 # Which bearer token serves which prefix (the first that matches).
 BEARERS = (("/v1/wallet", "alice"), ("/v1/catalog", "alice"), ("/v1/orgs", "entraide-jeunesse"),
            ("/v1/finance", "finance-brossard"), ("/v1/admin", "staff-brossard"), ("/v1/health/jobs", "staff-brossard"))  # fmt: skip
@@ -71,6 +75,9 @@ def authorize(world: World, case) -> None:
         headers["Signature"] = SIGN_ME
     elif "bearerAuth" in schemes:
         who = next(name for prefix, name in BEARERS if case.operation.path.startswith(prefix))
+        if case.operation.path in ONCE:  # each example erases, or signs out everywhere, a new resident
+            who = f"erased-{len(world.residents)}"
+            world.resident(who, "brossard")
         token = world.residents[who].token if who in world.residents else world.tokens[who]
         headers["Authorization"] = f"Bearer {token}"
     case.headers = headers
@@ -80,6 +87,12 @@ def authorize(world: World, case) -> None:
 
 @pytest.fixture
 def contract(ctx, db_url) -> Iterator[tuple[World, str, object]]:
+    with smtp_server() as (smtp_url, _received):  # staff may e-mail an activation code
+        ctx.settings = dataclasses.replace(ctx.settings, smtp_url=smtp_url)
+        yield from _contract(ctx)
+
+
+def _contract(ctx) -> Iterator[tuple[World, str, object]]:
     app = create_app(ctx, terminal_rate_per_second=10_000, resident_rate_per_second=10_000,
                      address_failures_per_minute=100_000, credential_failures_per_minute=100_000)  # fmt: skip
     world = standard_world(ctx, None)

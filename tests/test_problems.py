@@ -108,6 +108,12 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("provider_sign_in_refused", 403, ""),
         ("sign_in_state_mismatch", 400, ""),
         ("subject_not_enrolled", 403, ""),
+        ("activation_code_invalid", 401, ""),
+        ("activation_code_used", 401, ""),
+        ("activation_code_expired", 401, ""),
+        ("passkey_refused", 401, ""),
+        ("unknown_passkey", 404, ""),
+        ("mail_unavailable", 503, ""),
     ]
 }
 
@@ -143,6 +149,7 @@ def test_statuses_are_client_errors_except_internal_error_and_overloaded():
             "payments_disabled",
             "database_unavailable",
             "identity_provider_unavailable",
+            "mail_unavailable",
         }:
             assert 500 <= status <= 599, code
         else:

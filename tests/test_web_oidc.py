@@ -218,7 +218,8 @@ def test_a_resident_signs_in_through_the_citys_provider_and_refusals_say_what_to
         # French: Bob is known to the provider (his e-mail as subject), but enrolled with no subject.
         with visitor(browser, base, locale="fr-CA") as french:
             _allow_provider(french, provider)
-            french.open(f"{START_PATH}?next=/wallet")
+            french.open("/wallet/sign-in?next=/wallet")  # the sign-in page offers the city's account
+            french.page.get_by_role("link", name="Me connecter avec le compte de ma ville").click()
             _sign_in_at_provider(french, "bob@example.org")
             french.page.wait_for_url(f"{base}{REFUSED_PATH}?**")
             page = french.page

@@ -68,18 +68,39 @@ def fund_budget(city: City, points: Annotated[int, typer.Option(min=1)], key: An
         _print(_ctx(db, data_dir).programs.fund_budget(city, points, key, actor()))
 
 
-@admin_app.command("enrol")
+@admin_app.command("resident-enrol")
+@admin_app.command("enrol", hidden=True)  # the former name
 def enrol(city: City, name: Annotated[str, typer.Option()], email: Annotated[str | None, typer.Option()] = None,
           level: Annotated[str, typer.Option(help="basic, verified or checked")] = "basic",
           subject: Annotated[str | None, typer.Option(help="Their identity provider's subject (`sub`), unique per city, "
                                                            "so they can sign in with it")] = None,
           db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
-    """Enrol a resident (valid one year) and print their id and card."""
+    """Enrol a resident (valid one year) and print their id, card and web activation code (one use, 72 hours)."""
     with errors():
         ctx = _ctx(db, data_dir)
         personal = {"name": name} | ({"email": email} if email else {})
-        resident = plain(ctx.residents.enroll(city, personal, level, actor(), subject, key=_once()))
-        _print(resident | {"card": plain(ctx.residents.current_card(resident["id"]))["token"]})
+        key = _once()
+        resident = plain(ctx.residents.enroll(city, personal, level, actor(), subject, key=key))
+        code = ctx.activation.issue(resident["id"], city, actor(), key=key)
+        _print(resident | {"card": plain(ctx.residents.current_card(resident["id"]))["token"],
+                           "activation_code": code.code, "activation_expires_at_us": code.expires_at_us})  # fmt: skip
+
+
+@admin_app.command("resident-activation")
+def resident_activation(city: City, resident_id: Annotated[str, typer.Option("--resident")],
+                        email: Annotated[bool, typer.Option("--email", help="Send it to the resident's e-mail address "
+                                                            "(ENTRAIDE_SMTP_URL) instead of printing it")] = False,
+                        db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """A new activation code for a resident (lost device, expired code): the older one stops working."""
+    with errors():
+        ctx = _ctx(db, data_dir)
+        if email:
+            from web.mail import activation_message
+
+            site = ctx.settings.web_origin or "http://127.0.0.1:8000"
+            _print(ctx.activation.send(resident_id, city, actor(), activation_message(ctx, site), key=_once()))
+        else:
+            _print(ctx.activation.issue(resident_id, city, actor(), key=_once()))
 
 
 @admin_app.command("merchant-add")

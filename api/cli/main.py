@@ -467,7 +467,16 @@ def demo(
         )
         ctx.engine.dispose()
     if serve_api:
-        _serve(context(db, data_dir), host, port)
+        _serve(_demo_context(db, data_dir), host, port)
+
+
+def _demo_context(db: str | None, data_dir: Path | None) -> Context:
+    """The served demo's context: its sign-in page lists demo residents, its mail stays in /dev/mailbox."""
+    import dataclasses
+
+    from api.bootstrap import Settings, open_context
+
+    return open_context(dataclasses.replace(Settings.load(db, data_dir), demo=True))
 
 
 def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None:
@@ -477,8 +486,13 @@ def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None
               .format(merchants=len(creds["merchants"]), residents=len(creds["residents"]), orgs=len(creds["organizations"]),
                       staff=len(creds["staff"]), file=creds_file), highlight=False)  # fmt: skip
     if serving:
-        out.print(_("open {root}/ (the API), {root}/schema/openapi.json (the OpenAPI document), {root}/schema/swagger (its pages)")
+        out.print(_("open {root}/ (the site), {root}/schema/openapi.json (the OpenAPI document), {root}/schema/swagger (its pages)")
                   .format(root=root), highlight=False)  # fmt: skip
+        resident = creds["residents"][0]
+        out.print(_("sign in as a demo resident at {root}/wallet/sign-in: pick one in the demo's list, or type an activation "
+                    "code from the credentials file (e.g. {code}); passkeys need http://localhost:{port}, not an IP address")
+                  .format(root=root, code=resident.get("activation_code", "-"), port=root.rsplit(":", 1)[-1]),
+                  highlight=False)  # fmt: skip
         out.print(_("sign in as a resident with their bearer token, e.g.:"))
         out.print(f'  curl -H "Authorization: Bearer {token}" {root}/v1/wallet/balance', highlight=False, markup=False,
                   soft_wrap=True)  # fmt: skip

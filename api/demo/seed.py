@@ -137,6 +137,9 @@ def grant_tokens(ctx: Context, creds: dict) -> dict:
         entry["token"] = granted.token
     for entry in creds["residents"]:
         entry["token"] = ctx.access.issue_resident(entry["resident_id"], entry["city"], TOKEN_TTL_SECONDS, SEEDER.actor)
+        # To sign in on the web (/wallet/sign-in): a fresh one-time code at each start, valid 72 hours.
+        entry["activation_code"] = ctx.activation.issue(entry["resident_id"], entry["city"], ACTOR,
+                                                        key=secrets.token_hex(8)).code  # fmt: skip
     return creds
 
 

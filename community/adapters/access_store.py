@@ -66,8 +66,13 @@ def credentials(
 
 
 def revoke_credentials(conn: Connection, now_us: int, revoked_by: str, *, jti: str | None = None,
-                       principal_id: str | None = None) -> int:  # fmt: skip
-    assert (jti is None) != (principal_id is None)
-    where = CR.c.jti == jti if jti is not None else CR.c.principal_id == principal_id
+                       principal_id: str | None = None, resident_id: str | None = None, city: str | None = None) -> int:  # fmt: skip
+    assert [jti, principal_id, resident_id].count(None) == 2
+    if jti is not None:
+        where = CR.c.jti == jti
+    elif principal_id is not None:
+        where = CR.c.principal_id == principal_id
+    else:  # every token of a resident (issued in their home city, `city`)
+        where = (CR.c.city == city) & (CR.c.role == "resident") & (CR.c.subject == resident_id)
     query = update(CR).where(where, CR.c.revoked_at_us.is_(None)).values(revoked_at_us=now_us, revoked_by=revoked_by)
     return conn.execute(query).rowcount

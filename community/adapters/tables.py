@@ -173,3 +173,35 @@ class CredentialRow(Base):
         Index("ix_credentials_principal", "principal_id"),
         Index("ix_credentials_subject", "city", "role", "subject"),
     )
+
+
+class ActivationCodeRow(Base):
+    """A one-time code the city gives a resident to sign in on the web for the first time (or on a
+    new device): only its keyed hash is stored; the newest live one replaces any older."""
+
+    __tablename__ = "activation_codes"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(63))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC-SHA-256 of the code, hex
+    status: Mapped[str] = mapped_column(String(16))  # live | used | replaced
+    issued_by: Mapped[str] = mapped_column(String(160))
+    issued_at_us: Mapped[int] = mapped_column(BIG)
+    expires_at_us: Mapped[int] = mapped_column(BIG)
+    ended_at_us: Mapped[int | None] = mapped_column(BIG)  # used or replaced
+    __table_args__ = (Index("ix_activation_codes_resident", "resident_id"),)
+
+
+class PasskeyRow(Base):
+    """A resident's WebAuthn credential (a passkey): its public key, never anything secret."""
+
+    __tablename__ = "passkeys"
+    credential_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # base64url, as browsers send it
+    resident_id: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(63))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE
+    sign_count: Mapped[int] = mapped_column(BIG)
+    transports: Mapped[str] = mapped_column(String(255))  # JSON list, e.g. ["internal", "hybrid"]
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    last_used_at_us: Mapped[int | None] = mapped_column(BIG)
+    __table_args__ = (Index("ix_passkeys_resident", "resident_id"),)

@@ -119,3 +119,27 @@ class SubjectNotEnrolled(LedgerError):
     """The provider vouched for a subject that no resident was explicitly enrolled with."""
 
     code = "subject_not_enrolled"
+
+
+class ActivationCodeInvalid(LedgerError):
+    code = "activation_code_invalid"
+
+
+class ActivationCodeUsed(LedgerError):
+    code = "activation_code_used"
+
+
+class ActivationCodeExpired(LedgerError):
+    code = "activation_code_expired"
+
+
+class PasskeyRefused(LedgerError):
+    code = "passkey_refused"
+
+
+class UnknownPasskey(LedgerError):
+    code = "unknown_passkey"
+
+
+class MailUnavailable(LedgerError):
+    code = "mail_unavailable"

@@ -268,3 +268,13 @@ class Access:
                                   before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
                                   now_us=now)  # fmt: skip
             return PrincipalRevocation(**store.principal(conn, city, role, subject), tokens_revoked=revoked)  # type: ignore[arg-type]
+
+    def revoke_resident(self, resident_id: str, city: str, actor: str) -> int:
+        """Sign a resident out everywhere: every live token of theirs stops working at once (each
+        browser's session, each app's token), audited; how many were revoked."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            revoked = store.revoke_credentials(conn, now, actor, resident_id=resident_id, city=city)
+            self.audit.record(conn, actor=actor, action="credential.revoke_all", city=city, target=f"{RESIDENT}:{resident_id}",
+                              before=None, after={"tokens_revoked": revoked}, now_us=now)  # fmt: skip
+        return revoked

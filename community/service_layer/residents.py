@@ -424,6 +424,20 @@ class Residents:
                 deferred += 1
         return {"erased": erased, "deferred": deferred}
 
+    def personal(self, resident_id: str, city: str | None = None) -> dict[str, Any]:
+        """The resident's personal data, decrypted for the task at hand (writing to them, greeting
+        them) and not kept."""
+        with self.engine.connect() as conn:
+            row = self._active(conn, resident_id, city, allow_lapsed=True)
+        data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
+        return crypto.open_personal(data_key, row["personal"], resident_id)
+
+    def contact(self, resident_id: str, city: str) -> tuple[str | None, str]:
+        """How to write to the resident: their e-mail address (None if they gave none) and language
+        (French unless they chose another)."""
+        personal = self.personal(resident_id, city)
+        return personal.get("email"), personal.get("language") or "fr"
+
     def erase(self, resident_id: str, actor: str, city: str | None = None) -> None:
         """Erase now (the job when the delay is over; a city's staff at once): destroy what
         identifies the resident, their key (crypto-erasure), their sealed data and the provider

@@ -12,9 +12,9 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, oidc, public, wallet
+from web.routes import account, errors, find, home, oidc, public, signin, wallet
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER]
+AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER]
 
 
 def _files(path: str, directory: Path, name: str) -> Router:

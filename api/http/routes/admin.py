@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Router, get, patch, post, put
+from litestar import Request, Router, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import JSONBody
 
@@ -27,10 +27,13 @@ from api.http.params import (
 from api.http.schemas import SuspensionBody
 from community.domain.program import Program
 from community.schemas import (
+    ActivationCode,
+    ActivationSent,
     BudgetFunding,
     Credential,
     Credentials,
     Done,
+    EnrolledResident,
     IssuedToken,
     Member,
     Merchants,
@@ -99,12 +102,42 @@ def audit_log(city: City, principal: Who, ctx: Ctx, after_seq: Sequence = 0, lim
 
 @post("/residents/{city:str}", sync_to_thread=True, status_code=201, summary="Enrol a resident",
       operation_id="admin_enrol_resident", problems=("unknown_program", "conflict", "invalid_request"))  # fmt: skip
-def enrol(city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> Resident:
-    """Enrol a resident of the city (valid one year) and issue their first card; their personal data
-    is sealed with their own key. City staff only."""
+def enrol(
+    city: City, data: JSONBody[schemas.EnrolBody], principal: Who, ctx: Ctx, key: IdempotencyKey
+) -> EnrolledResident:
+    """Enrol a resident of the city (valid one year) and issue their first card and their first
+    activation code (to sign in on the web: give it to them, it works once, for 72 hours); their
+    personal data is sealed with their own key. A retry with the same Idempotency-Key answers the
+    same resident and code. City staff only."""
     _staff(principal, city)
     personal = {k: v for k, v in schemas.msgspec.structs.asdict(data.personal).items() if v is not None}
-    return ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject, key=idempotency_key(key))
+    resident = ctx.residents.enroll(city, personal, data.level, principal.actor, data.subject, key=idempotency_key(key))
+    code = ctx.activation.issue(resident.id, city, principal.actor, key=idempotency_key(key))
+    return EnrolledResident(**schemas.msgspec.structs.asdict(resident), activation_code=code.code,
+                            activation_expires_at_us=code.expires_at_us)  # fmt: skip
+
+
+@post("/residents/{city:str}/{resident_id:str}/activation", sync_to_thread=True, status_code=201,
+      summary="Issue a new activation code", operation_id="admin_issue_activation_code",
+      problems=("unknown_resident", "resident_erased", "wrong_tenant"))  # fmt: skip
+def issue_activation(city: City, resident_id: Id, principal: Who, ctx: Ctx, key: IdempotencyKey) -> ActivationCode:
+    """A new one-time activation code for the resident (a lost device, an expired code): the older
+    one stops working. Give it to the resident; it works once, for 72 hours. City staff only."""
+    return ctx.activation.issue(resident_id, city, _staff(principal, city).actor, key=idempotency_key(key))
+
+
+@post("/residents/{city:str}/{resident_id:str}/activation/email", sync_to_thread=True, status_code=201,
+      summary="E-mail a new activation code", operation_id="admin_email_activation_code",
+      problems=("unknown_resident", "resident_erased", "wrong_tenant", "invalid_request", "mail_unavailable"))  # fmt: skip
+def email_activation(request: Request, city: City, resident_id: Id, principal: Who, ctx: Ctx,
+                     key: IdempotencyKey) -> ActivationSent:  # fmt: skip
+    """A new activation code, sent to the resident's e-mail address in their language (the answer
+    does not show it); the older code stops working. City staff only."""
+    from web.mail import activation_message  # the pages' catalogs word it
+
+    site = ctx.settings.web_origin or f"{request.url.scheme}://{request.url.netloc}"
+    return ctx.activation.send(resident_id, city, _staff(principal, city).actor, activation_message(ctx, site),
+                               key=idempotency_key(key))  # fmt: skip
 
 
 @post("/residents/{city:str}/{resident_id:str}/renew", sync_to_thread=True, status_code=200, summary="Renew a resident",
@@ -334,7 +367,7 @@ def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], princi
 
 admin = Router(
     "/v1/admin",
-    route_handlers=[get_program, put_program, fund, audit_log, enrol, get_resident, renew, set_level, erase, revoke_card,
+    route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
                     list_merchants, add_merchant, merchant_status, add_terminal, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
                     revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item],

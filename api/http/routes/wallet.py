@@ -24,7 +24,17 @@ from api.http.params import (
 )
 from api.http.schemas import RedeemBody
 from api.problems import negotiate_locale
-from community.schemas import Balance, Card, DataExport, Erasure, ExpirySchedule, OptIns, WalletHistory, WalletHolds
+from community.schemas import (
+    Balance,
+    Card,
+    DataExport,
+    Done,
+    Erasure,
+    ExpirySchedule,
+    OptIns,
+    WalletHistory,
+    WalletHolds,
+)
 from ledger.domain.errors import InvalidRequest, ReceiptNotCheckpointed
 from ledger.schemas import Receipt
 from marketplace.schemas import Redemption, RedemptionPage
@@ -159,6 +169,15 @@ def cancel_erasure(principal: Who, ctx: Ctx) -> Erasure:
     return ctx.residents.cancel_erasure(_resident(principal), principal.actor)
 
 
+@post("/sign-out-everywhere", sync_to_thread=True, status_code=200, summary="Sign out everywhere",
+      operation_id="wallet_sign_out_everywhere", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def sign_out_everywhere(principal: Who, ctx: Ctx) -> Done:
+    """Revoke every live token of the resident at once, this one included: every app and browser
+    signed in to the wallet is signed out (a lost phone). Passkeys stay registered."""
+    ctx.access.revoke_resident(_resident(principal), _home_city(principal), principal.actor)
+    return Done(status="revoked")
+
+
 @post("/redemptions", sync_to_thread=True, status_code=201, summary="Redeem an item", operation_id="wallet_redeem_item",
       problems=("unknown_item", "item_unavailable", "sold_out", "resident_limit_reached", "not_opted_in", "resident_expired",
                 "insufficient_funds", "invalid_item", "payments_disabled", "overloaded", "conflict", "unknown_resident",
@@ -223,7 +242,7 @@ def get_receipt(sequence: SequencePath, principal: Who, ctx: Ctx, jobs: NamedDep
 
 
 wallet = Router("/v1/wallet", route_handlers=[balance, history, holds, expiry, card, card_qr, replace_card, list_opt_ins, opt_in, opt_out,
-                                          export, get_erasure, erasure, cancel_erasure,
+                                          export, get_erasure, erasure, cancel_erasure, sign_out_everywhere,
                                           redeem, list_redemptions, get_redemption, cancel_redemption, get_receipt],
                 dependencies={"principal": Provide(bearer_principal)}, tags=["wallet"])  # fmt: skip
 

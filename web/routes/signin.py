@@ -1,0 +1,299 @@
+"""A resident signs in on the web: `/wallet/sign-in` (an activation code from their city, or a
+passkey), the passkey step after activation, `/wallet/account/security` (my passkeys, sign out
+everywhere), signing out; in the demo only, a list of demo residents and the dev mailbox.
+
+The services are the community layer's (`ctx.activation`, `ctx.passkeys`, `ctx.access`); every
+sign-in ends in `web.auth.open_session`. A WebAuthn ceremony's challenge is bound to the browser
+that asked for it: it travels in a short-lived HttpOnly cookie signed with the deployment's web
+secret, naming its purpose (and, for registering, the resident), and is dropped once answered.
+The passkey's origin and relying-party id are the site's address (ENTRAIDE_WEB_ORIGIN, else the
+address the request came to). Every refusal of a code or a passkey is a 401, so the failure
+budgets (api/http/auth.py) slow down anyone guessing codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import msgspec
+from anyio import to_thread
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, JSONBody, QueryParameter
+from litestar.response import Redirect, Template
+
+from api.bootstrap import Context
+from api.http.auth import Limits, client_address
+from api.http.params import Ctx
+from api.problems import PROBLEMS, error_params, problem_document
+from community.adapters.mail import DevMailbox
+from community.domain.errors import PasskeyRefused
+from ledger.domain.errors import LedgerError
+from web import auth, pages
+from web.auth import SIGN_IN_PATH, Resident, Visitor
+
+CHALLENGE_COOKIE = "entraide_webauthn"
+CHALLENGE_SECONDS = 300
+SECURITY_PATH = "/wallet/account/security"
+PASSKEY_STEP_PATH = "/wallet/sign-in/passkey"
+DEFAULT_NEXT = "/wallet"
+DEMO_RESIDENTS = 6  # the demo's sign-in page lists this many residents, one per city
+
+
+class CodeForm(msgspec.Struct, frozen=True):
+    code: str = ""
+    next: str = DEFAULT_NEXT
+
+
+class DemoForm(msgspec.Struct, frozen=True):
+    resident_id: str
+    next: str = DEFAULT_NEXT
+
+
+class PasskeyForm(msgspec.Struct, frozen=True):
+    credential_id: str
+
+
+class PasskeyAnswer(msgspec.Struct, frozen=True):
+    credential: dict[str, Any]
+    next: str = DEFAULT_NEXT
+
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+Next = Annotated[str, QueryParameter(max_length=2_000)]  # where to go once signed in (a path of this site)
+
+
+# --- the challenge cookie and the site's address ---------------------------------------------------
+
+
+def _site(request: Request, ctx: Context) -> tuple[str, str]:
+    """(origin, relying-party id): the configured public address, else the request's own."""
+    origin = (ctx.settings.web_origin or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
+    return origin, urlsplit(origin).hostname or "localhost"
+
+
+def _mac(ctx: Context, payload: str) -> str:
+    key = hmac.new(ctx.keys.secret("web"), b"entraide/webauthn-challenge", hashlib.sha256).digest()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def _challenge_cookie(ctx: Context, purpose: str, challenge: bytes, subject: str = "") -> Cookie:
+    expires_s = ctx.clock() // 1_000_000 + CHALLENGE_SECONDS
+    payload = ".".join((purpose, base64.urlsafe_b64encode(challenge).decode().rstrip("="), str(expires_s), subject))
+    return pages.secure_cookie(CHALLENGE_COOKIE, f"{payload}.{_mac(ctx, payload)}", CHALLENGE_SECONDS)
+
+
+def _challenge(request: Request, ctx: Context, purpose: str, subject: str = "") -> bytes:
+    """The challenge this browser was given for `purpose` (and `subject`), still fresh; else 401."""
+    payload, _, mac = request.cookies.get(CHALLENGE_COOKIE, "").rpartition(".")
+    parts = payload.split(".")
+    if len(parts) != 4 or not hmac.compare_digest(mac, _mac(ctx, payload)):
+        raise PasskeyRefused("no challenge for this browser")
+    kept_purpose, encoded, expires_s, kept_subject = parts
+    if kept_purpose != purpose or kept_subject != subject or int(expires_s) < ctx.clock() // 1_000_000:
+        raise PasskeyRefused("the challenge is for something else, or too old")
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+
+
+def _challenge_done() -> Cookie:
+    return pages.secure_cookie(CHALLENGE_COOKIE, "", 0)
+
+
+def _json(data: Any, status_code: int = 200, cookies: list[Cookie] | None = None) -> Response:
+    return Response(content=data, status_code=status_code, media_type="application/json", cookies=cookies or [],
+                    headers={**pages.SECURITY_HEADERS, "Cache-Control": "no-store"})  # fmt: skip
+
+
+def _json_problem(request: Request, exc: LedgerError) -> Response:
+    """A refusal of a script's request: the problem document in the visitor's language (the
+    script shows its detail in a live region)."""
+    code = exc.code if exc.code in PROBLEMS else "internal_error"
+    document = problem_document(code, pages.locale(request), error_params(exc), instance=request.url.path)
+    response = _json(document, int(document["status"]))  # type: ignore[call-overload]
+    response.media_type = "application/problem+json"
+    return response
+
+
+# --- signing in ---------------------------------------------------------------------------------
+
+
+def _demo_residents(ctx: Context) -> list[dict[str, str]]:
+    """In the demo only: a few of its residents (one per city), with their names, to sign in as."""
+    if not ctx.settings.demo:
+        return []
+    from api.demo.seed import credentials_path
+
+    path = credentials_path(ctx)
+    if not path.exists():
+        return []
+    listed: dict[str, dict[str, str]] = {}
+    for entry in json.loads(path.read_text(encoding="utf-8")).get("residents", []):
+        if entry["city"] not in listed and len(listed) < DEMO_RESIDENTS:
+            try:
+                name = ctx.residents.personal(entry["resident_id"]).get("name", entry["resident_id"])
+            except LedgerError:
+                continue
+            listed[entry["city"]] = {"id": entry["resident_id"], "city": entry["city"], "name": name}
+    names = {c.city: c.name for c in ctx.programs.communities()}
+    return [r | {"city_name": names.get(r["city"], r["city"])} for r in listed.values()]
+
+
+def _sign_in_page(request: Request, ctx: Context, next_: str, status_code: int = 200, code: str = "",
+                  problem: dict | None = None) -> Template:  # fmt: skip
+    notice = request.query_params.get("signed_out")
+    return pages.render(request, "signin/sign_in.html", status_code=status_code, next=pages.local_target(next_, DEFAULT_NEXT),
+                        code=code, problem=problem, notice=notice if notice in ("1", "everywhere") else None,
+                        demo_residents=_demo_residents(ctx), identity_provider=ctx.provider_sign_in is not None)  # fmt: skip
+
+
+@get(SIGN_IN_PATH, sync_to_thread=True)
+def sign_in_page(request: Request, ctx: Ctx, next: Next = DEFAULT_NEXT) -> Template:
+    return _sign_in_page(request, ctx, next)
+
+
+@post(SIGN_IN_PATH, sync_to_thread=True)
+def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits],
+                      data: Annotated[CodeForm, Form]) -> Template | Redirect:  # fmt: skip
+    """An activation code: used up, a session opened, then the passkey step. A refused code is the
+    page again with the reason next to the field (401, nothing changed)."""
+    try:
+        with limits.failures.attempt(client_address(request)) as attempt:
+            attempt.claim("activation:" + hashlib.blake2b(data.code.encode(), digest_size=16).hexdigest())
+            resident_id, city = ctx.activation.redeem(data.code)
+    except LedgerError as exc:
+        document = problem_document(exc.code, pages.locale(request), error_params(exc))
+        return _sign_in_page(request, ctx, data.next, int(document["status"]), data.code, document)  # type: ignore[call-overload]
+    cookie = auth.open_session(ctx, resident_id, city, "web:activation")
+    target = pages.local_target(data.next, DEFAULT_NEXT)
+    return pages.see_other(f"{PASSKEY_STEP_PATH}?next={quote(target, safe='/')}", [cookie])
+
+
+@get(PASSKEY_STEP_PATH, sync_to_thread=True)
+def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: Next = DEFAULT_NEXT) -> Template:
+    """Right after activation: register a passkey on this device (or later, from the security page)."""
+    return pages.render(request, "signin/passkey.html", next=pages.local_target(next, DEFAULT_NEXT),
+                        passkeys=ctx.passkeys.list(principal.subject))  # fmt: skip
+
+
+@post("/wallet/sign-in/passkey/options", sync_to_thread=True)
+def passkey_sign_in_options(request: Request, ctx: Ctx) -> Response:
+    options, challenge = ctx.passkeys.authentication_options(_site(request, ctx)[1])
+    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "sign-in", challenge)])
+
+
+@post("/wallet/sign-in/passkey")
+async def passkey_sign_in(
+    request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]
+) -> Response:
+    """The device's signature of the sign-in challenge: a session, and where to go next."""
+    try:
+        with limits.failures.attempt(client_address(request)) as attempt:
+            attempt.claim("passkey:" + str(data.credential.get("id"))[:255])
+            origin, rp_id = _site(request, ctx)
+            challenge = _challenge(request, ctx, "sign-in")
+            resident_id, city = await to_thread.run_sync(
+                ctx.passkeys.authenticate, json.dumps(data.credential), challenge, origin, rp_id
+            )
+    except LedgerError as exc:
+        return _json_problem(request, exc)
+    session = await to_thread.run_sync(auth.open_session, ctx, resident_id, city, "web:passkey")
+    return _json({"next": pages.local_target(data.next, DEFAULT_NEXT)}, cookies=[session, _challenge_done()])
+
+
+@post("/wallet/sign-in/demo", sync_to_thread=True)
+def demo_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoForm, Form]) -> Redirect:
+    """The demo only: sign in as one of the listed demo residents, no code needed."""
+    if not ctx.settings.demo or data.resident_id not in {r["id"] for r in _demo_residents(ctx)}:
+        raise NotFoundException()
+    resident = ctx.residents.get(data.resident_id)
+    cookie = auth.open_session(ctx, resident["id"], resident["city"], "web:demo")
+    return pages.see_other(pages.local_target(data.next, DEFAULT_NEXT), [cookie])
+
+
+@post("/wallet/sign-out", sync_to_thread=True)
+def sign_out(request: Request, ctx: Ctx, visitor: Visitor) -> Redirect:
+    """End this browser's session: its token is revoked (it stops working everywhere at once)."""
+    if visitor is not None and visitor.credential is not None and visitor.city is not None:
+        ctx.access.revoke(visitor.grantor, visitor.city, visitor.credential)
+    return pages.see_other(f"{SIGN_IN_PATH}?signed_out=1", [auth.ended_session()])
+
+
+# --- my passkeys and sessions ---------------------------------------------------------------------
+
+
+@get(SECURITY_PATH, sync_to_thread=True)
+def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
+    assert principal.city is not None
+    sessions = ctx.access.credentials(principal.grantor, principal.city).credentials
+    notice = request.query_params.get("done")
+    return pages.render(request, "signin/security.html", passkeys=ctx.passkeys.list(principal.subject), sessions=len(sessions),
+                        timezone=ctx.programs.get(principal.city).timezone,
+                        notice=notice if notice in ("added", "removed") else None)  # fmt: skip
+
+
+@post("/wallet/passkeys/options", sync_to_thread=True)
+def passkey_options(request: Request, ctx: Ctx, principal: Resident) -> Response:
+    assert principal.city is not None
+    try:
+        options, challenge = ctx.passkeys.registration_options(
+            principal.subject, principal.city, _site(request, ctx)[1]
+        )
+    except LedgerError as exc:
+        return _json_problem(request, exc)
+    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "register", challenge, principal.subject)])
+
+
+@post("/wallet/passkeys", sync_to_thread=True)
+def passkey_register(request: Request, ctx: Ctx, principal: Resident, data: JSONBody[PasskeyAnswer]) -> Response:
+    """The device's new passkey, verified against this browser's registration challenge."""
+    assert principal.city is not None
+    try:
+        origin, rp_id = _site(request, ctx)
+        challenge = _challenge(request, ctx, "register", principal.subject)
+        ctx.passkeys.register(principal.subject, principal.city, principal.actor, json.dumps(data.credential), challenge,
+                              origin, rp_id)  # fmt: skip
+    except LedgerError as exc:
+        return _json_problem(request, exc)
+    return _json({"next": pages.local_target(data.next, SECURITY_PATH)}, status_code=201, cookies=[_challenge_done()])
+
+
+@post(f"{SECURITY_PATH}/passkeys/remove", sync_to_thread=True)
+def passkey_remove(ctx: Ctx, principal: Resident, data: Annotated[PasskeyForm, Form]) -> Redirect:
+    assert principal.city is not None
+    ctx.passkeys.remove(principal.subject, principal.city, principal.actor, data.credential_id)
+    return pages.see_other(f"{SECURITY_PATH}?done=removed")
+
+
+@post(f"{SECURITY_PATH}/sign-out-everywhere", sync_to_thread=True)
+def sign_out_everywhere(ctx: Ctx, principal: Resident) -> Redirect:
+    """Every session and token of the resident ends at once (a lost phone, a shared computer)."""
+    assert principal.city is not None
+    ctx.access.revoke_resident(principal.subject, principal.city, principal.actor)
+    return pages.see_other(f"{SIGN_IN_PATH}?signed_out=everywhere", [auth.ended_session()])
+
+
+# --- the demo's mailbox -----------------------------------------------------------------------------
+
+
+@get("/dev/mailbox", sync_to_thread=True)
+def dev_mailbox(request: Request, ctx: Ctx) -> Template:
+    """The demo's outgoing e-mail (nothing leaves the machine); `entraide serve` has no such page."""
+    mailbox = ctx.mailer if ctx.settings.demo else None
+    if not isinstance(mailbox, DevMailbox):
+        raise NotFoundException()
+    messages = [{"to": m["To"], "subject": m["Subject"], "date": m["Date"] or "", "lang": m["Content-Language"] or "fr",
+                 "text": m.get_content()} for m in mailbox.messages()]  # fmt: skip
+    return pages.render(request, "signin/mailbox.html", messages=messages)
+
+
+ROUTER = Router("/", route_handlers=[sign_in_page, sign_in_with_code, passkey_step, passkey_sign_in_options, passkey_sign_in,
+                                     demo_sign_in, sign_out, security_page, passkey_options, passkey_register, passkey_remove,
+                                     sign_out_everywhere, dev_mailbox])  # fmt: skip
