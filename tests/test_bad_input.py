@@ -37,6 +37,8 @@ INJECTED = {
     "data",
     "scope",
     "key",
+    "limits",
+    "visitor",
 }  # dependencies, the raw request, the body, a header
 PATH_VALUES = {"city": "brossard", "period": "2026-01"}  # any other path parameter: an id that does not exist
 DEPTH = 40_000  # far past what the decoders recurse, within the 256 KiB body limit

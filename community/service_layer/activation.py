@@ -112,9 +112,9 @@ class Activation:
 
     def send(self, resident_id: str, city: str, actor: str, compose: Compose, *, key: str) -> ActivationSent:
         """A new code, sent to the resident's e-mail address in their language (the code is not shown)."""
+        email, language = self.residents.contact(resident_id, city)  # an unknown resident is a 404 first
         if self.mailer is None:
             raise MailUnavailable("no SMTP server is configured (ENTRAIDE_SMTP_URL)")
-        email, language = self.residents.contact(resident_id, city)
         if not email:
             raise InvalidRequest("the resident gave no e-mail address", field="email", reason="no_email")
         issued = self.issue(resident_id, city, actor, key=key, delivery="email")

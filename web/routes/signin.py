@@ -27,12 +27,12 @@ from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body, JSONBody, QueryParameter
+from litestar.params import Body, JSONBody
 from litestar.response import Redirect, Template
 
 from api.bootstrap import Context
 from api.http.auth import Limits, client_address
-from api.http.params import Ctx
+from api.http.params import Ctx, NextPath
 from api.problems import PROBLEMS, error_params, problem_document
 from community.adapters.mail import DevMailbox
 from community.domain.errors import PasskeyRefused
@@ -68,7 +68,6 @@ class PasskeyAnswer(msgspec.Struct, frozen=True):
 
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-Next = Annotated[str, QueryParameter(max_length=2_000)]  # where to go once signed in (a path of this site)
 
 
 # --- the challenge cookie and the site's address ---------------------------------------------------
@@ -155,7 +154,7 @@ def _sign_in_page(request: Request, ctx: Context, next_: str, status_code: int =
 
 
 @get(SIGN_IN_PATH, sync_to_thread=True)
-def sign_in_page(request: Request, ctx: Ctx, next: Next = DEFAULT_NEXT) -> Template:
+def sign_in_page(request: Request, ctx: Ctx, next: NextPath = DEFAULT_NEXT) -> Template:
     return _sign_in_page(request, ctx, next)
 
 
@@ -177,7 +176,7 @@ def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits
 
 
 @get(PASSKEY_STEP_PATH, sync_to_thread=True)
-def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: Next = DEFAULT_NEXT) -> Template:
+def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: NextPath = DEFAULT_NEXT) -> Template:
     """Right after activation: register a passkey on this device (or later, from the security page)."""
     return pages.render(request, "signin/passkey.html", next=pages.local_target(next, DEFAULT_NEXT),
                         passkeys=ctx.passkeys.list(principal.subject))  # fmt: skip

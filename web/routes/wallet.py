@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from api.bootstrap import Context
 from api.http.auth import Principal
-from api.http.params import BIGINT_MAX, Ctx, SequencePath
+from api.http.params import Ctx, OptionalSequence, SequencePath
 from community.schemas import Community
 from ledger.domain.errors import ReceiptNotCheckpointed
 from operations.service_layer.jobs import seconds_until_checkpoint
@@ -25,7 +25,6 @@ from web import pages
 from web.auth import Resident
 
 HISTORY_PAGE = 20  # lines per page of the history: a phone's screen or two
-Cursor = int | None
 
 
 def _who(principal: Principal) -> tuple[str, str]:
@@ -92,8 +91,8 @@ def replace_card(principal: Resident, ctx: Ctx) -> Redirect:
 @get("/history", sync_to_thread=True)
 def history(
     request: Request, principal: Resident, ctx: Ctx,
-    before: Annotated[Cursor, QueryParameter(ge=1, le=BIGINT_MAX)] = None,
-    after: Annotated[Cursor, QueryParameter(ge=1, le=BIGINT_MAX)] = None,
+    before: OptionalSequence = None,
+    after: OptionalSequence = None,
 ) -> Template:  # fmt: skip
     resident_id, city = _who(principal)
     page = ctx.wallet.history(resident_id, city, before, HISTORY_PAGE, None if before is not None else after)
@@ -101,7 +100,7 @@ def history(
                         timezone=ctx.programs.current(city).timezone)  # fmt: skip
 
 
-@get("/receipts/{sequence:int}", sync_to_thread=True)
+@get("/receipts/{sequence:str}", sync_to_thread=True)
 def receipt(
     request: Request, sequence: SequencePath, principal: Resident, ctx: Ctx, jobs: NamedDependency[Scheduler]
 ) -> Response:

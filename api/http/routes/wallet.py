@@ -60,7 +60,7 @@ def balance(principal: Who, ctx: Ctx) -> Balance:
 
 
 @get("/history", sync_to_thread=True, summary="Read the wallet's history", operation_id="wallet_list_history",
-     problems=("unknown_resident", "resident_erased"))  # fmt: skip
+     problems=("unknown_resident", "resident_erased", "invalid_request"))  # fmt: skip
 def history(principal: Who, ctx: Ctx, before_sequence: OptionalSequence = None, after_sequence: OptionalSequence = None,
             limit: PageLimit = 50) -> WalletHistory:  # fmt: skip
     """The signed-in resident's wallet movements, newest first, in business terms (what, with whom,
