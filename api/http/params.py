@@ -56,7 +56,6 @@ TimeUs = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # µs since the ep
 OptionalTimeUs = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
 Sequence = Annotated[int, QueryParameter(ge=0, le=BIGINT_MAX)]  # a position in a chain
 OptionalSequence = Annotated[int | None, QueryParameter(ge=0, le=BIGINT_MAX)]
-NextPath = Annotated[str, QueryParameter(max_length=2_000)]  # a page to go to afterwards (a path of this site)
 PointsFilter = Annotated[int | None, QueryParameter(ge=0, le=MAX_POINTS_FILTER)]
 RadiusM = Annotated[int | None, QueryParameter(ge=1, le=search.MAX_RADIUS_M)]
 Latitude = Annotated[float | None, QueryParameter(ge=-90, le=90)]

@@ -145,7 +145,7 @@ def _demo_residents(ctx: Context) -> list[dict[str, str]]:
     return [r | {"city_name": names.get(r["city"], r["city"])} for r in listed.values()]
 
 
-def _sign_in_page(request: Request, ctx: Context, next_: str, status_code: int = 200, code: str = "",
+def _sign_in_page(request: Request, ctx: Context, next_: str | None, status_code: int = 200, code: str = "",
                   problem: dict | None = None) -> Template:  # fmt: skip
     notice = request.query_params.get("signed_out")
     return pages.render(request, "signin/sign_in.html", status_code=status_code, next=pages.local_target(next_, DEFAULT_NEXT),
