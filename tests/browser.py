@@ -73,6 +73,13 @@ class Visitor:
         page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
         self.assert_clean()
 
+    def expect_refused(self, status: int) -> None:
+        """The page answered `status` on purpose (a refusal is a page with the problem's status):
+        Chromium's one console note of it is expected; anything else it said is still a problem."""
+        expected = f"Failed to load resource: the server responded with a status of {status}"
+        assert [m for m in self.problems if m.startswith(expected)], self.problems
+        self.problems[:] = [m for m in self.problems if not m.startswith(expected)]
+
     def assert_clean(self) -> None:
         assert not self.problems, self.problems
         assert not self.foreign, self.foreign

@@ -68,14 +68,6 @@ def available(market: Market, who: str) -> int:
     return market.world.available(who)
 
 
-def expect_refused_page(resident, status: int) -> None:
-    """The page answered `status` on purpose (a refusal is a page with the problem's status): the
-    console's one note of it is expected; anything else it said is still a problem."""
-    expected = f"Failed to load resource: the server responded with a status of {status}"
-    assert [m for m in resident.problems if m.startswith(expected)], resident.problems
-    resident.problems[:] = [m for m in resident.problems if not m.startswith(expected)]
-
-
 @needs_chromium
 def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, ctx, market) -> None:
     """One walk per database (Chromium is the costly part): in French every page and the refusal,
@@ -137,7 +129,7 @@ def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, 
             assert page.get_by_label("Combien").get_attribute("aria-describedby").endswith("redeem-refusal")
             assert available(market, "alice") == 800
             assert ctx.catalog_search.item(alice.id, market.novel).remaining == 3
-            expect_refused_page(resident, 422)
+            resident.expect_refused(422)
             resident.check("wallet-find-refused-fr")
 
         with visitor(browser, base, locale="en-CA") as resident:
@@ -166,7 +158,7 @@ def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, 
             message = resident.page.locator("#" + field.get_attribute("aria-describedby")).inner_text()
             assert message == "El máximo no puede ser inferior al mínimo."
             assert resident.page.locator(".find-hit").count() == 0
-            expect_refused_page(resident, 400)
+            resident.expect_refused(400)
             resident.check("wallet-find-error-es")
 
 
