@@ -488,6 +488,8 @@ def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None
     if serving:
         out.print(_("open {root}/ (the site), {root}/schema/openapi.json (the OpenAPI document), {root}/schema/swagger (its pages)")
                   .format(root=root), highlight=False)  # fmt: skip
+        out.print(_("the public ledger, no sign-in: {root}/public (every city's checkpoints, the program in numbers; "
+                    "check a receipt at {root}/public/check)").format(root=root), highlight=False)  # fmt: skip
         resident = creds["residents"][0]
         out.print(_("sign in as a demo resident at {root}/wallet/sign-in: pick one in the demo's list, or type an activation "
                     "code from the credentials file (e.g. {code}); passkeys need http://localhost:{port}, not an IP address")
