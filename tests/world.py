@@ -207,8 +207,10 @@ def process_serving(command: list[str], ready_url: str) -> Iterator[subprocess.P
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                assert process.stderr is not None
-                raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}")
+                # Killed first: reading the stderr of a process still running waits for its end, forever.
+                process.kill()
+                _, stderr = process.communicate(timeout=30)
+                raise RuntimeError(f"server did not start: {stderr.decode()[-2000:]}")
             time.sleep(0.1)
         yield process
     finally:
