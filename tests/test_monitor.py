@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from api.bootstrap import Context
 from ledger import core
-from ledger.adapters import journal
+from ledger.adapters import journal, log_tiles
 from ledger.domain import checkpoint as notes
+from ledger.domain import tiles
 from ledger.service_layer import audit, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
@@ -136,6 +138,22 @@ def test_a_rewritten_tile_is_named(log, tmp_path) -> None:
     result = monitor(proxy, tmp_path / "state")
     assert result.returncode == 1
     assert f"{CITY}: rewritten tile 0/000: hash 1 is" in result.stderr
+
+
+def test_a_rewritten_stored_bundle_is_named(log, tmp_path) -> None:
+    """The server serves bundles as stored: one rewritten in the database, under its unchanged tiles."""
+    ctx, proxy = log
+    B = log_tiles.B
+    where = (B.c.ledger == CITY, B.c.bundle_index == 0)
+    with ctx.engine.begin() as conn:
+        entries = list(tiles.unbundle(conn.scalar(select(B.c.entries).where(*where))))
+        forged = json.loads(entries[5])
+        forged["amount"] += 1
+        entries[5] = json.dumps(forged, ensure_ascii=False, separators=(",", ":")).encode()
+        conn.execute(update(B).where(*where).values(entries=tiles.bundle(entries)))
+    result = monitor(proxy, tmp_path / "state")
+    assert result.returncode == 1
+    assert f"{CITY}: entry 6: hash" in result.stderr, result.stderr
 
 
 def test_a_bad_checkpoint_signature_is_refused(log, tmp_path) -> None:
