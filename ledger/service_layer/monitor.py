@@ -122,9 +122,6 @@ class LogClient:
             raise FetchError(f"GET {self.base_url}{path}: larger than {max_bytes} bytes")
         return answer.content
 
-    def get_many(self, paths: Sequence[str], max_bytes: int) -> list[bytes]:
-        return list(self._pool.map(lambda path: self.get(path, max_bytes), paths))
-
     def get_many_later(self, paths: Sequence[str], max_bytes: int) -> list[Future[bytes]]:
         """Start fetching these paths; their bodies, in order, as futures."""
         return [self._pool.submit(self.get, path, max_bytes) for path in paths]
@@ -165,11 +162,11 @@ def _tile_count(size: int, level: int) -> int:
 
 
 class ServedTree:
-    """The hash tiles a log serves for a tree size, fetched once each (concurrently when planned)."""
+    """The hash tiles a log serves for a tree size, each fetched once (in the background once planned)."""
 
     def __init__(self, client: LogClient, prefix: str, size: int) -> None:
         self.client, self.prefix, self.size = client, prefix, size
-        self.tiles: dict[tuple[int, int], bytes] = {}
+        self.fetches: dict[tuple[int, int], Future[bytes]] = {}
 
     def width(self, level: int, index: int) -> int:
         width = min(TILE_WIDTH, _tile_count(self.size, level) - index * TILE_WIDTH)
@@ -182,12 +179,17 @@ class ServedTree:
         return f"{self.prefix}/tile/{tiles.tile_path(ref)}"
 
     def fetch(self, wanted: Iterable[tuple[int, int]]) -> None:
-        missing = sorted(set(wanted) - self.tiles.keys())
-        bodies = self.client.get_many([self.path(level, index) for level, index in missing], TILE_WIDTH * HASH_BYTES)
-        for (level, index), body in zip(missing, bodies, strict=True):
-            if len(body) != self.width(level, index) * HASH_BYTES:
-                raise FetchError(f"{self.path(level, index)}: {len(body)} bytes, not {self.width(level, index)} hashes")
-            self.tiles[(level, index)] = body
+        """Start fetching these tiles (those not fetched yet)."""
+        missing = sorted(set(wanted) - self.fetches.keys())
+        paths = [self.path(level, index) for level, index in missing]
+        self.fetches.update(zip(missing, self.client.get_many_later(paths, TILE_WIDTH * HASH_BYTES), strict=True))
+
+    def tile(self, level: int, index: int) -> bytes:
+        self.fetch([(level, index)])
+        body = self.fetches[(level, index)].result()
+        if len(body) != self.width(level, index) * HASH_BYTES:
+            raise FetchError(f"{self.path(level, index)}: {len(body)} bytes, not {self.width(level, index)} hashes")
+        return body
 
     def hashes(self, level: int, start: int, count: int) -> list[bytes]:
         """`count` hashes of `level` from index `start`."""
@@ -195,9 +197,8 @@ class ServedTree:
         self.fetch((level, t) for t in range(first, last + 1))
         out = []
         for i in range(start, start + count):
-            tile = self.tiles[(level, i // TILE_WIDTH)]
             offset = (i % TILE_WIDTH) * HASH_BYTES
-            out.append(tile[offset : offset + HASH_BYTES])
+            out.append(self.tile(level, i // TILE_WIDTH)[offset : offset + HASH_BYTES])
         return out
 
     def root(self, size: int) -> bytes:
@@ -331,36 +332,70 @@ class _Step:
     tail_bytes: int  # bytes of the new lines in the last, partial, tile
 
 
-def _follow(run: _Run, ledger: str, old: LedgerState) -> _Step:
+@dataclass
+class _Plan:
+    """One ledger's step, its checkpoint checked and its tiles and bundles downloading."""
+
+    ledger: str
+    old: LedgerState
+    note: str = ""
+    checkpoint: notes.Checkpoint | None = None
+    cosigned: int | None = None
+    tree: ServedTree | None = None
+    level0: list[tuple[int, int]] = field(default_factory=list)
+    upper: list[tuple[int, int]] = field(default_factory=list)
+    bundles: list[Future[bytes]] = field(default_factory=list)
+    error: MonitorError | FetchError | None = None  # raised when the step is checked, in ledger order
+
+
+def _plan(run: _Run, ledger: str, old: LedgerState) -> _Plan:
+    """Read and check the ledger's checkpoint, then start downloading every tile and bundle its step
+    needs: the level-0 tiles and bundles from the verified size on, and at each upper level the tiles
+    the new hashes fall in."""
+    plan = _Plan(ledger, old)
     prefix = f"/v1/transparency/{ledger}"
-    note = run.client.get(f"{prefix}/checkpoint", MAX_CHECKPOINT_BYTES).decode("utf-8", "replace")
-    cp, cosigned = _open_checkpoint(run, ledger, note)
-    _check_against_verified(ledger, cp, old)
+    try:
+        plan.note = run.client.get(f"{prefix}/checkpoint", MAX_CHECKPOINT_BYTES).decode("utf-8", "replace")
+        plan.checkpoint, plan.cosigned = _open_checkpoint(run, ledger, plan.note)
+        _check_against_verified(ledger, plan.checkpoint, old)
+    except (MonitorError, FetchError) as exc:
+        plan.error = exc
+        return plan
+    size, base = plan.checkpoint.tree_size, old.size
+    if size == base:
+        return plan
+    plan.tree = ServedTree(run.client, prefix, size)
+    plan.level0 = [(0, t) for t in range(base // TILE_WIDTH, (size - 1) // TILE_WIDTH + 1)]
+    plan.upper = [(level, t) for level in range(1, 8) if _tile_count(size, level)
+                  for t in range(_tile_count(base, level) // TILE_WIDTH, (_tile_count(size, level) - 1) // TILE_WIDTH + 1)]  # fmt: skip
+    plan.bundles = run.client.get_many_later([plan.tree.path("entries", t) for _, t in plan.level0], MAX_BUNDLE_BYTES)
+    plan.tree.fetch(plan.level0 + plan.upper)
+    return plan
+
+
+def _follow(run: _Run, plan: _Plan) -> _Step:
+    """Check a planned step as its downloads arrive: everything but its entries' chain."""
+    if plan.error is not None:
+        raise plan.error
+    ledger, old, note, cp, cosigned = plan.ledger, plan.old, plan.note, plan.checkpoint, plan.cosigned
+    assert cp is not None, "a plan without an error has its checkpoint"
     quorum = None if run.witnesses is None else run.witnesses.quorum
     size, base = cp.tree_size, old.size
     verified = _mirror(run, ledger, old)
-    if size == base:
+    if plan.tree is None:
         state = msgspec.structs.replace(old, note=note, time_us=cp.time_us, witnessed=cosigned or 0)
         return _Step(
             ledger, state, LedgerSummary(ledger, size, 0, cosigned, quorum), verified, core.EntryBatch(), b"", 0
         )
-    tree = ServedTree(run.client, prefix, size)
+    tree, level0, upper = plan.tree, plan.level0, plan.upper
     first_tile = base // TILE_WIDTH
-    # Plan every tile this step needs and fetch them concurrently: the level-0 tiles and bundles
-    # from the verified size on, and at each upper level the tiles the new hashes fall in.
-    level0 = [(0, t) for t in range(first_tile, (size - 1) // TILE_WIDTH + 1)]
-    upper = [(level, t) for level in range(1, 8) if _tile_count(size, level)
-             for t in range(_tile_count(base, level) // TILE_WIDTH, (_tile_count(size, level) - 1) // TILE_WIDTH + 1)]  # fmt: skip
-    bundle_paths = [tree.path("entries", t) for _, t in level0]
-    bundles = run.client.get_many_later(bundle_paths, MAX_BUNDLE_BYTES)
-    tree.fetch(level0 + upper)
     if base:
         served_root = tree.root(base)
         if served_root.hex() != old.root:
             raise MonitorError("fork_extension", ledger=ledger, size=size, verified_size=base, root=served_root.hex(),
                                verified_root=old.root)  # fmt: skip
-    entries = [e for (_, t), body, path in zip(level0, bundles, bundle_paths, strict=True)
-               for e in _bundle_entries(body.result(), tree.width(0, t), path)]  # fmt: skip
+    entries = [e for (_, t), body in zip(level0, plan.bundles, strict=True)
+               for e in _bundle_entries(body.result(), tree.width(0, t), tree.path("entries", t))]  # fmt: skip
     overlap = base - first_tile * TILE_WIDTH
     if overlap:
         kept = monitor_state.read_mirror_tail(run.directory, ledger, old.partial_offset, old.mirror_bytes)
@@ -394,7 +429,7 @@ def _follow(run: _Run, ledger: str, old: LedgerState) -> _Step:
 
 
 def _compare_tile(ledger: str, tree: ServedTree, level: int, index: int, expected: bytes) -> None:
-    served = tree.tiles[(level, index)]
+    served = tree.tile(level, index)
     if expected == served:
         return
     at = next(
@@ -439,15 +474,19 @@ def _feed(verifier: core.ChainVerifier, step: _Step) -> None:
 def _follow_and_verify(run: _Run, listed: Sequence[str], state: MonitorState) -> tuple[int, list[_Step]]:
     """Follow each ledger, in export order, while one chain verifier checks the ledgers already
     fetched: every ledger's mirror then its new entries (cross-ledger rules hold). The verifier runs
-    in Rust without the GIL, so it checks one city while the next one's tiles download. Returns
-    the entries checked and the steps."""
+    in Rust without the GIL, and the next ledger's tiles and bundles download while this one is
+    checked, so the server, the checks and the verifier keep busy together. Returns the entries
+    checked and the steps."""
     verifier = core.ChainVerifier(run.keys)
     steps: list[_Step] = []
     with ThreadPoolExecutor(1) as feeder:  # one thread: the batches reach the verifier in order
         fed: list[Future[None]] = []
         try:
-            for ledger in listed:
-                step = _follow(run, ledger, state.ledgers.get(ledger, EMPTY))
+            plans = (_plan(run, ledger, state.ledgers.get(ledger, EMPTY)) for ledger in listed)
+            ahead = next(plans, None)
+            while ahead is not None:
+                current, ahead = ahead, next(plans, None)  # the next ledger downloads while this one is checked
+                step = _follow(run, current)
                 steps.append(step)
                 fed.append(feeder.submit(_feed, verifier, step))
         finally:
