@@ -147,14 +147,6 @@ def _perfect_root(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
-def leaf_hashes(entry_hashes: bytes) -> bytes:
-    """RFC 9162 leaf hashes `SHA-256(0x00 || entry hash)` of concatenated raw entry hashes."""
-    sha = hashlib.sha256
-    return b"".join(
-        sha(b"\x00" + entry_hashes[i : i + HASH_BYTES]).digest() for i in range(0, len(entry_hashes), HASH_BYTES)
-    )
-
-
 def _tile_count(size: int, level: int) -> int:
     """Hashes at `level` of a tree of `size` leaves: one per full subtree of 256**level leaves."""
     count: int = size // TILE_WIDTH**level
@@ -274,16 +266,28 @@ class _Stamp(msgspec.Struct):
     time_us: int
 
 
-def _bundle_entries(body: bytes, width: int, path: str) -> list[bytes]:
-    """The entries of an entry bundle: each a big-endian uint16 length, then that many bytes."""
-    entries, at = [], 0
-    while at < len(body):
-        length = int.from_bytes(body[at : at + 2], "big")
-        entries.append(body[at + 2 : at + 2 + length])
-        at += 2 + length
-    if at != len(body) or len(entries) != width:
-        raise FetchError(f"{path}: not an entry bundle of {width} entries")
-    return entries
+def _bundle_lines(tree: ServedTree, index: int, body: bytes) -> bytes:
+    """The entries of entry bundle `index` as export lines (each entry, then a newline)."""
+    try:
+        return core.bundle_jsonl(body, tree.width(0, index))
+    except ValueError as exc:
+        raise FetchError(f"{tree.path('entries', index)}: {exc}") from None
+
+
+def _line_end(lines: bytes, count: int) -> int:
+    """The offset just past the first `count` lines (few: at most a tile's)."""
+    at = 0
+    for _ in range(count):
+        at = lines.index(b"\n", at) + 1
+    return at
+
+
+def _last_lines_bytes(lines: bytes, count: int) -> int:
+    """The bytes of the last `count` lines (few: at most a tile's)."""
+    at = len(lines)
+    for _ in range(count):
+        at = lines.rfind(b"\n", 0, at - 1) + 1
+    return len(lines) - at
 
 
 @dataclass
@@ -394,20 +398,20 @@ def _follow(run: _Run, plan: _Plan) -> _Step:
         if served_root.hex() != old.root:
             raise MonitorError("fork_extension", ledger=ledger, size=size, verified_size=base, root=served_root.hex(),
                                verified_root=old.root)  # fmt: skip
-    entries = [e for (_, t), body in zip(level0, plan.bundles, strict=True)
-               for e in _bundle_entries(body.result(), tree.width(0, t), tree.path("entries", t))]  # fmt: skip
+    lines = b"".join(_bundle_lines(tree, t, body.result()) for (_, t), body in zip(level0, plan.bundles, strict=True))
     overlap = base - first_tile * TILE_WIDTH
+    at = _line_end(lines, overlap)
     if overlap:
         kept = monitor_state.read_mirror_tail(run.directory, ledger, old.partial_offset, old.mirror_bytes)
-        for i, (served, mine) in enumerate(zip(entries[:overlap], kept.split(b"\n")[:-1], strict=True)):
+        for i, (served, mine) in enumerate(zip(lines[:at].split(b"\n"), kept.split(b"\n"), strict=True)):
             if served != mine:
                 raise MonitorError("fork_entry", ledger=ledger, sequence=first_tile * TILE_WIDTH + i + 1)
-    new_lines = b"".join(e + b"\n" for e in entries[overlap:])
-    new = _parse(run, ledger, old, new_lines)
+    new_lines = lines[at:]
+    new = _parse(ledger, old, new_lines)
     all_hashes = verified.leaf_hashes(ledger) + new.leaf_hashes(ledger)
     # Every served hash must be the one the entries give: level 0 from the entry hashes, upper levels
     # from the leaves below; and the leaves must give the signed root.
-    leaves = leaf_hashes(all_hashes[first_tile * TILE_WIDTH * HASH_BYTES :])
+    leaves = core.leaf_hashes(all_hashes[first_tile * TILE_WIDTH * HASH_BYTES :])
     for level, t in level0 + upper:
         span = TILE_WIDTH**level
         first = t * TILE_WIDTH
@@ -420,12 +424,13 @@ def _follow(run: _Run, plan: _Plan) -> _Step:
     root = core.merkle_root(all_hashes)
     if root != cp.root:
         raise MonitorError("bad_root", ledger=ledger, size=size, root=cp.root.hex(), computed=root.hex())
-    _check_times(ledger, cp, old, entries[overlap], entries[-1])
-    tail = entries[(size // TILE_WIDTH - first_tile) * TILE_WIDTH :]  # the entries of the partial tile, if any
+    _check_times(ledger, cp, old, new_lines[: new_lines.index(b"\n")],
+                 new_lines[new_lines.rfind(b"\n", 0, len(new_lines) - 1) + 1 : -1])  # fmt: skip
     state = LedgerState(size=size, root=root.hex(), time_us=cp.time_us, note=note, head_hash=all_hashes[-HASH_BYTES:].hex(),
                         mirror_bytes=0, partial_offset=0, witnessed=cosigned or 0)  # fmt: skip
     summary = LedgerSummary(ledger, size, size - base, cosigned, quorum)
-    return _Step(ledger, state, summary, verified, new, new_lines, sum(len(e) + 1 for e in tail))
+    tail_bytes = _last_lines_bytes(lines, size % TILE_WIDTH)  # the entries of the partial tile, if any
+    return _Step(ledger, state, summary, verified, new, new_lines, tail_bytes)
 
 
 def _compare_tile(ledger: str, tree: ServedTree, level: int, index: int, expected: bytes) -> None:
@@ -451,16 +456,12 @@ def _mirror(run: _Run, ledger: str, old: LedgerState) -> core.EntryBatch:
     return verified
 
 
-def _parse(run: _Run, ledger: str, old: LedgerState, new_lines: bytes) -> core.EntryBatch:
-    """The new entries in Rust memory (parsed there, from a file: no per-entry Python work)."""
-    pending = run.directory / f"{ledger}.pending.jsonl"
-    pending.write_bytes(new_lines)
+def _parse(ledger: str, old: LedgerState, new_lines: bytes) -> core.EntryBatch:
+    """The new entries in Rust memory (parsed there: no per-entry Python work)."""
     try:
-        new = core.EntryBatch.from_jsonl(str(pending))
+        new = core.EntryBatch.from_jsonl_bytes(new_lines)
     except ValueError as exc:
         raise MonitorError("malformed_entry", ledger=ledger, after=old.size, reason=str(exc)) from None
-    finally:
-        pending.unlink(missing_ok=True)
     if len(new.leaf_hashes(ledger)) != len(new) * HASH_BYTES:
         raise MonitorError("foreign_entry", ledger=ledger, after=old.size)
     return new
