@@ -156,6 +156,29 @@ def test_a_rewritten_stored_bundle_is_named(log, tmp_path) -> None:
     assert f"{CITY}: entry 6: hash" in result.stderr, result.stderr
 
 
+def test_a_verified_entry_served_again_differently_is_a_fork(log, tmp_path) -> None:
+    """The entries of the partial tile a run ended in come again with the next run's bundle."""
+    ctx, proxy = log
+    state = tmp_path / "state"
+    assert monitor(proxy, state).returncode == 0
+    size = _sizes(ctx)[CITY]
+    assert size % 256 > 3, "the verified log ends in a partial tile"
+    _grow(ctx, 600, seed=2)
+    bundle = f"/v1/transparency/{CITY}/tile/entries/{tiles.encode_index(size // 256)}"
+
+    def rewrite(path: str, body: bytes) -> bytes:
+        if not path.startswith(bundle):
+            return body
+        entries = list(tiles.unbundle(body))
+        entries[2] = entries[2].replace(b'"v":1', b'"v":1 ')  # the same entry, other bytes
+        return tiles.bundle(entries)
+
+    proxy.rewrite = rewrite
+    result = monitor(proxy, state)
+    assert result.returncode == 1
+    assert f"{CITY}: fork: entry {size // 256 * 256 + 3} is served differently from the one verified" in result.stderr
+
+
 def test_a_bad_checkpoint_signature_is_refused(log, tmp_path) -> None:
     _, proxy = log
     note = httpx.get(f"{proxy.upstream}/v1/transparency/{CITY}/checkpoint").text
