@@ -4,6 +4,8 @@ One simulated deployment (ENTRAIDE_BENCH_MONITOR_TRANSFERS transfers, default 25
 checkpointed, exported, and served by a real `entraide serve` process; then, side by side, each a
 real `entraide` process: `ledger verify --export` of the export, and `monitor` from an empty state
 against the server (keys, checkpoints, every hash tile and entry bundle over HTTP, every check).
+They alternate for ROUNDS rounds and the best of each is compared, as section 3 does: on a machine
+shared with other jobs, one run of each swung the ratio from 0.74x to 2.04x.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 
 TRANSFERS = int(os.environ.get("ENTRAIDE_BENCH_MONITOR_TRANSFERS", "250000"))
 GOAL_RATIO = 1.5
+ROUNDS = 3
 
 
 def _entraide(*args: str) -> float:
@@ -63,15 +66,19 @@ def bench_monitor(transfers: int = TRANSFERS) -> None:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("entraide serve did not start")
                 time.sleep(0.2)
-            export_s = _entraide(
-                "ledger", "verify", "--export", str(work / "export.jsonl"), "--keys", str(work / "keys.json")
-            )
-            monitor_s = _entraide("monitor", "--url", base, "--state", str(work / "state"))
-            again_s = _entraide("monitor", "--url", base, "--state", str(work / "state"))
+            exports, monitors = [], []
+            for round_ in range(ROUNDS):
+                exports.append(_entraide("ledger", "verify", "--export", str(work / "export.jsonl"),
+                                         "--keys", str(work / "keys.json")))  # fmt: skip
+                monitors.append(_entraide("monitor", "--url", base, "--state", str(work / f"state{round_}")))
+            again_s = _entraide("monitor", "--url", base, "--state", str(work / "state0"))
         finally:
             server.terminate()
             server.wait(30)
+    export_s, monitor_s = min(exports), min(monitors)
     ratio = monitor_s / export_s
     print(f"  verify --export {entries / export_s:>10,.0f} entries/s   monitor from tiles {entries / monitor_s:>10,.0f} "
           f"entries/s   ratio {ratio:.2f}x   (goal <= {GOAL_RATIO}x -> {'met' if ratio <= GOAL_RATIO else 'NOT met'})")  # fmt: skip
+    print(f"  best of {ROUNDS} alternating rounds; each round: verify --export {', '.join(f'{t:.1f}' for t in exports)} s, "
+          f"monitor {', '.join(f'{t:.1f}' for t in monitors)} s")  # fmt: skip
     print(f"  a second monitor run with nothing new: {again_s:.1f} s (re-verifies its mirror, downloads nothing)")

@@ -89,6 +89,15 @@ def merkle_root(leaves: bytes) -> bytes:
     """RFC 9162 tree head of the leaves (concatenated raw 32-byte entry hashes); SHA-256(b"")
     for no leaves. ValueError if len(leaves) is not a multiple of 32."""
 
+def leaf_hashes(entry_hashes: bytes) -> bytes:
+    """RFC 9162 leaf hashes SHA-256(0x00 || h) of concatenated raw 32-byte entry hashes, concatenated.
+    ValueError if len(entry_hashes) is not a multiple of 32."""
+
+def bundle_jsonl(data: bytes, width: int) -> bytes:
+    """The entries of a public log's entry bundle (each a big-endian uint16 length, then the entry)
+    as JSON Lines, each entry then b"\n". ValueError unless the bundle is exactly `width` entries,
+    none blank or holding a newline."""
+
 def inclusion_proof(leaves: bytes, index: int) -> list[bytes]:
     """Audit path of leaf `index` (RFC 9162 §2.1.3.1). ValueError if index is out of range."""
 
@@ -140,6 +149,10 @@ class EntryBatch:
         key_id and signature (blank lines skipped). A malformed line (not an object, a member
         missing, repeated or unknown, a wrong JSON type, `v` other than 1) raises ValueError naming
         its 1-based line number; OSError if unreadable."""
+
+    @staticmethod
+    def from_jsonl_bytes(data: bytes) -> EntryBatch:
+        """`from_jsonl` of JSON Lines held in memory (ValueError naming a malformed line)."""
 
     def extend(self, rows: list[Entry16]) -> None:
         """Append rows."""

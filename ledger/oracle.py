@@ -160,6 +160,21 @@ def merkle_root(leaves: bytes) -> bytes:
     return _mth(_leaves(leaves))
 
 
+def leaf_hashes(entry_hashes: bytes) -> bytes:
+    return b"".join(_leaf(h) for h in _leaves(entry_hashes))
+
+
+def bundle_jsonl(data: bytes, width: int) -> bytes:
+    entries, at = [], 0
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 2], "big")
+        entries.append(data[at + 2 : at + 2 + length])
+        at += 2 + length
+    if at != len(data) or len(entries) != width or any(b"\n" in e or not e.strip(b" \t\n\r\x0c") for e in entries):
+        raise ValueError(f"not an entry bundle of {width} export lines")
+    return b"".join(e + b"\n" for e in entries)
+
+
 def _path(index: int, items: list[bytes]) -> list[bytes]:
     if len(items) <= 1:
         return []

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ledger import core, oracle
 from ledger.domain.transfers import REFUNDABLE_KINDS
+from ledger.service_layer import entry_lines
 
 SEEDS = [hashlib.sha256(f"parity key {i}".encode()).digest() for i in range(2)]
 T0 = 1_767_225_600_000_000
@@ -277,6 +278,60 @@ def test_merkle_agrees(size, data):
             old, size, old_root, root, proof
         )
         assert oracle.verify_consistency(old, size, old_root, root, proof)
+
+
+@PARITY
+@given(st.integers(0, 70))
+def test_leaf_hashes_agree_with_the_tree(size):
+    hashes = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size))
+    leaves = core.leaf_hashes(hashes)
+    assert leaves == oracle.leaf_hashes(hashes) and len(leaves) == len(hashes)
+    assert all(core.merkle_root(hashes[i : i + 32]) == leaves[i : i + 32] for i in range(0, len(hashes), 32))
+    with pytest.raises(ValueError):
+        core.leaf_hashes(hashes + b"x")
+
+
+def _verdict(fn, data: bytes, width: int) -> bytes | None:
+    try:
+        result: bytes = fn(data, width)
+    except ValueError:
+        return None
+    return result
+
+
+@PARITY
+@given(st.lists(st.binary(max_size=40), max_size=8), st.integers(0, 9), st.integers(0, 400))
+def test_entry_bundles_become_the_same_lines_or_are_refused_alike(entries, width, cut):
+    """A bundle of `width` entries becomes their lines; one of another width, holding an entry that is
+    blank or spans lines, is refused; and any cut of it gets the same verdict from both."""
+    data = b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+    lines = _verdict(oracle.bundle_jsonl, data, width)
+    assert _verdict(core.bundle_jsonl, data, width) == lines
+    if width == len(entries) and all(b"\n" not in e and e.strip(b" \t\n\r\x0c") for e in entries):
+        assert lines == b"".join(e + b"\n" for e in entries)
+    else:
+        assert lines is None
+    assert _verdict(core.bundle_jsonl, data[:cut], width) == _verdict(oracle.bundle_jsonl, data[:cut], width)
+
+
+def test_a_batch_reads_the_same_lines_from_memory_as_from_a_file(tmp_path):
+    seed = SEEDS[0]
+    kid = oracle.key_id(oracle.public_key(seed))
+    rows = [("brossard", i, f"t{i}", "earn_purchase", "single", "a", "b", 10, None, None, None, T0 + i) for i in (1, 2)]
+    sealed = oracle.seal(rows, {"brossard": "0" * 64}, seed)
+    data = b"".join(entry_lines.entry_json((*row, prev, h, kid, sig)) + b"\n"
+                    for row, (prev, h, sig) in zip(rows, sealed, strict=True))  # fmt: skip
+    (tmp_path / "export.jsonl").write_bytes(data)
+    from_file = core.EntryBatch.from_jsonl(str(tmp_path / "export.jsonl"))
+    from_memory = core.EntryBatch.from_jsonl_bytes(data)
+    assert len(from_memory) == len(from_file) == 2
+    assert (
+        from_memory.leaf_hashes("brossard")
+        == from_file.leaf_hashes("brossard")
+        == bytes.fromhex(sealed[0][1] + sealed[1][1])
+    )
+    with pytest.raises(ValueError, match="line 2"):
+        core.EntryBatch.from_jsonl_bytes(data.replace(b"\n", b"\n{", 1))
 
 
 @PARITY

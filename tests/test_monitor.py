@@ -16,16 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from api.bootstrap import Context
 from ledger import core
-from ledger.adapters import journal
+from ledger.adapters import journal, log_tiles
 from ledger.domain import checkpoint as notes
+from ledger.domain import tiles
 from ledger.service_layer import audit, simulation
 from ledger.service_layer.keys import now_us
 from ledger.simulate import DAY_US, Simulator
 from tests.local_server import LocalServer
-from tests.world import server_process
+from tests.world import free_port, server_process
 
 CITY = "brossard"  # the largest city of the simulation: its log crosses a 256-entry tile
 
@@ -129,6 +131,13 @@ def test_a_monitor_knowing_only_the_url_verifies_every_log_then_only_what_is_new
     assert third.returncode == 0 and f"{CITY}: size {grown[CITY]:,}, 0 new entries verified" in third.stdout
 
 
+def test_a_log_that_cannot_be_read_exits_with_2_and_says_what_failed(tmp_path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = monitor(Proxy("", url=url), tmp_path / "state")
+    assert result.returncode == 2
+    assert f"GET {url}/v1/transparency/keys: NewConnectionError" in result.stderr.replace("\n", "")
+
+
 def test_a_rewritten_tile_is_named(log, tmp_path) -> None:
     _, proxy = log
     tile = f"/v1/transparency/{CITY}/tile/0/000"
@@ -136,6 +145,45 @@ def test_a_rewritten_tile_is_named(log, tmp_path) -> None:
     result = monitor(proxy, tmp_path / "state")
     assert result.returncode == 1
     assert f"{CITY}: rewritten tile 0/000: hash 1 is" in result.stderr
+
+
+def test_a_rewritten_stored_bundle_is_named(log, tmp_path) -> None:
+    """The server serves bundles as stored: one rewritten in the database, under its unchanged tiles."""
+    ctx, proxy = log
+    B = log_tiles.B
+    where = (B.c.ledger == CITY, B.c.bundle_index == 0)
+    with ctx.engine.begin() as conn:
+        entries = list(tiles.unbundle(conn.scalar(select(B.c.entries).where(*where))))
+        forged = json.loads(entries[5])
+        forged["amount"] += 1
+        entries[5] = json.dumps(forged, ensure_ascii=False, separators=(",", ":")).encode()
+        conn.execute(update(B).where(*where).values(entries=tiles.bundle(entries)))
+    result = monitor(proxy, tmp_path / "state")
+    assert result.returncode == 1
+    assert f"{CITY}: entry 6: hash" in result.stderr, result.stderr
+
+
+def test_a_verified_entry_served_again_differently_is_a_fork(log, tmp_path) -> None:
+    """The entries of the partial tile a run ended in come again with the next run's bundle."""
+    ctx, proxy = log
+    state = tmp_path / "state"
+    assert monitor(proxy, state).returncode == 0
+    size = _sizes(ctx)[CITY]
+    assert size % 256 > 3, "the verified log ends in a partial tile"
+    _grow(ctx, 600, seed=2)
+    bundle = f"/v1/transparency/{CITY}/tile/entries/{tiles.encode_index(size // 256)}"
+
+    def rewrite(path: str, body: bytes) -> bytes:
+        if not path.startswith(bundle):
+            return body
+        entries = list(tiles.unbundle(body))
+        entries[2] = entries[2].replace(b'"v":1', b'"v":1 ')  # the same entry, other bytes
+        return tiles.bundle(entries)
+
+    proxy.rewrite = rewrite
+    result = monitor(proxy, state)
+    assert result.returncode == 1
+    assert f"{CITY}: fork: entry {size // 256 * 256 + 3} is served differently from the one verified" in result.stderr
 
 
 def test_a_bad_checkpoint_signature_is_refused(log, tmp_path) -> None:

@@ -28,7 +28,7 @@ from ledger import oracle
 from ledger.adapters import journal
 from ledger.domain.errors import NotRefundable
 from ledger.domain.transfers import TransferRequest
-from ledger.service_layer import audit
+from ledger.service_layer import audit, entry_lines
 from tests.test_api import assert_problem, entry_count
 from tests.world import World, standard_world
 
@@ -344,7 +344,7 @@ def test_verify_flags_a_signed_refund_of_a_settlement_in_an_export(closed_januar
     forged = _refund_of_a_settlement(world)
     lines = export.read_text().splitlines()
     at = max(i for i, line in enumerate(lines) if json.loads(line)["ledger"] == "brossard") + 1
-    lines.insert(at, json.dumps(audit.entry_object(forged)))
+    lines.insert(at, json.dumps(entry_lines.entry_object(forged)))
     export.write_text("\n".join(lines) + "\n")
     _assert_flagged(_verify("--export", str(export), "--keys", str(keys)), forged)
 

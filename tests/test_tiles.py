@@ -12,12 +12,14 @@ import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import delete, select
 
 from api.http.app import create_app
+from ledger.adapters import log_tiles
 from ledger.domain import tiles
 from ledger.domain.checkpoint import key_hash
 from ledger.domain.tiles import TilePathError, TileRef
-from ledger.service_layer import audit, simulation
+from ledger.service_layer import audit, entry_lines, simulation
 from ledger.simulate import Simulator
 from tests.test_auth_limits import served
 from tests.world import server_process
@@ -121,9 +123,9 @@ def test_an_entrys_line_is_what_json_dumps_writes_for_every_code_point() -> None
     text = "".join(chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF)
     row = ("brossard", 2**63 - 1, text, "earn_purchase", "single", "a", "b", 1, None, text[::-1], -5, 0, "0" * 64,
            "f" * 64, "k", "s")  # fmt: skip
-    expected = json.dumps(audit.entry_object(row), ensure_ascii=False, separators=(",", ":")).encode()
-    assert audit.entry_json(row) == expected
-    assert list(json.loads(expected)) == [*audit.ENTRY_KEYS, "v"]
+    expected = json.dumps(entry_lines.entry_object(row), ensure_ascii=False, separators=(",", ":")).encode()
+    assert entry_lines.entry_json(row) == expected
+    assert list(json.loads(expected)) == [*entry_lines.ENTRY_KEYS, "v"]
 
 
 # --- a city's log over HTTP ---------------------------------------------------------------------------
@@ -132,6 +134,35 @@ def test_an_entrys_line_is_what_json_dumps_writes_for_every_code_point() -> None
 def simulate(ctx, transfers: int, seed: int) -> None:
     simulation.run(ctx.ledger, Simulator(seed, ctx.clock(), days=30), transfers, fund=seed == 1)
     audit.make_checkpoints(ctx.engine, ctx.signer)
+
+
+def stored_bundles(ctx) -> dict[str, dict[int, bytes]]:
+    """Every ledger's stored bundles by index, and (checked) that they are the journal's entries as
+    exported, up to the latest checkpoint."""
+    with ctx.engine.connect() as conn:
+        stored: dict[str, dict[int, bytes]] = {}
+        for ledger, index, entries in conn.execute(select(log_tiles.B)):
+            stored.setdefault(ledger, {})[index] = entries
+        for ledger, bundles in stored.items():
+            size = log_tiles.latest_checkpoint(conn, ledger)["tree_size"]
+            lines = [entry_lines.entry_json(row) for row in log_tiles.entries(conn, ledger, 0, size)]
+            assert bundles == dict(tiles.bundles(0, lines)), ledger
+    return stored
+
+
+def test_bundles_are_stored_with_each_checkpoint_and_a_ledger_tiled_before_them_gets_them(ctx) -> None:
+    simulate(ctx, 1_500, seed=1)
+    first = stored_bundles(ctx)
+    last = max(first[CITY])
+    assert last > 0 and tiles.bundle_width(first[CITY][last]) < 256, "full bundles and a partial one"
+    simulate(ctx, 600, seed=2)  # the partial bundle is written again, wider; the full ones are kept
+    grown = stored_bundles(ctx)
+    assert grown[CITY][last].startswith(first[CITY][last]) and len(grown[CITY][last]) > len(first[CITY][last])
+    assert {i: grown[CITY][i] for i in first[CITY] if i != last} == {i: b for i, b in first[CITY].items() if i != last}
+    with ctx.engine.begin() as conn:  # a deployment migrated from revision 0011: tiles, no bundles
+        conn.execute(delete(log_tiles.B))
+    audit.make_checkpoints(ctx.engine, ctx.signer)
+    assert stored_bundles(ctx) == grown
 
 
 def note_body(note: str) -> tuple[str, int, bytes, str]:

@@ -130,6 +130,18 @@ class LogTileRow(Base):
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class LogBundleRow(Base):
+    """A ledger's entry bundle (ledger/domain/tiles.py): the export lines of the 256 entries of one
+    level-0 tile, each uint16-length-prefixed, stored with the checkpoint that publishes them so that
+    serving one is a single row read. A full bundle never changes; the right-edge bundle grows until
+    it is full, as its tile does."""
+
+    __tablename__ = "log_bundles"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    bundle_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entries: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class AuditRow(Base):
     """Who changed what, when, with the state before and after: one hash chain per city, each record
     signed by the ledger's active key (ledger/domain/audit_trail.py). Append-only, like the journal."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 TILE_HEIGHT = 8
@@ -198,6 +198,32 @@ def bundle(entries: Iterable[bytes]) -> bytes:
         out += len(entry).to_bytes(2, "big")
         out += entry
     return bytes(out)
+
+
+def bundles(first_index: int, entries: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """(index, bundle) of consecutive entries that start bundle `first_index`: one per 256 entries,
+    the last one partial when they do not fill it."""
+    return [
+        (first_index + k // TILE_WIDTH, bundle(entries[k : k + TILE_WIDTH])) for k in range(0, len(entries), TILE_WIDTH)
+    ]
+
+
+def bundle_prefix(data: bytes, width: int) -> bytes:
+    """The bundle of the first `width` entries of a bundle (a partial bundle of a wider one); ValueError
+    if it has fewer."""
+    offset = 0
+    for _ in range(width):
+        if offset + 2 > len(data):
+            raise ValueError(f"an entry bundle of fewer than {width} entries")
+        offset += 2 + int.from_bytes(data[offset : offset + 2], "big")
+    if offset > len(data):
+        raise ValueError("truncated entry bundle")
+    return data[:offset]
+
+
+def bundle_width(data: bytes) -> int:
+    """The number of entries of a bundle; ValueError if it is truncated."""
+    return sum(1 for _ in unbundle(data))
 
 
 def unbundle(data: bytes) -> Iterator[bytes]:

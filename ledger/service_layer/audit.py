@@ -23,6 +23,7 @@ from ledger.domain import cosignature
 from ledger.domain.witnesses import WitnessConfig
 from ledger.schemas import Checkpoint, Checkpoints, KeysDocument, SigningKey
 from ledger.service_layer import tiles
+from ledger.service_layer.entry_lines import ENTRY_KEYS, entry_json, entry_object
 from ledger.service_layer.keys import Signer, now_us
 
 if TYPE_CHECKING:
@@ -34,24 +35,6 @@ JsonObject = dict[str, Any]
 
 KEYS_FORMAT = "entraide.keys/1"
 PROOF_FORMAT = "entraide.proof/1"
-ENTRY_KEYS = (
-    "ledger",
-    "sequence",
-    "transfer_id",
-    "kind",
-    "phase",
-    "debit_account",
-    "credit_account",
-    "amount",
-    "ref",
-    "group",
-    "expires_at_us",
-    "time_us",
-    "prev_hash",
-    "hash",
-    "key_id",
-    "signature",
-)  # fmt: skip  (Entry16)
 MAX_PROOF_BYTES = 1 << 20
 
 Progress = Callable[[int], None]
@@ -110,25 +93,6 @@ def _note_keys(doc: Mapping[str, Any]) -> dict[str, tuple[bytes, int, int | None
 def entry_count(engine: Engine) -> int:
     with engine.begin() as conn:
         return journal.entry_count(conn)
-
-
-def entry_object(row: tuple[object, ...]) -> dict[str, object]:
-    obj = dict(zip(ENTRY_KEYS, row, strict=True))
-    obj["v"] = core.FORMAT_VERSION
-    return obj
-
-
-# `entry_object` as a struct, its members in the same order: msgspec writes it as json.dumps(
-# entry_object(row), ensure_ascii=False, separators=(",", ":")) would, for every code point
-# (tests/test_tiles.py checks it), ten times faster; the public log encodes every entry it serves.
-_ExportedEntry = msgspec.defstruct("ExportedEntry", [*((k, Any) for k in ENTRY_KEYS), ("v", int, core.FORMAT_VERSION)])
-_ENTRY_JSON = msgspec.json.Encoder()
-
-
-def entry_json(row: tuple[object, ...]) -> bytes:
-    """An entry as one line of an export (UTF-8, without its newline), and in the public log's bundles."""
-    assert len(row) == len(ENTRY_KEYS)
-    return _ENTRY_JSON.encode(_ExportedEntry(*row))
 
 
 def export(engine: Engine, out: Path, keys_out: Path | None, progress: Progress = _noop) -> int:
@@ -240,7 +204,7 @@ def make_checkpoints(
         for name, head in sorted(heads.items()):
             latest = journal.checkpoint(conn, name)
             if latest is not None and latest["tree_size"] == head.sequence:
-                if log_tiles.tiled_size(conn, name) < head.sequence:  # signed before its ledger had tiles
+                if log_tiles.stored_size(conn, name) < head.sequence:  # signed before it had tiles or bundles
                     tiles.record(conn, name, head.sequence, bytes.fromhex(latest["root_hash"]))
                 made.append(latest)
                 continue

@@ -1,10 +1,10 @@
 """A city's public log, as C2SP tlog-tiles serves it: the latest checkpoint, hash tiles, entry
 bundles, and (our additions) the checkpoint history and the log's keys.
 
-Each read costs one primary-key lookup of the latest checkpoint and one of the tile, or one indexed
-range of at most 256 journal rows: O(tile), never O(log). Only what the latest signed checkpoint
-covers is published; a tile once served never changes (a narrower partial tile is a prefix of the
-wider one, and of the full tile).
+Each read costs one query: a primary-key lookup of the tile or bundle (stored with the checkpoint
+that published it) under the latest checkpoint's size: O(tile), never O(log). Only what the latest
+signed checkpoint covers is published; a tile once served never changes (a narrower partial tile is
+a prefix of the wider one, and of the full tile), nor does a bundle.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from ledger.adapters.database import reading
 from ledger.adapters.journal import CheckpointRecord
 from ledger.domain import checkpoint as notes
 from ledger.domain.errors import InvariantViolation, NotInLog, UnknownLedger
-from ledger.domain.tiles import HASH_BYTES, TILE_WIDTH, TilePathError, TileRef, bundle, parse_tile_path
+from ledger.domain.tiles import HASH_BYTES, TilePathError, TileRef, bundle_prefix, parse_tile_path
 from ledger.domain.witnesses import WitnessConfig
 from ledger.schemas import CheckpointPage, LogKey, LogKeys
-from ledger.service_layer.audit import entry_json, published_checkpoints, published_note
+from ledger.service_layer.audit import published_checkpoints, published_note
 
 
 def _latest(conn: Connection, city: str, path: str) -> CheckpointRecord:
@@ -77,13 +77,15 @@ def entry_bundle(engine: Engine, city: str, path: str) -> bytes:
     when it is published; the errors' cases are told apart only then."""
     with reading(engine).connect() as conn:
         ref = _parse(conn, city, path, entries=True)
-        first = ref.index * TILE_WIDTH
-        rows = log_tiles.signed_entries(conn, city, first, first + ref.width)
-        if len(rows) != ref.width:
+        stored = log_tiles.signed_bundle(conn, city, ref.index, ref.end())
+        if stored is None:
             _published(conn, city, path, entries=True)  # raises when the checkpoint does not cover it
-    if len(rows) != ref.width:
-        raise InvariantViolation(f"bundle {ref} of {city} is covered by a checkpoint but has {len(rows)} entries")
-    return bundle(entry_json(row) for row in rows)
+    if stored is None:
+        raise InvariantViolation(f"bundle {ref} of {city} is covered by a checkpoint but not stored")
+    try:
+        return bundle_prefix(stored, ref.width)
+    except ValueError:
+        raise InvariantViolation(f"bundle {ref} of {city} is stored narrower than a checkpoint covers") from None
 
 
 def checkpoint_history(engine: Engine, city: str, after_size: int | None, limit: int,

@@ -22,12 +22,13 @@ from ledger.domain import checkpoint as notes
 from ledger.domain.errors import ReceiptNotCheckpointed, UnknownReceipt
 from ledger.schemas import RECEIPT_FORMAT, Inclusion, LedgerInclusion, Receipt, ReceiptProof, SealedEntry
 from ledger.service_layer import audit
+from ledger.service_layer.entry_lines import ENTRY_KEYS
 from ledger.service_layer.transfers import TransferResult
 
 MAX_RECEIPT_BYTES = 1 << 20  # a receipt is a handful of entries and paths: far below this
 MAX_RECEIPT_ENTRIES = 16  # a linked group spans two ledgers today
 MAX_KEPT_LEAVES = 1 << 20  # leaves kept per ledger between proofs (32 MiB); a longer ledger is read each time
-ENTRY_MEMBERS = (*audit.ENTRY_KEYS, "v")  # the 17 members of an export line, in its order
+ENTRY_MEMBERS = (*ENTRY_KEYS, "v")  # the 17 members of an export line, in its order
 _HEX64 = frozenset("0123456789abcdef")
 
 
@@ -47,7 +48,7 @@ def receipt_builtins(results: Iterable[TransferResult]) -> dict[str, Any]:
 
 def _sealed(row: Mapping[str, Any]) -> SealedEntry:
     """A journal row by column name (`group_id` is the entry's `group`) as a sealed entry."""
-    fields = {k: row["group_id" if k == "group" else k] for k in audit.ENTRY_KEYS}
+    fields = {k: row["group_id" if k == "group" else k] for k in ENTRY_KEYS}
     return SealedEntry(**fields, v=core.FORMAT_VERSION)
 
 
@@ -78,7 +79,7 @@ class Receipts:
         wallet = accounts.wallet(resident_id)
         with self.engine.connect() as conn:
             row = journal.entry(conn, city, sequence)
-            mine = dict(zip(audit.ENTRY_KEYS, row, strict=True)) if row is not None else None
+            mine = dict(zip(ENTRY_KEYS, row, strict=True)) if row is not None else None
             if mine is None or wallet not in (mine["debit_account"], mine["credit_account"]):
                 raise UnknownReceipt("no entry of yours at this sequence", sequence=sequence)
             group = mine["group"]
@@ -149,7 +150,7 @@ def _check_members(index: int, entry: object) -> dict[str, Any]:
 def _check_seal(entry: dict[str, Any], keys: Mapping[str, tuple[bytes, int, int | None]]) -> None:
     name = _name(entry)
     try:
-        computed = core.entry_hash(tuple(entry[k] for k in audit.ENTRY_KEYS[:13]))
+        computed = core.entry_hash(tuple(entry[k] for k in ENTRY_KEYS[:13]))
     except (ValueError, OverflowError) as exc:  # an integer beyond 64 bits, a lone surrogate
         raise ReceiptRejected(
             "malformed", "entry {entry} cannot be encoded: {reason}", entry=name, reason=exc

@@ -3,6 +3,7 @@
 //! this crate follows).
 
 pub mod batch;
+pub mod bundle;
 pub mod canonical;
 pub mod crypto;
 pub mod expiry;

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::batch::{EntryBatch as CoreBatch, JsonlError};
+use crate::bundle;
 use crate::canonical::{canonical_bytes as core_canonical, entry_hash as core_entry_hash, Entry, SealedEntry};
 use crate::crypto::{self, SigCheck};
 use crate::expiry;
@@ -364,6 +365,21 @@ fn merkle_root<'py>(py: Python<'py>, leaves: &[u8]) -> PyResult<Bound<'py, PyByt
     Ok(PyBytes::new(py, &root))
 }
 
+/// RFC 9162 leaf hashes `SHA-256(0x00 || h)` of concatenated raw 32-byte entry hashes.
+#[pyfunction]
+fn leaf_hashes<'py>(py: Python<'py>, entry_hashes: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let hashes = py.detach(|| leaves_of(entry_hashes).map(|l| merkle::leaf_hashes(&l)))?;
+    Ok(PyBytes::new(py, hashes.as_flattened()))
+}
+
+/// An entry bundle's entries as JSON Lines; ValueError unless it is `width` entries of one
+/// non-blank line each.
+#[pyfunction]
+fn bundle_jsonl<'py>(py: Python<'py>, data: &[u8], width: usize) -> PyResult<Bound<'py, PyBytes>> {
+    let lines = bundle::to_jsonl(data, width).ok_or_else(|| value_error(format!("not an entry bundle of {width} export lines")))?;
+    Ok(PyBytes::new(py, &lines))
+}
+
 /// Inclusion proof (audit path) of leaf `index`.
 #[pyfunction]
 fn inclusion_proof<'py>(py: Python<'py>, leaves: &[u8], index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
@@ -580,6 +596,13 @@ impl PyEntryBatch {
         Ok(PyEntryBatch { inner })
     }
 
+    /// Parses JSON Lines held in memory, as `from_jsonl` a file.
+    #[staticmethod]
+    fn from_jsonl_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let inner = py.detach(|| CoreBatch::from_jsonl_bytes(data)).map_err(value_error)?;
+        Ok(PyEntryBatch { inner })
+    }
+
     fn extend(&mut self, py: Python<'_>, rows: &Bound<'_, PyAny>) -> PyResult<()> {
         let rows = extract_rows(rows)?;
         let inner = &mut self.inner;
@@ -680,6 +703,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sign_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(verify_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(leaf_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(bundle_jsonl, m)?)?;
     m.add_function(wrap_pyfunction!(inclusion_proof, m)?)?;
     m.add_function(wrap_pyfunction!(consistency_proof, m)?)?;
     m.add_function(wrap_pyfunction!(verify_inclusion, m)?)?;
