@@ -17,16 +17,15 @@ import msgspec
 import segno
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from api.http.auth import Principal
-from api.http.params import Ctx, Id, SearchOffset
+from api.http.params import Ctx, Id, SearchOffset, SearchText
 from api.problems import error_params, problem_document
 from community.domain.program import CATEGORIES
 from ledger.domain.errors import InvalidRequest, LedgerError
 from marketplace.domain.catalog import MAX_UNITS_PER_REDEMPTION, Lang, title_in
-from marketplace.domain.search import MAX_QUERY_CHARS
 from marketplace.schemas import Item
 from marketplace.service_layer.search import SearchRequest
 from web import pages
@@ -40,7 +39,7 @@ REDEEM_REFUSALS = ("insufficient_funds", "sold_out", "resident_limit_reached", "
                    "overloaded", "resident_expired", "not_opted_in", "invalid_item", "conflict")  # fmt: skip
 
 
-Text = Annotated[str, QueryParameter(max_length=MAX_QUERY_CHARS)]  # a form's field, as typed
+Text = SearchText  # a form's field, as typed
 
 
 def N_(message: str) -> str:

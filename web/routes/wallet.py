@@ -6,17 +6,14 @@ Each handler calls the service the API's `/v1/wallet` route calls (api/http/rout
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from api.bootstrap import Context
 from api.http.auth import Principal
-from api.http.params import Ctx, OptionalSequence, SequencePath
+from api.http.params import Ctx, Flag, OptionalSequence, SequencePath
 from community.schemas import Community
 from ledger.domain.errors import ReceiptNotCheckpointed
 from operations.service_layer.jobs import seconds_until_checkpoint
@@ -51,9 +48,7 @@ def home(request: Request, principal: Resident, ctx: Ctx) -> Template:
 
 
 @get("/card", sync_to_thread=True)
-def card(
-    request: Request, principal: Resident, ctx: Ctx, replaced: Annotated[bool, QueryParameter()] = False
-) -> Template:
+def card(request: Request, principal: Resident, ctx: Ctx, replaced: Flag = False) -> Template:
     resident_id, city = _who(principal)
     return pages.render(request, "wallet/card.html", card=ctx.residents.card(resident_id), cities=_cities(ctx),
                         timezone=ctx.programs.current(city).timezone, replaced=replaced)  # fmt: skip
