@@ -73,6 +73,14 @@ class Visitor:
         page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
         self.assert_clean()
 
+    def tab_to(self, target, presses: int = 30) -> None:
+        """Press Tab until `target` (a locator) has the focus, as a keyboard user would; fail if it never does."""
+        for _ in range(presses):
+            self.page.keyboard.press("Tab")  # type: ignore[attr-defined]
+            if target.evaluate("element => element === document.activeElement"):
+                return
+        raise AssertionError(f"Tab never reached {target}")
+
     def expect_refused(self, status: int) -> None:
         """The page answered `status` on purpose (a refusal is a page with the problem's status):
         Chromium's one console note of it is expected; anything else it said is still a problem."""

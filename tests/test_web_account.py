@@ -55,13 +55,7 @@ def test_a_resident_manages_cities_data_and_erasure(browser, ctx, world, tmp_pat
         french.check("account-fr")
 
         # With the keyboard alone: Tab to "Adhérer à Wendake", Enter.
-        join = page.get_by_role("button", name="Adhérer à Wendake")
-        for _ in range(30):
-            page.keyboard.press("Tab")
-            if join.evaluate("element => element === document.activeElement"):
-                break
-        else:
-            pytest.fail("Tab never reached the opt-in button")
+        french.tab_to(page.get_by_role("button", name="Adhérer à Wendake"))
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r"done=joined"))
         assert page.get_by_role("status").inner_text() == "Vous avez adhéré à Wendake."

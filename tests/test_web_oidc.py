@@ -233,12 +233,7 @@ def test_a_resident_signs_in_through_the_citys_provider_and_refusals_say_what_to
             french.check("oidc-not-enrolled-fr")
 
             # The keyboard reaches "try again" and follows it; Alice signs in, pressing Enter on the form.
-            again = page.get_by_role("link", name="Me reconnecter avec le compte de ma ville")
-            for _ in range(20):
-                page.keyboard.press("Tab")
-                if again.evaluate("element => element === document.activeElement"):
-                    break
-            assert again.evaluate("element => element === document.activeElement")
+            french.tab_to(page.get_by_role("link", name="Me reconnecter avec le compte de ma ville"))
             page.keyboard.press("Enter")
             page.get_by_placeholder("sub").fill(ALICE)
             with page.expect_response(lambda r: urlsplit(r.url).path == CALLBACK_PATH) as answer:
