@@ -77,8 +77,10 @@ class Settings:
     # ENTRAIDE_WITNESSES names a witnesses file, ENTRAIDE_WITNESS_QUORUM the quorum; none listed: witnessing off.
     witnesses: WitnessConfig = field(default_factory=WitnessConfig)
     # The wallet's map: a tile server's URL template (`https://tiles.example/{z}/{x}/{y}.png`); None:
-    # no tiles, the markers on a blank map (and no other origin in the pages' CSP).
+    # no tiles, the markers on a blank map (and no other origin in the pages' CSP). Tile providers
+    # require their credit beside the map: `map_tiles_attribution`, plain text, is required with it.
     map_tiles_url: str | None = None
+    map_tiles_attribution: str | None = None
     # Residents sign in on the pages through the city's identity provider (OpenID Connect, authorization
     # code with PKCE) when a client id is set: it needs the provider above (its metadata is discovered
     # at <oidc_issuer>/.well-known/openid-configuration); no secret means a public client.
@@ -109,7 +111,8 @@ class Settings:
                    env("ENTRAIDE_STRIPE_WEBHOOK_SECRET"), env("ENTRAIDE_STRIPE_CONNECT_WEBHOOK_SECRET"),
                    env("ENTRAIDE_MEILI_URL"), env("ENTRAIDE_MEILI_KEY"),
                    _witnesses(env("ENTRAIDE_WITNESSES"), env("ENTRAIDE_WITNESS_QUORUM")),
-                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None, oidc_client_id=env("ENTRAIDE_OIDC_CLIENT_ID"),
+                   map_tiles_url=env("ENTRAIDE_MAP_TILES_URL") or None,
+                   map_tiles_attribution=env("ENTRAIDE_MAP_TILES_ATTRIBUTION") or None, oidc_client_id=env("ENTRAIDE_OIDC_CLIENT_ID"),
                    oidc_client_secret=env("ENTRAIDE_OIDC_CLIENT_SECRET"), smtp_url=env("ENTRAIDE_SMTP_URL"),
                    mail_from=env("ENTRAIDE_MAIL_FROM") or cls.mail_from, web_origin=env("ENTRAIDE_WEB_ORIGIN"))  # fmt: skip
 
@@ -119,6 +122,9 @@ class Settings:
         Signing in on the pages through it needs the whole provider, and a secret needs its client id."""
         if self.map_tiles_url is not None:
             check_tiles_url(self.map_tiles_url)
+            if not (self.map_tiles_attribution or "").strip() or len(self.map_tiles_attribution or "") > 300:
+                raise ValueError("ENTRAIDE_MAP_TILES_URL needs ENTRAIDE_MAP_TILES_ATTRIBUTION: the tile provider's "
+                                 "credit shown beside the map (plain text, up to 300 characters)")
         if self.oidc_client_secret and not self.oidc_client_id:
             raise ValueError("ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID (the client it authenticates)")
         if self.oidc_client_id and not self.oidc_issuer:

@@ -107,6 +107,11 @@ def test_a_resident_manages_cities_data_and_erasure(browser, ctx, world, tmp_pat
         page.get_by_label(re.compile("Je comprends")).check()
         page.get_by_role("button", name="Demander mon effacement").click()
         page.wait_for_url(re.compile(r"done=erasure-asked"))
+        french.open("/wallet")  # the wallet's home says it too, with the way back
+        assert "Votre effacement est prévu le 14 janv. 2026" in page.locator("#erasure-planned").inner_text()
+        french.check("wallet-erasure-planned-fr")
+        page.locator("#erasure-planned").get_by_role("link", name="Annuler mon effacement").click()
+        page.wait_for_url(re.compile(r"/wallet/account#erasure$"))
         french.assert_clean()
         ctx.clock.advance(ERASURE_DELAY_DAYS * 86_400)
         assert scheduler(ctx).run_now("erasures").result == {"erased": 1, "deferred": 0}

@@ -197,7 +197,10 @@ def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings,
             "src=" in tag or 'type="application/json"' in tag for tag in re.findall(r"<script\b[^>]*>", blank.text)
         )
     tiles = "https://tiles.example.org/{z}/{x}/{y}.png"
-    ctx.settings = dataclasses.replace(settings, map_tiles_url=tiles)
+    with pytest.raises(ValueError, match="ENTRAIDE_MAP_TILES_ATTRIBUTION"):  # providers require their credit
+        dataclasses.replace(settings, map_tiles_url=tiles)
+    credit = "© Tiles & Co <contributors>"
+    ctx.settings = dataclasses.replace(settings, map_tiles_url=tiles, map_tiles_attribution=credit)
     with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
         http.cookies.set(
             SESSION_COOKIE, open_session(ctx, market.world.residents["alice"].id, "brossard", "test:web").value
@@ -206,8 +209,10 @@ def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings,
         policy = mapped.headers["content-security-policy"]
         assert "img-src 'self' data: https://tiles.example.org;" in policy and "script-src 'self';" in policy
         assert f'data-tiles="{tiles}"' in mapped.text
+        assert "Carte\u00a0: © Tiles &amp; Co &lt;contributors&gt;</p>" in mapped.text  # page text, escaped
         assert urlsplit(tiles).netloc not in http.get("/").headers["content-security-policy"]  # only the map's page
     monkeypatch.setenv("ENTRAIDE_MAP_TILES_URL", tiles)
+    monkeypatch.setenv("ENTRAIDE_MAP_TILES_ATTRIBUTION", credit)
     assert Settings.load(settings.database_url, settings.data_dir).map_tiles_url == tiles
     monkeypatch.setenv("ENTRAIDE_MAP_TILES_URL", "")
     assert Settings.load(settings.database_url, settings.data_dir).map_tiles_url is None

@@ -132,6 +132,7 @@ def find(
         request, "find/search.html", status_code=400 if errors else 200, img_origins=img_origins,
         results=results, form=form, errors=errors, categories=CATEGORIES, cities=cities,
         city_names={c: name for c, name, _ in cities}, title_in=title, markers=markers, tiles_url=tiles_url,
+        tiles_attribution=ctx.settings.map_tiles_attribution if tiles_url else None,
         previous_link=page_link(max(0, offset - PAGE_SIZE)) if results is not None and offset > 0 else None,
         next_link=page_link(results.next_offset) if results is not None and results.next_offset is not None else None,
         first_shown=offset + 1, last_shown=offset + (len(results.hits) if results else 0),

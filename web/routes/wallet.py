@@ -43,7 +43,7 @@ def home(request: Request, principal: Resident, ctx: Ctx) -> Template:
         request, "wallet/home.html", balance=balance, value_cents=program.points_to_cents(balance.available),
         cents_per_100_points=program.point_value_cents_per_100_points, holds=ctx.wallet.holds(resident_id, city),
         expiry=ctx.expiry.schedule(resident_id, city), opt_ins=ctx.residents.cities(resident_id),
-        cities=_cities(ctx), timezone=program.timezone,
+        cities=_cities(ctx), timezone=program.timezone, erasure=ctx.residents.erasure(resident_id),
     )  # fmt: skip
 
 

@@ -22,7 +22,8 @@ if (box && element && data) {
   const places = JSON.parse(data.textContent);
   box.hidden = false;
   const tiles = element.dataset.tiles;
-  const map = leafletMap(element, { zoomControl: false, attributionControl: Boolean(tiles) });
+  // The tile provider's credit is page text under the map (server-rendered, escaped), not Leaflet's HTML control.
+  const map = leafletMap(element, { zoomControl: false, attributionControl: false });
   control.zoom({ zoomInTitle: element.dataset.zoomIn, zoomOutTitle: element.dataset.zoomOut }).addTo(map);
   if (tiles) {
     tileLayer(tiles, { maxZoom: 19 }).addTo(map);
