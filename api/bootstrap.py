@@ -123,8 +123,10 @@ class Settings:
         if self.map_tiles_url is not None:
             check_tiles_url(self.map_tiles_url)
             if not (self.map_tiles_attribution or "").strip() or len(self.map_tiles_attribution or "") > 300:
-                raise ValueError("ENTRAIDE_MAP_TILES_URL needs ENTRAIDE_MAP_TILES_ATTRIBUTION: the tile provider's "
-                                 "credit shown beside the map (plain text, up to 300 characters)")
+                raise ValueError(
+                    "ENTRAIDE_MAP_TILES_URL needs ENTRAIDE_MAP_TILES_ATTRIBUTION: the tile provider's "
+                    "credit shown beside the map (plain text, up to 300 characters)"
+                )
         if self.oidc_client_secret and not self.oidc_client_id:
             raise ValueError("ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID (the client it authenticates)")
         if self.oidc_client_id and not self.oidc_issuer:
