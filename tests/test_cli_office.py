@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 import typer
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from api.bootstrap import Settings, open_context
 from api.cli import app
@@ -18,7 +21,14 @@ from api.cli.office import NOT_COMMANDS, ROUTE_COMMANDS
 from api.http.app import create_app
 from community.service_layer.residents import DAY_US, ERASURE_DELAY_DAYS
 from ledger.service_layer import audit_trail
-from tests.test_cli import run
+
+ROOT = typer.main.get_command(app)  # built once: typer's CliRunner builds the whole tree again at every call
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(ROOT, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -28,11 +38,10 @@ def test_every_admin_and_finance_route_has_its_command(ctx):
               if route.path.startswith(("/v1/admin/", "/v1/finance/")) and handler.http_methods != {"OPTIONS"}}  # fmt: skip
     assert sorted(routes - ROUTE_COMMANDS.keys() - NOT_COMMANDS.keys()) == [], "add them to ROUTE_COMMANDS"
     assert sorted((ROUTE_COMMANDS.keys() | NOT_COMMANDS.keys()) - routes) == [], "routes gone: drop them"
-    root = typer.main.get_command(app)
     missing = []
     for command in set(ROUTE_COMMANDS.values()):
         group, name = command.split()
-        if name not in getattr(root.commands.get(group), "commands", {}):  # type: ignore[union-attr]
+        if name not in getattr(ROOT.commands.get(group), "commands", {}):  # type: ignore[attr-defined]
             missing.append(command)
     assert missing == []
 
@@ -79,9 +88,6 @@ def test_back_office_commands_do_each_job_through_the_services_and_are_audited(d
     admin("merchant-add", "--id", "velo", "--name", "Vélo", "--category", "sports")
     assert json.loads(admin("merchant-status", "--id", "velo", "--status", "approved"))["status"] == "approved"
     assert "Traceback" not in admin("merchant-status", "--id", "velo", "--status", "gone", code=2)
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
     pem = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     (tmp_path / "t.pem").write_bytes(pem)
     key_id = admin("terminal-add", "--merchant", "velo", "--public-key", str(tmp_path / "t.pem")).strip()
