@@ -96,7 +96,7 @@ def test_invoice_method_invoices_and_the_intercity_file_balances_from_both_ends(
         world.ctx.settlement.close(city, JAN, "finance:test")
     world.grant("finance-delson", "finance", "delson", "f2")
     path = f"/v1/finance/brossard/periods/{JAN}"
-    (collection,) = world.ctx.collections.list("brossard", JAN).collections
+    (collection,) = world.ctx.collections.owed("brossard", JAN).collections
     assert (collection.merchant_id, collection.method, collection.status) == ("boulangerie", "invoice", "due")
     statement = world.ctx.exports.render("brossard", JAN, "csv")[0].decode()
     assert {r["merchant_id"]: r["settled_by"] for r in csv.DictReader(io.StringIO(statement))} == {

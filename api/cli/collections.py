@@ -34,7 +34,7 @@ def collections(city: City, period: Period, db: DbOption = None, data_dir: DataD
     from finance.domain.settlement import cents_text
 
     with errors():
-        listed = plain(context(db, data_dir).collections.list(city, period))
+        listed = plain(context(db, data_dir).collections.owed(city, period))
     table = Table(title=f"{city} {period}")
     for n, column in enumerate((_("merchant"), _("owed"), _("method"), _("status"))):
         table.add_column(column, justify="right" if n == 1 else "left")

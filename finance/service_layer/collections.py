@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -70,7 +70,7 @@ class Collections:
                  clock: Callable[[], int]) -> None:  # fmt: skip
         self.engine, self.settlement, self.programs, self.audit, self.clock = engine, settlement, programs, audit, clock
 
-    def list(self, city: str, period: str) -> CollectionList:
+    def owed(self, city: str, period: str) -> CollectionList:
         """A closed period's collections, by merchant (NotFound while the period is open)."""
         self.settlement.closed(city, period)
         with self.engine.connect() as conn:
@@ -136,7 +136,7 @@ class Collections:
 
     # --- inside -------------------------------------------------------------------------------
 
-    def _requested(self, conn: Connection, city: str, period: str, rows: list[dict], action: str, actor: str,
+    def _requested(self, conn: Connection, city: str, period: str, rows: list[dict[str, Any]], action: str, actor: str,
                    now: int) -> None:  # fmt: skip
         due = [row["id"] for row in rows if row["status"] == "due"]
         if adapter.mark_requested(conn, due, actor, now):
@@ -156,7 +156,7 @@ class Collections:
         return InvoiceList(invoices=[_invoice(program, row, lines[row["merchant_id"]], names) for row in rows])
 
 
-def _invoice(program: Program, row: dict, line: StatementLine, names: dict[str, str]) -> Invoice:
+def _invoice(program: Program, row: dict[str, Any], line: StatementLine, names: dict[str, str]) -> Invoice:
     issued = dt.datetime.fromtimestamp(row["requested_at_us"] / 1_000_000, ZoneInfo(program.timezone)).date()
     invoice = Invoice(number=f"INV-{row['city']}-{row['period']}-{row['merchant_id']}", city=row["city"],
                       period=row["period"], merchant_id=row["merchant_id"],

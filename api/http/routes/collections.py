@@ -29,7 +29,7 @@ def list_collections(city: City, period: Period, principal: Who, ctx: Ctx) -> Co
     """What merchants whose closed period nets negative owe, how each is collected (the city's
     `collection_method` at the close) and whether it was requested (finance, auditors)."""
     _finance(principal, city, "finance", "auditor")
-    return ctx.collections.list(city, period)
+    return ctx.collections.owed(city, period)
 
 
 @post("/{city:str}/periods/{period:str}/collections/pain008", sync_to_thread=True, status_code=200,
