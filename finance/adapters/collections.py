@@ -20,9 +20,9 @@ from sqlalchemy import Connection, select, update
 from finance.adapters.exports import (
     ExportError,
     _agent,
-    _document,
     _party_account,
     _path,
+    _payment_information,
     _sub,
     _validated,
     iso20022_schema,
@@ -96,17 +96,8 @@ def pain008(city: str, period: str, currency: str, due: list[dict], creditor: di
             f"no confirmed payout account (the debit mandate) on file for {', '.join(sorted(set(missing)))}"
         )
     count, total = str(len(due)), cents_text(sum(c["amount_cents"] for c in due))
-    document = _document(PAIN008_NAMESPACE)
-    initiation = _sub(document, "CstmrDrctDbtInitn")
-    header = _sub(initiation, "GrpHdr")
-    message_id = pain008_message_id(city, period)
-    for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
-                      ("CtrlSum", total)):  # fmt: skip
-        _sub(header, tag, text)
-    _path(header, "InitgPty/Nm", creditor["name"][:140])
-    info = _sub(initiation, "PmtInf")
-    for tag, text in (("PmtInfId", message_id), ("PmtMtd", "DD"), ("NbOfTxs", count), ("CtrlSum", total)):
-        _sub(info, tag, text)
+    document, info = _payment_information(PAIN008_NAMESPACE, "CstmrDrctDbtInitn", "DD", pain008_message_id(city, period),
+                                          created, count, total, creditor["name"])  # fmt: skip
     _path(info, "PmtTpInf/SeqTp", "RCUR")  # the agreement covers every period's debit
     _sub(info, "ReqdColltnDt", collection_date.isoformat())
     _party_account(info, "Cdtr", creditor["name"], creditor)

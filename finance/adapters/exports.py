@@ -102,17 +102,8 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     if missing:
         raise ExportError(f"no bank account on file for {', '.join(missing)}")
     count, total = str(len(payable)), cents_text(sum(line.net_cents for line in payable))
-    document = _document(PAIN_NAMESPACE)
-    initiation = _sub(document, "CstmrCdtTrfInitn")
-    header = _sub(initiation, "GrpHdr")
-    message_id = pain001_message_id(statement)
-    for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
-                      ("CtrlSum", total)):  # fmt: skip
-        _sub(header, tag, text)
-    _path(header, "InitgPty/Nm", payer["name"][:140])
-    info = _sub(initiation, "PmtInf")
-    for tag, text in (("PmtInfId", message_id), ("PmtMtd", "TRF"), ("NbOfTxs", count), ("CtrlSum", total)):
-        _sub(info, tag, text)
+    document, info = _payment_information(PAIN_NAMESPACE, "CstmrCdtTrfInitn", "TRF", pain001_message_id(statement),
+                                          created, count, total, payer["name"])  # fmt: skip
     _path(info, "ReqdExctnDt/Dt", execution_date.isoformat())
     _party_account(info, "Dbtr", payer["name"], payer)
     _agent(info, "DbtrAgt", payer["institution"], payer["transit"])
@@ -128,9 +119,22 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     return _validated(document, pain001_schema(), "pain.001")
 
 
-def _document(namespace: str) -> ET.Element:
+def _payment_information(namespace: str, initiation_tag: str, method: str, message_id: str, created: dt.datetime,
+                         count: str, total: str, initiator: str) -> tuple[ET.Element, ET.Element]:  # fmt: skip
+    """A payment initiation document (pain.001 or pain.008), its group header, and its one payment
+    information block (`PmtInf`, with the file's message id) for the caller to fill."""
     ET.register_namespace("", namespace)
-    return ET.Element(f"{{{namespace}}}Document")
+    document = ET.Element(f"{{{namespace}}}Document")
+    initiation = _sub(document, initiation_tag)
+    header = _sub(initiation, "GrpHdr")
+    for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
+                      ("CtrlSum", total)):  # fmt: skip
+        _sub(header, tag, text)
+    _path(header, "InitgPty/Nm", initiator[:140])
+    info = _sub(initiation, "PmtInf")
+    for tag, text in (("PmtInfId", message_id), ("PmtMtd", method), ("NbOfTxs", count), ("CtrlSum", total)):
+        _sub(info, tag, text)
+    return document, info
 
 
 def _validated(document: ET.Element, schema: xmlschema.XMLSchema, name: str) -> bytes:
