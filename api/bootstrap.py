@@ -27,6 +27,7 @@ from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
+from finance.service_layer.collections import Collections
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
@@ -308,6 +309,10 @@ class Context:
         s = self.settings
         gateway = StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
         return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.audit, self.clock)
+
+    @cached_property
+    def collections(self) -> Collections:
+        return Collections(self.engine, self.settlement, self.programs, self.audit, self.clock)
 
     @cached_property
     def exports(self) -> Exports:
