@@ -63,6 +63,11 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_reconcile_period": "settlement reconcile",
     "finance_get_budget": "settlement budget",
     "finance_get_redemptions_report": "settlement redemptions",
+    "finance_list_collections": "settlement collections",
+    "finance_collect_direct_debits": "settlement pain008",
+    "finance_issue_invoices": "settlement invoices",
+    "finance_get_invoice": "settlement invoices",
+    "finance_get_intercity_settlement": "settlement intercity",
 }
 # Routes no person calls, so no command does their job.
 NOT_COMMANDS: dict[str, str] = {"finance_stripe_connect_webhook": "Stripe calls it, signed with the webhook secret"}
