@@ -59,14 +59,14 @@ class Issued(msgspec.Struct, frozen=True):
     expires_at_us: int
 
 
-def normalized(text: str) -> str | None:
+def normalized(text: str, length: int = LENGTH) -> str | None:
     """The code as typed (any case, spaces or dashes), or None if it cannot be one of ours."""
     code = "".join(ch for ch in text.upper() if ch not in " -\t")
-    return code if len(code) == LENGTH and all(ch in ALPHABET for ch in code) else None
+    return code if len(code) == length and all(ch in ALPHABET for ch in code) else None
 
 
 def grouped(code: str) -> str:
-    return "-".join(code[i : i + GROUP] for i in range(0, LENGTH, GROUP))
+    return "-".join(code[i : i + GROUP] for i in range(0, len(code), GROUP))
 
 
 class Activation:
