@@ -132,7 +132,7 @@ class PairingBody(Struct, frozen=True):
     """A device pairing itself as a terminal: the one-time code, its raw Ed25519 public key (base64)."""
 
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-    public_key: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    public_key: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9+/]{43}=$", description="the raw 32-byte key, base64")]
     name: DeviceName | None = None
 
 

@@ -93,4 +93,6 @@ def record_occurred_at(conn: Connection, ledger: str, transfer_id: str, key_id: 
 
 def occurred_at(conn: Connection, ledger: str, transfer_ids: list[str]) -> dict[str, int]:
     query = select(O.c.transfer_id, O.c.occurred_at_us).where(O.c.ledger == ledger, O.c.transfer_id.in_(transfer_ids))
-    return dict(conn.execute(query).tuples())
+    return {
+        row.transfer_id: row.occurred_at_us for row in conn.execute(query)
+    }  # dict(Result) would take it as a mapping

@@ -14,6 +14,7 @@ budgets: every refusal of a code is a 401.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -90,12 +91,16 @@ class Pairing:
         return PairingCode(code=grouped(self._code(issued.id)), merchant_id=merchant_id, city=city, name=name,
                            expires_at_us=issued.expires_at_us)  # fmt: skip
 
-    def pair(self, typed: str, public_key: bytes, name: str | None) -> TerminalRegistration:
-        """Register the device's raw Ed25519 public key with a live code, which is used up. Refused
-        (401) if the code is not one of ours, was used, or expired; a refusal changes nothing."""
+    def pair(self, typed: str, public_key_base64: str, name: str | None) -> TerminalRegistration:
+        """Register the device's raw Ed25519 public key (base64) with a live code, which is used up.
+        Refused (401) if the code is not one of ours, was used, or expired; a refusal changes nothing."""
         code = normalized(typed, LENGTH) if isinstance(typed, str) else None
         if code is None:
             raise PairingCodeInvalid("not a pairing code")
+        try:
+            public_key = base64.b64decode(public_key_base64, validate=True)
+        except (ValueError, TypeError):
+            public_key = b""
         if len(public_key) != RAW_KEY_BYTES:
             raise InvalidRequest("public_key is a raw 32-byte Ed25519 key", field="public_key", reason="invalid_key")
         now = self.clock()
