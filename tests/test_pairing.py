@@ -7,14 +7,11 @@ changes nothing; an offline batch's items say when each sale happened, bounded, 
 from __future__ import annotations
 
 import base64
-import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from litestar.testing import TestClient
-from typer.testing import CliRunner
 
-from api.cli import app as cli
 from api.http.app import create_app
 from ledger.service_layer import audit_trail
 from merchants.service_layer.pairing import VALID_SECONDS
@@ -66,9 +63,6 @@ def test_a_device_pairs_with_a_code_once_then_signs_and_dates_its_offline_sales(
         wrong = client.post("/v1/pairing", json=body | {"code": "2345-6789"})
         assert (wrong.status_code, wrong.json()["code"]) == (401, "pairing_code_invalid")
         assert wrong.json()["title"] == "Code d’appairage inconnu"
-        late = json.loads(CliRunner().invoke(cli, ["admin", "terminal-pairing-code", "--city", "brossard", "--merchant", "boulangerie",
-                                                   "--db", settings.database_url, "--data-dir", str(settings.data_dir)]).output)  # fmt: skip
-        assert late["merchant_id"] == "boulangerie"  # the CLI's code (its own clock: the real one)
         soon = world.bearer(
             "staff-brossard", "POST", "/v1/admin/merchants/brossard/boulangerie/pairing-codes", key="pc-2"
         )
@@ -78,8 +72,13 @@ def test_a_device_pairs_with_a_code_once_then_signs_and_dates_its_offline_sales(
         )
         assert (expired.status_code, expired.json()["code"]) == (401, "pairing_code_expired")
         assert [t["key_id"] for t in ctx.terminals.list("boulangerie")] == [terminal_key_id(raw)]
-        by_cli = client.post("/v1/pairing", json={"code": late["code"], "public_key": base64.b64encode(other).decode()})
-        assert by_cli.json()["terminal_key_id"] == terminal_key_id(other)
+        late = world.bearer(
+            "staff-brossard", "POST", "/v1/admin/merchants/brossard/boulangerie/pairing-codes", key="pc-3"
+        )
+        later = client.post(
+            "/v1/pairing", json={"code": late.json()["code"], "public_key": base64.b64encode(other).decode()}
+        )
+        assert later.json()["terminal_key_id"] == terminal_key_id(other)
         actions = [e.action for e in audit_trail.page(ctx.engine, "brossard", 0, 200).entries]
         assert actions.count("terminal.pairing_code") == 3 and actions.count("terminal.register") == 2
         assert actions.count("terminal.pairing_use") == 2
