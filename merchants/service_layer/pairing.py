@@ -15,8 +15,6 @@ budgets: every refusal of a code is a 401.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
 from collections.abc import Callable
 
@@ -26,7 +24,7 @@ from sqlalchemy import Engine
 from community.adapters.secrets import CommunityKeys
 from community.domain.access import identity
 from community.schemas import TerminalRegistration
-from community.service_layer.activation import ALPHABET, grouped, normalized
+from community.service_layer.activation import code_hash, derived_code, grouped, normalized
 from community.service_layer.organizations import Members
 from ledger.adapters import idempotency
 from ledger.domain.errors import InvalidRequest
@@ -55,15 +53,11 @@ class Pairing:
         self.engine, self.keys, self.members, self.terminals = engine, keys, members, terminals
         self.audit, self.clock = audit, clock
 
-    def _mac(self, label: bytes, value: str) -> bytes:
-        return hmac.new(self.keys.secret("pairing"), label + value.encode(), hashlib.sha256).digest()
-
     def _code(self, code_id: str) -> str:
-        number = int.from_bytes(self._mac(b"code:", code_id)[:8], "big") >> (64 - 5 * LENGTH)
-        return "".join(ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(LENGTH)))
+        return derived_code(self.keys.secret("pairing"), code_id, LENGTH)
 
     def _hash(self, code: str) -> str:
-        return self._mac(b"lookup:", code).hex()
+        return code_hash(self.keys.secret("pairing"), code)
 
     def issue(self, merchant_id: str, city: str, actor: str, name: str | None, *, key: str) -> PairingCode:
         """A new pairing code for a merchant of the city, audited `terminal.pairing_code`. A retry with
