@@ -52,6 +52,7 @@ from marketplace.service_layer.indexing import SearchIndexer
 from marketplace.service_layer.payments import PaymentEvents
 from marketplace.service_layer.redemptions import Redemptions
 from marketplace.service_layer.search import CatalogSearch
+from merchants.service_layer.pairing import Pairing
 from merchants.service_layer.pos import PointOfSale, Terminals, merchants
 
 
@@ -294,6 +295,10 @@ class Context:
     @cached_property
     def terminals(self) -> Terminals:
         return Terminals(self.engine, self.merchants, self.audit, self.clock)
+
+    @cached_property
+    def pairing(self) -> Pairing:
+        return Pairing(self.engine, self.keys, self.merchants, self.terminals, self.audit, self.clock)
 
     @cached_property
     def pos(self) -> PointOfSale:

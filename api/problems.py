@@ -146,6 +146,10 @@ PROBLEMS: dict[str, int] = {
     "activation_code_invalid": 401,
     "activation_code_used": 401,
     "activation_code_expired": 401,
+    # pairing a web terminal (merchants/service_layer/pairing.py)
+    "pairing_code_invalid": 401,
+    "pairing_code_used": 401,
+    "pairing_code_expired": 401,
     "passkey_refused": 401,
     "unknown_passkey": 404,
     "mail_unavailable": 503,

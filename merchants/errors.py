@@ -15,3 +15,15 @@ class MerchantNotApproved(LedgerError):
 
 class FloorLimitExceeded(LedgerError):
     code = "floor_limit_exceeded"
+
+
+class PairingCodeInvalid(LedgerError):
+    code = "pairing_code_invalid"
+
+
+class PairingCodeUsed(LedgerError):
+    code = "pairing_code_used"
+
+
+class PairingCodeExpired(LedgerError):
+    code = "pairing_code_expired"

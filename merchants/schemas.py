@@ -180,6 +180,8 @@ class StatementLine(Result, frozen=True):
     counterpart_city: Annotated[
         str | None, msgspec.Meta(description="the other city, for a resident of another city")
     ] = None
+    occurred_at_us: Annotated[int | None, msgspec.Meta(
+        description="an offline sale's time at the till, as its terminal signed it (time_us is when the ledger committed it)")] = None  # fmt: skip
     purchase_cents: Annotated[int | None, msgspec.Meta(description="a purchase award's purchase amount, in cents")] = (
         None
     )
@@ -273,3 +275,14 @@ class Revocations(Result, frozen=True):
 
     city: Annotated[str, msgspec.Meta(description="the terminal's city")]
     revoked: list[RevokedCard]
+
+
+class PairingCode(Result, frozen=True):
+    """A one-time code that pairs one device as a terminal of the merchant (the web terminal's
+    `/terminal/pair`): it works once, until `expires_at_us`."""
+
+    code: Annotated[str, msgspec.Meta(description="eight letters and digits in two groups of four (no 0, 1, I or O)")]
+    merchant_id: Annotated[str, msgspec.Meta(description="the merchant the paired terminal will belong to")]
+    city: Annotated[str, msgspec.Meta(description="the merchant's city")]
+    expires_at_us: TimeUs
+    name: Annotated[str | None, msgspec.Meta(description="the device's name, if given with the code")] = None

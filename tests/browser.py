@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = Path(os.environ.get("ENTRAIDE_SCREENSHOTS", ROOT / ".test-output" / "screenshots"))
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
+TABLET = {"width": 800, "height": 1280}  # a till's tablet, upright
 WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 TIMEOUT_MS = 30_000  # a loaded 2-core machine runs two suites' browsers at once
 
@@ -56,12 +57,13 @@ class Visitor:
         response = self.page.goto(self.base + path)  # type: ignore[attr-defined]
         return response
 
-    def check(self, name: str) -> None:
-        """The page as it is now: axe-clean on a desktop and on a phone, no sideways scroll on the
-        phone, screenshots of both; and nothing went wrong so far (console, CSP, foreign hosts)."""
+    def check(self, name: str, tablet: bool = False) -> None:
+        """The page as it is now: axe-clean on a desktop and on a phone (and a tablet if asked), no
+        sideways scroll on the phone, screenshots of each; and nothing went wrong so far (console,
+        CSP, foreign hosts)."""
         page = self.page
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        for viewport, suffix in ((DESKTOP, ""), (PHONE, "-phone")):
+        for viewport, suffix in ((DESKTOP, ""), *([(TABLET, "-tablet")] if tablet else []), (PHONE, "-phone")):
             page.set_viewport_size(viewport)  # type: ignore[attr-defined]
             results = axe_playwright.Axe().run(page, options=WCAG_AA)
             assert results.violations_count == 0, f"{name}{suffix}: {results.generate_report()}"

@@ -108,6 +108,14 @@ def test_admin_commands_configure_a_city_and_are_audited(db_url, tmp_path):
         str(tmp_path / "terminal.pem"),
         *base,
     ).startswith("t-")
+    pairing = json.loads(
+        run("admin", "terminal-pairing-code", "--city", "magog", "--merchant", "velo", "--name", "Caisse", *base)
+    )
+    assert (pairing["merchant_id"], pairing["name"], len(pairing["code"])) == (
+        "velo",
+        "Caisse",
+        9,
+    )  # web/routes/terminal.py pairs with it
     run("admin", "org-add", "--city", "magog", "--id", "club", "--name", "Club", "--approve", *base)
     assert (
         run("admin", "grant", "--city", "magog", "--role", "org", "--subject", "x", "--org", "club", *base).count(".")

@@ -24,7 +24,7 @@ SECURITY_BY_PREFIX = {
     "/v1/pos": "terminalSignature", "/v1/merchants": "terminalSignature",
     "/v1/wallet": "bearerAuth", "/v1/catalog": "bearerAuth", "/v1/orgs": "bearerAuth", "/v1/admin": "bearerAuth",
     "/v1/finance/stripe": None, "/v1/finance": "bearerAuth", "/v1/health/jobs": "bearerAuth",
-    "/v1/payments": None, "/v1/transparency": None, "/v1/health": None,
+    "/v1/payments": None, "/v1/transparency": None, "/v1/health": None, "/v1/pairing": None,
 }  # fmt: skip
 IDEMPOTENT = {("/v1/pos/awards", "post"), ("/v1/pos/holds", "post"), ("/v1/pos/holds/{hold_id}/capture", "post"),
               ("/v1/pos/holds/{hold_id}/void", "post"), ("/v1/pos/refunds", "post"), ("/v1/orgs/attestations", "post"),

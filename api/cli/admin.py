@@ -136,6 +136,15 @@ def terminal_add(city: City, merchant_id: Annotated[str, typer.Option("--merchan
     typer.echo(registered.terminal_key_id)
 
 
+@admin_app.command("terminal-pairing-code")
+def terminal_pairing_code(city: City, merchant_id: Annotated[str, typer.Option("--merchant")],
+                          name: Annotated[str | None, typer.Option("--name", help="the device's name")] = None,
+                          db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """Issue a one-time code (15 minutes) to pair a device at /terminal/pair; prints it as JSON."""
+    with errors():
+        _print(_ctx(db, data_dir).pairing.issue(merchant_id, city, actor(), name, key=_once()))
+
+
 @admin_app.command("org-add")
 def org_add(city: City, org_id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option()],
             approve: bool = False, db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip

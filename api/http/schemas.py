@@ -66,6 +66,8 @@ class OfflineItem(Struct, frozen=True):
     card: Card
     points: Points | None = None
     purchase_cents: Cents | None = None
+    # When the sale happened at the till (microseconds since the epoch), covered by the batch's signature.
+    occurred_at_us: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None
 
 
 class OfflineBatch(Struct, frozen=True):
@@ -118,6 +120,21 @@ class StatusBody(Struct, frozen=True):
 
 class TerminalBody(Struct, frozen=True):
     public_key_pem: Annotated[str, msgspec.Meta(min_length=40, max_length=1_000)]
+
+
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PairingCodeBody(Struct, frozen=True):
+    name: DeviceName | None = None
+
+
+class PairingBody(Struct, frozen=True):
+    """A device pairing itself as a terminal: the one-time code, its raw Ed25519 public key (base64)."""
+
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    public_key: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9+/]{43}=$", description="the raw 32-byte key, base64")]
+    name: DeviceName | None = None
 
 
 class FundingBody(Struct, frozen=True):

@@ -59,14 +59,29 @@ class Issued(msgspec.Struct, frozen=True):
     expires_at_us: int
 
 
-def normalized(text: str) -> str | None:
+def normalized(text: str, length: int = LENGTH) -> str | None:
     """The code as typed (any case, spaces or dashes), or None if it cannot be one of ours."""
     code = "".join(ch for ch in text.upper() if ch not in " -\t")
-    return code if len(code) == LENGTH and all(ch in ALPHABET for ch in code) else None
+    return code if len(code) == length and all(ch in ALPHABET for ch in code) else None
+
+
+def _mac(secret: bytes, label: bytes, value: str) -> bytes:
+    return hmac.new(secret, label + value.encode(), hashlib.sha256).digest()
+
+
+def derived_code(secret: bytes, code_id: str, length: int = LENGTH) -> str:
+    """The code of a row, derived from its id with the deployment's secret (shown again on a retry)."""
+    number = int.from_bytes(_mac(secret, b"code:", code_id)[:8], "big") >> (64 - 5 * length)
+    return "".join(ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(length)))
+
+
+def code_hash(secret: bytes, code: str) -> str:
+    """What the database keeps of a code: its keyed hash, hex."""
+    return _mac(secret, b"lookup:", code).hex()
 
 
 def grouped(code: str) -> str:
-    return "-".join(code[i : i + GROUP] for i in range(0, LENGTH, GROUP))
+    return "-".join(code[i : i + GROUP] for i in range(0, len(code), GROUP))
 
 
 class Activation:
@@ -75,15 +90,11 @@ class Activation:
         self.engine, self.keys, self.residents, self.audit, self.clock = engine, keys, residents, audit, clock
         self.mailer, self.mail_from = mailer, mail_from
 
-    def _mac(self, label: bytes, value: str) -> bytes:
-        return hmac.new(self.keys.secret("activation"), label + value.encode(), hashlib.sha256).digest()
-
     def _code(self, code_id: str) -> str:
-        number = int.from_bytes(self._mac(b"code:", code_id)[:8], "big") >> (64 - 5 * LENGTH)
-        return "".join(ALPHABET[(number >> (5 * i)) & 31] for i in reversed(range(LENGTH)))
+        return derived_code(self.keys.secret("activation"), code_id)
 
     def _hash(self, code: str) -> str:
-        return self._mac(b"lookup:", code).hex()
+        return code_hash(self.keys.secret("activation"), code)
 
     # --- issuing --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from community.adapters.tables import AwardRow
 from ledger.adapters.database import insert_once
 from ledger.adapters.tables import Base
-from merchants.adapters.tables import MerchantRow, NonceRow, TerminalRow
+from merchants.adapters.tables import MerchantRow, NonceRow, OccurredAtRow, PairingCodeRow, TerminalRow
 
 # SQLAlchemy types `__table__` as a FromClause; the metadata's entry is the same Table, typed as one.
 M = Base.metadata.tables[MerchantRow.__tablename__]
@@ -65,3 +65,34 @@ def purchase_amounts(conn: Connection, ledger: str, transfer_ids: list[str]) -> 
         if purchase_cents is not None:
             amounts[transfer_id] = purchase_cents
     return amounts
+
+
+P = Base.metadata.tables[PairingCodeRow.__tablename__]
+O = Base.metadata.tables[OccurredAtRow.__tablename__]
+
+
+def add_pairing_code(conn: Connection, **values) -> None:
+    conn.execute(insert(P).values(**values))
+
+
+def pairing_code_by_hash(conn: Connection, code_hash: str) -> dict | None:
+    row = conn.execute(select(P).where(P.c.code_hash == code_hash)).first()
+    return None if row is None else row._asdict()
+
+
+def use_pairing_code(conn: Connection, code_id: str, key_id: str) -> bool:
+    """Mark a live code used by the key it registered; False if it was not live any more (a race)."""
+    used = update(P).where(P.c.id == code_id, P.c.status == "live").values(status="used", terminal_key_id=key_id)
+    return conn.execute(used).rowcount == 1
+
+
+def record_occurred_at(conn: Connection, ledger: str, transfer_id: str, key_id: str, occurred_at_us: int) -> None:
+    """When an offline sale happened, once per transfer (a replayed upload keeps the first)."""
+    insert_once(conn, O, ledger=ledger, transfer_id=transfer_id, key_id=key_id, occurred_at_us=occurred_at_us)
+
+
+def occurred_at(conn: Connection, ledger: str, transfer_ids: list[str]) -> dict[str, int]:
+    query = select(O.c.transfer_id, O.c.occurred_at_us).where(O.c.ledger == ledger, O.c.transfer_id.in_(transfer_ids))
+    return {
+        row.transfer_id: row.occurred_at_us for row in conn.execute(query)
+    }  # dict(Result) would take it as a mapping

@@ -1,4 +1,4 @@
-"""Tables of merchants, terminals (public keys only), request and request nonces."""
+"""Tables of merchants, terminals (public keys only), request nonces, pairing codes and offline sale times."""
 
 from __future__ import annotations
 
@@ -39,6 +39,34 @@ class NonceRow(Base):
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_s: Mapped[int] = mapped_column(BIG)
     __table_args__ = (Index("ix_nonces_created", "created_s"),)
+
+
+class PairingCodeRow(Base):
+    """A one-time code that lets a device register its own terminal key for a merchant (the web
+    terminal's pairing): only its keyed hash is stored; it works once, for a few minutes."""
+
+    __tablename__ = "terminal_pairing_codes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    city: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str | None] = mapped_column(String(100))  # the device's name, as given with the code
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC-SHA-256 of the code, hex
+    status: Mapped[str] = mapped_column(String(16))  # live | used
+    issued_by: Mapped[str] = mapped_column(String(160))
+    issued_at_us: Mapped[int] = mapped_column(BIG)
+    expires_at_us: Mapped[int] = mapped_column(BIG)
+    terminal_key_id: Mapped[str | None] = mapped_column(String(64))  # the key it registered, once used
+
+
+class OccurredAtRow(Base):
+    """When an offline sale happened at the till, as its terminal signed it, beside the ledger's
+    commit time (the journal's `time_us`), by transfer id."""
+
+    __tablename__ = "pos_occurred_at"
+    ledger: Mapped[str] = mapped_column(String(63), primary_key=True)
+    transfer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    occurred_at_us: Mapped[int] = mapped_column(BIG)
 
 
 # The merchants table for queries shared with other members (community.adapters.store.member):

@@ -60,6 +60,10 @@ from merchants.schemas import (
 )
 
 MAX_OFFLINE_ITEMS = 500
+# How far an offline sale's `occurred_at_us` may be from the server's clock: at most the signatures'
+# clock skew ahead, at most a week behind (a till offline longer sends its sales as a new sale).
+OCCURRED_AT_SKEW_US = 30 * 1_000_000
+OCCURRED_AT_MAX_AGE_US = 7 * 86_400 * 1_000_000
 MAX_STATEMENT_PAGE = 500
 SIGNATURE_WINDOW_SECONDS = 300
 R = TypeVar("R")
@@ -82,6 +86,8 @@ class OfflineItem(Protocol):
     def points(self) -> int | None: ...
     @property
     def purchase_cents(self) -> int | None: ...
+    @property
+    def occurred_at_us(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -137,10 +143,14 @@ class Terminals:
         request = {"merchant_id": merchant_id, "key_id": key_id}
         with self.engine.begin() as conn:
             return idempotency.once(conn, f"{city}:{identity(actor)}:terminals.register", key, request, TerminalRegistration,
-                                    lambda: self._register(conn, merchant_id, key_id, raw, actor, city, now), now)  # fmt: skip
+                                    lambda: self.add(conn, merchant_id, raw, actor, city, now), now)  # fmt: skip
 
-    def _register(self, conn: Connection, merchant_id: str, key_id: str, raw: bytes, actor: str, city: str,
-                  now: int) -> TerminalRegistration:  # fmt: skip
+    def add(
+        self, conn: Connection, merchant_id: str, raw: bytes, actor: str, city: str, now: int
+    ) -> TerminalRegistration:
+        """Register a raw Ed25519 public key in the caller's transaction, audited as `terminal.register`
+        (`register` above, and a device's pairing, merchants/service_layer/pairing.py)."""
+        key_id = terminal_key_id(raw)
         if store.terminal(conn, key_id) is not None:
             raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
         store.add_terminal(
@@ -403,6 +413,8 @@ class PointOfSale:
         floor = self.programs.current(terminal.city).offline_floor_points
         results: list[OfflineItemResult | None] = [None] * len(items)
         groups, positions = [], []
+        occurred: list[tuple[str, int]] = []  # (transfer id, occurred_at_us) of the accepted items that said when
+        now = self.clock()
         for index, item in enumerate(items):
             try:
                 if (item.points is None) == (item.purchase_cents is None):
@@ -410,9 +422,16 @@ class PointOfSale:
                         "an offline item has either points (redemption) or purchase_cents (award)",
                         reason="points_or_purchase",
                     )
+                at = item.occurred_at_us
+                if at is not None and not now - OCCURRED_AT_MAX_AGE_US <= at <= now + OCCURRED_AT_SKEW_US:
+                    raise InvalidRequest("occurred_at_us is at most a week ago and not in the future",
+                                         field="occurred_at_us", reason="out_of_range",
+                                         min_value=now - OCCURRED_AT_MAX_AGE_US, max_value=now + OCCURRED_AT_SKEW_US)  # fmt: skip
                 if item.purchase_cents is not None:
                     award = self.award(terminal, item.idempotency_key, item.card, item.purchase_cents)
                     results[index] = _accepted(item, msgspec.structs.asdict(award))
+                    if at is not None and award.transfer_id is not None:
+                        occurred.append((award.transfer_id, at))
                     continue
                 assert item.points is not None
                 if item.points > floor:
@@ -432,7 +451,14 @@ class PointOfSale:
             if outcome.error is not None:
                 results[index] = _refused(item, outcome.error, describe)
             else:
-                results[index] = _accepted(item, _posting(_mine(outcome.transfers, terminal), outcome.transfers))
+                posting = _posting(_mine(outcome.transfers, terminal), outcome.transfers)
+                results[index] = _accepted(item, posting)
+                if item.occurred_at_us is not None:
+                    occurred.append((posting["transfer_id"], item.occurred_at_us))
+        if occurred:
+            with self.engine.begin() as conn:
+                for transfer_id, at in occurred:
+                    store.record_occurred_at(conn, terminal.city, transfer_id, terminal.key_id, at)
         assert all(result is not None for result in results)
         return OfflineResults(results=results)  # type: ignore[arg-type]
 
@@ -457,6 +483,7 @@ class PointOfSale:
                                            until_us=until_us, limit=limit)  # fmt: skip
             awards = [r["transfer_id"] for r in rows if r["kind"] == "earn_purchase" and r["phase"] == "single"]
             purchases = store.purchase_amounts(conn, city, awards) if awards else {}
+            occurred = store.occurred_at(conn, city, [r["transfer_id"] for r in rows]) if rows else {}
             flows = journal.account_flows(
                 conn, city, [issued, redeemed], since_us, until_us, exclude_kinds=SETTLEMENT_KINDS
             )
@@ -465,7 +492,7 @@ class PointOfSale:
         (line,) = merchant_lines(program, flows, {}, {})
         return Statement(
             merchant_id=merchant_id, city=city, since_us=since_us, until_us=until_us,
-            entries=[_statement_line(entry, issued, redeemed, purchases) for entry in page["entries"]],
+            entries=[_statement_line(entry, issued, redeemed, purchases, occurred) for entry in page["entries"]],
             next_before_sequence=page["next_before_sequence"], totals=_totals(program.currency, flows, issued, line),
         )  # fmt: skip
 
@@ -498,7 +525,8 @@ Counterpart = Literal["resident", "resident_of_another_city", "program"]
 _COUNTERPARTS: dict[str, Counterpart] = {"citizen": "resident", "interop": "resident_of_another_city"}
 
 
-def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases: dict[str, int]) -> StatementLine:
+def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases: dict[str, int],
+                    occurred: dict[str, int]) -> StatementLine:  # fmt: skip
     """One entry in the merchant's words: what it was, and who was on the other side."""
     mine = entry["credit_account"] in (issued, redeemed)
     other = entry["debit_account"] if mine else entry["credit_account"]
@@ -516,7 +544,8 @@ def _statement_line(entry: dict[str, Any], issued: str, redeemed: str, purchases
     kind_of_other, _, rest = other.partition(":")
     counterpart = _COUNTERPARTS.get(kind_of_other, "program")
     return StatementLine(what=what, counterpart=counterpart, counterpart_city=rest if kind_of_other == "interop" else None,
-                         purchase_cents=purchases.get(entry["transfer_id"]), **entry)  # fmt: skip
+                         purchase_cents=purchases.get(entry["transfer_id"]), occurred_at_us=occurred.get(entry["transfer_id"]),
+                         **entry)  # fmt: skip
 
 
 def _totals(

@@ -51,6 +51,7 @@ from ledger.service_layer import audit_trail
 from marketplace.domain.catalog import ItemPatch, ItemSpec
 from marketplace.schemas import Item, ItemPage
 from marketplace.service_layer.catalog import Owner
+from merchants.schemas import PairingCode
 
 
 def _staff(principal: Principal, city: str) -> Principal:
@@ -253,6 +254,17 @@ def add_terminal(city: City, merchant_id: Id, data: JSONBody[schemas.TerminalBod
     return ctx.terminals.register(merchant_id, data.public_key_pem, actor, city, key=idempotency_key(key))
 
 
+@post("/merchants/{city:str}/{merchant_id:str}/pairing-codes", sync_to_thread=True, status_code=201,
+      summary="Issue a terminal pairing code", operation_id="admin_issue_pairing_code",
+      problems=("unknown_merchant", "invalid_request"))  # fmt: skip
+def issue_pairing_code(city: City, merchant_id: Id, principal: Who, ctx: Ctx, key: IdempotencyKey,
+                       data: JSONBody[schemas.PairingCodeBody | None] = None) -> PairingCode:  # fmt: skip
+    """A one-time code (15 minutes) with which a device registers its own terminal key for the
+    merchant (`/terminal/pair`, `POST /v1/pairing`). City staff only."""
+    actor = _staff(principal, city).actor
+    return ctx.pairing.issue(merchant_id, city, actor, data.name if data else None, key=idempotency_key(key))
+
+
 @post("/terminals/{city:str}/{key_id:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a terminal key",
       operation_id="admin_revoke_terminal", problems=("unknown_merchant",))  # fmt: skip
 def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> Done:
@@ -369,7 +381,7 @@ def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], princi
 admin = Router(
     "/v1/admin",
     route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
-                    list_merchants, add_merchant, merchant_status, add_terminal, revoke_terminal, list_organizations,
+                    list_merchants, add_merchant, merchant_status, add_terminal, issue_pairing_code, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
                     revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item],
     dependencies={"principal": Provide(bearer_principal)},

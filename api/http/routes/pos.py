@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from anyio import to_thread
 from litestar import Request, Router, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from api.bootstrap import Context
 from api.http import schemas
-from api.http.auth import Principal, terminal_principal
+from api.http.auth import Limits, Principal, client_address, terminal_principal
 from api.http.params import Ctx, Id, IdempotencyKey, OptionalSequence, PageLimit, TimeUs, Who, idempotency_key
 from api.problems import error_params, negotiate_locale, problem_document
+from community.schemas import TerminalRegistration
 from ledger.domain.errors import LedgerError
 from merchants.schemas import (
     AwardResult,
@@ -159,8 +162,25 @@ def revocations(principal: Who, ctx: Ctx, since_us: TimeUs = 0) -> Revocations:
     return ctx.pos.revocations(_terminal(principal), since_us)
 
 
+@post("/", sync_to_thread=True, status_code=201, summary="Pair a device as a terminal", operation_id="pairing_pair_device",
+      problems=("pairing_code_invalid", "pairing_code_used", "pairing_code_expired", "conflict", "invalid_request",
+                "rate_limited"))  # fmt: skip
+def pair(
+    data: JSONBody[schemas.PairingBody], ctx: Ctx, request: Request, limits: NamedDependency[Limits]
+) -> TerminalRegistration:
+    """Register the device's own Ed25519 public key (raw 32 bytes, base64) as a terminal of the merchant
+    the one-time pairing code was issued for, exactly as `POST /v1/admin/merchants/.../terminals`
+    does; the code is used up. Unauthenticated: the code is the credential, and every refused code
+    counts against the caller's failure budget (429 past it)."""
+    with limits.failures.attempt(client_address(request)) as attempt:
+        attempt.claim("pairing:" + hashlib.blake2b(data.code.encode(), digest_size=16).hexdigest())
+        return ctx.pairing.pair(data.code, data.public_key, data.name)
+
+
+pairing = Router("/v1/pairing", route_handlers=[pair], tags=["pos"])
+
 pos = Router("/v1/pos", route_handlers=[identify, award, hold, capture, void, refund, offline, statement, card_keys, revocations],
              dependencies={"principal": Provide(terminal_principal)}, tags=["pos"])  # fmt: skip
 
 
-ROUTERS = [pos]
+ROUTERS = [pos, pairing]
