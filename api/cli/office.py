@@ -63,6 +63,7 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_reconcile_period": "settlement reconcile",
     "finance_get_budget": "settlement budget",
     "finance_get_redemptions_report": "settlement redemptions",
+    "admin_issue_pairing_code": "admin terminal-pairing-code",
     "finance_list_collections": "settlement collections",
     "finance_collect_direct_debits": "settlement pain008",
     "finance_issue_invoices": "settlement invoices",

@@ -100,9 +100,12 @@ async function checkedOffline() {
 }
 
 async function enqueue(key, item, amountText) {
-  await put("queue", key, { idempotency_key: key, card: card.token, ...item, occurred_at_us: Date.now() * 1000 });
+  // Signed later, at upload, by the key that made it only (key_id): never by a later pairing's key,
+  // which may be another merchant's.
+  await put("queue", key, { idempotency_key: key, card: card.token, ...item, occurred_at_us: Date.now() * 1000,
+    key_id: terminal.keyId });
+  await showQueue(); // the list first, so that what the result announces is already listed
   showResult(true, messages.queued, amountText, "");
-  await showQueue();
   return true;
 }
 
@@ -117,17 +120,22 @@ async function showQueue() {
     const what = item.points ? messages.what_redemption : messages.what_purchase_award;
     const amount = item.points ? points(item.points) : dollars(item.purchase_cents);
     line.textContent = `${what} · ${amount} · ${say(messages.sold_at, { time: times.format(item.occurred_at_us / 1000) })}`;
+    if (item.key_id !== terminal.keyId) {
+      line.dataset.outcome = "stranded";
+      line.append(` — ${messages.stranded}`);
+    }
     $("queue-list").append(line);
   }
   showNetwork();
 }
 
 async function upload() {
-  const queued = (await all("queue")).slice(0, MAX_BATCH);
+  const queued = (await all("queue")).filter((item) => item.key_id === terminal.keyId).slice(0, MAX_BATCH);
   if (!queued.length || !navigator.onLine) return;
+  const items = queued.map(({ key_id, ...item }) => item);
   let answer;
   try {
-    answer = await signedFetch(terminal, "POST", "/v1/pos/offline", { items: queued });
+    answer = await signedFetch(terminal, "POST", "/v1/pos/offline", { items });
   } catch {
     return; // still offline: the queue stays
   }
