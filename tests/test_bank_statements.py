@@ -145,11 +145,11 @@ def test_a_bank_statement_lists_every_difference_once(world: World, clock, db_ur
             b'<?xml version="1.0"?><!DOCTYPE Document [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
             b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">&x;</Document>',
             "unreadable_bank_statement",
-        ),  # fmt: skip
+        ),
         "a fraction of a cent": (
             march.replace(b">1.01<", b">1.015<").replace(b"STMT-2026-03", b"STMT-X"),
             "unreadable_bank_statement",
-        ),  # fmt: skip
+        ),
         "another account": (camt053("STMT-OTHER", "7777777", [(f"{JAN}-librairie", -100, "x")]), "wrong_bank_account"),
     }
     for name, (document, reason) in bad.items():

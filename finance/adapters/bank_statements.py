@@ -80,7 +80,7 @@ def read_camt053(document: bytes) -> BankStatement:
                 raise BankFileError(f"more than {MAX_ENTRIES:,} entries")
     starts = sorted(t for s in statements if (t := s.findtext("c:FrToDt/c:FrDtTm", None, _NS)))
     ends = sorted(t for s in statements if (t := s.findtext("c:FrToDt/c:ToDtTm", None, _NS)))
-    accounts = tuple(s.findtext("c:Acct/c:Id/c:IBAN", None, _NS) or s.findtext("c:Acct/c:Id/c:Othr/c:Id", "", _NS)
+    accounts = tuple(s.findtext("c:Acct/c:Id/c:IBAN", "", _NS) or s.findtext("c:Acct/c:Id/c:Othr/c:Id", "", _NS)
                      for s in statements)  # fmt: skip
     return BankStatement(header.findtext("c:MsgId", "", _NS).strip(), accounts, starts[0] if starts else None,
                          ends[-1] if ends else header.findtext("c:CreDtTm", "", _NS), tuple(entries))  # fmt: skip

@@ -18,7 +18,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -96,15 +96,15 @@ class BankReconciliation:
         return view
 
     def _match(self, conn: Connection, city: str, currency: str, entries: tuple[bank.BankEntry, ...],
-               to_us: int) -> list[dict]:  # fmt: skip
+               to_us: int) -> list[dict[str, Any]]:  # fmt: skip
         expected = _expected_payouts(conn, city, to_us) | _expected_collections(conn, city, to_us)
         for reference in bank.matched_references(conn, city):
             expected.pop(reference, None)
         booked: dict[str, int | None] = {}  # reference → sum of its entries (None: one in another currency)
-        results: list[dict] = []
+        results: list[dict[str, Any]] = []
         for entry in entries:
             ours = expected.get(entry.end_to_end_id or "")
-            line = {"end_to_end_id": entry.end_to_end_id, "bank_cents": entry.cents, "booking_date": entry.booking_date,
+            line: dict[str, Any] = {"end_to_end_id": entry.end_to_end_id, "bank_cents": entry.cents, "booking_date": entry.booking_date,
                     "entry_ref": entry.entry_ref and entry.entry_ref[:35], "remittance": entry.remittance}  # fmt: skip
             if ours is None or entry.end_to_end_id is None:
                 results.append(line | {"status": "unknown_entry"})
@@ -129,7 +129,7 @@ class BankReconciliation:
                      "merchant_id": e.merchant_id, "expected_cents": e.cents} for ref, e in missing]  # fmt: skip
         return results
 
-    def _view(self, conn: Connection, row: dict, replayed: bool) -> BankStatementImport:
+    def _view(self, conn: Connection, row: dict[str, Any], replayed: bool) -> BankStatementImport:
         lines = bank.results(conn, row["id"])
         matched = sum(1 for line in lines if line["status"] == "matched")
         return msgspec.convert(row | {"matched": matched, "differences": len(lines) - matched, "replayed": replayed},
