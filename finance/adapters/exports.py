@@ -81,6 +81,11 @@ def pain001_message_id(statement: Statement) -> str:
     return f"ENTRAIDE-{statement.city}-{statement.period}"[:35]
 
 
+def end_to_end_id(period: str, merchant_id: str) -> str:
+    """A credit transfer's EndToEndId: how the bank's statement (camt.053) names the payment again."""
+    return f"{period}-{merchant_id}"[:35]
+
+
 def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names: dict[str, str],
             created: dt.datetime, execution_date: dt.date) -> bytes:  # fmt: skip
     """One credit transfer per merchant with a positive net, from the city's account, in CAD."""
@@ -108,7 +113,7 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     for line in payable:
         account = accounts[line.merchant_id]
         transaction = _sub(info, "CdtTrfTxInf")
-        _path(transaction, "PmtId/EndToEndId", f"{statement.period}-{line.merchant_id}"[:35])
+        _path(transaction, "PmtId/EndToEndId", end_to_end_id(statement.period, line.merchant_id))
         _sub(_sub(transaction, "Amt"), "InstdAmt", cents_text(line.net_cents), Ccy=statement.currency)
         _agent(transaction, "CdtrAgt", account["institution"], account["transit"])
         _path(transaction, "Cdtr/Nm", (account["holder_name"] or names.get(line.merchant_id, line.merchant_id))[:140])

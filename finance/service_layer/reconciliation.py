@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from community.domain.errors import Conflict, NotFound
 from community.service_layer.programs import Programs
 from finance.adapters import bank_statements as bank
-from finance.adapters.exports import BankFileError
+from finance.adapters.exports import BankFileError, end_to_end_id
 from finance.schemas import BankMatch, BankStatementImport, BankStatementImports, BankStatementResults, Statement
 from ledger.domain.errors import LedgerError
 from ledger.service_layer.audit_trail import AuditTrail
@@ -165,11 +165,6 @@ class BankReconciliation:
         for line in report.results:
             writer.writerow(["" if (v := getattr(line, c)) is None else v for c in RESULT_COLUMNS])
         return out.getvalue().encode(), "text/csv", name
-
-
-def end_to_end_id(period: str, merchant_id: str) -> str:
-    """A pain.001 credit transfer's end-to-end id (`exports.pain001` writes the same)."""
-    return f"{period}-{merchant_id}"[:35]
 
 
 def _expected_payouts(conn: Connection, city: str, until_us: int) -> dict[str, Expected]:
