@@ -10,15 +10,13 @@ the file is read from memory. Amounts become integer cents exactly (a fraction o
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
-from importlib import resources
 from xml.etree import ElementTree as ET
 
 import xmlschema
 from sqlalchemy import Connection, insert, select
 
-from finance.adapters.exports import BankFileError, _amount_cents, _one_line
+from finance.adapters.exports import BankFileError, _amount_cents, schema, validated
 from finance.adapters.tables import BankStatementResultRow, BankStatementRow, CloseRow
 from ledger.adapters.database import first_row
 from ledger.adapters.tables import Base
@@ -58,15 +56,7 @@ class BankStatement:
 
 def read_camt053(document: bytes) -> BankStatement:
     """The booked entries of a camt.053.001.08 statement, once it validates against the official schema."""
-    if len(document) > MAX_STATEMENT_BYTES:
-        raise BankFileError(f"the file is larger than {MAX_STATEMENT_BYTES:,} bytes")
-    try:
-        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
-        error = next(camt053_schema().iter_errors(resource), None)
-    except xmlschema.XMLSchemaException as exc:
-        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
-    if error is not None:
-        raise BankFileError(_one_line(f"not a camt.053.001.08 document: {error.reason}"))
+    resource = validated(document, camt053_schema(), MAX_STATEMENT_BYTES, "camt.053.001.08")
     root = resource.root
     header = root.find("c:BkToCstmrStmt/c:GrpHdr", _NS)
     assert header is not None  # the schema requires it
@@ -120,15 +110,8 @@ def _text(value: str | None) -> str | None:
     return " ".join(value.split())[:140] or None if value else None
 
 
-_SCHEMA: xmlschema.XMLSchema | None = None
-
-
 def camt053_schema() -> xmlschema.XMLSchema:
-    global _SCHEMA
-    if _SCHEMA is None:
-        path = resources.files("finance") / "schemas" / "camt.053.001.08.xsd"
-        _SCHEMA = xmlschema.XMLSchema(path.read_text(encoding="utf-8"))
-    return _SCHEMA
+    return schema("finance", "schemas", "camt.053.001.08.xsd")
 
 
 def parse_time_us(text: str, default_tz: dt.tzinfo) -> int:

@@ -15,6 +15,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from xml.etree import ElementTree as ET
 
@@ -149,6 +150,21 @@ class CreditTransfers:
     transfers: tuple[CreditTransfer, ...]
 
 
+def validated(document: bytes, schema: xmlschema.XMLSchema, max_bytes: int, kind: str) -> xmlschema.XMLResource:
+    """A bank file parsed from memory by xmlschema's defused parser with no resource access, once it is at
+    most `max_bytes` and valid against `schema`; a BankFileError saying what is wrong otherwise."""
+    if len(document) > max_bytes:
+        raise BankFileError(f"the file is larger than {max_bytes:,} bytes")
+    try:
+        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
+        error = next(schema.iter_errors(resource), None)
+    except xmlschema.XMLSchemaException as exc:
+        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
+    if error is not None:
+        raise BankFileError(_one_line(f"not a {kind} document: {error.reason}"))
+    return resource
+
+
 def read_pain001(document: bytes) -> CreditTransfers:
     """The credit transfers of a pain.001.001.09 file, once it validates against the official schema.
 
@@ -156,15 +172,7 @@ def read_pain001(document: bytes) -> CreditTransfers:
     external entities and external DTDs are refused before anything is expanded or fetched, and the
     file is read from memory, never taken for a path or a URL. Any other document type fails the schema.
     """
-    if len(document) > MAX_BANK_FILE_BYTES:
-        raise BankFileError(f"the file is larger than {MAX_BANK_FILE_BYTES:,} bytes")
-    try:
-        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
-        error = next(pain001_schema().iter_errors(resource), None)
-    except xmlschema.XMLSchemaException as exc:
-        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
-    if error is not None:
-        raise BankFileError(_one_line(f"not a pain.001.001.09 document: {error.reason}"))
+    resource = validated(document, pain001_schema(), MAX_BANK_FILE_BYTES, "pain.001.001.09")
     ns = {"p": PAIN_NAMESPACE}
     root = resource.root
     transfers = tuple(
@@ -191,15 +199,17 @@ def _amount_cents(text: str) -> int:
     return int(match[1] or "0") * 100 + int(fraction[:2])
 
 
-_SCHEMA: xmlschema.XMLSchema | None = None
+@cache
+def schema(package: str, *path: str) -> xmlschema.XMLSchema:
+    """An XSD shipped in a package's files, compiled once per process."""
+    file = resources.files(package)
+    for part in path:
+        file = file / part
+    return xmlschema.XMLSchema(file.read_text(encoding="utf-8"))
 
 
 def pain001_schema() -> xmlschema.XMLSchema:
-    global _SCHEMA
-    if _SCHEMA is None:
-        path = resources.files("sepaxml") / "schemas" / "pain.001.001.09.xsd"
-        _SCHEMA = xmlschema.XMLSchema(path.read_text(encoding="utf-8"))
-    return _SCHEMA
+    return schema("sepaxml", "schemas", "pain.001.001.09.xsd")
 
 
 # --- ERP journal entries -----------------------------------------------------------------------
