@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from community.domain.errors import Conflict, NotFound
 from community.service_layer.programs import Programs
@@ -76,6 +77,13 @@ class BankReconciliation:
             raise InvalidBankStatement(f"a statement of the account {foreign[0]!r}, not the city's treasury",
                                        reason="wrong_bank_account", account=foreign[0][:34])  # fmt: skip
         sha256 = hashlib.sha256(document).hexdigest()
+        try:
+            return self._store(city, statement, sha256, program.currency, from_us, to_us, actor)
+        except IntegrityError:  # the same statement imported at the same moment: that import is the answer
+            return self._store(city, statement, sha256, program.currency, from_us, to_us, actor)
+
+    def _store(self, city: str, statement: bank.BankStatement, sha256: str, currency: str, from_us: int | None,
+               to_us: int, actor: str) -> BankStatementImport:  # fmt: skip
         now = self.clock()
         with self.engine.begin() as conn:
             known = bank.statement_by_message(conn, city, statement.message_id)
@@ -84,9 +92,12 @@ class BankReconciliation:
                     raise Conflict(f"the statement {statement.message_id!r} was imported with other content",
                                    reason="bank_statement_changed", message_id=statement.message_id)  # fmt: skip
                 return self._view(conn, known, replayed=True)
-            results = self._match(conn, city, program.currency, statement.entries, to_us)
+            expected = _expected_payouts(conn, city, to_us) | _expected_collections(conn, city, to_us)
+            for reference in bank.matched_references(conn, city):
+                expected.pop(reference, None)
+            results = match(expected, statement.entries, currency)
             row = {"id": "bs" + secrets.token_hex(10), "city": city, "message_id": statement.message_id,
-                   "sha256": sha256, "account": statement.accounts[0][:34], "currency": program.currency,
+                   "sha256": sha256, "account": statement.accounts[0][:34], "currency": currency,
                    "from_us": from_us, "to_us": to_us, "entries": len(statement.entries), "imported_at_us": now,
                    "imported_by": actor}  # fmt: skip
             bank.add_statement(conn, results, **row)
@@ -94,40 +105,6 @@ class BankReconciliation:
             self.audit.record(conn, actor=actor, action="bank_statements.import", city=city, target=statement.message_id,
                               before=None, after=msgspec.to_builtins(view), now_us=now)  # fmt: skip
         return view
-
-    def _match(self, conn: Connection, city: str, currency: str, entries: tuple[bank.BankEntry, ...],
-               to_us: int) -> list[dict[str, Any]]:  # fmt: skip
-        expected = _expected_payouts(conn, city, to_us) | _expected_collections(conn, city, to_us)
-        for reference in bank.matched_references(conn, city):
-            expected.pop(reference, None)
-        booked: dict[str, int | None] = {}  # reference → sum of its entries (None: one in another currency)
-        results: list[dict[str, Any]] = []
-        for entry in entries:
-            ours = expected.get(entry.end_to_end_id or "")
-            line: dict[str, Any] = {"end_to_end_id": entry.end_to_end_id, "bank_cents": entry.cents, "booking_date": entry.booking_date,
-                    "entry_ref": entry.entry_ref and entry.entry_ref[:35], "remittance": entry.remittance}  # fmt: skip
-            if ours is None or entry.end_to_end_id is None:
-                results.append(line | {"status": "unknown_entry"})
-                continue
-            reference, cents = entry.end_to_end_id, entry.cents if entry.currency == currency else None
-            if reference in booked:  # the same payment booked in parts: one result for their sum
-                previous = booked[reference]
-                booked[reference] = None if previous is None or cents is None else previous + cents
-                continue
-            booked[reference] = cents
-            results.append(line | {"kind": ours.kind, "period": ours.period, "merchant_id": ours.merchant_id,
-                                   "expected_cents": ours.cents})  # fmt: skip
-        for line in results:
-            if line.get("kind") is not None:
-                total = booked[line["end_to_end_id"]]
-                line["bank_cents"] = total
-                line["status"] = "matched" if total == line["expected_cents"] else "amount_differs"
-        missing = sorted(
-            ((ref, e) for ref, e in expected.items() if ref not in booked), key=lambda r: (r[1].period, r[0])
-        )
-        results += [{"status": "missing_from_bank", "kind": e.kind, "end_to_end_id": ref, "period": e.period,
-                     "merchant_id": e.merchant_id, "expected_cents": e.cents} for ref, e in missing]  # fmt: skip
-        return results
 
     def _view(self, conn: Connection, row: dict[str, Any], replayed: bool) -> BankStatementImport:
         lines = bank.results(conn, row["id"])
@@ -165,6 +142,38 @@ class BankReconciliation:
         for line in report.results:
             writer.writerow(["" if (v := getattr(line, c)) is None else v for c in RESULT_COLUMNS])
         return out.getvalue().encode(), "text/csv", name
+
+
+def match(expected: dict[str, Expected], entries: tuple[bank.BankEntry, ...], currency: str) -> list[dict[str, Any]]:
+    """The results of a statement's booked entries against the payments expected (by end-to-end id), in the
+    statement's order, then the expected payments it does not show. No I/O."""
+    booked: dict[str, int | None] = {}  # reference → sum of its entries (None: one in another currency)
+    results: list[dict[str, Any]] = []
+    for entry in entries:
+        ours = expected.get(entry.end_to_end_id or "")
+        line: dict[str, Any] = {"end_to_end_id": entry.end_to_end_id, "bank_cents": entry.cents,
+                                "booking_date": entry.booking_date, "entry_ref": entry.entry_ref,
+                                "remittance": entry.remittance}  # fmt: skip
+        if ours is None or entry.end_to_end_id is None:
+            results.append(line | {"status": "unknown_entry"})
+            continue
+        reference, cents = entry.end_to_end_id, entry.cents if entry.currency == currency else None
+        if reference in booked:  # the same payment booked in parts: one result for their sum
+            previous = booked[reference]
+            booked[reference] = None if previous is None or cents is None else previous + cents
+            continue
+        booked[reference] = cents
+        results.append(line | {"kind": ours.kind, "period": ours.period, "merchant_id": ours.merchant_id,
+                               "expected_cents": ours.cents})  # fmt: skip
+    for line in results:
+        if line.get("kind") is not None:
+            total = booked[line["end_to_end_id"]]
+            line["bank_cents"] = total
+            line["status"] = "matched" if total == line["expected_cents"] else "amount_differs"
+    missing = sorted(((ref, e) for ref, e in expected.items() if ref not in booked), key=lambda r: (r[1].period, r[0]))
+    results += [{"status": "missing_from_bank", "kind": e.kind, "end_to_end_id": ref, "period": e.period,
+                 "merchant_id": e.merchant_id, "expected_cents": e.cents} for ref, e in missing]  # fmt: skip
+    return results
 
 
 def _expected_payouts(conn: Connection, city: str, until_us: int) -> dict[str, Expected]:
