@@ -14,8 +14,9 @@ from xml.etree import ElementTree as ET
 import msgspec
 
 from community.domain.program import Program
-from finance.adapters.bank_statements import CAMT_NAMESPACE, MAX_STATEMENT_BYTES, camt053_schema
+from finance.adapters.bank_statements import CAMT_NAMESPACE, MAX_STATEMENT_BYTES, BankEntry, camt053_schema
 from finance.domain.settlement import cents_text
+from finance.service_layer.reconciliation import Expected, match
 from ledger.service_layer import audit_trail
 from tests.test_api import assert_problem
 from tests.test_cli import run as run_cli
@@ -182,3 +183,23 @@ def test_a_bank_statement_lists_every_difference_once(world: World, clock, db_ur
         ]
         == "matched"
     )
+
+
+def test_matching_sums_a_payment_booked_in_parts_and_compares_currencies() -> None:
+    expected = {
+        "2026-01-a": Expected("payout", JAN, "a", -500),
+        "2026-01-b": Expected("payout", JAN, "b", -300),
+        "2026-01-c": Expected("payout", JAN, "c", -100),
+    }
+    entries = (
+        BankEntry(-200, "CAD", "2026-01-a", "2026-02-03", "R1", None),
+        BankEntry(-300, "CAD", "2026-01-a", "2026-02-04", "R2", None),  # the rest of a's payout
+        BankEntry(-300, "USD", "2026-01-b", "2026-02-04", "R3", None),  # the right number, not the currency
+        BankEntry(-300, "CAD", "2026-01-z", "2026-02-05", "R4", None),  # someone else's reference
+    )
+    assert [(r["status"], r["end_to_end_id"], r.get("bank_cents")) for r in match(expected, entries, "CAD")] == [
+        ("matched", "2026-01-a", -500),
+        ("amount_differs", "2026-01-b", None),
+        ("unknown_entry", "2026-01-z", -300),
+        ("missing_from_bank", "2026-01-c", None),
+    ]
