@@ -14,7 +14,13 @@ from xml.etree import ElementTree as ET
 import msgspec
 
 from community.domain.program import Program
-from finance.adapters.bank_statements import CAMT_NAMESPACE, MAX_STATEMENT_BYTES, BankEntry, camt053_schema
+from finance.adapters.bank_statements import (
+    CAMT_NAMESPACE,
+    MAX_STATEMENT_BYTES,
+    BankEntry,
+    camt053_schema,
+    read_camt053,
+)
 from finance.domain.settlement import cents_text
 from finance.service_layer.reconciliation import Expected, match
 from ledger.service_layer import audit_trail
@@ -28,9 +34,10 @@ FEB = "2026-02"
 END_OF_FEBRUARY_US = int(dt.datetime(2026, 3, 1, 6, tzinfo=dt.UTC).timestamp()) * 1_000_000
 
 
-def camt053(message_id: str, account: str, entries: list[tuple[str | None, int, str]]) -> bytes:
+def camt053(message_id: str, account: str, entries: list[tuple[str | None, int, str]],
+            batch: tuple[tuple[str, int], ...] = ()) -> bytes:  # fmt: skip
     """A camt.053.001.08 statement of `account` with booked entries (end-to-end id or None, signed cents,
-    remittance), written with ElementTree the way a bank's system would."""
+    remittance) and a batch entry of `batch`'s debits, written with ElementTree the way a bank's system would."""
     ET.register_namespace("", CAMT_NAMESPACE)
 
     def sub(parent: ET.Element, path: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -66,6 +73,19 @@ def camt053(message_id: str, account: str, entries: list[tuple[str | None, int, 
         transaction = sub(entry, "NtryDtls/TxDtls")
         sub(transaction, "Refs/EndToEndId", e2e or "NOTPROVIDED")
         sub(transaction, "RmtInf/Ustrd", remittance)
+    if batch:
+        entry = sub(statement, "Ntry")
+        sub(entry, "Amt", cents_text(-sum(cents for _, cents in batch)), Ccy="CAD")
+        sub(entry, "CdtDbtInd", "DBIT")
+        sub(entry, "Sts/Cd", "BOOK")
+        sub(entry, "BookgDt/Dt", "2026-03-09")
+        sub(entry, "BkTxCd/Prtry/Cd", "TRF")
+        details = sub(entry, "NtryDtls")
+        for e2e, cents in batch:
+            transaction = sub(details, "TxDtls")
+            sub(transaction, "Refs/EndToEndId", e2e)
+            sub(transaction, "Amt", cents_text(-cents), Ccy="CAD")
+            sub(transaction, "CdtDbtInd", "DBIT")
     xml = ET.tostring(document, encoding="utf-8", xml_declaration=True)
     assert camt053_schema().is_valid(xml.decode()), list(camt053_schema().iter_errors(xml.decode()))[:1]
     return xml
@@ -191,9 +211,12 @@ def test_matching_sums_a_payment_booked_in_parts_and_compares_currencies() -> No
         "2026-01-b": Expected("payout", JAN, "b", -300),
         "2026-01-c": Expected("payout", JAN, "c", -100),
     }
+    # a batch entry the bank split into its transactions, each with its amount: a's payout in two parts
+    batch = read_camt053(camt053("BATCH", "1234567", [], batch=(("2026-01-a", -200), ("2026-01-a", -300)))).entries
+    assert batch == (BankEntry(-200, "CAD", "2026-01-a", "2026-03-09", None, None),
+                     BankEntry(-300, "CAD", "2026-01-a", "2026-03-09", None, None))  # fmt: skip
     entries = (
-        BankEntry(-200, "CAD", "2026-01-a", "2026-02-03", "R1", None),
-        BankEntry(-300, "CAD", "2026-01-a", "2026-02-04", "R2", None),  # the rest of a's payout
+        *batch,
         BankEntry(-300, "USD", "2026-01-b", "2026-02-04", "R3", None),  # the right number, not the currency
         BankEntry(-300, "CAD", "2026-01-z", "2026-02-05", "R4", None),  # someone else's reference
     )
