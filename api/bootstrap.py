@@ -27,6 +27,7 @@ from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
+from finance.service_layer.collections import Collections
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
@@ -313,6 +314,10 @@ class Context:
     @cached_property
     def bank_reconciliation(self) -> BankReconciliation:
         return BankReconciliation(self.engine, self.programs, self.audit, self.clock)
+
+    @cached_property
+    def collections(self) -> Collections:
+        return Collections(self.engine, self.settlement, self.programs, self.audit, self.clock)
 
     @cached_property
     def exports(self) -> Exports:

@@ -1,5 +1,5 @@
 """Reconciliation against the bank's camt.053 statement, on SQLite and PostgreSQL: a statement built from two
-closed periods' payouts (one amount altered, one entry dropped, a bank fee added) lists every difference,
+closed periods' payouts and a direct debit (one amount altered, one entry dropped, a bank fee added) lists every difference,
 through the API and the CLI, exported as CSV and JSON; importing it again changes nothing; hostile or foreign
 files are refused with problems that change nothing."""
 
@@ -26,7 +26,7 @@ from finance.service_layer.reconciliation import Expected, match
 from ledger.service_layer import audit_trail
 from tests.test_api import assert_problem
 from tests.test_cli import run as run_cli
-from tests.test_finance import BILLION_LAUGHS, JAN, TREASURY, end_of_january, world
+from tests.test_finance import BILLION_LAUGHS, JAN, TREASURY, end_of_january, payout_account, world
 from tests.world import World
 
 __all__ = ["world"]  # the fixture, shared with tests/test_finance.py
@@ -92,12 +92,14 @@ def camt053(message_id: str, account: str, entries: list[tuple[str | None, int, 
 
 
 def two_periods_paid(world: World, clock) -> None:
-    """January owes librairie 1.00; an adjustment makes February owe boulangerie 50.00."""
+    """January owes librairie 1.00 and collects 0.62 from boulangerie by direct debit; an adjustment makes
+    February owe boulangerie 51.00."""
     end_of_january(clock)
-    world.ctx.programs.configure(
-        Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000, treasury=TREASURY), "t"
-    )
+    world.ctx.programs.configure(Program(city="brossard", daily_cap_points=300, monthly_cap_points=1_000,
+                                         treasury=TREASURY, collection_method="direct_debit"), "t")  # fmt: skip
+    payout_account(world, "brossard", "boulangerie")  # the direct debit's mandate
     world.ctx.settlement.close("brossard", JAN, "finance:test")
+    world.ctx.collections.direct_debits("brossard", JAN, "finance:test")  # the pain.008 file, requested
     world.ctx.settlement.adjust("brossard", "boulangerie", 5_100, "reimbursement owed", JAN, "finance:test", key="a")
     clock.now_us = END_OF_FEBRUARY_US
     world.ctx.settlement.close("brossard", FEB, "finance:test")
@@ -114,19 +116,21 @@ def test_a_bank_statement_lists_every_difference_once(world: World, clock, db_ur
         line.merchant_id: line.net_cents for line in world.ctx.settlement.closed_statement("brossard", FEB).merchants
     }
     assert owed["boulangerie"] > 0
-    # the bank booked librairie's payout one cent off, not boulangerie's yet, and its own fee
+    # the bank booked librairie's payout one cent off, boulangerie's direct debit, not its payout yet, and a fee
     march = camt053("STMT-2026-03", TREASURY.account_number,
-                    [(f"{JAN}-librairie", -101, "Entraide brossard 2026-01 librairie"), (None, -250, "Frais mensuels")])  # fmt: skip
+                    [(f"{JAN}-librairie", -101, "Entraide brossard 2026-01 librairie"), (None, -250, "Frais mensuels"),
+                     (f"{JAN}-boulangerie", 62, "Prélèvement Entraide")])  # fmt: skip
     url = "/v1/finance/brossard/bank-statements"
     headers = {"Authorization": f"Bearer {world.tokens['finance-brossard']}", "Content-Type": "application/xml"}
     imported = world.client.post(url, content=march, headers=headers)
     assert imported.status_code == 200, imported.text
     body = imported.json()
-    assert (body["entries"], body["matched"], body["differences"], body["replayed"]) == (2, 0, 3, False)
+    assert (body["entries"], body["matched"], body["differences"], body["replayed"]) == (3, 1, 3, False)
     results = world.client.get(f"{url}/{body['id']}", headers=headers).json()["results"]
     assert [(r["status"], r.get("end_to_end_id"), r.get("expected_cents"), r.get("bank_cents")) for r in results] == [
         ("amount_differs", f"{JAN}-librairie", -100, -101),
         ("unknown_entry", None, None, -250),
+        ("matched", f"{JAN}-boulangerie", 62, 62),
         ("missing_from_bank", f"{FEB}-boulangerie", -owed["boulangerie"], None),
     ]
     assert results[1]["remittance"] == "Frais mensuels" and results[0]["booking_date"] == "2026-03-01"
@@ -134,7 +138,8 @@ def test_a_bank_statement_lists_every_difference_once(world: World, clock, db_ur
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(r["status"], r["merchant_id"], r["bank_cents"]) for r in rows] == [
-        ("amount_differs", "librairie", "-101"), ("unknown_entry", "", "-250"), ("missing_from_bank", "boulangerie", "")]  # fmt: skip
+        ("amount_differs", "librairie", "-101"), ("unknown_entry", "", "-250"), ("matched", "boulangerie", "62"),
+        ("missing_from_bank", "boulangerie", "")]  # fmt: skip
     as_json = world.client.get(f"{url}/{body['id']}/export?format=json", headers=headers).json()
     assert as_json["results"] == results and as_json["statement"]["sha256"] == body["sha256"]
 
@@ -191,7 +196,7 @@ def test_a_bank_statement_lists_every_difference_once(world: World, clock, db_ur
     assert "1 entries, 1 matched, 0 differences" in " ".join(output.split())
     listed = world.client.get(url, headers=headers).json()["statements"]
     assert [(s["message_id"], s["matched"], s["differences"]) for s in listed] == [
-        ("STMT-2026-04", 1, 0), ("STMT-2026-03", 0, 3)]  # fmt: skip
+        ("STMT-2026-04", 1, 0), ("STMT-2026-03", 1, 3)]  # fmt: skip
     auditor = world.grant("auditor-brossard", "auditor", "brossard", "au1")
     assert world.client.get(url, headers={"Authorization": f"Bearer {auditor}"}).status_code == 200
     forbidden = world.client.post(url, content=april, headers={**headers, "Authorization": f"Bearer {auditor}"})

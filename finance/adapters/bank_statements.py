@@ -17,7 +17,7 @@ import xmlschema
 from sqlalchemy import Connection, insert, select
 
 from finance.adapters.exports import BankFileError, _amount_cents, schema, validated
-from finance.adapters.tables import BankStatementResultRow, BankStatementRow, CloseRow
+from finance.adapters.tables import BankStatementResultRow, BankStatementRow, CloseRow, CollectionRow
 from ledger.adapters.database import first_row
 from ledger.adapters.tables import Base
 
@@ -25,12 +25,14 @@ CAMT_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 MAX_STATEMENT_BYTES = 10_000_000  # a month of a city's treasury account, tens of thousands of entries
 MAX_ENTRIES = 50_000
 MAX_IMPORTS_LISTED = 200
+MAX_DEBITS_EXPECTED = 100_000  # direct debits a statement may still settle
 NOT_PROVIDED = "NOTPROVIDED"  # what banks write where the payer gave no end-to-end id
 _NS = {"c": CAMT_NAMESPACE}
 
 BS = Base.metadata.tables[BankStatementRow.__tablename__]
 BR = Base.metadata.tables[BankStatementResultRow.__tablename__]
 CL = Base.metadata.tables[CloseRow.__tablename__]
+CO = Base.metadata.tables[CollectionRow.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,15 @@ def matched_references(conn: Connection, city: str) -> set[str]:
     query = (select(BR.c.end_to_end_id).join(BS, BS.c.id == BR.c.statement_id)
              .where(BS.c.city == city, BR.c.status.in_(("matched", "amount_differs")), BR.c.kind.is_not(None)))  # fmt: skip
     return set(conn.execute(query).scalars())
+
+
+def direct_debits_requested(conn: Connection, city: str, until_us: int, limit: int) -> list[dict]:
+    """The city's pain.008 direct debits requested before `until_us` (latest periods first, at most `limit`)."""
+    query = (select(CO.c.period, CO.c.merchant_id, CO.c.amount_cents)
+             .where(CO.c.city == city, CO.c.method == "direct_debit", CO.c.status == "requested",
+                    CO.c.requested_at_us < until_us)
+             .order_by(CO.c.period.desc(), CO.c.merchant_id).limit(limit))  # fmt: skip
+    return [r._asdict() for r in conn.execute(query)]
 
 
 def closes_before(conn: Connection, city: str, until_us: int, limit: int) -> list[dict]:

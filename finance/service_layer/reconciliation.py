@@ -2,9 +2,9 @@
 
 Where `Payouts.reconcile` compares a period with the pain.001 file we wrote ourselves, this reads what
 the bank says it booked on the city's treasury account. Every booked entry is matched by its end-to-end
-id to a payout (the pain.001 credit transfer of a closed period, id `<period>-<merchant>`, a debit) or to a
-collection (a seam: see `_expected_collections`). The import stores one result per entry and one per
-payment still expected: `matched`, `amount_differs`, `unknown_entry` (the bank booked it; it is not
+id to a payout (the pain.001 credit transfer of a closed period, id `<period>-<merchant>`, a debit) or
+to a collection (a requested pain.008 direct debit, the same id, a credit). The import stores one
+result per entry and one per payment still expected: `matched`, `amount_differs`, `unknown_entry` (the bank booked it; it is not
 ours), `missing_from_bank` (ours, of a period closed before the statement's end, matched by no import
 yet). Importing the same statement again (same message id, same SHA-256) changes nothing.
 """
@@ -191,7 +191,11 @@ def _expected_payouts(conn: Connection, city: str, until_us: int) -> dict[str, E
 
 
 def _expected_collections(conn: Connection, city: str, until_us: int) -> dict[str, Expected]:
-    """Seam for collections (pain.008 direct debits of what merchants owe, credits on the treasury account):
-    none exist on main yet. Once they do, return them here keyed by their end-to-end id, signed > 0, as
-    `Expected("collection", period, merchant, cents)`; matching and the results need nothing else."""
-    return {}
+    """Every pain.008 direct debit of the city requested before `until_us` (its file issued): what the
+    merchant owes, a credit on the treasury account, under the same end-to-end id `<period>-<merchant>`.
+    Invoices are paid by the merchant under a reference of theirs: the bank shows them as unknown entries."""
+    return {
+        end_to_end_id(row["period"], row["merchant_id"]): Expected("collection", row["period"], row["merchant_id"],
+                                                                   row["amount_cents"])
+        for row in bank.direct_debits_requested(conn, city, until_us, bank.MAX_DEBITS_EXPECTED)
+    }  # fmt: skip

@@ -1,7 +1,8 @@
 """Stripe webhooks: verify, remember, and hand the payment's outcome to the redemption it pays for.
 
-Only `payment_intent.*` events matter here; anything else is acknowledged and ignored (Stripe stops
-resending what we answer 2xx). A redelivered event is recognised by its id and changes nothing;
+Only `payment_intent.*` events (API clients' payments) and `checkout.session.*` events (the wallet's
+pages) matter here; anything else is acknowledged and ignored (Stripe stops resending what we answer
+2xx). A session's own PaymentIntent is no redemption's: its `payment_intent.*` events are ignored. A redelivered event is recognised by its id and changes nothing;
 even without that record, every step it triggers is idempotent (state compare-and-set, ledger
 idempotency keys, Stripe idempotency keys), so a crash between two steps is repaired by the redelivery.
 """
@@ -9,6 +10,7 @@ idempotency keys, Stripe idempotency keys), so a crash between two steps is repa
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -17,7 +19,19 @@ from marketplace.domain.errors import CardPaymentsUnavailable, InvalidWebhook
 from marketplace.schemas import WebhookAck
 from marketplace.service_layer.redemptions import CardPayments, Redemptions
 
-FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled")
+SUCCESSES = ("payment_intent.succeeded", "checkout.session.completed", "checkout.session.async_payment_succeeded")
+FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled", "checkout.session.expired",
+            "checkout.session.async_payment_failed")  # fmt: skip
+
+
+def _paid(event_type: str, paid: dict[str, Any]) -> bool:
+    """A session completes when the card is taken, or before a delayed method settles (then `unpaid`)."""
+    return not event_type.startswith("checkout.") or paid.get("payment_status") in ("paid", "no_payment_required")
+
+
+def _amount_cents(paid: dict[str, Any]) -> int:
+    amount = paid.get("amount_total") if "amount_total" in paid else paid.get("amount")
+    return amount if type(amount) is int else 0
 
 
 class PaymentEvents:
@@ -39,8 +53,8 @@ class PaymentEvents:
         if seen:
             return WebhookAck(event=event_id, outcome="duplicate")
         outcome = "ignored"
-        if event_type == "payment_intent.succeeded" and isinstance(intent.get("id"), str):
-            outcome = self.redemptions.payment_succeeded(intent["id"], int(intent.get("amount") or 0))
+        if event_type in SUCCESSES and isinstance(intent.get("id"), str) and _paid(event_type, intent):
+            outcome = self.redemptions.payment_succeeded(intent["id"], _amount_cents(intent))
         elif event_type in FAILURES and isinstance(intent.get("id"), str):
             outcome = self.redemptions.payment_failed(intent["id"])
         with self.engine.begin() as conn:

@@ -1,15 +1,15 @@
 """The bank's camt.053 statements imported for reconciliation, and each import's match results
 (finance/service_layer/reconciliation.py).
 
-Revision ID: 0019_bank_statements
-Revises: 0014
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_bank_statements"
-down_revision = "0014"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
