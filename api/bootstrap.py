@@ -31,6 +31,7 @@ from finance.service_layer.collections import Collections
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
+from finance.service_layer.reconciliation import BankReconciliation
 from finance.service_layer.reporting import Reports
 from finance.service_layer.settlement import Settlement
 from ledger.adapters.database import open_database, private_directory
@@ -314,6 +315,10 @@ class Context:
         s = self.settings
         gateway = StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
         return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.audit, self.clock)
+
+    @cached_property
+    def bank_reconciliation(self) -> BankReconciliation:
+        return BankReconciliation(self.engine, self.programs, self.audit, self.clock)
 
     @cached_property
     def collections(self) -> Collections:

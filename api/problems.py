@@ -127,6 +127,7 @@ PROBLEMS: dict[str, int] = {
     "unknown_change": 404,
     "change_not_pending": 409,
     "invalid_bank_file": 422,
+    "invalid_bank_statement": 422,
     # the witness (`entraide witness serve`, c2sp.org/tlog-witness)
     "witness_malformed_submission": 400,
     "witness_untrusted_checkpoint": 403,

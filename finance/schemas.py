@@ -292,6 +292,63 @@ class OpenData(Result, frozen=True):
     cells: list[OpenDataCell]
 
 
+# --- the bank's camt.053 statements ------------------------------------------------------------------
+
+MatchStatus = Literal["matched", "amount_differs", "unknown_entry", "missing_from_bank"]
+
+
+class BankStatementImport(Result, kw_only=True, frozen=True):
+    """An imported camt.053 statement of the city's treasury account and how its entries matched."""
+
+    id: Annotated[str, msgspec.Meta(description="the import's id")]
+    city: City
+    message_id: Annotated[str, msgspec.Meta(description="the statement message's id (GrpHdr/MsgId)")]
+    sha256: Annotated[str, msgspec.Meta(description="SHA-256 (hex) of the file as imported")]
+    account: Annotated[str, msgspec.Meta(description="the bank account the statement is of")]
+    currency: Annotated[str, msgspec.Meta(description="ISO 4217 currency of the program's amounts")]
+    from_us: Annotated[TimeUs | None, msgspec.Meta(description="start of the statement's period, if it says")] = None
+    to_us: Annotated[TimeUs, msgspec.Meta(description="end of the statement's period (else its creation time)")]
+    entries: Annotated[int, msgspec.Meta(ge=0, description="booked entries read (a batch's transactions each count)")]
+    matched: Annotated[int, msgspec.Meta(ge=0, description="results that match a payout or collection exactly")]
+    differences: Annotated[int, msgspec.Meta(ge=0, description="results that are not `matched`")]
+    imported_at_us: TimeUs
+    imported_by: Actor
+    replayed: Annotated[
+        bool, msgspec.Meta(description="true when this statement was already imported: nothing written")
+    ] = False
+
+
+class BankStatementImports(Result, frozen=True):
+    """A city's imported bank statements, latest first (at most 200)."""
+
+    statements: list[BankStatementImport]
+
+
+class BankMatch(Result, omit_defaults=True, frozen=True):
+    """One reconciliation line: a bank entry and the payout or collection it pays, or what is missing.
+    Amounts are signed cents of the city's account: a debit (a payout) is negative, a credit positive."""
+
+    status: Annotated[MatchStatus, msgspec.Meta(
+        description="matched; amount_differs (ours, another amount); unknown_entry (at the bank, not ours); "
+                    "missing_from_bank (ours, not on any statement yet)")]  # fmt: skip
+    kind: Annotated[Literal["payout", "collection"] | None, msgspec.Meta(description="what of ours it is")] = None
+    end_to_end_id: Annotated[str | None, msgspec.Meta(description="the transfer's end-to-end id")] = None
+    period: Annotated[Period | None, msgspec.Meta(description="the closed period it settles")] = None
+    merchant_id: Annotated[MerchantId | None, msgspec.Meta(description="the merchant it pays or is paid by")] = None
+    expected_cents: Annotated[int | None, msgspec.Meta(description="what we expect on the account")] = None
+    bank_cents: Annotated[int | None, msgspec.Meta(description="what the bank booked (null: nothing)")] = None
+    booking_date: Annotated[str | None, msgspec.Meta(description="the bank's booking date, YYYY-MM-DD")] = None
+    entry_ref: Annotated[str | None, msgspec.Meta(description="the bank's reference of the entry")] = None
+    remittance: Annotated[str | None, msgspec.Meta(description="the entry's remittance information")] = None
+
+
+class BankStatementResults(Result, frozen=True):
+    """An import and every one of its reconciliation lines, in the statement's order then the missing ones."""
+
+    statement: BankStatementImport
+    results: list[BankMatch]
+
+
 # --- money that flows back: collections, invoices, positions between cities -----------------------
 
 CollectionStatus = Literal["due", "requested"]

@@ -95,6 +95,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("unknown_change", 404, ""),
         ("change_not_pending", 409, "status"),
         ("invalid_bank_file", 422, "reason"),
+        ("invalid_bank_statement", 422, "reason"),
         ("witness_malformed_submission", 400, "reason"),
         ("witness_untrusted_checkpoint", 403, "origin"),
         ("witness_unknown_log", 404, "origin"),

@@ -97,6 +97,61 @@ def reconcile(city: City, period: Period, bank_file: Annotated[Path | None, type
         raise typer.Exit(1)
 
 
+def _differences_table(title: str, lines: list[dict]) -> Table:
+    from finance.domain.settlement import cents_text
+
+    table = Table(title=title)
+    for n, column in enumerate((_("status"), _("merchant"), _("expected"), _("bank"), _("booked"))):
+        table.add_column(column, justify="right" if n in (2, 3) else "left", no_wrap=n < 2)
+    for line in lines:
+        if line["status"] != "matched":
+            amounts = ("" if line.get(k) is None else cents_text(line[k]) for k in ("expected_cents", "bank_cents"))
+            who = f"{line['period']} {line['merchant_id']}" if line.get("merchant_id") else line.get("remittance") or ""
+            table.add_row(line["status"], who, *amounts, line.get("booking_date") or "")
+    return table
+
+
+@settlement_app.command("bank-import")
+def bank_import(file: Annotated[Path, typer.Argument(help="The bank's camt.053.001.08 statement (XML)")], city: City,
+                db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
+    """Import the bank's camt.053 statement and match it to payouts and collections; exit 1 if anything differs."""
+    from finance.adapters.bank_statements import MAX_STATEMENT_BYTES
+
+    with errors():
+        with file.open("rb") as stream:
+            document = stream.read(MAX_STATEMENT_BYTES + 1)  # one byte more: too large is refused, never read whole
+        ctx = context(db, data_dir)
+        imported = plain(ctx.bank_reconciliation.import_statement(city, document, actor()))
+        lines = plain(ctx.bank_reconciliation.results(city, imported["id"]))["results"]
+    out.print(_("{id}: statement {message_id}, {entries} entries, {matched} matched, {differences} differences")
+              .format(**imported) + (_(" (already imported)") if imported["replayed"] else ""))  # fmt: skip
+    if imported["differences"]:
+        out.print(_differences_table(imported["message_id"], lines))
+        raise typer.Exit(1)
+
+
+@settlement_app.command("bank-results")
+def bank_results(city: City,
+                 statement_id: Annotated[str | None, typer.Argument(help="An import's id; none: list the imports")] = None,
+                 fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+                 db: DbOption = None, data_dir: DataDirOption = None) -> None:  # fmt: skip
+    """List the city's imported bank statements, or one import's reconciliation lines (table, csv, json)."""
+    with errors():
+        service = context(db, data_dir).bank_reconciliation
+        if statement_id is None:
+            for row in plain(service.list(city))["statements"]:
+                out.print(_("{id}: statement {message_id}, {entries} entries, {matched} matched, "
+                            "{differences} differences").format(**row))  # fmt: skip
+            return
+        if fmt not in ("table", "csv", "json"):
+            raise ValueError(_("--format is table, csv or json"))
+        if fmt != "table":
+            typer.echo(service.export(city, statement_id, fmt)[0].decode(), nl=False)  # type: ignore[arg-type]
+            return
+        report = plain(service.results(city, statement_id))
+    out.print(_differences_table(report["statement"]["message_id"], report["results"]))
+
+
 @expiry_app.command("run")
 def expiry_run(db: DbOption = None, data_dir: DataDirOption = None,
                city: Annotated[list[str] | None, typer.Option("--city", help="Only these cities")] = None) -> None:  # fmt: skip

@@ -69,6 +69,10 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_issue_invoices": "settlement invoices",
     "finance_get_invoice": "settlement invoices",
     "finance_get_intercity_settlement": "settlement intercity",
+    "finance_import_bank_statement": "settlement bank-import",
+    "finance_list_bank_statements": "settlement bank-results",
+    "finance_get_bank_statement_results": "settlement bank-results",
+    "finance_export_bank_statement_results": "settlement bank-results",
 }
 # Routes no person calls, so no command does their job.
 NOT_COMMANDS: dict[str, str] = {"finance_stripe_connect_webhook": "Stripe calls it, signed with the webhook secret"}

@@ -25,6 +25,7 @@ from finance.adapters.exports import (
     _payment_information,
     _sub,
     _validated,
+    end_to_end_id,
     iso20022_schema,
 )
 from finance.adapters.tables import CollectionRow, PayoutAccountChangeRow
@@ -106,7 +107,7 @@ def pain008(city: str, period: str, currency: str, due: list[dict], creditor: di
         merchant = collection["merchant_id"]
         account, mandate = accounts[merchant], mandates_by_merchant[merchant]
         transaction = _sub(info, "DrctDbtTxInf")
-        _path(transaction, "PmtId/EndToEndId", f"{period}-{merchant}"[:35])
+        _path(transaction, "PmtId/EndToEndId", end_to_end_id(period, merchant))
         _sub(transaction, "InstdAmt", cents_text(collection["amount_cents"]), Ccy=currency)
         signed = dt.datetime.fromtimestamp(mandate["decided_at_us"] / 1_000_000, timezone).date()
         mandate_info = _sub(_sub(transaction, "DrctDbtTx"), "MndtRltdInf")

@@ -94,6 +94,11 @@ def pain001_message_id(statement: Statement) -> str:
     return f"ENTRAIDE-{statement.city}-{statement.period}"[:35]
 
 
+def end_to_end_id(period: str, merchant_id: str) -> str:
+    """A credit transfer's EndToEndId: how the bank's statement (camt.053) names the payment again."""
+    return f"{period}-{merchant_id}"[:35]
+
+
 def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names: dict[str, str],
             created: dt.datetime, execution_date: dt.date) -> bytes:  # fmt: skip
     """One credit transfer per merchant with a positive net, from the city's account, in CAD."""
@@ -110,7 +115,7 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     for line in payable:
         account = accounts[line.merchant_id]
         transaction = _sub(info, "CdtTrfTxInf")
-        _path(transaction, "PmtId/EndToEndId", f"{statement.period}-{line.merchant_id}"[:35])
+        _path(transaction, "PmtId/EndToEndId", end_to_end_id(statement.period, line.merchant_id))
         _sub(_sub(transaction, "Amt"), "InstdAmt", cents_text(line.net_cents), Ccy=statement.currency)
         _agent(transaction, "CdtrAgt", account["institution"], account["transit"])
         _party_account(transaction, "Cdtr", account["holder_name"] or names.get(line.merchant_id, line.merchant_id),
@@ -169,6 +174,21 @@ class CreditTransfers:
     transfers: tuple[CreditTransfer, ...]
 
 
+def validated(document: bytes, schema: xmlschema.XMLSchema, max_bytes: int, kind: str) -> xmlschema.XMLResource:
+    """A bank file parsed from memory by xmlschema's defused parser with no resource access, once it is at
+    most `max_bytes` and valid against `schema`; a BankFileError saying what is wrong otherwise."""
+    if len(document) > max_bytes:
+        raise BankFileError(f"the file is larger than {max_bytes:,} bytes")
+    try:
+        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
+        error = next(schema.iter_errors(resource), None)
+    except xmlschema.XMLSchemaException as exc:
+        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
+    if error is not None:
+        raise BankFileError(_one_line(f"not a {kind} document: {error.reason}"))
+    return resource
+
+
 def read_pain001(document: bytes) -> CreditTransfers:
     """The credit transfers of a pain.001.001.09 file, once it validates against the official schema.
 
@@ -176,15 +196,7 @@ def read_pain001(document: bytes) -> CreditTransfers:
     external entities and external DTDs are refused before anything is expanded or fetched, and the
     file is read from memory, never taken for a path or a URL. Any other document type fails the schema.
     """
-    if len(document) > MAX_BANK_FILE_BYTES:
-        raise BankFileError(f"the file is larger than {MAX_BANK_FILE_BYTES:,} bytes")
-    try:
-        resource = xmlschema.XMLResource(io.BytesIO(document), defuse="always", allow="none")
-        error = next(pain001_schema().iter_errors(resource), None)
-    except xmlschema.XMLSchemaException as exc:
-        raise BankFileError(_one_line(f"not readable as XML: {exc}")) from None
-    if error is not None:
-        raise BankFileError(_one_line(f"not a pain.001.001.09 document: {error.reason}"))
+    resource = validated(document, pain001_schema(), MAX_BANK_FILE_BYTES, "pain.001.001.09")
     ns = {"p": PAIN_NAMESPACE}
     root = resource.root
     transfers = tuple(
@@ -212,10 +224,17 @@ def _amount_cents(text: str) -> int:
 
 
 @functools.cache
+def schema(package: str, *path: str) -> xmlschema.XMLSchema:
+    """An XSD shipped in a package's files, compiled once per process."""
+    file = resources.files(package)
+    for part in path:
+        file = file / part
+    return xmlschema.XMLSchema(file.read_text(encoding="utf-8"))
+
+
 def iso20022_schema(name: str) -> xmlschema.XMLSchema:
     """An official ISO 20022 schema shipped by `sepaxml` (`pain.001.001.09`, `pain.008.001.08`, …), loaded once."""
-    path = resources.files("sepaxml") / "schemas" / f"{name}.xsd"
-    return xmlschema.XMLSchema(path.read_text(encoding="utf-8"))
+    return schema("sepaxml", "schemas", f"{name}.xsd")
 
 
 def pain001_schema() -> xmlschema.XMLSchema:

@@ -3,7 +3,7 @@ the marketplace's `payment_events`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from community.adapters.tables import BIG
@@ -92,6 +92,46 @@ class PayoutAccountChangeRow(Base):
         Index("ix_payout_changes_city", "city", "status"),
         Index("ix_payout_changes_merchant", "merchant_id", "status"),
     )
+
+
+class BankStatementRow(Base):
+    """An imported camt.053 bank statement of a city's treasury account: its message id and hash (importing it
+    again changes nothing), the period it covers and how its entries matched (`bank_statement_results`)."""
+
+    __tablename__ = "bank_statements"
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    message_id: Mapped[str] = mapped_column(String(35))  # GrpHdr/MsgId, unique per city
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file as received
+    account: Mapped[str] = mapped_column(String(34))
+    currency: Mapped[str] = mapped_column(String(3))
+    from_us: Mapped[int | None] = mapped_column(BIG)
+    to_us: Mapped[int] = mapped_column(BIG)
+    entries: Mapped[int] = mapped_column(Integer)
+    imported_at_us: Mapped[int] = mapped_column(BIG)
+    imported_by: Mapped[str] = mapped_column(String(160))
+    __table_args__ = (UniqueConstraint("city", "message_id", name="uq_bank_statements_message"),
+                      Index("ix_bank_statements_city", "city", "imported_at_us"))  # fmt: skip
+
+
+class BankStatementResultRow(Base):
+    """One line of an import's reconciliation: a bank entry matched (or not) to a payout or collection, or an
+    expected payment the bank does not show. Amounts are signed cents of the city's account (a debit < 0)."""
+
+    __tablename__ = "bank_statement_results"
+    statement_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(20))  # matched | amount_differs | unknown_entry | missing_from_bank
+    kind: Mapped[str | None] = mapped_column(String(16))  # payout | collection, when matched to one of ours
+    end_to_end_id: Mapped[str | None] = mapped_column(String(35))
+    period: Mapped[str | None] = mapped_column(String(7))
+    merchant_id: Mapped[str | None] = mapped_column(String(64))
+    expected_cents: Mapped[int | None] = mapped_column(BIG)
+    bank_cents: Mapped[int | None] = mapped_column(BIG)
+    booking_date: Mapped[str | None] = mapped_column(String(10))
+    entry_ref: Mapped[str | None] = mapped_column(String(35))
+    remittance: Mapped[str | None] = mapped_column(String(140))
+    __table_args__ = (Index("ix_bank_results_reference", "end_to_end_id", "status"),)
 
 
 class CollectionRow(Base):

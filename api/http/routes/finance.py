@@ -20,15 +20,20 @@ from api.http.params import (
     ExportFormat,
     Id,
     IdempotencyKey,
+    OpenDataFormat,
     Period,
     Who,
     idempotency_key,
 )
 from api.http.schemas import MemberId, Struct
+from finance.adapters.bank_statements import MAX_STATEMENT_BYTES
 from finance.adapters.exports import MAX_BANK_FILE_BYTES
 from finance.schemas import (
     PERIOD_PATTERN,
     Adjustment,
+    BankStatementImport,
+    BankStatementImports,
+    BankStatementResults,
     BudgetReport,
     PayoutAccountChange,
     PayoutAccountChanges,
@@ -168,6 +173,48 @@ async def reconcile(city: City, period: Period, principal: Who, ctx: Ctx, reques
     return await to_thread.run_sync(ctx.payouts.reconcile, city, period, body or None)
 
 
+@post("/{city:str}/bank-statements", status_code=200, request_max_body_size=MAX_STATEMENT_BYTES,
+      summary="Import a bank statement", operation_id="finance_import_bank_statement",
+      problems=("invalid_bank_statement", "conflict", "unknown_program"), request_media_types=("application/xml",))  # fmt: skip
+async def import_bank_statement(city: City, principal: Who, ctx: Ctx, request: Request) -> BankStatementImport:
+    """Import the bank's ISO 20022 camt.053.001.08 statement of the city's treasury account, posted as the
+    body (finance): validated against the official schema, each booked entry matched by end-to-end id to a
+    payout or a collection, the results stored. The same statement again (same message id and content)
+    changes nothing and answers `replayed`; the same message id with other content is a conflict."""
+    actor = _finance(principal, city).actor
+    body = await request.body()
+    return await to_thread.run_sync(ctx.bank_reconciliation.import_statement, city, body, actor)
+
+
+@get("/{city:str}/bank-statements", sync_to_thread=True, summary="List imported bank statements",
+     operation_id="finance_list_bank_statements", problems=())  # fmt: skip
+def bank_statements(city: City, principal: Who, ctx: Ctx) -> BankStatementImports:
+    """The city's imported bank statements, latest first, with how many entries matched (finance, auditors)."""
+    _finance(principal, city, "finance", "auditor")
+    return ctx.bank_reconciliation.list(city)
+
+
+@get("/{city:str}/bank-statements/{statement_id:str}", sync_to_thread=True, summary="Get a bank statement's results",
+     operation_id="finance_get_bank_statement_results", problems=())  # fmt: skip
+def bank_statement_results(city: City, statement_id: Id, principal: Who, ctx: Ctx) -> BankStatementResults:
+    """An imported statement and every reconciliation line: matched, amount_differs, unknown_entry,
+    missing_from_bank (finance, auditors)."""
+    _finance(principal, city, "finance", "auditor")
+    return ctx.bank_reconciliation.results(city, statement_id)
+
+
+@get("/{city:str}/bank-statements/{statement_id:str}/export", sync_to_thread=True,
+     summary="Export a bank statement's results", operation_id="finance_export_bank_statement_results", problems=(),
+     media_types=("text/csv", "application/json"))  # fmt: skip
+def export_bank_statement_results(city: City, statement_id: Id, principal: Who, ctx: Ctx,
+                                  format: OpenDataFormat = "csv") -> Response[bytes]:  # fmt: skip
+    """An imported statement's reconciliation lines as an attachment, `csv` (one row a line, signed cents)
+    or `json` (finance, auditors)."""
+    _finance(principal, city, "finance", "auditor")
+    content, media_type, name = ctx.bank_reconciliation.export(city, statement_id, format)
+    return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @get("/{city:str}/budget", sync_to_thread=True, summary="Get the program's budget", operation_id="finance_get_budget",
      problems=("unknown_program",))  # fmt: skip
 def budget(city: City, principal: Who, ctx: Ctx) -> BudgetReport:
@@ -188,7 +235,8 @@ def redemptions(city: City, period: Period, principal: Who, ctx: Ctx) -> Redempt
 
 finance = Router("/v1/finance", route_handlers=[close, statement, preview, export, adjust, payout_account, payout_account_changes,
                                                 decide_payout_account, queue_payouts,
-                                                list_payouts, reconcile, budget, redemptions],
+                                                list_payouts, reconcile, import_bank_statement, bank_statements,
+                                                bank_statement_results, export_bank_statement_results, budget, redemptions],
                  dependencies={"principal": Provide(bearer_principal)}, tags=["finance"])  # fmt: skip
 
 
