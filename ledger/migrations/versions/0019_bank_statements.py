@@ -2,14 +2,14 @@
 (finance/service_layer/reconciliation.py).
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0015
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0018"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
