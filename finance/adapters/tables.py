@@ -1,9 +1,9 @@
-"""Tables of period closes, adjustments, payout accounts and the payout queue (applied Stripe events share
-the marketplace's `payment_events`)."""
+"""Tables of period closes, adjustments, payout accounts, Stripe connected accounts and the payout queue
+(applied Stripe events share the marketplace's `payment_events`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from community.adapters.tables import BIG
@@ -92,3 +92,17 @@ class PayoutAccountChangeRow(Base):
         Index("ix_payout_changes_city", "city", "status"),
         Index("ix_payout_changes_merchant", "merchant_id", "status"),
     )
+
+
+class ConnectAccountRow(Base):
+    """A merchant's Stripe connected account made by our server for Stripe's hosted onboarding, and
+    what Stripe last said of it; with payouts enabled it is where the merchant's payouts go."""
+
+    __tablename__ = "connect_accounts"
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    stripe_account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    details_submitted: Mapped[bool] = mapped_column(Boolean)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    updated_at_us: Mapped[int] = mapped_column(BIG)

@@ -25,7 +25,7 @@ UNAVAILABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError
 
 
 @contextmanager
-def _answered(what: str, every_error: bool = False) -> Iterator[None]:
+def answered(what: str, every_error: bool = False) -> Iterator[None]:
     """Stripe not answering becomes PaymentProviderUnavailable (a 503 with Retry-After), raised before
     the caller changed anything; with `every_error`, so does any refusal (nothing was started)."""
     try:
@@ -66,17 +66,17 @@ class StripeCardPayments:
         assert type(amount_cents) is int and amount_cents > 0
         params = {"amount": amount_cents, "currency": self.currency, "metadata": metadata,
                   "payment_method_types": ["card"]}  # fmt: skip
-        with _answered("the card payment could not be started", every_error=True):
+        with answered("the card payment could not be started", every_error=True):
             found = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
         return self._intent(found)
 
     def retrieve(self, intent_id: str) -> Intent:
-        with _answered("the card payment could not be read"):
+        with answered("the card payment could not be read"):
             return self._intent(self.client.v1.payment_intents.retrieve(intent_id))
 
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent:
         """Cancel an unpaid intent; a paid one cannot be cancelled, and is returned as it is."""
-        with _answered("the card payment could not be cancelled"):
+        with answered("the card payment could not be cancelled"):
             try:
                 found = self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": idempotency_key})
             except stripe.InvalidRequestError:
@@ -84,7 +84,7 @@ class StripeCardPayments:
         return self._intent(found)
 
     def refund(self, intent_id: str, idempotency_key: str) -> str:
-        with _answered("the card payment could not be refunded"):
+        with answered("the card payment could not be refunded"):
             found = self.client.v1.refunds.create(params={"payment_intent": intent_id},
                                                   options={"idempotency_key": idempotency_key})  # fmt: skip
         return found.id
