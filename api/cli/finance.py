@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -78,6 +79,23 @@ def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="
             steps = plain(ctx.payouts.run(city))
             out.print(_("{city}: {advanced} payout steps made, {retry_later} to retry later, {failed} failed")
                       .format(city=city, **steps))  # fmt: skip
+
+
+@settlement_app.command("disputes")
+def disputes(city: City, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """List the city's card payment disputes (chargebacks), newest first, with their redemption and merchant."""
+    from finance.domain.settlement import cents_text
+
+    with errors():
+        listed = plain(context(db, data_dir).payment_events.disputes(city))
+    table = Table(title=_("{city}: card payment disputes").format(city=city))
+    for column in (_("dispute"), _("redemption"), _("merchant"), _("amount"), _("reason"), _("status"), _("opened")):
+        table.add_column(column)
+    for d in listed["disputes"]:
+        opened = datetime.fromtimestamp(d["created_at_us"] / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(d["id"], d["redemption_id"] or "-", d["merchant_id"] or "-", cents_text(d["amount_cents"]),
+                      d["reason"], d["status"] + (_(" (funds withdrawn)") if d["funds_withdrawn"] else ""), opened)  # fmt: skip
+    out.print(table)
 
 
 @settlement_app.command("reconcile")
