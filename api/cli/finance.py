@@ -88,14 +88,16 @@ def disputes(city: City, db: DbOption = None, data_dir: DataDirOption = None) ->
 
     with errors():
         listed = plain(context(db, data_dir).payment_events.disputes(city))
-    table = Table(title=_("{city}: card payment disputes").format(city=city))
-    for column in (_("dispute"), _("redemption"), _("merchant"), _("amount"), _("reason"), _("status"), _("opened")):
-        table.add_column(column)
+    # A line each, not a table: the ids stay whole to copy, whatever the terminal's width.
+    out.print(_("{city}: {count} card payment disputes").format(city=city, count=len(listed["disputes"])))
     for d in listed["disputes"]:
-        opened = datetime.fromtimestamp(d["created_at_us"] / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(d["id"], d["redemption_id"] or "-", d["merchant_id"] or "-", cents_text(d["amount_cents"]),
-                      d["reason"], d["status"] + (_(" (funds withdrawn)") if d["funds_withdrawn"] else ""), opened)  # fmt: skip
-    out.print(table)
+        opened = datetime.fromtimestamp(d["created_at_us"] / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        status = d["status"] + (_(" (funds withdrawn)") if d["funds_withdrawn"] else "")
+        out.print(_("{id} {status}: {amount} {currency}, {reason}, opened {opened}; redemption {redemption}, "
+                    "merchant {merchant}").format(id=d["id"], status=status, amount=cents_text(d["amount_cents"]),
+                                                  currency=d["currency"].upper(), reason=d["reason"], opened=opened,
+                                                  redemption=d["redemption_id"] or "-", merchant=d["merchant_id"] or "-"),
+                  soft_wrap=True)  # fmt: skip
 
 
 @settlement_app.command("reconcile")
