@@ -27,6 +27,7 @@ from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
+from finance.service_layer.collections import Collections
 from finance.service_layer.connect import Onboarding
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
@@ -318,6 +319,10 @@ class Context:
     @cached_property
     def onboarding(self) -> Onboarding:
         return Onboarding(self.engine, self.stripe_connect, self.audit, self.clock)
+
+    @cached_property
+    def collections(self) -> Collections:
+        return Collections(self.engine, self.settlement, self.programs, self.audit, self.clock)
 
     @cached_property
     def exports(self) -> Exports:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from community.domain.program import CollectionMethod
 from ledger.schemas import Cents, Points, Result, TimeUs
 
 City = Annotated[str, msgspec.Meta(description="the city (its ledger's name)")]
@@ -22,6 +23,8 @@ Actor = Annotated[str, msgspec.Meta(description="who did it: the principal's act
 OptionalCents = Annotated[int | None, msgspec.Meta(description="an amount in cents, or null when there is none")]
 
 # --- statements ----------------------------------------------------------------------------------
+
+SettledBy = Literal["credit_transfer", "direct_debit", "invoice"]
 
 
 class StatementLine(Result, frozen=True):
@@ -48,6 +51,14 @@ class StatementLine(Result, frozen=True):
             description="reimbursement - funding - fees + adjustments; positive: the program pays, negative: the merchant owes"
         ),
     ]
+    settled_by: Annotated[
+        SettledBy | None,
+        msgspec.Meta(
+            description="how the net moves: `credit_transfer` (pain.001, a positive net), `direct_debit` (pain.008) "
+            "or `invoice` (a negative net, per the city's collection_method); null for a zero net, or a period "
+            "closed before collections existed"
+        ),
+    ] = None
 
 
 class CityPosition(Result, frozen=True):
@@ -308,3 +319,79 @@ class OpenData(Result, frozen=True):
     city: City
     period: Period
     cells: list[OpenDataCell]
+
+
+# --- money that flows back: collections, invoices, positions between cities -----------------------
+
+CollectionStatus = Literal["due", "requested"]
+InvoiceItem = Literal["funding", "fees", "reimbursement", "adjustments"]
+OwedCents = Annotated[int, msgspec.Meta(gt=0, description="what the merchant owes the program, in cents")]
+
+
+class Collection(Result, kw_only=True, frozen=True):
+    """What a merchant whose closed period nets negative owes the program, and how it is collected."""
+
+    id: Annotated[str, msgspec.Meta(description="<city>:<period>:<merchant>")]
+    city: City
+    period: Period
+    merchant_id: MerchantId
+    amount_cents: OwedCents
+    method: Annotated[CollectionMethod, msgspec.Meta(description="the city's collection_method when it closed")]
+    status: Annotated[
+        CollectionStatus, msgspec.Meta(description="due at the close; requested once in a pain.008 file or invoiced")
+    ]
+    created_at_us: TimeUs
+    requested_at_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was first requested")] = None
+    requested_by: Annotated[str | None, msgspec.Meta(description="who first requested it")] = None
+
+
+class CollectionList(Result, frozen=True):
+    """A closed period's collections, by merchant, and what they add up to."""
+
+    city: City
+    period: Period
+    total_cents: Annotated[int, msgspec.Meta(ge=0, description="the sum of the collections")]
+    collections: list[Collection]
+
+
+class InvoiceLine(Result, kw_only=True, frozen=True):
+    """One line of an invoice: positive, the merchant owes it; negative, it is credited to the merchant."""
+
+    item: Annotated[InvoiceItem, msgspec.Meta(description="what the line is for")]
+    points: Annotated[int | None, msgspec.Meta(description="the points it values, if any")] = None
+    amount_cents: Cents
+
+
+class Invoice(Result, kw_only=True, frozen=True):
+    """The invoice of a merchant whose closed period nets negative; its lines sum to the total."""
+
+    number: Annotated[str, msgspec.Meta(description="INV-<city>-<period>-<merchant>")]
+    city: City
+    period: Period
+    merchant_id: MerchantId
+    merchant_name: Annotated[str, msgspec.Meta(description="the merchant's name")]
+    currency: Annotated[str, msgspec.Meta(description="ISO 4217 code")]
+    issued_on: Annotated[str, msgspec.Meta(description="the day it was issued, in the city's time zone (ISO 8601)")]
+    due_on: Annotated[str, msgspec.Meta(description="the day payment is due (ISO 8601)")]
+    pay_to: Annotated[str | None, msgspec.Meta(description="the program's treasury account holder, if set")] = None
+    lines: list[InvoiceLine]
+    total_cents: OwedCents
+
+
+class InvoiceList(Result, frozen=True):
+    """The invoices of a closed period (collections by invoice), by merchant."""
+
+    invoices: list[Invoice]
+
+
+class IntercitySettlement(Result, kw_only=True, frozen=True):
+    """A closed period's positions between the city and each other city, one payment per pair, from the
+    consortium's netting; what the city receives minus what it pays is its balance."""
+
+    city: City
+    period: Period
+    statement_sha256: Annotated[str, msgspec.Meta(description="SHA-256 of the closed statement it comes from")]
+    positions: list[CityPosition]
+    receivable_cents: Annotated[int, msgspec.Meta(ge=0, description="what other cities pay the city")]
+    payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city pays other cities")]
+    balance_cents: Annotated[int, msgspec.Meta(description="receivable - payable")]

@@ -148,11 +148,15 @@ class SearchResults(Result, frozen=True):
 
 
 class CardPayment(Result, frozen=True):
-    """The card payment of a city item's cash part (Stripe): the browser confirms it with `client_secret`."""
+    """The card payment of a city item's cash part (Stripe). An API client confirms the PaymentIntent
+    with `client_secret` (Stripe.js or a Stripe SDK); the wallet's pages send the resident to
+    `checkout_url`, Stripe's hosted page for the Checkout Session."""
 
     provider: Literal["stripe"]
-    payment_intent_id: Annotated[str, msgspec.Meta(description="Stripe's PaymentIntent id")]
+    payment_intent_id: Annotated[str | None, msgspec.Meta(description="Stripe's PaymentIntent id (API clients)")]
     client_secret: Annotated[str | None, msgspec.Meta(description="for Stripe.js to confirm the payment")]
+    checkout_session_id: Annotated[str | None, msgspec.Meta(description="Stripe's Checkout Session id (the wallet's pages)")]  # fmt: skip
+    checkout_url: Annotated[str | None, msgspec.Meta(description="Stripe's hosted page to pay on, while the payment is pending")]  # fmt: skip
     amount_cents: Cents
     state: Annotated[PaymentState, msgspec.Meta(description="pending (to be paid), succeeded, cancelled, or refunded")]
 

@@ -94,16 +94,17 @@ class Visitor:
 
 
 @contextmanager
-def visitor(browser, base: str, locale: str = "fr-CA") -> Iterator[Visitor]:
-    """A new visitor whose browser speaks `locale` (its Accept-Language)."""
+def visitor(browser, base: str, locale: str = "fr-CA", elsewhere: tuple[str, ...] = ()) -> Iterator[Visitor]:
+    """A new visitor whose browser speaks `locale` (its Accept-Language), and may go to our site and
+    to the sites of `elsewhere` (base URLs: a card processor's hosted page, an identity provider)."""
     context = browser.new_context(locale=locale, viewport=DESKTOP)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     seen = Visitor(page, base)
-    ours = urlsplit(base).netloc
+    ours = {urlsplit(url).netloc for url in (base, *elsewhere)}
 
     def only_ours(route) -> None:
-        if urlsplit(route.request.url).netloc == ours or route.request.url.startswith("data:"):
+        if urlsplit(route.request.url).netloc in ours or route.request.url.startswith("data:"):
             route.continue_()
         else:
             seen.foreign.append(route.request.url)

@@ -89,6 +89,8 @@ def test_a_merchant_links_its_own_stripe_verified_payout_account(world: World, c
         (transfer,) = server.made("transfer")
         assert (transfer["destination"], transfer["amount"]) == (account["id"], 100)
 
+    # Stripe unreachable (its server is gone): a 503 to retry, nothing recorded.
+    assert_problem(world.pos("librairie", "GET", ONBOARDING), 503, "overloaded")
     with world.ctx.engine.connect() as conn:
         trail = [(r.action, r.actor, r.target) for r in audit_log.page(conn, "brossard", 0, 10_000)]
     assert ("payouts.connect_account_created", "merchant:librairie", "librairie") in trail

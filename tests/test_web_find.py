@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
-import stripe
 from litestar.testing import TestClient
 
 from api.bootstrap import Settings
@@ -21,12 +20,13 @@ from api.http.app import create_app
 from marketplace.domain.catalog import ItemSpec, Location
 from marketplace.service_layer.catalog import Owner
 from tests.browser import browser, needs_chromium, signed_in, site, visitor
-from tests.test_payments import API_KEY, SECRET, localstripe
+from tests.stripe_checkout import CheckoutServer
+from tests.test_payments import API_KEY, SECRET
 from tests.world import World
 from web.auth import open_session
 from web.pages import CONTENT_SECURITY_POLICY, SESSION_COOKIE
 
-__all__ = ["browser", "localstripe"]  # the fixtures, imported for this module
+__all__ = ["browser"]  # the fixture, imported for this module
 
 BAKERY = Owner("brossard", "boulangerie", "merchant:boulangerie")
 BOOKSHOP = Owner("brossard", "librairie", "merchant:librairie")
@@ -69,11 +69,13 @@ def available(market: Market, who: str) -> int:
 
 
 @needs_chromium
-def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, ctx, market) -> None:
+def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, ctx, market, checkout) -> None:
     """One walk per database (Chromium is the costly part): in French every page and the refusal,
-    then in English a second redemption, then a bad filter in Spanish."""
+    then in English a second redemption and one with a card part paid on the card processor's page,
+    then a bad filter in Spanish."""
     alice = market.world.residents["alice"]
     with site(ctx) as base:
+        checkout.webhook_url = f"{base}/v1/payments/stripe/webhook"
         with visitor(browser, base, locale="fr-CA") as resident:
             signed_in(resident, ctx, alice.id, "brossard")
             page = resident.page
@@ -132,7 +134,7 @@ def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, 
             resident.expect_refused(422)
             resident.check("wallet-find-refused-fr")
 
-        with visitor(browser, base, locale="en-CA") as resident:
+        with visitor(browser, base, locale="en-CA", elsewhere=(checkout.url,)) as resident:
             signed_in(resident, ctx, alice.id, "brossard")
             page = resident.page
             resident.open("/wallet/find?q=piscne")  # one letter missing
@@ -148,6 +150,22 @@ def test_a_resident_finds_with_a_typo_filters_sees_the_map_and_redeems(browser, 
             assert "You now have 400 points available." in page.locator("main").inner_text()
             assert available(market, "alice") == 400
             resident.check("wallet-voucher-en")
+
+            # A card part: paid on the processor's page (its webhook comes first here), then back here.
+            parking = ctx.catalog.create(CITY, "service", PARKING).id
+            resident.open(f"/wallet/find/items/{parking}")
+            page.get_by_role("button", name="Redeem").click()
+            page.wait_for_url(re.compile(r"/wallet/redemptions/[0-9a-f]{32}$"))
+            assert "Waiting for the card payment" in page.locator("main").inner_text()
+            resident.check("wallet-card-payment-en")
+            resident.tab_to(page.get_by_role("link", name="Pay $15.00 by card"))
+            page.keyboard.press("Enter")
+            page.wait_for_url(re.compile(re.escape(checkout.url) + "/pay/"))
+            page.get_by_role("button", name="Pay").click()
+            page.wait_for_url(re.compile(r"/wallet/redemptions/[0-9a-f]{32}\?paid=1$"))
+            assert "Ready: show this voucher at the counter" in page.locator("main").inner_text()
+            assert "$15.00 · paid" in page.locator("main").inner_text() and available(market, "alice") == 200
+            resident.check("wallet-card-paid-en")
 
         with visitor(browser, base, locale="es-MX") as resident:
             signed_in(resident, ctx, market.world.residents["bob"].id, "brossard")
@@ -220,14 +238,22 @@ def test_leaflet_is_ours_and_the_tile_server_is_a_setting(ctx, market, settings,
         dataclasses.replace(settings, map_tiles_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
 
 
-def test_a_card_remainder_waits_for_its_payment_then_the_voucher_is_ready(ctx, market, localstripe) -> None:
-    """With card payments on (the real stripe library against localstripe): the page holds the
-    points and shows the card part to pay; cancelling gives the points back; once the card is paid
-    (what Stripe.js would do in the browser, done here with the stripe library) the voucher is ready."""
-    base, hooks = localstripe
-    assert "redemptions" not in vars(ctx) and "card_payments" not in vars(ctx)  # built from the settings below
-    ctx.settings = dataclasses.replace(ctx.settings, stripe_api_key=API_KEY, stripe_api_base=base,
+@pytest.fixture
+def checkout(ctx) -> Iterator[CheckoutServer]:
+    """Card payments on, against Stripe's Checkout on a local server (tests/stripe_checkout.py)."""
+    server = CheckoutServer(lambda: ctx.clock() // 1_000_000)
+    assert "redemptions" not in vars(ctx) and "card_payments" not in vars(ctx)  # built from these settings
+    ctx.settings = dataclasses.replace(ctx.settings, stripe_api_key=API_KEY, stripe_api_base=server.url,
                                        stripe_webhook_secret=SECRET)  # fmt: skip
+    yield server
+    server.close()
+
+
+def test_a_card_remainder_is_paid_on_the_processors_page_then_the_voucher_is_ready(ctx, market, checkout) -> None:
+    """The page holds the points and links to Stripe's hosted page (no card field, no third-party
+    script here); cancelling expires the session and gives the points back; back from paying
+    (`?paid=1`), the page asks Stripe and the voucher is ready before any webhook, which then
+    changes nothing."""
     parking = ctx.catalog.create(CITY, "service", PARKING).id
     alice = market.world.residents["alice"]
     with TestClient(create_app(ctx), base_url="https://entraide.test") as http:
@@ -238,27 +264,37 @@ def test_a_card_remainder_waits_for_its_payment_then_the_voucher_is_ready(ctx, m
         assert given_up.status_code == 200 and "Waiting for the card payment" in given_up.text
         assert "$15.00 · to be paid" in given_up.text and "You now have 800 points available." in given_up.text
         assert 'class="voucher-number"' not in given_up.text  # no voucher before the card is paid
+        (session,) = checkout.sessions.values()
+        page_url = f"https://entraide.test{given_up.url.path}"
+        assert (session["success_url"], session["cancel_url"]) == (f"{page_url}?paid=1", page_url)
+        assert (session["amount_total"], session["locale"], session["title"]) == (1_500, "en", "Parking permit")
+        assert f'href="{session["url"]}"' in given_up.text and "Pay $15.00 by card" in given_up.text
         cancelled = http.post(f"{given_up.url.path}/cancel", data={"_csrf_token": http.cookies["entraide_csrf"]})
-        assert (
-            "Cancelled: the points came back to your wallet" in cancelled.text and available(market, "alice") == 1_000
-        )
+        assert "Cancelled: the points came back to your wallet" in cancelled.text
+        assert available(market, "alice") == 1_000 and session["status"] == "expired"
+        assert "Pay $15.00 by card" not in cancelled.text
 
         waiting = http.post(f"/wallet/find/items/{parking}/redeem", data=form(http, "card-2"))
         redemption = ctx.redemptions.get(alice.id, waiting.url.path.rsplit("/", 1)[1])
         assert redemption.status == "awaiting_payment" and redemption.payment is not None
-        intent_id = redemption.payment.payment_intent_id
-        stripe_client = stripe.StripeClient(API_KEY, base_addresses={"api": base})
-        method = stripe_client.v1.payment_methods.create(params={"type": "card", "card": {
-            "number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}})  # fmt: skip
-        stripe_client.v1.payment_intents.update(intent_id, params={"payment_method": method.id})
-        stripe_client.v1.payment_intents.confirm(intent_id)
-        body, signature = hooks.wait("payment_intent.succeeded", intent_id)
-        delivered = http.post("/v1/payments/stripe/webhook", content=body,
-                              headers={"Content-Type": "application/json", "Stripe-Signature": signature})  # fmt: skip
-        assert delivered.status_code == 200, delivered.text
-        ready = http.get(waiting.url.path)
+        session_id = redemption.payment.checkout_session_id
+        assert session_id is not None and len(session_id) > 64 and redemption.payment.payment_intent_id is None
+        # Back from the hosted page before paying (its Back link, or a forged ?paid=1): nothing changes.
+        not_yet = http.get(f"{waiting.url.path}?paid=1")
+        assert "has not confirmed your payment yet" in not_yet.text and available(market, "alice") == 800
+        back = urlsplit(checkout.pay(session_id))  # the resident pays on Stripe's page, which sends them back
+        ready = http.get(f"{back.path}?{back.query}")
         assert "Ready: show this voucher at the counter" in ready.text and "$15.00 · paid" in ready.text
         assert 'class="mono voucher-number"' in ready.text and available(market, "alice") == 800
+        body, signature = checkout.events[-1]  # Stripe's webhook, after: verified, and nothing left to do
+        headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
+        assert http.post("/v1/payments/stripe/webhook", content=body, headers=headers).json()["outcome"] == "unchanged"
+        assert http.post("/v1/payments/stripe/webhook", content=body, headers=headers).json()["outcome"] == "duplicate"
+        forged = http.post("/v1/payments/stripe/webhook", content=body.replace(b"1500", b"1"), headers=headers)
+        assert forged.status_code == 400
+    # A session is refunded through the PaymentIntent it made (what a hold gone meanwhile calls for).
+    ctx.card_payments.refund(session_id, "entraide-refund-test")
+    assert checkout.refunds[-1]["payment_intent"] == checkout.sessions[session_id]["payment_intent"]
 
 
 def test_the_redeem_form_refuses_bad_input_and_a_double_submit_redeems_once(client, ctx, market) -> None:

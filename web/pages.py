@@ -134,6 +134,12 @@ def render(request: Request, template: str, status_code: int = 200, img_origins:
     )  # fmt: skip
 
 
+def site_origin(request: Request, ctx: Context) -> str:
+    """This site's public address (`ENTRAIDE_WEB_ORIGIN`), else the request's own: what absolute
+    links back to us are built on (passkeys' relying party, the card processor's return page)."""
+    return (ctx.settings.web_origin or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
+
+
 def local_target(target: str | None, default: str = "/") -> str:
     """Where a form may send the visitor back to: a path of this site only (no scheme, host or `//`)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -6,7 +6,7 @@ import getpass
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 import typer
@@ -22,6 +22,9 @@ admin_app = typer.Typer(help="City program administration: programs, budgets, re
                         no_args_is_help=True)  # fmt: skip
 
 
+T = TypeVar("T")
+
+
 def _operator() -> Grantor:
     return operator(getpass.getuser())
 
@@ -29,6 +32,14 @@ def _operator() -> Grantor:
 def _once() -> str:
     """An idempotency key for one command: each run of a command is a new request."""
     return secrets.token_hex(8)
+
+
+def decoded(file: Path, kind: type[T]) -> T:
+    """A JSON file read strictly as the API reads its body; a bad one is one line naming the file."""
+    try:
+        return msgspec.json.decode(file.read_bytes(), type=kind, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValueError(f"{file}: {exc}") from None
 
 
 def _print(value: object) -> None:
@@ -49,10 +60,7 @@ def program_set(city: City, file: Annotated[Path, typer.Option("--file", help="P
     from community.domain.program import Program
 
     with errors():
-        try:
-            program = msgspec.json.decode(file.read_bytes(), type=Program, strict=True)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"{file}: {exc}") from None
+        program = decoded(file, Program)
         if program.city != city:
             raise ValueError(_("{file} is the program of {program!r}, not {city!r}").format(file=file, program=program.city,
                                                                                             city=city))  # fmt: skip

@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from api.cli import i18n
+from api.cli import collections as _collections  # noqa: F401  (adds `settlement collections|pain008|…`)
+from api.cli import i18n, office  # noqa: F401  (office: its commands join `admin` and `settlement`)
 from api.cli.admin import admin_app
 from api.cli.audit import audit_app
 from api.cli.finance import expiry_app, opendata_app, settlement_app

@@ -20,6 +20,7 @@ from api.http.auth import Principal
 from api.http.schemas import CITY_PATTERN
 from finance.schemas import PERIOD_PATTERN
 from finance.schemas import ChangeStatus as ChangeStatusValue
+from finance.service_layer.collections import InvoiceFormat as InvoiceFormatValue
 from finance.service_layer.exports import ExportFormat as ExportFormatValue
 from ledger.domain.errors import InvalidRequest
 from marketplace.domain import search
@@ -71,6 +72,8 @@ ChangeStatus = Annotated[ChangeStatusValue | None, QueryParameter()]
 Decision = Annotated[Literal["confirm", "reject"], Parameter()]  # a path segment
 ExportFormat = Annotated[ExportFormatValue, QueryParameter()]
 OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
+DocumentFormat = OpenDataFormat  # a file as json or csv (the inter-city settlement file)
+InvoiceFormat = Annotated[InvoiceFormatValue, QueryParameter()]
 OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]

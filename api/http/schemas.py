@@ -98,6 +98,7 @@ class EnrolBody(Struct, frozen=True):
 
 class LevelBody(Struct, frozen=True):
     level: Level
+    evidence: Annotated[str, msgspec.Meta(min_length=1, max_length=500, description="what staff saw (a document, a visit), kept in the audit trail")] | None = None  # fmt: skip
 
 
 class MemberBody(Struct, frozen=True):

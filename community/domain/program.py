@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -21,6 +22,8 @@ CATEGORIES = ("food", "retail", "services", "culture", "sports", "tourism")
 MAX_POINTS = 10**12
 MAX_PURCHASE_CENTS = 10**9  # ten million dollars: anything above is a typo or an attack
 MAX_CAMPAIGNS = 100
+CollectionMethod = Literal["invoice", "direct_debit"]  # how a merchant whose net is negative is collected
+COLLECTION_METHODS: tuple[str, ...] = get_args(CollectionMethod)
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
@@ -112,7 +115,10 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     redemption_rate_percent: int = 100  # share of a redeemed point's value the program reimburses
     funding_rate_percent: int = 100  # share of an issued point's value the merchant pays
     settlement_fee_cents: int = 0  # charged per period to each merchant with activity
-    treasury: Treasury | None = None  # needed to export pain.001 credit transfers
+    treasury: Treasury | None = None  # needed to export pain.001 credit transfers (and pain.008 debits)
+    # A merchant whose period nets negative owes the program: an invoice it pays (the default: it needs
+    # nothing on file), or a pre-authorized debit (pain.008) on its confirmed payout account.
+    collection_method: CollectionMethod = "invoice"
 
     def validate(self) -> Program:
         """Raise InvalidProgram on any value a city could not have meant."""
@@ -152,6 +158,13 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
             _check_campaign(campaign)
         if self.treasury is not None:
             self.treasury.validate()
+        if self.collection_method not in COLLECTION_METHODS:
+            raise InvalidProgram(
+                f"collection_method is one of {', '.join(COLLECTION_METHODS)}",
+                field="collection_method",
+                reason="not_one_of",
+                allowed=", ".join(COLLECTION_METHODS),
+            )
         for name, activity in self.civic_activities.items():
             if not _ID.fullmatch(name) or activity.min_level not in LEVELS:
                 raise InvalidProgram(

@@ -66,6 +66,7 @@ MAX_EXPORT_ENTRIES = 100_000
 ERASURE_DELAY_DAYS = 14
 DAY_US = 86_400 * 1_000_000
 ERASURES_PER_RUN = 100  # the job's batch; the rest wait for its next run
+MAX_EVIDENCE_CHARS = 500  # what staff saw to change a level, kept in the audit trail
 
 
 def check_personal(personal: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +169,19 @@ class Residents:
                         before={"valid_until_us": row["valid_until_us"]}, after={"valid_until_us": valid_until}, now_us=now)  # fmt: skip
             return _stored(conn, resident_id)
 
-    def set_level(self, resident_id: str, level: str, actor: str, city: str) -> Resident:
+    def set_level(self, resident_id: str, level: str, actor: str, city: str, evidence: str | None = None) -> Resident:
+        """Set the verification level; `evidence` (what staff saw: a document, a visit) goes to the audit record."""
         _check_level(level)
+        if evidence is not None and not 1 <= len(evidence) <= MAX_EVIDENCE_CHARS:
+            raise InvalidRequest(f"evidence is 1 to {MAX_EVIDENCE_CHARS} characters", field="evidence",
+                                 reason="out_of_range")  # fmt: skip
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
             store.update_resident(conn, resident_id, level=level)
             self.audit.record(conn, actor=actor, action="resident.set_level", city=row["city"], target=resident_id,
-                        before={"level": row["level"]}, after={"level": level}, now_us=now)  # fmt: skip
+                        before={"level": row["level"]},
+                        after={"level": level} | ({} if evidence is None else {"evidence": evidence}), now_us=now)  # fmt: skip
             return _stored(conn, resident_id)
 
     def get(self, resident_id: str, city: str | None = None) -> dict[str, Any]:
@@ -386,11 +392,12 @@ class Residents:
             row = self._active(conn, resident_id, None, allow_lapsed=True)
             return self._erasure(conn, row)
 
-    def request_erasure(self, resident_id: str, actor: str) -> Erasure:
-        """Ask to be erased ERASURE_DELAY_DAYS from now; asking again keeps the first date."""
+    def request_erasure(self, resident_id: str, actor: str, city: str | None = None) -> Erasure:
+        """Ask to be erased ERASURE_DELAY_DAYS from now (the resident, or their city's staff: `city`);
+        asking again keeps the first date."""
         now = self.clock()
         with self.engine.begin() as conn:
-            row = self._active(conn, resident_id, None, for_update=True, allow_lapsed=True)
+            row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
             if store.erasure_request(conn, resident_id) is None:
                 due = now + ERASURE_DELAY_DAYS * DAY_US
                 store.add_erasure_request(conn, resident_id, row["city"], now, due)
@@ -398,11 +405,11 @@ class Residents:
                                   target=resident_id, before=None, after={"due_at_us": due}, now_us=now)  # fmt: skip
             return self._erasure(conn, row)
 
-    def cancel_erasure(self, resident_id: str, actor: str) -> Erasure:
+    def cancel_erasure(self, resident_id: str, actor: str, city: str | None = None) -> Erasure:
         """Undo a pending erasure (nothing to undo changes nothing)."""
         now = self.clock()
         with self.engine.begin() as conn:
-            row = self._active(conn, resident_id, None, for_update=True, allow_lapsed=True)
+            row = self._active(conn, resident_id, city, for_update=True, allow_lapsed=True)
             pending = store.erasure_request(conn, resident_id)
             if pending is not None:
                 store.remove_erasure_request(conn, resident_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -27,7 +28,7 @@ from finance.schemas import Statement
 PAIN_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CLEARING_SYSTEM = "CACPA"  # Payments Canada: member id 0 + institution (3) + transit (5)
 STATEMENT_COLUMNS = ("merchant_id", "redeemed_points", "issued_points", "reimbursement_cents", "funding_cents",
-                     "fees_cents", "adjustments_cents", "net_cents")  # fmt: skip
+                     "fees_cents", "adjustments_cents", "net_cents", "settled_by")  # fmt: skip
 GL = {
     "reimbursements": "6100-remboursements-commercants",
     "merchant_funding": "4100-financement-commercants",
@@ -51,14 +52,20 @@ def statement_csv(statement: Statement) -> str:
 
 
 def statement_json(statement: Statement) -> str:
-    return json.dumps(msgspec.to_builtins(statement), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return document_json(statement)
+
+
+def document_json(document: msgspec.Struct) -> str:
+    """A result as a downloadable JSON file: indented, keys sorted, UTF-8 as is."""
+    return json.dumps(msgspec.to_builtins(document), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 # --- ISO 20022 pain.001 ------------------------------------------------------------------------
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{PAIN_NAMESPACE}}}{tag}", attrs)
+    """A child in the parent's namespace (pain.001 here, pain.008 in `collections`)."""
+    element = ET.SubElement(parent, f"{parent.tag.partition('}')[0]}}}{tag}", attrs)
     if text is not None:
         element.text = text
     return element
@@ -76,6 +83,12 @@ def _agent(parent: ET.Element, tag: str, institution: str, transit: str) -> None
     _sub(member, "MmbId", f"0{institution}{transit}")
 
 
+def _party_account(parent: ET.Element, role: str, name: str, account: dict) -> None:
+    """`<role>/Nm` and `<role>Acct/Id/Othr/Id`: a party and its Canadian account number."""
+    _path(parent, f"{role}/Nm", name[:140])
+    _path(parent, f"{role}Acct/Id/Othr/Id", account["account_number"])
+
+
 def pain001_message_id(statement: Statement) -> str:
     """The MsgId (and PmtInfId) of a city's file for a period: how a bank file given back is recognised."""
     return f"ENTRAIDE-{statement.city}-{statement.period}"[:35]
@@ -89,21 +102,10 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     if missing:
         raise ExportError(f"no bank account on file for {', '.join(missing)}")
     count, total = str(len(payable)), cents_text(sum(line.net_cents for line in payable))
-    ET.register_namespace("", PAIN_NAMESPACE)
-    document = ET.Element(f"{{{PAIN_NAMESPACE}}}Document")
-    initiation = _sub(document, "CstmrCdtTrfInitn")
-    header = _sub(initiation, "GrpHdr")
-    message_id = pain001_message_id(statement)
-    for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
-                      ("CtrlSum", total)):  # fmt: skip
-        _sub(header, tag, text)
-    _path(header, "InitgPty/Nm", payer["name"][:140])
-    info = _sub(initiation, "PmtInf")
-    for tag, text in (("PmtInfId", message_id), ("PmtMtd", "TRF"), ("NbOfTxs", count), ("CtrlSum", total)):
-        _sub(info, tag, text)
+    document, info = _payment_information(PAIN_NAMESPACE, "CstmrCdtTrfInitn", "TRF", pain001_message_id(statement),
+                                          created, count, total, payer["name"])  # fmt: skip
     _path(info, "ReqdExctnDt/Dt", execution_date.isoformat())
-    _path(info, "Dbtr/Nm", payer["name"][:140])
-    _path(info, "DbtrAcct/Id/Othr/Id", payer["account_number"])
+    _party_account(info, "Dbtr", payer["name"], payer)
     _agent(info, "DbtrAgt", payer["institution"], payer["transit"])
     for line in payable:
         account = accounts[line.merchant_id]
@@ -111,13 +113,36 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
         _path(transaction, "PmtId/EndToEndId", f"{statement.period}-{line.merchant_id}"[:35])
         _sub(_sub(transaction, "Amt"), "InstdAmt", cents_text(line.net_cents), Ccy=statement.currency)
         _agent(transaction, "CdtrAgt", account["institution"], account["transit"])
-        _path(transaction, "Cdtr/Nm", (account["holder_name"] or names.get(line.merchant_id, line.merchant_id))[:140])
-        _path(transaction, "CdtrAcct/Id/Othr/Id", account["account_number"])
+        _party_account(transaction, "Cdtr", account["holder_name"] or names.get(line.merchant_id, line.merchant_id),
+                       account)  # fmt: skip
         _path(transaction, "RmtInf/Ustrd", f"Entraide {statement.city} {statement.period} {line.merchant_id}"[:140])
+    return _validated(document, pain001_schema(), "pain.001")
+
+
+def _payment_information(namespace: str, initiation_tag: str, method: str, message_id: str, created: dt.datetime,
+                         count: str, total: str, initiator: str) -> tuple[ET.Element, ET.Element]:  # fmt: skip
+    """A payment initiation document (pain.001 or pain.008), its group header, and its one payment
+    information block (`PmtInf`, with the file's message id) for the caller to fill."""
+    ET.register_namespace("", namespace)
+    document = ET.Element(f"{{{namespace}}}Document")
+    initiation = _sub(document, initiation_tag)
+    header = _sub(initiation, "GrpHdr")
+    for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
+                      ("CtrlSum", total)):  # fmt: skip
+        _sub(header, tag, text)
+    _path(header, "InitgPty/Nm", initiator[:140])
+    info = _sub(initiation, "PmtInf")
+    for tag, text in (("PmtInfId", message_id), ("PmtMtd", method), ("NbOfTxs", count), ("CtrlSum", total)):
+        _sub(info, tag, text)
+    return document, info
+
+
+def _validated(document: ET.Element, schema: xmlschema.XMLSchema, name: str) -> bytes:
+    """The document's bytes, once it validates against its official schema."""
     xml = ET.tostring(document, encoding="utf-8", xml_declaration=True)
-    errors = list(pain001_schema().iter_errors(xml.decode()))
-    if errors:
-        raise ExportError(f"pain.001 does not validate: {errors[0].reason}")
+    error = next(schema.iter_errors(xml.decode()), None)
+    if error is not None:
+        raise ExportError(f"{name} does not validate: {error.reason}")
     return xml
 
 
@@ -186,15 +211,15 @@ def _amount_cents(text: str) -> int:
     return int(match[1] or "0") * 100 + int(fraction[:2])
 
 
-_SCHEMA: xmlschema.XMLSchema | None = None
+@functools.cache
+def iso20022_schema(name: str) -> xmlschema.XMLSchema:
+    """An official ISO 20022 schema shipped by `sepaxml` (`pain.001.001.09`, `pain.008.001.08`, …), loaded once."""
+    path = resources.files("sepaxml") / "schemas" / f"{name}.xsd"
+    return xmlschema.XMLSchema(path.read_text(encoding="utf-8"))
 
 
 def pain001_schema() -> xmlschema.XMLSchema:
-    global _SCHEMA
-    if _SCHEMA is None:
-        path = resources.files("sepaxml") / "schemas" / "pain.001.001.09.xsd"
-        _SCHEMA = xmlschema.XMLSchema(path.read_text(encoding="utf-8"))
-    return _SCHEMA
+    return iso20022_schema("pain.001.001.09")
 
 
 # --- ERP journal entries -----------------------------------------------------------------------

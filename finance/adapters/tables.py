@@ -106,3 +106,20 @@ class ConnectAccountRow(Base):
     payouts_enabled: Mapped[bool] = mapped_column(Boolean)
     created_at_us: Mapped[int] = mapped_column(BIG)
     updated_at_us: Mapped[int] = mapped_column(BIG)
+
+
+class CollectionRow(Base):
+    """What a merchant owes for a closed period whose net is negative; written by the close, once."""
+
+    __tablename__ = "collections"
+    id: Mapped[str] = mapped_column(String(140), primary_key=True)  # <city>:<period>:<merchant>
+    city: Mapped[str] = mapped_column(String(63))
+    period: Mapped[str] = mapped_column(String(7))
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BIG)  # > 0
+    method: Mapped[str] = mapped_column(String(16))  # invoice | direct_debit
+    status: Mapped[str] = mapped_column(String(16))  # due | requested
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    requested_at_us: Mapped[int | None] = mapped_column(BIG)
+    requested_by: Mapped[str | None] = mapped_column(String(160))
+    __table_args__ = (Index("ix_collections_period", "city", "period"),)

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-from community.domain.program import Program
-from finance.schemas import PERIOD_PATTERN, StatementLine, StatementTotals
+from community.domain.program import CollectionMethod, Program
+from finance.schemas import PERIOD_PATTERN, SettledBy, StatementLine, StatementTotals
 from ledger.domain.accounts import parse_account
 from ledger.domain.errors import LedgerError
 
@@ -76,9 +76,17 @@ def merchant_lines(program: Program, movements: Iterable[tuple[str, str, int, in
         lines.append(StatementLine(
             merchant_id=merchant, redeemed_points=r, issued_points=i, reimbursement_cents=reimbursement,
             funding_cents=funding, fees_cents=fee, adjustments_cents=adjustment,
-            net_cents=reimbursement - funding - fee + adjustment,
+            net_cents=(net := reimbursement - funding - fee + adjustment),
+            settled_by=settled_by(net, program.collection_method),
         ))  # fmt: skip
     return lines
+
+
+def settled_by(net_cents: int, collection_method: CollectionMethod) -> SettledBy | None:
+    """A positive net is paid by credit transfer (pain.001); a negative one collected the city's way."""
+    if net_cents == 0:
+        return None
+    return "credit_transfer" if net_cents > 0 else collection_method
 
 
 def totals(lines: list[StatementLine]) -> StatementTotals:

@@ -117,6 +117,10 @@ class Settlement:
             row = {"city": city, "period": period, "closed_at_us": closed_at_us, "closed_by": actor,
                    "statement": document.decode(), "statement_sha256": hashlib.sha256(document).hexdigest()}  # fmt: skip
             store.add_close(conn, **row)
+            # Bound late: the collections service reads closed statements back through this one.
+            from finance.service_layer.collections import record_at_close
+
+            record_at_close(conn, self.audit, statement, actor, closed_at_us)
             store.apply_adjustments(conn, [a["id"] for a in store.open_adjustments(conn, city)], period)
             self.audit.record(conn, actor=actor, action="settlement.close", city=city, target=period, before=None,
                                   after={"totals": msgspec.to_builtins(statement.totals), "statement_sha256": row["statement_sha256"]},

@@ -40,10 +40,30 @@ def answered(what: str, every_error: bool = False) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Intent:
+    """A payment as Stripe holds it: a PaymentIntent (`pi_…`, confirmed by the client with
+    `client_secret`) or a Checkout Session (`cs_…`, paid on Stripe's hosted page at `url`). `status`
+    is a PaymentIntent's; a session's reads the same way (paid: `succeeded`, expired: `canceled`)."""
+
     id: str
     client_secret: str | None
     status: str
     amount_cents: int
+    url: str | None = None
+
+
+def is_checkout(payment_id: str) -> bool:
+    return payment_id.startswith("cs_")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What Stripe's hosted page shows and where it sends the resident back (absolute https URLs of ours)."""
+
+    title: str
+    locale: str  # fr, en or es: the hosted page speaks the resident's language
+    success_url: str
+    cancel_url: str
+    expires_at_s: int
 
 
 class StripeCardPayments:
@@ -70,13 +90,43 @@ class StripeCardPayments:
             found = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
         return self._intent(found)
 
+    def create_checkout(self, amount_cents: int, idempotency_key: str, metadata: dict[str, str],
+                        checkout: Checkout) -> Intent:  # fmt: skip
+        """A Checkout Session for one line of `amount_cents`: the browser is sent to its hosted page,
+        so no card field and no third-party script is ever on our pages (PCI SAQ A, a strict CSP)."""
+        assert type(amount_cents) is int and amount_cents > 0
+        params = {
+            "mode": "payment", "locale": checkout.locale, "metadata": metadata, "client_reference_id": metadata["redemption_id"],
+            "line_items": [{"quantity": 1, "price_data": {"currency": self.currency, "unit_amount": amount_cents,
+                                                          "product_data": {"name": checkout.title[:250]}}}],
+            "payment_method_types": ["card"], "payment_intent_data": {"metadata": metadata},
+            "success_url": checkout.success_url, "cancel_url": checkout.cancel_url, "expires_at": checkout.expires_at_s,
+        }  # fmt: skip
+        with answered("the card payment could not be started", every_error=True):
+            found = self.client.v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+        return self._session(found)
+
+    @staticmethod
+    def _session(found: stripe.checkout.Session) -> Intent:
+        status = {"complete": "succeeded" if found.payment_status != "unpaid" else "processing", "expired": "canceled"}
+        return Intent(found.id, None, status.get(found.status or "", "requires_payment_method"), found.amount_total or 0,
+                      found.url)  # fmt: skip
+
     def retrieve(self, intent_id: str) -> Intent:
         with answered("the card payment could not be read"):
+            if is_checkout(intent_id):
+                return self._session(self.client.v1.checkout.sessions.retrieve(intent_id))
             return self._intent(self.client.v1.payment_intents.retrieve(intent_id))
 
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent:
-        """Cancel an unpaid intent; a paid one cannot be cancelled, and is returned as it is."""
+        """Cancel an unpaid intent (expire an open session); a paid one cannot be, and is returned as it is."""
         with answered("the card payment could not be cancelled"):
+            if is_checkout(intent_id):
+                try:
+                    return self._session(self.client.v1.checkout.sessions.expire(
+                        intent_id, options={"idempotency_key": idempotency_key}))  # fmt: skip
+                except stripe.InvalidRequestError:  # not open any more: paid, or expired already
+                    return self._session(self.client.v1.checkout.sessions.retrieve(intent_id))
             try:
                 found = self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": idempotency_key})
             except stripe.InvalidRequestError:
@@ -85,6 +135,9 @@ class StripeCardPayments:
 
     def refund(self, intent_id: str, idempotency_key: str) -> str:
         with answered("the card payment could not be refunded"):
+            if is_checkout(intent_id):  # a session is refunded through the PaymentIntent it created
+                paid = self.client.v1.checkout.sessions.retrieve(intent_id).payment_intent
+                intent_id = paid if isinstance(paid, str) else paid.id  # type: ignore[union-attr]
             found = self.client.v1.refunds.create(params={"payment_intent": intent_id},
                                                   options={"idempotency_key": idempotency_key})  # fmt: skip
         return found.id

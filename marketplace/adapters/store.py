@@ -160,8 +160,10 @@ def redemption(conn: Connection, redemption_id: str) -> dict | None:
     return None if row is None else _redemption(row)
 
 
-def redemption_by_payment(conn: Connection, payment_intent_id: str) -> dict | None:
-    row = first_row(conn, select(R).where(R.c.payment_intent_id == payment_intent_id))
+def redemption_by_payment(conn: Connection, payment_id: str) -> dict | None:
+    """The redemption a payment pays for: its PaymentIntent (`pi_…`) or its Checkout Session (`cs_…`)."""
+    column = R.c.checkout_session_id if payment_id.startswith("cs_") else R.c.payment_intent_id
+    row = first_row(conn, select(R).where(column == payment_id))
     return None if row is None else _redemption(row)
 
 

@@ -82,6 +82,11 @@ class RedemptionRow(Base):
     hold: Mapped[str | None] = mapped_column(Text)  # [[ledger, transfer_id], …] of the hold's halves, as JSON
     payment_intent_id: Mapped[str | None] = mapped_column(String(64))
     client_secret: Mapped[str | None] = mapped_column(String(255))
+    # Paid on Stripe's hosted Checkout page instead (the wallet's pages): where it sends the resident
+    # back (set when the redemption is made), then the session and its page.
+    checkout_return_url: Mapped[str | None] = mapped_column(String(512))
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255))
+    checkout_url: Mapped[str | None] = mapped_column(Text)
     voucher: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(200))  # why the last attempt failed (a problem code)
     created_at_us: Mapped[int] = mapped_column(BIG)
@@ -89,6 +94,7 @@ class RedemptionRow(Base):
     __table_args__ = (
         UniqueConstraint("resident_id", "idempotency_key", name="uq_redemptions_key"),
         UniqueConstraint("payment_intent_id", name="uq_redemptions_payment_intent"),
+        Index("uq_redemptions_checkout_session", "checkout_session_id", unique=True),
         CheckConstraint("units > 0 AND points > 0 AND cash_cents >= 0", name="ck_redemptions_amounts"),
         CheckConstraint(
             "status IN ('reserved', 'awaiting_payment', 'completed', 'cancelled', 'refunded', 'failed')",

@@ -1,8 +1,10 @@
 """Stripe webhooks: verify, remember, and hand the payment's outcome to the redemption it pays for.
 
-`payment_intent.*` events settle redemptions; `charge.dispute.*` events record the card payment's
-dispute for finance (`disputes`); anything else is acknowledged and ignored (Stripe stops resending
-what we answer 2xx). A redelivered event is recognised by its id and changes nothing;
+`payment_intent.*` events (API clients' payments) and `checkout.session.*` events (the wallet's
+pages) settle redemptions; `charge.dispute.*` events record the card payment's dispute for finance
+(`disputes`); anything else is acknowledged and ignored (Stripe stops resending what we answer
+2xx). A session's own PaymentIntent is no redemption's: its `payment_intent.*` events are ignored. A
+redelivered event is recognised by its id and changes nothing;
 even without that record, every step it triggers is idempotent (state compare-and-set, ledger
 idempotency keys, Stripe idempotency keys), so a crash between two steps is repaired by the redelivery.
 """
@@ -20,10 +22,22 @@ from marketplace.domain.errors import CardPaymentsUnavailable, InvalidWebhook
 from marketplace.schemas import Dispute, DisputeList, WebhookAck, WebhookOutcome
 from marketplace.service_layer.redemptions import CardPayments, Redemptions
 
-FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled")
+SUCCESSES = ("payment_intent.succeeded", "checkout.session.completed", "checkout.session.async_payment_succeeded")
+FAILURES = ("payment_intent.payment_failed", "payment_intent.canceled", "checkout.session.expired",
+            "checkout.session.async_payment_failed")  # fmt: skip
 DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
                   "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated")  # fmt: skip
 MAX_DISPUTES_LISTED = 1_000
+
+
+def _paid(event_type: str, paid: dict[str, Any]) -> bool:
+    """A session completes when the card is taken, or before a delayed method settles (then `unpaid`)."""
+    return not event_type.startswith("checkout.") or paid.get("payment_status") in ("paid", "no_payment_required")
+
+
+def _amount_cents(paid: dict[str, Any]) -> int:
+    amount = paid.get("amount_total") if "amount_total" in paid else paid.get("amount")
+    return amount if type(amount) is int else 0
 
 
 class PaymentEvents:
@@ -47,8 +61,8 @@ class PaymentEvents:
         if seen:
             return WebhookAck(event=event_id, outcome="duplicate")
         outcome = "ignored"
-        if event_type == "payment_intent.succeeded" and isinstance(intent.get("id"), str):
-            outcome = self.redemptions.payment_succeeded(intent["id"], int(intent.get("amount") or 0))
+        if event_type in SUCCESSES and isinstance(intent.get("id"), str) and _paid(event_type, intent):
+            outcome = self.redemptions.payment_succeeded(intent["id"], _amount_cents(intent))
         elif event_type in FAILURES and isinstance(intent.get("id"), str):
             outcome = self.redemptions.payment_failed(intent["id"])
         with self.engine.begin() as conn:

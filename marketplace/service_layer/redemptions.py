@@ -4,7 +4,7 @@ A redemption moves through durable states, each change a compare-and-set on its 
 
     (none) ─reserve─▶ reserved ─hold + capture─────────────▶ completed
     failed ─retry: reserve again, attempt + 1─▶ reserved
-                         │     ─hold + PaymentIntent─▶ awaiting_payment ─webhook: succeeded─▶ completed
+                         │     ─hold + PaymentIntent or Checkout Session─▶ awaiting_payment ─webhook: succeeded─▶ completed
                          │                                │  ─failed / canceled / unpaid / cancel─▶ cancelled
                          │                                └─ succeeded but hold gone ─▶ refunded (card refunded)
                          └─ ledger refused (funds…), card processor down, abandoned ─▶ failed
@@ -15,8 +15,11 @@ A redemption moves through durable states, each change a compare-and-set on its 
 2. **Hold** points in the ledger (pending transfer, linked across cities like the POS), keyed by the
    redemption id and its attempt, so that a retry or a recovery names the same hold — and a new
    attempt a new one.
-3. **Capture** at once (offers, services and events paid in points only), or create a Stripe
-   PaymentIntent for the cash part and capture only when the verified webhook says it succeeded.
+3. **Capture** at once (offers, services and events paid in points only), or start the card payment
+   of the cash part and capture only when Stripe says it succeeded (the verified webhook, or the
+   resident coming back from the hosted page, which reads it from Stripe). An API client gets a
+   PaymentIntent to confirm with its own Stripe SDK; the wallet's pages get a Checkout Session, whose
+   hosted page takes the card, so no card field or third-party script is ever on our pages.
 
 **Attempts.** A failed attempt leaves its row `failed`, with the error and the attempt number, and
 gives back everything it held (stock, allowance, the hold voided). The retry with the same
@@ -63,7 +66,7 @@ from ledger.service_layer.committer import GroupCommitter
 from ledger.service_layer.receipts import receipt_of_rows
 from marketplace import schemas
 from marketplace.adapters import store
-from marketplace.adapters.payments_stripe import Intent
+from marketplace.adapters.payments_stripe import Checkout, Intent
 from marketplace.domain.catalog import Item, Price, check_redeemable, price_for, title_in
 from marketplace.domain.errors import (
     CardPaymentsUnavailable,
@@ -92,6 +95,9 @@ log = logging.getLogger("entraide.marketplace")
 
 class CardPayments(Protocol):
     def create_intent(self, amount_cents: int, idempotency_key: str, metadata: dict[str, str]) -> Intent: ...
+    def create_checkout(self, amount_cents: int, idempotency_key: str, metadata: dict[str, str],
+                        checkout: Checkout) -> Intent: ...  # fmt: skip
+    def retrieve(self, intent_id: str) -> Intent: ...
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent: ...
     def refund(self, intent_id: str, idempotency_key: str) -> str: ...
     def verify_webhook(self, raw_body: bytes, signature_header: str | None) -> dict[str, Any]: ...
@@ -129,9 +135,11 @@ def redemption_view(row: dict[str, Any], redeemed: dict[str, Any], lang: str) ->
     """A redemption in business terms: what was redeemed (title in `lang`, kind, seller), and its raw ids."""
     title_lang, title = title_in(redeemed["title"], lang)
     payment = None
-    if row["payment_intent_id"]:
+    if row["payment_intent_id"] or row["checkout_session_id"]:
         payment = schemas.CardPayment(provider="stripe", payment_intent_id=row["payment_intent_id"],
-                                      client_secret=row["client_secret"], amount_cents=row["cash_cents"],
+                                      client_secret=row["client_secret"], checkout_session_id=row["checkout_session_id"],
+                                      checkout_url=row["checkout_url"] if row["status"] == "awaiting_payment" else None,
+                                      amount_cents=row["cash_cents"],
                                       state=PAYMENT_STATES.get(row["status"], "cancelled"))  # type: ignore[arg-type]  # fmt: skip
     return schemas.Redemption(
         id=row["id"], item_id=row["item_id"], kind=redeemed["kind"], title=title, title_lang=title_lang,
@@ -151,10 +159,14 @@ class Redemptions:
     # --- redeeming ------------------------------------------------------------------------------
 
     def redeem(
-        self, resident_id: str, idempotency_key: str, item_id: str, units: int, lang: str = "fr"
-    ) -> schemas.Redemption:
+        self, resident_id: str, idempotency_key: str, item_id: str, units: int, lang: str = "fr",
+        checkout_return_url: str | None = None,
+    ) -> schemas.Redemption:  # fmt: skip
         """A new redemption, the next attempt of a failed one, or the one this key made, as it stands.
-        `lang` is the language the caller reads (the item's title is given in it when it has one)."""
+        `lang` is the language the caller reads (the item's title is given in it when it has one). A
+        cash part is paid through a PaymentIntent the caller confirms, or, with `checkout_return_url`
+        (an absolute URL of ours: the wallet's voucher page), on Stripe's hosted Checkout page, which
+        sends the resident back there (with `?paid=1` once paid)."""
         rid = redemption_id_for(resident_id, idempotency_key)
         request_hash = hashlib.sha256(f"{item_id}\x00{units}".encode()).hexdigest()
         replayed = True
@@ -165,11 +177,12 @@ class Redemptions:
                     f"idempotency key {idempotency_key!r} was used for another request", key=idempotency_key
                 )
             if row is None or row["status"] == "failed":
-                row = self._reserve(rid, request_hash, resident_id, idempotency_key, item_id, units, row)
+                row = self._reserve(rid, request_hash, resident_id, idempotency_key, item_id, units, row,
+                                    checkout_return_url)  # fmt: skip
                 if row is None:
                     continue  # a concurrent retry reserved first: follow what it did
                 replayed = False
-            advanced = self._advance(row)
+            advanced = self._advance(row, lang)
             if advanced is not None:
                 return msgspec.structs.replace(self._view(advanced, lang), replayed=replayed,
                                                receipts=self._receipts(advanced))  # fmt: skip
@@ -202,7 +215,7 @@ class Redemptions:
         return item, price, resident["city"]
 
     def _reserve(self, rid: str, request_hash: str, resident_id: str, key: str, item_id: str, units: int,
-                 failed: dict[str, Any] | None) -> dict[str, Any] | None:  # fmt: skip
+                 failed: dict[str, Any] | None, checkout_return_url: str | None) -> dict[str, Any] | None:  # fmt: skip
         """Take the stock for a new attempt: the first (a new row) or the next after a failed one (a
         compare-and-set on that row and its attempt). None if a concurrent retry took it first."""
         item, price, home_city = self._checked(resident_id, item_id, units)
@@ -218,7 +231,8 @@ class Redemptions:
                     store.add_redemption(conn, id=rid, resident_id=resident_id, idempotency_key=key, request_hash=request_hash,
                                          item_id=item.id, city=item.city, home_city=home_city, units=units,
                                          points=price.points, cash_cents=price.cash_cents, status="reserved", attempt=0,
-                                         hold=None, voucher=_voucher(), created_at_us=now, updated_at_us=now)  # fmt: skip
+                                         hold=None, voucher=_voucher(), created_at_us=now, updated_at_us=now,
+                                         checkout_return_url=checkout_return_url)  # fmt: skip
                 elif not store.move_redemption(conn, rid, ("failed",), now, when_attempt=failed["attempt"], status="reserved",
                                                attempt=failed["attempt"] + 1, points=price.points, cash_cents=price.cash_cents,
                                                hold=None, error=None):  # fmt: skip
@@ -233,7 +247,7 @@ class Redemptions:
             self.indexer.deliver_quietly()
         return reserved
 
-    def _advance(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _advance(self, row: dict[str, Any], lang: str) -> dict[str, Any] | None:
         """Carry a `reserved` attempt forward: hold, then capture or start the card payment; the row as
         it then stands. None when a concurrent call moved the row meanwhile (the caller reads it again)."""
         if row["status"] != "reserved":
@@ -259,7 +273,7 @@ class Redemptions:
             self._void_if_dead(row)
             return None
         if item.card_payment:
-            return self._start_payment(row)
+            return self._start_payment(row, item, lang)
         try:
             self._resolve(row, "post")
         except LedgerError:  # it closed before its capture: this attempt is over
@@ -267,18 +281,28 @@ class Redemptions:
             return None
         return self._complete(row)
 
-    def _start_payment(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def _start_payment(self, row: dict[str, Any], item: Item, lang: str) -> dict[str, Any] | None:
         metadata = {"redemption_id": row["id"], "city": row["city"], "attempt": str(row["attempt"])}
+        back = row["checkout_return_url"]
         try:
-            intent = self._payments().create_intent(row["cash_cents"], stripe_key(row, "redemption"), metadata)
+            if back is None:
+                intent = self._payments().create_intent(row["cash_cents"], stripe_key(row, "redemption"), metadata)
+                started: dict[str, Any] = {"payment_intent_id": intent.id, "client_secret": intent.client_secret}
+            else:
+                # The session lasts as long as the hold (Stripe allows 30 minutes to a day).
+                checkout = Checkout(title_in(item.title, lang)[1], lang, f"{back}?paid=1", back,
+                                    (self.clock() // 1_000_000) + PAYMENT_HOLD_SECONDS)  # fmt: skip
+                intent = self._payments().create_checkout(row["cash_cents"], stripe_key(row, "checkout"), metadata,
+                                                          checkout)  # fmt: skip
+                started = {"checkout_session_id": intent.id, "checkout_url": intent.url}
         except (PaymentProviderUnavailable, CardPaymentsUnavailable) as exc:
             if self._fail(row, exc.code, when_held=None):
                 raise
             return None
-        if self._move(row, ("reserved",), "awaiting_payment", hold=row["hold"], payment_intent_id=intent.id,
-                      client_secret=intent.client_secret):  # fmt: skip
+        if self._move(row, ("reserved",), "awaiting_payment", hold=row["hold"], **started):
             return self._find(row["id"])
-        if (self._find(row["id"]) or {}).get("payment_intent_id") != intent.id:
+        current = self._find(row["id"]) or {}
+        if intent.id not in (current.get("checkout_session_id"), current.get("payment_intent_id")):
             self._cancel_quietly(row, intent.id)  # the attempt failed meanwhile: nobody may pay this intent
         return None
 
@@ -331,11 +355,23 @@ class Redemptions:
         row = self._own(resident_id, redemption_id)
         if row["status"] != "awaiting_payment":
             raise RedemptionNotPending("only a redemption awaiting its payment can be cancelled", status=row["status"])
-        outcome = self.payment_failed(row["payment_intent_id"])
+        outcome = self.payment_failed(payment_id(row))
         if outcome == "completed":
             raise RedemptionNotPending("the payment went through meanwhile", status="completed")
         cancelled: dict[str, Any] = self._find(redemption_id)  # type: ignore[assignment]
         return msgspec.structs.replace(self._view(cancelled, lang), receipts=self._receipts(cancelled))
+
+    def paid(self, resident_id: str, redemption_id: str, lang: str = "fr") -> schemas.Redemption:
+        """The resident is back from the hosted page saying it is paid: ask Stripe rather than wait for
+        the webhook, and capture if it is (the same step as the webhook's, so whichever comes first
+        does it and the other changes nothing). Not paid (yet): the redemption as it stands."""
+        row = self._own(resident_id, redemption_id)
+        if row["status"] == "awaiting_payment":
+            found = self._payments().retrieve(payment_id(row))
+            if found.status == "succeeded":
+                self.payment_succeeded(found.id, found.amount_cents)
+                row = self._own(resident_id, redemption_id)
+        return msgspec.structs.replace(self._view(row, lang), receipts=self._receipts(row))
 
     def _receipts(self, row: dict[str, Any]) -> builtins.list[Receipt]:
         """The resident's receipts of this attempt's ledger groups, as far as the journal has them: the
@@ -369,7 +405,7 @@ class Redemptions:
             counts["reserved"] += 1
         for row in unpaid:
             try:
-                self.payment_failed(row["payment_intent_id"])
+                self.payment_failed(payment_id(row))
             except (PaymentProviderUnavailable, CardPaymentsUnavailable) as exc:
                 log.warning("unpaid redemption %s: not cancelled yet (%s)", row["id"], exc.code)
                 counts["deferred"] += 1
@@ -534,7 +570,7 @@ class Redemptions:
         return True
 
     def _refund(self, row: dict[str, Any]) -> None:
-        self._payments().refund(row["payment_intent_id"], stripe_key(row, "refund"))
+        self._payments().refund(payment_id(row), stripe_key(row, "refund"))
 
     def _cancel_quietly(self, row: dict[str, Any], intent_id: str) -> None:
         try:
@@ -564,6 +600,13 @@ def _take_stock(conn: Connection, item: Item, resident_id: str, units: int, now_
     if left == 0:
         emit(conn, item.id, now_us)  # sold out: "available now" searches stop showing it
     return left == 0
+
+
+def payment_id(row: dict[str, Any]) -> str:
+    """The Stripe object that pays for the row's attempt (it has one): its Checkout Session, else its PaymentIntent."""
+    found = row["checkout_session_id"] or row["payment_intent_id"]
+    assert isinstance(found, str), row["id"]
+    return found
 
 
 def _voucher() -> str:

@@ -8,6 +8,7 @@ Each page calls the services the API's routes call: `CatalogSearch.search` and `
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -21,12 +22,14 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from api.http.auth import Principal
-from api.http.params import Ctx, Id, SearchOffset, SearchText
+from api.http.params import Ctx, Flag, Id, SearchOffset, SearchText
 from api.problems import error_params, problem_document
 from community.domain.program import CATEGORIES
 from ledger.domain.errors import InvalidRequest, LedgerError
 from marketplace.domain.catalog import MAX_UNITS_PER_REDEMPTION, Lang, title_in
+from marketplace.domain.errors import PaymentProviderUnavailable
 from marketplace.schemas import Item
+from marketplace.service_layer.redemptions import redemption_id_for
 from marketplace.service_layer.search import SearchRequest
 from web import pages
 from web.auth import Resident
@@ -184,8 +187,12 @@ def redeem(
     key = data.idempotency_key
     if not key or not key.isprintable() or " " in key or len(key) > 100:
         key = secrets.token_urlsafe(18)  # a form without the page's key (a stale page): this submit is its own
+    key = f"web:{key}"
+    # A card part is paid on the card processor's hosted page, which sends the resident back to the voucher
+    # (unused when there is none).
+    back = f"{pages.site_origin(request, ctx)}/wallet/redemptions/{redemption_id_for(resident, key)}"
     try:
-        redemption = ctx.redemptions.redeem(resident, f"web:{key}", item.id, int(units), lang)
+        redemption = ctx.redemptions.redeem(resident, key, item.id, int(units), lang, back)
     except LedgerError as exc:
         if exc.code not in REDEEM_REFUSALS:
             raise
@@ -199,11 +206,15 @@ def redeem(
 
 
 @get("/redemptions/{redemption_id:str}", sync_to_thread=True)
-def redemption_page(request: Request, redemption_id: Id, principal: Resident, ctx: Ctx) -> Template:
-    """The voucher to show at the counter (code and QR), what was paid, where it stands."""
+def redemption_page(request: Request, redemption_id: Id, principal: Resident, ctx: Ctx, paid: Flag = False) -> Template:
+    """The voucher to show at the counter (code and QR), what was paid, where it stands. Back from
+    the card processor's page (`paid`), it asks the processor at once rather than wait for its webhook."""
     lang = pages.locale(request)
     resident = principal.subject
     redemption = ctx.redemptions.get(resident, redemption_id, lang)
+    if paid and redemption.status == "awaiting_payment":
+        with contextlib.suppress(PaymentProviderUnavailable):  # not answering now: the webhook will tell
+            redemption = ctx.redemptions.paid(resident, redemption_id, lang)
     cities = _mine(ctx, resident)
     qr = (
         segno.make(redemption.voucher, error="m").svg_data_uri(scale=6, border=2)
@@ -211,7 +222,7 @@ def redemption_page(request: Request, redemption_id: Id, principal: Resident, ct
         else None
     )
     return pages.render(
-        request, "find/redemption.html", redemption=redemption, qr=qr, balance=ctx.wallet.balance(resident, _home(principal)),
+        request, "find/redemption.html", redemption=redemption, qr=qr, paid=paid, balance=ctx.wallet.balance(resident, _home(principal)),
         city_names={c: name for c, name, _ in cities},
         time_zone=next((tz for c, _, tz in cities if c == redemption.city), DEFAULT_TIME_ZONE),
     )  # fmt: skip

@@ -75,7 +75,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 def _site(request: Request, ctx: Context) -> tuple[str, str]:
     """(origin, relying-party id): the configured public address, else the request's own."""
-    origin = (ctx.settings.web_origin or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
+    origin = pages.site_origin(request, ctx)
     return origin, urlsplit(origin).hostname or "localhost"
 
 

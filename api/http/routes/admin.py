@@ -150,8 +150,9 @@ def renew(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Resident:
 @put("/residents/{city:str}/{resident_id:str}/level", sync_to_thread=True, summary="Set a resident's verification level",
      operation_id="admin_set_resident_level", problems=("unknown_resident", "resident_erased", "invalid_request"))  # fmt: skip
 def set_level(city: City, resident_id: Id, data: JSONBody[schemas.LevelBody], principal: Who, ctx: Ctx) -> Resident:
-    """Set the level that gates some civic activities (basic, verified, checked), audited. City staff only."""
-    return ctx.residents.set_level(resident_id, data.level, _staff(principal, city).actor, city)
+    """Set the level that gates some civic activities (basic, verified, checked), audited with the
+    `evidence` staff saw. City staff only."""
+    return ctx.residents.set_level(resident_id, data.level, _staff(principal, city).actor, city, data.evidence)
 
 
 @post("/residents/{city:str}/{resident_id:str}/erase", sync_to_thread=True, status_code=200,
