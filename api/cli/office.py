@@ -63,6 +63,7 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_reconcile_period": "settlement reconcile",
     "finance_get_budget": "settlement budget",
     "finance_get_redemptions_report": "settlement redemptions",
+    "finance_list_disputes": "settlement disputes",
 }
 # Routes no person calls, so no command does their job.
 NOT_COMMANDS: dict[str, str] = {"finance_stripe_connect_webhook": "Stripe calls it, signed with the webhook secret"}
