@@ -318,7 +318,7 @@ class Context:
 
     @cached_property
     def onboarding(self) -> Onboarding:
-        return Onboarding(self.engine, self.stripe_connect, self.audit, self.clock)
+        return Onboarding(self.engine, self.stripe_connect, self.settings.web_origin, self.audit, self.clock)
 
     @cached_property
     def collections(self) -> Collections:

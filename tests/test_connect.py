@@ -37,7 +37,8 @@ def test_a_merchant_links_its_own_stripe_verified_payout_account(world: World, c
     with StripeServer() as server:
         world.ctx.settings = world.ctx.settings.__class__(**{**vars(world.ctx.settings), "stripe_api_key": API_KEY,
                                                              "stripe_api_base": server.url,
-                                                             "stripe_connect_webhook_secret": WEBHOOK_SECRET})  # fmt: skip
+                                                             "stripe_connect_webhook_secret": WEBHOOK_SECRET,
+                                                             "web_origin": "https://entraide.brossard.example"})  # fmt: skip
         for service in ("payouts", "onboarding"):
             world.ctx.__dict__.pop(service, None)
         assert decoded(world.pos("librairie", "GET", ONBOARDING), OnboardingStatus) == OnboardingStatus(started=False)
@@ -50,8 +51,8 @@ def test_a_merchant_links_its_own_stripe_verified_payout_account(world: World, c
         assert first.url == link["url"] and first.stripe_account_id == account["id"]
         assert (account["type"], account["country"], account["metadata"]) == (
             "express", "CA", {"entraide_merchant_id": "librairie", "city": "brossard"})  # fmt: skip
-        assert link["form"]["return_url"] == "http://testserver.local" + RETURN_PATH
-        assert link["form"]["refresh_url"] == "http://testserver.local" + REFRESH_PATH
+        assert link["form"]["return_url"] == "https://entraide.brossard.example" + RETURN_PATH
+        assert link["form"]["refresh_url"] == "https://entraide.brossard.example" + REFRESH_PATH
         # The link expired: a new key, a new link to the same account.
         again = decoded(world.pos("librairie", "POST", ONBOARDING, key="k2"), OnboardingLink)
         assert again.url != first.url and again.stripe_account_id == first.stripe_account_id

@@ -46,23 +46,26 @@ def record_account(conn: Connection, audit: AuditTrail, account: ConnectedAccoun
 
 
 class Onboarding:
-    def __init__(self, engine: Engine, gateway: StripeConnect | None, audit: AuditTrail,
+    def __init__(self, engine: Engine, gateway: StripeConnect | None, origin: str | None, audit: AuditTrail,
                  clock: Callable[[], int]) -> None:  # fmt: skip
+        """`origin`: the site's public origin (ENTRAIDE_WEB_ORIGIN), where Stripe sends the merchant back."""
         self.engine, self.gateway, self.audit, self.clock = engine, gateway, audit, clock
+        self.origin = origin.rstrip("/") if origin else None
 
     def _stripe(self) -> StripeConnect:
         if self.gateway is None:
             raise CardPaymentsUnavailable("Stripe Connect is off (no Stripe key configured)")
         return self.gateway
 
-    def start(self, city: str, merchant_id: str, origin: str, actor: str, *, key: str) -> OnboardingLink:
-        """The URL of Stripe's onboarding page for the merchant's connected account (made on the first call).
-
-        `origin` is our site's (the link sends the merchant back to its portal). A retry with the same
+    def start(self, city: str, merchant_id: str, actor: str, *, key: str) -> OnboardingLink:
+        """The URL of Stripe's onboarding page for the merchant's connected account (made on the first call),
+        which sends the merchant back to its portal on our site. A retry with the same
         Idempotency-Key returns the same link and asks Stripe for nothing. The Stripe calls run inside
         the key's transaction: if Stripe fails, nothing is stored and the retry asks again, and the
         account itself is made once whatever happens (Stripe's idempotency key names the merchant)."""
-        gateway, now = self._stripe(), self.clock()
+        gateway, now, origin = self._stripe(), self.clock(), self.origin
+        if origin is None:  # a link back to an address a request named could send merchants anywhere
+            raise CardPaymentsUnavailable("Stripe Connect onboarding needs the site's origin (ENTRAIDE_WEB_ORIGIN)")
         with self.engine.begin() as conn:
             return idempotency.once(conn, f"{city}:{actor}:finance.payout_onboarding", key,
                                     {"merchant_id": merchant_id, "origin": origin}, OnboardingLink,

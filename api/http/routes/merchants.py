@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, Router, get, patch, post, put
+from litestar import Router, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import JSONBody
 
@@ -78,14 +78,14 @@ def _payee(principal: Principal) -> tuple[str, str, str]:
 
 @post("/payout-onboarding", sync_to_thread=True, status_code=200, summary="Start the payout account's onboarding",
       operation_id="merchants_start_payout_onboarding", problems=("payments_disabled", "overloaded"))  # fmt: skip
-def start_payout_onboarding(request: Request, principal: Who, ctx: Ctx, key: IdempotencyKey) -> OnboardingLink:
+def start_payout_onboarding(principal: Who, ctx: Ctx, key: IdempotencyKey) -> OnboardingLink:
     """The URL of Stripe's hosted onboarding, where the merchant gives Stripe its identity and bank
     account; its Stripe connected account is made on the first call. Once Stripe enables its payouts,
     the merchant's payouts go there. A retry with the same Idempotency-Key returns the same link; an
-    expired link: ask again with a new key."""
+    expired link: ask again with a new key. Needs the site's public origin (`ENTRAIDE_WEB_ORIGIN`), where
+    Stripe sends the merchant back."""
     city, merchant_id, actor = _payee(principal)
-    origin = ctx.settings.web_origin or str(request.base_url).rstrip("/")
-    return ctx.onboarding.start(city, merchant_id, origin, actor, key=idempotency_key(key))
+    return ctx.onboarding.start(city, merchant_id, actor, key=idempotency_key(key))
 
 
 @get("/payout-onboarding", sync_to_thread=True, summary="Read the payout account's onboarding",
