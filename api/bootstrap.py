@@ -28,6 +28,7 @@ from community.service_layer.residents import Residents
 from community.service_layer.wallet import Wallet
 from finance.adapters.stripe_connect import StripeConnect
 from finance.service_layer.collections import Collections
+from finance.service_layer.connect import Onboarding
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
 from finance.service_layer.payouts import Payouts
@@ -310,11 +311,20 @@ class Context:
     def settlement(self) -> Settlement:
         return Settlement(self.engine, self.ledger, self.programs, self.audit, self.clock)
 
+    @property
+    def stripe_connect(self) -> StripeConnect | None:  # not cached: each service that holds one is
+        s = self.settings
+        return StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
+
     @cached_property
     def payouts(self) -> Payouts:
         s = self.settings
-        gateway = StripeConnect(s.stripe_api_key, s.stripe_api_base) if s.stripe_api_key else None
-        return Payouts(self.engine, self.settlement, gateway, s.stripe_connect_webhook_secret, self.audit, self.clock)
+        return Payouts(self.engine, self.settlement, self.stripe_connect, s.stripe_connect_webhook_secret, self.audit,
+                       self.clock)  # fmt: skip
+
+    @cached_property
+    def onboarding(self) -> Onboarding:
+        return Onboarding(self.engine, self.stripe_connect, self.settings.web_origin, self.audit, self.clock)
 
     @cached_property
     def bank_reconciliation(self) -> BankReconciliation:

@@ -194,13 +194,42 @@ class PayoutList(Result, frozen=True):
 
 
 class PayoutWebhookAck(Result, omit_defaults=True, frozen=True):
-    """Stripe Connect's event acknowledged: applied to a payout once, or ignored (another type, a redelivery)."""
+    """Stripe Connect's event acknowledged: applied to a payout or a connected account once, or ignored
+    (another type, a redelivery)."""
 
     event: Annotated[str, msgspec.Meta(description="Stripe's event id")]
-    applied: Annotated[bool, msgspec.Meta(description="true when the event changed a payout")]
+    applied: Annotated[bool, msgspec.Meta(description="true when the event changed a payout or a connected account")]
     duplicate: Annotated[bool, msgspec.Meta(description="true when the event was already applied")] = False
     payout: Annotated[str | None, msgspec.Meta(description="the payout it changed")] = None
     status: Annotated[PayoutStatus | None, msgspec.Meta(description="the payout's new status")] = None
+    account: Annotated[str | None, msgspec.Meta(description="the connected account it changed (account.updated)")] = (
+        None
+    )
+
+
+# --- Stripe Connect onboarding ---------------------------------------------------------------------
+
+StripeAccountId = Annotated[str, msgspec.Meta(description="the merchant's Stripe connected account (acct_…)")]
+
+
+class OnboardingLink(Result, frozen=True):
+    """Where to send the merchant: Stripe's hosted onboarding page for its connected account."""
+
+    stripe_account_id: StripeAccountId
+    url: Annotated[str, msgspec.Meta(description="Stripe's onboarding page (single use; ask again once it expired)")]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the link stops working")]
+
+
+class OnboardingStatus(Result, frozen=True):
+    """The merchant's connected account as Stripe last said, and whether its payouts go there."""
+
+    started: Annotated[bool, msgspec.Meta(description="true once a connected account was made for the merchant")]
+    stripe_account_id: Annotated[str | None, msgspec.Meta(description="the connected account, once made")] = None
+    details_submitted: Annotated[bool, msgspec.Meta(description="the merchant finished Stripe's forms")] = False
+    payouts_enabled: Annotated[
+        bool,
+        msgspec.Meta(description="Stripe verified the account and pays out from it: the merchant's payouts go there"),
+    ] = False
 
 
 # --- reconciliation --------------------------------------------------------------------------------

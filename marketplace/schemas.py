@@ -15,7 +15,7 @@ from marketplace.domain.catalog import Category, ItemStatus, Kind, Lang, Locatio
 
 RedemptionStatus = Literal["reserved", "awaiting_payment", "completed", "failed", "cancelled", "refunded"]
 PaymentState = Literal["pending", "succeeded", "cancelled", "refunded"]
-WebhookOutcome = Literal["duplicate", "ignored", "unchanged", "completed", "cancelled", "refunded"]
+WebhookOutcome = Literal["duplicate", "ignored", "unchanged", "completed", "cancelled", "refunded", "dispute_recorded"]
 
 ItemId = Annotated[str, msgspec.Meta(description="the catalog item's id")]
 City = Annotated[str, msgspec.Meta(description="the city (program ledger) the item belongs to")]
@@ -217,6 +217,39 @@ class WebhookAck(Result, frozen=True):
     outcome: Annotated[
         WebhookOutcome,
         msgspec.Meta(
-            description="duplicate (seen before), ignored (not ours), unchanged, or what it did to the redemption"
+            description="duplicate (seen before), ignored (not ours), unchanged, what it did to the redemption, "
+            "or dispute_recorded (a charge.dispute.* event)"
         ),
     ]
+
+
+class Dispute(Result, kw_only=True, frozen=True):
+    """A card payment's dispute (chargeback) as Stripe last told it, with the redemption it paid for."""
+
+    id: Annotated[str, msgspec.Meta(description="Stripe's dispute id (dp_…)")]
+    charge_id: Annotated[str, msgspec.Meta(description="the disputed charge (ch_…)")]
+    payment_intent_id: Annotated[str | None, msgspec.Meta(description="its payment intent (pi_…)")]
+    redemption_id: Annotated[str | None, msgspec.Meta(description="the redemption the payment was for")]
+    merchant_id: Annotated[
+        str | None, msgspec.Meta(description="the merchant of the redeemed offer (null for a city's own service)")
+    ]
+    amount_cents: Annotated[Cents, msgspec.Meta(ge=0, description="the disputed amount")]
+    currency: Annotated[str, msgspec.Meta(description="ISO 4217, lower case as Stripe writes it")]
+    reason: Annotated[str, msgspec.Meta(description="the card holder's reason, as Stripe names it (fraudulent, …)")]
+    status: Annotated[
+        str, msgspec.Meta(description="Stripe's status: needs_response, under_review, won, lost, warning_…")
+    ]
+    funds_withdrawn: Annotated[
+        bool, msgspec.Meta(description="the amount is withdrawn from the balance (not reinstated)")
+    ]
+    evidence_due_by_us: Annotated[TimeUs | None, msgspec.Meta(description="last moment to send Stripe evidence")]
+    created_at_us: Annotated[TimeUs, msgspec.Meta(description="when the card holder opened it")]
+    updated_at_us: Annotated[TimeUs, msgspec.Meta(description="when we last recorded an event of it")]
+    closed_at_us: Annotated[TimeUs | None, msgspec.Meta(description="when it was closed (won or lost)")]
+
+
+class DisputeList(Result, frozen=True):
+    """A city's disputes, newest first."""
+
+    city: Annotated[str, msgspec.Meta(description="the city whose card payments they dispute")]
+    disputes: list[Dispute]

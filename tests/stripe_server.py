@@ -33,6 +33,8 @@ class StripeServer:
     def __init__(self) -> None:
         self.requests: list[dict] = []  # every POST as received: path, form, headers
         self.created: dict[str, dict] = {}  # idempotency key -> object
+        self.accounts: dict[str, dict] = {}  # connected accounts by id (a test sets what Stripe would verify)
+        self.links: list[dict] = []  # account links made, as answered
         self.delay_seconds = 0.0
         self._lock = threading.Lock()
         server = self
@@ -41,9 +43,14 @@ class StripeServer:
             def log_message(self, *args) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                self.answer(*server.read(self.path, dict(self.headers)))
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                status, answer = server.handle(self.path, dict(self.headers), urllib.parse.parse_qs(body))
+                self.answer(*server.handle(self.path, dict(self.headers), urllib.parse.parse_qs(body)))
+
+            def answer(self, status: int, answer: dict) -> None:
                 if server.delay_seconds:
                     time.sleep(server.delay_seconds)
                 payload = json.dumps(answer).encode()
@@ -70,7 +77,11 @@ class StripeServer:
             self.requests.append({"path": path, "form": {k: v[0] for k, v in form.items()}, "headers": headers})
             if headers.get("Authorization") != f"Bearer {API_KEY}":
                 return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+            if path == "/v1/account_links":  # Stripe needs no idempotency key here; each call is a new link
+                return self._account_link({k: v[0] for k, v in form.items()})
             key = headers.get("Idempotency-Key")
+            if key and path == "/v1/accounts":
+                return 200, self.created.setdefault(key, self._account(form))
             if path not in OBJECTS or not key:
                 return 400, {"error": {"type": "invalid_request_error", "message": f"unexpected {path} / missing key"}}
             if key in self.created:
@@ -86,6 +97,36 @@ class StripeServer:
                 obj["stripe_account"] = headers.get("Stripe-Account")
             self.created[key] = obj
             return 200, obj
+
+    def read(self, path: str, headers: dict) -> tuple[int, dict]:
+        """GET /v1/accounts/<id>, as Stripe answers it."""
+        with self._lock:
+            self.requests.append({"path": path, "form": {}, "headers": headers, "method": "GET"})
+            if headers.get("Authorization") != f"Bearer {API_KEY}":
+                return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+            account = self.accounts.get(path.removeprefix("/v1/accounts/"))
+            if not path.startswith("/v1/accounts/") or account is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": path}}
+            return 200, account
+
+    def _account(self, form: dict[str, list[str]]) -> dict:
+        account = {"id": f"acct_{len(self.accounts) + 1:016d}", "object": "account", "type": form["type"][0],
+                   "country": form["country"][0], "details_submitted": False, "payouts_enabled": False,
+                   "charges_enabled": False, "capabilities": {"transfers": "inactive"},
+                   "metadata": {k[9:-1]: v[0] for k, v in form.items() if k.startswith("metadata[")}}  # fmt: skip
+        self.accounts[account["id"]] = account
+        return account
+
+    def _account_link(self, form: dict[str, str]) -> tuple[int, dict]:
+        if form.get("account") not in self.accounts or form.get("type") != "account_onboarding":
+            return 400, {"error": {"type": "invalid_request_error", "message": "no such account / bad type"}}
+        if not all(form.get(k, "").startswith(("http://", "https://")) for k in ("refresh_url", "return_url")):
+            return 400, {"error": {"type": "invalid_request_error", "message": "refresh_url and return_url are URLs"}}
+        created = int(time.time())
+        link = {"object": "account_link", "created": created, "expires_at": created + 300,
+                "url": f"https://connect.stripe.com/setup/e/{form['account']}/{len(self.links) + 1}"}  # fmt: skip
+        self.links.append(link | {"form": form})
+        return 200, link
 
     def made(self, kind: str) -> list[dict]:
         return [o for o in self.created.values() if o["object"] == kind]

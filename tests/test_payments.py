@@ -36,11 +36,12 @@ from ledger.domain.transfers import TransferRequest
 from ledger.service_layer.audit import verify_database
 from marketplace.adapters import store
 from marketplace.adapters.payments_stripe import StripeCardPayments
-from marketplace.schemas import Item, Redemption, WebhookAck
+from marketplace.schemas import DisputeList, Item, Redemption, WebhookAck
 from marketplace.service_layer.redemptions import PAYMENT_HOLD_SECONDS, RESERVED_GRACE_SECONDS, redemption_id_for
 from tests.local_server import LocalServer
 from tests.stripe_server import Link, signed_event
 from tests.test_api import assert_problem, entry_count
+from tests.test_cli import run as run_cli
 from tests.test_marketplace_api import decoded
 from tests.test_marketplace_recovery import NOTHING, Crash, crash_once
 from tests.world import World, free_port, standard_world
@@ -181,7 +182,9 @@ def outcome(response) -> str:
     return decoded(response, WebhookAck).outcome
 
 
-def test_a_partial_payment_is_captured_only_after_a_verified_success(world: World, localstripe, client) -> None:
+def test_a_partial_payment_is_captured_only_after_a_verified_success(world: World, localstripe, client, db_url,
+                                                                     tmp_path) -> None:  # fmt: skip
+    cli_common = ["--db", db_url, "--data-dir", str(tmp_path)]
     hooks = localstripe[1]
     pool = service(world)
     started = redeem(world, "alice", pool.id, "pool-1")
@@ -224,6 +227,42 @@ def test_a_partial_payment_is_captured_only_after_a_verified_success(world: Worl
     assert outcome(again) == "duplicate"
     assert ledger.balance("brossard", "services:revenue").posted == 400
     assert verify_database(world.ctx.engine)["ok"]
+    dispute_the_payment(world, intent_id, started.id, cli_common)
+
+
+def dispute_the_payment(world: World, intent_id: str, redemption_id: str, cli_common: list[str]) -> None:
+    """The card holder disputes the paid payment: Stripe's charge.dispute.* events, signed, some twice,
+    some out of order, are recorded once each, and finance sees the dispute beside its redemption."""
+    t0 = int(time.time())
+    dispute = {"id": "dp_1", "object": "dispute", "charge": "ch_1", "payment_intent": intent_id, "amount": 1_500,
+               "currency": "cad", "reason": "fraudulent", "status": "needs_response", "created": t0,
+               "evidence_details": {"due_by": t0 + 7 * 86_400}}  # fmt: skip
+
+    def deliver(event_id: str, kind: str, created: int, **changes) -> str:
+        event = {"id": event_id, "object": "event", "type": f"charge.dispute.{kind}", "created": created,
+                 "data": {"object": dispute | changes}}  # fmt: skip
+        return outcome(relay(world, *signed_event(event, SECRET)))
+
+    unsigned = json.dumps({"id": "evt_dp_0", "type": "charge.dispute.created", "data": {"object": dispute}}).encode()
+    assert_problem(relay(world, unsigned, None), 400, "invalid_webhook")
+    assert deliver("evt_dp_1", "created", t0) == "dispute_recorded"
+    assert deliver("evt_dp_1", "created", t0) == "duplicate"
+    assert deliver("evt_dp_2", "funds_withdrawn", t0 + 1) == "dispute_recorded"
+    assert deliver("evt_dp_4", "closed", t0 + 3, status="lost") == "dispute_recorded"
+    assert deliver("evt_dp_3", "updated", t0 + 2, status="under_review") == "dispute_recorded"  # arrived late
+    assert_problem(world.bearer("alice", "GET", "/v1/finance/brossard/disputes"), 403, "forbidden")
+    listed = decoded(world.bearer("finance-brossard", "GET", "/v1/finance/brossard/disputes"), DisputeList)
+    (row,) = listed.disputes
+    assert (row.id, row.redemption_id, row.payment_intent_id, row.merchant_id) == (
+        "dp_1", redemption_id, intent_id, None)  # fmt: skip  # a city's service: no merchant
+    assert (row.amount_cents, row.reason, row.status, row.funds_withdrawn) == (1_500, "fraudulent", "lost", True)
+    assert row.created_at_us == t0 * 1_000_000 and row.closed_at_us is not None
+    assert row.evidence_due_by_us == (t0 + 7 * 86_400) * 1_000_000
+    assert (
+        decoded(world.bearer("finance-brossard", "GET", "/v1/finance/brossard/disputes?limit=1"), DisputeList) == listed
+    )
+    output = run_cli("settlement", "disputes", "--city", "brossard", *cli_common)
+    assert "dp_1" in output and redemption_id in output and "15.00" in output
 
 
 def test_a_failed_payment_voids_the_hold_and_frees_the_seat(world: World, localstripe, client) -> None:

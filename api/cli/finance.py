@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -78,6 +79,25 @@ def payouts(city: City, period: Period, pay: Annotated[bool, typer.Option(help="
             steps = plain(ctx.payouts.run(city))
             out.print(_("{city}: {advanced} payout steps made, {retry_later} to retry later, {failed} failed")
                       .format(city=city, **steps))  # fmt: skip
+
+
+@settlement_app.command("disputes")
+def disputes(city: City, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """List the city's card payment disputes (chargebacks), newest first, with their redemption and merchant."""
+    from finance.domain.settlement import cents_text
+
+    with errors():
+        listed = plain(context(db, data_dir).payment_events.disputes(city))
+    # A line each, not a table: the ids stay whole to copy, whatever the terminal's width.
+    out.print(_("{city}: {count} card payment disputes").format(city=city, count=len(listed["disputes"])))
+    for d in listed["disputes"]:
+        opened = datetime.fromtimestamp(d["created_at_us"] / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        status = d["status"] + (_(" (funds withdrawn)") if d["funds_withdrawn"] else "")
+        out.print(_("{id} {status}: {amount} {currency}, {reason}, opened {opened}; redemption {redemption}, "
+                    "merchant {merchant}").format(id=d["id"], status=status, amount=cents_text(d["amount_cents"]),
+                                                  currency=d["currency"].upper(), reason=d["reason"], opened=opened,
+                                                  redemption=d["redemption_id"] or "-", merchant=d["merchant_id"] or "-"),
+                  soft_wrap=True)  # fmt: skip
 
 
 @settlement_app.command("reconcile")

@@ -73,6 +73,7 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_list_bank_statements": "settlement bank-results",
     "finance_get_bank_statement_results": "settlement bank-results",
     "finance_export_bank_statement_results": "settlement bank-results",
+    "finance_list_disputes": "settlement disputes",
 }
 # Routes no person calls, so no command does their job.
 NOT_COMMANDS: dict[str, str] = {"finance_stripe_connect_webhook": "Stripe calls it, signed with the webhook secret"}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from finance.adapters.tables import AdjustmentRow, CloseRow, PayoutAccountChangeRow, PayoutAccountRow, PayoutRow
+from finance.adapters.tables import (
+    AdjustmentRow,
+    CloseRow,
+    ConnectAccountRow,
+    PayoutAccountChangeRow,
+    PayoutAccountRow,
+    PayoutRow,
+)
 from ledger.adapters.database import first_row, insert_once
 from ledger.adapters.tables import Base
 from marketplace.adapters.store import claim_payment_event
@@ -15,6 +22,7 @@ AD = Base.metadata.tables[AdjustmentRow.__tablename__]
 PA = Base.metadata.tables[PayoutAccountRow.__tablename__]
 PO = Base.metadata.tables[PayoutRow.__tablename__]
 PC = Base.metadata.tables[PayoutAccountChangeRow.__tablename__]
+CA = Base.metadata.tables[ConnectAccountRow.__tablename__]
 MAX_CHANGES_LISTED = 1_000
 
 
@@ -61,6 +69,39 @@ def payout_accounts(conn: Connection, merchant_ids: list[str]) -> dict[str, dict
     if not merchant_ids:
         return {}
     return {r.merchant_id: r._asdict() for r in conn.execute(select(PA).where(PA.c.merchant_id.in_(merchant_ids)))}
+
+
+def stripe_destinations(conn: Connection, merchant_ids: list[str]) -> dict[str, str]:
+    """Merchant → the Stripe account its payouts go to: the one it onboarded on Stripe's hosted pages
+    once Stripe enabled its payouts, else the one two principals confirmed (docs/security-model.md)."""
+    if not merchant_ids:
+        return {}
+    confirmed = select(PA.c.merchant_id, PA.c.stripe_account_id).where(
+        PA.c.merchant_id.in_(merchant_ids), PA.c.stripe_account_id.is_not(None)
+    )
+    onboarded = select(CA.c.merchant_id, CA.c.stripe_account_id).where(
+        CA.c.merchant_id.in_(merchant_ids), CA.c.payouts_enabled.is_(True)
+    )
+    found = {r.merchant_id: r.stripe_account_id for r in conn.execute(confirmed)}
+    return found | {r.merchant_id: r.stripe_account_id for r in conn.execute(onboarded)}
+
+
+def connect_account(conn: Connection, merchant_id: str) -> dict | None:
+    return first_row(conn, select(CA).where(CA.c.merchant_id == merchant_id))
+
+
+def connect_account_by_stripe_id(conn: Connection, stripe_account_id: str, for_update: bool = False) -> dict | None:
+    query = select(CA).where(CA.c.stripe_account_id == stripe_account_id)
+    return first_row(conn, query.with_for_update() if for_update else query)
+
+
+def add_connect_account(conn: Connection, **values) -> bool:
+    """Remember the merchant's connected account; False if it already has one."""
+    return insert_once(conn, CA, **values)
+
+
+def update_connect_account(conn: Connection, stripe_account_id: str, now_us: int, **values) -> None:
+    conn.execute(update(CA).where(CA.c.stripe_account_id == stripe_account_id).values(updated_at_us=now_us, **values))
 
 
 def add_account_change(conn: Connection, **values) -> None:

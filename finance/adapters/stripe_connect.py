@@ -1,6 +1,7 @@
 """Merchant payouts through Stripe Connect, with the `stripe` library: a transfer to the merchant's
 connected account, then a payout from it to their bank; every call carries an idempotency key, so
-a retry after a timeout or a crash makes the same transfer and the same payout, never a second one."""
+a retry after a timeout or a crash makes the same transfer and the same payout, never a second one.
+Onboarding: the merchant's Express account, made once, and the account links to Stripe's hosted pages."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import stripe
 from stripe import RequestOptions
-from stripe.params import PayoutCreateParams, TransferCreateParams
+from stripe.params import AccountCreateParams, AccountLinkCreateParams, PayoutCreateParams, TransferCreateParams
 
 RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)  # timeouts, 429, Stripe 5xx
 
@@ -40,6 +41,49 @@ class StripeConnect:
         params: PayoutCreateParams = {"amount": amount_cents, "currency": currency.lower(), "metadata": metadata}
         options: RequestOptions = {"idempotency_key": idempotency_key, "stripe_account": account}
         return self.client.v1.payouts.create(params=params, options=options).id
+
+    # --- onboarding: an Express account per merchant, and Stripe's hosted pages to complete it ----
+
+    def create_account(self, merchant_id: str, city: str, idempotency_key: str) -> ConnectedAccount:
+        """An Express connected account in Canada that receives transfers; the key makes it once per merchant."""
+        params: AccountCreateParams = {"type": "express", "country": "CA",
+                  "capabilities": {"transfers": {"requested": True}},
+                  "metadata": {"entraide_merchant_id": merchant_id, "city": city}}  # fmt: skip
+        return _account(self.client.v1.accounts.create(params=params, options={"idempotency_key": idempotency_key}))
+
+    def account(self, account_id: str) -> ConnectedAccount:
+        return _account(self.client.v1.accounts.retrieve(account_id))
+
+    def account_link(self, account_id: str, refresh_url: str, return_url: str) -> AccountLinkUrl:
+        """Stripe's hosted onboarding page for the account (a single-use URL that expires within minutes)."""
+        params: AccountLinkCreateParams = {"account": account_id, "refresh_url": refresh_url, "return_url": return_url,
+                                           "type": "account_onboarding"}  # fmt: skip
+        link = self.client.v1.account_links.create(params=params)
+        return AccountLinkUrl(url=link.url, expires_at_s=link.expires_at)
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    id: str
+    details_submitted: bool
+    payouts_enabled: bool
+
+
+@dataclass(frozen=True)
+class AccountLinkUrl:
+    url: str
+    expires_at_s: int
+
+
+def _account(found: stripe.Account) -> ConnectedAccount:
+    return ConnectedAccount(found.id, bool(found.details_submitted), bool(found.payouts_enabled))
+
+
+def account_from_event(obj: dict) -> ConnectedAccount | None:
+    """The account of an `account.updated` event's object, or None if it is not an account."""
+    if obj.get("object") != "account" or not isinstance(obj.get("id"), str):
+        return None
+    return ConnectedAccount(obj["id"], bool(obj.get("details_submitted")), bool(obj.get("payouts_enabled")))
 
 
 def verified_event(payload: bytes, signature_header: str, secret: str) -> stripe.Event:

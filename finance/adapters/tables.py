@@ -1,9 +1,9 @@
-"""Tables of period closes, adjustments, payout accounts and the payout queue (applied Stripe events share
-the marketplace's `payment_events`)."""
+"""Tables of period closes, adjustments, payout accounts, Stripe connected accounts and the payout queue
+(applied Stripe events share the marketplace's `payment_events`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from community.adapters.tables import BIG
@@ -132,6 +132,18 @@ class BankStatementResultRow(Base):
     entry_ref: Mapped[str | None] = mapped_column(String(35))
     remittance: Mapped[str | None] = mapped_column(String(140))
     __table_args__ = (Index("ix_bank_results_reference", "end_to_end_id", "status"),)
+class ConnectAccountRow(Base):
+    """A merchant's Stripe connected account made by our server for Stripe's hosted onboarding, and
+    what Stripe last said of it; with payouts enabled it is where the merchant's payouts go."""
+
+    __tablename__ = "connect_accounts"
+    merchant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    stripe_account_id: Mapped[str] = mapped_column(String(64), unique=True)
+    details_submitted: Mapped[bool] = mapped_column(Boolean)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at_us: Mapped[int] = mapped_column(BIG)
+    updated_at_us: Mapped[int] = mapped_column(BIG)
 
 
 class CollectionRow(Base):

@@ -24,7 +24,7 @@ from community.domain.access import SecondPrincipalRequired, identity
 from community.domain.errors import NotFound
 from community.domain.program import is_bank_account
 from finance.adapters import exports, store
-from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, verified_event
+from finance.adapters.stripe_connect import RETRYABLE, StripeConnect, account_from_event, verified_event
 from finance.schemas import (
     Difference,
     Payout,
@@ -36,6 +36,7 @@ from finance.schemas import (
     Reconciliation,
     Statement,
 )
+from finance.service_layer.connect import record_account
 from finance.service_layer.settlement import Settlement
 from ledger.adapters import idempotency
 from ledger.domain.errors import InvalidRequest, LedgerError
@@ -167,10 +168,10 @@ class Payouts:
         owed = [line for line in statement.merchants if line.net_cents > 0]
         now = self.clock()
         with self.engine.begin() as conn:
-            accounts = store.payout_accounts(conn, [line.merchant_id for line in owed])
+            destinations = store.stripe_destinations(conn, [line.merchant_id for line in owed])
             queued, without_account = 0, []
             for line in owed:
-                if not (accounts.get(line.merchant_id) or {}).get("stripe_account_id"):
+                if line.merchant_id not in destinations:
                     without_account.append(line.merchant_id)
                     continue
                 queued += store.add_payout(conn, id=f"{city}:{period}:{line.merchant_id}", city=city, period=period,
@@ -193,12 +194,14 @@ class Payouts:
             with self.engine.begin() as conn:
                 payout = store.claim_payout(conn, city, self.clock(), LEASE_SECONDS * 1_000_000)
                 account = (
-                    store.payout_accounts(conn, [payout["merchant_id"]]).get(payout["merchant_id"]) if payout else None
+                    store.stripe_destinations(conn, [payout["merchant_id"]]).get(payout["merchant_id"])
+                    if payout
+                    else None
                 )
             if payout is None:
                 break
-            assert account is not None  # a payout is queued only for a merchant with a payout account
-            counts[self._advance(gateway, payout, account["stripe_account_id"])] += 1
+            assert account is not None  # a payout is queued only for a merchant with a Stripe account
+            counts[self._advance(gateway, payout, account)] += 1
         return counts
 
     def _advance(self, gateway: StripeConnect, payout: dict[str, Any], stripe_account: str) -> str:
@@ -232,16 +235,19 @@ class Payouts:
     # --- webhooks -------------------------------------------------------------------------------
 
     def webhook(self, payload: bytes, signature_header: str | None) -> PayoutWebhookAck:
-        """Apply a Stripe Connect event (payout.paid, payout.failed) once; anything else is acknowledged."""
+        """Apply a Stripe Connect event (payout.paid, payout.failed, account.updated) once; anything else
+        is acknowledged."""
         if self.webhook_secret is None:
             raise PaymentsDisabled("payout webhooks are off (no webhook secret configured)")
         try:
             event = verified_event(payload, signature_header or "", self.webhook_secret)
         except (stripe.SignatureVerificationError, ValueError):
             raise InvalidWebhook("the webhook signature does not verify") from None
+        obj = event.data.object.to_dict()
+        if event.type == "account.updated":
+            return self._account_updated(event.id, event.type, obj)
         if event.type not in ("payout.paid", "payout.failed"):
             return PayoutWebhookAck(event=event.id, applied=False)
-        obj = event.data.object.to_dict()
         with self.engine.begin() as conn:
             if not store.record_event(conn, event.id, event.type, self.clock()):
                 return PayoutWebhookAck(event=event.id, applied=False, duplicate=True)
@@ -258,6 +264,17 @@ class Payouts:
                 conn, payout["id"], self.clock(), status=status, stripe_payout_id=obj.get("id"), last_error=error
             )
         return PayoutWebhookAck(event=event.id, applied=True, payout=payout["id"], status=status)
+
+    def _account_updated(self, event_id: str, event_type: str, obj: dict[str, Any]) -> PayoutWebhookAck:
+        """What Stripe now says of a merchant's connected account (payouts enabled or not), once per event."""
+        account = account_from_event(obj)
+        if account is None:
+            return PayoutWebhookAck(event=event_id, applied=False)
+        with self.engine.begin() as conn:
+            if not store.record_event(conn, event_id, event_type, self.clock()):
+                return PayoutWebhookAck(event=event_id, applied=False, duplicate=True)
+            applied = record_account(conn, self.audit, account, "stripe:account.updated", self.clock())
+        return PayoutWebhookAck(event=event_id, applied=applied, account=account.id if applied else None)
 
     def list(self, city: str, period: str) -> PayoutList:
         """A period's payouts, by merchant."""

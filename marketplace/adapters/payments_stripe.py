@@ -25,7 +25,7 @@ UNAVAILABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError
 
 
 @contextmanager
-def _answered(what: str, every_error: bool = False) -> Iterator[None]:
+def answered(what: str, every_error: bool = False) -> Iterator[None]:
     """Stripe not answering becomes PaymentProviderUnavailable (a 503 with Retry-After), raised before
     the caller changed anything; with `every_error`, so does any refusal (nothing was started)."""
     try:
@@ -86,7 +86,7 @@ class StripeCardPayments:
         assert type(amount_cents) is int and amount_cents > 0
         params = {"amount": amount_cents, "currency": self.currency, "metadata": metadata,
                   "payment_method_types": ["card"]}  # fmt: skip
-        with _answered("the card payment could not be started", every_error=True):
+        with answered("the card payment could not be started", every_error=True):
             found = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
         return self._intent(found)
 
@@ -102,7 +102,7 @@ class StripeCardPayments:
             "payment_method_types": ["card"], "payment_intent_data": {"metadata": metadata},
             "success_url": checkout.success_url, "cancel_url": checkout.cancel_url, "expires_at": checkout.expires_at_s,
         }  # fmt: skip
-        with _answered("the card payment could not be started", every_error=True):
+        with answered("the card payment could not be started", every_error=True):
             found = self.client.v1.checkout.sessions.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
         return self._session(found)
 
@@ -113,14 +113,14 @@ class StripeCardPayments:
                       found.url)  # fmt: skip
 
     def retrieve(self, intent_id: str) -> Intent:
-        with _answered("the card payment could not be read"):
+        with answered("the card payment could not be read"):
             if is_checkout(intent_id):
                 return self._session(self.client.v1.checkout.sessions.retrieve(intent_id))
             return self._intent(self.client.v1.payment_intents.retrieve(intent_id))
 
     def cancel(self, intent_id: str, idempotency_key: str) -> Intent:
         """Cancel an unpaid intent (expire an open session); a paid one cannot be, and is returned as it is."""
-        with _answered("the card payment could not be cancelled"):
+        with answered("the card payment could not be cancelled"):
             if is_checkout(intent_id):
                 try:
                     return self._session(self.client.v1.checkout.sessions.expire(
@@ -134,7 +134,7 @@ class StripeCardPayments:
         return self._intent(found)
 
     def refund(self, intent_id: str, idempotency_key: str) -> str:
-        with _answered("the card payment could not be refunded"):
+        with answered("the card payment could not be refunded"):
             if is_checkout(intent_id):  # a session is refunded through the PaymentIntent it created
                 paid = self.client.v1.checkout.sessions.retrieve(intent_id).payment_intent
                 intent_id = paid if isinstance(paid, str) else paid.id  # type: ignore[union-attr]

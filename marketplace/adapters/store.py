@@ -16,6 +16,7 @@ from ledger.adapters.database import dialect_insert, first_row, insert_once
 from ledger.adapters.tables import Base
 from marketplace.adapters.tables import (
     CatalogItemRow,
+    DisputeRow,
     PaymentEventRow,
     RedemptionCountRow,
     RedemptionRow,
@@ -31,6 +32,7 @@ R = Base.metadata.tables[RedemptionRow.__tablename__]
 RC = Base.metadata.tables[RedemptionCountRow.__tablename__]
 OB = Base.metadata.tables[SearchOutboxRow.__tablename__]
 PE = Base.metadata.tables[PaymentEventRow.__tablename__]
+DI = Base.metadata.tables[DisputeRow.__tablename__]
 M = Base.metadata.tables[MerchantRow.__tablename__]
 
 
@@ -215,6 +217,21 @@ def payment_event_seen(conn: Connection, event_id: str) -> bool:
 def claim_payment_event(conn: Connection, event_id: str, event_type: str, now_us: int) -> bool:
     """Remember a Stripe event (payments and payouts alike); False if it was applied before."""
     return insert_once(conn, PE, id=event_id, type=event_type, received_at_us=now_us)
+
+
+# --- disputes -----------------------------------------------------------------------------------
+
+
+def record_dispute(conn: Connection, dispute: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Insert the dispute, or apply `changes` to it if the event is not older than the one it holds."""
+    if not insert_once(conn, DI, **dispute):
+        newer = DI.c.event_created_s <= dispute["event_created_s"]
+        conn.execute(update(DI).where(DI.c.id == dispute["id"], newer).values(**changes))
+
+
+def disputes(conn: Connection, city: str, limit: int) -> list[dict]:
+    query = select(DI).where(DI.c.city == city).order_by(DI.c.created_at_us.desc(), DI.c.id).limit(limit)
+    return [r._asdict() for r in conn.execute(query)]
 
 
 # --- the search outbox --------------------------------------------------------------------------

@@ -147,3 +147,32 @@ class PaymentEventRow(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     received_at_us: Mapped[int] = mapped_column(BIG)
+
+
+class DisputeRow(Base):
+    """A card payment's dispute (chargeback) as Stripe last told it, linked to the redemption it paid for.
+
+    Events may arrive out of order: a row only takes an event's state if that event is not older than
+    the one it holds (`event_created_s`)."""
+
+    __tablename__ = "disputes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # Stripe's dp_…
+    charge_id: Mapped[str] = mapped_column(String(64))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(64))
+    redemption_id: Mapped[str | None] = mapped_column(String(32))  # None: not a payment of ours
+    city: Mapped[str | None] = mapped_column(String(63))
+    merchant_id: Mapped[str | None] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BIG)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    funds_withdrawn: Mapped[bool] = mapped_column(Boolean)
+    evidence_due_by_us: Mapped[int | None] = mapped_column(BIG)
+    created_at_us: Mapped[int] = mapped_column(BIG)  # when Stripe opened it
+    updated_at_us: Mapped[int] = mapped_column(BIG)  # when we last recorded an event of it
+    closed_at_us: Mapped[int | None] = mapped_column(BIG)
+    event_created_s: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (
+        CheckConstraint("amount_cents >= 0", name="ck_disputes_amount"),
+        Index("ix_disputes_city", "city", "created_at_us"),
+    )

@@ -21,6 +21,7 @@ from api.http.params import (
     Id,
     IdempotencyKey,
     OpenDataFormat,
+    PageLimit,
     Period,
     Who,
     idempotency_key,
@@ -46,6 +47,7 @@ from finance.schemas import (
     Statement,
 )
 from finance.service_layer.exports import MEDIA_TYPES
+from marketplace.schemas import DisputeList
 
 
 class AdjustmentBody(Struct, frozen=True):
@@ -233,8 +235,17 @@ def redemptions(city: City, period: Period, principal: Who, ctx: Ctx) -> Redempt
     return ctx.reports.redemptions(city, period)
 
 
+@get("/{city:str}/disputes", sync_to_thread=True, summary="List card payment disputes",
+     operation_id="finance_list_disputes", problems=())  # fmt: skip
+def disputes(city: City, principal: Who, ctx: Ctx, limit: PageLimit = 100) -> DisputeList:
+    """The city's card payment disputes (chargebacks) as Stripe last reported them, newest first, each
+    with its redemption and merchant (finance, auditors)."""
+    _finance(principal, city, "finance", "auditor")
+    return ctx.payment_events.disputes(city, limit)
+
+
 finance = Router("/v1/finance", route_handlers=[close, statement, preview, export, adjust, payout_account, payout_account_changes,
-                                                decide_payout_account, queue_payouts,
+                                                decide_payout_account, queue_payouts, disputes,
                                                 list_payouts, reconcile, import_bank_statement, bank_statements,
                                                 bank_statement_results, export_bank_statement_results, budget, redemptions],
                  dependencies={"principal": Provide(bearer_principal)}, tags=["finance"])  # fmt: skip
@@ -243,8 +254,8 @@ finance = Router("/v1/finance", route_handlers=[close, statement, preview, expor
 @post("/v1/finance/stripe/webhook", status_code=200, tags=["finance"], summary="Receive a Stripe Connect event",
       operation_id="finance_stripe_connect_webhook", problems=("invalid_webhook", "payments_disabled"))  # fmt: skip
 async def connect_webhook(request: Request, ctx: Ctx) -> PayoutWebhookAck:
-    """Stripe Connect's events (payout paid or failed), verified with Stripe's signature on the raw body;
-    each applied once, anything else acknowledged. Called by Stripe only."""
+    """Stripe Connect's events (payout paid or failed, a connected account updated), verified with
+    Stripe's signature on the raw body; each applied once, anything else acknowledged. Called by Stripe only."""
     payload = await request.body()
     return await to_thread.run_sync(ctx.payouts.webhook, payload, request.headers.get("stripe-signature"))
 

@@ -1,4 +1,4 @@
-"""/v1/merchants: a merchant's catalog and shop, from its signed terminals."""
+"""/v1/merchants: a merchant's catalog, shop and payout account onboarding, from its signed terminals."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from litestar.params import JSONBody
 from api.http.auth import Principal, terminal_principal
 from api.http.params import Ctx, Cursor, Id, IdempotencyKey, PageLimit, Who, idempotency_key
 from api.http.schemas import ShopBody
+from finance.schemas import OnboardingLink, OnboardingStatus
 from marketplace.domain.catalog import ItemPatch, ItemSpec
 from marketplace.schemas import Item, ItemPage, Shop
 from marketplace.service_layer.catalog import Owner
@@ -68,7 +69,35 @@ def get_shop(principal: Who, ctx: Ctx) -> Shop:
     return ctx.catalog.shop(_merchant(principal))
 
 
-merchants = Router("/v1/merchants", route_handlers=[create_offer, list_offers, get_offer, update_offer, put_shop, get_shop],
+def _payee(principal: Principal) -> tuple[str, str, str]:
+    """The signed terminal's city, merchant and actor name."""
+    owner = _merchant(principal)
+    assert owner.merchant_id is not None
+    return owner.city, owner.merchant_id, owner.actor
+
+
+@post("/payout-onboarding", sync_to_thread=True, status_code=200, summary="Start the payout account's onboarding",
+      operation_id="merchants_start_payout_onboarding", problems=("payments_disabled", "overloaded"))  # fmt: skip
+def start_payout_onboarding(principal: Who, ctx: Ctx, key: IdempotencyKey) -> OnboardingLink:
+    """The URL of Stripe's hosted onboarding, where the merchant gives Stripe its identity and bank
+    account; its Stripe connected account is made on the first call. Once Stripe enables its payouts,
+    the merchant's payouts go there. A retry with the same Idempotency-Key returns the same link; an
+    expired link: ask again with a new key. Needs the site's public origin (`ENTRAIDE_WEB_ORIGIN`), where
+    Stripe sends the merchant back."""
+    city, merchant_id, actor = _payee(principal)
+    return ctx.onboarding.start(city, merchant_id, actor, key=idempotency_key(key))
+
+
+@get("/payout-onboarding", sync_to_thread=True, summary="Read the payout account's onboarding",
+     operation_id="merchants_get_payout_onboarding", problems=("payments_disabled", "overloaded"))  # fmt: skip
+def get_payout_onboarding(principal: Who, ctx: Ctx) -> OnboardingStatus:
+    """Whether the merchant's Stripe connected account exists, its forms are done and its payouts are
+    enabled, as Stripe says now (what the portal shows when the merchant comes back from Stripe)."""
+    return ctx.onboarding.status(*_payee(principal))
+
+
+merchants = Router("/v1/merchants", route_handlers=[create_offer, list_offers, get_offer, update_offer, put_shop, get_shop,
+                                                    start_payout_onboarding, get_payout_onboarding],
                    dependencies={"principal": Provide(terminal_principal)}, tags=["merchants"])  # fmt: skip
 
 
