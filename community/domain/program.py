@@ -112,6 +112,8 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     redemption_rate_percent: int = 100  # share of a redeemed point's value the program reimburses
     funding_rate_percent: int = 100  # share of an issued point's value the merchant pays
     settlement_fee_cents: int = 0  # charged per period to each merchant with activity
+    # A staff correction above this many points waits for a second principal (docs/money-model.md "Corrections").
+    correction_approval_points: int = 1_000
     treasury: Treasury | None = None  # needed to export pain.001 credit transfers
 
     def validate(self) -> Program:
@@ -121,7 +123,8 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
                                  reason="invalid_value")  # fmt: skip
         _positive_ints(self, ("point_value_cents_per_100_points", "expiry_days", "hold_timeout_seconds"))
         _non_negative_ints(self, ("merchant_points_per_dollar", "daily_cap_points", "monthly_cap_points",
-                                  "yearly_budget_points", "offline_floor_points", "settlement_fee_cents"))  # fmt: skip
+                                  "yearly_budget_points", "offline_floor_points", "settlement_fee_cents",
+                                  "correction_approval_points"))  # fmt: skip
         for name in ("redemption_rate_percent", "funding_rate_percent"):
             if not 0 <= getattr(self, name) <= 100:
                 raise InvalidProgram(
