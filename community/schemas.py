@@ -469,11 +469,15 @@ class Correction(Result, frozen=True):
 
     id: Annotated[str, msgspec.Meta(description="the correction's id")]
     city: City
-    kind: Annotated[CorrectionKind, msgspec.Meta(description="attestation reversed, redemption refunded, wallet corrected")]
+    kind: Annotated[
+        CorrectionKind, msgspec.Meta(description="attestation reversed, redemption refunded, wallet corrected")
+    ]
     target: Annotated[str, msgspec.Meta(description="what it corrects: the attestation's transfer id, the redemption id, "
                                                     "or the resident id")]  # fmt: skip
     resident_id: ResidentId
-    direction: Annotated[Literal["credit", "debit"], msgspec.Meta(description="the resident's wallet is credited or debited")]
+    direction: Annotated[
+        Literal["credit", "debit"], msgspec.Meta(description="the resident's wallet is credited or debited")
+    ]
     points: Points
     reason: Annotated[str, msgspec.Meta(description="why, as the proposer wrote it (also in the audit trail)")]
     status: Annotated[CorrectionStatus, msgspec.Meta(description="pending until a second principal approves it; "
@@ -488,4 +492,6 @@ class Correction(Result, frozen=True):
 
 class Corrections(Result, frozen=True):
     corrections: list[Correction]
-    next_before_us: Annotated[OptionalTimeUs, msgspec.Meta(description="pass as before_us for the next page; null: no more")]
+    next_before_us: Annotated[
+        OptionalTimeUs, msgspec.Meta(description="pass as before_us for the next page; null: no more")
+    ]

@@ -108,7 +108,9 @@ class CorrectionsService:
             if row["status"] != "pending":
                 raise CorrectionNotPending("this correction was already decided", status=row["status"])
             if decision == "reject":
-                if not store.decide_correction(conn, correction_id, status="rejected", decided_by=actor, decided_at_us=now):
+                if not store.decide_correction(
+                    conn, correction_id, status="rejected", decided_by=actor, decided_at_us=now
+                ):
                     raise CorrectionNotPending("this correction was decided meanwhile", status="decided")
                 self.audit.record(conn, actor=actor, action="correction.reject", city=city, target=f"{row['kind']}:{row['target']}",
                                   before={"status": "pending"}, after={"id": correction_id, "status": "rejected"}, now_us=now)  # fmt: skip
@@ -153,7 +155,9 @@ class CorrectionsService:
             if (redemption is None or item is None or redemption["city"] != city or redemption["status"] != "completed"
                     or item["kind"] not in REFUNDED_ITEM_KINDS):  # fmt: skip
                 raise UnknownCorrectionTarget("no completed service or event redemption by that id here", kind=kind)
-            return Target(redemption["resident_id"], redemption["home_city"], "credit", redemption["points"], redemption)
+            return Target(
+                redemption["resident_id"], redemption["home_city"], "credit", redemption["points"], redemption
+            )
         resident = store.resident(conn, target)
         if resident is None or resident["city"] != city:
             raise UnknownCorrectionTarget("no resident by that id in this city", kind=kind)
@@ -175,9 +179,17 @@ class CorrectionsService:
             requests = linked_transfers(key, TRANSFER_KIND, "single", row["city"], accounts.SERVICES_REVENUE,
                                         found.home_city, wallet, row["points"])  # fmt: skip
         elif found.direction == "debit":
-            requests = [TransferRequest(row["city"], key, TRANSFER_KIND, "single", wallet, accounts.PROGRAM_BUDGET, row["points"])]
+            requests = [
+                TransferRequest(
+                    row["city"], key, TRANSFER_KIND, "single", wallet, accounts.PROGRAM_BUDGET, row["points"]
+                )
+            ]
         else:
-            requests = [TransferRequest(row["city"], key, TRANSFER_KIND, "single", accounts.PROGRAM_BUDGET, wallet, row["points"])]
+            requests = [
+                TransferRequest(
+                    row["city"], key, TRANSFER_KIND, "single", accounts.PROGRAM_BUDGET, wallet, row["points"]
+                )
+            ]
         (outcome,) = self.ledger.submit([requests], conn)
         if outcome.error is not None:
             raise outcome.error  # the caller's transaction rolls back: nothing of this correction is kept
@@ -190,7 +202,9 @@ class CorrectionsService:
         if redemption is not None and row["points"] == self._left_of(conn, row, redemption["points"]):
             # the whole redemption is refunded: its seat or unit goes back on sale
             marketplace_store.give_back_stock(conn, redemption["item_id"], redemption["units"])
-            marketplace_store.give_back_allowance(conn, redemption["item_id"], redemption["resident_id"], redemption["units"])
+            marketplace_store.give_back_allowance(
+                conn, redemption["item_id"], redemption["resident_id"], redemption["units"]
+            )
         posted = store.correction(conn, row["id"])
         assert posted is not None
         self.audit.record(conn, actor=actor, action="correction.post", city=row["city"], target=f"{row['kind']}:{row['target']}",
@@ -199,7 +213,8 @@ class CorrectionsService:
 
     def _left_of(self, conn: Connection, row: dict[str, Any], most_points: int) -> int:
         """What was left of the target before this correction posted (it is counted as posted now)."""
-        return most_points - store.corrected_points(conn, row["city"], row["kind"], row["target"], ("posted",)) + row["points"]
+        posted = store.corrected_points(conn, row["city"], row["kind"], row["target"], ("posted",))
+        return most_points - posted + int(row["points"])
 
 
 def _audited(row: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +224,9 @@ def _audited(row: dict[str, Any]) -> dict[str, Any]:
 
 def _check(kind: str, target: str, points: int, reason: str, direction: str | None) -> None:
     if kind not in KINDS:
-        raise InvalidRequest(f"kind must be one of {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS))
+        raise InvalidRequest(
+            f"kind must be one of {KINDS}", field="kind", reason="not_one_of", allowed=", ".join(KINDS)
+        )
     if not isinstance(target, str) or not 1 <= len(target) <= 64:
         raise InvalidRequest("target must have 1 to 64 characters", field="target", reason="length", min_chars=1,
                              max_chars=64)  # fmt: skip
