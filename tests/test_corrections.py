@@ -87,7 +87,9 @@ def test_corrections_end_to_end(world: World) -> None:
     refunded = ok(propose(world, refund), 201)
     assert refunded.status == "posted" and [t.ledger for t in refunded.transfers] == ["brossard"]
     assert world.available("alice") == before + 400
-    assert world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 1
+    assert (
+        world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 1
+    )
     assert_problem(propose(world, refund | {"points": 1}), 422, "exceeds_original")
 
     # Above the threshold (1 000 points by default): pending until a second principal approves.
@@ -112,7 +114,9 @@ def test_corrections_end_to_end(world: World) -> None:
     written = entries(world)
     debit = {"kind": "wallet", "target": bob.id, "direction": "debit", "points": 5_051, "reason": "Erreur de saisie"}
     pending_debit = ok(propose(world, debit), 201)
-    assert_problem(world.bearer("admin-brossard", "POST", f"{PATH}/{pending_debit.id}/approve"), 422, "insufficient_funds")
+    assert_problem(
+        world.bearer("admin-brossard", "POST", f"{PATH}/{pending_debit.id}/approve"), 422, "insufficient_funds"
+    )
     assert world.ctx.corrections.get("brossard", pending_debit.id).status == "pending"
     assert_problem(propose(world, debit | {"points": 60, "reason": ""}),
                    400, "validation_error")  # fmt: skip

@@ -20,8 +20,8 @@ from typer.core import TyperGroup
 
 from api.cli import i18n
 from api.cli.admin import admin_app
-from api.cli.corrections import correction_app
 from api.cli.audit import audit_app
+from api.cli.corrections import correction_app
 from api.cli.finance import expiry_app, opendata_app, settlement_app
 from api.cli.i18n import _
 from api.cli.jobs import CheckpointOption, checkpoint_interval, jobs_app
