@@ -31,6 +31,7 @@ from ledger.domain.transfers import MAX_AMOUNT_POINTS, TransferRequest, linked_t
 from ledger.service_layer.audit_trail import AuditTrail
 from ledger.service_layer.transfers import LedgerService
 from marketplace.adapters import store as marketplace_store
+from marketplace.service_layer.redemptions import give_back_units
 
 KINDS = ("attestation", "redemption", "wallet")
 DIRECTIONS = ("credit", "debit")
@@ -201,10 +202,7 @@ class CorrectionsService:
         redemption = found.redemption
         if redemption is not None and row["points"] == self._left_of(conn, row, redemption["points"]):
             # the whole redemption is refunded: its seat or unit goes back on sale
-            marketplace_store.give_back_stock(conn, redemption["item_id"], redemption["units"])
-            marketplace_store.give_back_allowance(
-                conn, redemption["item_id"], redemption["resident_id"], redemption["units"]
-            )
+            give_back_units(conn, redemption, now)  # the search outbox worker delivers the change
         posted = store.correction(conn, row["id"])
         assert posted is not None
         self.audit.record(conn, actor=actor, action="correction.post", city=row["city"], target=f"{row['kind']}:{row['target']}",
