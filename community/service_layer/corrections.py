@@ -169,6 +169,9 @@ class CorrectionsService:
                     counted: tuple[str, ...]) -> None:  # fmt: skip
         if found.most_points is None:
             return
+        # Counting under the chains' locks (which the append takes anyway, in the same order) keeps two
+        # concurrent corrections of one target from both passing the count.
+        journal.lock_ledgers(conn, {city, found.home_city})
         left = found.most_points - store.corrected_points(conn, city, kind, target, counted)
         if points > left:
             raise ExceedsOriginal(f"only {max(left, 0)} points of {target} are left to correct", ref=target)
