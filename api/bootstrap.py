@@ -20,6 +20,7 @@ from community.adapters.secrets import BUILTIN_ISSUER, CommunityKeys, RemoteJwks
 from community.service_layer.access import Access
 from community.service_layer.activation import Activation
 from community.service_layer.awards import Awards
+from community.service_layer.corrections import CorrectionsService
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.passkeys import Passkeys
 from community.service_layer.programs import Programs
@@ -285,6 +286,10 @@ class Context:
     @cached_property
     def organizations(self) -> Members:
         return organizations(self.engine, self.audit, self.clock)
+
+    @cached_property
+    def corrections(self) -> CorrectionsService:
+        return CorrectionsService(self.engine, self.ledger, self.programs, self.audit, self.clock)
 
     @cached_property
     def attestations(self) -> Attestations:

@@ -128,6 +128,9 @@ PROBLEMS: dict[str, int] = {
     "change_not_pending": 409,
     "invalid_bank_file": 422,
     "invalid_bank_statement": 422,
+    "unknown_correction_target": 404,
+    "unknown_correction": 404,
+    "correction_not_pending": 409,
     # the witness (`entraide witness serve`, c2sp.org/tlog-witness)
     "witness_malformed_submission": 400,
     "witness_untrusted_checkpoint": 403,

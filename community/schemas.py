@@ -451,3 +451,47 @@ class Passkey(Result, frozen=True):
     transports: Annotated[list[str], msgspec.Meta(description="how the browser reaches it, e.g. internal, hybrid")]
     created_at_us: TimeUs
     last_used_at_us: OptionalTimeUs
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+CorrectionKind = Literal["attestation", "redemption", "wallet"]
+CorrectionStatus = Literal["pending", "posted", "rejected"]
+
+
+class CorrectionTransfer(Result, frozen=True):
+    ledger: Annotated[str, msgspec.Meta(description="the ledger the compensating transfer is in")]
+    transfer_id: Annotated[str, msgspec.Meta(description="the compensating transfer's id in that ledger")]
+
+
+class Correction(Result, frozen=True):
+    """A staff correction: a compensating transfer (never an edit), its reason, and its approval."""
+
+    id: Annotated[str, msgspec.Meta(description="the correction's id")]
+    city: City
+    kind: Annotated[
+        CorrectionKind, msgspec.Meta(description="attestation reversed, redemption refunded, wallet corrected")
+    ]
+    target: Annotated[str, msgspec.Meta(description="what it corrects: the attestation's transfer id, the redemption id, "
+                                                    "or the resident id")]  # fmt: skip
+    resident_id: ResidentId
+    direction: Annotated[
+        Literal["credit", "debit"], msgspec.Meta(description="the resident's wallet is credited or debited")
+    ]
+    points: Points
+    reason: Annotated[str, msgspec.Meta(description="why, as the proposer wrote it (also in the audit trail)")]
+    status: Annotated[CorrectionStatus, msgspec.Meta(description="pending until a second principal approves it; "
+                                                                 "posted once its transfer is in the ledger")]  # fmt: skip
+    proposed_by: Actor
+    proposed_at_us: TimeUs
+    decided_by: Actor | None
+    decided_at_us: OptionalTimeUs
+    transfers: Annotated[list[CorrectionTransfer], msgspec.Meta(description="the compensating transfers, once posted")]
+    replayed: Replayed = False
+
+
+class Corrections(Result, frozen=True):
+    corrections: list[Correction]
+    next_before_us: Annotated[
+        OptionalTimeUs, msgspec.Meta(description="pass as before_us for the next page; null: no more")
+    ]

@@ -42,6 +42,7 @@ EXAMPLES = {"sqlite": int(os.environ.get("ENTRAIDE_CONTRACT_EXAMPLES", "6")), "p
 UNTESTED = ("/v1/payments/stripe/webhook", "/v1/finance/stripe/webhook", "/v1/merchants/payout-onboarding")
 # What a resident does once (their token stops working): each example acts as a new resident.
 ONCE = ("/v1/wallet/erasure", "/v1/wallet/sign-out-everywhere")
+ERASE = "/v1/admin/residents/{city}/{resident_id}/erase"  # staff erase whoever a link names
 # Which bearer token serves which prefix (the first that matches).
 BEARERS = (("/v1/wallet", "alice"), ("/v1/catalog", "alice"), ("/v1/orgs", "entraide-jeunesse"),
            ("/v1/finance", "finance-brossard"), ("/v1/admin", "staff-brossard"), ("/v1/health/jobs", "staff-brossard"))  # fmt: skip
@@ -69,6 +70,11 @@ class Signer(requests.auth.AuthBase):
 
 
 def authorize(world: World, case) -> None:
+    spared = {resident.id for resident in world.residents.values()}
+    if case.operation.path == ERASE and (case.path_parameters or {}).get("resident_id") in spared:
+        # a link from an answer that names a resident (a correction's) would erase the residents
+        # whose tokens the other calls use: erase a new one instead
+        case.path_parameters["resident_id"] = world.resident(f"erased-{len(world.residents)}", "brossard").id
     security = case.operation.definition.raw.get("security") or []
     schemes = {name for requirement in security for name in requirement}
     headers = case.headers if case.headers is not None else {}

@@ -22,6 +22,7 @@ from api.cli import collections as _collections  # noqa: F401  (adds `settlement
 from api.cli import i18n, office  # noqa: F401  (office: its commands join `admin` and `settlement`)
 from api.cli.admin import admin_app
 from api.cli.audit import audit_app
+from api.cli.corrections import correction_app
 from api.cli.finance import expiry_app, opendata_app, settlement_app
 from api.cli.i18n import _
 from api.cli.jobs import CheckpointOption, checkpoint_interval, jobs_app
@@ -52,6 +53,7 @@ app = typer.Typer(cls=EntraideGroup, help="Entraide: the community rewards ledge
 ledger_app = typer.Typer(help="The signed ledger: simulate, verify, export, checkpoint, prove.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(admin_app, name="admin")
+admin_app.add_typer(correction_app, name="correction")
 app.add_typer(audit_app, name="audit")
 app.add_typer(search_app, name="search")
 app.add_typer(settlement_app, name="settlement")

@@ -70,6 +70,8 @@ OptionalRole = Annotated[str | None, QueryParameter(pattern=r"^[a-z]{1,16}$")]
 OptionalSubject = Annotated[str | None, QueryParameter(pattern=f"^{_PRINTABLE}{{1,64}}$")]
 ChangeStatus = Annotated[ChangeStatusValue | None, QueryParameter()]
 Decision = Annotated[Literal["confirm", "reject"], Parameter()]  # a path segment
+CorrectionDecision = Annotated[Literal["approve", "reject"], Parameter()]  # a path segment
+CorrectionStatus = Annotated[Literal["pending", "posted", "rejected"] | None, QueryParameter()]
 ExportFormat = Annotated[ExportFormatValue, QueryParameter()]
 OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
 DocumentFormat = OpenDataFormat  # a file as json or csv (the inter-city settlement file)

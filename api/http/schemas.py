@@ -198,3 +198,14 @@ def check_body(request: Request, raw: bytes) -> None:
         raise ValidationException(str(exc), extra=[{"message": str(exc)}]) from None
     except msgspec.DecodeError:
         raise ClientException("malformed JSON") from None
+
+
+class CorrectionBody(Struct, frozen=True):
+    """A staff correction: what it corrects (`target`: an attestation's transfer id, a service or event
+    redemption's id, or a resident's id for `wallet`), how many points, why; `direction` for `wallet` only."""
+
+    kind: Annotated[str, msgspec.Meta(pattern=r"^(attestation|redemption|wallet)$")]
+    target: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    points: Points
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    direction: Annotated[str, msgspec.Meta(pattern=r"^(credit|debit)$")] | None = None

@@ -8,6 +8,7 @@ from community.adapters.tables import (
     AwardRow,
     CardKeyRow,
     CardRow,
+    CorrectionRow,
     ErasureRequestRow,
     OptInRow,
     OrganizationRow,
@@ -26,6 +27,7 @@ U = UsageRow.__table__
 ORG = OrganizationRow.__table__
 AW = AwardRow.__table__
 ER = ErasureRequestRow.__table__
+CO = CorrectionRow.__table__
 
 
 # --- programs -----------------------------------------------------------------
@@ -232,3 +234,40 @@ def set_member_status(conn: Connection, table: Table, member_id: str, status: st
 
 def members(conn: Connection, table: Table, city: str) -> list[dict]:
     return [r._asdict() for r in conn.execute(select(table).where(table.c.city == city).order_by(table.c.id))]
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+def add_correction(conn: Connection, **values) -> None:
+    conn.execute(insert(CO).values(**values))
+
+
+def correction(conn: Connection, correction_id: str, for_update: bool = False) -> dict | None:
+    query = select(CO).where(CO.c.id == correction_id)
+    return first_row(conn, query.with_for_update() if for_update else query)
+
+
+def decide_correction(conn: Connection, correction_id: str, **values) -> bool:
+    """Move a pending correction on (posted or rejected); False if a concurrent call decided it first."""
+    moved = conn.execute(update(CO).where(CO.c.id == correction_id, CO.c.status == "pending").values(**values))
+    return moved.rowcount == 1
+
+
+def corrected_points(conn: Connection, city: str, kind: str, target: str, statuses: tuple[str, ...]) -> int:
+    """Points that corrections of `target` in `statuses` take back (or give back) already."""
+    query = select(func.coalesce(func.sum(CO.c.points), 0)).where(
+        CO.c.city == city, CO.c.kind == kind, CO.c.target == target, CO.c.status.in_(statuses)
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def corrections(conn: Connection, city: str, status: str | None, before_us: int | None, limit: int) -> list[dict]:
+    """The city's corrections in `status` (None: all), newest first, proposed before `before_us`."""
+    query = select(CO).where(CO.c.city == city)
+    if status is not None:
+        query = query.where(CO.c.status == status)
+    if before_us is not None:
+        query = query.where(CO.c.proposed_at_us < before_us)
+    rows = conn.execute(query.order_by(CO.c.proposed_at_us.desc(), CO.c.id.desc()).limit(limit))
+    return [row._asdict() for row in rows]

@@ -205,3 +205,29 @@ class PasskeyRow(Base):
     created_at_us: Mapped[int] = mapped_column(BIG)
     last_used_at_us: Mapped[int | None] = mapped_column(BIG)
     __table_args__ = (Index("ix_passkeys_resident", "resident_id"),)
+
+
+class CorrectionRow(Base):
+    """A staff correction: a compensating transfer, its reason, and whether a second principal approved it
+    (community/service_layer/corrections.py). `target` is what it corrects: an attestation's transfer id,
+    a redemption id, or a resident id (a wallet correction)."""
+
+    __tablename__ = "corrections"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    city: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))  # attestation | redemption | wallet
+    target: Mapped[str] = mapped_column(String(64))
+    resident_id: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))  # credit | debit: the resident's wallet
+    points: Mapped[int] = mapped_column(BIG)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16))  # pending | posted | rejected
+    proposed_by: Mapped[str] = mapped_column(String(200))
+    proposed_at_us: Mapped[int] = mapped_column(BIG)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at_us: Mapped[int | None] = mapped_column(BIG)
+    transfer_ids: Mapped[str | None] = mapped_column(Text)  # [[ledger, transfer_id], …] once posted, as JSON
+    __table_args__ = (
+        Index("ix_corrections_city_status", "city", "status", "proposed_at_us"),
+        Index("ix_corrections_target", "city", "kind", "target"),
+    )

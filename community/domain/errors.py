@@ -143,3 +143,17 @@ class UnknownPasskey(LedgerError):
 
 class MailUnavailable(LedgerError):
     code = "mail_unavailable"
+
+
+class UnknownCorrectionTarget(LedgerError):
+    """No attestation, municipal service or event redemption, or resident by that id in the city."""
+
+    code = "unknown_correction_target"
+
+
+class UnknownCorrection(LedgerError):
+    code = "unknown_correction"
+
+
+class CorrectionNotPending(LedgerError):
+    code = "correction_not_pending"

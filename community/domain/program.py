@@ -119,6 +119,8 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     # A merchant whose period nets negative owes the program: an invoice it pays (the default: it needs
     # nothing on file), or a pre-authorized debit (pain.008) on its confirmed payout account.
     collection_method: CollectionMethod = "invoice"
+    # A staff correction above this many points waits for a second principal (docs/money-model.md "Corrections").
+    correction_approval_points: int = 1_000
 
     def validate(self) -> Program:
         """Raise InvalidProgram on any value a city could not have meant."""
@@ -127,7 +129,8 @@ class Program(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
                                  reason="invalid_value")  # fmt: skip
         _positive_ints(self, ("point_value_cents_per_100_points", "expiry_days", "hold_timeout_seconds"))
         _non_negative_ints(self, ("merchant_points_per_dollar", "daily_cap_points", "monthly_cap_points",
-                                  "yearly_budget_points", "offline_floor_points", "settlement_fee_cents"))  # fmt: skip
+                                  "yearly_budget_points", "offline_floor_points", "settlement_fee_cents",
+                                  "correction_approval_points"))  # fmt: skip
         for name in ("redemption_rate_percent", "funding_rate_percent"):
             if not 0 <= getattr(self, name) <= 100:
                 raise InvalidProgram(

@@ -150,6 +150,17 @@ def redemption_view(row: dict[str, Any], redeemed: dict[str, Any], lang: str) ->
     )  # fmt: skip
 
 
+def give_back_units(conn: Connection, row: dict[str, Any], now_us: int) -> bool:
+    """Give a redemption's units (seats) and the resident's allowance back, in the caller's transaction;
+    True when that put the item back in stock (its search document is then queued)."""
+    left = store.give_back_stock(conn, row["item_id"], row["units"])
+    store.give_back_allowance(conn, row["item_id"], row["resident_id"], row["units"])
+    back_in_stock: bool = left == row["units"]
+    if back_in_stock:
+        emit(conn, row["item_id"], now_us)
+    return back_in_stock
+
+
 class Redemptions:
     def __init__(self, engine: Engine, committer: GroupCommitter, programs: Programs, residents: Residents,
                  indexer: SearchIndexer, payments: CardPayments | None, clock: Callable[[], int]) -> None:  # fmt: skip
@@ -561,11 +572,8 @@ class Redemptions:
             if not store.move_redemption(conn, row["id"], (from_status,), now, when_attempt=row["attempt"],
                                          when_held=when_held, status=to_status, **values):  # fmt: skip
                 return False  # someone else settled it
-            left = store.give_back_stock(conn, row["item_id"], row["units"])
-            store.give_back_allowance(conn, row["item_id"], row["resident_id"], row["units"])
-            if left == row["units"]:
-                emit(conn, row["item_id"], now)  # back in stock
-        if left == row["units"]:
+            back_in_stock = give_back_units(conn, row, now)
+        if back_in_stock:
             self.indexer.deliver_quietly()
         return True
 

@@ -10,6 +10,8 @@ from api.http import schemas
 from api.http.auth import Principal, bearer_principal
 from api.http.params import (
     City,
+    CorrectionDecision,
+    CorrectionStatus,
     Ctx,
     Cursor,
     Flag,
@@ -18,6 +20,7 @@ from api.http.params import (
     ListParam,
     OptionalRole,
     OptionalSubject,
+    OptionalTimeUs,
     PageLimit,
     Sequence,
     Who,
@@ -30,6 +33,8 @@ from community.schemas import (
     ActivationCode,
     ActivationSent,
     BudgetFunding,
+    Correction,
+    Corrections,
     Credential,
     Credentials,
     Done,
@@ -378,12 +383,64 @@ def suspend_item(city: City, item_id: Id, data: JSONBody[SuspensionBody], princi
     return ctx.catalog.suspend(city, item_id, data.suspended, data.reason, owner.actor)
 
 
+# --- corrections: compensating transfers, a second principal above the program's threshold -------
+
+
+def _correction_staff(principal: Principal, city: str) -> Principal:
+    principal.require("staff", "admin").require_city(city)
+    return principal
+
+
+@post("/corrections/{city:str}", sync_to_thread=True, status_code=201, summary="Propose a correction",
+      operation_id="admin_propose_correction",
+      problems=("unknown_correction_target", "exceeds_original", "insufficient_funds", "budget_exceeded"))  # fmt: skip
+def propose_correction(city: City, data: JSONBody[schemas.CorrectionBody], principal: Who, ctx: Ctx,
+                       key: IdempotencyKey) -> Correction:  # fmt: skip
+    """Reverse an attestation, refund a municipal service or event redemption, or credit or debit a
+    resident's wallet against the program budget, with a reason: a compensating transfer, audited. Above
+    the program's `correction_approval_points` it stays pending until a second principal approves it.
+    City staff only. A retry with the same Idempotency-Key writes nothing."""
+    actor = _staff(principal, city).actor
+    return ctx.corrections.propose(city, data.kind, data.target, data.points, data.reason, actor,
+                                   key=idempotency_key(key), direction=data.direction)  # fmt: skip
+
+
+@get("/corrections/{city:str}", sync_to_thread=True, summary="List corrections", operation_id="admin_list_corrections",
+     problems=())  # fmt: skip
+def list_corrections(city: City, principal: Who, ctx: Ctx, status: CorrectionStatus = "pending",
+                     before_us: OptionalTimeUs = None, limit: PageLimit = 100) -> Corrections:  # fmt: skip
+    """The city's corrections in a status (pending by default; none: all), newest first. Staff and
+    administrators of the city."""
+    _correction_staff(principal, city)
+    return ctx.corrections.list(city, status, before_us, limit)
+
+
+@get("/corrections/{city:str}/{correction_id:str}", sync_to_thread=True, summary="Get a correction",
+     operation_id="admin_get_correction", problems=("unknown_correction",))  # fmt: skip
+def get_correction(city: City, correction_id: Id, principal: Who, ctx: Ctx) -> Correction:
+    """One correction of the city, with its transfers once posted. Staff and administrators of the city."""
+    _correction_staff(principal, city)
+    return ctx.corrections.get(city, correction_id)
+
+
+@post("/corrections/{city:str}/{correction_id:str}/{decision:str}", sync_to_thread=True, status_code=200,
+      summary="Approve or reject a pending correction", operation_id="admin_decide_correction",
+      problems=("unknown_correction", "correction_not_pending", "second_principal_required", "exceeds_original",
+                "insufficient_funds", "budget_exceeded"))  # fmt: skip
+def decide_correction(city: City, correction_id: Id, decision: CorrectionDecision, principal: Who,
+                      ctx: Ctx) -> Correction:  # fmt: skip
+    """Approve (a staff officer other than the proposer, or a city administrator: its transfer is written
+    then) or reject a pending correction."""
+    return ctx.corrections.decide(city, correction_id, decision, _correction_staff(principal, city).actor)
+
+
 admin = Router(
     "/v1/admin",
     route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
                     list_merchants, add_merchant, merchant_status, add_terminal, issue_pairing_code, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
-                    revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item],
+                    revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item,
+                    propose_correction, list_corrections, get_correction, decide_correction],
     dependencies={"principal": Provide(bearer_principal)},
     tags=["admin"],
 )  # fmt: skip
