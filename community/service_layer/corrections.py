@@ -204,8 +204,11 @@ class CorrectionsService:
             raise CorrectionNotPending("this correction was decided meanwhile", status="decided")
         redemption = found.redemption
         if redemption is not None and row["points"] == self._left_of(conn, row, redemption["points"]):
-            # the whole redemption is refunded: its seat or unit goes back on sale
+            # the whole redemption is refunded: its seat or unit goes back on sale, and its voucher is no
+            # longer good at the counter
             give_back_units(conn, redemption, now)  # the search outbox worker delivers the change
+            moved = marketplace_store.move_redemption(conn, redemption["id"], ("completed",), now, status="refunded")
+            assert moved, redemption["id"]  # the target is read under the chains' lock, completed
         posted = store.correction(conn, row["id"])
         assert posted is not None
         self.audit.record(conn, actor=actor, action="correction.post", city=row["city"], target=f"{row['kind']}:{row['target']}",
