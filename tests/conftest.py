@@ -152,14 +152,14 @@ class Templates:
             conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
 
     def close(self) -> None:
-        self._maker.shutdown(wait=True)
+        self._maker.shutdown(wait=True)  # no copy is being made of the template any more
         for spare in self._spares:
             self.drop(spare.result())
+        if self._pg is not None:
+            self.drop(self._pg)  # with the last copies: they wait for the same checkpoint
         for dropped in self._drops:
             dropped.result()  # one that failed says so here
         self._dropper.shutdown(wait=True)
-        if self._pg is not None:
-            self._drop(self._pg)
         if self._admin is not None:
             self._admin.dispose()
 
