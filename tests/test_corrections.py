@@ -86,10 +86,16 @@ def test_corrections_end_to_end(world: World) -> None:
     refund = {"kind": "redemption", "target": redemption.id, "points": 300, "reason": "Piscine fermée ce jour-là"}
     refunded = ok(propose(world, refund), 201)
     assert refunded.status == "posted" and [t.ledger for t in refunded.transfers] == ["brossard"]
-    assert world.available("alice") == before + 300 and world.ctx.redemptions.get(alice.id, redemption.id).status == "completed"
+    assert (
+        world.available("alice") == before + 300
+        and world.ctx.redemptions.get(alice.id, redemption.id).status == "completed"
+    )
     assert_problem(propose(world, refund | {"points": 101}), 422, "exceeds_original")
     ok(propose(world, refund | {"points": 100}), 201)  # the rest: the unit back on sale, the voucher void
-    assert world.available("alice") == before + 400 and world.ctx.redemptions.get(alice.id, redemption.id).status == "refunded"
+    assert (
+        world.available("alice") == before + 400
+        and world.ctx.redemptions.get(alice.id, redemption.id).status == "refunded"
+    )
     assert (
         world.bearer("staff-brossard", "GET", "/v1/admin/catalog/brossard/items").json()["items"][0]["remaining"] == 1
     )

@@ -132,6 +132,8 @@ class BankStatementResultRow(Base):
     entry_ref: Mapped[str | None] = mapped_column(String(35))
     remittance: Mapped[str | None] = mapped_column(String(140))
     __table_args__ = (Index("ix_bank_results_reference", "end_to_end_id", "status"),)
+
+
 class ConnectAccountRow(Base):
     """A merchant's Stripe connected account made by our server for Stripe's hosted onboarding, and
     what Stripe last said of it; with payouts enabled it is where the merchant's payouts go."""
