@@ -286,6 +286,8 @@ def test_a_card_remainder_is_paid_on_the_processors_page_then_the_voucher_is_rea
         ready = http.get(f"{back.path}?{back.query}")
         assert "Ready: show this voucher at the counter" in ready.text and "$15.00 · paid" in ready.text
         assert 'class="mono voucher-number"' in ready.text and available(market, "alice") == 800
+        paid_by = ctx.redemptions.get(alice.id, redemption.id).payment
+        assert paid_by is not None and paid_by.payment_intent_id == checkout.sessions[session_id]["payment_intent"]
         body, signature = checkout.events[-1]  # Stripe's webhook, after: verified, and nothing left to do
         headers = {"Content-Type": "application/json", "Stripe-Signature": signature}
         assert http.post("/v1/payments/stripe/webhook", content=body, headers=headers).json()["outcome"] == "unchanged"

@@ -49,6 +49,7 @@ class Intent:
     status: str
     amount_cents: int
     url: str | None = None
+    payment_intent: str | None = None  # a paid session's PaymentIntent (its charge is what a dispute names)
 
 
 def is_checkout(payment_id: str) -> bool:
@@ -109,8 +110,9 @@ class StripeCardPayments:
     @staticmethod
     def _session(found: stripe.checkout.Session) -> Intent:
         status = {"complete": "succeeded" if found.payment_status != "unpaid" else "processing", "expired": "canceled"}
+        paid = found.payment_intent
         return Intent(found.id, None, status.get(found.status or "", "requires_payment_method"), found.amount_total or 0,
-                      found.url)  # fmt: skip
+                      found.url, paid if isinstance(paid, str) or paid is None else paid.id)  # fmt: skip
 
     def retrieve(self, intent_id: str) -> Intent:
         with answered("the card payment could not be read"):

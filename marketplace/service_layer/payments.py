@@ -62,7 +62,9 @@ class PaymentEvents:
             return WebhookAck(event=event_id, outcome="duplicate")
         outcome = "ignored"
         if event_type in SUCCESSES and isinstance(intent.get("id"), str) and _paid(event_type, intent):
-            outcome = self.redemptions.payment_succeeded(intent["id"], _amount_cents(intent))
+            paid_by = intent.get("payment_intent") if event_type.startswith("checkout.") else None
+            outcome = self.redemptions.payment_succeeded(intent["id"], _amount_cents(intent),
+                                                         paid_by if isinstance(paid_by, str) else None)  # fmt: skip
         elif event_type in FAILURES and isinstance(intent.get("id"), str):
             outcome = self.redemptions.payment_failed(intent["id"])
         with self.engine.begin() as conn:

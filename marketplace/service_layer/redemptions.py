@@ -324,8 +324,9 @@ class Redemptions:
 
     # --- the card payment's outcome (webhooks) --------------------------------------------------
 
-    def payment_succeeded(self, intent_id: str, amount_cents: int) -> str:
-        """Capture the hold; if the hold is gone (expired, voided), refund the card instead."""
+    def payment_succeeded(self, intent_id: str, amount_cents: int, paid_by: str | None = None) -> str:
+        """Capture the hold; if the hold is gone (expired, voided), refund the card instead. A Checkout
+        Session's PaymentIntent (`paid_by`) is kept on the row: a dispute names its charge."""
         with self.engine.connect() as conn:
             row = store.redemption_by_payment(conn, intent_id)
         if row is None:
@@ -340,7 +341,8 @@ class Redemptions:
                 self._refund(row)
                 self._release(row, "awaiting_payment", "refunded")
                 return "refunded"
-            self._move(row, ("awaiting_payment",), "completed")
+            kept = {"payment_intent_id": paid_by} if paid_by and not row["payment_intent_id"] else {}
+            self._move(row, ("awaiting_payment",), "completed", **kept)
             return "completed"
         if row["status"] == "cancelled":  # paid after we gave up on it: the unit is no longer held
             self._refund(row)
@@ -380,7 +382,7 @@ class Redemptions:
         if row["status"] == "awaiting_payment":
             found = self._payments().retrieve(payment_id(row))
             if found.status == "succeeded":
-                self.payment_succeeded(found.id, found.amount_cents)
+                self.payment_succeeded(found.id, found.amount_cents, found.payment_intent)
                 row = self._own(resident_id, redemption_id)
         return msgspec.structs.replace(self._view(row, lang), receipts=self._receipts(row))
 
