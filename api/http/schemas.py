@@ -123,7 +123,7 @@ class FundingBody(Struct, frozen=True):
     points: Points
 
 
-Role = Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor|admin)$")]
+Role = Annotated[str, msgspec.Meta(pattern=r"^(org|merchant|staff|finance|auditor|admin)$")]
 Subject = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
 
 
@@ -132,6 +132,7 @@ class TokenBody(Struct, frozen=True):
     subject: Subject
     org_id: MemberId | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=90 * 86_400)] = 3_600
+    merchant_id: MemberId | None = None
 
 
 class PrincipalBody(Struct, frozen=True):

@@ -276,7 +276,14 @@ def issue_token(
     the token's text is answered only here (and to a retry with the same Idempotency-Key)."""
     grantor = _granting(principal).grantor
     return ctx.access.grant(
-        grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds, key=idempotency_key(key)
+        grantor,
+        city,
+        data.role,
+        data.subject,
+        data.org_id,
+        data.ttl_seconds,
+        key=idempotency_key(key),
+        merchant_id=data.merchant_id,
     )
 
 

@@ -1,0 +1,36 @@
+"""Merchant owners and city staff sign in on the web: a principal may be bound to one merchant
+(`merchant` role), and activation codes and passkeys belong to a resident or to a principal
+(exactly one of `resident_id`, `principal_id`).
+
+Revision ID: 0016
+Revises: 0014
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0016"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("principals") as batch:
+        batch.add_column(sa.Column("merchant_id", sa.String(64)))
+    for table in ("activation_codes", "passkeys"):
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column("resident_id", existing_type=sa.String(32), nullable=True)
+            batch.add_column(sa.Column("principal_id", sa.String(24)))
+            batch.create_index(f"ix_{table}_principal", ["principal_id"])
+
+
+def downgrade() -> None:
+    for table in ("passkeys", "activation_codes"):
+        op.execute(sa.text(f"DELETE FROM {table} WHERE resident_id IS NULL"))
+        with op.batch_alter_table(table) as batch:
+            batch.drop_index(f"ix_{table}_principal")
+            batch.drop_column("principal_id")
+            batch.alter_column("resident_id", existing_type=sa.String(32), nullable=False)
+    with op.batch_alter_table("principals") as batch:
+        batch.drop_column("merchant_id")
