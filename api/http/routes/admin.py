@@ -25,6 +25,7 @@ from api.http.params import (
     split_list,
 )
 from api.http.schemas import SuspensionBody
+from community.domain.access import PRINCIPAL_ROLES
 from community.domain.program import Program
 from community.schemas import (
     ActivationCode,
@@ -261,13 +262,13 @@ def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> Done:
 
 
 def _granting(principal: Principal) -> Principal:
-    return principal.require("org", "staff", "finance", "auditor", "admin")
+    return principal.require(*PRINCIPAL_ROLES)  # every principal may at least renew its own token
 
 
 @post("/tokens/{city:str}", sync_to_thread=True, status_code=201, summary="Issue a bearer token",
       operation_id="admin_issue_token",
       problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_organization",
-                "invalid_request"))  # fmt: skip
+                "unknown_merchant", "invalid_request"))  # fmt: skip
 def issue_token(
     city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx, key: IdempotencyKey
 ) -> IssuedToken:

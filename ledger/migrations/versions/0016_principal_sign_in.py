@@ -14,8 +14,19 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+OLD_ROLES = "'resident', 'org', 'staff', 'finance', 'auditor', 'admin'"
+ROLES = "'resident', 'org', 'merchant', 'staff', 'finance', 'auditor', 'admin'"
+
+
+def _roles(roles: str) -> None:
+    for table in ("principals", "credentials"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(f"ck_{table}_role", type_="check")
+            batch.create_check_constraint(f"ck_{table}_role", sa.text(f"role IN ({roles})"))
+
 
 def upgrade() -> None:
+    _roles(ROLES)
     with op.batch_alter_table("principals") as batch:
         batch.add_column(sa.Column("merchant_id", sa.String(64)))
     for table in ("activation_codes", "passkeys"):
@@ -32,5 +43,8 @@ def downgrade() -> None:
             batch.drop_index(f"ix_{table}_principal")
             batch.drop_column("principal_id")
             batch.alter_column("resident_id", existing_type=sa.String(32), nullable=False)
+    op.execute(sa.text("DELETE FROM credentials WHERE role = 'merchant'"))
+    op.execute(sa.text("DELETE FROM principals WHERE role = 'merchant'"))
     with op.batch_alter_table("principals") as batch:
         batch.drop_column("merchant_id")
+    _roles(OLD_ROLES)
