@@ -140,6 +140,14 @@ class PrincipalBody(Struct, frozen=True):
     subject: Subject
 
 
+class PrincipalActivationBody(Struct, frozen=True):
+    """Who is to sign in on the web: a merchant's owner (naming its merchant) or a program officer."""
+
+    role: Annotated[str, msgspec.Meta(pattern=r"^(merchant|staff|finance|auditor|admin)$")]
+    subject: Subject
+    merchant_id: MemberId | None = None
+
+
 ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]
 
 

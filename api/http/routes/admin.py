@@ -39,6 +39,7 @@ from community.schemas import (
     Member,
     Merchants,
     Organizations,
+    PrincipalActivationCode,
     PrincipalRevocation,
     Principals,
     ProgramVersion,
@@ -316,6 +317,20 @@ def revoke_principal(
 ) -> PrincipalRevocation:
     """Withdraw a principal's grant: every token it holds is refused from the next request on. Audited."""
     return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
+
+
+@post("/principals/{city:str}/activation", sync_to_thread=True, status_code=201,
+      summary="Issue a principal's activation code", operation_id="admin_issue_principal_activation_code",
+      problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_merchant",
+                "invalid_request"))  # fmt: skip
+def issue_principal_activation(city: City, data: JSONBody[schemas.PrincipalActivationBody], principal: Who, ctx: Ctx,
+                               key: IdempotencyKey) -> PrincipalActivationCode:  # fmt: skip
+    """A one-time code for a merchant's owner or a program officer to sign in on the web
+    (`/portal/sign-in`, `/office/sign-in`) and register a passkey; made the principal on its first
+    code. Issued by whoever may grant the role (docs/security-model.md); the older code stops working.
+    Audited; it works once, for 72 hours."""
+    return ctx.activation.issue_principal(_granting(principal).grantor, city, data.role, data.subject,
+                                          key=idempotency_key(key), merchant_id=data.merchant_id)  # fmt: skip
 
 
 def _city_owner(principal: Principal, city: str) -> Owner:
