@@ -260,6 +260,14 @@ class Access:
         with self.engine.connect() as conn:
             return Principals(principals=[Principal(**row) for row in store.principals(conn, city)])
 
+    def principal_id(self, city: str, role: str, subject: str) -> str:
+        """The id of an active principal (whose passkeys and codes are kept under it)."""
+        with self.engine.connect() as conn:
+            found = store.principal(conn, city, role, subject)
+        if found is None or found["status"] != "active":
+            raise UnknownCredential("no such principal in this city")
+        return found["id"]
+
     def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
         now = self.clock()

@@ -12,9 +12,19 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, oidc, public, signin, wallet
+from web.routes import account, errors, find, home, office, oidc, portal, public, signin, wallet
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER]
+AREAS = [
+    home.ROUTER,
+    wallet.ROUTER,
+    find.ROUTER,
+    account.ROUTER,
+    public.ROUTER,
+    oidc.ROUTER,
+    signin.ROUTER,
+    portal.ROUTER,
+    office.ROUTER,
+]
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
