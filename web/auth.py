@@ -123,6 +123,16 @@ async def area_principal(request: Request, ctx: NamedDependency[Context], limits
     return principal
 
 
+async def owner_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+    """A portal page's merchant owner (one provider per dependency name, as litestar asks)."""
+    return await area_principal(request, ctx, limits)
+
+
+async def officer_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+    """An office page's program officer."""
+    return await area_principal(request, ctx, limits)
+
+
 Visitor = NamedDependency[Principal | None]  # a page anyone may see, that knows who is signed in
 Resident = NamedDependency[Principal]  # a page for a signed-in resident
 Merchant = NamedDependency[Principal]  # a portal page, for a merchant's signed-in owner
@@ -130,8 +140,8 @@ Staff = NamedDependency[Principal]  # an office page, for a signed-in program of
 DEPENDENCIES = {
     "visitor": Provide(session_principal),
     "principal": Provide(area_principal),
-    "owner": Provide(area_principal),
-    "officer": Provide(area_principal),
+    "owner": Provide(owner_principal),
+    "officer": Provide(officer_principal),
 }
 
 

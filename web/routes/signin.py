@@ -133,6 +133,17 @@ def _json_problem(request: Request, exc: LedgerError) -> Response:
 # --- signing in ---------------------------------------------------------------------------------
 
 
+def _each(method: Any, paths: list[str], **options: Any) -> Any:
+    """One route handler per path for a step every area shares (one handler given several paths
+    breaks the routers' `after_request` in litestar 2.25): the function, with its handlers in `.handlers`."""
+
+    def register(fn: Any) -> Any:
+        fn.handlers = [method(path, **options)(fn) for path in paths]
+        return fn
+
+    return register
+
+
 def _demo_residents(ctx: Context) -> list[dict[str, str]]:
     """In the demo only: a few of its residents (one per city), with their names, to sign in as."""
     if not ctx.settings.demo:
@@ -186,12 +197,12 @@ def _sign_in_page(request: Request, ctx: Context, next_: str | None, status_code
                         identity_provider=area is WALLET and ctx.provider_sign_in is not None)  # fmt: skip
 
 
-@get([a.sign_in for a in AREAS], sync_to_thread=True)
+@_each(get, [a.sign_in for a in AREAS], sync_to_thread=True)
 def sign_in_page(request: Request, ctx: Ctx, next: NextPath = "") -> Template:
     return _sign_in_page(request, ctx, next)
 
 
-@post([a.sign_in for a in AREAS], sync_to_thread=True)
+@_each(post, [a.sign_in for a in AREAS], sync_to_thread=True)
 def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits],
                       data: Annotated[CodeForm, Form]) -> Template | Redirect:  # fmt: skip
     """An activation code of the area's kind: used up, a session opened, then the passkey step. A
@@ -209,7 +220,7 @@ def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits
     return pages.see_other(f"{area.sign_in}/passkey?next={quote(target, safe='/')}", [cookie])
 
 
-@get([f"{a.sign_in}/passkey" for a in AREAS], sync_to_thread=True)
+@_each(get, [f"{a.sign_in}/passkey" for a in AREAS], sync_to_thread=True)
 def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: NextPath = "") -> Template:
     """Right after activation: register a passkey on this device (or later, from the security page)."""
     area = area_of(request.url.path)
@@ -217,14 +228,14 @@ def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: NextPath
                         base=area.base, passkeys=ctx.passkeys.list(_holder(ctx, area, principal), area.kind))  # fmt: skip
 
 
-@post([f"{a.sign_in}/passkey/options" for a in AREAS], sync_to_thread=True)
+@_each(post, [f"{a.sign_in}/passkey/options" for a in AREAS], sync_to_thread=True)
 def passkey_sign_in_options(request: Request, ctx: Ctx) -> Response:
     options, challenge = ctx.passkeys.authentication_options(_site(request, ctx)[1])
     purpose = f"sign-in:{area_of(request.url.path).name}"
     return _json(json.loads(options), cookies=[_challenge_cookie(ctx, purpose, challenge)])
 
 
-@post([f"{a.sign_in}/passkey" for a in AREAS])
+@_each(post, [f"{a.sign_in}/passkey" for a in AREAS])
 async def passkey_sign_in(
     request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]
 ) -> Response:
@@ -254,7 +265,7 @@ def demo_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoForm, Form]) ->
     return pages.see_other(pages.local_target(data.next, DEFAULT_NEXT), [cookie])
 
 
-@post([f"{a.sign_in}/demo" for a in AREAS if a is not WALLET], sync_to_thread=True)
+@_each(post, [f"{a.sign_in}/demo" for a in AREAS if a is not WALLET], sync_to_thread=True)
 def demo_principal_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoPrincipalForm, Form]) -> Redirect:
     """The demo only: sign in to the portal or the office as one of its listed demo principals."""
     area = area_of(request.url.path)
@@ -265,7 +276,7 @@ def demo_principal_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoPrinc
     return pages.see_other(pages.local_target(data.next, area.base), [cookie])
 
 
-@post([f"{a.base}/sign-out" for a in AREAS], sync_to_thread=True)
+@_each(post, [f"{a.base}/sign-out" for a in AREAS], sync_to_thread=True)
 def sign_out(request: Request, ctx: Ctx, visitor: Visitor) -> Redirect:
     """End this browser's session: its token is revoked (it stops working everywhere at once)."""
     if visitor is not None and visitor.credential is not None and visitor.city is not None:
@@ -273,7 +284,7 @@ def sign_out(request: Request, ctx: Ctx, visitor: Visitor) -> Redirect:
     return pages.see_other(f"{area_of(request.url.path).sign_in}?signed_out=1", [auth.ended_session()])
 
 
-@post([f"{a.base}/sign-out-everywhere" for a in AREAS if a is not WALLET], sync_to_thread=True)
+@_each(post, [f"{a.base}/sign-out-everywhere" for a in AREAS if a is not WALLET], sync_to_thread=True)
 def principal_sign_out_everywhere(request: Request, ctx: Ctx, principal: Resident) -> Redirect:
     """Every session and token of the signed-in owner or officer ends at once."""
     area = area_of(request.url.path)
@@ -294,7 +305,7 @@ def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
                         notice=notice if notice in ("added", "removed") else None)  # fmt: skip
 
 
-@post([f"{a.base}/passkeys/options" for a in AREAS], sync_to_thread=True)
+@_each(post, [f"{a.base}/passkeys/options" for a in AREAS], sync_to_thread=True)
 def passkey_options(request: Request, ctx: Ctx, principal: Resident) -> Response:
     assert principal.city is not None
     area = area_of(request.url.path)
@@ -308,7 +319,7 @@ def passkey_options(request: Request, ctx: Ctx, principal: Resident) -> Response
     return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "register", challenge, holder)])
 
 
-@post([f"{a.base}/passkeys" for a in AREAS], sync_to_thread=True)
+@_each(post, [f"{a.base}/passkeys" for a in AREAS], sync_to_thread=True)
 def passkey_register(request: Request, ctx: Ctx, principal: Resident, data: JSONBody[PasskeyAnswer]) -> Response:
     """The device's new passkey, verified against this browser's registration challenge."""
     assert principal.city is not None
@@ -354,6 +365,7 @@ def dev_mailbox(request: Request, ctx: Ctx) -> Template:
     return pages.render(request, "signin/mailbox.html", messages=messages)
 
 
-ROUTER = Router("/", route_handlers=[sign_in_page, sign_in_with_code, passkey_step, passkey_sign_in_options, passkey_sign_in,
-                                     demo_sign_in, demo_principal_sign_in, sign_out, principal_sign_out_everywhere, security_page, passkey_options, passkey_register, passkey_remove,
+SHARED = (sign_in_page, sign_in_with_code, passkey_step, passkey_sign_in_options, passkey_sign_in, demo_principal_sign_in,
+          sign_out, principal_sign_out_everywhere, passkey_options, passkey_register)  # fmt: skip
+ROUTER = Router("/", route_handlers=[*(h for fn in SHARED for h in fn.handlers), demo_sign_in, security_page, passkey_remove,
                                      sign_out_everywhere, dev_mailbox])  # fmt: skip
