@@ -123,12 +123,16 @@ async def area_principal(request: Request, ctx: NamedDependency[Context], limits
     return principal
 
 
-async def owner_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+async def owner_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
     """A portal page's merchant owner (one provider per dependency name, as litestar asks)."""
     return await area_principal(request, ctx, limits)
 
 
-async def officer_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+async def officer_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
     """An office page's program officer."""
     return await area_principal(request, ctx, limits)
 
