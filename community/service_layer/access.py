@@ -103,7 +103,7 @@ class Access:
         )
 
     def enrol(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
-              merchant_id: str | None, now: int, *, renewal: bool = True) -> tuple[str, dict | None]:  # fmt: skip
+              merchant_id: str | None, now: int, *, renewal: bool = True) -> tuple[str, dict[str, Any] | None]:  # fmt: skip
         """The principal (city, role, subject), made on its first grant, inside the caller's transaction:
         its id and its row as it was (None if new). The grant's shape is the caller's to check
         (`check_grant`). An active principal is renewed only by itself or the operator when `renewal`;
@@ -266,7 +266,7 @@ class Access:
             found = store.principal(conn, city, role, subject)
         if found is None or found["status"] != "active":
             raise UnknownCredential("no such principal in this city")
-        return found["id"]
+        return str(found["id"])
 
     def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, Engine
@@ -187,7 +188,7 @@ class Activation:
                               now_us=now)  # fmt: skip
         return row["resident_id"], resident["city"]
 
-    def _redeem_principal(self, conn: Connection, row: dict, now: int) -> tuple[str, str]:
+    def _redeem_principal(self, conn: Connection, row: dict[str, Any], now: int) -> tuple[str, str]:
         principal = access_store.principal_by_id(conn, row["principal_id"])
         if principal is None or principal["status"] != "active":
             raise ActivationCodeInvalid("this principal's grant was withdrawn")

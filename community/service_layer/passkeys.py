@@ -56,7 +56,7 @@ def _passkey(row: dict[str, Any]) -> Passkey:
                    created_at_us=row["created_at_us"], last_used_at_us=row["last_used_at_us"])  # fmt: skip
 
 
-def _live_holder(conn: Connection, kind: str, holder_id: str) -> dict | None:
+def _live_holder(conn: Connection, kind: str, holder_id: str) -> dict[str, Any] | None:
     """The resident (not erased) or the principal (its grant active) a passkey belongs to, or None."""
     if kind == PRINCIPAL:
         principal = access_store.principal_by_id(conn, holder_id)

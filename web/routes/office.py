@@ -7,6 +7,7 @@ navigation that role may use: `web.auth.may` decides what the navigation shows, 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Router, get
@@ -20,7 +21,7 @@ from web.auth import OFFICE_ACTIONS, Staff, may, require
 AUDIT_PAGE = 50  # records per page of the audit trail
 
 
-def _render(request: Request, ctx: Ctx, officer: Staff, template: str, **context: object) -> Template:
+def _render(request: Request, ctx: Ctx, officer: Staff, template: str, **context: Any) -> Template:
     assert officer.city is not None
     actions = [a for a in OFFICE_ACTIONS if may(officer, a)]
     return pages.render(request, template, officer=officer, city_name=pages.city_name(ctx, officer.city), actions=actions,
@@ -35,21 +36,23 @@ def office_home(request: Request, ctx: Ctx, officer: Staff) -> Template:
 @get("/office/audit", sync_to_thread=True)
 def office_audit(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """The city's audit trail, its first records (staff, finance, auditors, admins)."""
-    assert require(officer, "audit").city is not None
-    page = audit_trail.page(ctx.engine, officer.city, 0, AUDIT_PAGE)
-    return _render(request, ctx, officer, "office/audit.html", entries=page.entries,
-                   timezone=ctx.programs.get(officer.city).timezone)  # fmt: skip
+    city = require(officer, "audit").city
+    assert city is not None
+    page = audit_trail.page(ctx.engine, city, 0, AUDIT_PAGE)
+    return _render(
+        request, ctx, officer, "office/audit.html", entries=page.entries, timezone=ctx.programs.get(city).timezone
+    )
 
 
 @get("/office/statement", sync_to_thread=True)
 def office_statement(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """This month's settlement statement as the ledger stands (finance only, as its API route)."""
-    assert require(officer, "statement").city is not None
-    zone = ZoneInfo(ctx.programs.get(officer.city).timezone)
-    period = datetime.fromtimestamp(ctx.clock() / 1_000_000, zone).strftime("%Y-%m")
-    return _render(
-        request, ctx, officer, "office/statement.html", statement=ctx.settlement.preview(officer.city, period)
+    city = require(officer, "statement").city
+    assert city is not None
+    period = datetime.fromtimestamp(ctx.clock() / 1_000_000, ZoneInfo(ctx.programs.get(city).timezone)).strftime(
+        "%Y-%m"
     )
+    return _render(request, ctx, officer, "office/statement.html", statement=ctx.settlement.preview(city, period))
 
 
 ROUTER = Router("/", route_handlers=[office_home, office_audit, office_statement])
