@@ -157,8 +157,7 @@ def principal_activation(city: City, role: Annotated[str, typer.Option(help="mer
                          subject: Annotated[str, typer.Option(help="Who: an e-mail or an id, unique per city and role")],
                          merchant: Annotated[str | None, typer.Option(help="The merchant a merchant owner owns")] = None,
                          db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
-    """An activation code for a merchant's owner or a program officer to sign in on the web (/portal,
-    /office) and register a passkey; the older code stops working. Audited; prints the code."""
+    """A web sign-in code for a merchant's owner or an officer (/portal, /office); the older one stops working."""
     with errors():
         _print(_ctx(db, data_dir).activation.issue_principal(_operator(), city, role, subject, key=_once(),
                                                              merchant_id=merchant))  # fmt: skip
