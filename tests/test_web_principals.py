@@ -5,15 +5,19 @@ role only what it may use, and refuses the rest anyway."""
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
 from litestar.testing import TestClient
 
+from api.bootstrap import Settings, open_context
 from api.http.app import create_app
 from community.domain.access import Grantor, operator
+from community.domain.program import Program
 from ledger.domain.errors import LedgerError
 from tests.browser import browser, needs_chromium, site, visitor
+from tests.test_cli import run
 from tests.test_web_signin import HTTPS, authenticator
 from tests.world import World
 from web.auth import OFFICE, PORTAL, WALLET, open_session
@@ -137,3 +141,25 @@ def test_each_area_opens_only_to_its_own_sessions_and_the_office_refuses_what_a_
     with pytest.raises(LedgerError) as refused_code:
         ctx.activation.redeem(code, "principal")
     assert refused_code.value.code == "activation_code_invalid"
+
+
+def test_the_cli_and_the_api_issue_codes_that_open_the_office_and_the_portal(db_url, tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=db_url, keys_dir=tmp_path / "keys")
+    ctx = open_context(settings, create=True)
+    ctx.programs.configure(Program(city="brossard"), "cli:test")
+    ctx.merchants.add("brossard", "boulangerie", "Boulangerie", "cli:test", key="m", category="food")
+    db = ["--db", db_url, "--data-dir", str(tmp_path)]
+    printed = json.loads(
+        run("admin", "principal-activation", "--city", "brossard", "--role", "staff", "--subject", "sam", *db)
+    )
+    staff_id, city = ctx.activation.redeem(printed["code"], "principal")
+    assert (printed["role"], city, staff_id) == ("staff", "brossard", printed["principal_id"])
+    token = ctx.access.grant(operator("test"), "brossard", "staff", "sam", key="t").token
+    with TestClient(create_app(ctx)) as client:  # staff issue an owner's code through the API
+        issued = client.post("/v1/admin/principals/brossard/activation", json={"role": "merchant", "subject": "marie",
+                             "merchant_id": "boulangerie"}, headers={"Authorization": f"Bearer {token}",
+                             "Idempotency-Key": "k"})  # fmt: skip
+        assert issued.status_code == 201, issued.text
+    owner_id, _ = ctx.activation.redeem(issued.json()["code"], "principal")
+    session = ctx.access.issue_principal(owner_id, PORTAL.session_seconds, "test")
+    assert ctx.tokens.verify(session, ctx.clock() // 1_000_000)["merchant"] == "boulangerie"

@@ -393,7 +393,7 @@ admin = Router(
     route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
                     list_merchants, add_merchant, merchant_status, add_terminal, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
-                    revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item],
+                    revoke_principal, issue_principal_activation, create_service, create_event, list_city_items, update_city_item, suspend_item],
     dependencies={"principal": Provide(bearer_principal)},
     tags=["admin"],
 )  # fmt: skip
