@@ -249,7 +249,7 @@ class Context:
     @cached_property
     def activation(self) -> Activation:
         return Activation(self.engine, self.keys, self.residents, self.audit, self.clock, self.mailer,
-                          self.settings.mail_from)  # fmt: skip
+                          self.settings.mail_from, self.access)  # fmt: skip
 
     @cached_property
     def passkeys(self) -> Passkeys:

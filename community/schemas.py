@@ -216,6 +216,9 @@ class IssuedToken(Result, frozen=True):
     subject: Annotated[str, msgspec.Meta(description="who holds it")]
     org_id: Annotated[str | None, msgspec.Meta(description="the organization of an `org` token, else null")]
     expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the token expires")]
+    merchant_id: Annotated[
+        str | None, msgspec.Meta(description="the merchant of a `merchant` (owner) token, else null")
+    ] = None
 
 
 class Credential(Result, frozen=True):
@@ -244,7 +247,7 @@ class Principal(Result, frozen=True):
 
     id: Annotated[str, msgspec.Meta(description="the principal's id")]
     city: City
-    role: Annotated[str, msgspec.Meta(description="org, staff, finance, auditor or admin")]
+    role: Annotated[str, msgspec.Meta(description="org, merchant, staff, finance, auditor or admin")]
     subject: Annotated[str, msgspec.Meta(description="who the principal is")]
     org_id: Annotated[
         str | None, msgspec.Meta(description="the organization an `org` principal coordinates, else null")
@@ -254,6 +257,9 @@ class Principal(Result, frozen=True):
     granted_at_us: Annotated[TimeUs, msgspec.Meta(description="when the role was (last) granted")]
     revoked_by: Annotated[str | None, msgspec.Meta(description="who withdrew the grant, or null")]
     revoked_at_us: Annotated[OptionalTimeUs, msgspec.Meta(description="when the grant was withdrawn, or null")]
+    merchant_id: Annotated[
+        str | None, msgspec.Meta(description="the merchant a `merchant` principal owns, else null")
+    ] = None
 
 
 class Principals(Result, frozen=True):
@@ -262,7 +268,7 @@ class Principals(Result, frozen=True):
     principals: list[Principal]
 
 
-class PrincipalRevocation(Principal, frozen=True):
+class PrincipalRevocation(Principal, frozen=True, kw_only=True):
     """A principal whose grant was withdrawn, and how many of its tokens this revoked."""
 
     tokens_revoked: Annotated[int, msgspec.Meta(ge=0, description="tokens revoked by this request")]
@@ -422,6 +428,20 @@ class ActivationCode(Result, frozen=True):
 
     resident_id: ResidentId
     city: City
+    code: Annotated[
+        str, msgspec.Meta(description="twelve letters and digits in three groups of four, e.g. 7KQD-M2XA-9PRT")
+    ]
+    expires_at_us: Annotated[TimeUs, msgspec.Meta(description="when the code stops working (µs since the epoch)")]
+
+
+class PrincipalActivationCode(Result, frozen=True):
+    """A principal's one-time activation code (a merchant's owner, a program officer), for signing in
+    on the web (`/portal/sign-in`, `/office/sign-in`) and registering a passkey: shown once."""
+
+    principal_id: Annotated[str, msgspec.Meta(description="the principal's id")]
+    city: City
+    role: Annotated[str, msgspec.Meta(description="merchant, staff, finance, auditor or admin")]
+    subject: Annotated[str, msgspec.Meta(description="who the principal is")]
     code: Annotated[
         str, msgspec.Meta(description="twelve letters and digits in three groups of four, e.g. 7KQD-M2XA-9PRT")
     ]

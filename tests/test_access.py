@@ -42,6 +42,7 @@ def world(ctx) -> World:
 
 def grant(world: World, who: str, role: str, subject: str, city: str = "brossard", org_id: str | None = None):
     body = {"role": role, "subject": subject} | ({"org_id": org_id} if org_id else {})
+    body |= {"merchant_id": "boulangerie"} if role == "merchant" else {}  # a merchant's owner names its merchant
     return world.bearer(who, "POST", f"/v1/admin/tokens/{city}", body, key=secrets.token_hex(8))
 
 
@@ -89,7 +90,8 @@ def test_no_role_grants_what_the_table_does_not_allow(world: World, attempts) ->
     holders = {role: f"{role}-{n}" for n, role in enumerate(PRINCIPAL_ROLES)}
     for role, name in holders.items():
         if name not in world.tokens:
-            world.grant(name, role, "brossard", f"seed-{name}", org_id="entraide-jeunesse" if role == "org" else None)
+            world.grant(name, role, "brossard", f"seed-{name}", org_id="entraide-jeunesse" if role == "org" else None,
+                        merchant_id="boulangerie" if role == "merchant" else None)  # fmt: skip
     for granter, role, n in attempts:
         token = world.tokens[holders[granter]]
         subject = f"{granter}-gives-{role}-{n}"

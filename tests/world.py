@@ -139,11 +139,19 @@ class World:
         )
         return self.ctx.payouts.decide_account(city, change.id, "confirm", "finance:test-confirmer")
 
-    def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None) -> str:
+    def grant(self, name: str, role: str, city: str, subject: str, org_id: str | None = None,
+              merchant_id: str | None = None) -> str:  # fmt: skip
         """A staff, finance, auditor, admin or organization token, kept under `name`. Tests make
         every such token here, so that how tokens are granted is written in one place."""
         granted = self.ctx.access.grant(
-            operator("test"), city, role, subject, org_id, MAX_TTL_SECONDS, key=f"{name}:{next(self._grants)}"
+            operator("test"),
+            city,
+            role,
+            subject,
+            org_id,
+            MAX_TTL_SECONDS,
+            key=f"{name}:{next(self._grants)}",
+            merchant_id=merchant_id,
         )
         self.tokens[name] = token = granted.token
         return token

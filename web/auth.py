@@ -2,12 +2,17 @@
 can read it), checked exactly as the API checks a bearer token (`api.http.auth.principal_from_token`):
 its credential must be live, so signing out (revoking it) ends the session at once, on every server.
 
-A page that needs a signed-in resident declares `principal: Resident`; without a valid session the
-visitor is sent to the sign-in page, and back to the page after signing in.
+Three areas have their own sessions and sign-in pages (`AREAS`): the wallet (`principal: Resident`),
+a merchant owner's portal (`owner: Merchant`) and the city's back office (`officer: Staff`, the roles
+staff, finance, auditor, admin). A session of one area never opens another: without a valid
+session of its area the visitor is sent to that area's sign-in page, and back after signing in.
+What a program officer may do in the office is `may(officer, action)`, the one rule that both the
+templates (to show a link or a button) and the handlers (`require`, to refuse it) use.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from anyio import to_thread
@@ -17,11 +22,64 @@ from litestar.di import NamedDependency, Provide
 
 from api.bootstrap import Context
 from api.http.auth import Limits, Principal, client_address, principal_from_token, token_credential
+from community.domain.access import STAFF_ROLES
+from community.domain.errors import Forbidden
 from ledger.domain.errors import LedgerError
 from web.pages import SESSION_COOKIE, secure_cookie
 
-SIGN_IN_PATH = "/wallet/sign-in"
 SESSION_SECONDS = 7 * 86_400  # a phone stays signed in for a week; signing out ends it at once
+PRINCIPAL_SESSION_SECONDS = 12 * 3_600  # an owner's or an officer's working day
+
+
+@dataclass(frozen=True)
+class Area:
+    """Where a kind of visitor signs in and works: its pages under `base`, the roles its sessions
+    hold, and how long a session lasts."""
+
+    name: str  # wallet | portal | office
+    base: str
+    roles: tuple[str, ...]
+    session_seconds: int
+
+    @property
+    def kind(self) -> str:
+        """Whose codes and passkeys sign in here: a resident's, or a principal's."""
+        return "resident" if self.name == "wallet" else "principal"
+
+    @property
+    def sign_in(self) -> str:
+        return f"{self.base}/sign-in"
+
+
+WALLET = Area("wallet", "/wallet", ("resident",), SESSION_SECONDS)
+PORTAL = Area("portal", "/portal", ("merchant",), PRINCIPAL_SESSION_SECONDS)
+OFFICE = Area("office", "/office", STAFF_ROLES, PRINCIPAL_SESSION_SECONDS)
+AREAS = (WALLET, PORTAL, OFFICE)
+SIGN_IN_PATH = WALLET.sign_in
+
+
+def area_of(path: str) -> Area:
+    """The area a page's path belongs to (the wallet's unless it is the portal's or the office's)."""
+    return next((a for a in (PORTAL, OFFICE) if path == a.base or path.startswith(a.base + "/")), WALLET)
+
+
+# What the back office lets each role do: the navigation shows an action only to the roles here, and
+# its handler refuses the others (`require`). Only pages that exist are listed.
+OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "audit": ("staff", "finance", "auditor", "admin"),  # the city's audit trail
+    "statement": ("finance",),  # this month's settlement statement (its preview is finance's, as in the API)
+}
+
+
+def may(principal: Principal | None, action: str) -> bool:
+    """Whether the signed-in officer may use the office's `action` (unknown actions: nobody)."""
+    return principal is not None and principal.role in OFFICE_ACTIONS.get(action, ())
+
+
+def require(principal: Principal, action: str) -> Principal:
+    if not may(principal, action):
+        raise Forbidden(f"the role {principal.role} may not use {action}")
+    return principal
 
 
 class SignInRequired(LedgerError):
@@ -36,7 +94,7 @@ class SignInRequired(LedgerError):
 
     @property
     def sign_in_url(self) -> str:
-        return f"{SIGN_IN_PATH}?next={quote(self.back_to, safe='/')}"
+        return f"{area_of(self.back_to).sign_in}?next={quote(self.back_to, safe='/')}"
 
 
 async def session_principal(
@@ -56,29 +114,50 @@ async def session_principal(
         raise
 
 
-async def resident_principal(
-    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
-) -> Principal:
+async def area_principal(request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]) -> Principal:
+    """The signed-in principal of the page's area (`area_of` its path), else off to its sign-in."""
     principal = await session_principal(request, ctx, limits)
-    if principal is None or principal.role != "resident":
+    if principal is None or principal.role not in area_of(request.url.path).roles:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
     return principal
 
 
+async def owner_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
+    """A portal page's merchant owner (one provider per dependency name, as litestar asks)."""
+    return await area_principal(request, ctx, limits)
+
+
+async def officer_principal(
+    request: Request, ctx: NamedDependency[Context], limits: NamedDependency[Limits]
+) -> Principal:
+    """An office page's program officer."""
+    return await area_principal(request, ctx, limits)
+
+
 Visitor = NamedDependency[Principal | None]  # a page anyone may see, that knows who is signed in
 Resident = NamedDependency[Principal]  # a page for a signed-in resident
+Merchant = NamedDependency[Principal]  # a portal page, for a merchant's signed-in owner
+Staff = NamedDependency[Principal]  # an office page, for a signed-in program officer
 DEPENDENCIES = {
     "visitor": Provide(session_principal),
-    "principal": Provide(resident_principal),
+    "principal": Provide(area_principal),
+    "owner": Provide(owner_principal),
+    "officer": Provide(officer_principal),
 }
 
 
-def open_session(ctx: Context, resident_id: str, city: str, how: str) -> Cookie:
-    """A resident's new session (however they proved who they are: `how` names it in the audit
-    trail, e.g. "web:passkey"): a built-in token of SESSION_SECONDS in the HttpOnly cookie."""
-    token = ctx.access.issue_resident(resident_id, city, SESSION_SECONDS, issued_by=how)
-    return secure_cookie(SESSION_COOKIE, token, SESSION_SECONDS)
+def open_session(ctx: Context, holder_id: str, city: str, how: str, area: Area = WALLET) -> Cookie:
+    """A new session of the area (however its holder proved who they are: `how` names it in the
+    audit trail, e.g. "web:passkey"): a built-in token of the area's length in the HttpOnly cookie,
+    a resident's or, in the portal and the office, the principal's (`holder_id`)."""
+    if area.kind == "resident":
+        token = ctx.access.issue_resident(holder_id, city, area.session_seconds, issued_by=how)
+    else:
+        token = ctx.access.issue_principal(holder_id, area.session_seconds, issued_by=how)
+    return secure_cookie(SESSION_COOKIE, token, area.session_seconds)
 
 
 def ended_session() -> Cookie:

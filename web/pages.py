@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
@@ -25,6 +25,9 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from api.bootstrap import Context
 
 from api.bootstrap import Context
 from web import i18n
@@ -176,3 +179,8 @@ def csrf_middleware(ctx: Context) -> DefineMiddleware:
     config = CSRFConfig(secret=secret, cookie_name=CSRF_COOKIE, cookie_secure=True, cookie_httponly=True,
                         cookie_samesite="lax")  # fmt: skip
     return DefineMiddleware(CSRFMiddleware, config=config)
+
+
+def city_name(ctx: Context, city: str) -> str:
+    """A city's name as the pages show it (its id if it has no program)."""
+    return next((c.name for c in ctx.programs.communities() if c.city == city), city)

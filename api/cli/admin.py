@@ -169,6 +169,17 @@ def grant(city: City, role: Annotated[str, typer.Option(help="admin, staff, fina
     typer.echo(granted.token)
 
 
+@admin_app.command("principal-activation")
+def principal_activation(city: City, role: Annotated[str, typer.Option(help="merchant, staff, finance, auditor or admin")],
+                         subject: Annotated[str, typer.Option(help="Who: an e-mail or an id, unique per city and role")],
+                         merchant: Annotated[str | None, typer.Option(help="The merchant a merchant owner owns")] = None,
+                         db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """A web sign-in code for a merchant's owner or an officer (/portal, /office); the older one stops working."""
+    with errors():
+        _print(_ctx(db, data_dir).activation.issue_principal(_operator(), city, role, subject, key=_once(),
+                                                             merchant_id=merchant))  # fmt: skip
+
+
 @admin_app.command("tokens")
 def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subject: Annotated[str | None, typer.Option()] = None,
            include_ended: Annotated[bool, typer.Option(help="Also revoked and expired tokens")] = False, db: Db = None,

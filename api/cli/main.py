@@ -498,6 +498,12 @@ def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None
                     "code from the credentials file (e.g. {code}); passkeys need http://localhost:{port}, not an IP address")
                   .format(root=root, code=resident.get("activation_code", "-"), port=root.rsplit(":", 1)[-1]),
                   highlight=False)  # fmt: skip
+        owner = next((p for p in creds.get("principals", []) if p["role"] == "merchant"), None)
+        if owner is not None:
+            out.print(_("a merchant's owner: {root}/portal/sign-in, the city's back office (staff, finance, auditor, admin): "
+                        "{root}/office/sign-in; pick a demo user in the list, or type an activation code from the credentials "
+                        "file's \"principals\" (e.g. {code})").format(root=root, code=owner["activation_code"]),
+                      highlight=False)  # fmt: skip
         out.print(_("sign in as a resident with their bearer token, e.g.:"))
         out.print(f'  curl -H "Authorization: Bearer {token}" {root}/v1/wallet/balance', highlight=False, markup=False,
                   soft_wrap=True)  # fmt: skip

@@ -140,7 +140,27 @@ def grant_tokens(ctx: Context, creds: dict) -> dict:
         # To sign in on the web (/wallet/sign-in): a fresh one-time code at each start, valid 72 hours.
         entry["activation_code"] = ctx.activation.issue(entry["resident_id"], entry["city"], ACTOR,
                                                         key=secrets.token_hex(8)).code  # fmt: skip
+    creds["principals"] = web_principals(ctx, creds)
     return creds
+
+
+def web_principals(ctx: Context, creds: dict) -> list[dict]:
+    """Who signs in to the portal and the office in the demo: the owner of the first city's first
+    merchant and the first city's first principal of each office role, each with a fresh activation
+    code (/portal/sign-in, /office/sign-in), as `entraide admin principal-activation` issues it."""
+    city = COMMUNITIES[0].id
+    merchant = next(m for m in creds["merchants"] if m["city"] == city)
+    wanted = [("merchant", f"owner-{merchant['merchant_id']}", merchant["merchant_id"])]
+    for role, key in PRINCIPALS:
+        wanted += [(role, e["subject"], None) for e in creds[key] if e["city"] == city][:1]
+    principals = []
+    for role, subject, merchant_id in wanted:
+        code = ctx.activation.issue_principal(
+            SEEDER, city, role, subject, key=secrets.token_hex(8), merchant_id=merchant_id
+        )
+        principals.append({"city": city, "role": role, "subject": subject, "principal_id": code.principal_id,
+                           "merchant_id": merchant_id, "activation_code": code.code})  # fmt: skip
+    return principals
 
 
 def member_count() -> int:

@@ -67,6 +67,7 @@ class Principal:
     org_id: str | None = None
     terminal: Terminal | None = None
     credential: str | None = None  # the built-in token's jti
+    merchant_id: str | None = None  # the merchant a `merchant` principal owns
 
     def require(self, *roles: str) -> Principal:
         if self.role not in roles:
@@ -221,7 +222,8 @@ def principal_from_token(ctx: Context, token: str) -> Principal:
         # The token names an identity; the resident record (home city, status) is the authority.
         resident = ctx.residents.for_token(claims)
         return Principal("resident", resident["id"], resident["city"], credential=credential)
-    return Principal(role, subject, claims.get("city"), claims.get("org"), credential=credential)
+    return Principal(role, subject, claims.get("city"), claims.get("org"), credential=credential,
+                     merchant_id=claims.get("merchant"))  # fmt: skip
 
 
 class AuthenticatedFirst(Request):

@@ -141,7 +141,7 @@ class FundingBody(Struct, frozen=True):
     points: Points
 
 
-Role = Annotated[str, msgspec.Meta(pattern=r"^(org|staff|finance|auditor|admin)$")]
+Role = Annotated[str, msgspec.Meta(pattern=r"^(org|merchant|staff|finance|auditor|admin)$")]
 Subject = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")]
 
 
@@ -150,11 +150,20 @@ class TokenBody(Struct, frozen=True):
     subject: Subject
     org_id: MemberId | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=90 * 86_400)] = 3_600
+    merchant_id: MemberId | None = None
 
 
 class PrincipalBody(Struct, frozen=True):
     role: Role
     subject: Subject
+
+
+class PrincipalActivationBody(Struct, frozen=True):
+    """Who is to sign in on the web: a merchant's owner (naming its merchant) or a program officer."""
+
+    role: Annotated[str, msgspec.Meta(pattern=r"^(merchant|staff|finance|auditor|admin)$")]
+    subject: Subject
+    merchant_id: MemberId | None = None
 
 
 ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]

@@ -14,7 +14,7 @@ MAX_LISTED = 1_000
 # Built once: every bearer request runs it. A credential with its principal's status (NULL for a resident's).
 _CHECK = (
     select(CR.c.city, CR.c.role, CR.c.subject, CR.c.expires_at_us, CR.c.revoked_at_us, PR.c.status.label("principal_status"),
-           PR.c.org_id)
+           PR.c.org_id, PR.c.merchant_id)
     .select_from(CR.outerjoin(PR, PR.c.id == CR.c.principal_id))
     .where(CR.c.jti == bindparam("jti"))
 )  # fmt: skip
@@ -28,6 +28,10 @@ def credential_state(conn: Connection, jti: str) -> dict | None:
 def principal(conn: Connection, city: str, role: str, subject: str, for_update: bool = False) -> dict | None:
     query = select(PR).where(PR.c.city == city, PR.c.role == role, PR.c.subject == subject)
     return first_row(conn, query.with_for_update() if for_update else query)
+
+
+def principal_by_id(conn: Connection, principal_id: str) -> dict | None:
+    return first_row(conn, select(PR).where(PR.c.id == principal_id))
 
 
 def add_principal(conn: Connection, **values) -> None:

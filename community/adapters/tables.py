@@ -146,6 +146,7 @@ class PrincipalRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(64))
     org_id: Mapped[str | None] = mapped_column(String(64))
+    merchant_id: Mapped[str | None] = mapped_column(String(64))  # the merchant a `merchant` principal owns
     status: Mapped[str] = mapped_column(String(16))  # active | revoked
     granted_by: Mapped[str] = mapped_column(String(160))
     granted_at_us: Mapped[int] = mapped_column(BIG)
@@ -181,7 +182,8 @@ class ActivationCodeRow(Base):
 
     __tablename__ = "activation_codes"
     id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    resident_id: Mapped[str] = mapped_column(String(32))
+    resident_id: Mapped[str | None] = mapped_column(String(32))  # whose code: a resident's,
+    principal_id: Mapped[str | None] = mapped_column(String(24))  # or a principal's (web sign-in of staff, owners)
     city: Mapped[str] = mapped_column(String(63))
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC-SHA-256 of the code, hex
     status: Mapped[str] = mapped_column(String(16))  # live | used | replaced
@@ -189,7 +191,10 @@ class ActivationCodeRow(Base):
     issued_at_us: Mapped[int] = mapped_column(BIG)
     expires_at_us: Mapped[int] = mapped_column(BIG)
     ended_at_us: Mapped[int | None] = mapped_column(BIG)  # used or replaced
-    __table_args__ = (Index("ix_activation_codes_resident", "resident_id"),)
+    __table_args__ = (
+        Index("ix_activation_codes_resident", "resident_id"),
+        Index("ix_activation_codes_principal", "principal_id"),
+    )
 
 
 class PasskeyRow(Base):
@@ -197,14 +202,15 @@ class PasskeyRow(Base):
 
     __tablename__ = "passkeys"
     credential_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # base64url, as browsers send it
-    resident_id: Mapped[str] = mapped_column(String(32))
+    resident_id: Mapped[str | None] = mapped_column(String(32))  # a resident's passkey,
+    principal_id: Mapped[str | None] = mapped_column(String(24))  # or a principal's
     city: Mapped[str] = mapped_column(String(63))
     public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE
     sign_count: Mapped[int] = mapped_column(BIG)
     transports: Mapped[str] = mapped_column(String(255))  # JSON list, e.g. ["internal", "hybrid"]
     created_at_us: Mapped[int] = mapped_column(BIG)
     last_used_at_us: Mapped[int | None] = mapped_column(BIG)
-    __table_args__ = (Index("ix_passkeys_resident", "resident_id"),)
+    __table_args__ = (Index("ix_passkeys_resident", "resident_id"), Index("ix_passkeys_principal", "principal_id"))
 
 
 class CorrectionRow(Base):

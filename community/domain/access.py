@@ -15,17 +15,20 @@ from ledger.domain.errors import InvalidRequest, LedgerError
 
 RESIDENT = "resident"
 # Roles a principal of a city holds (a resident is not a principal: their record is the authority).
-PRINCIPAL_ROLES = ("org", "staff", "finance", "auditor", "admin")
+PRINCIPAL_ROLES = ("org", "merchant", "staff", "finance", "auditor", "admin")
+# The roles of the back office (`/office`); `merchant` is a merchant's owner (`/portal`), `org` an API client.
+STAFF_ROLES = ("staff", "finance", "auditor", "admin")
 ROLES = (RESIDENT, *PRINCIPAL_ROLES)
 OPERATOR = "operator"  # the server's command line (`entraide admin grant`), audited as cli:<user>
 
 # Who may grant (and so revoke) what, in their own city.
 GRANTS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"admin", "staff", "finance", "auditor", "org"}),
-    "staff": frozenset({"org"}),
+    "admin": frozenset({"admin", "staff", "finance", "auditor", "org", "merchant"}),
+    "staff": frozenset({"org", "merchant"}),
     "finance": frozenset(),
     "auditor": frozenset(),
     "org": frozenset(),
+    "merchant": frozenset(),
     RESIDENT: frozenset(),
 }
 # Who may see the credentials of a city (never the tokens themselves, which are not stored).
@@ -93,7 +96,8 @@ def identity(actor: str) -> str:
     return actor.split("/", 1)[0]
 
 
-def check_grant(grantor: Grantor, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int) -> None:
+def check_grant(grantor: Grantor, city: str, role: str, subject: str, org_id: str | None, ttl_seconds: int,
+                merchant_id: str | None = None) -> None:  # fmt: skip
     """Shape and permission of a grant; whether the subject is free is the service's to check."""
     if role not in PRINCIPAL_ROLES:
         raise GrantNotAllowed(f"{role!r} is not a role that can be granted", role=str(role)[:16])
@@ -102,6 +106,12 @@ def check_grant(grantor: Grantor, city: str, role: str, subject: str, org_id: st
     if (role == "org") != (org_id is not None):
         raise InvalidRequest(
             "an organization token names its organization, and only it", field="org_id", reason="org_id_for_org_role"
+        )
+    if (role == "merchant") != (merchant_id is not None):
+        raise InvalidRequest(
+            "a merchant owner's token names its merchant, and only it",
+            field="merchant_id",
+            reason="merchant_id_for_merchant_role",
         )
     if type(ttl_seconds) is not int or not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
         raise InvalidRequest(

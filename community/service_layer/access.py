@@ -34,6 +34,8 @@ from community.schemas import Credential, Credentials, IssuedToken, Principal, P
 from ledger.adapters import idempotency
 from ledger.schemas import Result
 from ledger.service_layer.audit_trail import AuditTrail
+from merchants.adapters.tables import MERCHANTS
+from merchants.errors import UnknownMerchant
 
 RESIDENT_TTL_SECONDS_MAX = 90 * 86_400
 
@@ -58,6 +60,7 @@ class Granted(Result, frozen=True):
     issued_at_s: int
     ttl_seconds: int
     expires_at_us: int
+    merchant_id: str | None = None
 
 
 class Access:
@@ -73,7 +76,7 @@ class Access:
     # --- granting ---------------------------------------------------------------------------
 
     def grant(self, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None = None,
-              ttl_seconds: int = 3_600, *, key: str) -> IssuedToken:  # fmt: skip
+              ttl_seconds: int = 3_600, *, key: str, merchant_id: str | None = None) -> IssuedToken:  # fmt: skip
         """A new token for (city, role, subject); creates the principal on its first grant.
 
         A principal that exists and is active gets a new token only from itself (renewal) or the
@@ -82,34 +85,44 @@ class Access:
         grantor) returns the same token: its key keeps the claims, never the token's text, and the
         token is signed again from them (an Ed25519 signature of the same bytes is the same).
         """
-        check_grant(grantor, city, role, subject, org_id, ttl_seconds)
+        check_grant(grantor, city, role, subject, org_id, ttl_seconds, merchant_id)
         now = self.clock()
         request = {
             "role": role,
             "subject": subject,
             "org_id": org_id,
             "ttl_seconds": ttl_seconds,
-        }
+        } | ({"merchant_id": merchant_id} if merchant_id else {})
         with self.engine.begin() as conn:
             granted = idempotency.once(conn, f"{city}:{identity(grantor.actor)}:tokens.grant", key, request, Granted,
-                                       lambda: self._grant(conn, grantor, city, role, subject, org_id, ttl_seconds, now), now)  # fmt: skip
+                                       lambda: self._grant(conn, grantor, city, role, subject, org_id, merchant_id,
+                                                           ttl_seconds, now), now)  # fmt: skip
         return IssuedToken(
             token=self._sign(granted),
             **{f: getattr(granted, f) for f in IssuedToken.__struct_fields__ if f != "token"},
         )
 
-    def _grant(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
-               ttl_seconds: int, now: int) -> Granted:  # fmt: skip
+    def enrol(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
+              merchant_id: str | None, now: int, *, renewal: bool = True) -> tuple[str, dict[str, Any] | None]:  # fmt: skip
+        """The principal (city, role, subject), made on its first grant, inside the caller's transaction:
+        its id and its row as it was (None if new). The grant's shape is the caller's to check
+        (`check_grant`). An active principal is renewed only by itself or the operator when `renewal`;
+        without it (an activation code) by whoever may grant its role."""
         if community_store.program(conn, city) is None:
             raise UnknownProgram(f"no program for {city!r}", city=city)
         if org_id is not None:
             org = community_store.member(conn, OrganizationRow.__table__, org_id)
             if org is None or org["city"] != city:
                 raise UnknownOrganization(f"no organization {org_id!r} in {city}")
+        if merchant_id is not None:
+            merchant = community_store.member(conn, MERCHANTS, merchant_id)
+            if merchant is None or merchant["city"] != city:
+                raise UnknownMerchant(f"no merchant {merchant_id!r} in {city}")
         found = store.principal(conn, city, role, subject, for_update=True)
         if found is None:
             principal_id = "p" + secrets.token_hex(10)
-            store.add_principal(conn, id=principal_id, city=city, role=role, subject=subject, org_id=org_id, status="active",
+            store.add_principal(conn, id=principal_id, city=city, role=role, subject=subject, org_id=org_id, merchant_id=merchant_id,
+                                status="active",
                                 granted_by=grantor.actor, granted_at_us=now)  # fmt: skip
         else:
             principal_id = found["id"]
@@ -119,7 +132,14 @@ class Access:
                     field="org_id",
                     reason="other_organization",
                 )
-            if found["status"] == "active" and not (grantor.role == "operator" or grantor.is_self(role, subject, city)):
+            if found["merchant_id"] != merchant_id:
+                raise Conflict(
+                    f"{subject} owns another merchant in {city}",
+                    field="merchant_id",
+                    reason="other_merchant",
+                )
+            renewing = grantor.role == "operator" or grantor.is_self(role, subject, city)
+            if found["status"] == "active" and not (renewing if renewal else grantor.may_grant(role, city)):
                 raise SubjectTaken(
                     f"{subject} already holds {role} in {city}",
                     subject=subject,
@@ -130,16 +150,13 @@ class Access:
                     raise GrantNotAllowed(f"a {grantor.role} may not grant the role {role}", role=role)
                 store.set_principal(conn, principal_id, status="active", granted_by=grantor.actor, granted_at_us=now,
                                     revoked_by=None, revoked_at_us=None)  # fmt: skip
+        return principal_id, found
+
+    def _grant(self, conn: Connection, grantor: Grantor, city: str, role: str, subject: str, org_id: str | None,
+               merchant_id: str | None, ttl_seconds: int, now: int) -> Granted:  # fmt: skip
+        principal_id, found = self.enrol(conn, grantor, city, role, subject, org_id, merchant_id, now)
         granted = self._issue(
-            conn,
-            principal_id,
-            city,
-            role,
-            subject,
-            org_id,
-            ttl_seconds,
-            grantor.actor,
-            now,
+            conn, principal_id, city, role, subject, org_id, ttl_seconds, grantor.actor, now, merchant_id
         )
         self.audit.record(conn, actor=grantor.actor, action="credential.grant", city=city, target=f"{role}:{subject}",
                           before=None if found is None else {"status": found["status"]},
@@ -164,13 +181,25 @@ class Access:
             )
         return self._sign(granted)
 
+    def issue_principal(self, principal_id: str, ttl_seconds: int, issued_by: str) -> str:
+        """A session token of an active principal (its web sign-in: `issued_by` says how, e.g.
+        "web:passkey"), with the principal's own role, subject, city and binding."""
+        assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
+        with self.engine.begin() as conn:
+            row = store.principal_by_id(conn, principal_id)
+            if row is None or row["status"] != "active":
+                raise TokenRevoked("this principal's grant was withdrawn")
+            granted = self._issue(conn, principal_id, row["city"], row["role"], row["subject"], row["org_id"], ttl_seconds,
+                                  issued_by, self.clock(), row["merchant_id"])  # fmt: skip
+        return self._sign(granted)
+
     def _issue(self, conn: Connection, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None,
-               ttl_seconds: int, issued_by: str, now_us: int) -> Granted:  # fmt: skip
+               ttl_seconds: int, issued_by: str, now_us: int, merchant_id: str | None = None) -> Granted:  # fmt: skip
         """Record a new credential; its token is `_sign(granted)`."""
         now_s = now_us // 1_000_000
         granted = Granted(jti=secrets.token_hex(16), principal_id=principal_id, city=city, role=role, subject=subject,
                           org_id=org_id, issued_at_s=now_s, ttl_seconds=ttl_seconds,
-                          expires_at_us=(now_s + ttl_seconds) * 1_000_000)  # fmt: skip
+                          expires_at_us=(now_s + ttl_seconds) * 1_000_000, merchant_id=merchant_id)  # fmt: skip
         store.add_credential(conn, jti=granted.jti, principal_id=principal_id, city=city, role=role, subject=subject,
                              issued_by=issued_by, issued_at_us=now_us, expires_at_us=granted.expires_at_us)  # fmt: skip
         return granted
@@ -185,6 +214,8 @@ class Access:
         }
         if granted.org_id:
             claims["org"] = granted.org_id
+        if granted.merchant_id:
+            claims["merchant"] = granted.merchant_id
         return self.tokens.issue(claims, granted.ttl_seconds, granted.issued_at_s)
 
     # --- every request ------------------------------------------------------------------------
@@ -202,8 +233,9 @@ class Access:
             claims.get("sub"),
             claims.get("city"),
             claims.get("org"),
+            claims.get("merchant"),
         )
-        if row is None or (row["role"], row["subject"], row["city"], row["org_id"]) != claimed:
+        if row is None or (row["role"], row["subject"], row["city"], row["org_id"], row["merchant_id"]) != claimed:
             raise Unauthorized("invalid token")
         if row["revoked_at_us"] is not None or row["principal_status"] == "revoked":
             raise TokenRevoked("this token was revoked")
@@ -227,6 +259,14 @@ class Access:
         require_reader(viewer, city)
         with self.engine.connect() as conn:
             return Principals(principals=[Principal(**row) for row in store.principals(conn, city)])
+
+    def principal_id(self, city: str, role: str, subject: str) -> str:
+        """The id of an active principal (whose passkeys and codes are kept under it)."""
+        with self.engine.connect() as conn:
+            found = store.principal(conn, city, role, subject)
+        if found is None or found["status"] != "active":
+            raise UnknownCredential("no such principal in this city")
+        return str(found["id"])
 
     def revoke(self, revoker: Grantor, city: str, jti: str) -> Credential:
         """Revoke one token: its holder (signing out), whoever may grant its role, or the operator."""
@@ -268,6 +308,20 @@ class Access:
                                   before={"status": "active"}, after={"status": "revoked", "tokens_revoked": revoked},
                                   now_us=now)  # fmt: skip
             return PrincipalRevocation(**store.principal(conn, city, role, subject), tokens_revoked=revoked)  # type: ignore[arg-type]
+
+    def sign_out_everywhere(self, holder: Grantor, principal_id: str) -> int:
+        """A principal signs itself out everywhere: every live token of theirs (each browser's
+        session, each token granted to them) stops working at once, audited; how many."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = store.principal_by_id(conn, principal_id)
+            if row is None or not holder.is_self(row["role"], row["subject"], row["city"]):
+                raise UnknownCredential("no such principal in this city")
+            revoked = store.revoke_credentials(conn, now, holder.actor, principal_id=principal_id)
+            self.audit.record(conn, actor=holder.actor, action="credential.revoke_all", city=row["city"],
+                              target=f"{row['role']}:{row['subject']}", before=None, after={"tokens_revoked": revoked},
+                              now_us=now)  # fmt: skip
+        return revoked
 
     def revoke_resident(self, resident_id: str, city: str, actor: str) -> int:
         """Sign a resident out everywhere: every live token of theirs stops working at once (each

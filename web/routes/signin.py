@@ -1,6 +1,11 @@
-"""A resident signs in on the web: `/wallet/sign-in` (an activation code from their city, or a
-passkey), the passkey step after activation, `/wallet/account/security` (my passkeys, sign out
-everywhere), signing out; in the demo only, a list of demo residents and the dev mailbox.
+"""Signing in on the web: `/wallet/sign-in` for residents, `/portal/sign-in` for a merchant's owner,
+`/office/sign-in` for program officers (web.auth.AREAS) — an activation code, or a passkey —, the
+passkey step after activation, `/wallet/account/security` (my passkeys, sign out everywhere),
+signing out; in the demo only, a list of demo residents and principals, and the dev mailbox.
+
+One handler serves each step for every area: the area is the path's (`web.auth.area_of`), and with
+it whose codes and passkeys count (a resident's, or a principal's) and which session opens, so a
+resident's code or passkey never opens the office and an officer's never opens the wallet.
 
 The services are the community layer's (`ctx.activation`, `ctx.passkeys`, `ctx.access`); every
 sign-in ends in `web.auth.open_session`. A WebAuthn ceremony's challenge is bound to the browser
@@ -38,24 +43,28 @@ from community.adapters.mail import DevMailbox
 from community.domain.errors import PasskeyRefused
 from ledger.domain.errors import LedgerError
 from web import auth, pages
-from web.auth import SIGN_IN_PATH, Resident, Visitor
+from web.auth import AREAS, SIGN_IN_PATH, WALLET, Area, Resident, Visitor, area_of
 
 CHALLENGE_COOKIE = "entraide_webauthn"
 CHALLENGE_SECONDS = 300
 SECURITY_PATH = "/wallet/account/security"
-PASSKEY_STEP_PATH = "/wallet/sign-in/passkey"
 DEFAULT_NEXT = "/wallet"
 DEMO_RESIDENTS = 6  # the demo's sign-in page lists this many residents, one per city
 
 
 class CodeForm(msgspec.Struct, frozen=True):
     code: str = ""
-    next: str = DEFAULT_NEXT
+    next: str = ""  # empty: the area's home
 
 
 class DemoForm(msgspec.Struct, frozen=True):
     resident_id: str
     next: str = DEFAULT_NEXT
+
+
+class DemoPrincipalForm(msgspec.Struct, frozen=True):
+    principal_id: str
+    next: str = ""
 
 
 class PasskeyForm(msgspec.Struct, frozen=True):
@@ -64,7 +73,7 @@ class PasskeyForm(msgspec.Struct, frozen=True):
 
 class PasskeyAnswer(msgspec.Struct, frozen=True):
     credential: dict[str, Any]
-    next: str = DEFAULT_NEXT
+    next: str = ""  # empty: the area's home
 
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -124,6 +133,17 @@ def _json_problem(request: Request, exc: LedgerError) -> Response:
 # --- signing in ---------------------------------------------------------------------------------
 
 
+def _each(method: Any, paths: list[str], **options: Any) -> Any:
+    """One route handler per path for a step every area shares (one handler given several paths
+    breaks the routers' `after_request` in litestar 2.25): the function, with its handlers in `.handlers`."""
+
+    def register(fn: Any) -> Any:
+        fn.handlers = [method(path, **options)(fn) for path in paths]
+        return fn
+
+    return register
+
+
 def _demo_residents(ctx: Context) -> list[dict[str, str]]:
     """In the demo only: a few of its residents (one per city), with their names, to sign in as."""
     if not ctx.settings.demo:
@@ -145,66 +165,94 @@ def _demo_residents(ctx: Context) -> list[dict[str, str]]:
     return [r | {"city_name": names.get(r["city"], r["city"])} for r in listed.values()]
 
 
+def _demo_principals(ctx: Context, area: Area) -> list[dict[str, str]]:
+    """In the demo only: its merchant owners (portal) or program officers (office), to sign in as."""
+    if not ctx.settings.demo:
+        return []
+    from api.demo.seed import credentials_path
+
+    path = credentials_path(ctx)
+    if not path.exists():
+        return []
+    entries = json.loads(path.read_text(encoding="utf-8")).get("principals", [])
+    return [e for e in entries if e["role"] in area.roles]
+
+
+def _holder(ctx: Context, area: Area, principal: auth.Principal) -> str:
+    """Whose passkeys these are: the resident's id, or the signed-in principal's."""
+    if area.kind == "resident":
+        return principal.subject
+    assert principal.city is not None
+    return ctx.access.principal_id(principal.city, principal.role, principal.subject)
+
+
 def _sign_in_page(request: Request, ctx: Context, next_: str | None, status_code: int = 200, code: str = "",
                   problem: dict | None = None) -> Template:  # fmt: skip
+    area = area_of(request.url.path)
     notice = request.query_params.get("signed_out")
-    return pages.render(request, "signin/sign_in.html", status_code=status_code, next=pages.local_target(next_, DEFAULT_NEXT),
-                        code=code, problem=problem, notice=notice if notice in ("1", "everywhere") else None,
-                        demo_residents=_demo_residents(ctx), identity_provider=ctx.provider_sign_in is not None)  # fmt: skip
+    return pages.render(request, "signin/sign_in.html", status_code=status_code, next=pages.local_target(next_, area.base),
+                        code=code, problem=problem, notice=notice if notice in ("1", "everywhere") else None, area=area.name,
+                        base=area.base, demo_residents=_demo_residents(ctx) if area is WALLET else [],
+                        demo_principals=_demo_principals(ctx, area),
+                        identity_provider=area is WALLET and ctx.provider_sign_in is not None)  # fmt: skip
 
 
-@get(SIGN_IN_PATH, sync_to_thread=True)
-def sign_in_page(request: Request, ctx: Ctx, next: NextPath = DEFAULT_NEXT) -> Template:
+@_each(get, [a.sign_in for a in AREAS], sync_to_thread=True)
+def sign_in_page(request: Request, ctx: Ctx, next: NextPath = "") -> Template:
     return _sign_in_page(request, ctx, next)
 
 
-@post(SIGN_IN_PATH, sync_to_thread=True)
+@_each(post, [a.sign_in for a in AREAS], sync_to_thread=True)
 def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits],
                       data: Annotated[CodeForm, Form]) -> Template | Redirect:  # fmt: skip
-    """An activation code: used up, a session opened, then the passkey step. A refused code is the
-    page again with the reason next to the field (401, nothing changed)."""
+    """An activation code of the area's kind: used up, a session opened, then the passkey step. A
+    refused code is the page again with the reason next to the field (401, nothing changed)."""
+    area = area_of(request.url.path)
     try:
         with limits.failures.attempt(client_address(request)) as attempt:
             attempt.claim("activation:" + hashlib.blake2b(data.code.encode(), digest_size=16).hexdigest())
-            resident_id, city = ctx.activation.redeem(data.code)
+            holder_id, city = ctx.activation.redeem(data.code, area.kind)
+            cookie = auth.open_session(ctx, holder_id, city, "web:activation", area)
     except LedgerError as exc:
         document = problem_document(exc.code, pages.locale(request), error_params(exc))
         return _sign_in_page(request, ctx, data.next, int(document["status"]), data.code, document)  # type: ignore[call-overload]
-    cookie = auth.open_session(ctx, resident_id, city, "web:activation")
-    target = pages.local_target(data.next, DEFAULT_NEXT)
-    return pages.see_other(f"{PASSKEY_STEP_PATH}?next={quote(target, safe='/')}", [cookie])
+    target = pages.local_target(data.next, area.base)
+    return pages.see_other(f"{area.sign_in}/passkey?next={quote(target, safe='/')}", [cookie])
 
 
-@get(PASSKEY_STEP_PATH, sync_to_thread=True)
-def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: NextPath = DEFAULT_NEXT) -> Template:
+@_each(get, [f"{a.sign_in}/passkey" for a in AREAS], sync_to_thread=True)
+def passkey_step(request: Request, ctx: Ctx, principal: Resident, next: NextPath = "") -> Template:
     """Right after activation: register a passkey on this device (or later, from the security page)."""
-    return pages.render(request, "signin/passkey.html", next=pages.local_target(next, DEFAULT_NEXT),
-                        passkeys=ctx.passkeys.list(principal.subject))  # fmt: skip
+    area = area_of(request.url.path)
+    return pages.render(request, "signin/passkey.html", next=pages.local_target(next, area.base), area=area.name,
+                        base=area.base, passkeys=ctx.passkeys.list(_holder(ctx, area, principal), area.kind))  # fmt: skip
 
 
-@post("/wallet/sign-in/passkey/options", sync_to_thread=True)
+@_each(post, [f"{a.sign_in}/passkey/options" for a in AREAS], sync_to_thread=True)
 def passkey_sign_in_options(request: Request, ctx: Ctx) -> Response:
     options, challenge = ctx.passkeys.authentication_options(_site(request, ctx)[1])
-    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "sign-in", challenge)])
+    purpose = f"sign-in:{area_of(request.url.path).name}"
+    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, purpose, challenge)])
 
 
-@post("/wallet/sign-in/passkey")
+@_each(post, [f"{a.sign_in}/passkey" for a in AREAS])
 async def passkey_sign_in(
     request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]
 ) -> Response:
-    """The device's signature of the sign-in challenge: a session, and where to go next."""
+    """The device's signature of the sign-in challenge: a session of the area, and where to go next."""
+    area = area_of(request.url.path)
     try:
         with limits.failures.attempt(client_address(request)) as attempt:
             attempt.claim("passkey:" + str(data.credential.get("id"))[:255])
             origin, rp_id = _site(request, ctx)
-            challenge = _challenge(request, ctx, "sign-in")
-            resident_id, city = await to_thread.run_sync(
-                ctx.passkeys.authenticate, json.dumps(data.credential), challenge, origin, rp_id
+            challenge = _challenge(request, ctx, f"sign-in:{area.name}")
+            holder_id, city = await to_thread.run_sync(
+                ctx.passkeys.authenticate, json.dumps(data.credential), challenge, origin, rp_id, area.kind
             )
+            session = await to_thread.run_sync(auth.open_session, ctx, holder_id, city, "web:passkey", area)
     except LedgerError as exc:
         return _json_problem(request, exc)
-    session = await to_thread.run_sync(auth.open_session, ctx, resident_id, city, "web:passkey")
-    return _json({"next": pages.local_target(data.next, DEFAULT_NEXT)}, cookies=[session, _challenge_done()])
+    return _json({"next": pages.local_target(data.next, area.base)}, cookies=[session, _challenge_done()])
 
 
 @post("/wallet/sign-in/demo", sync_to_thread=True)
@@ -217,12 +265,31 @@ def demo_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoForm, Form]) ->
     return pages.see_other(pages.local_target(data.next, DEFAULT_NEXT), [cookie])
 
 
-@post("/wallet/sign-out", sync_to_thread=True)
+@_each(post, [f"{a.sign_in}/demo" for a in AREAS if a is not WALLET], sync_to_thread=True)
+def demo_principal_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoPrincipalForm, Form]) -> Redirect:
+    """The demo only: sign in to the portal or the office as one of its listed demo principals."""
+    area = area_of(request.url.path)
+    listed = {e["principal_id"]: e for e in _demo_principals(ctx, area)}
+    if data.principal_id not in listed:
+        raise NotFoundException()
+    cookie = auth.open_session(ctx, data.principal_id, listed[data.principal_id]["city"], "web:demo", area)
+    return pages.see_other(pages.local_target(data.next, area.base), [cookie])
+
+
+@_each(post, [f"{a.base}/sign-out" for a in AREAS], sync_to_thread=True)
 def sign_out(request: Request, ctx: Ctx, visitor: Visitor) -> Redirect:
     """End this browser's session: its token is revoked (it stops working everywhere at once)."""
     if visitor is not None and visitor.credential is not None and visitor.city is not None:
         ctx.access.revoke(visitor.grantor, visitor.city, visitor.credential)
-    return pages.see_other(f"{SIGN_IN_PATH}?signed_out=1", [auth.ended_session()])
+    return pages.see_other(f"{area_of(request.url.path).sign_in}?signed_out=1", [auth.ended_session()])
+
+
+@_each(post, [f"{a.base}/sign-out-everywhere" for a in AREAS if a is not WALLET], sync_to_thread=True)
+def principal_sign_out_everywhere(request: Request, ctx: Ctx, principal: Resident) -> Redirect:
+    """Every session and token of the signed-in owner or officer ends at once."""
+    area = area_of(request.url.path)
+    ctx.access.sign_out_everywhere(principal.grantor, _holder(ctx, area, principal))
+    return pages.see_other(f"{area.sign_in}?signed_out=everywhere", [auth.ended_session()])
 
 
 # --- my passkeys and sessions ---------------------------------------------------------------------
@@ -238,30 +305,35 @@ def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
                         notice=notice if notice in ("added", "removed") else None)  # fmt: skip
 
 
-@post("/wallet/passkeys/options", sync_to_thread=True)
+@_each(post, [f"{a.base}/passkeys/options" for a in AREAS], sync_to_thread=True)
 def passkey_options(request: Request, ctx: Ctx, principal: Resident) -> Response:
     assert principal.city is not None
+    area = area_of(request.url.path)
     try:
+        holder = _holder(ctx, area, principal)
         options, challenge = ctx.passkeys.registration_options(
-            principal.subject, principal.city, _site(request, ctx)[1]
+            holder, principal.city, _site(request, ctx)[1], area.kind
         )
     except LedgerError as exc:
         return _json_problem(request, exc)
-    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "register", challenge, principal.subject)])
+    return _json(json.loads(options), cookies=[_challenge_cookie(ctx, "register", challenge, holder)])
 
 
-@post("/wallet/passkeys", sync_to_thread=True)
+@_each(post, [f"{a.base}/passkeys" for a in AREAS], sync_to_thread=True)
 def passkey_register(request: Request, ctx: Ctx, principal: Resident, data: JSONBody[PasskeyAnswer]) -> Response:
     """The device's new passkey, verified against this browser's registration challenge."""
     assert principal.city is not None
+    area = area_of(request.url.path)
     try:
         origin, rp_id = _site(request, ctx)
-        challenge = _challenge(request, ctx, "register", principal.subject)
-        ctx.passkeys.register(principal.subject, principal.city, principal.actor, json.dumps(data.credential), challenge,
-                              origin, rp_id)  # fmt: skip
+        holder = _holder(ctx, area, principal)
+        challenge = _challenge(request, ctx, "register", holder)
+        ctx.passkeys.register(holder, principal.city, principal.actor, json.dumps(data.credential), challenge, origin, rp_id,
+                              area.kind)  # fmt: skip
     except LedgerError as exc:
         return _json_problem(request, exc)
-    return _json({"next": pages.local_target(data.next, SECURITY_PATH)}, status_code=201, cookies=[_challenge_done()])
+    after = SECURITY_PATH if area is WALLET else area.base
+    return _json({"next": pages.local_target(data.next, after)}, status_code=201, cookies=[_challenge_done()])
 
 
 @post(f"{SECURITY_PATH}/passkeys/remove", sync_to_thread=True)
@@ -293,6 +365,7 @@ def dev_mailbox(request: Request, ctx: Ctx) -> Template:
     return pages.render(request, "signin/mailbox.html", messages=messages)
 
 
-ROUTER = Router("/", route_handlers=[sign_in_page, sign_in_with_code, passkey_step, passkey_sign_in_options, passkey_sign_in,
-                                     demo_sign_in, sign_out, security_page, passkey_options, passkey_register, passkey_remove,
+SHARED = (sign_in_page, sign_in_with_code, passkey_step, passkey_sign_in_options, passkey_sign_in, demo_principal_sign_in,
+          sign_out, principal_sign_out_everywhere, passkey_options, passkey_register)  # fmt: skip
+ROUTER = Router("/", route_handlers=[*(h for fn in SHARED for h in fn.handlers), demo_sign_in, security_page, passkey_remove,
                                      sign_out_everywhere, dev_mailbox])  # fmt: skip

@@ -28,6 +28,7 @@ from api.http.params import (
     split_list,
 )
 from api.http.schemas import SuspensionBody
+from community.domain.access import PRINCIPAL_ROLES
 from community.domain.program import Program
 from community.schemas import (
     ActivationCode,
@@ -43,6 +44,7 @@ from community.schemas import (
     Member,
     Merchants,
     Organizations,
+    PrincipalActivationCode,
     PrincipalRevocation,
     Principals,
     ProgramVersion,
@@ -279,13 +281,13 @@ def revoke_terminal(city: City, key_id: Id, principal: Who, ctx: Ctx) -> Done:
 
 
 def _granting(principal: Principal) -> Principal:
-    return principal.require("org", "staff", "finance", "auditor", "admin")
+    return principal.require(*PRINCIPAL_ROLES)  # every principal may at least renew its own token
 
 
 @post("/tokens/{city:str}", sync_to_thread=True, status_code=201, summary="Issue a bearer token",
       operation_id="admin_issue_token",
       problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_organization",
-                "invalid_request"))  # fmt: skip
+                "unknown_merchant", "invalid_request"))  # fmt: skip
 def issue_token(
     city: City, data: JSONBody[schemas.TokenBody], principal: Who, ctx: Ctx, key: IdempotencyKey
 ) -> IssuedToken:
@@ -294,7 +296,14 @@ def issue_token(
     the token's text is answered only here (and to a retry with the same Idempotency-Key)."""
     grantor = _granting(principal).grantor
     return ctx.access.grant(
-        grantor, city, data.role, data.subject, data.org_id, data.ttl_seconds, key=idempotency_key(key)
+        grantor,
+        city,
+        data.role,
+        data.subject,
+        data.org_id,
+        data.ttl_seconds,
+        key=idempotency_key(key),
+        merchant_id=data.merchant_id,
     )
 
 
@@ -326,6 +335,20 @@ def revoke_principal(
 ) -> PrincipalRevocation:
     """Withdraw a principal's grant: every token it holds is refused from the next request on. Audited."""
     return ctx.access.revoke_principal(_granting(principal).grantor, city, data.role, data.subject)
+
+
+@post("/principals/{city:str}/activation", sync_to_thread=True, status_code=201,
+      summary="Issue a principal's activation code", operation_id="admin_issue_principal_activation_code",
+      problems=("grant_not_allowed", "subject_taken", "conflict", "unknown_program", "unknown_merchant",
+                "invalid_request"))  # fmt: skip
+def issue_principal_activation(city: City, data: JSONBody[schemas.PrincipalActivationBody], principal: Who, ctx: Ctx,
+                               key: IdempotencyKey) -> PrincipalActivationCode:  # fmt: skip
+    """A one-time code for a merchant's owner or a program officer to sign in on the web
+    (`/portal/sign-in`, `/office/sign-in`) and register a passkey; made the principal on its first
+    code. Issued by whoever may grant the role (docs/security-model.md); the older code stops working.
+    Audited; it works once, for 72 hours."""
+    return ctx.activation.issue_principal(_granting(principal).grantor, city, data.role, data.subject,
+                                          key=idempotency_key(key), merchant_id=data.merchant_id)  # fmt: skip
 
 
 def _city_owner(principal: Principal, city: str) -> Owner:
@@ -439,8 +462,8 @@ admin = Router(
     route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
                     list_merchants, add_merchant, merchant_status, add_terminal, issue_pairing_code, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
-                    revoke_principal, create_service, create_event, list_city_items, update_city_item, suspend_item,
-                    propose_correction, list_corrections, get_correction, decide_correction],
+                    revoke_principal, issue_principal_activation, create_service, create_event, list_city_items,
+                    update_city_item, suspend_item, propose_correction, list_corrections, get_correction, decide_correction],
     dependencies={"principal": Provide(bearer_principal)},
     tags=["admin"],
 )  # fmt: skip

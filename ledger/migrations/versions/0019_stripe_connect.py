@@ -2,15 +2,15 @@
 onboarding (and whether Stripe enabled its payouts), and each dispute of a card payment, linked to its
 redemption (docs/operations.md, "Stripe Connect" and "Disputes").
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

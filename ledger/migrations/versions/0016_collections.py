@@ -2,15 +2,15 @@
 collected (an invoice or a pain.008 direct debit, the city's `collection_method`), written by the close
 (finance/service_layer/collections.py). Periods closed before this revision have none.
 
-Revision ID: 0018
-Revises: 0021
+Revision ID: 0016
+Revises: 0015
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0021"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Card remainders paid on Stripe's hosted Checkout page (the wallet's pages): the session, its page
 and where it sends the resident back, beside the PaymentIntent that API clients confirm themselves.
 
-Revision ID: 0021
+Revision ID: 0015
 Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0021"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None

@@ -1,15 +1,15 @@
 """Staff corrections: a compensating transfer with a reason, pending above the program's
 `correction_approval_points` until a second principal approves it (community/service_layer/corrections.py).
 
-Revision ID: 0017
-Revises: 0020
+Revision ID: 0020
+Revises: 0019
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0020"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

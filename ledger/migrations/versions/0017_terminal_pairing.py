@@ -2,15 +2,15 @@
 merchant's owner or the city's staff gave it), and when each offline sale happened (`occurred_at_us`
 beside the ledger's commit time, keyed by transfer id; the journal format does not change).
 
-Revision ID: 0015
-Revises: 0018
+Revision ID: 0017
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0018"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

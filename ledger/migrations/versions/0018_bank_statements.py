@@ -1,15 +1,15 @@
 """The bank's camt.053 statements imported for reconciliation, and each import's match results
 (finance/service_layer/reconciliation.py).
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0015"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
