@@ -341,7 +341,7 @@ class Redemptions:
                 self._refund(row)
                 self._release(row, "awaiting_payment", "refunded")
                 return "refunded"
-            kept = {"payment_intent_id": paid_by} if paid_by and not row["payment_intent_id"] else {}
+            kept: dict[str, Any] = {"payment_intent_id": paid_by} if paid_by and not row["payment_intent_id"] else {}
             self._move(row, ("awaiting_payment",), "completed", **kept)
             return "completed"
         if row["status"] == "cancelled":  # paid after we gave up on it: the unit is no longer held
