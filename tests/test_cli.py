@@ -149,7 +149,8 @@ def test_the_installed_command_runs():
 
 CREATORS = {("init",), ("demo",)}
 VALUES = {"city": "brossard", "ledger": "brossard", "period": "2026-01", "points": "10", "key": "k", "name": "x",
-          "merchant_id": "m", "category": "food", "org_id": "o", "role": "staff", "subject": "s", "fmt": "csv"}  # fmt: skip
+          "merchant_id": "m", "category": "food", "org_id": "o", "role": "staff", "subject": "s", "fmt": "csv",
+          "amount_cents": "100", "ref_period": "2026-01", "decision": "confirm"}  # fmt: skip
 
 
 def commands_on_a_database(group=None, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
