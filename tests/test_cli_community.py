@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
 import json
 import stat
@@ -49,6 +50,13 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
         assert history.status_code == 200, history.text
         history = history.json()
         assert history["entries"][0]["entry"]["transfer_id"] == hold.json()["hold_id"] and len(history["entries"]) > 1
+        # The printed pairing code makes a browser (here: a key) a terminal of the portal's demo merchant.
+        raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        pairing = creds["terminal_pairing"]
+        paired = client.post(
+            "/v1/pairing", json={"code": pairing["code"], "public_key": base64.b64encode(raw).decode()}
+        )
+        assert paired.status_code == 201 and paired.json()["merchant_id"] == pairing["merchant_id"], paired.text
     ctx.engine.dispose()
 
     again = run(*args, "--credentials-out", str(tmp_path / "again.json"))
@@ -57,10 +65,12 @@ def test_demo_seeds_members_and_writes_credentials_that_work(db_url, tmp_path):
     # The same accounts, with fresh tokens and activation codes (each start grants them from the real clock).
     def accounts(c: dict) -> dict:
         fresh = ("token", "activation_code")
-        return {k: [{f: v for f, v in e.items() if f not in fresh} for e in rows] for k, rows in c.items()}
+        return {k: [{f: v for f, v in e.items() if f not in fresh} for e in rows] for k, rows in c.items()
+                if k != "terminal_pairing"}  # fmt: skip
 
     renewed = json.loads((tmp_path / "again.json").read_text())
     assert accounts(renewed) == accounts(creds) and renewed["staff"][0]["token"] != creds["staff"][0]["token"]
+    assert renewed["terminal_pairing"]["code"] != creds["terminal_pairing"]["code"]  # a new one for each start
     first, fresh = creds["residents"][0], renewed["residents"][0]
     assert first["activation_code"] != fresh["activation_code"]
     ctx = open_context(Settings.load(db_url, tmp_path))

@@ -504,6 +504,13 @@ def _how_to_use(creds_file: Path, creds: dict, root: str, serving: bool) -> None
                         "{root}/office/sign-in; pick a demo user in the list, or type an activation code from the credentials "
                         "file's \"principals\" (e.g. {code})").format(root=root, code=owner["activation_code"]),
                       highlight=False)  # fmt: skip
+        pairing = creds.get("terminal_pairing")
+        if pairing is not None:
+            out.print(_("the merchant's till: open {root}/terminal/pair on a tablet or phone and type the pairing code {code} "
+                        "(one use, 15 minutes; another: entraide admin terminal-pairing-code --city {city} --merchant "
+                        "{merchant} --data-dir {data_dir})").format(root=root, code=pairing["code"], city=pairing["city"],
+                                                                  merchant=pairing["merchant_id"], data_dir=creds_file.parent),
+                      highlight=False)  # fmt: skip
         out.print(_("sign in as a resident with their bearer token, e.g.:"))
         out.print(f'  curl -H "Authorization: Bearer {token}" {root}/v1/wallet/balance', highlight=False, markup=False,
                   soft_wrap=True)  # fmt: skip

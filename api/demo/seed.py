@@ -141,7 +141,16 @@ def grant_tokens(ctx: Context, creds: dict) -> dict:
         entry["activation_code"] = ctx.activation.issue(entry["resident_id"], entry["city"], ACTOR,
                                                         key=secrets.token_hex(8)).code  # fmt: skip
     creds["principals"] = web_principals(ctx, creds)
+    creds["terminal_pairing"] = terminal_pairing(ctx, creds)
     return creds
+
+
+def terminal_pairing(ctx: Context, creds: dict) -> dict:
+    """A code that pairs a browser as a web terminal (/terminal/pair) of the portal's demo merchant, as
+    `entraide admin terminal-pairing-code` issues it: one use, for 15 minutes from the demo's start."""
+    owner = next(p for p in creds["principals"] if p["role"] == "merchant")
+    code = ctx.pairing.issue(owner["merchant_id"], owner["city"], ACTOR, "demo till", key=secrets.token_hex(8))
+    return {"city": code.city, "merchant_id": code.merchant_id, "code": code.code, "expires_at_us": code.expires_at_us}
 
 
 def web_principals(ctx: Context, creds: dict) -> list[dict]:
