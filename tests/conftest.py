@@ -49,8 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # server processes, concurrency, the refunds and witness properties, a browser), longest first, as
 # `--durations` measured them: they start first, so that with `-n 2 --maxschedchunk 2` (make
 # test-python) none of them starts last and leaves one core idle at the end while the other runs it.
-SLOW_FIRST = ("test_contract.py", "test_payments.py", "test_web_terminal.py", "test_cli_community.py", "test_api_processes.py",
-              "test_web_find.py", "test_web_principals.py",
+SLOW_FIRST = ("test_contract.py", "test_payments.py", "test_cli_community.py", "test_api_processes.py",
               "test_concurrency.py", "test_refunds.py", "test_witness.py", "test_tiles.py", "test_identity_provider.py",
               "test_finance.py", "test_monitor.py", "test_docs_pages.py", "test_web_home.py", "test_cli.py",
               "test_generated_client.py", "test_database_outage.py")  # fmt: skip
