@@ -122,6 +122,8 @@ def test_a_clerk_pairs_a_tablet_and_serves_residents_online_and_offline(browser,
             done("Conservé hors ligne")
             page.get_by_label("Points à réserver").fill("150")
             page.get_by_role("button", name="Réserver les points").click()
+            # The same title as the sale before: wait for this one's amount, not the last one's screen.
+            page.locator("#till-result-amount").filter(has_text="150").wait_for()
             done("Conservé hors ligne")
             assert page.locator("#queue-list li[data-outcome=waiting]").count() == 2
             assert "En attente d’envoi : 2." in page.locator("#till-network").inner_text().replace("\u00a0", " ")
