@@ -58,7 +58,9 @@ function busy(on) {
 }
 
 // One request of the till. `offline(key)` queues it instead when the network is down (if it can be
-// done offline); `done(body)` shows the answer.
+// done offline); `done(body)` shows the answer. The buttons are disabled only while the request is
+// out: today's list is refreshed after, in the background, so that the next sale (and Enter in its
+// field, which a disabled submit button would swallow) is never held up by it.
 async function act(signature, method, target, body, done, offline = null) {
   const key = keyFor(signature);
   lastAction = () => act(signature, method, target, body, done, offline);
@@ -239,7 +241,7 @@ $("award-form").addEventListener("submit", (event) => {
   act(`award:${card.token}:${amount}`, "POST", "/v1/pos/awards", body, async (award) => {
     showResult(true, messages.awarded, points(award.points), dollars(amount));
     $("award-amount").value = "";
-    await showToday();
+    showToday();
   }, async (key) => (await checkedOffline()) && enqueue(key, { purchase_cents: amount }, dollars(amount)));
 });
 
@@ -275,7 +277,7 @@ $("capture-form").addEventListener("submit", (event) => {
     hold = null;
     $("hold-panel").hidden = true;
     showResult(true, messages.captured, points(captured.points), "");
-    await showToday();
+    showToday();
   });
 });
 
@@ -325,7 +327,7 @@ async function showToday() {
       button.addEventListener("click", () => act(`refund:${line.transfer_id}`, "POST", "/v1/pos/refunds",
         { transfer_id: line.transfer_id }, async (refund) => {
           showResult(true, messages.refunded, points(refund.points), "");
-          await showToday();
+          showToday();
         }));
       item.append(" ", button);
     }
