@@ -128,11 +128,19 @@ def site(ctx) -> Iterator[str]:
         yield base
 
 
-def signed_in(seen: Visitor, ctx, resident_id: str, city: str) -> None:
-    """Give a visitor the session a sign-in would give (web.auth.open_session): for the pages'
-    tests that start signed in. The sign-in ways themselves are tested step by step in the browser."""
-    from web.auth import open_session
+def locale_of(ctx) -> str:
+    """The language a page's scenario test walks in: French on SQLite, English on PostgreSQL. Each
+    flow then runs on both databases and in both languages, at the cost of two runs, not four (the
+    catalogs' completeness in all three languages is checked by `python -m web.catalogs --check`)."""
+    return "en-CA" if ctx.settings.database_url.startswith("postgresql") else "fr-CA"
 
-    cookie = open_session(ctx, resident_id, city, "test:browser")
+
+def signed_in(seen: Visitor, ctx, holder_id: str, city: str, area=None) -> None:
+    """Give a visitor the session a sign-in would give (web.auth.open_session) in `area` (the
+    wallet's unless told: web.auth.PORTAL, OFFICE with a principal's id): for the pages' tests that
+    start signed in. The sign-in ways themselves are tested step by step in the browser."""
+    from web.auth import WALLET, open_session
+
+    cookie = open_session(ctx, holder_id, city, "test:browser", area or WALLET)
     seen.page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": seen.base,  # type: ignore[attr-defined]
                                     "httpOnly": True, "secure": True, "sameSite": "Lax"}])  # fmt: skip
