@@ -484,7 +484,9 @@ class MerchantPeriod(Result, kw_only=True, frozen=True):
     closed_at_us: TimeUs
     statement_sha256: Annotated[str, msgspec.Meta(description="SHA-256 (hex) of the city's stored statement")]
     lines: list[MerchantPeriodLine]
-    net_cents: Annotated[int, msgspec.Meta(description="the lines' sum; positive: the city pays, negative: it collects")]
+    net_cents: Annotated[
+        int, msgspec.Meta(description="the lines' sum; positive: the city pays, negative: it collects")
+    ]
     payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city pays the merchant (a positive net)")]
     collectable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city collects (a negative net)")]
     settled_by: SettledBy | None = None

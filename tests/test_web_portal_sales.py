@@ -79,20 +79,21 @@ def test_an_owner_reads_sales_and_a_closed_month_and_downloads_its_csv_and_pdf(b
 
         with page.expect_download() as csv_download:
             page.get_by_role("link", name=_("Download the CSV")).click()
-        rows = list(csv.DictReader(io.StringIO(open(csv_download.value.path(), encoding="utf-8").read())))
+        rows = list(csv.DictReader(io.StringIO(csv_download.value.path().read_text(encoding="utf-8"))))
         by_item = {r["item"]: int(r["amount_cents"]) for r in rows}
         assert sum(int(r["amount_cents"]) for r in rows[:4]) == by_item["net"] == 100
         assert (by_item["payable"], by_item["collectable"]) == (100, 0)
         with page.expect_download() as pdf_download:
             page.get_by_role("link", name=_("Download the PDF")).click()
-        pdf = open(pdf_download.value.path(), "rb").read()
+        pdf = pdf_download.value.path().read_bytes()
         seen.assert_clean()
 
     # The PDF is WeasyPrint's layout of the same template: its pages, and the payable amount in their text.
     context = {"merchant": ctx.merchants.get("librairie", "brossard"), "city_name": "Brossard",
                "timezone": "America/Montreal"}  # fmt: skip
     document = statement_document(page_lang, january, **context)
-    text = " ".join(box.text for page_ in document.pages for box in page_._page_box.descendants() if hasattr(box, "text"))
+    boxes = [box for printed in document.pages for box in printed._page_box.descendants()]
+    text = " ".join(box.text for box in boxes if hasattr(box, "text"))
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and len(document.pages) >= 1
     assert i18n.dollars(page_lang, 100) in text and _("Statement of %(period)s") % {"period": JAN} in text
     assert _("Download the PDF") not in text  # the printed page has no links to downloads

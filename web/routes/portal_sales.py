@@ -14,8 +14,8 @@ from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.response import Template
-from weasyprint import HTML  # type: ignore[import-untyped]
-from weasyprint.urls import URLFetcher, URLFetcherResponse  # type: ignore[import-untyped]
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from api.http.params import Ctx, OptionalPeriod, OptionalSequence, Period
 from finance.schemas import MerchantPeriod
@@ -87,14 +87,12 @@ def statement_pdf(request: Request, ctx: Ctx, owner: Merchant, period: Period) -
 def statement_document(lang: str, found: MerchantPeriod, **context: Any) -> Any:
     """The statement page in `lang` laid out for print by WeasyPrint (its `Document`: pages, then
     `write_pdf`): the page's template and data, without its links to downloads (`printed`)."""
-    html = _PRINT.get_template(STATEMENT_TEMPLATE).render(
-        lang=lang, path=f"/portal/statements/{found.period}", query="", csrf_input="", statement=found, printed=True,
-        **context,
-    )
+    page = {"lang": lang, "path": f"/portal/statements/{found.period}", "query": "", "csrf_input": ""}
+    html = _PRINT.get_template(STATEMENT_TEMPLATE).render(**page, statement=found, printed=True, **context)
     return HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=StaticFiles()).render()
 
 
-class StaticFiles(URLFetcher):  # type: ignore[misc]
+class StaticFiles(URLFetcher):
     """WeasyPrint's fetcher, limited to our own static files read from disk: no network, no other file."""
 
     def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
