@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from litestar.testing import TestClient
 
 from api.http.app import create_app
@@ -19,7 +20,7 @@ from tests.world import World
 from web import i18n
 from web.auth import OFFICE, PORTAL, WALLET, open_session
 from web.pages import SESSION_COOKIE
-from web.routes.portal_sales import statement_document
+from web.routes.portal_sales import PDF_BASE_URL, StaticFiles, statement_document
 
 __all__ = ["browser", "world"]  # the fixtures, imported for this module
 
@@ -96,7 +97,7 @@ def test_an_owner_reads_sales_and_a_closed_month_and_downloads_its_csv_and_pdf(b
     text = " ".join(box.text for box in boxes if hasattr(box, "text"))
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and len(document.pages) >= 1
     assert i18n.dollars(page_lang, 100) in text and _("Statement of %(period)s") % {"period": JAN} in text
-    assert _("Download the PDF") not in text  # the printed page has no links to downloads
+    assert _("Download the PDF") not in text and _("Sign out") not in text  # the page's content, not its controls
 
 
 def test_only_the_merchants_own_owner_reads_its_statements(world: World, clock) -> None:
@@ -108,6 +109,11 @@ def test_only_the_merchants_own_owner_reads_its_statements(world: World, clock) 
     finance = open_session(ctx, staff_id, "brossard", "test:web", OFFICE).value
     resident = open_session(ctx, world.residents["alice"].id, "brossard", "test:web", WALLET).value
     path = f"/portal/statements/{JAN}"
+    printing = StaticFiles()  # the PDF's fetcher: our static files, nothing else
+    assert printing.fetch(f"{PDF_BASE_URL}static/css/statement-print.css").read().startswith(b"/*")
+    for url in ("https://example.org/a.css", f"{PDF_BASE_URL}static/../pages.py", "file:///etc/passwd"):
+        with pytest.raises(ValueError):
+            printing.fetch(url)
     with TestClient(create_app(ctx), base_url=HTTPS) as client:
         client.cookies.set(SESSION_COOKIE, bakery)  # the bakery's own line: collected, not the bookshop's payout
         csv_rows = list(csv.DictReader(io.StringIO(client.get(f"{path}/statement.csv").text)))
