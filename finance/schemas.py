@@ -8,6 +8,7 @@ stored (and hashed) when a period closes, so its fields only ever grow, with def
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
@@ -507,8 +508,11 @@ class MerchantPeriods(Result, frozen=True):
 class MerchantSales(Result, frozen=True):
     """A merchant's sales today and over a month: the merchants statement service's totals and pages."""
 
-    today: Annotated[str, msgspec.Meta(description="today in the city's time zone (ISO 8601)")]
+    today: Annotated[dt.date, msgspec.Meta(description="today in the city's time zone")]
     period: Period
+    first_day: Annotated[dt.date, msgspec.Meta(description="the month's first day")]
+    previous_period: Period
+    next_period: Annotated[str | None, msgspec.Meta(description="the next month, unless it has not begun")]
     timezone: Annotated[str, msgspec.Meta(description="the city's time zone, for showing times")]
     today_statement: MerchantStatement
     month_statement: MerchantStatement

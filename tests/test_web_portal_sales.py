@@ -45,7 +45,12 @@ def closed_january_and_a_sale_today(world: World, clock) -> None:
 def test_an_owner_reads_sales_and_a_closed_month_and_downloads_its_csv_and_pdf(browser, world: World, clock) -> None:
     ctx, lang = world.ctx, locale_of(world.ctx)
     closed_january_and_a_sale_today(world, clock)
-    today = ctx.merchant_statements.sales("brossard", "librairie").today_statement.totals
+    now, before = (
+        ctx.merchant_statements.sales("brossard", "librairie"),
+        ctx.merchant_statements.sales("brossard", "librairie", JAN),
+    )
+    today = now.today_statement.totals
+    assert (now.previous_period, now.next_period, before.next_period) == (JAN, None, "2026-02")
     january = ctx.merchant_statements.closed("brossard", "librairie", JAN)
     assert (january.payable_cents, january.payment, today.awarded_points) == (100, "pending", 100)
 

@@ -54,8 +54,12 @@ class MerchantStatements:
                       for d in (today, today + dt.timedelta(days=1)))  # fmt: skip
         period = period or today.strftime("%Y-%m")
         since, until = period_bounds_us(period, timezone)
+        first = dt.date(int(period[:4]), int(period[5:]), 1)
+        following = (first + dt.timedelta(days=31)).replace(day=1)
         return MerchantSales(
-            today=today.isoformat(), period=period, timezone=timezone,
+            today=today, period=period, first_day=first, timezone=timezone,
+            previous_period=(first - dt.timedelta(days=1)).strftime("%Y-%m"),
+            next_period=following.strftime("%Y-%m") if following <= today else None,
             today_statement=self.pos.statement(merchant_id, city, start, end, None, limit),
             month_statement=self.pos.statement(merchant_id, city, since, until, before_sequence, limit),
         )  # fmt: skip

@@ -8,7 +8,6 @@ reads the POS statement (`/v1/pos/statement`) and the city's stored statements.
 
 from __future__ import annotations
 
-import datetime as dt
 import mimetypes
 from typing import Any
 
@@ -45,12 +44,7 @@ def sales(request: Request, ctx: Ctx, owner: Merchant, month: OptionalPeriod = N
     """Today's and a month's awards, redemptions and refunds, with their totals in points and dollars."""
     city, merchant_id = _owner(owner)
     found = ctx.merchant_statements.sales(city, merchant_id, month, before)
-    today, first = dt.date.fromisoformat(found.today), dt.date.fromisoformat(f"{found.period}-01")
-    previous, following = first - dt.timedelta(days=1), first + dt.timedelta(days=31)
-    return pages.render(request, "portal/sales.html", sales=found, today=today, month=first, before=before,
-                        previous_month=previous.strftime("%Y-%m"),
-                        next_month=following.strftime("%Y-%m") if following.replace(day=1) <= today else None,
-                        **_context(ctx, owner))  # fmt: skip
+    return pages.render(request, "portal/sales.html", sales=found, before=before, **_context(ctx, owner))
 
 
 @get("/portal/statements", sync_to_thread=True)
