@@ -149,10 +149,15 @@ DEPENDENCIES = {
 }
 
 
-def open_session(ctx: Context, holder_id: str, city: str, how: str, area: Area = WALLET) -> Cookie:
+def open_session(ctx: Context, holder_id: str, city: str, how: str, area: Area = WALLET,
+                 replacing: Principal | None = None) -> Cookie:  # fmt: skip
     """A new session of the area (however its holder proved who they are: `how` names it in the
     audit trail, e.g. "web:passkey"): a built-in token of the area's length in the HttpOnly cookie,
-    a resident's or, in the portal and the office, the principal's (`holder_id`)."""
+    a resident's or, in the portal and the office, the principal's (`holder_id`). The session the
+    browser had (`replacing`: its cookie is about to be overwritten) ends first, so no live token is
+    left behind that nobody holds any more."""
+    if replacing is not None and replacing.credential is not None and replacing.city is not None:
+        ctx.access.revoke(replacing.grantor, replacing.city, replacing.credential)
     if area.kind == "resident":
         token = ctx.access.issue_resident(holder_id, city, area.session_seconds, issued_by=how)
     else:
