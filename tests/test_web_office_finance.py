@@ -13,6 +13,9 @@ import secrets
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from litestar.testing import TestClient
+
+from api.http.app import create_app
 from community.domain.access import operator
 from community.domain.program import Program
 from finance.adapters.bank_statements import MAX_STATEMENT_BYTES
@@ -21,9 +24,11 @@ from ledger.service_layer import audit_trail
 from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
 from tests.test_bank_statements import camt053
 from tests.test_finance import JAN, TREASURY, end_of_january, payout_account, world
+from tests.test_web_signin import HTTPS
 from tests.world import World
 from web import i18n
-from web.auth import OFFICE
+from web.auth import OFFICE, open_session
+from web.pages import SESSION_COOKIE
 
 __all__ = ["browser", "world"]  # the fixtures, imported for this module
 
@@ -132,3 +137,65 @@ def test_finance_previews_and_closes_a_period_downloads_its_pain001_and_reconcil
         seen.check("office-budget")
     actions = [e.action for e in audit_trail.page(ctx.engine, "brossard", 0, 1_000).entries]
     assert actions.count("settlement.close") == 1 and actions.count("bank_statements.import") == 1
+
+
+def test_each_role_gets_only_its_finance_pages_and_a_bad_statement_changes_nothing(world: World, clock) -> None:
+    ctx = world.ctx
+    january_to_close(world, clock)
+    sessions = {role: open_session(ctx, officer(ctx, role, f"{role}-1"), "brossard", "test:web", OFFICE).value
+                for role in ("staff", "finance", "auditor")}  # fmt: skip
+    english = {"Accept-Language": "en"}
+    with TestClient(create_app(ctx), base_url=HTTPS) as client:
+
+        def as_role(role: str) -> str:
+            client.cookies.set(SESSION_COOKIE, sessions[role])
+            client.get("/office")  # the CSRF cookie
+            return client.cookies["entraide_csrf"]
+
+        token = as_role("staff")  # staff fund the budget, see it, and neither see nor close the periods
+        budget = client.get("/office/budget", headers=english)
+        assert budget.status_code == 200 and 'role="img"' in budget.text and "/office/periods" not in budget.text
+        key = budget.text.split('name="idempotency_key" value="')[1].split('"')[0]
+        before = ctx.reports.budget("brossard").funded_points
+        for _ in range(2):  # the same form sent twice funds once
+            funded = client.post("/office/budget", data={"points": "5000", "idempotency_key": key, "_csrf_token": token},
+                                 follow_redirects=False)  # fmt: skip
+            assert (funded.status_code, funded.headers["location"]) == (303, "/office/budget?done=funded")
+        assert ctx.reports.budget("brossard").funded_points == before + 5_000
+        for path in ("/office/periods", f"/office/periods/{JAN}", "/office/reconciliation", "/office/statement"):
+            assert client.get(path, headers=english).status_code == 403, path
+        refused = client.post(f"/office/periods/{JAN}/close", data={"_csrf_token": token}, headers=english)
+        assert refused.status_code == 403 and "forbidden" in refused.text
+
+        token = as_role("auditor")  # auditors read the month and its files, and neither close nor upload
+        assert ctx.settlement.periods("brossard").periods[1].status == "ended"
+        assert client.post(f"/office/periods/{JAN}/close", data={"_csrf_token": token}).status_code == 403
+        ctx.settlement.close("brossard", JAN, "finance:test")
+        assert client.get(f"/office/periods/{JAN}").status_code == 200
+        erp = client.get(f"/office/periods/{JAN}/export?format=erp")
+        assert erp.headers["content-disposition"] == f'attachment; filename="entraide-brossard-{JAN}.erp.csv"'
+        camt = camt_of(ctx.exports.render("brossard", JAN, "pain001")[0], "STMT-AUDITOR")
+        upload = {"statement": ("camt.xml", camt, "application/xml")}
+        assert client.post("/office/reconciliation", files=upload, data={"_csrf_token": token}).status_code == 403
+        assert client.get("/office/reconciliation").status_code == 200
+
+        token = as_role("finance")  # a file that is not a camt.053 is a problem page, and imports nothing
+        assert client.get("/office/statement", follow_redirects=False).headers["location"] == "/office/periods/2026-02"
+        foreign = {"statement": ("pain.xml", ctx.exports.render("brossard", JAN, "pain001")[0], "application/xml")}
+        bad = client.post("/office/reconciliation", files=foreign, data={"_csrf_token": token}, headers=english)
+        assert bad.status_code == 422 and "invalid_bank_statement" in bad.text, bad.text[:500]
+        assert ctx.bank_reconciliation.list("brossard").statements == []
+        queued = client.post(f"/office/periods/{JAN}/payouts", data={"_csrf_token": token}, follow_redirects=False)
+        assert queued.headers["location"] == f"/office/periods/{JAN}?done=queued#payouts"
+        debits = client.post(f"/office/periods/{JAN}/direct-debits", data={"_csrf_token": token})
+        assert debits.status_code == 422 and "export_unavailable" in debits.text  # the city collects by invoice
+        issued = client.post(f"/office/periods/{JAN}/invoices", data={"_csrf_token": token}, follow_redirects=False)
+        assert issued.headers["location"] == f"/office/periods/{JAN}?done=invoiced#collections"
+        invoice = client.get(f"/office/periods/{JAN}/invoices/boulangerie?format=json")
+        assert invoice.json()["total_cents"] == ctx.collections.owed("brossard", JAN).total_cents
+    audited = [(e.action, e.actor.split("/")[0]) for e in audit_trail.page(ctx.engine, "brossard", 0, 1_000).entries]
+    assert (
+        audited.count(("program.fund_budget", "staff:staff-1")) == 1
+        and ("payouts.queue", "finance:finance-1") in audited
+    )
+    assert not [a for a in audited if a[0] == "bank_statements.import"]
