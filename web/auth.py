@@ -67,7 +67,17 @@ def area_of(path: str) -> Area:
 # its handler refuses the others (`require`). Only pages that exist are listed.
 OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "audit": ("staff", "finance", "auditor", "admin"),  # the city's audit trail
-    "statement": ("finance",),  # this month's settlement statement (its preview is finance's, as in the API)
+    # finance (web/routes/office_finance.py), the same roles as the API routes behind each
+    "budget": ("staff", "finance", "auditor"),  # funded, used, left
+    "fund_budget": ("staff",),  # program staff fund the budget, as POST /v1/admin/programs/{city}/budget
+    "periods": ("finance", "auditor"),  # the months: previews, closed statements, collections, payouts
+    "close_period": ("finance",),
+    "exports": ("finance", "auditor"),  # a closed month's files: csv, json, pain.001, ERP, intercity, invoices
+    "collect": ("finance",),  # request the pain.008 direct debits, issue invoices
+    "payouts": ("finance",),  # queue a closed month's payouts
+    "reconciliation": ("finance", "auditor"),  # the bank's camt.053 statements and their results
+    "import_bank_statement": ("finance",),
+    "open_data": ("staff", "finance", "auditor", "admin"),  # the published months' public files
 }
 
 

@@ -10,12 +10,14 @@ from litestar.exceptions import NotFoundException
 from litestar.static_files import create_static_files_router
 from xstatic.pkg import leaflet
 
+import web.routes.office_finance as office_finance  # one line per page module: merges stay easy
 from api.bootstrap import Context
 from web import auth, pages
 from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
          terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
+AREAS.append(office_finance.ROUTER)  # the back office's finance pages
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
