@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from api.http.app import create_app
 from community.domain.access import operator
+from ledger.service_layer import audit_trail
 from marketplace.domain.catalog import ItemSpec
 from marketplace.service_layer.catalog import Owner
 from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
@@ -153,6 +154,11 @@ def test_an_owner_creates_fixes_publishes_restocks_and_archives_an_offer_then_cl
         assert page.get_by_label(_("Closed"), exact=True).is_checked()
         owner.check(f"portal-shop-{lang}")
         alice.assert_clean()
+    # Each change is audited in the owner's name (the principal, then its session).
+    records = audit_trail.page(ctx.engine, "brossard", 0, 200).entries
+    changes = [(r.action, r.actor.split("/")[0]) for r in records if r.action.startswith("catalog.")]
+    assert changes == [("catalog.offer.create", "merchant:marie"), *[("catalog.offer.update", "merchant:marie")] * 3,
+                       ("catalog.shop", "merchant:marie")]  # fmt: skip
 
 
 def test_another_merchants_owner_can_neither_read_nor_change_the_offer_and_bad_fields_change_nothing(
