@@ -7,6 +7,7 @@ nor change the offer."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -27,6 +28,7 @@ from web.pages import SESSION_COOKIE
 __all__ = ["browser"]  # the fixture, imported for this module
 BAKERY = Owner("brossard", "boulangerie", "merchant:boulangerie")
 TITLES = {"fr": "Pain de campagne", "en": "Country bread"}
+TILES = "https://tiles.example.org/{z}/{x}/{y}.png"
 
 
 @pytest.fixture
@@ -187,6 +189,15 @@ def test_another_merchants_owner_can_neither_read_nor_change_the_offer_and_bad_f
         assert "offer-price_points-error" not in bad.text  # "1.200" was read
         unknown = client.post(f"/portal/offers/{offer.id}/status", data={"status": "deleted", "_csrf_token": token})
         assert unknown.status_code == 422
+        # The shop: a latitude that is not one is said next to it, and nothing changes; the map's tiles, when
+        # configured, are the one other origin its page may show images from.
+        lost = client.post("/portal/shop", data={"lat": "nord", "lng": "-73.46", "is_open": "0", "_csrf_token": token})
+        assert lost.status_code == 400 and 'id="shop-lat-error"' in lost.text and "shop-lng-error" not in lost.text
+        assert ctx.catalog.shop(BAKERY).is_open is True
+        ctx.settings = dataclasses.replace(ctx.settings, map_tiles_url=TILES, map_tiles_attribution="© Tiles")
+        mapped = client.get("/portal/shop")
+        assert "img-src 'self' data: https://tiles.example.org;" in mapped.headers["content-security-policy"]
+        assert f'data-tiles="{TILES}"' in mapped.text
     after = ctx.catalog.get(BAKERY, offer.id)
     unchanged = ({"fr": "Baguette"}, 90, "published", offer.version)
     assert (after.title, after.price_points, after.status, after.version) == unchanged
