@@ -181,11 +181,13 @@ def test_another_merchants_owner_can_neither_read_nor_change_the_offer_and_bad_f
             answer = client.request(method, path, data=None if data is None else data | {"_csrf_token": token},
                                     headers={"Accept-Language": "en"}, follow_redirects=False)  # fmt: skip
             assert (answer.status_code, "wrong_tenant" in answer.text) == (403, True), (path, answer.text)
-        # The owner's own form: in Spanish "1.200" is twelve hundred; a cash part of three decimals is refused.
+        # The owner's own form: in Spanish "1.200" is twelve hundred; three decimals of dollars and a day past
+        # what the catalog's times hold are refused.
         client.cookies.set(SESSION_COOKIE, bakery)
         bad = client.post(f"/portal/offers/{offer.id}", data=form | {"price_points": "1.200", "cash": "2,505",
-                          "_csrf_token": token}, headers={"Accept-Language": "es"})  # fmt: skip
+                          "valid_until": "9999-12-31", "_csrf_token": token}, headers={"Accept-Language": "es"})  # fmt: skip
         assert bad.status_code == 400 and 'id="offer-cash-error"' in bad.text
+        assert 'id="offer-valid_until-error"' in bad.text
         assert "offer-price_points-error" not in bad.text  # "1.200" was read
         unknown = client.post(f"/portal/offers/{offer.id}/status", data={"status": "deleted", "_csrf_token": token})
         assert unknown.status_code == 422

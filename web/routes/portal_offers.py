@@ -48,8 +48,12 @@ OFFERS_PATH = "/portal/offers"
 SHOP_PATH = "/portal/shop"
 OFFERS_PAGE = 50  # offers per page of the list
 DAY = dt.timedelta(days=1)
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(9999, 1, 1)  # [first, last): µs since the epoch stay positive
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 Line = Annotated[str, msgspec.Meta(max_length=300)]  # a one-line field, as typed (inputs say maxlength too)
+# The catalog's own bounds (marketplace.domain.catalog `Title`, `Description`): what the form passes
+# on is then all checked here or by `_read_offer`, since a struct made in code is not validated.
+TitleLine = Annotated[str, msgspec.Meta(max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=4_000)]
 # The service's fields, as the form names them (the others are said above the form).
 FORM_FIELDS = {"title": "title_fr", "category": "category", "price_points": "price_points", "cash_cents": "cash",
@@ -64,9 +68,9 @@ def N_(message: str) -> str:
 
 class OfferForm(msgspec.Struct, frozen=True):
     idempotency_key: Line = ""
-    title_fr: Line = ""
-    title_en: Line = ""
-    title_es: Line = ""
+    title_fr: TitleLine = ""
+    title_en: TitleLine = ""
+    title_es: TitleLine = ""
     description_fr: Text = ""
     description_en: Text = ""
     description_es: Text = ""
@@ -102,10 +106,13 @@ def _zone(ctx: Ctx, principal: Principal) -> ZoneInfo:
 # --- the offer form: typed text in, the service's fields out ----------------------------------
 
 
-def _day_us(text: str, zone: ZoneInfo, end: bool) -> int | None:
-    """A day (the date field's yyyy-mm-dd) as µs: its first moment in the city, or the first after it."""
-    day = dt.date.fromisoformat(text) + (DAY if end else dt.timedelta())
-    return int(dt.datetime.combine(day, dt.time(), zone).timestamp()) * 1_000_000
+def _day_us(text: str, zone: ZoneInfo, end: bool) -> int:
+    """A day (the date field's yyyy-mm-dd) as µs: its first moment in the city, or the first after it.
+    ValueError unless it is a day from 1970 to 9998 (what the catalog's times can hold)."""
+    day = dt.date.fromisoformat(text)
+    if not FIRST_DAY <= day < LAST_DAY:
+        raise ValueError(f"{day} is out of range")
+    return int(dt.datetime.combine(day + (DAY if end else dt.timedelta()), dt.time(), zone).timestamp()) * 1_000_000
 
 
 def _date_of(time_us: int, zone: ZoneInfo) -> dt.date:
