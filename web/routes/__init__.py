@@ -13,11 +13,25 @@ from xstatic.pkg import leaflet
 import web.routes.office_finance as office_finance  # one line per page module: merges stay easy
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
+from web.routes import (
+    account,
+    errors,
+    find,
+    home,
+    office,
+    oidc,
+    portal,
+    portal_offers,
+    public,
+    signin,
+    terminal,
+    wallet,
+)
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
          terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
 AREAS.append(office_finance.ROUTER)  # the back office's finance pages
+AREAS.append(portal_offers.ROUTER)  # the portal's offers and shop
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
