@@ -68,6 +68,10 @@ def area_of(path: str) -> Area:
 OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "audit": ("staff", "finance", "auditor", "admin"),  # the city's audit trail
     "statement": ("finance",),  # this month's settlement statement (its preview is finance's, as in the API)
+    "residents": ("staff",),  # look up, enrol, renew, level, cards, activation codes, erasure (as /v1/admin/residents)
+    "services": ("staff",),  # the city's municipal services and events (as /v1/admin/catalog)
+    "corrections": ("staff", "admin"),  # the list, approve or reject (as GET and …/{decision} of /v1/admin/corrections)
+    "propose-correction": ("staff",),  # the form (POST /v1/admin/corrections is staff's)
 }
 
 

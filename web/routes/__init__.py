@@ -13,9 +13,11 @@ from xstatic.pkg import leaflet
 from api.bootstrap import Context
 from web import auth, pages
 from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
+from web.routes import office_corrections, office_residents, office_services
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
          terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
+AREAS += [office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER]
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
