@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from api.http.app import create_app
 from community.domain.access import operator
+from ledger.service_layer import audit_trail
 from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
 from tests.test_web_signin import HTTPS
 from tests.world import World
@@ -76,3 +77,86 @@ def brossard_owner():
     from marketplace.service_layer.catalog import Owner
 
     return Owner("brossard", None, "staff:test")
+
+
+@needs_chromium
+def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correction(browser, ctx, brossard) -> None:
+    alice = brossard.residents["alice"].id
+    card = ctx.residents.current_card(alice)["id"]
+    locale = locale_of(ctx)
+    lang = locale[:2]
+
+    def _(message: str) -> str:
+        return i18n.gettext(lang, message)
+
+    sam, sue = principal(ctx, "staff", "sam"), principal(ctx, "staff", "sue")
+    with site(ctx) as base, visitor(browser, base, locale=locale) as seen:
+        page = seen.page
+        signed_in(seen, ctx, sam, "brossard", OFFICE)
+        seen.open("/office/residents")
+        seen.check("office-residents")
+        page.get_by_label(_("Resident id or card number")).fill(card)  # the number printed on the card
+        page.get_by_role("button", name=_("Find"), exact=True).click()
+        page.wait_for_url(f"{base}/office/residents/{alice}")
+        assert page.locator("#resident-balance").inner_text() == i18n.points(lang, 1_000)
+        seen.check("office-resident")
+
+        page.get_by_label(_("Verification level")).select_option("checked")
+        page.get_by_label(_("Evidence seen")).fill("health card seen at the counter")
+        page.get_by_role("button", name=_("Change the level"), exact=True).click()
+        page.wait_for_url(f"{base}/office/residents/{alice}?done=level#done")
+        assert page.locator("#resident-level").inner_text() == _("Checked in person")
+        (audited,) = [e for e in audit_trail.page(ctx.engine, "brossard", 0, 100).entries if e.action == "resident.set_level"]
+        assert audited.after == {"level": "checked", "evidence": "health card seen at the counter"}
+
+        seen.open("/office/corrections")  # above the threshold: it waits for someone else
+        page.get_by_label(_("Target")).fill(alice)
+        page.get_by_label(_("For a wallet: credit or debit")).select_option("credit")
+        page.get_by_label(_("Points")).fill(str(THRESHOLD + 100))
+        page.get_by_label(_("Reason")).fill("points lost at a broken till")
+        page.get_by_role("button", name=_("Ask for the correction")).click()
+        page.wait_for_url(f"{base}/office/corrections?done=pending#done")
+        (asked,) = ctx.corrections.list("brossard").corrections
+        assert page.locator(f"#correction-{asked.id}").is_visible() and brossard.available("alice") == 1_000
+        seen.check("office-corrections")
+
+        with visitor(browser, base, locale=locale) as second:
+            signed_in(second, ctx, sue, "brossard", OFFICE)
+            second.open("/office/corrections")
+            second.page.get_by_role("button", name=_("Approve correction %(id)s") % {"id": asked.id}).click()
+            second.page.wait_for_url(f"{base}/office/corrections?done=posted#done")
+            second.assert_clean()
+        assert brossard.available("alice") == 1_000 + THRESHOLD + 100
+        seen.open(f"/office/residents/{alice}")
+        assert page.locator("#resident-balance").inner_text() == i18n.points(lang, 1_000 + THRESHOLD + 100)
+
+        page.get_by_role("button", name=_("Schedule the erasure")).click()  # with the delay, cancellable
+        page.wait_for_url(f"{base}/office/residents/{alice}?done=erasure-scheduled#done")
+        assert ctx.residents.erasure(alice).status == "pending"
+        assert page.get_by_role("button", name=_("Cancel the erasure")).is_visible()
+        page.get_by_role("button", name=_("Cancel the erasure")).click()
+        page.wait_for_url(f"{base}/office/residents/{alice}?done=erasure-cancelled#done")
+        assert ctx.residents.erasure(alice).status == "none"
+
+        seen.open("/office/residents")  # enrol: the code is shown once, and works
+        page.get_by_label(_("Name")).fill("Bruno Tremblay")
+        page.get_by_label(_("E-mail")).fill("bruno@example.org")
+        page.get_by_role("button", name=_("Enrol"), exact=True).click()
+        code = page.locator("#activation-code").inner_text()
+        assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", code), code
+        seen.check("office-resident-code")
+        enrolled, city = ctx.activation.redeem(code)
+        assert city == "brossard" and ctx.residents.record(enrolled, "brossard").status == "active"
+
+        seen.open("/office/services")  # a municipal service: published, then suspended
+        page.get_by_label(_("Title in %(language)s") % {"language": i18n.LANGUAGE_NAMES["fr"]}).fill("Piscine : entrée")
+        page.get_by_label(_("Price in points")).fill("40")
+        page.get_by_role("button", name=_("Save"), exact=True).click()
+        page.wait_for_url(re.compile(r".*/office/services/[^/?]+\?done=created$"))
+        seen.check("office-service")
+        page.get_by_role("button", name=_("Suspend"), exact=True).click()
+        page.wait_for_url(re.compile(r".*\?done=suspended$"))
+        (service,) = ctx.catalog.list(brossard_owner(), ("service",)).items
+        assert service.suspended and service.price_points == 40
+        seen.open("/office/services")
+        seen.check("office-services")

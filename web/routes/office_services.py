@@ -31,7 +31,7 @@ BASE = "/office/services"
 PAGE = 50  # items per page of the list
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 Text = Annotated[str, msgspec.Meta(max_length=200)]
-Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+Count = Annotated[str, msgspec.Meta(pattern=r"^\d{0,9}$")]  # a number field, empty when not given
 Minute = Annotated[str, msgspec.Meta(pattern=r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})?$")]  # <input type=datetime-local>
 
 
@@ -43,13 +43,13 @@ class ItemForm(msgspec.Struct, frozen=True):
     title_es: Text = ""
     category: Category = "services"
     price_points: Annotated[int, msgspec.Meta(ge=1)] = 1
-    cash_cents: Count = 0
-    quantity: Count = 0
+    cash_cents: Count = ""
+    quantity: Count = ""
     status: Literal["draft", "published", "archived"] = "published"
     kind: Literal["service", "event"] = "service"
     key: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = ""
     starts_at: Minute = ""
-    seats_total: Count = 0
+    seats_total: Count = ""
 
     def titles(self) -> dict:
         given = {"fr": self.title_fr, "en": self.title_en, "es": self.title_es}
@@ -69,6 +69,10 @@ def _owner(officer: Staff) -> Owner:
 
 def _timezone(ctx: Ctx, owner: Owner) -> str:
     return ctx.programs.get(owner.city).timezone
+
+
+def _count(field: str) -> int | None:
+    return int(field) if field else None
 
 
 def _us(minute: str, timezone: str) -> int | None:
@@ -93,9 +97,9 @@ def create(ctx: Ctx, officer: Staff, data: Annotated[ItemForm, Form]) -> Redirec
     event = data.kind == "event"
     status: Literal["draft", "published"] = "draft" if data.status == "draft" else "published"
     spec = ItemSpec(title=data.titles(), category=data.category, price_points=data.price_points,
-                    cash_cents=data.cash_cents, quantity=data.quantity or None, status=status,
+                    cash_cents=_count(data.cash_cents) or 0, quantity=_count(data.quantity), status=status,
                     starts_at_us=_us(data.starts_at, _timezone(ctx, owner)) if event else None,
-                    seats_total=(data.seats_total or None) if event else None)  # fmt: skip
+                    seats_total=_count(data.seats_total) if event else None)  # fmt: skip
     item = ctx.catalog.create(owner, data.kind, spec, data.key or None)
     return pages.see_other(f"{BASE}/{item.id}?done=created")
 
@@ -109,8 +113,8 @@ def item(request: Request, ctx: Ctx, officer: Staff, item_id: Id, done: DoneNoti
 
 @post(f"{BASE}/{{item_id:str}}", sync_to_thread=True)
 def update(ctx: Ctx, officer: Staff, item_id: Id, data: Annotated[ItemForm, Form]) -> Redirect:
-    patch = ItemPatch(title=data.titles(), price_points=data.price_points, cash_cents=data.cash_cents,
-                      quantity=data.quantity or None, status=data.status)  # fmt: skip
+    patch = ItemPatch(title=data.titles(), price_points=data.price_points, cash_cents=_count(data.cash_cents) or 0,
+                      quantity=_count(data.quantity), status=data.status)  # fmt: skip
     ctx.catalog.update(_owner(officer), item_id, patch)
     return pages.see_other(f"{BASE}/{item_id}?done=saved")
 
