@@ -33,7 +33,9 @@ def brossard(ctx) -> World:
 
 
 def principal(ctx, role: str, subject: str) -> str:
-    return ctx.activation.issue_principal(operator("test"), "brossard", role, subject, key=f"{role}-{subject}").principal_id
+    return ctx.activation.issue_principal(
+        operator("test"), "brossard", role, subject, key=f"{role}-{subject}"
+    ).principal_id
 
 
 def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_act(ctx, brossard) -> None:
@@ -53,8 +55,9 @@ def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_ac
         listed = client.get("/office/corrections", headers={"Accept-Language": "en"})
         assert f"/office/corrections/{pending.id}/approve" not in listed.text  # not offered to the proposer,
         assert "another staff officer or a city administrator must approve it" in listed.text  # and why
-        own = client.post(f"/office/corrections/{pending.id}/approve", data={"_csrf_token": csrf},
-                          headers={"Accept-Language": "en"})  # and refused anyway
+        own = client.post(
+            f"/office/corrections/{pending.id}/approve", data={"_csrf_token": csrf}, headers={"Accept-Language": "en"}
+        )  # and refused anyway
         assert own.status_code == 403 and "second" in own.text.lower()
         assert ctx.corrections.get("brossard", pending.id).status == "pending" and brossard.available("alice") == 1_000
 
@@ -106,7 +109,9 @@ def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correcti
         page.get_by_role("button", name=_("Change the level"), exact=True).click()
         page.wait_for_url(f"{base}/office/residents/{alice}?done=level#done")
         assert page.locator("#resident-level").inner_text() == _("Checked in person")
-        (audited,) = [e for e in audit_trail.page(ctx.engine, "brossard", 0, 100).entries if e.action == "resident.set_level"]
+        (audited,) = [
+            e for e in audit_trail.page(ctx.engine, "brossard", 0, 100).entries if e.action == "resident.set_level"
+        ]
         assert audited.after == {"level": "checked", "evidence": "health card seen at the counter"}
 
         seen.open("/office/corrections")  # above the threshold: it waits for someone else

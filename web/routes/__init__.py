@@ -12,8 +12,22 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
-from web.routes import office_corrections, office_residents, office_services
+from web.routes import (
+    account,
+    errors,
+    find,
+    home,
+    office,
+    office_corrections,
+    office_residents,
+    office_services,
+    oidc,
+    portal,
+    public,
+    signin,
+    terminal,
+    wallet,
+)
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
          terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip

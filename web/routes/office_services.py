@@ -21,7 +21,8 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from api.http.params import Ctx, Cursor, DoneNotice, Id
-from marketplace.domain.catalog import CATEGORIES, CITY_KINDS, LANGUAGES, Category, ItemPatch, ItemSpec
+from community.domain.program import CATEGORIES
+from marketplace.domain.catalog import CITY_KINDS, LANGUAGES, Category, ItemPatch, ItemSpec
 from marketplace.service_layer.catalog import MAX_REASON_CHARS, Owner
 from web import pages
 from web.auth import Staff, require
