@@ -5,6 +5,7 @@ erasure; a proposer cannot approve their own correction and an auditor can do no
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from api.http.app import create_app
 from community.domain.access import operator
 from ledger.service_layer import audit_trail
 from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
+from tests.smtp_server import smtp_server
 from tests.test_web_signin import HTTPS
 from tests.world import World
 from web import i18n
@@ -38,11 +40,21 @@ def principal(ctx, role: str, subject: str) -> str:
     ).principal_id
 
 
+def mailing(ctx, smtp_url: str):
+    """The context with a mail server: its mailer and activation service made again from the settings."""
+    ctx.settings = dataclasses.replace(ctx.settings, smtp_url=smtp_url)
+    vars(ctx).pop("mailer", None), vars(ctx).pop("activation", None)
+    return ctx
+
+
 def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_act(ctx, brossard) -> None:
     alice = brossard.residents["alice"].id
     sessions = {who: open_session(ctx, principal(ctx, role, who), "brossard", "test:web", OFFICE).value
                 for role, who in (("staff", "sam"), ("auditor", "ava"))}  # fmt: skip
-    with TestClient(create_app(ctx), base_url=HTTPS) as client:
+    with (
+        smtp_server() as (smtp_url, received),
+        TestClient(create_app(mailing(ctx, smtp_url)), base_url=HTTPS) as client,
+    ):
         client.cookies.set(SESSION_COOKIE, sessions["sam"])
         form = client.get("/office/corrections", headers={"Accept-Language": "en"})
         assert form.status_code == 200 and "/office/residents" in form.text
@@ -60,6 +72,25 @@ def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_ac
         )  # and refused anyway
         assert own.status_code == 403 and "second" in own.text.lower()
         assert ctx.corrections.get("brossard", pending.id).status == "pending" and brossard.available("alice") == 1_000
+
+        enrolled = client.post(
+            "/office/residents",
+            data={
+                "_csrf_token": csrf,
+                "key": "e" * 16,
+                "name": "Chloé",
+                "email": "chloe@example.org",
+                "language": "en",
+                "email_code": "yes",
+            },
+            follow_redirects=False,
+        )  # with a mail server, the code goes by e-mail, unseen here
+        resident_id = enrolled.headers["location"].split("/")[3].split("?")[0]
+        assert enrolled.headers["location"] == f"/office/residents/{resident_id}?done=code-sent#done"
+        (mail,) = received
+        assert mail["To"] == "chloe@example.org" and "code" not in enrolled.text
+        emailed = re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", mail.get_payload(decode=True).decode())
+        assert emailed and ctx.activation.redeem(emailed.group()) == (resident_id, "brossard")
 
         client.cookies.set(SESSION_COOKIE, sessions["ava"])
         home = client.get("/office", headers={"Accept-Language": "en"})

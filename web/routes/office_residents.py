@@ -13,7 +13,7 @@ Each handler calls the service its `/v1/admin/residents/…` route calls: `Resid
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import segno
@@ -45,6 +45,7 @@ class EnrolForm(msgspec.Struct, frozen=True):
     phone: Annotated[str, msgspec.Meta(max_length=40)] = ""
     language: Language = "fr"
     level: Level = "basic"
+    email_code: Literal["", "yes"] = ""  # e-mail the code to the resident instead of showing it here
 
 
 class LevelForm(msgspec.Struct, frozen=True):
@@ -72,7 +73,8 @@ def lookup(request: Request, ctx: Ctx, officer: Staff, q: ResidentLookup = "") -
     """The lookup form; with `q`, the resident it names exactly, else the form again saying so (404)."""
     city = _city(officer)
     if not q.strip():
-        return _render(request, ctx, officer, "office/residents.html", q="", problem=None, key=_key())
+        return _render(request, ctx, officer, "office/residents.html", q="", problem=None, key=_key(),
+                       can_email=ctx.mailer is not None)  # fmt: skip
     try:
         found = ctx.residents.find(q, city)
     except LedgerError as exc:
@@ -80,20 +82,29 @@ def lookup(request: Request, ctx: Ctx, officer: Staff, q: ResidentLookup = "") -
             raise
         problem = problem_document(exc.code, pages.locale(request), {})
         return _render(request, ctx, officer, "office/residents.html", status_code=problem["status"], q=q,
-                       problem=problem, key=_key())  # fmt: skip
+                       problem=problem, key=_key(), can_email=ctx.mailer is not None)  # fmt: skip
     return pages.see_other(f"{BASE}/{found.id}")
 
 
 @post(BASE, sync_to_thread=True, status_code=201)
-def enrol(request: Request, ctx: Ctx, officer: Staff, data: Annotated[EnrolForm, Form]) -> Template:
+def enrol(request: Request, ctx: Ctx, officer: Staff, data: Annotated[EnrolForm, Form]) -> Template | Redirect:
     """Enrol, then show the first activation code once (no redirect: the code is never put in a URL;
-    sending the form again answers the same resident and code, by its idempotency key)."""
+    sending the form again answers the same resident and code, by its idempotency key), or e-mail it
+    to the resident when asked (a mail server set: `Activation.send`, as the API's …/activation/email)."""
     city = _city(officer)
     personal = {k: v.strip() for k, v in (("name", data.name), ("email", data.email), ("phone", data.phone))
                 if v.strip()} | {"language": data.language}  # fmt: skip
     resident = ctx.residents.enroll(city, personal, data.level, officer.actor, key=data.key)
+    if data.email_code:
+        return _send_code(request, ctx, officer, resident.id, data.key)
     code = ctx.activation.issue(resident.id, city, officer.actor, key=data.key)
     return _code_page(request, ctx, officer, code, enrolled=True)
+
+
+def _send_code(request: Request, ctx: Ctx, officer: Staff, resident_id: str, key: str) -> Redirect:
+    ctx.activation.send(resident_id, _city(officer), officer.actor,
+                        activation_message(ctx, pages.site_origin(request, ctx)), key=key)  # fmt: skip
+    return _back(resident_id, "code-sent")
 
 
 def _code_page(request: Request, ctx: Ctx, officer: Staff, code: ActivationCode, enrolled: bool) -> Template:
@@ -148,10 +159,7 @@ def new_code(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, data: 
 @post(f"{BASE}/{{resident_id:str}}/activation/email", sync_to_thread=True)
 def email_code(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, data: Annotated[KeyForm, Form]) -> Redirect:
     """A new code, e-mailed to the resident in their language (not shown here)."""
-    city = _city(officer)
-    ctx.activation.send(resident_id, city, officer.actor, activation_message(ctx, pages.site_origin(request, ctx)),
-                        key=data.key)  # fmt: skip
-    return _back(resident_id, "code-sent")
+    return _send_code(request, ctx, officer, resident_id, data.key)
 
 
 @post(f"{BASE}/{{resident_id:str}}/erasure", sync_to_thread=True)
