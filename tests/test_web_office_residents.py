@@ -59,6 +59,8 @@ def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_ac
         form = client.get("/office/corrections", headers={"Accept-Language": "en"})
         assert form.status_code == 200 and "/office/residents" in form.text
         csrf = client.cookies["entraide_csrf"]
+        missed = client.get("/office/residents?q=c-nobody", headers={"Accept-Language": "en"})  # exact, or nothing
+        assert missed.status_code == 404 and 'aria-invalid="true"' in missed.text
         asked = client.post("/office/corrections", data={"_csrf_token": csrf, "key": "k" * 16, "kind": "wallet", "target": alice,
                                                          "direction": "credit", "points": "600", "reason": "lost points"},
                             follow_redirects=False)  # fmt: skip

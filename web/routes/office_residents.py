@@ -68,21 +68,23 @@ def _key() -> str:
     return secrets.token_urlsafe(16)
 
 
+def _lookup_page(request: Request, ctx: Ctx, officer: Staff, q: str = "", problem: dict | None = None) -> Template:
+    return _render(request, ctx, officer, "office/residents.html", status_code=problem["status"] if problem else 200,
+                   q=q, problem=problem, key=_key(), can_email=ctx.mailer is not None)  # fmt: skip
+
+
 @get(BASE, sync_to_thread=True)
 def lookup(request: Request, ctx: Ctx, officer: Staff, q: ResidentLookup = "") -> Template | Redirect:
     """The lookup form; with `q`, the resident it names exactly, else the form again saying so (404)."""
     city = _city(officer)
     if not q.strip():
-        return _render(request, ctx, officer, "office/residents.html", q="", problem=None, key=_key(),
-                       can_email=ctx.mailer is not None)  # fmt: skip
+        return _lookup_page(request, ctx, officer)
     try:
         found = ctx.residents.find(q, city)
     except LedgerError as exc:
         if exc.code not in ("unknown_resident", "wrong_tenant", "resident_erased"):
             raise
-        problem = problem_document(exc.code, pages.locale(request), {})
-        return _render(request, ctx, officer, "office/residents.html", status_code=problem["status"], q=q,
-                       problem=problem, key=_key(), can_email=ctx.mailer is not None)  # fmt: skip
+        return _lookup_page(request, ctx, officer, q, problem_document(exc.code, pages.locale(request), {}))
     return pages.see_other(f"{BASE}/{found.id}")
 
 
