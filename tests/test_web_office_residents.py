@@ -6,6 +6,7 @@ erasure; a proposer cannot approve their own correction and an auditor can do no
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 
 import pytest
@@ -93,6 +94,13 @@ def test_a_proposer_cannot_approve_their_own_correction_and_an_auditor_cannot_ac
         assert mail["To"] == "chloe@example.org" and "code" not in enrolled.text
         emailed = re.search(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", mail.get_payload(decode=True).decode())
         assert emailed and ctx.activation.redeem(emailed.group()) == (resident_id, "brossard")
+
+        concert = {"_csrf_token": csrf, "key": "v" * 16, "kind": "event", "title_fr": "Concert au parc", "price_points": "30",
+                   "quantity": "20", "seats_total": "200", "starts_at": "2026-07-01T19:30", "status": "draft"}  # fmt: skip
+        assert client.post("/office/services", data=concert, follow_redirects=False).status_code == 303
+        (event,) = ctx.catalog.list(brossard_owner(), ("event",)).items  # at 19:30 in the city's time zone
+        assert (event.status, event.quantity, event.seats_total) == ("draft", 20, 200)
+        assert event.starts_at_us == int(dt.datetime(2026, 7, 1, 23, 30, tzinfo=dt.UTC).timestamp()) * 1_000_000
 
         client.cookies.set(SESSION_COOKIE, sessions["ava"])
         home = client.get("/office", headers={"Accept-Language": "en"})
