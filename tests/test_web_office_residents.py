@@ -133,17 +133,22 @@ def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correcti
     def _(message: str) -> str:
         return i18n.gettext(lang, message)
 
+    checked = ctx.engine.dialect.name == "sqlite"  # axe and screenshots once: both runs render the same HTML
+
+    def check(name: str) -> None:
+        seen.check(name) if checked else seen.assert_clean()
+
     sam, sue = principal(ctx, "staff", "sam"), principal(ctx, "staff", "sue")
     with site(ctx) as base, visitor(browser, base, locale=locale) as seen:
         page = seen.page
         signed_in(seen, ctx, sam, "brossard", OFFICE)
         seen.open("/office/residents")
-        seen.check("office-residents")
+        check("office-residents")
         page.get_by_label(_("Resident id or card number")).fill(card)  # the number printed on the card
         page.get_by_role("button", name=_("Find"), exact=True).click()
         page.wait_for_url(f"{base}/office/residents/{alice}")
         assert page.locator("#resident-balance").inner_text() == i18n.points(lang, 1_000)
-        seen.check("office-resident")
+        check("office-resident")
 
         page.get_by_label(_("Verification level")).select_option("checked")
         page.get_by_label(_("Evidence seen")).fill("health card seen at the counter")
@@ -164,7 +169,7 @@ def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correcti
         page.wait_for_url(f"{base}/office/corrections?done=pending#done")
         (asked,) = ctx.corrections.list("brossard").corrections
         assert page.locator(f"#correction-{asked.id}").is_visible() and brossard.available("alice") == 1_000
-        seen.check("office-corrections")
+        check("office-corrections")
 
         with visitor(browser, base, locale=locale) as second:
             signed_in(second, ctx, sue, "brossard", OFFICE)
@@ -190,7 +195,7 @@ def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correcti
         page.get_by_role("button", name=_("Enrol"), exact=True).click()
         code = page.locator("#activation-code").inner_text()
         assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", code), code
-        seen.check("office-resident-code")
+        check("office-resident-code")
         enrolled, city = ctx.activation.redeem(code)
         assert city == "brossard" and ctx.residents.record(enrolled, "brossard").status == "active"
 
@@ -199,10 +204,10 @@ def test_staff_care_for_residents_and_a_second_officer_approves_a_large_correcti
         page.get_by_label(_("Price in points")).fill("40")
         page.get_by_role("button", name=_("Save"), exact=True).click()
         page.wait_for_url(re.compile(r".*/office/services/[^/?]+\?done=created$"))
-        seen.check("office-service")
+        check("office-service")
         page.get_by_role("button", name=_("Suspend"), exact=True).click()
         page.wait_for_url(re.compile(r".*\?done=suspended$"))
         (service,) = ctx.catalog.list(brossard_owner(), ("service",)).items
         assert service.suspended and service.price_points == 40
         seen.open("/office/services")
-        seen.check("office-services")
+        check("office-services")
