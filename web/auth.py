@@ -78,6 +78,10 @@ OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "reconciliation": ("finance", "auditor"),  # the bank's camt.053 statements and their results
     "import_bank_statement": ("finance",),
     "open_data": ("staff", "finance", "auditor", "admin"),  # the published months' public files
+    "residents": ("staff",),  # look up, enrol, renew, level, cards, activation codes, erasure (as /v1/admin/residents)
+    "services": ("staff",),  # the city's municipal services and events (as /v1/admin/catalog)
+    "corrections": ("staff", "admin"),  # the list, approve or reject (as GET and …/{decision} of /v1/admin/corrections)
+    "propose_correction": ("staff",),  # the form (POST /v1/admin/corrections is staff's)
 }
 
 

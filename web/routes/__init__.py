@@ -10,7 +10,6 @@ from litestar.exceptions import NotFoundException
 from litestar.static_files import create_static_files_router
 from xstatic.pkg import leaflet
 
-import web.routes.office_finance as office_finance  # one line per page module: merges stay easy
 from api.bootstrap import Context
 from web import auth, pages
 from web.routes import (
@@ -19,6 +18,10 @@ from web.routes import (
     find,
     home,
     office,
+    office_corrections,
+    office_finance,
+    office_residents,
+    office_services,
     oidc,
     portal,
     portal_offers,
@@ -28,10 +31,12 @@ from web.routes import (
     wallet,
 )
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-         terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
-AREAS.append(office_finance.ROUTER)  # the back office's finance pages
-AREAS.append(portal_offers.ROUTER)  # the portal's offers and shop
+# Every page module's router (one per module: a new module adds its name above and here).
+AREAS = [
+    home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER,
+    office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
+]  # fmt: skip
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
