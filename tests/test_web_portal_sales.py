@@ -64,7 +64,7 @@ def test_an_owner_reads_sales_and_a_closed_month_and_downloads_its_csv_and_pdf(b
         page = seen.page
         signed_in(seen, ctx, owner_of(world, "librairie"), "brossard", PORTAL)
         seen.open("/portal")
-        page.get_by_role("navigation", name=_("Merchant portal")).get_by_role("link", name=_("Sales")).click()
+        page.get_by_role("navigation", name=_("Merchant portal")).get_by_role("link", name=_("Sales"), exact=True).click()
         page.wait_for_url(f"{base}/portal/sales")
         today_box = page.locator("section", has=page.locator("#today-heading"))
         assert today_box.locator("dd").first.inner_text() == i18n.points(page_lang, 100)
