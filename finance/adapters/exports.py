@@ -23,7 +23,7 @@ import msgspec
 import xmlschema
 
 from finance.domain.settlement import cents_text
-from finance.schemas import Statement
+from finance.schemas import MerchantPeriod, Statement
 
 PAIN_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CLEARING_SYSTEM = "CACPA"  # Payments Canada: member id 0 + institution (3) + transit (5)
@@ -273,4 +273,22 @@ def erp_journal(statement: Statement, date: dt.date) -> str:
         reference = f"ENTRAIDE-{statement.city}-{statement.period}-{number:05d}"
         writer.writerow((debit, cents_text(cents), "", date.isoformat(), reference))
         writer.writerow((credit, "", cents_text(cents), date.isoformat(), reference))
+    return out.getvalue()
+
+
+MERCHANT_PERIOD_COLUMNS = ("city", "period", "merchant_id", "item", "points", "amount_cents")
+
+
+def merchant_period_csv(view: MerchantPeriod) -> str:
+    """A merchant's closed period: its lines (signed: positive, the program owes it), then its net,
+    what the city pays and what it collects, in integer cents."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MERCHANT_PERIOD_COLUMNS)
+    head = (view.city, view.period, view.merchant_id)
+    for line in view.lines:
+        writer.writerow((*head, line.item, "" if line.points is None else line.points, line.amount_cents))
+    for item, amount_cents in (("net", view.net_cents), ("payable", view.payable_cents),
+                               ("collectable", view.collectable_cents)):  # fmt: skip
+        writer.writerow((*head, item, "", amount_cents))
     return out.getvalue()

@@ -25,6 +25,7 @@ from web.routes import (
     oidc,
     portal,
     portal_offers,
+    portal_sales,
     public,
     signin,
     terminal,
@@ -34,7 +35,7 @@ from web.routes import (
 # Every page module's router (one per module: a new module adds its name above and here).
 AREAS = [
     home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER,
     office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
 ]  # fmt: skip
 
