@@ -28,8 +28,8 @@ from markupsafe import Markup
 
 if TYPE_CHECKING:
     from api.bootstrap import Context
-
 from api.bootstrap import Context
+from api.http.downloads import attachment
 from web import i18n
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -154,6 +154,12 @@ def local_target(target: str | None, default: str = "/") -> str:
 def see_other(target: str, cookies: list[Cookie] | None = None) -> Redirect:
     """After a form: 303 to a page of ours (POST-redirect-GET)."""
     return Redirect(local_target(target), status_code=303, cookies=cookies or [], headers=SECURITY_HEADERS)
+
+
+def download(content: bytes | str, media_type: str, filename: str) -> Response[bytes]:
+    """A page's file to download (`api.http.downloads.attachment`), with the pages' security headers
+    and `no-store`: a resident's or a merchant's file stays out of shared caches."""
+    return attachment(content, media_type, filename, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
 
 def with_security_headers(response: Response) -> Response:

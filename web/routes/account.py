@@ -82,9 +82,7 @@ def export(principal: Resident, ctx: Ctx) -> Response[bytes]:
     resident_id, home = _ids(principal)
     today = dt.datetime.fromtimestamp(ctx.clock() / 1_000_000, ZoneInfo(ctx.programs.get(home).timezone)).date()
     body = msgspec.json.format(msgspec.json.encode(ctx.residents.export(resident_id)), indent=2)
-    disposition = f'attachment; filename="entraide-my-data-{today.isoformat()}.json"'
-    return Response(body, media_type="application/json",
-                    headers={**pages.SECURITY_HEADERS, "Content-Disposition": disposition, "Cache-Control": "no-store"})  # fmt: skip
+    return pages.download(body, "application/json", f"entraide-my-data-{today.isoformat()}.json")
 
 
 def _erase_page(request: Request, ctx: Ctx, resident_id: str, home: str, status_code: int = 200,

@@ -19,7 +19,8 @@ from web.auth import OFFICE_ACTIONS, Staff, may, require
 AUDIT_PAGE = 50  # records per page of the audit trail
 
 
-def _render(request: Request, ctx: Ctx, officer: Staff, template: str, **context: Any) -> Template:
+def render_office(request: Request, ctx: Ctx, officer: Staff, template: str, **context: Any) -> Template:
+    """An office page: the officer, the city's name and the actions the role may use (the nav)."""
     assert officer.city is not None
     actions = [a for a in OFFICE_ACTIONS if may(officer, a)]
     return pages.render(request, template, officer=officer, city_name=pages.city_name(ctx, officer.city), actions=actions,
@@ -28,7 +29,7 @@ def _render(request: Request, ctx: Ctx, officer: Staff, template: str, **context
 
 @get("/office", sync_to_thread=True)
 def office_home(request: Request, ctx: Ctx, officer: Staff) -> Template:
-    return _render(request, ctx, officer, "office/home.html")
+    return render_office(request, ctx, officer, "office/home.html")
 
 
 @get("/office/audit", sync_to_thread=True)
@@ -37,7 +38,7 @@ def office_audit(request: Request, ctx: Ctx, officer: Staff) -> Template:
     city = require(officer, "audit").city
     assert city is not None
     page = audit_trail.page(ctx.engine, city, 0, AUDIT_PAGE)
-    return _render(
+    return render_office(
         request, ctx, officer, "office/audit.html", entries=page.entries, timezone=ctx.programs.get(city).timezone
     )
 

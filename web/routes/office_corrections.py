@@ -24,7 +24,7 @@ from api.http.params import CorrectionDecision, Ctx, DoneNotice, Id
 from community.domain.access import identity
 from web import pages
 from web.auth import Staff, may, require
-from web.routes.office import _render
+from web.routes.office import render_office
 
 BASE = "/office/corrections"
 RECENT = 20  # the decided ones shown under the pending ones
@@ -51,7 +51,7 @@ def corrections(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = N
     city = _city(officer)
     pending = ctx.corrections.list(city, "pending", None, RECENT)
     recent = [c for c in ctx.corrections.list(city, None, None, RECENT).corrections if c.status != "pending"]
-    return _render(request, ctx, officer, "office/corrections.html", pending=pending.corrections, recent=recent,
+    return render_office(request, ctx, officer, "office/corrections.html", pending=pending.corrections, recent=recent,
                    done=done, key=secrets.token_urlsafe(16),
                    mine={c.id for c in pending.corrections if identity(c.proposed_by) == identity(officer.actor)},
                    may_propose=may(officer, "propose_correction"),

@@ -30,12 +30,11 @@ from api.http.params import (
     Period,
     idempotency_key,
 )
-from api.http.routes.collections import _attachment
 from community.domain.errors import NotFound
 from finance.adapters.bank_statements import MAX_STATEMENT_BYTES
 from web import pages
 from web.auth import Staff, require
-from web.routes.office import _render
+from web.routes.office import render_office
 from web.routes.public import Bar
 
 FORM_OVERHEAD_BYTES = 16 * 1024  # the multipart envelope around the statement: boundaries, CSRF token
@@ -64,7 +63,7 @@ def budget(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = None) 
     bars = [Bar(dimension=label, points=points, residents=None, length_permille=max(0, points) * 1000 // funded)
             for label, points in (("funded", report.funded_points), ("used", report.consumed_points),
                                   ("left", report.remaining_points))]  # fmt: skip
-    return _render(request, ctx, officer, "office/budget.html", report=report, bars=bars, done=done,
+    return render_office(request, ctx, officer, "office/budget.html", report=report, bars=bars, done=done,
                    funding_key=secrets.token_urlsafe(16))  # fmt: skip
 
 
@@ -85,7 +84,7 @@ def fund_budget(
 def periods(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """The city's recent months: in progress, ended (to close) or closed (finance, auditors)."""
     listing = ctx.settlement.periods(_city(officer, "periods"))
-    return _render(request, ctx, officer, "office/periods.html", listing=listing)
+    return render_office(request, ctx, officer, "office/periods.html", listing=listing)
 
 
 @get("/office/statement", sync_to_thread=True)
@@ -104,9 +103,9 @@ def period_page(request: Request, ctx: Ctx, officer: Staff, period: Period, done
         closed = ctx.settlement.closed(city, period)
     except NotFound:
         current = ctx.settlement.periods(city, 1).periods[0].period
-        return _render(request, ctx, officer, "office/periods_open.html", statement=ctx.settlement.preview(city, period),
+        return render_office(request, ctx, officer, "office/periods_open.html", statement=ctx.settlement.preview(city, period),
                        ended=period < current, done=done)  # fmt: skip
-    return _render(request, ctx, officer, "office/periods_closed.html", closed=closed, statement=closed.statement,
+    return render_office(request, ctx, officer, "office/periods_closed.html", closed=closed, statement=closed.statement,
                    collections=ctx.collections.owed(city, period), payouts=ctx.payouts.list(city, period).payouts,
                    timezone=ctx.programs.get(city).timezone, done=done)  # fmt: skip
 
@@ -115,7 +114,7 @@ def period_page(request: Request, ctx: Ctx, officer: Staff, period: Period, done
 def confirm_close(request: Request, ctx: Ctx, officer: Staff, period: Period) -> Template:
     """The confirmation step: what closing will settle, and the button that does it (finance)."""
     statement = ctx.settlement.preview(_city(officer, "close_period"), period)
-    return _render(request, ctx, officer, "office/periods_close.html", statement=statement)
+    return render_office(request, ctx, officer, "office/periods_close.html", statement=statement)
 
 
 @post(f"{PERIODS_PATH}/{{period:str}}/close", sync_to_thread=True)
@@ -128,19 +127,19 @@ def close(ctx: Ctx, officer: Staff, period: Period) -> Redirect:
 @get(f"{PERIODS_PATH}/{{period:str}}/export", sync_to_thread=True)
 def export(ctx: Ctx, officer: Staff, period: Period, format: ExportFormat = "csv") -> Response[bytes]:
     """A closed month's file: csv, json, pain001 or erp (finance, auditors), as the API's."""
-    return _attachment(ctx.exports.render(_city(officer, "exports"), period, format))
+    return pages.download(*ctx.exports.render(_city(officer, "exports"), period, format))
 
 
 @get(f"{PERIODS_PATH}/{{period:str}}/intercity", sync_to_thread=True)
 def intercity(ctx: Ctx, officer: Staff, period: Period, format: DocumentFormat = "csv") -> Response[bytes]:
     """The month's settlement file between cities (finance, auditors)."""
-    return _attachment(ctx.collections.intercity_file(_city(officer, "exports"), period, format))
+    return pages.download(*ctx.collections.intercity_file(_city(officer, "exports"), period, format))
 
 
 @post(f"{PERIODS_PATH}/{{period:str}}/direct-debits", sync_to_thread=True, status_code=200)
 def direct_debits(ctx: Ctx, officer: Staff, period: Period) -> Response[bytes]:
     """The month's pain.008 direct debits, as a download; its collections become requested, audited (finance)."""
-    return _attachment(ctx.collections.direct_debits(_city(officer, "collect"), period, officer.actor))
+    return pages.download(*ctx.collections.direct_debits(_city(officer, "collect"), period, officer.actor))
 
 
 @post(f"{PERIODS_PATH}/{{period:str}}/invoices", sync_to_thread=True)
@@ -155,7 +154,7 @@ def invoice(
     ctx: Ctx, officer: Staff, period: Period, merchant_id: Id, format: InvoiceFormat = "text"
 ) -> Response[bytes]:
     """An issued invoice as a download (finance, auditors)."""
-    return _attachment(ctx.collections.invoice(_city(officer, "exports"), period, merchant_id, format))
+    return pages.download(*ctx.collections.invoice(_city(officer, "exports"), period, merchant_id, format))
 
 
 @post(f"{PERIODS_PATH}/{{period:str}}/payouts", sync_to_thread=True)
@@ -178,7 +177,7 @@ def reconciliation(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """The imported camt.053 statements and how they matched (finance, auditors); finance uploads one."""
     city = _city(officer, "reconciliation")
     imports = ctx.bank_reconciliation.list(city)
-    return _render(request, ctx, officer, "office/reconciliation.html", imports=imports.statements, results=None,
+    return render_office(request, ctx, officer, "office/reconciliation.html", imports=imports.statements, results=None,
                    max_bytes=MAX_STATEMENT_BYTES, timezone=ctx.programs.get(city).timezone)  # fmt: skip
 
 
@@ -197,14 +196,14 @@ async def import_statement(
 def statement_results(request: Request, ctx: Ctx, officer: Staff, statement_id: Id) -> Template:
     """One imported statement, line by line: matched, or the difference (finance, auditors)."""
     results = ctx.bank_reconciliation.results(_city(officer, "reconciliation"), statement_id)
-    return _render(request, ctx, officer, "office/reconciliation.html", imports=[], results=results,
+    return render_office(request, ctx, officer, "office/reconciliation.html", imports=[], results=results,
                    max_bytes=MAX_STATEMENT_BYTES)  # fmt: skip
 
 
 @get("/office/reconciliation/{statement_id:str}/export", sync_to_thread=True)
 def statement_export(ctx: Ctx, officer: Staff, statement_id: Id, format: OpenDataFormat = "csv") -> Response[bytes]:
     """An imported statement's lines as a download, csv or json (finance, auditors)."""
-    return _attachment(ctx.bank_reconciliation.export(_city(officer, "reconciliation"), statement_id, format))
+    return pages.download(*ctx.bank_reconciliation.export(_city(officer, "reconciliation"), statement_id, format))
 
 
 # --- open data ------------------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def statement_export(ctx: Ctx, officer: Staff, statement_id: Id, format: OpenDat
 def open_data(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """The closed months whose open data is published, with the public files' links."""
     published = ctx.reports.published_periods(_city(officer, "open_data"))
-    return _render(request, ctx, officer, "office/open_data.html", published=published)
+    return render_office(request, ctx, officer, "office/open_data.html", published=published)
 
 
 ROUTER = Router("/", route_handlers=[budget, fund_budget, periods, this_month, period_page, confirm_close, close, export,

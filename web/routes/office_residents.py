@@ -29,7 +29,7 @@ from ledger.domain.errors import LedgerError
 from web import pages
 from web.auth import Staff, require
 from web.mail import activation_message
-from web.routes.office import _render
+from web.routes.office import render_office
 
 BASE = "/office/residents"
 RECENT_MOVEMENTS = 10  # the resident's page shows the last few; the resident's own export has all
@@ -69,7 +69,7 @@ def _key() -> str:
 
 
 def _lookup_page(request: Request, ctx: Ctx, officer: Staff, q: str = "", problem: dict | None = None) -> Template:
-    return _render(request, ctx, officer, "office/residents.html", status_code=problem["status"] if problem else 200,
+    return render_office(request, ctx, officer, "office/residents.html", status_code=problem["status"] if problem else 200,
                    q=q, problem=problem, key=_key(), can_email=ctx.mailer is not None)  # fmt: skip
 
 
@@ -111,7 +111,7 @@ def _send_code(request: Request, ctx: Ctx, officer: Staff, resident_id: str, key
 
 def _code_page(request: Request, ctx: Ctx, officer: Staff, code: ActivationCode, enrolled: bool) -> Template:
     qr = segno.make(code.code, error="m").svg_data_uri(scale=6, light="#fff", dark="#000")
-    return _render(request, ctx, officer, "office/residents_code.html", status_code=201, code=code, qr=qr,
+    return render_office(request, ctx, officer, "office/residents_code.html", status_code=201, code=code, qr=qr,
                    enrolled=enrolled, sign_in=f"{pages.site_origin(request, ctx)}/wallet/sign-in",
                    timezone=ctx.programs.get(code.city).timezone)  # fmt: skip
 
@@ -121,7 +121,7 @@ def resident(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, done: 
     city = _city(officer)
     record = ctx.residents.record(resident_id, city)
     communities = {c.city: c for c in ctx.programs.communities()}
-    return _render(request, ctx, officer, "office/residents_record.html", record=record, done=done,
+    return render_office(request, ctx, officer, "office/residents_record.html", record=record, done=done,
                    cards=ctx.residents.cards(resident_id, city), balance=ctx.wallet.balance(resident_id, city),
                    history=ctx.wallet.history(resident_id, city, None, RECENT_MOVEMENTS), cities=communities,
                    erasure=ctx.residents.erasure(resident_id), timezone=communities[city].timezone, key=_key(),

@@ -26,7 +26,7 @@ from marketplace.domain.catalog import CITY_KINDS, LANGUAGES, Category, ItemPatc
 from marketplace.service_layer.catalog import MAX_REASON_CHARS, Owner
 from web import pages
 from web.auth import Staff, require
-from web.routes.office import _render
+from web.routes.office import render_office
 
 BASE = "/office/services"
 PAGE = 50  # items per page of the list
@@ -88,7 +88,7 @@ def _us(minute: str, timezone: str) -> int | None:
 def services(request: Request, ctx: Ctx, officer: Staff, after_id: Cursor = "", done: DoneNotice = None) -> Template:
     owner = _owner(officer)
     page = ctx.catalog.list(owner, CITY_KINDS, after_id, PAGE)
-    return _render(request, ctx, officer, "office/services.html", page=page, done=done, key=secrets.token_urlsafe(16),
+    return render_office(request, ctx, officer, "office/services.html", page=page, done=done, key=secrets.token_urlsafe(16),
                    categories=CATEGORIES, languages=LANGUAGES, timezone=_timezone(ctx, owner))  # fmt: skip
 
 
@@ -108,7 +108,7 @@ def create(ctx: Ctx, officer: Staff, data: Annotated[ItemForm, Form]) -> Redirec
 @get(f"{BASE}/{{item_id:str}}", sync_to_thread=True)
 def item(request: Request, ctx: Ctx, officer: Staff, item_id: Id, done: DoneNotice = None) -> Template:
     owner = _owner(officer)
-    return _render(request, ctx, officer, "office/services_item.html", item=ctx.catalog.get(owner, item_id), done=done,
+    return render_office(request, ctx, officer, "office/services_item.html", item=ctx.catalog.get(owner, item_id), done=done,
                    languages=LANGUAGES, timezone=_timezone(ctx, owner))  # fmt: skip
 
 

@@ -63,10 +63,10 @@ def statement(request: Request, ctx: Ctx, owner: Merchant, period: Period) -> Te
 
 
 @get("/portal/statements/{period:str}/statement.csv", sync_to_thread=True)
-def statement_csv(ctx: Ctx, owner: Merchant, period: Period) -> Response[str]:
+def statement_csv(ctx: Ctx, owner: Merchant, period: Period) -> Response[bytes]:
     city, merchant_id = _owner(owner)
     body = ctx.merchant_statements.closed_csv(city, merchant_id, period)
-    return _download(body, "text/csv; charset=utf-8", f"entraide-statement-{city}-{merchant_id}-{period}.csv")
+    return pages.download(body, "text/csv; charset=utf-8", f"entraide-statement-{city}-{merchant_id}-{period}.csv")
 
 
 @get("/portal/statements/{period:str}/statement.pdf", sync_to_thread=True)
@@ -75,7 +75,7 @@ def statement_pdf(request: Request, ctx: Ctx, owner: Merchant, period: Period) -
     city, merchant_id = _owner(owner)
     found = ctx.merchant_statements.closed(city, merchant_id, period)
     pdf = statement_document(pages.locale(request), found, **_context(ctx, owner)).write_pdf()
-    return _download(pdf, "application/pdf", f"entraide-statement-{city}-{merchant_id}-{period}.pdf")
+    return pages.download(pdf, "application/pdf", f"entraide-statement-{city}-{merchant_id}-{period}.pdf")
 
 
 def statement_document(lang: str, found: MerchantPeriod, **context: Any) -> Any:
@@ -98,12 +98,6 @@ class StaticFiles(URLFetcher):
             raise ValueError(f"no static file {relative}")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": media_type})
-
-
-def _download(body: str | bytes, media_type: str, filename: str) -> Response:
-    return Response(body, media_type=media_type, headers={
-        **pages.SECURITY_HEADERS, "Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{filename}"',
-    })  # fmt: skip
 
 
 ROUTER = Router("/", route_handlers=[sales, statements, statement, statement_csv, statement_pdf])

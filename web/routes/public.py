@@ -56,8 +56,7 @@ def index(request: Request, ctx: Ctx) -> Template:
 def keys_file(ctx: Ctx) -> Response[bytes]:
     """The ledger's public keys as the `entraide.keys/1` file the CLI's `--keys` takes (the member
     `ledger` of `/v1/transparency/keys`), to download."""
-    return Response(msgspec.json.encode(audit.public_keys(ctx.engine)), media_type="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{KEYS_FILE}"'})  # fmt: skip
+    return pages.download(msgspec.json.encode(audit.public_keys(ctx.engine)), "application/json", KEYS_FILE)
 
 
 @get("/check", sync_to_thread=True)

@@ -109,9 +109,7 @@ def receipt(
         return pages.render(request, "wallet/receipt_pending.html", status_code=409, sequence=sequence,
                             minutes=-(-wait_seconds // 60))  # fmt: skip
     filename = f"entraide-receipt-{city}-{sequence}.json"
-    return Response(msgspec.json.encode(found), media_type="application/json", headers={
-        **pages.SECURITY_HEADERS, "Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{filename}"',
-    })  # fmt: skip
+    return pages.download(msgspec.json.encode(found), "application/json", filename)
 
 
 ROUTER = Router("/wallet", route_handlers=[home, card, card_full_screen, card_qr, confirm_replacement, replace_card,

@@ -8,19 +8,15 @@ from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 
 from api.http.auth import Principal, bearer_principal
+from api.http.downloads import attachment
 from api.http.params import City, Ctx, DocumentFormat, Id, InvoiceFormat, OptionalCity, Period, Who
 from finance.schemas import CollectionList, InvoiceList
-from finance.service_layer.collections import MEDIA_TYPES, File
+from finance.service_layer.collections import MEDIA_TYPES
 
 
 def _finance(principal: Principal, city: str, *roles: str) -> Principal:
     principal.require(*(roles or ("finance",))).require_city(city)
     return principal
-
-
-def _attachment(file: File) -> Response[bytes]:
-    content, media_type, name = file
-    return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @get("/{city:str}/periods/{period:str}/collections", sync_to_thread=True, summary="List a period's collections",
@@ -39,7 +35,7 @@ def direct_debits(city: City, period: Period, principal: Who, ctx: Ctx) -> Respo
     """The period's ISO 20022 pain.008 direct debits (XML, validated against its schema), from each
     merchant's confirmed payout account to the program's treasury; its collections become requested,
     audited. Again: the same debits, nothing more recorded (finance)."""
-    return _attachment(ctx.collections.direct_debits(city, period, _finance(principal, city).actor))
+    return attachment(*ctx.collections.direct_debits(city, period, _finance(principal, city).actor))
 
 
 @post("/{city:str}/periods/{period:str}/invoices", sync_to_thread=True, status_code=200,
@@ -56,7 +52,7 @@ def invoice(city: City, period: Period, merchant_id: Id, principal: Who, ctx: Ct
             format: InvoiceFormat = "text") -> Response[bytes]:  # fmt: skip
     """An issued invoice as an attachment: printable `text`, or its lines as `json` or `csv` (finance, auditors)."""
     _finance(principal, city, "finance", "auditor")
-    return _attachment(ctx.collections.invoice(city, period, merchant_id, format))
+    return attachment(*ctx.collections.invoice(city, period, merchant_id, format))
 
 
 @get("/{city:str}/periods/{period:str}/intercity", sync_to_thread=True, summary="Get the settlement between cities",
@@ -66,7 +62,7 @@ def intercity(city: City, period: Period, principal: Who, ctx: Ctx, format: Docu
     """The closed period's net position with each other city (or the one `counterparty`), one payment per
     pair, as `json` or `csv` (finance, auditors)."""
     _finance(principal, city, "finance", "auditor")
-    return _attachment(ctx.collections.intercity_file(city, period, format, counterparty))
+    return attachment(*ctx.collections.intercity_file(city, period, format, counterparty))
 
 
 collections = Router("/v1/finance", route_handlers=[list_collections, direct_debits, issue_invoices, invoice, intercity],

@@ -12,6 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 
 from api.http.auth import Principal, bearer_principal
+from api.http.downloads import attachment
 from api.http.params import (
     ChangeStatus,
     City,
@@ -103,8 +104,7 @@ def export(city: City, period: Period, principal: Who, ctx: Ctx, format: ExportF
     the ISO 20022 credit transfers as `pain001` (XML, validated against its schema; needs the program's
     treasury account and every payable merchant's bank account), or the ERP journal as `erp` (CSV)."""
     _finance(principal, city, "finance", "auditor")
-    content, media_type, name = ctx.exports.render(city, period, format)
-    return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return attachment(*ctx.exports.render(city, period, format))
 
 
 @post("/{city:str}/adjustments", sync_to_thread=True, status_code=201, summary="Adjust a closed period",
@@ -213,8 +213,7 @@ def export_bank_statement_results(city: City, statement_id: Id, principal: Who, 
     """An imported statement's reconciliation lines as an attachment, `csv` (one row a line, signed cents)
     or `json` (finance, auditors)."""
     _finance(principal, city, "finance", "auditor")
-    content, media_type, name = ctx.bank_reconciliation.export(city, statement_id, format)
-    return Response(content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return attachment(*ctx.bank_reconciliation.export(city, statement_id, format))
 
 
 @get("/{city:str}/budget", sync_to_thread=True, summary="Get the program's budget", operation_id="finance_get_budget",

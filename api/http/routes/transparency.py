@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Response, Router, get
 
+from api.http.downloads import attachment
 from api.http.params import BundlePath, City, Ctx, OpenDataFormat, OptionalSequence, PageLimit, Period, TilePath
 from community.adapters.secrets import public_jwks
 from finance.schemas import OpenData, PublishedPeriods
@@ -50,9 +51,8 @@ def open_data(city: City, period: Period, ctx: Ctx, format: OpenDataFormat = "js
     fewer than 10 residents is suppressed. A month that is not closed is not published (404). Public."""
     data = ctx.reports.open_data(city, period)
     if format == "csv":
-        disposition = f'attachment; filename="entraide-open-data-{city}-{period}.csv"'
-        return Response(open_data_csv(data).encode(), media_type="text/csv",  # type: ignore[return-value]  # OpenData documents the JSON; CSV is its other media type (litestar adds the charset)
-                        headers={"Content-Disposition": disposition})  # fmt: skip
+        # OpenData documents the JSON; CSV is its other media type (litestar adds the charset)
+        return attachment(open_data_csv(data), "text/csv", f"entraide-open-data-{city}-{period}.csv")  # type: ignore[return-value]
     return data
 
 
