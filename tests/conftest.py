@@ -56,8 +56,16 @@ SLOW_FIRST = ("test_contract.py", "test_payments.py", "test_cli_community.py", "
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """SLOW_FIRST, then every other module with a browser scenario (Chromium walking pages: 10-40 s a
+    test; each part of the pages adds its own, and `test_web_*` sorted last, so that one of them was
+    the last test to start), then the rest."""
     rank = {name: n for n, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: modules keep their order
+    browsers = {item.path for item in items if "browser" in getattr(item, "fixturenames", ())}
+
+    def order(item: pytest.Item) -> int:
+        return rank.get(item.path.name, len(SLOW_FIRST) + (item.path not in browsers))
+
+    items.sort(key=order)  # stable: modules keep their order, a module's tests theirs
 
 
 # A test's sessions commit without waiting for the server's WAL flush: what they wrote is visible
