@@ -15,14 +15,11 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from copy import copy
 
-from litestar import Controller, Litestar, Request, Response, Router
+from litestar import Litestar, Request, Response
 from litestar.concurrency import get_asyncio_executor, set_asyncio_executor
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.handlers import BaseRouteHandler
-from litestar.routes import BaseRoute, HTTPRoute
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -186,61 +183,6 @@ class DatabaseOutage:
         log.warning("database available again after %.1f s; %d requests answered 503 meanwhile", lasted_s, refused)
 
 
-class _Layer(Router):
-    """A router built for one app by `for_one_app`, which litestar registers as it is: it deep-copies
-    every other router it registers (it must: registration resolves each handler against its app)."""
-
-    __slots__ = ()
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Router:
-        assert self.owner is None, "a router built for one app is registered once"
-        return self
-
-
-_OWN_STATE = {"owner", "routes", "registered_route_handler_ids"}  # what registration fills in
-_OPTIONS_HANDLER = f"{HTTPRoute.__module__}.{HTTPRoute.create_options_handler.__qualname__}."  # each route's own
-
-
-def _registered(route: BaseRoute) -> list[BaseRouteHandler]:
-    """The handlers registered on a route's path, without the OPTIONS handler litestar adds to it."""
-    handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]  # type: ignore[attr-defined]
-    return [handler for handler in handlers if not str(handler).startswith(_OPTIONS_HANDLER)]
-
-
-def for_one_app(router: Router) -> Router:
-    """A copy of `router` (and of the routers registered in it) for one app: its settings, and copies
-    of its handlers as litestar makes of a handler registered alone (shallow: a handler registered
-    nowhere has nothing resolved yet). litestar's own deep copy of our ~365 handlers cost each app
-    (each test's, each server's) ~0.05 s of CPU more: 0.36 s a `create_app` instead of 0.30 s.
-    `routes`, each handler's layers and dependencies, and the OpenAPI document are the same."""
-    copied = _Layer.__new__(_Layer)
-    for name in Router.__slots__:
-        if name not in _OWN_STATE:
-            value = getattr(router, name)
-            setattr(copied, name, copy(value) if isinstance(value, (dict, list)) else value)
-    copied.dependencies = {name: copy(provider) for name, provider in router.dependencies.items()}  # their cache
-    copied.owner, copied.routes, copied.registered_route_handler_ids = None, [], set()
-    registered: set[int] = set()
-    for route in router.routes:
-        for handler in _registered(route):
-            layer: BaseRouteHandler | Router | Controller = handler
-            while layer.owner is not router:  # a handler of a router registered in this one
-                assert layer.owner is not None
-                layer = layer.owner
-            if id(layer) not in registered:
-                registered.add(id(layer))
-                assert not isinstance(layer, Controller)  # registration made it a router
-                copied.register(for_one_app(layer) if isinstance(layer, Router) else _handler_copy(layer))
-    return copied
-
-
-def _handler_copy(handler: BaseRouteHandler) -> BaseRouteHandler:
-    copied = copy(handler)
-    if handler.dependencies:
-        copied.dependencies = {name: copy(provider) for name, provider in handler.dependencies.items()}
-    return copied
-
-
 HANDLER_THREADS = 64  # blocking handlers wait on the group commit; too few threads starve the batches
 
 
@@ -291,9 +233,7 @@ def create_app(ctx: Context, terminal_rate_per_second: float = 50, resident_rate
     from web.routes import routers as pages  # the pages import the API's auth and errors: bound late
 
     return Litestar(
-        route_handlers=[
-            for_one_app(layer) if isinstance(layer, Router) else layer for layer in [*ROUTERS, *pages(ctx)]
-        ],
+        route_handlers=[*ROUTERS, *pages(ctx)],
         dependencies={
             "ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False),
             "limits": Provide(lambda: limits, use_cache=True, sync_to_thread=False),

@@ -57,13 +57,11 @@ def _plain_file_name(request: Request) -> None:
 
 
 def routers(ctx: Context) -> list[Router]:
-    from api.http.app import for_one_app  # the app imports this module when it is made
-
     static = _files("/static", pages.STATIC_DIR, "static")
     vendored = _files("/static/leaflet", Path(leaflet.BASE_DIR), "leaflet")  # the map's Leaflet (xstatic-leaflet)
     site = Router(
         "/",
-        route_handlers=[for_one_app(area) for area in AREAS],  # not deep-copied by litestar: see for_one_app
+        route_handlers=AREAS,
         dependencies=auth.DEPENDENCIES,
         middleware=[pages.csrf_middleware(ctx)],
         exception_handlers=errors.HANDLERS,
