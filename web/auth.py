@@ -68,6 +68,13 @@ def area_of(path: str) -> Area:
 OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "audit": ("staff", "finance", "auditor", "admin"),  # the city's audit trail
     "statement": ("finance",),  # this month's settlement statement (its preview is finance's, as in the API)
+    # The program, merchants and organizations: staff run them (as in the API); auditors read them.
+    "program": ("staff", "auditor"),
+    "program.edit": ("staff",),
+    "merchants": ("staff", "auditor"),
+    "merchants.edit": ("staff",),
+    "organizations": ("staff", "auditor"),
+    "organizations.edit": ("staff",),
 }
 
 
