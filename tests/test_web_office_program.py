@@ -87,3 +87,55 @@ def test_an_auditor_reads_the_pages_without_buttons_and_staff_see_wrong_values_b
                           headers=english)  # fmt: skip
         assert bad.status_code == 422 and 'id="enrol-category-error"' in bad.text
         assert ctx.programs.get("brossard") == before and len(ctx.merchants.list("brossard")) == 2
+
+
+@needs_chromium
+def test_a_program_officer_changes_an_earning_rule_sees_it_audited_and_approves_and_suspends_merchants(
+    browser, ctx, brossard
+) -> None:
+    lang = locale_of(ctx)
+    _ = lambda message: gettext(lang[:2], message)  # noqa: E731  # the page's own words, in its language
+    with site(ctx) as base, visitor(browser, base, locale=lang) as seen:
+        page = seen.page
+        signed_in(seen, ctx, officer(ctx, "staff", "sam"), "brossard", OFFICE)
+        seen.open("/office")
+        page.get_by_role("navigation", name=_("Back office")).get_by_role("link", name=_("The program")).click()
+        rate = page.get_by_role("textbox", name=_("Points per dollar spent"))
+        assert rate.input_value() == "5"
+        rate.fill("10")  # twice the base rate
+        page.get_by_role("textbox", name=_("Amount, in dollars")).fill("20.00")
+        page.get_by_role("button", name=_("Preview")).focus()
+        page.keyboard.press("Enter")  # the keyboard alone
+        preview = page.locator("#preview-title")
+        preview.wait_for()
+        assert re.search(r"\b200\b.*\b100\b", preview.inner_text()), preview.inner_text()  # $20 × 10 now, × 5 before
+        assert ctx.programs.get("brossard").merchant_points_per_dollar == 5  # a preview saves nothing
+        seen.check("office-program")
+        page.get_by_role("button", name=_("Save the program")).click()
+        page.wait_for_url(f"{base}/office/program?done=saved")
+        assert ctx.programs.get("brossard").merchant_points_per_dollar == 10
+
+        page.get_by_role("link", name=_("Audit trail")).click()
+        page.get_by_role("combobox", name=_("Kind of action")).select_option("program")
+        page.get_by_role("button", name=_("Filter")).click()
+        page.wait_for_url(re.compile(r".*/office/audit\?.*kind=program"))
+        rows = page.locator("tbody tr")
+        assert "program.configure" in rows.first.inner_text() and "staff:sam" in rows.first.inner_text()
+        actions = rows.locator("td:nth-child(4)").all_inner_texts()
+        assert len(actions) == 3 and all(a.startswith("program.") for a in actions)  # program changes only, newest first
+        assert rows.first.get_by_role("link").get_attribute("href") == "/office/program"
+        seen.check("office-audit")
+
+        page.get_by_role("link", name=_("Merchants")).click()
+        page.get_by_role("button", name=_("Approve %(name)s") % {"name": "Le Fournil"}).click()
+        page.wait_for_url(f"{base}/office/merchants/fournil?done=approved")
+        assert page.locator("#merchant-status").inner_text() == _("Approved")
+        seen.check("office-merchant")
+        page.get_by_role("link", name=_("All merchants")).click()
+        seen.check("office-merchants")
+        page.get_by_role("button", name=_("Suspend %(name)s") % {"name": "Commerce boulangerie"}).click()
+        page.wait_for_url(f"{base}/office/merchants/boulangerie?done=suspended")
+        assert page.locator("#merchant-status").inner_text() == _("Suspended")
+        assert [ctx.merchants.get(m)["status"] for m in ("fournil", "boulangerie")] == ["approved", "suspended"]
+        seen.open("/office/organizations")
+        seen.check("office-organizations")
