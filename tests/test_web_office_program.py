@@ -64,14 +64,15 @@ def test_an_auditor_reads_the_pages_without_buttons_and_staff_see_wrong_values_b
         client.get("/office/program")
         form = {"_csrf_token": client.cookies[CSRF_COOKIE], "intent": "preview", "campaign_rows": "1",
                 "merchant_points_per_dollar": "five", "hold_timeout_seconds": "5", "collection_method": "invoice",
-                **{name: "1" for name in ("point_value_cents_per_100_points", "daily_cap_points", "monthly_cap_points",
-                   "yearly_budget_points", "expiry_days", "offline_floor_points", "redemption_rate_percent",
-                   "funding_rate_percent", "settlement_fee_cents", "correction_approval_points")},
+                **dict.fromkeys(("point_value_cents_per_100_points", "daily_cap_points", "monthly_cap_points", "yearly_budget_points", "expiry_days", "offline_floor_points", "redemption_rate_percent", "funding_rate_percent", "settlement_fee_cents", "correction_approval_points"), "1"),
                 "timezone": "America/Toronto", "campaign-0-id": "ete", "campaign-0-starts_on": "2026-07-01",
                 "campaign-0-ends_on": "2026-06-01", "campaign-0-multiplier_percent": "200"}  # fmt: skip
         wrong = client.post("/office/program", data=form, headers=english)
         assert wrong.status_code == 422
-        assert 'aria-describedby="f-merchant_points_per_dollar-hint f-merchant_points_per_dollar-error" aria-invalid' in wrong.text
+        assert (
+            'aria-describedby="f-merchant_points_per_dollar-hint f-merchant_points_per_dollar-error" aria-invalid'
+            in wrong.text
+        )
         assert gettext("en", "Enter a whole number, such as 500.") in wrong.text
         wrong = client.post("/office/program", data={**form, "merchant_points_per_dollar": "10"}, headers=english)
         assert wrong.status_code == 422 and 'id="f-hold_timeout_seconds-error"' in wrong.text  # the program's own rule
@@ -122,7 +123,9 @@ def test_a_program_officer_changes_an_earning_rule_sees_it_audited_and_approves_
         rows = page.locator("tbody tr")
         assert "program.configure" in rows.first.inner_text() and "staff:sam" in rows.first.inner_text()
         actions = rows.locator("td:nth-child(4)").all_inner_texts()
-        assert len(actions) == 3 and all(a.startswith("program.") for a in actions)  # program changes only, newest first
+        assert len(actions) == 3 and all(
+            a.startswith("program.") for a in actions
+        )  # program changes only, newest first
         assert rows.first.get_by_role("link").get_attribute("href") == "/office/program"
         seen.check("office-audit")
 

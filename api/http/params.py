@@ -78,7 +78,9 @@ DocumentFormat = OpenDataFormat  # a file as json or csv (the inter-city settlem
 InvoiceFormat = Annotated[InvoiceFormatValue, QueryParameter()]
 OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
-OptionalDay = Annotated[str, QueryParameter(pattern=r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$")]  # a date field's value, or empty
+OptionalDay = Annotated[
+    str, QueryParameter(pattern=r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$")
+]  # a date field's value, or empty
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 
 

@@ -12,8 +12,21 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
-from web.routes import office_merchants, office_program
+from web.routes import (
+    account,
+    errors,
+    find,
+    home,
+    office,
+    office_merchants,
+    office_program,
+    oidc,
+    portal,
+    public,
+    signin,
+    terminal,
+    wallet,
+)
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
          terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
