@@ -25,7 +25,6 @@ from api.http.params import Ctx, DoneNotice, Id
 from api.problems import error_params, problem_document
 from community.domain.program import CATEGORIES
 from community.schemas import Member
-from community.service_layer.organizations import Members
 from finance.domain.settlement import period_bounds_us
 from ledger.domain.errors import InvalidRequest, LedgerError
 from web import pages
@@ -74,45 +73,51 @@ def _enrol_error(request: Request, exc: LedgerError | msgspec.ValidationError) -
         problem_document(exc.code, lang, error_params(exc))["detail"])}  # fmt: skip
 
 
-def _enrol(ctx: Ctx, officer: Staff, members: Members, data: EnrolForm, body: type[msgspec.Struct]) -> Member:
-    """The form checked as the API checks its body, then the API's own service call."""
-    city = _city(officer, f"{members.kind}s.edit")
+def _members_page(request: Request, ctx: Ctx, officer: Staff, kind: str, *, status_code: int = 200,
+                  form: EnrolForm | None = None, errors: dict[str, str] | None = None, done: str | None = None) -> Template:  # fmt: skip
+    """The list of the city's `kind` (merchants, organizations), its buttons and its enrol form."""
+    city = _city(officer, kind)
+    listing = ({"merchants": ctx.terminals.merchants(city).merchants, "categories": CATEGORIES} if kind == "merchants"
+               else {"organizations": ctx.organizations.listing(city).organizations})  # fmt: skip
+    return render_office(request, ctx, officer, f"office/{kind}.html", status_code=status_code, done=done,
+                         form=form or EnrolForm(idempotency_key=secrets.token_urlsafe(16)), errors=errors or {},
+                         editable=may(officer, f"{kind}.edit"), next_status=NEXT_STATUS, **listing)  # fmt: skip
+
+
+def _enrolled(request: Request, ctx: Ctx, officer: Staff, kind: str, data: EnrolForm) -> Member | Template:
+    """Enrol the form's member, checked as the API checks its body, by the API's own service call;
+    or the list again with what was wrong said by its field (422)."""
+    members, body = (
+        (ctx.merchants, schemas.MerchantBody) if kind == "merchants" else (ctx.organizations, schemas.MemberBody)
+    )
+    city = _city(officer, f"{kind}.edit")
     fields = {"id": data.id.strip(), "name": data.name.strip(), "category": data.category}
-    checked = msgspec.convert({k: v for k, v in fields.items() if k in body.__struct_fields__}, body)
-    extra = {"category": checked.category} if isinstance(checked, schemas.MerchantBody) else {}
-    key = data.idempotency_key or secrets.token_urlsafe(16)
-    return members.add(city, checked.id, checked.name, officer.actor, key=key[:128], **extra)  # type: ignore[attr-defined]
+    try:
+        checked = msgspec.convert({k: v for k, v in fields.items() if k in body.__struct_fields__}, body)
+        extra = {"category": checked.category} if isinstance(checked, schemas.MerchantBody) else {}
+        key = (data.idempotency_key or secrets.token_urlsafe(16))[:128]
+        return members.add(city, checked.id, checked.name, officer.actor, key=key, **extra)  # type: ignore[attr-defined]
+    except (LedgerError, msgspec.ValidationError) as exc:
+        if isinstance(exc, LedgerError) and exc.code not in ENROL_REFUSALS:
+            raise
+        return _members_page(request, ctx, officer, kind, status_code=422, form=data, errors=_enrol_error(request, exc))
 
 
 # --- merchants ------------------------------------------------------------------------------------
 
 
-def _merchants_page(request: Request, ctx: Ctx, officer: Staff, *, status_code: int = 200, form: EnrolForm | None = None,
-                    errors: dict[str, str] | None = None, done: str | None = None) -> Template:  # fmt: skip
-    city = _city(officer, "merchants")
-    return render_office(request, ctx, officer, "office/merchants.html", status_code=status_code,
-                         merchants=ctx.terminals.merchants(city).merchants, categories=CATEGORIES, done=done,
-                         form=form or EnrolForm(idempotency_key=secrets.token_urlsafe(16)), errors=errors or {},
-                         editable=may(officer, "merchants.edit"), next_status=NEXT_STATUS)  # fmt: skip
-
-
 @get(MERCHANTS_PATH, sync_to_thread=True)
 def merchants_page(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = None) -> Template:
     """The city's merchants (status, category, terminals), and the form that enrols one."""
-    return _merchants_page(request, ctx, officer, done=done)
+    return _members_page(request, ctx, officer, "merchants", done=done)
 
 
 @post(MERCHANTS_PATH, sync_to_thread=True)
 def merchant_enrol(request: Request, ctx: Ctx, officer: Staff,
                    data: Annotated[EnrolForm, Form]) -> Template | Redirect:  # fmt: skip
-    """Enrol a merchant, pending until approved; a refusal is said next to its field (the list again)."""
-    try:
-        member = _enrol(ctx, officer, ctx.merchants, data, schemas.MerchantBody)
-    except (LedgerError, msgspec.ValidationError) as exc:
-        if isinstance(exc, LedgerError) and exc.code not in ENROL_REFUSALS:
-            raise
-        return _merchants_page(request, ctx, officer, status_code=422, form=data, errors=_enrol_error(request, exc))
-    return pages.see_other(f"{MERCHANTS_PATH}/{member.id}?done=added")
+    """Enrol a merchant, pending until approved, then its page."""
+    member = _enrolled(request, ctx, officer, "merchants", data)
+    return member if isinstance(member, Template) else pages.see_other(f"{MERCHANTS_PATH}/{member.id}?done=added")
 
 
 @get(f"{MERCHANTS_PATH}/{{merchant_id:str}}", sync_to_thread=True)
@@ -138,32 +143,20 @@ def merchant_status(ctx: Ctx, officer: Staff, merchant_id: Id, data: Annotated[S
 # --- organizations --------------------------------------------------------------------------------
 
 
-def _organizations_page(request: Request, ctx: Ctx, officer: Staff, *, status_code: int = 200,
-                        form: EnrolForm | None = None, errors: dict[str, str] | None = None,
-                        done: str | None = None) -> Template:  # fmt: skip
-    city = _city(officer, "organizations")
-    return render_office(request, ctx, officer, "office/organizations.html", status_code=status_code,
-                         organizations=ctx.organizations.listing(city).organizations, done=done,
-                         form=form or EnrolForm(idempotency_key=secrets.token_urlsafe(16)), errors=errors or {},
-                         editable=may(officer, "organizations.edit"), next_status=NEXT_STATUS)  # fmt: skip
-
-
 @get(ORGANIZATIONS_PATH, sync_to_thread=True)
 def organizations_page(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = None) -> Template:
     """The city's community organizations, what changes their status, and the form that enrols one."""
-    return _organizations_page(request, ctx, officer, done=done)
+    return _members_page(request, ctx, officer, "organizations", done=done)
 
 
 @post(ORGANIZATIONS_PATH, sync_to_thread=True)
 def organization_enrol(request: Request, ctx: Ctx, officer: Staff,
                        data: Annotated[EnrolForm, Form]) -> Template | Redirect:  # fmt: skip
-    try:
-        _enrol(ctx, officer, ctx.organizations, data, schemas.MemberBody)
-    except (LedgerError, msgspec.ValidationError) as exc:
-        if isinstance(exc, LedgerError) and exc.code not in ENROL_REFUSALS:
-            raise
-        return _organizations_page(request, ctx, officer, status_code=422, form=data, errors=_enrol_error(request, exc))
-    return pages.see_other(f"{ORGANIZATIONS_PATH}?done=added")
+    """Enrol an organization, pending until approved, then the list."""
+    member = _enrolled(request, ctx, officer, "organizations", data)
+    return (
+        member if isinstance(member, Template) else pages.see_other(f"{ORGANIZATIONS_PATH}?done=added#org-{member.id}")
+    )
 
 
 @post(f"{ORGANIZATIONS_PATH}/{{member_id:str}}/status", sync_to_thread=True)
