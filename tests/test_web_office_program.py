@@ -59,6 +59,16 @@ def test_an_auditor_reads_the_pages_without_buttons_and_staff_see_wrong_values_b
             assert refused.status_code == 403 and "Action not allowed" in refused.text, path
         assert ctx.programs.get("brossard") == before and ctx.merchants.get("fournil")["status"] == "pending"
         assert client.get("/office/audit?since=2026-02-31", headers=english).status_code == 400  # not a day
+        for n in range(26):  # 52 more records: more than a page of the trail
+            for status in ("approved", "suspended"):
+                ctx.merchants.set_status("boulangerie", status, f"staff:page{n}", "brossard")
+        newest = client.get("/office/audit?subject=boulangerie", headers=english).text
+        assert newest.count("<tr><td") == 50 and "staff:page25" in newest and "staff:page0<" not in newest
+        older = re.search(r'href="/office/audit\?(subject=boulangerie&amp;before=\d+)"', newest)[1].replace("&amp;", "&")
+        rest = client.get(f"/office/audit?{older}", headers=english).text
+        assert "staff:page0<" in rest and "merchant.add" in rest and "/office/audit?subject=boulangerie" in rest
+        assert client.get("/office/audit?actor=staff:page7&kind=merchant", headers=english).text.count("<tr><td") == 2
+        assert "No record matches." in client.get("/office/audit?until=2025-12-30", headers=english).text
 
         client.cookies.set(SESSION_COOKIE, staff)
         client.get("/office/program")
