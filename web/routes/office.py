@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from litestar import Request, Router, get
 from litestar.response import Template
 
-from api.http.params import Ctx, OptionalDay, OptionalSequence, SearchText
+from api.http.params import Ctx, FilterText, OptionalDay, OptionalSequence
 from ledger.domain.errors import InvalidRequest
 from ledger.service_layer import audit_trail
 from web import pages
@@ -49,8 +49,8 @@ def _day_us(field: str, day: str, timezone: str, days_after: int = 0) -> int | N
 
 
 @get("/office/audit", sync_to_thread=True)
-def office_audit(request: Request, ctx: Ctx, officer: Staff, actor: SearchText = "", kind: SearchText = "",
-                 subject: SearchText = "", since: OptionalDay = "", until: OptionalDay = "",
+def office_audit(request: Request, ctx: Ctx, officer: Staff, actor: FilterText = "", kind: FilterText = "",
+                 subject: FilterText = "", since: OptionalDay = "", until: OptionalDay = "",
                  before: OptionalSequence = None) -> Template:  # fmt: skip
     """The city's audit trail, newest first, narrowed by who, what kind of action, on what and which
     days (`since` to `until`, both included, in the city's time zone), a page at a time (`before`:
