@@ -64,7 +64,9 @@ def test_an_auditor_reads_the_pages_without_buttons_and_staff_see_wrong_values_b
                 ctx.merchants.set_status("boulangerie", status, f"staff:page{n}", "brossard")
         newest = client.get("/office/audit?subject=boulangerie", headers=english).text
         assert newest.count("<tr><td") == 50 and "staff:page25" in newest and "staff:page0<" not in newest
-        older = re.search(r'href="/office/audit\?(subject=boulangerie&amp;before=\d+)"', newest)[1].replace("&amp;", "&")
+        older = re.search(r'href="/office/audit\?(subject=boulangerie&amp;before=\d+)"', newest)[1].replace(
+            "&amp;", "&"
+        )
         rest = client.get(f"/office/audit?{older}", headers=english).text
         assert "staff:page0<" in rest and "merchant.add" in rest and "/office/audit?subject=boulangerie" in rest
         assert client.get("/office/audit?actor=staff:page7&kind=merchant", headers=english).text.count("<tr><td") == 2

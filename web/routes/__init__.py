@@ -18,19 +18,28 @@ from web.routes import (
     find,
     home,
     office,
+    office_corrections,
+    office_finance,
     office_merchants,
     office_program,
+    office_residents,
+    office_services,
     oidc,
     portal,
+    portal_offers,
     public,
     signin,
     terminal,
     wallet,
 )
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-         terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
-AREAS += [office_program.ROUTER, office_merchants.ROUTER]
+# Every page module's router (one per module: a new module adds its name above and here).
+AREAS = [
+    home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER,
+    office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
+    office_program.ROUTER, office_merchants.ROUTER,
+]  # fmt: skip
 
 
 def _files(path: str, directory: Path, name: str) -> Router:

@@ -7,7 +7,7 @@ navigation that role may use: `web.auth.may` decides what the navigation shows, 
 from __future__ import annotations
 
 import datetime as dt
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -69,30 +69,25 @@ def office_audit(request: Request, ctx: Ctx, officer: Staff, actor: FilterText =
     )
     return _render(request, ctx, officer, "office/audit.html", found=found, timezone=timezone, asked=asked,
                    older=older, newest=urlencode({k: v for k, v in asked.items() if v}) if before else None,
-                   subject_page=subject_page)  # fmt: skip
+                   subject_page=_subject_pages(officer))  # fmt: skip
 
 
-def subject_page(action: str, target: str) -> str | None:
-    """The office's page of what a record acted on, where one exists."""
-    family = action.partition(".")[0]
-    if family == "program":
-        return "/office/program"
-    if family == "merchant":
-        return f"/office/merchants/{quote(target, safe='')}"
-    if family == "organization":
-        return f"/office/organizations#org-{quote(target, safe='')}"
-    return None
+# The office's page of what a record of each kind of action acted on: the office action that opens it
+# (a link shows only to a role that may follow it) and its path, `{}` the record's target.
+SUBJECT_PAGES = {
+    "program": ("program", "/office/program"),
+    "merchant": ("merchants", "/office/merchants/{}"),
+    "organization": ("organizations", "/office/organizations#org-{}"),
+    "resident": ("residents", "/office/residents/{}"),
+}
 
 
-@get("/office/statement", sync_to_thread=True)
-def office_statement(request: Request, ctx: Ctx, officer: Staff) -> Template:
-    """This month's settlement statement as the ledger stands (finance only, as its API route)."""
-    city = require(officer, "statement").city
-    assert city is not None
-    period = datetime.fromtimestamp(ctx.clock() / 1_000_000, ZoneInfo(ctx.programs.get(city).timezone)).strftime(
-        "%Y-%m"
-    )
-    return _render(request, ctx, officer, "office/statement.html", statement=ctx.settlement.preview(city, period))
+def _subject_pages(officer: Staff) -> Callable[[str, str], str | None]:
+    def subject_page(action: str, target: str) -> str | None:
+        office_action, path = SUBJECT_PAGES.get(action.partition(".")[0], ("", ""))
+        return path.format(quote(target, safe="")) if may(officer, office_action) else None
+
+    return subject_page
 
 
-ROUTER = Router("/", route_handlers=[office_home, office_audit, office_statement])
+ROUTER = Router("/", route_handlers=[office_home, office_audit])
