@@ -83,7 +83,7 @@ OptionalDay = Annotated[str, QueryParameter(pattern=r"^(\d{4}-(0[1-9]|1[0-2])-(0
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 # What a program officer typed to find a resident: a resident id or a card number, matched exactly.
-ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH)]
+ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]  # no NUL
 
 
 def split_list(value: str) -> tuple[str, ...]:
