@@ -194,6 +194,16 @@ class AuditPage(Result, frozen=True):
     ]
 
 
+class AuditSearch(Result, frozen=True):
+    """A page of a city's audit trail narrowed by filters, newest first."""
+
+    entries: list[AuditEntry]
+    next_before_seq: Annotated[
+        int | None, msgspec.Meta(description="pass as `before_seq` for the next (older) page; null at the end")
+    ]
+    families: Annotated[list[str], msgspec.Meta(description="the kinds of action the city's trail holds")]
+
+
 # --- receipts: a resident's own entries, checkable offline (docs/ledger-format.md "Receipts") ------
 
 RECEIPT_FORMAT = "entraide.receipt/1"

@@ -14,11 +14,13 @@ import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar
+from litestar.datastructures import Cookie
 from litestar.testing import TestClient
 
 from api.bootstrap import open_context
@@ -27,7 +29,7 @@ from api.http.app import create_app
 from community.domain.access import operator
 from tests.test_api import assert_problem
 from tests.world import World, standard_world
-from web.auth import PORTAL, area_of, open_session
+from web.auth import OFFICE, WALLET, area_of, open_session
 
 WEBHOOK_SECRET = "whsec_bad_input"
 INJECTED = {
@@ -112,19 +114,22 @@ def refused(response, status: int, code: str, path: str) -> str:
     return response.text
 
 
-def page_session(world: World, url: str):
-    """The session of the page's area: a merchant owner's for the portal, else a resident's."""
-    if area_of(url) is not PORTAL:
+def area_session(world: World, url: str) -> Cookie:
+    """A session of the page's area: a resident's in the wallet, a staff officer's in the office, the
+    first merchant's owner in the portal (the same principal each time: its key replays)."""
+    area = area_of(urlsplit(url).path)
+    if area is WALLET:
         return open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
-    owner = world.ctx.activation.issue_principal(operator("test"), "brossard", "merchant", "owner", key="bad-input",
-                                                 merchant_id="boulangerie").principal_id  # fmt: skip
-    return open_session(world.ctx, owner, "brossard", "test:bad-input", PORTAL)
+    role, merchant = ("staff", None) if area is OFFICE else ("merchant", "boulangerie")
+    holder = world.ctx.activation.issue_principal(operator("test"), "brossard", role, f"bad-input-{role}",
+                                                  key=f"bad-input-{role}", merchant_id=merchant).principal_id  # fmt: skip
+    return open_session(world.ctx, holder, "brossard", "test:bad-input", area)
 
 
 def send(world: World, method: str, url: str, body: bytes = b"", who: str | None = "route") -> object:
     who = caller(url) if who == "route" else who
-    if is_page(url):  # a signed-in resident's browser (the session cookie is sent by hand: the client speaks http)
-        cookie = page_session(world, url)
+    if is_page(url):  # a signed-in browser of the page's area (the session cookie, by hand: the client speaks http)
+        cookie = area_session(world, url)
         headers = {"Cookie": f"{cookie.key}={cookie.value}", "Accept": "text/html"}
         return world.client.request(method, url, content=body, headers=headers)
     if who == "pos":

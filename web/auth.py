@@ -82,6 +82,13 @@ OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "services": ("staff",),  # the city's municipal services and events (as /v1/admin/catalog)
     "corrections": ("staff", "admin"),  # the list, approve or reject (as GET and …/{decision} of /v1/admin/corrections)
     "propose_correction": ("staff",),  # the form (POST /v1/admin/corrections is staff's)
+    # The program, merchants and organizations: staff run them (as in the API); auditors read them.
+    "program": ("staff", "auditor"),
+    "program.edit": ("staff",),
+    "merchants": ("staff", "auditor"),
+    "merchants.edit": ("staff",),
+    "organizations": ("staff", "auditor"),
+    "organizations.edit": ("staff",),
 }
 
 

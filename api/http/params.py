@@ -77,10 +77,13 @@ OpenDataFormat = Annotated[Literal["json", "csv"], QueryParameter()]
 DocumentFormat = OpenDataFormat  # a file as json or csv (the inter-city settlement file)
 InvoiceFormat = Annotated[InvoiceFormatValue, QueryParameter()]
 OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
+# A filter as typed (no control character); a date field's value (YYYY-MM-DD) or empty.
+FilterText = Annotated[str, QueryParameter(pattern=r"^[^\x00-\x1f\x7f]{0,160}$")]
+OptionalDay = Annotated[str, QueryParameter(pattern=r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))?$")]
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 # What a program officer typed to find a resident: a resident id or a card number, matched exactly.
-ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH)]
+ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]  # no NUL
 
 
 def split_list(value: str) -> tuple[str, ...]:

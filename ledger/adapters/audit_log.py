@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from ledger.adapters.database import insert_once
 from ledger.adapters.tables import AuditHeadRow, AuditRow
@@ -35,6 +35,48 @@ def append(conn: Connection, record: AuditRecord) -> None:
 def page(conn: Connection, city: str, after_seq: int, limit: int) -> list[AuditRecord]:
     query = select(*RECORD_COLUMNS).where(AU.c.city == city, AU.c.seq > after_seq).order_by(AU.c.seq)
     return [AuditRecord(*row) for row in conn.execute(query.limit(min(limit, MAX_AUDIT_PAGE)))]
+
+
+def search(
+    conn: Connection,
+    city: str,
+    *,
+    actor: str,
+    family: str,
+    target: str,
+    since_us: int | None,
+    until_us: int | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[AuditRecord]:
+    """The city's records newest first, narrowed by each filter given (an empty one: no filter): the
+    actor and the target by their beginning, the action by its family (`merchant` is `merchant.*`)."""
+    query = select(*RECORD_COLUMNS).where(AU.c.city == city)
+    if actor:
+        query = query.where(AU.c.actor.startswith(actor, autoescape=True))
+    if family:
+        query = query.where(AU.c.action.startswith(family + ".", autoescape=True))
+    if target:
+        query = query.where(AU.c.target.startswith(target, autoescape=True))
+    if since_us is not None:
+        query = query.where(AU.c.at_us >= since_us)
+    if until_us is not None:
+        query = query.where(AU.c.at_us < until_us)
+    if before_seq is not None:
+        query = query.where(AU.c.seq < before_seq)
+    query = query.order_by(AU.c.seq.desc()).limit(min(limit, MAX_AUDIT_PAGE))
+    return [AuditRecord(*row) for row in conn.execute(query)]
+
+
+def families(conn: Connection, city: str, limit: int) -> list[str]:
+    """The kinds of action in the city's trail (`program`, `merchant`, ...), at most `limit` of them."""
+    family = (
+        func.substr(AU.c.action, 1, func.instr(AU.c.action, ".") - 1)
+        if conn.dialect.name == "sqlite"
+        else func.split_part(AU.c.action, ".", 1)
+    )
+    query = select(family).where(AU.c.city == city).distinct().order_by(family).limit(limit)
+    return [name for (name,) in conn.execute(query) if name]
 
 
 def stream(conn: Connection, city: str | None = None) -> Iterator[list[AuditRecord]]:

@@ -14,15 +14,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
+import msgspec
 from sqlalchemy import Connection, Engine
 
 from ledger import core
 from ledger.adapters import audit_log
 from ledger.domain.audit_trail import AuditRecord, ChainError, HashedFields, check_chain, record_hash, state_text
-from ledger.schemas import AuditEntry, AuditPage
+from ledger.schemas import AuditEntry, AuditPage, AuditSearch
 from ledger.service_layer.audit import keys_document, load_keys_document
 from ledger.service_layer.keys import Signer
 
+MAX_FAMILIES = 100  # kinds of action a filter offers (a few dozen exist)
 AUDIT_EXPORT_FORMAT = "entraide.audit/1"
 MAX_EXPORT_LINE_BYTES = 1 << 20
 
@@ -58,6 +60,30 @@ def page(engine: Engine, city: str, after_seq: int, limit: int) -> AuditPage:
     with engine.connect() as conn:
         entries = [record_view(r) for r in audit_log.page(conn, city, after_seq, limit)]
     return AuditPage(entries=entries, next_after_seq=entries[-1].seq if len(entries) == limit else None)
+
+
+class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What a reader narrows the trail to; an empty field filters nothing."""
+
+    actor: str = ""  # the beginning of the actor: `staff:sam` is every credential of sam's
+    family: str = ""  # a kind of action: `program` is `program.configure`, `program.fund_budget`, ...
+    target: str = ""  # the beginning of what was acted on
+    since_us: int | None = None
+    until_us: int | None = None  # exclusive
+
+
+def search(engine: Engine, city: str, where: AuditFilter, before_seq: int | None, limit: int) -> AuditSearch:
+    """The city's records that match, newest first, `limit` at most before `before_seq`, with the
+    cursor of the next (older) page."""
+    assert 1 <= limit <= audit_log.MAX_AUDIT_PAGE
+    with engine.connect() as conn:
+        rows = audit_log.search(conn, city, actor=where.actor, family=where.family, target=where.target,
+                                since_us=where.since_us, until_us=where.until_us, before_seq=before_seq, limit=limit + 1)  # fmt: skip
+        families = audit_log.families(conn, city, MAX_FAMILIES)
+    entries = [record_view(r) for r in rows[:limit]]
+    return AuditSearch(
+        entries=entries, next_before_seq=entries[-1].seq if len(rows) > limit else None, families=families
+    )
 
 
 # --- verification -------------------------------------------------------------------------------

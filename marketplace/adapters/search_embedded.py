@@ -303,9 +303,7 @@ class EmbeddedSearch:
         elif q.sort in ("price_asc", "price_desc"):
             sign = 1 if q.sort == "price_asc" else -1
             candidates.sort(key=lambda c: (sign * c[2].price_points, c[0]))
-        facets = (
-            {name: dict(Counter(getattr(c[2], name) for c in candidates)) for name in FACETS} if q.facets else {}
-        )
+        facets = {name: dict(Counter(getattr(c[2], name) for c in candidates)) for name in FACETS} if q.facets else {}
         page = []
         for _rank, meters, _, stored in candidates[q.offset : q.offset + q.limit]:
             source = _document.decode(stored)

@@ -20,6 +20,8 @@ from web.routes import (
     office,
     office_corrections,
     office_finance,
+    office_merchants,
+    office_program,
     office_residents,
     office_services,
     oidc,
@@ -37,6 +39,7 @@ AREAS = [
     home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
     terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER,
     office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
+    office_program.ROUTER, office_merchants.ROUTER,
 ]  # fmt: skip
 
 
