@@ -13,7 +13,7 @@ is a page in the visitor's language, without a session (a definitive one at
 `<area>/sign-in/provider/refused?problem=…`); the flow cookie is gone either way.
 
 `<portal|office>/security`: a signed-in principal's accounts at the provider. "Link my city account"
-(a POST) starts the same flow, bound to this session's principal: its callback links the account
+(a link) starts the same flow, bound to this session's principal: its callback links the account
 instead of signing in (community/service_layer/principal_links.py); each link can be undone there.
 """
 
@@ -159,9 +159,12 @@ def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
     return pages.render(request, "signin/principal_security.html", **context)
 
 
-@_each(post, [f"{security_path(a)}/link" for a in PRINCIPAL_AREAS], sync_to_thread=True)
+@_each(get, [f"{security_path(a)}/link" for a in PRINCIPAL_AREAS], sync_to_thread=True)
 def link(request: Request, ctx: Ctx, principal: Resident) -> Response:
-    """Off to the provider to sign in there: its answer links that account to this principal."""
+    """Off to the provider to sign in there: its answer links that account to this principal. A link,
+    not a form: the CSP's `form-action 'self'` would stop a form's redirect to the provider. Nothing
+    changes before the principal signs in at the provider and its answer comes back to this browser's
+    flow and session, so a page elsewhere that sends a signed-in visitor here links nothing of its own."""
     area = area_of(request.url.path)
     return _to_provider(request, ctx, area, security_path(area), principal)
 
