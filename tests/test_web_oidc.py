@@ -5,6 +5,10 @@ lets the test choose the subject. The mock issues codes without looking at the P
 `PkceProvider` wraps it (a WSGI middleware) to check RFC 7636 as a real provider does: each code
 remembers its S256 challenge, and a token request whose verifier does not hash to it is refused.
 
+A merchant owner or an officer signs in there too, in the portal or the office, once their account
+is explicitly linked to their principal (by themselves from the security page, or by an admin through
+the API or the CLI); an account nobody linked opens nothing and makes nothing.
+
 The provider's subject names a resident only through an explicit enrolment with it; every refusal
 (provider said no, state not this browser's, subject not enrolled, provider unreachable) is a page
 in the visitor's language, without a session, with nothing changed.
@@ -294,7 +298,7 @@ def _principals(ctx: Context) -> int:
 
 
 @needs_chromium
-def test_a_finance_officer_links_the_city_account_then_signs_in_with_it_and_an_unlinked_one_is_refused(
+def test_a_finance_officer_links_the_city_account_signs_in_with_it_unlinks_it_and_is_then_refused(
     browser, city
 ) -> None:
     ctx, provider = city.ctx, city.provider
@@ -332,16 +336,20 @@ def test_a_finance_officer_links_the_city_account_then_signs_in_with_it_and_an_u
         assert cookie is not None and cookie["httpOnly"] and cookie["secure"]
         assert principal_from_token(ctx, cookie["value"]).identity == "finance:fiona"
 
-        # An account at the provider that nobody linked: refused, what to do said, no session, nothing made.
+        # She unlinks it; then the account is one nobody linked: refused, what to do said, no session, nothing made.
+        page.get_by_role("link", name=_("Signing in")).click()
+        page.get_by_role("button", name=_("Unlink the account %(account)s") % {"account": "fiona@brossard"}).click()
+        page.wait_for_url(f"{base}/office/security?done=unlinked")
+        assert page.get_by_role("status").inner_text() == _("The account was unlinked: it can no longer sign you in.")
         page.get_by_role("button", name=_("Sign out"), exact=True).click()
         page.wait_for_url(f"{base}/office/sign-in?signed_out=1")
         made = _principals(ctx)
         page.get_by_role("link", name=_("Sign in with my city's account")).click()
-        _sign_in_at_provider(seen, "mallory@brossard")
+        _sign_in_at_provider(seen, "fiona@brossard")
         page.wait_for_url(f"{base}{start_path(OFFICE)}/refused?problem=provider_account_not_linked")
         refusal = problem_document("provider_account_not_linked", lang, {})
         assert page.get_by_role("heading", level=1).inner_text() == refusal["title"]
-        assert _session_cookie(seen) is None and _principals(ctx) == made and _links(ctx) == 1
+        assert _session_cookie(seen) is None and _principals(ctx) == made and _links(ctx) == 0
         _refusal_shown(seen)
         seen.check(f"office-oidc-not-linked-{lang}")
     assert _sessions(ctx) == 1  # Fiona's one sign-in with the provider
