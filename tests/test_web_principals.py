@@ -93,7 +93,12 @@ def test_an_owner_and_a_finance_officer_activate_register_a_passkey_and_sign_in_
             page.keyboard.press("Enter")
             page.wait_for_url(f"{base}/office")
             nav = page.get_by_role("navigation", name="Back office")
-            assert nav.get_by_role("link").all_inner_texts() == ["Home", "Audit trail", "This month's statement", "Signing in"]
+            assert nav.get_by_role("link").all_inner_texts() == [
+                "Home",
+                "Audit trail",
+                "This month's statement",
+                "Signing in",
+            ]
             assert page.get_by_text("Finance officer").is_visible()
             check(english, "office-en")
             page.get_by_role("button", name="Sign out", exact=True).click()
