@@ -116,6 +116,23 @@ class PeriodClose(Result, frozen=True):
     ]
 
 
+PeriodStatus = Literal["in_progress", "ended", "closed"]
+
+
+class PeriodState(Result, frozen=True):
+    """A month of a city: in progress (it cannot close yet), ended (it may close) or closed."""
+
+    period: Period
+    status: Annotated[PeriodStatus, msgspec.Meta(description="in_progress, ended (closable) or closed")]
+
+
+class PeriodList(Result, frozen=True):
+    """A city's recent months, latest first, the one in progress included (at most 24)."""
+
+    city: City
+    periods: list[PeriodState]
+
+
 class Adjustment(Result, frozen=True):
     """A correction of a closed period, applied by the next close (a closed period never changes)."""
 

@@ -79,6 +79,8 @@ InvoiceFormat = Annotated[InvoiceFormatValue, QueryParameter()]
 OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
+# What a program officer typed to find a resident: a resident id or a card number, matched exactly.
+ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH)]
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -12,10 +12,31 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
+from web.routes import (
+    account,
+    errors,
+    find,
+    home,
+    office,
+    office_corrections,
+    office_finance,
+    office_residents,
+    office_services,
+    oidc,
+    portal,
+    portal_offers,
+    public,
+    signin,
+    terminal,
+    wallet,
+)
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-         terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
+# Every page module's router (one per module: a new module adds its name above and here).
+AREAS = [
+    home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER,
+    office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
+]  # fmt: skip
 
 
 def _files(path: str, directory: Path, name: str) -> Router:

@@ -116,7 +116,7 @@ def callback(request: Request, ctx: Ctx, visitor: Visitor, state_: OAuthState = 
         return _refused(request, area, exc.code, error_params(exc), gone)  # a moment's outage, a conflict
     if signed.linked:
         return pages.see_other(f"{security_path(area)}?done=linked", [gone])
-    cookie = auth.open_session(ctx, signed.holder_id, signed.city, "web:oidc", area)
+    cookie = auth.open_session(ctx, signed.holder_id, signed.city, "web:oidc", area, replacing=visitor)
     return pages.see_other(signed.next, [cookie, gone])
 
 
