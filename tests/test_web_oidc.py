@@ -541,6 +541,8 @@ def test_the_api_and_the_cli_link_accounts_which_open_only_their_principals_area
         client.cookies.clear()
         assert sign_in(client, PORTAL, "marie@brossard") == "/portal"
         assert principal_from_token(ctx, client.cookies[SESSION_COOKIE]).merchant_id == "boulangerie"
+        security = client.get("/portal/security", headers={"Accept-Language": "en"})  # her account, to unlink there
+        assert security.status_code == 200 and "marie@brossard" in security.text and "Unlink" in security.text
         client.cookies.clear()
         not_linked = f"{start_path(OFFICE)}/refused?problem=provider_account_not_linked"
         assert sign_in(client, OFFICE, "marie@brossard") == not_linked  # an owner's account opens no office
