@@ -23,6 +23,7 @@ from community.service_layer.awards import Awards
 from community.service_layer.corrections import CorrectionsService
 from community.service_layer.organizations import Attestations, Members, organizations
 from community.service_layer.passkeys import Passkeys
+from community.service_layer.principal_links import PrincipalLinks
 from community.service_layer.programs import Programs
 from community.service_layer.provider_sign_in import ProviderSignIn
 from community.service_layer.residents import Residents
@@ -230,7 +231,13 @@ class Context:
             return None
         assert s.oidc_issuer is not None and self.tokens.external is not None  # Settings require the provider
         client = ProviderClient(s.oidc_issuer, s.oidc_client_id, s.oidc_client_secret, self.tokens.external)
-        return ProviderSignIn(client, self.residents, AESGCM(self.keys.secret("oidc-flow")), self.clock)
+        return ProviderSignIn(client, self.residents, AESGCM(self.keys.secret("oidc-flow")), self.clock,
+                              self.principal_links)  # fmt: skip
+
+    @cached_property
+    def principal_links(self) -> PrincipalLinks:
+        """Principals' accounts at the city's identity provider (its issuer: ENTRAIDE_OIDC_ISSUER)."""
+        return PrincipalLinks(self.engine, self.audit, self.clock, self.settings.oidc_issuer)
 
     @cached_property
     def audit(self) -> AuditTrail:

@@ -146,6 +146,7 @@ PROBLEMS: dict[str, int] = {
     "provider_sign_in_refused": 403,
     "sign_in_state_mismatch": 400,
     "subject_not_enrolled": 403,
+    "provider_account_not_linked": 403,
     # signing in on the web (community/service_layer/activation.py, passkeys.py)
     "activation_code_invalid": 401,
     "activation_code_used": 401,

@@ -274,6 +274,22 @@ class PrincipalRevocation(Principal, frozen=True, kw_only=True):
     tokens_revoked: Annotated[int, msgspec.Meta(ge=0, description="tokens revoked by this request")]
 
 
+class ProviderLink(Result, frozen=True):
+    """A principal's account at the city's identity provider, linked: signing in there opens the
+    principal's portal or office session."""
+
+    issuer: Annotated[str, msgspec.Meta(description="the identity provider (its issuer URL)")]
+    subject: Annotated[str, msgspec.Meta(description="the account's `sub` at the provider")]
+    principal_id: Annotated[str, msgspec.Meta(description="the principal it signs in")]
+    city: City
+    linked_by: Actor
+    linked_at_us: TimeUs
+
+
+class ProviderLinks(Result, frozen=True):
+    links: list[ProviderLink]
+
+
 # --- the wallet -------------------------------------------------------------------------------
 
 

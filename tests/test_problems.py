@@ -112,6 +112,7 @@ SPEC: dict[str, tuple[int, frozenset[str]]] = {
         ("provider_sign_in_refused", 403, ""),
         ("sign_in_state_mismatch", 400, ""),
         ("subject_not_enrolled", 403, ""),
+        ("provider_account_not_linked", 403, ""),
         ("activation_code_invalid", 401, ""),
         ("activation_code_used", 401, ""),
         ("activation_code_expired", 401, ""),

@@ -5,6 +5,10 @@ lets the test choose the subject. The mock issues codes without looking at the P
 `PkceProvider` wraps it (a WSGI middleware) to check RFC 7636 as a real provider does: each code
 remembers its S256 challenge, and a token request whose verifier does not hash to it is refused.
 
+A merchant owner or an officer signs in there too, in the portal or the office, once their account
+is explicitly linked to their principal (by themselves from the security page, or by an admin through
+the API or the CLI); an account nobody linked opens nothing and makes nothing.
+
 The provider's subject names a resident only through an explicit enrolment with it; every refusal
 (provider said no, state not this browser's, subject not enrolled, provider unreachable) is a page
 in the visitor's language, without a session, with nothing changed.
@@ -33,15 +37,21 @@ from werkzeug.serving import make_server
 from api.bootstrap import Context, Settings, open_context
 from api.http.app import create_app
 from api.http.auth import principal_from_token
+from api.problems import problem_document
 from community.adapters import oidc_client
 from community.adapters.oidc_client import Flow, id_token_claims
-from community.domain.errors import ProviderSignInRefused
-from tests.browser import browser, needs_chromium, site, visitor
+from community.domain.access import Grantor, operator
+from community.domain.errors import ProviderSignInRefused, SignInStateMismatch
+from ledger.service_layer.audit_trail import page as audit_page
+from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
 from tests.conftest import Clock
 from tests.test_bad_input import ODD_VALUES
+from tests.test_cli import run
 from tests.world import World
+from web.auth import OFFICE, PORTAL
+from web.i18n import translations
 from web.pages import SESSION_COOKIE
-from web.routes.oidc import CALLBACK_PATH, FLOW_COOKIE, REFUSED_PATH, START_PATH
+from web.routes.oidc import CALLBACK_PATH, FLOW_COOKIE, REFUSED_PATH, START_PATH, start_path
 
 oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
 
@@ -277,6 +287,74 @@ def test_a_resident_signs_in_through_the_citys_provider_and_refusals_say_what_to
     assert _sessions(ctx) == 2  # Alice's two sign-ins, nobody else's
 
 
+def _links(ctx: Context) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM principal_oidc_links").scalar_one()
+
+
+def _principals(ctx: Context) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM principals").scalar_one()
+
+
+@needs_chromium
+def test_a_finance_officer_links_the_city_account_signs_in_with_it_unlinks_it_and_is_then_refused(
+    browser, city
+) -> None:
+    ctx, provider = city.ctx, city.provider
+    locale = locale_of(ctx)
+    lang = locale[:2]
+    _ = translations(lang).gettext
+    fiona = ctx.activation.issue_principal(operator("test"), "brossard", "finance", "fiona", key="k-fiona").principal_id
+    with site(ctx) as base, visitor(browser, base, locale=locale) as seen:
+        _allow_provider(seen, provider)
+        page = seen.page
+        signed_in(seen, ctx, fiona, "brossard", OFFICE)  # with her passkey, say: the office's own sign-in
+        seen.open("/office")
+        page.get_by_role("link", name=_("Signing in")).click()
+        page.wait_for_url(f"{base}/office/security")
+        page.get_by_role("link", name=_("Link my city account")).click()
+        _sign_in_at_provider(seen, "fiona@brossard")
+        page.wait_for_url(f"{base}/office/security?done=linked")
+        assert page.locator("code.provider-subject").inner_text() == "fiona@brossard"
+        assert page.get_by_role("status").inner_text() == _("Your city account is linked: use it to sign in next time.")
+        seen.check(f"office-security-{lang}")
+        (linked,) = [
+            r for r in audit_page(ctx.engine, "brossard", 0, 1_000).entries if r.action == "principal.oidc_link"
+        ]
+        assert linked.actor.startswith("finance:fiona") and linked.target == "finance:fiona"
+
+        # Signed out, she signs in with the city's account, from the office's sign-in page, and lands on /office.
+        page.get_by_role("button", name=_("Sign out"), exact=True).click()
+        page.wait_for_url(f"{base}/office/sign-in?signed_out=1")
+        page.get_by_role("link", name=_("Sign in with my city's account")).click()
+        with page.expect_response(lambda r: urlsplit(r.url).path == start_path(OFFICE) + "/callback") as answer:
+            _sign_in_at_provider(seen, "fiona@brossard")
+        assert answer.value.status == 303 and answer.value.headers["location"] == "/office"
+        page.wait_for_url(f"{base}/office")
+        cookie = _session_cookie(seen)
+        assert cookie is not None and cookie["httpOnly"] and cookie["secure"]
+        assert principal_from_token(ctx, cookie["value"]).identity == "finance:fiona"
+
+        # She unlinks it; then the account is one nobody linked: refused, what to do said, no session, nothing made.
+        page.get_by_role("link", name=_("Signing in")).click()
+        page.get_by_role("button", name=_("Unlink the account %(account)s") % {"account": "fiona@brossard"}).click()
+        page.wait_for_url(f"{base}/office/security?done=unlinked")
+        assert page.get_by_role("status").inner_text() == _("The account was unlinked: it can no longer sign you in.")
+        page.get_by_role("button", name=_("Sign out"), exact=True).click()
+        page.wait_for_url(f"{base}/office/sign-in?signed_out=1")
+        made = _principals(ctx)
+        page.get_by_role("link", name=_("Sign in with my city's account")).click()
+        _sign_in_at_provider(seen, "fiona@brossard")
+        page.wait_for_url(f"{base}{start_path(OFFICE)}/refused?problem=provider_account_not_linked")
+        refusal = problem_document("provider_account_not_linked", lang, {})
+        assert page.get_by_role("heading", level=1).inner_text() == refusal["title"]
+        assert _session_cookie(seen) is None and _principals(ctx) == made and _links(ctx) == 0
+        _refusal_shown(seen)
+        seen.check(f"office-oidc-not-linked-{lang}")
+    assert _sessions(ctx) == 1  # Fiona's one sign-in with the provider
+
+
 # --- over HTTP (cheaper than a browser) -------------------------------------------------------------
 
 
@@ -414,6 +492,94 @@ def test_a_half_configured_client_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("ENTRAIDE_OIDC_CLIENT_ID")
     with pytest.raises(ValueError, match="ENTRAIDE_OIDC_CLIENT_SECRET needs ENTRAIDE_OIDC_CLIENT_ID"):
         Settings.load(data_dir=tmp_path)
+
+
+def test_the_api_and_the_cli_link_accounts_which_open_only_their_principals_area(city, monkeypatch) -> None:
+    ctx, provider = city.ctx, city.provider
+    city.world.merchant("boulangerie", "brossard", terminals=0)
+    fiona = ctx.activation.issue_principal(operator("test"), "brossard", "finance", "fiona", key="k1").principal_id
+    marie = ctx.activation.issue_principal(operator("test"), "brossard", "merchant", "marie", key="k2",
+                                           merchant_id="boulangerie").principal_id  # fmt: skip
+    admin = ctx.access.grant(operator("test"), "brossard", "admin", "ada", key="t1").token
+    staff = ctx.access.grant(operator("test"), "brossard", "staff", "sam", key="t2").token
+    url = "/v1/admin/principals/brossard/oidc-links"
+    fiona_link = {"role": "finance", "subject": "fiona", "provider_subject": "fiona@brossard"}
+
+    def sign_in(client: TestClient, area, subject: str) -> str:
+        """Where the area's callback sends the browser once the provider signed `subject` in."""
+        answer = client.get(start_path(area), params={"next": area.base}, follow_redirects=False)
+        back = client.get(_local(provider.authorize(answer.headers["location"], subject)), follow_redirects=False)
+        assert back.status_code == 303, back.text
+        return back.headers["location"]
+
+    with TestClient(create_app(ctx), base_url=SITE) as client:
+        bearer = {"Authorization": f"Bearer {admin}", "Accept-Language": "en"}
+        refused = client.post(url, json=fiona_link, headers={"Authorization": f"Bearer {staff}"})
+        assert refused.status_code == 403 and refused.json()["code"] == "grant_not_allowed"  # staff grant no finance
+        for _ in range(2):  # linking again changes nothing
+            linked = client.post(url, json=fiona_link, headers=bearer)
+            assert linked.status_code == 201, linked.text
+            body = linked.json()
+            assert (body["issuer"], body["subject"], body["principal_id"], body["city"]) == (
+                provider.issuer, "fiona@brossard", fiona, "brossard")  # fmt: skip
+            assert body["linked_by"].startswith("admin:ada")
+        taken = client.post(url, json=fiona_link | {"role": "merchant", "subject": "marie"}, headers=bearer)
+        assert taken.status_code == 409 and taken.json()["reason"] == "linked_elsewhere"
+
+        # The CLI links the owner's account (as the server's operator, with the deployment's provider).
+        for name, value in (("ENTRAIDE_OIDC_ISSUER", provider.issuer), ("ENTRAIDE_OIDC_JWKS_URL", f"{provider.issuer}/jwks"),
+                            ("ENTRAIDE_OIDC_AUDIENCE", "entraide")):  # fmt: skip
+            monkeypatch.setenv(name, value)
+        db = ["--db", ctx.settings.database_url, "--data-dir", str(ctx.settings.data_dir)]
+        cli = ["admin", "principal-oidc-link", "--city", "brossard", "--role", "merchant", "--subject", "marie",
+               "--account", "marie@brossard", *db]  # fmt: skip
+        assert json.loads(run(*cli))["principal_id"] == marie
+
+        # Each account opens its principal's area, and no other.
+        assert sign_in(client, OFFICE, "fiona@brossard") == "/office"
+        assert principal_from_token(ctx, client.cookies[SESSION_COOKIE]).identity == "finance:fiona"
+        client.cookies.clear()
+        assert sign_in(client, PORTAL, "marie@brossard") == "/portal"
+        assert principal_from_token(ctx, client.cookies[SESSION_COOKIE]).merchant_id == "boulangerie"
+        security = client.get("/portal/security", headers={"Accept-Language": "en"})  # her account, to unlink there
+        assert security.status_code == 200 and "marie@brossard" in security.text and "Unlink" in security.text
+        client.cookies.clear()
+        not_linked = f"{start_path(OFFICE)}/refused?problem=provider_account_not_linked"
+        assert sign_in(client, OFFICE, "marie@brossard") == not_linked  # an owner's account opens no office
+        assert sign_in(client, OFFICE, "alice@brossard") == not_linked  # nor a resident's
+        assert SESSION_COOKIE not in client.cookies
+        shown = client.get(not_linked, headers={"Accept-Language": "fr"})
+        assert shown.status_code == 403 and "administrateur de votre ville" in shown.text
+
+        # Unlinked (the CLI, the API): the accounts sign nobody in from then on.
+        assert json.loads(run(*cli, "--unlink")) == {"links": []}
+        unlinked = client.post(f"{url}/unlink", json=fiona_link, headers=bearer)
+        assert unlinked.status_code == 200 and unlinked.json() == {"links": []}
+        assert client.post(f"{url}/unlink", json=fiona_link, headers=bearer).status_code == 404
+        assert (
+            sign_in(client, PORTAL, "marie@brossard")
+            == f"{start_path(PORTAL)}/refused?problem=provider_account_not_linked"
+        )
+        assert sign_in(client, OFFICE, "fiona@brossard") == not_linked
+
+    actions = [r.action for r in audit_page(ctx.engine, "brossard", 0, 1_000).entries if "oidc" in r.action]
+    assert actions == ["principal.oidc_link"] * 2 + ["principal.oidc_unlink"] * 2
+
+    # A linking flow links only the account of the session that started it, in its own area.
+    sign_in_service = ctx.provider_sign_in
+    assert sign_in_service is not None
+    fiona_session = Grantor("finance", "fiona", "brossard", "finance:fiona")
+    redirect = SITE + start_path(OFFICE) + "/callback"
+    for session, area in (
+        (Grantor("finance", "fanny", "brossard", "finance:fanny"), "office"),
+        (fiona_session, "portal"),
+    ):
+        location, sealed = sign_in_service.start(redirect, "/office/security", "office", fiona_session)
+        back = parse_qs(urlsplit(provider.authorize(location, "fiona@brossard")).query)
+        with pytest.raises(SignInStateMismatch):
+            sign_in_service.finish(sealed, redirect, back["state"][0], back["code"][0], None, area=area,
+                                   roles=OFFICE.roles, session=session)  # fmt: skip
+    assert _links(ctx) == 0
 
 
 # --- the ID token's checks, one by one (real keys and signatures, no network) -----------------------

@@ -180,6 +180,22 @@ def principal_activation(city: City, role: Annotated[str, typer.Option(help="mer
                                                              merchant_id=merchant))  # fmt: skip
 
 
+@admin_app.command("principal-oidc-link")
+def principal_oidc_link(city: City, role: Annotated[str, typer.Option(help="merchant, staff, finance, auditor or admin")],
+                        subject: Annotated[str, typer.Option(help="The principal's subject in the city")],
+                        account: Annotated[str, typer.Option(help="Its account's `sub` at the city's identity provider")],
+                        unlink: Annotated[bool, typer.Option(help="Unlink the account instead")] = False, db: Db = None,
+                        data_dir: DataDir = None) -> None:  # fmt: skip
+    """Link (or --unlink) a principal's account at the city's identity provider: it then signs them in
+    to /portal or /office. An account links one principal. Audited."""
+    with errors():
+        links = _ctx(db, data_dir).principal_links
+        if unlink:
+            _print(links.unlink(_operator(), city, role, subject, account))
+        else:
+            _print(links.link(_operator(), city, role, subject, account))
+
+
 @admin_app.command("tokens")
 def tokens(city: City, role: Annotated[str | None, typer.Option()] = None, subject: Annotated[str | None, typer.Option()] = None,
            include_ended: Annotated[bool, typer.Option(help="Also revoked and expired tokens")] = False, db: Db = None,

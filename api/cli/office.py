@@ -68,6 +68,8 @@ ROUTE_COMMANDS: dict[str, str] = {
     "finance_get_redemptions_report": "settlement redemptions",
     "admin_issue_pairing_code": "admin terminal-pairing-code",
     "admin_issue_principal_activation_code": "admin principal-activation",
+    "admin_link_principal_oidc": "admin principal-oidc-link",
+    "admin_unlink_principal_oidc": "admin principal-oidc-link",  # --unlink
     "admin_propose_correction": "admin correction propose",
     "admin_list_corrections": "admin correction list",
     "admin_get_correction": "admin correction show",

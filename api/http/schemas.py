@@ -166,6 +166,14 @@ class PrincipalActivationBody(Struct, frozen=True):
     merchant_id: MemberId | None = None
 
 
+class ProviderLinkBody(Struct, frozen=True):
+    """A principal and its account at the city's identity provider (the ID token's `sub`)."""
+
+    role: Annotated[str, msgspec.Meta(pattern=r"^(merchant|staff|finance|auditor|admin)$")]
+    subject: Subject
+    provider_subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
 ItemId = Annotated[str, msgspec.Meta(pattern=r"^i[0-9a-f]{24}$")]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from community.adapters.tables import CredentialRow, PrincipalRow
+from community.adapters.tables import CredentialRow, PrincipalOidcLinkRow, PrincipalRow
 from ledger.adapters.database import first_row
 
 PR = PrincipalRow.__table__
 CR = CredentialRow.__table__
+LR = PrincipalOidcLinkRow.__table__
 MAX_LISTED = 1_000
 
 # Built once: every bearer request runs it. A credential with its principal's status (NULL for a resident's).
@@ -79,4 +80,31 @@ def revoke_credentials(conn: Connection, now_us: int, revoked_by: str, *, jti: s
     else:  # every token of a resident (issued in their home city, `city`)
         where = (CR.c.city == city) & (CR.c.role == "resident") & (CR.c.subject == resident_id)
     query = update(CR).where(where, CR.c.revoked_at_us.is_(None)).values(revoked_at_us=now_us, revoked_by=revoked_by)
+    return conn.execute(query).rowcount
+
+
+# --- a principal's accounts at the city's identity provider -------------------------------------------
+
+
+def oidc_link(conn: Connection, issuer: str, subject: str) -> dict | None:
+    """The link of a provider's account, with its principal's role, subject, status and city."""
+    query = (
+        select(LR, PR.c.role, PR.c.subject.label("principal_subject"), PR.c.status)
+        .select_from(LR.join(PR, PR.c.id == LR.c.principal_id))
+        .where(LR.c.issuer == issuer, LR.c.subject == subject)
+    )
+    return first_row(conn, query)
+
+
+def oidc_links(conn: Connection, principal_id: str) -> list[dict]:
+    query = select(LR).where(LR.c.principal_id == principal_id).order_by(LR.c.issuer, LR.c.subject).limit(MAX_LISTED)
+    return [r._asdict() for r in conn.execute(query)]
+
+
+def add_oidc_link(conn: Connection, **values) -> None:
+    conn.execute(insert(LR).values(**values))
+
+
+def remove_oidc_link(conn: Connection, issuer: str, subject: str, principal_id: str) -> int:
+    query = delete(LR).where(LR.c.issuer == issuer, LR.c.subject == subject, LR.c.principal_id == principal_id)
     return conn.execute(query).rowcount

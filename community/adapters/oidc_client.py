@@ -1,6 +1,6 @@
 """The pages' OpenID Connect client of a city's identity provider: authorization code with PKCE.
 
-- `authorization(redirect_uri, next_path, now_s)`: where to send the browser (the provider's
+- `authorization(redirect_uri, next_path, now_s, area, link_to)`: where to send the browser (the provider's
   authorization endpoint with a fresh `state`, `nonce` and S256 `code_challenge`), and the `Flow`
   holding those secrets, which the browser keeps sealed (AES-GCM) in a short-lived HttpOnly cookie
   (`seal` / `unseal`): the callback accepts only the answer to a sign-in this browser started.
@@ -58,6 +58,8 @@ class Flow(msgspec.Struct, frozen=True):
     verifier: str
     next: str
     expires_s: int
+    area: str = "wallet"  # where it started (wallet, portal, office): only that area's callback finishes it
+    link_to: str = ""  # linking, not signing in: the principal (`city:role:subject`) whose session asked
 
 
 class Metadata(msgspec.Struct, frozen=True):
@@ -149,9 +151,11 @@ class ProviderClient:
         return OAuth2Session(self.client_id, self.client_secret, scope="openid", redirect_uri=redirect_uri,
                              code_challenge_method="S256")  # fmt: skip
 
-    def authorization(self, redirect_uri: str, next_path: str, now_s: int) -> tuple[str, Flow]:
+    def authorization(self, redirect_uri: str, next_path: str, now_s: int, area: str = "wallet",
+                      link_to: str = "") -> tuple[str, Flow]:  # fmt: skip
         flow = Flow(state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32),
-                    verifier=secrets.token_urlsafe(48), next=next_path, expires_s=now_s + FLOW_SECONDS)  # fmt: skip
+                    verifier=secrets.token_urlsafe(48), next=next_path, expires_s=now_s + FLOW_SECONDS, area=area,
+                    link_to=link_to)  # fmt: skip
         with self._client(redirect_uri) as client:
             url, _ = client.create_authorization_url(self.metadata().authorization_endpoint, state=flow.state,
                                                      code_verifier=flow.verifier, nonce=flow.nonce)  # fmt: skip

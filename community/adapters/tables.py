@@ -155,6 +155,20 @@ class PrincipalRow(Base):
     __table_args__ = (UniqueConstraint("city", "role", "subject", name="uq_principals_subject"),)
 
 
+class PrincipalOidcLinkRow(Base):
+    """A principal's account at the city's identity provider (issuer, `sub`), explicitly linked: the
+    only way a provider's sign-in opens the portal or the office (community/service_layer/principal_links.py)."""
+
+    __tablename__ = "principal_oidc_links"
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(24))
+    city: Mapped[str] = mapped_column(String(63))
+    linked_by: Mapped[str] = mapped_column(String(160))
+    linked_at_us: Mapped[int] = mapped_column(BIG)
+    __table_args__ = (Index("ix_principal_oidc_links_principal", "principal_id"),)
+
+
 class CredentialRow(Base):
     """A bearer token the built-in issuer signed, by its `jti`: checked on every request, revocable.
     The token itself is never stored."""

@@ -115,6 +115,12 @@ class SignInStateMismatch(LedgerError):
     code = "sign_in_state_mismatch"
 
 
+class ProviderAccountNotLinked(LedgerError):
+    """The provider vouched for an account that no principal (of this area's roles) was linked to."""
+
+    code = "provider_account_not_linked"
+
+
 class SubjectNotEnrolled(LedgerError):
     """The provider vouched for a subject that no resident was explicitly enrolled with."""
 

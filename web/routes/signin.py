@@ -195,7 +195,7 @@ def _sign_in_page(request: Request, ctx: Context, next_: str | None, status_code
                         code=code, problem=problem, notice=notice if notice in ("1", "everywhere") else None, area=area.name,
                         base=area.base, demo_residents=_demo_residents(ctx) if area is WALLET else [],
                         demo_principals=_demo_principals(ctx, area),
-                        identity_provider=area is WALLET and ctx.provider_sign_in is not None)  # fmt: skip
+                        identity_provider=ctx.provider_sign_in is not None)  # fmt: skip
 
 
 @_each(get, [a.sign_in for a in AREAS], sync_to_thread=True)

@@ -49,6 +49,8 @@ from community.schemas import (
     PrincipalRevocation,
     Principals,
     ProgramVersion,
+    ProviderLink,
+    ProviderLinks,
     Resident,
     ResidentRecord,
     TerminalRegistration,
@@ -378,6 +380,27 @@ def issue_principal_activation(city: City, data: JSONBody[schemas.PrincipalActiv
                                           key=idempotency_key(key), merchant_id=data.merchant_id)  # fmt: skip
 
 
+@post("/principals/{city:str}/oidc-links", sync_to_thread=True, status_code=201,
+      summary="Link a principal's account at the city's identity provider", operation_id="admin_link_principal_oidc",
+      problems=("grant_not_allowed", "unknown_credential", "conflict", "not_found", "invalid_request"))  # fmt: skip
+def link_principal_oidc(city: City, data: JSONBody[schemas.ProviderLinkBody], principal: Who, ctx: Ctx) -> ProviderLink:
+    """Link the account `provider_subject` (its `sub`) at the deployment's identity provider to a merchant
+    owner or an officer: signing in there then opens their portal or office. Whoever may grant the role, or
+    the principal itself; an account links one principal (409 if another). Audited."""
+    return ctx.principal_links.link(principal.grantor, city, data.role, data.subject, data.provider_subject)
+
+
+@post("/principals/{city:str}/oidc-links/unlink", sync_to_thread=True, status_code=200,
+      summary="Unlink a principal's account at the city's identity provider",
+      operation_id="admin_unlink_principal_oidc",
+      problems=("grant_not_allowed", "unknown_credential", "not_found"))  # fmt: skip
+def unlink_principal_oidc(
+    city: City, data: JSONBody[schemas.ProviderLinkBody], principal: Who, ctx: Ctx
+) -> ProviderLinks:
+    """The account no longer signs the principal in (from the next sign-in on); the links left. Audited."""
+    return ctx.principal_links.unlink(principal.grantor, city, data.role, data.subject, data.provider_subject)
+
+
 def _city_owner(principal: Principal, city: str) -> Owner:
     principal.require("staff").require_city(city)
     return Owner(city, None, principal.actor)
@@ -491,7 +514,8 @@ admin = Router(
                     list_merchants, add_merchant, merchant_status, add_terminal, issue_pairing_code, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
                     revoke_principal, issue_principal_activation, create_service, create_event, list_city_items,
-                    update_city_item, suspend_item, propose_correction, list_corrections, get_correction, decide_correction],
+                    update_city_item, suspend_item, propose_correction, list_corrections, get_correction, decide_correction,
+                    link_principal_oidc, unlink_principal_oidc],
     dependencies={"principal": Provide(bearer_principal)},
     tags=["admin"],
 )  # fmt: skip
