@@ -78,6 +78,12 @@ OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "reconciliation": ("finance", "auditor"),  # the bank's camt.053 statements and their results
     "import_bank_statement": ("finance",),
     "open_data": ("staff", "finance", "auditor", "admin"),  # the published months' public files
+    # payout accounts, adjustments, disputes (web/routes/office_accounts.py), as their API routes
+    "payout_accounts": ("finance", "admin", "auditor"),  # the changes, account numbers masked
+    "propose_payout_account": ("finance",),
+    "decide_payout_account": ("finance", "admin"),  # not the proposer: the service refuses it
+    "adjust": ("finance",),  # correct a closed month, applied by the next close
+    "disputes": ("finance", "auditor"),  # card payment disputes
     "residents": ("staff",),  # look up, enrol, renew, level, cards, activation codes, erasure (as /v1/admin/residents)
     "services": ("staff",),  # the city's municipal services and events (as /v1/admin/catalog)
     "corrections": ("staff", "admin"),  # the list, approve or reject (as GET and …/{decision} of /v1/admin/corrections)

@@ -18,6 +18,7 @@ from web.routes import (
     find,
     home,
     office,
+    office_accounts,
     office_corrections,
     office_finance,
     office_merchants,
@@ -39,7 +40,7 @@ AREAS = [
     home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
     terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER,
     office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
-    office_program.ROUTER, office_merchants.ROUTER,
+    office_program.ROUTER, office_merchants.ROUTER, office_accounts.ROUTER,
 ]  # fmt: skip
 
 

@@ -155,7 +155,7 @@ def security_page(request: Request, ctx: Ctx, principal: Resident) -> Template:
     context: dict[str, Any] = {"area": area.name, "base": area.base, "links": links, "provider": ctx.provider_sign_in is not None,
                "notice": notice if notice in SECURITY_NOTICES else None}  # fmt: skip
     if area is OFFICE:
-        return office._render(request, ctx, principal, "signin/principal_security.html", **context)
+        return office.render_office(request, ctx, principal, "signin/principal_security.html", **context)
     return pages.render(request, "signin/principal_security.html", **context)
 
 
