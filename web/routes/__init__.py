@@ -12,10 +12,23 @@ from xstatic.pkg import leaflet
 
 from api.bootstrap import Context
 from web import auth, pages
-from web.routes import account, errors, find, home, office, oidc, portal, public, signin, terminal, wallet
+from web.routes import (
+    account,
+    errors,
+    find,
+    home,
+    office,
+    oidc,
+    portal,
+    portal_devices,
+    public,
+    signin,
+    terminal,
+    wallet,
+)
 
 AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-         terminal.ROUTER, portal.ROUTER, office.ROUTER]  # fmt: skip
+         terminal.ROUTER, portal.ROUTER, office.ROUTER, portal_devices.ROUTER]  # fmt: skip
 
 
 def _files(path: str, directory: Path, name: str) -> Router:
