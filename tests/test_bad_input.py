@@ -14,6 +14,7 @@ import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +27,7 @@ from api.http import params
 from api.http.app import create_app
 from tests.test_api import assert_problem
 from tests.world import World, standard_world
-from web.auth import open_session
+from web.auth import PORTAL, area_of, open_session
 
 WEBHOOK_SECRET = "whsec_bad_input"
 INJECTED = {
@@ -91,9 +92,13 @@ def body_routes(app: Litestar) -> list[tuple[str, str]]:
                    if {"data", "request"} & set(handler.parsed_fn_signature.parameters)})  # fmt: skip
 
 
+OWNER = "owner-boulangerie"  # a merchant owner's token (the /v1/merchants routes of owners)
+
+
 def caller(path: str) -> str | None:
     """Whose credentials reach this route's handler (None: a public route)."""
-    prefixes = {"/v1/pos": "pos", "/v1/merchants": "pos", "/v1/wallet": "alice", "/v1/catalog": "alice",
+    prefixes = {"/v1/merchants/pairing-codes": OWNER, "/v1/merchants/terminals": OWNER, "/v1/merchants/activity": OWNER,
+                "/v1/pos": "pos", "/v1/merchants": "pos", "/v1/wallet": "alice", "/v1/catalog": "alice",
                 "/v1/orgs": "entraide-jeunesse", "/v1/finance": "finance-brossard", "/v1/admin": "staff-brossard"}  # fmt: skip
     return next((who for prefix, who in prefixes.items() if path.startswith(prefix)), None)
 
@@ -114,7 +119,11 @@ def refused(response, status: int, code: str, path: str) -> str:
 def send(world: World, method: str, url: str, body: bytes = b"", who: str | None = "route") -> object:
     who = caller(url) if who == "route" else who
     if is_page(url):  # a signed-in resident's browser (the session cookie is sent by hand: the client speaks http)
-        cookie = open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
+        if area_of(urlsplit(url).path) == PORTAL:  # a portal page: its owner's session
+            owner = world.ctx.access.principal_id("brossard", "merchant", "marie")
+            cookie = open_session(world.ctx, owner, "brossard", "test:bad-input", PORTAL)
+        else:
+            cookie = open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
         headers = {"Cookie": f"{cookie.key}={cookie.value}", "Accept": "text/html"}
         return world.client.request(method, url, content=body, headers=headers)
     if who == "pos":
@@ -135,7 +144,9 @@ def world(settings, clock) -> Iterator[World]:
     app = create_app(ctx, terminal_rate_per_second=100_000, resident_rate_per_second=100_000,
                      address_failures_per_minute=100_000)  # fmt: skip
     with TestClient(app) as client:
-        yield standard_world(ctx, client)
+        world = standard_world(ctx, client)
+        world.grant(OWNER, "merchant", "brossard", "marie", merchant_id="boulangerie")  # the owner's routes
+        yield world
     ctx.engine.dispose()
 
 

@@ -7,7 +7,7 @@
 - `/portal/activity`: the audit records about the merchant, newest first (`merchants.service_layer.activity`).
 - `/portal/payout-onboarding`: the payout account (`Onboarding.status`); its button goes to Stripe's
   hosted onboarding (`Onboarding.start`), which sends the owner back to `…/return` (the status again)
-  or, if its link expired, to `…/refresh` (a new link).
+  or, if its link expired, to `…/refresh` (the same page, whose button makes a new link).
 """
 
 from __future__ import annotations
@@ -115,36 +115,36 @@ def merchant_activity(request: Request, ctx: Ctx, owner: Merchant, before: Optio
 ONBOARDING = "/portal/payout-onboarding"
 
 
-def _to_stripe(ctx: Ctx, owner: Merchant, key: str) -> Redirect:
+def _payout_page(request: Request, ctx: Ctx, owner: Merchant, back: str | None) -> Template:
     city, merchant_id = _owner(owner)
-    link = ctx.onboarding.start(city, merchant_id, owner.actor, key=key)
-    return Redirect(link.url, status_code=303, headers=pages.SECURITY_HEADERS)  # Stripe's page, not ours
+    return _render(request, ctx, owner, "portal/payout_onboarding.html", back=back,
+                   status=ctx.onboarding.status(city, merchant_id, owner.actor), idempotency_key=secrets.token_urlsafe(18))  # fmt: skip
 
 
 @get(ONBOARDING, sync_to_thread=True)
 def payout_account(request: Request, ctx: Ctx, owner: Merchant) -> Template:
-    city, merchant_id = _owner(owner)
-    return _render(request, ctx, owner, "portal/payout_onboarding.html", back=False,
-                   status=ctx.onboarding.status(city, merchant_id, owner.actor), idempotency_key=secrets.token_urlsafe(18))  # fmt: skip
+    return _payout_page(request, ctx, owner, None)
 
 
 @post(ONBOARDING, sync_to_thread=True, status_code=303)
 def start_onboarding(ctx: Ctx, owner: Merchant, data: Annotated[OnboardingForm, Form]) -> Redirect:
-    return _to_stripe(ctx, owner, _form_key(data.idempotency_key))
+    """Off to Stripe's hosted onboarding (its account link), for a first link or a new one."""
+    city, merchant_id = _owner(owner)
+    link = ctx.onboarding.start(city, merchant_id, owner.actor, key=_form_key(data.idempotency_key))
+    return Redirect(link.url, status_code=303, headers=pages.SECURITY_HEADERS)  # Stripe's page, not ours
 
 
 @get(f"{ONBOARDING}/return", sync_to_thread=True)
 def onboarding_return(request: Request, ctx: Ctx, owner: Merchant) -> Template:
     """Back from Stripe: what Stripe says of the account now."""
-    city, merchant_id = _owner(owner)
-    return _render(request, ctx, owner, "portal/payout_onboarding.html", back=True,
-                   status=ctx.onboarding.status(city, merchant_id, owner.actor), idempotency_key=secrets.token_urlsafe(18))  # fmt: skip
+    return _payout_page(request, ctx, owner, "return")
 
 
 @get(f"{ONBOARDING}/refresh", sync_to_thread=True)
-def onboarding_refresh(ctx: Ctx, owner: Merchant) -> Redirect:
-    """Stripe's link expired or was used: Stripe sends the owner here for a new one (a new key)."""
-    return _to_stripe(ctx, owner, _form_key(""))
+def onboarding_refresh(request: Request, ctx: Ctx, owner: Merchant) -> Template:
+    """Stripe's link expired or was used: Stripe sends the owner here, and the page's button asks for a
+    new one (a POST: opening a page makes nothing at Stripe)."""
+    return _payout_page(request, ctx, owner, "refresh")
 
 
 ROUTER = Router("/", route_handlers=[terminals, issue_code, pairing, rename, revoke, merchant_activity, payout_account,

@@ -114,13 +114,12 @@ def owned(principal: Principal) -> tuple[str, str, str]:
 
 @post("/pairing-codes", sync_to_thread=True, status_code=201, summary="Issue a pairing code for a new device",
       operation_id="owners_issue_pairing_code", problems=("unknown_merchant", "invalid_request"))  # fmt: skip
-def owner_pairing_code(principal: Who, ctx: Ctx, key: IdempotencyKey,
-                       data: JSONBody[PairingCodeBody | None] = None) -> PairingCode:  # fmt: skip
+def owner_pairing_code(data: JSONBody[PairingCodeBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> PairingCode:
     """A one-time code (15 minutes) with which a device of the owner's shop pairs itself as one of its
-    terminals (`/terminal/pair?code=…`, `POST /v1/pairing`). A retry with the same Idempotency-Key
-    shows the same code. The merchant's owner only."""
+    terminals (`/terminal/pair?code=…`, `POST /v1/pairing`); `{}` for a device without a name. A retry
+    with the same Idempotency-Key shows the same code. The merchant's owner only."""
     city, merchant_id, actor = owned(principal)
-    return ctx.pairing.issue(merchant_id, city, actor, data.name if data else None, key=idempotency_key(key))
+    return ctx.pairing.issue(merchant_id, city, actor, data.name, key=idempotency_key(key))
 
 
 @get("/terminals", sync_to_thread=True, summary="List the merchant's terminals", operation_id="owners_list_terminals",
