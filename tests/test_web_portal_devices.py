@@ -101,7 +101,8 @@ def test_a_device_is_paired_from_the_portal_renamed_and_revoked(browser, ctx, br
         owner.open("/portal/activity")
         actions = page.locator("tbody tr td:nth-child(3)").all_inner_texts()
         assert actions == ["terminal.revoke", "terminal.rename", "terminal.pairing_use", "terminal.register",
-                           "terminal.pairing_code", "activation.issue", "merchant.set_status", "merchant.add"]  # fmt: skip
+                           "terminal.pairing_code", "principal.sign_in", "activation.issue", "merchant.set_status",
+                           "merchant.add"]  # fmt: skip
         owner.check(f"portal-activity-{lang}")
         owner.open("/portal/payout-onboarding")
         page.get_by_role("button", name=_("Link my payout account on Stripe")).wait_for()
@@ -170,5 +171,7 @@ def test_owners_see_and_change_only_their_own_terminals_and_link_their_payout_ac
         assert anew.headers["location"] == stripe.links[-1]["url"] != to_stripe.headers["location"]
         assert len(stripe.links) == 2 and len(stripe.accounts) == 1
         activity = client.get("/v1/merchants/activity", headers=bearer[marie]).json()["entries"]
-        assert [e["action"] for e in activity][:2] == ["payouts.connect_account_created", "terminal.pairing_code"]
+        actions = [e["action"] for e in activity]
+        assert actions[:2] == ["payouts.connect_account_created", "principal.sign_in"]  # Marie's portal session
+        assert "terminal.pairing_code" in actions and "principal.sign_in" in actions[2:]  # and its API token
         assert {e["target"] for e in activity}.isdisjoint({theirs, "librairie"})
