@@ -32,6 +32,7 @@ from finance.service_layer.collections import Collections
 from finance.service_layer.connect import Onboarding
 from finance.service_layer.expiry import Expiry
 from finance.service_layer.exports import Exports
+from finance.service_layer.merchant_statements import MerchantStatements
 from finance.service_layer.payouts import Payouts
 from finance.service_layer.reconciliation import BankReconciliation
 from finance.service_layer.reporting import Reports
@@ -326,6 +327,10 @@ class Context:
         s = self.settings
         return Payouts(self.engine, self.settlement, self.stripe_connect, s.stripe_connect_webhook_secret, self.audit,
                        self.clock)  # fmt: skip
+
+    @cached_property
+    def merchant_statements(self) -> MerchantStatements:
+        return MerchantStatements(self.engine, self.settlement, self.pos, self.programs, self.clock)
 
     @cached_property
     def onboarding(self) -> Onboarding:

@@ -8,10 +8,11 @@
 4. Hold + capture over HTTP by 200 signed terminals vs the same server's GET /v1/health (bench/http.py).
 5. Settlement: period movements and oldest-first expiry over 1M entries, Rust core vs the oracle.
 6. The monitor verifying a served log from its tiles vs `verify --export` of it (bench/monitor.py).
+7. Catalog search on 100,000 offers: the search service vs the library's bare query (bench/search.py).
 
 Timings are wall-clock on a shared machine: the ratios, measured side by side, are what to read.
 Set ENTRAIDE_BENCH_ENTRIES (default 1,000,000) to scale 1, 2 and 5 down; `--only http` runs 4 alone,
-`--only settlement` runs 5 alone, `--only monitor` runs 6 alone.
+`--only settlement` runs 5 alone, `--only monitor` runs 6 alone, `--only search` runs 7 alone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import text
 from api.bootstrap import Settings, open_context
 from bench.http import bench_http
 from bench.monitor import bench_monitor
+from bench.search import bench_search
 from ledger import core, oracle
 from ledger.adapters.database import make_engine, normalize_url
 from ledger.service_layer import audit
@@ -353,7 +355,7 @@ def bench_settlement(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", choices=["http", "settlement", "monitor"], help="run one section")
+    parser.add_argument("--only", choices=["http", "settlement", "monitor", "search"], help="run one section")
     only = parser.parse_args().only
     print(f"Entraide ledger benchmarks ({os.cpu_count()} cores)")
     pg_url = os.environ.get("ENTRAIDE_BENCH_PG_URL")
@@ -368,6 +370,8 @@ def main() -> None:
         bench_settlement(ENTRIES)
     if only in (None, "monitor"):
         bench_monitor()
+    if only in (None, "search"):
+        bench_search()
 
 
 def run_ledger_sections(pg_url: str | None) -> None:

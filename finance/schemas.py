@@ -8,12 +8,14 @@ stored (and hashed) when a period closes, so its fields only ever grow, with def
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
 
 from community.domain.program import CollectionMethod
 from ledger.schemas import Cents, Points, Result, TimeUs
+from merchants.schemas import Statement as MerchantStatement
 
 City = Annotated[str, msgspec.Meta(description="the city (its ledger's name)")]
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -114,6 +116,23 @@ class PeriodClose(Result, frozen=True):
     replayed: Annotated[
         bool, msgspec.Meta(description="true when the period was already closed and nothing was written")
     ]
+
+
+PeriodStatus = Literal["in_progress", "ended", "closed"]
+
+
+class PeriodState(Result, frozen=True):
+    """A month of a city: in progress (it cannot close yet), ended (it may close) or closed."""
+
+    period: Period
+    status: Annotated[PeriodStatus, msgspec.Meta(description="in_progress, ended (closable) or closed")]
+
+
+class PeriodList(Result, frozen=True):
+    """A city's recent months, latest first, the one in progress included (at most 24)."""
+
+    city: City
+    periods: list[PeriodState]
 
 
 class Adjustment(Result, frozen=True):
@@ -452,3 +471,65 @@ class IntercitySettlement(Result, kw_only=True, frozen=True):
     receivable_cents: Annotated[int, msgspec.Meta(ge=0, description="what other cities pay the city")]
     payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city pays other cities")]
     balance_cents: Annotated[int, msgspec.Meta(description="receivable - payable")]
+
+
+# --- a merchant's own view: its sales, its closed periods and what they pay or collect ------------
+
+MerchantPayment = Literal["none", "not_queued", "pending", "paid", "failed", "collection_due", "collection_requested"]
+MerchantPeriodItem = Literal["reimbursement", "funding", "fees", "adjustments"]
+
+
+class MerchantPeriodLine(Result, kw_only=True, frozen=True):
+    """One line of a merchant's statement; the lines sum to its net."""
+
+    item: Annotated[MerchantPeriodItem, msgspec.Meta(description="what the line is for")]
+    points: Annotated[int | None, msgspec.Meta(description="the points it values, if any")] = None
+    amount_cents: Annotated[
+        int, msgspec.Meta(description="positive: the program owes it to the merchant; negative: the merchant owes it")
+    ]
+
+
+class MerchantPeriod(Result, kw_only=True, frozen=True):
+    """One merchant's line of a closed period, in its own terms: the lines, the net, and whether the
+    city pays it (its payout and that payout's status) or collects it (its collection)."""
+
+    city: City
+    period: Period
+    merchant_id: MerchantId
+    currency: Annotated[str, msgspec.Meta(description="ISO 4217 code")]
+    since_us: TimeUs
+    until_us: TimeUs
+    closed_at_us: TimeUs
+    statement_sha256: Annotated[str, msgspec.Meta(description="SHA-256 (hex) of the city's stored statement")]
+    lines: list[MerchantPeriodLine]
+    net_cents: Annotated[
+        int, msgspec.Meta(description="the lines' sum; positive: the city pays, negative: it collects")
+    ]
+    payable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city pays the merchant (a positive net)")]
+    collectable_cents: Annotated[int, msgspec.Meta(ge=0, description="what the city collects (a negative net)")]
+    settled_by: SettledBy | None = None
+    payment: Annotated[MerchantPayment, msgspec.Meta(description=(
+        "none (a zero net), not_queued (owed, no payout yet), pending, paid, failed (the payout's status), "
+        "collection_due, collection_requested"))]  # fmt: skip
+    payout: Payout | None = None
+    collection: Collection | None = None
+
+
+class MerchantPeriods(Result, frozen=True):
+    """A merchant's closed periods, latest first (bounded), each with what it pays or collects."""
+
+    merchant_id: MerchantId
+    periods: list[MerchantPeriod]
+
+
+class MerchantSales(Result, frozen=True):
+    """A merchant's sales today and over a month: the merchants statement service's totals and pages."""
+
+    today: Annotated[dt.date, msgspec.Meta(description="today in the city's time zone")]
+    period: Period
+    first_day: Annotated[dt.date, msgspec.Meta(description="the month's first day")]
+    previous_period: Period
+    next_period: Annotated[str | None, msgspec.Meta(description="the next month, unless it has not begun")]
+    timezone: Annotated[str, msgspec.Meta(description="the city's time zone, for showing times")]
+    today_statement: MerchantStatement
+    month_statement: MerchantStatement

@@ -81,6 +81,7 @@ def sign_hashes(hashes: list[str], seed: bytes) -> list[str]:
     """Hex Ed25519 signatures of the raw bytes of each hex hash (decoded like bytes.fromhex;
     ValueError if one is not hex)."""
 
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool: ...
 def verify_signatures(items: list[tuple[str, str, bytes]]) -> int | None:
     """Index of the first (hash_hex, signature_hex, public_key) that does not verify, or None.
     Malformed hex or an invalid public key counts as not verifying. Parallel batch verification."""

@@ -25,6 +25,7 @@ from ledger._core import (  # noqa: F401  (re-exported API)
     verify_consistency,
     verify_export,
     verify_inclusion,
+    verify_signature,
     verify_signatures,
 )
 

@@ -117,6 +117,15 @@ def _signature_ok(hash_hex: str, signature_hex: str, public_key_bytes: bytes) ->
     return True
 
 
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature of `message` by `public_key` (raw bytes)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def verify_signatures(items: Sequence[tuple[str, str, bytes]]) -> int | None:
     """Index of the first (hash, signature, public key) that does not verify, or None."""
     for index, (hash_hex, signature_hex, public_key_bytes) in enumerate(items):

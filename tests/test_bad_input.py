@@ -14,7 +14,6 @@ import time
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +24,7 @@ from litestar.testing import TestClient
 from api.bootstrap import open_context
 from api.http import params
 from api.http.app import create_app
+from community.domain.access import operator
 from tests.test_api import assert_problem
 from tests.world import World, standard_world
 from web.auth import PORTAL, area_of, open_session
@@ -116,14 +116,19 @@ def refused(response, status: int, code: str, path: str) -> str:
     return response.text
 
 
+def page_session(world: World, url: str):
+    """The session of the page's area: a merchant owner's for the portal, else a resident's."""
+    if area_of(url) is not PORTAL:
+        return open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
+    owner = world.ctx.activation.issue_principal(operator("test"), "brossard", "merchant", "owner", key="bad-input",
+                                                 merchant_id="boulangerie").principal_id  # fmt: skip
+    return open_session(world.ctx, owner, "brossard", "test:bad-input", PORTAL)
+
+
 def send(world: World, method: str, url: str, body: bytes = b"", who: str | None = "route") -> object:
     who = caller(url) if who == "route" else who
     if is_page(url):  # a signed-in resident's browser (the session cookie is sent by hand: the client speaks http)
-        if area_of(urlsplit(url).path) == PORTAL:  # a portal page: its owner's session
-            owner = world.ctx.access.principal_id("brossard", "merchant", "marie")
-            cookie = open_session(world.ctx, owner, "brossard", "test:bad-input", PORTAL)
-        else:
-            cookie = open_session(world.ctx, world.residents["alice"].id, "brossard", "test:bad-input")
+        cookie = page_session(world, url)
         headers = {"Cookie": f"{cookie.key}={cookie.value}", "Accept": "text/html"}
         return world.client.request(method, url, content=body, headers=headers)
     if who == "pos":

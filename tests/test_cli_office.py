@@ -80,6 +80,7 @@ def test_back_office_commands_do_each_job_through_the_services_and_are_audited(d
                             json={"level": "checked", "evidence": "visite à domicile"})  # fmt: skip
     assert answer.status_code == 200 and answer.json()["level"] == "checked", answer.text
     card = ctx.residents.current_card(rid)["id"]
+    assert json.loads(admin("card-show", "--card", card))["id"] == rid  # the card's resident, found exactly
     assert card in admin("card-revoke", "--card", card)
     assert card in {r["id"] for r in ctx.residents.revocations("magog", 0)}
     pending = json.loads(admin("resident-erase", "--resident", rid))

@@ -353,3 +353,31 @@ def test_rejection_carries_reason_and_claimed_key_id() -> None:
     rejected = SignatureRejected("expired", KEY_ID)
     assert isinstance(rejected, Exception)
     assert (rejected.reason, rejected.key_id, str(rejected)) == ("expired", KEY_ID, "expired (keyid 'pos-1')")
+
+
+def test_a_covered_header_field_beyond_ours_is_signed_with_its_trimmed_value() -> None:
+    components = [*FULL, ('"content-type"', "application/json")]
+    request = {**hand_request(components), "Content-Type": "  application/json "}
+    assert verify(request).key_id == KEY_ID
+    assert rejection({**request, "Content-Type": "text/plain"}).reason == "bad_signature"
+    assert rejection({k: v for k, v in request.items() if k != "Content-Type"}).reason == "missing_component"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ('"content-digest";sf', digest(BODY)),
+        ('"@authority"', "pos.invalid"),
+        ('"@method"', "POST"),
+        ('"Content-Type"', "application/json"),
+    ],
+    ids=["component-parameters", "unresolved-derived", "repeated", "uppercase"],
+)
+def test_components_we_do_not_resolve_are_malformed_signature(extra: tuple[str, str]) -> None:
+    request = {**hand_request([*FULL, extra]), "Content-Type": "application/json"}
+    assert rejection(request).reason == "malformed_signature"
+
+
+def test_a_control_character_in_a_covered_field_is_malformed_signature() -> None:
+    components = [*FULL, ('"x-till"', "a\x01b")]
+    assert rejection({**hand_request(components), "X-Till": "a\x01b"}).reason == "malformed_signature"

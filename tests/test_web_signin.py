@@ -258,6 +258,9 @@ def test_signing_out_everywhere_ends_every_session_and_token(ctx, brossard) -> N
         assert live_sessions(ctx, brossard, "alice") == 0
         # The same from a resident's app, through the API.
         assert sign_in_with(laptop, new_code(ctx, brossard, "alice")).status_code == 303
+        assert live_sessions(ctx, brossard, "alice") == 1
+        assert sign_in_with(laptop, new_code(ctx, brossard, "alice")).status_code == 303  # again, same browser
+        assert live_sessions(ctx, brossard, "alice") == 1  # the session whose cookie it replaced has ended
         app_token = {"Authorization": f"Bearer {ctx.access.issue_resident(alice.id, 'brossard', 3_600, 'test:app')}"}
         assert phone.post("/v1/wallet/sign-out-everywhere", headers=app_token).json() == {"status": "revoked"}
         assert laptop.get("/wallet/account/security", follow_redirects=False).status_code == 303

@@ -67,7 +67,21 @@ def area_of(path: str) -> Area:
 # its handler refuses the others (`require`). Only pages that exist are listed.
 OFFICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "audit": ("staff", "finance", "auditor", "admin"),  # the city's audit trail
-    "statement": ("finance",),  # this month's settlement statement (its preview is finance's, as in the API)
+    # finance (web/routes/office_finance.py), the same roles as the API routes behind each
+    "budget": ("staff", "finance", "auditor"),  # funded, used, left
+    "fund_budget": ("staff",),  # program staff fund the budget, as POST /v1/admin/programs/{city}/budget
+    "periods": ("finance", "auditor"),  # the months: previews, closed statements, collections, payouts
+    "close_period": ("finance",),
+    "exports": ("finance", "auditor"),  # a closed month's files: csv, json, pain.001, ERP, intercity, invoices
+    "collect": ("finance",),  # request the pain.008 direct debits, issue invoices
+    "payouts": ("finance",),  # queue a closed month's payouts
+    "reconciliation": ("finance", "auditor"),  # the bank's camt.053 statements and their results
+    "import_bank_statement": ("finance",),
+    "open_data": ("staff", "finance", "auditor", "admin"),  # the published months' public files
+    "residents": ("staff",),  # look up, enrol, renew, level, cards, activation codes, erasure (as /v1/admin/residents)
+    "services": ("staff",),  # the city's municipal services and events (as /v1/admin/catalog)
+    "corrections": ("staff", "admin"),  # the list, approve or reject (as GET and …/{decision} of /v1/admin/corrections)
+    "propose_correction": ("staff",),  # the form (POST /v1/admin/corrections is staff's)
 }
 
 
@@ -149,10 +163,15 @@ DEPENDENCIES = {
 }
 
 
-def open_session(ctx: Context, holder_id: str, city: str, how: str, area: Area = WALLET) -> Cookie:
+def open_session(ctx: Context, holder_id: str, city: str, how: str, area: Area = WALLET,
+                 replacing: Principal | None = None) -> Cookie:  # fmt: skip
     """A new session of the area (however its holder proved who they are: `how` names it in the
     audit trail, e.g. "web:passkey"): a built-in token of the area's length in the HttpOnly cookie,
-    a resident's or, in the portal and the office, the principal's (`holder_id`)."""
+    a resident's or, in the portal and the office, the principal's (`holder_id`). The session the
+    browser had (`replacing`: its cookie is about to be overwritten) ends first, so no live token is
+    left behind that nobody holds any more."""
+    if replacing is not None and replacing.credential is not None and replacing.city is not None:
+        ctx.access.revoke(replacing.grantor, replacing.city, replacing.credential)
     if area.kind == "resident":
         token = ctx.access.issue_resident(holder_id, city, area.session_seconds, issued_by=how)
     else:

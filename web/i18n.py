@@ -9,6 +9,7 @@ money and dates follow Canadian conventions, in the city's time zone.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from functools import cache
 from io import BytesIO
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_skeleton, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_decimal_symbol, get_group_symbol
 from babel.support import NullTranslations, Translations
 
 from api.problems import DEFAULT_LOCALE, LOCALES, negotiate_locale
@@ -89,5 +90,70 @@ def day(locale: str, date: dt.date, form: str = "long") -> str:
     return format_date(date, format=form, locale=_format_locale(locale))
 
 
-__all__ = ["DEFAULT_LOCALE", "LANGUAGE_COOKIE", "LANGUAGE_NAMES", "LOCALES", "dollars", "gettext", "moment",
-           "page_locale", "points", "signed_points", "translations"]  # fmt: skip
+# --- what a visitor types, read back in their language ------------------------------------------
+
+_SPACES = (" ", "\u00a0", "\u202f")  # what people type between thousands, and what fr_CA writes
+
+
+def _separators(locale: str) -> tuple[str, str]:
+    """The grouping and decimal marks of the language: ("\u00a0", ",") in French, (",", ".") in English."""
+    form = _format_locale(locale)
+    return get_group_symbol(form), get_decimal_symbol(form)
+
+
+def _whole(text: str, group: str) -> str | None:
+    """Digits, grouped by threes with `group` (any space when the language groups with spaces) or not at all."""
+    marks = "".join(map(re.escape, _SPACES)) if group in _SPACES else re.escape(group)
+    if re.fullmatch(r"[0-9]+", text):
+        return text
+    if re.fullmatch(rf"[0-9]{{1,3}}(?:[{marks}][0-9]{{3}})+", text):
+        return re.sub(rf"[{marks}]", "", text)
+    return None
+
+
+def parse_points(locale: str, text: str) -> int | None:
+    """A whole number as typed in the language ("1 200" in French, "1,200" in English); None if it is not one."""
+    digits = _whole(text.strip(), _separators(locale)[0])
+    return None if digits is None else int(digits)
+
+
+def parse_cents(locale: str, text: str) -> int | None:
+    """An amount of dollars as typed in the language ("2,50" or "2,50 $" in French, "$2.50" in English)
+    as integer cents, exactly (no float); at most two decimals; None if it is not one. Where the
+    language groups thousands with spaces, a point is also read as the decimal mark ("2.50")."""
+    group, decimal = _separators(locale)
+    amount = text.strip().removeprefix("$").removesuffix("$").strip()
+    marks = {decimal, "."} if group in _SPACES else {decimal}
+    whole, fraction = amount, ""
+    for mark in marks:
+        if mark in amount:
+            whole, _, fraction = amount.rpartition(mark)
+            break
+    digits = _whole(whole, group)
+    if digits is None or not re.fullmatch(r"[0-9]{0,2}", fraction):
+        return None
+    return int(digits) * 100 + int(fraction.ljust(2, "0"))
+
+
+def cents_input(locale: str, amount_cents: int) -> str:
+    """Cents as the language writes an amount to type back into a field ("2,50" in French, "2.50" in English)."""
+    assert isinstance(amount_cents, int) and amount_cents >= 0
+    return format_decimal(Decimal(amount_cents).scaleb(-2), format="#,##0.00", locale=_format_locale(locale))
+
+
+__all__ = [
+    "DEFAULT_LOCALE",
+    "LANGUAGE_COOKIE",
+    "LANGUAGE_NAMES",
+    "LOCALES",
+    "cents_input",
+    "dollars",
+    "gettext",
+    "moment",
+    "page_locale",
+    "parse_cents",
+    "parse_points",
+    "points",
+    "signed_points",
+    "translations",
+]  # fmt: skip

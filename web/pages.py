@@ -181,6 +181,15 @@ def csrf_middleware(ctx: Context) -> DefineMiddleware:
     return DefineMiddleware(CSRFMiddleware, config=config)
 
 
+def map_tiles(ctx: Context) -> tuple[str | None, tuple[str, ...]]:
+    """A map's tile URL template (None: a blank map) and the origin the page's CSP must allow for it."""
+    url = ctx.settings.map_tiles_url
+    if not url:
+        return None, ()
+    parts = urlsplit(url)
+    return url, (f"{parts.scheme}://{parts.netloc}",)
+
+
 def city_name(ctx: Context, city: str) -> str:
     """A city's name as the pages show it (its id if it has no program)."""
     return next((c.name for c in ctx.programs.communities() if c.city == city), city)

@@ -32,6 +32,9 @@ ROUTE_COMMANDS: dict[str, str] = {
     "admin_set_resident_level": "admin resident-level",
     "admin_erase_resident": "admin resident-erase",  # --now
     "admin_revoke_card": "admin card-revoke",
+    "admin_schedule_erasure": "admin resident-erase",
+    "admin_cancel_erasure": "admin resident-erase",  # --cancel
+    "admin_get_card_holder": "admin card-show",
     "admin_list_merchants": "admin merchant-list",
     "admin_add_merchant": "admin merchant-add",
     "admin_set_merchant_status": "admin merchant-status",
@@ -133,6 +136,14 @@ def resident_erase(city: City, resident_id: Resident,
             _print(residents.cancel_erasure(resident_id, actor(), city))
         else:
             _print(residents.request_erasure(resident_id, actor(), city))
+
+
+@admin_app.command("card-show")
+def card_show(city: City, card_id: Annotated[str, typer.Option("--card", help="The card's number (or a resident id)")],
+              db: Db = None, data_dir: DataDir = None) -> None:  # fmt: skip
+    """The record of the resident a card belongs to, found exactly by its number (no personal data)."""
+    with errors():
+        _print(_ctx(db, data_dir).residents.find(card_id, city))
 
 
 @admin_app.command("card-revoke")

@@ -79,6 +79,8 @@ InvoiceFormat = Annotated[InvoiceFormatValue, QueryParameter()]
 OptionalCity = Annotated[str | None, QueryParameter(pattern=CITY_PATTERN)]
 # What a page says after its form was sent (POST-redirect-GET), e.g. `?done=joined`: a word the page knows.
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
+# What a program officer typed to find a resident: a resident id or a card number, matched exactly.
+ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH)]
 # A terminal pairing code as shown (`7KQD-M2XA`) or typed (any case, spaces or dashes).
 PairingCodeQuery = Annotated[str, QueryParameter(pattern=r"^[A-Za-z0-9 -]{1,32}$")]
 

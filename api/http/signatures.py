@@ -6,6 +6,13 @@ time and a nonce. A captured request can then be neither altered (the signature 
 breaks) nor replayed (it goes stale after `max_age_seconds`, and the caller refuses a nonce it has
 already stored). The server keeps only
 public keys: a leak of its key table lets nobody sign.
+
+Signing (terminals, tests, the bench's load) uses the `http-message-signatures` library. The server
+reads the headers once (`http_sf`, structured fields), builds the signature base from what it read,
+and checks the Ed25519 signature in the Rust core with the GIL released (`core.verify_signature`):
+no second parse of the same headers, and a check that lets other requests run. The library's
+signer and this verifier are two implementations of the RFC that every POS test holds together.
+Covered components are parameterless: `@method`, `@path`, `@query` and header fields.
 """
 
 from __future__ import annotations
@@ -21,15 +28,12 @@ from functools import lru_cache
 from typing import Any, Literal, cast
 
 import http_sf
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from http_message_signatures import (
-    HTTPMessageSignaturesException,
-    HTTPMessageSigner,
-    HTTPMessageVerifier,
-    MappingKeyResolver,
-)
+from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier
 from http_message_signatures.algorithms import ED25519
+
+from ledger import core
 
 LABEL = "pos"
 COVERED_COMPONENTS = ("@method", "@path", "content-digest")
@@ -75,7 +79,7 @@ class VerifiedSignature:
 
 @dataclass
 class _Message:
-    """The request shape the library's component resolver reads."""
+    """The request shape the library's signer reads."""
 
     method: str
     url: str
@@ -146,18 +150,6 @@ def sign_request(
 # --- server ---------------------------------------------------------------------------------------
 
 
-class _CallerClockVerifier(HTTPMessageVerifier):
-    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
-        """Skip the library's check: it reads the wall clock, and `_check_freshness` has already
-        judged the same parameters against the caller's `now`."""
-
-
-@lru_cache(maxsize=1024)
-def _public_key(raw: bytes) -> Ed25519PublicKey:
-    # The library would read bytes as PEM; our key table stores raw 32-byte keys.
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
 def _reject_duplicate(key: str, context: str) -> None:
     # http_sf keeps the last duplicate by default, which would hide a second signature.
     raise ValueError(f"duplicate {context} key {key!r}")
@@ -182,7 +174,18 @@ def _combined_fields(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> 
     return fields
 
 
-def _signature_input(fields: dict[str, str]) -> tuple[list[Any], dict[str, Any]]:
+@dataclass(frozen=True)
+class _SignatureInput:
+    """The one signature of a request, as its headers were read: label, covered components,
+    parameters and the signature's bytes."""
+
+    label: str
+    components: list[Any]
+    params: dict[str, Any]
+    signature: bytes
+
+
+def _signature_input(fields: dict[str, str]) -> _SignatureInput:
     """The covered components and parameters of the one signature in the request."""
     sig_input, signature = fields.get("signature-input"), fields.get("signature")
     if not sig_input or not signature:
@@ -193,10 +196,11 @@ def _signature_input(fields: dict[str, str]) -> tuple[list[Any], dict[str, Any]]
     inputs, signatures = _parse_dictionary(sig_input), _parse_dictionary(signature)
     if len(inputs) != 1 or inputs.keys() != signatures.keys():
         raise SignatureRejected("malformed_signature")
-    (components, params), (sig_value, _) = next(iter(inputs.values())), next(iter(signatures.values()))
+    label = next(iter(inputs))
+    (components, params), (sig_value, _) = inputs[label], signatures[label]
     if not isinstance(components, list) or not isinstance(sig_value, bytes):
         raise SignatureRejected("malformed_signature")
-    return components, params
+    return _SignatureInput(label, components, params, sig_value)
 
 
 def _claimed_key_id(params: dict[str, Any]) -> str:
@@ -239,13 +243,38 @@ def _check_digest(fields: dict[str, str], body: bytes, key_id: str) -> None:
         raise SignatureRejected("digest_mismatch", key_id)
 
 
-def _check_signature(method: str, path: str, fields: dict[str, str], key_id: str, public_key: bytes) -> None:
-    resolver = MappingKeyResolver(public_keys={key_id: _public_key(public_key)}, private_keys={})
-    verifier = _CallerClockVerifier(signature_algorithm=ED25519, key_resolver=resolver)
-    try:
-        verifier.verify(_message(method, path, fields), max_age=None)
-    except HTTPMessageSignaturesException:
-        raise SignatureRejected("bad_signature", key_id) from None
+def _signature_base(method: str, path: str, fields: dict[str, str], signed: _SignatureInput, key_id: str) -> bytes:
+    """RFC 9421 section 2.5: one line per covered component, in the signature's order, then the
+    `@signature-params` line (the parameters as the header gave them, serialized again)."""
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/': {path!r}")
+    target_path, _, query = path.partition("?")
+    lines, seen = [], set()
+    for name, component_params in signed.components:
+        if not isinstance(name, str) or component_params or name in seen or name != name.lower():
+            raise SignatureRejected("malformed_signature", key_id)  # parameters (;sf, ;req…) are not supported
+        seen.add(name)
+        if name == "@method":
+            value = method
+        elif name == "@path":
+            value = target_path
+        elif name == "@query":
+            value = f"?{query}"
+        elif name.startswith("@"):  # @authority, @scheme, @target-uri…: not what a POS signs
+            raise SignatureRejected("malformed_signature", key_id)
+        elif (field := fields.get(name)) is None:
+            raise SignatureRejected("missing_component", key_id)
+        else:
+            value = field.strip(" \t")
+        if not value.replace("\t", " ").isprintable():  # no line breaks nor controls in the base
+            raise SignatureRejected("malformed_signature", key_id)
+        lines.append(f'"{name}": {value}')
+    parameters = http_sf.ser({signed.label: (signed.components, signed.params)})[len(signed.label) + 1 :]
+    lines.append(f'"@signature-params": {parameters}')
+    base = "\n".join(lines)
+    if not base.isascii():
+        raise SignatureRejected("malformed_signature", key_id)
+    return base.encode("ascii")
 
 
 def verify_request(
@@ -270,16 +299,19 @@ def verify_request(
     """
     # Checks that need no key lookup nor Ed25519 verification come first: junk is cheap to refuse.
     fields = _combined_fields(headers)
-    components, params = _signature_input(fields)
+    signed = _signature_input(fields)
+    params = signed.params
     key_id = _claimed_key_id(params)
     if screen is not None:
         screen(key_id)
     _check_params(params, key_id)
-    _check_coverage(components, path, key_id)
+    _check_coverage(signed.components, path, key_id)
     _check_freshness(params, now, max_age_seconds, max_skew_seconds, key_id)
     _check_digest(fields, body, key_id)
+    base = _signature_base(method, path, fields, signed, key_id)
     public_key = resolve_key(key_id)
     if public_key is None:
         raise SignatureRejected("unknown_key", key_id)
-    _check_signature(method, path, fields, key_id, public_key)
+    if not core.verify_signature(public_key, base, signed.signature):
+        raise SignatureRejected("bad_signature", key_id)
     return VerifiedSignature(key_id, params["created"], params["nonce"])

@@ -196,6 +196,22 @@ class Residents:
             return ResidentRecord(**row, opt_ins=store.opt_ins(conn, resident_id),
                                   erasure_due_at_us=None if pending is None else pending["due_at_us"])  # fmt: skip
 
+    def find(self, typed: str, city: str) -> ResidentRecord:
+        """The resident of `city` that a typed resident id or card number names, exactly (no partial
+        match, no search of personal data: it is sealed with each resident's own key). A card of
+        another city, or nothing, is an unknown resident."""
+        typed = typed.strip()
+        with self.engine.connect() as conn:
+            card = store.card(conn, typed) if 1 <= len(typed) <= 64 else None
+        resident_id = card["resident_id"] if card is not None and card["city"] == city else typed
+        return self.record(resident_id, city)
+
+    def cards(self, resident_id: str, city: str) -> list[CardRecord]:
+        """Every card of the resident, oldest first, with when each was revoked: for their city's staff."""
+        with self.engine.connect() as conn:
+            self._active(conn, resident_id, city, allow_lapsed=True)
+            return [CardRecord(**{k: c[k] for k in CARD_FIELDS}) for c in store.cards_of(conn, resident_id)]
+
     def for_token(self, claims: dict[str, Any]) -> dict[str, Any]:
         """The resident a verified token names (`TokenService.verify`'s claims), refused if none.
 
@@ -377,8 +393,7 @@ class Residents:
             row = self._active(conn, resident_id, None, allow_lapsed=True)
             data_key = crypto.unwrap_key(self.keys.kek(row["city"]), row["wrapped_key"], resident_id)
             rows = journal.account_entries(conn, row["city"], [accounts.wallet(resident_id)], limit=MAX_EXPORT_ENTRIES)
-            cards = [CardRecord(**{k: c[k] for k in ("id", "issued_at_us", "expires_at_us", "revoked_at_us")})
-                     for c in store.cards_of(conn, resident_id)]  # fmt: skip
+            cards = [CardRecord(**{k: c[k] for k in CARD_FIELDS}) for c in store.cards_of(conn, resident_id)]
             return DataExport(
                 resident=_resident(row), personal=PersonalRecord(**crypto.open_personal(data_key, row["personal"], resident_id)),
                 opt_ins=store.opt_ins(conn, resident_id), cards=cards, history=wallet.lines(conn, row["city"], resident_id, rows, None),
@@ -513,6 +528,7 @@ class Residents:
 
 
 RESIDENT_FIELDS = ("id", "city", "level", "status", "valid_until_us", "created_at_us")
+CARD_FIELDS = ("id", "issued_at_us", "expires_at_us", "revoked_at_us")
 
 
 def _resident(row: dict[str, Any]) -> Resident:

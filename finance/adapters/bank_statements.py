@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 import xmlschema
 from sqlalchemy import Connection, insert, select
 
-from finance.adapters.exports import BankFileError, _amount_cents, schema, validated
+from finance.adapters.exports import BankFileError, decimal_cents, schema, validated
 from finance.adapters.tables import BankStatementResultRow, BankStatementRow, CloseRow, CollectionRow
 from ledger.adapters.database import first_row
 from ledger.adapters.tables import Base
@@ -88,7 +88,7 @@ def _entry(entry: ET.Element) -> list[BankEntry]:
     booking = entry.findtext("c:BookgDt/c:Dt", None, _NS) or (entry.findtext("c:BookgDt/c:DtTm", "", _NS)[:10] or None)
     ref = entry.findtext("c:AcctSvcrRef", None, _NS) or entry.findtext("c:NtryRef", None, _NS)
     transactions = entry.findall("c:NtryDtls/c:TxDtls", _NS)
-    whole = BankEntry(sign * _amount_cents(amount.text or ""), amount.get("Ccy", ""), None, booking, ref,
+    whole = BankEntry(sign * decimal_cents(amount.text or ""), amount.get("Ccy", ""), None, booking, ref,
                       _text(entry.findtext("c:AddtlNtryInf", None, _NS)))  # fmt: skip
     if len(transactions) > 1 and any(t.find("c:Amt", _NS) is None for t in transactions):
         return [whole]  # a batch without the transactions' amounts cannot be split: it stays one entry
@@ -100,7 +100,7 @@ def _entry(entry: ET.Element) -> list[BankEntry]:
             own_sign = -own_sign
         e2e = transaction.findtext("c:Refs/c:EndToEndId", "", _NS).strip()
         found.append(BankEntry(
-            whole.cents if own is None else own_sign * _amount_cents(own.text or ""),
+            whole.cents if own is None else own_sign * decimal_cents(own.text or ""),
             whole.currency if own is None else own.get("Ccy", ""),
             None if e2e in ("", NOT_PROVIDED) else e2e, booking, ref,
             _text(" ".join(u.text or "" for u in transaction.iterfind("c:RmtInf/c:Ustrd", _NS))) or whole.remittance,

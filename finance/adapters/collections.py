@@ -19,14 +19,14 @@ from sqlalchemy import Connection, select, update
 
 from finance.adapters.exports import (
     ExportError,
-    _agent,
-    _party_account,
-    _path,
-    _payment_information,
-    _sub,
-    _validated,
     end_to_end_id,
     iso20022_schema,
+    validated_xml,
+    xml_agent,
+    xml_child,
+    xml_party_account,
+    xml_path,
+    xml_payment_information,
 )
 from finance.adapters.tables import CollectionRow, PayoutAccountChangeRow
 from finance.domain.settlement import cents_text
@@ -97,26 +97,26 @@ def pain008(city: str, period: str, currency: str, due: list[dict], creditor: di
             f"no confirmed payout account (the debit mandate) on file for {', '.join(sorted(set(missing)))}"
         )
     count, total = str(len(due)), cents_text(sum(c["amount_cents"] for c in due))
-    document, info = _payment_information(PAIN008_NAMESPACE, "CstmrDrctDbtInitn", "DD", pain008_message_id(city, period),
+    document, info = xml_payment_information(PAIN008_NAMESPACE, "CstmrDrctDbtInitn", "DD", pain008_message_id(city, period),
                                           created, count, total, creditor["name"])  # fmt: skip
-    _path(info, "PmtTpInf/SeqTp", "RCUR")  # the agreement covers every period's debit
-    _sub(info, "ReqdColltnDt", collection_date.isoformat())
-    _party_account(info, "Cdtr", creditor["name"], creditor)
-    _agent(info, "CdtrAgt", creditor["institution"], creditor["transit"])
+    xml_path(info, "PmtTpInf/SeqTp", "RCUR")  # the agreement covers every period's debit
+    xml_child(info, "ReqdColltnDt", collection_date.isoformat())
+    xml_party_account(info, "Cdtr", creditor["name"], creditor)
+    xml_agent(info, "CdtrAgt", creditor["institution"], creditor["transit"])
     for collection in due:
         merchant = collection["merchant_id"]
         account, mandate = accounts[merchant], mandates_by_merchant[merchant]
-        transaction = _sub(info, "DrctDbtTxInf")
-        _path(transaction, "PmtId/EndToEndId", end_to_end_id(period, merchant))
-        _sub(transaction, "InstdAmt", cents_text(collection["amount_cents"]), Ccy=currency)
+        transaction = xml_child(info, "DrctDbtTxInf")
+        xml_path(transaction, "PmtId/EndToEndId", end_to_end_id(period, merchant))
+        xml_child(transaction, "InstdAmt", cents_text(collection["amount_cents"]), Ccy=currency)
         signed = dt.datetime.fromtimestamp(mandate["decided_at_us"] / 1_000_000, timezone).date()
-        mandate_info = _sub(_sub(transaction, "DrctDbtTx"), "MndtRltdInf")
-        _sub(mandate_info, "MndtId", mandate["id"][:35])
-        _sub(mandate_info, "DtOfSgntr", signed.isoformat())
-        _agent(transaction, "DbtrAgt", account["institution"], account["transit"])
-        _party_account(transaction, "Dbtr", account["holder_name"] or merchant, account)
-        _path(transaction, "RmtInf/Ustrd", f"Entraide {city} {period} {merchant}"[:140])
-    return _validated(document, iso20022_schema(PAIN008), "pain.008")
+        mandate_info = xml_child(xml_child(transaction, "DrctDbtTx"), "MndtRltdInf")
+        xml_child(mandate_info, "MndtId", mandate["id"][:35])
+        xml_child(mandate_info, "DtOfSgntr", signed.isoformat())
+        xml_agent(transaction, "DbtrAgt", account["institution"], account["transit"])
+        xml_party_account(transaction, "Dbtr", account["holder_name"] or merchant, account)
+        xml_path(transaction, "RmtInf/Ustrd", f"Entraide {city} {period} {merchant}"[:140])
+    return validated_xml(document, iso20022_schema(PAIN008), "pain.008")
 
 
 # --- invoices -----------------------------------------------------------------------------------

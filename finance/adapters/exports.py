@@ -23,7 +23,7 @@ import msgspec
 import xmlschema
 
 from finance.domain.settlement import cents_text
-from finance.schemas import Statement
+from finance.schemas import MerchantPeriod, Statement
 
 PAIN_NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 CLEARING_SYSTEM = "CACPA"  # Payments Canada: member id 0 + institution (3) + transit (5)
@@ -63,7 +63,7 @@ def document_json(document: msgspec.Struct) -> str:
 # --- ISO 20022 pain.001 ------------------------------------------------------------------------
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+def xml_child(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     """A child in the parent's namespace (pain.001 here, pain.008 in `collections`)."""
     element = ET.SubElement(parent, f"{parent.tag.partition('}')[0]}}}{tag}", attrs)
     if text is not None:
@@ -71,22 +71,22 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _path(parent: ET.Element, tags: str, text: str) -> None:
+def xml_path(parent: ET.Element, tags: str, text: str) -> None:
     for tag in tags.split("/")[:-1]:
-        parent = _sub(parent, tag)
-    _sub(parent, tags.split("/")[-1], text)
+        parent = xml_child(parent, tag)
+    xml_child(parent, tags.split("/")[-1], text)
 
 
-def _agent(parent: ET.Element, tag: str, institution: str, transit: str) -> None:
-    member = _sub(_sub(_sub(parent, tag), "FinInstnId"), "ClrSysMmbId")
-    _path(member, "ClrSysId/Cd", CLEARING_SYSTEM)
-    _sub(member, "MmbId", f"0{institution}{transit}")
+def xml_agent(parent: ET.Element, tag: str, institution: str, transit: str) -> None:
+    member = xml_child(xml_child(xml_child(parent, tag), "FinInstnId"), "ClrSysMmbId")
+    xml_path(member, "ClrSysId/Cd", CLEARING_SYSTEM)
+    xml_child(member, "MmbId", f"0{institution}{transit}")
 
 
-def _party_account(parent: ET.Element, role: str, name: str, account: dict) -> None:
+def xml_party_account(parent: ET.Element, role: str, name: str, account: dict) -> None:
     """`<role>/Nm` and `<role>Acct/Id/Othr/Id`: a party and its Canadian account number."""
-    _path(parent, f"{role}/Nm", name[:140])
-    _path(parent, f"{role}Acct/Id/Othr/Id", account["account_number"])
+    xml_path(parent, f"{role}/Nm", name[:140])
+    xml_path(parent, f"{role}Acct/Id/Othr/Id", account["account_number"])
 
 
 def pain001_message_id(statement: Statement) -> str:
@@ -107,42 +107,42 @@ def pain001(statement: Statement, payer: dict, accounts: dict[str, dict], names:
     if missing:
         raise ExportError(f"no bank account on file for {', '.join(missing)}")
     count, total = str(len(payable)), cents_text(sum(line.net_cents for line in payable))
-    document, info = _payment_information(PAIN_NAMESPACE, "CstmrCdtTrfInitn", "TRF", pain001_message_id(statement),
+    document, info = xml_payment_information(PAIN_NAMESPACE, "CstmrCdtTrfInitn", "TRF", pain001_message_id(statement),
                                           created, count, total, payer["name"])  # fmt: skip
-    _path(info, "ReqdExctnDt/Dt", execution_date.isoformat())
-    _party_account(info, "Dbtr", payer["name"], payer)
-    _agent(info, "DbtrAgt", payer["institution"], payer["transit"])
+    xml_path(info, "ReqdExctnDt/Dt", execution_date.isoformat())
+    xml_party_account(info, "Dbtr", payer["name"], payer)
+    xml_agent(info, "DbtrAgt", payer["institution"], payer["transit"])
     for line in payable:
         account = accounts[line.merchant_id]
-        transaction = _sub(info, "CdtTrfTxInf")
-        _path(transaction, "PmtId/EndToEndId", end_to_end_id(statement.period, line.merchant_id))
-        _sub(_sub(transaction, "Amt"), "InstdAmt", cents_text(line.net_cents), Ccy=statement.currency)
-        _agent(transaction, "CdtrAgt", account["institution"], account["transit"])
-        _party_account(transaction, "Cdtr", account["holder_name"] or names.get(line.merchant_id, line.merchant_id),
+        transaction = xml_child(info, "CdtTrfTxInf")
+        xml_path(transaction, "PmtId/EndToEndId", end_to_end_id(statement.period, line.merchant_id))
+        xml_child(xml_child(transaction, "Amt"), "InstdAmt", cents_text(line.net_cents), Ccy=statement.currency)
+        xml_agent(transaction, "CdtrAgt", account["institution"], account["transit"])
+        xml_party_account(transaction, "Cdtr", account["holder_name"] or names.get(line.merchant_id, line.merchant_id),
                        account)  # fmt: skip
-        _path(transaction, "RmtInf/Ustrd", f"Entraide {statement.city} {statement.period} {line.merchant_id}"[:140])
-    return _validated(document, pain001_schema(), "pain.001")
+        xml_path(transaction, "RmtInf/Ustrd", f"Entraide {statement.city} {statement.period} {line.merchant_id}"[:140])
+    return validated_xml(document, pain001_schema(), "pain.001")
 
 
-def _payment_information(namespace: str, initiation_tag: str, method: str, message_id: str, created: dt.datetime,
+def xml_payment_information(namespace: str, initiation_tag: str, method: str, message_id: str, created: dt.datetime,
                          count: str, total: str, initiator: str) -> tuple[ET.Element, ET.Element]:  # fmt: skip
     """A payment initiation document (pain.001 or pain.008), its group header, and its one payment
     information block (`PmtInf`, with the file's message id) for the caller to fill."""
     ET.register_namespace("", namespace)
     document = ET.Element(f"{{{namespace}}}Document")
-    initiation = _sub(document, initiation_tag)
-    header = _sub(initiation, "GrpHdr")
+    initiation = xml_child(document, initiation_tag)
+    header = xml_child(initiation, "GrpHdr")
     for tag, text in (("MsgId", message_id), ("CreDtTm", created.strftime("%Y-%m-%dT%H:%M:%S")), ("NbOfTxs", count),
                       ("CtrlSum", total)):  # fmt: skip
-        _sub(header, tag, text)
-    _path(header, "InitgPty/Nm", initiator[:140])
-    info = _sub(initiation, "PmtInf")
+        xml_child(header, tag, text)
+    xml_path(header, "InitgPty/Nm", initiator[:140])
+    info = xml_child(initiation, "PmtInf")
     for tag, text in (("PmtInfId", message_id), ("PmtMtd", method), ("NbOfTxs", count), ("CtrlSum", total)):
-        _sub(info, tag, text)
+        xml_child(info, tag, text)
     return document, info
 
 
-def _validated(document: ET.Element, schema: xmlschema.XMLSchema, name: str) -> bytes:
+def validated_xml(document: ET.Element, schema: xmlschema.XMLSchema, name: str) -> bytes:
     """The document's bytes, once it validates against its official schema."""
     xml = ET.tostring(document, encoding="utf-8", xml_declaration=True)
     error = next(schema.iter_errors(xml.decode()), None)
@@ -201,7 +201,7 @@ def read_pain001(document: bytes) -> CreditTransfers:
     root = resource.root
     transfers = tuple(
         CreditTransfer(transaction.findtext("p:PmtId/p:EndToEndId", "", ns).strip(),
-                       _amount_cents(transaction.findtext("p:Amt/p:InstdAmt", "", ns)),
+                       decimal_cents(transaction.findtext("p:Amt/p:InstdAmt", "", ns)),
                        transaction.find("p:Amt/p:InstdAmt", ns).get("Ccy", ""))  # type: ignore[union-attr]
         for transaction in root.iterfind(".//p:CdtTrfTxInf", ns)
     )  # fmt: skip
@@ -212,7 +212,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
 
 
-def _amount_cents(text: str) -> int:
+def decimal_cents(text: str) -> int:
     """An amount as integer cents, exactly; a fraction of a cent is an error, not a rounding."""
     match = _AMOUNT.fullmatch(text.strip())
     if match is None or not (match[1] or match[2]):
@@ -273,4 +273,22 @@ def erp_journal(statement: Statement, date: dt.date) -> str:
         reference = f"ENTRAIDE-{statement.city}-{statement.period}-{number:05d}"
         writer.writerow((debit, cents_text(cents), "", date.isoformat(), reference))
         writer.writerow((credit, "", cents_text(cents), date.isoformat(), reference))
+    return out.getvalue()
+
+
+MERCHANT_PERIOD_COLUMNS = ("city", "period", "merchant_id", "item", "points", "amount_cents")
+
+
+def merchant_period_csv(view: MerchantPeriod) -> str:
+    """A merchant's closed period: its lines (signed: positive, the program owes it), then its net,
+    what the city pays and what it collects, in integer cents."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MERCHANT_PERIOD_COLUMNS)
+    head = (view.city, view.period, view.merchant_id)
+    for line in view.lines:
+        writer.writerow((*head, line.item, "" if line.points is None else line.points, line.amount_cents))
+    for item, amount_cents in (("net", view.net_cents), ("payable", view.payable_cents),
+                               ("collectable", view.collectable_cents)):  # fmt: skip
+        writer.writerow((*head, item, "", amount_cents))
     return out.getvalue()

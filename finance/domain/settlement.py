@@ -43,6 +43,14 @@ def period_bounds_us(period: str, timezone: str) -> tuple[int, int]:
     return _us(start), _us(end)
 
 
+def recent_periods(now_us: int, timezone: str, count: int) -> list[str]:
+    """The `count` calendar months up to the one in progress at `now_us` in the city's time zone, latest first."""
+    assert 0 < count <= 120
+    today = dt.datetime.fromtimestamp(now_us / 1_000_000, ZoneInfo(timezone))
+    months = today.year * 12 + today.month - 1
+    return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in range(months, months - count, -1)]
+
+
 def _us(moment: dt.datetime) -> int:
     return int(moment.timestamp()) * 1_000_000
 

@@ -27,9 +27,10 @@ from finance.domain.settlement import (
     merchant_lines,
     period_bounds_us,
     points_to_cents,
+    recent_periods,
     totals,
 )
-from finance.schemas import Adjustment, CityPosition, PeriodClose, Statement
+from finance.schemas import Adjustment, CityPosition, PeriodClose, PeriodList, PeriodState, Statement
 from ledger import core
 from ledger.adapters import idempotency, journal
 from ledger.domain import accounts
@@ -41,6 +42,7 @@ from ledger.service_layer.transfers import LedgerService
 from merchants.adapters.tables import MERCHANTS
 
 MAX_ADJUSTMENT_CENTS = 10**11
+MAX_PERIODS_LISTED = 24  # two years of months
 
 
 class Settlement:
@@ -170,6 +172,16 @@ class Settlement:
 
     def closed_statement(self, city: str, period: str) -> Statement:
         return self.closed(city, period).statement
+
+    def periods(self, city: str, count: int = 12) -> PeriodList:
+        """The city's last `count` months (at most MAX_PERIODS_LISTED), latest first: the one in progress,
+        those ended but not closed (a close may run) and the closed ones."""
+        program = self.programs.get(city)
+        months = recent_periods(self.clock(), program.timezone, min(count, MAX_PERIODS_LISTED))
+        with self.engine.connect() as conn:
+            closed = set(store.closed_periods(conn, city, MAX_PERIODS_LISTED))
+        states = [PeriodState(period=p, status="closed" if p in closed else "ended") for p in months[1:]]
+        return PeriodList(city=city, periods=[PeriodState(period=months[0], status="in_progress"), *states])
 
     # --- adjustments --------------------------------------------------------------------------
 

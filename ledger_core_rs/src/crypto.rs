@@ -89,7 +89,7 @@ pub enum SigCheck<'a> {
 /// an integer `y < p` without a "negative zero" sign bit). Single verification compares `R`'s
 /// bytes with a freshly compressed point, so a non-canonical `R` never verifies; batch
 /// verification decompresses `R` instead. Rejecting these up front makes both agree.
-fn r_is_canonical(r: &[u8]) -> bool {
+pub fn r_is_canonical(r: &[u8]) -> bool {
     // y = r with bit 255 cleared, little endian; p = 2^255 - 19.
     let top = r[31] & 0x7f;
     let y_ge_p = top == 0x7f && r[1..31].iter().all(|&b| b == 0xff) && r[0] >= 0xed;

@@ -358,6 +358,17 @@ fn verify_signatures(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Optio
     }))
 }
 
+/// Whether `signature` (64 bytes) is the Ed25519 signature of `message` by `public_key` (32 bytes),
+/// checked as one item of `verify_signatures` is (RFC 8032, canonical S and R), with the GIL
+/// released: a POS request's RFC 9421 signature base, checked while other requests run.
+#[pyfunction]
+fn verify_signature(py: Python<'_>, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let (Some(key), Ok(sig)) = (crypto::verifying_key(public_key), <[u8; 64]>::try_from(signature)) else {
+        return false;
+    };
+    py.detach(|| crypto::r_is_canonical(&sig[..32]) && crypto::verify_one(&key, message, &sig))
+}
+
 /// RFC 9162 Merkle tree head of `leaves` (concatenated raw 32-byte entry hashes).
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaves: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
@@ -702,6 +713,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seal, m)?)?;
     m.add_function(wrap_pyfunction!(sign_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(verify_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_signature, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(leaf_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(bundle_jsonl, m)?)?;

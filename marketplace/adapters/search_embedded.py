@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import msgspec
 import tantivy
 from tantivy import Filter, Occur, Order, Query, TextAnalyzerBuilder, Tokenizer
 
@@ -44,6 +45,26 @@ MAX_GEO_CANDIDATES = 10_000  # documents ranked in Python when distance is invol
 MAX_BATCH = 1_000
 FIELD_WEIGHTS = (("title", 2.0), ("description", 1.0))
 EXACT, PREFIX, TYPO = 1.0, 0.5, 0.3
+
+
+class _Geo(msgspec.Struct, frozen=True):
+    lat: float
+    lng: float
+
+
+class _Candidate(msgspec.Struct, frozen=True):
+    """What ranking a document near a point needs of it: read from its stored JSON without decoding
+    the rest (titles, descriptions), which only the page's own hits need."""
+
+    price_points: int
+    category: str
+    city: str
+    kind: str
+    geo: _Geo | None = msgspec.field(default=None, name="_geo")
+
+
+_candidate = msgspec.json.Decoder(_Candidate)
+_document = msgspec.json.Decoder(dict)
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
@@ -253,7 +274,7 @@ class EmbeddedSearch:
             found = searcher.search(query, limit=q.limit, offset=q.offset, order_by_field="price_points", order=order)
         else:
             found = searcher.search(query, limit=q.limit, offset=q.offset)
-        hits = [json.loads(searcher.doc(address)["doc"][0]) for _, address in found.hits]
+        hits = [_document.decode(searcher.doc(address)["doc"][0]) for _, address in found.hits]
         facets = self._facets(searcher, query) if q.facets else {}
         total: int = found.count  # type: ignore[attr-defined]  # tantivy's stub omits SearchResult.count
         return SearchResult(hits, total, facets)
@@ -270,19 +291,25 @@ class EmbeddedSearch:
         found = searcher.search(query, limit=MAX_GEO_CANDIDATES)
         candidates = []
         for rank, (_score, address) in enumerate(found.hits):
-            source = json.loads(searcher.doc(address)["doc"][0])
-            geo = source.get("_geo")
-            meters = None if geo is None else distance_m(q.origin.lat, q.origin.lng, geo["lat"], geo["lng"])
+            stored = searcher.doc(address)["doc"][0]
+            candidate = _candidate.decode(stored)
+            geo = candidate.geo
+            meters = None if geo is None else distance_m(q.origin.lat, q.origin.lng, geo.lat, geo.lng)
             if q.radius_m is not None and (meters is None or meters > q.radius_m):
                 continue
-            if meters is not None:
-                source["distance_m"] = round(meters)
-            candidates.append((rank, meters, source))
+            candidates.append((rank, meters, candidate, stored))
         if q.sort == "distance":
             candidates.sort(key=lambda c: (c[1] is None, c[1] or 0.0, c[0]))
         elif q.sort in ("price_asc", "price_desc"):
             sign = 1 if q.sort == "price_asc" else -1
-            candidates.sort(key=lambda c: (sign * c[2]["price_points"], c[0]))
-        facets = {name: dict(Counter(c[2][name] for c in candidates)) for name in FACETS} if q.facets else {}
-        page = [c[2] for c in candidates[q.offset : q.offset + q.limit]]
+            candidates.sort(key=lambda c: (sign * c[2].price_points, c[0]))
+        facets = (
+            {name: dict(Counter(getattr(c[2], name) for c in candidates)) for name in FACETS} if q.facets else {}
+        )
+        page = []
+        for _rank, meters, _, stored in candidates[q.offset : q.offset + q.limit]:
+            source = _document.decode(stored)
+            if meters is not None:
+                source["distance_m"] = round(meters)
+            page.append(source)
         return SearchResult(page, len(candidates), facets)

@@ -18,17 +18,27 @@ from web.routes import (
     find,
     home,
     office,
+    office_corrections,
+    office_finance,
+    office_residents,
+    office_services,
     oidc,
     portal,
     portal_devices,
+    portal_offers,
+    portal_sales,
     public,
     signin,
     terminal,
     wallet,
 )
 
-AREAS = [home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-         terminal.ROUTER, portal.ROUTER, office.ROUTER, portal_devices.ROUTER]  # fmt: skip
+# Every page module's router (one per module: a new module adds its name above and here).
+AREAS = [
+    home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER, portal_devices.ROUTER,
+    office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
+]  # fmt: skip
 
 
 def _files(path: str, directory: Path, name: str) -> Router:

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import msgspec
 import segno
@@ -76,15 +76,6 @@ def _titles(lang: str) -> Callable[[dict[Lang, str]], tuple[Lang, str]]:
     return lambda titles: title_in(titles, lang)
 
 
-def _tiles(ctx: Ctx) -> tuple[str | None, tuple[str, ...]]:
-    """The map's tile URL template (None: a blank map) and the origin the page's CSP must allow for it."""
-    url = ctx.settings.map_tiles_url
-    if not url:
-        return None, ()
-    parts = urlsplit(url)
-    return url, (f"{parts.scheme}://{parts.netloc}",)
-
-
 @get("/find", sync_to_thread=True)
 def find(
     request: Request, principal: Resident, ctx: Ctx,
@@ -118,7 +109,7 @@ def find(
             )
     form = {"q": q, "category": category, "city": city, "min_points": min_points, "max_points": max_points,
             "open_now": bool(open_now)}  # fmt: skip
-    tiles_url, img_origins = _tiles(ctx)
+    tiles_url, img_origins = pages.map_tiles(ctx)
 
     def page_link(at: int) -> str:
         return "/wallet/find?" + urlencode(

@@ -6,9 +6,7 @@ navigation that role may use: `web.auth.may` decides what the navigation shows, 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Request, Router, get
 from litestar.response import Template
@@ -44,15 +42,4 @@ def office_audit(request: Request, ctx: Ctx, officer: Staff) -> Template:
     )
 
 
-@get("/office/statement", sync_to_thread=True)
-def office_statement(request: Request, ctx: Ctx, officer: Staff) -> Template:
-    """This month's settlement statement as the ledger stands (finance only, as its API route)."""
-    city = require(officer, "statement").city
-    assert city is not None
-    period = datetime.fromtimestamp(ctx.clock() / 1_000_000, ZoneInfo(ctx.programs.get(city).timezone)).strftime(
-        "%Y-%m"
-    )
-    return _render(request, ctx, officer, "office/statement.html", statement=ctx.settlement.preview(city, period))
-
-
-ROUTER = Router("/", route_handlers=[office_home, office_audit, office_statement])
+ROUTER = Router("/", route_handlers=[office_home, office_audit])

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -203,7 +204,7 @@ def sign_in_page(request: Request, ctx: Ctx, next: NextPath = "") -> Template:
 
 
 @_each(post, [a.sign_in for a in AREAS], sync_to_thread=True)
-def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits],
+def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits], visitor: Visitor,
                       data: Annotated[CodeForm, Form]) -> Template | Redirect:  # fmt: skip
     """An activation code of the area's kind: used up, a session opened, then the passkey step. A
     refused code is the page again with the reason next to the field (401, nothing changed)."""
@@ -212,7 +213,7 @@ def sign_in_with_code(request: Request, ctx: Ctx, limits: NamedDependency[Limits
         with limits.failures.attempt(client_address(request)) as attempt:
             attempt.claim("activation:" + hashlib.blake2b(data.code.encode(), digest_size=16).hexdigest())
             holder_id, city = ctx.activation.redeem(data.code, area.kind)
-            cookie = auth.open_session(ctx, holder_id, city, "web:activation", area)
+            cookie = auth.open_session(ctx, holder_id, city, "web:activation", area, replacing=visitor)
     except LedgerError as exc:
         document = problem_document(exc.code, pages.locale(request), error_params(exc))
         return _sign_in_page(request, ctx, data.next, int(document["status"]), data.code, document)  # type: ignore[call-overload]
@@ -237,7 +238,7 @@ def passkey_sign_in_options(request: Request, ctx: Ctx) -> Response:
 
 @_each(post, [f"{a.sign_in}/passkey" for a in AREAS])
 async def passkey_sign_in(
-    request: Request, ctx: Ctx, limits: NamedDependency[Limits], data: JSONBody[PasskeyAnswer]
+    request: Request, ctx: Ctx, limits: NamedDependency[Limits], visitor: Visitor, data: JSONBody[PasskeyAnswer]
 ) -> Response:
     """The device's signature of the sign-in challenge: a session of the area, and where to go next."""
     area = area_of(request.url.path)
@@ -249,30 +250,35 @@ async def passkey_sign_in(
             holder_id, city = await to_thread.run_sync(
                 ctx.passkeys.authenticate, json.dumps(data.credential), challenge, origin, rp_id, area.kind
             )
-            session = await to_thread.run_sync(auth.open_session, ctx, holder_id, city, "web:passkey", area)
+            session = await to_thread.run_sync(
+                partial(auth.open_session, ctx, holder_id, city, "web:passkey", area, replacing=visitor)
+            )
     except LedgerError as exc:
         return _json_problem(request, exc)
     return _json({"next": pages.local_target(data.next, area.base)}, cookies=[session, _challenge_done()])
 
 
 @post("/wallet/sign-in/demo", sync_to_thread=True)
-def demo_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoForm, Form]) -> Redirect:
+def demo_sign_in(request: Request, ctx: Ctx, visitor: Visitor, data: Annotated[DemoForm, Form]) -> Redirect:
     """The demo only: sign in as one of the listed demo residents, no code needed."""
     if not ctx.settings.demo or data.resident_id not in {r["id"] for r in _demo_residents(ctx)}:
         raise NotFoundException()
     resident = ctx.residents.get(data.resident_id)
-    cookie = auth.open_session(ctx, resident["id"], resident["city"], "web:demo")
+    cookie = auth.open_session(ctx, resident["id"], resident["city"], "web:demo", replacing=visitor)
     return pages.see_other(pages.local_target(data.next, DEFAULT_NEXT), [cookie])
 
 
 @_each(post, [f"{a.sign_in}/demo" for a in AREAS if a is not WALLET], sync_to_thread=True)
-def demo_principal_sign_in(request: Request, ctx: Ctx, data: Annotated[DemoPrincipalForm, Form]) -> Redirect:
+def demo_principal_sign_in(
+    request: Request, ctx: Ctx, visitor: Visitor, data: Annotated[DemoPrincipalForm, Form]
+) -> Redirect:
     """The demo only: sign in to the portal or the office as one of its listed demo principals."""
     area = area_of(request.url.path)
     listed = {e["principal_id"]: e for e in _demo_principals(ctx, area)}
     if data.principal_id not in listed:
         raise NotFoundException()
-    cookie = auth.open_session(ctx, data.principal_id, listed[data.principal_id]["city"], "web:demo", area)
+    cookie = auth.open_session(ctx, data.principal_id, listed[data.principal_id]["city"], "web:demo", area,
+                               replacing=visitor)  # fmt: skip
     return pages.see_other(pages.local_target(data.next, area.base), [cookie])
 
 

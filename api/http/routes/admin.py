@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, Router, get, patch, post, put
+from litestar import Request, Router, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import JSONBody
 
@@ -40,6 +40,7 @@ from community.schemas import (
     Credentials,
     Done,
     EnrolledResident,
+    Erasure,
     IssuedToken,
     Member,
     Merchants,
@@ -173,6 +174,32 @@ def erase(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Done:
     purchase. A resident's pending erasure shows in their record (`erasure_due_at_us`). City staff only."""
     ctx.residents.erase(resident_id, _staff(principal, city).actor, city)
     return Done(status="erased")
+
+
+@post("/residents/{city:str}/{resident_id:str}/erasure", sync_to_thread=True, status_code=202,
+      summary="Schedule a resident's erasure", operation_id="admin_schedule_erasure",
+      problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def schedule_erasure(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Erasure:
+    """Erase the resident after the delay their own request waits (`due_at_us`; the `erasures` job
+    carries it out), cancellable until then; asking again keeps the first date. Audited. City staff only."""
+    return ctx.residents.request_erasure(resident_id, _staff(principal, city).actor, city)
+
+
+@delete("/residents/{city:str}/{resident_id:str}/erasure", sync_to_thread=True, status_code=200,
+        summary="Cancel a resident's pending erasure", operation_id="admin_cancel_erasure",
+        problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def cancel_erasure(city: City, resident_id: Id, principal: Who, ctx: Ctx) -> Erasure:
+    """Undo a pending erasure, the resident's or staff's (none pending: nothing changes). Audited. City staff only."""
+    return ctx.residents.cancel_erasure(resident_id, _staff(principal, city).actor, city)
+
+
+@get("/cards/{city:str}/{card_id:str}", sync_to_thread=True, summary="Find a card's resident",
+     operation_id="admin_get_card_holder", problems=("unknown_resident", "resident_erased"))  # fmt: skip
+def card_holder(city: City, card_id: Id, principal: Who, ctx: Ctx) -> ResidentRecord:
+    """The record of the resident a card number (or a resident id) of the city names, exactly: personal
+    data is sealed with each resident's key and never searched. City staff only."""
+    _staff(principal, city)
+    return ctx.residents.find(card_id, city)
 
 
 @post("/cards/{city:str}/{card_id:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a citizen card",
@@ -460,6 +487,7 @@ def decide_correction(city: City, correction_id: Id, decision: CorrectionDecisio
 admin = Router(
     "/v1/admin",
     route_handlers=[get_program, put_program, fund, audit_log, enrol, issue_activation, email_activation, get_resident, renew, set_level, erase, revoke_card,
+                    schedule_erasure, cancel_erasure, card_holder,
                     list_merchants, add_merchant, merchant_status, add_terminal, issue_pairing_code, revoke_terminal, list_organizations,
                     add_organization, organization_status, issue_token, list_tokens, revoke_token, list_principals,
                     revoke_principal, issue_principal_activation, create_service, create_event, list_city_items,
