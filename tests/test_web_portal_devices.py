@@ -18,6 +18,7 @@ from community.domain.access import operator
 from tests.browser import browser, locale_of, needs_chromium, signed_in, site, visitor
 from tests.stripe_server import API_KEY, StripeServer
 from tests.test_api import assert_problem
+from tests.test_web_portal_offers import owner_of
 from tests.test_web_signin import HTTPS
 from tests.test_web_terminal import clock
 from tests.world import World
@@ -26,11 +27,6 @@ from web.i18n import gettext
 from web.pages import SESSION_COOKIE
 
 __all__ = ["browser", "clock"]  # the fixtures, imported for this module (the wall clock: the tablet signs)
-
-
-def _owner(ctx, subject: str, merchant_id: str) -> str:
-    return ctx.activation.issue_principal(operator("test"), "brossard", "merchant", subject, key=f"owner-{subject}",
-                                          merchant_id=merchant_id).principal_id  # fmt: skip
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ def test_a_device_is_paired_from_the_portal_renamed_and_revoked(browser, ctx, br
         visitor(browser, base, locale=locale) as owner,
         visitor(browser, base, locale=locale) as tablet,
     ):
-        signed_in(owner, ctx, _owner(ctx, "marie", "boulangerie"), "brossard", PORTAL)
+        signed_in(owner, ctx, owner_of(ctx, "boulangerie", "marie"), "brossard", PORTAL)
         page = owner.page
         owner.open("/portal/terminals")
         page.get_by_text(_("No terminal yet: pair a device above.")).wait_for()
@@ -110,7 +106,7 @@ def test_a_device_is_paired_from_the_portal_renamed_and_revoked(browser, ctx, br
 
 
 def test_owners_see_and_change_only_their_own_terminals_and_link_their_payout_account(ctx, brossard) -> None:
-    marie, luc = _owner(ctx, "marie", "boulangerie"), _owner(ctx, "luc", "librairie")
+    marie, luc = owner_of(ctx, "boulangerie", "marie"), owner_of(ctx, "librairie", "luc")
     theirs = brossard.terminals["librairie"].key_id
     bearer = {
         who: {"Authorization": f"Bearer {ctx.access.issue_principal(who, 3_600, 'test')}"} for who in (marie, luc)
