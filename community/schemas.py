@@ -148,7 +148,7 @@ class Erasure(Result, frozen=True):
 class Done(Result, frozen=True):
     """An action that returns no record: what became of its target."""
 
-    status: Annotated[Literal["erased", "revoked"], msgspec.Meta(description="the target's state now")]
+    status: Annotated[Literal["erased", "revoked", "renamed"], msgspec.Meta(description="the target's state now")]
 
 
 # --- members: merchants and organizations, and terminals ----------------------------------------

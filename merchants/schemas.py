@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ledger.schemas import Cents, Points, Receipt, Result, Sequence, TimeUs
+from ledger.schemas import AuditEntry, Cents, Points, Receipt, Result, Sequence, TimeUs
 
 TransferId = Annotated[str, msgspec.Meta(description="the ledger transfer's id, unique within its city's ledger")]
 City = Annotated[str, msgspec.Meta(description="the city whose ledger holds the transfer")]
@@ -286,3 +286,34 @@ class PairingCode(Result, frozen=True):
     city: Annotated[str, msgspec.Meta(description="the merchant's city")]
     expires_at_us: TimeUs
     name: Annotated[str | None, msgspec.Meta(description="the device's name, if given with the code")] = None
+
+
+class MerchantTerminal(Result, frozen=True):
+    """One of the merchant's terminals as its owner sees it (the portal's `/portal/terminals`)."""
+
+    key_id: Annotated[str, msgspec.Meta(description="the key id the terminal signs its requests with")]
+    name: Annotated[str | None, msgspec.Meta(description="what the shop calls it (given at pairing, renamed since)")]
+    kind: Annotated[
+        Literal["web", "pos"],
+        msgspec.Meta(description="web: a browser paired with a code (/terminal); pos: a POS registered by its key"),
+    ]
+    status: Annotated[Literal["active", "revoked"], msgspec.Meta(description="a revoked terminal is refused")]
+    paired_at_us: TimeUs
+    last_seen_at_us: Annotated[
+        int | None, msgspec.Meta(description="its latest signed request, if within the last minutes; else null")
+    ] = None
+
+
+class MerchantTerminals(Result, frozen=True):
+    """The merchant's terminals, newest first."""
+
+    terminals: list[MerchantTerminal]
+
+
+class MerchantActivity(Result, frozen=True):
+    """A page of the audit records about one merchant, newest first (the portal's `/portal/activity`)."""
+
+    entries: list[AuditEntry]
+    next_before_seq: Annotated[
+        int | None, msgspec.Meta(description="pass as `before_seq` for the older records; null at the start")
+    ]

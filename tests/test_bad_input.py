@@ -94,9 +94,13 @@ def body_routes(app: Litestar) -> list[tuple[str, str]]:
                    if {"data", "request"} & set(handler.parsed_fn_signature.parameters)})  # fmt: skip
 
 
+OWNER = "owner-boulangerie"  # a merchant owner's token (the /v1/merchants routes of owners)
+
+
 def caller(path: str) -> str | None:
     """Whose credentials reach this route's handler (None: a public route)."""
-    prefixes = {"/v1/pos": "pos", "/v1/merchants": "pos", "/v1/wallet": "alice", "/v1/catalog": "alice",
+    prefixes = {"/v1/merchants/pairing-codes": OWNER, "/v1/merchants/terminals": OWNER, "/v1/merchants/activity": OWNER,
+                "/v1/pos": "pos", "/v1/merchants": "pos", "/v1/wallet": "alice", "/v1/catalog": "alice",
                 "/v1/orgs": "entraide-jeunesse", "/v1/finance": "finance-brossard", "/v1/admin": "staff-brossard"}  # fmt: skip
     return next((who for prefix, who in prefixes.items() if path.startswith(prefix)), None)
 
@@ -150,7 +154,9 @@ def world(settings, clock) -> Iterator[World]:
     app = create_app(ctx, terminal_rate_per_second=100_000, resident_rate_per_second=100_000,
                      address_failures_per_minute=100_000)  # fmt: skip
     with TestClient(app) as client:
-        yield standard_world(ctx, client)
+        world = standard_world(ctx, client)
+        world.grant(OWNER, "merchant", "brossard", "marie", merchant_id="boulangerie")  # the owner's routes
+        yield world
     ctx.engine.dispose()
 
 

@@ -43,8 +43,9 @@ UNTESTED = ("/v1/payments/stripe/webhook", "/v1/finance/stripe/webhook", "/v1/me
 # What a resident does once (their token stops working): each example acts as a new resident.
 ONCE = ("/v1/wallet/erasure", "/v1/wallet/sign-out-everywhere")
 ERASE = "/v1/admin/residents/{city}/{resident_id}/erase"  # staff erase whoever a link names
+OWNER = "owner-boulangerie"  # a merchant owner's token: its /v1/merchants routes take one
 # Which bearer token serves which prefix (the first that matches).
-BEARERS = (("/v1/wallet", "alice"), ("/v1/catalog", "alice"), ("/v1/orgs", "entraide-jeunesse"),
+BEARERS = (("/v1/merchants", OWNER), ("/v1/wallet", "alice"), ("/v1/catalog", "alice"), ("/v1/orgs", "entraide-jeunesse"),
            ("/v1/finance", "finance-brossard"), ("/v1/admin", "staff-brossard"), ("/v1/health/jobs", "staff-brossard"))  # fmt: skip
 
 
@@ -103,6 +104,7 @@ def _contract(ctx) -> Iterator[tuple[World, str, object]]:
     app = create_app(ctx, terminal_rate_per_second=10_000, resident_rate_per_second=10_000,
                      address_failures_per_minute=100_000, credential_failures_per_minute=100_000)  # fmt: skip
     world = standard_world(ctx, None)
+    world.grant(OWNER, "merchant", "brossard", "marie", merchant_id="boulangerie")
     with served(app) as base:
         yield world, base, app
 

@@ -21,6 +21,8 @@ from tests.world import World, standard_world
 PROBLEM = "application/problem+json"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
 SECURITY_BY_PREFIX = {
+    "/v1/merchants/pairing-codes": "bearerAuth", "/v1/merchants/terminals": "bearerAuth",  # the owner's (a token)
+    "/v1/merchants/activity": "bearerAuth",
     "/v1/pos": "terminalSignature", "/v1/merchants": "terminalSignature",
     "/v1/wallet": "bearerAuth", "/v1/catalog": "bearerAuth", "/v1/orgs": "bearerAuth", "/v1/admin": "bearerAuth",
     "/v1/finance/stripe": None, "/v1/finance": "bearerAuth", "/v1/health/jobs": "bearerAuth",

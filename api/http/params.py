@@ -84,6 +84,8 @@ OptionalDay = Annotated[str, QueryParameter(pattern=r"^(\d{4}-(0[1-9]|1[0-2])-(0
 DoneNotice = Annotated[str | None, QueryParameter(pattern=r"^[a-z-]{1,32}$")]
 # What a program officer typed to find a resident: a resident id or a card number, matched exactly.
 ResidentLookup = Annotated[str, QueryParameter(max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f\x7f]*$")]  # no NUL
+# A terminal pairing code as shown (`7KQD-M2XA`) or typed (any case, spaces or dashes).
+PairingCodeQuery = Annotated[str, QueryParameter(pattern=r"^[A-Za-z0-9 -]{1,32}$")]
 
 
 def split_list(value: str) -> tuple[str, ...]:

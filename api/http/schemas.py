@@ -129,6 +129,12 @@ class PairingCodeBody(Struct, frozen=True):
     name: DeviceName | None = None
 
 
+class TerminalNameBody(Struct, frozen=True):
+    """A terminal's new name (null: no name)."""
+
+    name: DeviceName | None
+
+
 class PairingBody(Struct, frozen=True):
     """A device pairing itself as a terminal: the one-time code, its raw Ed25519 public key (base64)."""
 

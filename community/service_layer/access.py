@@ -25,6 +25,7 @@ from community.domain.access import (
     SubjectTaken,
     TokenRevoked,
     UnknownCredential,
+    actor_name,
     check_grant,
     identity,
     require_reader,
@@ -183,14 +184,20 @@ class Access:
 
     def issue_principal(self, principal_id: str, ttl_seconds: int, issued_by: str) -> str:
         """A session token of an active principal (its web sign-in: `issued_by` says how, e.g.
-        "web:passkey"), with the principal's own role, subject, city and binding."""
+        "web:passkey"), with the principal's own role, subject, city and binding; audited
+        `principal.sign_in`."""
         assert 0 < ttl_seconds <= RESIDENT_TTL_SECONDS_MAX
         with self.engine.begin() as conn:
             row = store.principal_by_id(conn, principal_id)
             if row is None or row["status"] != "active":
                 raise TokenRevoked("this principal's grant was withdrawn")
+            now = self.clock()
             granted = self._issue(conn, principal_id, row["city"], row["role"], row["subject"], row["org_id"], ttl_seconds,
-                                  issued_by, self.clock(), row["merchant_id"])  # fmt: skip
+                                  issued_by, now, row["merchant_id"])  # fmt: skip
+            # A principal's sign-in is in its city's trail (the office's audit, the owner's activity).
+            self.audit.record(conn, actor=actor_name(row["role"], row["subject"], granted.jti), action="principal.sign_in",
+                              city=row["city"], target=f"{row['role']}:{row['subject']}", before=None,
+                              after={"how": issued_by, "expires_at_us": granted.expires_at_us}, now_us=now)  # fmt: skip
         return self._sign(granted)
 
     def _issue(self, conn: Connection, principal_id: str | None, city: str, role: str, subject: str, org_id: str | None,

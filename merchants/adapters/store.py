@@ -4,11 +4,14 @@ members: community.adapters.store)."""
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal, or_, select, union_all, update
 
-from community.adapters.tables import AwardRow
+from community.adapters.tables import AwardRow, PrincipalRow
+from ledger.adapters.audit_log import AU, MAX_AUDIT_PAGE, RECORD_COLUMNS
 from ledger.adapters.database import insert_once
 from ledger.adapters.tables import Base
+from ledger.domain.audit_trail import AuditRecord
+from marketplace.adapters.tables import CatalogItemRow
 from merchants.adapters.tables import MerchantRow, NonceRow, OccurredAtRow, PairingCodeRow, TerminalRow
 
 # SQLAlchemy types `__table__` as a FromClause; the metadata's entry is the same Table, typed as one.
@@ -16,6 +19,9 @@ M = Base.metadata.tables[MerchantRow.__tablename__]
 T = Base.metadata.tables[TerminalRow.__tablename__]
 N = Base.metadata.tables[NonceRow.__tablename__]
 AW = Base.metadata.tables[AwardRow.__tablename__]  # an award's answer keeps its purchase amount
+P = Base.metadata.tables[PairingCodeRow.__tablename__]
+PR = Base.metadata.tables[PrincipalRow.__tablename__]
+IT = Base.metadata.tables[CatalogItemRow.__tablename__]
 
 
 def add_terminal(conn: Connection, **values) -> None:
@@ -39,6 +45,46 @@ def terminal(conn: Connection, key_id: str) -> dict | None:
 def terminals_of(conn: Connection, merchant_id: str) -> list[dict]:
     query = select(T.c.key_id, T.c.status, T.c.created_at_us).where(T.c.merchant_id == merchant_id)
     return [r._asdict() for r in conn.execute(query.order_by(T.c.created_at_us))]
+
+
+def terminal_views(conn: Connection, merchant_id: str, limit: int) -> list[dict]:
+    """The merchant's terminals, newest first, with whether a pairing code made each (a web till) and
+    the `created` of its latest signed request still remembered (nonces live a few minutes only)."""
+    paired = select(P.c.id).where(P.c.terminal_key_id == T.c.key_id).exists()
+    last_seen = select(func.max(N.c.created_s)).where(N.c.key_id == T.c.key_id).scalar_subquery()
+    query = select(T.c.key_id, T.c.name, T.c.status, T.c.created_at_us, paired.label("paired"),
+                   last_seen.label("last_seen_s")).where(T.c.merchant_id == merchant_id)  # fmt: skip
+    return [r._asdict() for r in conn.execute(query.order_by(T.c.created_at_us.desc(), T.c.key_id).limit(limit))]
+
+
+def rename_terminal(conn: Connection, key_id: str, name: str | None) -> int:
+    return conn.execute(update(T).where(T.c.key_id == key_id).values(name=name)).rowcount
+
+
+MAX_OWNERS = 100  # principals bound to one merchant (a shop has a few owners)
+
+
+def merchant_activity(conn: Connection, city: str, merchant_id: str, before_seq: int | None,
+                      limit: int) -> list[AuditRecord]:  # fmt: skip
+    """The city's audit records about a merchant, newest first (before `before_seq`): done to it, to
+    its terminals, its offers or its owners' principals, or done by its terminals or its owners."""
+    owners = conn.execute(select(PR.c.subject).where(PR.c.city == city, PR.c.merchant_id == merchant_id,
+                                                     PR.c.role == "merchant").limit(MAX_OWNERS)).scalars().all()  # fmt: skip
+    targets = union_all(
+        select(literal(merchant_id)),
+        select(T.c.key_id).where(T.c.merchant_id == merchant_id),
+        select(IT.c.id).where(IT.c.city == city, IT.c.merchant_id == merchant_id),
+        select(PR.c.id).where(PR.c.city == city, PR.c.merchant_id == merchant_id),
+    )
+    actors = [f"merchant:{merchant_id}", *(f"merchant:{subject}" for subject in owners)]
+    about = or_(AU.c.target.in_(select(targets.subquery().c[0])), AU.c.target.in_(actors), AU.c.actor.in_(actors),
+                *(AU.c.actor.startswith(f"{actor}/", autoescape=True) for actor in actors))  # fmt: skip
+    query = select(*RECORD_COLUMNS).where(AU.c.city == city, about)
+    if before_seq is not None:
+        query = query.where(AU.c.seq < before_seq)
+    return [
+        AuditRecord(*row) for row in conn.execute(query.order_by(AU.c.seq.desc()).limit(min(limit, MAX_AUDIT_PAGE)))
+    ]
 
 
 def revoke_terminal(conn: Connection, key_id: str) -> int:
@@ -67,7 +113,6 @@ def purchase_amounts(conn: Connection, ledger: str, transfer_ids: list[str]) -> 
     return amounts
 
 
-P = Base.metadata.tables[PairingCodeRow.__tablename__]
 O = Base.metadata.tables[OccurredAtRow.__tablename__]
 
 

@@ -29,6 +29,7 @@ class TerminalRow(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))  # active | revoked
     created_at_us: Mapped[int] = mapped_column(BIG)
+    name: Mapped[str | None] = mapped_column(String(100))  # what the shop calls it, "Till 1" (pairing, the portal)
 
 
 class NonceRow(Base):

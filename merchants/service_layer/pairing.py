@@ -85,6 +85,22 @@ class Pairing:
         return PairingCode(code=grouped(self._code(issued.id)), merchant_id=merchant_id, city=city, name=name,
                            expires_at_us=issued.expires_at_us)  # fmt: skip
 
+    def live(self, typed: str, merchant_id: str, city: str) -> PairingCode:
+        """A code the merchant's owner was given, while it still works (the portal shows it with its
+        QR until a device uses it); refused as `pair` refuses it, and as unknown if another
+        merchant's."""
+        code = normalized(typed, LENGTH)
+        with self.engine.connect() as conn:
+            row = None if code is None else store.pairing_code_by_hash(conn, self._hash(code))
+        if code is None or row is None or (row["merchant_id"], row["city"]) != (merchant_id, city):
+            raise PairingCodeInvalid("not a pairing code")
+        if row["status"] != "live":
+            raise PairingCodeUsed("this pairing code was already used")
+        if row["expires_at_us"] <= self.clock():
+            raise PairingCodeExpired("this pairing code has expired")
+        return PairingCode(code=grouped(code), merchant_id=merchant_id, city=city, name=row["name"],
+                           expires_at_us=row["expires_at_us"])  # fmt: skip
+
     def pair(self, typed: str, public_key_base64: str, name: str | None) -> TerminalRegistration:
         """Register the device's raw Ed25519 public key (base64) with a live code, which is used up.
         Refused (401) if the code is not one of ours, was used, or expired; a refusal changes nothing."""
@@ -106,7 +122,8 @@ class Pairing:
                 raise PairingCodeUsed("this pairing code was already used")
             if row["expires_at_us"] <= now:
                 raise PairingCodeExpired("this pairing code has expired")
-            registered = self.terminals.add(conn, row["merchant_id"], public_key, row["issued_by"], row["city"], now)
+            registered = self.terminals.add(conn, row["merchant_id"], public_key, row["issued_by"], row["city"], now,
+                                            name or row["name"])  # fmt: skip
             if not store.use_pairing_code(conn, row["id"], registered.terminal_key_id):
                 raise PairingCodeUsed("this pairing code was already used")  # a concurrent pairing won
             self.audit.record(conn, actor=row["issued_by"], action="terminal.pairing_use", city=row["city"],

@@ -48,6 +48,8 @@ from merchants.schemas import (
     CardKeys,
     HoldResult,
     Identity,
+    MerchantTerminal,
+    MerchantTerminals,
     OfflineItemResult,
     OfflineResults,
     RefundResult,
@@ -66,6 +68,8 @@ OCCURRED_AT_SKEW_US = 30 * 1_000_000
 OCCURRED_AT_MAX_AGE_US = 7 * 86_400 * 1_000_000
 MAX_STATEMENT_PAGE = 500
 SIGNATURE_WINDOW_SECONDS = 300
+MAX_TERMINAL_NAME = 100
+MAX_TERMINALS = 200  # a merchant's terminals listed at once (a shop has a few; revoked ones stay listed)
 R = TypeVar("R")
 # A redemption's transfers and how to present their committed results: the caller commits them.
 Operation = tuple[list[TransferRequest], Callable[[tuple[TransferResult, ...]], R]]
@@ -146,29 +150,58 @@ class Terminals:
                                     lambda: self.add(conn, merchant_id, raw, actor, city, now), now)  # fmt: skip
 
     def add(
-        self, conn: Connection, merchant_id: str, raw: bytes, actor: str, city: str, now: int
+        self, conn: Connection, merchant_id: str, raw: bytes, actor: str, city: str, now: int, name: str | None = None
     ) -> TerminalRegistration:
         """Register a raw Ed25519 public key in the caller's transaction, audited as `terminal.register`
         (`register` above, and a device's pairing, merchants/service_layer/pairing.py)."""
         key_id = terminal_key_id(raw)
         if store.terminal(conn, key_id) is not None:
             raise Conflict("this key is already registered", field="public_key_pem", reason="already_exists")
-        store.add_terminal(
-            conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active", created_at_us=now
-        )
+        store.add_terminal(conn, key_id=key_id, merchant_id=merchant_id, public_key=raw, status="active",
+                           created_at_us=now, name=name)  # fmt: skip
         self.audit.record(conn, actor=actor, action="terminal.register", city=city, target=key_id, before=None,
                           after={"merchant_id": merchant_id}, now_us=now)  # fmt: skip
         return TerminalRegistration(terminal_key_id=key_id, merchant_id=merchant_id)
 
-    def revoke(self, key_id: str, actor: str, city: str) -> None:
+    def _own(self, conn: Connection, key_id: str, city: str, merchant_id: str | None) -> dict[str, Any]:
+        """The terminal, refused alike if it is of another city or (given `merchant_id`) another merchant."""
+        row = store.terminal(conn, key_id)
+        if row is None or row["city"] != city or merchant_id not in (None, row["merchant_id"]):
+            raise UnknownMerchant("no such terminal in this city")
+        return row
+
+    def revoke(self, key_id: str, actor: str, city: str, *, merchant_id: str | None = None) -> None:
+        """Revoke a terminal of the city (the city's staff), or of `merchant_id` (its owner): its
+        next request is refused."""
         now = self.clock()
         with self.engine.begin() as conn:
-            row = store.terminal(conn, key_id)
-            if row is None or row["city"] != city:
-                raise UnknownMerchant("no such terminal in this city")
+            self._own(conn, key_id, city, merchant_id)
             store.revoke_terminal(conn, key_id)
             self.audit.record(conn, actor=actor, action="terminal.revoke", city=city, target=key_id, before=None,
                                   after=None, now_us=now)  # fmt: skip
+
+    def rename(self, key_id: str, name: str | None, actor: str, city: str, *, merchant_id: str) -> None:
+        """Name one of the merchant's terminals ("Till 1"; None: no name), audited `terminal.rename`."""
+        if name is not None and not 1 <= len(name) <= MAX_TERMINAL_NAME:
+            raise InvalidRequest(f"name is 1 to {MAX_TERMINAL_NAME} characters", field="name", reason="out_of_range",
+                                 min_value=1, max_value=MAX_TERMINAL_NAME)  # fmt: skip
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._own(conn, key_id, city, merchant_id)
+            store.rename_terminal(conn, key_id, name)
+            self.audit.record(conn, actor=actor, action="terminal.rename", city=city, target=key_id,
+                              before={"name": row["name"]}, after={"name": name}, now_us=now)  # fmt: skip
+
+    def of_merchant(self, merchant_id: str, city: str) -> MerchantTerminals:
+        """The merchant's terminals as its owner sees them, newest first (at most MAX_TERMINALS)."""
+        self.members.get(merchant_id, city)
+        with self.engine.connect() as conn:
+            rows = store.terminal_views(conn, merchant_id, MAX_TERMINALS)
+        return MerchantTerminals(terminals=[
+            MerchantTerminal(key_id=r["key_id"], name=r["name"], kind="web" if r["paired"] else "pos", status=r["status"],
+                             paired_at_us=r["created_at_us"],
+                             last_seen_at_us=None if r["last_seen_s"] is None else r["last_seen_s"] * 1_000_000)
+            for r in rows])  # fmt: skip
 
     def list(self, merchant_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -27,6 +27,7 @@ from web.routes import (
     office_services,
     oidc,
     portal,
+    portal_devices,
     portal_offers,
     portal_sales,
     public,
@@ -38,7 +39,7 @@ from web.routes import (
 # Every page module's router (one per module: a new module adds its name above and here).
 AREAS = [
     home.ROUTER, wallet.ROUTER, find.ROUTER, account.ROUTER, public.ROUTER, oidc.ROUTER, signin.ROUTER,
-    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER,
+    terminal.ROUTER, portal.ROUTER, portal_offers.ROUTER, portal_sales.ROUTER, portal_devices.ROUTER,
     office.ROUTER, office_finance.ROUTER, office_residents.ROUTER, office_services.ROUTER, office_corrections.ROUTER,
     office_program.ROUTER, office_merchants.ROUTER, office_accounts.ROUTER,
 ]  # fmt: skip

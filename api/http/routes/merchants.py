@@ -1,4 +1,5 @@
-"""/v1/merchants: a merchant's catalog, shop and payout account onboarding, from its signed terminals."""
+"""/v1/merchants: a merchant's catalog, shop and payout account onboarding, from its signed terminals;
+its terminals and its activity, for its owner (a `merchant` principal's bearer token, as the portal)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from litestar import Router, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import JSONBody
 
-from api.http.auth import Principal, terminal_principal
-from api.http.params import Ctx, Cursor, Id, IdempotencyKey, PageLimit, Who, idempotency_key
-from api.http.schemas import ShopBody
+from api.http.auth import Principal, bearer_principal, terminal_principal
+from api.http.params import Ctx, Cursor, Id, IdempotencyKey, OptionalSequence, PageLimit, Who, idempotency_key
+from api.http.schemas import PairingCodeBody, ShopBody, TerminalNameBody
+from community.schemas import Done
 from finance.schemas import OnboardingLink, OnboardingStatus
 from marketplace.domain.catalog import ItemPatch, ItemSpec
 from marketplace.schemas import Item, ItemPage, Shop
 from marketplace.service_layer.catalog import Owner
+from merchants.schemas import MerchantActivity, MerchantTerminals, PairingCode
+from merchants.service_layer.activity import activity
 
 # Every write checks the merchant is approved; the items' rules answer invalid_item.
 _WRITE_PROBLEMS = ("merchant_not_approved", "unknown_ledger")
@@ -101,4 +105,63 @@ merchants = Router("/v1/merchants", route_handlers=[create_offer, list_offers, g
                    dependencies={"principal": Provide(terminal_principal)}, tags=["merchants"])  # fmt: skip
 
 
-ROUTERS = [merchants]
+def owned(principal: Principal) -> tuple[str, str, str]:
+    """A merchant owner's city, merchant and actor name (a `merchant` principal, bound to its merchant)."""
+    principal.require("merchant")
+    assert principal.city is not None and principal.merchant_id is not None
+    return principal.city, principal.merchant_id, principal.actor
+
+
+@post("/pairing-codes", sync_to_thread=True, status_code=201, summary="Issue a pairing code for a new device",
+      operation_id="owners_issue_pairing_code", problems=("unknown_merchant", "invalid_request"))  # fmt: skip
+def owner_pairing_code(data: JSONBody[PairingCodeBody], principal: Who, ctx: Ctx, key: IdempotencyKey) -> PairingCode:
+    """A one-time code (15 minutes) with which a device of the owner's shop pairs itself as one of its
+    terminals (`/terminal/pair?code=…`, `POST /v1/pairing`); `{}` for a device without a name. A retry
+    with the same Idempotency-Key shows the same code. The merchant's owner only."""
+    city, merchant_id, actor = owned(principal)
+    return ctx.pairing.issue(merchant_id, city, actor, data.name, key=idempotency_key(key))
+
+
+@get("/terminals", sync_to_thread=True, summary="List the merchant's terminals", operation_id="owners_list_terminals",
+     problems=("unknown_merchant",))  # fmt: skip
+def owner_terminals(principal: Who, ctx: Ctx) -> MerchantTerminals:
+    """The owner's terminals, newest first: name, web till or POS, when paired, last seen (within the
+    last minutes), active or revoked. Changes nothing. The merchant's owner only."""
+    city, merchant_id, _ = owned(principal)
+    return ctx.terminals.of_merchant(merchant_id, city)
+
+
+@put("/terminals/{key_id:str}/name", sync_to_thread=True, summary="Rename a terminal",
+     operation_id="owners_rename_terminal", problems=("unknown_merchant", "invalid_request"))  # fmt: skip
+def owner_rename_terminal(key_id: Id, data: JSONBody[TerminalNameBody], principal: Who, ctx: Ctx) -> Done:
+    """Name one of the merchant's terminals ("Till 1"), audited. The merchant's owner only."""
+    city, merchant_id, actor = owned(principal)
+    ctx.terminals.rename(key_id, data.name, actor, city, merchant_id=merchant_id)
+    return Done(status="renamed")
+
+
+@post("/terminals/{key_id:str}/revoke", sync_to_thread=True, status_code=200, summary="Revoke a terminal",
+      operation_id="owners_revoke_terminal", problems=("unknown_merchant",))  # fmt: skip
+def owner_revoke_terminal(key_id: Id, principal: Who, ctx: Ctx) -> Done:
+    """Revoke one of the merchant's terminals: its next request is refused. Audited. The merchant's owner only."""
+    city, merchant_id, actor = owned(principal)
+    ctx.terminals.revoke(key_id, actor, city, merchant_id=merchant_id)
+    return Done(status="revoked")
+
+
+@get("/activity", sync_to_thread=True, summary="Read who did what at the merchant", operation_id="owners_activity")
+def owner_activity(
+    principal: Who, ctx: Ctx, before_seq: OptionalSequence = None, limit: PageLimit = 50
+) -> MerchantActivity:
+    """The city's audit records about the merchant, newest first: its terminals paired, renamed and
+    revoked, its offers, its payout account, its owners' sign-in codes. Changes nothing. The merchant's owner only."""
+    city, merchant_id, _ = owned(principal)
+    return activity(ctx.engine, city, merchant_id, before_seq, limit)
+
+
+owners = Router("/v1/merchants", route_handlers=[owner_pairing_code, owner_terminals, owner_rename_terminal,
+                                                 owner_revoke_terminal, owner_activity],
+                dependencies={"principal": Provide(bearer_principal)}, tags=["merchants"])  # fmt: skip
+
+
+ROUTERS = [merchants, owners]

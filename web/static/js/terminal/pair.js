@@ -8,6 +8,13 @@ const messages = JSON.parse(document.getElementById("terminal-messages").textCon
 const form = document.getElementById("pair-form");
 const status = document.getElementById("pair-status");
 
+// Opened from the owner's QR code (/terminal/pair?code=…): the code is filled in, the name is next.
+const given = new URLSearchParams(window.location.search).get("code");
+if (given && !form.elements.code.value) {
+  form.elements.code.value = given.slice(0, form.elements.code.maxLength);
+  form.elements.name.focus();
+}
+
 function say(text, failed = false) {
   status.textContent = text;
   status.classList.toggle("failed", failed);
