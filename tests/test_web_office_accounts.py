@@ -53,7 +53,7 @@ def test_an_account_is_proposed_by_one_officer_and_confirmed_by_another_and_a_cl
             signed_in(fanny, ctx, officer(ctx, "finance", "fanny"), "brossard", OFFICE)
             fanny.open("/office")
             page.get_by_role("link", name=say("Payout accounts")).click()
-            page.get_by_label(say("Merchant")).select_option("boulangerie")
+            page.get_by_label(say("Merchant"), exact=True).select_option("boulangerie")
             page.get_by_label(say("Account holder")).fill("Boulangerie Brossard inc.")
             page.get_by_label(say("Institution number (3 digits)")).fill("004")
             page.get_by_label(say("Transit number (5 digits)")).fill("00022")
@@ -67,7 +67,7 @@ def test_an_account_is_proposed_by_one_officer_and_confirmed_by_another_and_a_cl
 
             page.get_by_role("link", name=say("Adjustments")).click()
             page.get_by_label(say("Month it corrects")).select_option(JAN)
-            page.get_by_label(say("Merchant")).select_option("boulangerie")
+            page.get_by_label(say("Merchant"), exact=True).select_option("boulangerie")
             page.get_by_label(say("Taken from the merchant")).check()
             page.get_by_label(say("Amount, in dollars")).fill(i18n.cents_input(lang, 250))
             page.get_by_label(say("Reason")).fill("Double award on the 12th")
