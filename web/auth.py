@@ -109,6 +109,19 @@ def require(principal: Principal, action: str) -> Principal:
     return principal
 
 
+def office_city(officer: Principal, action: str) -> str:
+    """The city of an office session whose role may use `action` (else refused, as `require`)."""
+    city = require(officer, action).city
+    assert city is not None  # an office session always names its city
+    return city
+
+
+def owner_merchant(owner: Principal) -> tuple[str, str]:
+    """A portal session's (city, merchant_id): its principal is bound to one merchant."""
+    assert owner.city is not None and owner.merchant_id is not None
+    return owner.city, owner.merchant_id
+
+
 class SignInRequired(LedgerError):
     """No session, or one that ended (signed out, expired, revoked): the page sends the visitor to
     sign in (`web.routes.errors`), with the page to come back to."""

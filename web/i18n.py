@@ -141,11 +141,17 @@ def cents_input(locale: str, amount_cents: int) -> str:
     return format_decimal(Decimal(amount_cents).scaleb(-2), format="#,##0.00", locale=_format_locale(locale))
 
 
+def N_(message: str) -> str:
+    """A msgid for `python -m web.catalogs` to extract, translated where it is shown (`gettext`)."""
+    return message
+
+
 __all__ = [
     "DEFAULT_LOCALE",
     "LANGUAGE_COOKIE",
     "LANGUAGE_NAMES",
     "LOCALES",
+    "N_",
     "cents_input",
     "dollars",
     "gettext",

@@ -6,11 +6,7 @@ from api.bootstrap import Context
 from community.service_layer.activation import Compose
 from web import i18n
 from web.auth import SIGN_IN_PATH
-
-
-def N_(message: str) -> str:  # marks a msgid for extraction; translated at send time
-    return message
-
+from web.i18n import N_
 
 SUBJECT = N_("Your Entraide activation code")
 BODY = N_("""Hello,

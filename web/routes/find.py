@@ -33,7 +33,7 @@ from marketplace.service_layer.redemptions import redemption_id_for
 from marketplace.service_layer.search import SearchRequest
 from web import pages
 from web.auth import Resident
-from web.i18n import DEFAULT_TIME_ZONE, gettext, points
+from web.i18n import DEFAULT_TIME_ZONE, N_, gettext, points
 
 PAGE_SIZE = 10
 MAX_POINTS_FILTER = 10_000_000  # a filter above any price: refused as a typing slip rather than searched
@@ -43,11 +43,6 @@ REDEEM_REFUSALS = ("insufficient_funds", "sold_out", "resident_limit_reached", "
 
 
 Text = SearchText  # a form's field, as typed
-
-
-def N_(message: str) -> str:
-    """A msgid for `python -m web.catalogs` to extract, translated where it is shown (`gettext(lang, ...)`)."""
-    return message
 
 
 class RedeemForm(msgspec.Struct, frozen=True):

@@ -19,18 +19,12 @@ from litestar.response import Redirect, Template
 from api.http.params import PERIOD_PATTERN, ChangeStatus, Ctx, Decision, DoneNotice, Id, idempotency_key
 from ledger.domain.errors import InvalidRequest
 from web import i18n, pages
-from web.auth import Staff, require
+from web.auth import Staff, office_city
 from web.routes.office import render_office
 
 ACCOUNTS_PATH = "/office/payout-accounts"
 ADJUSTMENTS_PATH = "/office/adjustments"
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-
-
-def _city(officer: Staff, action: str) -> str:
-    city = require(officer, action).city
-    assert city is not None  # an office session always names its city
-    return city
 
 
 # --- payout accounts: proposed by one, confirmed by another -------------------------------------------
@@ -50,7 +44,7 @@ def accounts(request: Request, ctx: Ctx, officer: Staff, status: ChangeStatus = 
              done: DoneNotice = None) -> Template:  # fmt: skip
     """The city's payout account changes in a status, account numbers masked (finance, admins,
     auditors); finance proposes one, and another finance officer or an admin confirms it."""
-    city = _city(officer, "payout_accounts")
+    city = office_city(officer, "payout_accounts")
     merchants = ctx.merchants.list(city) if status == "pending" else []
     return render_office(request, ctx, officer, "office/payout_accounts.html", status=status, done=done,
                          changes=ctx.payouts.account_changes(city, status).changes, merchants=merchants,
@@ -62,7 +56,7 @@ def propose_account(ctx: Ctx, officer: Staff, data: Annotated[AccountForm, Form]
     """Propose where a merchant is paid (finance, as `PUT /v1/finance/{city}/merchants/{id}/payout-account`)."""
     account = {"holder_name": data.holder_name, "institution": data.institution, "transit": data.transit,
                "account_number": data.account_number}  # fmt: skip
-    ctx.payouts.propose_account(_city(officer, "propose_payout_account"), data.merchant_id, account, officer.actor,
+    ctx.payouts.propose_account(office_city(officer, "propose_payout_account"), data.merchant_id, account, officer.actor,
                                 key=idempotency_key(data.idempotency_key))  # fmt: skip
     return pages.see_other(f"{ACCOUNTS_PATH}?done=proposed")
 
@@ -70,7 +64,7 @@ def propose_account(ctx: Ctx, officer: Staff, data: Annotated[AccountForm, Form]
 @post(f"{ACCOUNTS_PATH}/{{change_id:str}}/{{decision:str}}", sync_to_thread=True)
 def decide_account(ctx: Ctx, officer: Staff, change_id: Id, decision: Decision) -> Redirect:
     """Confirm (not the proposer) or reject a proposed account (finance, admins); audited."""
-    ctx.payouts.decide_account(_city(officer, "decide_payout_account"), change_id, decision, officer.actor)
+    ctx.payouts.decide_account(office_city(officer, "decide_payout_account"), change_id, decision, officer.actor)
     return pages.see_other(f"{ACCOUNTS_PATH}?done={'confirmed' if decision == 'confirm' else 'rejected'}")
 
 
@@ -89,7 +83,7 @@ class AdjustmentForm(msgspec.Struct, frozen=True):
 @get(ADJUSTMENTS_PATH, sync_to_thread=True)
 def adjustments(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = None) -> Template:
     """The form that corrects a merchant's closed month (finance): the next close applies it."""
-    city = _city(officer, "adjust")
+    city = office_city(officer, "adjust")
     closed = [p.period for p in ctx.settlement.periods(city).periods if p.status == "closed"]
     return render_office(request, ctx, officer, "office/adjustments.html", merchants=ctx.merchants.list(city),
                          closed=closed, done=done, form_key=secrets.token_urlsafe(16))  # fmt: skip
@@ -102,7 +96,7 @@ def adjust(request: Request, ctx: Ctx, officer: Staff, data: Annotated[Adjustmen
     if not cents:
         raise InvalidRequest("amount: dollars and cents, more than zero", field="amount", reason="invalid_value")
     signed = cents if data.direction == "credit" else -cents
-    ctx.settlement.adjust(_city(officer, "adjust"), data.merchant_id, signed, data.reason, data.ref_period,
+    ctx.settlement.adjust(office_city(officer, "adjust"), data.merchant_id, signed, data.reason, data.ref_period,
                           officer.actor, key=idempotency_key(data.idempotency_key))  # fmt: skip
     return pages.see_other(f"{ADJUSTMENTS_PATH}?done=adjusted")
 
@@ -113,7 +107,7 @@ def adjust(request: Request, ctx: Ctx, officer: Staff, data: Annotated[Adjustmen
 @get("/office/disputes", sync_to_thread=True)
 def disputes(request: Request, ctx: Ctx, officer: Staff) -> Template:
     """Card payment disputes, newest first, with their redemption and merchant (finance, auditors)."""
-    city = _city(officer, "disputes")
+    city = office_city(officer, "disputes")
     return render_office(request, ctx, officer, "office/disputes.html", disputes=ctx.payment_events.disputes(city, 100),
                          timezone=ctx.programs.get(city).timezone)  # fmt: skip
 

@@ -23,7 +23,7 @@ from litestar.response import Redirect, Template
 from api.http.params import CorrectionDecision, Ctx, DoneNotice, Id
 from community.domain.access import identity
 from web import pages
-from web.auth import Staff, may, require
+from web.auth import Staff, may, office_city
 from web.routes.office import render_office
 
 BASE = "/office/corrections"
@@ -40,15 +40,9 @@ class CorrectionForm(msgspec.Struct, frozen=True):
     direction: Literal["credit", "debit", ""] = ""
 
 
-def _city(officer: Staff, action: str = "corrections") -> str:
-    city = require(officer, action).city
-    assert city is not None
-    return city
-
-
 @get(BASE, sync_to_thread=True)
 def corrections(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = None) -> Template:
-    city = _city(officer)
+    city = office_city(officer, "corrections")
     pending = ctx.corrections.list(city, "pending", None, RECENT)
     recent = [c for c in ctx.corrections.list(city, None, None, RECENT).corrections if c.status != "pending"]
     return render_office(request, ctx, officer, "office/corrections.html", pending=pending.corrections, recent=recent,
@@ -61,7 +55,7 @@ def corrections(request: Request, ctx: Ctx, officer: Staff, done: DoneNotice = N
 
 @post(BASE, sync_to_thread=True)
 def propose(ctx: Ctx, officer: Staff, data: Annotated[CorrectionForm, Form]) -> Redirect:
-    city = _city(officer, "propose_correction")
+    city = office_city(officer, "propose_correction")
     made = ctx.corrections.propose(city, data.kind, data.target.strip(), data.points, data.reason, officer.actor,
                                    key=data.key, direction=data.direction or None)  # fmt: skip
     return pages.see_other(f"{BASE}?done={made.status}#done")
@@ -69,7 +63,7 @@ def propose(ctx: Ctx, officer: Staff, data: Annotated[CorrectionForm, Form]) -> 
 
 @post(f"{BASE}/{{correction_id:str}}/{{decision:str}}", sync_to_thread=True)
 def decide(ctx: Ctx, officer: Staff, correction_id: Id, decision: CorrectionDecision) -> Redirect:
-    made = ctx.corrections.decide(_city(officer), correction_id, decision, officer.actor)
+    made = ctx.corrections.decide(office_city(officer, "corrections"), correction_id, decision, officer.actor)
     return pages.see_other(f"{BASE}?done={made.status}#done")
 
 

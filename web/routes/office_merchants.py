@@ -28,7 +28,7 @@ from community.schemas import Member
 from finance.domain.settlement import period_bounds_us
 from ledger.domain.errors import InvalidRequest, LedgerError
 from web import pages
-from web.auth import Staff, may, require
+from web.auth import Staff, may, office_city
 from web.routes.office import render_office
 
 MERCHANTS_PATH = "/office/merchants"
@@ -55,12 +55,6 @@ class StatusForm(msgspec.Struct, frozen=True):
     status: str = ""
 
 
-def _city(officer: Staff, action: str) -> str:
-    city = require(officer, action).city
-    assert city is not None
-    return city
-
-
 def _enrol_error(request: Request, exc: LedgerError | msgspec.ValidationError) -> dict[str, str]:
     """What was wrong with the enrol form, by field (`id`, `name`, `category`)."""
     lang = pages.locale(request)
@@ -76,7 +70,7 @@ def _enrol_error(request: Request, exc: LedgerError | msgspec.ValidationError) -
 def _members_page(request: Request, ctx: Ctx, officer: Staff, kind: str, *, status_code: int = 200,
                   form: EnrolForm | None = None, errors: dict[str, str] | None = None, done: str | None = None) -> Template:  # fmt: skip
     """The list of the city's `kind` (merchants, organizations), its buttons and its enrol form."""
-    city = _city(officer, kind)
+    city = office_city(officer, kind)
     listing = ({"merchants": ctx.terminals.merchants(city).merchants, "categories": CATEGORIES} if kind == "merchants"
                else {"organizations": ctx.organizations.listing(city).organizations})  # fmt: skip
     return render_office(request, ctx, officer, f"office/{kind}.html", status_code=status_code, done=done,
@@ -90,7 +84,7 @@ def _enrolled(request: Request, ctx: Ctx, officer: Staff, kind: str, data: Enrol
     members, body = (
         (ctx.merchants, schemas.MerchantBody) if kind == "merchants" else (ctx.organizations, schemas.MemberBody)
     )
-    city = _city(officer, f"{kind}.edit")
+    city = office_city(officer, f"{kind}.edit")
     fields = {"id": data.id.strip(), "name": data.name.strip(), "category": data.category}
     try:
         checked = msgspec.convert({k: v for k, v in fields.items() if k in body.__struct_fields__}, body)
@@ -123,7 +117,7 @@ def merchant_enrol(request: Request, ctx: Ctx, officer: Staff,
 @get(f"{MERCHANTS_PATH}/{{merchant_id:str}}", sync_to_thread=True)
 def merchant_page(request: Request, ctx: Ctx, officer: Staff, merchant_id: Id, done: DoneNotice = None) -> Template:
     """One merchant: its status and what changes it, its terminals, this month's entries and totals."""
-    city = _city(officer, "merchants")
+    city = office_city(officer, "merchants")
     merchant = Member(**ctx.merchants.get(merchant_id, city))
     program = ctx.programs.get(city)
     since_us, until_us = period_bounds_us(program.local_day(ctx.clock()).strftime("%Y-%m"), program.timezone)
@@ -136,7 +130,7 @@ def merchant_page(request: Request, ctx: Ctx, officer: Staff, merchant_id: Id, d
 @post(f"{MERCHANTS_PATH}/{{merchant_id:str}}/status", sync_to_thread=True)
 def merchant_status(ctx: Ctx, officer: Staff, merchant_id: Id, data: Annotated[StatusForm, Form]) -> Redirect:
     """Approve, suspend or reinstate the merchant (audited `merchant.set_status`)."""
-    ctx.merchants.set_status(merchant_id, data.status, officer.actor, _city(officer, "merchants.edit"))
+    ctx.merchants.set_status(merchant_id, data.status, officer.actor, office_city(officer, "merchants.edit"))
     return pages.see_other(f"{MERCHANTS_PATH}/{merchant_id}?done={data.status}")
 
 
@@ -162,7 +156,7 @@ def organization_enrol(request: Request, ctx: Ctx, officer: Staff,
 @post(f"{ORGANIZATIONS_PATH}/{{member_id:str}}/status", sync_to_thread=True)
 def organization_status(ctx: Ctx, officer: Staff, member_id: Id, data: Annotated[StatusForm, Form]) -> Redirect:
     """Approve, suspend or reinstate the organization (audited `organization.set_status`)."""
-    ctx.organizations.set_status(member_id, data.status, officer.actor, _city(officer, "organizations.edit"))
+    ctx.organizations.set_status(member_id, data.status, officer.actor, office_city(officer, "organizations.edit"))
     return pages.see_other(f"{ORGANIZATIONS_PATH}?done={data.status}#org-{member_id}")
 
 

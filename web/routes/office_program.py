@@ -36,7 +36,7 @@ from community.domain.program import (
 )
 from web import pages
 from web.auth import Staff, may, require
-from web.i18n import gettext
+from web.i18n import N_, gettext
 from web.routes.office import render_office
 
 PROGRAM_PATH = "/office/program"
@@ -52,11 +52,6 @@ _WHOLE = re.compile(r"\d{1,13}")
 _DOLLARS = re.compile(r"(\d{1,7})(?:[.,](\d{1,2}))?")
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-
-
-def N_(message: str) -> str:
-    """A msgid for `python -m web.catalogs`, translated where it is shown."""
-    return message
 
 
 class Preview(msgspec.Struct, frozen=True):

@@ -27,7 +27,7 @@ from api.problems import problem_document
 from community.schemas import ActivationCode
 from ledger.domain.errors import LedgerError
 from web import pages
-from web.auth import Staff, require
+from web.auth import Staff, office_city
 from web.mail import activation_message
 from web.routes.office import render_office
 
@@ -57,12 +57,6 @@ class KeyForm(msgspec.Struct, frozen=True):
     key: Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def _city(officer: Staff) -> str:
-    city = require(officer, "residents").city
-    assert city is not None
-    return city
-
-
 def _key() -> str:
     """A form's idempotency key: sending the form twice (a double click, a reload) does it once."""
     return secrets.token_urlsafe(16)
@@ -76,7 +70,7 @@ def _lookup_page(request: Request, ctx: Ctx, officer: Staff, q: str = "", proble
 @get(BASE, sync_to_thread=True)
 def lookup(request: Request, ctx: Ctx, officer: Staff, q: ResidentLookup = "") -> Template | Redirect:
     """The lookup form; with `q`, the resident it names exactly, else the form again saying so (404)."""
-    city = _city(officer)
+    city = office_city(officer, "residents")
     if not q.strip():
         return _lookup_page(request, ctx, officer)
     try:
@@ -93,7 +87,7 @@ def enrol(request: Request, ctx: Ctx, officer: Staff, data: Annotated[EnrolForm,
     """Enrol, then show the first activation code once (no redirect: the code is never put in a URL;
     sending the form again answers the same resident and code, by its idempotency key), or e-mail it
     to the resident when asked (a mail server set: `Activation.send`, as the API's …/activation/email)."""
-    city = _city(officer)
+    city = office_city(officer, "residents")
     personal = {k: v.strip() for k, v in (("name", data.name), ("email", data.email), ("phone", data.phone))
                 if v.strip()} | {"language": data.language}  # fmt: skip
     resident = ctx.residents.enroll(city, personal, data.level, officer.actor, key=data.key)
@@ -104,7 +98,7 @@ def enrol(request: Request, ctx: Ctx, officer: Staff, data: Annotated[EnrolForm,
 
 
 def _send_code(request: Request, ctx: Ctx, officer: Staff, resident_id: str, key: str) -> Redirect:
-    ctx.activation.send(resident_id, _city(officer), officer.actor,
+    ctx.activation.send(resident_id, office_city(officer, "residents"), officer.actor,
                         activation_message(ctx, pages.site_origin(request, ctx)), key=key)  # fmt: skip
     return _back(resident_id, "code-sent")
 
@@ -118,7 +112,7 @@ def _code_page(request: Request, ctx: Ctx, officer: Staff, code: ActivationCode,
 
 @get(f"{BASE}/{{resident_id:str}}", sync_to_thread=True)
 def resident(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, done: DoneNotice = None) -> Template:
-    city = _city(officer)
+    city = office_city(officer, "residents")
     record = ctx.residents.record(resident_id, city)
     communities = {c.city: c for c in ctx.programs.communities()}
     return render_office(request, ctx, officer, "office/residents_record.html", record=record, done=done,
@@ -134,27 +128,29 @@ def _back(resident_id: str, done: str) -> Redirect:
 
 @post(f"{BASE}/{{resident_id:str}}/renew", sync_to_thread=True)
 def renew(ctx: Ctx, officer: Staff, resident_id: Id) -> Redirect:
-    ctx.residents.renew(resident_id, officer.actor, _city(officer))
+    ctx.residents.renew(resident_id, officer.actor, office_city(officer, "residents"))
     return _back(resident_id, "renewed")
 
 
 @post(f"{BASE}/{{resident_id:str}}/level", sync_to_thread=True)
 def set_level(ctx: Ctx, officer: Staff, resident_id: Id, data: Annotated[LevelForm, Form]) -> Redirect:
     """The level, with what was seen: the service refuses an empty evidence (the audit trail keeps it)."""
-    ctx.residents.set_level(resident_id, data.level, officer.actor, _city(officer), data.evidence.strip())
+    ctx.residents.set_level(
+        resident_id, data.level, officer.actor, office_city(officer, "residents"), data.evidence.strip()
+    )
     return _back(resident_id, "level")
 
 
 @post(f"{BASE}/{{resident_id:str}}/cards/{{card_id:str}}/revoke", sync_to_thread=True)
 def revoke_card(ctx: Ctx, officer: Staff, resident_id: Id, card_id: Id) -> Redirect:
-    ctx.residents.revoke_card(card_id, officer.actor, _city(officer))
+    ctx.residents.revoke_card(card_id, officer.actor, office_city(officer, "residents"))
     return _back(resident_id, "card-revoked")
 
 
 @post(f"{BASE}/{{resident_id:str}}/activation", sync_to_thread=True, status_code=201)
 def new_code(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, data: Annotated[KeyForm, Form]) -> Template:
     """A new code, shown once (the older one stops working)."""
-    code = ctx.activation.issue(resident_id, _city(officer), officer.actor, key=data.key)
+    code = ctx.activation.issue(resident_id, office_city(officer, "residents"), officer.actor, key=data.key)
     return _code_page(request, ctx, officer, code, enrolled=False)
 
 
@@ -167,13 +163,13 @@ def email_code(request: Request, ctx: Ctx, officer: Staff, resident_id: Id, data
 @post(f"{BASE}/{{resident_id:str}}/erasure", sync_to_thread=True)
 def schedule_erasure(ctx: Ctx, officer: Staff, resident_id: Id) -> Redirect:
     """Erasure after the delay a resident's own request waits, cancellable until then."""
-    ctx.residents.request_erasure(resident_id, officer.actor, _city(officer))
+    ctx.residents.request_erasure(resident_id, officer.actor, office_city(officer, "residents"))
     return _back(resident_id, "erasure-scheduled")
 
 
 @post(f"{BASE}/{{resident_id:str}}/erasure/cancel", sync_to_thread=True)
 def cancel_erasure(ctx: Ctx, officer: Staff, resident_id: Id) -> Redirect:
-    ctx.residents.cancel_erasure(resident_id, officer.actor, _city(officer))
+    ctx.residents.cancel_erasure(resident_id, officer.actor, office_city(officer, "residents"))
     return _back(resident_id, "erasure-cancelled")
 
 

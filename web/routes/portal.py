@@ -10,15 +10,15 @@ from litestar.response import Template
 
 from api.http.params import Ctx
 from web import pages
-from web.auth import Merchant
+from web.auth import Merchant, owner_merchant
 
 
 @get("/portal", sync_to_thread=True)
 def portal_home(request: Request, ctx: Ctx, owner: Merchant) -> Template:
-    assert owner.merchant_id is not None and owner.city is not None
-    merchant = ctx.merchants.get(owner.merchant_id, owner.city)
+    city, merchant_id = owner_merchant(owner)
+    merchant = ctx.merchants.get(merchant_id, city)
     return pages.render(
-        request, "portal/home.html", owner=owner, merchant=merchant, city_name=pages.city_name(ctx, owner.city)
+        request, "portal/home.html", owner=owner, merchant=merchant, city_name=pages.city_name(ctx, city)
     )
 
 

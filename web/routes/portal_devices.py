@@ -25,7 +25,7 @@ from litestar.response import Redirect, Template
 from api.http.params import Ctx, DoneNotice, Id, OptionalSequence, PairingCodeQuery
 from merchants.service_layer.activity import activity
 from web import pages
-from web.auth import Merchant
+from web.auth import Merchant, owner_merchant
 
 TERMINALS = "/portal/terminals"
 ACTIVITY_PAGE = 25  # records per page of the merchant's activity
@@ -46,11 +46,6 @@ class OnboardingForm(msgspec.Struct, frozen=True):
     idempotency_key: str = ""  # the page's: a double submit asks Stripe for one link
 
 
-def _owner(owner: Merchant) -> tuple[str, str]:
-    assert owner.city is not None and owner.merchant_id is not None  # a portal session is a bound `merchant`
-    return owner.city, owner.merchant_id
-
-
 def _form_key(key: str) -> str:
     """The form's idempotency key, or a fresh one if the form came without the page's (a stale page)."""
     if not key or not key.isprintable() or " " in key or len(key) > MAX_FORM_KEY:
@@ -63,20 +58,20 @@ def _name(text: str) -> str | None:
 
 
 def _render(request: Request, ctx: Ctx, owner: Merchant, template: str, **context: Any) -> Template:
-    city, _ = _owner(owner)
+    city, _ = owner_merchant(owner)
     return pages.render(request, template, owner=owner, timezone=ctx.programs.get(city).timezone, **context)
 
 
 @get(TERMINALS, sync_to_thread=True)
 def terminals(request: Request, ctx: Ctx, owner: Merchant, done: DoneNotice = None) -> Template:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     return _render(request, ctx, owner, "portal/terminals.html", listing=ctx.terminals.of_merchant(merchant_id, city),
                    idempotency_key=secrets.token_urlsafe(18), done=done)  # fmt: skip
 
 
 @post(f"{TERMINALS}/pairing-codes", sync_to_thread=True, status_code=303)
 def issue_code(ctx: Ctx, owner: Merchant, data: Annotated[PairForm, Form]) -> Redirect:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     issued = ctx.pairing.issue(merchant_id, city, owner.actor, _name(data.name), key=_form_key(data.idempotency_key))
     return pages.see_other(f"{TERMINALS}/pairing?code={issued.code}")
 
@@ -84,7 +79,7 @@ def issue_code(ctx: Ctx, owner: Merchant, data: Annotated[PairForm, Form]) -> Re
 @get(f"{TERMINALS}/pairing", sync_to_thread=True)
 def pairing(request: Request, ctx: Ctx, owner: Merchant, code: PairingCodeQuery) -> Template:
     """The code, big, with the QR a tablet's camera opens (`/terminal/pair?code=…`), while it works."""
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     live = ctx.pairing.live(code, merchant_id, city)
     url = f"{pages.site_origin(request, ctx)}/terminal/pair?code={live.code}"
     qr = segno.make(url, error="m").svg_data_uri(scale=5, border=2)
@@ -93,21 +88,21 @@ def pairing(request: Request, ctx: Ctx, owner: Merchant, code: PairingCodeQuery)
 
 @post(f"{TERMINALS}/{{key_id:str}}/name", sync_to_thread=True, status_code=303)
 def rename(key_id: Id, ctx: Ctx, owner: Merchant, data: Annotated[NameForm, Form]) -> Redirect:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     ctx.terminals.rename(key_id, _name(data.name), owner.actor, city, merchant_id=merchant_id)
     return pages.see_other(f"{TERMINALS}?done=renamed")
 
 
 @post(f"{TERMINALS}/{{key_id:str}}/revoke", sync_to_thread=True, status_code=303)
 def revoke(key_id: Id, ctx: Ctx, owner: Merchant) -> Redirect:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     ctx.terminals.revoke(key_id, owner.actor, city, merchant_id=merchant_id)
     return pages.see_other(f"{TERMINALS}?done=revoked")
 
 
 @get("/portal/activity", sync_to_thread=True)
 def merchant_activity(request: Request, ctx: Ctx, owner: Merchant, before: OptionalSequence = None) -> Template:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     page = activity(ctx.engine, city, merchant_id, before, ACTIVITY_PAGE)
     return _render(request, ctx, owner, "portal/activity.html", page=page, before=before)
 
@@ -116,7 +111,7 @@ ONBOARDING = "/portal/payout-onboarding"
 
 
 def _payout_page(request: Request, ctx: Ctx, owner: Merchant, back: str | None) -> Template:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     return _render(request, ctx, owner, "portal/payout_onboarding.html", back=back,
                    status=ctx.onboarding.status(city, merchant_id, owner.actor), idempotency_key=secrets.token_urlsafe(18))  # fmt: skip
 
@@ -129,7 +124,7 @@ def payout_account(request: Request, ctx: Ctx, owner: Merchant) -> Template:
 @post(ONBOARDING, sync_to_thread=True, status_code=303)
 def start_onboarding(ctx: Ctx, owner: Merchant, data: Annotated[OnboardingForm, Form]) -> Redirect:
     """Off to Stripe's hosted onboarding (its account link), for a first link or a new one."""
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     link = ctx.onboarding.start(city, merchant_id, owner.actor, key=_form_key(data.idempotency_key))
     return Redirect(link.url, status_code=303, headers=pages.SECURITY_HEADERS)  # Stripe's page, not ours
 

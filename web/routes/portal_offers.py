@@ -41,8 +41,8 @@ from marketplace.domain.errors import InvalidItem
 from marketplace.schemas import Item
 from marketplace.service_layer.catalog import Owner
 from web import pages
-from web.auth import Merchant
-from web.i18n import cents_input, dollars, gettext, parse_cents, parse_points, points
+from web.auth import Merchant, owner_merchant
+from web.i18n import N_, cents_input, dollars, gettext, parse_cents, parse_points, points
 
 OFFERS_PATH = "/portal/offers"
 SHOP_PATH = "/portal/shop"
@@ -59,11 +59,6 @@ Text = Annotated[str, msgspec.Meta(max_length=4_000)]
 FORM_FIELDS = {"title": "title_fr", "category": "category", "price_points": "price_points", "cash_cents": "cash",
                "quantity": "quantity", "per_resident_limit": "quantity", "valid_from_us": "valid_from",
                "valid_until_us": "valid_until"}  # fmt: skip
-
-
-def N_(message: str) -> str:
-    """A msgid for `python -m web.catalogs` to extract, translated where it is shown."""
-    return message
 
 
 class OfferForm(msgspec.Struct, frozen=True):
@@ -94,8 +89,8 @@ class ShopForm(msgspec.Struct, frozen=True):
 
 
 def _owner(principal: Principal) -> Owner:
-    assert principal.merchant_id is not None and principal.city is not None  # a portal session's principal
-    return Owner(principal.city, principal.merchant_id, principal.actor)
+    city, merchant_id = owner_merchant(principal)
+    return Owner(city, merchant_id, principal.actor)
 
 
 def _zone(ctx: Ctx, principal: Principal) -> ZoneInfo:

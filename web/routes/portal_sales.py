@@ -19,7 +19,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from api.http.params import Ctx, OptionalPeriod, OptionalSequence, Period
 from finance.schemas import MerchantPeriod
 from web import pages
-from web.auth import Merchant
+from web.auth import Merchant, owner_merchant
 
 # WeasyPrint resolves the page's links against this base, and fetches only what lies under /static/.
 PDF_BASE_URL = "https://entraide.invalid/"
@@ -27,13 +27,8 @@ STATEMENT_TEMPLATE = "portal/statement.html"
 _PRINT = pages.environment()  # the pages' own Jinja2 environment, for rendering outside a response
 
 
-def _owner(owner: Merchant) -> tuple[str, str]:
-    assert owner.merchant_id is not None and owner.city is not None
-    return owner.city, owner.merchant_id
-
-
 def _context(ctx: Ctx, owner: Merchant) -> dict[str, Any]:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     return {"merchant": ctx.merchants.get(merchant_id, city), "city_name": pages.city_name(ctx, city),
             "timezone": ctx.programs.get(city).timezone}  # fmt: skip
 
@@ -42,7 +37,7 @@ def _context(ctx: Ctx, owner: Merchant) -> dict[str, Any]:
 def sales(request: Request, ctx: Ctx, owner: Merchant, month: OptionalPeriod = None,
           before: OptionalSequence = None) -> Template:  # fmt: skip
     """Today's and a month's awards, redemptions and refunds, with their totals in points and dollars."""
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     found = ctx.merchant_statements.sales(city, merchant_id, month, before)
     return pages.render(request, "portal/sales.html", sales=found, before=before, **_context(ctx, owner))
 
@@ -50,21 +45,21 @@ def sales(request: Request, ctx: Ctx, owner: Merchant, month: OptionalPeriod = N
 @get("/portal/statements", sync_to_thread=True)
 def statements(request: Request, ctx: Ctx, owner: Merchant) -> Template:
     """The closed periods, latest first, with what each pays or collects and where that stands."""
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     found = ctx.merchant_statements.periods(city, merchant_id)
     return pages.render(request, "portal/statements.html", periods=found.periods, **_context(ctx, owner))
 
 
 @get("/portal/statements/{period:str}", sync_to_thread=True)
 def statement(request: Request, ctx: Ctx, owner: Merchant, period: Period) -> Template:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     found = ctx.merchant_statements.closed(city, merchant_id, period)
     return pages.render(request, STATEMENT_TEMPLATE, statement=found, printed=False, **_context(ctx, owner))
 
 
 @get("/portal/statements/{period:str}/statement.csv", sync_to_thread=True)
 def statement_csv(ctx: Ctx, owner: Merchant, period: Period) -> Response[bytes]:
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     body = ctx.merchant_statements.closed_csv(city, merchant_id, period)
     return pages.download(body, "text/csv; charset=utf-8", f"entraide-statement-{city}-{merchant_id}-{period}.csv")
 
@@ -72,7 +67,7 @@ def statement_csv(ctx: Ctx, owner: Merchant, period: Period) -> Response[bytes]:
 @get("/portal/statements/{period:str}/statement.pdf", sync_to_thread=True)
 def statement_pdf(request: Request, ctx: Ctx, owner: Merchant, period: Period) -> Response[bytes]:
     """The statement page itself, printed: the same template and data, the print stylesheet applied."""
-    city, merchant_id = _owner(owner)
+    city, merchant_id = owner_merchant(owner)
     found = ctx.merchant_statements.closed(city, merchant_id, period)
     pdf = statement_document(pages.locale(request), found, **_context(ctx, owner)).write_pdf()
     return pages.download(pdf, "application/pdf", f"entraide-statement-{city}-{merchant_id}-{period}.pdf")
